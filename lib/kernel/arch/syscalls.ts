@@ -1,0 +1,113 @@
+/*
+ * System-call entry (LKL's arch/lkl/kernel/syscalls.c, redesigned for one event loop).
+ *
+ * Host code calls syscall(nr, args): the request is raised as IRQ_SYSCALL carrying its data
+ * and a host promise is returned. The IRQ handler only queues the request and wakes a
+ * syscall thread. A pool of kernel threads takes requests in order and runs the handlers,
+ * so a call that sleeps on I/O leaves the CPU to the others. Results: >= 0 or an object on
+ * success, -errno on failure (handlers throw Errno). Any other exception is a kernel bug: it
+ * is printed and the call returns -EIO rather than taking the process down.
+ *
+ * All syscall threads act for one process (LKL's single host process): its credentials,
+ * fs context and file table live in `processCtx` and are installed into each syscall thread
+ * before it runs a request.
+ */
+import { current, kthreadRun, requestIrq, triggerIrq, host, type Task } from './cpu.js';
+import { IRQ_SYSCALL } from './irqs.js';
+import { WaitQueueHead, waitEvent } from '../kernel/wait.js';
+import { Errno } from '../include/errno.js';
+import { EIO, ENOSYS } from '../include/uapi.js';
+
+export type SyscallHandler = (...args: any[]) => Promise<unknown> | unknown;
+
+interface SyscallRequest { nr: number; args: unknown[]; resolve: (r: unknown) => void }
+
+const table = new Map<number, { name: string; fn: SyscallHandler }>();
+
+/** Register the handler of system call `nr` (the asm-generic number). */
+export function defineSyscall(nr: number, name: string, fn: SyscallHandler): void {
+  if (table.has(nr)) throw new Error(`syscall ${nr} (${name}) defined twice`);
+  table.set(nr, { name, fn });
+}
+export function syscallName(nr: number): string | undefined { return table.get(nr)?.name; }
+
+class SyscallState {
+  queue: SyscallRequest[] = [];
+  wq = new WaitQueueHead();
+  threads: Task[] = [];
+  stopping = false;
+  processCtx: Record<string, unknown> = Object.create(null);
+  inFlight = 0;
+  served = 0;
+  idleWq = new WaitQueueHead();
+}
+let st = new SyscallState();
+
+/** The process context syscall threads act for (cred, fs, files; set by subsystems at boot). */
+export function processContext(): Record<string, unknown> { return st.processCtx; }
+
+export function syscallInit(nThreads: number): void {
+  st = new SyscallState();
+  const me = st;
+  requestIrq(IRQ_SYSCALL, (_irq, data) => {
+    me.queue.push(data as SyscallRequest);
+    me.wq.wakeUp(1);
+  });
+  for (let i = 0; i < nThreads; i++) {
+    const t: Task = kthreadRun(`syscall/${i}`, async () => {
+      for (;;) {
+        await waitEvent(me.wq, () => me.queue.length > 0 || t.shouldStop, true);
+        const req = me.queue.shift();
+        if (!req) return;
+        me.inFlight++;
+        Object.assign(t.ctx, me.processCtx);
+        let result: unknown;
+        try { result = await runHandler(req.nr, req.args); } finally {
+          me.inFlight--;
+          me.served++;
+          if (me.inFlight === 0 && me.queue.length === 0) me.idleWq.wakeUpAll();
+        }
+        req.resolve(result);
+        // More requests may be queued than threads woken: pass the baton.
+        if (me.queue.length) me.wq.wakeUp(1);
+      }
+    });
+    me.threads.push(t);
+  }
+}
+
+async function runHandler(nr: number, args: unknown[]): Promise<unknown> {
+  const e = table.get(nr);
+  if (!e) return -ENOSYS;
+  try {
+    const r = await e.fn(...args);
+    return r === undefined ? 0 : r;
+  } catch (err) {
+    if (err instanceof Errno) return -err.errno;
+    host().print(`BUG: syscall ${e.name} (${nr}) threw: ${(err as Error)?.stack ?? err}`);
+    return -EIO;
+  }
+}
+
+/**
+ * Host side: make system call `nr`. Never rejects; resolves with the result or -errno.
+ * After halt it resolves to -ENOSYS... (the kernel is gone: nothing runs it).
+ */
+export function syscall(nr: number, args: unknown[]): Promise<any> {
+  return new Promise((resolve) => triggerIrq(IRQ_SYSCALL, { nr, args, resolve } satisfies SyscallRequest));
+}
+
+/** Stop the syscall threads once idle (from a kernel thread at halt). */
+export async function syscallHalt(): Promise<void> {
+  const me = st;
+  await waitEvent(me.idleWq, () => me.inFlight <= countSelf(me) && me.queue.length === 0);
+  me.stopping = true;
+  for (const t of me.threads) t.shouldStop = true;
+  me.wq.wakeUpAll();
+}
+/** The halting syscall itself (reboot) is in flight while it waits for the others. */
+function countSelf(me: SyscallState): number { return me.threads.includes(current()) ? 1 : 0; }
+export function syscallStats(): { served: number; inFlight: number; queued: number } {
+  return { served: st.served, inFlight: st.inFlight, queued: st.queue.length };
+}
+export function syscallThreads(): Task[] { return st.threads; }

@@ -1,0 +1,328 @@
+/*
+ * The VFS objects and operation tables (include/linux/fs.h, dcache.h, mount.h, xattr.h):
+ * the contract between the VFS core (lib/kernel/fs/*.ts) and every filesystem
+ * (lib/kernel/fs/<name>/). Shapes and names follow Linux; Documentation/filesystems/vfs.rst
+ * describes the semantics, and deviations are noted here.
+ *
+ * Conventions for every operation:
+ * - Operations are async and may sleep. Errors are thrown as Errno (include/errno.ts).
+ * - Names are byte strings (include/bstr.ts); `dentry.d_name` has no '/' and no NUL.
+ * - Kernel code awaits each async call before making the next one (never Promise.all):
+ *   a kernel thread is one flow of control that sleeps at each await.
+ * - Locking as in Linux: the VFS holds the parent directory's i_rwsem (write) around
+ *   create/link/unlink/mkdir/rmdir/mknod/symlink/rename, the inode's for setattr and
+ *   write; the filesystem does not take them again.
+ */
+import type { Timespec, Statfs } from './uapi.js';
+import type { Page } from '../mm/page_alloc.js';
+import type { BlockDevice } from './blk.js';
+import { RwSem, Mutex } from '../kernel/wait.js';
+
+/* superblock flags (SB_*, same bits as MS_*) */
+export const SB_RDONLY = 1, SB_NOSUID = 2, SB_NODEV = 4, SB_NOEXEC = 8, SB_SYNCHRONOUS = 16,
+  SB_MANDLOCK = 64, SB_DIRSYNC = 128, SB_NOATIME = 1024, SB_NODIRATIME = 2048, SB_SILENT = 32768,
+  SB_POSIXACL = 1 << 16, SB_LAZYTIME = 1 << 25, SB_ACTIVE = 1 << 30;
+/* per-mount flags (MNT_*) */
+export const MNT_NOSUID = 0x01, MNT_NODEV = 0x02, MNT_NOEXEC = 0x04, MNT_NOATIME = 0x08,
+  MNT_NODIRATIME = 0x10, MNT_RELATIME = 0x20, MNT_READONLY = 0x40;
+/* inode state (I_*) */
+export const I_NEW = 1 << 0, I_DIRTY_SYNC = 1 << 1, I_DIRTY_DATASYNC = 1 << 2, I_DIRTY_PAGES = 1 << 3,
+  I_FREEING = 1 << 4, I_WILL_FREE = 1 << 5, I_CLEAR = 1 << 6;
+export const I_DIRTY_INODE = I_DIRTY_SYNC | I_DIRTY_DATASYNC;
+export const I_DIRTY = I_DIRTY_INODE | I_DIRTY_PAGES;
+/* setattr ia_valid bits (ATTR_*) */
+export const ATTR_MODE = 1, ATTR_UID = 2, ATTR_GID = 4, ATTR_SIZE = 8, ATTR_ATIME = 16,
+  ATTR_MTIME = 32, ATTR_CTIME = 64, ATTR_ATIME_SET = 128, ATTR_MTIME_SET = 256, ATTR_FORCE = 512,
+  ATTR_KILL_SUID = 2048, ATTR_KILL_SGID = 4096, ATTR_FILE = 8192, ATTR_OPEN = 32768, ATTR_TIMES_SET = 65536;
+/* fmode_t */
+export const FMODE_READ = 1, FMODE_WRITE = 2, FMODE_LSEEK = 4, FMODE_PREAD = 8, FMODE_PWRITE = 16,
+  FMODE_EXEC = 32, FMODE_PATH = 1 << 14;
+/* lookup flags */
+export const LOOKUP_FOLLOW = 1, LOOKUP_DIRECTORY = 2, LOOKUP_CREATE = 0x200, LOOKUP_EXCL = 0x400,
+  LOOKUP_RENAME_TARGET = 0x800;
+/* may_* for permission() */
+export const MAY_EXEC = 1, MAY_WRITE = 2, MAY_READ = 4, MAY_APPEND = 8, MAY_ACCESS = 16, MAY_OPEN = 32,
+  MAY_NOT_BLOCK = 128;
+/* file system type flags */
+export const FS_REQUIRES_DEV = 1;
+
+/** Credentials of the task performing an operation (include/linux/cred.h). */
+export interface Cred {
+  uid: number; gid: number; suid: number; sgid: number; euid: number; egid: number;
+  fsuid: number; fsgid: number; groups: number[];
+  /** Capabilities (CAP_* bit numbers) that are in effect: root has them all. */
+  caps: Set<number>;
+}
+export const CAP_CHOWN = 0, CAP_DAC_OVERRIDE = 1, CAP_DAC_READ_SEARCH = 2, CAP_FOWNER = 3,
+  CAP_FSETID = 4, CAP_SETGID = 6, CAP_SETUID = 7, CAP_LINUX_IMMUTABLE = 9, CAP_SYS_CHROOT = 18,
+  CAP_SYS_ADMIN = 21, CAP_SYS_BOOT = 22, CAP_SYS_RESOURCE = 24, CAP_SYS_TIME = 25, CAP_MKNOD = 27;
+
+export interface Iattr {
+  ia_valid: number; ia_mode?: number; ia_uid?: number; ia_gid?: number; ia_size?: number;
+  ia_atime?: Timespec; ia_mtime?: Timespec; ia_ctime?: Timespec; ia_file?: File;
+}
+
+/** What getattr fills (struct kstat); the VFS turns it into Stat/Statx. */
+export interface Kstat {
+  result_mask: number; mode: number; nlink: number; uid: number; gid: number; rdev: number;
+  dev: number; ino: number; size: number; blksize: number; blocks: number;
+  atime: Timespec; mtime: Timespec; ctime: Timespec; btime?: Timespec; attributes: number;
+}
+
+export interface FileSystemType {
+  readonly name: string;
+  readonly fs_flags: number;
+  /**
+   * Fill a new superblock (fill_super): read and validate the on-disk super, set s_op,
+   * s_blocksize, s_maxbytes, s_magic, s_time_gran, s_xattr, s_fs_info, and s_root
+   * (from d_make_root(iget(root))). `sb.s_bdev` is set for FS_REQUIRES_DEV types. On
+   * failure throw (EINVAL for "not this filesystem"/bad options, EUCLEAN for corruption,
+   * EIO for I/O errors) after printing one clear kernel message.
+   */
+  fill_super(sb: SuperBlock, data: string, silent: boolean): Promise<void>;
+  /** Optional extra teardown after the VFS has evicted inodes and called put_super. */
+  kill_sb?(sb: SuperBlock): Promise<void>;
+}
+
+export interface SuperOperations {
+  /** Allocate the fs-specific inode object (an Inode subclass); default: new Inode(sb). */
+  alloc_inode?(sb: SuperBlock): Inode;
+  destroy_inode?(inode: Inode): void;
+  /** Mark inode dirty (called after the VFS changed fields). */
+  dirty_inode?(inode: Inode, flags: number): Promise<void>;
+  /** Write the in-core inode to its on-disk copy (sync = wait for I/O). */
+  write_inode?(inode: Inode, sync: boolean): Promise<void>;
+  /** Last reference dropped: return true to evict now (e.g. nlink 0), false to cache. */
+  drop_inode?(inode: Inode): boolean;
+  /** Release on-disk/in-core resources of an inode leaving the cache (truncate+free if nlink 0). */
+  evict_inode?(inode: Inode): Promise<void>;
+  put_super?(sb: SuperBlock): Promise<void>;
+  sync_fs?(sb: SuperBlock, wait: boolean): Promise<void>;
+  freeze_fs?(sb: SuperBlock): Promise<void>;
+  statfs(dentry: Dentry): Promise<Statfs>;
+  remount_fs?(sb: SuperBlock, flags: number, data: string): Promise<number>;
+  show_options?(sb: SuperBlock): string;
+}
+
+export interface InodeOperations {
+  /** Find `dentry.d_name` in dir: return the inode, or null for a negative entry. */
+  lookup?(dir: Inode, dentry: Dentry, flags: number): Promise<Inode | null>;
+  create?(dir: Inode, dentry: Dentry, mode: number, excl: boolean): Promise<void>;
+  link?(oldDentry: Dentry, dir: Inode, dentry: Dentry): Promise<void>;
+  unlink?(dir: Inode, dentry: Dentry): Promise<void>;
+  symlink?(dir: Inode, dentry: Dentry, target: string): Promise<void>;
+  mkdir?(dir: Inode, dentry: Dentry, mode: number): Promise<void>;
+  rmdir?(dir: Inode, dentry: Dentry): Promise<void>;
+  mknod?(dir: Inode, dentry: Dentry, mode: number, rdev: number): Promise<void>;
+  rename?(oldDir: Inode, oldDentry: Dentry, newDir: Inode, newDentry: Dentry, flags: number): Promise<void>;
+  /** Symlink target as a byte string. */
+  get_link?(dentry: Dentry | null, inode: Inode): Promise<string>;
+  permission?(inode: Inode, mask: number): Promise<void>;
+  setattr?(dentry: Dentry, attr: Iattr): Promise<void>;
+  getattr?(dentry: Dentry, stat: Kstat, requestMask: number, flags: number): Promise<void>;
+  listxattr?(dentry: Dentry): Promise<string[]>;
+  update_time?(inode: Inode, flags: number): Promise<void>;
+  tmpfile?(dir: Inode, dentry: Dentry, mode: number): Promise<void>;
+}
+
+/** Passed to iterate_shared: the fs emits entries from `pos` on and advances `pos`. */
+export interface DirContext {
+  pos: number;
+  /** dir_emit: false means "buffer full, stop" (the entry was NOT consumed: keep pos at it). */
+  emit(name: string, ino: number, dtype: number): boolean;
+}
+
+export interface FileOperations {
+  llseek?(file: File, offset: number, whence: number): Promise<number>;
+  /** read_iter: read into buf at pos; return bytes read (0 at EOF). */
+  read?(file: File, buf: Uint8Array, pos: number): Promise<number>;
+  /** write_iter: write buf at pos (the VFS resolves O_APPEND first); return bytes written. */
+  write?(file: File, buf: Uint8Array, pos: number): Promise<number>;
+  iterate_shared?(file: File, ctx: DirContext): Promise<void>;
+  open?(inode: Inode, file: File): Promise<void>;
+  flush?(file: File): Promise<void>;
+  release?(inode: Inode, file: File): Promise<void>;
+  fsync?(file: File, start: number, end: number, datasync: boolean): Promise<void>;
+  fallocate?(file: File, mode: number, offset: number, len: number): Promise<void>;
+}
+
+export interface WritebackControl {
+  /** WB_SYNC_ALL waits for every page; WB_SYNC_NONE is background writeback. */
+  sync_mode: 'none' | 'all';
+  nr_to_write: number;
+  range_start: number;
+  range_end: number;
+  for_reclaim?: boolean;
+}
+
+export interface AddressSpaceOperations {
+  /**
+   * read_folio: called with the page locked and not uptodate. Start reading it; when the
+   * data is in, set PG_uptodate (or PG_error) and unlock the page — possibly later, from
+   * I/O completion. Returning does not mean the read is done: callers wait on the page lock.
+   */
+  readpage(file: File | null, page: Page): Promise<void>;
+  /** Optional batch read-ahead of locked, not-uptodate pages (same contract per page). */
+  readahead?(mapping: AddressSpace, pages: Page[]): Promise<void>;
+  /**
+   * writepage: called with the page locked, its dirty bit already cleared for I/O. Set
+   * PG_writeback, unlock, submit; end writeback at I/O completion (endPageWriteback).
+   */
+  writepage?(page: Page, wbc: WritebackControl): Promise<void>;
+  writepages?(mapping: AddressSpace, wbc: WritebackControl): Promise<void>;
+  /** Prepare the page covering [pos, pos+len) for a write: return it locked (read first if partial). */
+  write_begin?(file: File | null, mapping: AddressSpace, pos: number, len: number): Promise<Page>;
+  /** After `copied` bytes went into the page: mark dirty, update i_size, unlock. Return copied. */
+  write_end?(file: File | null, mapping: AddressSpace, pos: number, len: number, copied: number, page: Page): Promise<number>;
+  /** Drop fs-private state of a page leaving the cache (buffer heads). */
+  invalidate_folio?(page: Page, offset: number, length: number): void;
+  /** May this clean page be freed? (false if buffers are busy) */
+  release_folio?(page: Page): boolean;
+  bmap?(mapping: AddressSpace, block: number): Promise<number>;
+}
+
+/** struct address_space: the page cache of one inode (or block device). */
+export class AddressSpace {
+  readonly pages = new Map<number, Page>();
+  a_ops: AddressSpaceOperations | null = null;
+  /** Number of dirty pages (kept by set/clear dirty helpers). */
+  nrdirty = 0;
+  /** Errors from asynchronous writeback, reported at the next fsync (AS_EIO / errseq). */
+  wb_err = 0;
+  /** Serializes writeback of this mapping. */
+  readonly wb_lock = new Mutex();
+  /** Private list of buffers dirtied for this inode's metadata (mark_buffer_dirty_inode). */
+  private_list: unknown[] = [];
+  constructor(public readonly host: Inode) {}
+}
+
+let nextInodeSeq = 1;
+export class Inode {
+  i_ino = 0;
+  i_mode = 0;
+  i_uid = 0;
+  i_gid = 0;
+  i_nlink = 0;
+  i_rdev = 0;
+  i_size = 0;
+  /** 512-byte sectors allocated. */
+  i_blocks = 0;
+  i_blkbits = 12;
+  i_atime: Timespec = { sec: 0, nsec: 0 };
+  i_mtime: Timespec = { sec: 0, nsec: 0 };
+  i_ctime: Timespec = { sec: 0, nsec: 0 };
+  /** Creation time where the filesystem has one (statx btime). */
+  i_btime: Timespec | null = null;
+  i_generation = 0;
+  i_flags = 0;
+  i_state = 0;
+  /** In-core references (iget/iput). */
+  i_count = 1;
+  i_op: InodeOperations = {};
+  i_fop: FileOperations = {};
+  readonly i_mapping: AddressSpace;
+  readonly i_rwsem = new RwSem();
+  /** Cached symlink target (fast symlinks), byte string. */
+  i_link: string | null = null;
+  /** Open file count for writing (i_writecount) and overall (for orphan handling). */
+  i_writecount = 0;
+  i_opencount = 0;
+  /** Device inodes: the block device (for /dev/vdX nodes). */
+  i_bdev: BlockDevice | null = null;
+  i_private: unknown = null;
+  /** Unique in-process id (debugging, Map keys independent of ino reuse). */
+  readonly seq = nextInodeSeq++;
+  constructor(public readonly i_sb: SuperBlock) { this.i_mapping = new AddressSpace(this); }
+}
+
+let nextDentrySeq = 1;
+export class Dentry {
+  d_inode: Inode | null = null;
+  d_parent: Dentry;
+  /** Children in the dcache, by name (positive and negative). */
+  readonly d_subdirs = new Map<string, Dentry>();
+  d_count = 1;
+  /** A vfsmount is mounted on this dentry (count of mounts). */
+  d_mounted = 0;
+  d_flags = 0;
+  /** Filesystem-private data (e.g. vfat's directory position). */
+  d_fsdata: unknown = null;
+  /** Unhashed (deleted or invalidated): lookups no longer find it. */
+  d_unhashed = false;
+  readonly seq = nextDentrySeq++;
+  constructor(public d_name: string, parent: Dentry | null, public readonly d_sb: SuperBlock) {
+    this.d_parent = parent ?? this;
+  }
+  get isRoot(): boolean { return this.d_parent === this; }
+}
+
+export class VfsMount {
+  mnt_flags = 0;
+  mnt_parent: VfsMount;
+  mnt_mountpoint: Dentry;
+  readonly mnt_children = new Set<VfsMount>();
+  mnt_count = 1;
+  /** Device name as given to mount (for /proc/mounts-like reporting). */
+  mnt_devname = '';
+  constructor(public readonly mnt_root: Dentry, public readonly mnt_sb: SuperBlock, parent: VfsMount | null, mountpoint: Dentry | null) {
+    this.mnt_parent = parent ?? this;
+    this.mnt_mountpoint = mountpoint ?? mnt_root;
+  }
+}
+
+export interface Path { mnt: VfsMount; dentry: Dentry }
+
+export class File {
+  f_pos = 0;
+  f_flags = 0;
+  f_mode = 0;
+  f_count = 1;
+  f_op: FileOperations;
+  readonly f_pos_lock = new Mutex();
+  private_data: unknown = null;
+  /** Write-back error sequence seen at open (errseq_t-lite). */
+  f_wb_err = 0;
+  constructor(public readonly f_path: Path, public readonly f_inode: Inode, fop: FileOperations) { this.f_op = fop; }
+}
+
+export interface XattrHandler {
+  /** Full name of a single attribute (system.posix_acl_access) or a prefix (user.). */
+  name?: string;
+  prefix?: string;
+  /** Is this namespace visible to listxattr for this dentry? */
+  list?(dentry: Dentry): boolean;
+  /** name is the part after the prefix. Return the value or throw ENODATA. */
+  get(dentry: Dentry | null, inode: Inode, name: string): Promise<Uint8Array>;
+  /** value null = remove. flags: XATTR_CREATE / XATTR_REPLACE. */
+  set?(dentry: Dentry | null, inode: Inode, name: string, value: Uint8Array | null, flags: number): Promise<void>;
+}
+
+let nextDev = 1;
+export class SuperBlock {
+  /** Device number (st_dev). */
+  s_dev: number;
+  s_blocksize = 4096;
+  s_blocksize_bits = 12;
+  s_maxbytes = Number.MAX_SAFE_INTEGER;
+  s_magic = 0;
+  s_flags = 0;
+  s_op!: SuperOperations;
+  s_xattr: XattrHandler[] = [];
+  s_root: Dentry | null = null;
+  s_bdev: BlockDevice | null = null;
+  s_fs_info: unknown = null;
+  /** Timestamp granularity in ns (1 = ns; vfat: 2e9 for mtime is handled by the fs). */
+  s_time_gran = 1;
+  s_time_min = -(2 ** 31);
+  s_time_max = 2 ** 31 - 1;
+  /** Identifier for messages ("vda1", "ramfs"). */
+  s_id = '';
+  /** Inode cache of this superblock, by inode number. */
+  readonly s_inodes = new Map<number, Inode>();
+  /** Inodes with I_DIRTY set (writeback list). */
+  readonly s_dirty = new Set<Inode>();
+  readonly s_umount = new RwSem();
+  /** Number of vfsmounts using this superblock. */
+  s_active = 0;
+  constructor(public readonly s_type: FileSystemType) { this.s_dev = nextDev++; }
+}

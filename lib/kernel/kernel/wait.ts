@@ -1,0 +1,159 @@
+/*
+ * Wait queues and the sleeping primitives built on them (Linux's kernel/sched/wait.c,
+ * kernel/locking/{mutex,rwsem,semaphore}.c, kernel/sched/completion.c).
+ *
+ * With one CPU and no preemption, "check the condition, then sleep" cannot lose a wake-up:
+ * nothing else runs between the check and the sleep. So these are simple, but they are the
+ * only places (with schedule() itself) where a kernel thread gives up the CPU.
+ */
+import { current, schedule, wakeUpProcess, inIrq, type Task } from '../arch/cpu.js';
+import { addTimer, delTimer, type KTimer } from './timer.js';
+
+interface WaitEntry { task: Task; exclusive: boolean }
+
+export class WaitQueueHead {
+  private entries: WaitEntry[] = [];
+  get active(): boolean { return this.entries.length > 0; }
+  get length(): number { return this.entries.length; }
+  add(e: WaitEntry): void { this.entries.push(e); }
+  remove(e: WaitEntry): void {
+    const i = this.entries.indexOf(e);
+    if (i >= 0) this.entries.splice(i, 1);
+  }
+  /** Wake every non-exclusive waiter and up to `nrExclusive` exclusive ones. */
+  wakeUp(nrExclusive = 1): void {
+    let excl = nrExclusive;
+    for (const e of [...this.entries]) {
+      if (e.exclusive) {
+        if (excl <= 0) continue;
+        if (wakeUpProcess(e.task)) excl--;
+      } else wakeUpProcess(e.task);
+    }
+  }
+  wakeUpAll(): void { this.wakeUp(Number.MAX_SAFE_INTEGER); }
+}
+
+/** Sleep once on `wq` (prepare_to_wait + schedule + finish_wait). */
+export async function sleepOn(wq: WaitQueueHead, exclusive = false): Promise<void> {
+  const task = current();
+  const e: WaitEntry = { task, exclusive };
+  wq.add(e);
+  task.state = 'sleeping';
+  try { await schedule(); } finally { wq.remove(e); }
+}
+
+/** wait_event: sleep until cond() is true. */
+export async function waitEvent(wq: WaitQueueHead, cond: () => boolean, exclusive = false): Promise<void> {
+  while (!cond()) await sleepOn(wq, exclusive);
+}
+
+/**
+ * wait_event_timeout: sleep until cond() or `timeoutNs` passed. Resolves true if the
+ * condition became true, false on timeout.
+ */
+export async function waitEventTimeout(wq: WaitQueueHead, cond: () => boolean, timeoutNs: number): Promise<boolean> {
+  if (cond()) return true;
+  const task = current();
+  let expired = false;
+  const timer: KTimer = addTimer(timeoutNs, () => { expired = true; wakeUpProcess(task); });
+  try {
+    while (!cond()) {
+      if (expired) return false;
+      await sleepOn(wq);
+    }
+    return true;
+  } finally { delTimer(timer); }
+}
+
+/** Sleep for `ns` nanoseconds (msleep/hrtimer_nanosleep). */
+export async function sleepNs(ns: number): Promise<void> {
+  const task = current();
+  let expired = false;
+  const timer = addTimer(ns, () => { expired = true; wakeUpProcess(task); });
+  try {
+    while (!expired) { task.state = 'sleeping'; await schedule(); }
+  } finally { delTimer(timer); }
+}
+
+/** Give the CPU to other runnable threads (cond_resched / yield). */
+export function yieldCpu(): Promise<void> { return schedule(); }
+
+/** struct completion. */
+export class Completion {
+  done = 0;
+  private wq = new WaitQueueHead();
+  complete(): void { this.done++; this.wq.wakeUp(1); }
+  completeAll(): void { this.done = Number.MAX_SAFE_INTEGER / 2; this.wq.wakeUpAll(); }
+  async wait(): Promise<void> {
+    await waitEvent(this.wq, () => this.done > 0, true);
+    this.done--;
+  }
+  reinit(): void { this.done = 0; }
+}
+
+/** struct mutex: sleeping lock with an owner. */
+export class Mutex {
+  owner: Task | null = null;
+  private wq = new WaitQueueHead();
+  get locked(): boolean { return this.owner !== null; }
+  async lock(): Promise<void> {
+    if (inIrq()) throw new Error('mutex_lock in IRQ context');
+    const me = current();
+    if (this.owner === me) throw new Error(`recursive mutex_lock by ${me.comm}`);
+    while (this.owner !== null) await sleepOn(this.wq, true);
+    this.owner = me;
+  }
+  tryLock(): boolean {
+    if (this.owner !== null) return false;
+    this.owner = current();
+    return true;
+  }
+  unlock(): void {
+    if (this.owner === null) throw new Error('mutex_unlock of unlocked mutex');
+    this.owner = null;
+    this.wq.wakeUp(1);
+  }
+  /** Run fn with the mutex held. */
+  async with<T>(fn: () => Promise<T> | T): Promise<T> {
+    await this.lock();
+    try { return await fn(); } finally { this.unlock(); }
+  }
+}
+
+/** struct rw_semaphore: many readers or one writer; writers are not starved. */
+export class RwSem {
+  private readers = 0;
+  private writer: Task | null = null;
+  private writersWaiting = 0;
+  private wq = new WaitQueueHead();
+  async downRead(): Promise<void> {
+    while (this.writer !== null || this.writersWaiting > 0) await sleepOn(this.wq);
+    this.readers++;
+  }
+  upRead(): void {
+    if (--this.readers === 0) this.wq.wakeUpAll();
+  }
+  async downWrite(): Promise<void> {
+    this.writersWaiting++;
+    try {
+      while (this.writer !== null || this.readers > 0) await sleepOn(this.wq);
+    } finally { this.writersWaiting--; }
+    this.writer = current();
+  }
+  upWrite(): void { this.writer = null; this.wq.wakeUpAll(); }
+  get isWriteLocked(): boolean { return this.writer !== null; }
+  get readerCount(): number { return this.readers; }
+}
+
+/** struct semaphore: counting semaphore. */
+export class Semaphore {
+  private wq = new WaitQueueHead();
+  constructor(private count: number) {}
+  async down(): Promise<void> {
+    while (this.count <= 0) await sleepOn(this.wq, true);
+    this.count--;
+  }
+  tryDown(): boolean { if (this.count <= 0) return false; this.count--; return true; }
+  up(): void { this.count++; this.wq.wakeUp(1); }
+  get value(): number { return this.count; }
+}
