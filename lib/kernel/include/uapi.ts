@@ -98,7 +98,9 @@ export const FALLOC_FL_KEEP_SIZE = 0x01, FALLOC_FL_PUNCH_HOLE = 0x02,
 /* include/uapi/linux/stat.h */
 export const S_IFMT = 0o170000, S_IFSOCK = 0o140000, S_IFLNK = 0o120000, S_IFREG = 0o100000,
   S_IFBLK = 0o060000, S_IFDIR = 0o040000, S_IFCHR = 0o020000, S_IFIFO = 0o010000,
-  S_ISUID = 0o4000, S_ISGID = 0o2000, S_ISVTX = 0o1000;
+  S_ISUID = 0o4000, S_ISGID = 0o2000, S_ISVTX = 0o1000, S_IRWXU = 0o700, S_IRUSR = 0o400,
+  S_IWUSR = 0o200, S_IXUSR = 0o100, S_IRWXG = 0o70, S_IRGRP = 0o40, S_IWGRP = 0o20, S_IXGRP = 0o10,
+  S_IRWXO = 0o7, S_IROTH = 0o4, S_IWOTH = 0o2, S_IXOTH = 0o1, S_IALLUGO = 0o7777;
 export const S_ISREG = (m: number) => (m & S_IFMT) === S_IFREG;
 export const S_ISDIR = (m: number) => (m & S_IFMT) === S_IFDIR;
 export const S_ISLNK = (m: number) => (m & S_IFMT) === S_IFLNK;
