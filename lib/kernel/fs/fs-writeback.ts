@@ -1,0 +1,325 @@
+/*
+ * Writeback (fs/fs-writeback.c, mm/page-writeback.c, fs/sync.c in miniature).
+ *
+ * Dirty pages and dirty inodes are tracked here. They reach the disk:
+ *  - periodically: a flusher (delayed work on the "writeback" workqueue) runs every
+ *    DIRTY_WRITEBACK_INTERVAL while anything is dirty and writes what has been dirty for
+ *    longer than DIRTY_EXPIRE — armed only while something is dirty, so an idle kernel has
+ *    no timer pending;
+ *  - under pressure: writers are throttled in balanceDirtyPages when dirty memory exceeds
+ *    DIRTY_RATIO of physical memory, and page allocation falls back to writebackForReclaim;
+ *  - on demand: fsync/fdatasync (vfsFsyncRange), syncfs/sync (syncFilesystem/syncAll) and
+ *    unmount. Asynchronous write errors are remembered on the mapping (wb_err) and
+ *    reported by the next fsync as EIO.
+ */
+import { WaitQueueHead, sleepOn, waitEvent } from '../kernel/wait.js';
+import { WorkQueue, DelayedWork } from '../kernel/workqueue.js';
+import { ktimeGetNs } from '../kernel/timer.js';
+import { PG_dirty, PG_writeback, memInfo, getPage, putPage, type Page } from '../mm/page_alloc.js';
+import type { AddressSpace, File, Inode, SuperBlock, WritebackControl } from '../include/fs.js';
+import { I_DIRTY_DATASYNC, I_DIRTY_INODE, I_DIRTY_PAGES, I_DIRTY_SYNC, I_FREEING, SB_RDONLY } from '../include/fs.js';
+import type { BlockDevice } from '../include/blk.js';
+import { err } from '../include/errno.js';
+import { EIO, EROFS } from '../include/uapi.js';
+import { lockPage, unlockPage, waitOnPageWriteback, mappingUnevictable } from '../mm/filemap.js';
+
+export const DIRTY_WRITEBACK_INTERVAL_NS = 5e9;
+export const DIRTY_EXPIRE_NS = 30e9;
+/** Fraction of physical memory that may be dirty before writers are throttled. */
+export const DIRTY_RATIO = 0.2;
+export const DIRTY_BACKGROUND_RATIO = 0.1;
+
+/** Mounted superblocks (the VFS adds each on mount and removes it at unmount). */
+export const allSupers = new Set<SuperBlock>();
+
+/** Hooks the block layer provides (set at its init) so fsync reaches buffers and the device. */
+export interface BlockHooks {
+  syncMappingBuffers(m: AddressSpace): Promise<void>;
+  blkdevIssueFlush(bdev: BlockDevice): Promise<void>;
+  syncBlockdev(bdev: BlockDevice): Promise<void>;
+}
+let blockHooks: BlockHooks | null = null;
+export function setBlockHooks(h: BlockHooks): void { blockHooks = h; }
+export function getBlockHooks(): BlockHooks | null { return blockHooks; }
+
+class WbState {
+  dirtyPages = 0;
+  writebackPages = 0;
+  /** Dirty inodes in dirtying order (the oldest first). */
+  dirtyInodes = new Map<Inode, number>();
+  wq: WorkQueue | null = null;
+  work: DelayedWork | null = null;
+  throttleWq = new WaitQueueHead();
+  writtenPages = 0;
+}
+let st = new WbState();
+
+/** Reset at boot (called by the VFS init). */
+export function writebackInit(): void {
+  st = new WbState();
+  st.wq = new WorkQueue('writeback', 1);
+  st.work = new DelayedWork(() => wbWorkfn());
+}
+
+export function writebackStats(): { dirtyPages: number; writebackPages: number; dirtyInodes: number; writtenPages: number } {
+  return { dirtyPages: st.dirtyPages, writebackPages: st.writebackPages, dirtyInodes: st.dirtyInodes.size, writtenPages: st.writtenPages };
+}
+
+export function accountDirty(m: AddressSpace, delta: number): void {
+  if (mappingUnevictable(m)) return;
+  m.nrdirty += delta;
+  st.dirtyPages += delta;
+  if (delta < 0) st.throttleWq.wakeUpAll();
+}
+export function accountWriteback(delta: number): void {
+  st.writebackPages += delta;
+  if (delta < 0) { st.writtenPages -= delta; st.throttleWq.wakeUpAll(); }
+}
+
+function wbWakeupDelayed(): void {
+  if (st.wq && st.work && !st.work.pending && !st.work.timer && !st.work.running)
+    st.wq.queueDelayedWork(st.work, DIRTY_WRITEBACK_INTERVAL_NS);
+}
+function wbWakeupNow(): void {
+  if (!st.wq || !st.work) return;
+  if (st.work.timer) st.wq.cancelDelayedWork(st.work);
+  st.wq.queueWork(st.work);
+}
+
+/** set_page_dirty for page-cache pages backed by storage. Returns true if newly dirtied. */
+export function setPageDirty(p: Page): boolean {
+  if (p.test(PG_dirty)) return false;
+  p.set(PG_dirty);
+  const m = p.mapping as AddressSpace | null;
+  if (m) {
+    accountDirty(m, 1);
+    if (!mappingUnevictable(m)) inodeDirtyPages(m.host);
+  }
+  return true;
+}
+
+/** clear_page_dirty_for_io: the page is locked; returns whether it was dirty. */
+export function clearPageDirtyForIo(p: Page): boolean {
+  if (!p.test(PG_dirty)) return false;
+  p.clear(PG_dirty);
+  const m = p.mapping as AddressSpace | null;
+  if (m) accountDirty(m, -1);
+  return true;
+}
+
+function inodeDirtyPages(inode: Inode): void {
+  if (!(inode.i_state & I_DIRTY_PAGES)) inode.i_state |= I_DIRTY_PAGES;
+  queueDirtyInode(inode);
+}
+function queueDirtyInode(inode: Inode): void {
+  if (!st.dirtyInodes.has(inode)) st.dirtyInodes.set(inode, ktimeGetNs());
+  inode.i_sb.s_dirty.add(inode);
+  wbWakeupDelayed();
+}
+
+/**
+ * mark_inode_dirty: I_DIRTY_SYNC (timestamps and the like), I_DIRTY_DATASYNC (size or
+ * block map: fdatasync must write it), I_DIRTY_PAGES. Calls s_op.dirty_inode for inode
+ * flags (journalling filesystems log the inode there).
+ */
+export async function markInodeDirty(inode: Inode, flags: number = I_DIRTY_SYNC | I_DIRTY_DATASYNC): Promise<void> {
+  const sb = inode.i_sb;
+  if (flags & I_DIRTY_INODE && sb.s_op?.dirty_inode) await sb.s_op.dirty_inode(inode, flags);
+  if ((inode.i_state & flags) === flags && st.dirtyInodes.has(inode)) return;
+  inode.i_state |= flags;
+  if (inode.i_state & I_FREEING) return;
+  if (!sb.s_op?.write_inode && !(flags & I_DIRTY_PAGES)) return; // nothing would write it
+  queueDirtyInode(inode);
+}
+
+/** Drop an inode from the dirty lists (it is being evicted or was written). */
+export function inodeClean(inode: Inode): void {
+  st.dirtyInodes.delete(inode);
+  inode.i_sb.s_dirty.delete(inode);
+}
+
+function dirtyPagesOf(m: AddressSpace, start: number, end: number): Page[] {
+  const first = Math.floor(start / 4096), last = end === Infinity ? Infinity : Math.floor(end / 4096);
+  const out: Page[] = [];
+  for (const [i, p] of m.pages) if (i >= first && i <= last && (p.flags & (PG_dirty | PG_writeback))) out.push(p);
+  return out.sort((a, b) => a.index - b.index);
+}
+
+/** do_writepages: hand the dirty pages of [start, end] to the filesystem. */
+export async function doWritepages(m: AddressSpace, wbc: WritebackControl): Promise<void> {
+  const aops = m.a_ops;
+  if (!aops || mappingUnevictable(m)) return;
+  await m.wb_lock.lock();
+  try {
+    if (aops.writepages) { await aops.writepages(m, wbc); return; }
+    if (!aops.writepage) return;
+    for (const p of dirtyPagesOf(m, wbc.range_start, wbc.range_end)) {
+      if (wbc.nr_to_write <= 0) break;
+      getPage(p);
+      try {
+        await lockPage(p);
+        if (p.mapping !== m || !p.test(PG_dirty)) { unlockPage(p); continue; }
+        if (p.test(PG_writeback)) {
+          if (wbc.sync_mode === 'none') { unlockPage(p); continue; }
+          await waitOnPageWriteback(p);
+        }
+        if (!clearPageDirtyForIo(p)) { unlockPage(p); continue; }
+        await aops.writepage(p, wbc);
+        wbc.nr_to_write--;
+      } finally { putPage(p); }
+    }
+  } finally { m.wb_lock.unlock(); }
+}
+
+/** filemap_fdatawait_range: wait for writeback, then report (and clear) a recorded error. */
+export async function filemapFdatawait(m: AddressSpace, start = 0, end = Infinity): Promise<void> {
+  for (const p of dirtyPagesOf(m, start, end)) {
+    if (p.test(PG_writeback)) { getPage(p); await waitOnPageWriteback(p); putPage(p); }
+  }
+  if (m.wb_err) { m.wb_err = 0; throw err(EIO); }
+}
+export async function filemapFdatawrite(m: AddressSpace, start = 0, end = Infinity, sync: 'all' | 'none' = 'all'): Promise<void> {
+  await doWritepages(m, { sync_mode: sync, nr_to_write: Number.MAX_SAFE_INTEGER, range_start: start, range_end: end });
+}
+/** filemap_write_and_wait_range. */
+export async function filemapWriteAndWaitRange(m: AddressSpace, start = 0, end = Infinity): Promise<void> {
+  await filemapFdatawrite(m, start, end, 'all');
+  await filemapFdatawait(m, start, end);
+}
+
+/** write_inode_now / sync_inode_metadata: write the inode itself if it is dirty. */
+export async function writeInodeNow(inode: Inode, sync: boolean, datasyncOnly = false): Promise<void> {
+  const mask = datasyncOnly ? I_DIRTY_DATASYNC : I_DIRTY_INODE;
+  if (!(inode.i_state & mask)) return;
+  inode.i_state &= ~I_DIRTY_INODE;
+  const s = inode.i_sb.s_op;
+  if (s?.write_inode) await s.write_inode(inode, sync);
+}
+
+/** writeback_single_inode: its pages, then the inode; off the dirty list if clean. */
+export async function writebackSingleInode(inode: Inode, wbc: WritebackControl): Promise<void> {
+  const m = inode.i_mapping;
+  await doWritepages(m, wbc);
+  if (wbc.sync_mode === 'all') {
+    try { await filemapFdatawait(m); } catch (e) {
+      // Keep the error for the next fsync to see.
+      m.wb_err = EIO;
+      void e;
+    }
+  }
+  if (m.nrdirty === 0) inode.i_state &= ~I_DIRTY_PAGES;
+  await writeInodeNow(inode, wbc.sync_mode === 'all');
+  if (!(inode.i_state & (I_DIRTY_INODE | I_DIRTY_PAGES))) inodeClean(inode);
+}
+
+/** sync_inodes_sb / writeback_inodes_sb. */
+export async function syncInodesSb(sb: SuperBlock, wait: boolean): Promise<void> {
+  for (const inode of [...sb.s_dirty]) {
+    if (inode.i_state & I_FREEING) continue;
+    await writebackSingleInode(inode, {
+      sync_mode: wait ? 'all' : 'none', nr_to_write: Number.MAX_SAFE_INTEGER, range_start: 0, range_end: Infinity,
+    });
+  }
+}
+
+/** sync_filesystem: what syncfs(2), umount and sync(2) do for one superblock. */
+export async function syncFilesystem(sb: SuperBlock): Promise<void> {
+  if (sb.s_flags & SB_RDONLY) return;
+  await syncInodesSb(sb, false);
+  if (sb.s_op?.sync_fs) await sb.s_op.sync_fs(sb, false);
+  await syncInodesSb(sb, true);
+  if (sb.s_op?.sync_fs) await sb.s_op.sync_fs(sb, true);
+  if (sb.s_bdev && blockHooks) await blockHooks.syncBlockdev(sb.s_bdev);
+}
+
+/** sync(2): every filesystem, then every dirty block device mapping. */
+export async function syncAll(): Promise<void> {
+  for (const sb of [...allSupers]) await syncFilesystem(sb);
+  // Block device inodes dirtied directly (writes to /dev/vdX) live outside mounted sbs.
+  for (const inode of [...st.dirtyInodes.keys()]) {
+    if (allSupers.has(inode.i_sb)) continue;
+    await writebackSingleInode(inode, { sync_mode: 'all', nr_to_write: Number.MAX_SAFE_INTEGER, range_start: 0, range_end: Infinity });
+  }
+}
+
+/**
+ * generic_file_fsync / __generic_file_fsync: data pages, the inode's metadata buffers,
+ * the inode, then a device cache flush. Used by filesystems without a journal.
+ */
+export async function genericFileFsync(file: File, start: number, end: number, datasync: boolean): Promise<void> {
+  const inode = file.f_inode;
+  const m = inode.i_mapping;
+  let error: unknown = null;
+  try { await filemapWriteAndWaitRange(m, start, end); } catch (e) { error = e; }
+  if (inode.i_sb.s_flags & SB_RDONLY) { if (error) throw error; return; }
+  if (blockHooks) await blockHooks.syncMappingBuffers(m);
+  await writeInodeNow(inode, true, datasync);
+  if (m.nrdirty === 0 && !(inode.i_state & I_DIRTY_INODE)) { inode.i_state &= ~I_DIRTY_PAGES; inodeClean(inode); }
+  if (inode.i_sb.s_bdev && blockHooks) await blockHooks.blkdevIssueFlush(inode.i_sb.s_bdev);
+  if (error) throw error;
+}
+
+/** vfs_fsync_range: the filesystem's fsync, or the generic one. */
+export async function vfsFsyncRange(file: File, start: number, end: number, datasync: boolean): Promise<void> {
+  const f = file.f_op.fsync;
+  if (f) await f(file, start, end, datasync);
+  else if (file.f_inode.i_sb.s_flags & SB_RDONLY) return;
+  else await genericFileFsync(file, start, end, datasync);
+}
+
+/* ---- background and throttled writeback ---- */
+
+function dirtyLimitPages(ratio: number): number {
+  return Math.max(64, Math.floor(memInfo().totalPages * ratio));
+}
+
+async function writeOldInodes(all: boolean): Promise<void> {
+  const now = ktimeGetNs();
+  for (const [inode, when] of [...st.dirtyInodes]) {
+    if (!all && now - when < DIRTY_EXPIRE_NS && st.dirtyPages < dirtyLimitPages(DIRTY_BACKGROUND_RATIO)) continue;
+    if (inode.i_state & I_FREEING) { inodeClean(inode); continue; }
+    if (inode.i_sb.s_flags & SB_RDONLY) { inodeClean(inode); continue; }
+    st.dirtyInodes.delete(inode); // re-queued with a fresh time if still dirty
+    await writebackSingleInode(inode, { sync_mode: 'none', nr_to_write: Number.MAX_SAFE_INTEGER, range_start: 0, range_end: Infinity });
+    if (inode.i_state & (I_DIRTY_INODE | I_DIRTY_PAGES) && !st.dirtyInodes.has(inode)) st.dirtyInodes.set(inode, ktimeGetNs());
+  }
+}
+
+async function wbWorkfn(): Promise<void> {
+  const over = st.dirtyPages >= dirtyLimitPages(DIRTY_BACKGROUND_RATIO);
+  await writeOldInodes(over);
+  // Periodic sync_fs for journalling filesystems happens in their own commit threads.
+  if (st.dirtyInodes.size) wbWakeupDelayed();
+}
+
+/** balance_dirty_pages: throttle a writer while dirty memory is over the limit. */
+export async function balanceDirtyPages(_m: AddressSpace): Promise<void> {
+  const limit = dirtyLimitPages(DIRTY_RATIO);
+  if (st.dirtyPages < limit) {
+    if (st.dirtyPages >= dirtyLimitPages(DIRTY_BACKGROUND_RATIO)) wbWakeupNow();
+    return;
+  }
+  wbWakeupNow();
+  await waitEvent(st.throttleWq, () => st.dirtyPages < limit || (st.writebackPages === 0 && !st.work?.running && !st.work?.pending));
+  if (st.dirtyPages >= limit) {
+    // The flusher has nothing in flight but dirty pages remain (e.g. they were
+    // re-dirtied): write some ourselves.
+    await writeOldInodes(true);
+  }
+}
+
+/** Memory is exhausted: write back dirty pages and wait for some writeback to finish. */
+export async function writebackForReclaim(): Promise<void> {
+  if (st.dirtyPages === 0 && st.writebackPages === 0) return;
+  if (st.dirtyPages > 0) await writeOldInodes(true);
+  if (st.writebackPages > 0) await sleepOn(st.throttleWq);
+}
+
+/** Stop the flusher (halt / last unmount). */
+export async function writebackShutdown(): Promise<void> {
+  if (st.wq && st.work) st.wq.cancelDelayedWork(st.work);
+  if (st.wq) await st.wq.destroy();
+  st.wq = null;
+}
+
+export { EROFS };

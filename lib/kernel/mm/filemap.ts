@@ -1,0 +1,454 @@
+/*
+ * The page cache (mm/filemap.c, mm/readahead.c, mm/truncate.c, mm/vmscan.c in miniature).
+ *
+ * Each inode's AddressSpace maps page indexes to page frames. Reads fill pages through the
+ * filesystem's readpage (asynchronously: the page is unlocked at I/O completion), with
+ * read-ahead of the following pages; writes go through write_begin/write_end, leaving pages
+ * dirty for writeback (fs/fs-writeback.ts). Clean pages are reclaimed least-recently-used
+ * when memory runs short; dirty ones are written back first (balanceDirtyPages throttles
+ * writers so that dirty memory stays bounded).
+ *
+ * Locking: PG_locked is a sleeping bit lock (lockPage/unlockPage) held while a page is read
+ * in, prepared for a write, or handed to writepage. Waiters sleep on a hashed wait queue.
+ * Page references: the cache holds one; lookups return the page with another, released
+ * with putPage when the caller is done.
+ */
+import { WaitQueueHead, sleepOn } from '../kernel/wait.js';
+import {
+  PAGE_SHIFT, PAGE_SIZE, PG_dirty, PG_error, PG_locked, PG_uptodate, PG_writeback, Page,
+  allocPage, getPage, putPage, registerShrinker, memInfo,
+} from './page_alloc.js';
+import type { AddressSpace, File, Inode } from '../include/fs.js';
+import {
+  ATTR_KILL_SGID, ATTR_KILL_SUID, CAP_FSETID, I_DIRTY_SYNC, MNT_NOATIME, MNT_NODIRATIME,
+  MNT_READONLY, SB_NOATIME, SB_RDONLY,
+} from '../include/fs.js';
+import { err } from '../include/errno.js';
+import { EFBIG, EIO, ENOMEM, ENOSPC, O_DIRECT, O_DSYNC, O_NOATIME, S_IFMT, S_IFDIR, S_ISGID, S_ISUID, S_IXGRP } from '../include/uapi.js';
+import { currentTime, tsCompare } from '../fs/time.js';
+import * as wb from '../fs/fs-writeback.js';
+import { capable } from '../kernel/cred.js';
+
+export { PAGE_SIZE, PAGE_SHIFT };
+
+/* ---- page wait queues and the page lock ---- */
+
+const PAGE_WAIT_TABLE = 256;
+const pageWaitTable = Array.from({ length: PAGE_WAIT_TABLE }, () => new WaitQueueHead());
+function pageWq(p: Page): WaitQueueHead { return pageWaitTable[p.pfn & (PAGE_WAIT_TABLE - 1)]!; }
+
+export async function lockPage(p: Page): Promise<void> {
+  while (p.test(PG_locked)) await sleepOn(pageWq(p));
+  p.set(PG_locked);
+}
+export function trylockPage(p: Page): boolean {
+  if (p.test(PG_locked)) return false;
+  p.set(PG_locked);
+  return true;
+}
+/** Safe from IRQ context (I/O completion unlocks read pages). */
+export function unlockPage(p: Page): void {
+  if (!p.test(PG_locked)) throw new Error(`unlock of unlocked page ${p.pfn}`);
+  p.clear(PG_locked);
+  pageWq(p).wakeUpAll();
+}
+export async function waitOnPageLocked(p: Page): Promise<void> {
+  while (p.test(PG_locked)) await sleepOn(pageWq(p));
+}
+export async function waitOnPageWriteback(p: Page): Promise<void> {
+  while (p.test(PG_writeback)) await sleepOn(pageWq(p));
+}
+export function setPageWriteback(p: Page): void { p.set(PG_writeback); wb.accountWriteback(1); }
+/** end_page_writeback: from I/O completion (IRQ context). `error` records EIO on the mapping. */
+export function endPageWriteback(p: Page, error = false): void {
+  if (!p.test(PG_writeback)) return;
+  if (error) {
+    p.set(PG_error);
+    const m = p.mapping as AddressSpace | null;
+    if (m) m.wb_err = EIO;
+  }
+  p.clear(PG_writeback);
+  wb.accountWriteback(-1);
+  pageWq(p).wakeUpAll();
+}
+/** For readpage implementations: finish a read (IRQ context is fine). */
+export function endPageRead(p: Page, ok: boolean): void {
+  if (ok) { p.set(PG_uptodate); p.clear(PG_error); } else p.set(PG_error);
+  unlockPage(p);
+}
+
+/* ---- LRU of cached pages and reclaim ---- */
+
+/** Insertion-ordered set: first = least recently used. */
+const lru = new Set<Page>();
+function lruTouch(p: Page): void { lru.delete(p); lru.add(p); }
+
+/** Mappings whose pages must never be reclaimed (ramfs: the cache is the only copy). */
+const unevictable = new WeakSet<AddressSpace>();
+export function mappingSetUnevictable(m: AddressSpace): void { unevictable.add(m); }
+export function mappingUnevictable(m: AddressSpace): boolean { return unevictable.has(m); }
+
+let reclaimed = 0;
+/** Free up to `want` clean, unused pages (synchronous: never sleeps). */
+function shrinkPageCache(want: number): number {
+  let freed = 0;
+  for (const p of lru) {
+    if (freed >= want) break;
+    const m = p.mapping as AddressSpace | null;
+    if (!m) { lru.delete(p); continue; }
+    if (p.count !== 1 || p.flags & (PG_locked | PG_dirty | PG_writeback)) continue;
+    if (unevictable.has(m)) continue;
+    if (p.private && m.a_ops?.release_folio && !m.a_ops.release_folio(p)) continue;
+    deleteFromPageCache(p);
+    freed++;
+  }
+  reclaimed += freed;
+  return freed;
+}
+registerShrinker(shrinkPageCache);
+export function pageCacheStats(): { cached: number; reclaimed: number } { return { cached: lru.size, reclaimed }; }
+
+/* ---- lookup and insertion ---- */
+
+/** find_get_page: the cached page with a reference, or null. */
+export function findGetPage(m: AddressSpace, index: number): Page | null {
+  const p = m.pages.get(index);
+  if (!p) return null;
+  lruTouch(p);
+  return getPage(p);
+}
+
+/** Allocate a frame for the page cache; ENOMEM only after reclaim and writeback could not help. */
+async function allocCachePage(): Promise<Page> {
+  let p = allocPage();
+  for (let tries = 0; !p && tries < 8; tries++) {
+    // Everything clean is in use: write dirty pages back so they become reclaimable.
+    await wb.writebackForReclaim();
+    p = allocPage();
+  }
+  if (!p) throw err(ENOMEM);
+  return p;
+}
+
+/** add_to_page_cache: insert a fresh locked page. Caller holds one reference besides the cache's. */
+function addToPageCache(m: AddressSpace, p: Page, index: number): void {
+  p.mapping = m;
+  p.index = index;
+  p.set(PG_locked);
+  m.pages.set(index, p);
+  lru.add(p);
+}
+
+/** Remove from the cache (page locked or otherwise unreachable); drops the cache's reference. */
+export function deleteFromPageCache(p: Page): void {
+  const m = p.mapping as AddressSpace | null;
+  if (!m) return;
+  if (m.pages.get(p.index) === p) m.pages.delete(p.index);
+  if (p.test(PG_dirty)) { p.clear(PG_dirty); wb.accountDirty(m, -1); }
+  m.a_ops?.invalidate_folio?.(p, 0, PAGE_SIZE);
+  p.private = null;
+  p.mapping = null;
+  lru.delete(p);
+  putPage(p);
+}
+
+/**
+ * find_or_create_page / grab_cache_page: the page at `index`, locked, with a reference;
+ * created (not uptodate, zero-filled) if absent.
+ */
+export async function findOrCreatePage(m: AddressSpace, index: number): Promise<Page> {
+  for (;;) {
+    const p = findGetPage(m, index);
+    if (p) {
+      await lockPage(p);
+      if (p.mapping === m && m.pages.get(index) === p) return p;
+      // Truncated while we slept: try again.
+      unlockPage(p);
+      putPage(p);
+      continue;
+    }
+    const np = await allocCachePage();
+    if (m.pages.has(index)) { putPage(np); continue; } // raced while allocating
+    addToPageCache(m, np, index);
+    getPage(np);
+    return np;
+  }
+}
+
+/* ---- reading ---- */
+
+/** Per-file read-ahead state (struct file_ra_state, reduced). */
+interface RaState { prevIndex: number; window: number }
+const raStates = new WeakMap<object, RaState>();
+const RA_MIN = 8, RA_MAX = 256; // pages: 32 KiB .. 1 MiB
+
+/**
+ * Start reading pages [index, index+nr) that are not cached (page_cache_ra_unbounded):
+ * allocate them locked and hand them to readahead/readpage without waiting.
+ */
+async function doPageCacheRa(m: AddressSpace, file: File | null, index: number, nr: number): Promise<void> {
+  const aops = m.a_ops;
+  if (!aops) return;
+  const batch: Page[] = [];
+  const flush = async () => {
+    if (!batch.length) return;
+    if (aops.readahead) await aops.readahead(m, batch.slice());
+    else for (const p of batch) await aops.readpage(file, p);
+    for (const p of batch) putPage(p);
+    batch.length = 0;
+  };
+  for (let i = index; i < index + nr; i++) {
+    if (m.pages.has(i)) { await flush(); continue; }
+    const p = allocPage(); // read-ahead never forces writeback: skip if memory is short
+    if (!p) break;
+    addToPageCache(m, p, i);
+    getPage(p);
+    batch.push(p);
+  }
+  await flush();
+}
+
+/** read_cache_page: the page at index, uptodate and unlocked, with a reference; EIO on failure. */
+export async function readCachePage(m: AddressSpace, index: number, file: File | null = null): Promise<Page> {
+  for (let attempt = 0; ; attempt++) {
+    let p = findGetPage(m, index);
+    if (!p) {
+      p = await findOrCreatePage(m, index);
+    } else {
+      if (p.test(PG_uptodate)) return p;
+      await lockPage(p);
+      if (p.mapping !== m) { unlockPage(p); putPage(p); continue; }
+    }
+    if (p.test(PG_uptodate)) { unlockPage(p); return p; }
+    p.clear(PG_error);
+    await m.a_ops!.readpage(file, p);
+    await waitOnPageLocked(p);
+    if (p.test(PG_uptodate)) return p;
+    putPage(p);
+    if (attempt >= 1) throw err(EIO);
+  }
+}
+
+/**
+ * generic_file_read_iter for buffered reads: copy from the page cache into buf, filling
+ * missing pages with read-ahead. Returns bytes read (0 at or past EOF).
+ */
+export async function genericFileRead(file: File, buf: Uint8Array, pos: number): Promise<number> {
+  const inode = file.f_inode;
+  const m = inode.i_mapping;
+  if (buf.length === 0) return 0;
+  if (pos >= inode.i_size) { await fileAccessed(file); return 0; }
+  let ra = raStates.get(file);
+  if (!ra) { ra = { prevIndex: -2, window: RA_MIN }; raStates.set(file, ra); }
+  let done = 0;
+  const lastByte = Math.min(pos + buf.length, inode.i_size);
+  const lastIndex = Math.floor((lastByte - 1) / PAGE_SIZE);
+  try {
+    while (pos + done < lastByte) {
+      const cur = pos + done;
+      const index = Math.floor(cur / PAGE_SIZE);
+      let p = findGetPage(m, index);
+      if (!p || !p.test(PG_uptodate)) {
+        if (!p) {
+          // Miss: read this request's pages plus a window that grows on sequential access.
+          const sequential = index === ra.prevIndex + 1 || index === ra.prevIndex;
+          ra.window = sequential ? Math.min(RA_MAX, ra.window * 2) : RA_MIN;
+          const fileLast = Math.floor((inode.i_size - 1) / PAGE_SIZE);
+          const want = Math.min(Math.max(lastIndex - index + 1, ra.window), fileLast - index + 1);
+          await doPageCacheRa(m, file, index, Math.max(1, want));
+        } else putPage(p);
+        p = await readCachePage(m, index, file);
+      }
+      // i_size may have shrunk while we slept.
+      const end = Math.min(lastByte, inode.i_size);
+      if (cur >= end) { putPage(p); break; }
+      const off = cur - index * PAGE_SIZE;
+      const n = Math.min(PAGE_SIZE - off, end - cur);
+      buf.set(p.data.subarray(off, off + n), done);
+      putPage(p);
+      done += n;
+      ra.prevIndex = index;
+    }
+  } catch (e) {
+    if (done === 0) throw e;
+  }
+  await fileAccessed(file);
+  return done;
+}
+
+/* ---- writing ---- */
+
+/** file_remove_privs: a write by someone without CAP_FSETID clears setuid/setgid. */
+export function shouldRemoveSuid(inode: Inode): number {
+  const mode = inode.i_mode;
+  let kill = 0;
+  if (mode & S_ISUID) kill |= ATTR_KILL_SUID;
+  if ((mode & S_ISGID) && (mode & S_IXGRP)) kill |= ATTR_KILL_SGID;
+  if (kill && !capable(CAP_FSETID)) return kill;
+  return 0;
+}
+
+/** file_update_time: mtime and ctime to now, inode dirty. */
+export async function fileUpdateTime(file: File): Promise<void> {
+  const inode = file.f_inode;
+  const now = currentTime(inode);
+  if (tsCompare(inode.i_mtime, now) === 0 && tsCompare(inode.i_ctime, now) === 0) return;
+  inode.i_mtime = now;
+  inode.i_ctime = now;
+  await wb.markInodeDirty(inode, I_DIRTY_SYNC);
+}
+
+/**
+ * generic_perform_write through write_begin/write_end; the caller (generic file write)
+ * has checked limits and holds i_rwsem. Returns bytes written; a failure after some bytes
+ * returns the short count, as write(2) does.
+ */
+export async function genericPerformWrite(file: File | null, m: AddressSpace, buf: Uint8Array, pos: number): Promise<number> {
+  const aops = m.a_ops!;
+  let done = 0;
+  while (done < buf.length) {
+    const cur = pos + done;
+    const off = cur % PAGE_SIZE;
+    const n = Math.min(PAGE_SIZE - off, buf.length - done);
+    let page: Page;
+    try {
+      page = await aops.write_begin!(file, m, cur, n);
+    } catch (e) {
+      if (done) break;
+      throw e;
+    }
+    page.data.set(buf.subarray(done, done + n), off);
+    const copied = await aops.write_end!(file, m, cur, n, n, page);
+    done += copied;
+    if (copied < n) break;
+    await wb.balanceDirtyPages(m);
+  }
+  return done;
+}
+
+/**
+ * generic_file_write_iter (buffered): limits (EFBIG at s_maxbytes), privilege removal,
+ * timestamps, the copy, and O_SYNC/O_DSYNC. The VFS has resolved O_APPEND into pos and
+ * holds the inode's i_rwsem for writing.
+ */
+export async function genericFileWrite(file: File, buf: Uint8Array, pos: number): Promise<number> {
+  const inode = file.f_inode;
+  const sb = inode.i_sb;
+  if (buf.length === 0) return 0;
+  let len = buf.length;
+  if (pos >= sb.s_maxbytes) throw err(EFBIG);
+  if (pos + len > sb.s_maxbytes) len = sb.s_maxbytes - pos;
+  const kill = shouldRemoveSuid(inode);
+  if (kill) {
+    inode.i_mode &= ~((kill & ATTR_KILL_SUID ? S_ISUID : 0) | (kill & ATTR_KILL_SGID ? S_ISGID : 0));
+    await wb.markInodeDirty(inode, I_DIRTY_SYNC);
+  }
+  await fileUpdateTime(file);
+  const n = await genericPerformWrite(file, inode.i_mapping, len === buf.length ? buf : buf.subarray(0, len), pos);
+  if (n > 0 && ((file.f_flags & O_DSYNC) || (sb.s_flags & 16 /* SB_SYNCHRONOUS */) || (file.f_flags & O_DIRECT))) {
+    await wb.vfsFsyncRange(file, pos, pos + n - 1, (file.f_flags & 0o4010000) !== 0o4010000 /* O_SYNC */);
+  }
+  return n;
+}
+
+/* ---- simple (memory-only) address space, as libfs's for ramfs ---- */
+
+export const simpleAops = {
+  async readpage(_file: File | null, page: Page): Promise<void> {
+    page.data.fill(0);
+    endPageRead(page, true);
+  },
+  async write_begin(_file: File | null, m: AddressSpace, pos: number, len: number): Promise<Page> {
+    const page = await findOrCreatePage(m, Math.floor(pos / PAGE_SIZE));
+    if (!page.test(PG_uptodate)) {
+      // A fresh page is zero-filled by the allocator: that is the right content for ramfs.
+      page.set(PG_uptodate);
+    }
+    void len;
+    return page;
+  },
+  async write_end(_file: File | null, m: AddressSpace, pos: number, _len: number, copied: number, page: Page): Promise<number> {
+    const inode = m.host;
+    if (pos + copied > inode.i_size) inode.i_size = pos + copied;
+    page.set(PG_dirty); // never written anywhere: the cache is the storage (not accounted)
+    unlockPage(page);
+    putPage(page);
+    return copied;
+  },
+};
+
+/* ---- truncation ---- */
+
+/**
+ * truncate_inode_pages_range from `lstart` to the end: drop whole pages past it (waiting
+ * for their writeback), and zero the tail of the page that contains it.
+ */
+export async function truncateInodePages(m: AddressSpace, lstart: number): Promise<void> {
+  const first = Math.ceil(lstart / PAGE_SIZE);
+  const indexes = [...m.pages.keys()].filter((i) => i >= first).sort((a, b) => a - b);
+  for (const i of indexes) {
+    const p = m.pages.get(i);
+    if (!p) continue;
+    getPage(p);
+    await lockPage(p);
+    await waitOnPageWriteback(p);
+    if (p.mapping === m) deleteFromPageCache(p);
+    unlockPage(p);
+    putPage(p);
+  }
+  const partial = lstart % PAGE_SIZE;
+  if (partial) {
+    const p = findGetPage(m, Math.floor(lstart / PAGE_SIZE));
+    if (p) {
+      await lockPage(p);
+      await waitOnPageWriteback(p);
+      if (p.test(PG_uptodate)) p.data.fill(0, partial);
+      m.a_ops?.invalidate_folio?.(p, partial, PAGE_SIZE - partial);
+      unlockPage(p);
+      putPage(p);
+    }
+  }
+}
+
+/** truncate_pagecache(inode, newsize): after i_size was set to newsize. */
+export async function truncatePagecache(inode: Inode, newsize: number): Promise<void> {
+  await truncateInodePages(inode.i_mapping, newsize);
+}
+
+/** Drop every clean page of a mapping (invalidate_mapping_pages); dirty ones stay. */
+export function invalidateMappingPages(m: AddressSpace): number {
+  let n = 0;
+  for (const p of [...m.pages.values()]) {
+    if (p.count !== 1 || p.flags & (PG_locked | PG_dirty | PG_writeback)) continue;
+    if (p.private && m.a_ops?.release_folio && !m.a_ops.release_folio(p)) continue;
+    deleteFromPageCache(p);
+    n++;
+  }
+  return n;
+}
+
+/* ---- atime ---- */
+
+/** touch_atime with relatime semantics (the Linux default; strictatime is not offered). */
+export async function fileAccessed(file: File): Promise<void> {
+  if (file.f_flags & O_NOATIME) return;
+  const inode = file.f_inode;
+  const sb = inode.i_sb;
+  if (sb.s_flags & (SB_RDONLY | SB_NOATIME)) return;
+  const mf = file.f_path.mnt.mnt_flags;
+  if (mf & (MNT_NOATIME | MNT_READONLY)) return;
+  if ((mf & MNT_NODIRATIME) && (inode.i_mode & S_IFMT) === S_IFDIR) return;
+  const now = currentTime(inode);
+  // relatime: update only if atime is older than mtime/ctime or than a day.
+  const older = tsCompare(inode.i_atime, inode.i_mtime) <= 0 || tsCompare(inode.i_atime, inode.i_ctime) <= 0
+    || now.sec - inode.i_atime.sec >= 24 * 3600;
+  if (!older || tsCompare(inode.i_atime, now) === 0) return;
+  inode.i_atime = now;
+  await wb.markInodeDirty(inode, I_DIRTY_SYNC);
+}
+
+export function memoryPressure(): boolean {
+  const mi = memInfo();
+  return mi.freePages < mi.totalPages / 16;
+}
+export { ENOSPC };
