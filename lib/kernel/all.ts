@@ -4,3 +4,5 @@
  */
 import './kernel/cred.js';
 import './kernel/sys_misc.js';
+import './mm/filemap.js';
+import './fs/fs-writeback.js';

@@ -22,6 +22,7 @@ import type { BlockDevice } from '../include/blk.js';
 import { err } from '../include/errno.js';
 import { EIO, EROFS } from '../include/uapi.js';
 import { lockPage, unlockPage, waitOnPageWriteback, mappingUnevictable } from '../mm/filemap.js';
+import { initcall, exitcall, INIT_CORE } from '../arch/setup.js';
 
 export const DIRTY_WRITEBACK_INTERVAL_NS = 5e9;
 export const DIRTY_EXPIRE_NS = 30e9;
@@ -54,12 +55,15 @@ class WbState {
 }
 let st = new WbState();
 
-/** Reset at boot (called by the VFS init). */
+/** Reset at boot. */
 export function writebackInit(): void {
   st = new WbState();
   st.wq = new WorkQueue('writeback', 1);
   st.work = new DelayedWork(() => wbWorkfn());
 }
+initcall(INIT_CORE, 'writeback', writebackInit);
+// Runs after the filesystems' exit calls (higher levels go first): they unmount and sync.
+exitcall(INIT_CORE, 'writeback', () => writebackShutdown());
 
 export function writebackStats(): { dirtyPages: number; writebackPages: number; dirtyInodes: number; writtenPages: number } {
   return { dirtyPages: st.dirtyPages, writebackPages: st.writebackPages, dirtyInodes: st.dirtyInodes.size, writtenPages: st.writtenPages };

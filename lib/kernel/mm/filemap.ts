@@ -28,6 +28,7 @@ import { EFBIG, EIO, ENOMEM, ENOSPC, O_DIRECT, O_DSYNC, O_NOATIME, S_IFMT, S_IFD
 import { currentTime, tsCompare } from '../fs/time.js';
 import * as wb from '../fs/fs-writeback.js';
 import { capable } from '../kernel/cred.js';
+import { initcall, INIT_CORE } from '../arch/setup.js';
 
 export { PAGE_SIZE, PAGE_SHIFT };
 
@@ -106,6 +107,8 @@ function shrinkPageCache(want: number): number {
   return freed;
 }
 registerShrinker(shrinkPageCache);
+// Frames belong to one boot's physical memory: forget the previous boot's cache.
+initcall(INIT_CORE, 'pagecache', () => { lru.clear(); reclaimed = 0; });
 export function pageCacheStats(): { cached: number; reclaimed: number } { return { cached: lru.size, reclaimed }; }
 
 /* ---- lookup and insertion ---- */

@@ -46,11 +46,12 @@ class MemState {
   bytes!: Uint8Array;
   totalPages = 0;
   freeList: number[] = [];
-  shrinkers: Shrinker[] = [];
   allocated = 0;
   failures = 0;
 }
 let mem = new MemState();
+/** Shrinkers register at module load, so they outlive a reboot of the memory state. */
+const shrinkers: Shrinker[] = [];
 
 export function memInit(memMiB: number): void {
   mem = new MemState();
@@ -66,17 +67,17 @@ export function memInit(memMiB: number): void {
 export function physMem(): Uint8Array { return mem.bytes; }
 export function physSab(): SharedArrayBuffer { return mem.sab; }
 
-export function registerShrinker(s: Shrinker): void { mem.shrinkers.push(s); }
+export function registerShrinker(s: Shrinker): void { if (!shrinkers.includes(s)) shrinkers.push(s); }
 export function unregisterShrinker(s: Shrinker): void {
-  const i = mem.shrinkers.indexOf(s);
-  if (i >= 0) mem.shrinkers.splice(i, 1);
+  const i = shrinkers.indexOf(s);
+  if (i >= 0) shrinkers.splice(i, 1);
 }
 
 /** alloc_page: a zero-filled frame, or null when memory is exhausted even after shrinking. */
 export function allocPage(): Page | null {
   let pfn = mem.freeList.pop();
   if (pfn === undefined) {
-    for (const s of mem.shrinkers) { if (s(32) > 0 && mem.freeList.length) break; }
+    for (const s of shrinkers) { if (s(32) > 0 && mem.freeList.length) break; }
     pfn = mem.freeList.pop();
     if (pfn === undefined) { mem.failures++; return null; }
   }
