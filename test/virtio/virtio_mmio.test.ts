@@ -1,0 +1,178 @@
+/* The generic virtio-mmio register file (4.2.2) and status machine, through virtio-blk. */
+import t from 'tap';
+import * as C from '../../lib/kernel/drivers/virtio/virtio_config.js';
+import { VIRTQ_AVAIL_F_NO_INTERRUPT, vringSize } from '../../lib/kernel/drivers/virtio/virtio_ring.js';
+import { MemoryStore } from '../../lib/drivers/stores.js';
+import { VirtioBlkHost } from '../../lib/drivers/virtio-blk.js';
+import type { VirtioUsedElem } from '../../lib/kernel/drivers/virtio/device.js';
+import { TestBlkDriver } from './blk-driver.js';
+
+const ACK = C.VIRTIO_CONFIG_S_ACKNOWLEDGE, DRV = C.VIRTIO_CONFIG_S_DRIVER;
+const FOK = C.VIRTIO_CONFIG_S_FEATURES_OK, DOK = C.VIRTIO_CONFIG_S_DRIVER_OK;
+const tick = () => new Promise((r) => setImmediate(r));
+
+function bare() {
+  const dev = new VirtioBlkHost(new MemoryStore(1 << 20), { name: 'vdt' });
+  const mem = new Uint8Array(new SharedArrayBuffer(1 << 20));
+  const irqs: VirtioUsedElem[][] = [];
+  dev.attach(mem, (d) => irqs.push(d as VirtioUsedElem[]));
+  return { dev, mem, irqs };
+}
+
+t.test('identification registers', async (t) => {
+  const { dev } = bare();
+  t.equal(dev.read(C.VIRTIO_MMIO_MAGIC_VALUE), 0x74726976);
+  t.equal(dev.read(C.VIRTIO_MMIO_VERSION), 2);
+  t.equal(dev.read(C.VIRTIO_MMIO_DEVICE_ID), 2);
+  t.equal(dev.read(C.VIRTIO_MMIO_VENDOR_ID), C.VIRTIO_VENDOR_LKL);
+  t.equal(dev.read(C.VIRTIO_MMIO_STATUS), 0);
+  t.equal(dev.read(C.VIRTIO_MMIO_CONFIG_GENERATION), 0);
+  t.equal(dev.read(0x0f0), 0, 'unknown register reads 0');
+  t.equal(dev.name, 'vdt');
+});
+
+t.test('feature windows and FEATURES_OK', async (t) => {
+  const { dev } = bare();
+  dev.write(C.VIRTIO_MMIO_STATUS, ACK | DRV);
+  dev.write(C.VIRTIO_MMIO_DEVICE_FEATURES_SEL, 0);
+  const lo = dev.read(C.VIRTIO_MMIO_DEVICE_FEATURES);
+  dev.write(C.VIRTIO_MMIO_DEVICE_FEATURES_SEL, 1);
+  const hi = dev.read(C.VIRTIO_MMIO_DEVICE_FEATURES);
+  dev.write(C.VIRTIO_MMIO_DEVICE_FEATURES_SEL, 2);
+  t.equal(dev.read(C.VIRTIO_MMIO_DEVICE_FEATURES), 0, 'window 2 is empty');
+  t.equal(hi & 1, 1, 'VERSION_1 in window 1');
+  t.ok(lo & (1 << C.VIRTIO_BLK_F_FLUSH));
+
+  const offerAndCheck = (wlo: number, whi: number) => {
+    dev.write(C.VIRTIO_MMIO_DRIVER_FEATURES_SEL, 0);
+    dev.write(C.VIRTIO_MMIO_DRIVER_FEATURES, wlo);
+    dev.write(C.VIRTIO_MMIO_DRIVER_FEATURES_SEL, 1);
+    dev.write(C.VIRTIO_MMIO_DRIVER_FEATURES, whi);
+    dev.write(C.VIRTIO_MMIO_STATUS, ACK | DRV | FOK);
+    return dev.read(C.VIRTIO_MMIO_STATUS) & FOK;
+  };
+  t.equal(offerAndCheck(lo | (1 << C.VIRTIO_BLK_F_MQ), hi), 0, 'a feature not offered: refused');
+  t.equal(offerAndCheck(lo, 0), 0, 'no VERSION_1: refused');
+  t.equal(dev.negotiatedFeatures, 0n);
+  t.equal(offerAndCheck(1 << C.VIRTIO_BLK_F_FLUSH, 1), FOK, 'a subset with VERSION_1: accepted');
+  t.ok(dev.negotiated(C.VIRTIO_BLK_F_FLUSH));
+  t.notOk(dev.negotiated(C.VIRTIO_BLK_F_DISCARD));
+  dev.write(C.VIRTIO_MMIO_DRIVER_FEATURES_SEL, 0);
+  dev.write(C.VIRTIO_MMIO_DRIVER_FEATURES, lo);
+  t.notOk(dev.negotiated(C.VIRTIO_BLK_F_DISCARD), 'DriverFeatures after FEATURES_OK ignored');
+});
+
+t.test('queue configuration is validated at QueueReady', async (t) => {
+  const { dev, mem } = bare();
+  dev.write(C.VIRTIO_MMIO_STATUS, ACK | DRV);
+  dev.write(C.VIRTIO_MMIO_QUEUE_SEL, 1);
+  t.equal(dev.read(C.VIRTIO_MMIO_QUEUE_NUM_MAX), 0, 'queue 1 does not exist');
+  dev.write(C.VIRTIO_MMIO_QUEUE_READY, 1);
+  t.equal(dev.read(C.VIRTIO_MMIO_QUEUE_READY), 0);
+  dev.write(C.VIRTIO_MMIO_QUEUE_SEL, 0);
+  t.equal(dev.read(C.VIRTIO_MMIO_QUEUE_NUM_MAX), 256);
+
+  const setq = (num: number, desc: number, avail: number, used: number, descHigh = 0) => {
+    dev.write(C.VIRTIO_MMIO_QUEUE_NUM, num);
+    dev.write(C.VIRTIO_MMIO_QUEUE_DESC_LOW, desc);
+    dev.write(C.VIRTIO_MMIO_QUEUE_DESC_HIGH, descHigh);
+    dev.write(C.VIRTIO_MMIO_QUEUE_DRIVER_LOW, avail);
+    dev.write(C.VIRTIO_MMIO_QUEUE_DEVICE_LOW, used);
+    dev.write(C.VIRTIO_MMIO_QUEUE_READY, 1);
+    return dev.read(C.VIRTIO_MMIO_QUEUE_READY);
+  };
+  const l = vringSize(128);
+  const before = dev.stats.chainErrors;
+  t.equal(setq(100, 0x1000, 0x1000 + l.availOffset, 0x1000 + l.usedOffset), 0, 'size not a power of 2');
+  t.equal(setq(512, 0x1000, 0x1000 + l.availOffset, 0x1000 + l.usedOffset), 0, 'size above max');
+  t.equal(setq(128, 0x1008, 0x1000 + l.availOffset, 0x1000 + l.usedOffset), 0, 'desc not 16-aligned');
+  t.equal(setq(128, 0x1000, 0x1001 + l.availOffset, 0x1000 + l.usedOffset), 0, 'avail not 2-aligned');
+  t.equal(setq(128, 0x1000, 0x1000 + l.availOffset, 0x1002 + l.usedOffset), 0, 'used not 4-aligned');
+  t.equal(setq(128, 0x1000, 0x1000 + l.availOffset, mem.length - 8), 0, 'used beyond memory');
+  t.equal(setq(128, 0x1000, 0x1000 + l.availOffset, 0x1000 + l.usedOffset, 1), 0, 'desc above 4 GiB');
+  t.equal(dev.stats.chainErrors, before + 7, 'each refusal reported');
+  t.equal(setq(128, 0x1000, 0x1000 + l.availOffset, 0x1000 + l.usedOffset), 1, 'good queue');
+  t.equal(dev.read(C.VIRTIO_MMIO_QUEUE_NUM), 128);
+  t.equal(dev.read(C.VIRTIO_MMIO_QUEUE_DESC_LOW), 0x1000);
+  dev.write(C.VIRTIO_MMIO_QUEUE_NUM, 64);
+  t.equal(dev.read(C.VIRTIO_MMIO_QUEUE_NUM), 128, 'queue registers are frozen while ready');
+  dev.write(C.VIRTIO_MMIO_QUEUE_READY, 0);
+  t.equal(dev.read(C.VIRTIO_MMIO_QUEUE_READY), 0);
+  dev.write(C.VIRTIO_MMIO_QUEUE_NUM, 64);
+  t.equal(dev.read(C.VIRTIO_MMIO_QUEUE_NUM), 64);
+
+  dev.write(C.VIRTIO_MMIO_STATUS, 0);
+  t.equal(dev.read(C.VIRTIO_MMIO_QUEUE_NUM), 256, 'reset: QueueNum back to max');
+  t.equal(dev.read(C.VIRTIO_MMIO_QUEUE_DESC_LOW), 0, 'reset: addresses cleared');
+
+  const unattached = new VirtioBlkHost(new MemoryStore(4096));
+  unattached.write(C.VIRTIO_MMIO_QUEUE_READY, 1);
+  t.equal(unattached.read(C.VIRTIO_MMIO_QUEUE_READY), 0, 'no memory attached');
+});
+
+t.test('interrupt status, ACK, batching, NO_INTERRUPT', async (t) => {
+  const dev = new VirtioBlkHost(new MemoryStore(1 << 20));
+  const drv = new TestBlkDriver(dev, { memBytes: 8 << 20 });
+  drv.init();
+  const irqs: unknown[] = [];
+  const orig = (drv as unknown as { irq: (d: VirtioUsedElem[]) => void }).irq.bind(drv);
+  dev.attach(drv.mem, (d) => { irqs.push(d); orig(d as VirtioUsedElem[]); });
+  const buf = drv.alloc(4096);
+  const ps = [0, 1, 2, 3].map((i) => drv.request(C.VIRTIO_BLK_T_IN, i, [{ addr: buf + 512 * i, len: 512 }]));
+  t.equal(irqs.length, 0, 'never raised synchronously inside a register access');
+  await Promise.all(ps);
+  t.equal(irqs.length, 1, 'completions of one tick share an IRQ');
+  t.equal((irqs[0] as VirtioUsedElem[]).length, 4);
+  t.equal(dev.read(C.VIRTIO_MMIO_INTERRUPT_STATUS), 0, 'the driver ACKed');
+
+  /* with NO_INTERRUPT the driver polls; the ring still gets the entry */
+  drv.ring.availFlags = VIRTQ_AVAIL_F_NO_INTERRUPT;
+  const usedBefore = drv.ring.usedIdx;
+  void drv.request(C.VIRTIO_BLK_T_IN, 0, [{ addr: buf, len: 512 }]);
+  await dev.quiesce();
+  await tick();
+  t.equal(irqs.length, 1, 'no IRQ');
+  t.equal(drv.ring.usedIdx, (usedBefore + 1) & 0xffff, 'used idx moved');
+  t.equal(dev.read(C.VIRTIO_MMIO_INTERRUPT_STATUS) & C.VIRTIO_MMIO_INT_VRING, 0);
+  drv.ring.availFlags = 0;
+
+  /* configuration change */
+  dev.configChanged();
+  await tick();
+  t.equal(irqs.length, 2);
+  t.same(irqs[1], [], 'config interrupt carries no entries');
+  t.equal(dev.read(C.VIRTIO_MMIO_CONFIG_GENERATION), 1);
+  t.equal(drv.configIrqs, 1);
+  await dev.close();
+});
+
+t.test('notify before DRIVER_OK waits for DRIVER_OK; a corrupt avail idx needs reset', async (t) => {
+  const dev = new VirtioBlkHost(new MemoryStore(1 << 20));
+  const drv = new TestBlkDriver(dev, { memBytes: 8 << 20 });
+  drv.init();
+  const buf = drv.alloc(512);
+  dev.write(C.VIRTIO_MMIO_STATUS, ACK | DRV | FOK);  /* drop DRIVER_OK: a misbehaving driver */
+  const early = drv.request(C.VIRTIO_BLK_T_IN, 0, [{ addr: buf, len: 512 }]);
+  await tick();
+  t.equal(dev.stats.popped, 0, 'not served before DRIVER_OK');
+  dev.write(C.VIRTIO_MMIO_STATUS, ACK | DRV | FOK | DOK);
+  t.equal((await early).status, C.VIRTIO_BLK_S_OK, 'served at DRIVER_OK');
+
+  drv.ring.availIdx = (drv.ring.availIdx + drv.num + 1) & 0xffff;
+  dev.write(C.VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+  t.ok(dev.read(C.VIRTIO_MMIO_STATUS) & C.VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET, 'DEVICE_NEEDS_RESET');
+  await tick();
+  t.equal(drv.configIrqs, 1, 'configuration interrupt told the driver');
+  dev.write(C.VIRTIO_MMIO_STATUS, ACK | DRV | FOK | DOK | C.VIRTIO_CONFIG_S_FAILED);
+  t.ok(dev.read(C.VIRTIO_MMIO_STATUS) & C.VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET, 'sticky until reset');
+
+  const again = new TestBlkDriver(dev, { memBytes: 8 << 20 });
+  t.equal(again.init() & C.VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET, 0, 'reset clears it');
+  const b2 = again.alloc(512);
+  t.equal((await again.request(C.VIRTIO_BLK_T_IN, 0, [{ addr: b2, len: 512 }])).status, C.VIRTIO_BLK_S_OK);
+  await dev.close();
+  const d = again.request(C.VIRTIO_BLK_T_IN, 0, [{ addr: b2, len: 512 }]);
+  await tick();
+  t.equal(dev.inflightCount, 0, 'a closed device ignores notifies');
+  again.forget((await Promise.race([d, Promise.resolve(null)]))?.id ?? -1);
+});
