@@ -1,0 +1,94 @@
+#!/usr/bin/env node
+/*
+ * lklfuse IMAGE MOUNTPOINT [-o opt,...] [-f] [-d] [-s]: mount an ext2/ext3/ext4 or vfat
+ * disk image through FUSE with the lkl-ts kernel. The command line only; lib/fuse/lklfuse.ts
+ * does the work. Also the helper behind `mount -t fuse.lklfuse IMAGE DIR -o ...`.
+ */
+import fs from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { runBackground, runDaemon } from '../lib/fuse/lklfuse.js';
+import { splitOptions } from '../lib/fuse/options.js';
+
+function version(): string {
+  for (const rel of ['../../package.json', '../package.json']) {
+    try {
+      return (JSON.parse(fs.readFileSync(new URL(rel, import.meta.url), 'utf8')) as { version: string }).version;
+    } catch { /* try the next */ }
+  }
+  return 'unknown';
+}
+
+const OPTIONS_HELP = `Options for -o (comma-separated; repeat -o as you like; "\\," is a literal comma):
+  type=TYPE            filesystem type: ext2, ext3, ext4 or vfat (default: detect)
+  part=N               mount partition N of a partitioned image (default: 0, the whole image)
+  ro                   mount read-only (the image is opened read-only)
+  rw                   mount read-write (the default)
+  mb=N                 kernel memory in MiB (default: 64)
+  opts=LIST            filesystem mount options, e.g. opts=noatime\\,data=journal;
+                       ro, rw, noatime, relatime, strictatime, lazytime, sync, dirsync,
+                       nodev, nosuid, noexec become mount flags, the rest is passed on
+  lock=FILE            lock FILE instead of the image (exclusive, or shared for ro);
+                       a second lklfuse on a locked image exits with status 2
+  nolock               do not lock anything
+  log=FILE             append the daemon's messages to FILE
+  fsname=NAME          source shown in mount tables (default: the image path)
+  subtype=NAME         type shown as fuse.NAME (default: lklfuse)
+  allow_other          let other users in (implies default_permissions; non-root users
+                       need user_allow_other in /etc/fuse.conf)
+  default_permissions  let the host kernel check file modes
+  hard_remove          libfuse's hard_remove (unlinked open files then stop being readable;
+                       by default lklfuse keeps them readable without .fuse_hidden files)
+  any other option     passed to FUSE (e.g. uid=, gid=, umask=, nodev, noexec, max_read=)
+  dev, suid, exec, auto, noauto, user, users, nofail, _netdev, defaults, x-*, comment=
+                       accepted from mount(8)/fstab and ignored
+
+Exit status: 0 mounted (or, in the foreground, unmounted cleanly), 1 error, 2 image locked.
+Stop with: fusermount -u MOUNTPOINT (or umount, or SIGTERM/SIGINT/SIGHUP to the daemon).`;
+
+async function main(): Promise<number> {
+  const argv = hideBin(process.argv);
+  const parsed = await yargs(argv)
+    .scriptName('lklfuse')
+    .usage('Usage: $0 IMAGE MOUNTPOINT [-o opt,...] [-f] [-d] [-s]\n\nMount an ext2/ext3/ext4 or vfat disk image through FUSE, served by the lkl-ts kernel.')
+    .option('o', { type: 'string', nargs: 1, description: 'mount options, comma-separated (see below)', requiresArg: true })
+    .option('f', { type: 'boolean', description: 'stay in the foreground' })
+    .option('d', { type: 'boolean', description: 'debug output (implies -f)' })
+    .option('s', { type: 'boolean', description: 'single-threaded: one request at a time' })
+    .help('h').alias('h', 'help')
+    .version('V', 'show the version', version()).alias('V', 'version')
+    .epilog(OPTIONS_HELP)
+    .strictOptions()
+    .wrap(Math.min(100, process.stdout.columns || 100))
+    .exitProcess(false)
+    .fail((msg, err) => { throw err ?? new Error(msg); })
+    .parseAsync()
+    .catch((e: Error) => {
+      process.stderr.write(`lklfuse: ${e.message}\nTry 'lklfuse --help'.\n`);
+      return null;
+    });
+  if (parsed === null) return 1;
+  if (parsed.h || parsed.V) return 0;
+  const pos = parsed._.map(String);
+  if (pos.length !== 2) {
+    process.stderr.write(`lklfuse: expected IMAGE and MOUNTPOINT, got ${pos.length} argument${pos.length === 1 ? '' : 's'}\nTry 'lklfuse --help'.\n`);
+    return 1;
+  }
+  const options = ([] as unknown[]).concat(parsed.o ?? []).map(String);
+  const args = {
+    image: pos[0]!, mountpoint: pos[1]!, options,
+    foreground: !!parsed.f || !!parsed.d, debug: !!parsed.d, singleThreaded: !!parsed.s,
+  };
+  if (!args.foreground) {
+    // log= must reach the daemon's stdio before it can open it itself.
+    const logOpt = options.flatMap(splitOptions).filter((o) => o.startsWith('log=')).pop();
+    return runBackground(fileURLToPath(import.meta.url), argv, logOpt?.slice(4));
+  }
+  return runDaemon(args);
+}
+
+main().then((status) => process.exit(status), (e: unknown) => {
+  process.stderr.write(`lklfuse: ${(e as Error)?.stack ?? String(e)}\n`);
+  process.exit(1);
+});

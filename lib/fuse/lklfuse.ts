@@ -1,0 +1,373 @@
+/*
+ * lklfuse, the application: checks the image and the mountpoint, locks the image, starts
+ * the kernel, attaches the image as a virtio disk, detects and mounts the filesystem in the
+ * kernel, and serves it through FUSE (ops.ts over fuse-native.ts) until a signal or an
+ * external unmount; then unmounts FUSE, unmounts in the kernel (writing everything back),
+ * detaches the disk and halts. bin/lklfuse.ts is the command line around it.
+ *
+ * Background mode (the default, as mount helpers must behave): the command re-runs itself
+ * detached with -f and LKLFUSE_READY_FD=3; the daemon reports on that pipe, as one JSON
+ * line, either that the mount is live or why it failed, and the parent exits accordingly.
+ */
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { format } from 'node:util';
+import createDebug from 'debug';
+import type { Sys } from '../kernel/include/sys.js';
+import { ENODEV, MS_RDONLY, O_RDONLY, strerror } from '../kernel/include/uapi.js';
+import { detectFs } from './detect.js';
+import { FuseMount } from './fuse-native.js';
+import { acquireLock } from './lock.js';
+import { findMount } from './mountinfo.js';
+import { lklfuseOps } from './ops.js';
+import type { LklfuseOptions } from './options.js';
+import { OptionError, SUPPORTED_TYPES, escapeOption, normalizeType, parseOptions } from './options.js';
+
+const debug = createDebug('lkl:fuse');
+
+/** The part of lib/index.ts's Kernel that lklfuse uses. */
+export interface LklKernel {
+  sys: Sys;
+  diskAdd(store: { path?: string; fd?: number; readOnly?: boolean }): Promise<number>;
+  mountDev(diskId: number, part: number, fsType: string, flags: number, opts: string): Promise<string | number>;
+  umountDev(diskId: number, part: number, flags: number, timeoutMs?: number): Promise<number>;
+  diskRemove(diskId: number): Promise<number>;
+  halt(): Promise<void>;
+}
+export interface KernelOptions { memMiB?: number; cmdline?: string; syscallThreads?: number }
+
+/** Exit statuses. */
+export const EXIT_OK = 0, EXIT_FAILURE = 1, EXIT_LOCKED = 2;
+
+export class LklfuseError extends Error {
+  constructor(message: string, readonly status = EXIT_FAILURE) { super(message); }
+}
+
+export interface LklfuseArgs {
+  image: string;
+  mountpoint: string;
+  /** The -o lists, in order. */
+  options: string[];
+  foreground: boolean;
+  debug: boolean;
+  singleThreaded: boolean;
+}
+
+/** Environment variable naming the fd on which a background daemon reports readiness. */
+export const READY_FD_ENV = 'LKLFUSE_READY_FD';
+/** Test only: serve this host directory through test/fuse/fake-kernel instead of the kernel. */
+export const FAKE_KERNEL_ENV = 'LKLFUSE_TEST_FAKE_KERNEL';
+
+const FUSE_DEVICE = () => process.env.LKLFUSE_TEST_FUSE_DEVICE || '/dev/fuse';
+const MAX_WRITE = 131072;
+const UMOUNT_TIMEOUT_MS = 60_000;
+
+let logFd: number | undefined;
+/** One line to the log (log=FILE) or stderr. */
+export function log(msg: string): void {
+  const line = msg.endsWith('\n') ? msg : msg + '\n';
+  try {
+    fs.writeSync(logFd ?? 2, line);
+  } catch { /* stderr gone (background daemon without log=): nothing to do */ }
+}
+
+async function loadKernel(opts: KernelOptions): Promise<LklKernel> {
+  const fake = process.env[FAKE_KERNEL_ENV];
+  if (fake) {
+    const url = new URL('../../test/fuse/fake-kernel.js', import.meta.url);
+    const m = await import(url.href) as { createFakeKernel(dir: string, stats?: string): LklKernel };
+    debug('using the fake kernel over %s', fake);
+    return m.createFakeKernel(fake, process.env.LKLFUSE_TEST_FAKE_STATS);
+  }
+  const spec = '../index.js'; // lib/index.ts: the public API (a variable keeps tsc from resolving it early)
+  let m: { startKernel(o: KernelOptions): Promise<LklKernel> };
+  try {
+    m = await import(spec) as typeof m;
+  } catch (e) {
+    throw new LklfuseError(`cannot load the lkl-ts kernel: ${(e as Error).message}`);
+  }
+  const k = await m.startKernel(opts);
+  const missing = (['diskAdd', 'mountDev', 'umountDev', 'diskRemove'] as const).filter((f) => typeof k[f] !== 'function');
+  if (missing.length) {
+    await k.halt();
+    throw new LklfuseError(`this lkl-ts kernel cannot attach disks yet (no ${missing.join(', ')} in lib/index.ts)`);
+  }
+  return k;
+}
+
+const diskName = (id: number, part: number) => `/dev/vd${String.fromCharCode(97 + id)}${part ? part : ''}`;
+
+function checkFuseDevice(): void {
+  const dev = FUSE_DEVICE();
+  try {
+    fs.accessSync(dev, fs.constants.R_OK | fs.constants.W_OK);
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    const why = err.code === 'ENOENT' ? 'No such file or directory (is the fuse kernel module loaded? try: modprobe fuse)' : describeHostError(err);
+    throw new LklfuseError(`${dev}: ${why}`);
+  }
+}
+
+function describeHostError(e: NodeJS.ErrnoException): string {
+  return typeof e.errno === 'number' ? strerror(e.errno) : e.message;
+}
+
+function checkImage(image: string, readOnly: boolean): void {
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(image);
+  } catch (e) {
+    throw new LklfuseError(`${image}: ${describeHostError(e as NodeJS.ErrnoException)}`);
+  }
+  if (st.isDirectory()) throw new LklfuseError(`${image}: Is a directory (expected a disk image)`);
+  if (!st.isFile() && !st.isBlockDevice()) throw new LklfuseError(`${image}: not a regular file or block device`);
+  try {
+    fs.accessSync(image, fs.constants.R_OK | (readOnly ? 0 : fs.constants.W_OK));
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    throw new LklfuseError(`${image}: ${describeHostError(err)}${!readOnly && err.code === 'EACCES' ? ' (mount it read-only with -o ro?)' : ''}`);
+  }
+  if (st.isFile() && st.size < 2048) throw new LklfuseError(`${image}: too small to hold a filesystem (${st.size} bytes)`);
+}
+
+async function checkMountpoint(mnt: string): Promise<void> {
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(mnt);
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    const why = err.code === 'ENOTCONN' ? 'Transport endpoint is not connected (a dead FUSE mount? try: fusermount -u ' + mnt + ')' : describeHostError(err);
+    throw new LklfuseError(`mountpoint ${mnt}: ${why}`);
+  }
+  if (!st.isDirectory()) throw new LklfuseError(`mountpoint ${mnt}: Not a directory`);
+  const m = await findMount(mnt);
+  if (m) throw new LklfuseError(`mountpoint ${mnt}: already mounted (${m.fsType} ${m.source})`);
+}
+
+/** Reports to the parent of a background daemon, once. */
+let readyFd = process.env[READY_FD_ENV] ? Number(process.env[READY_FD_ENV]) : undefined;
+function reportToParent(msg: { ok: true } | { ok: false; status: number; message: string }): void {
+  if (readyFd === undefined) return;
+  try {
+    fs.writeSync(readyFd, JSON.stringify(msg) + '\n');
+    fs.closeSync(readyFd);
+  } catch (e) { debug('cannot report to parent: %O', e); }
+  readyFd = undefined;
+}
+
+/** Tells systemd (Type=notify, NotifyAccess=all) that the mount is live. */
+function notifySystemd(): void {
+  if (!process.env.NOTIFY_SOCKET) return;
+  const c = spawn('systemd-notify', ['--ready', `--pid=${process.pid}`], { stdio: 'ignore' });
+  c.on('error', (e) => debug('systemd-notify: %O', e));
+  c.unref();
+}
+
+/** Foreground run: mounts, serves until stopped, returns the exit status. */
+export async function runDaemon(args: LklfuseArgs): Promise<number> {
+  let opts: LklfuseOptions;
+  try {
+    opts = parseOptions(args.options);
+  } catch (e) {
+    if (e instanceof OptionError) return fail(new LklfuseError(`bad option: ${e.message}`));
+    throw e;
+  }
+  const image = path.resolve(args.image);
+  const mnt = path.resolve(args.mountpoint);
+  if (opts.log) {
+    try {
+      logFd = fs.openSync(path.resolve(opts.log), 'a');
+    } catch (e) {
+      return fail(new LklfuseError(`log file ${opts.log}: ${describeHostError(e as NodeJS.ErrnoException)}`));
+    }
+    createDebug.log = (...a: unknown[]) => log(format(...a));
+  }
+  if (args.debug) createDebug.enable(['lkl:*', process.env.DEBUG].filter(Boolean).join(','));
+
+  let kernel: LklKernel | undefined;
+  let diskId = -1;
+  let mounted = false;
+  let releaseLock: (() => void) | undefined;
+  const cleanup = async () => {
+    try {
+      if (kernel && mounted) await kernel.umountDev(diskId, opts.part, 0, UMOUNT_TIMEOUT_MS);
+      if (kernel && diskId >= 0) await kernel.diskRemove(diskId);
+      if (kernel) await kernel.halt();
+    } catch (e) { debug('cleanup: %O', e); }
+    releaseLock?.();
+  };
+
+  try {
+    checkFuseDevice();
+    checkImage(image, opts.readOnly);
+    await checkMountpoint(mnt);
+    let type = undefined as string | undefined;
+    if (opts.type !== undefined) {
+      type = normalizeType(opts.type);
+      if (!type) throw new LklfuseError(`unknown filesystem type '${opts.type}' (supported: ${SUPPORTED_TYPES.join(', ')})`);
+    }
+
+    if (!opts.nolock) {
+      const lockFile = opts.lock ? path.resolve(opts.lock) : image;
+      const l = await acquireLock(lockFile, opts.readOnly, opts.lock ? `lock file ${lockFile}` : 'image');
+      if (!l.ok) throw new LklfuseError(l.conflict ? `${image}: ${l.message}` : l.message, l.conflict ? EXIT_LOCKED : EXIT_FAILURE);
+      releaseLock = l.release;
+    }
+    process.chdir('/'); // do not pin the caller's directory
+
+    kernel = await loadKernel({ memMiB: opts.mb, syscallThreads: args.singleThreaded ? 1 : undefined });
+    const { sys } = kernel;
+    diskId = await kernel.diskAdd({ path: image, readOnly: opts.readOnly });
+    if (diskId < 0) throw new LklfuseError(`${image}: cannot attach the image: ${strerror(diskId)}`);
+
+    const dev = diskName(diskId, opts.part);
+    const fd = await sys.open(dev, O_RDONLY);
+    if (fd < 0) {
+      throw new LklfuseError(opts.part
+        ? `${image}: no partition ${opts.part} (${strerror(fd)})`
+        : `${image}: cannot open ${dev} in the kernel: ${strerror(fd)}`);
+    }
+    const head = new Uint8Array(65536);
+    const n = await sys.pread64(fd, head, 0);
+    await sys.close(fd);
+    if (n < 0) throw new LklfuseError(`${image}: cannot read: ${strerror(n)}`);
+    const det = detectFs(head.subarray(0, n));
+    debug('%s: found %s', dev, det.reason);
+    if (args.debug) log(`lklfuse: ${image}${opts.part ? ` part ${opts.part}` : ''}: found ${det.reason}`);
+    if (!type) {
+      if (!det.type) {
+        throw new LklfuseError(`${image}: cannot detect the filesystem type: found ${det.reason}` +
+          ` (supported: ${SUPPORTED_TYPES.join(', ')}${det.partitions ? '; choose a partition with -o part=N' : '; or give -o type='})`);
+      }
+      type = det.type;
+    }
+
+    let mp = await kernel.mountDev(diskId, opts.part, type, opts.mountFlags, opts.mountData);
+    if (mp === -ENODEV && (type === 'ext2' || type === 'ext3')) {
+      mp = await kernel.mountDev(diskId, opts.part, 'ext4', opts.mountFlags, opts.mountData); // ext4 serves ext2/3
+    }
+    if (typeof mp === 'number') {
+      throw new LklfuseError(`${image}: cannot mount the ${type} filesystem: ${strerror(mp)}` +
+        (mp === -22 || mp === -117 ? ' (corrupt or unsupported filesystem?)' : ''));
+    }
+    mounted = true;
+    debug('mounted %s (%s) at %s in the kernel', dev, type, mp);
+    const root = (await sys.chroot(mp)) === 0 ? '' : mp;
+    const ops = lklfuseOps(sys, root);
+
+    const fuseOpts = [
+      'big_writes', `max_write=${MAX_WRITE}`, 'use_ino',
+      `fsname=${escapeOption(opts.fsname ?? image)}`, `subtype=${escapeOption(opts.subtype ?? 'lklfuse')}`,
+      ...(opts.readOnly || opts.mountFlags & MS_RDONLY ? ['ro'] : []),
+      // The kernel runs every request as root: with allow_other, let the host check modes.
+      ...(opts.allowOther ? ['allow_other', 'default_permissions'] : opts.defaultPermissions ? ['default_permissions'] : []),
+      ...(opts.hardRemove ? ['hard_remove'] : []),
+      ...(args.debug ? ['debug'] : []),
+      ...opts.fuse,
+    ];
+    const fuse = await FuseMount.mount(mnt, ops, { options: fuseOpts, serialize: args.singleThreaded }).catch((e: Error) => {
+      throw new LklfuseError(`mountpoint ${mnt}: FUSE mount failed: ${e.message}`);
+    });
+    debug('FUSE mount %d live at %s', fuse.mountId, mnt);
+    reportToParent({ ok: true });
+    notifySystemd();
+
+    const reason = await new Promise<string>((resolve) => {
+      for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(sig, () => resolve(sig));
+      fuse.once('unmounted', () => resolve('external unmount'));
+    });
+    debug('shutting down: %s', reason);
+    for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) {
+      process.removeAllListeners(sig);
+      process.on(sig, () => debug('%s ignored: already shutting down', sig));
+    }
+
+    let status = EXIT_OK;
+    try {
+      await fuse.unmount();
+    } catch (e) {
+      log(`lklfuse: ${(e as Error).message}`);
+      status = EXIT_FAILURE;
+    }
+    await ops.closeAll();
+    const r = await kernel.umountDev(diskId, opts.part, 0, UMOUNT_TIMEOUT_MS);
+    mounted = false;
+    if (r < 0) {
+      log(`lklfuse: ${image}: unmount in the kernel failed: ${strerror(r)}`);
+      status = EXIT_FAILURE;
+    }
+    await kernel.diskRemove(diskId);
+    diskId = -1;
+    await kernel.halt();
+    kernel = undefined;
+    releaseLock?.();
+    return status;
+  } catch (e) {
+    await cleanup();
+    if (e instanceof LklfuseError) return fail(e);
+    const msg = `internal error: ${(e as Error)?.stack ?? String(e)}`;
+    return fail(new LklfuseError(msg));
+  }
+}
+
+function fail(e: LklfuseError): number {
+  const line = `lklfuse: ${e.message}`;
+  if (readyFd === undefined || logFd !== undefined) log(line);
+  reportToParent({ ok: false, status: e.status, message: line });
+  return e.status;
+}
+
+/**
+ * Background run: starts `argv` again detached as a foreground daemon and waits until it
+ * reports. Resolves to the exit status for this (parent) process.
+ */
+export function runBackground(script: string, argv: string[], logFile?: string): Promise<number> {
+  return new Promise((resolve) => {
+    let out: 'ignore' | number = 'ignore';
+    if (logFile) {
+      try { out = fs.openSync(path.resolve(logFile), 'a'); } catch { /* the daemon reports it */ }
+    }
+    const child = spawn(process.execPath, [...process.execArgv, script, ...argv, '-f'], {
+      detached: true,
+      stdio: ['ignore', out, out, 'pipe'],
+      env: { ...process.env, [READY_FD_ENV]: '3' },
+    });
+    if (typeof out === 'number') fs.closeSync(out);
+    const pipe = child.stdio[3] as NodeJS.ReadableStream;
+    let buf = '';
+    let answered = false;
+    const answer = (status: number, message?: string) => {
+      if (answered) return;
+      answered = true;
+      if (message) process.stderr.write(message + '\n');
+      child.unref();
+      (pipe as unknown as { destroy(): void }).destroy();
+      resolve(status);
+    };
+    pipe.on('data', (d: Buffer) => {
+      buf += d.toString();
+      const nl = buf.indexOf('\n');
+      if (nl < 0) return;
+      try {
+        const msg = JSON.parse(buf.slice(0, nl)) as { ok: boolean; status?: number; message?: string };
+        answer(msg.ok ? EXIT_OK : msg.status ?? EXIT_FAILURE, msg.ok ? undefined : msg.message);
+      } catch {
+        answer(EXIT_FAILURE, 'lklfuse: the daemon sent a garbled report');
+      }
+    });
+    child.on('error', (e) => answer(EXIT_FAILURE, `lklfuse: cannot start the daemon: ${e.message}`));
+    // A failing daemon reports, then exits: read the report before looking at the exit.
+    let ended = false;
+    let exited: string | undefined;
+    const onGone = () => {
+      if (ended && exited) answer(EXIT_FAILURE, `lklfuse: the daemon ${exited} before the mount was live`);
+    };
+    pipe.on('end', () => { ended = true; onGone(); });
+    pipe.on('error', () => { ended = true; onGone(); });
+    child.on('exit', (code, sig) => { exited = sig ? `was killed by ${sig}` : `exited with status ${code}`; onGone(); });
+    for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+      process.once(sig, () => { child.kill('SIGTERM'); answer(EXIT_FAILURE, `lklfuse: interrupted (${sig})`); });
+    }
+  });
+}

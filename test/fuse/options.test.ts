@@ -1,0 +1,84 @@
+/* lklfuse's -o parsing: table-driven, one row per convention. */
+import t from 'tap';
+import {
+  MS_DIRSYNC, MS_LAZYTIME, MS_NOATIME, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY, MS_RELATIME,
+  MS_STRICTATIME, MS_SYNCHRONOUS,
+} from '../../lib/kernel/include/uapi.js';
+import { escapeOption, normalizeType, parseFsOptions, parseOptions, splitOptions } from '../../lib/fuse/options.js';
+import type { LklfuseOptions } from '../../lib/fuse/options.js';
+
+t.test('splitOptions', async (t) => {
+  const rows: [string, string, string[]][] = [
+    ['plain list', 'a,b,c', ['a', 'b', 'c']],
+    ['empty items dropped', ',a,,b,', ['a', 'b']],
+    ['escaped comma stays in the item', 'opts=x\\,y,ro', ['opts=x\\,y', 'ro']],
+    ['escaped backslash', 'fsname=a\\\\b', ['fsname=a\\\\b']],
+    ['empty', '', []],
+  ];
+  for (const [name, input, want] of rows) t.same(splitOptions(input), want, name);
+  t.equal(escapeOption('/img,1\\x'), '/img\\,1\\\\x', 'escapeOption');
+});
+
+t.test('parseFsOptions: flags as mount(8) sets them, the rest is data', async (t) => {
+  const rows: [string, string, number, string][] = [
+    ['nothing', '', 0, ''],
+    ['ro', 'ro', MS_RDONLY, ''],
+    ['rw after ro clears it', 'ro,rw', 0, ''],
+    ['atime family', 'noatime,relatime,strictatime,lazytime', MS_NOATIME | MS_RELATIME | MS_STRICTATIME | MS_LAZYTIME, ''],
+    ['atime clears noatime', 'noatime,atime', 0, ''],
+    ['sync and dirsync', 'sync,dirsync', MS_SYNCHRONOUS | MS_DIRSYNC, ''],
+    ['async clears sync', 'sync,async', 0, ''],
+    ['nodev nosuid noexec', 'nodev,nosuid,noexec', MS_NODEV | MS_NOSUID | MS_NOEXEC, ''],
+    ['filesystem data in order', 'data=journal,noatime,errors=remount-ro,barrier', MS_NOATIME, 'data=journal,errors=remount-ro,barrier'],
+    ['defaults is a placeholder', 'defaults,uid=1000', 0, 'uid=1000'],
+    ['vfat options', 'uid=1000,gid=100,umask=022,shortname=mixed,utf8', 0, 'uid=1000,gid=100,umask=022,shortname=mixed,utf8'],
+  ];
+  for (const [name, input, flags, data] of rows) t.same(parseFsOptions(input), { flags, data }, name);
+});
+
+t.test('parseOptions', async (t) => {
+  const base = parseOptions([]);
+  t.same(base, {
+    part: 0, readOnly: false, mb: 64, mountFlags: 0, mountData: '', nolock: false, allowOther: false,
+    defaultPermissions: false, hardRemove: false, fuse: [], ignored: [],
+  }, 'defaults');
+  const rows: [string, string[], Partial<LklfuseOptions>][] = [
+    ['type', ['type=ext4'], { type: 'ext4' }],
+    ['part and mb', ['part=2,mb=128'], { part: 2, mb: 128 }],
+    ['ro makes the kernel mount read-only', ['ro'], { readOnly: true, mountFlags: MS_RDONLY }],
+    ['rw after ro', ['ro', 'rw'], { readOnly: false, mountFlags: 0 }],
+    ['opts= with escaped commas', ['opts=noatime\\,data=journal'], { mountFlags: MS_NOATIME, mountData: 'data=journal' }],
+    ['opts=ro makes the mount read-only', ['opts=ro'], { readOnly: true, mountFlags: MS_RDONLY }],
+    ['two opts= add up', ['opts=noatime', 'opts=discard'], { mountFlags: MS_NOATIME, mountData: 'discard' }],
+    ['lock and log', ['lock=/run/x.lock,log=/tmp/l'], { lock: '/run/x.lock', log: '/tmp/l' }],
+    ['nolock', ['nolock'], { nolock: true }],
+    ['fsname and subtype', ['fsname=disk\\,1,subtype=foo'], { fsname: 'disk,1', subtype: 'foo' }],
+    ['allow_other and default_permissions', ['allow_other,default_permissions'], { allowOther: true, defaultPermissions: true }],
+    ['hard_remove', ['hard_remove'], { hardRemove: true }],
+    ['lklfuse\'s own FUSE choices are not repeated', ['big_writes,max_write=65536,use_ino'], { fuse: [] }],
+    ['everything else goes to FUSE', ['uid=1000,umask=077,nodev,noexec,max_read=65536,attr_timeout=0'],
+      { fuse: ['uid=1000', 'umask=077', 'nodev', 'noexec', 'max_read=65536', 'attr_timeout=0'] }],
+    ['value 0 is kept', ['entry_timeout=0'], { fuse: ['entry_timeout=0'] }],
+    ['mount.fuse / fstab noise is ignored', ['rw,dev,suid,exec,auto,noauto,user,users,nofail,_netdev,defaults,x-systemd.automount,comment=foo'],
+      { readOnly: false, fuse: [], ignored: ['dev', 'suid', 'exec', 'auto', 'noauto', 'user', 'users', 'nofail', '_netdev', 'defaults', 'x-systemd.automount', 'comment=foo'] }],
+    ['what mount -t fuse.lklfuse passes', ['rw,nosuid,nodev,relatime,type=vfat'], { type: 'vfat', fuse: ['nosuid', 'nodev', 'relatime'] }],
+  ];
+  for (const [name, lists, want] of rows) t.match(parseOptions(lists), want, name);
+
+  const bad: [string, string, RegExp][] = [
+    ['part not a number', 'part=x', /invalid value for part/],
+    ['part out of range', 'part=300', /part must be between 0 and 255/],
+    ['mb too small', 'mb=1', /mb must be between/],
+    ['type without value', 'type=', /type needs a value/],
+    ['lock without value', 'lock', /lock needs a value/],
+  ];
+  for (const [name, list, msg] of bad) t.throws(() => parseOptions([list]), { message: msg }, name);
+});
+
+t.test('normalizeType', async (t) => {
+  const rows: [string, string | undefined][] = [
+    ['ext2', 'ext2'], ['ext3', 'ext3'], ['EXT4', 'ext4'], ['vfat', 'vfat'], ['msdos', 'vfat'],
+    ['fat32', 'vfat'], ['xfs', undefined], ['btrfs', undefined], ['', undefined],
+  ];
+  for (const [input, want] of rows) t.equal(normalizeType(input), want, input || '(empty)');
+});
