@@ -47,7 +47,11 @@ let st = new SyscallState();
 export function processContext(): Record<string, unknown> { return st.processCtx; }
 
 export function syscallInit(nThreads: number): void {
+  // The process context was filled by this boot's initcalls (cred, fs, files), which run
+  // before the syscall threads start: carry it over to the new state.
+  const ctx = st.processCtx;
   st = new SyscallState();
+  st.processCtx = ctx;
   const me = st;
   requestIrq(IRQ_SYSCALL, (_irq, data) => {
     me.queue.push(data as SyscallRequest);

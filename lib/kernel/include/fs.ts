@@ -43,6 +43,8 @@ export const LOOKUP_FOLLOW = 1, LOOKUP_DIRECTORY = 2, LOOKUP_CREATE = 0x200, LOO
 /* may_* for permission() */
 export const MAY_EXEC = 1, MAY_WRITE = 2, MAY_READ = 4, MAY_APPEND = 8, MAY_ACCESS = 16, MAY_OPEN = 32,
   MAY_NOT_BLOCK = 128;
+/* in-core inode flags (i_flags: S_* of include/linux/fs.h) */
+export const S_SYNC = 1, S_NOATIME = 2, S_APPEND = 4, S_IMMUTABLE = 8, S_DEAD = 16;
 /* file system type flags */
 export const FS_REQUIRES_DEV = 1;
 
@@ -324,5 +326,7 @@ export class SuperBlock {
   readonly s_umount = new RwSem();
   /** Number of vfsmounts using this superblock. */
   s_active = 0;
+  /** Maximum links to an inode (0 = no VFS-enforced limit; link/mkdir give EMLINK beyond). */
+  s_max_links = 0;
   constructor(public readonly s_type: FileSystemType) { this.s_dev = nextDev++; }
 }

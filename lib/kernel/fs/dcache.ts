@@ -1,0 +1,255 @@
+/*
+ * The directory-entry cache (fs/dcache.c).
+ *
+ * Every name the VFS has looked up lives here as a Dentry: positive (with an inode) or
+ * negative (the name is known not to exist, so the next lookup needs no filesystem call).
+ * A dentry is "hashed" while it sits in its parent's d_subdirs map under its name; lookups
+ * find only hashed dentries. Each child holds a reference on its parent, so a dentry with no
+ * references has no cached children and can be freed. Unused dentries stay cached on an LRU
+ * bounded in size and trimmed by a shrinker; killing a dentry drops its inode reference.
+ *
+ * Reference rules follow Linux: d_alloc returns a referenced, hashed dentry; dget/dput;
+ * the last dput of an unhashed dentry (deleted, or pruned) frees it.
+ *
+ * May touch: inode.ts (iput), the wait queues.
+ */
+import { Dentry, type Inode, type Path, type SuperBlock, SB_ACTIVE } from '../include/fs.js';
+import { host } from '../arch/cpu.js';
+import { WaitQueueHead, waitEvent } from '../kernel/wait.js';
+import { iput } from './inode.js';
+
+/** d_flags bits. */
+export const DCACHE_PAR_LOOKUP = 1 << 0, DCACHE_DISCONNECTED = 1 << 1, DCACHE_CANT_MOUNT = 1 << 2,
+  DCACHE_OP_DONT_CACHE = 1 << 3;
+
+/** Unused dentries kept before dput starts pruning the oldest. */
+export let DENTRY_LRU_MAX = 20000;
+export function setDentryLruMax(n: number): void { DENTRY_LRU_MAX = n; }
+
+class DcacheState {
+  lru = new Set<Dentry>();
+  /** Woken when a parallel lookup finishes (d_alloc_parallel's in-lookup wait). */
+  inLookupWq = new WaitQueueHead();
+  nrDentry = 0;
+}
+let dc = new DcacheState();
+export function dcacheInit(): void { dc = new DcacheState(); }
+export function dcacheStats(): { nrDentry: number; nrUnused: number } {
+  return { nrDentry: dc.nrDentry, nrUnused: dc.lru.size };
+}
+
+export function dget(d: Dentry): Dentry {
+  if (d.d_count++ === 0) dc.lru.delete(d);
+  return d;
+}
+
+/** d_alloc: a new hashed, negative dentry `name` under `parent` (referenced). */
+export function dAlloc(parent: Dentry, name: string): Dentry {
+  const d = new Dentry(name, parent, parent.d_sb);
+  dget(parent);
+  const old = parent.d_subdirs.get(name);
+  if (old) dUnhash(old);
+  parent.d_subdirs.set(name, d);
+  dc.nrDentry++;
+  return d;
+}
+
+/** d_make_root: the root dentry of a new superblock, owning the caller's inode reference. */
+export function dMakeRoot(inode: Inode): Dentry {
+  const d = new Dentry('/', null, inode.i_sb);
+  d.d_inode = inode;
+  dc.nrDentry++;
+  return d;
+}
+
+/** d_lookup: the hashed child `name` of parent, referenced, or null. */
+export function dLookup(parent: Dentry, name: string): Dentry | null {
+  const d = parent.d_subdirs.get(name);
+  if (!d || d.d_unhashed) return null;
+  return dget(d);
+}
+
+/** Wait until a lookup running in another thread on `d` finishes (d_wait_lookup). */
+export async function dWaitLookup(d: Dentry): Promise<void> {
+  await waitEvent(dc.inLookupWq, () => (d.d_flags & DCACHE_PAR_LOOKUP) === 0);
+}
+export function dLookupDone(d: Dentry): void {
+  d.d_flags &= ~DCACHE_PAR_LOOKUP;
+  dc.inLookupWq.wakeUpAll();
+}
+
+/** d_instantiate: give a negative dentry its inode (takes over the inode reference). */
+export function dInstantiate(d: Dentry, inode: Inode | null): void {
+  if (d.d_inode) throw new Error(`d_instantiate on positive dentry ${d.d_name}`);
+  d.d_inode = inode;
+}
+/** d_add: instantiate (our dentries are hashed from birth). */
+export function dAdd(d: Dentry, inode: Inode | null): void { dInstantiate(d, inode); }
+
+/**
+ * d_splice_alias: what a filesystem's lookup hands back. We keep one dentry per directory
+ * inode by construction (rename moves dentries), so this is d_add.
+ */
+export function dSpliceAlias(inode: Inode | null, d: Dentry): Dentry {
+  dAdd(d, inode);
+  return d;
+}
+
+/** __d_drop: unhash, so that lookups stop finding it (its parent link stays). */
+export function dUnhash(d: Dentry): void {
+  if (d.d_unhashed) return;
+  d.d_unhashed = true;
+  if (!d.isRoot && d.d_parent.d_subdirs.get(d.d_name) === d) d.d_parent.d_subdirs.delete(d.d_name);
+}
+export const dDrop = dUnhash;
+
+/**
+ * d_delete after a successful unlink/rmdir: if we hold the only reference, turn the
+ * dentry negative at once (the name is now known absent); otherwise somebody (an open
+ * file, a cwd) still uses it: unhash it and let the last dput release the inode.
+ */
+export async function dDelete(d: Dentry): Promise<void> {
+  if (d.d_count === 1 && d.d_inode) {
+    const inode = d.d_inode;
+    d.d_inode = null;
+    await iput(inode);
+  } else dUnhash(d);
+}
+
+/** Free a dentry nobody references; returns its parent for the caller to dput. */
+async function dentryKill(d: Dentry): Promise<Dentry | null> {
+  dc.lru.delete(d);
+  dUnhash(d);
+  dc.nrDentry--;
+  const inode = d.d_inode;
+  d.d_inode = null;
+  if (inode) await iput(inode);
+  return d.isRoot ? null : d.d_parent;
+}
+
+/** dput: drop a reference; unused dentries are cached on the LRU unless unhashed. */
+export async function dput(d: Dentry | null): Promise<void> {
+  while (d) {
+    if (d.d_count <= 0) { host().print(`BUG: dput of unused dentry ${d.d_name}`); return; }
+    if (--d.d_count > 0) return;
+    const keep = !d.d_unhashed && !(d.d_flags & DCACHE_OP_DONT_CACHE) && (d.d_sb.s_flags & SB_ACTIVE) !== 0 &&
+      !(d.d_inode && d.d_inode.i_nlink === 0);
+    if (keep) {
+      dc.lru.add(d);
+      if (dc.lru.size > DENTRY_LRU_MAX) await pruneDcache(dc.lru.size - DENTRY_LRU_MAX);
+      return;
+    }
+    d = await dentryKill(d);
+  }
+}
+
+/** prune_dcache: free up to n unused dentries, oldest first. Returns how many were freed. */
+export async function pruneDcache(n: number): Promise<number> {
+  let freed = 0;
+  while (freed < n) {
+    const it = dc.lru.values().next();
+    if (it.done) break;
+    const d = it.value;
+    if (d.d_count !== 0) { dc.lru.delete(d); continue; }
+    d.d_count = 1; // hold it while killing (dput below drops it)
+    dc.lru.delete(d);
+    dUnhash(d);
+    await dput(d);
+    freed++;
+  }
+  return freed;
+}
+
+/**
+ * shrink_dcache_sb / shrink_dcache_for_umount: free every dentry of sb. At umount nothing
+ * else uses them; the pins a filesystem keeps on its own dentries (ramfs) are dropped here.
+ */
+export async function shrinkDcacheForUmount(sb: SuperBlock): Promise<void> {
+  const root = sb.s_root;
+  if (!root) return;
+  // Depth-first, children before parents, dropping every reference below the root.
+  const kill = async (d: Dentry): Promise<void> => {
+    for (const c of [...d.d_subdirs.values()]) await kill(c);
+    d.d_subdirs.clear();
+    dc.lru.delete(d);
+    d.d_unhashed = true;
+    d.d_count = 0;
+    dc.nrDentry--;
+    const inode = d.d_inode;
+    d.d_inode = null;
+    if (inode) await iput(inode);
+  };
+  await kill(root);
+  sb.s_root = null;
+}
+
+/** Drop all unused children of d (shrink_dcache_parent), e.g. before rmdir or umount checks. */
+export async function shrinkDcacheParent(d: Dentry): Promise<void> {
+  for (const c of [...d.d_subdirs.values()]) {
+    if (c.d_count === 0) { c.d_count = 1; dc.lru.delete(c); dUnhash(c); await dput(c); }
+  }
+}
+
+/** d_move: rename d to take target's place (target gets unhashed). */
+export async function dMove(d: Dentry, target: Dentry): Promise<void> {
+  const oldParent = d.d_parent;
+  const newParent = target.d_parent;
+  dUnhash(target);
+  if (!d.d_unhashed && oldParent.d_subdirs.get(d.d_name) === d) oldParent.d_subdirs.delete(d.d_name);
+  d.d_name = target.d_name;
+  if (oldParent !== newParent) {
+    d.d_parent = dget(newParent);
+  }
+  const old = newParent.d_subdirs.get(d.d_name);
+  if (old && old !== d) dUnhash(old);
+  newParent.d_subdirs.set(d.d_name, d);
+  d.d_unhashed = false;
+  if (oldParent !== newParent) await dput(oldParent);
+}
+
+/** d_exchange: swap the names and parents of two positive dentries (RENAME_EXCHANGE). */
+export function dExchange(a: Dentry, b: Dentry): void {
+  const pa = a.d_parent, pb = b.d_parent, na = a.d_name, nb = b.d_name;
+  pa.d_subdirs.delete(na);
+  pb.d_subdirs.delete(nb);
+  a.d_name = nb; a.d_parent = pb;
+  b.d_name = na; b.d_parent = pa;
+  pb.d_subdirs.set(nb, a);
+  pa.d_subdirs.set(na, b);
+  // Each still holds one reference on a parent: if they swapped parents, the counts balance.
+}
+
+/** is_subdir: is d equal to or below ancestor (within one filesystem)? */
+export function isSubdir(d: Dentry, ancestor: Dentry): boolean {
+  for (let p = d; ; p = p.d_parent) {
+    if (p === ancestor) return true;
+    if (p.isRoot) return false;
+  }
+}
+
+/** d_unlinked: removed from the tree (rmdir'ed cwd, deleted open file). */
+export function dUnlinked(d: Dentry): boolean { return d.d_unhashed && !d.isRoot; }
+
+/**
+ * d_path / getcwd's prepend_path: the path of `path` as seen from `root`, walking up
+ * dentries and across mounts. `reachable` is false when the walk reached the top of the
+ * mount tree without meeting root (a cwd outside a chroot).
+ */
+export function dPath(path: Path, root: Path): { name: string; reachable: boolean } {
+  const parts: string[] = [];
+  let mnt = path.mnt, d = path.dentry;
+  for (;;) {
+    if (d === root.dentry && mnt === root.mnt) break;
+    if (d === mnt.mnt_root || d.isRoot) {
+      if (mnt.mnt_parent === mnt) {
+        return { name: '/' + parts.reverse().join('/'), reachable: false };
+      }
+      d = mnt.mnt_mountpoint;
+      mnt = mnt.mnt_parent;
+      continue;
+    }
+    parts.push(d.d_name);
+    d = d.d_parent;
+  }
+  return { name: '/' + parts.reverse().join('/'), reachable: true };
+}

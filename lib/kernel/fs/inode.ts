@@ -1,0 +1,265 @@
+/*
+ * The inode cache (fs/inode.c).
+ *
+ * In-core inodes are found by (superblock, inode number) through sb.s_inodes. iget_locked
+ * returns a cached inode with a new reference, or a fresh one marked I_NEW that the caller
+ * fills and then publishes with unlock_new_inode; others asking for it meanwhile wait.
+ * iput drops a reference; at zero the inode is either kept on the LRU (still linked, the
+ * superblock alive) or evicted: the filesystem's evict_inode frees its blocks when nlink is
+ * 0. An unlinked inode that is still open is an orphan: it stays until its last user goes,
+ * and orphans left at umount are evicted then (the on-disk orphan list is the fs's business).
+ *
+ * May touch: dcache (none), page_alloc (shrinker), workqueue.
+ */
+import { host } from '../arch/cpu.js';
+import {
+  Inode, I_NEW, I_FREEING, I_CLEAR, I_DIRTY, SB_ACTIVE, CAP_FSETID, type SuperBlock,
+} from '../include/fs.js';
+import { S_IFMT, S_ISDIR, S_ISGID, S_IXGRP, S_ISBLK, S_ISCHR, S_ISFIFO, S_ISSOCK } from '../include/uapi.js';
+import { WaitQueueHead, waitEvent } from '../kernel/wait.js';
+import { currentTime, timestampTruncate } from './time.js';
+import { currentCred, capable, inGroupP } from '../kernel/cred.js';
+import { deleteFromPageCache } from '../mm/filemap.js';
+import { registerShrinker } from '../mm/page_alloc.js';
+import { WorkQueue, WorkStruct } from '../kernel/workqueue.js';
+import { dcacheStats, pruneDcache } from './dcache.js';
+import { inodeClean } from './fs-writeback.js';
+import { blkdevOpenFops, chrdevOpenFops, badSockFops } from './devices.js';
+
+/** Unused, still-linked inodes kept in core before iput starts evicting the oldest. */
+export let INODE_LRU_MAX = 10000;
+export function setInodeLruMax(n: number): void { INODE_LRU_MAX = n; }
+
+class IcacheState {
+  lru = new Set<Inode>();
+  wq = new WaitQueueHead();
+  /** Unlinked inodes still in use, per superblock (the in-core orphan list). */
+  orphans = new Map<SuperBlock, Set<Inode>>();
+  nextIno = 1;
+  nrInodes = 0;
+  evicted = 0;
+}
+let ic = new IcacheState();
+/**
+ * The VFS cache shrinker: page allocation under pressure asks it for memory. Freeing
+ * dentries and inodes (and with them their page cache) may sleep, so the shrinker only
+ * queues the pruning, which a worker does; the allocator's other shrinkers and writeback
+ * cover the immediate need.
+ */
+let shrinkWq: WorkQueue | null = null;
+let shrinkWork: WorkStruct | null = null;
+function vfsCacheShrinker(_want: number): number {
+  if (shrinkWq && shrinkWork) shrinkWq.queueWork(shrinkWork);
+  return 0;
+}
+export function icacheInit(): void {
+  ic = new IcacheState();
+  shrinkWq = new WorkQueue('vfs-shrink', 1);
+  shrinkWork = new WorkStruct(async () => {
+    const d = dcacheStats();
+    await pruneDcache(Math.ceil(d.nrUnused / 2));
+    await pruneIcache(Math.ceil(ic.lru.size / 2));
+  });
+  registerShrinker(vfsCacheShrinker);
+}
+export function icacheStats(): { nrInodes: number; nrUnused: number; evicted: number; orphans: number } {
+  let orphans = 0;
+  for (const s of ic.orphans.values()) orphans += s.size;
+  return { nrInodes: ic.nrInodes, nrUnused: ic.lru.size, evicted: ic.evicted, orphans };
+}
+
+/** get_next_ino: inode numbers for filesystems without on-disk numbers (ramfs). */
+export function getNextIno(): number { return ic.nextIno++; }
+
+function allocInode(sb: SuperBlock): Inode {
+  const inode = sb.s_op?.alloc_inode ? sb.s_op.alloc_inode(sb) : new Inode(sb);
+  inode.i_blkbits = sb.s_blocksize_bits;
+  inode.i_count = 1;
+  ic.nrInodes++;
+  return inode;
+}
+
+/** new_inode: an inode with no number in the hash yet (the caller sets i_ino and hashes). */
+export function newInode(sb: SuperBlock): Inode { return allocInode(sb); }
+
+/** insert_inode_hash: make the inode findable by number. */
+export function insertInodeHash(inode: Inode): void { inode.i_sb.s_inodes.set(inode.i_ino, inode); }
+
+/**
+ * iget_locked: the cached inode `ino` (referenced), or a new I_NEW one the caller must
+ * fill and then unlock_new_inode (or iget_failed).
+ */
+export async function igetLocked(sb: SuperBlock, ino: number): Promise<Inode> {
+  for (;;) {
+    const inode = sb.s_inodes.get(ino);
+    if (!inode) break;
+    if (inode.i_state & (I_NEW | I_FREEING)) {
+      await waitEvent(ic.wq, () => !(inode.i_state & (I_NEW | I_FREEING)) || sb.s_inodes.get(ino) !== inode);
+      continue;
+    }
+    if (inode.i_count++ === 0) ic.lru.delete(inode);
+    return inode;
+  }
+  const inode = allocInode(sb);
+  inode.i_ino = ino;
+  inode.i_state = I_NEW;
+  sb.s_inodes.set(ino, inode);
+  return inode;
+}
+
+/** ilookup: the cached inode `ino` if present (referenced), without creating it. */
+export async function ilookup(sb: SuperBlock, ino: number): Promise<Inode | null> {
+  if (!sb.s_inodes.has(ino)) return null;
+  return igetLocked(sb, ino);
+}
+
+export function unlockNewInode(inode: Inode): void {
+  inode.i_state &= ~I_NEW;
+  ic.wq.wakeUpAll();
+}
+
+/** iget_failed: the filesystem could not read the inode: unhash and drop it. */
+export async function igetFailed(inode: Inode): Promise<void> {
+  inode.i_nlink = 0;
+  if (inode.i_sb.s_inodes.get(inode.i_ino) === inode) inode.i_sb.s_inodes.delete(inode.i_ino);
+  inode.i_state &= ~I_NEW;
+  ic.wq.wakeUpAll();
+  inode.i_count = 1;
+  await iput(inode);
+}
+
+export function ihold(inode: Inode): Inode {
+  if (inode.i_count++ === 0) ic.lru.delete(inode);
+  return inode;
+}
+
+/** generic_drop_inode: evict at last iput when unlinked or no longer findable. */
+export function genericDropInode(inode: Inode): boolean {
+  return inode.i_nlink === 0 || inode.i_sb.s_inodes.get(inode.i_ino) !== inode;
+}
+/** generic_delete_inode: never cache (ramfs-like filesystems whose dentries pin inodes). */
+export function genericDeleteInode(_inode: Inode): boolean { return true; }
+
+/** iput: drop a reference; the last one caches or evicts the inode. */
+export async function iput(inode: Inode): Promise<void> {
+  if (inode.i_count <= 0) { host().print(`BUG: iput of unused inode ${inode.i_ino}`); return; }
+  if (--inode.i_count > 0) return;
+  const sb = inode.i_sb;
+  const drop = sb.s_op?.drop_inode ? sb.s_op.drop_inode(inode) : genericDropInode(inode);
+  if (!drop && (sb.s_flags & SB_ACTIVE)) {
+    ic.lru.add(inode);
+    if (ic.lru.size > INODE_LRU_MAX) await pruneIcache(ic.lru.size - INODE_LRU_MAX);
+    return;
+  }
+  await evict(inode);
+}
+
+/** evict: take the inode out of the cache and let the filesystem release it. */
+async function evict(inode: Inode): Promise<void> {
+  const sb = inode.i_sb;
+  inode.i_state |= I_FREEING;
+  ic.lru.delete(inode);
+  try {
+    if (sb.s_op?.evict_inode) await sb.s_op.evict_inode(inode);
+    else truncateInodePagesFinal(inode);
+  } catch (e) {
+    host().print(`VFS: evict of inode ${inode.i_ino} on ${sb.s_id} failed: ${(e as Error)?.message ?? e}`);
+  }
+  // The filesystem may have truncated already; whatever is left of the page cache goes.
+  truncateInodePagesFinal(inode);
+  inodeClean(inode);
+  ic.orphans.get(sb)?.delete(inode);
+  if (sb.s_inodes.get(inode.i_ino) === inode) sb.s_inodes.delete(inode.i_ino);
+  inode.i_state = I_CLEAR;
+  sb.s_op?.destroy_inode?.(inode);
+  ic.nrInodes--;
+  ic.evicted++;
+  ic.wq.wakeUpAll();
+}
+
+/** Drop every page of the inode's mapping (truncate_inode_pages_final, for clean caches). */
+export function truncateInodePagesFinal(inode: Inode): void {
+  const m = inode.i_mapping;
+  for (const p of [...m.pages.values()]) deleteFromPageCache(p);
+  m.nrdirty = 0;
+}
+
+/** prune_icache_sb: evict up to n unused clean inodes, oldest first. */
+export async function pruneIcache(n: number): Promise<number> {
+  let freed = 0;
+  for (const inode of [...ic.lru]) {
+    if (freed >= n) break;
+    if (inode.i_count !== 0 || (inode.i_state & I_DIRTY)) continue;
+    ic.lru.delete(inode);
+    await evict(inode);
+    freed++;
+  }
+  return freed;
+}
+
+/** evict_inodes at umount: every unused inode of sb goes; orphans still open are forced. */
+export async function evictInodes(sb: SuperBlock): Promise<void> {
+  for (const inode of [...ic.lru]) if (inode.i_sb === sb && inode.i_count === 0) { ic.lru.delete(inode); await evict(inode); }
+  const left = [...sb.s_inodes.values()].filter((i) => !(i.i_state & (I_FREEING | I_CLEAR)));
+  const orphans = ic.orphans.get(sb);
+  for (const inode of [...(orphans ?? [])]) {
+    host().print(`VFS: evicting orphan inode ${inode.i_ino} still open at umount of ${sb.s_id}`);
+    inode.i_count = 0;
+    await evict(inode);
+  }
+  ic.orphans.delete(sb);
+  const busy = left.filter((i) => i.i_count > 0 && !(i.i_state & I_CLEAR));
+  if (busy.length) host().print(`VFS: Busy inodes after unmount of ${sb.s_id} (${busy.length})`);
+  for (const inode of busy) { inode.i_count = 0; await evict(inode); }
+}
+
+/* ---- link counts (the orphan list follows nlink) ---- */
+
+function noteNlink(inode: Inode): void {
+  const sb = inode.i_sb;
+  if (inode.i_nlink === 0 && inode.i_count > 0) {
+    let s = ic.orphans.get(sb);
+    if (!s) ic.orphans.set(sb, (s = new Set()));
+    s.add(inode);
+  } else ic.orphans.get(sb)?.delete(inode);
+}
+export function setNlink(inode: Inode, n: number): void { inode.i_nlink = n; noteNlink(inode); }
+export function incNlink(inode: Inode): void { inode.i_nlink++; noteNlink(inode); }
+export function dropNlink(inode: Inode): void {
+  if (inode.i_nlink === 0) { host().print(`BUG: drop_nlink of inode ${inode.i_ino} at 0`); return; }
+  inode.i_nlink--;
+  noteNlink(inode);
+}
+export function clearNlink(inode: Inode): void { inode.i_nlink = 0; noteNlink(inode); }
+/** Orphans (unlinked, still open) of a superblock. */
+export function orphansOf(sb: SuperBlock): Inode[] { return [...(ic.orphans.get(sb) ?? [])]; }
+
+/* ---- ownership and times ---- */
+
+/**
+ * inode_init_owner: the creator owns the new inode; in a set-group-ID directory the group
+ * is inherited (and new subdirectories inherit the bit), and a non-member without
+ * CAP_FSETID cannot create a group-executable set-group-ID file.
+ */
+export function inodeInitOwner(inode: Inode, dir: Inode | null, mode: number): void {
+  const cred = currentCred();
+  inode.i_uid = cred.fsuid;
+  if (dir && (dir.i_mode & S_ISGID)) {
+    inode.i_gid = dir.i_gid;
+    if (S_ISDIR(mode)) mode |= S_ISGID;
+    else if ((mode & (S_ISGID | S_IXGRP)) === (S_ISGID | S_IXGRP) && !inGroupP(inode.i_gid) && !capable(CAP_FSETID))
+      mode &= ~S_ISGID;
+  } else inode.i_gid = cred.fsgid;
+  inode.i_mode = mode;
+}
+
+export { currentTime, timestampTruncate };
+
+/** init_special_inode: device, fifo and socket inodes get the VFS's own open routines. */
+export function initSpecialInode(inode: Inode, mode: number, rdev: number): void {
+  inode.i_mode = mode;
+  if (S_ISCHR(mode)) { inode.i_fop = chrdevOpenFops; inode.i_rdev = rdev; }
+  else if (S_ISBLK(mode)) { inode.i_fop = blkdevOpenFops; inode.i_rdev = rdev; }
+  else if (S_ISFIFO(mode) || S_ISSOCK(mode)) inode.i_fop = badSockFops;
+  else host().print(`init_special_inode: bogus i_mode (${(mode & S_IFMT).toString(8)}) for inode ${inode.i_ino}`);
+}

@@ -1,0 +1,150 @@
+/*
+ * Extended attributes (fs/xattr.c): the 12 system calls, name checks, namespace
+ * permissions, and dispatch to the superblock's handlers by prefix.
+ *
+ * Names are checked first (ERANGE when empty or longer than 255 bytes, E2BIG for values
+ * over 64 KiB, EINVAL for unknown flags), then the path, then xattr_permission: writing
+ * needs a mutable inode; trusted.* needs CAP_SYS_ADMIN (reads without it see ENODATA);
+ * user.* exists only on regular files and directories, and a sticky directory's are
+ * writable only by its owner; security.* and system.* are left to the filesystem; any
+ * other namespace goes through inode_permission and then finds no handler (EOPNOTSUPP).
+ *
+ * May touch: namei, file_table, namespace (mnt_want_write).
+ */
+import { defineSyscall } from '../arch/syscalls.js';
+import {
+  CAP_SYS_ADMIN, LOOKUP_FOLLOW, MAY_READ, MAY_WRITE, S_APPEND, S_IMMUTABLE,
+  type Dentry, type Inode, type Path, type XattrHandler,
+} from '../include/fs.js';
+import { err } from '../include/errno.js';
+import {
+  E2BIG, EFAULT, EINVAL, ENODATA, EOPNOTSUPP, EPERM, ERANGE, S_ISDIR, S_ISREG, S_ISVTX,
+  XATTR_CREATE, XATTR_LIST_MAX, XATTR_NAME_MAX, XATTR_REPLACE, XATTR_SIZE_MAX,
+} from '../include/uapi.js';
+import { bstrToUtf8, utf8ToBstr } from '../include/bstr.js';
+import type { PathArg } from '../include/sys.js';
+import * as NR from '../include/unistd.js';
+import { capable } from '../kernel/cred.js';
+import { inodeOwnerOrCapable, inodePermission, pathPut, userPathAt } from './namei.js';
+import { withFile } from './file_table.js';
+import { mntWantWrite } from './namespace.js';
+
+/** The attribute name as a byte string: ERANGE when empty or too long. */
+function xattrName(name: unknown): string {
+  if (typeof name !== 'string') throw err(EFAULT);
+  const nul = name.indexOf('\0');
+  const s = utf8ToBstr(nul >= 0 ? name.slice(0, nul) : name);
+  if (s.length === 0 || s.length > XATTR_NAME_MAX) throw err(ERANGE);
+  return s;
+}
+
+/** xattr_resolve_name: the handler for `name` and the name within its namespace. */
+export function xattrResolveName(handlers: XattrHandler[], name: string): { h: XattrHandler; suffix: string } {
+  for (const h of handlers) {
+    const pre = h.prefix ?? h.name ?? '';
+    if (!name.startsWith(pre)) continue;
+    const suffix = name.slice(pre.length);
+    if (!h.prefix !== !suffix) {
+      if (suffix) continue;
+      throw err(EINVAL);
+    }
+    return { h, suffix };
+  }
+  throw err(EOPNOTSUPP);
+}
+
+/** xattr_permission */
+export async function xattrPermission(inode: Inode, name: string, mask: number): Promise<void> {
+  if ((mask & MAY_WRITE) && (inode.i_flags & (S_IMMUTABLE | S_APPEND))) throw err(EPERM);
+  if (name.startsWith('security.') || name.startsWith('system.')) return;
+  if (name.startsWith('trusted.')) {
+    if (!capable(CAP_SYS_ADMIN)) throw err(mask & MAY_WRITE ? EPERM : ENODATA);
+    return;
+  }
+  if (name.startsWith('user.')) {
+    if (!S_ISREG(inode.i_mode) && !S_ISDIR(inode.i_mode)) throw err(mask & MAY_WRITE ? EPERM : ENODATA);
+    if (S_ISDIR(inode.i_mode) && (inode.i_mode & S_ISVTX) && (mask & MAY_WRITE) && !inodeOwnerOrCapable(inode)) throw err(EPERM);
+  }
+  await inodePermission(inode, mask);
+}
+
+/** vfs_setxattr (value null = vfs_removexattr) */
+export async function vfsSetxattr(d: Dentry, name: string, value: Uint8Array | null, flags: number): Promise<void> {
+  const inode = d.d_inode!;
+  await inode.i_rwsem.downWrite();
+  try {
+    await xattrPermission(inode, name, MAY_WRITE);
+    const { h, suffix } = xattrResolveName(inode.i_sb.s_xattr, name);
+    if (!h.set) throw err(EOPNOTSUPP);
+    await h.set(d, inode, suffix, value, value === null ? XATTR_REPLACE : flags);
+  } finally { inode.i_rwsem.upWrite(); }
+}
+
+/** vfs_getxattr */
+export async function vfsGetxattr(d: Dentry, name: string): Promise<Uint8Array> {
+  const inode = d.d_inode!;
+  await xattrPermission(inode, name, MAY_READ);
+  const { h, suffix } = xattrResolveName(inode.i_sb.s_xattr, name);
+  const v = await h.get(d, inode, suffix);
+  if (v.length > XATTR_SIZE_MAX) throw err(E2BIG);
+  return v.slice();
+}
+
+/** vfs_listxattr */
+export async function vfsListxattr(d: Dentry): Promise<string[]> {
+  const inode = d.d_inode!;
+  const names = inode.i_op.listxattr ? await inode.i_op.listxattr(d) : [];
+  let total = 0;
+  for (const n of names) total += n.length + 1;
+  if (total > XATTR_LIST_MAX) throw err(E2BIG);
+  return names.map(bstrToUtf8);
+}
+
+function checkSet(name: unknown, value: unknown, flags: number): [string, Uint8Array] {
+  if (flags & ~(XATTR_CREATE | XATTR_REPLACE)) throw err(EINVAL);
+  const n = xattrName(name);
+  if (!(value instanceof Uint8Array)) throw err(EFAULT);
+  if (value.length > XATTR_SIZE_MAX) throw err(E2BIG);
+  return [n, value];
+}
+
+async function onPath<T>(p: PathArg, follow: boolean, fn: (path: Path) => Promise<T>): Promise<T> {
+  const path = await userPathAt(-100, p, follow ? LOOKUP_FOLLOW : 0);
+  try { return await fn(path); } finally { await pathPut(path); }
+}
+
+const setOn = (follow: boolean) => async (p: PathArg, name: string, value: Uint8Array, flags: number) => {
+  const [n, v] = checkSet(name, value, flags ?? 0);
+  return onPath(p, follow, async (path) => { mntWantWrite(path.mnt); await vfsSetxattr(path.dentry, n, v, flags ?? 0); return 0; });
+};
+const getOn = (follow: boolean) => async (p: PathArg, name: string) => {
+  const n = xattrName(name);
+  return onPath(p, follow, (path) => vfsGetxattr(path.dentry, n));
+};
+const listOn = (follow: boolean) => async (p: PathArg) => onPath(p, follow, (path) => vfsListxattr(path.dentry));
+const removeOn = (follow: boolean) => async (p: PathArg, name: string) => {
+  const n = xattrName(name);
+  return onPath(p, follow, async (path) => { mntWantWrite(path.mnt); await vfsSetxattr(path.dentry, n, null, 0); return 0; });
+};
+
+defineSyscall(NR.__NR_setxattr, 'setxattr', setOn(true));
+defineSyscall(NR.__NR_lsetxattr, 'lsetxattr', setOn(false));
+defineSyscall(NR.__NR_fsetxattr, 'fsetxattr', async (fd: number, name: string, value: Uint8Array, flags: number) => {
+  const [n, v] = checkSet(name, value, flags ?? 0);
+  return withFile(fd, async (f) => { mntWantWrite(f.f_path.mnt); await vfsSetxattr(f.f_path.dentry, n, v, flags ?? 0); return 0; });
+});
+defineSyscall(NR.__NR_getxattr, 'getxattr', getOn(true));
+defineSyscall(NR.__NR_lgetxattr, 'lgetxattr', getOn(false));
+defineSyscall(NR.__NR_fgetxattr, 'fgetxattr', async (fd: number, name: string) => {
+  const n = xattrName(name);
+  return withFile(fd, (f) => vfsGetxattr(f.f_path.dentry, n));
+});
+defineSyscall(NR.__NR_listxattr, 'listxattr', listOn(true));
+defineSyscall(NR.__NR_llistxattr, 'llistxattr', listOn(false));
+defineSyscall(NR.__NR_flistxattr, 'flistxattr', (fd: number) => withFile(fd, (f) => vfsListxattr(f.f_path.dentry)));
+defineSyscall(NR.__NR_removexattr, 'removexattr', removeOn(true));
+defineSyscall(NR.__NR_lremovexattr, 'lremovexattr', removeOn(false));
+defineSyscall(NR.__NR_fremovexattr, 'fremovexattr', async (fd: number, name: string) => {
+  const n = xattrName(name);
+  return withFile(fd, async (f) => { mntWantWrite(f.f_path.mnt); await vfsSetxattr(f.f_path.dentry, n, null, 0); return 0; });
+});

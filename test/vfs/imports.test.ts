@@ -1,0 +1,48 @@
+// The kernel's only door out is HostOps: every file under lib/kernel imports only relative
+// paths that stay inside lib/kernel (no node:*, no npm packages), with .js extensions.
+import t from 'tap';
+import { readdirSync, readFileSync, statSync, existsSync } from 'node:fs';
+import { dirname, join, relative, resolve, sep } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const kernelDir = fileURLToPath(new URL('../../../lib/kernel/', import.meta.url));
+
+function walk(dir: string): string[] {
+  const out: string[] = [];
+  for (const e of readdirSync(dir)) {
+    const p = join(dir, e);
+    if (statSync(p).isDirectory()) out.push(...walk(p));
+    else if (p.endsWith('.ts')) out.push(p);
+  }
+  return out;
+}
+
+/** Module specifiers of static imports/exports and dynamic import() calls. */
+function specifiers(src: string): string[] {
+  const noComments = src.replace(/\/\*[\s\S]*?\*\//g, '').replace(/(^|[^:'"`])\/\/.*$/gm, '$1');
+  const out: string[] = [];
+  const re = /(?:^|[\s;}])(?:import|export)\s+(?:type\s+)?(?:[\w*{}\s,$]+?\s+from\s+)?['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)/gm;
+  for (let m; (m = re.exec(noComments));) out.push((m[1] ?? m[2])!);
+  return out;
+}
+
+t.test('lib/kernel imports only lib/kernel', async (t) => {
+  t.ok(existsSync(kernelDir), `found ${kernelDir}`);
+  const files = walk(kernelDir);
+  t.ok(files.length > 20, `${files.length} kernel source files`);
+  const bad: string[] = [];
+  let count = 0;
+  for (const f of files) {
+    for (const spec of specifiers(readFileSync(f, 'utf8'))) {
+      count++;
+      const where = `${relative(kernelDir, f)}: '${spec}'`;
+      if (!spec.startsWith('./') && !spec.startsWith('../')) { bad.push(`${where} is not relative`); continue; }
+      if (!spec.endsWith('.js')) { bad.push(`${where} lacks .js`); continue; }
+      const target = resolve(dirname(f), spec);
+      if (!(target + sep).startsWith(kernelDir) && !target.startsWith(kernelDir)) { bad.push(`${where} leaves lib/kernel`); continue; }
+      if (!existsSync(target.replace(/\.js$/, '.ts'))) bad.push(`${where} names no file`);
+    }
+  }
+  t.ok(count > 100, `${count} imports checked`);
+  t.same(bad, [], 'every import is a relative .js path inside lib/kernel');
+});
