@@ -17,6 +17,9 @@ import {
 } from './kernel/include/uapi.js';
 import type { Sys, PathArg } from './kernel/include/sys.js';
 import './kernel/all.js';
+import {
+  diskAdd, diskRemove, disksBoot, disksHalt, mountDev, umountDev, type DiskOptions,
+} from './drivers/disk.js';
 
 export * from './kernel/include/uapi.js';
 export type { Sys, PathArg } from './kernel/include/sys.js';
@@ -35,7 +38,17 @@ export interface StartOptions {
 export interface Kernel {
   sys: Sys;
   halt(): Promise<void>;
+  /** Add a disk (a virtio-blk device over a file, fd or memory); resolves to its id or -errno. */
+  diskAdd(store: DiskOptions): Promise<number>;
+  /** Mount /dev/vdX[N] of a disk (part 0 = whole disk) on /mnt/vdX[N]; resolves to the path or -errno. */
+  mountDev(diskId: number, part: number, fsType: string, flags?: number, opts?: string | null): Promise<string | number>;
+  /** Unmount what mountDev mounted (retrying while busy up to timeoutMs); 0 or -errno. */
+  umountDev(diskId: number, part: number, flags?: number, timeoutMs?: number): Promise<number>;
+  /** Remove a disk: -EBUSY while mounted; closes its store. */
+  diskRemove(diskId: number): Promise<number>;
 }
+
+export { diskAdd, type DiskOptions };
 
 const s = (nr: number) => (...args: unknown[]) => syscall(nr, args);
 
@@ -149,6 +162,7 @@ export async function startKernel(opts: StartOptions = {}): Promise<Kernel> {
     cmdline: opts.cmdline ?? '',
     syscallThreads: opts.syscallThreads ?? 8,
   });
+  await disksBoot();
   const sys = makeSys();
   let halted = false;
   return {
@@ -158,8 +172,13 @@ export async function startKernel(opts: StartOptions = {}): Promise<Kernel> {
       halted = true;
       await sys.reboot(LINUX_REBOOT_MAGIC1, LINUX_REBOOT_MAGIC2, LINUX_REBOOT_CMD_HALT);
       await haltKernel();
+      await disksHalt();
       running = false;
     },
+    diskAdd: (store) => diskAdd(store),
+    mountDev: (id, part, type, flags = 0, o = null) => mountDev(sys, id, part, type, flags, o),
+    umountDev: (id, part, flags = 0, timeoutMs = 1000) => umountDev(sys, id, part, flags, timeoutMs),
+    diskRemove: (id) => diskRemove(id),
   };
 }
 

@@ -1,0 +1,184 @@
+/*
+ * Disks for the public API (LKL's tools/lkl/lib/virtio_blk.c lkl_disk_add/remove and
+ * fs.c lkl_mount_dev/lkl_umount_dev): a backing store becomes a virtio-blk host device,
+ * handed to the kernel, which probes it (vda, vdb, ...), reads its partition table and
+ * creates /dev nodes. Mounting goes through ordinary system calls.
+ *
+ * Host side: only raises the kernel's hot-plug IRQ and makes system calls. Disks added
+ * before boot are kept and hot-plugged, in order, right after boot.
+ */
+import { FileStore, MemoryStore, type BlockStore } from './stores.js';
+import { VirtioBlkHost, type VirtioBlkOptions } from './virtio-blk.js';
+import { virtioMmioHotplug } from '../kernel/drivers/virtio/virtio_mmio.js';
+import { virtblkDisk } from '../kernel/drivers/virtio/virtio_blk.js';
+import { partitionName } from '../kernel/block/genhd.js';
+import type { Sys } from '../kernel/include/sys.js';
+import { EBUSY, EEXIST, ENODEV, EINVAL } from '../kernel/include/uapi.js';
+
+export interface DiskOptions {
+  /** A raw image file to open (read-write unless readOnly). */
+  path?: string;
+  /** An already open file descriptor (left open at removal). */
+  fd?: number;
+  /** An in-memory disk: its bytes, or a size in bytes. */
+  memory?: Uint8Array | number;
+  /** Any store (tests wrap stores to inject faults or count flushes). */
+  store?: BlockStore;
+  readOnly?: boolean;
+  /** Passed to the virtio-blk host device (queue size, blk_size, ...). */
+  device?: VirtioBlkOptions;
+}
+
+interface DiskEntry {
+  id: number;
+  store: BlockStore;
+  dev: VirtioBlkHost;
+  /** Kernel name once probed ("vda"). */
+  name: string | null;
+  /** Mount points made by mountDev, by partition number. */
+  mounts: Map<number, string>;
+  /** Set when the device is given to the kernel. */
+  attached: boolean;
+}
+
+const disks = new Map<number, DiskEntry>();
+let nextId = 0;
+let kernelUp = false;
+
+async function openStore(o: DiskOptions): Promise<BlockStore> {
+  if (o.store) return o.store;
+  if (o.memory !== undefined) return new MemoryStore(o.memory, { readOnly: o.readOnly });
+  if (o.path !== undefined) return FileStore.open(o.path, { readOnly: o.readOnly });
+  if (o.fd !== undefined) return FileStore.open(o.fd, { readOnly: o.readOnly });
+  throw new Error('diskAdd: one of path, fd, memory or store is required');
+}
+
+/** Hand a device to the kernel and wait for its probe; resolves to the disk name or -errno. */
+function attach(d: DiskEntry): Promise<string | number> {
+  d.attached = true;
+  return new Promise((resolve) => {
+    virtioMmioHotplug({
+      op: 'add',
+      dev: d.dev,
+      done: (r) => {
+        if (r.errno) { d.attached = false; resolve(-r.errno); return; }
+        const disk = r.vdev ? virtblkDisk(r.vdev) : null;
+        d.name = disk?.disk_name ?? null;
+        resolve(d.name ?? -ENODEV);
+      },
+    });
+  });
+}
+
+/**
+ * lkl_disk_add: a disk backed by the store. Resolves to the disk id (>= 0) once the kernel
+ * has probed it (after boot), or at once before boot (probed at boot). Rejects if the
+ * store cannot be opened; resolves to -errno if the kernel refuses the device.
+ */
+export async function diskAdd(opts: DiskOptions): Promise<number> {
+  const store = await openStore(opts);
+  const id = nextId++;
+  const dev = new VirtioBlkHost(store, { name: `disk${id}`, ...opts.device });
+  const d: DiskEntry = { id, store, dev, name: null, mounts: new Map(), attached: false };
+  disks.set(id, d);
+  if (!kernelUp) return id;
+  const r = await attach(d);
+  if (typeof r === 'number') {
+    disks.delete(id);
+    await dev.close();
+    return r;
+  }
+  return id;
+}
+
+/** Called once the kernel has booted: probe the disks added before. */
+export async function disksBoot(): Promise<void> {
+  kernelUp = true;
+  for (const d of [...disks.values()].sort((a, b) => a.id - b.id)) {
+    if (d.attached) continue;
+    const r = await attach(d);
+    if (typeof r === 'number') process.emitWarning(`lkl-ts: disk ${d.id} was refused by the kernel (errno ${-r})`);
+  }
+}
+
+/** The kernel name of disk `id` (vda) or of its partition `part` (vda1). */
+export function diskDevName(id: number, part = 0): string | null {
+  const d = disks.get(id);
+  if (!d?.name) return null;
+  return part ? partitionName(d.name, part) : d.name;
+}
+
+/**
+ * lkl_mount_dev: mount /dev/vdX[N] on /mnt/vdX[N] (created as needed). Resolves to the
+ * mount point, or -errno.
+ */
+export async function mountDev(sys: Sys, id: number, part: number, fsType: string, flags = 0, opts: string | null = null): Promise<string | number> {
+  const d = disks.get(id);
+  if (!d) return -ENODEV;
+  const name = diskDevName(id, part);
+  if (!name) return -ENODEV;
+  if (d.mounts.has(part)) return -EBUSY;
+  const mnt = `/mnt/${name}`;
+  for (const dir of ['/mnt', mnt]) {
+    const r = await sys.mkdir(dir, 0o755);
+    if (r < 0 && r !== -EEXIST) return r;
+  }
+  const r = await sys.mount(`/dev/${name}`, mnt, fsType, flags, opts);
+  if (r < 0) { await sys.rmdir(mnt); return r; }
+  d.mounts.set(part, mnt);
+  return mnt;
+}
+
+/**
+ * lkl_umount_dev: unmount what mountDev mounted, retrying while busy for up to timeoutMs
+ * (LKL's lkl_umount_timeout), then remove the mount point. Resolves to 0 or -errno.
+ */
+export async function umountDev(sys: Sys, id: number, part: number, flags = 0, timeoutMs = 1000): Promise<number> {
+  const d = disks.get(id);
+  const mnt = d?.mounts.get(part);
+  if (!d || !mnt) return -EINVAL;
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const r = await sys.umount2(mnt, flags);
+    if (r === 0) break;
+    if (r !== -EBUSY || Date.now() >= until) return r;
+    await new Promise((res) => setTimeout(res, 10));
+  }
+  d.mounts.delete(part);
+  await sys.rmdir(mnt);
+  return 0;
+}
+
+/**
+ * lkl_disk_remove: EBUSY while mounted; otherwise the kernel lets go of the device (its
+ * cache written back) and the store is closed. Resolves to 0 or -errno.
+ */
+export async function diskRemove(id: number): Promise<number> {
+  const d = disks.get(id);
+  if (!d) return -ENODEV;
+  if (d.mounts.size) return -EBUSY;
+  if (d.attached && kernelUp) {
+    const r = await new Promise<number>((resolve) => {
+      virtioMmioHotplug({ op: 'remove', dev: d.dev, done: (res) => resolve(res.errno ? -res.errno : 0) });
+    });
+    if (r < 0) return r;
+  }
+  disks.delete(id);
+  await d.dev.close();
+  return 0;
+}
+
+/** After the kernel halted (every device reset): close every store; forget the disks. */
+export async function disksHalt(): Promise<void> {
+  kernelUp = false;
+  const all = [...disks.values()];
+  disks.clear();
+  for (const d of all) {
+    try { await d.dev.close(); } catch (e) {
+      process.emitWarning(`lkl-ts: closing disk ${d.id}: ${(e as Error)?.message ?? e}`);
+    }
+  }
+}
+
+/** The host device of a disk (tests look at its statistics). */
+export function diskHostDevice(id: number): VirtioBlkHost | null { return disks.get(id)?.dev ?? null; }

@@ -1,0 +1,147 @@
+/*
+ * Bios (block/bio.c and the submit_bio entry of blk-core.c): building a bio within the
+ * queue's limits, submitting it against a whole disk or a partition, and waiting for it.
+ *
+ * A filesystem gives bi_sector relative to bi_bdev (its partition); submitBio checks the
+ * bio against that partition and remaps it onto the whole disk (bio_check_eod +
+ * blk_partition_remap) before the request queue sees it. A bio that fails those checks, or
+ * writes to a read-only device, ends with BLK_STS_IOERR without reaching the driver.
+ *
+ * Completion: bi_end_io runs in IRQ context (from the device's interrupt) and must not
+ * sleep; submitBioWait is the sleeping form for callers that want the result now, and
+ * throws the errno (EIO for an I/O error).
+ */
+import { host } from '../arch/cpu.js';
+import { Completion } from '../kernel/wait.js';
+import { err } from '../include/errno.js';
+import { ENOMEM } from '../include/uapi.js';
+import {
+  BLK_STS_IOERR, BLK_STS_OK, Bio, REQ_OP_FLUSH, REQ_OP_WRITE, REQ_PREFLUSH, REQ_SYNC, SECTOR_SHIFT,
+  type BlockDevice,
+} from '../include/blk.js';
+import { allocPage, putPage, PAGE_SIZE, type Page } from '../mm/page_alloc.js';
+import { BIO_MAX_VECS, bioEndio, blkMqSubmitBio, blkStatusToErrno, opIsWrite } from './blk-core.js';
+import { bdevQueue, bdevDisk } from './bdev.js';
+
+export { Bio, bioEndio, blkStatusToErrno };
+
+/** bio_alloc: an empty bio for `bdev` with operation and flags `opf`. */
+export function bioAlloc(bdev: BlockDevice, opf: number, sector = 0): Bio {
+  const bio = new Bio(bdev);
+  bio.bi_opf = opf;
+  bio.bi_sector = sector;
+  return bio;
+}
+
+/**
+ * bio_add_page: append a segment if the bio stays within one request's limits (segments
+ * and sectors of its queue). False means "full": submit it and start another. Segments
+ * that continue the previous one in the same page are folded into it.
+ */
+export function bioAddPage(bio: Bio, page: Page, len: number, offset: number): boolean {
+  const q = bdevQueue(bio.bi_bdev);
+  const last = bio.bi_io_vec[bio.bi_io_vec.length - 1];
+  if ((bio.bi_size + len) >>> SECTOR_SHIFT > q.maxSectors) return false;
+  if (last && last.page === page && last.offset + last.len === offset) {
+    last.len += len;
+    bio.bi_size += len;
+    return true;
+  }
+  if (bio.bi_io_vec.length >= Math.min(q.maxSegments, BIO_MAX_VECS)) return false;
+  bio.addPage(page, len, offset);
+  return true;
+}
+
+const remapped = new WeakSet<Bio>();
+const roWarned = new WeakSet<BlockDevice>();
+
+/**
+ * submit_bio: check and remap, then hand the bio to its disk's request queue. May sleep
+ * while the queue is full; returns when the bio is queued, not when it is done.
+ */
+export async function submitBio(bio: Bio): Promise<void> {
+  const bdev = bio.bi_bdev;
+  const disk = bdevDisk(bdev);
+  const op = bio.op;
+  if (remapped.has(bio)) throw new Error('submit_bio: bio submitted twice');
+  remapped.add(bio);
+  if (disk.dead) { bioEndio(bio, BLK_STS_IOERR); return; }
+  const emptyFlush = op === REQ_OP_FLUSH || (op === REQ_OP_WRITE && bio.bi_size === 0 && (bio.bi_opf & REQ_PREFLUSH) !== 0);
+  if (opIsWrite(op) && !emptyFlush && bdev.bd_read_only) {
+    /* Linux only warns here; lkl-ts refuses, so that a read-only image is never written
+     * even by a filesystem bug (the host half would refuse too). */
+    if (!roWarned.has(bdev)) {
+      roWarned.add(bdev);
+      host().print(`blk: trying to write to read-only block device ${bdev.bd_name}`);
+    }
+    bioEndio(bio, BLK_STS_IOERR);
+    return;
+  }
+  if (!emptyFlush) {
+    const nr = bio.bi_size >>> SECTOR_SHIFT;
+    if (bio.bi_size % disk.logicalBlockSize !== 0 || bio.bi_sector % (disk.logicalBlockSize >>> SECTOR_SHIFT) !== 0) {
+      host().print(`blk: ${bdev.bd_name}: misaligned I/O: sector ${bio.bi_sector} + ${bio.bi_size} bytes`);
+      bioEndio(bio, BLK_STS_IOERR);
+      return;
+    }
+    /* bio_check_eod */
+    if (!Number.isSafeInteger(bio.bi_sector) || bio.bi_sector < 0 || bio.bi_sector + nr > bdev.bd_nr_sectors) {
+      host().print(`blk: attempt to access beyond end of device ${bdev.bd_name}: sector ${bio.bi_sector} + ${nr} > ${bdev.bd_nr_sectors}`);
+      bioEndio(bio, BLK_STS_IOERR);
+      return;
+    }
+    /* blk_partition_remap */
+    bio.bi_sector += bdev.bd_start_sect;
+  }
+  await blkMqSubmitBio(disk.queue, bio);
+}
+
+/** submit_bio_wait: submit and sleep until done; throws the errno of a failure. */
+export async function submitBioWait(bio: Bio): Promise<void> {
+  const done = new Completion();
+  const prev = bio.bi_end_io;
+  bio.bi_end_io = (b) => { done.complete(); if (prev) prev(b); };
+  await submitBio(bio);
+  await done.wait();
+  if (bio.bi_status !== BLK_STS_OK) throw err(blkStatusToErrno(bio.bi_status));
+}
+
+/** blkdev_issue_flush: make completed writes durable (a FLUSH when the disk has a cache). */
+export async function blkdevIssueFlush(bdev: BlockDevice): Promise<void> {
+  const bio = bioAlloc(bdev, REQ_OP_WRITE | REQ_PREFLUSH | REQ_SYNC);
+  await submitBioWait(bio);
+}
+
+/**
+ * Read or write `count` 512-byte sectors at `sector` of `bdev` into/out of `buf`, through
+ * freshly allocated pages (not the page cache): for callers below the page cache, such as
+ * partition scanning. Throws EIO on failure.
+ */
+export async function bdevRwSectors(bdev: BlockDevice, op: number, sector: number, buf: Uint8Array): Promise<void> {
+  const pages: Page[] = [];
+  try {
+    let bio = bioAlloc(bdev, op, sector);
+    const bios = [bio];
+    for (let off = 0; off < buf.length; off += PAGE_SIZE) {
+      const p = allocPage();
+      if (!p) throw err(ENOMEM);
+      pages.push(p);
+      const n = Math.min(PAGE_SIZE, buf.length - off);
+      if (op === REQ_OP_WRITE) p.data.set(buf.subarray(off, off + n));
+      if (!bioAddPage(bio, p, n, 0)) {
+        bio = bioAlloc(bdev, op, sector + (off >>> SECTOR_SHIFT));
+        bios.push(bio);
+        bioAddPage(bio, p, n, 0);
+      }
+    }
+    for (const b of bios) await submitBioWait(b);
+    if (op !== REQ_OP_WRITE) {
+      for (let i = 0; i < pages.length; i++) {
+        const off = i * PAGE_SIZE;
+        buf.set(pages[i]!.data.subarray(0, Math.min(PAGE_SIZE, buf.length - off)), off);
+      }
+    }
+  } finally {
+    for (const p of pages) putPage(p);
+  }
+}

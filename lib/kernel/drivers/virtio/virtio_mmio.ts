@@ -1,0 +1,255 @@
+/*
+ * The virtio-mmio transport, kernel side (drivers/virtio/virtio_mmio.c): register-level
+ * access to a device the host registered (a VirtioMmioDevice), its interrupt, and device
+ * discovery — at boot from HostOps.virtioDevices, and hot-plug/unplug later from host code.
+ *
+ * Hot-plug follows the execution model: host code never calls into the kernel; it raises
+ * IRQ_VIRTIO_HOTPLUG carrying the device and a callback. The handler (IRQ context, no
+ * sleeping) starts a kernel thread that checks the device (magic, version 2, device ID),
+ * probes it through the virtio core and reports back through the callback, which only
+ * resolves a host promise.
+ *
+ * Only modern (version 2) devices are driven: the legacy register layout (QueuePFN) is not
+ * implemented, as LKL's host devices have been modern for years.
+ */
+import { allocIrqNumber, freeIrq, host, kthreadRun, requestIrq, triggerIrq } from '../../arch/cpu.js';
+import { INIT_DEVICE, initcall } from '../../arch/setup.js';
+import { processContext } from '../../arch/syscalls.js';
+import { physMem } from '../../mm/page_alloc.js';
+import { err, isErrno } from '../../include/errno.js';
+import { EIO, ENODEV, ENOMEM } from '../../include/uapi.js';
+import type { VirtioMmioDevice } from './device.js';
+import {
+  VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET, VIRTIO_F_INDIRECT_DESC, VIRTIO_MMIO_CONFIG, VIRTIO_MMIO_CONFIG_GENERATION,
+  VIRTIO_MMIO_DEVICE_FEATURES, VIRTIO_MMIO_DEVICE_FEATURES_SEL, VIRTIO_MMIO_DEVICE_ID,
+  VIRTIO_MMIO_DRIVER_FEATURES, VIRTIO_MMIO_DRIVER_FEATURES_SEL, VIRTIO_MMIO_INTERRUPT_ACK,
+  VIRTIO_MMIO_INTERRUPT_STATUS, VIRTIO_MMIO_INT_CONFIG, VIRTIO_MMIO_INT_VRING, VIRTIO_MMIO_MAGIC,
+  VIRTIO_MMIO_MAGIC_VALUE, VIRTIO_MMIO_QUEUE_DESC_HIGH, VIRTIO_MMIO_QUEUE_DESC_LOW,
+  VIRTIO_MMIO_QUEUE_DEVICE_HIGH, VIRTIO_MMIO_QUEUE_DEVICE_LOW, VIRTIO_MMIO_QUEUE_DRIVER_HIGH,
+  VIRTIO_MMIO_QUEUE_DRIVER_LOW, VIRTIO_MMIO_QUEUE_NOTIFY, VIRTIO_MMIO_QUEUE_NUM,
+  VIRTIO_MMIO_QUEUE_NUM_MAX, VIRTIO_MMIO_QUEUE_READY, VIRTIO_MMIO_QUEUE_SEL, VIRTIO_MMIO_STATUS,
+  VIRTIO_MMIO_VERSION, VIRTIO_MMIO_VERSION_MODERN, featureWindow,
+} from './virtio_config.js';
+import {
+  VirtioDevice, virtioConfigChanged, virtioDeviceProbe, virtioDeviceRemove, type VirtioConfigOps,
+} from './virtio.js';
+import { vringCreateVirtqueue, type Virtqueue } from './vring.js';
+
+const hi32 = (v: number) => Math.floor(v / 0x100000000);
+const lo32 = (v: number) => v % 0x100000000;
+
+/** struct virtio_mmio_device: one host device seen through its registers. */
+export class VirtioMmioTransport implements VirtioConfigOps {
+  readonly irq: number;
+  vdev!: VirtioDevice;
+  private readonly debug = host().debug?.('lkl:virtio:mmio');
+
+  constructor(readonly dev: VirtioMmioDevice) {
+    this.irq = allocIrqNumber();
+  }
+
+  /** vm_probe's checks: magic, version, device ID. Returns the device ID. */
+  check(): number {
+    const d = this.dev;
+    const magic = d.read(VIRTIO_MMIO_MAGIC_VALUE);
+    if (magic !== VIRTIO_MMIO_MAGIC) throw err(ENODEV, `${d.name}: wrong magic value 0x${magic.toString(16)}`);
+    const version = d.read(VIRTIO_MMIO_VERSION);
+    if (version !== VIRTIO_MMIO_VERSION_MODERN) throw err(ENODEV, `${d.name}: version ${version} not supported (modern virtio-mmio only)`);
+    const id = d.read(VIRTIO_MMIO_DEVICE_ID);
+    /* 4.2.3.1.1: device ID 0 is a placeholder with no device behind it */
+    if (id === 0) throw err(ENODEV, `${d.name}: placeholder device`);
+    return id;
+  }
+
+  getStatus(): number { return this.dev.read(VIRTIO_MMIO_STATUS); }
+  setStatus(s: number): void { this.dev.write(VIRTIO_MMIO_STATUS, s); }
+  reset(): void {
+    this.dev.write(VIRTIO_MMIO_STATUS, 0);
+  }
+
+  getFeatures(): bigint {
+    let f = 0n;
+    for (const sel of [0, 1]) {
+      this.dev.write(VIRTIO_MMIO_DEVICE_FEATURES_SEL, sel);
+      f |= BigInt(this.dev.read(VIRTIO_MMIO_DEVICE_FEATURES) >>> 0) << BigInt(32 * sel);
+    }
+    return f;
+  }
+
+  finalizeFeatures(f: bigint): void {
+    for (const sel of [0, 1]) {
+      this.dev.write(VIRTIO_MMIO_DRIVER_FEATURES_SEL, sel);
+      this.dev.write(VIRTIO_MMIO_DRIVER_FEATURES, featureWindow(f, sel));
+    }
+  }
+
+  configGeneration(): number { return this.dev.read(VIRTIO_MMIO_CONFIG_GENERATION); }
+
+  /** 4.2.3.1.1 / 2.5.1: multi-word fields are read until the generation is stable. */
+  configRead(offset: number, size: 1 | 2 | 4 | 8): number {
+    for (;;) {
+      const gen = this.configGeneration();
+      let v: number;
+      if (size === 8) {
+        const lo = this.dev.read(VIRTIO_MMIO_CONFIG + offset, 4) >>> 0;
+        const hi = this.dev.read(VIRTIO_MMIO_CONFIG + offset + 4, 4) >>> 0;
+        v = hi * 0x100000000 + lo;
+      } else v = this.dev.read(VIRTIO_MMIO_CONFIG + offset, size) >>> 0;
+      if (gen === this.configGeneration()) return v;
+    }
+  }
+
+  /** vm_setup_vq: a queue of min(maxNum, QueueNumMax, one page's worth) entries. */
+  setupVq(vdev: VirtioDevice, index: number, maxNum: number, callback: (vq: Virtqueue) => void): Virtqueue {
+    const d = this.dev;
+    d.write(VIRTIO_MMIO_QUEUE_SEL, index);
+    if (d.read(VIRTIO_MMIO_QUEUE_READY)) throw err(ENODEV, `${d.name}: queue ${index} already set up`);
+    const numMax = d.read(VIRTIO_MMIO_QUEUE_NUM_MAX);
+    if (numMax === 0) throw err(ENODEV, `${d.name}: queue ${index} not available`);
+    /* a power of two no larger than either limit */
+    let num = 1;
+    while (num * 2 <= Math.min(numMax, maxNum)) num *= 2;
+    const vq = vringCreateVirtqueue(index, num, vdev.hasFeature(VIRTIO_F_INDIRECT_DESC),
+      (q) => d.write(VIRTIO_MMIO_QUEUE_NOTIFY, q.index), callback);
+    if (!vq) throw err(ENOMEM, `${d.name}: no memory for queue ${index}`);
+    d.write(VIRTIO_MMIO_QUEUE_NUM, num);
+    d.write(VIRTIO_MMIO_QUEUE_DESC_LOW, lo32(vq.descAddr));
+    d.write(VIRTIO_MMIO_QUEUE_DESC_HIGH, hi32(vq.descAddr));
+    d.write(VIRTIO_MMIO_QUEUE_DRIVER_LOW, lo32(vq.availAddr));
+    d.write(VIRTIO_MMIO_QUEUE_DRIVER_HIGH, hi32(vq.availAddr));
+    d.write(VIRTIO_MMIO_QUEUE_DEVICE_LOW, lo32(vq.usedAddr));
+    d.write(VIRTIO_MMIO_QUEUE_DEVICE_HIGH, hi32(vq.usedAddr));
+    d.write(VIRTIO_MMIO_QUEUE_READY, 1);
+    if (d.read(VIRTIO_MMIO_QUEUE_READY) !== 1) {
+      vq.free();
+      throw err(EIO, `${d.name}: device refused queue ${index}`);
+    }
+    vdev.vqs[index] = vq;
+    this.debug?.(`${d.name}: queue ${index}: ${num} entries${vq.useIndirect ? ', indirect' : ''}`);
+    return vq;
+  }
+
+  delVqs(vdev: VirtioDevice): void {
+    for (const vq of vdev.vqs) {
+      if (!vq) continue;
+      this.dev.write(VIRTIO_MMIO_QUEUE_SEL, vq.index);
+      this.dev.write(VIRTIO_MMIO_QUEUE_READY, 0);
+      vq.free();
+    }
+    vdev.vqs.length = 0;
+  }
+
+  /** vm_interrupt: read and acknowledge the cause, then run the queue callbacks. */
+  interrupt(): void {
+    const isr = this.dev.read(VIRTIO_MMIO_INTERRUPT_STATUS);
+    this.dev.write(VIRTIO_MMIO_INTERRUPT_ACK, isr);
+    if (isr & VIRTIO_MMIO_INT_CONFIG) {
+      if (this.getStatus() & VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET) {
+        this.vdev.broken = true;
+        host().print(`virtio: ${this.dev.name}: device needs reset`);
+      }
+      virtioConfigChanged(this.vdev);
+    }
+    /* The IRQ's data lists the used entries, but the used ring says the same and is
+     * what a real transport has; every queue is polled, as vm_interrupt does. */
+    if (isr & VIRTIO_MMIO_INT_VRING || isr === 0) {
+      for (const vq of this.vdev.vqs) if (vq && vq.moreUsed()) vq.callback(vq);
+    }
+  }
+}
+
+let nextIndex = 0;
+const byDevice = new Map<VirtioMmioDevice, VirtioMmioTransport>();
+
+/**
+ * Register and probe a device (kernel context, may sleep). Resolves with the virtio device
+ * once its driver is bound; throws on an unusable device, leaving nothing registered.
+ */
+export async function virtioMmioAdd(dev: VirtioMmioDevice): Promise<VirtioDevice> {
+  if (byDevice.has(dev)) throw err(EIO, `${dev.name}: registered twice`);
+  const t = new VirtioMmioTransport(dev);
+  const id = t.check();
+  const vdev = new VirtioDevice(nextIndex++, id, t, dev.name);
+  t.vdev = vdev;
+  dev.attach(physMem(), (data) => triggerIrq(t.irq, data));
+  requestIrq(t.irq, () => t.interrupt());
+  byDevice.set(dev, t);
+  try {
+    await virtioDeviceProbe(vdev);
+  } catch (e) {
+    byDevice.delete(dev);
+    freeIrq(t.irq);
+    throw e;
+  }
+  return vdev;
+}
+
+/** Unregister a device (kernel context): the driver lets go, the device is reset. */
+export async function virtioMmioRemove(dev: VirtioMmioDevice): Promise<void> {
+  const t = byDevice.get(dev);
+  if (!t) throw err(ENODEV, `${dev.name}: not registered`);
+  await virtioDeviceRemove(t.vdev);
+  byDevice.delete(dev);
+  freeIrq(t.irq);
+}
+
+/** Remove every device (halt); failures are reported and skipped. */
+export async function virtioMmioRemoveAll(): Promise<void> {
+  for (const dev of [...byDevice.keys()]) {
+    try { await virtioMmioRemove(dev); } catch (e) {
+      host().print(`virtio-mmio: ${dev.name}: removal failed: ${(e as Error)?.message ?? e}`);
+    }
+  }
+}
+
+export function virtioMmioLookup(dev: VirtioMmioDevice): VirtioDevice | null {
+  return byDevice.get(dev)?.vdev ?? null;
+}
+
+/** Host → kernel hot-plug requests. `done` runs in kernel context and must only resolve a host promise. */
+export interface VirtioHotplugRequest {
+  op: 'add' | 'remove';
+  dev: VirtioMmioDevice;
+  done: (result: { vdev?: VirtioDevice; errno?: number; message?: string }) => void;
+}
+
+let hotplugIrq = -1;
+
+/** Host side: ask the kernel to add or remove a device. Only raises an IRQ. */
+export function virtioMmioHotplug(req: VirtioHotplugRequest): void {
+  if (hotplugIrq < 0) {
+    req.done({ errno: ENODEV, message: 'kernel not running' });
+    return;
+  }
+  triggerIrq(hotplugIrq, req);
+}
+
+function runHotplug(req: VirtioHotplugRequest): void {
+  kthreadRun(`virtio-${req.op}`, async () => {
+    try {
+      if (req.op === 'add') req.done({ vdev: await virtioMmioAdd(req.dev) });
+      else { await virtioMmioRemove(req.dev); req.done({}); }
+    } catch (e) {
+      req.done({ errno: isErrno(e) ? e.errno : EIO, message: (e as Error)?.message ?? String(e) });
+    }
+  }, processContext());
+}
+
+/* After the drivers (device level), before anything that mounts disks (late). */
+initcall(INIT_DEVICE, 'virtio_mmio', async () => {
+  nextIndex = 0;
+  byDevice.clear();
+  hotplugIrq = allocIrqNumber();
+  requestIrq(hotplugIrq, (_irq, data) => runHotplug(data as VirtioHotplugRequest));
+  for (const dev of host().virtioDevices ?? []) {
+    try { await virtioMmioAdd(dev); } catch (e) {
+      host().print(`virtio-mmio: ${dev.name}: ${(e as Error)?.message ?? e}`);
+    }
+  }
+});
+
+/** The kernel is gone: nothing can serve hot-plug requests any more. */
+export function virtioMmioHalt(): void {
+  if (hotplugIrq >= 0) freeIrq(hotplugIrq);
+  hotplugIrq = -1;
+}
