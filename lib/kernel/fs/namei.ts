@@ -17,7 +17,7 @@
  */
 import { defineSyscall } from '../arch/syscalls.js';
 import {
-  CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER, CAP_MKNOD, LOOKUP_DIRECTORY, LOOKUP_FOLLOW,
+  CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER, CAP_MKNOD, LOOKUP_DIRECTORY, LOOKUP_FOLLOW, LOOKUP_RENAME_TARGET,
   MAY_EXEC, MAY_READ, MAY_WRITE, S_APPEND, S_DEAD, S_IMMUTABLE, SB_RDONLY,
   type Dentry, type Inode, type Path, type VfsMount,
 } from '../include/fs.js';
@@ -172,8 +172,19 @@ export async function lookupOneLocked(parent: Dentry, name: string, flags = 0): 
     await dput(d);
     d = dLookup(parent, name);
   }
+  if (d && !dRevalidate(d, flags)) {
+    dUnhash(d);
+    await dput(d);
+    d = null;
+  }
   if (d) return d;
   return realLookup(parent, name, flags);
+}
+
+/** d_revalidate through the superblock's dentry operations (true = still good). */
+function dRevalidate(d: Dentry, flags: number): boolean {
+  const rv = d.d_sb.s_d_op?.d_revalidate;
+  return rv ? rv(d, flags) : true;
 }
 
 async function realLookup(parent: Dentry, name: string, flags: number): Promise<Dentry> {
@@ -737,7 +748,7 @@ async function doRenameat2(odfd: number, oname: string, ndfd: number, nname: str
         const od = await lookupOneLocked(oldDirD, o.last, 0);
         try {
           if (!od.d_inode) throw err(ENOENT);
-          const nd = await lookupOneLocked(newDirD, n.last, 0);
+          const nd = await lookupOneLocked(newDirD, n.last, LOOKUP_RENAME_TARGET);
           try {
             if ((flags & RENAME_NOREPLACE) && nd.d_inode) throw err(EEXIST);
             if ((flags & RENAME_EXCHANGE) && !nd.d_inode) throw err(ENOENT);

@@ -299,6 +299,16 @@ export interface XattrHandler {
   set?(dentry: Dentry | null, inode: Inode, name: string, value: Uint8Array | null, flags: number): Promise<void>;
 }
 
+/** dentry_operations, per superblock (Linux keeps them in sb->s_d_op for new dentries). */
+export interface DentryOperations {
+  /**
+   * d_revalidate: may this cached dentry be used for a lookup with these LOOKUP_* flags?
+   * false makes the VFS drop it and ask the filesystem again (vfat uses this so that a
+   * rename target that differs only in case is looked up afresh).
+   */
+  d_revalidate?(dentry: Dentry, flags: number): boolean;
+}
+
 let nextDev = 1;
 export class SuperBlock {
   /** Device number (st_dev). */
@@ -310,6 +320,7 @@ export class SuperBlock {
   s_flags = 0;
   s_op!: SuperOperations;
   s_xattr: XattrHandler[] = [];
+  s_d_op: DentryOperations | null = null;
   s_root: Dentry | null = null;
   s_bdev: BlockDevice | null = null;
   s_fs_info: unknown = null;
