@@ -16,6 +16,12 @@ export interface BlockStore {
   read(buf: Uint8Array, pos: number): Promise<void>;
   /** Writes all of buf at byte pos; rejects (EROFS) on a read-only store. */
   write(buf: Uint8Array, pos: number): Promise<void>;
+  /**
+   * Optional scatter-gather forms: the buffers are consecutive in the store from pos. One
+   * host call (preadv/pwritev) instead of one per page-sized segment.
+   */
+  readv?(bufs: Uint8Array[], pos: number): Promise<void>;
+  writev?(bufs: Uint8Array[], pos: number): Promise<void>;
   /** Makes completed writes durable (fdatasync). */
   flush(): Promise<void>;
   /** Optional: the range's contents become unspecified (zeros here). */
@@ -38,6 +44,8 @@ const EIO = 5, EROFS = 30, EBADF = 9;
 interface FileIo {
   read(buf: Uint8Array, off: number, len: number, pos: number): Promise<number>;
   write(buf: Uint8Array, off: number, len: number, pos: number): Promise<number>;
+  readv(bufs: Uint8Array[], pos: number): Promise<number>;
+  writev(bufs: Uint8Array[], pos: number): Promise<number>;
   datasync(): Promise<void>;
   size(): Promise<number>;
   close(): Promise<void>;
@@ -47,6 +55,8 @@ function handleIo(fh: FileHandle): FileIo {
   return {
     read: async (buf, off, len, pos) => (await fh.read(buf, off, len, pos)).bytesRead,
     write: async (buf, off, len, pos) => (await fh.write(buf, off, len, pos)).bytesWritten,
+    readv: async (bufs, pos) => (await fh.readv(bufs, pos)).bytesRead,
+    writev: async (bufs, pos) => (await fh.writev(bufs, pos)).bytesWritten,
     datasync: () => fh.datasync(),
     size: async () => (await fh.stat()).size,
     close: () => fh.close(),
@@ -54,6 +64,7 @@ function handleIo(fh: FileHandle): FileIo {
 }
 
 const readP = promisify(fs.read), writeP = promisify(fs.write);
+const readvP = promisify(fs.readv), writevP = promisify(fs.writev);
 const fdatasyncP = promisify(fs.fdatasync), fstatP = promisify(fs.fstat);
 
 /* fs/promises cannot wrap a descriptor it did not open, so a raw fd goes through fs.* */
@@ -61,6 +72,8 @@ function fdIo(fd: number): FileIo {
   return {
     read: async (buf, off, len, pos) => (await readP(fd, buf, off, len, pos)).bytesRead,
     write: async (buf, off, len, pos) => (await writeP(fd, buf, off, len, pos)).bytesWritten,
+    readv: async (bufs, pos) => (await readvP(fd, bufs, pos)).bytesRead,
+    writev: async (bufs, pos) => (await writevP(fd, bufs, pos)).bytesWritten,
     datasync: () => fdatasyncP(fd),
     size: async () => (await fstatP(fd)).size,
     close: async () => { /* the caller's descriptor: theirs to close */ },
@@ -71,6 +84,29 @@ export interface FileStoreOptions {
   readOnly?: boolean;
   /** Overrides the size fstat reports (block devices report 0). */
   size?: number;
+}
+
+/* Linux's IOV_MAX: more buffers than this go in several calls. */
+const IOV_MAX = 1024;
+
+/**
+ * Drive preadv/pwritev until every buffer is done: calls may transfer less than asked
+ * (then the rest goes again, from where it stopped). A call that transfers nothing hands
+ * the untouched buffers to `onStall` (EOF for reads: zero them; for writes: an error).
+ */
+async function vectored(bufs: Uint8Array[], pos: number, io: (b: Uint8Array[], p: number) => Promise<number>,
+  onStall: (rest: Uint8Array[], at: number) => void): Promise<void> {
+  let rest = bufs.filter((b) => b.length > 0);
+  while (rest.length) {
+    const batch = rest.slice(0, IOV_MAX);
+    let n = await io(batch, pos);
+    if (n <= 0) { onStall(rest, pos); return; }
+    pos += n;
+    let i = 0;
+    while (i < rest.length && n >= rest[i]!.length) { n -= rest[i]!.length; i++; }
+    rest = rest.slice(i);
+    if (n > 0) rest[0] = rest[0]!.subarray(n);
+  }
 }
 
 /**
@@ -120,6 +156,19 @@ export class FileStore implements BlockStore {
       if (n <= 0) throw storeError('EIO', EIO, `write made no progress at ${pos + done}`);
       done += n;
     }
+  }
+
+  async readv(bufs: Uint8Array[], pos: number): Promise<void> {
+    this.checkOpen();
+    await vectored(bufs, pos, (b, p) => this.io.readv(b, p), (rest) => { for (const b of rest) b.fill(0); });
+  }
+
+  async writev(bufs: Uint8Array[], pos: number): Promise<void> {
+    this.checkOpen();
+    if (this.readOnly) throw storeError('EROFS', EROFS, `write to read-only store ${this.path ?? ''}`);
+    await vectored(bufs, pos, (b, p) => this.io.writev(b, p), (rest, at) => {
+      if (rest.length) throw storeError('EIO', EIO, `write made no progress at ${at}`);
+    });
   }
 
   async flush(): Promise<void> {

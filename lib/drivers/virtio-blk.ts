@@ -181,7 +181,9 @@ export class VirtioBlkHost extends VirtioMmioHost {
         this.blkStats.in++;
         const len = segsLen(inData);
         const pos = this.range(sector, len);
-        await settleAll(withOffsets(coalesce(inData)).map(([s, off]) => this.store.read(view(mem, s), pos + off)));
+        const segs = coalesce(inData);
+        if (segs.length > 1 && this.store.readv) await this.store.readv(segs.map((s) => view(mem, s)), pos);
+        else await settleAll(withOffsets(segs).map(([s, off]) => this.store.read(view(mem, s), pos + off)));
         return len;
       }
       case VIRTIO_BLK_T_OUT: {
@@ -189,7 +191,9 @@ export class VirtioBlkHost extends VirtioMmioHost {
         if (this.store.readOnly) throw new BlkError(VIRTIO_BLK_S_IOERR, 'write to a read-only device');
         const len = segsLen(outData);
         const pos = this.range(sector, len);
-        await settleAll(withOffsets(coalesce(outData)).map(([s, off]) => this.store.write(view(mem, s), pos + off)));
+        const segs = coalesce(outData);
+        if (segs.length > 1 && this.store.writev) await this.store.writev(segs.map((s) => view(mem, s)), pos);
+        else await settleAll(withOffsets(segs).map(([s, off]) => this.store.write(view(mem, s), pos + off)));
         return 0;
       }
       case VIRTIO_BLK_T_FLUSH:

@@ -202,7 +202,8 @@ async function doPageCacheRa(m: AddressSpace, file: File | null, index: number, 
   };
   for (let i = index; i < index + nr; i++) {
     if (m.pages.has(i)) { await flush(); continue; }
-    const p = allocPage(); // read-ahead never forces writeback: skip if memory is short
+    // Read-ahead never forces writeback (skip if memory is short) and needs no zeroing.
+    const p = allocPage(false);
     if (!p) break;
     addToPageCache(m, p, i);
     getPage(p);

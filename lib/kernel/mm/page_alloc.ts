@@ -73,8 +73,12 @@ export function unregisterShrinker(s: Shrinker): void {
   if (i >= 0) shrinkers.splice(i, 1);
 }
 
-/** alloc_page: a zero-filled frame, or null when memory is exhausted even after shrinking. */
-export function allocPage(): Page | null {
+/**
+ * alloc_page: a frame (zero-filled unless `zero` is false: read-ahead pages are about to be
+ * overwritten by I/O, and readpage implementations zero what I/O does not fill), or null
+ * when memory is exhausted even after shrinking.
+ */
+export function allocPage(zero = true): Page | null {
   let pfn = mem.freeList.pop();
   if (pfn === undefined) {
     for (const s of shrinkers) { if (s(32) > 0 && mem.freeList.length) break; }
@@ -83,7 +87,7 @@ export function allocPage(): Page | null {
   }
   mem.allocated++;
   const p = new Page(pfn);
-  p.data.fill(0);
+  if (zero) p.data.fill(0);
   return p;
 }
 
