@@ -15,7 +15,7 @@ import path from 'node:path';
 import { format } from 'node:util';
 import createDebug from 'debug';
 import type { Sys } from '../kernel/include/sys.js';
-import { ENODEV, MS_RDONLY, O_RDONLY, strerror } from '../kernel/include/uapi.js';
+import { EBADMSG, EINVAL, ENODEV, EUCLEAN, MS_RDONLY, O_DIRECTORY, O_RDONLY, strerror } from '../kernel/include/uapi.js';
 import { detectFs } from './detect.js';
 import { FuseMount } from './fuse-native.js';
 import { acquireLock } from './lock.js';
@@ -126,7 +126,9 @@ function checkImage(image: string, readOnly: boolean): void {
     fs.accessSync(image, fs.constants.R_OK | (readOnly ? 0 : fs.constants.W_OK));
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
-    throw new LklfuseError(`${image}: ${describeHostError(err)}${!readOnly && err.code === 'EACCES' ? ' (mount it read-only with -o ro?)' : ''}`);
+    const readable = () => { try { fs.accessSync(image, fs.constants.R_OK); return true; } catch { return false; } };
+    const hint = !readOnly && err.code === 'EACCES' && readable() ? ' (mount it read-only with -o ro?)' : '';
+    throw new LklfuseError(`${image}: ${describeHostError(err)}${hint}`);
   }
   if (st.isFile() && st.size < 2048) throw new LklfuseError(`${image}: too small to hold a filesystem (${st.size} bytes)`);
 }
@@ -189,8 +191,11 @@ export async function runDaemon(args: LklfuseArgs): Promise<number> {
   let diskId = -1;
   let mounted = false;
   let releaseLock: (() => void) | undefined;
+  let outsideFd = -1; // the kernel's "/" from before the chroot into the mounted filesystem
   const cleanup = async () => {
     try {
+      if (kernel) await leaveChroot(kernel.sys, outsideFd);
+      outsideFd = -1;
       if (kernel && mounted) await kernel.umountDev(diskId, opts.part, 0, UMOUNT_TIMEOUT_MS);
       if (kernel && diskId >= 0) await kernel.diskRemove(diskId);
       if (kernel) await kernel.halt();
@@ -249,10 +254,11 @@ export async function runDaemon(args: LklfuseArgs): Promise<number> {
     }
     if (typeof mp === 'number') {
       throw new LklfuseError(`${image}: cannot mount the ${type} filesystem: ${strerror(mp)}` +
-        (mp === -22 || mp === -117 ? ' (corrupt or unsupported filesystem?)' : ''));
+        (mp === -EINVAL || mp === -EUCLEAN || mp === -EBADMSG ? ' (corrupt or unsupported filesystem?)' : ''));
     }
     mounted = true;
     debug('mounted %s (%s) at %s in the kernel', dev, type, mp);
+    outsideFd = await sys.open('/', O_RDONLY | O_DIRECTORY);
     const root = (await sys.chroot(mp)) === 0 ? '' : mp;
     const ops = lklfuseOps(sys, root);
 
@@ -291,6 +297,8 @@ export async function runDaemon(args: LklfuseArgs): Promise<number> {
       status = EXIT_FAILURE;
     }
     await ops.closeAll();
+    await leaveChroot(sys, outsideFd);
+    outsideFd = -1;
     const r = await kernel.umountDev(diskId, opts.part, 0, UMOUNT_TIMEOUT_MS);
     mounted = false;
     if (r < 0) {
@@ -309,6 +317,17 @@ export async function runDaemon(args: LklfuseArgs): Promise<number> {
     const msg = `internal error: ${(e as Error)?.stack ?? String(e)}`;
     return fail(new LklfuseError(msg));
   }
+}
+
+/*
+ * Undoes the chroot into the mounted filesystem, so that umountDev finds /mnt/vdX again (a
+ * path it would otherwise resolve inside the chroot, failing ENOENT). lklfuse.c unmounts
+ * "/" instead; here fchdir to a descriptor of the old root and chroot(".") get out.
+ */
+async function leaveChroot(sys: Sys, outsideFd: number): Promise<void> {
+  if (outsideFd < 0) return;
+  if ((await sys.fchdir(outsideFd)) === 0 && (await sys.chroot('.')) === 0) await sys.chdir('/');
+  await sys.close(outsideFd);
 }
 
 function fail(e: LklfuseError): number {
