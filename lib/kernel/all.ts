@@ -22,3 +22,4 @@ import './fs/readdir.js';
 import './fs/xattr.js';
 import './fs/sync.js';
 import './fs/ramfs/inode.js';
+import './fs/ext4/super.js';

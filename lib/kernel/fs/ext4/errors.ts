@@ -1,0 +1,81 @@
+/*
+ * How ext4 reports what it finds wrong (fs/ext4/super.c: __ext4_error, ext4_msg,
+ * ext4_handle_error). Every check of distrusted disk data ends here with the name of its
+ * failure; this file alone knows the errors= policy:
+ *   continue   → the call fails, the filesystem is marked as having errors;
+ *   remount-ro → the same, and the superblock becomes read-only;
+ *   panic      → Linux panics; we cannot take the process down for a bad disk, so the
+ *                filesystem shuts down instead (every later call fails with EIO).
+ * The returned Errno is EFSCORRUPTED (EUCLEAN) for structural damage, EFSBADCRC (EBADMSG)
+ * for checksum mismatches, as Linux returns them. May touch: the sb_info and the console.
+ */
+import { SB_RDONLY, type SuperBlock } from '../../include/fs.js';
+import { Errno, err } from '../../include/errno.js';
+import { EFSBADCRC, EFSCORRUPTED, EIO } from '../../include/uapi.js';
+import { currentOrNull, host } from '../../arch/cpu.js';
+import { EXT4_MOUNT_ERRORS_PANIC, EXT4_MOUNT_ERRORS_RO, type Ext4SbInfo } from './ext4.js';
+
+let printHook: ((msg: string) => void) | null = null;
+/** Tests without a booted kernel capture messages here. */
+export function ext4SetPrintHook(h: ((msg: string) => void) | null): void { printHook = h; }
+
+export function printk(msg: string): void {
+  if (printHook) { printHook(msg); return; }
+  try { host().print(msg); } catch { /* no kernel: nowhere to print */ }
+}
+
+/** ext4_msg: "EXT4-fs (vda): ..." */
+export function ext4_msg(sb: SuperBlock, level: string, msg: string): void {
+  void level;
+  printk(`EXT4-fs (${sb.s_id}): ${msg}`);
+}
+
+export interface Ext4ErrorWhere { ino?: number; block?: number; csum?: boolean }
+
+function sbiOf(sb: SuperBlock): Ext4SbInfo | null { return (sb.s_fs_info as Ext4SbInfo | null) ?? null; }
+
+/**
+ * __ext4_error / ext4_error_inode: print once, mark the filesystem as having errors,
+ * apply errors=, and return the error the failing call throws.
+ */
+export function ext4_error(sb: SuperBlock, func: string, msg: string, where: Ext4ErrorWhere = {}): Errno {
+  const sbi = sbiOf(sb);
+  let line = `EXT4-fs error (device ${sb.s_id}): ${func}: `;
+  if (where.ino !== undefined) line += `inode #${where.ino}: `;
+  if (where.block !== undefined) line += `block ${where.block}: `;
+  const comm = currentOrNull()?.comm;
+  if (comm && where.ino !== undefined) line += `comm ${comm}: `;
+  line += msg;
+  if (!sbi || !sbi.s_error_printed.has(line)) {
+    sbi?.s_error_printed.add(line);
+    printk(line);
+  }
+  if (sbi) {
+    sbi.s_has_errors = true;
+    sbi.s_error_count++;
+    if (sbi.test_opt(EXT4_MOUNT_ERRORS_PANIC)) {
+      if (!sbi.s_shutdown) printk(`EXT4-fs (${sb.s_id}): panic forced after error (filesystem shut down)`);
+      sbi.s_shutdown = true;
+    } else if (sbi.test_opt(EXT4_MOUNT_ERRORS_RO) && !(sb.s_flags & SB_RDONLY)) {
+      printk(`EXT4-fs (${sb.s_id}): Remounting filesystem read-only`);
+      sb.s_flags |= SB_RDONLY;
+    }
+  }
+  return err(where.csum ? EFSBADCRC : EFSCORRUPTED, `${func}: ${msg}`);
+}
+
+/** ext4_error for a checksum mismatch: the call fails with EFSBADCRC (EBADMSG). */
+export function ext4_csum_error(sb: SuperBlock, func: string, msg: string, where: Ext4ErrorWhere = {}): Errno {
+  return ext4_error(sb, func, msg, { ...where, csum: true });
+}
+
+/** ext4_warning: printed, nothing else. */
+export function ext4_warning(sb: SuperBlock, func: string, msg: string): void {
+  printk(`EXT4-fs warning (device ${sb.s_id}): ${func}: ${msg}`);
+}
+
+/** Calls on a shut-down filesystem (errors=panic after an error) fail with EIO. */
+export function ext4_check_shutdown(sb: SuperBlock): void {
+  const sbi = sbiOf(sb);
+  if (sbi?.s_shutdown) throw err(EIO);
+}

@@ -1,0 +1,65 @@
+/*
+ * Regular files (fs/ext4/file.c): reads through the page cache (genericFileRead over
+ * ext4_aops), llseek with SEEK_DATA / SEEK_HOLE answered from the block mapping (unwritten
+ * extents count as holes, as iomap's seek does when no page is cached). Writes fail with
+ * EROFS until the write side exists.
+ */
+import type { File, FileOperations, InodeOperations } from '../../include/fs.js';
+import { err } from '../../include/errno.js';
+import { EINVAL, ENXIO, EROFS, SEEK_CUR, SEEK_DATA, SEEK_END, SEEK_HOLE, SEEK_SET } from '../../include/uapi.js';
+import { genericFileRead } from '../../mm/filemap.js';
+import { EXT4_INLINE_DATA_FL } from './layout.js';
+import { EXT4_I, EXT4_SB, type Ext4Inode } from './ext4.js';
+import { ext4_file_getattr, ext4_map_blocks, ext4_setattr } from './inode.js';
+import { ext4_listxattr } from './xattr.js';
+
+/** ext4_seek_data / ext4_seek_hole over the mapping. */
+export async function ext4_seek_data_hole(inode: Ext4Inode, pos: number, wantData: boolean): Promise<number> {
+  const size = inode.i_size;
+  if (pos < 0 || pos >= size) throw err(ENXIO);
+  if (inode.i_ext4_flags & EXT4_INLINE_DATA_FL) return wantData ? pos : size;
+  const bs = EXT4_SB(inode.i_sb).s_blocksize;
+  const last = Math.ceil(size / bs);
+  let lblk = Math.floor(pos / bs);
+  while (lblk < last) {
+    const m = await ext4_map_blocks(inode, lblk, Math.min(last - lblk, 0x7fffffff));
+    const isData = m.pblk !== 0 && !m.unwritten;
+    if (isData === wantData) return Math.min(size, Math.max(pos, lblk * bs));
+    lblk += Math.max(1, m.len);
+  }
+  if (wantData) throw err(ENXIO);
+  return size;
+}
+
+/** ext4_llseek. */
+export async function ext4_llseek(file: File, offset: number, whence: number): Promise<number> {
+  const inode = EXT4_I(file.f_inode);
+  let pos: number;
+  switch (whence) {
+    case SEEK_SET: pos = offset; break;
+    case SEEK_CUR: pos = file.f_pos + offset; break;
+    case SEEK_END: pos = inode.i_size + offset; break;
+    case SEEK_DATA: pos = await ext4_seek_data_hole(inode, offset, true); break;
+    case SEEK_HOLE: pos = await ext4_seek_data_hole(inode, offset, false); break;
+    default: throw err(EINVAL);
+  }
+  if (pos < 0 || pos > inode.i_sb.s_maxbytes) throw err(EINVAL);
+  file.f_pos = pos;
+  return pos;
+}
+
+async function rofs(): Promise<never> { throw err(EROFS); }
+
+export const ext4_file_operations: FileOperations = {
+  llseek: ext4_llseek,
+  read: genericFileRead,
+  write: rofs,
+  fallocate: rofs,
+  async fsync() { /* nothing is ever dirty on the read side */ },
+};
+
+export const ext4_file_inode_operations: InodeOperations = {
+  getattr: ext4_file_getattr,
+  setattr: ext4_setattr,
+  listxattr: ext4_listxattr,
+};

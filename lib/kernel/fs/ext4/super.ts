@@ -1,0 +1,697 @@
+/*
+ * Mounting (fs/ext4/super.c): mount options, reading and checking the superblock and the
+ * group descriptors, the feature policy (unknown incompat → refuse; unknown ro_compat →
+ * read-only only; ext2/ext3 names accept only their feature sets), loading the journal
+ * and replaying it, the orphan scan, the root inode, and the super operations. The same
+ * driver is registered as "ext4", "ext3" and "ext2", as modern Linux does.
+ *
+ * Journal replay: with a writable device and a read-write mount the replayed blocks are
+ * written to the disk, flushed, and needs_recovery is cleared (as Linux). When the device
+ * or the mount is read-only, they are replayed into memory only (sbi.s_overlay), which
+ * every metadata and data read consults first: the image stays untouched (Linux refuses
+ * such a mount; we can do better). noload/norecovery skip replay.
+ *
+ * The driver is read-only for now: a read-write mount is forced read-only with a message,
+ * and every modifying operation fails with EROFS. The write side comes in its own issue.
+ */
+import {
+  FS_REQUIRES_DEV, SB_POSIXACL, SB_RDONLY, type Dentry, type FileSystemType, type Inode,
+  type SuperBlock, type SuperOperations,
+} from '../../include/fs.js';
+import { err, isErrno } from '../../include/errno.js';
+import { EFSBADCRC, EFSCORRUPTED, EINVAL, EIO, S_IFDIR, S_IFMT } from '../../include/uapi.js';
+import {
+  EXT4_ERRORS_CONTINUE, EXT4_ERRORS_PANIC, EXT4_ERROR_FS,
+  EXT4_FEATURE_COMPAT_HAS_JOURNAL, EXT4_FEATURE_INCOMPAT_CASEFOLD,
+  EXT4_FEATURE_INCOMPAT_EXTENTS, EXT4_FEATURE_INCOMPAT_FLEX_BG, EXT4_FEATURE_INCOMPAT_META_BG,
+  EXT4_FEATURE_INCOMPAT_RECOVER, EXT4_FEATURE_RO_COMPAT_BIGALLOC, EXT4_FEATURE_RO_COMPAT_HUGE_FILE,
+  EXT4_FEATURE_RO_COMPAT_READONLY, EXT4_FEATURE_INCOMPAT_SUPP, EXT4_FEATURE_RO_COMPAT_SUPP,
+  EXT4_DEFM_ACL, EXT4_DEFM_XATTR_USER, EXT4_DEFM_JMODE, EXT4_DEFM_JMODE_DATA, EXT4_DEFM_JMODE_WBACK,
+  EXT4_DEFM_NOBARRIER, EXT4_DEFM_UID16, EXT4_DEFM_BLOCK_VALIDITY, EXT4_DEFM_DISCARD, EXT4_DEFM_NODELALLOC,
+  EXT4_ROOT_INO, EXT4_SUPER_MAGIC, EXT4_VALID_FS, EXT4_GOOD_OLD_INODE_SIZE,
+  ext4_block_bitmap, ext4_block_size, ext4_blocks_count, ext4_desc_size, ext4_first_ino,
+  ext4_group_desc_decode, ext4_has_metadata_csum, ext4_hash_unsigned, ext4_inode_bitmap, ext4_inode_size,
+  ext4_inode_table, ext4_super_check, ext4_super_decode, ext4_unknown_features, put_le32,
+  EXT4_SB_OFF, le32, type Ext4SuperBlock,
+} from './layout.js';
+import {
+  ext4_csum_ctx, ext4_group_desc_csum_verify, ext4_superblock_csum_set, ext4_superblock_csum_verify,
+} from './csum.js';
+import {
+  EXT4_MOUNT_BARRIER, EXT4_MOUNT_BLOCK_VALIDITY, EXT4_MOUNT_DATA_FLAGS, EXT4_MOUNT_DELALLOC,
+  EXT4_MOUNT_DISCARD, EXT4_MOUNT_ERRORS_CONT, EXT4_MOUNT_ERRORS_MASK, EXT4_MOUNT_ERRORS_PANIC,
+  EXT4_MOUNT_ERRORS_RO, EXT4_MOUNT_JOURNAL_DATA, EXT4_MOUNT_MINIX_DF, EXT4_MOUNT_NOLOAD,
+  EXT4_MOUNT_NO_UID32, EXT4_MOUNT_ORDERED_DATA, EXT4_MOUNT_POSIX_ACL, EXT4_MOUNT_WRITEBACK_DATA,
+  EXT4_MOUNT_XATTR_USER, EXT4_MOUNT2_JOURNAL_CHECKSUM, EXT4_MOUNT2_JOURNAL_ASYNC_COMMIT, EXT4_MOUNT_DEBUG,
+  EXT4_MOUNT_NO_AUTO_DA_ALLOC, EXT4_MOUNT_QUOTA, EXT4_MOUNT_DATA_ERR_ABORT,
+  EXT4_SB, Ext4Inode, Ext4SbInfo, type Ext4Dev, type Ext4Flavour,
+} from './ext4.js';
+import { ext4_msg, printk } from './errors.js';
+import { ext4_raw_bread } from './bread.js';
+import { ext4_iget, ext4_iput, ext4_map_blocks, EXT4_IGET_SPECIAL } from './inode.js';
+import { ext4_bg_has_super, ext4_group_first_block_no, ext4_statfs, ext4_statfs_init } from './balloc_read.js';
+import { ext4_orphan_scan } from './orphan.js';
+import { ext4_xattr_security_handler, ext4_xattr_trusted_handler, ext4_xattr_user_handler } from './xattr.js';
+import { ext4_posix_acl_access_handler, ext4_posix_acl_default_handler } from './acl.js';
+import { jbd2_journal_init, type Journal } from '../jbd2/journal.js';
+import { jbd2_journal_recover } from '../jbd2/recovery.js';
+import { JBD2_SB_OFF, put_be32 } from '../jbd2/layout.js';
+import { dMakeRoot } from '../dcache.js';
+import { registerFilesystem } from '../super.js';
+import { bread, brelse, getblk, invalidateBdev, markBufferDirty, syncDirtyBuffer } from '../buffer.js';
+import { sbSetBlocksize, syncBlockdev } from '../../block/bdev.js';
+import { blkdevIssueFlush } from '../../block/bio.js';
+import { BH_Uptodate } from '../../include/blk.js';
+import { PAGE_SIZE } from '../../mm/page_alloc.js';
+import { jbd2_superblock_csum_set } from '../jbd2/csum.js';
+
+/* ---- mount options ---- */
+
+export interface Ext4Options {
+  ro: boolean;
+  sbBlock: number | null;
+  journalChecksum: boolean | null;
+}
+
+/** parse_options: apply `data` to sbi (after the superblock defaults). EINVAL with Linux's message. */
+export function ext4_parse_options(sb: SuperBlock, sbi: Ext4SbInfo, data: string): Ext4Options {
+  const o: Ext4Options = { ro: false, sbBlock: null, journalChecksum: null };
+  const bad = (m: string): never => { ext4_msg(sb, 'KERN_ERR', m); throw err(EINVAL, m); };
+  for (const raw of data.split(',')) {
+    const opt = raw.trim();
+    if (!opt) continue;
+    const eq = opt.indexOf('=');
+    const key = eq < 0 ? opt : opt.slice(0, eq);
+    const val = eq < 0 ? null : opt.slice(eq + 1);
+    const num = (): number => {
+      if (val === null || !/^\d+$/.test(val)) bad(`Unrecognized mount option "${opt}" or missing value`);
+      return Number(val);
+    };
+    const setData = (m: number) => { sbi.s_mount_opt = (sbi.s_mount_opt & ~EXT4_MOUNT_DATA_FLAGS) | m; };
+    switch (key) {
+      case 'ro': o.ro = true; break;
+      case 'rw': o.ro = false; break;
+      case 'noload': case 'norecovery': sbi.s_mount_opt |= EXT4_MOUNT_NOLOAD; break;
+      case 'errors':
+        sbi.s_mount_opt &= ~EXT4_MOUNT_ERRORS_MASK;
+        if (val === 'continue') sbi.s_mount_opt |= EXT4_MOUNT_ERRORS_CONT;
+        else if (val === 'remount-ro') sbi.s_mount_opt |= EXT4_MOUNT_ERRORS_RO;
+        else if (val === 'panic') sbi.s_mount_opt |= EXT4_MOUNT_ERRORS_PANIC;
+        else bad(`Unrecognized mount option "${opt}" or missing value`);
+        break;
+      case 'user_xattr': sbi.s_mount_opt |= EXT4_MOUNT_XATTR_USER; break;
+      case 'nouser_xattr': sbi.s_mount_opt &= ~EXT4_MOUNT_XATTR_USER; break;
+      case 'acl': sbi.s_mount_opt |= EXT4_MOUNT_POSIX_ACL; break;
+      case 'noacl': sbi.s_mount_opt &= ~EXT4_MOUNT_POSIX_ACL; break;
+      case 'barrier':
+        if (val === null || num() !== 0) sbi.s_mount_opt |= EXT4_MOUNT_BARRIER; else sbi.s_mount_opt &= ~EXT4_MOUNT_BARRIER;
+        break;
+      case 'nobarrier': sbi.s_mount_opt &= ~EXT4_MOUNT_BARRIER; break;
+      case 'data':
+        if (val === 'journal') setData(EXT4_MOUNT_JOURNAL_DATA);
+        else if (val === 'ordered') setData(EXT4_MOUNT_ORDERED_DATA);
+        else if (val === 'writeback') setData(EXT4_MOUNT_WRITEBACK_DATA);
+        else bad(`Unrecognized mount option "${opt}" or missing value`);
+        break;
+      case 'data_err':
+        if (val === 'abort') sbi.s_mount_opt |= EXT4_MOUNT_DATA_ERR_ABORT;
+        else if (val === 'ignore') sbi.s_mount_opt &= ~EXT4_MOUNT_DATA_ERR_ABORT;
+        else bad(`Unrecognized mount option "${opt}" or missing value`);
+        break;
+      case 'commit': { const n = num(); sbi.s_commit_interval = n === 0 ? 5 : n; break; }
+      case 'journal_checksum': o.journalChecksum = true; sbi.s_mount_opt2 |= EXT4_MOUNT2_JOURNAL_CHECKSUM; break;
+      case 'nojournal_checksum': o.journalChecksum = false; sbi.s_mount_opt2 &= ~EXT4_MOUNT2_JOURNAL_CHECKSUM; break;
+      case 'journal_async_commit': sbi.s_mount_opt2 |= EXT4_MOUNT2_JOURNAL_ASYNC_COMMIT | EXT4_MOUNT2_JOURNAL_CHECKSUM; break;
+      case 'delalloc': sbi.s_mount_opt |= EXT4_MOUNT_DELALLOC; break;
+      case 'nodelalloc': sbi.s_mount_opt &= ~EXT4_MOUNT_DELALLOC; break;
+      case 'dax': case 'dax=always': case 'dax=inode':
+        bad('DAX unsupported by block device.');
+        break;
+      case 'dax=never': break;
+      case 'sb': o.sbBlock = num(); break;
+      case 'resuid': sbi.s_resuid = num(); break;
+      case 'resgid': sbi.s_resgid = num(); break;
+      case 'minixdf': sbi.s_mount_opt |= EXT4_MOUNT_MINIX_DF; break;
+      case 'bsddf': sbi.s_mount_opt &= ~EXT4_MOUNT_MINIX_DF; break;
+      case 'nouid32': sbi.s_mount_opt |= EXT4_MOUNT_NO_UID32; break;
+      case 'debug': sbi.s_mount_opt |= EXT4_MOUNT_DEBUG; break;
+      case 'block_validity': sbi.s_mount_opt |= EXT4_MOUNT_BLOCK_VALIDITY; break;
+      case 'noblock_validity': sbi.s_mount_opt &= ~EXT4_MOUNT_BLOCK_VALIDITY; break;
+      case 'discard': sbi.s_mount_opt |= EXT4_MOUNT_DISCARD; break;
+      case 'nodiscard': sbi.s_mount_opt &= ~EXT4_MOUNT_DISCARD; break;
+      case 'auto_da_alloc': sbi.s_mount_opt &= ~EXT4_MOUNT_NO_AUTO_DA_ALLOC; break;
+      case 'noauto_da_alloc': sbi.s_mount_opt |= EXT4_MOUNT_NO_AUTO_DA_ALLOC; break;
+      case 'quota': case 'usrquota': case 'grpquota': case 'prjquota': case 'usrjquota': case 'grpjquota':
+        sbi.s_mount_opt |= EXT4_MOUNT_QUOTA; break;
+      case 'noquota': sbi.s_mount_opt &= ~EXT4_MOUNT_QUOTA; break;
+      /* accepted, meaningless for this driver (or handled by the VFS flags) */
+      case 'i_version': case 'lazytime': case 'nolazytime': case 'noatime': case 'atime': case 'relatime':
+      case 'strictatime': case 'nodiratime': case 'init_itable': case 'noinit_itable': case 'stripe':
+      case 'max_batch_time': case 'min_batch_time': case 'journal_ioprio': case 'grpid': case 'bsdgroups':
+      case 'nogrpid': case 'sysvgroups': case 'oldalloc': case 'orlov': case 'nombcache': case 'no_mbcache':
+      case 'prefetch_block_bitmaps': case 'no_prefetch_block_bitmaps': case 'dioread_nolock': case 'dioread_lock':
+      case 'nodev': case 'nosuid': case 'noexec': case 'dev': case 'suid': case 'exec': case 'sync': case 'async':
+      case 'mb_optimize_scan': case 'inode_readahead_blks': case 'auto': case 'noauto': case 'defaults':
+      case 'abort': case 'nojournal_async_commit': case 'jqfmt': case 'discard_max':
+        break;
+      default:
+        bad(`Unrecognized mount option "${opt}" or missing value`);
+    }
+  }
+  return o;
+}
+
+/** ext4_set_def_opts: defaults from s_default_mount_opts, as Linux applies them before parsing. */
+function ext4_set_def_opts(sbi: Ext4SbInfo): void {
+  const def = sbi.s_es.s_default_mount_opts;
+  sbi.s_mount_opt = EXT4_MOUNT_BARRIER | EXT4_MOUNT_DELALLOC;
+  if (def & EXT4_DEFM_XATTR_USER) sbi.s_mount_opt |= EXT4_MOUNT_XATTR_USER;
+  if (def & EXT4_DEFM_ACL) sbi.s_mount_opt |= EXT4_MOUNT_POSIX_ACL;
+  if (def & EXT4_DEFM_UID16) sbi.s_mount_opt |= EXT4_MOUNT_NO_UID32;
+  const jm = def & EXT4_DEFM_JMODE;
+  sbi.s_mount_opt |= jm === EXT4_DEFM_JMODE_DATA ? EXT4_MOUNT_JOURNAL_DATA
+    : jm === EXT4_DEFM_JMODE_WBACK ? EXT4_MOUNT_WRITEBACK_DATA : EXT4_MOUNT_ORDERED_DATA;
+  const errs = sbi.s_es.s_errors;
+  sbi.s_mount_opt |= errs === EXT4_ERRORS_PANIC ? EXT4_MOUNT_ERRORS_PANIC
+    : errs === EXT4_ERRORS_CONTINUE ? EXT4_MOUNT_ERRORS_CONT : EXT4_MOUNT_ERRORS_RO;
+  if (def & EXT4_DEFM_NOBARRIER) sbi.s_mount_opt &= ~EXT4_MOUNT_BARRIER;
+  if (def & EXT4_DEFM_BLOCK_VALIDITY) sbi.s_mount_opt |= EXT4_MOUNT_BLOCK_VALIDITY;
+  if (def & EXT4_DEFM_DISCARD) sbi.s_mount_opt |= EXT4_MOUNT_DISCARD;
+  if (def & EXT4_DEFM_NODELALLOC) sbi.s_mount_opt &= ~EXT4_MOUNT_DELALLOC;
+  sbi.s_resuid = sbi.s_es.s_def_resuid;
+  sbi.s_resgid = sbi.s_es.s_def_resgid;
+}
+
+/* ---- superblock and group descriptors ---- */
+
+/**
+ * Read and check the superblock and the group descriptors into sbi (the part of
+ * __ext4_fill_super before the journal). Called again after a journal replay, which may
+ * have rewritten both. `first` is true on the first call (prints the probing messages).
+ */
+async function ext4_load_super(sb: SuperBlock, sbi: Ext4SbInfo, sbByteOff: number, silent: boolean, first: boolean): Promise<void> {
+  const dev = sbi.s_dev;
+  const fail = (m: string, e = EINVAL): never => { if (!silent || !first) ext4_msg(sb, 'KERN_ERR', m); throw err(e, m); };
+  // The superblock is read in 1 KiB units until its block size is known.
+  if (first) { await dev.setBlockSize(1024); sbi.s_blocksize = 1024; }
+  let raw: Uint8Array;
+  {
+    const bs = sbi.s_blocksize;
+    const blk = Math.floor(sbByteOff / bs);
+    const b = await ext4_raw_bread_dev(sbi, blk);
+    const off = sbByteOff % bs;
+    raw = b.slice(off, off + 1024);
+  }
+  const es = ext4_super_decode(raw, 0);
+  if (es.s_magic !== EXT4_SUPER_MAGIC) fail(`VFS: Can't find ext4 filesystem`);
+  if (ext4_has_metadata_csum(es) && !ext4_superblock_csum_verify(raw, 0))
+    fail('VFS: Found ext4 filesystem with invalid superblock checksum.  Run e2fsck?', EFSBADCRC);
+  // ext4_super_check knows the non-bigalloc geometry; with bigalloc the per-group limit
+  // applies to clusters (Linux: "#clusters per group too big").
+  const bigalloc = (es.s_feature_ro_compat & EXT4_FEATURE_RO_COMPAT_BIGALLOC) !== 0;
+  if (bigalloc) {
+    const ratio = 2 ** (es.s_log_cluster_size - es.s_log_block_size);
+    if (es.s_log_cluster_size < es.s_log_block_size || es.s_log_cluster_size - es.s_log_block_size > 16)
+      fail(`Invalid log cluster size: ${es.s_log_cluster_size}`, EFSCORRUPTED);
+    if (es.s_clusters_per_group > ext4_block_size(es) * 8) fail(`#clusters per group too big: ${es.s_clusters_per_group}`, EFSCORRUPTED);
+    if (es.s_blocks_per_group !== es.s_clusters_per_group * ratio)
+      fail(`blocks per group (${es.s_blocks_per_group}) and clusters per group (${es.s_clusters_per_group}) inconsistent`, EFSCORRUPTED);
+  }
+  // The remaining checks with the group geometry of a bigalloc filesystem: scale blocks to
+  // clusters so that the codec's per-group limit and group count come out as Linux's.
+  const why = ext4_super_check(bigalloc ? bigalloc_as_clusters(es) : es);
+  if (why) fail(why, EINVAL); // Linux's failed_mount default
+  const bs = ext4_block_size(es);
+  if (bs > 65536) fail(`Invalid log block size: ${es.s_log_block_size}`);
+  if (first || bs !== sbi.s_blocksize) {
+    await dev.setBlockSize(bs);
+    sbi.s_blocksize = bs;
+    const blk = Math.floor(sbByteOff / bs);
+    const b = await ext4_raw_bread_dev(sbi, blk);
+    const off = sbByteOff % bs;
+    raw = b.slice(off, off + 1024);
+    sbi.s_sb_block = blk;
+    sbi.s_sb_offset = off;
+    if (ext4_super_decode(raw, 0).s_magic !== EXT4_SUPER_MAGIC) fail('Magic mismatch, very weird!', EINVAL);
+  }
+  sbi.s_sbraw = raw;
+  sbi.s_es = ext4_super_decode(raw, 0);
+  const e = sbi.s_es;
+  sbi.s_blocksize_bits = Math.log2(bs);
+  sbi.s_inode_size = ext4_inode_size(e);
+  sbi.s_first_ino = ext4_first_ino(e);
+  sbi.s_desc_size = ext4_desc_size(e);
+  sbi.s_inodes_per_group = e.s_inodes_per_group;
+  sbi.s_blocks_per_group = e.s_blocks_per_group;
+  sbi.s_clusters_per_group = e.s_clusters_per_group;
+  sbi.s_cluster_ratio = sbi.has_ro_compat(EXT4_FEATURE_RO_COMPAT_BIGALLOC) ? 2 ** (e.s_log_cluster_size - e.s_log_block_size) : 1;
+  if (sbi.has_ro_compat(EXT4_FEATURE_RO_COMPAT_BIGALLOC) && !sbi.has_incompat(EXT4_FEATURE_INCOMPAT_EXTENTS))
+    fail("Can't support bigalloc feature without extents feature");
+  if (!sbi.s_cluster_ratio || !Number.isInteger(sbi.s_cluster_ratio)) fail(`invalid cluster size ${e.s_log_cluster_size}`);
+  sbi.s_blocks_count = ext4_blocks_count(e);
+  sbi.s_first_data_block = e.s_first_data_block;
+  sbi.s_inodes_per_block = bs / sbi.s_inode_size;
+  sbi.s_itb_per_group = Math.ceil(sbi.s_inodes_per_group / sbi.s_inodes_per_block);
+  sbi.s_desc_per_block = bs / sbi.s_desc_size;
+  sbi.s_addr_per_block_bits = sbi.s_blocksize_bits - 2;
+  sbi.s_log_groups_per_flex = sbi.has_incompat(EXT4_FEATURE_INCOMPAT_FLEX_BG) ? e.s_log_groups_per_flex : 0;
+  sbi.s_groups_count = Math.ceil((sbi.s_blocks_count - sbi.s_first_data_block) / sbi.s_blocks_per_group);
+  sbi.s_gdb_count = Math.ceil(sbi.s_groups_count / sbi.s_desc_per_block);
+  sbi.s_hash_seed = e.s_hash_seed.slice();
+  sbi.s_def_hash_version = e.s_def_hash_version;
+  sbi.s_hash_unsigned = ext4_hash_unsigned(e);
+  sbi.s_csum = ext4_csum_ctx(e);
+  sbi.s_csum_seed = sbi.s_csum.csum_seed;
+  if (sbi.s_inode_size > EXT4_GOOD_OLD_INODE_SIZE) {
+    sbi.s_want_extra_isize = Math.max(32, e.s_want_extra_isize);
+  }
+  const devBlocks = Math.floor(dev.sizeBytes / bs);
+  if (sbi.s_blocks_count > devBlocks)
+    fail(`bad geometry: block count ${sbi.s_blocks_count} exceeds size of device (${devBlocks} blocks)`);
+  if (sbi.s_groups_count > 2 ** 32 || sbi.s_groups_count * sbi.s_desc_size > 64 * 2 ** 20)
+    fail(`groups count too large: ${sbi.s_groups_count}`);
+  await ext4_group_desc_init(sb, sbi, sbByteOff, fail);
+}
+
+/** A view of a bigalloc superblock in cluster units, for the geometry checks. */
+function bigalloc_as_clusters(es: Ext4SuperBlock): Ext4SuperBlock {
+  const ratio = 2 ** (es.s_log_cluster_size - es.s_log_block_size);
+  const blocks = ext4_blocks_count(es);
+  const first = Math.floor(es.s_first_data_block / ratio);
+  const clusters = Math.ceil((blocks - es.s_first_data_block) / ratio) + first;
+  return { ...es, s_blocks_per_group: es.s_clusters_per_group, s_first_data_block: first,
+    s_blocks_count_lo: clusters >>> 0, s_blocks_count_hi: Math.floor(clusters / 2 ** 32),
+    s_feature_ro_compat: es.s_feature_ro_compat };
+}
+
+async function ext4_raw_bread_dev(sbi: Ext4SbInfo, blk: number): Promise<Uint8Array> {
+  return ext4_raw_bread(sbi.sb, blk);
+}
+
+/** descriptor_loc: the block holding descriptor block `nr` (meta_bg aware). */
+function descriptor_loc(sbi: Ext4SbInfo, logicalSbBlock: number, nr: number): number {
+  const firstMetaBg = sbi.s_es.s_first_meta_bg;
+  if (!sbi.has_incompat(EXT4_FEATURE_INCOMPAT_META_BG) || nr < firstMetaBg) return logicalSbBlock + nr + 1;
+  const bg = sbi.s_desc_per_block * nr;
+  let hasSuper = ext4_bg_has_super(sbi, bg) ? 1 : 0;
+  if (sbi.s_blocksize === 1024 && nr === 0 && sbi.s_first_data_block === 0) hasSuper++;
+  return hasSuper + ext4_group_first_block_no(sbi, bg);
+}
+
+/** ext4_group_desc_init + ext4_check_descriptors. */
+async function ext4_group_desc_init(sb: SuperBlock, sbi: Ext4SbInfo, sbByteOff: number, fail: (m: string, e?: number) => never): Promise<void> {
+  const bs = sbi.s_blocksize;
+  const logicalSbBlock = Math.floor(sbByteOff / bs) === 0 && bs > 1024 ? 0 : Math.floor(sbByteOff / bs);
+  const descs = [], locs = [];
+  const flex = sbi.has_incompat(EXT4_FEATURE_INCOMPAT_FLEX_BG);
+  const rdonly = (sb.s_flags & SB_RDONLY) !== 0;
+  for (let nr = 0; nr < sbi.s_gdb_count; nr++) {
+    const blk = descriptor_loc(sbi, logicalSbBlock, nr);
+    if (blk >= sbi.s_blocks_count) fail(`group descriptors corrupted! (descriptor block ${blk} beyond the filesystem)`, EFSCORRUPTED);
+    let buf: Uint8Array;
+    try { buf = await ext4_raw_bread(sb, blk); } catch { fail(`can't read group descriptor ${nr}`, EIO); }
+    for (let i = 0; i < sbi.s_desc_per_block; i++) {
+      const g = nr * sbi.s_desc_per_block + i;
+      if (g >= sbi.s_groups_count) break;
+      const off = i * sbi.s_desc_size;
+      const gd = ext4_group_desc_decode(buf!, off, sbi.s_desc_size);
+      // ext4_check_descriptors
+      const first = flex ? sbi.s_first_data_block : ext4_group_first_block_no(sbi, g);
+      const last = flex ? sbi.s_blocks_count - 1 : Math.min(sbi.s_blocks_count - 1, first + sbi.s_blocks_per_group - 1);
+      const bb = ext4_block_bitmap(gd), ib = ext4_inode_bitmap(gd), it = ext4_inode_table(gd);
+      if (bb < first || bb > last) fail(`ext4_check_descriptors: Block bitmap for group ${g} not in group (block ${bb})!`, EFSCORRUPTED);
+      if (ib < first || ib > last) fail(`ext4_check_descriptors: Inode bitmap for group ${g} not in group (block ${ib})!`, EFSCORRUPTED);
+      if (it < first || it + sbi.s_itb_per_group - 1 > last)
+        fail(`ext4_check_descriptors: Inode table for group ${g} not in group (block ${it})!`, EFSCORRUPTED);
+      if (!ext4_group_desc_csum_verify(sbi.s_csum!, g, buf!, off)) {
+        ext4_msg(sb, 'KERN_ERR', `ext4_check_descriptors: Checksum for group ${g} failed`);
+        if (!rdonly) fail('group descriptors corrupted!', EFSBADCRC);
+      }
+      descs.push(gd);
+      locs.push({ block: blk, off });
+    }
+  }
+  if (descs.length !== sbi.s_groups_count) fail('group descriptors corrupted!', EFSCORRUPTED);
+  sbi.s_group_desc = descs;
+  sbi.s_group_desc_loc = locs;
+}
+
+/* ---- features ---- */
+
+/** ext4_feature_set_ok + the ext2/ext3 name checks. Returns true if the mount must be read-only. */
+function ext4_check_features(sb: SuperBlock, sbi: Ext4SbInfo, rdonly: boolean): boolean {
+  const es = sbi.s_es;
+  const fail = (m: string): never => { ext4_msg(sb, 'KERN_ERR', m); throw err(EINVAL, m); };
+  if (sbi.flavour === 'ext2' || sbi.flavour === 'ext3') {
+    const u = ext4_unknown_features(es, sbi.flavour);
+    const ok = u.incompat === 0 && (sbi.flavour === 'ext2' || (es.s_feature_compat & EXT4_FEATURE_COMPAT_HAS_JOURNAL) !== 0) &&
+      (rdonly || u.ro_compat === 0);
+    if (!ok) fail(`couldn't mount as ${sbi.flavour} due to feature incompatibilities`);
+    ext4_msg(sb, 'KERN_INFO', `mounting ${sbi.flavour} file system using the ext4 subsystem`);
+  }
+  if (es.s_rev_level === 0 && (es.s_feature_compat || es.s_feature_incompat || es.s_feature_ro_compat))
+    ext4_msg(sb, 'KERN_WARNING', 'feature flags set on rev 0 fs, running e2fsck is recommended');
+  const badIncompat = (es.s_feature_incompat & ~EXT4_FEATURE_INCOMPAT_SUPP) >>> 0;
+  if (badIncompat) fail(`Couldn't mount because of unsupported optional features (${badIncompat.toString(16)})`);
+  if (es.s_feature_incompat & EXT4_FEATURE_INCOMPAT_CASEFOLD)
+    fail('Filesystem with casefold feature cannot be mounted without CONFIG_UNICODE');
+  let forceRo = false;
+  if (es.s_feature_ro_compat & EXT4_FEATURE_RO_COMPAT_READONLY) {
+    ext4_msg(sb, 'KERN_INFO', 'filesystem is read-only');
+    forceRo = true;
+  }
+  const badRo = (es.s_feature_ro_compat & ~EXT4_FEATURE_RO_COMPAT_SUPP) >>> 0;
+  if (badRo && !rdonly && !forceRo)
+    fail(`couldn't mount RDWR because of unsupported optional features (${badRo.toString(16)})`);
+  return forceRo;
+}
+
+/** ext4_max_size: for extent files (s_maxbytes), in JS numbers. */
+export function ext4_max_size(blkbits: number, hugeFiles: boolean): number {
+  let upper = Number.MAX_SAFE_INTEGER;
+  if (!hugeFiles) upper = Math.floor((2 ** 32 - 1) / 2 ** (blkbits - 9)) * 2 ** blkbits;
+  return Math.min((2 ** 32 - 1) * 2 ** blkbits, upper);
+}
+/** ext4_max_bitmap_size: for block-map files. */
+export function ext4_max_bitmap_size(bits: number, hugeFiles: boolean): number {
+  const a = 2 ** (bits - 2);
+  let meta = 1 + (1 + a) + (1 + a + a * a);
+  let res = 12 + a + a * a + a * a * a;
+  let upper = hugeFiles ? 2 ** 48 - 1 : 2 ** 32 - 1;
+  if (hugeFiles) upper = upper * 2 ** (bits - 9); // counted in fs blocks with HUGE_FILE_FL
+  upper = Math.floor(upper / 2 ** (bits - 9));
+  if (res + meta > upper) { res = upper - meta; meta = 0; }
+  res = Math.min(res * 2 ** bits, Number.MAX_SAFE_INTEGER);
+  return Math.min(res, 2 ** 32 * 2 ** bits - 1);
+}
+
+/* ---- journal ---- */
+
+async function ext4_journal_dev(sb: SuperBlock, jinode: Ext4Inode) {
+  const sbi = EXT4_SB(sb);
+  return {
+    blockSize: sbi.s_blocksize,
+    nrBlocks: Math.floor(jinode.i_size / sbi.s_blocksize),
+    bmap: async (lblk: number) => {
+      const m = await ext4_map_blocks(jinode, lblk, 1);
+      return m.unwritten ? 0 : m.pblk;
+    },
+    bread: (pblk: number) => ext4_raw_bread(sb, pblk),
+  };
+}
+
+/**
+ * ext4_load_journal: find the journal, replay it if needed (to disk or into memory).
+ * Returns the journal's length in blocks (statfs counts it as overhead).
+ */
+async function ext4_load_journal(sb: SuperBlock, sbi: Ext4SbInfo, wantRw: boolean, sbByteOff: number, silent: boolean): Promise<number> {
+  const es = sbi.s_es;
+  const needsRecovery = sbi.has_incompat(EXT4_FEATURE_INCOMPAT_RECOVER);
+  if (!sbi.has_compat(EXT4_FEATURE_COMPAT_HAS_JOURNAL)) {
+    if (needsRecovery) ext4_msg(sb, 'KERN_WARNING', 'needs_recovery set without a journal; ignored');
+    return 0;
+  }
+  if (!es.s_journal_inum) {
+    if (needsRecovery && !sbi.test_opt(EXT4_MOUNT_NOLOAD)) {
+      ext4_msg(sb, 'KERN_ERR', 'external journal devices are not supported: cannot recover');
+      throw err(EINVAL);
+    }
+    ext4_msg(sb, 'KERN_WARNING', 'external journal devices are not supported; journal not loaded');
+    return 0;
+  }
+  let jinode: Ext4Inode;
+  try {
+    jinode = await ext4_iget(sb, es.s_journal_inum, EXT4_IGET_SPECIAL);
+  } catch (e) {
+    ext4_msg(sb, 'KERN_ERR', 'no journal found');
+    throw isErrno(e) ? e : err(EINVAL);
+  }
+  const jblocks = Math.floor(jinode.i_size / sbi.s_blocksize);
+  if ((jinode.i_mode & S_IFMT) !== 0o100000 || jinode.i_nlink === 0) {
+    await ext4_iput(jinode);
+    ext4_msg(sb, 'KERN_ERR', 'invalid journal inode');
+    throw err(EFSCORRUPTED);
+  }
+  if (sbi.test_opt(EXT4_MOUNT_NOLOAD)) {
+    if (needsRecovery && wantRw) {
+      await ext4_iput(jinode);
+      ext4_msg(sb, 'KERN_ERR', 'required journal recovery suppressed and not mounted read-only');
+      throw err(EINVAL);
+    }
+    if (needsRecovery) ext4_msg(sb, 'KERN_INFO', 'journal recovery suppressed (noload): the filesystem may look inconsistent');
+    await ext4_iput(jinode);
+    return jblocks;
+  }
+  let journal: Journal;
+  try {
+    journal = await jbd2_journal_init(await ext4_journal_dev(sb, jinode), sb.s_id, printk);
+  } catch (e) {
+    await ext4_iput(jinode);
+    ext4_msg(sb, 'KERN_ERR', 'error loading journal');
+    throw isErrno(e) ? e : err(EINVAL);
+  }
+  sbi.s_journal = journal;
+  if (!needsRecovery) { await ext4_iput(jinode); return jblocks; }
+  const dev = sbi.s_dev;
+  const toDisk = wantRw && !dev.readOnly && !!dev.write;
+  if (toDisk) {
+    ext4_msg(sb, 'KERN_INFO', 'recovery required: replaying the journal');
+  } else {
+    ext4_msg(sb, 'KERN_INFO', 'INFO: recovery required on readonly filesystem');
+    ext4_msg(sb, 'KERN_INFO', 'replaying the journal into memory only; the device is left unchanged');
+  }
+  const sink = toDisk
+    ? async (blk: number, data: Uint8Array) => {
+      if (blk >= sbi.s_blocks_count) { ext4_msg(sb, 'KERN_ERR', `JBD2: replay of block ${blk} beyond the filesystem skipped`); return; }
+      await dev.write!(blk, data);
+    }
+    : async (blk: number, data: Uint8Array) => {
+      if (blk >= sbi.s_blocks_count) { ext4_msg(sb, 'KERN_ERR', `JBD2: replay of block ${blk} beyond the filesystem skipped`); return; }
+      sbi.s_overlay.set(blk, data);
+    };
+  try {
+    const info = await jbd2_journal_recover(journal, sink, printk);
+    ext4_msg(sb, 'KERN_INFO', info.end_transaction === info.start_transaction
+      ? 'recovery complete (no committed transaction to replay)'
+      : `recovery complete (transactions ${info.start_transaction} to ${(info.end_transaction - 1) >>> 0}, ${info.nr_replays} blocks replayed, ${info.nr_revoke_hits} revoked)`);
+  } catch (e) {
+    await ext4_iput(jinode);
+    printk('JBD2: recovery failed');
+    ext4_msg(sb, 'KERN_ERR', 'error loading journal');
+    throw isErrno(e) ? err(e.errno === EFSBADCRC ? EFSBADCRC : EIO) : err(EIO);
+  }
+  if (toDisk) {
+    // Mark the journal empty and the filesystem recovered, on disk.
+    await dev.flush?.();
+    const jraw = journal.j_sbraw.slice();
+    put_be32(jraw, JBD2_SB_OFF.s_start, 0);
+    put_be32(jraw, JBD2_SB_OFF.s_sequence, journal.j_transaction_sequence);
+    jbd2_superblock_csum_set(journal.j_sb, jraw, 0);
+    const jblk0 = await journal.bmap(0);
+    const jb = (await ext4_raw_bread(sb, jblk0)).slice();
+    jb.set(jraw, 0);
+    await dev.write!(jblk0, jb);
+    dev.invalidate?.();
+    await reread_after_replay(sb, sbi, sbByteOff, silent);
+    const sbBuf = (await ext4_raw_bread(sb, sbi.s_sb_block)).slice();
+    const o = sbi.s_sb_offset;
+    const feat = le32(sbBuf, o + EXT4_SB_OFF.s_feature_incompat) & ~EXT4_FEATURE_INCOMPAT_RECOVER;
+    put_le32(sbBuf, o + EXT4_SB_OFF.s_feature_incompat, feat >>> 0);
+    if (ext4_has_metadata_csum(sbi.s_es)) ext4_superblock_csum_set(sbBuf, o);
+    await dev.write!(sbi.s_sb_block, sbBuf);
+    await dev.flush?.();
+    dev.invalidate?.();
+  }
+  await reread_after_replay(sb, sbi, sbByteOff, silent);
+  // In memory the filesystem is now recovered.
+  sbi.s_es.s_feature_incompat = (sbi.s_es.s_feature_incompat & ~EXT4_FEATURE_INCOMPAT_RECOVER) >>> 0;
+  await ext4_iput(jinode);
+  return jblocks;
+}
+
+/** The replay may have rewritten the superblock and descriptors: read them again. */
+async function reread_after_replay(sb: SuperBlock, sbi: Ext4SbInfo, sbByteOff: number, silent: boolean): Promise<void> {
+  // Cached inodes (the journal inode) were read before the replay; drop them.
+  await ext4_load_super(sb, sbi, sbByteOff, silent, false);
+}
+
+/* ---- fill_super ---- */
+
+/**
+ * ext4_fill_super over an explicit device (unit tests use this with an in-memory device;
+ * the registered types call it with the buffer-cache device of sb.s_bdev).
+ */
+export async function ext4_fill_super_dev(sb: SuperBlock, dev: Ext4Dev, data: string, silent: boolean, flavour: Ext4Flavour): Promise<void> {
+  const sbi = new Ext4SbInfo(sb);
+  sbi.s_dev = dev;
+  sbi.flavour = flavour;
+  sb.s_fs_info = sbi;
+  if (!sb.s_id) sb.s_id = 'vda';
+  // The options are parsed twice, as Linux does: first for sb= and ro (needed before the
+  // superblock is read), then over the superblock's default mount options.
+  const early = ext4_parse_options(sb, new Ext4SbInfo(sb), data);
+  const sbByteOff = early.sbBlock !== null ? early.sbBlock * 1024 : 1024;
+  const wantRw = !(sb.s_flags & SB_RDONLY) && !early.ro;
+  if (early.ro) sb.s_flags |= SB_RDONLY;
+  await ext4_load_super(sb, sbi, sbByteOff, silent, true);
+  ext4_set_def_opts(sbi);
+  ext4_parse_options(sb, sbi, data);
+  const forceRo = ext4_check_features(sb, sbi, !wantRw);
+  sbi.s_mount_state = sbi.s_es.s_state;
+  if (sbi.s_es.s_state & EXT4_ERROR_FS) ext4_msg(sb, 'KERN_WARNING', 'warning: mounting fs with errors, running e2fsck is recommended');
+  else if (!(sbi.s_es.s_state & EXT4_VALID_FS)) ext4_msg(sb, 'KERN_WARNING', 'warning: mounting unchecked fs, running e2fsck is recommended');
+  sb.s_blocksize = sbi.s_blocksize;
+  sb.s_blocksize_bits = sbi.s_blocksize_bits;
+  sb.s_magic = EXT4_SUPER_MAGIC;
+  sb.s_op = ext4_sops;
+  sb.s_xattr = [ext4_xattr_user_handler, ext4_xattr_trusted_handler, ext4_xattr_security_handler,
+    ext4_posix_acl_access_handler, ext4_posix_acl_default_handler];
+  if (sbi.test_opt(EXT4_MOUNT_POSIX_ACL)) sb.s_flags |= SB_POSIXACL; else sb.s_flags &= ~SB_POSIXACL;
+  const huge = sbi.has_ro_compat(EXT4_FEATURE_RO_COMPAT_HUGE_FILE);
+  sb.s_maxbytes = sbi.has_incompat(EXT4_FEATURE_INCOMPAT_EXTENTS)
+    ? ext4_max_size(sbi.s_blocksize_bits, huge) : ext4_max_bitmap_size(sbi.s_blocksize_bits, huge);
+  if (sbi.s_inode_size > EXT4_GOOD_OLD_INODE_SIZE) {
+    sb.s_time_gran = 1;
+    sb.s_time_min = -(2 ** 31);
+    sb.s_time_max = 2 ** 34 - 1 - 2 ** 31;
+  } else {
+    sb.s_time_gran = 1e9;
+    sb.s_time_min = -(2 ** 31);
+    sb.s_time_max = 2 ** 31 - 1;
+  }
+  const jblocks = await ext4_load_journal(sb, sbi, wantRw, sbByteOff, silent);
+  // Read-only driver: every mount is read-only for now.
+  if (wantRw && !forceRo) ext4_msg(sb, 'KERN_WARNING', 'write support not built yet, mounting read-only');
+  sb.s_flags |= SB_RDONLY;
+  ext4_statfs_init(sbi, jblocks);
+  let root: Ext4Inode;
+  try {
+    root = await ext4_iget(sb, EXT4_ROOT_INO, EXT4_IGET_SPECIAL);
+  } catch (e) {
+    ext4_msg(sb, 'KERN_ERR', 'get root inode failed');
+    throw e;
+  }
+  if ((root.i_mode & S_IFMT) !== S_IFDIR || !root.i_blocks && !(root.i_ext4_flags & 0x10000000) || !root.i_size) {
+    await ext4_iput(root);
+    ext4_msg(sb, 'KERN_ERR', 'get root inode failed');
+    ext4_msg(sb, 'KERN_ERR', 'corrupt root inode, run e2fsck');
+    throw err(EFSCORRUPTED);
+  }
+  await ext4_orphan_scan(sb, wantRw && !dev.readOnly);
+  sb.s_root = makeRoot(root);
+  const mode = (sbi.s_mount_opt & EXT4_MOUNT_DATA_FLAGS) === EXT4_MOUNT_JOURNAL_DATA ? 'journalled'
+    : (sbi.s_mount_opt & EXT4_MOUNT_DATA_FLAGS) === EXT4_MOUNT_WRITEBACK_DATA ? 'writeback' : 'ordered';
+  ext4_msg(sb, 'KERN_INFO', sbi.s_journal
+    ? `mounted filesystem ${uuidStr(sbi.s_es.s_uuid)} ro with ${mode} data mode. Quota mode: none.`
+    : `mounted filesystem ${uuidStr(sbi.s_es.s_uuid)} ro without journal. Quota mode: none.`);
+}
+
+function uuidStr(u: Uint8Array): string {
+  const h = [...u].map((b) => b.toString(16).padStart(2, '0')).join('');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+}
+
+function makeRoot(inode: Inode): Dentry { return dMakeRoot(inode); }
+
+/* ---- super operations ---- */
+
+async function ext4_put_super(sb: SuperBlock): Promise<void> {
+  const sbi = EXT4_SB(sb);
+  sbi.s_overlay.clear();
+  sbi.s_journal = null;
+}
+
+function ext4_show_options(sb: SuperBlock): string {
+  const sbi = EXT4_SB(sb);
+  const o: string[] = ['ro'];
+  if (!sbi.test_opt(EXT4_MOUNT_XATTR_USER)) o.push('nouser_xattr');
+  if (!sbi.test_opt(EXT4_MOUNT_POSIX_ACL)) o.push('noacl');
+  if (sbi.test_opt(EXT4_MOUNT_NOLOAD)) o.push('norecovery');
+  const e = sbi.s_mount_opt & EXT4_MOUNT_ERRORS_MASK;
+  o.push(e === EXT4_MOUNT_ERRORS_PANIC ? 'errors=panic' : e === EXT4_MOUNT_ERRORS_CONT ? 'errors=continue' : 'errors=remount-ro');
+  return o.join(',');
+}
+
+export const ext4_sops: SuperOperations = {
+  alloc_inode: (sb) => new Ext4Inode(sb),
+  statfs: ext4_statfs,
+  put_super: ext4_put_super,
+  show_options: ext4_show_options,
+  async remount_fs(sb, flags, data) {
+    const sbi = EXT4_SB(sb);
+    const probe = new Ext4SbInfo(sb);
+    probe.s_es = sbi.s_es;
+    ext4_parse_options(sb, probe, data);
+    if (!(flags & SB_RDONLY)) ext4_msg(sb, 'KERN_WARNING', 'write support not built yet, staying read-only');
+    return flags | SB_RDONLY;
+  },
+};
+
+
+/* ---- the device through the buffer cache, and the registered types ---- */
+
+/**
+ * An Ext4Dev over sb.s_bdev's buffer cache. Blocks are copied out of their buffers (the
+ * cache may reclaim a buffer's page once released). Filesystem blocks larger than a page
+ * (64 KiB) are assembled from page-sized buffers.
+ */
+export function ext4_bdev_dev(sb: SuperBlock): Ext4Dev {
+  const bdev = sb.s_bdev!;
+  let bs = 1024, sub = 1024;
+  return {
+    sizeBytes: bdev.bd_nr_sectors * 512,
+    readOnly: bdev.bd_read_only,
+    async setBlockSize(size: number) {
+      sub = Math.min(size, PAGE_SIZE);
+      if (!(await sbSetBlocksize(sb, sub))) {
+        ext4_msg(sb, 'KERN_ERR', `bad block size ${size}`);
+        throw err(EINVAL);
+      }
+      bs = size;
+    },
+    async bread(blk: number) {
+      const n = bs / sub;
+      if (n === 1) {
+        const bh = await bread(bdev as Parameters<typeof bread>[0], blk, sub);
+        try { return bh.b_data.slice(); } finally { brelse(bh); }
+      }
+      const out = new Uint8Array(bs);
+      for (let i = 0; i < n; i++) {
+        const bh = await bread(bdev as Parameters<typeof bread>[0], blk * n + i, sub);
+        try { out.set(bh.b_data, i * sub); } finally { brelse(bh); }
+      }
+      return out;
+    },
+    async write(blk: number, data: Uint8Array) {
+      const n = bs / sub;
+      for (let i = 0; i < n; i++) {
+        const bh = await getblk(bdev as Parameters<typeof getblk>[0], blk * n + i, sub);
+        try {
+          bh.b_data.set(data.subarray(i * sub, (i + 1) * sub));
+          bh.set(BH_Uptodate);
+          markBufferDirty(bh);
+          await syncDirtyBuffer(bh);
+        } finally { brelse(bh); }
+      }
+    },
+    async flush() {
+      await syncBlockdev(bdev);
+      try { await blkdevIssueFlush(bdev as Parameters<typeof blkdevIssueFlush>[0]); } catch { /* no cache to flush */ }
+    },
+    invalidate() { invalidateBdev(bdev as Parameters<typeof invalidateBdev>[0]); },
+  };
+}
+
+function fsType(name: Ext4Flavour): FileSystemType {
+  return {
+    name,
+    fs_flags: FS_REQUIRES_DEV,
+    fill_super: (sb, data, silent) => ext4_fill_super_dev(sb, ext4_bdev_dev(sb), data, silent, name),
+  };
+}
+export const ext4_fs_type = fsType('ext4');
+export const ext3_fs_type = fsType('ext3');
+export const ext2_fs_type = fsType('ext2');
+registerFilesystem(ext4_fs_type);
+registerFilesystem(ext3_fs_type);
+registerFilesystem(ext2_fs_type);
