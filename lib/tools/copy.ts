@@ -1,0 +1,332 @@
+/*
+ * The recursive copy behind cptofs and cpfromfs (LKL's cptofs.c searchdir/do_entry), between
+ * two Sides: regular files with their content, directories (created, then filled), symbolic
+ * links as links, hard links within the copy as links where the destination allows them,
+ * fifos and device nodes where it allows them (skipped with a warning otherwise). With
+ * `preserve`, owner, group, mode bits (setuid/setgid/sticky too) and atime/mtime follow the
+ * source; without, modes are the source's minus the umask, as cp(1) does.
+ *
+ * The first error stops the copy (as LKL's tools abort); it is thrown as a CopyError naming
+ * the path and the errno, and the caller prints it as one line.
+ */
+import path from 'node:path';
+import {
+  EEXIST, EINVAL, EISDIR, EMLINK, ENOENT, ENOSYS, ENOTDIR, EOPNOTSUPP, EPERM, EXDEV,
+  S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, S_IFIFO, S_IFCHR, S_IFBLK, S_IFSOCK, strerror,
+} from '../kernel/include/uapi.js';
+import type { FStat, Side } from './sides.js';
+import { ToolError, joinPath, show } from './image.js';
+
+export class CopyError extends Error {
+  constructor(readonly path: string, readonly errno: number, readonly what?: string) {
+    super(`${path}: ${strerror(errno)}${what ? ` (${what})` : ''}`);
+  }
+}
+
+export interface CopyOptions {
+  preserve: boolean;
+  /** Applied to new modes when not preserving. */
+  umask: number;
+  /** --owner/--group: force these on every copied entry (-1 = leave). */
+  owner: number;
+  group: number;
+  /** Each path copied, on stderr. */
+  verbose?: (line: string) => void;
+  /** A non-fatal warning (skipped special file, attribute the destination cannot hold). */
+  warn: (line: string) => void;
+  /** Polled between entries: true stops the copy (SIGINT/SIGTERM). */
+  stop?: () => boolean;
+}
+
+const CHUNK = 1024 * 1024;
+/** Granularity of the holes left in host files. */
+const HOLE = 64 * 1024;
+/** Errors meaning "this filesystem cannot hold that", not "something went wrong". */
+const UNSUPPORTED = new Set([EPERM, EOPNOTSUPP, ENOSYS, EINVAL]);
+
+const typeName = (m: number) => {
+  switch (m & S_IFMT) {
+    case S_IFREG: return 'regular file';
+    case S_IFDIR: return 'directory';
+    case S_IFLNK: return 'symbolic link';
+    case S_IFIFO: return 'fifo';
+    case S_IFCHR: return 'character device';
+    case S_IFBLK: return 'block device';
+    case S_IFSOCK: return 'socket';
+    default: return 'file of unknown type';
+  }
+};
+
+/** One top-level copy: SRC (on `from`) to DST (on `to`); `contents` copies what is inside SRC. */
+export interface CopyJob { src: Buffer; dst: Buffer; contents: boolean; st: FStat }
+
+export class Copier {
+  /** Source hard-link identity -> the destination path made for it. */
+  private links = new Map<string, Buffer>();
+  private canLink = true;
+  private notes = new Set<string>();
+  readonly zero = Buffer.alloc(CHUNK);
+  private buf = Buffer.alloc(CHUNK);
+
+  constructor(readonly from: Side, readonly to: Side, readonly o: CopyOptions) {}
+
+  async run(job: CopyJob): Promise<void> {
+    if (job.contents) {
+      // As LKL's match_root case: what is in SRC goes into DST; DST keeps its own attributes
+      // unless this made it.
+      const made = await this.ensureDir(job.dst, job.st);
+      await this.copyChildren(job.src, job.dst);
+      if (made) await this.setAttrs(job.dst, job.st, true);
+    } else {
+      await this.entry(job.src, job.dst, job.st);
+    }
+  }
+
+  /** A warning printed once per distinct text. */
+  private noteOnce(s: string): void {
+    if (this.notes.has(s)) return;
+    this.notes.add(s);
+    this.o.warn(s);
+  }
+
+  private fail(p: Buffer, errno: number, what?: string): never {
+    throw new CopyError(show(p), Math.abs(errno), what);
+  }
+
+  private async copyChildren(src: Buffer, dst: Buffer): Promise<void> {
+    const names = await this.from.readdir(src);
+    if (typeof names === 'number') this.fail(src, names, 'cannot read directory');
+    names.sort(Buffer.compare);
+    for (const name of names) {
+      const s = joinPath(src, name);
+      const st = await this.from.lstat(s);
+      if (typeof st === 'number') this.fail(s, st);
+      await this.entry(s, joinPath(dst, name), st);
+    }
+  }
+
+  /** Makes sure dst is a directory (merging into an existing one); true if it made it. */
+  private async ensureDir(dst: Buffer, st: FStat): Promise<boolean> {
+    const cur = await this.to.lstat(dst);
+    if (typeof cur !== 'number') {
+      if ((cur.mode & S_IFMT) === S_IFDIR) return false;
+      this.fail(dst, ENOTDIR, 'cannot overwrite non-directory with directory');
+    }
+    // u+rwx while filling it; the final mode is set afterwards.
+    const r = await this.to.mkdir(dst, (st.mode & 0o777) | 0o700);
+    if (r < 0) this.fail(dst, r, 'cannot create directory');
+    return true;
+  }
+
+  /** Removes what is at dst if it is not a directory; fails on a directory. */
+  private async clear(dst: Buffer, keepRegular: boolean): Promise<void> {
+    const cur = await this.to.lstat(dst);
+    if (typeof cur === 'number') return;
+    const t = cur.mode & S_IFMT;
+    if (t === S_IFDIR) this.fail(dst, EISDIR, 'cannot overwrite directory with non-directory');
+    if (keepRegular && t === S_IFREG && cur.nlink === 1) return;
+    const r = await this.to.unlink(dst);
+    if (r < 0) this.fail(dst, r, 'cannot remove');
+  }
+
+  private async entry(src: Buffer, dst: Buffer, st: FStat): Promise<void> {
+    if (this.o.stop?.()) throw new ToolError('interrupted (the copy is incomplete)');
+    const type = st.mode & S_IFMT;
+    this.o.verbose?.(`${show(src)} -> ${show(dst)}`);
+    if (type !== S_IFDIR && st.nlink > 1 && this.canLink) {
+      const first = this.links.get(st.id);
+      if (first) {
+        await this.clear(dst, false);
+        const r = await this.to.link(first, dst);
+        if (r === 0) return;
+        if (r !== -EPERM && r !== -EOPNOTSUPP && r !== -EMLINK && r !== -EXDEV && r !== -ENOSYS) this.fail(dst, r, 'cannot create hard link');
+        if (r !== -EMLINK) {
+          this.canLink = false;
+          this.noteOnce(`note: the destination cannot hold hard links (${strerror(r)}); copying them as separate files`);
+        }
+      } else {
+        this.links.set(st.id, dst);
+      }
+    }
+    switch (type) {
+      case S_IFREG:
+        await this.clear(dst, true);
+        await this.copyFile(src, dst, st);
+        break;
+      case S_IFDIR:
+        await this.ensureDir(dst, st);
+        await this.copyChildren(src, dst);
+        break;
+      case S_IFLNK: {
+        const target = await this.from.readlink(src);
+        if (typeof target === 'number') this.fail(src, target, 'cannot read symbolic link');
+        await this.clear(dst, false);
+        const r = await this.to.symlink(target, dst);
+        if (r < 0) {
+          if (UNSUPPORTED.has(-r) && r !== -EINVAL) {
+            this.o.warn(`${show(src)}: skipping symbolic link: the destination cannot hold it (${strerror(r)})`);
+            return;
+          }
+          this.fail(dst, r, 'cannot create symbolic link');
+        }
+        break;
+      }
+      case S_IFIFO: case S_IFCHR: case S_IFBLK: case S_IFSOCK: {
+        await this.clear(dst, false);
+        const r = await this.to.mknod(dst, type | (st.mode & 0o777 & ~this.o.umask), st.major, st.minor);
+        if (r < 0) {
+          if (UNSUPPORTED.has(-r)) {
+            this.o.warn(`${show(src)}: skipping ${typeName(st.mode)}: the destination cannot hold it (${strerror(r)})`);
+            this.links.delete(st.id);
+            return;
+          }
+          this.fail(dst, r, `cannot create ${typeName(st.mode)}`);
+        }
+        break;
+      }
+      default:
+        this.o.warn(`${show(src)}: skipping ${typeName(st.mode)}`);
+        return;
+    }
+    await this.setAttrs(dst, st, type === S_IFDIR);
+  }
+
+  private async copyFile(src: Buffer, dst: Buffer, st: FStat): Promise<void> {
+    const ifd = await this.from.openRead(src);
+    if (ifd < 0) this.fail(src, ifd, 'cannot open');
+    let ofd = -1;
+    try {
+      ofd = await this.to.openWrite(dst, st.mode & 0o777 & ~this.o.umask);
+      if (ofd < 0) this.fail(dst, ofd, 'cannot create');
+      let pos = 0;
+      let holeAtEnd = false;
+      for (;;) {
+        const n = await this.from.read(ifd, this.buf);
+        if (n < 0) this.fail(src, n, 'read error');
+        if (n === 0) break;
+        const chunk = this.buf.subarray(0, n);
+        if (this.to.sparseWrites) {
+          // Leave holes where whole 64 KiB pieces are zeros (as cp --sparse=auto does for sparse sources).
+          for (let off = 0; off < n;) {
+            const end = Math.min(n, off + HOLE - ((pos + off) % HOLE));
+            const piece = chunk.subarray(off, end);
+            if (piece.length === HOLE && piece.equals(this.zero.subarray(0, HOLE))) {
+              holeAtEnd = true;
+            } else {
+              const w = await this.to.pwrite(ofd, piece, pos + off);
+              if (w < 0) this.fail(dst, w, 'write error');
+              holeAtEnd = false;
+            }
+            off = end;
+          }
+        } else {
+          const w = await this.to.pwrite(ofd, chunk, pos);
+          if (w < 0) this.fail(dst, w, 'write error');
+        }
+        pos += n;
+      }
+      if (holeAtEnd) {
+        const r = await this.to.ftruncate(ofd, pos);
+        if (r < 0) this.fail(dst, r, 'write error');
+      }
+      const r = await this.to.fsyncClose(ofd);
+      ofd = -1;
+      if (r < 0) this.fail(dst, r, 'write error');
+    } finally {
+      if (ofd >= 0) await this.to.close(ofd);
+      await this.from.close(ifd);
+    }
+  }
+
+  /** Owner, mode and times of a finished entry. */
+  private async setAttrs(dst: Buffer, st: FStat, isDir: boolean): Promise<void> {
+    const type = st.mode & S_IFMT;
+    const isLink = type === S_IFLNK;
+    const o = this.o;
+    const uid = o.owner >= 0 ? o.owner : o.preserve ? st.uid : -1;
+    const gid = o.group >= 0 ? o.group : o.preserve ? st.gid : -1;
+    if (uid >= 0 || gid >= 0) {
+      const r = await this.to.lchown(dst, uid, gid);
+      if (r < 0) {
+        if (!UNSUPPORTED.has(-r)) this.fail(dst, r, 'cannot change owner');
+        this.noteOnce(`note: owners not preserved: the destination refuses them (${strerror(r)})`);
+      }
+    }
+    if (!isLink) {
+      let mode: number | undefined;
+      if (o.preserve) mode = st.mode & 0o7777;
+      else if (isDir) mode = st.mode & 0o777 & ~o.umask; // created with u+rwx added
+      if (mode !== undefined) {
+        const r = await this.to.chmod(dst, mode);
+        if (r < 0) {
+          if (!UNSUPPORTED.has(-r)) this.fail(dst, r, 'cannot change mode');
+          this.noteOnce(`note: modes not preserved: the destination refuses them (${strerror(r)})`);
+        }
+      }
+    }
+    if (o.preserve) {
+      const r = await this.to.utimes(dst, st.atime, st.mtime);
+      if (r < 0) {
+        if (!UNSUPPORTED.has(-r)) this.fail(dst, r, 'cannot set times');
+        this.noteOnce(`note: times not preserved on ${isLink ? 'symbolic links' : 'some entries'} (${strerror(r)})`);
+      }
+    }
+  }
+}
+
+/** Whether SRC names "the contents of" a directory: only dots and slashes, no '..' (LKL's match_root), or ending in '/.'. */
+export function isContents(src: string): boolean {
+  if (/^[./]+$/.test(src) && !src.includes('..')) return true;
+  return src.endsWith('/.');
+}
+
+export interface PlanInput { sources: string[]; dst: string }
+
+/**
+ * Works out every top-level copy before anything is written (so that a bad source or
+ * destination leaves the destination untouched): each SRC must exist; DST may be an existing
+ * directory (SRC goes inside it, under its own name), or, for one SRC, a new name in an
+ * existing directory or an existing non-directory to replace.
+ * `srcPath`/`dstPath` turn user paths into paths on each side.
+ */
+export async function plan(from: Side, to: Side, input: PlanInput,
+  srcPath: (s: string) => Buffer, dstPath: (s: string) => Buffer): Promise<CopyJob[]> {
+  const jobs: CopyJob[] = [];
+  const dst = dstPath(input.dst);
+  const dstSt = await to.stat(dst);
+  const dstIsDir = typeof dstSt !== 'number' && (dstSt.mode & S_IFMT) === S_IFDIR;
+  if (typeof dstSt === 'number') {
+    if (dstSt !== -ENOENT) throw new CopyError(input.dst, -dstSt);
+    if (input.sources.length > 1 || input.dst.endsWith('/')) throw new CopyError(input.dst, ENOENT);
+    const parent = Buffer.from(path.posix.dirname(dst.toString('latin1')), 'latin1');
+    const pst = await to.stat(parent);
+    if (typeof pst === 'number') throw new CopyError(input.dst, -pst);
+    if ((pst.mode & S_IFMT) !== S_IFDIR) throw new CopyError(input.dst, ENOTDIR);
+  } else if (!dstIsDir && input.sources.length > 1) {
+    throw new CopyError(input.dst, ENOTDIR);
+  }
+  for (const s of input.sources) {
+    const sp = srcPath(s);
+    const st = await from.lstat(sp);
+    if (typeof st === 'number') throw new CopyError(s, -st);
+    const isDir = (st.mode & S_IFMT) === S_IFDIR;
+    if (isContents(s)) {
+      if (!isDir) throw new CopyError(s, ENOTDIR);
+      if (typeof dstSt !== 'number' && !dstIsDir) throw new CopyError(input.dst, ENOTDIR);
+      jobs.push({ src: sp, dst, contents: true, st });
+      continue;
+    }
+    const base = path.posix.basename(s.replace(/\/+$/, ''));
+    if (base === '..' || base === '' ) throw new CopyError(s, EINVAL, 'cannot copy this name');
+    if (dstIsDir) {
+      jobs.push({ src: sp, dst: joinPath(dst, base), contents: false, st });
+    } else if (typeof dstSt !== 'number') {
+      // an existing non-directory: replace it with a non-directory
+      if (isDir) throw new CopyError(input.dst, EEXIST, 'cannot overwrite non-directory with directory');
+      jobs.push({ src: sp, dst, contents: false, st });
+    } else {
+      jobs.push({ src: sp, dst, contents: false, st });
+    }
+  }
+  return jobs;
+}

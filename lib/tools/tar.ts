@@ -1,0 +1,180 @@
+/*
+ * A POSIX tar writer (pax interchange format, IEEE Std 1003.1-2001 "pax"; ustar headers
+ * with pax extended headers only where ustar cannot say it, as libarchive's
+ * pax_restricted, which LKL's fs2tar uses): long path and link names, sizes of 8 GiB and
+ * more, ids beyond 7 octal digits, times before 1970 or with nanoseconds, xattrs as
+ * SCHILY.xattr.NAME records (as GNU tar --xattrs and star write them).
+ * Pure: produces Buffers; the caller writes them.
+ */
+
+export const BLOCK = 512;
+/** GNU tar's default record: 20 blocks. The archive is padded to a whole record. */
+export const RECORD = 20 * BLOCK;
+
+export type TarType = 'file' | 'hardlink' | 'symlink' | 'chr' | 'blk' | 'dir' | 'fifo';
+const TYPEFLAG: Record<TarType, string> = { file: '0', hardlink: '1', symlink: '2', chr: '3', blk: '4', dir: '5', fifo: '6' };
+
+export interface TarEntry {
+  /** Path in the archive, raw bytes, relative, without a trailing slash. */
+  path: Buffer;
+  type: TarType;
+  /** Permission bits (07777). */
+  mode: number;
+  uid: number;
+  gid: number;
+  /** Bytes of data that follow (regular files only). */
+  size: number;
+  mtime: { sec: number; nsec: number };
+  /** Symlink target or hard-link target path. */
+  linkpath?: Buffer;
+  devmajor?: number;
+  devminor?: number;
+  /** name -> value, written as SCHILY.xattr.name. */
+  xattrs?: Map<string, Buffer>;
+}
+
+/** One pax record: "LEN key=value\n", LEN counting the whole record in decimal. */
+export function paxRecord(key: string, value: Buffer | string): Buffer {
+  const v = typeof value === 'string' ? Buffer.from(value, 'utf8') : value;
+  const body = Buffer.byteLength(key) + v.length + 3; // ' ', '=', '\n'
+  let len = body + String(body).length;
+  if (String(len).length !== String(len - body).length) len = body + String(len).length;
+  return Buffer.concat([Buffer.from(`${len} ${key}=`, 'utf8'), v, Buffer.from('\n')]);
+}
+
+/** pax time: seconds with an optional fraction, negative times as a whole negative value. */
+export function paxTime(t: { sec: number; nsec: number }): string {
+  if (t.nsec === 0) return String(t.sec);
+  let sec = t.sec, nsec = t.nsec;
+  let sign = '';
+  if (sec < 0) { // -1.25 s is sec -2, nsec 750000000
+    sign = '-';
+    sec = -(sec + 1);
+    nsec = 1_000_000_000 - nsec;
+  }
+  return `${sign}${sec}.${String(nsec).padStart(9, '0').replace(/0+$/, '')}`;
+}
+
+/** Writes `v` as an octal field of `len` bytes (len-1 digits and a NUL); false if it does not fit. */
+function octal(h: Buffer, off: number, len: number, v: number): boolean {
+  if (!Number.isSafeInteger(v) || v < 0) return false;
+  const s = v.toString(8);
+  if (s.length > len - 1) return false;
+  h.write(s.padStart(len - 1, '0') + '\0', off, len, 'latin1');
+  return true;
+}
+
+/** GNU's base-256 encoding for numbers an octal field cannot hold (GNU tar and bsdtar read it). */
+function base256(h: Buffer, off: number, len: number, v: number): void {
+  let n = BigInt(Math.trunc(v));
+  if (n < 0n) n += 1n << BigInt(8 * len - 1) << 1n; // two's complement over the field
+  for (let i = len - 1; i >= 1; i--) { h[off + i] = Number(n & 0xffn); n >>= 8n; }
+  h[off] = v < 0 ? 0xff : 0x80;
+}
+
+function numField(h: Buffer, off: number, len: number, v: number): boolean {
+  if (octal(h, off, len, v)) return true;
+  base256(h, off, len, v);
+  return false;
+}
+
+/** Splits a path into ustar prefix (<= 155 bytes) and name (<= 100 bytes), or null. */
+function splitUstar(p: Buffer): { prefix: Buffer; name: Buffer } | null {
+  if (p.length <= 100) return { prefix: Buffer.alloc(0), name: p };
+  for (let i = Math.min(p.length - 1, 155); i > 0; i--) {
+    if (p[i] === 0x2f && p.length - i - 1 <= 100 && p.length - i - 1 > 0) return { prefix: p.subarray(0, i), name: p.subarray(i + 1) };
+  }
+  return null;
+}
+
+function header(name: Buffer, prefix: Buffer, typeflag: string, e: {
+  mode: number; uid: number; gid: number; size: number; mtime: number; linkname?: Buffer; devmajor?: number; devminor?: number;
+}): Buffer {
+  const h = Buffer.alloc(BLOCK);
+  name.copy(h, 0, 0, Math.min(100, name.length));
+  octal(h, 100, 8, e.mode & 0o7777);
+  numField(h, 108, 8, e.uid);
+  numField(h, 116, 8, e.gid);
+  numField(h, 124, 12, e.size);
+  numField(h, 136, 12, e.mtime);
+  h.write(typeflag, 156, 1, 'latin1');
+  if (e.linkname) e.linkname.copy(h, 157, 0, Math.min(100, e.linkname.length));
+  h.write('ustar\0' + '00', 257, 8, 'latin1');
+  if (e.devmajor !== undefined) octal(h, 329, 8, e.devmajor);
+  if (e.devminor !== undefined) octal(h, 337, 8, e.devminor);
+  prefix.copy(h, 345, 0, Math.min(155, prefix.length));
+  h.fill(0x20, 148, 156); // checksum computed with its field as spaces
+  let sum = 0;
+  for (let i = 0; i < BLOCK; i++) sum += h[i]!;
+  h.write(sum.toString(8).padStart(6, '0') + '\0 ', 148, 8, 'latin1');
+  return h;
+}
+
+/** Zero bytes that pad `size` bytes of data to a whole block. */
+export function padding(size: number): Buffer {
+  const r = size % BLOCK;
+  return Buffer.alloc(r ? BLOCK - r : 0);
+}
+
+const MAX_OCTAL_7 = 0o7777777;
+const MAX_OCTAL_11 = 0o77777777777;
+
+/**
+ * The header blocks of one entry: a pax extended header (typeflag 'x') and its records when
+ * needed, then the ustar header. The entry's data (file content, padded) follows.
+ */
+export function entryHeader(e: TarEntry, opts: { paxName?: (p: Buffer) => Buffer } = {}): Buffer {
+  const isDir = e.type === 'dir';
+  const full = isDir ? Buffer.concat([e.path, Buffer.from('/')]) : e.path;
+  const recs: Buffer[] = [];
+  let split = splitUstar(full);
+  if (!split) {
+    recs.push(paxRecord('path', full));
+    // ustar fields keep a truncated name (what readers that ignore pax would use)
+    split = { prefix: Buffer.alloc(0), name: full.subarray(full.length - Math.min(100, full.length)) };
+  }
+  let linkname = e.linkpath;
+  if (linkname && linkname.length > 100) {
+    recs.push(paxRecord('linkpath', linkname));
+    linkname = linkname.subarray(0, 100);
+  }
+  if (e.size > MAX_OCTAL_11) recs.push(paxRecord('size', String(e.size)));
+  if (e.uid > MAX_OCTAL_7) recs.push(paxRecord('uid', String(e.uid)));
+  if (e.gid > MAX_OCTAL_7) recs.push(paxRecord('gid', String(e.gid)));
+  if (e.mtime.nsec !== 0 || e.mtime.sec < 0 || e.mtime.sec > MAX_OCTAL_11) recs.push(paxRecord('mtime', paxTime(e.mtime)));
+  if (e.xattrs) {
+    for (const [k, v] of e.xattrs) recs.push(paxRecord(`SCHILY.xattr.${k}`, v));
+  }
+  // Floor the header mtime to whole seconds: pre-1970 times with a fraction round down.
+  const mtime = e.mtime.sec;
+  const main = header(split.name, split.prefix, TYPEFLAG[e.type], {
+    mode: e.mode, uid: e.uid, gid: e.gid, size: e.type === 'file' ? e.size : 0, mtime,
+    linkname, devmajor: e.devmajor ?? (e.type === 'chr' || e.type === 'blk' ? 0 : undefined),
+    devminor: e.devminor ?? (e.type === 'chr' || e.type === 'blk' ? 0 : undefined),
+  });
+  if (!recs.length) return main;
+  const data = Buffer.concat(recs);
+  const paxName = (opts.paxName ?? defaultPaxName)(full);
+  const x = header(paxName.subarray(0, 100), Buffer.alloc(0), 'x', {
+    mode: 0o644, uid: 0, gid: 0, size: data.length, mtime: Math.max(0, Math.min(MAX_OCTAL_11, e.mtime.sec)),
+  });
+  return Buffer.concat([x, data, padding(data.length), main]);
+}
+
+/** GNU tar's name for a pax header: DIR/PaxHeaders/BASE. */
+function defaultPaxName(p: Buffer): Buffer {
+  const s = p[p.length - 1] === 0x2f ? p.subarray(0, p.length - 1) : p;
+  const slash = s.lastIndexOf(0x2f);
+  const dir = slash >= 0 ? s.subarray(0, slash) : Buffer.from('.');
+  const base = slash >= 0 ? s.subarray(slash + 1) : s;
+  const out = Buffer.concat([dir, Buffer.from('/PaxHeaders/'), base]);
+  return out.length <= 100 ? out : Buffer.concat([Buffer.from('PaxHeaders/'), base]).subarray(0, 100);
+}
+
+/** The end of an archive: two zero blocks, then zeros up to a whole record. */
+export function trailer(written: number): Buffer {
+  let n = written + 2 * BLOCK;
+  const r = n % RECORD;
+  if (r) n += RECORD - r;
+  return Buffer.alloc(n - written);
+}
