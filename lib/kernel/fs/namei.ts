@@ -165,6 +165,14 @@ async function followMount(p: Path): Promise<Path> {
 
 /** Parent lookup under the parent's lock (lookup_one_qstr_excl): dcache, else the fs. */
 export async function lookupOneLocked(parent: Dentry, name: string, flags = 0): Promise<Dentry> {
+  return (await lookupCached(parent, name, flags)) ?? realLookup(parent, name, flags);
+}
+
+/**
+ * lookup_dcache: the cached child, once any lookup of it in flight has finished, if the
+ * filesystem still trusts it for these flags; null means "ask the filesystem".
+ */
+async function lookupCached(parent: Dentry, name: string, flags: number): Promise<Dentry | null> {
   let d = dLookup(parent, name);
   while (d && (d.d_flags & DCACHE_PAR_LOOKUP)) {
     await dWaitLookup(d);
@@ -177,8 +185,7 @@ export async function lookupOneLocked(parent: Dentry, name: string, flags = 0): 
     await dput(d);
     d = null;
   }
-  if (d) return d;
-  return realLookup(parent, name, flags);
+  return d;
 }
 
 /** d_revalidate through the superblock's dentry operations (true = still good). */
@@ -208,13 +215,7 @@ async function realLookup(parent: Dentry, name: string, flags: number): Promise<
 
 /** lookup_fast / lookup_slow: the child `name` of parent (referenced, maybe negative). */
 async function lookupChild(parent: Dentry, name: string, flags: number): Promise<Dentry> {
-  let d = dLookup(parent, name);
-  while (d && (d.d_flags & DCACHE_PAR_LOOKUP)) {
-    await dWaitLookup(d);
-    if (!d.d_unhashed) break;
-    await dput(d);
-    d = dLookup(parent, name);
-  }
+  const d = await lookupCached(parent, name, flags);
   if (d) return d;
   const dir = parent.d_inode!;
   await dir.i_rwsem.downRead();
