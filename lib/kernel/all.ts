@@ -22,4 +22,5 @@ import './fs/readdir.js';
 import './fs/xattr.js';
 import './fs/sync.js';
 import './fs/ramfs/inode.js';
+import './fs/vfat/super.js';
 import './fs/ext4/super.js';

@@ -1,0 +1,395 @@
+/*
+ * The on-disk directory format (fs/fat/dir.c): reading a directory's entries through
+ * metadata buffers, readdir with stable offsets (the byte position of a record's first
+ * slot), searching by long or short name, adding a record (long-name slots + 8.3 entry)
+ * into free slots or a new cluster, removing one (slots marked deleted), the "." / ".."
+ * entries of a new directory, and counting subdirectories for nlink.
+ *
+ * namei_vfat.ts is the glue to the VFS; all knowledge of the directory layout is here.
+ * Callers hold sbi.s_lock (directory changes) or the directory's i_rwsem (readdir).
+ */
+import type { DirContext, SuperBlock } from '../../include/fs.js';
+import { err } from '../../include/errno.js';
+import { DT_DIR, DT_REG, EIO, ENOSPC } from '../../include/uapi.js';
+import { bytesToBstr } from '../../include/bstr.js';
+import { markInodeDirty } from '../fs-writeback.js';
+import { MSDOS_SB, MSDOS_ROOT_INO, fat_make_ipos, type MsdosInode, type MsdosSbInfo } from './fat.js';
+import {
+  ATTR_DIR, DELETED_FLAG, FAT_MAX_DIR_ENTRIES, MSDOS_DIR_ENTRY_SIZE, MSDOS_DOT, MSDOS_DOTDOT,
+  fat_dir_records, fat_is_dot, fat_set_start, msdos_dir_entry_encode, msdos_dir_entry_new,
+  type FatDirRecord, type MsdosDirEntry,
+} from './layout.js';
+import { fat_parse_short, utf16s_to_utf8s, vfat_name_key, vfat_striptail_len } from './names.js';
+import { fat_bmap } from './cache.js';
+import { fat_add_clusters, fat_alloc_clusters } from './fatent.js';
+import { fat_fs_error } from './misc.js';
+
+/** A directory's bytes and, per block of it, the disk block (for i_pos and writes). */
+export interface DirImage {
+  buf: Uint8Array;
+  blocks: number[];
+}
+
+/** Read every block of a directory (the FAT12/16 root: its fixed area). */
+export async function fat_read_dir(dir: MsdosInode): Promise<DirImage> {
+  const sbi = MSDOS_SB(dir.i_sb);
+  const bs = sbi.blocksize;
+  const nblocks = Math.floor(dir.i_size / bs);
+  const buf = new Uint8Array(nblocks * bs);
+  const blocks: number[] = [];
+  for (let i = 0; i < nblocks;) {
+    const m = await fat_bmap(dir, i);
+    if (!m.pblk) {
+      throw fat_fs_error(dir.i_sb, `directory ${dir.i_ino}: chain shorter than its size`, EIO);
+    }
+    for (let k = 0; k < m.len && i < nblocks; k++, i++) {
+      const bh = await sbi.bops.bread(m.pblk + k);
+      buf.set(bh.b_data, i * bs);
+      sbi.bops.brelse(bh);
+      blocks.push(m.pblk + k);
+    }
+  }
+  return { buf, blocks };
+}
+
+export function fat_record_ipos(sbi: MsdosSbInfo, img: DirImage, offset: number): number {
+  const bs = sbi.blocksize;
+  return fat_make_ipos(sbi, img.blocks[Math.floor(offset / bs)]!, offset % bs);
+}
+
+/** The inode number of the entry at i_pos: the in-core one, or one handed out for good. */
+export function fat_ino_for_pos(sbi: MsdosSbInfo, i_pos: number): number {
+  let ino = sbi.ino_of_pos.get(i_pos);
+  if (ino === undefined) {
+    ino = sbi.next_ino++;
+    sbi.ino_of_pos.set(i_pos, ino);
+  }
+  return ino;
+}
+
+/**
+ * A directory's records, parsed once and indexed by name (long and displayed short, folded
+ * as lookups compare them), by i_pos and by 8.3 alias. Valid until the directory's entries
+ * change through this file (fat_dir_invalidate). fat_write_inode changes a child entry's
+ * size, start cluster and times behind its back, so users needing those re-read the entry.
+ */
+export interface DirCache {
+  img: DirImage;
+  records: Array<FatDirRecord & { i_pos: number }>;
+  byName: Map<string, FatSlotInfo>;
+  byPos: Map<number, FatSlotInfo>;
+  aliases: Set<string>;
+}
+
+function nameKey(sbi: MsdosSbInfo, u: ArrayLike<number>): string {
+  if (sbi.options.name_check === 's') {
+    let s = '';
+    for (let i = 0; i < vfat_striptail_len(u); i++) s += String.fromCharCode(u[i]!);
+    return s;
+  }
+  return vfat_name_key(u, sbi.options.fold);
+}
+
+function recordKeys(sbi: MsdosSbInfo, r: FatDirRecord): string[] {
+  if (fat_is_dot(r.de.name)) return [];
+  const keys = [nameKey(sbi, fat_parse_short(r.de.name, r.de.lcase, sbi.options.shortname))];
+  if (r.longName) keys.unshift(nameKey(sbi, r.longName));
+  return keys;
+}
+
+function cacheInsert(sbi: MsdosSbInfo, c: DirCache, r: FatDirRecord, sorted: boolean): void {
+  const rec = Object.assign(r, { i_pos: fat_record_ipos(sbi, c.img, r.offset) });
+  if (sorted) c.records.push(rec);
+  else {
+    let lo = 0, hi = c.records.length;
+    while (lo < hi) { const mid = (lo + hi) >> 1; if (c.records[mid]!.offset < rec.offset) lo = mid + 1; else hi = mid; }
+    c.records.splice(lo, 0, rec);
+  }
+  const slot = { record: rec, i_pos: rec.i_pos };
+  c.byPos.set(rec.i_pos, slot);
+  for (const key of recordKeys(sbi, rec)) if (!c.byName.has(key)) c.byName.set(key, slot);
+  c.aliases.add(bytesToBstr(rec.de.name, 0, 11));
+}
+
+export async function fat_dir_cache(dir: MsdosInode): Promise<DirCache> {
+  if (dir.dircache) return dir.dircache as DirCache;
+  const sbi = MSDOS_SB(dir.i_sb);
+  const img = await fat_read_dir(dir);
+  const c: DirCache = { img, records: [], byName: new Map(), byPos: new Map(), aliases: new Set() };
+  for (const r of fat_dir_records(img.buf)) cacheInsert(sbi, c, r, true);
+  // Aliases of entries whose long name did not parse count too (fat_scan sees every 8.3 entry).
+  const n = img.buf.length / MSDOS_DIR_ENTRY_SIZE;
+  for (let i = 0; i < n; i++) {
+    const off = i * MSDOS_DIR_ENTRY_SIZE;
+    const c0 = img.buf[off]!;
+    if (c0 === 0 || c0 === DELETED_FLAG || img.buf[off + 11] === 0x0f) continue;
+    c.aliases.add(bytesToBstr(img.buf, off, off + 11));
+  }
+  dir.dircache = c;
+  return c;
+}
+
+/** The record just written at [at, at+len) joins the cache. */
+function cacheAdded(dir: MsdosInode, at: number, len: number): void {
+  const c = dir.dircache as DirCache | null;
+  if (!c) return;
+  const sbi = MSDOS_SB(dir.i_sb);
+  let added = false;
+  for (const r of fat_dir_records(c.img.buf.subarray(at, at + len))) {
+    r.offset += at;
+    r.slotOffset += at;
+    cacheInsert(sbi, c, r, false);
+    added = true;
+  }
+  if (!added) fat_dir_invalidate(dir);
+}
+
+/** A removed record leaves the cache. */
+function cacheRemoved(dir: MsdosInode, record: FatDirRecord): void {
+  const c = dir.dircache as DirCache | null;
+  if (!c) return;
+  const sbi = MSDOS_SB(dir.i_sb);
+  const i = c.records.findIndex((r) => r.offset === record.offset);
+  if (i < 0) { fat_dir_invalidate(dir); return; }
+  const rec = c.records[i]!;
+  c.records.splice(i, 1);
+  c.byPos.delete(rec.i_pos);
+  for (const key of recordKeys(sbi, rec)) {
+    if (c.byName.get(key)?.record !== rec) continue;
+    c.byName.delete(key);
+    // Another record may answer to the same key (first one in directory order wins).
+    for (const o of c.records) if (recordKeys(sbi, o).includes(key)) { c.byName.set(key, { record: o, i_pos: o.i_pos }); break; }
+  }
+  c.aliases.delete(bytesToBstr(rec.de.name, 0, 11));
+  for (let off = record.slotOffset; off <= record.offset; off += MSDOS_DIR_ENTRY_SIZE) c.img.buf[off] = DELETED_FLAG;
+}
+
+export function fat_dir_invalidate(dir: MsdosInode): void {
+  dir.dircache = null;
+}
+
+/** Name of a record as the VFS sees it (UTF-8 or Latin-1 bytes). */
+export function fat_record_name(sb: SuperBlock, r: FatDirRecord): string {
+  const sbi = MSDOS_SB(sb);
+  const u = r.longName ?? fat_parse_short(r.de.name, r.de.lcase, sbi.options.shortname);
+  if (sbi.options.utf8) return bytesToBstr(utf16s_to_utf8s(u));
+  let s = '';
+  for (const c of u) s += c < 0x100 ? String.fromCharCode(c) : '?';
+  return s;
+}
+
+/**
+ * fat_readdir: emit records from ctx.pos on. Positions are byte offsets of each record's
+ * first slot; the root, which has no "." and "..", fakes them at 0 and 1 and shifts its
+ * entries by 2, so every position stays stable while the directory changes.
+ */
+export async function fat_readdir(dir: MsdosInode, ctx: DirContext, parentIno: number): Promise<void> {
+  const sb = dir.i_sb;
+  const sbi = MSDOS_SB(sb);
+  const isRoot = dir.i_ino === MSDOS_ROOT_INO;
+  const base = isRoot ? 2 : 0;
+  if (isRoot) {
+    if (ctx.pos === 0) { if (!ctx.emit('.', dir.i_ino, DT_DIR)) return; ctx.pos = 1; }
+    if (ctx.pos === 1) { if (!ctx.emit('..', parentIno, DT_DIR)) return; ctx.pos = 2; }
+  }
+  const cache = await fat_dir_cache(dir);
+  for (const r of cache.records) {
+    if (r.slotOffset + base < ctx.pos) continue;
+    ctx.pos = r.slotOffset + base;
+    let ok: boolean;
+    if (fat_is_dot(r.de.name)) {
+      const dotdot = r.de.name[1] === 0x2e;
+      ok = ctx.emit(dotdot ? '..' : '.', dotdot ? parentIno : dir.i_ino, DT_DIR);
+    } else {
+      ok = ctx.emit(fat_record_name(sb, r), fat_ino_for_pos(sbi, r.i_pos), r.de.attr & ATTR_DIR ? DT_DIR : DT_REG);
+    }
+    if (!ok) return;
+    ctx.pos = r.offset + MSDOS_DIR_ENTRY_SIZE + base;
+  }
+  ctx.pos = cache.img.buf.length + base;
+}
+
+/** A record found by name, with the i_pos of its 8.3 entry. */
+export interface FatSlotInfo {
+  record: FatDirRecord;
+  i_pos: number;
+}
+
+/**
+ * fat_search_long: the record whose long name or displayed 8.3 name equals `uname`
+ * (case-insensitively, trailing dots ignored). "." and ".." are not searched here.
+ */
+export async function fat_search_long(dir: MsdosInode, uname: Uint16Array): Promise<FatSlotInfo | null> {
+  const sbi = MSDOS_SB(dir.i_sb);
+  const cache = await fat_dir_cache(dir);
+  return cache.byName.get(nameKey(sbi, uname)) ?? null;
+}
+
+/** fat_scan for an alias: does any entry have this 8.3 name? */
+export function fat_alias_exists(cache: DirCache, name11: Uint8Array): boolean {
+  return cache.aliases.has(bytesToBstr(name11, 0, 11));
+}
+
+/** Write bytes at a byte offset of the directory, 32 at a time (records may span blocks). */
+async function dirWrite(dir: MsdosInode, img: DirImage, offset: number, bytes: Uint8Array): Promise<void> {
+  const sbi = MSDOS_SB(dir.i_sb);
+  const bs = sbi.blocksize;
+  for (let k = 0; k < bytes.length; k += MSDOS_DIR_ENTRY_SIZE) {
+    const off = offset + k;
+    const bh = await sbi.bops.bread(img.blocks[Math.floor(off / bs)]!);
+    bh.b_data.set(bytes.subarray(k, k + MSDOS_DIR_ENTRY_SIZE), off % bs);
+    img.buf.set(bytes.subarray(k, k + MSDOS_DIR_ENTRY_SIZE), off);
+    sbi.bops.markDirty(bh, dir);
+    sbi.bops.brelse(bh);
+  }
+}
+
+/** Grow a directory by one zeroed cluster (fat_add_new_entries). */
+async function fat_extend_dir(dir: MsdosInode, img: DirImage): Promise<void> {
+  const sb = dir.i_sb;
+  const sbi = MSDOS_SB(sb);
+  if (dir.i_ino === MSDOS_ROOT_INO && sbi.fatBits !== 32) throw err(ENOSPC);
+  if ((dir.i_size + sbi.clusterSize) / MSDOS_DIR_ENTRY_SIZE > FAT_MAX_DIR_ENTRIES) throw err(ENOSPC);
+  const [c] = await fat_add_clusters(dir, 1);
+  const first = (c! - 2) * sbi.secPerClus + sbi.dataStart;
+  const nbuf = new Uint8Array(img.buf.length + sbi.clusterSize);
+  nbuf.set(img.buf);
+  for (let b = 0; b < sbi.secPerClus; b++) {
+    const bh = await sbi.bops.getblkZero(first + b);
+    sbi.bops.markDirty(bh, dir);
+    sbi.bops.brelse(bh);
+    img.blocks.push(first + b);
+  }
+  img.buf = nbuf;
+  dir.i_size += sbi.clusterSize;
+  dir.mmu_private = dir.i_size;
+  await markInodeDirty(dir);
+}
+
+/**
+ * fat_add_entries: place a record (slots + 8.3 entry) in the first run of free entries
+ * long enough, growing the directory when there is none. Free entries after the last used
+ * one count (they reach into the new cluster). Returns the i_pos and offset of the 8.3 entry.
+ */
+export async function fat_add_entries(dir: MsdosInode, record: Uint8Array): Promise<{ i_pos: number; offset: number }> {
+  const sbi = MSDOS_SB(dir.i_sb);
+  const img = (await fat_dir_cache(dir)).img;
+  try {
+    const r = await addEntries(dir, sbi, img, record);
+    cacheAdded(dir, r.offset + MSDOS_DIR_ENTRY_SIZE - record.length, record.length);
+    return r;
+  } catch (e) {
+    fat_dir_invalidate(dir);
+    throw e;
+  }
+}
+
+async function addEntries(dir: MsdosInode, sbi: MsdosSbInfo, img: DirImage, record: Uint8Array): Promise<{ i_pos: number; offset: number }> {
+  const need = record.length / MSDOS_DIR_ENTRY_SIZE;
+  const find = (): number => {
+    const n = img!.buf.length / MSDOS_DIR_ENTRY_SIZE;
+    let run = 0;
+    for (let i = 0; i < n; i++) {
+      const c0 = img!.buf[i * MSDOS_DIR_ENTRY_SIZE]!;
+      if (c0 === 0 || c0 === DELETED_FLAG) {
+        if (++run === need) return (i - need + 1) * MSDOS_DIR_ENTRY_SIZE;
+      } else run = 0;
+    }
+    return -1;
+  };
+  let at = find();
+  while (at < 0) {
+    await fat_extend_dir(dir, img);
+    at = find();
+  }
+  await dirWrite(dir, img, at, record);
+  const offset = at + record.length - MSDOS_DIR_ENTRY_SIZE;
+  return { i_pos: fat_record_ipos(sbi, img, offset), offset };
+}
+
+/** fat_remove_entries: mark a record's slots and 8.3 entry deleted. */
+export async function fat_remove_entries(dir: MsdosInode, record: FatDirRecord): Promise<void> {
+  const sbi = MSDOS_SB(dir.i_sb);
+  const bs = sbi.blocksize;
+  const img = (await fat_dir_cache(dir)).img;
+  try {
+    for (let off = record.slotOffset; off <= record.offset; off += MSDOS_DIR_ENTRY_SIZE) {
+      const bh = await sbi.bops.bread(img.blocks[Math.floor(off / bs)]!);
+      bh.b_data[off % bs] = DELETED_FLAG;
+      sbi.bops.markDirty(bh, dir);
+      sbi.bops.brelse(bh);
+    }
+  } catch (e) {
+    fat_dir_invalidate(dir);
+    throw e;
+  }
+  cacheRemoved(dir, record);
+}
+
+/** Rewrite the 8.3 entry at i_pos (fat_sync_inode's write; also for '..' fixes). */
+export async function fat_update_entry(dir: MsdosInode | null, sbi: MsdosSbInfo, i_pos: number, fn: (de: Uint8Array, off: number) => void): Promise<void> {
+  const blk = Math.floor(i_pos / sbi.dirPerBlock);
+  const off = (i_pos % sbi.dirPerBlock) * MSDOS_DIR_ENTRY_SIZE;
+  const bh = await sbi.bops.bread(blk);
+  fn(bh.b_data, off);
+  sbi.bops.markDirty(bh, dir);
+  sbi.bops.brelse(bh);
+}
+
+/** fat_subdirs: entries with ATTR_DIR, "." and ".." included (the nlink of a directory). */
+export async function fat_subdirs(dir: MsdosInode): Promise<number> {
+  let n = 0;
+  for (const r of (await fat_dir_cache(dir)).records) if (r.de.attr & ATTR_DIR) n++;
+  return n;
+}
+
+/** fat_dir_empty: nothing but "." and "..". */
+export async function fat_dir_empty(dir: MsdosInode): Promise<boolean> {
+  for (const r of (await fat_dir_cache(dir)).records) if (!fat_is_dot(r.de.name)) return false;
+  return true;
+}
+
+/**
+ * fat_alloc_new_dir: a zeroed cluster with "." (itself) and ".." (the parent's start
+ * cluster, 0 for the root) stamped with the creation time. Returns the cluster.
+ */
+export async function fat_alloc_new_dir(dir: MsdosInode, stamp: MsdosDirEntry): Promise<number> {
+  const sb = dir.i_sb;
+  const sbi = MSDOS_SB(sb);
+  const [c] = await fat_alloc_clusters(sb, 1);
+  const first = (c! - 2) * sbi.secPerClus + sbi.dataStart;
+  for (let b = 0; b < sbi.secPerClus; b++) {
+    const bh = await sbi.bops.getblkZero(first + b);
+    if (b === 0) {
+      const dot = msdos_dir_entry_new(MSDOS_DOT, ATTR_DIR);
+      const dotdot = msdos_dir_entry_new(MSDOS_DOTDOT, ATTR_DIR);
+      for (const d of [dot, dotdot]) {
+        d.time = stamp.time; d.date = stamp.date; d.ctime = stamp.ctime; d.cdate = stamp.cdate;
+        d.ctimeCs = stamp.ctimeCs; d.adate = stamp.adate;
+      }
+      fat_set_start(dot, c!);
+      fat_set_start(dotdot, dir.i_ino === MSDOS_ROOT_INO ? 0 : dir.i_logstart);
+      msdos_dir_entry_encode(dot, bh.b_data, 0);
+      msdos_dir_entry_encode(dotdot, bh.b_data, MSDOS_DIR_ENTRY_SIZE);
+    }
+    sbi.bops.markDirty(bh, null);
+    sbi.bops.brelse(bh);
+  }
+  return c!;
+}
+
+/** Point a directory's ".." at a new parent (rename across directories). */
+export async function fat_set_dotdot(dir: MsdosInode, parent: MsdosInode): Promise<void> {
+  const sbi = MSDOS_SB(dir.i_sb);
+  const cache = await fat_dir_cache(dir);
+  for (const r of cache.records) {
+    if (r.de.name[0] === 0x2e && r.de.name[1] === 0x2e && fat_is_dot(r.de.name)) {
+      const start = parent.i_ino === MSDOS_ROOT_INO ? 0 : parent.i_logstart;
+      await fat_update_entry(dir, sbi, r.i_pos, (b, off) => {
+        b[off + 26] = start & 0xff; b[off + 27] = (start >> 8) & 0xff;
+        b[off + 20] = (start >>> 16) & 0xff; b[off + 21] = (start >>> 24) & 0xff;
+      });
+      return;
+    }
+  }
+}

@@ -1,0 +1,174 @@
+/*
+ * The vfat driver's in-memory state (fs/fat/fat.h): struct msdos_sb_info, struct
+ * msdos_inode_info, struct fat_mount_options, and the small accessors every other file
+ * of the driver uses. On-disk layouts live in layout.ts; this file holds no disk format.
+ *
+ * Files of the driver, as in Linux's fs/fat:
+ *   super.ts (mount, options, statfs, sync, unmount)   inode.ts (inodes <-> 8.3 entries)
+ *   fatent.ts (the FAT: read, allocate, free)          cache.ts (cluster-chain cache, bmap)
+ *   dir.ts (directory format: iterate, add, remove)    namei_vfat.ts (VFS glue, long names)
+ *   file.ts (data path, setattr, fsync)                misc.ts (errors, times, buffers)
+ */
+import { Inode, type SuperBlock } from '../../include/fs.js';
+import { Mutex } from '../../kernel/wait.js';
+import type { FatSbInfo } from './layout.js';
+import type { FatTzOptions } from './time.js';
+import type { VfatFold } from './names.js';
+
+/** The root directory's inode number (MSDOS_ROOT_INO); others come from a counter. */
+export const MSDOS_ROOT_INO = 1;
+/** i_pos of the root: it has no directory entry. */
+export const FAT_ROOT_IPOS = 0;
+/** Magic reported by statfs (MSDOS_SUPER_MAGIC). */
+export const MSDOS_SUPER_MAGIC = 0x4d44;
+export const S_IRWXUGO = 0o777, S_IRUGO = 0o444, S_IWUGO = 0o222, S_IXUGO = 0o111;
+/** The modes a FAT inode can have (FAT_VALID_MODE). */
+export const FAT_VALID_MODE = 0o100000 | 0o040000 | S_IRWXUGO;
+/** Longest file: sizes are 32-bit on disk. */
+export const FAT_MAX_FILESIZE = 0xffffffff;
+
+export type FatErrorsPolicy = 'continue' | 'remount-ro' | 'panic';
+
+/** struct fat_mount_options. */
+export interface FatMountOptions {
+  fs_uid: number;
+  fs_gid: number;
+  fs_fmask: number;
+  fs_dmask: number;
+  /** allow_utime: who besides the owner may set times (bits of S_IWGRP|S_IWOTH). */
+  allow_utime: number;
+  allow_utime_set: boolean;
+  codepage: number;
+  iocharset: string;
+  /** vfat_shortname_flags() value. */
+  shortname: number;
+  shortname_name: string;
+  name_check: 'r' | 'n' | 's';
+  errors: FatErrorsPolicy;
+  quiet: boolean;
+  showexec: boolean;
+  sys_immutable: boolean;
+  dotsOK: boolean;
+  isvfat: boolean;
+  utf8: boolean;
+  unicode_xlate: boolean;
+  numtail: boolean;
+  flush: boolean;
+  nocase: boolean;
+  usefree: boolean;
+  tz: FatTzOptions;
+  rodir: boolean;
+  discard: boolean;
+  nfs: boolean;
+  dos1xfloppy: boolean;
+  fold: VfatFold;
+}
+
+/** A metadata block (a buffer head): `b_data` is the live bytes, changed in place. */
+export interface FatBuffer {
+  readonly b_blocknr: number;
+  readonly b_data: Uint8Array;
+}
+
+/**
+ * How the driver reaches its device: buffer-head style metadata access plus direct reads
+ * of data blocks. Implemented on fs/buffer.ts and the block layer in blockdev.ts.
+ */
+export interface FatBlockOps {
+  /** sb_bread: the block, read if not cached. Throws EIO. */
+  bread(blk: number): Promise<FatBuffer>;
+  /** sb_getblk for a block about to be overwritten entirely: zero-filled, not read. */
+  getblkZero(blk: number): Promise<FatBuffer>;
+  /** mark_buffer_dirty (and mark_buffer_dirty_inode when `inode` is given). */
+  markDirty(bh: FatBuffer, inode: Inode | null): void;
+  brelse(bh: FatBuffer): void;
+  /** bforget: a freed block's cached copy must never be written back over new data. */
+  forget(blk: number): void;
+  /** Write every dirty metadata buffer (of `inode` only, if given: sync_mapping_buffers). */
+  syncBuffers(inode: Inode | null): Promise<void>;
+  /** Read whole blocks of file data into `buf` (length a multiple of the block size). */
+  readData(blk: number, buf: Uint8Array): Promise<void>;
+  /** blkdev_issue_flush. */
+  flush(): Promise<void>;
+  /** Drop every cached buffer (after unmount). */
+  invalidate(): void;
+}
+
+/** struct msdos_sb_info. */
+export interface MsdosSbInfo extends FatSbInfo {
+  options: FatMountOptions;
+  bops: FatBlockOps;
+  /** Block (= logical sector) size used for buffers and data. */
+  blocksize: number;
+  blocksizeBits: number;
+  /** Directory entries per block, and its log2 (for i_pos). */
+  dirPerBlock: number;
+  dirPerBlockBits: number;
+  /** Free clusters, -1 when unknown (counted on demand). */
+  free_clusters: number;
+  /** Whether free_clusters is trustworthy (computed by us, not read from FSInfo). */
+  free_clus_valid: boolean;
+  /** Last cluster allocated: the next search starts after it. */
+  prev_free: number;
+  /** FSInfo must be written at the next sync. */
+  fsinfo_dirty: boolean;
+  /** FAT copies that are kept up to date (all when mirroring, else the active one). */
+  fatCopies: number[];
+  /** The active FAT for reads (FAT32 without mirroring), else 0. */
+  fatActive: number;
+  /** Serializes FAT changes (fat_lock). */
+  fat_lock: Mutex;
+  /** Serializes directory operations of the whole volume (s_lock). */
+  s_lock: Mutex;
+  /** i_pos -> in-core inode (the fat inode hash). */
+  inode_hash: Map<number, MsdosInode>;
+  /** i_pos -> inode number given out during this mount (keeps numbers stable). */
+  ino_of_pos: Map<number, number>;
+  next_ino: number;
+  /** The volume was already dirty at mount: leave the state bit for fsck. */
+  dirtyAtMount: boolean;
+  /** Seed for the hashed ~N tails. */
+  tailSeed: number;
+}
+
+/** Cached run of a file's cluster chain: file cluster fcluster..fcluster+len-1 -> dcluster.. */
+export interface FatCacheEntry {
+  fcluster: number;
+  dcluster: number;
+  len: number;
+}
+
+/** struct msdos_inode_info: the in-core inode of a FAT file. */
+export class MsdosInode extends Inode {
+  /** First cluster, 0 for an empty file. */
+  i_start = 0;
+  /** i_logstart: the start cluster as last written to the entry. */
+  i_logstart = 0;
+  /** DOS attribute bits (hidden, system, archive...) not expressed in i_mode. */
+  i_attrs = 0;
+  /** Position of the 8.3 entry: (block << dirPerBlockBits) | index; 0 = none (root). */
+  i_pos = 0;
+  /** Bytes of the file that are allocated and initialized (zeroed or written). */
+  mmu_private = 0;
+  /** Cluster-chain cache (cache.ts). */
+  cache: FatCacheEntry[] = [];
+  /** Directories: parsed entries (dir.ts DirCache), dropped whenever the entries change. */
+  dircache: unknown = null;
+  /** Creation time in centiseconds precision is kept in i_btime. */
+}
+
+export function MSDOS_SB(sb: SuperBlock): MsdosSbInfo {
+  return sb.s_fs_info as MsdosSbInfo;
+}
+export function MSDOS_I(inode: Inode): MsdosInode {
+  return inode as MsdosInode;
+}
+
+/** Block of the i_pos, and the entry's byte offset inside that block. */
+export function fat_ipos_block(sbi: MsdosSbInfo, i_pos: number): { blk: number; off: number } {
+  const blk = Math.floor(i_pos / sbi.dirPerBlock);
+  return { blk, off: (i_pos % sbi.dirPerBlock) * 32 };
+}
+export function fat_make_ipos(sbi: MsdosSbInfo, blk: number, off: number): number {
+  return blk * sbi.dirPerBlock + off / 32;
+}

@@ -1,0 +1,258 @@
+/*
+ * The File Allocation Table (fs/fat/fatent.c): reading and writing entries through
+ * metadata buffers, every FAT copy written when mirroring, cluster allocation (from the
+ * next-free hint, so files tend to be contiguous), freeing, the free-cluster count, and
+ * the FAT32 FSInfo sector and boot-sector state byte that summarise them.
+ *
+ * All changes to the FAT happen under sbi.fat_lock: a kernel thread sleeps on buffer reads
+ * in the middle of an allocation, and another must not grab the same free clusters.
+ */
+import type { SuperBlock } from '../../include/fs.js';
+import { err } from '../../include/errno.js';
+import { EIO, ENOSPC } from '../../include/uapi.js';
+import { markInodeDirty } from '../fs-writeback.js';
+import { MSDOS_SB, type FatBuffer, type MsdosInode, type MsdosSbInfo } from './fat.js';
+import {
+  BAD_FAT12, BAD_FAT16, BAD_FAT32, FAT_ENT_EOF, FAT_ENT_FREE, FAT_START_ENT, fat_ent_offset,
+  fat_fsinfo_decode, fat_fsinfo_encode, fat_set_state as fat_set_state_bytes, FAT_FSINFO_SIG1, FAT_FSINFO_SIG2,
+} from './layout.js';
+import { fat_fs_error, fat_msg } from './misc.js';
+import { fat_cache_inval_inode, fat_get_cluster } from './cache.js';
+
+/** Where the bytes of `entry` live in FAT copy `copy`: one block, or two for a straddling FAT12 entry. */
+function entPlace(sbi: MsdosSbInfo, copy: number, entry: number): { blk: number; off: number; straddle: boolean } {
+  const off = fat_ent_offset(sbi.fatBits, entry);
+  const blk = sbi.fatStart + copy * sbi.fatLength + Math.floor(off / sbi.blocksize);
+  const o = off % sbi.blocksize;
+  return { blk, off: o, straddle: sbi.fatBits === 12 && o === sbi.blocksize - 1 };
+}
+
+async function entBuffers(sb: SuperBlock, blk: number, straddle: boolean): Promise<FatBuffer[]> {
+  const sbi = MSDOS_SB(sb);
+  const a = await sbi.bops.bread(blk);
+  if (!straddle) return [a];
+  try {
+    return [a, await sbi.bops.bread(blk + 1)];
+  } catch (e) {
+    sbi.bops.brelse(a);
+    throw e;
+  }
+}
+
+function releaseAll(sb: SuperBlock, bhs: FatBuffer[]): void {
+  for (const bh of bhs) MSDOS_SB(sb).bops.brelse(bh);
+}
+
+/** fat_ent_read: FAT_ENT_FREE, the next cluster, or FAT_ENT_EOF (bad and end marks alike). */
+export async function fat_ent_read(sb: SuperBlock, entry: number): Promise<number> {
+  const sbi = MSDOS_SB(sb);
+  if (entry < FAT_START_ENT || entry >= sbi.maxCluster) {
+    throw fat_fs_error(sb, `invalid access to FAT (entry 0x${entry.toString(16).padStart(8, '0')})`, EIO);
+  }
+  const p = entPlace(sbi, sbi.fatActive, entry);
+  const bhs = await entBuffers(sb, p.blk, p.straddle);
+  const d0 = bhs[0]!.b_data;
+  let v: number;
+  if (sbi.fatBits === 12) {
+    const lo = d0[p.off]!;
+    const hi = p.straddle ? bhs[1]!.b_data[0]! : d0[p.off + 1]!;
+    const w = lo | (hi << 8);
+    v = entry & 1 ? w >> 4 : w & 0xfff;
+    if (v >= BAD_FAT12) v = FAT_ENT_EOF;
+  } else if (sbi.fatBits === 16) {
+    v = d0[p.off]! | (d0[p.off + 1]! << 8);
+    if (v >= BAD_FAT16) v = FAT_ENT_EOF;
+  } else {
+    v = (d0[p.off]! | (d0[p.off + 1]! << 8) | (d0[p.off + 2]! << 16) | (d0[p.off + 3]! << 24)) & 0x0fffffff;
+    if (v >= BAD_FAT32) v = FAT_ENT_EOF;
+  }
+  releaseAll(sb, bhs);
+  return v;
+}
+
+/** fat_ent_write: store `value` in every FAT copy we maintain. Caller holds fat_lock. */
+export async function fat_ent_write(sb: SuperBlock, entry: number, value: number): Promise<void> {
+  const sbi = MSDOS_SB(sb);
+  for (const copy of sbi.fatCopies) {
+    const p = entPlace(sbi, copy, entry);
+    const bhs = await entBuffers(sb, p.blk, p.straddle);
+    const d0 = bhs[0]!.b_data;
+    if (sbi.fatBits === 12) {
+      const v = value & 0xfff;
+      const hiBuf = p.straddle ? bhs[1]!.b_data : d0;
+      const hiOff = p.straddle ? 0 : p.off + 1;
+      if (entry & 1) {
+        d0[p.off] = (d0[p.off]! & 0x0f) | ((v & 0x0f) << 4);
+        hiBuf[hiOff] = v >> 4;
+      } else {
+        d0[p.off] = v & 0xff;
+        hiBuf[hiOff] = (hiBuf[hiOff]! & 0xf0) | (v >> 8);
+      }
+    } else if (sbi.fatBits === 16) {
+      d0[p.off] = value & 0xff;
+      d0[p.off + 1] = (value >> 8) & 0xff;
+    } else {
+      const v = ((value & 0x0fffffff) | ((d0[p.off + 3]! & 0xf0) << 24)) >>> 0;
+      d0[p.off] = v & 0xff;
+      d0[p.off + 1] = (v >>> 8) & 0xff;
+      d0[p.off + 2] = (v >>> 16) & 0xff;
+      d0[p.off + 3] = v >>> 24;
+    }
+    for (const bh of bhs) sbi.bops.markDirty(bh, null);
+    releaseAll(sb, bhs);
+  }
+}
+
+/**
+ * fat_alloc_clusters: take `nr` free clusters, chained together and ended with EOF, and
+ * return them in chain order. All or nothing: ENOSPC leaves the FAT as it was.
+ */
+export async function fat_alloc_clusters(sb: SuperBlock, nr: number): Promise<number[]> {
+  const sbi = MSDOS_SB(sb);
+  await sbi.fat_lock.lock();
+  try {
+    if (sbi.free_clusters !== -1 && sbi.free_clus_valid && sbi.free_clusters < nr) throw err(ENOSPC);
+    const got: number[] = [];
+    let c = sbi.prev_free + 1;
+    for (let scanned = 0; scanned < sbi.totalClusters && got.length < nr; scanned++, c++) {
+      if (c >= sbi.maxCluster) c = FAT_START_ENT;
+      if ((await fat_ent_read(sb, c)) === FAT_ENT_FREE) got.push(c);
+    }
+    if (got.length < nr) {
+      if (!sbi.free_clus_valid) { sbi.free_clusters = 0; sbi.free_clus_valid = true; sbi.fsinfo_dirty = true; }
+      throw err(ENOSPC);
+    }
+    for (let i = 0; i < got.length; i++) {
+      await fat_ent_write(sb, got[i]!, i + 1 < got.length ? got[i + 1]! : FAT_ENT_EOF);
+    }
+    sbi.prev_free = got[got.length - 1]!;
+    if (sbi.free_clusters !== -1) sbi.free_clusters -= got.length;
+    sbi.fsinfo_dirty = true;
+    return got;
+  } finally { sbi.fat_lock.unlock(); }
+}
+
+/**
+ * fat_free_clusters: free the chain starting at `cluster`. A chain that runs into a free
+ * or out-of-range entry is corruption: report it and stop there (what is freed stays freed).
+ * `isDir`: the freed blocks held directory entries; forget their buffers.
+ */
+export async function fat_free_clusters(sb: SuperBlock, cluster: number, isDir = false): Promise<void> {
+  const sbi = MSDOS_SB(sb);
+  await sbi.fat_lock.lock();
+  try {
+    let c = cluster;
+    let n = 0;
+    while (c !== FAT_ENT_EOF) {
+      if (c < FAT_START_ENT || c >= sbi.maxCluster) {
+        throw fat_fs_error(sb, `fat_free_clusters: invalid cluster chain (cluster ${c})`, EIO);
+      }
+      const next = await fat_ent_read(sb, c);
+      if (next === FAT_ENT_FREE) {
+        throw fat_fs_error(sb, `fat_free_clusters: deleting FAT entry beyond EOF`, EIO);
+      }
+      await fat_ent_write(sb, c, FAT_ENT_FREE);
+      if (isDir) {
+        const first = (c - FAT_START_ENT) * sbi.secPerClus + sbi.dataStart;
+        for (let b = 0; b < sbi.secPerClus; b++) sbi.bops.forget(first + b);
+      }
+      if (sbi.free_clusters !== -1) sbi.free_clusters++;
+      if (++n > sbi.totalClusters) throw fat_fs_error(sb, 'fat_free_clusters: detected the cluster chain loop', EIO);
+      c = next;
+    }
+    sbi.fsinfo_dirty = true;
+  } finally { sbi.fat_lock.unlock(); }
+}
+
+/** Set the entry of `cluster` (end a truncated chain with EOF). */
+export async function fat_ent_set_locked(sb: SuperBlock, cluster: number, value: number): Promise<void> {
+  const sbi = MSDOS_SB(sb);
+  await sbi.fat_lock.with(() => fat_ent_write(sb, cluster, value));
+}
+
+/** fat_count_free_clusters: a scan of the whole FAT (statfs when the count is unknown). */
+export async function fat_count_free_clusters(sb: SuperBlock): Promise<number> {
+  const sbi = MSDOS_SB(sb);
+  if (sbi.free_clusters !== -1 && sbi.free_clus_valid) return sbi.free_clusters;
+  await sbi.fat_lock.lock();
+  try {
+    let free = 0;
+    for (let c = FAT_START_ENT; c < sbi.maxCluster; c++) if ((await fat_ent_read(sb, c)) === FAT_ENT_FREE) free++;
+    sbi.free_clusters = free;
+    sbi.free_clus_valid = true;
+    sbi.fsinfo_dirty = true;
+    return free;
+  } finally { sbi.fat_lock.unlock(); }
+}
+
+/**
+ * fat_chain_add: append the new clusters (already chained among themselves) to the file.
+ * An empty file gets its start cluster; the inode is dirtied so the entry follows.
+ */
+export async function fat_chain_add(inode: MsdosInode, newClusters: number[]): Promise<void> {
+  const sb = inode.i_sb;
+  const first = newClusters[0]!;
+  if (inode.i_start === 0) {
+    inode.i_start = first;
+    inode.i_logstart = first;
+    fat_cache_inval_inode(inode);
+    await markInodeDirty(inode);
+  } else {
+    const last = await fat_get_cluster(inode, Number.MAX_SAFE_INTEGER);
+    await fat_ent_set_locked(sb, last.dclus, first);
+  }
+  inode.i_blocks += newClusters.length * (MSDOS_SB(sb).clusterSize >> 9);
+}
+
+/** fat_add_cluster(s): allocate `nr` clusters and append them to the inode's chain. */
+export async function fat_add_clusters(inode: MsdosInode, nr: number): Promise<number[]> {
+  const got = await fat_alloc_clusters(inode.i_sb, nr);
+  try {
+    await fat_chain_add(inode, got);
+  } catch (e) {
+    await fat_free_clusters(inode.i_sb, got[0]!).catch(() => {});
+    throw e;
+  }
+  return got;
+}
+
+/** Clusters allocated to an inode (i_blocks is kept in 512-byte units of whole clusters). */
+export function fat_nr_clusters(inode: MsdosInode): number {
+  return Math.round(inode.i_blocks / (MSDOS_SB(inode.i_sb).clusterSize >> 9));
+}
+
+/* ---- FSInfo and the state byte ---- */
+
+/** fat_set_state: the dirty bit in the boot sector, written through at once. */
+export async function fat_set_state(sb: SuperBlock, set: boolean): Promise<void> {
+  const sbi = MSDOS_SB(sb);
+  if (sbi.dirtyAtMount) return; // only fsck may clear someone else's dirt
+  const bh = await sbi.bops.bread(0);
+  const before = bh.b_data[sbi.fatBits === 32 ? 0x41 : 0x25];
+  fat_set_state_bytes(bh.b_data, sbi.fatBits, set);
+  const changed = bh.b_data[sbi.fatBits === 32 ? 0x41 : 0x25] !== before;
+  if (changed) sbi.bops.markDirty(bh, null);
+  sbi.bops.brelse(bh);
+  if (changed) await sbi.bops.syncBuffers(null);
+}
+
+/** fat_clusters_flush: write the free count and next-free hint into FSInfo (FAT32). */
+export async function fat_clusters_flush(sb: SuperBlock): Promise<void> {
+  const sbi = MSDOS_SB(sb);
+  if (sbi.fatBits !== 32 || !sbi.fsinfo_dirty || !sbi.fsinfoSector) return;
+  const bh = await sbi.bops.bread(sbi.fsinfoSector);
+  const fsi = fat_fsinfo_decode(bh.b_data);
+  if (fsi.signature1 !== FAT_FSINFO_SIG1 || fsi.signature2 !== FAT_FSINFO_SIG2) {
+    fat_msg(sb, 'error', `Invalid FSINFO signature: 0x${fsi.signature1.toString(16).padStart(8, '0')}, ` +
+      `0x${fsi.signature2.toString(16).padStart(8, '0')} (sector = ${sbi.fsinfoSector})`);
+    sbi.bops.brelse(bh);
+    return;
+  }
+  if (sbi.free_clusters !== -1) fsi.freeClusters = sbi.free_clusters;
+  if (sbi.prev_free !== -1) fsi.nextCluster = sbi.prev_free;
+  fat_fsinfo_encode(fsi, bh.b_data);
+  sbi.bops.markDirty(bh, null);
+  sbi.bops.brelse(bh);
+  sbi.fsinfo_dirty = false;
+}
+

@@ -1,0 +1,331 @@
+/*
+ * Regular files (fs/fat/file.c and the address-space half of fs/fat/inode.c): data goes
+ * through the page cache, mapped by fat_bmap. FAT has no holes, so a write past the end
+ * first zero-fills the gap through the page cache (cont_write_begin): `mmu_private` is how
+ * far the file is allocated and initialised. setattr truncates (freeing clusters) or
+ * grows (zero-filled clusters), maps chmod onto the read-only attribute, refuses other
+ * owners, and keeps each time to what the entry can hold. fsync writes the pages, the
+ * entry, the FAT and directory buffers, then flushes the device cache.
+ */
+import type {
+  AddressSpace, AddressSpaceOperations, Dentry, File, FileOperations, Iattr, Inode, InodeOperations, Kstat,
+  WritebackControl,
+} from '../../include/fs.js';
+import {
+  ATTR_ATIME, ATTR_CTIME, ATTR_GID, ATTR_MODE, ATTR_MTIME, ATTR_SIZE, ATTR_UID, I_DIRTY_DATASYNC, I_DIRTY_SYNC,
+  SB_RDONLY,
+} from '../../include/fs.js';
+import { err } from '../../include/errno.js';
+import { EFBIG, EIO, EPERM, EROFS, S_IFMT, S_IFDIR, type Timespec } from '../../include/uapi.js';
+import { PAGE_SIZE, PG_uptodate, putPage, type Page } from '../../mm/page_alloc.js';
+import { findOrCreatePage, genericFileRead, genericFileWrite, truncatePagecache, unlockPage } from '../../mm/filemap.js';
+import { balanceDirtyPages, filemapWriteAndWaitRange, markInodeDirty } from '../fs-writeback.js';
+import {
+  blockCommitWrite, blockInvalidateFolio, blockWriteFullPage, mpageReadahead, mpageReadpage, mpageWritepages,
+  tryToFreeBuffers,
+} from '../buffer.js';
+import type { GetBlock } from '../../include/blk.js';
+import { fat_fs_error } from './misc.js';
+import { FAT_VALID_MODE, MSDOS_I, MSDOS_SB, S_IRUGO, S_IWUGO, S_IXUGO, type MsdosInode } from './fat.js';
+import { fat_bmap, fat_cache_inval_inode, fat_get_cluster } from './cache.js';
+import { fat_add_clusters, fat_ent_read, fat_ent_set_locked, fat_free_clusters, fat_nr_clusters } from './fatent.js';
+import { FAT_ENT_EOF } from './layout.js';
+import { fat_truncate_time } from './misc.js';
+import { ktimeGetRealTs } from '../../kernel/timer.js';
+import { genericFillattr } from '../libfs.js';
+import { fat_mode_can_hold_ro, fat_write_inode } from './inode.js';
+
+/* ---- block mapping for a page ---- */
+
+/** Read the blocks of `page` that hold initialised data; zero the rest. */
+async function fat_fill_page(mi: MsdosInode, page: Page): Promise<void> {
+  const sbi = MSDOS_SB(mi.i_sb);
+  const bs = sbi.blocksize;
+  const bpp = PAGE_SIZE / bs;
+  const valid = Math.min(mi.mmu_private, mi.i_size);
+  let i = 0;
+  while (i < bpp) {
+    const iblock = page.index * bpp + i;
+    if (iblock * bs >= valid) { page.data.fill(0, i * bs); break; }
+    const m = await fat_bmap(mi, iblock);
+    if (!m.pblk) { page.data.fill(0, i * bs, (i + 1) * bs); i++; continue; }
+    let n = Math.min(m.len, bpp - i);
+    const lastValid = Math.ceil(valid / bs) - page.index * bpp; // blocks of the page holding data
+    n = Math.max(1, Math.min(n, lastValid - i));
+    await sbi.bops.readData(m.pblk, page.data.subarray(i * bs, (i + n) * bs));
+    i += n;
+  }
+  // Bytes past the initialised size are zero whatever the disk holds.
+  const pageStart = page.index * PAGE_SIZE;
+  if (valid < pageStart + PAGE_SIZE) page.data.fill(0, Math.max(0, valid - pageStart));
+}
+
+/** Clusters so that the file's chain covers `size` bytes (allocation is all or nothing). */
+async function fat_cover(mi: MsdosInode, size: number): Promise<void> {
+  const sbi = MSDOS_SB(mi.i_sb);
+  const need = Math.ceil(size / sbi.clusterSize) - fat_nr_clusters(mi);
+  if (need > 0) await fat_add_clusters(mi, need);
+}
+
+/** A locked, uptodate page for writing [pos, pos+len), with the clusters under it allocated. */
+async function fat_prepare_page(mi: MsdosInode, pos: number, len: number): Promise<Page> {
+  await fat_cover(mi, pos + len);
+  const page = await findOrCreatePage(mi.i_mapping, Math.floor(pos / PAGE_SIZE));
+  if (!page.test(PG_uptodate)) {
+    try {
+      await fat_fill_page(mi, page);
+    } catch (e) {
+      unlockPage(page);
+      putPage(page);
+      throw e;
+    }
+    page.set(PG_uptodate);
+  }
+  return page;
+}
+
+/**
+ * Commit bytes [from, to) of a prepared page (the write, and the zeros written before it
+ * past the old initialised size): size, initialised size, dirty buffers (block_commit_write).
+ */
+async function fat_commit(mi: MsdosInode, page: Page, from: number, to: number): Promise<void> {
+  if (to > mi.mmu_private) mi.mmu_private = to;
+  const pageStart = page.index * PAGE_SIZE;
+  blockCommitWrite(page, from - pageStart, Math.max(from, to) - pageStart);
+  unlockPage(page);
+  putPage(page);
+  if (to > mi.i_size) {
+    mi.i_size = to;
+    await markInodeDirty(mi, I_DIRTY_SYNC | I_DIRTY_DATASYNC);
+  }
+}
+
+/**
+ * fat_get_block for the generic page helpers: where file block `iblock` lives. Blocks are
+ * allocated by write_begin (FAT files are allocated in order, without holes), so writeback
+ * never allocates: an unmapped block there is a driver bug or a corrupt chain.
+ */
+export const fat_get_block: GetBlock = async (inode, iblock, maxBlocks, create) => {
+  const m = await fat_bmap(MSDOS_I(inode), iblock);
+  if (!m.pblk) {
+    if (create) throw fat_fs_error(inode.i_sb, `fat_get_block: block ${iblock} of inode ${inode.i_ino} is not allocated`, EIO);
+    return { pblk: 0, len: 1 };
+  }
+  return { pblk: m.pblk, len: Math.max(1, Math.min(m.len, maxBlocks)) };
+};
+
+/**
+ * cont_expand_zero: zero-fill from the initialised size up to the page holding `pos`
+ * (FAT cannot leave a hole), one page at a time through the page cache.
+ */
+async function fat_cont_expand_zero(mi: MsdosInode, pos: number): Promise<void> {
+  const target = Math.floor(pos / PAGE_SIZE);
+  while (mi.mmu_private < pos) {
+    const cur = mi.mmu_private;
+    const idx = Math.floor(cur / PAGE_SIZE);
+    if (idx >= target) break;
+    const end = (idx + 1) * PAGE_SIZE;
+    const page = await fat_prepare_page(mi, cur, end - cur);
+    page.data.fill(0, cur - idx * PAGE_SIZE);
+    await fat_commit(mi, page, cur, end);
+    await balanceDirtyPages(mi.i_mapping);
+  }
+}
+
+/** When a write fails half way, give back clusters allocated past i_size (fat_write_failed). */
+async function fat_write_failed(mi: MsdosInode): Promise<void> {
+  if (mi.mmu_private > mi.i_size) mi.mmu_private = mi.i_size;
+  await fat_truncate_blocks(mi, mi.i_size);
+}
+
+export const fat_aops: AddressSpaceOperations = {
+  async readpage(_file: File | null, page: Page): Promise<void> {
+    await mpageReadpage(page, fat_get_block);
+  },
+  async readahead(_m: AddressSpace, pages: Page[]): Promise<void> {
+    await mpageReadahead(pages, fat_get_block);
+  },
+  async writepage(page: Page, wbc: WritebackControl): Promise<void> {
+    await blockWriteFullPage(page, fat_get_block, wbc);
+  },
+  async writepages(m: AddressSpace, wbc: WritebackControl): Promise<void> {
+    await mpageWritepages(m, wbc, fat_get_block);
+  },
+  invalidate_folio(page: Page, offset: number, length: number): void {
+    blockInvalidateFolio(page, offset, length);
+  },
+  release_folio(page: Page): boolean {
+    return tryToFreeBuffers(page);
+  },
+  async write_begin(_file: File | null, m: AddressSpace, pos: number, len: number): Promise<Page> {
+    const mi = MSDOS_I(m.host);
+    try {
+      if (pos > mi.mmu_private) await fat_cont_expand_zero(mi, pos);
+      const page = await fat_prepare_page(mi, pos, len);
+      const pageStart = page.index * PAGE_SIZE;
+      if (pos > mi.mmu_private && mi.mmu_private < pageStart + PAGE_SIZE) {
+        page.data.fill(0, Math.max(0, mi.mmu_private - pageStart), pos - pageStart);
+      }
+      return page;
+    } catch (e) {
+      await fat_write_failed(mi).catch(() => {});
+      throw e;
+    }
+  },
+  async write_end(_file: File | null, m: AddressSpace, pos: number, _len: number, copied: number, page: Page): Promise<number> {
+    const mi = MSDOS_I(m.host);
+    // Bytes between the old initialised size and pos on this page were zeroed by write_begin:
+    // they are written too.
+    const from = pos > mi.mmu_private ? Math.max(page.index * PAGE_SIZE, mi.mmu_private) : pos;
+    await fat_commit(mi, page, from, pos + copied);
+    return copied;
+  },
+  async bmap(m: AddressSpace, block: number): Promise<number> {
+    return (await fat_bmap(MSDOS_I(m.host), block)).pblk;
+  },
+};
+
+/* ---- truncation ---- */
+
+/**
+ * fat_truncate_blocks: keep the clusters that hold `offset` bytes, free the rest. The new
+ * chain end is written before the tail is freed, so a crash loses clusters, not data.
+ */
+export async function fat_truncate_blocks(mi: MsdosInode, offset: number): Promise<void> {
+  const sb = mi.i_sb;
+  const sbi = MSDOS_SB(sb);
+  const isDir = (mi.i_mode & S_IFMT) === S_IFDIR;
+  const keep = Math.ceil(offset / sbi.clusterSize);
+  if (mi.i_start === 0) return;
+  let freeFrom: number;
+  if (keep === 0) {
+    freeFrom = mi.i_start;
+    mi.i_start = 0;
+    mi.i_logstart = 0;
+    fat_cache_inval_inode(mi);
+    await markInodeDirty(mi);
+    if (mi.i_pos) await fat_write_inode(mi, false);
+  } else {
+    const last = await fat_get_cluster(mi, keep - 1);
+    if (last.eof) { mi.i_blocks = (last.fclus + 1) * (sbi.clusterSize >> 9); return; }
+    const next = await fat_ent_read(sb, last.dclus);
+    fat_cache_inval_inode(mi);
+    if (next === FAT_ENT_EOF) { mi.i_blocks = keep * (sbi.clusterSize >> 9); return; }
+    await fat_ent_set_locked(sb, last.dclus, FAT_ENT_EOF);
+    freeFrom = next;
+  }
+  mi.i_blocks = keep * (sbi.clusterSize >> 9);
+  await fat_free_clusters(sb, freeFrom, isDir);
+}
+
+/* ---- setattr ---- */
+
+/** fat_sanitize_mode: the modes FAT can express, or -EPERM (the change is then ignored). */
+function fat_sanitize_mode(inode: Inode, mode: number): number {
+  const sbi = MSDOS_SB(inode.i_sb);
+  const mask = (inode.i_mode & S_IFMT) === S_IFDIR ? sbi.options.fs_dmask : sbi.options.fs_fmask;
+  const perm = mode & ~(S_IFMT | mask);
+  if ((perm & (S_IRUGO | S_IXUGO)) !== (inode.i_mode & (S_IRUGO | S_IXUGO))) return -EPERM;
+  if (fat_mode_can_hold_ro(inode)) {
+    if (perm & S_IWUGO && (perm & S_IWUGO) !== (S_IWUGO & ~mask)) return -EPERM;
+  } else if ((perm & S_IWUGO) !== (S_IWUGO & ~mask)) return -EPERM;
+  return (inode.i_mode & S_IFMT) | perm;
+}
+
+
+/** fat_setattr. The VFS has checked ownership and permission (setattr_prepare). */
+export async function fat_setattr(dentry: Dentry, attr: Iattr): Promise<void> {
+  const inode = dentry.d_inode!;
+  const mi = MSDOS_I(inode);
+  const sb = inode.i_sb;
+  const sbi = MSDOS_SB(sb);
+  if (sb.s_flags & SB_RDONLY) throw err(EROFS);
+  let valid = attr.ia_valid;
+  if ((valid & ATTR_UID && attr.ia_uid !== sbi.options.fs_uid) ||
+      (valid & ATTR_GID && attr.ia_gid !== sbi.options.fs_gid) ||
+      (valid & ATTR_MODE && (attr.ia_mode! & ~FAT_VALID_MODE))) {
+    if (sbi.options.quiet) return;
+    throw err(EPERM);
+  }
+  if (valid & ATTR_SIZE) {
+    const size = attr.ia_size!;
+    if ((inode.i_mode & S_IFMT) === S_IFDIR) throw err(EPERM);
+    if (size > 0xffffffff) throw err(EFBIG);
+    if (size > inode.i_size) {
+      // fat_cont_expand: zero-fill up to the new size through write_begin/write_end.
+      const page = await fat_aops.write_begin!(null, inode.i_mapping, size, 0);
+      await fat_aops.write_end!(null, inode.i_mapping, size, 0, 0, page);
+    } else if (size < inode.i_size) {
+      inode.i_size = size;
+      await truncatePagecache(inode, size);
+      if (mi.mmu_private > size) mi.mmu_private = size;
+      await fat_truncate_blocks(mi, size);
+    }
+    if (!(valid & (ATTR_MTIME | ATTR_CTIME)) ) {
+      const t = fat_truncate_time(sb, currentNow(), 'mtime');
+      inode.i_mtime = t;
+      inode.i_ctime = { ...t };
+    }
+  }
+  if (valid & ATTR_MODE) {
+    const m = fat_sanitize_mode(inode, attr.ia_mode!);
+    if (m < 0) valid &= ~ATTR_MODE;
+    else inode.i_mode = m;
+  }
+  if (valid & ATTR_ATIME && attr.ia_atime) inode.i_atime = fat_truncate_time(sb, attr.ia_atime, 'atime');
+  if (valid & ATTR_MTIME && attr.ia_mtime) inode.i_mtime = fat_truncate_time(sb, attr.ia_mtime, 'mtime');
+  if (valid & ATTR_CTIME && attr.ia_ctime) inode.i_ctime = fat_truncate_time(sb, attr.ia_ctime, 'ctime');
+  await markInodeDirty(inode);
+}
+
+function currentNow(): Timespec { return ktimeGetRealTs(); }
+
+/* ---- file operations ---- */
+
+/** fat_file_fsync: pages, the entry, FAT and directory buffers, then the device cache. */
+export async function fat_file_fsync(file: File, start: number, end: number, _datasync: boolean): Promise<void> {
+  const inode = file.f_inode;
+  const sbi = MSDOS_SB(inode.i_sb);
+  let error: unknown = null;
+  try { await filemapWriteAndWaitRange(inode.i_mapping, start, end); } catch (e) { error = e; }
+  if (inode.i_sb.s_flags & SB_RDONLY) { if (error) throw error; return; }
+  inode.i_state &= ~(I_DIRTY_SYNC | I_DIRTY_DATASYNC);
+  await fat_write_inode(inode, true);
+  await sbi.bops.syncBuffers(null);
+  await sbi.bops.flush();
+  if (error) throw error;
+}
+
+export const fat_file_operations: FileOperations = {
+  read: genericFileRead,
+  async write(file: File, buf: Uint8Array, pos: number): Promise<number> {
+    const inode = file.f_inode;
+    if (pos + buf.length > 0xffffffff) {
+      if (pos >= 0xffffffff) throw err(EFBIG);
+      buf = buf.subarray(0, 0xffffffff - pos);
+    }
+    const n = await genericFileWrite(file, buf, pos);
+    inode.i_mtime = fat_truncate_time(inode.i_sb, inode.i_mtime, 'mtime');
+    return n;
+  },
+  fsync: fat_file_fsync,
+};
+
+/**
+ * fat_getattr: the generic attributes, the cluster as preferred I/O size, the creation
+ * time, and mtime/atime as the entry holds them (2 s, a date) even before write_inode.
+ */
+export async function fat_getattr(dentry: Dentry, stat: Kstat): Promise<void> {
+  const inode = dentry.d_inode!;
+  const sb = inode.i_sb;
+  genericFillattr(inode, stat);
+  stat.blksize = MSDOS_SB(sb).clusterSize;
+  stat.mtime = fat_truncate_time(sb, inode.i_mtime, 'mtime');
+  stat.atime = fat_truncate_time(sb, inode.i_atime, 'atime');
+  if (inode.i_btime) stat.btime = { ...inode.i_btime };
+}
+
+export const fat_file_inode_operations: InodeOperations = {
+  setattr: fat_setattr,
+  getattr: fat_getattr,
+};

@@ -1,0 +1,320 @@
+/*
+ * vfat superblock (fs/fat/inode.c's super half, fs/fat/namei_vfat.c's registration):
+ * mount options as Linux parses them, fat_fill_super (boot sector, geometry, FSInfo,
+ * the dirty bit, the root inode), statfs, sync_fs, remount and put_super.
+ *
+ * The dirty bit (bit 0 of the boot sector's state byte) is set while the volume is
+ * mounted read-write and cleared at a clean unmount, as Linux's fat_set_state does; a
+ * volume found dirty is mounted with Linux's warning and left dirty for fsck.
+ */
+import type { Dentry, FileSystemType, Inode, SuperBlock, SuperOperations } from '../../include/fs.js';
+import { FS_REQUIRES_DEV, SB_RDONLY } from '../../include/fs.js';
+import { err } from '../../include/errno.js';
+import { EINVAL, EIO, type Statfs } from '../../include/uapi.js';
+import { Mutex } from '../../kernel/wait.js';
+import { dMakeRoot } from '../dcache.js';
+import { registerFilesystem } from '../super.js';
+import { iput } from '../inode.js';
+import {
+  FAT_MAX_FILESIZE, MSDOS_SB, MSDOS_SUPER_MAGIC, MsdosInode, type FatMountOptions, type MsdosSbInfo,
+} from './fat.js';
+import { fat_boot_sector_decode, fat_fill_geometry, fat_fsinfo_check, fat_fsinfo_decode, FAT_START_ENT } from './layout.js';
+import { vfat_shortname_flags, type VfatShortnameOption } from './names.js';
+import { fat_msg } from './misc.js';
+import { fat_clusters_flush, fat_count_free_clusters, fat_set_state } from './fatent.js';
+import { fat_evict_inode, fat_read_root, fat_write_inode } from './inode.js';
+import { bdevBlockOps } from './blockdev.js';
+import { sbMinBlocksize, sbSetBlocksize } from '../../block/bdev.js';
+
+/* ---- options (parse_options) ---- */
+
+export function fat_default_options(): FatMountOptions {
+  return {
+    fs_uid: 0, fs_gid: 0, fs_fmask: 0o022, fs_dmask: 0o022, allow_utime: -1, allow_utime_set: false,
+    codepage: 437, iocharset: 'utf8', shortname: vfat_shortname_flags('mixed'), shortname_name: 'mixed',
+    name_check: 'n', errors: 'remount-ro', quiet: false, showexec: false, sys_immutable: false, dotsOK: true,
+    isvfat: true, utf8: true, unicode_xlate: false, numtail: true, flush: false, nocase: false, usefree: false,
+    tz: { tzSet: false, timeOffset: 0, sysTzMinutesWest: 0 }, rodir: false, discard: false, nfs: false,
+    dos1xfloppy: false, fold: 'ascii',
+  };
+}
+
+function parseOct(v: string): number | null { return /^[0-7]+$/.test(v) ? parseInt(v, 8) : null; }
+function parseDec(v: string): number | null { return /^-?\d+$/.test(v) ? parseInt(v, 10) : null; }
+
+/** parse_options: returns the options or throws EINVAL after Linux's message. */
+export function fat_parse_options(sb: SuperBlock, data: string, silent: boolean, base?: FatMountOptions): FatMountOptions {
+  const o = base ? { ...base, tz: { ...base.tz } } : fat_default_options();
+  const bad = (p: string): never => {
+    if (!silent) fat_msg(sb, 'error', `Unrecognized mount option "${p}" or missing value`);
+    throw err(EINVAL);
+  };
+  for (const p of (data ?? '').split(',')) {
+    if (!p) continue;
+    const eq = p.indexOf('=');
+    const key = eq < 0 ? p : p.slice(0, eq);
+    const val = eq < 0 ? null : p.slice(eq + 1);
+    const need = (): string => (val === null || val === '' ? bad(p) : val);
+    switch (key) {
+      case 'uid': { const n = parseDec(need()); if (n === null || n < 0) bad(p); o.fs_uid = n!; break; }
+      case 'gid': { const n = parseDec(need()); if (n === null || n < 0) bad(p); o.fs_gid = n!; break; }
+      case 'umask': { const n = parseOct(need()); if (n === null) bad(p); o.fs_fmask = o.fs_dmask = n! & 0o777; break; }
+      case 'dmask': { const n = parseOct(need()); if (n === null) bad(p); o.fs_dmask = n! & 0o777; break; }
+      case 'fmask': { const n = parseOct(need()); if (n === null) bad(p); o.fs_fmask = n! & 0o777; break; }
+      case 'allow_utime': { const n = parseOct(need()); if (n === null) bad(p); o.allow_utime = n! & 0o022; o.allow_utime_set = true; break; }
+      case 'codepage': { const n = parseDec(need()); if (n !== 437) { if (!silent) fat_msg(sb, 'error', `IO charset cp${val} not found`); throw err(EINVAL); } o.codepage = n; break; }
+      case 'iocharset': {
+        const v = need().toLowerCase();
+        if (v === 'utf8' || v === 'utf-8') { o.iocharset = 'utf8'; o.utf8 = true; }
+        else if (v === 'iso8859-1' || v === 'ascii' || v === 'default') { o.iocharset = v; o.utf8 = false; }
+        else { if (!silent) fat_msg(sb, 'error', `IO charset ${val} not found`); throw err(EINVAL); }
+        break;
+      }
+      case 'utf8':
+        if (val === null || val === '1' || val === 'yes' || val === 'true') o.utf8 = true;
+        else if (val === '0' || val === 'no' || val === 'false') o.utf8 = false;
+        else bad(p);
+        break;
+      case 'shortname': {
+        const v = need() as VfatShortnameOption;
+        if (!['lower', 'win95', 'winnt', 'mixed'].includes(v)) bad(p);
+        o.shortname = vfat_shortname_flags(v); o.shortname_name = v;
+        break;
+      }
+      case 'tz': if (need() !== 'UTC') bad(p); o.tz = { tzSet: true, timeOffset: 0 }; break;
+      case 'time_offset': {
+        const n = parseDec(need());
+        if (n === null || n < -24 * 60 || n > 24 * 60) bad(p);
+        o.tz = { tzSet: true, timeOffset: n! };
+        break;
+      }
+      case 'errors': {
+        const v = need();
+        if (v !== 'continue' && v !== 'remount-ro' && v !== 'panic') bad(p);
+        o.errors = v as FatMountOptions['errors'];
+        break;
+      }
+      case 'check': {
+        const v = need();
+        if (/^(r|relaxed)$/.test(v)) o.name_check = 'r';
+        else if (/^(n|normal)$/.test(v)) o.name_check = 'n';
+        else if (/^(s|strict)$/.test(v)) o.name_check = 's';
+        else bad(p);
+        break;
+      }
+      case 'flush': o.flush = true; break;
+      case 'quiet': o.quiet = true; break;
+      case 'showexec': o.showexec = true; break;
+      case 'sys_immutable': o.sys_immutable = true; break;
+      case 'nonumtail': o.numtail = val === '0'; break;
+      case 'numtail': o.numtail = true; break;
+      case 'rodir': o.rodir = true; break;
+      case 'uni_xlate': o.unicode_xlate = true; break;
+      case 'usefree': o.usefree = true; break;
+      case 'discard': o.discard = true; break;
+      case 'nfs': o.nfs = true; break;
+      case 'dos1xfloppy': o.dos1xfloppy = true; break;
+      case 'debug': break;
+      /* generic options that reach us in the data string */
+      case 'rw': case 'ro': case 'defaults': case 'noatime': case 'relatime': case 'nodiratime':
+      case 'nosuid': case 'nodev': case 'noexec': case 'sync': case 'async': break;
+      default: bad(p);
+    }
+  }
+  if (o.unicode_xlate) o.utf8 = false;
+  return o;
+}
+
+export function fat_show_options(sb: SuperBlock): string {
+  const o = MSDOS_SB(sb).options;
+  const parts = [`uid=${o.fs_uid}`, `gid=${o.fs_gid}`, `fmask=${o.fs_fmask.toString(8).padStart(4, '0')}`,
+    `dmask=${o.fs_dmask.toString(8).padStart(4, '0')}`];
+  if (o.allow_utime_set) parts.push(`allow_utime=${o.allow_utime.toString(8).padStart(4, '0')}`);
+  parts.push(`codepage=${o.codepage}`, `iocharset=${o.iocharset}`, `shortname=${o.shortname_name}`);
+  if (o.tz.tzSet) parts.push(o.tz.timeOffset ? `time_offset=${o.tz.timeOffset}` : 'tz=UTC');
+  if (o.utf8) parts.push('utf8');
+  if (!o.numtail) parts.push('nonumtail');
+  for (const k of ['quiet', 'showexec', 'flush', 'rodir', 'usefree', 'discard', 'sys_immutable'] as const) if (o[k]) parts.push(k);
+  parts.push(`errors=${o.errors}`);
+  return parts.join(',');
+}
+
+/* ---- super operations ---- */
+
+async function fat_statfs(dentry: Dentry): Promise<Statfs> {
+  const sb = dentry.d_sb;
+  const sbi = MSDOS_SB(sb);
+  if (sbi.free_clusters === -1 || !sbi.free_clus_valid) await fat_count_free_clusters(sb);
+  const free = sbi.free_clusters;
+  return {
+    type: MSDOS_SUPER_MAGIC, bsize: sbi.clusterSize, blocks: sbi.totalClusters, bfree: free, bavail: free,
+    files: 0, ffree: 0, fsid: [sbi.volId & 0xffff, (sbi.volId >>> 16) & 0xffff], namelen: 255,
+    frsize: sbi.clusterSize, flags: 0,
+  };
+}
+
+async function fat_sync_fs(sb: SuperBlock, wait: boolean): Promise<void> {
+  const sbi = MSDOS_SB(sb);
+  if (sb.s_flags & SB_RDONLY) return;
+  await fat_clusters_flush(sb);
+  await sbi.bops.syncBuffers(null);
+  if (wait) await sbi.bops.flush();
+}
+
+async function fat_put_super(sb: SuperBlock): Promise<void> {
+  const sbi = MSDOS_SB(sb);
+  if (!(sb.s_flags & SB_RDONLY)) {
+    try {
+      await fat_clusters_flush(sb);
+      await sbi.bops.syncBuffers(null);
+      await fat_set_state(sb, false);
+      await sbi.bops.flush();
+    } catch (e) {
+      fat_msg(sb, 'error', `unable to write the volume state at unmount: ${(e as Error).message}`);
+    }
+  }
+  sbi.bops.invalidate();
+}
+
+async function fat_remount(sb: SuperBlock, flags: number, data: string): Promise<number> {
+  const sbi = MSDOS_SB(sb);
+  sbi.options = fat_parse_options(sb, data, false, sbi.options);
+  const wasRo = (sb.s_flags & SB_RDONLY) !== 0;
+  const willRo = (flags & SB_RDONLY) !== 0;
+  if (!wasRo && willRo) {
+    await fat_sync_fs(sb, true);
+    await fat_set_state(sb, false);
+  } else if (wasRo && !willRo) {
+    await fat_set_state(sb, true);
+  }
+  return flags;
+}
+
+export const fat_sops: SuperOperations = {
+  alloc_inode: (sb: SuperBlock) => new MsdosInode(sb),
+  write_inode: fat_write_inode,
+  evict_inode: fat_evict_inode,
+  put_super: fat_put_super,
+  sync_fs: fat_sync_fs,
+  statfs: fat_statfs,
+  remount_fs: fat_remount,
+  show_options: fat_show_options,
+};
+
+/* ---- fill_super ---- */
+
+/** fat_fill_super for vfat. */
+export async function fat_fill_super(sb: SuperBlock, data: string, silent: boolean): Promise<void> {
+  const bdev = sb.s_bdev;
+  if (!bdev) throw err(EINVAL);
+  const options = fat_parse_options(sb, data, silent);
+  // sb_min_blocksize: the device's logical block size, at least 512. The device's buffer
+  // cache must use the same size as our buffers (set_blocksize).
+  const lbs = await sbMinBlocksize(sb, 512);
+  if (!lbs) {
+    fat_msg(sb, 'error', 'unable to set blocksize');
+    throw err(EINVAL);
+  }
+  const mkOps = (bs: number) => bdevBlockOps(bdev, bs);
+  let bops = mkOps(lbs);
+  let boot: Uint8Array;
+  try {
+    const bh = await bops.bread(0);
+    boot = bh.b_data.slice();
+    bops.brelse(bh);
+  } catch {
+    fat_msg(sb, 'error', 'unable to read boot sector');
+    throw err(EIO);
+  }
+  const bs = fat_boot_sector_decode(boot);
+  const geo = fat_fill_geometry(bs);
+  if (!geo.ok) {
+    if (!silent) fat_msg(sb, 'error', geo.error);
+    throw err(EINVAL);
+  }
+  const g = geo.value;
+  if (g.totalClusters < 1) {
+    if (!silent) fat_msg(sb, 'error', 'bogus number of clusters');
+    throw err(EINVAL);
+  }
+  if (g.sectorSize !== lbs) {
+    if (!(await sbSetBlocksize(sb, g.sectorSize))) {
+      fat_msg(sb, 'error', `unable to set blocksize ${g.sectorSize}`);
+      throw err(EINVAL);
+    }
+    bops = mkOps(g.sectorSize);
+  }
+  if (g.totalSectors * g.sectorSize > bdev.bd_nr_sectors * 512 && !silent) {
+    fat_msg(sb, 'warn', `FAT volume (${g.totalSectors} sectors) is bigger than the device`);
+  }
+  const mirrorOff = g.fatBits === 32 && (g.fat32Flags & 0x80) !== 0;
+  const active = mirrorOff ? Math.min(g.fat32Flags & 0xf, g.fats - 1) : 0;
+  const sbi: MsdosSbInfo = {
+    ...g,
+    options,
+    bops,
+    blocksize: g.sectorSize,
+    blocksizeBits: Math.log2(g.sectorSize),
+    dirPerBlock: g.sectorSize / 32,
+    dirPerBlockBits: Math.log2(g.sectorSize / 32),
+    free_clusters: -1,
+    free_clus_valid: false,
+    prev_free: FAT_START_ENT,
+    fsinfo_dirty: false,
+    fatCopies: mirrorOff ? [active] : Array.from({ length: g.fats }, (_, i) => i),
+    fatActive: active,
+    fat_lock: new Mutex(),
+    s_lock: new Mutex(),
+    inode_hash: new Map(),
+    ino_of_pos: new Map(),
+    next_ino: 2,
+    dirtyAtMount: g.dirty,
+    tailSeed: (g.volId ^ 0x5a5a) >>> 0,
+  };
+  sb.s_fs_info = sbi;
+  sb.s_blocksize = g.sectorSize;
+  sb.s_blocksize_bits = sbi.blocksizeBits;
+  sb.s_magic = MSDOS_SUPER_MAGIC;
+  sb.s_op = fat_sops;
+  sb.s_maxbytes = FAT_MAX_FILESIZE;
+  sb.s_time_gran = 10_000_000; // creation time: 10 ms; mtime and atime are truncated further
+  sb.s_time_min = 315532800 - (options.tz.tzSet ? options.tz.timeOffset * 60 : 0);
+  sb.s_time_max = 4354819198 - (options.tz.tzSet ? options.tz.timeOffset * 60 : 0);
+  if (g.fatBits === 32) {
+    try {
+      const fbh = await bops.bread(g.fsinfoSector);
+      const fsi = fat_fsinfo_decode(fbh.b_data);
+      bops.brelse(fbh);
+      const c = fat_fsinfo_check(fsi, g);
+      if (c.ok) {
+        sbi.free_clusters = c.value.freeClusters;
+        sbi.prev_free = c.value.prevFree;
+        if (options.usefree && sbi.free_clusters !== -1) sbi.free_clus_valid = true;
+      } else if (!silent) fat_msg(sb, 'warn', c.error);
+    } catch {
+      fat_msg(sb, 'error', 'bread failed, FSINFO block');
+      throw err(EIO);
+    }
+  }
+  if (g.dirty && !silent) {
+    fat_msg(sb, 'warn', 'Volume was not properly unmounted. Some data may be corrupt. Please run fsck.');
+  }
+  let root: Inode | null = null;
+  try {
+    root = await fat_read_root(sb);
+    if (!(sb.s_flags & SB_RDONLY)) await fat_set_state(sb, true);
+    sb.s_root = dMakeRoot(root);
+  } catch (e) {
+    if (root) await iput(root);
+    if (!silent) fat_msg(sb, 'error', 'get root inode failed');
+    throw e;
+  }
+}
+
+export const vfat_fs_type: FileSystemType = {
+  name: 'vfat',
+  fs_flags: FS_REQUIRES_DEV,
+  fill_super: fat_fill_super,
+};
+
+registerFilesystem(vfat_fs_type);
