@@ -551,7 +551,8 @@ function renameMutex(sb: object): Mutex {
 /** lock_rename: lock both parents, ancestors first, under the per-sb rename mutex. */
 async function lockRename(p1: Dentry, p2: Dentry): Promise<() => void> {
   const i1 = p1.d_inode!, i2 = p2.d_inode!;
-  if (p1 === p2) {
+  // Two dentries can name one directory (vfat: "data" and "DATA"): lock its inode once.
+  if (p1 === p2 || i1 === i2) {
     await i1.i_rwsem.downWrite();
     return () => i1.i_rwsem.upWrite();
   }
