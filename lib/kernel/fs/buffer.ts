@@ -705,6 +705,15 @@ export async function blockWriteFullPage(page: Page, getBlock: GetBlock | BlockM
   }
   if (page.index === endIndex) page.data.fill(0, tail);
   const bhs = pageBuffers(page) ?? createEmptyBuffers(page, blocksize, BH_Dirty | BH_Uptodate);
+  if (bhs[0]!.b_size !== blocksize) {
+    // Buffers made at another size than the inode's block size (a filesystem that did not
+    // call sb_set_blocksize): the EOF arithmetic below would silently drop dirty buffers.
+    // Refuse loudly instead; the page stays dirty and fsync reports EIO.
+    setPageDirty(page);
+    unlockPage(page);
+    (page.mapping as AddressSpace).wb_err = EIO;
+    throw new Error(`BUG: block_write_full_page: ${bhs[0]!.b_size}-byte buffers on an inode of ${blocksize}-byte blocks`);
+  }
   const first = page.index << (PAGE_SHIFT - bits);
   const lastBlock = Math.floor((iSize - 1) / blocksize);
   for (let i = 0; i < bhs.length; i++) {
