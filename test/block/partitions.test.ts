@@ -6,6 +6,7 @@
  * produce only warnings and in-bounds partitions. Scratch images live in /tmp/parts.
  */
 import t from 'tap';
+import { tmpdir } from 'node:os';
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -14,8 +15,8 @@ import { crc32_le, efi_crc32 } from '../../lib/kernel/lib/crc32.js';
 import { scanPartitions } from '../../lib/kernel/block/partitions/check.js';
 import type { Partition, PartitionSource, ScanOptions } from '../../lib/kernel/block/partitions/check.js';
 
-mkdirSync('/tmp/parts', { recursive: true });
-const dir = mkdtempSync('/tmp/parts/test-');
+mkdirSync(join(tmpdir(), 'lkl-ts-parts'), { recursive: true });
+const dir = mkdtempSync(join(tmpdir(), 'lkl-ts-parts', 'test-'));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));
 
 const MiB = 1 << 20;

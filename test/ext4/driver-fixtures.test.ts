@@ -5,6 +5,7 @@
 // clear message for a refused mount.
 
 import t from 'tap';
+import { E2FSPROGS_FIXTURES, fixturesSkip } from '../lib/fixtures.js';
 import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
@@ -20,8 +21,8 @@ import { ext4_readdir } from '../../lib/kernel/fs/ext4/dir.js';
 import { ext4_xattr_block_entries, ext4_xattr_ibody_entries, ext4_xattr_value } from '../../lib/kernel/fs/ext4/xattr.js';
 import { memDev } from './driver-util.js';
 
-const FIX = path.resolve(process.cwd(), '../shared/fixtures/e2fsprogs-tests');
-const skip = !fs.existsSync(FIX) ? `fixtures not found at ${FIX}` : whyNot(['bzcat']);
+const FIX = E2FSPROGS_FIXTURES;
+const skip = fixturesSkip() || whyNot(['bzcat']);
 const PER_IMAGE_MS = 30_000;
 
 async function unpack(dir: string): Promise<Buffer | null> {

@@ -10,6 +10,7 @@
 //    needs_recovery cleared; the result reads like the e2fsck-recovered copy.
 
 import t from 'tap';
+import { E2FSPROGS_FIXTURES, fixturesSkip } from '../lib/fixtures.js';
 import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
@@ -27,8 +28,8 @@ import { ext4_iget, ext4_map_blocks, EXT4_IGET_SPECIAL } from '../../lib/kernel/
 import { startKernel, MS_RDONLY, type Kernel } from '../../lib/index.js';
 import { lklManifest, memDev, sha256File } from './driver-util.js';
 
-const FIX = path.resolve(process.cwd(), '../shared/fixtures/e2fsprogs-tests');
-const skipFix = fs.existsSync(FIX) ? false : `fixtures not found at ${FIX}`;
+const FIX = E2FSPROGS_FIXTURES;
+const skipFix = fixturesSkip();
 const skipHost = whyNot(['e2fsck', 'losetup', 'mount', 'getfattr', 'bzcat'], { root: true });
 
 /** What the kernel's jbd2 does with each image (and so must we). */

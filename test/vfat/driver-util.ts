@@ -7,10 +7,11 @@ import { createHash } from 'node:crypto';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { tmpdir } from 'node:os';
 import { startKernel, O_RDONLY, O_DIRECTORY, type Kernel, type Sys } from '../../lib/index.js';
 
 export const TOOL_ENV = { ...process.env, MTOOLS_SKIP_CHECK: '1', LC_ALL: 'C.UTF-8', TZ: 'UTC' };
-export const SCRATCH = '/tmp/vfatdrv';
+export const SCRATCH = join(tmpdir(), 'lkl-ts-vfatdrv');
 
 export function scratchDir(name: string): string {
   mkdirSync(SCRATCH, { recursive: true });

@@ -3,6 +3,8 @@
  * plus wrappers for the judges (mkfs.vfat, mtools, fsck.vfat).
  */
 import { execFileSync, spawnSync } from 'node:child_process';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { mkdirSync, readFileSync } from 'node:fs';
 import {
   type FatSbInfo,
@@ -16,7 +18,7 @@ import {
   type FatDirRecord,
 } from '../../lib/kernel/fs/vfat/layout.js';
 
-export const SCRATCH = '/tmp/vfatcodec';
+export const SCRATCH = join(tmpdir(), 'lkl-ts-vfatcodec');
 export const TOOL_ENV = { ...process.env, MTOOLS_SKIP_CHECK: '1', LC_ALL: 'C.UTF-8', TZ: 'UTC' };
 
 export function scratch(name: string): string {

@@ -1,0 +1,37 @@
+/*
+ * Where the shared test data lives: ../shared/fixtures beside the repository (as on the
+ * developers' machines and in CI), or LKL_TS_FIXTURES. Resolved from this file, not from
+ * the working directory. Missing fixtures skip a test on a developer's machine, but fail
+ * under CI, where shared/ is always present: a test must not quietly stop running there.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+// This file runs from <repo>/<outDir>/test/lib/: the repository is the nearest folder up
+// with our package.json.
+function findRepo(): string {
+  let d = path.dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    try {
+      if (JSON.parse(fs.readFileSync(path.join(d, 'package.json'), 'utf8')).name === 'lkl-ts') return d;
+    } catch { /* keep going up */ }
+    const up = path.dirname(d);
+    if (up === d) return process.cwd();
+    d = up;
+  }
+}
+const repo = findRepo();
+
+/** The e2fsprogs test images (one directory per test, each with image.gz or image.bz2). */
+export const E2FSPROGS_FIXTURES = process.env.LKL_TS_FIXTURES
+  ? path.join(process.env.LKL_TS_FIXTURES, 'e2fsprogs-tests')
+  : path.resolve(repo, '..', 'shared', 'fixtures', 'e2fsprogs-tests');
+
+/** A skip reason when the fixtures are missing (throws under CI), or false. */
+export function fixturesSkip(): string | false {
+  if (fs.existsSync(E2FSPROGS_FIXTURES)) return false;
+  const why = `e2fsprogs fixtures not found at ${E2FSPROGS_FIXTURES} (set LKL_TS_FIXTURES)`;
+  if (process.env.CI) throw new Error(`${why}: CI must run these tests`);
+  return why;
+}
