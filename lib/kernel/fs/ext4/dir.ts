@@ -65,7 +65,7 @@ export async function ext4_read_dirblock(dir: Ext4Inode, lblk: number, type: Dir
   }
   const buf = await ext4_sb_bread(sb, m.pblk, '__ext4_read_dirblock', dir.i_ino);
   const ctx = sbi.s_csum;
-  if (ctx?.metadata_csum) {
+  if (ctx?.metadata_csum && !sbi.s_dirblock_verified.has(m.pblk)) {
     if (type === 'index') {
       if (!ext4_dx_csum_verify(ctx, dir.i_csum_seed, buf, 0))
         throw ext4_csum_error(sb, '__ext4_read_dirblock', `block ${m.pblk}: Directory index failed checksum`, { ino: dir.i_ino });
@@ -73,6 +73,8 @@ export async function ext4_read_dirblock(dir: Ext4Inode, lblk: number, type: Dir
       if (!ext4_dirblock_csum_verify(ctx, dir.i_csum_seed, buf, 0))
         throw ext4_csum_error(sb, '__ext4_read_dirblock', `block ${m.pblk}: Directory block failed checksum`, { ino: dir.i_ino });
     }
+    // 'any' reads skip verification: only a verified leaf or index block is remembered.
+    if (type !== 'any') sbi.s_dirblock_verified.add(m.pblk);
   }
   return { buf, pblk: m.pblk };
 }

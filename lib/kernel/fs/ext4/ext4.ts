@@ -110,6 +110,13 @@ export class Ext4SbInfo {
   s_journal: Journal | null = null;
   /** Blocks replayed from the journal into memory only (read-only recovery). */
   s_overlay: Map<number, Uint8Array> = new Map();
+  /**
+   * Directory blocks whose checksum has been verified since they were read (Linux keeps
+   * this as BH_Verified on the buffer): a lookup in a big linear directory would otherwise
+   * checksum every block again for every name. The write side must forget a block it
+   * rewrites (delete it here) or set it after computing the new checksum.
+   */
+  s_dirblock_verified: Set<number> = new Set();
   s_max_links = 65000;
   s_extra_isize = 0;
   s_want_extra_isize = 0;

@@ -10,7 +10,7 @@ import { ENAMETOOLONG, EROFS, ESTALE } from '../../include/uapi.js';
 import {
   DX_HASH_TEA, DX_ROOT_INFO_OFFSET, DX_NODE_COUNT_OFFSET, EXT4_FEATURE_INCOMPAT_LARGEDIR,
   EXT4_NAME_LEN, EXT4_ROOT_INO, dx_countlimit_decode, dx_entry_decode, dx_node_check, dx_root_check,
-  dx_root_info_decode, ext4_dir_entry_decode, EXT4_INLINE_DATA_FL,
+  dx_root_info_decode, ext4_dir_entry_decode, ext4_rec_len_from_disk, EXT4_INLINE_DATA_FL,
 } from './layout.js';
 import { ext4fs_dirhash } from './hash.js';
 import { EXT4_I, EXT4_SB, type Ext4Inode } from './ext4.js';
@@ -143,12 +143,43 @@ export async function dx_leaf_blocks(dir: Ext4Inode): Promise<{ leaves: number[]
   return { leaves, hashVersion: r.hashVersion, dotdot: r.dotdot };
 }
 
-/** Search one leaf block for `name`; the inode number or 0. */
+/**
+ * Search one leaf block for `name`; the inode number or 0 (ext4_search_dir). As Linux does,
+ * the scan compares raw bytes without decoding every record, and fully checks only the
+ * entry that matches; a record whose length cannot be followed sends the block to the
+ * checked walk, which reports the corruption by name.
+ */
 async function search_dirblock(dir: Ext4Inode, lblk: number, name: string): Promise<number> {
   const blk = await ext4_read_dirblock(dir, lblk, 'leaf');
   if (!blk) return 0;
+  const sbi = EXT4_SB(dir.i_sb);
+  const bs = sbi.s_blocksize;
+  const maxIno = sbi.s_es.s_inodes_count;
+  const buf = blk.buf;
+  const len = name.length;
+  let off = 0;
+  while (off + 8 <= bs) {
+    const recLen = ext4_rec_len_from_disk(buf[off + 4]! | (buf[off + 5]! << 8), bs);
+    const ino = (buf[off]! | (buf[off + 1]! << 8) | (buf[off + 2]! << 16) | (buf[off + 3]! << 24)) >>> 0;
+    const nameLen = buf[off + 6]!;
+    // ext4_check_dir_entry's cheap conditions, on every record: a bad one goes to the
+    // checked walk, which names the failure.
+    if (recLen < 12 || recLen % 4 !== 0 || recLen < ((nameLen + 8 + 3) & ~3) || off + recLen > bs || ino > maxIno)
+      return searchChecked(dir, blk.buf, blk.pblk, name);
+    if (ino !== 0 && nameLen === len) {
+      let i = 0;
+      while (i < len && buf[off + 8 + i] === name.charCodeAt(i)) i++;
+      if (i === len) return searchChecked(dir, blk.buf, blk.pblk, name);
+    }
+    off += recLen;
+  }
+  return 0;
+}
+
+/** The checked walk over one block: the inode number of `name` or 0; throws on corruption. */
+function searchChecked(dir: Ext4Inode, buf: Uint8Array, pblk: number, name: string): number {
   let found = 0;
-  ext4_walk_dirblock(dir, blk.buf, EXT4_SB(dir.i_sb).s_blocksize, blk.pblk, (de) => {
+  ext4_walk_dirblock(dir, buf, EXT4_SB(dir.i_sb).s_blocksize, pblk, (de) => {
     if (de.name === name) { found = de.ino; return false; }
   });
   return found;
