@@ -8,6 +8,17 @@ export class Errno extends Error {
     super(msg ?? `errno ${errno}`);
   }
 }
+/*
+ * Errors are ordinary results here (a lookup that finds nothing, an absent xattr), thrown
+ * on hot paths: skip capturing a stack trace for them (V8's Error.stackTraceLimit; other
+ * engines ignore it). Kernel bugs are other exception types and keep their stacks.
+ */
+const ErrorCtor = Error as { stackTraceLimit?: number };
+
 /** Construct an error to throw: `throw err(ENOENT)`. Accepts positive or negative errno. */
-export function err(errno: number, msg?: string): Errno { return new Errno(Math.abs(errno), msg); }
+export function err(errno: number, msg?: string): Errno {
+  const limit = ErrorCtor.stackTraceLimit;
+  ErrorCtor.stackTraceLimit = 0;
+  try { return new Errno(Math.abs(errno), msg); } finally { ErrorCtor.stackTraceLimit = limit; }
+}
 export function isErrno(e: unknown): e is Errno { return e instanceof Errno; }
