@@ -152,11 +152,16 @@ async function vfat_create(dirI: Inode, dentry: Dentry, _mode: number, _excl: bo
   try {
     const ts = nowFor(dir);
     const i_pos = await vfat_add_entry(dir, dentry.d_name, false, 0, ts);
-    const inode = await inodeAt(dir, i_pos);
-    inode.i_btime = { ...ts };
-    dInstantiate(dentry, inode);
-    vfat_d_invalidate_ci(dentry.d_parent, dentry.d_name, dentry);
+    await instantiateAt(dir, dentry, i_pos, ts);
   } finally { sbi.s_lock.unlock(); }
+}
+
+/** Attach the inode of the entry just written at i_pos (created at `ts`) to its dentry. */
+async function instantiateAt(dir: MsdosInode, dentry: Dentry, i_pos: number, ts: Timespec): Promise<void> {
+  const inode = await inodeAt(dir, i_pos);
+  inode.i_btime = { ...ts };
+  dInstantiate(dentry, inode);
+  vfat_d_invalidate_ci(dentry.d_parent, dentry.d_name, dentry);
 }
 
 /** The inode of the entry just written at i_pos. */
@@ -191,10 +196,7 @@ async function vfat_mkdir(dirI: Inode, dentry: Dentry, _mode: number): Promise<v
       throw e;
     }
     incNlink(dir);
-    const inode = await inodeAt(dir, i_pos);
-    inode.i_btime = { ...ts };
-    dInstantiate(dentry, inode);
-    vfat_d_invalidate_ci(dentry.d_parent, dentry.d_name, dentry);
+    await instantiateAt(dir, dentry, i_pos, ts);
   } finally { sbi.s_lock.unlock(); }
 }
 
