@@ -14,7 +14,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import yargs from 'yargs';
 import { CopyError, Copier, plan } from './copy.js';
-import { ImageSession, ToolError, checkType, say, version } from './image.js';
+import { ImageSession, ToolError, checkType, lastArg, parseCommandLine, say, usageError, version } from './image.js';
 import { hostSide, imageSide } from './sides.js';
 
 export type CpProgram = 'cptofs' | 'cpfromfs';
@@ -47,7 +47,7 @@ interface CpArgs {
 
 async function parseArgs(prog: CpProgram, argv: string[]): Promise<CpArgs | number> {
   const to = prog === 'cptofs';
-  const parsed = await yargs(argv)
+  const parsed = await parseCommandLine<Record<string, unknown> & { h?: unknown; V?: unknown; _: (string | number)[] }>(prog, yargs(argv)
     .scriptName(prog)
     .usage(`Usage: $0 -i IMAGE [-t TYPE] [-P PART] [-o OPTS] [-p] ${to ? 'SRC... DST' : 'SRC... DST'}\n\n` +
       (to ? 'Copy host files into a filesystem image.' : 'Copy files out of a filesystem image.'))
@@ -65,20 +65,11 @@ async function parseArgs(prog: CpProgram, argv: string[]): Promise<CpArgs | numb
     .help('h').alias('h', 'help')
     .version('V', 'show the version', version()).alias('V', 'version')
     .epilog(EPILOG[prog])
-    .parserConfiguration({ 'duplicate-arguments-array': true, 'camel-case-expansion': false, 'parse-positional-numbers': false, 'parse-numbers': false })
-    .strictOptions()
-    .wrap(Math.min(100, process.stdout.columns || 100))
-    .exitProcess(false)
-    .fail((msg, err) => { throw err ?? new Error(msg); })
-    .parseAsync()
-    .catch((e: Error) => {
-      say(prog, `${e.message}\nTry '${prog} --help'.`);
-      return null;
-    });
+  );
   if (parsed === null) return 1;
   if (parsed.h || parsed.V) return 0;
-  const last = (v: unknown) => (Array.isArray(v) ? v[v.length - 1] : v) as string | undefined;
-  const bad = (m: string) => { say(prog, `${m}\nTry '${prog} --help'.`); return 1; };
+  const last = lastArg;
+  const bad = (m: string) => usageError(prog, m);
   const image = last(parsed.i);
   if (!image) return bad('missing -i IMAGE');
   const int = (name: string, v: string | undefined, dflt: number, min: number, max: number): number | undefined => {

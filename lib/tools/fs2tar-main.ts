@@ -14,7 +14,7 @@ import {
   EIO, O_NOFOLLOW, O_RDONLY, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK,
   major, minor, strerror, type Stat,
 } from '../kernel/include/uapi.js';
-import { ImageSession, ToolError, hostError, joinPath, say, show, version } from './image.js';
+import { ImageSession, ToolError, hostError, joinPath, lastArg, parseCommandLine, say, show, usageError, version } from './image.js';
 import { imageSide } from './sides.js';
 import { entryHeader, padding, trailer, type TarEntry, type TarType } from './tar.js';
 
@@ -62,7 +62,7 @@ interface Fs2tarArgs {
 }
 
 async function parseArgs(argv: string[]): Promise<Fs2tarArgs | number> {
-  const parsed = await yargs(argv)
+  const parsed = await parseCommandLine<Record<string, unknown> & { h?: unknown; V?: unknown; _: (string | number)[] }>(PROG, yargs(argv)
     .scriptName(PROG)
     .usage('Usage: $0 [-t TYPE] [-P PART] [-o OPTS] [-x] [-s FILE] IMAGE TARFILE\n\n' +
       'Write the whole filesystem in IMAGE as a POSIX (pax) tar archive to TARFILE ("-" = stdout).')
@@ -81,20 +81,11 @@ async function parseArgs(argv: string[]): Promise<Fs2tarArgs | number> {
       '(pax records for long names, sizes of 8 GiB and more, large ids and sub-second times). ' +
       'Sockets are skipped with a warning. Extract with: tar -xpf TARFILE [--xattrs --xattrs-include=\'*\'] -C DIR\n' +
       'Exit status: 0 written, 1 error (a partly written TARFILE is removed).')
-    .parserConfiguration({ 'duplicate-arguments-array': true, 'camel-case-expansion': false, 'parse-positional-numbers': false, 'parse-numbers': false })
-    .strictOptions()
-    .wrap(Math.min(100, process.stdout.columns || 100))
-    .exitProcess(false)
-    .fail((msg, err) => { throw err ?? new Error(msg); })
-    .parseAsync()
-    .catch((e: Error) => {
-      say(PROG, `${e.message}\nTry '${PROG} --help'.`);
-      return null;
-    });
+  );
   if (parsed === null) return 1;
   if (parsed.h || parsed.V) return 0;
-  const last = (v: unknown) => (Array.isArray(v) ? v[v.length - 1] : v) as string | undefined;
-  const bad = (m: string) => { say(PROG, `${m}\nTry '${PROG} --help'.`); return 1; };
+  const last = lastArg;
+  const bad = (m: string) => usageError(PROG, m);
   const pos = parsed._.map(String);
   if (pos.length !== 2) return bad(`expected IMAGE and TARFILE, got ${pos.length} argument${pos.length === 1 ? '' : 's'}`);
   const P = last(parsed.P);

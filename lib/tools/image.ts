@@ -6,6 +6,7 @@
  */
 import fs from 'node:fs';
 import createDebug from 'debug';
+import type { Argv } from 'yargs';
 import { startKernel, type Kernel } from '../index.js';
 import type { Sys } from '../kernel/include/sys.js';
 import {
@@ -253,6 +254,39 @@ export function version(): string {
     } catch { /* try the next */ }
   }
   return 'unknown';
+}
+
+/**
+ * The part of the command line every tool parses alike: yargs configured for LKL-style
+ * options (repeatable, no number or camel-case conversion, unknown options refused), run
+ * without exiting; a parse error is one `PROG: message` line plus the --help hint.
+ * Resolves to the parsed arguments, or null after an error.
+ */
+export async function parseCommandLine<T extends { h?: unknown; V?: unknown; _: (string | number)[] }>(
+  prog: string, y: Argv<any>): Promise<T | null> {
+  return y
+    .parserConfiguration({ 'duplicate-arguments-array': true, 'camel-case-expansion': false, 'parse-positional-numbers': false, 'parse-numbers': false })
+    .strictOptions()
+    .wrap(Math.min(100, process.stdout.columns || 100))
+    .exitProcess(false)
+    .fail((msg, err) => { throw err ?? new Error(msg); })
+    .parseAsync()
+    .then((a) => a as unknown as T)
+    .catch((e: Error) => {
+      usageError(prog, e.message);
+      return null;
+    });
+}
+
+/** A command-line mistake: the message and the --help hint; the exit status is 1. */
+export function usageError(prog: string, msg: string): 1 {
+  say(prog, `${msg}\nTry '${prog} --help'.`);
+  return 1;
+}
+
+/** The last value of a repeatable option. */
+export function lastArg(v: unknown): string | undefined {
+  return (Array.isArray(v) ? v[v.length - 1] : v) as string | undefined;
 }
 
 /** Writes `PROG: msg` to stderr. */
