@@ -19,7 +19,7 @@ import {
   VIRTIO_BLK_DWZ_FLAGS, VIRTIO_BLK_DWZ_NUM_SECTORS, VIRTIO_BLK_DWZ_SECTOR, VIRTIO_BLK_DWZ_SIZE,
   VIRTIO_BLK_F_BLK_SIZE, VIRTIO_BLK_F_DISCARD, VIRTIO_BLK_F_FLUSH, VIRTIO_BLK_F_RO,
   VIRTIO_BLK_F_SEG_MAX, VIRTIO_BLK_F_WRITE_ZEROES, VIRTIO_BLK_ID_BYTES, VIRTIO_BLK_REQ_HDR_SIZE,
-  VIRTIO_BLK_REQ_SECTOR, VIRTIO_BLK_REQ_TYPE, VIRTIO_BLK_SECTOR_SHIFT, VIRTIO_BLK_SECTOR_SIZE,
+  VIRTIO_BLK_REQ_SECTOR, VIRTIO_BLK_REQ_TYPE, VIRTIO_BLK_SECTOR_SIZE,
   VIRTIO_BLK_S_IOERR, VIRTIO_BLK_S_OK, VIRTIO_BLK_S_UNSUPP, VIRTIO_BLK_T_DISCARD,
   VIRTIO_BLK_T_FLUSH, VIRTIO_BLK_T_GET_ID, VIRTIO_BLK_T_IN, VIRTIO_BLK_T_OUT,
   VIRTIO_BLK_T_WRITE_ZEROES, VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP, VIRTIO_F_INDIRECT_DESC,
@@ -89,7 +89,7 @@ export class VirtioBlkHost extends VirtioMmioHost {
     this.serial = opts.serial ?? this.name;
     this.segMax = opts.segMax ?? Math.max(1, queueNumMax - 2);
     this.blkSize = opts.blkSize ?? VIRTIO_BLK_SECTOR_SIZE;
-    if (this.blkSize < VIRTIO_BLK_SECTOR_SIZE || (this.blkSize & (this.blkSize - 1))) {
+    if (this.blkSize < VIRTIO_BLK_SECTOR_SIZE || (this.blkSize & (this.blkSize - 1)) /* bits32: a power-of-two test; blk_size is a le32 */) {
       throw new RangeError(`blk_size ${this.blkSize} is not a power of 2 >= 512`);
     }
     this.capacity = Math.floor(store.size / VIRTIO_BLK_SECTOR_SIZE);
@@ -110,7 +110,7 @@ export class VirtioBlkHost extends VirtioMmioHost {
     v.setUint32(VIRTIO_BLK_CFG_SEG_MAX, this.segMax, true);
     v.setUint32(VIRTIO_BLK_CFG_BLK_SIZE, this.blkSize, true);
     v.setUint16(VIRTIO_BLK_CFG_NUM_QUEUES, 1, true);
-    const align = this.blkSize >> VIRTIO_BLK_SECTOR_SHIFT;
+    const align = this.blkSize / VIRTIO_BLK_SECTOR_SIZE;
     if (!store.readOnly) {
       if (store.discard) {
         v.setUint32(VIRTIO_BLK_CFG_MAX_DISCARD_SECTORS, MAX_DWZ_SECTORS, true);

@@ -10,7 +10,7 @@ import {
   AT_FDCWD, AT_SYMLINK_NOFOLLOW, O_DIRECTORY, O_RDONLY, SEEK_DATA, SEEK_HOLE, ENXIO, S_IFMT,
   type Stat,
 } from '../../lib/kernel/include/uapi.js';
-import { comparePaths, matchPath, rdevString, type FileType, type Manifest, type ManifestEntry, type PathPattern } from '../lib/manifest.js';
+import { comparePaths, fingerprintFile, matchPath, rdevString, type FileType, type Manifest, type ManifestEntry, type PathPattern } from '../lib/manifest.js';
 import type { Ext4Dev } from '../../lib/kernel/fs/ext4/ext4.js';
 
 const tsNs = (t: { sec: number; nsec: number }) => BigInt(t.sec) * 1_000_000_000n + BigInt(t.nsec);
@@ -163,6 +163,7 @@ export function memDev(img: Uint8Array, opts: { readOnly?: boolean; onRead?: (bl
   return dev;
 }
 
-export function sha256File(p: string): string {
-  return crypto.createHash('sha256').update(fs.readFileSync(p)).digest('hex');
+/** What "the image is unchanged" compares: bytes and hole map, streamed (images pass 2 GiB). */
+export function sha256File(p: string): Promise<string> {
+  return fingerprintFile(p);
 }

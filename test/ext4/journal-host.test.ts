@@ -48,7 +48,7 @@ if (skip) {
     t.match(features, /needs_recovery/, 'the copy needs recovery');
     const logdump = await run('debugfs', ['-R', 'logdump', crash], { allowFail: true });
     t.match(logdump.stdout, /Found expected sequence \d+, type 1 \(descriptor block\)/, 'its journal holds transactions');
-    const before = sha256File(crash);
+    const before = await sha256File(crash);
 
     const fixed = path.join(dir, 'fixed.img');
     fs.copyFileSync(crash, fixed);
@@ -83,6 +83,6 @@ if (skip) {
     }
     t.comment(`without replay (noload): ${stale.length} differences from the replayed tree`);
     t.ok(stale.length > 0, 'without replay the tree differs, so the replay did the work');
-    t.equal(sha256File(crash), before, 'the crash image is unchanged (replay was in memory)');
+    t.equal(await sha256File(crash), before, 'the crash image is unchanged (replay was in memory)');
   });
 }

@@ -136,7 +136,7 @@ if (skipFix) {
         fs.copyFileSync(img, fixed);
         await run('e2fsck', ['-fy', fixed], { allowFail: true });
         const host = await withLoopMount(fixed, { ro: true, noload: true }, (m) => hostManifest(m, { producer: 'e2fsck -fy' }));
-        const before = sha256File(img);
+        const before = await sha256File(img);
         const id = await k.diskAdd({ path: img, readOnly: true });
         const mnt = await k.mountDev(id, 0, 'ext4', MS_RDONLY, '');
         t.type(mnt, 'string', `${f.name}: mounted`);
@@ -149,7 +149,7 @@ if (skipFix) {
         } finally {
           t.equal(await k.umountDev(id, 0), 0);
         }
-        t.equal(sha256File(img), before, `${f.name}: image unchanged`);
+        t.equal(await sha256File(img), before, `${f.name}: image unchanged`);
       }
     } finally { await k.halt(); }
   });
@@ -163,12 +163,12 @@ if (skipFix) {
         const fixed = path.join(dir, `${name}.fsck2.img`);
         fs.copyFileSync(images.get(name)!, fixed);
         await run('e2fsck', ['-fy', fixed], { allowFail: true });
-        const before = sha256File(img);
+        const before = await sha256File(img);
         const id = await k.diskAdd({ path: img });
         const mnt = await k.mountDev(id, 0, 'ext4', 0, '');
         t.type(mnt, 'string', `${name}: mounted rw (forced ro after recovery)`);
         if (typeof mnt === 'string') t.equal(await k.umountDev(id, 0), 0);
-        t.not(sha256File(img), before, `${name}: the replay was written`);
+        t.not(await sha256File(img), before, `${name}: the replay was written`);
         const h = await dumpe2fsHeader(img);
         t.notMatch(h.get('Filesystem features') ?? '', /needs_recovery/, `${name}: needs_recovery cleared`);
         const a = await withLoopMount(fixed, { ro: true, noload: true }, (m) => hostManifest(m, { producer: 'e2fsck -fy' }));

@@ -213,6 +213,36 @@ export async function hashFileSparse(abs: string): Promise<string> {
   return h.digest('hex');
 }
 
+/**
+ * A fingerprint of a (large, sparse) image for "unchanged" checks: sha256 over its size, its
+ * data extents and their bytes, with holes named, not hashed. Two files with the same bytes
+ * but other hole maps differ here (for an image that a read-only mount must not touch, any
+ * new allocation is a change). Streams; falls back to hashFile() without FIEMAP.
+ */
+export async function fingerprintFile(abs: string): Promise<string> {
+  const size = fs.statSync(abs).size;
+  const map = which('filefrag') ? await dataExtents(abs, size) : null;
+  if (!map) return hashFile(abs);
+  const h = crypto.createHash('sha256').update(`size ${size}\n`);
+  const CHUNK = 4 * 1024 * 1024;
+  const buf = Buffer.allocUnsafe(CHUNK);
+  const fd = fs.openSync(abs, 'r');
+  try {
+    for (const [start, end] of map) {
+      h.update(`extent ${start} ${end}\n`);
+      for (let pos = start; pos < end;) {
+        const n = fs.readSync(fd, buf, 0, Math.min(CHUNK, end - pos), pos);
+        if (n <= 0) throw new Error(`${abs}: short read at ${pos}`);
+        h.update(buf.subarray(0, n));
+        pos += n;
+      }
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+  return h.digest('hex');
+}
+
 /** Byte ranges [start, end) holding data, sorted and merged; null when unknown. */
 async function dataExtents(abs: string, size: number): Promise<[number, number][] | null> {
   const r = await run('filefrag', ['-v', '-s', abs], { allowFail: true });

@@ -249,6 +249,7 @@ export async function blkdevPut(b: BlockDeviceIface, holder: unknown = null): Pr
  */
 export async function setBlocksize(b: BlockDeviceIface, size: number): Promise<void> {
   const bdev = asBdev(b);
+  // bits32: a power-of-two test on a block size, bounded by PAGE_SIZE first
   if (size > PAGE_SIZE || size < 512 || (size & (size - 1)) || size < bdev.logicalBlockSize) throw err(EINVAL);
   if (bdev.bd_block_size === size) return;
   await syncBlockdev(bdev);

@@ -16,7 +16,7 @@ import { Completion } from '../kernel/wait.js';
 import { err } from '../include/errno.js';
 import { ENOMEM } from '../include/uapi.js';
 import {
-  BLK_STS_IOERR, BLK_STS_OK, Bio, REQ_OP_FLUSH, REQ_OP_WRITE, REQ_PREFLUSH, REQ_SYNC, SECTOR_SHIFT,
+  BLK_STS_IOERR, BLK_STS_OK, Bio, REQ_OP_FLUSH, REQ_OP_WRITE, REQ_PREFLUSH, REQ_SYNC, SECTOR_SIZE,
   type BlockDevice,
 } from '../include/blk.js';
 import { allocPage, putPage, PAGE_SIZE, type Page } from '../mm/page_alloc.js';
@@ -41,7 +41,7 @@ export function bioAlloc(bdev: BlockDevice, opf: number, sector = 0): Bio {
 export function bioAddPage(bio: Bio, page: Page, len: number, offset: number): boolean {
   const q = bdevQueue(bio.bi_bdev);
   const last = bio.bi_io_vec[bio.bi_io_vec.length - 1];
-  if ((bio.bi_size + len) >>> SECTOR_SHIFT > q.maxSectors) return false;
+  if (Math.floor((bio.bi_size + len) / SECTOR_SIZE) > q.maxSectors) return false;
   if (last && last.page === page && last.offset + last.len === offset) {
     last.len += len;
     bio.bi_size += len;
@@ -78,8 +78,8 @@ export async function submitBio(bio: Bio): Promise<void> {
     return;
   }
   if (!emptyFlush) {
-    const nr = bio.bi_size >>> SECTOR_SHIFT;
-    if (bio.bi_size % disk.logicalBlockSize !== 0 || bio.bi_sector % (disk.logicalBlockSize >>> SECTOR_SHIFT) !== 0) {
+    const nr = Math.floor(bio.bi_size / SECTOR_SIZE);
+    if (bio.bi_size % disk.logicalBlockSize !== 0 || bio.bi_sector % (disk.logicalBlockSize / SECTOR_SIZE) !== 0) {
       host().print(`blk: ${bdev.bd_name}: misaligned I/O: sector ${bio.bi_sector} + ${bio.bi_size} bytes`);
       bioEndio(bio, BLK_STS_IOERR);
       return;
@@ -129,7 +129,7 @@ export async function bdevRwSectors(bdev: BlockDevice, op: number, sector: numbe
       const n = Math.min(PAGE_SIZE, buf.length - off);
       if (op === REQ_OP_WRITE) p.data.set(buf.subarray(off, off + n));
       if (!bioAddPage(bio, p, n, 0)) {
-        bio = bioAlloc(bdev, op, sector + (off >>> SECTOR_SHIFT));
+        bio = bioAlloc(bdev, op, sector + Math.floor(off / SECTOR_SIZE));
         bios.push(bio);
         bioAddPage(bio, p, n, 0);
       }

@@ -33,7 +33,7 @@ import { addTimer } from '../kernel/timer.js';
 import {
   BLK_STS_IOERR, BLK_STS_MEDIUM, BLK_STS_NOSPC, BLK_STS_NOTSUPP, BLK_STS_OK, BLK_STS_RESOURCE,
   Bio, REQ_FUA, REQ_OP_DISCARD, REQ_OP_FLUSH, REQ_OP_MASK, REQ_OP_READ, REQ_OP_WRITE,
-  REQ_OP_WRITE_ZEROES, REQ_PREFLUSH, SECTOR_SHIFT, type BlockDriver, type Request,
+  REQ_OP_WRITE_ZEROES, REQ_PREFLUSH, SECTOR_SIZE, type BlockDriver, type Request,
 } from '../include/blk.js';
 import { EIO, ENODATA, ENOMEM, ENOSPC, EOPNOTSUPP } from '../include/uapi.js';
 
@@ -213,7 +213,7 @@ export interface QueueTarget {
   queue: RequestQueue;
 }
 
-function sectorsOf(bio: Bio): number { return bio.bi_size >>> SECTOR_SHIFT; }
+function sectorsOf(bio: Bio): number { return Math.floor(bio.bi_size / SECTOR_SIZE); }
 
 /**
  * Split a bio that exceeds the queue limits into children covering it in order; the parent
@@ -228,7 +228,7 @@ function splitToLimits(q: RequestQueue, bio: Bio): Bio[] {
   let sector = bio.bi_sector;
   for (const v of vecs) {
     if (cur && cur.bi_size % 512 === 0 &&
-      (cur.bi_io_vec.length + 1 > q.maxSegments || (cur.bi_size + v.len) >>> SECTOR_SHIFT > q.maxSectors)) {
+      (cur.bi_io_vec.length + 1 > q.maxSegments || Math.floor((cur.bi_size + v.len) / SECTOR_SIZE) > q.maxSectors)) {
       sector += sectorsOf(cur);
       cur = null;
     }

@@ -106,7 +106,7 @@ export async function addDisk(driver: BlockDriver, prefix = 'vd'): Promise<Gendi
   while (usedIndex.has(index)) index++;
   usedIndex.add(index);
   const name = diskNameFormat(prefix, index);
-  const disk = new Gendisk(name, index, VIRTBLK_MAJOR, index << PART_BITS, driver);
+  const disk = new Gendisk(name, index, VIRTBLK_MAJOR, index * 2 ** PART_BITS, driver);
   const nr = driver.capacity();
   disk.part0 = new BlockDevice(disk, makedev(disk.major, disk.first_minor), name, 0, 0, nr, null);
   disks.set(name, disk);

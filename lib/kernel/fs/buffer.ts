@@ -48,7 +48,7 @@ import { EINVAL, EIO } from '../include/uapi.js';
 import {
   BH_Async_Read, BH_Async_Write, BH_Dirty, BH_Lock, BH_Mapped, BH_New, BH_Req, BH_Unwritten,
   BH_Uptodate, BH_Write_EIO, BLK_STS_OK, REQ_OP_MASK, REQ_OP_READ, REQ_OP_WRITE, REQ_SYNC,
-  SECTOR_SHIFT, type Bio, type BlockDevice, type GetBlock, type MappedBlock,
+  SECTOR_SIZE, type Bio, type BlockDevice, type GetBlock, type MappedBlock,
 } from '../include/blk.js';
 import type { AddressSpace, Inode, SuperBlock, WritebackControl } from '../include/fs.js';
 import { I_DIRTY_DATASYNC, I_DIRTY_SYNC } from '../include/fs.js';
@@ -163,7 +163,7 @@ export async function submitBh(opf: number, bh: BufferHead): Promise<void> {
   const op = opf & REQ_OP_MASK;
   if (op === REQ_OP_WRITE && bh.test(BH_Write_EIO)) bh.clear(BH_Write_EIO);
   bh.set(BH_Req);
-  const bio = bioAlloc(bh.b_bdev, opf, bh.b_blocknr * (bh.b_size >>> SECTOR_SHIFT));
+  const bio = bioAlloc(bh.b_bdev, opf, bh.b_blocknr * (bh.b_size / SECTOR_SIZE));
   bio.addPage(bh.b_page, bh.b_size, bh.b_offset);
   bio.bi_private = bh;
   bio.bi_end_io = (b: Bio) => {
@@ -227,6 +227,7 @@ export async function bhReadahead(bh: BufferHead, opf = 0): Promise<void> {
 
 /** Blocks of `size` in one page, and log2(size). */
 function bitsOf(size: number): number {
+  // bits32: a power-of-two test on a block size, bounded by PAGE_SIZE first
   if (size < 512 || size > PAGE_SIZE || (size & (size - 1))) throw err(EINVAL, `bad block size ${size}`);
   return Math.log2(size);
 }
@@ -260,7 +261,7 @@ function bdevPageBuffers(bdev: BlockDevice, page: Page, size: number): BufferHea
   }
   if (!bhs) bhs = createEmptyBuffers(page, size);
   const first = page.index * (PAGE_SIZE / size);
-  const end = Math.floor((bdev.bd_nr_sectors << SECTOR_SHIFT) / size);
+  const end = Math.floor(bdev.bd_nr_sectors * SECTOR_SIZE / size);
   for (let i = 0; i < bhs.length; i++) {
     const bh = bhs[i]!;
     if (bh.test(BH_Mapped)) continue;
@@ -282,14 +283,15 @@ export async function getblk(bdev: BlockDevice, block: number, size: number): Pr
     throw err(EIO, `${bdev.bd_name}: block ${block} (size ${size}) beyond the end of the device`);
   }
   const perPage = PAGE_SHIFT - bits;
-  const index = Math.floor(block / (1 << perPage));
+  const blocksPerPage = 2 ** perPage;
+  const index = Math.floor(block / blocksPerPage);
   const m = bdev.bd_inode.i_mapping;
   /* fast path: the page is cached with buffers of this size */
   const cached = findGetPage(m, index);
   if (cached) {
     const bhs = pageBuffers(cached);
     if (bhs && bhs[0]!.b_size === size) {
-      const bh = bhs[block - index * (1 << perPage)]!;
+      const bh = bhs[block - index * blocksPerPage]!;
       getBh(bh);
       putPage(cached);
       return bh;
@@ -299,7 +301,7 @@ export async function getblk(bdev: BlockDevice, block: number, size: number): Pr
   const page = await findOrCreatePage(m, index);
   try {
     const bhs = bdevPageBuffers(bdev, page, size);
-    return getBh(bhs[block - index * (1 << perPage)]!);
+    return getBh(bhs[block - index * blocksPerPage]!);
   } finally {
     unlockPage(page);
     putPage(page);
@@ -523,7 +525,7 @@ function setMapped(bh: BufferHead, inode: Inode, map: BlockMap, offsetInRun: num
 async function mapPageBuffers(inode: Inode, page: Page, bhs: BufferHead[], mapper: BlockMapper, create: boolean,
   want: (i: number) => boolean, lastBlock = Infinity): Promise<void> {
   const bits = inode.i_blkbits;
-  const first = page.index << (PAGE_SHIFT - bits);
+  const first = page.index * 2 ** (PAGE_SHIFT - bits);
   let run: BlockMap | null = null;
   let runStart = 0;
   for (let i = 0; i < bhs.length; i++) {
@@ -552,7 +554,7 @@ export async function blockReadFullPage(page: Page, getBlock: GetBlock | BlockMa
   const inode = inodeOf(page);
   const blocksize = 1 << inode.i_blkbits;
   const bhs = pageBuffers(page) ?? createEmptyBuffers(page, blocksize);
-  const first = page.index << (PAGE_SHIFT - inode.i_blkbits);
+  const first = page.index * 2 ** (PAGE_SHIFT - inode.i_blkbits);
   const lastBlock = Math.ceil(inode.i_size / blocksize);
   try {
     await mapPageBuffers(inode, page, bhs, mapper, false, (i) => !bhs[i]!.test(BH_Uptodate), lastBlock);
@@ -615,7 +617,7 @@ async function doMpageReadpage(st: MpageReadState, page: Page, mapper: BlockMapp
   const bits = inode.i_blkbits;
   const blocksize = 1 << bits;
   const perPage = PAGE_SIZE >>> bits;
-  const first = page.index << (PAGE_SHIFT - bits);
+  const first = page.index * 2 ** (PAGE_SHIFT - bits);
   const lastBlock = Math.ceil(inode.i_size / blocksize);
   if (pageBuffers(page)) { await mpageSubmit(st); return blockReadFullPage(page, mapper); }
   let firstHole = perPage;
@@ -648,7 +650,7 @@ async function doMpageReadpage(st: MpageReadState, page: Page, mapper: BlockMapp
   if (st.bio && st.nextPblk !== pblk0) await mpageSubmit(st);
   if (st.bio && !bioAddPage(st.bio, page, len, 0)) await mpageSubmit(st);
   if (!st.bio) {
-    st.bio = bioAlloc(bdev, REQ_OP_READ, pblk0 * (blocksize >>> SECTOR_SHIFT));
+    st.bio = bioAlloc(bdev, REQ_OP_READ, pblk0 * (blocksize / SECTOR_SIZE));
     st.bio.bi_end_io = mpageEndRead;
     bioAddPage(st.bio, page, len, 0);
   }
@@ -714,7 +716,7 @@ export async function blockWriteFullPage(page: Page, getBlock: GetBlock | BlockM
     (page.mapping as AddressSpace).wb_err = EIO;
     throw new Error(`BUG: block_write_full_page: ${bhs[0]!.b_size}-byte buffers on an inode of ${blocksize}-byte blocks`);
   }
-  const first = page.index << (PAGE_SHIFT - bits);
+  const first = page.index * 2 ** (PAGE_SHIFT - bits);
   const lastBlock = Math.floor((iSize - 1) / blocksize);
   for (let i = 0; i < bhs.length; i++) {
     if (first + i > lastBlock) { bhs[i]!.clear(BH_Dirty); bhs[i]!.set(BH_Uptodate); }
@@ -883,7 +885,7 @@ export function blockCommitWrite(page: Page, from: number, to: number): void {
 export async function blockTruncatePage(m: AddressSpace, from: number, getBlock: GetBlock | BlockMapper): Promise<void> {
   const inode = m.host;
   const blocksize = 1 << inode.i_blkbits;
-  const offset = from & (blocksize - 1);
+  const offset = from % blocksize;
   if (!offset) return;
   const mapper = toMapper(getBlock);
   const page = await findOrCreatePage(m, Math.floor(from / PAGE_SIZE));
@@ -893,7 +895,7 @@ export async function blockTruncatePage(m: AddressSpace, from: number, getBlock:
     const i = Math.floor(pageOff / blocksize);
     const bh = bhs[i]!;
     if (!bh.test(BH_Mapped)) {
-      const map = await mapper(inode, (page.index << (PAGE_SHIFT - inode.i_blkbits)) + i, 1, false);
+      const map = await mapper(inode, page.index * 2 ** (PAGE_SHIFT - inode.i_blkbits) + i, 1, false);
       if (!map.mapped) return;   /* a hole reads as zeros already */
       setMapped(bh, inode, map, 0);
     }

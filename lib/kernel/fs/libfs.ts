@@ -25,6 +25,7 @@ import { currentTime, dropNlink, ihold, incNlink } from './inode.js';
 import { setattrPrepare, setattrCopy } from './attr.js';
 import { markInodeDirty } from './fs-writeback.js';
 import { truncatePagecache } from '../mm/filemap.js';
+import { PAGE_SIZE } from '../mm/page_alloc.js';
 
 /** simple_lookup: a name not in the dcache does not exist (ENAMETOOLONG past NAME_MAX). */
 export async function simpleLookup(_dir: Inode, dentry: Dentry): Promise<Inode | null> {
@@ -217,7 +218,7 @@ export function genericFillattr(inode: Inode, stat: Kstat): void {
 export async function simpleGetattr(d: Dentry, stat: Kstat): Promise<void> {
   const inode = d.d_inode!;
   genericFillattr(inode, stat);
-  stat.blocks = inode.i_mapping.pages.size << 3;
+  stat.blocks = inode.i_mapping.pages.size * (PAGE_SIZE / 512);
 }
 
 /** simple_setattr: checks, size change through the page cache, then copy. */

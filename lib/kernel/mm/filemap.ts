@@ -36,7 +36,7 @@ export { PAGE_SIZE, PAGE_SHIFT };
 
 const PAGE_WAIT_TABLE = 256;
 const pageWaitTable = Array.from({ length: PAGE_WAIT_TABLE }, () => new WaitQueueHead());
-function pageWq(p: Page): WaitQueueHead { return pageWaitTable[p.pfn & (PAGE_WAIT_TABLE - 1)]!; }
+function pageWq(p: Page): WaitQueueHead { return pageWaitTable[p.pfn % PAGE_WAIT_TABLE]!; }
 
 export async function lockPage(p: Page): Promise<void> {
   while (p.test(PG_locked)) await sleepOn(pageWq(p));

@@ -28,10 +28,10 @@ export class Page {
   private view: Uint8Array | null = null;
   constructor(public readonly pfn: number) {}
   /** Physical address of the frame's first byte. */
-  get phys(): number { return this.pfn << PAGE_SHIFT; }
+  get phys(): number { return this.pfn * PAGE_SIZE; }
   /** The frame's bytes (a view into physical memory). */
   get data(): Uint8Array {
-    return this.view ??= new Uint8Array(mem.sab, this.pfn << PAGE_SHIFT, PAGE_SIZE);
+    return this.view ??= new Uint8Array(mem.sab, this.pfn * PAGE_SIZE, PAGE_SIZE);
   }
   test(f: number): boolean { return (this.flags & f) !== 0; }
   set(f: number): void { this.flags |= f; }
@@ -58,7 +58,7 @@ export function memInit(memMiB: number): void {
   const bytes = memMiB * 1024 * 1024;
   mem.sab = host().memAlloc(bytes);
   mem.bytes = new Uint8Array(mem.sab);
-  mem.totalPages = bytes >>> PAGE_SHIFT;
+  mem.totalPages = Math.floor(bytes / PAGE_SIZE);
   // Frame 0 is reserved so that physical address 0 never names a real buffer.
   for (let pfn = mem.totalPages - 1; pfn >= 1; pfn--) mem.freeList.push(pfn);
 }

@@ -105,8 +105,8 @@ export class Vring {
   constructor(readonly mem: Uint8Array, readonly num: number,
     readonly desc: number, readonly avail: number, readonly used: number) {
     this.view = new DataView(mem.buffer, mem.byteOffset, mem.byteLength);
-    this.u16 = littleEndianHost && mem.buffer instanceof SharedArrayBuffer && (mem.byteOffset & 1) === 0
-      ? new Uint16Array(mem.buffer, mem.byteOffset, mem.byteLength >>> 1) : null;
+    this.u16 = littleEndianHost && mem.buffer instanceof SharedArrayBuffer && mem.byteOffset % 2 === 0
+      ? new Uint16Array(mem.buffer, mem.byteOffset, Math.floor(mem.byteLength / 2)) : null;
   }
 
   /** Physical address of descriptor i in the table (or in an indirect table at `table`). */
@@ -157,10 +157,10 @@ export class Vring {
   set availEvent(v: number) { this.view.setUint16(this.used + VIRTQ_USED_RING + VIRTQ_USED_ELEM_SIZE * this.num, v, true); }
 
   private load16(addr: number): number {
-    return this.u16 ? Atomics.load(this.u16, addr >>> 1) : this.view.getUint16(addr, true);
+    return this.u16 ? Atomics.load(this.u16, addr / 2) : this.view.getUint16(addr, true);
   }
   private store16(addr: number, v: number): void {
-    if (this.u16) Atomics.store(this.u16, addr >>> 1, v & 0xffff);
+    if (this.u16) Atomics.store(this.u16, addr / 2, v & 0xffff);
     else this.view.setUint16(addr, v & 0xffff, true);
   }
 }

@@ -74,7 +74,7 @@ function dx_hack_hash(name: Uint8Array, unsigned: boolean): number {
 
 /* Packs up to 4*num bytes of the name into num words, padded with a length pattern. */
 function str2hashbuf(msg: Uint8Array, off: number, len: number, out: Uint32Array, num: number, unsigned: boolean): void {
-  let pad = (len | (len << 8)) >>> 0;
+  let pad = (len | (len << 8)) >>> 0; // bits32: a name length, at most 255
   pad = (pad | (pad << 16)) >>> 0;
   let val = pad;
   if (len > num * 4) len = num * 4;

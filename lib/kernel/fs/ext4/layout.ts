@@ -785,7 +785,7 @@ export function ext4_inode_blocks(ino: Ext4Inode, hugeFile: boolean, blockSize: 
  */
 export function ext4_inode_blocks_set(ino: Ext4Inode, sectors: number, hugeFile: boolean, blockSize: number): boolean {
   if (sectors <= 0xffffffff) {
-    ino.i_blocks_lo = sectors >>> 0; ino.l_i_blocks_high = 0;
+    ino.i_blocks_lo = sectors; ino.l_i_blocks_high = 0;
     ino.i_flags = (ino.i_flags & ~EXT4_HUGE_FILE_FL) >>> 0;
     return true;
   }
@@ -962,7 +962,7 @@ export function ext4_rec_len_from_disk(dlen: number, blockSize: number): number 
 export function ext4_rec_len_to_disk(len: number, blockSize: number): number {
   if (len < 65536) return len;
   if (len === blockSize) return blockSize === 65536 ? EXT4_MAX_REC_LEN : 0;
-  return (len & 65532) | ((len >>> 16) & 3);
+  return (len & 65532) | ((len >>> 16) & 3); // bits32: rec_len is at most 2^18
 }
 
 export interface Ext4DirEntry { inode: number; rec_len: number; name_len: number; file_type: number; name: Uint8Array }
@@ -1187,7 +1187,7 @@ export interface Ext4XattrEntry {
 }
 export const EXT4_XATTR_PAD = 4;
 export const EXT4_XATTR_LEN = (nameLen: number): number => (nameLen + EXT4_XATTR_ENTRY_SIZE + 3) & ~3;
-export const EXT4_XATTR_SIZE = (size: number): number => (size + 3) & ~3;
+export const EXT4_XATTR_SIZE = (size: number): number => Math.ceil(size / 4) * 4;
 /** IS_LAST_ENTRY: the list ends with four zero bytes. */
 export const ext4_xattr_is_last_entry = (buf: Uint8Array, off: number): boolean => le32(buf, off) === 0;
 
@@ -1249,7 +1249,7 @@ export function ext4_xattr_hash_entry(name: Uint8Array, value: Uint8Array | null
     const words = Math.ceil(value.length / 4);
     for (let i = 0; i < words; i++) {
       let w = 0;
-      for (let k = 3; k >= 0; k--) w = (w << 8) | (4 * i + k < value.length ? value[4 * i + k] : 0);
+      for (let k = 3; k >= 0; k--) w = (w << 8) | (4 * i + k < value.length ? value[4 * i + k] : 0); // bits32: a byte of the value
       hash = ((hash << VALUE_HASH_SHIFT) ^ (hash >>> (32 - VALUE_HASH_SHIFT)) ^ (w >>> 0)) >>> 0;
     }
   }

@@ -70,7 +70,7 @@ async function dx_node(dir: Ext4Inode, lblk: number): Promise<{ buf: Uint8Array;
 }
 
 function dx_block_of(dir: Ext4Inode, buf: Uint8Array, at: number, i: number): number {
-  const b = dx_entry_decode(buf, at, i).block & DX_BLOCK_MASK;
+  const b = dx_entry_decode(buf, at, i).block & DX_BLOCK_MASK; // bits32: a le32 field
   if (b >= dir_blocks(dir)) {
     ext4_warning(dir.i_sb, 'dx_probe', `inode #${dir.i_ino}: dx entry: block ${b} beyond i_size`);
     throw new DxFallback();

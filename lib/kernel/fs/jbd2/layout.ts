@@ -202,7 +202,7 @@ function tag_decode(sb: JournalSuperblock, buf: Uint8Array, o: number): Omit<Jou
 }
 function tag_encode(sb: JournalSuperblock, t: Omit<JournalBlockTag, 'uuid'>, buf: Uint8Array, o: number): void {
   const is64 = jbd2_has_feature_64bit(sb);
-  put_be32(buf, o, t.blocknr >>> 0);
+  put_be32(buf, o, t.blocknr % HI32);
   if (jbd2_has_feature_csum3(sb)) {
     put_be32(buf, o + 4, t.t_flags);
     put_be32(buf, o + 8, is64 ? Math.floor(t.blocknr / HI32) >>> 0 : 0);

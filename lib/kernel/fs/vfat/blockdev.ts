@@ -10,7 +10,7 @@
  * May touch: fs/buffer.ts, block/bio.ts, fs-writeback.ts.
  */
 import type { BlockDevice } from '../../include/blk.js';
-import { BH_Uptodate, REQ_OP_READ, SECTOR_SHIFT } from '../../include/blk.js';
+import { BH_Uptodate, REQ_OP_READ, SECTOR_SIZE } from '../../include/blk.js';
 import { bdevRwSectors, blkdevIssueFlush } from '../../block/bio.js';
 import {
   bread, brelse, cleanBdevAliases, getblk, invalidateBdev, lockBuffer, markBufferDirty, markBufferDirtyInode,
@@ -20,7 +20,7 @@ import { filemapWriteAndWaitRange } from '../fs-writeback.js';
 import type { FatBlockOps, FatBuffer } from './fat.js';
 
 export function bdevBlockOps(bdev: BlockDevice, blocksize: number): FatBlockOps {
-  const spb = blocksize >>> SECTOR_SHIFT;
+  const spb = blocksize / SECTOR_SIZE;
   const ops: FatBlockOps = {
     async bread(blk) { return bread(bdev, blk, blocksize); },
     async getblkZero(blk) {

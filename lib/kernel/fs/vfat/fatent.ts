@@ -201,7 +201,7 @@ export async function fat_chain_add(inode: MsdosInode, newClusters: number[]): P
     const last = await fat_get_cluster(inode, Number.MAX_SAFE_INTEGER);
     await fat_ent_set_locked(sb, last.dclus, first);
   }
-  inode.i_blocks += newClusters.length * (MSDOS_SB(sb).clusterSize >> 9);
+  inode.i_blocks += newClusters.length * (MSDOS_SB(sb).clusterSize / 512);
 }
 
 /** fat_add_cluster(s): allocate `nr` clusters and append them to the inode's chain. */
@@ -218,7 +218,7 @@ export async function fat_add_clusters(inode: MsdosInode, nr: number): Promise<n
 
 /** Clusters allocated to an inode (i_blocks is kept in 512-byte units of whole clusters). */
 export function fat_nr_clusters(inode: MsdosInode): number {
-  return Math.round(inode.i_blocks / (MSDOS_SB(inode.i_sb).clusterSize >> 9));
+  return Math.round(inode.i_blocks / (MSDOS_SB(inode.i_sb).clusterSize / 512));
 }
 
 /* ---- FSInfo and the state byte ---- */

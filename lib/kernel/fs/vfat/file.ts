@@ -207,14 +207,14 @@ export async function fat_truncate_blocks(mi: MsdosInode, offset: number): Promi
     if (mi.i_pos) await fat_write_inode(mi, false);
   } else {
     const last = await fat_get_cluster(mi, keep - 1);
-    if (last.eof) { mi.i_blocks = (last.fclus + 1) * (sbi.clusterSize >> 9); return; }
+    if (last.eof) { mi.i_blocks = (last.fclus + 1) * (sbi.clusterSize / 512); return; }
     const next = await fat_ent_read(sb, last.dclus);
     fat_cache_inval_inode(mi);
-    if (next === FAT_ENT_EOF) { mi.i_blocks = keep * (sbi.clusterSize >> 9); return; }
+    if (next === FAT_ENT_EOF) { mi.i_blocks = keep * (sbi.clusterSize / 512); return; }
     await fat_ent_set_locked(sb, last.dclus, FAT_ENT_EOF);
     freeFrom = next;
   }
-  mi.i_blocks = keep * (sbi.clusterSize >> 9);
+  mi.i_blocks = keep * (sbi.clusterSize / 512);
   await fat_free_clusters(sb, freeFrom, isDir);
 }
 

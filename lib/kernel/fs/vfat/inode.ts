@@ -118,7 +118,7 @@ export async function fat_fill_inode(inode: MsdosInode, de: MsdosDirEntry): Prom
     setNlink(inode, 1);
   }
   inode.i_attrs = de.attr & ATTR_UNUSED;
-  inode.i_blocks = Math.ceil(inode.i_size / sbi.clusterSize) * (sbi.clusterSize >> 9);
+  inode.i_blocks = Math.ceil(inode.i_size / sbi.clusterSize) * (sbi.clusterSize / 512);
   const t = fat_entry_times(sb, de);
   inode.i_mtime = t.mtime;
   inode.i_ctime = { ...t.mtime };
@@ -188,7 +188,7 @@ export async function fat_read_root(sb: SuperBlock): Promise<MsdosInode> {
   }
   inode.i_logstart = 0;
   inode.mmu_private = inode.i_size;
-  inode.i_blocks = Math.ceil(inode.i_size / sbi.clusterSize) * (sbi.clusterSize >> 9);
+  inode.i_blocks = Math.ceil(inode.i_size / sbi.clusterSize) * (sbi.clusterSize / 512);
   inode.i_attrs = ATTR_DIR;
   const zero = { sec: 0, nsec: 0 };
   inode.i_mtime = { ...zero }; inode.i_atime = { ...zero }; inode.i_ctime = { ...zero };

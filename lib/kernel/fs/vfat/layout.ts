@@ -293,7 +293,7 @@ export function fat_boot_sector_encode(bs: FatBootSector, buf: Uint8Array): void
   dv.setUint32(BS_TOTAL_SECT, bs.totalSect >>> 0, true);
   if (bs.fatLength === 0) {
     const f = bs.fat32;
-    dv.setUint32(BS32_LENGTH, f.length >>> 0, true);
+    dv.setUint32(BS32_LENGTH, f.length >>> 0, true); // bits32: a u32 field, decoded from 32 bits
     dv.setUint16(BS32_FLAGS, f.flags, true);
     buf[BS32_VERSION] = f.version & 0xff;
     buf[BS32_VERSION + 1] = f.version >> 8;
@@ -390,13 +390,14 @@ export function fat_fill_geometry(bs: FatBootSector): Checked<FatSbInfo> {
   const dirStart = fatStart + bs.fats * fatLength;
   const dirEntries = bs.dirEntries;
   const dirPerBlock = sectorSize / MSDOS_DIR_ENTRY_SIZE;
-  if (dirEntries & (dirPerBlock - 1)) return fail(`bogus number of directory entries (${dirEntries})`);
+  if (dirEntries % dirPerBlock) return fail(`bogus number of directory entries (${dirEntries})`);
 
   const rootdirSectors = (dirEntries * MSDOS_DIR_ENTRY_SIZE) / sectorSize;
   const dataStart = dirStart + rootdirSectors;
   const totalSectors = bs.sectors !== 0 ? bs.sectors : bs.totalSect;
   /* Linux computes this in unsigned 32-bit arithmetic: a data area past the end wraps and
    * is then clamped by the FAT size below. Reproduce that rather than invent a check. */
+  // bits32: u32 arithmetic, as fat_fill_super does it (a data start past the end wraps and fails below)
   let totalClusters = Math.floor(((totalSectors - dataStart) >>> 0) / bs.secPerClus);
 
   const fatBits: 12 | 16 | 32 = isFat32 ? 32 : totalClusters > MAX_FAT12 ? 16 : 12;
@@ -712,7 +713,7 @@ export function msdos_dir_entry_encode(de: MsdosDirEntry, buf: Uint8Array, off =
   dv.setUint16(off + DE_TIME, de.time, true);
   dv.setUint16(off + DE_DATE, de.date, true);
   dv.setUint16(off + DE_START, de.start, true);
-  dv.setUint32(off + DE_SIZE, de.size >>> 0, true);
+  dv.setUint32(off + DE_SIZE, de.size >>> 0, true); // bits32: FAT file sizes are u32
 }
 
 /** A zeroed entry with the given 11-byte name (strings are taken as Latin-1 bytes). */
