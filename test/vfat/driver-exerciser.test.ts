@@ -14,9 +14,9 @@ import { copyFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import {
-  O_CREAT, O_EXCL, O_RDONLY, O_WRONLY, O_RDWR, O_DIRECTORY, EEXIST, EINVAL, EISDIR, ENOENT, ENOTDIR, ENOTEMPTY,
+  O_CREAT, O_EXCL, O_RDONLY, O_WRONLY, O_RDWR, O_DIRECTORY, EEXIST, EINVAL, EISDIR, ENOENT, ENOSPC, ENOTDIR, ENOTEMPTY,
 } from '../../lib/index.js';
-import { bootWithImage, fsckProblems, fsckVfat, mkfs, mtoolsTree, scratchDir, type Booted, type Tree } from './driver-util.js';
+import { bootWithImage, fsckProblems, fsckVfat, lklTree, mkfs, mtoolsTree, scratchDir, treeDiff, type Booted, type Tree } from './driver-util.js';
 
 const SEED = Number(process.env.VFAT_SEED ?? 20261123);
 const OPS = Number(process.env.VFAT_OPS ?? 6000);
@@ -382,4 +382,103 @@ t.test(`FAT16 exerciser (seed ${SEED}, ${OPS} ops)`, async (t) => {
 t.test(`FAT12 exerciser (seed ${SEED + 1}, ${Math.floor(OPS / 2)} ops)`, async (t) => {
   t.comment(`VFAT_SEED=${SEED + 1}`);
   await run(t, 12, 4096, SEED + 1, Math.floor(OPS / 2));
+});
+
+/**
+ * Parallel writers that run the volume into ENOSPC (issue: after such runs fsck.vfat said
+ * "Free cluster summary wrong"): four writers at once create, write, extend, truncate and
+ * unlink files on a small FAT32 volume, each until and past ENOSPC. Then the kernel's own
+ * free count must equal a count of the FAT, fsck.vfat -n must be clean (it checks FSInfo's
+ * free count on FAT32) and mtools must see exactly the files the kernel shows.
+ */
+async function fillers(t: Test, seed: number, rounds: number): Promise<void> {
+  const dir = scratchDir('fill32');
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const img = join(dir, 'fat32.img');
+  mkfs(img, 32); // 40 MiB, 512-byte clusters: 80,000 of them (mtools needs >= 65,525 for FAT32)
+  const b = await bootWithImage(img);
+  t.teardown(() => b.k.halt());
+  const mp = await b.k.mountDev(b.disk, 0, 'vfat', 0, '') as string;
+  let enospc = 0, writes = 0, unlinks = 0, truncates = 0;
+  const writer = async (w: number) => {
+    const rng = new Rng(seed * 31 + w);
+    const mine: string[] = [];
+    for (let r = 0; r < rounds; r++) {
+      const op = rng.int(10);
+      if (op < 6 || mine.length === 0) {
+        const name = `${mp}/w${w}-${r}.bin`;
+        const fd = await b.sys.open(name, O_CREAT | O_WRONLY, 0o644);
+        if (fd < 0) { if (fd === -ENOSPC) enospc++; continue; }
+        mine.push(name);
+        const len = 1 + rng.int(1536 * 1024);
+        const n = await b.sys.write(fd, new Uint8Array(len).fill(w + 1));
+        writes++;
+        if (n === -ENOSPC || (n >= 0 && n < len)) enospc++;
+        await b.sys.close(fd);
+      } else if (op < 8) {
+        const name = mine.splice(rng.int(mine.length), 1)[0]!;
+        if (await b.sys.unlink(name) === 0) unlinks++;
+      } else {
+        const name = rng.pick(mine);
+        if (await b.sys.truncate(name, rng.int(1024 * 1024)) === 0) truncates++;
+      }
+    }
+  };
+  await Promise.all([0, 1, 2, 3].map(writer));
+  t.ok(enospc > 0, `the writers ran into ENOSPC (${enospc} times; ${writes} writes, ${truncates} truncates, ${unlinks} unlinks)`);
+  const st = await b.sys.statfs(mp);
+  if (typeof st === 'number') throw new Error(`statfs: ${st}`);
+  const kernelTree = await lklTree(b.sys, mp);
+  t.equal(await b.k.umountDev(b.disk, 0), 0, 'unmount');
+  await b.k.halt();
+  const f = fsckVfat(img);
+  t.equal(f.status, 0, 'fsck.vfat -n exit 0');
+  t.same(fsckProblems(f.out), [], 'fsck.vfat -n finds nothing (free cluster summary included)');
+  const counted = /(\d+)\/(\d+) clusters/.exec(f.out);
+  t.ok(counted, 'fsck.vfat reports its cluster count');
+  if (counted) t.equal(st.bfree, Number(counted[2]) - Number(counted[1]), `statfs's free count (${st.bfree}) is the FAT's`);
+  if (process.env.VFAT_KEEP) copyFileSync(img, process.env.VFAT_KEEP);
+  t.same(treeDiff(kernelTree, mtoolsTree(img)), [], 'mtools sees the files the kernel showed');
+}
+
+t.test('FAT32: an allocation that finds fewer free clusters than it needs leaves the count right', async (t) => {
+  // The exact case behind the parallel writers' wrong count: on a fresh mount (FSInfo's
+  // count not yet trusted), a write needs 8 clusters and only 3 are left.
+  const dir = scratchDir('short32');
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const img = join(dir, 'fat32.img');
+  mkfs(img, 32);
+  let b = await bootWithImage(img);
+  let mp = await b.k.mountDev(b.disk, 0, 'vfat', 0, '') as string;
+  const st0 = await b.sys.statfs(mp);
+  if (typeof st0 === 'number') throw new Error(`statfs: ${st0}`);
+  const free = st0.bfree;
+  t.equal(await b.k.umountDev(b.disk, 0), 0, 'unmount');
+  await b.k.halt();
+  b = await bootWithImage(img);
+  t.teardown(() => b.k.halt());
+  mp = await b.k.mountDev(b.disk, 0, 'vfat', 0, '') as string;
+  const fd = await b.sys.open(`${mp}/fill`, O_CREAT | O_WRONLY, 0o644);
+  t.ok(fd >= 0, 'create');
+  const leave = 3;
+  t.equal(await b.sys.write(fd, new Uint8Array((free - leave) * st0.bsize).fill(1)), (free - leave) * st0.bsize, `fill all but ${leave} clusters`);
+  // (Our allocation is per page, all or nothing; Linux's per cluster would write 3 of them.)
+  const r = await b.sys.write(fd, new Uint8Array(8 * st0.bsize).fill(2));
+  t.equal(r, -ENOSPC, 'a write of 8 more clusters is ENOSPC: only 3 are free');
+  let more = 0;
+  while (more < 10 && await b.sys.write(fd, new Uint8Array(st0.bsize).fill(3)) === st0.bsize) more++;
+  t.equal(more, leave, 'one-cluster writes then fill exactly the 3 that were left');
+  t.equal(await b.sys.close(fd), 0);
+  t.equal(await b.sys.unlink(`${mp}/fill`), 0, 'unlink gives every cluster back');
+  const st1 = await b.sys.statfs(mp);
+  if (typeof st1 === 'number') throw new Error(`statfs: ${st1}`);
+  t.equal(st1.bfree, free, 'statfs: the free count is what it was');
+  t.equal(await b.k.umountDev(b.disk, 0), 0, 'unmount');
+  await b.k.halt();
+  const f = fsckVfat(img);
+  t.same(fsckProblems(f.out), [], 'fsck.vfat -n: FSInfo\'s free count is right');
+});
+
+t.test('FAT32: four parallel writers past ENOSPC keep the free count right', async (t) => {
+  for (const seed of process.env.VFAT_SEED ? [SEED] : [SEED, SEED + 7]) await t.test(`seed ${seed}`, (t) => fillers(t, seed, 60));
 });

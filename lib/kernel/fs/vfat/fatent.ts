@@ -119,7 +119,12 @@ export async function fat_alloc_clusters(sb: SuperBlock, nr: number): Promise<nu
       if ((await fat_ent_read(sb, c)) === FAT_ENT_FREE) got.push(c);
     }
     if (got.length < nr) {
-      if (!sbi.free_clus_valid) { sbi.free_clusters = 0; sbi.free_clus_valid = true; sbi.fsinfo_dirty = true; }
+      // The scan went over every cluster, so what it found is the free count. (Linux has
+      // taken the clusters it found by now and sets 0, then gives them back one by one
+      // through fat_free_clusters; we never took them, so the count is got.length.)
+      sbi.free_clusters = got.length;
+      sbi.free_clus_valid = true;
+      sbi.fsinfo_dirty = true;
       throw err(ENOSPC);
     }
     for (let i = 0; i < got.length; i++) {
