@@ -9,9 +9,9 @@
  */
 import { FileStore, MemoryStore, type BlockStore } from './stores.js';
 import { VirtioBlkHost, type VirtioBlkOptions } from './virtio-blk.js';
-import { virtioMmioHotplug } from '../kernel/drivers/virtio/virtio_mmio.js';
-import { virtblkDisk } from '../kernel/drivers/virtio/virtio_blk.js';
-import { partitionName } from '../kernel/block/genhd.js';
+import { syscall } from '../kernel/arch/syscalls.js';
+import { __NR_virtio_mmio_device_add, __NR_virtio_mmio_device_remove } from '../kernel/include/unistd.js';
+import type { VirtioDeviceInfo } from '../kernel/host-ops.js';
 import type { Sys } from '../kernel/include/sys.js';
 import { EBUSY, EEXIST, ENODEV, EINVAL } from '../kernel/include/uapi.js';
 
@@ -35,6 +35,8 @@ interface DiskEntry {
   dev: VirtioBlkHost;
   /** Kernel name once probed ("vda"). */
   name: string | null;
+  /** Its partitions' kernel names by number, as the kernel reported them when it took the disk. */
+  partitions: Map<number, string>;
   /** Mount points made by mountDev, by partition number. */
   mounts: Map<number, string>;
   /** Set when the device is given to the kernel. */
@@ -54,20 +56,13 @@ async function openStore(o: DiskOptions): Promise<BlockStore> {
 }
 
 /** Hand a device to the kernel and wait for its probe; resolves to the disk name or -errno. */
-function attach(d: DiskEntry): Promise<string | number> {
+async function attach(d: DiskEntry): Promise<string | number> {
   d.attached = true;
-  return new Promise((resolve) => {
-    virtioMmioHotplug({
-      op: 'add',
-      dev: d.dev,
-      done: (r) => {
-        if (r.errno) { d.attached = false; resolve(-r.errno); return; }
-        const disk = r.vdev ? virtblkDisk(r.vdev) : null;
-        d.name = disk?.disk_name ?? null;
-        resolve(d.name ?? -ENODEV);
-      },
-    });
-  });
+  const r = await syscall(__NR_virtio_mmio_device_add, [d.dev]) as VirtioDeviceInfo | number;
+  if (typeof r === 'number') { d.attached = false; return r; }
+  d.name = r.disk?.name ?? null;
+  d.partitions = new Map((r.disk?.partitions ?? []).map((p) => [p.partno, p.name]));
+  return d.name ?? -ENODEV;
 }
 
 /**
@@ -79,7 +74,7 @@ export async function diskAdd(opts: DiskOptions): Promise<number> {
   const store = await openStore(opts);
   const id = nextId++;
   const dev = new VirtioBlkHost(store, { name: `disk${id}`, ...opts.device });
-  const d: DiskEntry = { id, store, dev, name: null, mounts: new Map(), attached: false };
+  const d: DiskEntry = { id, store, dev, name: null, partitions: new Map(), mounts: new Map(), attached: false };
   disks.set(id, d);
   if (!kernelUp) return id;
   const r = await attach(d);
@@ -105,7 +100,7 @@ export async function disksBoot(): Promise<void> {
 export function diskDevName(id: number, part = 0): string | null {
   const d = disks.get(id);
   if (!d?.name) return null;
-  return part ? partitionName(d.name, part) : d.name;
+  return part ? d.partitions.get(part) ?? null : d.name;
 }
 
 /**
@@ -158,9 +153,7 @@ export async function diskRemove(id: number): Promise<number> {
   if (!d) return -ENODEV;
   if (d.mounts.size) return -EBUSY;
   if (d.attached && kernelUp) {
-    const r = await new Promise<number>((resolve) => {
-      virtioMmioHotplug({ op: 'remove', dev: d.dev, done: (res) => resolve(res.errno ? -res.errno : 0) });
-    });
+    const r = await syscall(__NR_virtio_mmio_device_remove, [d.dev]) as number;
     if (r < 0) return r;
   }
   disks.delete(id);

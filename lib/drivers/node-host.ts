@@ -3,8 +3,7 @@
  * Everything the kernel does to the outside world on Node goes through here.
  */
 import createDebug from 'debug';
-import type { HostOps, HostSemaphore, HostTimer } from '../kernel/host-ops.js';
-import type { VirtioMmioDevice } from '../kernel/drivers/virtio/device.js';
+import type { HostOps, HostSemaphore, HostTimer, VirtioMmioDevice } from '../kernel/host-ops.js';
 
 class NodeSemaphore implements HostSemaphore {
   private count: number;

@@ -16,7 +16,7 @@
  * that queue: DEVICE_NEEDS_RESET is set and a configuration interrupt raised (2.1.2).
  */
 import createDebug from 'debug';
-import type { VirtioMmioDevice, VirtioUsedElem } from '../kernel/drivers/virtio/device.js';
+import type { VirtioMmioDevice, VirtioUsedElem } from '../kernel/host-ops.js';
 import {
   VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET, VIRTIO_CONFIG_S_DRIVER_OK, VIRTIO_CONFIG_S_FAILED,
   VIRTIO_CONFIG_S_FEATURES_OK, VIRTIO_F_INDIRECT_DESC, VIRTIO_F_VERSION_1, VIRTIO_MMIO_CONFIG,

@@ -4,7 +4,7 @@
  * request chains and completes them from the IRQ's data, checking that the used ring in
  * memory says the same thing. Also posts raw chains, for malformed-chain tests.
  */
-import type { VirtioMmioDevice, VirtioUsedElem } from '../../lib/kernel/drivers/virtio/device.js';
+import type { VirtioMmioDevice, VirtioUsedElem } from '../../lib/kernel/host-ops.js';
 import * as C from '../../lib/kernel/drivers/virtio/virtio_config.js';
 import {
   VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE, VIRTQ_DESC_SIZE, Vring, setU64,

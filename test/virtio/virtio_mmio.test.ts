@@ -4,7 +4,7 @@ import * as C from '../../lib/kernel/drivers/virtio/virtio_config.js';
 import { VIRTQ_AVAIL_F_NO_INTERRUPT, vringSize } from '../../lib/kernel/drivers/virtio/virtio_ring.js';
 import { MemoryStore } from '../../lib/drivers/stores.js';
 import { VirtioBlkHost } from '../../lib/drivers/virtio-blk.js';
-import type { VirtioUsedElem } from '../../lib/kernel/drivers/virtio/device.js';
+import type { VirtioUsedElem } from '../../lib/kernel/host-ops.js';
 import { TestBlkDriver } from './blk-driver.js';
 
 const ACK = C.VIRTIO_CONFIG_S_ACKNOWLEDGE, DRV = C.VIRTIO_CONFIG_S_DRIVER;

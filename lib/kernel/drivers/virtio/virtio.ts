@@ -11,6 +11,7 @@
  *
  * May touch: the transport, the driver table. Nothing block- or fs-specific.
  */
+import type { VirtioDeviceInfo } from '../../host-ops.js';
 import { host } from '../../arch/cpu.js';
 import { err } from '../../include/errno.js';
 import { ENODEV, EIO } from '../../include/uapi.js';
@@ -77,6 +78,8 @@ export interface VirtioDriver {
   remove(vdev: VirtioDevice): Promise<void>;
   /** Config-change interrupt (IRQ context). */
   configChanged?(vdev: VirtioDevice): void;
+  /** What the host is told about a device this driver took (plain data only). */
+  describe?(vdev: VirtioDevice): Omit<VirtioDeviceInfo, 'index' | 'driver'>;
 }
 
 const drivers: VirtioDriver[] = [];

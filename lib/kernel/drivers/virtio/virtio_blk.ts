@@ -36,7 +36,7 @@ import {
 } from './virtio_config.js';
 import { setU64 } from './virtio_ring.js';
 import { registerVirtioDriver, virtioDeviceReady, virtioDevices, type VirtioDevice, type VirtioDriver } from './virtio.js';
-import { virtioMmioHalt, virtioMmioRemoveAll } from './virtio_mmio.js';
+import { virtioMmioRemoveAll } from './virtio_mmio.js';
 import { VRING_INDIRECT_MAX, VRING_MAX_NUM_ONE_PAGE, type Sg, type Virtqueue } from './vring.js';
 
 /* the per-request slot: header, discard/write-zeroes range, status */
@@ -222,16 +222,19 @@ export const virtio_blk: VirtioDriver = {
     if (vblk) await vblk.remove(forceRemove.has(vdev));
     vdev.priv = null;
   },
+  /** For the host: the disk's name and its partitions, as plain data. */
+  describe(vdev: VirtioDevice) {
+    const disk = vdev.priv instanceof VirtioBlk ? vdev.priv.disk : null;
+    if (!disk) return {};
+    const partitions = [...disk.parts].sort(([a], [b]) => a - b).map(([partno, b]) => ({ partno, name: b.bd_name }));
+    return { disk: { name: disk.disk_name, partitions } };
+  },
   configChanged(vdev: VirtioDevice): void {
     host().print(`virtio_blk ${vdev.name}: configuration changed (capacity changes are not supported)`);
   },
 };
 registerVirtioDriver(virtio_blk);
 
-/** The disk a virtio device drives, if it is a probed virtio-blk device. */
-export function virtblkDisk(vdev: VirtioDevice): Gendisk | null {
-  return (vdev.priv instanceof VirtioBlk ? vdev.priv.disk : null) ?? null;
-}
 
 /*
  * At halt, after the filesystems are unmounted (their exit calls run at higher levels):
@@ -240,7 +243,6 @@ export function virtblkDisk(vdev: VirtioDevice): Gendisk | null {
  */
 export const EXIT_BLOCK = 2;
 exitcall(EXIT_BLOCK, 'virtio_blk', async () => {
-  virtioMmioHalt();
   for (const vdev of virtioDevices()) if (vdev.driver === virtio_blk) forceRemove.add(vdev);
   await virtioMmioRemoveAll();
 });

@@ -12,13 +12,14 @@
  * Only modern (version 2) devices are driven: the legacy register layout (QueuePFN) is not
  * implemented, as LKL's host devices have been modern for years.
  */
-import { allocIrqNumber, freeIrq, host, kthreadRun, requestIrq, triggerIrq } from '../../arch/cpu.js';
+import { allocIrqNumber, freeIrq, host, requestIrq, triggerIrq } from '../../arch/cpu.js';
 import { INIT_DEVICE, initcall } from '../../arch/setup.js';
-import { processContext } from '../../arch/syscalls.js';
+import { defineSyscall } from '../../arch/syscalls.js';
+import { __NR_virtio_mmio_device_add, __NR_virtio_mmio_device_remove } from '../../include/unistd.js';
 import { physMem } from '../../mm/page_alloc.js';
-import { err, isErrno } from '../../include/errno.js';
+import { err } from '../../include/errno.js';
 import { EIO, ENODEV, ENOMEM } from '../../include/uapi.js';
-import type { VirtioMmioDevice } from './device.js';
+import type { VirtioDeviceInfo, VirtioMmioDevice } from '../../host-ops.js';
 import {
   VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET, VIRTIO_F_INDIRECT_DESC, VIRTIO_MMIO_CONFIG, VIRTIO_MMIO_CONFIG_GENERATION,
   VIRTIO_MMIO_DEVICE_FEATURES, VIRTIO_MMIO_DEVICE_FEATURES_SEL, VIRTIO_MMIO_DEVICE_ID,
@@ -206,50 +207,31 @@ export function virtioMmioLookup(dev: VirtioMmioDevice): VirtioDevice | null {
   return byDevice.get(dev)?.vdev ?? null;
 }
 
-/** Host → kernel hot-plug requests. `done` runs in kernel context and must only resolve a host promise. */
-export interface VirtioHotplugRequest {
-  op: 'add' | 'remove';
-  dev: VirtioMmioDevice;
-  done: (result: { vdev?: VirtioDevice; errno?: number; message?: string }) => void;
+/*
+ * Hot-plug from the host, as LKL does it: system calls, so that the host reaches the kernel
+ * only through its public entry points. virtio_mmio_device_add is LKL's
+ * (__NR_arch_specific_syscall + 0); virtio_mmio_device_remove is ours (+ 1). Both run in a
+ * syscall thread and may sleep; add returns plain data (VirtioDeviceInfo), never a kernel
+ * object.
+ */
+function virtio_device_info(vdev: VirtioDevice): VirtioDeviceInfo {
+  const drv = vdev.driver;
+  return { index: vdev.index, driver: drv?.name ?? null, ...(drv?.describe?.(vdev) ?? {}) };
 }
 
-let hotplugIrq = -1;
-
-/** Host side: ask the kernel to add or remove a device. Only raises an IRQ. */
-export function virtioMmioHotplug(req: VirtioHotplugRequest): void {
-  if (hotplugIrq < 0) {
-    req.done({ errno: ENODEV, message: 'kernel not running' });
-    return;
-  }
-  triggerIrq(hotplugIrq, req);
-}
-
-function runHotplug(req: VirtioHotplugRequest): void {
-  kthreadRun(`virtio-${req.op}`, async () => {
-    try {
-      if (req.op === 'add') req.done({ vdev: await virtioMmioAdd(req.dev) });
-      else { await virtioMmioRemove(req.dev); req.done({}); }
-    } catch (e) {
-      req.done({ errno: isErrno(e) ? e.errno : EIO, message: (e as Error)?.message ?? String(e) });
-    }
-  }, processContext());
-}
+defineSyscall(__NR_virtio_mmio_device_add, 'virtio_mmio_device_add', async (dev: VirtioMmioDevice) =>
+  virtio_device_info(await virtioMmioAdd(dev)));
+defineSyscall(__NR_virtio_mmio_device_remove, 'virtio_mmio_device_remove', async (dev: VirtioMmioDevice) => {
+  await virtioMmioRemove(dev);
+});
 
 /* After the drivers (device level), before anything that mounts disks (late). */
 initcall(INIT_DEVICE, 'virtio_mmio', async () => {
   nextIndex = 0;
   byDevice.clear();
-  hotplugIrq = allocIrqNumber();
-  requestIrq(hotplugIrq, (_irq, data) => runHotplug(data as VirtioHotplugRequest));
   for (const dev of host().virtioDevices ?? []) {
     try { await virtioMmioAdd(dev); } catch (e) {
       host().print(`virtio-mmio: ${dev.name}: ${(e as Error)?.message ?? e}`);
     }
   }
 });
-
-/** The kernel is gone: nothing can serve hot-plug requests any more. */
-export function virtioMmioHalt(): void {
-  if (hotplugIrq >= 0) freeIrq(hotplugIrq);
-  hotplugIrq = -1;
-}
