@@ -9,7 +9,7 @@
  */
 import { createNodeHost } from './drivers/node-host.js';
 import { startKernel as kernelStart, haltKernel } from './kernel/arch/setup.js';
-import { syscall } from './kernel/arch/syscalls.js';
+import { syscall, syscallGeneration } from './kernel/arch/syscalls.js';
 import * as NR from './kernel/include/unistd.js';
 import {
   AT_FDCWD, AT_REMOVEDIR, AT_SYMLINK_NOFOLLOW, LINUX_REBOOT_CMD_HALT, LINUX_REBOOT_MAGIC1,
@@ -50,13 +50,17 @@ export interface Kernel {
 
 export { diskAdd, type DiskOptions };
 
-const s = (nr: number) => (...args: unknown[]) => syscall(nr, args);
-
-/** Build the typed `sys` object: each method is one system call (*at forms for the short ones). */
-function makeSys(): Sys {
+/**
+ * Build the typed `sys` object for one boot: each method is one system call (*at forms for
+ * the short ones). Its calls carry that boot's generation, so a call made after halt (or
+ * after a later boot) resolves to -ENOSYS at once instead of reaching another kernel.
+ */
+function makeSys(generation: number): Sys {
+  const call = (nr: number, args: unknown[]) => syscall(nr, args, generation);
+  const s = (nr: number) => (...args: unknown[]) => call(nr, args);
   const sys: Sys = {
     openat: s(NR.__NR_openat) as Sys['openat'],
-    open: (p, f, m = 0) => syscall(NR.__NR_openat, [AT_FDCWD, p, f, m]),
+    open: (p, f, m = 0) => call(NR.__NR_openat, [AT_FDCWD, p, f, m]),
     close: s(NR.__NR_close) as Sys['close'],
     read: s(NR.__NR_read) as Sys['read'],
     write: s(NR.__NR_write) as Sys['write'],
@@ -67,47 +71,47 @@ function makeSys(): Sys {
     lseek: s(NR.__NR_lseek) as Sys['lseek'],
     fstat: s(NR.__NR_fstat) as Sys['fstat'],
     newfstatat: s(NR.__NR_newfstatat) as Sys['newfstatat'],
-    stat: (p) => syscall(NR.__NR_newfstatat, [AT_FDCWD, p, 0]),
-    lstat: (p) => syscall(NR.__NR_newfstatat, [AT_FDCWD, p, AT_SYMLINK_NOFOLLOW]),
+    stat: (p) => call(NR.__NR_newfstatat, [AT_FDCWD, p, 0]),
+    lstat: (p) => call(NR.__NR_newfstatat, [AT_FDCWD, p, AT_SYMLINK_NOFOLLOW]),
     statx: s(NR.__NR_statx) as Sys['statx'],
     getdents64: s(NR.__NR_getdents64) as Sys['getdents64'],
     mkdirat: s(NR.__NR_mkdirat) as Sys['mkdirat'],
-    mkdir: (p, m) => syscall(NR.__NR_mkdirat, [AT_FDCWD, p, m]),
+    mkdir: (p, m) => call(NR.__NR_mkdirat, [AT_FDCWD, p, m]),
     unlinkat: s(NR.__NR_unlinkat) as Sys['unlinkat'],
-    unlink: (p) => syscall(NR.__NR_unlinkat, [AT_FDCWD, p, 0]),
-    rmdir: (p) => syscall(NR.__NR_unlinkat, [AT_FDCWD, p, AT_REMOVEDIR]),
+    unlink: (p) => call(NR.__NR_unlinkat, [AT_FDCWD, p, 0]),
+    rmdir: (p) => call(NR.__NR_unlinkat, [AT_FDCWD, p, AT_REMOVEDIR]),
     renameat2: s(NR.__NR_renameat2) as Sys['renameat2'],
-    rename: (a, b) => syscall(NR.__NR_renameat2, [AT_FDCWD, a, AT_FDCWD, b, 0]),
+    rename: (a, b) => call(NR.__NR_renameat2, [AT_FDCWD, a, AT_FDCWD, b, 0]),
     linkat: s(NR.__NR_linkat) as Sys['linkat'],
-    link: (a, b) => syscall(NR.__NR_linkat, [AT_FDCWD, a, AT_FDCWD, b, 0]),
+    link: (a, b) => call(NR.__NR_linkat, [AT_FDCWD, a, AT_FDCWD, b, 0]),
     symlinkat: s(NR.__NR_symlinkat) as Sys['symlinkat'],
-    symlink: (t, l) => syscall(NR.__NR_symlinkat, [t, AT_FDCWD, l]),
+    symlink: (t, l) => call(NR.__NR_symlinkat, [t, AT_FDCWD, l]),
     readlinkat: s(NR.__NR_readlinkat) as Sys['readlinkat'],
-    readlink: (p) => syscall(NR.__NR_readlinkat, [AT_FDCWD, p]),
+    readlink: (p) => call(NR.__NR_readlinkat, [AT_FDCWD, p]),
     fchmod: s(NR.__NR_fchmod) as Sys['fchmod'],
     fchmodat: s(NR.__NR_fchmodat) as Sys['fchmodat'],
-    chmod: (p, m) => syscall(NR.__NR_fchmodat, [AT_FDCWD, p, m, 0]),
+    chmod: (p, m) => call(NR.__NR_fchmodat, [AT_FDCWD, p, m, 0]),
     fchown: s(NR.__NR_fchown) as Sys['fchown'],
     fchownat: s(NR.__NR_fchownat) as Sys['fchownat'],
-    chown: (p, u, g) => syscall(NR.__NR_fchownat, [AT_FDCWD, p, u, g, 0]),
-    lchown: (p, u, g) => syscall(NR.__NR_fchownat, [AT_FDCWD, p, u, g, AT_SYMLINK_NOFOLLOW]),
+    chown: (p, u, g) => call(NR.__NR_fchownat, [AT_FDCWD, p, u, g, 0]),
+    lchown: (p, u, g) => call(NR.__NR_fchownat, [AT_FDCWD, p, u, g, AT_SYMLINK_NOFOLLOW]),
     truncate: s(NR.__NR_truncate) as Sys['truncate'],
     ftruncate: s(NR.__NR_ftruncate) as Sys['ftruncate'],
     fallocate: s(NR.__NR_fallocate) as Sys['fallocate'],
     utimensat: s(NR.__NR_utimensat) as Sys['utimensat'],
     faccessat: s(NR.__NR_faccessat) as Sys['faccessat'],
-    access: (p, m) => syscall(NR.__NR_faccessat, [AT_FDCWD, p, m, 0]),
+    access: (p, m) => call(NR.__NR_faccessat, [AT_FDCWD, p, m, 0]),
     mknodat: s(NR.__NR_mknodat) as Sys['mknodat'],
-    mknod: (p, m, d) => syscall(NR.__NR_mknodat, [AT_FDCWD, p, m, d]),
+    mknod: (p, m, d) => call(NR.__NR_mknodat, [AT_FDCWD, p, m, d]),
     umask: s(NR.__NR_umask) as Sys['umask'],
     chdir: s(NR.__NR_chdir) as Sys['chdir'],
     fchdir: s(NR.__NR_fchdir) as Sys['fchdir'],
     getcwd: s(NR.__NR_getcwd) as Sys['getcwd'],
     chroot: s(NR.__NR_chroot) as Sys['chroot'],
     dup: s(NR.__NR_dup) as Sys['dup'],
-    dup2: (o, n) => o === n ? syscall(NR.__NR_fcntl, [o, 1 /* F_GETFD */, 0]).then((r: number) => (r < 0 ? r : n)) : syscall(NR.__NR_dup3, [o, n, 0]),
+    dup2: (o, n) => o === n ? call(NR.__NR_fcntl, [o, 1 /* F_GETFD */, 0]).then((r: number) => (r < 0 ? r : n)) : call(NR.__NR_dup3, [o, n, 0]),
     dup3: s(NR.__NR_dup3) as Sys['dup3'],
-    fcntl: (fd, cmd, arg = 0) => syscall(NR.__NR_fcntl, [fd, cmd, arg]),
+    fcntl: (fd, cmd, arg = 0) => call(NR.__NR_fcntl, [fd, cmd, arg]),
     statfs: s(NR.__NR_statfs) as Sys['statfs'],
     fstatfs: s(NR.__NR_fstatfs) as Sys['fstatfs'],
     sync: s(NR.__NR_sync) as Sys['sync'],
@@ -163,7 +167,7 @@ export async function startKernel(opts: StartOptions = {}): Promise<Kernel> {
     syscallThreads: opts.syscallThreads ?? 8,
   });
   await disksBoot();
-  const sys = makeSys();
+  const sys = makeSys(syscallGeneration());
   let halted = false;
   return {
     sys,

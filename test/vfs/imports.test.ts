@@ -1,7 +1,9 @@
 // The kernel's only door out is HostOps: every file under lib/kernel imports only relative
 // paths that stay inside lib/kernel (no node:*, no npm packages), with .js extensions.
 import t from 'tap';
-import { readdirSync, readFileSync, statSync, existsSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -45,4 +47,29 @@ t.test('lib/kernel imports only lib/kernel', async (t) => {
   }
   t.ok(count > 100, `${count} imports checked`);
   t.same(bad, [], 'every import is a relative .js path inside lib/kernel');
+});
+
+const repoDir = fileURLToPath(new URL('../../../', import.meta.url));
+const libDir = join(repoDir, 'lib');
+/** Runs the repository's tsc on a tsconfig; resolves to its exit status and output. */
+function tsc(project: string): { status: number | null; out: string } {
+  const bin = join(repoDir, 'node_modules', 'typescript', 'bin', 'tsc');
+  const r = spawnSync(process.execPath, [bin, '-p', project], { encoding: 'utf8' });
+  return { status: r.status, out: (r.stdout ?? '') + (r.stderr ?? '') };
+}
+
+t.test('lib/kernel compiles on its own with no host types (a Node global there is an error)', async (t) => {
+  const r = tsc(join(repoDir, 'lib', 'kernel'));
+  t.equal(r.status, 0, 'tsc -p lib/kernel: clean', { output: r.out.slice(0, 2000) });
+  // The same check on a copy of the kernel with one Node global in it must fail.
+  const tmp = mkdtempSync(join(tmpdir(), 'lkl-ts-kernel-types-'));
+  t.teardown(() => rmSync(tmp, { recursive: true, force: true }));
+  cpSync(join(repoDir, 'lib', 'kernel'), join(tmp, 'lib', 'kernel'), { recursive: true });
+  cpSync(join(repoDir, 'tsconfig.json'), join(tmp, 'tsconfig.json'));
+  writeFileSync(join(tmp, 'lib', 'kernel', 'kernel', 'broken.ts'),
+    'export const leak = Buffer.from(\'x\').length + Number(process.env.X ?? 0);\n');
+  const broken = tsc(join(tmp, 'lib', 'kernel'));
+  t.not(broken.status, 0, 'a kernel file that uses Buffer and process does not compile');
+  t.match(broken.out, /broken\.ts.*Cannot find name 'Buffer'/, 'tsc names Buffer');
+  t.match(broken.out, /broken\.ts.*Cannot find name 'process'/, 'and process');
 });

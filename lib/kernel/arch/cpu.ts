@@ -56,6 +56,8 @@ class CpuState {
   nextPid = 1;
   tasks = new Set<Task>();
   irqCount = 0;
+  /** The next device IRQ number (0-15 are the machine's fixed ones, arch/irqs.ts). */
+  nextIrq = 16;
 }
 let cpu = new CpuState();
 
@@ -93,9 +95,8 @@ export function requestIrq(irq: number, handler: IrqHandler): void {
 }
 export function freeIrq(irq: number): void { cpu.irqHandlers.delete(irq); }
 
-let nextIrq = 16;
-/** A fresh IRQ number for a device. */
-export function allocIrqNumber(): number { return nextIrq++; }
+/** A fresh IRQ number for a device (numbered anew each boot, from 16). */
+export function allocIrqNumber(): number { return cpu.nextIrq++; }
 
 /**
  * Raise an IRQ carrying data. Callable from host code at any time, and from kernel code.

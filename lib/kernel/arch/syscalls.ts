@@ -42,6 +42,11 @@ class SyscallState {
   idleWq = new WaitQueueHead();
 }
 let st = new SyscallState();
+/** Each boot's number (1, 2, ...); 0 while no kernel takes system calls. */
+let generation = 0;
+let lastGeneration = 0;
+/** The running boot's generation, for callers that must not reach a later kernel. */
+export function syscallGeneration(): number { return generation; }
 
 /** The process context syscall threads act for (cred, fs, files; set by subsystems at boot). */
 export function processContext(): Record<string, unknown> { return st.processCtx; }
@@ -53,8 +58,12 @@ export function syscallInit(nThreads: number): void {
   st = new SyscallState();
   st.processCtx = ctx;
   const me = st;
+  generation = ++lastGeneration;
   requestIrq(IRQ_SYSCALL, (_irq, data) => {
-    me.queue.push(data as SyscallRequest);
+    const req = data as SyscallRequest;
+    // Raised while halting, after the threads stopped taking requests: nothing will run it.
+    if (me.stopping) { req.resolve(-ENOSYS); return; }
+    me.queue.push(req);
     me.wq.wakeUp(1);
   });
   for (let i = 0; i < nThreads; i++) {
@@ -95,9 +104,11 @@ async function runHandler(nr: number, args: unknown[]): Promise<unknown> {
 
 /**
  * Host side: make system call `nr`. Never rejects; resolves with the result or -errno.
- * After halt it resolves to -ENOSYS... (the kernel is gone: nothing runs it).
+ * With no kernel running, or when `gen` names another boot than the running one, it
+ * resolves to -ENOSYS at once.
  */
-export function syscall(nr: number, args: unknown[]): Promise<any> {
+export function syscall(nr: number, args: unknown[], gen?: number): Promise<any> {
+  if (generation === 0 || (gen !== undefined && gen !== generation)) return Promise.resolve(-ENOSYS);
   return new Promise((resolve) => triggerIrq(IRQ_SYSCALL, { nr, args, resolve } satisfies SyscallRequest));
 }
 
@@ -106,6 +117,7 @@ export async function syscallHalt(): Promise<void> {
   const me = st;
   await waitEvent(me.idleWq, () => me.inFlight <= countSelf(me) && me.queue.length === 0);
   me.stopping = true;
+  generation = 0;
   for (const t of me.threads) t.shouldStop = true;
   me.wq.wakeUpAll();
 }
