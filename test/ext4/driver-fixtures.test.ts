@@ -13,7 +13,7 @@ import { run, whyNot } from '../lib/sh.js';
 import { SuperBlock, SB_RDONLY, File, type DirContext } from '../../lib/kernel/include/fs.js';
 import { isErrno } from '../../lib/kernel/include/errno.js';
 import { ext4_fill_super_dev, ext4_fs_type } from '../../lib/kernel/fs/ext4/super.js';
-import { ext4SetPrintHook } from '../../lib/kernel/fs/ext4/errors.js';
+import { captureKernelMessages } from '../lib/printk.js';
 import type { Ext4Inode } from '../../lib/kernel/fs/ext4/ext4.js';
 import { ext4_iget, ext4_read_data } from '../../lib/kernel/fs/ext4/inode.js';
 import { ext4_find_entry } from '../../lib/kernel/fs/ext4/namei.js';
@@ -45,7 +45,7 @@ if (skip) {
       const img = await unpack(dir);
       if (!img) continue;
       const msgs: string[] = [];
-      ext4SetPrintHook((m) => msgs.push(m));
+      captureKernelMessages((m) => msgs.push(m));
       const dev = memDev(new Uint8Array(img));
       const sb = new SuperBlock(ext4_fs_type);
       sb.s_flags = SB_RDONLY;
@@ -59,7 +59,7 @@ if (skip) {
         note('mount', e);
         refused++;
         t.ok(isErrno(e) && msgs.length > 0, `${name}: refused with errno ${(e as { errno?: number }).errno} and a message`, { msgs });
-        ext4SetPrintHook(null);
+        captureKernelMessages(null);
         continue;
       }
       mounted++;
@@ -97,7 +97,7 @@ if (skip) {
       };
       await walk(sb.s_root!.d_inode as Ext4Inode, 0);
       walked += n;
-      ext4SetPrintHook(null);
+      captureKernelMessages(null);
       t.same(bugs, [], `${name}: ${n} inodes walked, every failure an errno`);
       t.ok(Date.now() - t0 < PER_IMAGE_MS + 60_000, `${name}: done in ${Date.now() - t0} ms`);
       t.equal(dev.writes.size, 0, `${name}: nothing written`);

@@ -17,7 +17,7 @@ import { makeExtImage, withLoopMount } from '../lib/images.js';
 import { SuperBlock, SB_RDONLY, File, type DirContext } from '../../lib/kernel/include/fs.js';
 import { utf8ToBstr } from '../../lib/kernel/include/bstr.js';
 import { ext4_fill_super_dev, ext4_fs_type } from '../../lib/kernel/fs/ext4/super.js';
-import { ext4SetPrintHook } from '../../lib/kernel/fs/ext4/errors.js';
+import { captureKernelMessages } from '../lib/printk.js';
 import { EXT4_SB, type Ext4Inode } from '../../lib/kernel/fs/ext4/ext4.js';
 import { ext4_iget, ext4_read_data } from '../../lib/kernel/fs/ext4/inode.js';
 import { ext4_find_entry } from '../../lib/kernel/fs/ext4/namei.js';
@@ -35,7 +35,7 @@ interface Mounted { sb: SuperBlock; msgs: string[]; root: Ext4Inode }
 
 async function mountMem(img: Uint8Array, data = '', flavour: 'ext2' | 'ext3' | 'ext4' = 'ext4'): Promise<Mounted> {
   const msgs: string[] = [];
-  ext4SetPrintHook((m) => msgs.push(m));
+  captureKernelMessages((m) => msgs.push(m));
   const sb = new SuperBlock(ext4_fs_type);
   sb.s_flags = SB_RDONLY;
   sb.s_id = 'vda';
@@ -100,7 +100,7 @@ if (skip) {
   t.plan(0, `skip: ${skip}`);
 } else {
   const dir = scratchDir(t, 'ext4-unit');
-  t.afterEach(() => { ext4SetPrintHook(null); });
+  t.afterEach(() => { captureKernelMessages(null); });
 
   t.test('extent tree of depth 2 with holes and unwritten extents', async (t) => {
     const img = await makeExtImage({ type: 'ext4', sizeMiB: 32, blockSize: 1024, dir });

@@ -20,7 +20,7 @@ import { withLoopMount, dumpe2fsHeader } from '../lib/images.js';
 import { diffManifests, hostManifest } from '../lib/manifest.js';
 import { SuperBlock, SB_RDONLY } from '../../lib/kernel/include/fs.js';
 import { ext4_fill_super_dev, ext4_fs_type } from '../../lib/kernel/fs/ext4/super.js';
-import { ext4SetPrintHook } from '../../lib/kernel/fs/ext4/errors.js';
+import { captureKernelMessages } from '../lib/printk.js';
 import { EXT4_SB } from '../../lib/kernel/fs/ext4/ext4.js';
 import { jbd2_journal_init } from '../../lib/kernel/fs/jbd2/journal.js';
 import { jbd2_journal_scan } from '../../lib/kernel/fs/jbd2/recovery.js';
@@ -83,14 +83,14 @@ if (skipFix) {
     for (const f of FIXTURES) {
       const img = new Uint8Array(fs.readFileSync(images.get(f.name)!));
       const msgs: string[] = [];
-      ext4SetPrintHook((m) => msgs.push(m));
+      captureKernelMessages((m) => msgs.push(m));
       const dev = memDev(img);
       const sb = new SuperBlock(ext4_fs_type);
       sb.s_flags = SB_RDONLY;
       sb.s_id = 'vda';
       let errno = 0;
       try { await ext4_fill_super_dev(sb, dev, '', false, 'ext4'); } catch (e) { errno = (e as { errno?: number }).errno ?? -1; }
-      ext4SetPrintHook(null);
+      captureKernelMessages(null);
       const info = { messages: msgs };
       if (typeof f.expect === 'object') {
         t.equal(errno, f.expect.errno, `${f.name}: mount fails with errno ${f.expect.errno}`, info);
@@ -110,7 +110,7 @@ if (skipFix) {
     const sb = new SuperBlock(ext4_fs_type);
     sb.s_flags = SB_RDONLY;
     sb.s_id = 'vda';
-    ext4SetPrintHook(() => {});
+    captureKernelMessages(() => {});
     await ext4_fill_super_dev(sb, memDev(img), 'noload', false, 'ext4');
     const sbi = EXT4_SB(sb);
     const jinode = await ext4_iget(sb, sbi.s_es.s_journal_inum, EXT4_IGET_SPECIAL);
@@ -120,7 +120,7 @@ if (skipFix) {
       bread: (p) => sbi.s_dev.bread(p),
     }, 'vda', () => {});
     const info = await jbd2_journal_scan(j, () => {});
-    ext4SetPrintHook(null);
+    captureKernelMessages(null);
     t.equal(info.start_transaction, 2);
     t.equal(info.end_transaction, 4, 'transactions 2 and 3 committed');
     t.ok(sbi.s_overlay.size === 0, 'noload: nothing replayed');

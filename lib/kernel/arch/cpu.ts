@@ -17,6 +17,7 @@
  *
  * May touch: host-ops only. Everything above (irq.ts, the sync primitives) builds on this.
  */
+import { pr_err, pr_warn } from '../kernel/printk.js';
 import type { HostOps, HostSemaphore } from '../host-ops.js';
 
 export type TaskState = 'new' | 'running' | 'runnable' | 'sleeping' | 'dead';
@@ -121,9 +122,9 @@ function runIrqs(): void {
       c.irqCount++;
       if (h) {
         try { h(e.irq, e.data); } catch (err) {
-          c.host.print(`BUG: irq ${e.irq} handler threw: ${(err as Error)?.stack ?? err}`);
+          pr_err(`BUG: irq ${e.irq} handler threw: ${(err as Error)?.stack ?? err}`);
         }
-      } else c.host.print(`irq ${e.irq}: no handler`);
+      } else pr_warn(`irq ${e.irq}: no handler`);
     }
   } finally { c.inIrq = false; }
 }
@@ -189,7 +190,7 @@ export function kthreadRun(name: string, body: () => Promise<void>, ctx?: Record
     c.host.threadCreate(() => {
       void (async () => {
         try { await body(); } catch (err) {
-          c.host.print(`BUG: kernel thread ${t.comm} died: ${(err as Error)?.stack ?? err}`);
+          pr_err(`BUG: kernel thread ${t.comm} died: ${(err as Error)?.stack ?? err}`);
         }
         // The body ends holding the token: give it away for good.
         t.state = 'dead';

@@ -4,8 +4,9 @@
  * and on halt, undo all of it so that no kernel thread, host timer or host handle is left
  * and the host process can exit by itself.
  */
+import { pr_err, pr_info } from '../kernel/printk.js';
 import type { HostOps } from '../host-ops.js';
-import { cpuInit, cpuHalt, runAsInit, kthreadRun, allTasks, host, current } from './cpu.js';
+import { cpuInit, cpuHalt, runAsInit, kthreadRun, allTasks, current } from './cpu.js';
 import { timeInit, timeHalt } from '../kernel/timer.js';
 import { memInit } from '../mm/page_alloc.js';
 import { syscallInit, syscallHalt } from './syscalls.js';
@@ -60,7 +61,7 @@ export async function startKernel(h: HostOps, p: BootParams): Promise<void> {
     for (const c of sorted) await c.fn(p);
     syscallInit(p.syscallThreads);
   });
-  h.print(`lkl-ts: booted with ${p.memMiB} MiB, ${p.syscallThreads} syscall threads`);
+  pr_info(`lkl-ts: booted with ${p.memMiB} MiB, ${p.syscallThreads} syscall threads`);
 }
 
 /**
@@ -72,7 +73,7 @@ export async function haltKernel(): Promise<void> {
     await syscallHalt();
     const sorted = [...exitcalls].sort((a, b) => b.level - a.level);
     for (const c of sorted) {
-      try { await c.fn(); } catch (e) { host().print(`halt: ${c.name} failed: ${(e as Error)?.message ?? e}`); }
+      try { await c.fn(); } catch (e) { pr_err(`halt: ${c.name} failed: ${(e as Error)?.message ?? e}`); }
     }
     await destroyAllWorkqueues();
     // Every other kernel thread was asked to stop; wait until they are gone.

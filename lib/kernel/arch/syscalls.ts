@@ -12,7 +12,8 @@
  * fs context and file table live in `processCtx` and are installed into each syscall thread
  * before it runs a request.
  */
-import { current, kthreadRun, requestIrq, triggerIrq, host, type Task } from './cpu.js';
+import { pr_err } from '../kernel/printk.js';
+import { current, kthreadRun, requestIrq, triggerIrq, type Task } from './cpu.js';
 import { IRQ_SYSCALL } from './irqs.js';
 import { WaitQueueHead, waitEvent } from '../kernel/wait.js';
 import { Errno } from '../include/errno.js';
@@ -97,7 +98,7 @@ async function runHandler(nr: number, args: unknown[]): Promise<unknown> {
     return r === undefined ? 0 : r;
   } catch (err) {
     if (err instanceof Errno) return -err.errno;
-    host().print(`BUG: syscall ${e.name} (${nr}) threw: ${(err as Error)?.stack ?? err}`);
+    pr_err(`BUG: syscall ${e.name} (${nr}) threw: ${(err as Error)?.stack ?? err}`);
     return -EIO;
   }
 }

@@ -14,7 +14,7 @@
  * EPERM (blkdev_write_iter), and a read-write mount is refused with EACCES
  * (setup_bdev_super); the bio layer refuses any write bio as well.
  */
-import { host } from '../arch/cpu.js';
+import { pr_err, pr_warn } from '../kernel/printk.js';
 import { INIT_CORE, initcall } from '../arch/setup.js';
 import { err, isErrno } from '../include/errno.js';
 import {
@@ -216,7 +216,7 @@ export function blkdevGet(bdev: BlockDevice, holder: unknown = null): BlockDevic
 export async function blkdevGetForSuper(b: BlockDeviceIface, sbFlags: number, holder: unknown): Promise<BlockDevice> {
   const bdev = asBdev(b);
   if (!(sbFlags & SB_RDONLY) && bdev.bd_read_only) {
-    host().print(`${bdev.bd_name}: write-protected, can't mount read-write`);
+    pr_warn(`${bdev.bd_name}: write-protected, can't mount read-write`);
     throw err(EACCES);
   }
   return blkdevGet(bdev, holder);
@@ -234,7 +234,7 @@ export async function blkdevPut(b: BlockDeviceIface, holder: unknown = null): Pr
   if (bdev.bd_openers > 0) bdev.bd_openers--;
   if (bdev.bd_openers === 0) {
     try { await syncBlockdev(bdev); } catch (e) {
-      host().print(`${bdev.bd_name}: writeback at last close failed: ${(e as Error)?.message ?? e}`);
+      pr_err(`${bdev.bd_name}: writeback at last close failed: ${(e as Error)?.message ?? e}`);
     }
     invalidateMappingPages(bdev.bd_inode.i_mapping);
   }

@@ -11,7 +11,7 @@
  * sleep; submitBioWait is the sleeping form for callers that want the result now, and
  * throws the errno (EIO for an I/O error).
  */
-import { host } from '../arch/cpu.js';
+import { pr_err, pr_warn } from '../kernel/printk.js';
 import { Completion } from '../kernel/wait.js';
 import { err } from '../include/errno.js';
 import { ENOMEM } from '../include/uapi.js';
@@ -72,7 +72,7 @@ export async function submitBio(bio: Bio): Promise<void> {
      * even by a filesystem bug (the host half would refuse too). */
     if (!roWarned.has(bdev)) {
       roWarned.add(bdev);
-      host().print(`blk: trying to write to read-only block device ${bdev.bd_name}`);
+      pr_warn(`blk: trying to write to read-only block device ${bdev.bd_name}`);
     }
     bioEndio(bio, BLK_STS_IOERR);
     return;
@@ -80,13 +80,13 @@ export async function submitBio(bio: Bio): Promise<void> {
   if (!emptyFlush) {
     const nr = Math.floor(bio.bi_size / SECTOR_SIZE);
     if (bio.bi_size % disk.logicalBlockSize !== 0 || bio.bi_sector % (disk.logicalBlockSize / SECTOR_SIZE) !== 0) {
-      host().print(`blk: ${bdev.bd_name}: misaligned I/O: sector ${bio.bi_sector} + ${bio.bi_size} bytes`);
+      pr_err(`blk: ${bdev.bd_name}: misaligned I/O: sector ${bio.bi_sector} + ${bio.bi_size} bytes`);
       bioEndio(bio, BLK_STS_IOERR);
       return;
     }
     /* bio_check_eod */
     if (!Number.isSafeInteger(bio.bi_sector) || bio.bi_sector < 0 || bio.bi_sector + nr > bdev.bd_nr_sectors) {
-      host().print(`blk: attempt to access beyond end of device ${bdev.bd_name}: sector ${bio.bi_sector} + ${nr} > ${bdev.bd_nr_sectors}`);
+      pr_err(`blk: attempt to access beyond end of device ${bdev.bd_name}: sector ${bio.bi_sector} + ${nr} > ${bdev.bd_nr_sectors}`);
       bioEndio(bio, BLK_STS_IOERR);
       return;
     }

@@ -26,7 +26,8 @@
  *
  * May touch: arch (IRQs, timers), wait queues; drivers through BlockDriver only.
  */
-import { allocIrqNumber, host, requestIrq, triggerIrq, inIrq } from '../arch/cpu.js';
+import { pr_err } from '../kernel/printk.js';
+import { allocIrqNumber, requestIrq, triggerIrq, inIrq } from '../arch/cpu.js';
 import { INIT_CORE, initcall } from '../arch/setup.js';
 import { WaitQueueHead, waitEvent } from '../kernel/wait.js';
 import { addTimer } from '../kernel/timer.js';
@@ -129,7 +130,7 @@ export class RequestQueue {
       if (this.inFlight > this.stats.maxInFlight) this.stats.maxInFlight = this.inFlight;
       let completed = false;
       const ok = this.driver.queueRq(rq, (status) => {
-        if (completed) { host().print(`blk: ${this.name}: request completed twice`); return; }
+        if (completed) { pr_err(`blk: ${this.name}: request completed twice`); return; }
         completed = true;
         this.finish(rq, status, true);
       });
@@ -152,7 +153,7 @@ export class RequestQueue {
     if (rq.tagged) { this.tags--; this.tagWq.wakeUp(1); }
     if (status !== BLK_STS_OK) this.stats.errors++;
     try { rq.end(status); } catch (e) {
-      host().print(`BUG: blk: ${this.name}: end_io threw: ${(e as Error)?.stack ?? e}`);
+      pr_err(`BUG: blk: ${this.name}: end_io threw: ${(e as Error)?.stack ?? e}`);
     }
     if (this.pending.length) this.run();
     if (this.inFlight === 0 && this.pending.length === 0) this.idleWq.wakeUpAll();

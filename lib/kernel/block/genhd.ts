@@ -10,7 +10,7 @@
  * an I/O error), its nodes disappear, its caches are written back and dropped, in-flight
  * requests drain. The caller refuses while the disk is mounted (EBUSY).
  */
-import { host } from '../arch/cpu.js';
+import { pr_err, pr_info, pr_warn } from '../kernel/printk.js';
 import { INIT_CORE, initcall } from '../arch/setup.js';
 import { err, isErrno } from '../include/errno.js';
 import { EBUSY, EEXIST, ENOENT, S_IFBLK, makedev } from '../include/uapi.js';
@@ -122,7 +122,7 @@ async function rescanPartitions(disk: Gendisk): Promise<void> {
   const lbs = disk.logicalBlockSize;
   const perBlock = lbs / 512;
   const part0 = disk.part0;
-  const warn = (msg: string) => host().print(`${disk.disk_name}: ${msg}`);
+  const warn = (msg: string) => pr_warn(`${disk.disk_name}: ${msg}`);
   let parts: Partition[] = [];
   try {
     parts = await scanPartitions({
@@ -147,7 +147,7 @@ async function rescanPartitions(disk: Gendisk): Promise<void> {
     bdevRegister(bdev);
   }
   /* the kernel's " vda: vda1 vda2 vda5" line */
-  host().print(` ${disk.disk_name}:${[...disk.parts.values()].map((b) => ' ' + b.bd_name).join('')}`);
+  pr_info(` ${disk.disk_name}:${[...disk.parts.values()].map((b) => ' ' + b.bd_name).join('')}`);
 }
 
 /**
@@ -182,7 +182,7 @@ export async function delGendisk(disk: Gendisk, force = false, halting = false):
   if (!force && diskBusy(disk)) throw err(EBUSY);
   for (const b of disk.bdevs) {
     try { await syncBlockdev(b); } catch (e) {
-      host().print(`${b.bd_name}: writeback before removal failed: ${(e as Error)?.message ?? e}`);
+      pr_err(`${b.bd_name}: writeback before removal failed: ${(e as Error)?.message ?? e}`);
     }
   }
   disk.dead = true;
@@ -213,7 +213,7 @@ async function devtmpfsCreate(b: BlockDevice): Promise<void> {
     await vfsMknodPath(`/dev/${b.bd_name}`, S_IFBLK | 0o660, b.bd_dev);
   } catch (e) {
     if (isErrno(e) && e.errno === EEXIST) return;
-    host().print(`devtmpfs: /dev/${b.bd_name}: ${(e as Error)?.message ?? e}`);
+    pr_err(`devtmpfs: /dev/${b.bd_name}: ${(e as Error)?.message ?? e}`);
   }
 }
 
@@ -221,7 +221,7 @@ async function devtmpfsRemove(b: BlockDevice): Promise<void> {
   if (!devtmpfsEnabled) return;
   try { await vfsUnlinkPath(`/dev/${b.bd_name}`); } catch (e) {
     if (isErrno(e) && e.errno === ENOENT) return;
-    host().print(`devtmpfs: removing /dev/${b.bd_name}: ${(e as Error)?.message ?? e}`);
+    pr_err(`devtmpfs: removing /dev/${b.bd_name}: ${(e as Error)?.message ?? e}`);
   }
 }
 

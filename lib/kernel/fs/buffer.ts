@@ -41,6 +41,7 @@
  * handlers (IRQ context). Pages handed to readpage/writepage are locked, as the page cache
  * contract in include/fs.ts says.
  */
+import { pr_err } from '../kernel/printk.js';
 import { WaitQueueHead, sleepOn } from '../kernel/wait.js';
 import { host } from '../arch/cpu.js';
 import { err } from '../include/errno.js';
@@ -98,7 +99,7 @@ const debug = () => host().debug?.('lkl:block:buffer');
 
 export function getBh(bh: BufferHead): BufferHead { bh.b_count++; return bh; }
 export function putBh(bh: BufferHead): void {
-  if (bh.b_count <= 0) { host().print(`BUG: buffer ${bh.b_blocknr}: put with count ${bh.b_count}`); return; }
+  if (bh.b_count <= 0) { pr_err(`BUG: buffer ${bh.b_blocknr}: put with count ${bh.b_count}`); return; }
   bh.b_count--;
 }
 /** brelse: drop a reference (null is fine). */
@@ -148,7 +149,7 @@ function markBufferWriteIoError(bh: BufferHead): void {
 }
 
 function bufferIoError(bh: BufferHead, what: string): void {
-  host().print(`Buffer I/O error on dev ${bh.b_bdev?.bd_name ?? '?'}, logical block ${bh.b_blocknr}, ${what}`);
+  pr_err(`Buffer I/O error on dev ${bh.b_bdev?.bd_name ?? '?'}, logical block ${bh.b_blocknr}, ${what}`);
 }
 
 /* ---- I/O on one buffer ---- */
@@ -321,7 +322,7 @@ export async function bread(bdev: BlockDevice, block: number, size: number): Pro
     await bhRead(bh);
   } catch (e) {
     brelse(bh);
-    host().print(`${bdev.bd_name}: unable to read block ${block}`);
+    pr_err(`${bdev.bd_name}: unable to read block ${block}`);
     throw e;
   }
   return bh;
@@ -346,7 +347,7 @@ export async function sbBreadahead(sb: SuperBlock, block: number): Promise<void>
 
 /** mark_buffer_dirty: the buffer (which must be uptodate) and its page are dirty. */
 export function markBufferDirty(bh: BufferHead): void {
-  if (!bh.test(BH_Uptodate)) host().print(`BUG: mark_buffer_dirty of a buffer that is not uptodate (block ${bh.b_blocknr})`);
+  if (!bh.test(BH_Uptodate)) pr_err(`BUG: mark_buffer_dirty of a buffer that is not uptodate (block ${bh.b_blocknr})`);
   if (bh.test(BH_Dirty)) return;
   bh.set(BH_Dirty);
   if (bh.b_page.mapping) setPageDirty(bh.b_page);

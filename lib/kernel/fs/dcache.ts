@@ -13,8 +13,8 @@
  *
  * May touch: inode.ts (iput), the wait queues.
  */
+import { pr_err } from '../kernel/printk.js';
 import { Dentry, type Inode, type Path, type SuperBlock, SB_ACTIVE } from '../include/fs.js';
-import { host } from '../arch/cpu.js';
 import { WaitQueueHead, waitEvent } from '../kernel/wait.js';
 import { iput } from './inode.js';
 
@@ -130,7 +130,7 @@ async function dentryKill(d: Dentry): Promise<Dentry | null> {
 /** dput: drop a reference; unused dentries are cached on the LRU unless unhashed. */
 export async function dput(d: Dentry | null): Promise<void> {
   while (d) {
-    if (d.d_count <= 0) { host().print(`BUG: dput of unused dentry ${d.d_name}`); return; }
+    if (d.d_count <= 0) { pr_err(`BUG: dput of unused dentry ${d.d_name}`); return; }
     if (--d.d_count > 0) return;
     const keep = !d.d_unhashed && !(d.d_flags & DCACHE_OP_DONT_CACHE) && (d.d_sb.s_flags & SB_ACTIVE) !== 0 &&
       !(d.d_inode && d.d_inode.i_nlink === 0);

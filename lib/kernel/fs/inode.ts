@@ -11,7 +11,7 @@
  *
  * May touch: dcache (none), page_alloc (shrinker), workqueue.
  */
-import { host } from '../arch/cpu.js';
+import { pr_err, pr_warn } from '../kernel/printk.js';
 import {
   Inode, I_NEW, I_FREEING, I_CLEAR, I_DIRTY, SB_ACTIVE, CAP_FSETID, type SuperBlock,
 } from '../include/fs.js';
@@ -142,7 +142,7 @@ export function genericDeleteInode(_inode: Inode): boolean { return true; }
 
 /** iput: drop a reference; the last one caches or evicts the inode. */
 export async function iput(inode: Inode): Promise<void> {
-  if (inode.i_count <= 0) { host().print(`BUG: iput of unused inode ${inode.i_ino}`); return; }
+  if (inode.i_count <= 0) { pr_err(`BUG: iput of unused inode ${inode.i_ino}`); return; }
   if (--inode.i_count > 0) return;
   const sb = inode.i_sb;
   const drop = sb.s_op?.drop_inode ? sb.s_op.drop_inode(inode) : genericDropInode(inode);
@@ -163,7 +163,7 @@ async function evict(inode: Inode): Promise<void> {
     if (sb.s_op?.evict_inode) await sb.s_op.evict_inode(inode);
     else truncateInodePagesFinal(inode);
   } catch (e) {
-    host().print(`VFS: evict of inode ${inode.i_ino} on ${sb.s_id} failed: ${(e as Error)?.message ?? e}`);
+    pr_err(`VFS: evict of inode ${inode.i_ino} on ${sb.s_id} failed: ${(e as Error)?.message ?? e}`);
   }
   // The filesystem may have truncated already; whatever is left of the page cache goes.
   truncateInodePagesFinal(inode);
@@ -203,13 +203,13 @@ export async function evictInodes(sb: SuperBlock): Promise<void> {
   const left = [...sb.s_inodes.values()].filter((i) => !(i.i_state & (I_FREEING | I_CLEAR)));
   const orphans = ic.orphans.get(sb);
   for (const inode of [...(orphans ?? [])]) {
-    host().print(`VFS: evicting orphan inode ${inode.i_ino} still open at umount of ${sb.s_id}`);
+    pr_warn(`VFS: evicting orphan inode ${inode.i_ino} still open at umount of ${sb.s_id}`);
     inode.i_count = 0;
     await evict(inode);
   }
   ic.orphans.delete(sb);
   const busy = left.filter((i) => i.i_count > 0 && !(i.i_state & I_CLEAR));
-  if (busy.length) host().print(`VFS: Busy inodes after unmount of ${sb.s_id} (${busy.length})`);
+  if (busy.length) pr_warn(`VFS: Busy inodes after unmount of ${sb.s_id} (${busy.length})`);
   for (const inode of busy) { inode.i_count = 0; await evict(inode); }
 }
 
@@ -226,7 +226,7 @@ function noteNlink(inode: Inode): void {
 export function setNlink(inode: Inode, n: number): void { inode.i_nlink = n; noteNlink(inode); }
 export function incNlink(inode: Inode): void { inode.i_nlink++; noteNlink(inode); }
 export function dropNlink(inode: Inode): void {
-  if (inode.i_nlink === 0) { host().print(`BUG: drop_nlink of inode ${inode.i_ino} at 0`); return; }
+  if (inode.i_nlink === 0) { pr_err(`BUG: drop_nlink of inode ${inode.i_ino} at 0`); return; }
   inode.i_nlink--;
   noteNlink(inode);
 }
@@ -261,5 +261,5 @@ export function initSpecialInode(inode: Inode, mode: number, rdev: number): void
   if (S_ISCHR(mode)) { inode.i_fop = chrdevOpenFops; inode.i_rdev = rdev; }
   else if (S_ISBLK(mode)) { inode.i_fop = blkdevOpenFops; inode.i_rdev = rdev; }
   else if (S_ISFIFO(mode) || S_ISSOCK(mode)) inode.i_fop = badSockFops;
-  else host().print(`init_special_inode: bogus i_mode (${(mode & S_IFMT).toString(8)}) for inode ${inode.i_ino}`);
+  else pr_err(`init_special_inode: bogus i_mode (${(mode & S_IFMT).toString(8)}) for inode ${inode.i_ino}`);
 }

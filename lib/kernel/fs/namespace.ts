@@ -12,7 +12,8 @@
  *
  * May touch: super (mount_fs, deactivate), namei (path lookup), dcache, file_table (halt).
  */
-import { current, host } from '../arch/cpu.js';
+import { pr_err, pr_info, pr_warn } from '../kernel/printk.js';
+import { current } from '../arch/cpu.js';
 import { defineSyscall, processContext } from '../arch/syscalls.js';
 import { initcall, exitcall, INIT_FS, INIT_LATE } from '../arch/setup.js';
 import {
@@ -58,7 +59,7 @@ export function mntget(m: VfsMount): VfsMount { m.mnt_count++; return m; }
 
 /** mntput: the last reference to a detached mount tears it down. */
 export async function mntput(m: VfsMount): Promise<void> {
-  if (m.mnt_count <= 0) { host().print(`BUG: mntput of dead mount ${m.mnt_devname}`); return; }
+  if (m.mnt_count <= 0) { pr_err(`BUG: mntput of dead mount ${m.mnt_devname}`); return; }
   if (--m.mnt_count > 0) return;
   ns.detached.delete(m);
   const sb = m.mnt_sb;
@@ -305,7 +306,7 @@ initcall(INIT_FS, 'rootfs', async () => {
   current().ctx.files = processContext().files;
   await vfsMkdirPath('/dev', 0o755);
   await vfsMkdirPath('/mnt', 0o755);
-  host().print('VFS: mounted root (ramfs filesystem)');
+  pr_info('VFS: mounted root (ramfs filesystem)');
 });
 
 /**
@@ -325,7 +326,7 @@ exitcall(INIT_LATE, 'vfs', async () => {
       await pathPut(oldRoot); await pathPut(oldPwd);
     }
     for (const m of [...ns.root.mnt_children]) {
-      try { await umountTree(m); } catch (e) { host().print(`VFS: umount of ${m.mnt_devname} at halt failed: ${(e as Error)?.message ?? e}`); }
+      try { await umountTree(m); } catch (e) { pr_err(`VFS: umount of ${m.mnt_devname} at halt failed: ${(e as Error)?.message ?? e}`); }
     }
     if (fs) { await pathPut(fs.root); await pathPut(fs.pwd); }
     processContext().fs = undefined;
@@ -334,8 +335,8 @@ exitcall(INIT_LATE, 'vfs', async () => {
     ns.mounts.delete(r);
     await mntput(r);
   }
-  for (const m of [...ns.detached]) host().print(`VFS: mount ${m.mnt_devname} still busy at halt (${m.mnt_count})`);
-  for (const sb of allSupers()) host().print(`VFS: superblock ${sb.s_id} still active at halt`);
+  for (const m of [...ns.detached]) pr_warn(`VFS: mount ${m.mnt_devname} still busy at halt (${m.mnt_count})`);
+  for (const sb of allSupers()) pr_warn(`VFS: superblock ${sb.s_id} still active at halt`);
 });
 
 export { MNT_NODEV };

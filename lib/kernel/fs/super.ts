@@ -9,7 +9,7 @@
  *
  * May touch: dcache, inode, devices (lookupBdev), fs-writeback (sync), block/bdev (claims).
  */
-import { host } from '../arch/cpu.js';
+import { pr_err } from '../kernel/printk.js';
 import {
   SuperBlock, FS_REQUIRES_DEV, SB_ACTIVE, SB_RDONLY, SB_SILENT, type FileSystemType,
 } from '../include/fs.js';
@@ -78,7 +78,7 @@ export async function mountFs(type: FileSystemType, flags: number, devName: stri
     if (!sb.s_root) throw new Error(`${type.name}: fill_super left no root`);
   } catch (e) {
     sb.s_flags &= ~SB_ACTIVE;
-    try { await teardown(sb, false); } catch (e2) { host().print(`VFS: cleanup after failed mount: ${(e2 as Error)?.message ?? e2}`); }
+    try { await teardown(sb, false); } catch (e2) { pr_err(`VFS: cleanup after failed mount: ${(e2 as Error)?.message ?? e2}`); }
     throw e;
   }
   return sb;
@@ -102,7 +102,7 @@ async function teardown(sb: SuperBlock, putSuper: boolean): Promise<void> {
  */
 export async function genericShutdownSuper(sb: SuperBlock): Promise<void> {
   try { await syncFilesystemHook(sb); } catch (e) {
-    host().print(`VFS: sync of ${sb.s_id} at umount failed: ${(e as Error)?.message ?? e}`);
+    pr_err(`VFS: sync of ${sb.s_id} at umount failed: ${(e as Error)?.message ?? e}`);
   }
   sb.s_flags &= ~SB_ACTIVE;
   await teardown(sb, true);

@@ -11,8 +11,8 @@
  *
  * May touch: the transport, the driver table. Nothing block- or fs-specific.
  */
+import { pr_err } from '../../kernel/printk.js';
 import type { VirtioDeviceInfo } from '../../host-ops.js';
-import { host } from '../../arch/cpu.js';
 import { err } from '../../include/errno.js';
 import { ENODEV, EIO } from '../../include/uapi.js';
 import {
@@ -133,7 +133,7 @@ export async function virtioDeviceProbe(vdev: VirtioDevice): Promise<void> {
     await drv.probe(vdev);
     if (!(vdev.config.getStatus() & VIRTIO_CONFIG_S_DRIVER_OK)) throw err(EIO, `${vdev.name}: driver did not set DRIVER_OK`);
   } catch (e) {
-    host().print(`virtio: ${vdev.name}: probe with ${drv.name} failed: ${(e as Error)?.message ?? e}`);
+    pr_err(`virtio: ${vdev.name}: probe with ${drv.name} failed: ${(e as Error)?.message ?? e}`);
     vdev.driver = null;
     vdev.config.delVqs(vdev);
     addStatus(vdev, VIRTIO_CONFIG_S_FAILED);

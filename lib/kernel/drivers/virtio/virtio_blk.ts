@@ -14,6 +14,7 @@
  * FLUSH for fsync and PREFLUSH/FUA), RO, SEG_MAX, BLK_SIZE, DISCARD and WRITE_ZEROES when
  * offered, INDIRECT_DESC (one ring slot per request, however many segments).
  */
+import { pr_info, pr_warn } from '../../kernel/printk.js';
 import { host } from '../../arch/cpu.js';
 import { exitcall } from '../../arch/setup.js';
 import { err } from '../../include/errno.js';
@@ -83,7 +84,7 @@ export class VirtioBlk implements BlockDriver {
     if (v.hasFeature(VIRTIO_BLK_F_BLK_SIZE)) {
       const bs = v.cread32(VIRTIO_BLK_CFG_BLK_SIZE);
       if (bs >= 512 && bs <= PAGE_SIZE && (bs & (bs - 1)) === 0) this.logicalBlockSize = bs;
-      else host().print(`virtio_blk: ${v.name}: ignoring invalid blk_size ${bs}`);
+      else pr_warn(`virtio_blk: ${v.name}: ignoring invalid blk_size ${bs}`);
     }
     /* 5.2.5: without SEG_MAX a request has a single data segment */
     const segMax = v.hasFeature(VIRTIO_BLK_F_SEG_MAX) ? Math.max(1, v.cread32(VIRTIO_BLK_CFG_SEG_MAX)) : 1;
@@ -110,7 +111,7 @@ export class VirtioBlk implements BlockDriver {
 
     this.disk = await addDisk(this);
     const bytes = this.sectors * 512;
-    host().print(`virtio_blk ${v.name}: [${this.disk.disk_name}] ${this.sectors / (this.logicalBlockSize / 512)} ` +
+    pr_info(`virtio_blk ${v.name}: [${this.disk.disk_name}] ${this.sectors / (this.logicalBlockSize / 512)} ` +
       `${this.logicalBlockSize}-byte logical blocks (${(bytes / 1e9).toFixed(2)} GB/${(bytes / 2 ** 30).toFixed(2)} GiB)` +
       `${this.readOnly ? ' read-only' : ''}${this.flush ? ', write cache' : ''}`);
   }
@@ -230,7 +231,7 @@ export const virtio_blk: VirtioDriver = {
     return { disk: { name: disk.disk_name, partitions } };
   },
   configChanged(vdev: VirtioDevice): void {
-    host().print(`virtio_blk ${vdev.name}: configuration changed (capacity changes are not supported)`);
+    pr_warn(`virtio_blk ${vdev.name}: configuration changed (capacity changes are not supported)`);
   },
 };
 registerVirtioDriver(virtio_blk);

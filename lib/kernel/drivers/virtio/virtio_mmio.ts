@@ -12,6 +12,7 @@
  * Only modern (version 2) devices are driven: the legacy register layout (QueuePFN) is not
  * implemented, as LKL's host devices have been modern for years.
  */
+import { pr_err, pr_warn } from '../../kernel/printk.js';
 import { allocIrqNumber, freeIrq, host, requestIrq, triggerIrq } from '../../arch/cpu.js';
 import { INIT_DEVICE, initcall } from '../../arch/setup.js';
 import { defineSyscall } from '../../arch/syscalls.js';
@@ -147,7 +148,7 @@ export class VirtioMmioTransport implements VirtioConfigOps {
     if (isr & VIRTIO_MMIO_INT_CONFIG) {
       if (this.getStatus() & VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET) {
         this.vdev.broken = true;
-        host().print(`virtio: ${this.dev.name}: device needs reset`);
+        pr_warn(`virtio: ${this.dev.name}: device needs reset`);
       }
       virtioConfigChanged(this.vdev);
     }
@@ -198,7 +199,7 @@ export async function virtioMmioRemove(dev: VirtioMmioDevice): Promise<void> {
 export async function virtioMmioRemoveAll(): Promise<void> {
   for (const dev of [...byDevice.keys()]) {
     try { await virtioMmioRemove(dev); } catch (e) {
-      host().print(`virtio-mmio: ${dev.name}: removal failed: ${(e as Error)?.message ?? e}`);
+      pr_err(`virtio-mmio: ${dev.name}: removal failed: ${(e as Error)?.message ?? e}`);
     }
   }
 }
@@ -231,7 +232,7 @@ initcall(INIT_DEVICE, 'virtio_mmio', async () => {
   byDevice.clear();
   for (const dev of host().virtioDevices ?? []) {
     try { await virtioMmioAdd(dev); } catch (e) {
-      host().print(`virtio-mmio: ${dev.name}: ${(e as Error)?.message ?? e}`);
+      pr_err(`virtio-mmio: ${dev.name}: ${(e as Error)?.message ?? e}`);
     }
   }
 });

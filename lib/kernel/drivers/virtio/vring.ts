@@ -18,6 +18,7 @@
  * Concurrency: add/kick run in kernel context (the block layer's dispatch, which may be in
  * IRQ context); getBuf runs from the device's IRQ handler. Neither sleeps.
  */
+import { pr_warn } from '../../kernel/printk.js';
 import { host } from '../../arch/cpu.js';
 import { allocPage, putPage, physMem, PAGE_SIZE, type Page } from '../../mm/page_alloc.js';
 import {
@@ -158,7 +159,7 @@ export class Virtqueue {
       const token = id < this.num ? this.tokens[id] : null;
       if (token === null || token === undefined) {
         this.badUsed++;
-        host().print(`virtio: queue ${this.index}: used entry for head ${id}, which is not in flight`);
+        pr_warn(`virtio: queue ${this.index}: used entry for head ${id}, which is not in flight`);
         continue;
       }
       this.detach(id);

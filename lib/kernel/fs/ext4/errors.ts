@@ -12,22 +12,15 @@
 import { SB_RDONLY, type SuperBlock } from '../../include/fs.js';
 import { Errno, err } from '../../include/errno.js';
 import { EFSBADCRC, EFSCORRUPTED, EIO } from '../../include/uapi.js';
-import { currentOrNull, host } from '../../arch/cpu.js';
+import { currentOrNull } from '../../arch/cpu.js';
+import { KERN_CRIT, KERN_ERR, KERN_INFO, KERN_WARNING, printk } from '../../kernel/printk.js';
 import { EXT4_MOUNT_ERRORS_PANIC, EXT4_MOUNT_ERRORS_RO, type Ext4SbInfo } from './ext4.js';
 
-let printHook: ((msg: string) => void) | null = null;
-/** Tests without a booted kernel capture messages here. */
-export function ext4SetPrintHook(h: ((msg: string) => void) | null): void { printHook = h; }
+const LEVELS: Record<string, string> = { KERN_ERR, KERN_WARNING, KERN_INFO };
 
-export function printk(msg: string): void {
-  if (printHook) { printHook(msg); return; }
-  try { host().print(msg); } catch { /* no kernel: nowhere to print */ }
-}
-
-/** ext4_msg: "EXT4-fs (vda): ..." */
+/** ext4_msg: "EXT4-fs (vda): ..." at the level named ('KERN_ERR', 'KERN_WARNING', 'KERN_INFO'). */
 export function ext4_msg(sb: SuperBlock, level: string, msg: string): void {
-  void level;
-  printk(`EXT4-fs (${sb.s_id}): ${msg}`);
+  printk(`${LEVELS[level] ?? ''}EXT4-fs (${sb.s_id}): ${msg}`);
 }
 
 export interface Ext4ErrorWhere { ino?: number; block?: number; csum?: boolean }
@@ -48,16 +41,16 @@ export function ext4_error(sb: SuperBlock, func: string, msg: string, where: Ext
   line += msg;
   if (!sbi || !sbi.s_error_printed.has(line)) {
     sbi?.s_error_printed.add(line);
-    printk(line);
+    printk(KERN_CRIT + line);
   }
   if (sbi) {
     sbi.s_has_errors = true;
     sbi.s_error_count++;
     if (sbi.test_opt(EXT4_MOUNT_ERRORS_PANIC)) {
-      if (!sbi.s_shutdown) printk(`EXT4-fs (${sb.s_id}): panic forced after error (filesystem shut down)`);
+      if (!sbi.s_shutdown) printk(`${KERN_CRIT}EXT4-fs (${sb.s_id}): panic forced after error (filesystem shut down)`);
       sbi.s_shutdown = true;
     } else if (sbi.test_opt(EXT4_MOUNT_ERRORS_RO) && !(sb.s_flags & SB_RDONLY)) {
-      printk(`EXT4-fs (${sb.s_id}): Remounting filesystem read-only`);
+      printk(`${KERN_CRIT}EXT4-fs (${sb.s_id}): Remounting filesystem read-only`);
       sb.s_flags |= SB_RDONLY;
     }
   }
@@ -71,7 +64,7 @@ export function ext4_csum_error(sb: SuperBlock, func: string, msg: string, where
 
 /** ext4_warning: printed, nothing else. */
 export function ext4_warning(sb: SuperBlock, func: string, msg: string): void {
-  printk(`EXT4-fs warning (device ${sb.s_id}): ${func}: ${msg}`);
+  printk(`${KERN_WARNING}EXT4-fs warning (device ${sb.s_id}): ${func}: ${msg}`);
 }
 
 /** Calls on a shut-down filesystem (errors=panic after an error) fail with EIO. */

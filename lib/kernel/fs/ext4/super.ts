@@ -46,7 +46,8 @@ import {
   EXT4_MOUNT_NO_AUTO_DA_ALLOC, EXT4_MOUNT_QUOTA, EXT4_MOUNT_DATA_ERR_ABORT,
   EXT4_SB, Ext4Inode, Ext4SbInfo, type Ext4Dev, type Ext4Flavour,
 } from './ext4.js';
-import { ext4_msg, printk } from './errors.js';
+import { ext4_msg } from './errors.js';
+import { KERN_ERR, printk } from '../../kernel/printk.js';
 import { ext4_raw_bread } from './bread.js';
 import { ext4_iget, ext4_iput, ext4_map_blocks, EXT4_IGET_SPECIAL } from './inode.js';
 import { ext4_bg_has_super, ext4_group_first_block_no, ext4_statfs, ext4_statfs_init } from './balloc_read.js';
@@ -476,7 +477,7 @@ async function ext4_load_journal(sb: SuperBlock, sbi: Ext4SbInfo, wantRw: boolea
       : `recovery complete (transactions ${info.start_transaction} to ${(info.end_transaction - 1) >>> 0}, ${info.nr_replays} blocks replayed, ${info.nr_revoke_hits} revoked)`);
   } catch (e) {
     await ext4_iput(jinode);
-    printk('JBD2: recovery failed');
+    printk(KERN_ERR + 'JBD2: recovery failed');
     ext4_msg(sb, 'KERN_ERR', 'error loading journal');
     throw isErrno(e) ? err(e.errno === EFSBADCRC ? EFSBADCRC : EIO) : err(EIO);
   }

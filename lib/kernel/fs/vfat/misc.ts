@@ -9,6 +9,7 @@
  * reads back with the same times.
  */
 import { host } from '../../arch/cpu.js';
+import { KERN_ERR, KERN_INFO, KERN_WARNING, printk } from '../../kernel/printk.js';
 import { err, type Errno } from '../../include/errno.js';
 import { SB_RDONLY, type Inode, type SuperBlock } from '../../include/fs.js';
 import { EUCLEAN, type Timespec } from '../../include/uapi.js';
@@ -18,8 +19,8 @@ import { fat_time_fat2unix, fat_time_unix2fat, fat_truncate_atime, fat_truncate_
 
 /** fat_msg: "FAT-fs (vda): ..." through printk. */
 export function fat_msg(sb: SuperBlock, level: 'error' | 'warn' | 'info', msg: string): void {
-  void level;
-  host().print(`FAT-fs (${sb.s_id}): ${msg}`);
+  const kern = level === 'error' ? KERN_ERR : level === 'warn' ? KERN_WARNING : KERN_INFO;
+  printk(`${kern}FAT-fs (${sb.s_id}): ${msg}`);
 }
 
 /**
