@@ -3,8 +3,10 @@
  * header, descriptor blocks and their tags, commit blocks and revoke blocks. Pure codecs
  * and validators over Uint8Array; replay and commit logic live elsewhere. Pure kernel code.
  *
- * Unlike ext4, everything in the journal is big-endian.
+ * Unlike ext4, everything in the journal is big-endian (lib/struct.ts's be32 and friends).
  */
+import { be16, be32, put_be16, put_be32 } from '../../lib/struct.js';
+export { be32, put_be32 };
 
 export const JBD2_MAGIC_NUMBER = 0xc03b3998;
 
@@ -39,13 +41,6 @@ export const JBD2_MIN_JOURNAL_BLOCKS = 1024;
 export const JBD2_MIN_FC_BLOCKS = 256;
 export const JBD2_USERS_MAX = 48;
 
-const be16 = (b: Uint8Array, o: number): number => (b[o] << 8) | b[o + 1];
-export const be32 = (b: Uint8Array, o: number): number =>
-  ((b[o] << 24) | (b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3]) >>> 0;
-function put_be16(b: Uint8Array, o: number, v: number): void { b[o] = v >>> 8; b[o + 1] = v; }
-export function put_be32(b: Uint8Array, o: number, v: number): void {
-  b[o] = v >>> 24; b[o + 1] = v >>> 16; b[o + 2] = v >>> 8; b[o + 3] = v;
-}
 const HI32 = 0x100000000;
 
 /* ---- journal_header_t --------------------------------------------------------------- */
