@@ -8,7 +8,7 @@
  *   await k.halt();
  */
 import { createNodeHost } from './drivers/node-host.js';
-import { startKernel as kernelStart, haltKernel } from './kernel/arch/setup.js';
+import { start_kernel as kernelStart, haltKernel } from './kernel/arch/setup.js';
 import { syscall, syscallGeneration } from './kernel/arch/syscalls.js';
 import * as NR from './kernel/include/unistd.js';
 import {

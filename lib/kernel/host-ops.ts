@@ -54,7 +54,7 @@ export interface HostOps {
 
 /*
  * The door between the kernel and a host-side virtio device: the host implements
- * VirtioMmioDevice (lib/drivers/virtio-*.ts) and hands it over at boot (virtioDevices) or
+ * VirtioMmioDevice (lib/drivers/virtio-*.ts) and hands it over at boot (virtio_devices) or
  * later with the virtio_mmio_device_add system call. Everything a device does to the kernel
  * goes through shared physical memory and the IRQ it raises, so a device can run in another
  * thread unchanged.

@@ -10,10 +10,10 @@ import crypto from 'node:crypto';
 import { startKernel, O_RDONLY, O_RDWR, O_WRONLY, EIO, EPERM, EACCES } from '../../lib/index.js';
 import { FaultyStore, FileStore, MemoryStore } from '../../lib/drivers/stores.js';
 import { runAsInit } from '../../lib/kernel/arch/cpu.js';
-import { bdevByName, blkdevGetForSuper, setBlocksize } from '../../lib/kernel/block/bdev.js';
-import { bioAlloc, submitBioWait, blkdevIssueFlush } from '../../lib/kernel/block/bio.js';
+import { bdevByName, blkdev_get_for_super, set_blocksize } from '../../lib/kernel/block/bdev.js';
+import { bio_alloc, submit_bio_wait, blkdev_issue_flush } from '../../lib/kernel/block/bio.js';
 import { REQ_FUA, REQ_OP_READ, REQ_OP_WRITE, REQ_PREFLUSH } from '../../lib/kernel/include/blk.js';
-import { allocPage, putPage } from '../../lib/kernel/mm/page_alloc.js';
+import { alloc_page, put_page } from '../../lib/kernel/mm/page_alloc.js';
 import { isErrno } from '../../lib/kernel/include/errno.js';
 import { scratchDir } from '../lib/scratch.js';
 import { fillRandom, firstDiff, rng } from './helpers.js';
@@ -44,16 +44,16 @@ t.test('fsync sends FLUSH to the store, and the data is in the file when fsync r
   await runAsInit('flush-seq', async () => {
     const bdev = bdevByName('vda')!;
     const f0 = store.counts.flush, w0 = store.counts.write;
-    const page = allocPage()!;
+    const page = alloc_page()!;
     page.data.fill(0x77);
-    const bio = bioAlloc(bdev, REQ_OP_WRITE | REQ_PREFLUSH | REQ_FUA, 8);
+    const bio = bio_alloc(bdev, REQ_OP_WRITE | REQ_PREFLUSH | REQ_FUA, 8);
     bio.addPage(page, 4096, 0);
-    await submitBioWait(bio);
+    await submit_bio_wait(bio);
     t.equal(store.counts.flush - f0, 2, 'PREFLUSH|FUA write: a flush before and after');
     t.ok(store.counts.write > w0, 'and the write');
-    await blkdevIssueFlush(bdev);
+    await blkdev_issue_flush(bdev);
     t.equal(store.counts.flush - f0, 3, 'blkdev_issue_flush: one FLUSH');
-    putPage(page);
+    put_page(page);
   });
   t.equal(firstDiff(fs.readFileSync(img).subarray(4096, 8192), new Uint8Array(4096).fill(0x77)), -1, 'FUA data in the file');
   await k.sys.close(fd);
@@ -93,16 +93,16 @@ t.test('host I/O errors reach the caller as EIO; nothing crashes', async (t) => 
 
   await runAsInit('bio-errors', async () => {
     const bdev = bdevByName('vda')!;
-    const page = allocPage()!;
+    const page = alloc_page()!;
     store.addFault({ op: 'read', pos: 0, len: 1 });
-    const bio = bioAlloc(bdev, REQ_OP_READ, 0);
+    const bio = bio_alloc(bdev, REQ_OP_READ, 0);
     bio.addPage(page, 4096, 0);
-    try { await submitBioWait(bio); t.fail('no error'); } catch (e) { t.ok(isErrno(e) && e.errno === EIO, 'submit_bio_wait: EIO'); }
+    try { await submit_bio_wait(bio); t.fail('no error'); } catch (e) { t.ok(isErrno(e) && e.errno === EIO, 'submit_bio_wait: EIO'); }
     store.clearFaults();
-    const beyond = bioAlloc(bdev, REQ_OP_READ, 4 * MiB / 512 - 4);
+    const beyond = bio_alloc(bdev, REQ_OP_READ, 4 * MiB / 512 - 4);
     beyond.addPage(page, 4096, 0);
-    try { await submitBioWait(beyond); t.fail('no error'); } catch (e) { t.ok(isErrno(e) && e.errno === EIO, 'beyond the end: EIO'); }
-    putPage(page);
+    try { await submit_bio_wait(beyond); t.fail('no error'); } catch (e) { t.ok(isErrno(e) && e.errno === EIO, 'beyond the end: EIO'); }
+    put_page(page);
   });
   t.ok(messages.some((m) => /beyond end of device/.test(m)), 'the kernel says why');
   t.equal(await k.sys.close(fd), 0);
@@ -135,14 +135,14 @@ t.test('a read-only disk is never written', async (t) => {
   await runAsInit('ro', async () => {
     const bdev = bdevByName('vda')!;
     t.ok(bdev.bd_read_only);
-    const page = allocPage()!;
-    const bio = bioAlloc(bdev, REQ_OP_WRITE, 0);
+    const page = alloc_page()!;
+    const bio = bio_alloc(bdev, REQ_OP_WRITE, 0);
     bio.addPage(page, 4096, 0);
-    try { await submitBioWait(bio); t.fail('write bio went through'); } catch (e) { t.ok(isErrno(e) && e.errno === EIO, 'a write bio fails with EIO'); }
-    putPage(page);
-    try { await blkdevGetForSuper(bdev, 0, {}); t.fail('rw mount allowed'); } catch (e) { t.ok(isErrno(e) && e.errno === EACCES, 'read-write mount: EACCES'); }
-    const b = await blkdevGetForSuper(bdev, 1 /* SB_RDONLY */, 'ro-holder');
-    await setBlocksize(b, 1024);
+    try { await submit_bio_wait(bio); t.fail('write bio went through'); } catch (e) { t.ok(isErrno(e) && e.errno === EIO, 'a write bio fails with EIO'); }
+    put_page(page);
+    try { await blkdev_get_for_super(bdev, 0, {}); t.fail('rw mount allowed'); } catch (e) { t.ok(isErrno(e) && e.errno === EACCES, 'read-write mount: EACCES'); }
+    const b = await blkdev_get_for_super(bdev, 1 /* SB_RDONLY */, 'ro-holder');
+    await set_blocksize(b, 1024);
     t.equal(b.bd_block_size, 1024);
   });
   const rfd = await k.sys.open('/dev/vda', O_RDONLY);

@@ -7,13 +7,13 @@ import t, { type Test } from 'tap';
 import { startKernel, O_RDONLY, EIO } from '../../lib/index.js';
 import { FaultyStore, MemoryStore } from '../../lib/drivers/stores.js';
 import { runAsInit } from '../../lib/kernel/arch/cpu.js';
-import { bdevByName, setBlocksize, syncBlockdev } from '../../lib/kernel/block/bdev.js';
+import { bdevByName, set_blocksize, sync_blockdev } from '../../lib/kernel/block/bdev.js';
 import * as B from '../../lib/kernel/fs/buffer.js';
-import { Inode, SuperBlock, type AddressSpaceOperations } from '../../lib/kernel/include/fs.js';
+import { Inode, super_block, type address_space_operations } from '../../lib/kernel/include/fs.js';
 import type { GetBlock } from '../../lib/kernel/include/blk.js';
-import { readCachePage } from '../../lib/kernel/mm/filemap.js';
-import { filemapWriteAndWaitRange } from '../../lib/kernel/fs/fs-writeback.js';
-import { putPage } from '../../lib/kernel/mm/page_alloc.js';
+import { read_cache_page } from '../../lib/kernel/mm/filemap.js';
+import { filemap_write_and_wait_range } from '../../lib/kernel/fs/fs-writeback.js';
+import { put_page } from '../../lib/kernel/mm/page_alloc.js';
 import { isErrno } from '../../lib/kernel/include/errno.js';
 import { S_IFREG } from '../../lib/kernel/include/uapi.js';
 import { fillRandom, firstDiff, rng } from './helpers.js';
@@ -40,21 +40,21 @@ t.test('bread, dirty, sync, block sizes, coherency', async (t) => {
       const bdev = bdevByName('vda')!;
       t.equal(bdev.bd_block_size, 4096, 'initial block size: a page');
       for (const size of [4096, 1024, 512, 2048]) {
-        await setBlocksize(bdev, size);
+        await set_blocksize(bdev, size);
         const bh = await B.bread(bdev, 7, size);
         t.equal(bh.b_size, size);
         t.equal(firstDiff(bh.b_data, model.subarray(7 * size, 8 * size)), -1, `bread block 7 of ${size}`);
         B.brelse(bh);
       }
-      await setBlocksize(bdev, 1024);
+      await set_blocksize(bdev, 1024);
       /* dirty + sync_dirty_buffer writes exactly that block */
       const bh = await B.bread(bdev, 100, 1024);
       bh.b_data.fill(0xaa);
-      B.markBufferDirty(bh);
+      B.mark_buffer_dirty(bh);
       t.ok(bh.dirty);
       t.equal(mem.data[100 * 1024], model[100 * 1024], 'not written before sync');
       const w0 = store.counts.write;
-      await B.syncDirtyBuffer(bh);
+      await B.sync_dirty_buffer(bh);
       t.notOk(bh.dirty);
       t.equal(store.counts.write - w0, 1, 'one write');
       t.equal(firstDiff(mem.data.subarray(100 * 1024, 101 * 1024), new Uint8Array(1024).fill(0xaa)), -1, 'the block');
@@ -66,12 +66,12 @@ t.test('bread, dirty, sync, block sizes, coherency', async (t) => {
       t.notOk(nb.uptodate);
       nb.b_data.fill(0x33);
       nb.set(1 /* BH_Uptodate */);
-      B.markBufferDirty(nb);
+      B.mark_buffer_dirty(nb);
       t.equal(store.counts.read, r0, 'getblk does not read');
       B.brelse(nb);
       model.fill(0x33, 2000 * 1024, 2001 * 1024);
       /* writeback of the bdev mapping writes only dirty buffers of a partly-read page */
-      await syncBlockdev(bdev);
+      await sync_blockdev(bdev);
       t.equal(firstDiff(mem.data, model), -1, 'sync_blockdev wrote dirty buffers and nothing else');
       /* same block twice: the same buffer */
       const a = await B.getblk(bdev, 100, 1024), b = await B.getblk(bdev, 100, 1024);
@@ -84,9 +84,9 @@ t.test('bread, dirty, sync, block sizes, coherency', async (t) => {
       const owner = new Inode(bdev.bd_inode.i_sb);
       const mb = await B.bread(bdev, 300, 1024);
       mb.b_data.fill(0x44);
-      B.markBufferDirtyInode(mb, owner);
+      B.mark_buffer_dirty_inode(mb, owner);
       t.equal(owner.i_mapping.private_list.length, 1);
-      await B.syncMappingBuffers(owner.i_mapping);
+      await B.sync_mapping_buffers(owner.i_mapping);
       t.equal(owner.i_mapping.private_list.length, 0);
       t.equal(mem.data[300 * 1024], 0x44, 'sync_mapping_buffers wrote it');
       model.fill(0x44, 300 * 1024, 301 * 1024);
@@ -94,7 +94,7 @@ t.test('bread, dirty, sync, block sizes, coherency', async (t) => {
       /* a buffer changed in the cache is what /dev/vda reads */
       const cb = await B.bread(bdev, 400, 1024);
       cb.b_data.fill(0x55);
-      B.markBufferDirty(cb);
+      B.mark_buffer_dirty(cb);
       B.brelse(cb);
       model.fill(0x55, 400 * 1024, 401 * 1024);
     });
@@ -118,8 +118,8 @@ t.test('buffer I/O errors', async (t) => {
       t.ok(bh.uptodate, 'readable once the fault is gone');
       store.addFault({ op: 'write', pos: 8192, len: 1 });
       bh.b_data[0] ^= 1;
-      B.markBufferDirty(bh);
-      await expectErrno(t, B.syncDirtyBuffer(bh), EIO, 'sync_dirty_buffer of a bad block');
+      B.mark_buffer_dirty(bh);
+      await expectErrno(t, B.sync_dirty_buffer(bh), EIO, 'sync_dirty_buffer of a bad block');
       t.ok(bh.test(1 << 11 /* BH_Write_EIO */), 'BH_Write_EIO');
       store.clearFaults();
       B.brelse(bh);
@@ -132,8 +132,8 @@ t.test('file data over get_block: holes, unwritten, new blocks, partial writes, 
     const model = mem.data.slice();
     await runAsInit('fileio', async () => {
       const bdev = bdevByName('vda')!;
-      await setBlocksize(bdev, 1024);
-      const sb = new SuperBlock({ name: 'testfs', fs_flags: 1, async fill_super() {} });
+      await set_blocksize(bdev, 1024);
+      const sb = new super_block({ name: 'testfs', fs_flags: 1, async fill_super() {} });
       sb.s_op = { async statfs() { throw new Error('no'); } };
       sb.s_bdev = bdev;
       sb.s_blocksize = 1024; sb.s_blocksize_bits = 10;
@@ -151,15 +151,15 @@ t.test('file data over get_block: holes, unwritten, new blocks, partial writes, 
         while (len < max && map.get(iblock + len) === p + len && unwritten.has(iblock + len) === unwritten.has(iblock)) len++;
         return { pblk: p, len, unwritten: unwritten.has(iblock) };
       };
-      const aops: AddressSpaceOperations = {
-        readpage: (_f, page) => B.mpageReadpage(page, getBlock),
-        readahead: (_m, pages) => B.mpageReadahead(pages, getBlock),
-        writepage: (page, wbc) => B.blockWriteFullPage(page, getBlock, wbc),
-        writepages: (m, wbc) => B.mpageWritepages(m, wbc, getBlock),
-        write_begin: (_f, m, pos, len) => B.blockWriteBegin(m, pos, len, getBlock),
-        write_end: (_f, m, pos, len, copied, page) => B.genericWriteEnd(m, pos, len, copied, page),
-        invalidate_folio: B.blockInvalidateFolio,
-        release_folio: B.tryToFreeBuffers,
+      const aops: address_space_operations = {
+        readpage: (_f, page) => B.mpage_read_folio(page, getBlock),
+        readahead: (_m, pages) => B.mpage_readahead(pages, getBlock),
+        writepage: (page, wbc) => B.block_write_full_page(page, getBlock, wbc),
+        writepages: (m, wbc) => B.mpage_writepages(m, wbc, getBlock),
+        write_begin: (_f, m, pos, len) => B.block_write_begin(m, pos, len, getBlock),
+        write_end: (_f, m, pos, len, copied, page) => B.generic_write_end(m, pos, len, copied, page),
+        invalidate_folio: B.block_invalidate_folio,
+        release_folio: B.try_to_free_buffers,
       };
       const inode = new Inode(sb);
       inode.i_ino = 12; inode.i_mode = S_IFREG | 0o644; inode.i_blkbits = 10;
@@ -171,22 +171,22 @@ t.test('file data over get_block: holes, unwritten, new blocks, partial writes, 
       expectFile.fill(0, 9 * 1024 + 100);
 
       /* page 0: blocks 0-3 contiguous (500-503) → one bio */
-      const p0 = await readCachePage(inode.i_mapping, 0);
+      const p0 = await read_cache_page(inode.i_mapping, 0);
       t.equal(firstDiff(p0.data, expectFile.subarray(0, 4096)), -1, 'page 0: contiguous blocks');
-      t.notOk(B.pageBuffers(p0), 'read without buffers (mpage)');
-      putPage(p0);
+      t.notOk(B.page_buffers(p0), 'read without buffers (mpage)');
+      put_page(p0);
       /* page 1: 510, hole, 520, unwritten → buffer by buffer */
-      const p1 = await readCachePage(inode.i_mapping, 1);
+      const p1 = await read_cache_page(inode.i_mapping, 1);
       t.equal(firstDiff(p1.data, expectFile.subarray(4096, 8192)), -1, 'page 1: hole and unwritten read as zeros');
-      t.ok(B.pageBuffers(p1), 'read through buffers (not contiguous)');
-      putPage(p1);
+      t.ok(B.page_buffers(p1), 'read through buffers (not contiguous)');
+      put_page(p1);
       /* page 2: 600, 601 partly past EOF, then past EOF */
-      const p2 = await readCachePage(inode.i_mapping, 2);
+      const p2 = await read_cache_page(inode.i_mapping, 2);
       /* as in Linux, the last block is read whole (bytes past i_size are whatever the disk
        * has; writeback zeroes them); blocks wholly past EOF are zeros */
       t.equal(firstDiff(p2.data.subarray(0, 1024 + 100), expectFile.subarray(8192, 9 * 1024 + 100)), -1, 'page 2: data up to EOF');
       t.equal(firstDiff(p2.data.subarray(2048), new Uint8Array(2048)), -1, 'page 2: blocks past EOF are zeros');
-      putPage(p2);
+      put_page(p2);
 
       /* partial write into the hole (block 5): a new block, zeroed around the write */
       let page = await aops.write_begin!(null, inode.i_mapping, 5 * 1024 + 10, 20);
@@ -211,8 +211,8 @@ t.test('file data over get_block: holes, unwritten, new blocks, partial writes, 
       t.equal(inode.i_size, 10 * 1024 + 15, 'i_size grew');
       expectFile.fill(0x63, 10 * 1024 + 5, 10 * 1024 + 15);
 
-      await filemapWriteAndWaitRange(inode.i_mapping, 0, Infinity);
-      await filemapWriteAndWaitRange(fresh.i_mapping, 0, Infinity);
+      await filemap_write_and_wait_range(inode.i_mapping, 0, Infinity);
+      await filemap_write_and_wait_range(fresh.i_mapping, 0, Infinity);
       const onDev = (b: number) => mem.data.subarray(b * 1024, (b + 1) * 1024);
       t.equal(firstDiff(onDev(nb), expectFile.subarray(5 * 1024, 6 * 1024)), -1, 'new block written with zeros around the data');
       const want502 = model.slice(502 * 1024, 503 * 1024); want502.fill(0x62, 100, 150);
@@ -222,12 +222,12 @@ t.test('file data over get_block: holes, unwritten, new blocks, partial writes, 
 
       /* truncate in the middle of block 10: the rest of the block becomes zeros */
       inode.i_size = 10 * 1024 + 8;
-      await B.blockTruncatePage(inode.i_mapping, inode.i_size, getBlock);
-      await filemapWriteAndWaitRange(inode.i_mapping, 0, Infinity);
+      await B.block_truncate_page(inode.i_mapping, inode.i_size, getBlock);
+      await filemap_write_and_wait_range(inode.i_mapping, 0, Infinity);
       const want10 = new Uint8Array(1024); want10.fill(0x63, 5, 8);
       t.equal(firstDiff(onDev(map.get(10)!), want10), -1, 'block_truncate_page zeroed the tail');
-      t.equal(await B.genericBlockBmap(inode.i_mapping, 4, getBlock), 510, 'bmap');
-      t.equal(await B.genericBlockBmap(inode.i_mapping, 11, getBlock), 0, 'bmap of a hole');
+      t.equal(await B.generic_block_bmap(inode.i_mapping, 4, getBlock), 510, 'bmap');
+      t.equal(await B.generic_block_bmap(inode.i_mapping, 11, getBlock), 0, 'bmap of a hole');
     });
   });
 });

@@ -12,7 +12,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSy
 import { join } from 'node:path';
 import zlib from 'node:zlib';
 import { crc32_le, efi_crc32 } from '../../lib/kernel/lib/crc32.js';
-import { scanPartitions } from '../../lib/kernel/block/partitions/check.js';
+import { scan_partitions } from '../../lib/kernel/block/partitions/check.js';
 import type { Partition, PartitionSource, ScanOptions } from '../../lib/kernel/block/partitions/check.js';
 
 mkdirSync(join(tmpdir(), 'lkl-ts-parts'), { recursive: true });
@@ -44,7 +44,7 @@ function memSource(img: Uint8Array, ss = 512): PartitionSource & { bytesRead: nu
 
 async function scan(img: Uint8Array, ss = 512, opts?: ScanOptions): Promise<{ parts: Partition[]; warnings: string[] }> {
   const warnings: string[] = [];
-  const parts = await scanPartitions(memSource(img, ss), (m) => warnings.push(m), opts);
+  const parts = await scan_partitions(memSource(img, ss), (m) => warnings.push(m), opts);
   return { parts, warnings };
 }
 
@@ -254,7 +254,7 @@ t.test('GPT: hostile header values are rejected without exceptions', async (t) =
     fixGptCrcs(img, 1);
     const src = memSource(img);
     const warnings: string[] = [];
-    const parts = await scanPartitions(src, (m) => warnings.push(m));
+    const parts = await scan_partitions(src, (m) => warnings.push(m));
     t.same(parts, gptParts, `${name}: backup used`);
     t.match(warnings, [why], `${name}: reason given`);
     t.ok(src.bytesRead < 64 * 1024, `${name}: read only ${src.bytesRead} bytes`);
@@ -347,16 +347,16 @@ t.test('MBR: a bare FAT volume is not a partition table', async (t) => {
 t.test('sources that fail or lie', async (t) => {
   const warnings: string[] = [];
   const bad: PartitionSource = { sectorSize: 512, sectors: 1000, read: async () => { throw new Error('EIO'); } };
-  t.same(await scanPartitions(bad, (m) => warnings.push(m)), []);
+  t.same(await scan_partitions(bad, (m) => warnings.push(m)), []);
   t.ok(warnings.some((w) => /read error/.test(w)));
   const short: PartitionSource = { sectorSize: 512, sectors: 1000, read: async () => new Uint8Array(3) };
-  t.same(await scanPartitions(short, () => {}), []);
+  t.same(await scan_partitions(short, () => {}), []);
   for (const [ss, n] of [[1000, 10], [256, 10], [512, -1], [512, 2 ** 60], [512, 1.5]]) {
     const w: string[] = [];
-    t.same(await scanPartitions({ sectorSize: ss, sectors: n, read: bad.read }, (m) => w.push(m)), []);
+    t.same(await scan_partitions({ sectorSize: ss, sectors: n, read: bad.read }, (m) => w.push(m)), []);
     t.equal(w.length, 1, `sectorSize ${ss} sectors ${n} refused`);
   }
-  t.same(await scanPartitions({ sectorSize: 512, sectors: 0, read: bad.read }, () => {}), []);
+  t.same(await scan_partitions({ sectorSize: 512, sectors: 0, read: bad.read }, () => {}), []);
   /* A disk of a single sector holding the start of a GPT. */
   t.same((await scan(gpt.subarray(0, 512))).parts, []);
 });
@@ -392,7 +392,7 @@ t.test('fuzz: flipped bytes never throw, parts stay on the device, reads stay sm
     if (isGpt && rnd(2)) fixGptCrcs(img, 1);
     const src = memSource(img);
     try {
-      const parts = await scanPartitions(src, () => {});
+      const parts = await scan_partitions(src, () => {});
       for (const p of parts)
         if (!(p.start >= 0 && p.size > 0 && p.start + p.size <= src.sectors && p.no >= 1 && p.no < 256)) failures++;
       if (src.bytesRead > 5 * MiB || src.reads > 30000) failures++;

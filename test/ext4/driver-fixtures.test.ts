@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { run, whyNot } from '../lib/sh.js';
-import { SuperBlock, SB_RDONLY, File, type DirContext } from '../../lib/kernel/include/fs.js';
+import { super_block, SB_RDONLY, File, type dir_context } from '../../lib/kernel/include/fs.js';
 import { isErrno } from '../../lib/kernel/include/errno.js';
 import { ext4_fill_super_dev, ext4_fs_type } from '../../lib/kernel/fs/ext4/super.js';
 import { captureKernelMessages } from '../lib/printk.js';
@@ -47,7 +47,7 @@ if (skip) {
       const msgs: string[] = [];
       captureKernelMessages((m) => msgs.push(m));
       const dev = memDev(new Uint8Array(img));
-      const sb = new SuperBlock(ext4_fs_type);
+      const sb = new super_block(ext4_fs_type);
       sb.s_flags = SB_RDONLY;
       sb.s_id = 'vda';
       const bugs: string[] = [];
@@ -81,7 +81,7 @@ if (skip) {
           for (let i = 0; i < 100000; i++) {
             const before = file.f_pos;
             let k = 0;
-            const ctx: DirContext = { pos: file.f_pos, emit(nm) { if (k++ >= 50) return false; names.push(nm); return true; } };
+            const ctx: dir_context = { pos: file.f_pos, emit(nm) { if (k++ >= 50) return false; names.push(nm); return true; } };
             try { await ext4_readdir(file, ctx); } catch (e) { note(`readdir ${inode.i_ino}`, e); break; }
             file.f_pos = ctx.pos;
             if (ctx.pos === before || k === 0) break;

@@ -14,7 +14,7 @@ import crypto from 'node:crypto';
 import { run, whyNot } from '../lib/sh.js';
 import { scratchDir } from '../lib/scratch.js';
 import { makeExtImage, withLoopMount } from '../lib/images.js';
-import { SuperBlock, SB_RDONLY, File, type DirContext } from '../../lib/kernel/include/fs.js';
+import { super_block, SB_RDONLY, File, type dir_context } from '../../lib/kernel/include/fs.js';
 import { utf8ToBstr } from '../../lib/kernel/include/bstr.js';
 import { ext4_fill_super_dev, ext4_fs_type } from '../../lib/kernel/fs/ext4/super.js';
 import { captureKernelMessages } from '../lib/printk.js';
@@ -31,12 +31,12 @@ import { memDev } from './driver-util.js';
 
 const skip = whyNot(['mke2fs', 'debugfs', 'tune2fs', 'losetup', 'mount', 'python3'], { root: true });
 
-interface Mounted { sb: SuperBlock; msgs: string[]; root: Ext4Inode }
+interface Mounted { sb: super_block; msgs: string[]; root: Ext4Inode }
 
 async function mountMem(img: Uint8Array, data = '', flavour: 'ext2' | 'ext3' | 'ext4' = 'ext4'): Promise<Mounted> {
   const msgs: string[] = [];
   captureKernelMessages((m) => msgs.push(m));
-  const sb = new SuperBlock(ext4_fs_type);
+  const sb = new super_block(ext4_fs_type);
   sb.s_flags = SB_RDONLY;
   sb.s_id = 'vda';
   await ext4_fill_super_dev(sb, memDev(img), data, false, flavour);
@@ -65,7 +65,7 @@ async function readdirAll(dir: Ext4Inode, bufEntries = 7): Promise<{ name: strin
   for (let guard = 0; guard < 100000; guard++) {
     let n = 0;
     const before = file.f_pos;
-    const ctx: DirContext = {
+    const ctx: dir_context = {
       pos: file.f_pos,
       emit(name, ino) {
         if (n >= bufEntries) return false;

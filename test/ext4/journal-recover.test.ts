@@ -18,7 +18,7 @@ import { run, whyNot } from '../lib/sh.js';
 import { scratchDir } from '../lib/scratch.js';
 import { withLoopMount, dumpe2fsHeader } from '../lib/images.js';
 import { diffManifests, hostManifest } from '../lib/manifest.js';
-import { SuperBlock, SB_RDONLY } from '../../lib/kernel/include/fs.js';
+import { super_block, SB_RDONLY } from '../../lib/kernel/include/fs.js';
 import { ext4_fill_super_dev, ext4_fs_type } from '../../lib/kernel/fs/ext4/super.js';
 import { captureKernelMessages } from '../lib/printk.js';
 import { EXT4_SB } from '../../lib/kernel/fs/ext4/ext4.js';
@@ -85,7 +85,7 @@ if (skipFix) {
       const msgs: string[] = [];
       captureKernelMessages((m) => msgs.push(m));
       const dev = memDev(img);
-      const sb = new SuperBlock(ext4_fs_type);
+      const sb = new super_block(ext4_fs_type);
       sb.s_flags = SB_RDONLY;
       sb.s_id = 'vda';
       let errno = 0;
@@ -107,7 +107,7 @@ if (skipFix) {
 
   t.test('journal scan finds the transactions the replay uses', async (t) => {
     const img = new Uint8Array(fs.readFileSync(images.get('j_recover_csum3_64bit')!));
-    const sb = new SuperBlock(ext4_fs_type);
+    const sb = new super_block(ext4_fs_type);
     sb.s_flags = SB_RDONLY;
     sb.s_id = 'vda';
     captureKernelMessages(() => {});

@@ -18,7 +18,7 @@ import type { Dirent64, Stat, Statfs, Timespec } from '../../lib/kernel/include/
 import {
   AT_EMPTY_PATH, AT_FDCWD, AT_REMOVEDIR, AT_SYMLINK_NOFOLLOW, EBADF, EINVAL, EIO, ENODEV, ENOENT,
   ENOSYS, ENOTDIR, ENXIO, EOPNOTSUPP, EPERM, EROFS, MS_RDONLY, NAME_MAX, O_ACCMODE, O_RDONLY,
-  S_IFMT, S_IFREG, UTIME_NOW, UTIME_OMIT, dtFromMode,
+  S_IFMT, S_IFREG, UTIME_NOW, UTIME_OMIT, dt_from_mode,
 } from '../../lib/kernel/include/uapi.js';
 
 const p = {
@@ -170,7 +170,7 @@ export function createFakeKernel(hostRoot: string, statsFile?: string): FakeKern
     for (const name of names) {
       try {
         const s = await fs.promises.lstat(path.join(f.hostPath, name));
-        out.push({ ino: s.ino, off: ++off, type: dtFromMode(s.mode), name, rawName: Buffer.from(name) });
+        out.push({ ino: s.ino, off: ++off, type: dt_from_mode(s.mode), name, rawName: Buffer.from(name) });
       } catch { /* raced away */ }
     }
     return out;

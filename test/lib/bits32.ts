@@ -152,6 +152,8 @@ export function lintBits32(file: string, src: string): Finding[] {
     const shift = op.startsWith('<<') || op.startsWith('>>');
     const operands = [leftOperand(s, at)];
     if (!shift) operands.push(rightOperand(s, at + op.length));
+    // `T | null`, `T | undefined`: a type union, not arithmetic (kernel struct names are lower case).
+    if (op === '|' && operands.some((o) => o === 'null' || o === 'undefined')) continue;
     for (const o of operands) {
       const word = risky(o);
       if (!word) continue;

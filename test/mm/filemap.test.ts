@@ -5,16 +5,16 @@ import t from 'tap';
 import { startKernel } from '../../lib/index.js';
 import { runAsInit } from '../../lib/kernel/arch/cpu.js';
 import {
-  AddressSpace, File, Inode, SuperBlock, VfsMount, Dentry,
-  type AddressSpaceOperations, type FileSystemType,
+  address_space, File, Inode, super_block, vfsmount, Dentry,
+  type address_space_operations, type file_system_type,
 } from '../../lib/kernel/include/fs.js';
 import {
-  PAGE_SIZE, endPageRead, endPageWriteback, findOrCreatePage, genericFileRead, genericPerformWrite,
-  setPageWriteback, truncatePagecache, unlockPage, pageCacheStats,
+  PAGE_SIZE, end_page_read, end_page_writeback, find_or_create_page, filemap_read, generic_perform_write,
+  set_page_writeback, truncate_pagecache, unlock_page, pageCacheStats,
 } from '../../lib/kernel/mm/filemap.js';
-import { putPage, PG_uptodate, memInfo, type Page } from '../../lib/kernel/mm/page_alloc.js';
+import { put_page, PG_uptodate, memInfo, type Page } from '../../lib/kernel/mm/page_alloc.js';
 import {
-  setPageDirty, vfsFsyncRange, writebackStats,
+  set_page_dirty, vfs_fsync_range, writebackStats,
 } from '../../lib/kernel/fs/fs-writeback.js';
 import { Errno } from '../../lib/kernel/include/errno.js';
 
@@ -22,17 +22,17 @@ import { Errno } from '../../lib/kernel/include/errno.js';
 function toyFs(failWrites = false) {
   const disk = new Map<number, Uint8Array>();
   const stats = { reads: 0, writes: 0, raBatches: 0 };
-  const fstype: FileSystemType = { name: 'toy', fs_flags: 0, async fill_super() {} };
-  const sb = new SuperBlock(fstype);
+  const fstype: file_system_type = { name: 'toy', fs_flags: 0, async fill_super() {} };
+  const sb = new super_block(fstype);
   sb.s_op = { async statfs() { throw new Error('unused'); } };
   const inode = new Inode(sb);
   inode.i_mode = 0o100644;
-  const aops: AddressSpaceOperations = {
+  const aops: address_space_operations = {
     async readpage(_f, page: Page) {
       stats.reads++;
       const d = disk.get(page.index);
       if (d) page.data.set(d); else page.data.fill(0);
-      endPageRead(page, true);
+      end_page_read(page, true);
     },
     async readahead(_m, pages) {
       stats.raBatches++;
@@ -40,13 +40,13 @@ function toyFs(failWrites = false) {
     },
     async writepage(page: Page) {
       stats.writes++;
-      setPageWriteback(page);
-      unlockPage(page);
+      set_page_writeback(page);
+      unlock_page(page);
       if (!failWrites) disk.set(page.index, page.data.slice());
-      endPageWriteback(page, failWrites);
+      end_page_writeback(page, failWrites);
     },
-    async write_begin(_f, m: AddressSpace, pos: number, len: number) {
-      const page = await findOrCreatePage(m, Math.floor(pos / PAGE_SIZE));
+    async write_begin(_f, m: address_space, pos: number, len: number) {
+      const page = await find_or_create_page(m, Math.floor(pos / PAGE_SIZE));
       if (!page.test(PG_uptodate)) {
         const off = pos % PAGE_SIZE;
         if (off !== 0 || len !== PAGE_SIZE) {
@@ -57,17 +57,17 @@ function toyFs(failWrites = false) {
       }
       return page;
     },
-    async write_end(_f, m: AddressSpace, pos: number, _len: number, copied: number, page: Page) {
+    async write_end(_f, m: address_space, pos: number, _len: number, copied: number, page: Page) {
       if (pos + copied > m.host.i_size) m.host.i_size = pos + copied;
-      setPageDirty(page);
-      unlockPage(page);
-      putPage(page);
+      set_page_dirty(page);
+      unlock_page(page);
+      put_page(page);
       return copied;
     },
   };
   inode.i_mapping.a_ops = aops;
   const root = new Dentry('/', null, sb);
-  const mnt = new VfsMount(root, sb, null, null);
+  const mnt = new vfsmount(root, sb, null, null);
   const file = new File({ mnt, dentry: root }, inode, {});
   return { disk, stats, inode, file, sb };
 }
@@ -79,16 +79,16 @@ t.test('write, read back, fsync, truncate', async (t) => {
     const fs = toyFs();
     const data = new Uint8Array(3 * PAGE_SIZE + 123);
     for (let i = 0; i < data.length; i++) data[i] = (i * 7 + 3) & 0xff;
-    const n = await genericPerformWrite(fs.file, fs.inode.i_mapping, data, 100);
+    const n = await generic_perform_write(fs.file, fs.inode.i_mapping, data, 100);
     const dirtyAfterWrite = writebackStats().dirtyPages;
     const back = new Uint8Array(data.length);
-    const got = await genericFileRead(fs.file, back, 100);
-    await vfsFsyncRange(fs.file, 0, Infinity, false);
+    const got = await filemap_read(fs.file, back, 100);
+    await vfs_fsync_range(fs.file, 0, Infinity, false);
     const dirtyAfterSync = writebackStats().dirtyPages;
     const onDisk = new Uint8Array(4 * PAGE_SIZE);
     for (const [i, b] of fs.disk) onDisk.set(b, i * PAGE_SIZE);
     fs.inode.i_size = 2 * PAGE_SIZE + 10;
-    await truncatePagecache(fs.inode, fs.inode.i_size);
+    await truncate_pagecache(fs.inode, fs.inode.i_size);
     const cachedPages = [...fs.inode.i_mapping.pages.keys()].sort();
     const p2 = fs.inode.i_mapping.pages.get(2)!;
     const tailZero = p2.data.subarray(10).every((b) => b === 0);
@@ -116,7 +116,7 @@ t.test('read-ahead and reclaim under memory pressure', async (t) => {
     const buf = new Uint8Array(64 * 1024);
     let ok = true;
     for (let pos = 0; pos < fs.inode.i_size; pos += buf.length) {
-      const n = await genericFileRead(fs.file, buf, pos);
+      const n = await filemap_read(fs.file, buf, pos);
       if (n !== Math.min(buf.length, fs.inode.i_size - pos)) ok = false;
       for (let j = 0; j < n; j += PAGE_SIZE) if (buf[j] !== (((pos + j) / PAGE_SIZE) & 0xff)) ok = false;
     }
@@ -137,10 +137,10 @@ t.test('dirty pages bigger than memory are written back, not lost', async (t) =>
     const chunk = new Uint8Array(PAGE_SIZE);
     for (let i = 0; i < 3000; i++) {
       chunk.fill(i & 0xff);
-      const n = await genericPerformWrite(fs.file, fs.inode.i_mapping, chunk, i * PAGE_SIZE);
+      const n = await generic_perform_write(fs.file, fs.inode.i_mapping, chunk, i * PAGE_SIZE);
       if (n !== PAGE_SIZE) return { failedAt: i };
     }
-    await vfsFsyncRange(fs.file, 0, Infinity, false);
+    await vfs_fsync_range(fs.file, 0, Infinity, false);
     let ok = fs.disk.size === 3000;
     for (const [i, b] of fs.disk) if (b[0] !== (i & 0xff) || b[4095] !== (i & 0xff)) ok = false;
     return { ok, failedAt: -1 };
@@ -154,11 +154,11 @@ t.test('a writeback error is reported by fsync as EIO', async (t) => {
   t.teardown(() => k.halt());
   const r = await runAsInit('test', async () => {
     const fs = toyFs(true);
-    await genericPerformWrite(fs.file, fs.inode.i_mapping, new Uint8Array(10), 0);
+    await generic_perform_write(fs.file, fs.inode.i_mapping, new Uint8Array(10), 0);
     let errno = 0;
-    try { await vfsFsyncRange(fs.file, 0, Infinity, false); } catch (e) { errno = (e as Errno).errno; }
+    try { await vfs_fsync_range(fs.file, 0, Infinity, false); } catch (e) { errno = (e as Errno).errno; }
     let second = 0;
-    try { await vfsFsyncRange(fs.file, 0, Infinity, false); } catch (e) { second = (e as Errno).errno; }
+    try { await vfs_fsync_range(fs.file, 0, Infinity, false); } catch (e) { second = (e as Errno).errno; }
     return { errno, second };
   });
   t.equal(r.errno, 5, 'fsync fails with EIO');

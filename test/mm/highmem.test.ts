@@ -3,7 +3,7 @@
 // them out and takes them back like any other frame.
 import t from 'tap';
 import { startKernel } from '../../lib/index.js';
-import { Page, PAGE_SIZE, allocPage, memInfo, physMem, putPage } from '../../lib/kernel/mm/page_alloc.js';
+import { Page, PAGE_SIZE, alloc_page, memInfo, physMem, put_page } from '../../lib/kernel/mm/page_alloc.js';
 
 t.test('frames past 2 GiB of physical memory (3 GiB; V8 caps one typed array at 4 GiB)', async (t) => {
   const k = await startKernel({ memMiB: 3072 });
@@ -21,7 +21,7 @@ t.test('frames past 2 GiB of physical memory (3 GiB; V8 caps one typed array at 
     p.data.fill(0);
   }
   const got: Page[] = [];
-  for (let p = allocPage(false); p; p = got.length < 8 ? allocPage(false) : null) got.push(p);
+  for (let p = alloc_page(false); p; p = got.length < 8 ? alloc_page(false) : null) got.push(p);
   t.equal(got.length, 8, 'the allocator hands out frames');
-  for (const p of got) putPage(p);
+  for (const p of got) put_page(p);
 });

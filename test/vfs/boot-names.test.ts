@@ -9,15 +9,15 @@ import {
   O_NOFOLLOW, RENAME_EXCHANGE, RENAME_NOREPLACE, RENAME_WHITEOUT, S_IFDIR, S_IFMT, S_IFREG,
   S_IFLNK, type Stat,
 } from '../../lib/index.js';
-import { registerFilesystem } from '../../lib/kernel/fs/super.js';
-import { ramfsFsType } from '../../lib/kernel/fs/ramfs/inode.js';
+import { register_filesystem } from '../../lib/kernel/fs/super.js';
+import { ramfs_fs_type } from '../../lib/kernel/fs/ramfs/inode.js';
 import { dcacheStats } from '../../lib/kernel/fs/dcache.js';
 import { asUser, boot, enc, readFile, table, writeFile, type Booted } from './helpers.js';
 
 // A ramfs with a link limit of 3, to see EMLINK (ramfs itself has no limit).
-registerFilesystem({
+register_filesystem({
   name: 'ramfs-maxlinks3', fs_flags: 0,
-  async fill_super(sb, data, silent) { await ramfsFsType.fill_super(sb, data, silent); sb.s_max_links = 3; },
+  async fill_super(sb, data, silent) { await ramfs_fs_type.fill_super(sb, data, silent); sb.s_max_links = 3; },
 });
 
 let k: Booted;

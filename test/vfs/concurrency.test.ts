@@ -3,15 +3,15 @@
 // halt that leaves no thread or timer behind.
 import t from 'tap';
 import { O_CREAT, O_RDONLY, O_WRONLY } from '../../lib/index.js';
-import { allTasks, allocIrqNumber, freeIrq, kthreadRun, requestIrq, triggerIrq } from '../../lib/kernel/arch/cpu.js';
+import { allTasks, alloc_irq_number, free_irq, kthread_run, request_irq, trigger_irq } from '../../lib/kernel/arch/cpu.js';
 import { sleepNs } from '../../lib/kernel/kernel/wait.js';
-import { addTimer, pendingTimers, type KTimer } from '../../lib/kernel/kernel/timer.js';
+import { add_timer, pendingTimers, type KTimer } from '../../lib/kernel/kernel/timer.js';
 import { boot, dec, enc } from './helpers.js';
 
 /** Run body as a kernel thread and resolve (on the host side) when it ends. */
 function inKthread(name: string, body: () => Promise<void>): Promise<void> {
   return new Promise((res, rej) => {
-    kthreadRun(name, async () => { try { await body(); res(); } catch (e) { rej(e); } });
+    kthread_run(name, async () => { try { await body(); res(); } catch (e) { rej(e); } });
   });
 }
 
@@ -62,14 +62,14 @@ t.test('execution model', async (t) => {
   });
 
   await t.test('IRQs run in the order raised', async (t) => {
-    const irqA = allocIrqNumber(), irqB = allocIrqNumber();
+    const irqA = alloc_irq_number(), irqB = alloc_irq_number();
     const seen: number[] = [];
-    requestIrq(irqA, (_irq, data) => seen.push(data as number));
-    requestIrq(irqB, (_irq, data) => seen.push(data as number));
-    for (let i = 0; i < 200; i++) triggerIrq(i % 3 === 0 ? irqB : irqA, i);
+    request_irq(irqA, (_irq, data) => seen.push(data as number));
+    request_irq(irqB, (_irq, data) => seen.push(data as number));
+    for (let i = 0; i < 200; i++) trigger_irq(i % 3 === 0 ? irqB : irqA, i);
     await inKthread('irq-wait', async () => { await sleepNs(2e6); });
     t.same(seen, Array.from({ length: 200 }, (_, i) => i), 'handlers saw the data in raise order');
-    freeIrq(irqA); freeIrq(irqB);
+    free_irq(irqA); free_irq(irqB);
   });
 
   await t.test('100 timers fire in deadline order', async (t) => {
@@ -79,7 +79,7 @@ t.test('execution model', async (t) => {
       const ts: KTimer[] = [];
       for (let i = 0; i < 100; i++) {
         const delay = ((i * 7919) % 100) * 2e5; // 0 .. 20 ms, shuffled
-        const tm = addTimer(delay, () => fired.push(tm.expires));
+        const tm = add_timer(delay, () => fired.push(tm.expires));
         ts.push(tm);
         deadlines.push(tm.expires);
       }

@@ -4,7 +4,7 @@ import t from 'tap';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { startKernel, ENOENT, ENOSYS, O_CREAT, O_RDWR } from '../../lib/index.js';
-import { allocIrqNumber } from '../../lib/kernel/arch/cpu.js';
+import { alloc_irq_number } from '../../lib/kernel/arch/cpu.js';
 
 const index = fileURLToPath(new URL('../../lib/index.js', import.meta.url));
 
@@ -45,7 +45,7 @@ t.test('the process exits by itself after halt', async (t) => {
 
 t.test('a system call after halt resolves to -ENOSYS at once, and never reaches a later boot', async (t) => {
   const k1 = await startKernel({ memMiB: 16 });
-  const irq1 = allocIrqNumber();
+  const irq1 = alloc_irq_number();
   t.equal(await k1.sys.mkdir('/first', 0o755), 0, 'the first boot serves calls');
   await k1.halt();
   const started = Date.now();
@@ -54,7 +54,7 @@ t.test('a system call after halt resolves to -ENOSYS at once, and never reaches 
   t.ok(Date.now() - started < 1000, 'at once, not after a timeout');
   const k2 = await startKernel({ memMiB: 16 });
   t.teardown(() => k2.halt());
-  t.equal(allocIrqNumber(), irq1, 'IRQ numbers start again at each boot');
+  t.equal(alloc_irq_number(), irq1, 'IRQ numbers start again at each boot');
   t.equal(await k1.sys.mkdir('/from-old', 0o755), -ENOSYS, 'the first boot\'s sys does not reach the second kernel');
   t.equal(await k2.sys.access('/from-old', 0), -ENOENT, 'nothing was made there');
   t.equal(await k2.sys.mkdir('/second', 0o755), 0, 'the second boot\'s sys works');

@@ -8,7 +8,7 @@ import type { VirtioMmioDevice, VirtioUsedElem } from '../../lib/kernel/host-ops
 import * as C from '../../lib/kernel/drivers/virtio/virtio_config.js';
 import {
   VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE, VIRTQ_DESC_SIZE, Vring, setU64,
-  vringSize, writeDesc,
+  vring_size, writeDesc,
 } from '../../lib/kernel/drivers/virtio/virtio_ring.js';
 
 export interface Buf { addr: number; len: number }
@@ -97,7 +97,7 @@ export class TestBlkDriver {
     if (d.read(C.VIRTIO_MMIO_QUEUE_READY)) throw new Error('queue already ready');
     const max = d.read(C.VIRTIO_MMIO_QUEUE_NUM_MAX);
     if (max < this.num) this.num = max;
-    const layout = vringSize(this.num);
+    const layout = vring_size(this.num);
     const base16 = this.alloc(layout.totalSize, 4096);
     this.ring = new Vring(this.mem, this.num, base16 + layout.descOffset, base16 + layout.availOffset, base16 + layout.usedOffset);
     d.write(C.VIRTIO_MMIO_QUEUE_NUM, this.num);

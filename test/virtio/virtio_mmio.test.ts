@@ -1,7 +1,7 @@
 /* The generic virtio-mmio register file (4.2.2) and status machine, through virtio-blk. */
 import t from 'tap';
 import * as C from '../../lib/kernel/drivers/virtio/virtio_config.js';
-import { VIRTQ_AVAIL_F_NO_INTERRUPT, vringSize } from '../../lib/kernel/drivers/virtio/virtio_ring.js';
+import { VIRTQ_AVAIL_F_NO_INTERRUPT, vring_size } from '../../lib/kernel/drivers/virtio/virtio_ring.js';
 import { MemoryStore } from '../../lib/drivers/stores.js';
 import { VirtioBlkHost } from '../../lib/drivers/virtio-blk.js';
 import type { VirtioUsedElem } from '../../lib/kernel/host-ops.js';
@@ -81,7 +81,7 @@ t.test('queue configuration is validated at QueueReady', async (t) => {
     dev.write(C.VIRTIO_MMIO_QUEUE_READY, 1);
     return dev.read(C.VIRTIO_MMIO_QUEUE_READY);
   };
-  const l = vringSize(128);
+  const l = vring_size(128);
   const before = dev.stats.chainErrors;
   t.equal(setq(100, 0x1000, 0x1000 + l.availOffset, 0x1000 + l.usedOffset), 0, 'size not a power of 2');
   t.equal(setq(512, 0x1000, 0x1000 + l.availOffset, 0x1000 + l.usedOffset), 0, 'size above max');

@@ -3,7 +3,7 @@ import t from 'tap';
 import {
   VIRTQ_AVAIL_ALIGN, VIRTQ_DESC_ALIGN, VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE,
   VIRTQ_DESC_SIZE, VIRTQ_USED_ALIGN, VIRTQ_USED_ELEM_SIZE, Vring, availRingSize, descTableSize,
-  isValidQueueSize, readDesc, usedRingSize, vringSize, writeDesc,
+  isValidQueueSize, readDesc, usedRingSize, vring_size, writeDesc,
 } from '../../lib/kernel/drivers/virtio/virtio_ring.js';
 import * as C from '../../lib/kernel/drivers/virtio/virtio_config.js';
 
@@ -33,7 +33,7 @@ const table: [number, { avail: number; used: number; total: number }][] = [
 
 t.test('vringSize: sizes, offsets and alignment per 2.7', async (t) => {
   for (const [num, want] of table) {
-    const l = vringSize(num);
+    const l = vring_size(num);
     t.equal(l.descOffset, 0, `num=${num} desc at 0`);
     t.equal(l.descSize, 16 * num, `num=${num} desc size 16*num`);
     t.equal(l.availSize, 6 + 2 * num, `num=${num} avail size 6+2*num`);
@@ -51,22 +51,22 @@ t.test('vringSize: sizes, offsets and alignment per 2.7', async (t) => {
     t.equal(usedRingSize(num), l.usedSize);
   }
   /* legacy-style page alignment of the used ring */
-  t.equal(vringSize(128, 4096).usedOffset, 4096);
-  t.equal(vringSize(256, 4096).usedOffset, 8192);
+  t.equal(vring_size(128, 4096).usedOffset, 4096);
+  t.equal(vring_size(256, 4096).usedOffset, 8192);
 });
 
 t.test('queue sizes: powers of 2 up to 32768', async (t) => {
   for (const n of [1, 2, 4, 1024, 32768]) t.ok(isValidQueueSize(n), `${n}`);
   for (const n of [0, 3, 100, 65536, -2, 1.5]) {
     t.notOk(isValidQueueSize(n), `${n}`);
-    t.throws(() => vringSize(n));
+    t.throws(() => vring_size(n));
   }
 });
 
 t.test('accessors write the spec layout, little-endian', async (t) => {
   const num = 8;
   const mem = new Uint8Array(new SharedArrayBuffer(8192));
-  const l = vringSize(num);
+  const l = vring_size(num);
   const base = 1024;
   const r = new Vring(mem, num, base, base + l.availOffset, base + l.usedOffset);
   t.ok(r.u16, 'atomic 16-bit view on a SharedArrayBuffer');

@@ -23,7 +23,7 @@ import type { HostOps, HostSemaphore } from '../host-ops.js';
 export type TaskState = 'new' | 'running' | 'runnable' | 'sleeping' | 'dead';
 
 /** Per-task pieces owned by other subsystems (creds, fs context, files) hang off `ctx`. */
-export class Task {
+export class task_struct {
   readonly pid: number;
   comm: string;
   state: TaskState = 'new';
@@ -46,8 +46,8 @@ export type IrqHandler = (irq: number, data: unknown) => void;
 /** Everything the CPU core keeps; reset at each boot (one kernel per process at a time). */
 class CpuState {
   host!: HostOps;
-  current: Task | null = null;
-  runQueue: Task[] = [];
+  current: task_struct | null = null;
+  runQueue: task_struct[] = [];
   pendingIrqs: IrqEntry[] = [];
   irqHandlers = new Map<number, IrqHandler>();
   idleSem!: HostSemaphore;
@@ -55,33 +55,33 @@ class CpuState {
   inIrq = false;
   halted = false;
   nextPid = 1;
-  tasks = new Set<Task>();
+  tasks = new Set<task_struct>();
   irqCount = 0;
   /** The next device IRQ number (0-15 are the machine's fixed ones, arch/irqs.ts). */
   nextIrq = 16;
 }
 let cpu = new CpuState();
 
-export function cpuInit(host: HostOps): void {
+export function cpu_init(host: HostOps): void {
   cpu = new CpuState();
   cpu.host = host;
   cpu.idleSem = host.semAlloc(0);
-  idleLoop();
+  cpu_idle_loop();
 }
 
 export function host(): HostOps { return cpu.host; }
-export function current(): Task {
+export function current(): task_struct {
   const t = cpu.current;
   if (!t) throw new Error('no current task: kernel code ran without the CPU token');
   return t;
 }
-export function currentOrNull(): Task | null { return cpu.current; }
-export function inIrq(): boolean { return cpu.inIrq; }
-export function allTasks(): Task[] { return [...cpu.tasks]; }
+export function currentOrNull(): task_struct | null { return cpu.current; }
+export function in_irq(): boolean { return cpu.inIrq; }
+export function allTasks(): task_struct[] { return [...cpu.tasks]; }
 export function irqsServed(): number { return cpu.irqCount; }
 
 /** The idle thread: waits on a host semaphore while the CPU is free, then takes it. */
-async function idleLoop(): Promise<void> {
+async function cpu_idle_loop(): Promise<void> {
   const me = cpu;
   for (;;) {
     await me.idleSem.down();
@@ -90,20 +90,20 @@ async function idleLoop(): Promise<void> {
   }
 }
 
-export function requestIrq(irq: number, handler: IrqHandler): void {
+export function request_irq(irq: number, handler: IrqHandler): void {
   if (cpu.irqHandlers.has(irq)) throw new Error(`irq ${irq} already requested`);
   cpu.irqHandlers.set(irq, handler);
 }
-export function freeIrq(irq: number): void { cpu.irqHandlers.delete(irq); }
+export function free_irq(irq: number): void { cpu.irqHandlers.delete(irq); }
 
 /** A fresh IRQ number for a device (numbered anew each boot, from 16). */
-export function allocIrqNumber(): number { return cpu.nextIrq++; }
+export function alloc_irq_number(): number { return cpu.nextIrq++; }
 
 /**
  * Raise an IRQ carrying data. Callable from host code at any time, and from kernel code.
  * Never runs the handler synchronously: it runs at the next hand-over, in raise order.
  */
-export function triggerIrq(irq: number, data?: unknown): void {
+export function trigger_irq(irq: number, data?: unknown): void {
   const c = cpu;
   if (c.halted) return;
   c.pendingIrqs.push({ irq, data });
@@ -164,7 +164,7 @@ export function schedule(): Promise<void> {
 }
 
 /** Make a sleeping task runnable. Safe from IRQ handlers and kernel code. */
-export function wakeUpProcess(t: Task): boolean {
+export function wake_up_process(t: task_struct): boolean {
   if (t.state !== 'sleeping') return false;
   t.state = 'runnable';
   cpu.runQueue.push(t);
@@ -180,9 +180,9 @@ export function setCurrentSleeping(): void { current().state = 'sleeping'; }
  * Create a kernel thread (kthread_run). It becomes runnable at once; its body starts as a
  * host task the first time it gets the token. Resolves its exit waiters when the body ends.
  */
-export function kthreadRun(name: string, body: () => Promise<void>, ctx?: Record<string, unknown>): Task {
+export function kthread_run(name: string, body: () => Promise<void>, ctx?: Record<string, unknown>): task_struct {
   const c = cpu;
-  const t = new Task(c.nextPid++, name);
+  const t = new task_struct(c.nextPid++, name);
   if (ctx) Object.assign(t.ctx, ctx);
   else if (c.current) Object.assign(t.ctx, c.current.ctx);
   c.tasks.add(t);
@@ -212,7 +212,7 @@ export function kthreadRun(name: string, body: () => Promise<void>, ctx?: Record
  */
 export function runAsInit<T>(name: string, fn: () => Promise<T>, ctx?: Record<string, unknown>): Promise<T> {
   return new Promise<T>((res, rej) => {
-    kthreadRun(name, async () => { try { res(await fn()); } catch (e) { rej(e); } }, ctx);
+    kthread_run(name, async () => { try { res(await fn()); } catch (e) { rej(e); } }, ctx);
   });
 }
 

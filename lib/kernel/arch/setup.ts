@@ -6,12 +6,12 @@
  */
 import { pr_err, pr_info } from '../kernel/printk.js';
 import type { HostOps } from '../host-ops.js';
-import { cpuInit, cpuHalt, runAsInit, kthreadRun, allTasks, current } from './cpu.js';
-import { timeInit, timeHalt } from '../kernel/timer.js';
-import { memInit } from '../mm/page_alloc.js';
+import { cpu_init, cpuHalt, runAsInit, kthread_run, allTasks, current } from './cpu.js';
+import { time_init, timeHalt } from '../kernel/timer.js';
+import { mem_init } from '../mm/page_alloc.js';
 import { syscallInit, syscallHalt } from './syscalls.js';
 import { destroyAllWorkqueues } from '../kernel/workqueue.js';
-import { WaitQueueHead, waitEvent } from '../kernel/wait.js';
+import { wait_queue_head, wait_event } from '../kernel/wait.js';
 
 export interface BootParams {
   memMiB: number;
@@ -51,11 +51,11 @@ export function cmdlineParam(name: string): string | undefined {
   return undefined;
 }
 
-export async function startKernel(h: HostOps, p: BootParams): Promise<void> {
+export async function start_kernel(h: HostOps, p: BootParams): Promise<void> {
   bootParams = p;
-  cpuInit(h);
-  timeInit();
-  memInit(p.memMiB);
+  cpu_init(h);
+  time_init();
+  mem_init(p.memMiB);
   await runAsInit('init', async () => {
     const sorted = [...initcalls].sort((a, b) => a.level - b.level);
     for (const c of sorted) await c.fn(p);
@@ -78,14 +78,14 @@ export async function haltKernel(): Promise<void> {
     await destroyAllWorkqueues();
     // Every other kernel thread was asked to stop; wait until they are gone.
     const me = current();
-    const wq = new WaitQueueHead();
+    const wq = new wait_queue_head();
     const others = () => allTasks().filter((t) => t !== me);
     for (const t of others()) t.exitWaiters.push(() => wq.wakeUpAll());
-    await waitEvent(wq, () => others().length === 0);
+    await wait_event(wq, () => others().length === 0);
   });
   timeHalt();
   cpuHalt();
   bootParams = null;
 }
 
-export { kthreadRun };
+export { kthread_run as kthreadRun };

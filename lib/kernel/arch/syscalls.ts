@@ -13,9 +13,9 @@
  * before it runs a request.
  */
 import { pr_err } from '../kernel/printk.js';
-import { current, kthreadRun, requestIrq, triggerIrq, type Task } from './cpu.js';
+import { current, kthread_run, request_irq, trigger_irq, type task_struct } from './cpu.js';
 import { IRQ_SYSCALL } from './irqs.js';
-import { WaitQueueHead, waitEvent } from '../kernel/wait.js';
+import { wait_queue_head, wait_event } from '../kernel/wait.js';
 import { Errno } from '../include/errno.js';
 import { EIO, ENOSYS } from '../include/uapi.js';
 
@@ -26,7 +26,7 @@ interface SyscallRequest { nr: number; args: unknown[]; resolve: (r: unknown) =>
 const table = new Map<number, { name: string; fn: SyscallHandler }>();
 
 /** Register the handler of system call `nr` (the asm-generic number). */
-export function defineSyscall(nr: number, name: string, fn: SyscallHandler): void {
+export function define_syscall(nr: number, name: string, fn: SyscallHandler): void {
   if (table.has(nr)) throw new Error(`syscall ${nr} (${name}) defined twice`);
   table.set(nr, { name, fn });
 }
@@ -34,13 +34,13 @@ export function syscallName(nr: number): string | undefined { return table.get(n
 
 class SyscallState {
   queue: SyscallRequest[] = [];
-  wq = new WaitQueueHead();
-  threads: Task[] = [];
+  wq = new wait_queue_head();
+  threads: task_struct[] = [];
   stopping = false;
   processCtx: Record<string, unknown> = Object.create(null);
   inFlight = 0;
   served = 0;
-  idleWq = new WaitQueueHead();
+  idleWq = new wait_queue_head();
 }
 let st = new SyscallState();
 /** Each boot's number (1, 2, ...); 0 while no kernel takes system calls. */
@@ -60,7 +60,7 @@ export function syscallInit(nThreads: number): void {
   st.processCtx = ctx;
   const me = st;
   generation = ++lastGeneration;
-  requestIrq(IRQ_SYSCALL, (_irq, data) => {
+  request_irq(IRQ_SYSCALL, (_irq, data) => {
     const req = data as SyscallRequest;
     // Raised while halting, after the threads stopped taking requests: nothing will run it.
     if (me.stopping) { req.resolve(-ENOSYS); return; }
@@ -68,9 +68,9 @@ export function syscallInit(nThreads: number): void {
     me.wq.wakeUp(1);
   });
   for (let i = 0; i < nThreads; i++) {
-    const t: Task = kthreadRun(`syscall/${i}`, async () => {
+    const t: task_struct = kthread_run(`syscall/${i}`, async () => {
       for (;;) {
-        await waitEvent(me.wq, () => me.queue.length > 0 || t.shouldStop, true);
+        await wait_event(me.wq, () => me.queue.length > 0 || t.shouldStop, true);
         const req = me.queue.shift();
         if (!req) return;
         me.inFlight++;
@@ -110,13 +110,13 @@ async function runHandler(nr: number, args: unknown[]): Promise<unknown> {
  */
 export function syscall(nr: number, args: unknown[], gen?: number): Promise<any> {
   if (generation === 0 || (gen !== undefined && gen !== generation)) return Promise.resolve(-ENOSYS);
-  return new Promise((resolve) => triggerIrq(IRQ_SYSCALL, { nr, args, resolve } satisfies SyscallRequest));
+  return new Promise((resolve) => trigger_irq(IRQ_SYSCALL, { nr, args, resolve } satisfies SyscallRequest));
 }
 
 /** Stop the syscall threads once idle (from a kernel thread at halt). */
 export async function syscallHalt(): Promise<void> {
   const me = st;
-  await waitEvent(me.idleWq, () => me.inFlight <= countSelf(me) && me.queue.length === 0);
+  await wait_event(me.idleWq, () => me.inFlight <= countSelf(me) && me.queue.length === 0);
   me.stopping = true;
   generation = 0;
   for (const t of me.threads) t.shouldStop = true;
@@ -127,4 +127,4 @@ function countSelf(me: SyscallState): number { return me.threads.includes(curren
 export function syscallStats(): { served: number; inFlight: number; queued: number } {
   return { served: st.served, inFlight: st.inFlight, queued: st.queue.length };
 }
-export function syscallThreads(): Task[] { return st.threads; }
+export function syscallThreads(): task_struct[] { return st.threads; }

@@ -1,8 +1,8 @@
 /*
  * Block devices as the rest of the kernel sees them (block/bdev.c, block/fops.c): one
- * BlockDevice per whole disk and per partition, each with its own inode (bd_inode) in an
+ * block_device per whole disk and per partition, each with its own inode (bd_inode) in an
  * internal "bdev" filesystem whose page cache holds the device's blocks. Buffer heads
- * (fs/buffer.ts) live on those pages, so metadata read with sbBread and bytes read through
+ * (fs/buffer.ts) live on those pages, so metadata read with sb_bread and bytes read through
  * /dev/vdaN are the same cached pages.
  *
  * Here: the address-space operations of a block device (over buffer heads, like Linux's
@@ -21,35 +21,35 @@ import {
   EACCES, EBUSY, EINVAL, ENOSPC, ENXIO, EOPNOTSUPP, EPERM, O_EXCL, S_IFBLK, SEEK_CUR, SEEK_DATA, SEEK_END, SEEK_HOLE,
   SEEK_SET,
 } from '../include/uapi.js';
-import type { BlockDevice as BlockDeviceIface } from '../include/blk.js';
+import type { block_device as BlockDeviceIface } from '../include/blk.js';
 import {
-  File, Inode, SB_NOATIME, SB_RDONLY, SuperBlock, type AddressSpaceOperations, type FileOperations,
-  type FileSystemType, type WritebackControl,
+  File, Inode, SB_NOATIME, SB_RDONLY, super_block, type address_space_operations, type file_operations,
+  type file_system_type, type writeback_control,
 } from '../include/fs.js';
 import type { Page } from '../mm/page_alloc.js';
 import { PAGE_SIZE } from '../mm/page_alloc.js';
-import { genericFileRead, genericFileWrite, invalidateMappingPages, truncateInodePages } from '../mm/filemap.js';
-import { filemapWriteAndWaitRange, setBlockHooks } from '../fs/fs-writeback.js';
+import { filemap_read, generic_file_write_iter, invalidate_mapping_pages, truncate_inode_pages } from '../mm/filemap.js';
+import { filemap_write_and_wait_range, setBlockHooks } from '../fs/fs-writeback.js';
 import { registerBlkdevFops } from '../fs/devices.js';
 import {
-  asMapper, blockInvalidateFolio, blockReadFullPage, blockWriteBegin, blockWriteFullPage, genericWriteEnd,
-  mpageReadahead, mpageWritepages, syncMappingBuffers, tryToFreeBuffers, type BlockMapper,
+  asMapper, block_invalidate_folio, block_read_full_folio, block_write_begin, block_write_full_page, generic_write_end,
+  mpage_readahead, mpage_writepages, sync_mapping_buffers, try_to_free_buffers, type BlockMapper,
 } from '../fs/buffer.js';
-import { blkdevIssueFlush } from './bio.js';
-import type { Gendisk } from './genhd.js';
-import type { RequestQueue } from './blk-core.js';
+import { blkdev_issue_flush } from './bio.js';
+import type { gendisk } from './genhd.js';
+import type { request_queue } from './blk-core.js';
 
 /* ---- the bdev pseudo filesystem ---- */
 
-const bdevFsType: FileSystemType = {
+const bdevFsType: file_system_type = {
   name: 'bdev',
   fs_flags: 0,
   async fill_super(): Promise<void> { /* never mounted */ },
 };
-let bdevSb: SuperBlock | null = null;
-function blockdevSuperblock(): SuperBlock {
+let bdevSb: super_block | null = null;
+function blockdevSuperblock(): super_block {
   if (bdevSb) return bdevSb;
-  const sb = new SuperBlock(bdevFsType);
+  const sb = new super_block(bdevFsType);
   sb.s_id = 'bdev';
   /* no atime on device inodes; nothing to write for the inode itself */
   sb.s_flags = SB_NOATIME;
@@ -66,7 +66,7 @@ function blockdevSuperblock(): SuperBlock {
 
 let nextIno = 1;
 
-export class BlockDevice implements BlockDeviceIface {
+export class block_device implements BlockDeviceIface {
   readonly bd_inode: Inode;
   bd_block_size: number;
   bd_holder: unknown = null;
@@ -77,13 +77,13 @@ export class BlockDevice implements BlockDeviceIface {
   /** Partition marked read-only on its own (the whole disk's flag covers all). */
   bd_part_ro = false;
   constructor(
-    readonly bd_disk: Gendisk,
+    readonly bd_disk: gendisk,
     readonly bd_dev: number,
     readonly bd_name: string,
     readonly bd_partno: number,
     readonly bd_start_sect: number,
     readonly bd_nr_sectors: number,
-    whole: BlockDevice | null,
+    whole: block_device | null,
   ) {
     this.bd_contains = whole ?? this;
     const inode = new Inode(blockdevSuperblock());
@@ -98,11 +98,11 @@ export class BlockDevice implements BlockDeviceIface {
     this.bd_block_size = initBlocksize(this);
     inode.i_blkbits = Math.log2(this.bd_block_size);
   }
-  readonly bd_contains: BlockDevice;
+  readonly bd_contains: block_device;
   get bd_read_only(): boolean { return this.bd_disk.readOnly || this.bd_part_ro; }
   /** Size in bytes. */
   get size(): number { return this.bd_nr_sectors * 512; }
-  get logicalBlockSize(): number { return this.bd_disk.logicalBlockSize; }
+  get logical_block_size(): number { return this.bd_disk.logical_block_size; }
   get isPartition(): boolean { return this.bd_partno !== 0; }
 }
 
@@ -110,8 +110,8 @@ export class BlockDevice implements BlockDeviceIface {
  * set_init_blocksize: the largest power of two up to a page that divides the device size,
  * at least the logical block size. A whole-page size lets the cache read whole pages.
  */
-function initBlocksize(bdev: BlockDevice): number {
-  let bsize = bdev.bd_disk.logicalBlockSize;
+function initBlocksize(bdev: block_device): number {
+  let bsize = bdev.bd_disk.logical_block_size;
   const size = bdev.bd_nr_sectors * 512;
   while (bsize < PAGE_SIZE && size % (bsize * 2) === 0) bsize *= 2;
   return bsize;
@@ -119,24 +119,24 @@ function initBlocksize(bdev: BlockDevice): number {
 
 /* ---- registry ---- */
 
-const byDev = new Map<number, BlockDevice>();
-export function bdevRegister(bdev: BlockDevice): void { byDev.set(bdev.bd_dev, bdev); }
-export function bdevUnregister(bdev: BlockDevice): void { if (byDev.get(bdev.bd_dev) === bdev) byDev.delete(bdev.bd_dev); }
+const byDev = new Map<number, block_device>();
+export function bdevRegister(bdev: block_device): void { byDev.set(bdev.bd_dev, bdev); }
+export function bdevUnregister(bdev: block_device): void { if (byDev.get(bdev.bd_dev) === bdev) byDev.delete(bdev.bd_dev); }
 /** The device with number `dev` (as stat's st_rdev shows it), or null. */
-export function lookupBdevByDev(dev: number): BlockDevice | null { return byDev.get(dev) ?? null; }
+export function lookupBdevByDev(dev: number): block_device | null { return byDev.get(dev) ?? null; }
 /** By kernel name: "vda", "vda1". */
-export function bdevByName(name: string): BlockDevice | null {
+export function bdevByName(name: string): block_device | null {
   for (const b of byDev.values()) if (b.bd_name === name) return b;
   return null;
 }
-export function allBdevs(): BlockDevice[] { return [...byDev.values()]; }
+export function allBdevs(): block_device[] { return [...byDev.values()]; }
 
-export function asBdev(b: BlockDeviceIface): BlockDevice {
-  if (!(b instanceof BlockDevice)) throw new Error(`not a block-layer device: ${b.bd_name}`);
+export function asBdev(b: BlockDeviceIface): block_device {
+  if (!(b instanceof block_device)) throw new Error(`not a block-layer device: ${b.bd_name}`);
   return b;
 }
-export function bdevDisk(b: BlockDeviceIface): Gendisk { return asBdev(b).bd_disk; }
-export function bdevQueue(b: BlockDeviceIface): RequestQueue { return asBdev(b).bd_disk.queue; }
+export function bdevDisk(b: BlockDeviceIface): gendisk { return asBdev(b).bd_disk; }
+export function bdevQueue(b: BlockDeviceIface): request_queue { return asBdev(b).bd_disk.queue; }
 export function bdevReadOnly(b: BlockDeviceIface): boolean { return b.bd_read_only; }
 
 /* ---- address space operations (def_blk_aops) ---- */
@@ -148,27 +148,27 @@ const blkdevGetBlock: BlockMapper = asMapper(async (inode, iblock, maxBlocks) =>
   return { mapped: true, pblk: iblock, isNew: false, unwritten: false, len: Math.max(1, Math.min(maxBlocks, nr - iblock)) };
 });
 
-export const def_blk_aops: AddressSpaceOperations = {
+export const def_blk_aops: address_space_operations = {
   async readpage(_file: File | null, page: Page): Promise<void> {
-    await blockReadFullPage(page, blkdevGetBlock);
+    await block_read_full_folio(page, blkdevGetBlock);
   },
   async readahead(_m, pages: Page[]): Promise<void> {
-    await mpageReadahead(pages, blkdevGetBlock);
+    await mpage_readahead(pages, blkdevGetBlock);
   },
-  async writepage(page: Page, wbc: WritebackControl): Promise<void> {
-    await blockWriteFullPage(page, blkdevGetBlock, wbc);
+  async writepage(page: Page, wbc: writeback_control): Promise<void> {
+    await block_write_full_page(page, blkdevGetBlock, wbc);
   },
   async writepages(m, wbc): Promise<void> {
-    await mpageWritepages(m, wbc, blkdevGetBlock);
+    await mpage_writepages(m, wbc, blkdevGetBlock);
   },
   async write_begin(_file, m, pos, len): Promise<Page> {
-    return blockWriteBegin(m, pos, len, blkdevGetBlock);
+    return block_write_begin(m, pos, len, blkdevGetBlock);
   },
   async write_end(_file, m, pos, len, copied, page): Promise<number> {
-    return genericWriteEnd(m, pos, len, copied, page);
+    return generic_write_end(m, pos, len, copied, page);
   },
-  invalidate_folio: blockInvalidateFolio,
-  release_folio: tryToFreeBuffers,
+  invalidate_folio: block_invalidate_folio,
+  release_folio: try_to_free_buffers,
 };
 
 /* ---- opening and claiming ---- */
@@ -177,7 +177,7 @@ export const def_blk_aops: AddressSpaceOperations = {
  * bd_prepare_to_claim / bd_finish_claiming, merged: give `holder` exclusive use. A whole
  * disk and its partitions exclude each other's holders. EBUSY if someone else holds it.
  */
-export function bdClaim(bdev: BlockDevice, holder: unknown): void {
+export function bd_claim(bdev: block_device, holder: unknown): void {
   const whole = bdev.bd_contains;
   if (bdev.bd_holder !== null && bdev.bd_holder !== holder) throw err(EBUSY);
   if (bdev === whole) {
@@ -188,7 +188,7 @@ export function bdClaim(bdev: BlockDevice, holder: unknown): void {
   bdev.bd_holder = holder;
   bdev.bd_holders++;
 }
-export function bdRelease(bdev: BlockDevice, holder: unknown): void {
+export function bd_abort_claiming(bdev: block_device, holder: unknown): void {
   if (bdev.bd_holder !== holder || bdev.bd_holders === 0) return;
   if (--bdev.bd_holders === 0) bdev.bd_holder = null;
 }
@@ -197,14 +197,14 @@ export function bdRelease(bdev: BlockDevice, holder: unknown): void {
  * blkdev_get_by_dev: open device `dev`, claimed for `holder` when given. ENXIO if there is
  * no such device (or it is being removed), EBUSY if claimed by another holder.
  */
-export async function blkdevGetByDev(dev: number, holder: unknown = null): Promise<BlockDevice> {
+export async function blkdev_get_by_dev(dev: number, holder: unknown = null): Promise<block_device> {
   const bdev = lookupBdevByDev(dev);
   if (!bdev || bdev.bd_disk.dead) throw err(ENXIO);
-  return blkdevGet(bdev, holder);
+  return blkdev_get(bdev, holder);
 }
-export function blkdevGet(bdev: BlockDevice, holder: unknown = null): BlockDevice {
+export function blkdev_get(bdev: block_device, holder: unknown = null): block_device {
   if (bdev.bd_disk.dead) throw err(ENXIO);
-  if (holder !== null) bdClaim(bdev, holder);
+  if (holder !== null) bd_claim(bdev, holder);
   bdev.bd_openers++;
   return bdev;
 }
@@ -213,13 +213,13 @@ export function blkdevGet(bdev: BlockDevice, holder: unknown = null): BlockDevic
  * For mount (setup_bdev_super): open and claim the device for a superblock; a read-write
  * mount of a read-only device is EACCES, so that mount(8) retries read-only.
  */
-export async function blkdevGetForSuper(b: BlockDeviceIface, sbFlags: number, holder: unknown): Promise<BlockDevice> {
+export async function blkdev_get_for_super(b: BlockDeviceIface, sbFlags: number, holder: unknown): Promise<block_device> {
   const bdev = asBdev(b);
   if (!(sbFlags & SB_RDONLY) && bdev.bd_read_only) {
     pr_warn(`${bdev.bd_name}: write-protected, can't mount read-write`);
     throw err(EACCES);
   }
-  return blkdevGet(bdev, holder);
+  return blkdev_get(bdev, holder);
 }
 
 /**
@@ -228,15 +228,15 @@ export async function blkdevGetForSuper(b: BlockDeviceIface, sbFlags: number, ho
  * disk and its partitions — separate caches over the same sectors — see each other's
  * writes between opens.
  */
-export async function blkdevPut(b: BlockDeviceIface, holder: unknown = null): Promise<void> {
+export async function blkdev_put(b: BlockDeviceIface, holder: unknown = null): Promise<void> {
   const bdev = asBdev(b);
-  if (holder !== null) bdRelease(bdev, holder);
+  if (holder !== null) bd_abort_claiming(bdev, holder);
   if (bdev.bd_openers > 0) bdev.bd_openers--;
   if (bdev.bd_openers === 0) {
-    try { await syncBlockdev(bdev); } catch (e) {
+    try { await sync_blockdev(bdev); } catch (e) {
       pr_err(`${bdev.bd_name}: writeback at last close failed: ${(e as Error)?.message ?? e}`);
     }
-    invalidateMappingPages(bdev.bd_inode.i_mapping);
+    invalidate_mapping_pages(bdev.bd_inode.i_mapping);
   }
 }
 
@@ -247,53 +247,53 @@ export async function blkdevPut(b: BlockDeviceIface, holder: unknown = null): Pr
  * the cache when it changes (buffers of the old size cannot stay). EINVAL for a size that
  * is not a power of two in [logical block size, PAGE_SIZE].
  */
-export async function setBlocksize(b: BlockDeviceIface, size: number): Promise<void> {
+export async function set_blocksize(b: BlockDeviceIface, size: number): Promise<void> {
   const bdev = asBdev(b);
   // bits32: a power-of-two test on a block size, bounded by PAGE_SIZE first
-  if (size > PAGE_SIZE || size < 512 || (size & (size - 1)) || size < bdev.logicalBlockSize) throw err(EINVAL);
+  if (size > PAGE_SIZE || size < 512 || (size & (size - 1)) || size < bdev.logical_block_size) throw err(EINVAL);
   if (bdev.bd_block_size === size) return;
-  await syncBlockdev(bdev);
+  await sync_blockdev(bdev);
   bdev.bd_block_size = size;
   bdev.bd_inode.i_blkbits = Math.log2(size);
-  await truncateInodePages(bdev.bd_inode.i_mapping, 0);
+  await truncate_inode_pages(bdev.bd_inode.i_mapping, 0);
 }
 
 /** sb_set_blocksize: returns the size, or 0 if the device cannot use it (as Linux). */
-export async function sbSetBlocksize(sb: SuperBlock, size: number): Promise<number> {
+export async function sb_set_blocksize(sb: super_block, size: number): Promise<number> {
   if (!sb.s_bdev) return 0;
-  try { await setBlocksize(sb.s_bdev, size); } catch (e) { if (isErrno(e)) return 0; throw e; }
+  try { await set_blocksize(sb.s_bdev, size); } catch (e) { if (isErrno(e)) return 0; throw e; }
   sb.s_blocksize = size;
   sb.s_blocksize_bits = Math.log2(size);
   return size;
 }
 /** sb_min_blocksize: at least the device's logical block size. */
-export async function sbMinBlocksize(sb: SuperBlock, size: number): Promise<number> {
-  const min = sb.s_bdev ? asBdev(sb.s_bdev).logicalBlockSize : 512;
-  return sbSetBlocksize(sb, Math.max(size, min));
+export async function sb_min_blocksize(sb: super_block, size: number): Promise<number> {
+  const min = sb.s_bdev ? asBdev(sb.s_bdev).logical_block_size : 512;
+  return sb_set_blocksize(sb, Math.max(size, min));
 }
-export function bdevLogicalBlockSize(b: BlockDeviceIface): number { return asBdev(b).logicalBlockSize; }
+export function bdev_logical_block_size(b: BlockDeviceIface): number { return asBdev(b).logical_block_size; }
 
 /** sync_blockdev: write the device's dirty cached blocks and wait (no cache flush). */
-export async function syncBlockdev(b: BlockDeviceIface): Promise<void> {
-  await filemapWriteAndWaitRange(b.bd_inode.i_mapping, 0, Infinity);
+export async function sync_blockdev(b: BlockDeviceIface): Promise<void> {
+  await filemap_write_and_wait_range(b.bd_inode.i_mapping, 0, Infinity);
 }
 
 /** fsync_bdev / blkdev_fsync's core: write, wait, then flush the device's cache. */
-export async function blkdevFsync(b: BlockDeviceIface): Promise<void> {
-  await syncBlockdev(b);
-  try { await blkdevIssueFlush(b); } catch (e) {
+export async function blkdev_fsync(b: BlockDeviceIface): Promise<void> {
+  await sync_blockdev(b);
+  try { await blkdev_issue_flush(b); } catch (e) {
     if (!(isErrno(e) && e.errno === EOPNOTSUPP)) throw e;
   }
 }
 
 /** kill_bdev: drop the whole cache (after syncing, when the device goes away). */
-export async function killBdev(b: BlockDeviceIface): Promise<void> {
-  await truncateInodePages(b.bd_inode.i_mapping, 0);
+export async function kill_bdev(b: BlockDeviceIface): Promise<void> {
+  await truncate_inode_pages(b.bd_inode.i_mapping, 0);
 }
 
 /* ---- file operations on /dev/vdaN (block/fops.c) ---- */
 
-interface BlkFileState { bdev: BlockDevice; shadow: File; exclusive: boolean }
+interface BlkFileState { bdev: block_device; shadow: File; exclusive: boolean }
 const fileState = new WeakMap<File, BlkFileState>();
 function stateOf(file: File): BlkFileState {
   const s = fileState.get(file);
@@ -306,27 +306,27 @@ function stateOf(file: File): BlkFileState {
  * the filesystem it lives on, so each open file gets a shadow File whose inode is the
  * device's bd_inode (Linux points f_mapping there instead).
  */
-function shadowFile(file: File, bdev: BlockDevice): File {
+function shadowFile(file: File, bdev: block_device): File {
   const f = new File(file.f_path, bdev.bd_inode, def_blk_fops);
   f.f_flags = file.f_flags;
   f.f_mode = file.f_mode;
   return f;
 }
 
-export const def_blk_fops: FileOperations = {
+export const def_blk_fops: file_operations = {
   async open(inode: Inode, file: File): Promise<void> {
     const bdev = lookupBdevByDev(inode.i_rdev);
     if (!bdev || bdev.bd_disk.dead) throw err(ENXIO);
     /* O_EXCL on a block device asks for an exclusive open (EBUSY while mounted) */
     const exclusive = (file.f_flags & O_EXCL) !== 0;
-    blkdevGet(bdev, exclusive ? file : null);
+    blkdev_get(bdev, exclusive ? file : null);
     fileState.set(file, { bdev, shadow: shadowFile(file, bdev), exclusive });
   },
   async release(_inode: Inode, file: File): Promise<void> {
     const s = fileState.get(file);
     if (!s) return;
     fileState.delete(file);
-    await blkdevPut(s.bdev, s.exclusive ? file : null);
+    await blkdev_put(s.bdev, s.exclusive ? file : null);
   },
   async read(file: File, buf: Uint8Array, pos: number): Promise<number> {
     const { bdev, shadow } = stateOf(file);
@@ -334,7 +334,7 @@ export const def_blk_fops: FileOperations = {
     if (pos >= bdev.size || buf.length === 0) return 0;
     const n = Math.min(buf.length, bdev.size - pos);
     shadow.f_flags = file.f_flags;
-    return genericFileRead(shadow, n === buf.length ? buf : buf.subarray(0, n), pos);
+    return filemap_read(shadow, n === buf.length ? buf : buf.subarray(0, n), pos);
   },
   async write(file: File, buf: Uint8Array, pos: number): Promise<number> {
     const { bdev, shadow } = stateOf(file);
@@ -344,7 +344,7 @@ export const def_blk_fops: FileOperations = {
     if (pos >= bdev.size) throw err(ENOSPC);
     const n = Math.min(buf.length, bdev.size - pos);
     shadow.f_flags = file.f_flags;
-    return genericFileWrite(shadow, n === buf.length ? buf : buf.subarray(0, n), pos);
+    return generic_file_write_iter(shadow, n === buf.length ? buf : buf.subarray(0, n), pos);
   },
   async llseek(file: File, offset: number, whence: number): Promise<number> {
     const size = fileState.get(file)?.bdev.size ?? file.f_inode.i_size;
@@ -363,10 +363,10 @@ export const def_blk_fops: FileOperations = {
   },
   /** blkdev_fsync: the device's dirty pages, then a cache flush (FLUSH reaches the store). */
   async fsync(file: File, start: number, end: number): Promise<void> {
-    const b = fileState.get(file)?.bdev ?? (file.f_inode.i_bdev as BlockDevice | null);
+    const b = fileState.get(file)?.bdev ?? (file.f_inode.i_bdev as block_device | null);
     if (!b) throw err(ENXIO);
-    await filemapWriteAndWaitRange(b.bd_inode.i_mapping, start, end);
-    try { await blkdevIssueFlush(b); } catch (e) {
+    await filemap_write_and_wait_range(b.bd_inode.i_mapping, start, end);
+    try { await blkdev_issue_flush(b); } catch (e) {
       if (!(isErrno(e) && e.errno === EOPNOTSUPP)) throw e;
     }
   },
@@ -379,11 +379,11 @@ initcall(INIT_CORE, 'bdev', () => {
   byDev.clear();
   blockdevSuperblock();
   setBlockHooks({
-    syncMappingBuffers,
+    syncMappingBuffers: sync_mapping_buffers,
     blkdevIssueFlush: async (b) => {
-      try { await blkdevIssueFlush(b); } catch (e) { if (!(isErrno(e) && e.errno === EOPNOTSUPP)) throw e; }
+      try { await blkdev_issue_flush(b); } catch (e) { if (!(isErrno(e) && e.errno === EOPNOTSUPP)) throw e; }
     },
-    syncBlockdev,
+    syncBlockdev: sync_blockdev,
   });
   registerBlkdevFops((rdev) => {
     const bdev = lookupBdevByDev(rdev);

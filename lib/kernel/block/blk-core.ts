@@ -4,7 +4,7 @@
  *
  *   submit_bio ──► checks, partition remap ──► split to the queue limits ──► flush machinery
  *             ──► merge into a request that is not yet dispatched, or allocate one (sleeping
- *                 while queueDepth requests exist) ──► dispatch (driver.queueRq) ──► device
+ *                 while queue_depth requests exist) ──► dispatch (driver.queue_rq) ──► device
  *   device IRQ ──► driver calls done(status) ──► bi_end_io of every bio (IRQ context)
  *             ──► free the tag, wake a submitter, dispatch what waits.
  *
@@ -21,16 +21,16 @@
  * when one is still waiting to be dispatched (it covers every write completed before it).
  * Without a write cache PREFLUSH/FUA are no-ops and an empty flush completes at once.
  *
- * Errors: a bio ends with a blk_status_t; callers that wait (submitBioWait) turn it into an
- * errno (EIO for I/O errors) with blkStatusToErrno.
+ * Errors: a bio ends with a blk_status_t; callers that wait (submit_bio_wait) turn it into an
+ * errno (EIO for I/O errors) with blk_status_to_errno.
  *
  * May touch: arch (IRQs, timers), wait queues; drivers through BlockDriver only.
  */
 import { pr_err } from '../kernel/printk.js';
-import { allocIrqNumber, requestIrq, triggerIrq, inIrq } from '../arch/cpu.js';
+import { alloc_irq_number, request_irq, trigger_irq, in_irq } from '../arch/cpu.js';
 import { INIT_CORE, initcall } from '../arch/setup.js';
-import { WaitQueueHead, waitEvent } from '../kernel/wait.js';
-import { addTimer } from '../kernel/timer.js';
+import { wait_queue_head, wait_event } from '../kernel/wait.js';
+import { add_timer } from '../kernel/timer.js';
 import {
   BLK_STS_IOERR, BLK_STS_MEDIUM, BLK_STS_NOSPC, BLK_STS_NOTSUPP, BLK_STS_OK, BLK_STS_RESOURCE,
   Bio, REQ_FUA, REQ_OP_DISCARD, REQ_OP_FLUSH, REQ_OP_MASK, REQ_OP_READ, REQ_OP_WRITE,
@@ -42,7 +42,7 @@ import { EIO, ENODATA, ENOMEM, ENOSPC, EOPNOTSUPP } from '../include/uapi.js';
 export const BIO_MAX_VECS = 256;
 
 /** blk_status_to_errno. */
-export function blkStatusToErrno(sts: number): number {
+export function blk_status_to_errno(sts: number): number {
   switch (sts) {
     case BLK_STS_OK: return 0;
     case BLK_STS_NOTSUPP: return EOPNOTSUPP;
@@ -53,7 +53,7 @@ export function blkStatusToErrno(sts: number): number {
   }
 }
 
-export function opIsWrite(op: number): boolean {
+export function op_is_write(op: number): boolean {
   return op === REQ_OP_WRITE || op === REQ_OP_DISCARD || op === REQ_OP_WRITE_ZEROES || op === REQ_OP_FLUSH;
 }
 
@@ -62,9 +62,9 @@ export class BlkRequest implements Request {
   op: number;
   flags: number;
   sector: number;
-  nrSectors: number;
+  nr_sectors: number;
   bios: Bio[] = [];
-  nrSegments = 0;
+  nr_phys_segments = 0;
   /** Counts against the queue depth (requests of the flush machinery do not). */
   readonly tagged: boolean;
   /** May bios still be merged into it? (only before dispatch, never flushes or FUA data) */
@@ -72,10 +72,10 @@ export class BlkRequest implements Request {
   /** Completion: ends the bios, or steps a flush sequence. Runs in IRQ context. */
   end: (status: number) => void;
   constructor(op: number, flags: number, sector: number, nrSectors: number, tagged: boolean) {
-    this.op = op; this.flags = flags; this.sector = sector; this.nrSectors = nrSectors;
+    this.op = op; this.flags = flags; this.sector = sector; this.nr_sectors = nrSectors;
     this.tagged = tagged;
     this.mergeable = tagged && (op === REQ_OP_READ || op === REQ_OP_WRITE);
-    this.end = (status) => { for (const b of this.bios) bioEndio(b, status); };
+    this.end = (status) => { for (const b of this.bios) bio_endio(b, status); };
   }
 }
 
@@ -93,16 +93,16 @@ export interface QueueStats {
 }
 
 /** struct request_queue + its single blk_mq_hw_ctx. */
-export class RequestQueue {
+export class request_queue {
   /** Requests built and not yet dispatched, in submission order (the merge candidates). */
   readonly pending: BlkRequest[] = [];
   /** Dispatched to the driver and not completed. */
   inFlight = 0;
   /** Tagged requests in existence (pending + in flight). */
   tags = 0;
-  readonly tagWq = new WaitQueueHead();
+  readonly tagWq = new wait_queue_head();
   /** Wakes those waiting for the queue to drain (blk_mq_freeze_queue's wait). */
-  readonly idleWq = new WaitQueueHead();
+  readonly idleWq = new wait_queue_head();
   dying = false;
   dispatchScheduled = false;
   /** A busy driver with nothing in flight is retried from a timer. */
@@ -110,9 +110,9 @@ export class RequestQueue {
   readonly stats: QueueStats = { bios: 0, requests: 0, backMerges: 0, frontMerges: 0, splits: 0, flushes: 0, sharedFlushes: 0, errors: 0, maxInFlight: 0 };
   constructor(readonly driver: BlockDriver, readonly name: string) {}
 
-  get depth(): number { return Math.max(1, this.driver.queueDepth); }
-  get maxSectors(): number { return Math.max(8, this.driver.maxSectors); }
-  get maxSegments(): number { return Math.max(1, Math.min(this.driver.maxSegments, BIO_MAX_VECS)); }
+  get depth(): number { return Math.max(1, this.driver.queue_depth); }
+  get max_sectors(): number { return Math.max(8, this.driver.max_sectors); }
+  get max_segments(): number { return Math.max(1, Math.min(this.driver.max_segments, BIO_MAX_VECS)); }
 
   /** Hand pending requests to the driver, in order, until it is busy. IRQ or kernel context. */
   run(): void {
@@ -129,7 +129,7 @@ export class RequestQueue {
       this.inFlight++;
       if (this.inFlight > this.stats.maxInFlight) this.stats.maxInFlight = this.inFlight;
       let completed = false;
-      const ok = this.driver.queueRq(rq, (status) => {
+      const ok = this.driver.queue_rq(rq, (status) => {
         if (completed) { pr_err(`blk: ${this.name}: request completed twice`); return; }
         completed = true;
         this.finish(rq, status, true);
@@ -140,7 +140,7 @@ export class RequestQueue {
         this.pending.unshift(rq);
         if (this.inFlight === 0 && !this.retryArmed) {
           this.retryArmed = true;
-          addTimer(1e6, () => { this.retryArmed = false; this.scheduleDispatch(); });
+          add_timer(1e6, () => { this.retryArmed = false; this.scheduleDispatch(); });
         }
         return;
       }
@@ -163,7 +163,7 @@ export class RequestQueue {
   scheduleDispatch(): void {
     if (this.dispatchScheduled) return;
     this.dispatchScheduled = true;
-    if (inIrq()) { this.run(); return; }
+    if (in_irq()) { this.run(); return; }
     raiseBlockSoftirq(this);
   }
 
@@ -176,24 +176,24 @@ export class RequestQueue {
 
   /** Wait until nothing is pending or in flight. */
   async drain(): Promise<void> {
-    await waitEvent(this.idleWq, () => this.inFlight === 0 && this.pending.length === 0);
+    await wait_event(this.idleWq, () => this.inFlight === 0 && this.pending.length === 0);
   }
 }
 
 /* ---- the block softirq ---- */
 
 let softirq = -1;
-const softirqQueues = new Set<RequestQueue>();
-function raiseBlockSoftirq(q: RequestQueue): void {
+const softirqQueues = new Set<request_queue>();
+function raiseBlockSoftirq(q: request_queue): void {
   if (softirq < 0) { q.run(); return; }
   const first = softirqQueues.size === 0;
   softirqQueues.add(q);
-  if (first) triggerIrq(softirq);
+  if (first) trigger_irq(softirq);
 }
 initcall(INIT_CORE, 'blk_softirq', () => {
   softirqQueues.clear();
-  softirq = allocIrqNumber();
-  requestIrq(softirq, () => {
+  softirq = alloc_irq_number();
+  request_irq(softirq, () => {
     const qs = [...softirqQueues];
     softirqQueues.clear();
     for (const q of qs) q.run();
@@ -203,7 +203,7 @@ initcall(INIT_CORE, 'blk_softirq', () => {
 /* ---- bios ---- */
 
 /** bio_endio: record the status (the first error wins) and call bi_end_io. */
-export function bioEndio(bio: Bio, status: number): void {
+export function bio_endio(bio: Bio, status: number): void {
   if (status !== BLK_STS_OK && bio.bi_status === BLK_STS_OK) bio.bi_status = status;
   const fn = bio.bi_end_io;
   if (fn) fn(bio);
@@ -211,7 +211,7 @@ export function bioEndio(bio: Bio, status: number): void {
 
 /** What the queue needs to know about a bio's device, after remapping. */
 export interface QueueTarget {
-  queue: RequestQueue;
+  queue: request_queue;
 }
 
 function sectorsOf(bio: Bio): number { return Math.floor(bio.bi_size / SECTOR_SIZE); }
@@ -221,15 +221,15 @@ function sectorsOf(bio: Bio): number { return Math.floor(bio.bi_size / SECTOR_SI
  * completes when the last child does (bio_split + bio_chain). Splits fall on bio_vec
  * boundaries where the byte count is a whole number of sectors.
  */
-function splitToLimits(q: RequestQueue, bio: Bio): Bio[] {
+function splitToLimits(q: request_queue, bio: Bio): Bio[] {
   const vecs = bio.bi_io_vec;
-  if (vecs.length <= q.maxSegments && sectorsOf(bio) <= q.maxSectors) return [bio];
+  if (vecs.length <= q.max_segments && sectorsOf(bio) <= q.max_sectors) return [bio];
   const children: Bio[] = [];
   let cur: Bio | null = null;
   let sector = bio.bi_sector;
   for (const v of vecs) {
     if (cur && cur.bi_size % 512 === 0 &&
-      (cur.bi_io_vec.length + 1 > q.maxSegments || Math.floor((cur.bi_size + v.len) / SECTOR_SIZE) > q.maxSectors)) {
+      (cur.bi_io_vec.length + 1 > q.max_segments || Math.floor((cur.bi_size + v.len) / SECTOR_SIZE) > q.max_sectors)) {
       sector += sectorsOf(cur);
       cur = null;
     }
@@ -250,7 +250,7 @@ function splitToLimits(q: RequestQueue, bio: Bio): Bio[] {
   for (const c of children) {
     c.bi_end_io = (child) => {
       if (child.bi_status !== BLK_STS_OK && bio.bi_status === BLK_STS_OK) bio.bi_status = child.bi_status;
-      if (--left === 0) bioEndio(bio, bio.bi_status);
+      if (--left === 0) bio_endio(bio, bio.bi_status);
     };
   }
   q.stats.splits += children.length - 1;
@@ -258,18 +258,18 @@ function splitToLimits(q: RequestQueue, bio: Bio): Bio[] {
 }
 
 /** Try to put a bio into a request that has not been dispatched (blk_attempt_plug_merge). */
-function attemptMerge(q: RequestQueue, bio: Bio): boolean {
+function attemptMerge(q: request_queue, bio: Bio): boolean {
   const op = bio.op;
   const nr = sectorsOf(bio);
   const segs = bio.bi_io_vec.length;
   for (let i = q.pending.length - 1; i >= 0; i--) {
     const rq = q.pending[i]!;
     if (!rq.mergeable || rq.op !== op) continue;
-    if (rq.nrSectors + nr > q.maxSectors || rq.nrSegments + segs > q.maxSegments) continue;
-    if (rq.sector + rq.nrSectors === bio.bi_sector) {
+    if (rq.nr_sectors + nr > q.max_sectors || rq.nr_phys_segments + segs > q.max_segments) continue;
+    if (rq.sector + rq.nr_sectors === bio.bi_sector) {
       rq.bios.push(bio);
-      rq.nrSectors += nr;
-      rq.nrSegments += segs;
+      rq.nr_sectors += nr;
+      rq.nr_phys_segments += segs;
       rq.flags |= bio.bi_opf & ~REQ_OP_MASK;
       q.stats.backMerges++;
       return true;
@@ -277,8 +277,8 @@ function attemptMerge(q: RequestQueue, bio: Bio): boolean {
     if (bio.bi_sector + nr === rq.sector) {
       rq.bios.unshift(bio);
       rq.sector = bio.bi_sector;
-      rq.nrSectors += nr;
-      rq.nrSegments += segs;
+      rq.nr_sectors += nr;
+      rq.nr_phys_segments += segs;
       rq.flags |= bio.bi_opf & ~REQ_OP_MASK;
       q.stats.frontMerges++;
       return true;
@@ -288,26 +288,26 @@ function attemptMerge(q: RequestQueue, bio: Bio): boolean {
 }
 
 /** Queue one bio that fits the limits and needs no flush sequencing. May sleep for a tag. */
-async function queueBio(q: RequestQueue, bio: Bio, mergeable = true): Promise<void> {
+async function queueBio(q: request_queue, bio: Bio, mergeable = true): Promise<void> {
   for (;;) {
-    if (q.dying) { bioEndio(bio, BLK_STS_IOERR); return; }
+    if (q.dying) { bio_endio(bio, BLK_STS_IOERR); return; }
     if (mergeable && attemptMerge(q, bio)) return;
     if (q.tags < q.depth) break;
     /* queue full: the submitter sleeps until a request completes (blk_mq_get_tag) */
-    await waitEvent(q.tagWq, () => q.tags < q.depth || q.dying, true);
+    await wait_event(q.tagWq, () => q.tags < q.depth || q.dying, true);
   }
   q.tags++;
   q.stats.requests++;
   const rq = new BlkRequest(bio.op, bio.bi_opf & ~REQ_OP_MASK, bio.bi_sector, sectorsOf(bio), true);
   if (!mergeable) rq.mergeable = false;
   rq.bios.push(bio);
-  rq.nrSegments = bio.bi_io_vec.length;
+  rq.nr_phys_segments = bio.bi_io_vec.length;
   q.pending.push(rq);
   q.scheduleDispatch();
 }
 
 /** A FLUSH request; joins one that is still waiting for dispatch when there is one. */
-function issueFlush(q: RequestQueue, then: (status: number) => void): void {
+function issueFlush(q: request_queue, then: (status: number) => void): void {
   for (const rq of q.pending) {
     if (rq.op === REQ_OP_FLUSH && rq.mergeable === false && (rq as FlushRequest).waiters) {
       (rq as FlushRequest).waiters.push(then);
@@ -327,15 +327,15 @@ interface FlushRequest extends BlkRequest { waiters: Array<(status: number) => v
  * Submit a bio whose sector is already absolute on the disk and whose bounds were checked
  * (blk_mq_submit_bio). Returns once the bio is queued; completion comes through bi_end_io.
  */
-export async function blkMqSubmitBio(q: RequestQueue, bio: Bio): Promise<void> {
+export async function blk_mq_submit_bio(q: request_queue, bio: Bio): Promise<void> {
   q.stats.bios++;
   const op = bio.op;
   const flags = bio.bi_opf;
-  if (q.dying) { bioEndio(bio, BLK_STS_IOERR); return; }
+  if (q.dying) { bio_endio(bio, BLK_STS_IOERR); return; }
   /* an empty flush: REQ_OP_FLUSH, or a write that is nothing but PREFLUSH */
   if (op === REQ_OP_FLUSH || (op === REQ_OP_WRITE && bio.bi_size === 0 && (flags & REQ_PREFLUSH))) {
-    if (!q.driver.flush) { bioEndio(bio, BLK_STS_OK); return; }
-    issueFlush(q, (status) => bioEndio(bio, status));
+    if (!q.driver.flush) { bio_endio(bio, BLK_STS_OK); return; }
+    issueFlush(q, (status) => bio_endio(bio, status));
     return;
   }
   if (op === REQ_OP_WRITE && (flags & (REQ_PREFLUSH | REQ_FUA))) {
@@ -354,21 +354,21 @@ export async function blkMqSubmitBio(q: RequestQueue, bio: Bio): Promise<void> {
  * blk_insert_flush: PREFLUSH → FLUSH, then the data write, then (FUA) FLUSH. The steps run
  * from completions (IRQ context), so the data write is an untagged request.
  */
-async function flushSequence(q: RequestQueue, bio: Bio): Promise<void> {
+async function flushSequence(q: request_queue, bio: Bio): Promise<void> {
   const pre = (bio.bi_opf & REQ_PREFLUSH) !== 0;
   const post = (bio.bi_opf & REQ_FUA) !== 0;
   const postflush = () => {
-    if (!post) { bioEndio(bio, BLK_STS_OK); return; }
-    issueFlush(q, (s) => bioEndio(bio, s));
+    if (!post) { bio_endio(bio, BLK_STS_OK); return; }
+    issueFlush(q, (s) => bio_endio(bio, s));
   };
   const data = () => {
     const rq = new BlkRequest(REQ_OP_WRITE, bio.bi_opf & ~(REQ_OP_MASK | REQ_PREFLUSH | REQ_FUA), bio.bi_sector, sectorsOf(bio), false);
     rq.bios.push(bio);
-    rq.nrSegments = bio.bi_io_vec.length;
-    rq.end = (s) => { if (s !== BLK_STS_OK) bioEndio(bio, s); else postflush(); };
+    rq.nr_phys_segments = bio.bi_io_vec.length;
+    rq.end = (s) => { if (s !== BLK_STS_OK) bio_endio(bio, s); else postflush(); };
     q.addInternal(rq);
   };
-  if (pre) issueFlush(q, (s) => { if (s !== BLK_STS_OK) bioEndio(bio, s); else data(); });
+  if (pre) issueFlush(q, (s) => { if (s !== BLK_STS_OK) bio_endio(bio, s); else data(); });
   else data();
 }
 

@@ -1,12 +1,12 @@
 /*
  * Disks (block/genhd.c, block/partitions/core.c's glue): a driver registers a disk with
- * addDisk; it gets a name (vda, vdb, ... vdz, vdaa like virtio_blk's), device numbers
+ * add_disk; it gets a name (vda, vdb, ... vdz, vdaa like virtio_blk's), device numbers
  * (major 254, 16 minors per disk; partitions past 15 get extended numbers on major 259 as
- * Linux's blkext), a request queue, a BlockDevice for the whole disk, its partition table
- * read (partitions/check.ts parses; we read through the block layer), a BlockDevice per
+ * Linux's blkext), a request queue, a block_device for the whole disk, its partition table
+ * read (partitions/check.ts parses; we read through the block layer), a block_device per
  * partition, and /dev nodes (devtmpfs-like, through the VFS's mknod).
  *
- * delGendisk undoes it: the disk is marked dead (new opens fail with ENXIO, new bios with
+ * del_gendisk undoes it: the disk is marked dead (new opens fail with ENXIO, new bios with
  * an I/O error), its nodes disappear, its caches are written back and dropped, in-flight
  * requests drain. The caller refuses while the disk is mounted (EBUSY).
  */
@@ -15,10 +15,10 @@ import { INIT_CORE, initcall } from '../arch/setup.js';
 import { err, isErrno } from '../include/errno.js';
 import { EBUSY, EEXIST, ENOENT, S_IFBLK, makedev } from '../include/uapi.js';
 import { REQ_OP_READ, type BlockDriver } from '../include/blk.js';
-import { RequestQueue } from './blk-core.js';
-import { BlockDevice, bdevRegister, bdevUnregister, killBdev, syncBlockdev } from './bdev.js';
-import { bdevRwSectors } from './bio.js';
-import { scanPartitions, type Partition } from './partitions/check.js';
+import { request_queue } from './blk-core.js';
+import { block_device, bdevRegister, bdevUnregister, kill_bdev, sync_blockdev } from './bdev.js';
+import { bdev_rw_sectors } from './bio.js';
+import { scan_partitions, type Partition } from './partitions/check.js';
 import { vfsMkdirPath, vfsMknodPath, vfsUnlinkPath } from '../fs/namei.js';
 
 /** virtio_blk's major (dynamic in Linux; 254 as on most systems). */
@@ -29,12 +29,12 @@ export const BLOCK_EXT_MAJOR = 259;
 export const PART_BITS = 4;
 
 /** struct gendisk. */
-export class Gendisk {
+export class gendisk {
   readonly minors = 1 << PART_BITS;
-  readonly queue: RequestQueue;
-  part0!: BlockDevice;
+  readonly queue: request_queue;
+  part0!: block_device;
   /** Partitions by number. */
-  readonly parts = new Map<number, BlockDevice>();
+  readonly parts = new Map<number, block_device>();
   dead = false;
   /** Driver data. */
   private_data: unknown = null;
@@ -45,22 +45,22 @@ export class Gendisk {
     readonly first_minor: number,
     readonly driver: BlockDriver,
   ) {
-    this.queue = new RequestQueue(driver, disk_name);
+    this.queue = new request_queue(driver, disk_name);
   }
   get readOnly(): boolean { return this.driver.readOnly; }
-  get logicalBlockSize(): number { return this.driver.logicalBlockSize; }
+  get logical_block_size(): number { return this.driver.logical_block_size; }
   /** get_capacity: 512-byte sectors. */
   get capacity(): number { return this.driver.capacity(); }
-  /** Every BlockDevice of the disk, the whole disk first. */
-  get bdevs(): BlockDevice[] { return [this.part0, ...[...this.parts.keys()].sort((a, b) => a - b).map((n) => this.parts.get(n)!)]; }
+  /** Every block_device of the disk, the whole disk first. */
+  get bdevs(): block_device[] { return [this.part0, ...[...this.parts.keys()].sort((a, b) => a - b).map((n) => this.parts.get(n)!)]; }
 }
 
-const disks = new Map<string, Gendisk>();
+const disks = new Map<string, gendisk>();
 const usedIndex = new Set<number>();
 let extMinors = new Set<number>();
 
-export function gendisks(): Gendisk[] { return [...disks.values()]; }
-export function diskByName(name: string): Gendisk | null { return disks.get(name) ?? null; }
+export function gendisks(): gendisk[] { return [...disks.values()]; }
+export function diskByName(name: string): gendisk | null { return disks.get(name) ?? null; }
 
 /** virtblk_name_format: 0 → vda, 25 → vdz, 26 → vdaa, ... */
 export function diskNameFormat(prefix: string, index: number): string {
@@ -74,7 +74,7 @@ export function diskNameFormat(prefix: string, index: number): string {
 }
 
 /** Partition name as disk_name() makes it: vda1, but nvme0n1p1 when the name ends in a digit. */
-export function partitionName(disk: string, partno: number): string {
+export function partition_name(disk: string, partno: number): string {
   return /\d$/.test(disk) ? `${disk}p${partno}` : `${disk}${partno}`;
 }
 
@@ -86,7 +86,7 @@ function allocExtMinor(): number {
 }
 
 /** Device number of partition `partno` of `disk`. */
-function partDevt(disk: Gendisk, partno: number): number {
+function partDevt(disk: gendisk, partno: number): number {
   if (partno < disk.minors) return makedev(disk.major, disk.first_minor + partno);
   return makedev(BLOCK_EXT_MAJOR, allocExtMinor());
 }
@@ -101,14 +101,14 @@ function freeDevt(dev: number): void {
  * its /dev nodes. Runs in a kernel thread (it sleeps on I/O). `prefix` names the disk
  * ("vd" for virtio).
  */
-export async function addDisk(driver: BlockDriver, prefix = 'vd'): Promise<Gendisk> {
+export async function add_disk(driver: BlockDriver, prefix = 'vd'): Promise<gendisk> {
   let index = 0;
   while (usedIndex.has(index)) index++;
   usedIndex.add(index);
   const name = diskNameFormat(prefix, index);
-  const disk = new Gendisk(name, index, VIRTBLK_MAJOR, index * 2 ** PART_BITS, driver);
+  const disk = new gendisk(name, index, VIRTBLK_MAJOR, index * 2 ** PART_BITS, driver);
   const nr = driver.capacity();
-  disk.part0 = new BlockDevice(disk, makedev(disk.major, disk.first_minor), name, 0, 0, nr, null);
+  disk.part0 = new block_device(disk, makedev(disk.major, disk.first_minor), name, 0, 0, nr, null);
   disks.set(name, disk);
   bdevRegister(disk.part0);
   await rescanPartitions(disk);
@@ -118,19 +118,19 @@ export async function addDisk(driver: BlockDriver, prefix = 'vd'): Promise<Gendi
 }
 
 /** Read the partition table and create the partitions' devices (blk_add_partitions). */
-async function rescanPartitions(disk: Gendisk): Promise<void> {
-  const lbs = disk.logicalBlockSize;
+async function rescanPartitions(disk: gendisk): Promise<void> {
+  const lbs = disk.logical_block_size;
   const perBlock = lbs / 512;
   const part0 = disk.part0;
   const warn = (msg: string) => pr_warn(`${disk.disk_name}: ${msg}`);
   let parts: Partition[] = [];
   try {
-    parts = await scanPartitions({
+    parts = await scan_partitions({
       sectorSize: lbs,
       sectors: Math.floor(disk.capacity / perBlock),
       read: async (lba: number, count: number) => {
         const buf = new Uint8Array(count * lbs);
-        await bdevRwSectors(part0, REQ_OP_READ, lba * perBlock, buf);
+        await bdev_rw_sectors(part0, REQ_OP_READ, lba * perBlock, buf);
         return buf;
       },
     }, warn);
@@ -142,7 +142,7 @@ async function rescanPartitions(disk: Gendisk): Promise<void> {
       warn(`partition ${p.no} (${p.start}+${p.size}) beyond the end of the disk, ignored`);
       continue;
     }
-    const bdev = new BlockDevice(disk, partDevt(disk, p.no), partitionName(disk.disk_name, p.no), p.no, p.start, p.size, part0);
+    const bdev = new block_device(disk, partDevt(disk, p.no), partition_name(disk.disk_name, p.no), p.no, p.start, p.size, part0);
     disk.parts.set(p.no, bdev);
     bdevRegister(bdev);
   }
@@ -154,22 +154,22 @@ async function rescanPartitions(disk: Gendisk): Promise<void> {
  * blkdev_reread_part (BLKRRPART): drop the partitions and read the table again. EBUSY
  * while any partition is open.
  */
-export async function blkdevRereadPart(disk: Gendisk): Promise<void> {
+export async function blkdev_reread_part(disk: gendisk): Promise<void> {
   for (const p of disk.parts.values()) if (p.bd_openers > 0) throw err(EBUSY);
   for (const p of [...disk.parts.values()]) {
     await devtmpfsRemove(p);
-    await killBdev(p);
+    await kill_bdev(p);
     bdevUnregister(p);
     freeDevt(p.bd_dev);
   }
   disk.parts.clear();
-  await killBdev(disk.part0);
+  await kill_bdev(disk.part0);
   await rescanPartitions(disk);
   for (const p of disk.parts.values()) await devtmpfsCreate(p);
 }
 
 /** Is anything of the disk open or claimed (mounted)? */
-export function diskBusy(disk: Gendisk): boolean {
+export function diskBusy(disk: gendisk): boolean {
   return disk.bdevs.some((b) => b.bd_holder !== null);
 }
 
@@ -178,10 +178,10 @@ export function diskBusy(disk: Gendisk): boolean {
  * works, then it is marked dead, its nodes removed, its caches dropped, and outstanding
  * requests drained. EBUSY if a filesystem holds it (unless `force`).
  */
-export async function delGendisk(disk: Gendisk, force = false, halting = false): Promise<void> {
+export async function del_gendisk(disk: gendisk, force = false, halting = false): Promise<void> {
   if (!force && diskBusy(disk)) throw err(EBUSY);
   for (const b of disk.bdevs) {
-    try { await syncBlockdev(b); } catch (e) {
+    try { await sync_blockdev(b); } catch (e) {
       pr_err(`${b.bd_name}: writeback before removal failed: ${(e as Error)?.message ?? e}`);
     }
   }
@@ -192,7 +192,7 @@ export async function delGendisk(disk: Gendisk, force = false, halting = false):
   disk.queue.dying = true;
   disk.queue.tagWq.wakeUpAll();
   for (const b of disk.bdevs) {
-    await killBdev(b);
+    await kill_bdev(b);
     bdevUnregister(b);
     freeDevt(b.bd_dev);
   }
@@ -206,7 +206,7 @@ let devtmpfsEnabled = true;
 /** Tests that run the block layer without a root filesystem turn node creation off. */
 export function setDevtmpfs(on: boolean): void { devtmpfsEnabled = on; }
 
-async function devtmpfsCreate(b: BlockDevice): Promise<void> {
+async function devtmpfsCreate(b: block_device): Promise<void> {
   if (!devtmpfsEnabled) return;
   try {
     try { await vfsMkdirPath('/dev', 0o755); } catch (e) { if (!(isErrno(e) && e.errno === EEXIST)) throw e; }
@@ -217,7 +217,7 @@ async function devtmpfsCreate(b: BlockDevice): Promise<void> {
   }
 }
 
-async function devtmpfsRemove(b: BlockDevice): Promise<void> {
+async function devtmpfsRemove(b: block_device): Promise<void> {
   if (!devtmpfsEnabled) return;
   try { await vfsUnlinkPath(`/dev/${b.bd_name}`); } catch (e) {
     if (isErrno(e) && e.errno === ENOENT) return;

@@ -17,55 +17,55 @@ import {
 } from '../include/fs.js';
 import { err } from '../include/errno.js';
 import { EFBIG, EINVAL, EPERM, S_ISGID, S_ISUID, S_IXGRP } from '../include/uapi.js';
-import { capable, currentCred, inGroupP } from '../kernel/cred.js';
-import { currentTime, timestampTruncate } from './time.js';
-import { inodeOwnerOrCapable, inodePermission } from './namei.js';
-import { simpleSetattr } from './libfs.js';
+import { capable, current_cred, in_group_p } from '../kernel/cred.js';
+import { current_time, timestamp_truncate } from './time.js';
+import { inode_owner_or_capable, inode_permission } from './namei.js';
+import { simple_setattr } from './libfs.js';
 
 /** utimes(2) with times == NULL: write access suffices. */
 export const ATTR_TOUCH = 1 << 17;
 
-function inGroupOrCapable(gid: number): boolean {
-  return inGroupP(gid) || capable(CAP_FSETID);
+function in_group_or_capable(gid: number): boolean {
+  return in_group_p(gid) || capable(CAP_FSETID);
 }
 
 /** chown_ok: the owner may "change" to itself; otherwise CAP_CHOWN. */
-function chownOk(inode: Inode, uid: number): boolean {
-  const cred = currentCred();
+function chown_ok(inode: Inode, uid: number): boolean {
+  const cred = current_cred();
   if (cred.fsuid === inode.i_uid && uid === inode.i_uid) return true;
   return capable(CAP_CHOWN);
 }
 /** chgrp_ok: the owner may pick one of their groups; otherwise CAP_CHOWN. */
-function chgrpOk(inode: Inode, gid: number): boolean {
-  const cred = currentCred();
-  if (cred.fsuid === inode.i_uid && (gid === inode.i_gid || inGroupP(gid))) return true;
+function chgrp_ok(inode: Inode, gid: number): boolean {
+  const cred = current_cred();
+  if (cred.fsuid === inode.i_uid && (gid === inode.i_gid || in_group_p(gid))) return true;
   return capable(CAP_CHOWN);
 }
 
 /** inode_newsize_ok: EFBIG beyond the filesystem's maximum file size. */
-export function inodeNewsizeOk(inode: Inode, size: number): void {
+export function inode_newsize_ok(inode: Inode, size: number): void {
   if (size < 0) throw err(EINVAL);
   if (size > inode.i_sb.s_maxbytes) throw err(EFBIG);
 }
 
 /** setattr_prepare: may the caller make this change? (Filesystems call it from setattr.) */
-export async function setattrPrepare(d: Dentry, attr: Iattr): Promise<void> {
+export async function setattr_prepare(d: Dentry, attr: Iattr): Promise<void> {
   const inode = d.d_inode!;
   const v = attr.ia_valid;
-  if (v & ATTR_SIZE) inodeNewsizeOk(inode, attr.ia_size!);
+  if (v & ATTR_SIZE) inode_newsize_ok(inode, attr.ia_size!);
   if (v & ATTR_FORCE) return;
-  if ((v & ATTR_UID) && !chownOk(inode, attr.ia_uid!)) throw err(EPERM);
-  if ((v & ATTR_GID) && !chgrpOk(inode, attr.ia_gid!)) throw err(EPERM);
+  if ((v & ATTR_UID) && !chown_ok(inode, attr.ia_uid!)) throw err(EPERM);
+  if ((v & ATTR_GID) && !chgrp_ok(inode, attr.ia_gid!)) throw err(EPERM);
   if (v & ATTR_MODE) {
-    if (!inodeOwnerOrCapable(inode)) throw err(EPERM);
+    if (!inode_owner_or_capable(inode)) throw err(EPERM);
     const gid = v & ATTR_GID ? attr.ia_gid! : inode.i_gid;
-    if (!inGroupOrCapable(gid)) attr.ia_mode = attr.ia_mode! & ~S_ISGID;
+    if (!in_group_or_capable(gid)) attr.ia_mode = attr.ia_mode! & ~S_ISGID;
   }
-  if ((v & (ATTR_MTIME_SET | ATTR_ATIME_SET | ATTR_TIMES_SET)) && !inodeOwnerOrCapable(inode)) throw err(EPERM);
+  if ((v & (ATTR_MTIME_SET | ATTR_ATIME_SET | ATTR_TIMES_SET)) && !inode_owner_or_capable(inode)) throw err(EPERM);
 }
 
 /** setattr_copy: apply the (checked) change to the in-core inode. */
-export function setattrCopy(inode: Inode, attr: Iattr): void {
+export function setattr_copy(inode: Inode, attr: Iattr): void {
   const v = attr.ia_valid;
   if (v & ATTR_UID) inode.i_uid = attr.ia_uid!;
   if (v & ATTR_GID) inode.i_gid = attr.ia_gid!;
@@ -74,17 +74,17 @@ export function setattrCopy(inode: Inode, attr: Iattr): void {
   if (v & ATTR_CTIME) inode.i_ctime = { ...attr.ia_ctime! };
   if (v & ATTR_MODE) {
     let mode = attr.ia_mode!;
-    if (!inGroupOrCapable(inode.i_gid)) mode &= ~S_ISGID;
+    if (!in_group_or_capable(inode.i_gid)) mode &= ~S_ISGID;
     inode.i_mode = mode;
   }
 }
 
 /** setattr_should_drop_sgid */
-export function setattrShouldDropSgid(inode: Inode): number {
+export function setattr_should_drop_sgid(inode: Inode): number {
   const mode = inode.i_mode;
   if (!(mode & S_ISGID)) return 0;
   if (mode & S_IXGRP) return ATTR_KILL_SGID;
-  if (!inGroupOrCapable(inode.i_gid)) return ATTR_KILL_SGID;
+  if (!in_group_or_capable(inode.i_gid)) return ATTR_KILL_SGID;
   return 0;
 }
 
@@ -93,18 +93,18 @@ export function setattrShouldDropSgid(inode: Inode): number {
  * (simple_setattr by default). The caller holds the inode's i_rwsem and has done
  * mnt_want_write.
  */
-export async function notifyChange(d: Dentry, attr: Iattr): Promise<void> {
+export async function notify_change(d: Dentry, attr: Iattr): Promise<void> {
   const inode = d.d_inode!;
   let v = attr.ia_valid;
   if ((v & (ATTR_MODE | ATTR_UID | ATTR_GID | ATTR_TIMES_SET)) && (inode.i_flags & (S_IMMUTABLE | S_APPEND))) throw err(EPERM);
   if (v & ATTR_TOUCH) {
     if (inode.i_flags & S_IMMUTABLE) throw err(EPERM);
-    if (!inodeOwnerOrCapable(inode)) await inodePermission(inode, MAY_WRITE);
+    if (!inode_owner_or_capable(inode)) await inode_permission(inode, MAY_WRITE);
   }
-  const now = currentTime(inode);
+  const now = current_time(inode);
   attr.ia_ctime = now;
-  attr.ia_atime = v & ATTR_ATIME_SET ? timestampTruncate(attr.ia_atime!, inode.i_sb) : now;
-  attr.ia_mtime = v & ATTR_MTIME_SET ? timestampTruncate(attr.ia_mtime!, inode.i_sb) : now;
+  attr.ia_atime = v & ATTR_ATIME_SET ? timestamp_truncate(attr.ia_atime!, inode.i_sb) : now;
+  attr.ia_mtime = v & ATTR_MTIME_SET ? timestamp_truncate(attr.ia_mtime!, inode.i_sb) : now;
   if (v & ATTR_KILL_SUID && inode.i_mode & S_ISUID) {
     v = attr.ia_valid |= ATTR_MODE;
     attr.ia_mode = inode.i_mode & ~S_ISUID;
@@ -116,7 +116,7 @@ export async function notifyChange(d: Dentry, attr: Iattr): Promise<void> {
   attr.ia_valid &= ~(ATTR_KILL_SUID | ATTR_KILL_SGID | ATTR_TOUCH);
   if (!attr.ia_valid) return;
   if (inode.i_op.setattr) await inode.i_op.setattr(d, attr);
-  else await simpleSetattr(d, attr);
+  else await simple_setattr(d, attr);
 }
 
 export { ATTR_ATIME, ATTR_MTIME, ATTR_CTIME };

@@ -14,8 +14,8 @@
  * May touch: inode.ts (iput), the wait queues.
  */
 import { pr_err } from '../kernel/printk.js';
-import { Dentry, type Inode, type Path, type SuperBlock, SB_ACTIVE } from '../include/fs.js';
-import { WaitQueueHead, waitEvent } from '../kernel/wait.js';
+import { Dentry, type Inode, type Path, type super_block, SB_ACTIVE } from '../include/fs.js';
+import { wait_queue_head, wait_event } from '../kernel/wait.js';
 import { iput } from './inode.js';
 
 /** d_flags bits. */
@@ -29,11 +29,11 @@ export function setDentryLruMax(n: number): void { DENTRY_LRU_MAX = n; }
 class DcacheState {
   lru = new Set<Dentry>();
   /** Woken when a parallel lookup finishes (d_alloc_parallel's in-lookup wait). */
-  inLookupWq = new WaitQueueHead();
+  inLookupWq = new wait_queue_head();
   nrDentry = 0;
 }
 let dc = new DcacheState();
-export function dcacheInit(): void { dc = new DcacheState(); }
+export function dcache_init(): void { dc = new DcacheState(); }
 export function dcacheStats(): { nrDentry: number; nrUnused: number } {
   return { nrDentry: dc.nrDentry, nrUnused: dc.lru.size };
 }
@@ -44,18 +44,18 @@ export function dget(d: Dentry): Dentry {
 }
 
 /** d_alloc: a new hashed, negative dentry `name` under `parent` (referenced). */
-export function dAlloc(parent: Dentry, name: string): Dentry {
+export function d_alloc(parent: Dentry, name: string): Dentry {
   const d = new Dentry(name, parent, parent.d_sb);
   dget(parent);
   const old = parent.d_subdirs.get(name);
-  if (old) dUnhash(old);
+  if (old) d_unhash(old);
   parent.d_subdirs.set(name, d);
   dc.nrDentry++;
   return d;
 }
 
 /** d_make_root: the root dentry of a new superblock, owning the caller's inode reference. */
-export function dMakeRoot(inode: Inode): Dentry {
+export function d_make_root(inode: Inode): Dentry {
   const d = new Dentry('/', null, inode.i_sb);
   d.d_inode = inode;
   dc.nrDentry++;
@@ -63,63 +63,63 @@ export function dMakeRoot(inode: Inode): Dentry {
 }
 
 /** d_lookup: the hashed child `name` of parent, referenced, or null. */
-export function dLookup(parent: Dentry, name: string): Dentry | null {
+export function d_lookup(parent: Dentry, name: string): Dentry | null {
   const d = parent.d_subdirs.get(name);
   if (!d || d.d_unhashed) return null;
   return dget(d);
 }
 
 /** Wait until a lookup running in another thread on `d` finishes (d_wait_lookup). */
-export async function dWaitLookup(d: Dentry): Promise<void> {
-  await waitEvent(dc.inLookupWq, () => (d.d_flags & DCACHE_PAR_LOOKUP) === 0);
+export async function d_wait_lookup(d: Dentry): Promise<void> {
+  await wait_event(dc.inLookupWq, () => (d.d_flags & DCACHE_PAR_LOOKUP) === 0);
 }
-export function dLookupDone(d: Dentry): void {
+export function d_lookup_done(d: Dentry): void {
   d.d_flags &= ~DCACHE_PAR_LOOKUP;
   dc.inLookupWq.wakeUpAll();
 }
 
 /** d_instantiate: give a negative dentry its inode (takes over the inode reference). */
-export function dInstantiate(d: Dentry, inode: Inode | null): void {
+export function d_instantiate(d: Dentry, inode: Inode | null): void {
   if (d.d_inode) throw new Error(`d_instantiate on positive dentry ${d.d_name}`);
   d.d_inode = inode;
 }
 /** d_add: instantiate (our dentries are hashed from birth). */
-export function dAdd(d: Dentry, inode: Inode | null): void { dInstantiate(d, inode); }
+export function d_add(d: Dentry, inode: Inode | null): void { d_instantiate(d, inode); }
 
 /**
  * d_splice_alias: what a filesystem's lookup hands back. We keep one dentry per directory
  * inode by construction (rename moves dentries), so this is d_add.
  */
-export function dSpliceAlias(inode: Inode | null, d: Dentry): Dentry {
-  dAdd(d, inode);
+export function d_splice_alias(inode: Inode | null, d: Dentry): Dentry {
+  d_add(d, inode);
   return d;
 }
 
 /** __d_drop: unhash, so that lookups stop finding it (its parent link stays). */
-export function dUnhash(d: Dentry): void {
+export function d_unhash(d: Dentry): void {
   if (d.d_unhashed) return;
   d.d_unhashed = true;
   if (!d.isRoot && d.d_parent.d_subdirs.get(d.d_name) === d) d.d_parent.d_subdirs.delete(d.d_name);
 }
-export const dDrop = dUnhash;
+export const d_drop = d_unhash;
 
 /**
  * d_delete after a successful unlink/rmdir: if we hold the only reference, turn the
  * dentry negative at once (the name is now known absent); otherwise somebody (an open
  * file, a cwd) still uses it: unhash it and let the last dput release the inode.
  */
-export async function dDelete(d: Dentry): Promise<void> {
+export async function d_delete(d: Dentry): Promise<void> {
   if (d.d_count === 1 && d.d_inode) {
     const inode = d.d_inode;
     d.d_inode = null;
     await iput(inode);
-  } else dUnhash(d);
+  } else d_unhash(d);
 }
 
 /** Free a dentry nobody references; returns its parent for the caller to dput. */
-async function dentryKill(d: Dentry): Promise<Dentry | null> {
+async function dentry_kill(d: Dentry): Promise<Dentry | null> {
   dc.lru.delete(d);
-  dUnhash(d);
+  d_unhash(d);
   dc.nrDentry--;
   const inode = d.d_inode;
   d.d_inode = null;
@@ -136,15 +136,15 @@ export async function dput(d: Dentry | null): Promise<void> {
       !(d.d_inode && d.d_inode.i_nlink === 0);
     if (keep) {
       dc.lru.add(d);
-      if (dc.lru.size > DENTRY_LRU_MAX) await pruneDcache(dc.lru.size - DENTRY_LRU_MAX);
+      if (dc.lru.size > DENTRY_LRU_MAX) await prune_dcache(dc.lru.size - DENTRY_LRU_MAX);
       return;
     }
-    d = await dentryKill(d);
+    d = await dentry_kill(d);
   }
 }
 
 /** prune_dcache: free up to n unused dentries, oldest first. Returns how many were freed. */
-export async function pruneDcache(n: number): Promise<number> {
+export async function prune_dcache(n: number): Promise<number> {
   let freed = 0;
   while (freed < n) {
     const it = dc.lru.values().next();
@@ -153,7 +153,7 @@ export async function pruneDcache(n: number): Promise<number> {
     if (d.d_count !== 0) { dc.lru.delete(d); continue; }
     d.d_count = 1; // hold it while killing (dput below drops it)
     dc.lru.delete(d);
-    dUnhash(d);
+    d_unhash(d);
     await dput(d);
     freed++;
   }
@@ -164,7 +164,7 @@ export async function pruneDcache(n: number): Promise<number> {
  * shrink_dcache_sb / shrink_dcache_for_umount: free every dentry of sb. At umount nothing
  * else uses them; the pins a filesystem keeps on its own dentries (ramfs) are dropped here.
  */
-export async function shrinkDcacheForUmount(sb: SuperBlock): Promise<void> {
+export async function shrink_dcache_for_umount(sb: super_block): Promise<void> {
   const root = sb.s_root;
   if (!root) return;
   // Depth-first, children before parents, dropping every reference below the root.
@@ -184,31 +184,31 @@ export async function shrinkDcacheForUmount(sb: SuperBlock): Promise<void> {
 }
 
 /** Drop all unused children of d (shrink_dcache_parent), e.g. before rmdir or umount checks. */
-export async function shrinkDcacheParent(d: Dentry): Promise<void> {
+export async function shrink_dcache_parent(d: Dentry): Promise<void> {
   for (const c of [...d.d_subdirs.values()]) {
-    if (c.d_count === 0) { c.d_count = 1; dc.lru.delete(c); dUnhash(c); await dput(c); }
+    if (c.d_count === 0) { c.d_count = 1; dc.lru.delete(c); d_unhash(c); await dput(c); }
   }
 }
 
 /** d_move: rename d to take target's place (target gets unhashed). */
-export async function dMove(d: Dentry, target: Dentry): Promise<void> {
+export async function d_move(d: Dentry, target: Dentry): Promise<void> {
   const oldParent = d.d_parent;
   const newParent = target.d_parent;
-  dUnhash(target);
+  d_unhash(target);
   if (!d.d_unhashed && oldParent.d_subdirs.get(d.d_name) === d) oldParent.d_subdirs.delete(d.d_name);
   d.d_name = target.d_name;
   if (oldParent !== newParent) {
     d.d_parent = dget(newParent);
   }
   const old = newParent.d_subdirs.get(d.d_name);
-  if (old && old !== d) dUnhash(old);
+  if (old && old !== d) d_unhash(old);
   newParent.d_subdirs.set(d.d_name, d);
   d.d_unhashed = false;
   if (oldParent !== newParent) await dput(oldParent);
 }
 
 /** d_exchange: swap the names and parents of two positive dentries (RENAME_EXCHANGE). */
-export function dExchange(a: Dentry, b: Dentry): void {
+export function d_exchange(a: Dentry, b: Dentry): void {
   const pa = a.d_parent, pb = b.d_parent, na = a.d_name, nb = b.d_name;
   pa.d_subdirs.delete(na);
   pb.d_subdirs.delete(nb);
@@ -220,7 +220,7 @@ export function dExchange(a: Dentry, b: Dentry): void {
 }
 
 /** is_subdir: is d equal to or below ancestor (within one filesystem)? */
-export function isSubdir(d: Dentry, ancestor: Dentry): boolean {
+export function is_subdir(d: Dentry, ancestor: Dentry): boolean {
   for (let p = d; ; p = p.d_parent) {
     if (p === ancestor) return true;
     if (p.isRoot) return false;
@@ -228,14 +228,14 @@ export function isSubdir(d: Dentry, ancestor: Dentry): boolean {
 }
 
 /** d_unlinked: removed from the tree (rmdir'ed cwd, deleted open file). */
-export function dUnlinked(d: Dentry): boolean { return d.d_unhashed && !d.isRoot; }
+export function d_unlinked(d: Dentry): boolean { return d.d_unhashed && !d.isRoot; }
 
 /**
  * d_path / getcwd's prepend_path: the path of `path` as seen from `root`, walking up
  * dentries and across mounts. `reachable` is false when the walk reached the top of the
  * mount tree without meeting root (a cwd outside a chroot).
  */
-export function dPath(path: Path, root: Path): { name: string; reachable: boolean } {
+export function d_path(path: Path, root: Path): { name: string; reachable: boolean } {
   const parts: string[] = [];
   let mnt = path.mnt, d = path.dentry;
   for (;;) {

@@ -2,42 +2,42 @@
  * Device special files (fs/char_dev.c, block/fops.c's open path, lookup_bdev in block/bdev.c).
  *
  * The VFS knows nothing about drivers: a block driver registers one hook that maps a
- * device number to its BlockDevice and file operations, and opening an S_IFBLK inode goes
+ * device number to its block_device and file operations, and opening an S_IFBLK inode goes
  * through it. Character devices have no drivers in lkl-ts (opening one is ENXIO), and
  * neither do fifos and sockets: they can be created, stat'ed and opened with O_PATH only.
  *
- * May touch: namei (path lookup for lookupBdev).
+ * May touch: namei (path lookup for lookup_bdev).
  */
-import type { BlockDevice } from '../include/blk.js';
-import type { File, FileOperations, Inode } from '../include/fs.js';
+import type { block_device } from '../include/blk.js';
+import type { File, file_operations, Inode } from '../include/fs.js';
 import { MNT_NODEV } from '../include/fs.js';
 import { err } from '../include/errno.js';
 import { EACCES, ENOTBLK, ENXIO, S_ISBLK } from '../include/uapi.js';
-import { kernPath, pathPut } from './namei.js';
+import { kern_path, path_put } from './namei.js';
 import { LOOKUP_FOLLOW } from '../include/fs.js';
 
-export interface BlkdevEntry { bdev: BlockDevice; fops: FileOperations }
+export interface BlkdevEntry { bdev: block_device; fops: file_operations }
 type BlkdevLookup = (rdev: number) => BlkdevEntry | null;
 
 let blkdevLookup: BlkdevLookup | null = null;
-let lookupBdevOverride: ((path: string) => Promise<BlockDevice>) | null = null;
+let lookupBdevOverride: ((path: string) => Promise<block_device>) | null = null;
 
 /** The block layer registers how device numbers map to block devices and their fops. */
 export function registerBlkdevFops(lookup: BlkdevLookup | null): void { blkdevLookup = lookup; }
-/** Optional: replace lookupBdev (by default: resolve the path to an S_IFBLK inode, then its rdev). */
-export function registerLookupBdev(fn: ((path: string) => Promise<BlockDevice>) | null): void { lookupBdevOverride = fn; }
+/** Optional: replace lookup_bdev (by default: resolve the path to an S_IFBLK inode, then its rdev). */
+export function registerLookupBdev(fn: ((path: string) => Promise<block_device>) | null): void { lookupBdevOverride = fn; }
 
-/** The BlockDevice of device number rdev, or null if no driver has it. */
-export function bdevByDev(rdev: number): BlockDevice | null { return blkdevLookup?.(rdev)?.bdev ?? null; }
+/** The block_device of device number rdev, or null if no driver has it. */
+export function bdevByDev(rdev: number): block_device | null { return blkdevLookup?.(rdev)?.bdev ?? null; }
 
 /**
  * lookup_bdev: the block device a path names (a byte-string path). ENOENT if it does not
  * exist, ENOTBLK if it is not a block device node, EACCES on a nodev mount, ENXIO if no
  * driver has that device number.
  */
-export async function lookupBdev(path: string): Promise<BlockDevice> {
+export async function lookup_bdev(path: string): Promise<block_device> {
   if (lookupBdevOverride) return lookupBdevOverride(path);
-  const p = await kernPath(path, LOOKUP_FOLLOW);
+  const p = await kern_path(path, LOOKUP_FOLLOW);
   try {
     const inode = p.dentry.d_inode!;
     if (!S_ISBLK(inode.i_mode)) throw err(ENOTBLK);
@@ -45,11 +45,11 @@ export async function lookupBdev(path: string): Promise<BlockDevice> {
     const e = blkdevLookup?.(inode.i_rdev);
     if (!e) throw err(ENXIO);
     return e.bdev;
-  } finally { await pathPut(p); }
+  } finally { await path_put(p); }
 }
 
 /** def_blk_fops' open: hand the file over to the driver's operations. */
-export const blkdevOpenFops: FileOperations = {
+export const blkdevOpenFops: file_operations = {
   async open(inode: Inode, file: File): Promise<void> {
     if (file.f_path.mnt.mnt_flags & MNT_NODEV) throw err(EACCES);
     const e = blkdevLookup?.(inode.i_rdev);
@@ -61,7 +61,7 @@ export const blkdevOpenFops: FileOperations = {
 };
 
 /** def_chr_fops' open: no character drivers exist. */
-export const chrdevOpenFops: FileOperations = {
+export const chrdevOpenFops: file_operations = {
   async open(_inode: Inode, file: File): Promise<void> {
     if (file.f_path.mnt.mnt_flags & MNT_NODEV) throw err(EACCES);
     throw err(ENXIO);
@@ -69,6 +69,6 @@ export const chrdevOpenFops: FileOperations = {
 };
 
 /** Fifos and sockets: nothing to talk to in a library kernel. */
-export const badSockFops: FileOperations = {
+export const badSockFops: file_operations = {
   async open(): Promise<void> { throw err(ENXIO); },
 };

@@ -10,29 +10,29 @@
  * May touch: fs_struct, namei (path refs), inode (i_writecount), the process context.
  */
 import { current } from '../arch/cpu.js';
-import { defineSyscall, processContext } from '../arch/syscalls.js';
-import { File, FMODE_PATH, FMODE_WRITE, CAP_FOWNER, type FileOperations, type Path } from '../include/fs.js';
+import { define_syscall, processContext } from '../arch/syscalls.js';
+import { File, FMODE_PATH, FMODE_WRITE, CAP_FOWNER, type file_operations, type Path } from '../include/fs.js';
 import { err } from '../include/errno.js';
 import {
   EBADF, EINVAL, EMFILE, EPERM, F_DUPFD, F_DUPFD_CLOEXEC, F_GETFD, F_GETFL, F_SETFD, F_SETFL,
   FD_CLOEXEC, O_APPEND, O_CLOEXEC, O_DIRECT, O_NOATIME, O_NONBLOCK,
 } from '../include/uapi.js';
 import * as NR from '../include/unistd.js';
-import { pathPut } from './namei.js';
-import { currentCred, capable } from '../kernel/cred.js';
+import { path_put } from './namei.js';
+import { current_cred, capable } from '../kernel/cred.js';
 
 /** Highest descriptor number + 1 (RLIMIT_NOFILE; LKL's process has no rlimit setup). */
 export const NR_OPEN_MAX = 65536;
 
-export class FilesStruct {
+export class files_struct {
   fdt: Array<File | null> = [];
   cloexec = new Set<number>();
   /** Lowest possibly-free descriptor (next_fd). */
   nextFd = 0;
 }
 
-export function currentFiles(): FilesStruct {
-  const f = (current().ctx.files ?? processContext().files) as FilesStruct | undefined;
+export function current_files(): files_struct {
+  const f = (current().ctx.files ?? processContext().files) as files_struct | undefined;
   if (!f) throw new Error('no file table: the VFS is not initialised');
   return f;
 }
@@ -43,7 +43,7 @@ export function nrFiles(): number { return openFiles; }
 export function resetFileCount(): void { openFiles = 0; }
 
 /** alloc_file: takes over the caller's reference on `path`. */
-export function allocFile(path: Path, flags: number, mode: number, fop: FileOperations): File {
+export function alloc_file(path: Path, flags: number, mode: number, fop: file_operations): File {
   const inode = path.dentry.d_inode;
   if (!inode) throw new Error('allocFile on a negative dentry');
   const f = new File(path, inode, fop);
@@ -53,7 +53,7 @@ export function allocFile(path: Path, flags: number, mode: number, fop: FileOper
   return f;
 }
 
-export function getFile(f: File): File { f.f_count++; return f; }
+export function get_file(f: File): File { f.f_count++; return f; }
 
 /** fput: drop a reference; the last one releases the file (__fput). */
 export async function fput(f: File): Promise<void> {
@@ -66,32 +66,32 @@ export async function fput(f: File): Promise<void> {
     if (f.f_mode & FMODE_WRITE) inode.i_writecount--;
     if (!(f.f_mode & FMODE_PATH)) inode.i_opencount--;
     openFiles--;
-    await pathPut(f.f_path);
+    await path_put(f.f_path);
   }
 }
 
 /** fget_raw: the File behind fd, with a reference (O_PATH files included). */
-export function fgetRaw(fd: number): File {
-  const files = currentFiles();
+export function fget_raw(fd: number): File {
+  const files = current_files();
   const f = Number.isInteger(fd) && fd >= 0 ? files.fdt[fd] : null;
   if (!f) throw err(EBADF);
-  return getFile(f);
+  return get_file(f);
 }
-/** fget: as fgetRaw, but O_PATH descriptors do not count (EBADF), as for I/O calls. */
+/** fget: as fget_raw, but O_PATH descriptors do not count (EBADF), as for I/O calls. */
 export function fget(fd: number): File {
-  const f = fgetRaw(fd);
+  const f = fget_raw(fd);
   if (f.f_mode & FMODE_PATH) { f.f_count--; throw err(EBADF); }
   return f;
 }
 /** Run fn with a reference on fd's File (fdget ... fdput). */
 export async function withFile<T>(fd: number, fn: (f: File) => Promise<T> | T, raw = false): Promise<T> {
-  const f = raw ? fgetRaw(fd) : fget(fd);
+  const f = raw ? fget_raw(fd) : fget(fd);
   try { return await fn(f); } finally { await fput(f); }
 }
 
 /** get_unused_fd + fd_install: the lowest free descriptor >= start. */
-export function fdInstall(file: File, cloexec: boolean, start = 0): number {
-  const files = currentFiles();
+export function fd_install(file: File, cloexec: boolean, start = 0): number {
+  const files = current_files();
   let fd = Math.max(start, start === 0 ? files.nextFd : start);
   while (fd < files.fdt.length && files.fdt[fd]) fd++;
   if (fd >= NR_OPEN_MAX) throw err(EMFILE);
@@ -103,8 +103,8 @@ export function fdInstall(file: File, cloexec: boolean, start = 0): number {
 }
 
 /** Remove fd from the table and return its File (the table's reference goes to the caller). */
-export function fdRemove(fd: number): File {
-  const files = currentFiles();
+export function fd_remove(fd: number): File {
+  const files = current_files();
   const f = Number.isInteger(fd) && fd >= 0 ? files.fdt[fd] : null;
   if (!f) throw err(EBADF);
   files.fdt[fd] = null;
@@ -115,19 +115,19 @@ export function fdRemove(fd: number): File {
 }
 
 /** filp_close: flush, then drop the table's reference. */
-export async function filpClose(f: File): Promise<void> {
+export async function filp_close(f: File): Promise<void> {
   try {
     if (!(f.f_mode & FMODE_PATH) && f.f_op.flush) await f.f_op.flush(f);
   } finally { await fput(f); }
 }
 
 /** close_range(0, ~0): used at halt so that every File is released before unmounting. */
-export async function closeAllFiles(files: FilesStruct): Promise<void> {
+export async function close_files(files: files_struct): Promise<void> {
   for (let fd = 0; fd < files.fdt.length; fd++) {
     const f = files.fdt[fd];
     if (!f) continue;
     files.fdt[fd] = null;
-    await filpClose(f);
+    await filp_close(f);
   }
   files.fdt.length = 0;
   files.cloexec.clear();
@@ -136,47 +136,47 @@ export async function closeAllFiles(files: FilesStruct): Promise<void> {
 
 /* ---- dup, dup3, fcntl ---- */
 
-function doDup2(oldfd: number, newfd: number, cloexec: boolean): File | null {
-  const files = currentFiles();
+function do_dup2(oldfd: number, newfd: number, cloexec: boolean): File | null {
+  const files = current_files();
   const f = files.fdt[oldfd];
   if (!f) throw err(EBADF);
   if (!Number.isInteger(newfd) || newfd < 0 || newfd >= NR_OPEN_MAX) throw err(EBADF);
   const old = files.fdt[newfd] ?? null;
   while (files.fdt.length <= newfd) files.fdt.push(null);
-  files.fdt[newfd] = getFile(f);
+  files.fdt[newfd] = get_file(f);
   if (cloexec) files.cloexec.add(newfd); else files.cloexec.delete(newfd);
   return old;
 }
 
-defineSyscall(NR.__NR_dup, 'dup', (fd: number) => {
-  const f = fgetRaw(fd);
-  try { return fdInstall(f, false); } catch (e) { f.f_count--; throw e; }
+define_syscall(NR.__NR_dup, 'dup', (fd: number) => {
+  const f = fget_raw(fd);
+  try { return fd_install(f, false); } catch (e) { f.f_count--; throw e; }
 });
 
-defineSyscall(NR.__NR_dup3, 'dup3', async (oldfd: number, newfd: number, flags: number) => {
+define_syscall(NR.__NR_dup3, 'dup3', async (oldfd: number, newfd: number, flags: number) => {
   if (flags & ~O_CLOEXEC) throw err(EINVAL);
   if (oldfd === newfd) throw err(EINVAL);
-  const files = currentFiles();
+  const files = current_files();
   if (!Number.isInteger(oldfd) || oldfd < 0 || !files.fdt[oldfd]) throw err(EBADF);
-  const old = doDup2(oldfd, newfd, (flags & O_CLOEXEC) !== 0);
+  const old = do_dup2(oldfd, newfd, (flags & O_CLOEXEC) !== 0);
   // The displaced file is closed silently, as dup2 does.
-  if (old) await filpClose(old);
+  if (old) await filp_close(old);
   return newfd;
 });
 
 /** Flags F_SETFL may change (SETFL_MASK). */
 const SETFL_MASK = O_APPEND | O_NONBLOCK | O_NOATIME | O_DIRECT;
 
-defineSyscall(NR.__NR_fcntl, 'fcntl', (fd: number, cmd: number, arg: number) => {
-  const files = currentFiles();
+define_syscall(NR.__NR_fcntl, 'fcntl', (fd: number, cmd: number, arg: number) => {
+  const files = current_files();
   const f = Number.isInteger(fd) && fd >= 0 ? files.fdt[fd] : null;
   if (!f) throw err(EBADF);
   switch (cmd) {
     case F_DUPFD:
     case F_DUPFD_CLOEXEC: {
       if (!Number.isInteger(arg) || arg < 0 || arg >= NR_OPEN_MAX) throw err(EINVAL);
-      getFile(f);
-      try { return fdInstall(f, cmd === F_DUPFD_CLOEXEC, arg); } catch (e) { f.f_count--; throw e; }
+      get_file(f);
+      try { return fd_install(f, cmd === F_DUPFD_CLOEXEC, arg); } catch (e) { f.f_count--; throw e; }
     }
     case F_GETFD: return files.cloexec.has(fd) ? FD_CLOEXEC : 0;
     case F_SETFD:
@@ -188,7 +188,7 @@ defineSyscall(NR.__NR_fcntl, 'fcntl', (fd: number, cmd: number, arg: number) => 
   if (cmd === F_SETFL) {
     // O_NOATIME can only be set by the owner (or CAP_FOWNER), as at open.
     if ((arg & O_NOATIME) && !(f.f_flags & O_NOATIME) &&
-        currentCred().fsuid !== f.f_inode.i_uid && !capable(CAP_FOWNER)) throw err(EPERM);
+        current_cred().fsuid !== f.f_inode.i_uid && !capable(CAP_FOWNER)) throw err(EPERM);
     f.f_flags = (f.f_flags & ~SETFL_MASK) | (arg & SETFL_MASK);
     return 0;
   }

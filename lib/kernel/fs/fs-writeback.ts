@@ -6,22 +6,22 @@
  *    DIRTY_WRITEBACK_INTERVAL while anything is dirty and writes what has been dirty for
  *    longer than DIRTY_EXPIRE — armed only while something is dirty, so an idle kernel has
  *    no timer pending;
- *  - under pressure: writers are throttled in balanceDirtyPages when dirty memory exceeds
+ *  - under pressure: writers are throttled in balance_dirty_pages when dirty memory exceeds
  *    DIRTY_RATIO of physical memory, and page allocation falls back to writebackForReclaim;
- *  - on demand: fsync/fdatasync (vfsFsyncRange), syncfs/sync (syncFilesystem/syncAll) and
+ *  - on demand: fsync/fdatasync (vfs_fsync_range), syncfs/sync (sync_filesystem/syncAll) and
  *    unmount. Asynchronous write errors are remembered on the mapping (wb_err) and
  *    reported by the next fsync as EIO.
  */
-import { WaitQueueHead, sleepOn, waitEvent } from '../kernel/wait.js';
-import { WorkQueue, DelayedWork } from '../kernel/workqueue.js';
-import { ktimeGetNs } from '../kernel/timer.js';
-import { PG_dirty, PG_writeback, memInfo, getPage, putPage, type Page } from '../mm/page_alloc.js';
-import type { AddressSpace, File, Inode, SuperBlock, WritebackControl } from '../include/fs.js';
+import { wait_queue_head, sleepOn, wait_event } from '../kernel/wait.js';
+import { workqueue_struct, delayed_work } from '../kernel/workqueue.js';
+import { ktime_get_ns } from '../kernel/timer.js';
+import { PG_dirty, PG_writeback, memInfo, get_page, put_page, type Page } from '../mm/page_alloc.js';
+import type { address_space, File, Inode, super_block, writeback_control } from '../include/fs.js';
 import { I_DIRTY_DATASYNC, I_DIRTY_INODE, I_DIRTY_PAGES, I_DIRTY_SYNC, I_FREEING, SB_RDONLY } from '../include/fs.js';
-import type { BlockDevice } from '../include/blk.js';
+import type { block_device } from '../include/blk.js';
 import { err } from '../include/errno.js';
 import { EIO, EROFS } from '../include/uapi.js';
-import { lockPage, unlockPage, waitOnPageWriteback, mappingUnevictable } from '../mm/filemap.js';
+import { lock_page, unlock_page, wait_on_page_writeback, mapping_unevictable } from '../mm/filemap.js';
 import { initcall, exitcall, INIT_CORE } from '../arch/setup.js';
 
 export const DIRTY_WRITEBACK_INTERVAL_NS = 5e9;
@@ -31,13 +31,13 @@ export const DIRTY_RATIO = 0.2;
 export const DIRTY_BACKGROUND_RATIO = 0.1;
 
 /** Mounted superblocks (the VFS adds each on mount and removes it at unmount). */
-export const allSupers = new Set<SuperBlock>();
+export const allSupers = new Set<super_block>();
 
 /** Hooks the block layer provides (set at its init) so fsync reaches buffers and the device. */
 export interface BlockHooks {
-  syncMappingBuffers(m: AddressSpace): Promise<void>;
-  blkdevIssueFlush(bdev: BlockDevice): Promise<void>;
-  syncBlockdev(bdev: BlockDevice): Promise<void>;
+  syncMappingBuffers(m: address_space): Promise<void>;
+  blkdevIssueFlush(bdev: block_device): Promise<void>;
+  syncBlockdev(bdev: block_device): Promise<void>;
 }
 let blockHooks: BlockHooks | null = null;
 export function setBlockHooks(h: BlockHooks): void { blockHooks = h; }
@@ -48,9 +48,9 @@ class WbState {
   writebackPages = 0;
   /** Dirty inodes in dirtying order (the oldest first). */
   dirtyInodes = new Map<Inode, number>();
-  wq: WorkQueue | null = null;
-  work: DelayedWork | null = null;
-  throttleWq = new WaitQueueHead();
+  wq: workqueue_struct | null = null;
+  work: delayed_work | null = null;
+  throttleWq = new wait_queue_head();
   writtenPages = 0;
 }
 let st = new WbState();
@@ -58,8 +58,8 @@ let st = new WbState();
 /** Reset at boot. */
 export function writebackInit(): void {
   st = new WbState();
-  st.wq = new WorkQueue('writeback', 1);
-  st.work = new DelayedWork(() => wbWorkfn());
+  st.wq = new workqueue_struct('writeback', 1);
+  st.work = new delayed_work(() => wb_workfn());
 }
 initcall(INIT_CORE, 'writeback', writebackInit);
 // Runs after the filesystems' exit calls (higher levels go first): they unmount and sync.
@@ -69,8 +69,8 @@ export function writebackStats(): { dirtyPages: number; writebackPages: number; 
   return { dirtyPages: st.dirtyPages, writebackPages: st.writebackPages, dirtyInodes: st.dirtyInodes.size, writtenPages: st.writtenPages };
 }
 
-export function accountDirty(m: AddressSpace, delta: number): void {
-  if (mappingUnevictable(m)) return;
+export function accountDirty(m: address_space, delta: number): void {
+  if (mapping_unevictable(m)) return;
   m.nrdirty += delta;
   st.dirtyPages += delta;
   if (delta < 0) st.throttleWq.wakeUpAll();
@@ -80,7 +80,7 @@ export function accountWriteback(delta: number): void {
   if (delta < 0) { st.writtenPages -= delta; st.throttleWq.wakeUpAll(); }
 }
 
-function wbWakeupDelayed(): void {
+function wb_wakeup_delayed(): void {
   if (st.wq && st.work && !st.work.pending && !st.work.timer && !st.work.running)
     st.wq.queueDelayedWork(st.work, DIRTY_WRITEBACK_INTERVAL_NS);
 }
@@ -91,22 +91,22 @@ function wbWakeupNow(): void {
 }
 
 /** set_page_dirty for page-cache pages backed by storage. Returns true if newly dirtied. */
-export function setPageDirty(p: Page): boolean {
+export function set_page_dirty(p: Page): boolean {
   if (p.test(PG_dirty)) return false;
   p.set(PG_dirty);
-  const m = p.mapping as AddressSpace | null;
+  const m = p.mapping as address_space | null;
   if (m) {
     accountDirty(m, 1);
-    if (!mappingUnevictable(m)) inodeDirtyPages(m.host);
+    if (!mapping_unevictable(m)) inodeDirtyPages(m.host);
   }
   return true;
 }
 
 /** clear_page_dirty_for_io: the page is locked; returns whether it was dirty. */
-export function clearPageDirtyForIo(p: Page): boolean {
+export function clear_page_dirty_for_io(p: Page): boolean {
   if (!p.test(PG_dirty)) return false;
   p.clear(PG_dirty);
-  const m = p.mapping as AddressSpace | null;
+  const m = p.mapping as address_space | null;
   if (m) accountDirty(m, -1);
   return true;
 }
@@ -116,9 +116,9 @@ function inodeDirtyPages(inode: Inode): void {
   queueDirtyInode(inode);
 }
 function queueDirtyInode(inode: Inode): void {
-  if (!st.dirtyInodes.has(inode)) st.dirtyInodes.set(inode, ktimeGetNs());
+  if (!st.dirtyInodes.has(inode)) st.dirtyInodes.set(inode, ktime_get_ns());
   inode.i_sb.s_dirty.add(inode);
-  wbWakeupDelayed();
+  wb_wakeup_delayed();
 }
 
 /**
@@ -126,7 +126,7 @@ function queueDirtyInode(inode: Inode): void {
  * block map: fdatasync must write it), I_DIRTY_PAGES. Calls s_op.dirty_inode for inode
  * flags (journalling filesystems log the inode there).
  */
-export async function markInodeDirty(inode: Inode, flags: number = I_DIRTY_SYNC | I_DIRTY_DATASYNC): Promise<void> {
+export async function mark_inode_dirty(inode: Inode, flags: number = I_DIRTY_SYNC | I_DIRTY_DATASYNC): Promise<void> {
   const sb = inode.i_sb;
   if (flags & I_DIRTY_INODE && sb.s_op?.dirty_inode) await sb.s_op.dirty_inode(inode, flags);
   if ((inode.i_state & flags) === flags && st.dirtyInodes.has(inode)) return;
@@ -142,7 +142,7 @@ export function inodeClean(inode: Inode): void {
   inode.i_sb.s_dirty.delete(inode);
 }
 
-function dirtyPagesOf(m: AddressSpace, start: number, end: number): Page[] {
+function dirtyPagesOf(m: address_space, start: number, end: number): Page[] {
   const first = Math.floor(start / 4096), last = end === Infinity ? Infinity : Math.floor(end / 4096);
   const out: Page[] = [];
   for (const [i, p] of m.pages) if (i >= first && i <= last && (p.flags & (PG_dirty | PG_writeback))) out.push(p);
@@ -150,49 +150,49 @@ function dirtyPagesOf(m: AddressSpace, start: number, end: number): Page[] {
 }
 
 /** do_writepages: hand the dirty pages of [start, end] to the filesystem. */
-export async function doWritepages(m: AddressSpace, wbc: WritebackControl): Promise<void> {
+export async function do_writepages(m: address_space, wbc: writeback_control): Promise<void> {
   const aops = m.a_ops;
-  if (!aops || mappingUnevictable(m)) return;
+  if (!aops || mapping_unevictable(m)) return;
   await m.wb_lock.lock();
   try {
     if (aops.writepages) { await aops.writepages(m, wbc); return; }
     if (!aops.writepage) return;
     for (const p of dirtyPagesOf(m, wbc.range_start, wbc.range_end)) {
       if (wbc.nr_to_write <= 0) break;
-      getPage(p);
+      get_page(p);
       try {
-        await lockPage(p);
-        if (p.mapping !== m || !p.test(PG_dirty)) { unlockPage(p); continue; }
+        await lock_page(p);
+        if (p.mapping !== m || !p.test(PG_dirty)) { unlock_page(p); continue; }
         if (p.test(PG_writeback)) {
-          if (wbc.sync_mode === 'none') { unlockPage(p); continue; }
-          await waitOnPageWriteback(p);
+          if (wbc.sync_mode === 'none') { unlock_page(p); continue; }
+          await wait_on_page_writeback(p);
         }
-        if (!clearPageDirtyForIo(p)) { unlockPage(p); continue; }
+        if (!clear_page_dirty_for_io(p)) { unlock_page(p); continue; }
         await aops.writepage(p, wbc);
         wbc.nr_to_write--;
-      } finally { putPage(p); }
+      } finally { put_page(p); }
     }
   } finally { m.wb_lock.unlock(); }
 }
 
 /** filemap_fdatawait_range: wait for writeback, then report (and clear) a recorded error. */
-export async function filemapFdatawait(m: AddressSpace, start = 0, end = Infinity): Promise<void> {
+export async function filemap_fdatawait(m: address_space, start = 0, end = Infinity): Promise<void> {
   for (const p of dirtyPagesOf(m, start, end)) {
-    if (p.test(PG_writeback)) { getPage(p); await waitOnPageWriteback(p); putPage(p); }
+    if (p.test(PG_writeback)) { get_page(p); await wait_on_page_writeback(p); put_page(p); }
   }
   if (m.wb_err) { m.wb_err = 0; throw err(EIO); }
 }
-export async function filemapFdatawrite(m: AddressSpace, start = 0, end = Infinity, sync: 'all' | 'none' = 'all'): Promise<void> {
-  await doWritepages(m, { sync_mode: sync, nr_to_write: Number.MAX_SAFE_INTEGER, range_start: start, range_end: end });
+export async function filemap_fdatawrite(m: address_space, start = 0, end = Infinity, sync: 'all' | 'none' = 'all'): Promise<void> {
+  await do_writepages(m, { sync_mode: sync, nr_to_write: Number.MAX_SAFE_INTEGER, range_start: start, range_end: end });
 }
 /** filemap_write_and_wait_range. */
-export async function filemapWriteAndWaitRange(m: AddressSpace, start = 0, end = Infinity): Promise<void> {
-  await filemapFdatawrite(m, start, end, 'all');
-  await filemapFdatawait(m, start, end);
+export async function filemap_write_and_wait_range(m: address_space, start = 0, end = Infinity): Promise<void> {
+  await filemap_fdatawrite(m, start, end, 'all');
+  await filemap_fdatawait(m, start, end);
 }
 
 /** write_inode_now / sync_inode_metadata: write the inode itself if it is dirty. */
-export async function writeInodeNow(inode: Inode, sync: boolean, datasyncOnly = false): Promise<void> {
+export async function write_inode_now(inode: Inode, sync: boolean, datasyncOnly = false): Promise<void> {
   const mask = datasyncOnly ? I_DIRTY_DATASYNC : I_DIRTY_INODE;
   if (!(inode.i_state & mask)) return;
   inode.i_state &= ~I_DIRTY_INODE;
@@ -201,48 +201,48 @@ export async function writeInodeNow(inode: Inode, sync: boolean, datasyncOnly = 
 }
 
 /** writeback_single_inode: its pages, then the inode; off the dirty list if clean. */
-export async function writebackSingleInode(inode: Inode, wbc: WritebackControl): Promise<void> {
+export async function writeback_single_inode(inode: Inode, wbc: writeback_control): Promise<void> {
   const m = inode.i_mapping;
-  await doWritepages(m, wbc);
+  await do_writepages(m, wbc);
   if (wbc.sync_mode === 'all') {
-    try { await filemapFdatawait(m); } catch (e) {
+    try { await filemap_fdatawait(m); } catch (e) {
       // Keep the error for the next fsync to see.
       m.wb_err = EIO;
       void e;
     }
   }
   if (m.nrdirty === 0) inode.i_state &= ~I_DIRTY_PAGES;
-  await writeInodeNow(inode, wbc.sync_mode === 'all');
+  await write_inode_now(inode, wbc.sync_mode === 'all');
   if (!(inode.i_state & (I_DIRTY_INODE | I_DIRTY_PAGES))) inodeClean(inode);
 }
 
 /** sync_inodes_sb / writeback_inodes_sb. */
-export async function syncInodesSb(sb: SuperBlock, wait: boolean): Promise<void> {
+export async function sync_inodes_sb(sb: super_block, wait: boolean): Promise<void> {
   for (const inode of [...sb.s_dirty]) {
     if (inode.i_state & I_FREEING) continue;
-    await writebackSingleInode(inode, {
+    await writeback_single_inode(inode, {
       sync_mode: wait ? 'all' : 'none', nr_to_write: Number.MAX_SAFE_INTEGER, range_start: 0, range_end: Infinity,
     });
   }
 }
 
 /** sync_filesystem: what syncfs(2), umount and sync(2) do for one superblock. */
-export async function syncFilesystem(sb: SuperBlock): Promise<void> {
+export async function sync_filesystem(sb: super_block): Promise<void> {
   if (sb.s_flags & SB_RDONLY) return;
-  await syncInodesSb(sb, false);
+  await sync_inodes_sb(sb, false);
   if (sb.s_op?.sync_fs) await sb.s_op.sync_fs(sb, false);
-  await syncInodesSb(sb, true);
+  await sync_inodes_sb(sb, true);
   if (sb.s_op?.sync_fs) await sb.s_op.sync_fs(sb, true);
   if (sb.s_bdev && blockHooks) await blockHooks.syncBlockdev(sb.s_bdev);
 }
 
 /** sync(2): every filesystem, then every dirty block device mapping. */
 export async function syncAll(): Promise<void> {
-  for (const sb of [...allSupers]) await syncFilesystem(sb);
+  for (const sb of [...allSupers]) await sync_filesystem(sb);
   // Block device inodes dirtied directly (writes to /dev/vdX) live outside mounted sbs.
   for (const inode of [...st.dirtyInodes.keys()]) {
     if (allSupers.has(inode.i_sb)) continue;
-    await writebackSingleInode(inode, { sync_mode: 'all', nr_to_write: Number.MAX_SAFE_INTEGER, range_start: 0, range_end: Infinity });
+    await writeback_single_inode(inode, { sync_mode: 'all', nr_to_write: Number.MAX_SAFE_INTEGER, range_start: 0, range_end: Infinity });
   }
 }
 
@@ -250,25 +250,25 @@ export async function syncAll(): Promise<void> {
  * generic_file_fsync / __generic_file_fsync: data pages, the inode's metadata buffers,
  * the inode, then a device cache flush. Used by filesystems without a journal.
  */
-export async function genericFileFsync(file: File, start: number, end: number, datasync: boolean): Promise<void> {
+export async function generic_file_fsync(file: File, start: number, end: number, datasync: boolean): Promise<void> {
   const inode = file.f_inode;
   const m = inode.i_mapping;
   let error: unknown = null;
-  try { await filemapWriteAndWaitRange(m, start, end); } catch (e) { error = e; }
+  try { await filemap_write_and_wait_range(m, start, end); } catch (e) { error = e; }
   if (inode.i_sb.s_flags & SB_RDONLY) { if (error) throw error; return; }
   if (blockHooks) await blockHooks.syncMappingBuffers(m);
-  await writeInodeNow(inode, true, datasync);
+  await write_inode_now(inode, true, datasync);
   if (m.nrdirty === 0 && !(inode.i_state & I_DIRTY_INODE)) { inode.i_state &= ~I_DIRTY_PAGES; inodeClean(inode); }
   if (inode.i_sb.s_bdev && blockHooks) await blockHooks.blkdevIssueFlush(inode.i_sb.s_bdev);
   if (error) throw error;
 }
 
 /** vfs_fsync_range: the filesystem's fsync, or the generic one. */
-export async function vfsFsyncRange(file: File, start: number, end: number, datasync: boolean): Promise<void> {
+export async function vfs_fsync_range(file: File, start: number, end: number, datasync: boolean): Promise<void> {
   const f = file.f_op.fsync;
   if (f) await f(file, start, end, datasync);
   else if (file.f_inode.i_sb.s_flags & SB_RDONLY) return;
-  else await genericFileFsync(file, start, end, datasync);
+  else await generic_file_fsync(file, start, end, datasync);
 }
 
 /* ---- background and throttled writeback ---- */
@@ -278,33 +278,33 @@ function dirtyLimitPages(ratio: number): number {
 }
 
 async function writeOldInodes(all: boolean): Promise<void> {
-  const now = ktimeGetNs();
+  const now = ktime_get_ns();
   for (const [inode, when] of [...st.dirtyInodes]) {
     if (!all && now - when < DIRTY_EXPIRE_NS && st.dirtyPages < dirtyLimitPages(DIRTY_BACKGROUND_RATIO)) continue;
     if (inode.i_state & I_FREEING) { inodeClean(inode); continue; }
     if (inode.i_sb.s_flags & SB_RDONLY) { inodeClean(inode); continue; }
     st.dirtyInodes.delete(inode); // re-queued with a fresh time if still dirty
-    await writebackSingleInode(inode, { sync_mode: 'none', nr_to_write: Number.MAX_SAFE_INTEGER, range_start: 0, range_end: Infinity });
-    if (inode.i_state & (I_DIRTY_INODE | I_DIRTY_PAGES) && !st.dirtyInodes.has(inode)) st.dirtyInodes.set(inode, ktimeGetNs());
+    await writeback_single_inode(inode, { sync_mode: 'none', nr_to_write: Number.MAX_SAFE_INTEGER, range_start: 0, range_end: Infinity });
+    if (inode.i_state & (I_DIRTY_INODE | I_DIRTY_PAGES) && !st.dirtyInodes.has(inode)) st.dirtyInodes.set(inode, ktime_get_ns());
   }
 }
 
-async function wbWorkfn(): Promise<void> {
+async function wb_workfn(): Promise<void> {
   const over = st.dirtyPages >= dirtyLimitPages(DIRTY_BACKGROUND_RATIO);
   await writeOldInodes(over);
   // Periodic sync_fs for journalling filesystems happens in their own commit threads.
-  if (st.dirtyInodes.size) wbWakeupDelayed();
+  if (st.dirtyInodes.size) wb_wakeup_delayed();
 }
 
 /** balance_dirty_pages: throttle a writer while dirty memory is over the limit. */
-export async function balanceDirtyPages(_m: AddressSpace): Promise<void> {
+export async function balance_dirty_pages(_m: address_space): Promise<void> {
   const limit = dirtyLimitPages(DIRTY_RATIO);
   if (st.dirtyPages < limit) {
     if (st.dirtyPages >= dirtyLimitPages(DIRTY_BACKGROUND_RATIO)) wbWakeupNow();
     return;
   }
   wbWakeupNow();
-  await waitEvent(st.throttleWq, () => st.dirtyPages < limit || (st.writebackPages === 0 && !st.work?.running && !st.work?.pending));
+  await wait_event(st.throttleWq, () => st.dirtyPages < limit || (st.writebackPages === 0 && !st.work?.running && !st.work?.pending));
   if (st.dirtyPages >= limit) {
     // The flusher has nothing in flight but dirty pages remain (e.g. they were
     // re-dirtied): write some ourselves.

@@ -13,16 +13,16 @@
  */
 import { pr_err, pr_warn } from '../kernel/printk.js';
 import {
-  Inode, I_NEW, I_FREEING, I_CLEAR, I_DIRTY, SB_ACTIVE, CAP_FSETID, type SuperBlock,
+  Inode, I_NEW, I_FREEING, I_CLEAR, I_DIRTY, SB_ACTIVE, CAP_FSETID, type super_block,
 } from '../include/fs.js';
 import { S_IFMT, S_ISDIR, S_ISGID, S_IXGRP, S_ISBLK, S_ISCHR, S_ISFIFO, S_ISSOCK } from '../include/uapi.js';
-import { WaitQueueHead, waitEvent } from '../kernel/wait.js';
-import { currentTime, timestampTruncate } from './time.js';
-import { currentCred, capable, inGroupP } from '../kernel/cred.js';
-import { deleteFromPageCache } from '../mm/filemap.js';
-import { registerShrinker } from '../mm/page_alloc.js';
-import { WorkQueue, WorkStruct } from '../kernel/workqueue.js';
-import { dcacheStats, pruneDcache } from './dcache.js';
+import { wait_queue_head, wait_event } from '../kernel/wait.js';
+import { current_time, timestamp_truncate } from './time.js';
+import { current_cred, capable, in_group_p } from '../kernel/cred.js';
+import { delete_from_page_cache } from '../mm/filemap.js';
+import { register_shrinker } from '../mm/page_alloc.js';
+import { workqueue_struct, work_struct } from '../kernel/workqueue.js';
+import { dcacheStats, prune_dcache } from './dcache.js';
 import { inodeClean } from './fs-writeback.js';
 import { blkdevOpenFops, chrdevOpenFops, badSockFops } from './devices.js';
 
@@ -32,9 +32,9 @@ export function setInodeLruMax(n: number): void { INODE_LRU_MAX = n; }
 
 class IcacheState {
   lru = new Set<Inode>();
-  wq = new WaitQueueHead();
+  wq = new wait_queue_head();
   /** Unlinked inodes still in use, per superblock (the in-core orphan list). */
-  orphans = new Map<SuperBlock, Set<Inode>>();
+  orphans = new Map<super_block, Set<Inode>>();
   nextIno = 1;
   nrInodes = 0;
   evicted = 0;
@@ -46,21 +46,21 @@ let ic = new IcacheState();
  * queues the pruning, which a worker does; the allocator's other shrinkers and writeback
  * cover the immediate need.
  */
-let shrinkWq: WorkQueue | null = null;
-let shrinkWork: WorkStruct | null = null;
+let shrinkWq: workqueue_struct | null = null;
+let shrinkWork: work_struct | null = null;
 function vfsCacheShrinker(_want: number): number {
   if (shrinkWq && shrinkWork) shrinkWq.queueWork(shrinkWork);
   return 0;
 }
-export function icacheInit(): void {
+export function inode_init(): void {
   ic = new IcacheState();
-  shrinkWq = new WorkQueue('vfs-shrink', 1);
-  shrinkWork = new WorkStruct(async () => {
+  shrinkWq = new workqueue_struct('vfs-shrink', 1);
+  shrinkWork = new work_struct(async () => {
     const d = dcacheStats();
-    await pruneDcache(Math.ceil(d.nrUnused / 2));
-    await pruneIcache(Math.ceil(ic.lru.size / 2));
+    await prune_dcache(Math.ceil(d.nrUnused / 2));
+    await prune_icache(Math.ceil(ic.lru.size / 2));
   });
-  registerShrinker(vfsCacheShrinker);
+  register_shrinker(vfsCacheShrinker);
 }
 export function icacheStats(): { nrInodes: number; nrUnused: number; evicted: number; orphans: number } {
   let orphans = 0;
@@ -69,9 +69,9 @@ export function icacheStats(): { nrInodes: number; nrUnused: number; evicted: nu
 }
 
 /** get_next_ino: inode numbers for filesystems without on-disk numbers (ramfs). */
-export function getNextIno(): number { return ic.nextIno++; }
+export function get_next_ino(): number { return ic.nextIno++; }
 
-function allocInode(sb: SuperBlock): Inode {
+function alloc_inode(sb: super_block): Inode {
   const inode = sb.s_op?.alloc_inode ? sb.s_op.alloc_inode(sb) : new Inode(sb);
   inode.i_blkbits = sb.s_blocksize_bits;
   inode.i_count = 1;
@@ -80,27 +80,27 @@ function allocInode(sb: SuperBlock): Inode {
 }
 
 /** new_inode: an inode with no number in the hash yet (the caller sets i_ino and hashes). */
-export function newInode(sb: SuperBlock): Inode { return allocInode(sb); }
+export function new_inode(sb: super_block): Inode { return alloc_inode(sb); }
 
 /** insert_inode_hash: make the inode findable by number. */
-export function insertInodeHash(inode: Inode): void { inode.i_sb.s_inodes.set(inode.i_ino, inode); }
+export function insert_inode_hash(inode: Inode): void { inode.i_sb.s_inodes.set(inode.i_ino, inode); }
 
 /**
  * iget_locked: the cached inode `ino` (referenced), or a new I_NEW one the caller must
  * fill and then unlock_new_inode (or iget_failed).
  */
-export async function igetLocked(sb: SuperBlock, ino: number): Promise<Inode> {
+export async function iget_locked(sb: super_block, ino: number): Promise<Inode> {
   for (;;) {
     const inode = sb.s_inodes.get(ino);
     if (!inode) break;
     if (inode.i_state & (I_NEW | I_FREEING)) {
-      await waitEvent(ic.wq, () => !(inode.i_state & (I_NEW | I_FREEING)) || sb.s_inodes.get(ino) !== inode);
+      await wait_event(ic.wq, () => !(inode.i_state & (I_NEW | I_FREEING)) || sb.s_inodes.get(ino) !== inode);
       continue;
     }
     if (inode.i_count++ === 0) ic.lru.delete(inode);
     return inode;
   }
-  const inode = allocInode(sb);
+  const inode = alloc_inode(sb);
   inode.i_ino = ino;
   inode.i_state = I_NEW;
   sb.s_inodes.set(ino, inode);
@@ -108,18 +108,18 @@ export async function igetLocked(sb: SuperBlock, ino: number): Promise<Inode> {
 }
 
 /** ilookup: the cached inode `ino` if present (referenced), without creating it. */
-export async function ilookup(sb: SuperBlock, ino: number): Promise<Inode | null> {
+export async function ilookup(sb: super_block, ino: number): Promise<Inode | null> {
   if (!sb.s_inodes.has(ino)) return null;
-  return igetLocked(sb, ino);
+  return iget_locked(sb, ino);
 }
 
-export function unlockNewInode(inode: Inode): void {
+export function unlock_new_inode(inode: Inode): void {
   inode.i_state &= ~I_NEW;
   ic.wq.wakeUpAll();
 }
 
 /** iget_failed: the filesystem could not read the inode: unhash and drop it. */
-export async function igetFailed(inode: Inode): Promise<void> {
+export async function iget_failed(inode: Inode): Promise<void> {
   inode.i_nlink = 0;
   if (inode.i_sb.s_inodes.get(inode.i_ino) === inode) inode.i_sb.s_inodes.delete(inode.i_ino);
   inode.i_state &= ~I_NEW;
@@ -134,21 +134,21 @@ export function ihold(inode: Inode): Inode {
 }
 
 /** generic_drop_inode: evict at last iput when unlinked or no longer findable. */
-export function genericDropInode(inode: Inode): boolean {
+export function generic_drop_inode(inode: Inode): boolean {
   return inode.i_nlink === 0 || inode.i_sb.s_inodes.get(inode.i_ino) !== inode;
 }
 /** generic_delete_inode: never cache (ramfs-like filesystems whose dentries pin inodes). */
-export function genericDeleteInode(_inode: Inode): boolean { return true; }
+export function generic_delete_inode(_inode: Inode): boolean { return true; }
 
 /** iput: drop a reference; the last one caches or evicts the inode. */
 export async function iput(inode: Inode): Promise<void> {
   if (inode.i_count <= 0) { pr_err(`BUG: iput of unused inode ${inode.i_ino}`); return; }
   if (--inode.i_count > 0) return;
   const sb = inode.i_sb;
-  const drop = sb.s_op?.drop_inode ? sb.s_op.drop_inode(inode) : genericDropInode(inode);
+  const drop = sb.s_op?.drop_inode ? sb.s_op.drop_inode(inode) : generic_drop_inode(inode);
   if (!drop && (sb.s_flags & SB_ACTIVE)) {
     ic.lru.add(inode);
-    if (ic.lru.size > INODE_LRU_MAX) await pruneIcache(ic.lru.size - INODE_LRU_MAX);
+    if (ic.lru.size > INODE_LRU_MAX) await prune_icache(ic.lru.size - INODE_LRU_MAX);
     return;
   }
   await evict(inode);
@@ -161,12 +161,12 @@ async function evict(inode: Inode): Promise<void> {
   ic.lru.delete(inode);
   try {
     if (sb.s_op?.evict_inode) await sb.s_op.evict_inode(inode);
-    else truncateInodePagesFinal(inode);
+    else truncate_inode_pages_final(inode);
   } catch (e) {
     pr_err(`VFS: evict of inode ${inode.i_ino} on ${sb.s_id} failed: ${(e as Error)?.message ?? e}`);
   }
   // The filesystem may have truncated already; whatever is left of the page cache goes.
-  truncateInodePagesFinal(inode);
+  truncate_inode_pages_final(inode);
   inodeClean(inode);
   ic.orphans.get(sb)?.delete(inode);
   if (sb.s_inodes.get(inode.i_ino) === inode) sb.s_inodes.delete(inode.i_ino);
@@ -178,14 +178,14 @@ async function evict(inode: Inode): Promise<void> {
 }
 
 /** Drop every page of the inode's mapping (truncate_inode_pages_final, for clean caches). */
-export function truncateInodePagesFinal(inode: Inode): void {
+export function truncate_inode_pages_final(inode: Inode): void {
   const m = inode.i_mapping;
-  for (const p of [...m.pages.values()]) deleteFromPageCache(p);
+  for (const p of [...m.pages.values()]) delete_from_page_cache(p);
   m.nrdirty = 0;
 }
 
 /** prune_icache_sb: evict up to n unused clean inodes, oldest first. */
-export async function pruneIcache(n: number): Promise<number> {
+export async function prune_icache(n: number): Promise<number> {
   let freed = 0;
   for (const inode of [...ic.lru]) {
     if (freed >= n) break;
@@ -198,7 +198,7 @@ export async function pruneIcache(n: number): Promise<number> {
 }
 
 /** evict_inodes at umount: every unused inode of sb goes; orphans still open are forced. */
-export async function evictInodes(sb: SuperBlock): Promise<void> {
+export async function evict_inodes(sb: super_block): Promise<void> {
   for (const inode of [...ic.lru]) if (inode.i_sb === sb && inode.i_count === 0) { ic.lru.delete(inode); await evict(inode); }
   const left = [...sb.s_inodes.values()].filter((i) => !(i.i_state & (I_FREEING | I_CLEAR)));
   const orphans = ic.orphans.get(sb);
@@ -223,16 +223,16 @@ function noteNlink(inode: Inode): void {
     s.add(inode);
   } else ic.orphans.get(sb)?.delete(inode);
 }
-export function setNlink(inode: Inode, n: number): void { inode.i_nlink = n; noteNlink(inode); }
-export function incNlink(inode: Inode): void { inode.i_nlink++; noteNlink(inode); }
-export function dropNlink(inode: Inode): void {
+export function set_nlink(inode: Inode, n: number): void { inode.i_nlink = n; noteNlink(inode); }
+export function inc_nlink(inode: Inode): void { inode.i_nlink++; noteNlink(inode); }
+export function drop_nlink(inode: Inode): void {
   if (inode.i_nlink === 0) { pr_err(`BUG: drop_nlink of inode ${inode.i_ino} at 0`); return; }
   inode.i_nlink--;
   noteNlink(inode);
 }
-export function clearNlink(inode: Inode): void { inode.i_nlink = 0; noteNlink(inode); }
+export function clear_nlink(inode: Inode): void { inode.i_nlink = 0; noteNlink(inode); }
 /** Orphans (unlinked, still open) of a superblock. */
-export function orphansOf(sb: SuperBlock): Inode[] { return [...(ic.orphans.get(sb) ?? [])]; }
+export function orphansOf(sb: super_block): Inode[] { return [...(ic.orphans.get(sb) ?? [])]; }
 
 /* ---- ownership and times ---- */
 
@@ -241,22 +241,22 @@ export function orphansOf(sb: SuperBlock): Inode[] { return [...(ic.orphans.get(
  * is inherited (and new subdirectories inherit the bit), and a non-member without
  * CAP_FSETID cannot create a group-executable set-group-ID file.
  */
-export function inodeInitOwner(inode: Inode, dir: Inode | null, mode: number): void {
-  const cred = currentCred();
+export function inode_init_owner(inode: Inode, dir: Inode | null, mode: number): void {
+  const cred = current_cred();
   inode.i_uid = cred.fsuid;
   if (dir && (dir.i_mode & S_ISGID)) {
     inode.i_gid = dir.i_gid;
     if (S_ISDIR(mode)) mode |= S_ISGID;
-    else if ((mode & (S_ISGID | S_IXGRP)) === (S_ISGID | S_IXGRP) && !inGroupP(inode.i_gid) && !capable(CAP_FSETID))
+    else if ((mode & (S_ISGID | S_IXGRP)) === (S_ISGID | S_IXGRP) && !in_group_p(inode.i_gid) && !capable(CAP_FSETID))
       mode &= ~S_ISGID;
   } else inode.i_gid = cred.fsgid;
   inode.i_mode = mode;
 }
 
-export { currentTime, timestampTruncate };
+export { current_time as currentTime, timestamp_truncate as timestampTruncate };
 
 /** init_special_inode: device, fifo and socket inodes get the VFS's own open routines. */
-export function initSpecialInode(inode: Inode, mode: number, rdev: number): void {
+export function init_special_inode(inode: Inode, mode: number, rdev: number): void {
   inode.i_mode = mode;
   if (S_ISCHR(mode)) { inode.i_fop = chrdevOpenFops; inode.i_rdev = rdev; }
   else if (S_ISBLK(mode)) { inode.i_fop = blkdevOpenFops; inode.i_rdev = rdev; }

@@ -11,24 +11,24 @@
  * May touch: dcache, inode, attr, filemap.
  */
 import {
-  ATTR_SIZE, CAP_SYS_ADMIN, I_DIRTY_SYNC, type Dentry, type DirContext, type File, type FileOperations,
-  type Iattr, type Inode, type Kstat, type XattrHandler,
+  ATTR_SIZE, CAP_SYS_ADMIN, I_DIRTY_SYNC, type Dentry, type dir_context, type File, type file_operations,
+  type Iattr, type Inode, type Kstat, type xattr_handler,
 } from '../include/fs.js';
 import { err } from '../include/errno.js';
 import {
   EINVAL, ENAMETOOLONG, ENODATA, EEXIST, ENOTEMPTY, DT_DIR, NAME_MAX, SEEK_CUR, SEEK_SET,
-  STATX_BASIC_STATS, XATTR_CREATE, XATTR_REPLACE, S_ISDIR, dtFromMode, type Statfs,
+  STATX_BASIC_STATS, XATTR_CREATE, XATTR_REPLACE, S_ISDIR, dt_from_mode, type Statfs,
 } from '../include/uapi.js';
 import { capable } from '../kernel/cred.js';
 import { dget, dput } from './dcache.js';
-import { currentTime, dropNlink, ihold, incNlink } from './inode.js';
-import { setattrPrepare, setattrCopy } from './attr.js';
-import { markInodeDirty } from './fs-writeback.js';
-import { truncatePagecache } from '../mm/filemap.js';
+import { currentTime, drop_nlink, ihold, inc_nlink } from './inode.js';
+import { setattr_prepare, setattr_copy } from './attr.js';
+import { mark_inode_dirty } from './fs-writeback.js';
+import { truncate_pagecache } from '../mm/filemap.js';
 import { PAGE_SIZE } from '../mm/page_alloc.js';
 
 /** simple_lookup: a name not in the dcache does not exist (ENAMETOOLONG past NAME_MAX). */
-export async function simpleLookup(_dir: Inode, dentry: Dentry): Promise<Inode | null> {
+export async function simple_lookup(_dir: Inode, dentry: Dentry): Promise<Inode | null> {
   if (dentry.d_name.length > NAME_MAX) throw err(ENAMETOOLONG);
   return null;
 }
@@ -40,18 +40,18 @@ const offsetCtx = new WeakMap<Inode, OffsetCtx>();
 const dentryOffset = new WeakMap<Dentry, number>();
 
 /** simple_offset_init: offsets 0 and 1 are "." and "..". */
-export function simpleOffsetInit(dir: Inode): void { offsetCtx.set(dir, { next: 2, entries: [] }); }
+export function simple_offset_init(dir: Inode): void { offsetCtx.set(dir, { next: 2, entries: [] }); }
 function ctxOf(dir: Inode): OffsetCtx {
   let c = offsetCtx.get(dir);
   if (!c) { c = { next: 2, entries: [] }; offsetCtx.set(dir, c); }
   return c;
 }
-export function simpleOffsetAdd(dir: Inode, d: Dentry): void {
+export function simple_offset_add(dir: Inode, d: Dentry): void {
   const c = ctxOf(dir);
   dentryOffset.set(d, c.next++);
   c.entries.push(d);
 }
-export function simpleOffsetRemove(dir: Inode, d: Dentry): void {
+export function simple_offset_remove(dir: Inode, d: Dentry): void {
   const c = ctxOf(dir);
   const i = c.entries.indexOf(d);
   if (i >= 0) c.entries.splice(i, 1);
@@ -59,7 +59,7 @@ export function simpleOffsetRemove(dir: Inode, d: Dentry): void {
 }
 
 /** dir_emit_dots then the entries from ctx.pos on (offset_readdir). */
-export async function offsetReaddir(file: File, ctx: DirContext): Promise<void> {
+export async function offset_readdir(file: File, ctx: dir_context): Promise<void> {
   const d = file.f_path.dentry;
   const dir = file.f_inode;
   if (ctx.pos === 0) {
@@ -84,7 +84,7 @@ export async function offsetReaddir(file: File, ctx: DirContext): Promise<void> 
     const inode = e.d_inode;
     if (!inode || e.d_unhashed) continue;
     ctx.pos = off;
-    if (!ctx.emit(e.d_name, inode.i_ino, dtFromMode(inode.i_mode))) return;
+    if (!ctx.emit(e.d_name, inode.i_ino, dt_from_mode(inode.i_mode))) return;
     ctx.pos = off + 1;
   }
   // Past the last entry: stay past it even if entries are added later with higher offsets.
@@ -92,7 +92,7 @@ export async function offsetReaddir(file: File, ctx: DirContext): Promise<void> 
 }
 
 /** offset_dir_llseek / dcache_dir_lseek: SEEK_SET and SEEK_CUR only. */
-export async function offsetDirLlseek(file: File, offset: number, whence: number): Promise<number> {
+export async function offset_dir_llseek(file: File, offset: number, whence: number): Promise<number> {
   let pos: number;
   if (whence === SEEK_SET) pos = offset;
   else if (whence === SEEK_CUR) pos = file.f_pos + offset;
@@ -103,17 +103,17 @@ export async function offsetDirLlseek(file: File, offset: number, whence: number
 }
 
 /** simple_offset_dir_operations */
-export const simpleOffsetDirOperations: FileOperations = {
-  llseek: offsetDirLlseek,
-  iterate_shared: offsetReaddir,
+export const simple_offset_dir_operations: file_operations = {
+  llseek: offset_dir_llseek,
+  iterate_shared: offset_readdir,
   fsync: async () => {},
 };
-export const dcacheReaddir = offsetReaddir;
+export const dcache_readdir = offset_readdir;
 
 /* ---- directory operations on pinned dentries ---- */
 
 /** simple_positive children of a directory dentry (hashed, with an inode). */
-export function simpleEmpty(d: Dentry): boolean {
+export function simple_empty(d: Dentry): boolean {
   for (const c of d.d_subdirs.values()) if (c.d_inode && !c.d_unhashed) return false;
   return true;
 }
@@ -125,40 +125,40 @@ function touchDir(dir: Inode): void {
 }
 
 /** simple_link: another name, pinned like the first. */
-export async function simpleLink(old: Dentry, dir: Inode, d: Dentry): Promise<void> {
+export async function simple_link(old: Dentry, dir: Inode, d: Dentry): Promise<void> {
   const inode = old.d_inode!;
   inode.i_ctime = currentTime(inode);
   touchDir(dir);
-  incNlink(inode);
+  inc_nlink(inode);
   ihold(inode);
   dget(d);
   d.d_inode = inode;
-  simpleOffsetAdd(dir, d);
+  simple_offset_add(dir, d);
 }
 
 /** simple_unlink: drop a link and the pin on the dentry. */
-export async function simpleUnlink(dir: Inode, d: Dentry): Promise<void> {
+export async function simple_unlink(dir: Inode, d: Dentry): Promise<void> {
   const inode = d.d_inode!;
   const now = currentTime(inode);
   inode.i_ctime = now;
   dir.i_mtime = now;
   dir.i_ctime = now;
-  simpleOffsetRemove(dir, d);
-  dropNlink(inode);
+  simple_offset_remove(dir, d);
+  drop_nlink(inode);
   await dput(d);
 }
 
 /** simple_rmdir: only empty directories; they lose "." and the parent loses "..". */
-export async function simpleRmdir(dir: Inode, d: Dentry): Promise<void> {
-  if (!simpleEmpty(d)) throw err(ENOTEMPTY);
+export async function simple_rmdir(dir: Inode, d: Dentry): Promise<void> {
+  if (!simple_empty(d)) throw err(ENOTEMPTY);
   const inode = d.d_inode!;
-  dropNlink(inode);
-  await simpleUnlink(dir, d);
-  dropNlink(dir);
+  drop_nlink(inode);
+  await simple_unlink(dir, d);
+  drop_nlink(dir);
 }
 
 /** simple_rename (with RENAME_EXCHANGE) over pinned dentries. */
-export async function simpleRename(oldDir: Inode, oldD: Dentry, newDir: Inode, newD: Dentry, flags: number): Promise<void> {
+export async function simple_rename(oldDir: Inode, oldD: Dentry, newDir: Inode, newD: Dentry, flags: number): Promise<void> {
   const RENAME_EXCHANGE = 2;
   if (flags & ~(1 | RENAME_EXCHANGE)) throw err(EINVAL);
   const a = oldD.d_inode!;
@@ -167,7 +167,7 @@ export async function simpleRename(oldDir: Inode, oldD: Dentry, newDir: Inode, n
     const b = newD.d_inode!;
     const aDir = S_ISDIR(a.i_mode), bDir = S_ISDIR(b.i_mode);
     if (oldDir !== newDir && aDir !== bDir) {
-      if (aDir) { dropNlink(oldDir); incNlink(newDir); } else { dropNlink(newDir); incNlink(oldDir); }
+      if (aDir) { drop_nlink(oldDir); inc_nlink(newDir); } else { drop_nlink(newDir); inc_nlink(oldDir); }
     }
     const oa = dentryOffset.get(oldD)!, ob = dentryOffset.get(newD)!;
     const ca = ctxOf(oldDir), cb = ctxOf(newDir);
@@ -181,14 +181,14 @@ export async function simpleRename(oldDir: Inode, oldD: Dentry, newDir: Inode, n
     return;
   }
   const isDir = S_ISDIR(a.i_mode);
-  if (!simpleEmpty(newD)) throw err(ENOTEMPTY);
+  if (!simple_empty(newD)) throw err(ENOTEMPTY);
   if (newD.d_inode) {
     const t = newD.d_inode;
-    await simpleUnlink(newDir, newD);
-    if (isDir) { dropNlink(t); dropNlink(oldDir); }
-  } else if (isDir) { dropNlink(oldDir); incNlink(newDir); }
-  simpleOffsetRemove(oldDir, oldD);
-  simpleOffsetAdd(newDir, oldD);
+    await simple_unlink(newDir, newD);
+    if (isDir) { drop_nlink(t); drop_nlink(oldDir); }
+  } else if (isDir) { drop_nlink(oldDir); inc_nlink(newDir); }
+  simple_offset_remove(oldDir, oldD);
+  simple_offset_add(newDir, oldD);
   for (const x of [oldDir, newDir]) { x.i_mtime = now; x.i_ctime = now; }
   a.i_ctime = now;
 }
@@ -196,7 +196,7 @@ export async function simpleRename(oldDir: Inode, oldD: Dentry, newDir: Inode, n
 /* ---- attributes ---- */
 
 /** generic_fillattr */
-export function genericFillattr(inode: Inode, stat: Kstat): void {
+export function generic_fillattr(inode: Inode, stat: Kstat): void {
   stat.result_mask = STATX_BASIC_STATS;
   stat.dev = inode.i_sb.s_dev;
   stat.ino = inode.i_ino;
@@ -215,26 +215,26 @@ export function genericFillattr(inode: Inode, stat: Kstat): void {
 }
 
 /** simple_getattr: as generic_fillattr, blocks counted from the page cache. */
-export async function simpleGetattr(d: Dentry, stat: Kstat): Promise<void> {
+export async function simple_getattr(d: Dentry, stat: Kstat): Promise<void> {
   const inode = d.d_inode!;
-  genericFillattr(inode, stat);
+  generic_fillattr(inode, stat);
   stat.blocks = inode.i_mapping.pages.size * (PAGE_SIZE / 512);
 }
 
 /** simple_setattr: checks, size change through the page cache, then copy. */
-export async function simpleSetattr(d: Dentry, attr: Iattr): Promise<void> {
+export async function simple_setattr(d: Dentry, attr: Iattr): Promise<void> {
   const inode = d.d_inode!;
-  await setattrPrepare(d, attr);
+  await setattr_prepare(d, attr);
   if (attr.ia_valid & ATTR_SIZE && attr.ia_size !== inode.i_size) {
     inode.i_size = attr.ia_size!;
-    await truncatePagecache(inode, attr.ia_size!);
+    await truncate_pagecache(inode, attr.ia_size!);
   }
-  setattrCopy(inode, attr);
-  await markInodeDirty(inode, I_DIRTY_SYNC);
+  setattr_copy(inode, attr);
+  await mark_inode_dirty(inode, I_DIRTY_SYNC);
 }
 
 /** simple_statfs */
-export async function simpleStatfs(d: Dentry): Promise<Statfs> {
+export async function simple_statfs(d: Dentry): Promise<Statfs> {
   const sb = d.d_sb;
   return {
     type: sb.s_magic, bsize: 4096, blocks: 0, bfree: 0, bavail: 0, files: 0, ffree: 0,
@@ -270,21 +270,21 @@ export class SimpleXattrs {
 }
 
 /** Handlers for user., trusted. and security. over a SimpleXattrs found by `of(inode)`. */
-export function simpleXattrHandlers(of: (inode: Inode) => SimpleXattrs): XattrHandler[] {
-  const mk = (prefix: string): XattrHandler => ({
+export function simple_xattr_handlers(of: (inode: Inode) => SimpleXattrs): xattr_handler[] {
+  const mk = (prefix: string): xattr_handler => ({
     prefix,
     list: () => prefix !== 'trusted.' || capable(CAP_SYS_ADMIN),
     async get(_d, inode, name) { return of(inode).get(prefix + name); },
     async set(_d, inode, name, value, flags) {
       of(inode).set(prefix + name, value, flags);
       inode.i_ctime = currentTime(inode);
-      await markInodeDirty(inode, I_DIRTY_SYNC);
+      await mark_inode_dirty(inode, I_DIRTY_SYNC);
     },
   });
   return [mk('user.'), mk('trusted.'), mk('security.')];
 }
 
 /** noop_fsync: memory-only filesystems have nothing to write. */
-export async function noopFsync(): Promise<void> {}
+export async function noop_fsync(): Promise<void> {}
 
-export { dtFromMode };
+export { dt_from_mode as dtFromMode };

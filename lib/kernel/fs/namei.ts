@@ -15,11 +15,11 @@
  *
  * May touch: dcache, inode, namespace (mounts), file_table (dirfd), fs_struct, the fs ops.
  */
-import { defineSyscall } from '../arch/syscalls.js';
+import { define_syscall } from '../arch/syscalls.js';
 import {
   CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER, CAP_MKNOD, LOOKUP_DIRECTORY, LOOKUP_FOLLOW, LOOKUP_RENAME_TARGET,
   MAY_EXEC, MAY_READ, MAY_WRITE, S_APPEND, S_DEAD, S_IMMUTABLE, SB_RDONLY,
-  type Dentry, type Inode, type Path, type VfsMount,
+  type Dentry, type Inode, type Path, type vfsmount,
 } from '../include/fs.js';
 import { err, Errno } from '../include/errno.js';
 import {
@@ -31,15 +31,15 @@ import {
 import { bytesToBstr, utf8ToBstr, bstrToUtf8 } from '../include/bstr.js';
 import type { PathArg } from '../include/sys.js';
 import * as NR from '../include/unistd.js';
-import { capable, currentCred, inGroupP } from '../kernel/cred.js';
+import { capable, current_cred, in_group_p } from '../kernel/cred.js';
 import { Mutex } from '../kernel/wait.js';
 import {
-  dAlloc, dAdd, dDelete, dExchange, dget, dLookup, dLookupDone, dMove, dput, dUnhash, dWaitLookup,
-  isSubdir, shrinkDcacheParent, DCACHE_PAR_LOOKUP,
+  d_alloc, d_add, d_delete, d_exchange, dget, d_lookup, d_lookup_done, d_move, dput, d_unhash, d_wait_lookup,
+  is_subdir, shrink_dcache_parent, DCACHE_PAR_LOOKUP,
 } from './dcache.js';
-import { currentFs } from './fs_struct.js';
-import { fgetRaw, fput } from './file_table.js';
-import { lookupMnt, mntget, mntput, mntWantWrite } from './namespace.js';
+import { current_fs } from './fs_struct.js';
+import { fget_raw, fput } from './file_table.js';
+import { lookup_mnt, mntget, mntput, mnt_want_write } from './namespace.js';
 
 export const LAST_NORM = 0, LAST_ROOT = 1, LAST_DOT = 2, LAST_DOTDOT = 3;
 /** Internal lookup flags beyond include/fs.ts's. */
@@ -47,8 +47,8 @@ export const LOOKUP_EMPTY = 0x4000;
 
 /* ---- path references ---- */
 
-export function pathGet(p: Path): Path { mntget(p.mnt); dget(p.dentry); return { mnt: p.mnt, dentry: p.dentry }; }
-export async function pathPut(p: Path): Promise<void> { await dput(p.dentry); await mntput(p.mnt); }
+export function path_get(p: Path): Path { mntget(p.mnt); dget(p.dentry); return { mnt: p.mnt, dentry: p.dentry }; }
+export async function path_put(p: Path): Promise<void> { await dput(p.dentry); await mntput(p.mnt); }
 export function pathEqual(a: Path, b: Path): boolean { return a.mnt === b.mnt && a.dentry === b.dentry; }
 
 /**
@@ -77,11 +77,11 @@ export function getname(p: PathArg | null | undefined): string {
  * and execute if any x bit is set (search on directories always); CAP_DAC_READ_SEARCH
  * grants read, and search on directories.
  */
-export function genericPermission(inode: Inode, mask: number): void {
-  const cred = currentCred();
+export function generic_permission(inode: Inode, mask: number): void {
+  const cred = current_cred();
   let mode = inode.i_mode;
   if (cred.fsuid === inode.i_uid) mode >>= 6;
-  else if (inGroupP(inode.i_gid)) mode >>= 3;
+  else if (in_group_p(inode.i_gid)) mode >>= 3;
   const want = mask & (MAY_READ | MAY_WRITE | MAY_EXEC);
   if ((want & ~mode & 7) === 0) return;
   if (S_ISDIR(inode.i_mode)) {
@@ -95,19 +95,19 @@ export function genericPermission(inode: Inode, mask: number): void {
 }
 
 /** inode_permission: read-only filesystems and immutable files first, then the mode. */
-export async function inodePermission(inode: Inode, mask: number): Promise<void> {
+export async function inode_permission(inode: Inode, mask: number): Promise<void> {
   if (mask & MAY_WRITE) {
     const m = inode.i_mode & S_IFMT;
     if ((inode.i_sb.s_flags & SB_RDONLY) && (m === S_IFREG || m === S_IFDIR || m === 0o120000)) throw err(30 /* EROFS */);
     if (inode.i_flags & S_IMMUTABLE) throw err(EPERM);
   }
   if (inode.i_op.permission) await inode.i_op.permission(inode, mask);
-  else genericPermission(inode, mask);
+  else generic_permission(inode, mask);
 }
 
 /** inode_owner_or_capable. */
-export function inodeOwnerOrCapable(inode: Inode): boolean {
-  return currentCred().fsuid === inode.i_uid || capable(CAP_FOWNER);
+export function inode_owner_or_capable(inode: Inode): boolean {
+  return current_cred().fsuid === inode.i_uid || capable(CAP_FOWNER);
 }
 
 /* ---- the walk ---- */
@@ -126,62 +126,62 @@ class Nameidata {
   async setPath(p: Path): Promise<void> {
     const old = this.path;
     this.path = p;
-    await pathPut(old);
+    await path_put(old);
   }
 }
 
-async function pathInit(nd: Nameidata, dfd: number, name: string): Promise<void> {
-  const fs = currentFs();
+async function path_init(nd: Nameidata, dfd: number, name: string): Promise<void> {
+  const fs = current_fs();
   if (name === '' && !(nd.flags & LOOKUP_EMPTY)) throw err(ENOENT);
   if (name.charCodeAt(0) === 0x2f) {
-    nd.root = pathGet(fs.root);
-    nd.path = pathGet(fs.root);
+    nd.root = path_get(fs.root);
+    nd.path = path_get(fs.root);
     return;
   }
   if (dfd === AT_FDCWD) {
-    nd.root = pathGet(fs.root);
-    nd.path = pathGet(fs.pwd);
+    nd.root = path_get(fs.root);
+    nd.path = path_get(fs.pwd);
     return;
   }
-  const f = fgetRaw(dfd);
+  const f = fget_raw(dfd);
   try {
     if (name !== '' && !S_ISDIR(f.f_inode.i_mode)) throw err(ENOTDIR);
-    nd.path = pathGet(f.f_path);
-    nd.root = pathGet(fs.root);
+    nd.path = path_get(f.f_path);
+    nd.root = path_get(fs.root);
   } finally { await fput(f); }
 }
 
 /** follow_mount: while something is mounted on p, step onto the mounted root. */
-async function followMount(p: Path): Promise<Path> {
+async function follow_mount(p: Path): Promise<Path> {
   while (p.dentry.d_mounted > 0) {
-    const m = lookupMnt(p.mnt, p.dentry);
+    const m = lookup_mnt(p.mnt, p.dentry);
     if (!m) break;
     const next = { mnt: mntget(m), dentry: dget(m.mnt_root) };
-    await pathPut(p);
+    await path_put(p);
     p = next;
   }
   return p;
 }
 
 /** Parent lookup under the parent's lock (lookup_one_qstr_excl): dcache, else the fs. */
-export async function lookupOneLocked(parent: Dentry, name: string, flags = 0): Promise<Dentry> {
-  return (await lookupCached(parent, name, flags)) ?? realLookup(parent, name, flags);
+export async function lookup_one_len(parent: Dentry, name: string, flags = 0): Promise<Dentry> {
+  return (await lookup_dcache(parent, name, flags)) ?? lookup_slow(parent, name, flags);
 }
 
 /**
  * lookup_dcache: the cached child, once any lookup of it in flight has finished, if the
  * filesystem still trusts it for these flags; null means "ask the filesystem".
  */
-async function lookupCached(parent: Dentry, name: string, flags: number): Promise<Dentry | null> {
-  let d = dLookup(parent, name);
+async function lookup_dcache(parent: Dentry, name: string, flags: number): Promise<Dentry | null> {
+  let d = d_lookup(parent, name);
   while (d && (d.d_flags & DCACHE_PAR_LOOKUP)) {
-    await dWaitLookup(d);
+    await d_wait_lookup(d);
     if (!d.d_unhashed) break;
     await dput(d);
-    d = dLookup(parent, name);
+    d = d_lookup(parent, name);
   }
-  if (d && !dRevalidate(d, flags)) {
-    dUnhash(d);
+  if (d && !d_revalidate(d, flags)) {
+    d_unhash(d);
     await dput(d);
     d = null;
   }
@@ -189,48 +189,48 @@ async function lookupCached(parent: Dentry, name: string, flags: number): Promis
 }
 
 /** d_revalidate through the superblock's dentry operations (true = still good). */
-function dRevalidate(d: Dentry, flags: number): boolean {
+function d_revalidate(d: Dentry, flags: number): boolean {
   const rv = d.d_sb.s_d_op?.d_revalidate;
   return rv ? rv(d, flags) : true;
 }
 
-async function realLookup(parent: Dentry, name: string, flags: number): Promise<Dentry> {
+async function lookup_slow(parent: Dentry, name: string, flags: number): Promise<Dentry> {
   const dir = parent.d_inode!;
   if (dir.i_flags & S_DEAD) throw err(ENOENT);
-  const d = dAlloc(parent, name);
+  const d = d_alloc(parent, name);
   d.d_flags |= DCACHE_PAR_LOOKUP;
   try {
     if (!dir.i_op.lookup) throw err(ENOTDIR);
     const inode = await dir.i_op.lookup(dir, d, flags);
-    if (inode && !d.d_inode) dAdd(d, inode);
+    if (inode && !d.d_inode) d_add(d, inode);
   } catch (e) {
-    dUnhash(d);
-    dLookupDone(d);
+    d_unhash(d);
+    d_lookup_done(d);
     await dput(d);
     throw e;
   }
-  dLookupDone(d);
+  d_lookup_done(d);
   return d;
 }
 
 /** lookup_fast / lookup_slow: the child `name` of parent (referenced, maybe negative). */
 async function lookupChild(parent: Dentry, name: string, flags: number): Promise<Dentry> {
-  const d = await lookupCached(parent, name, flags);
+  const d = await lookup_dcache(parent, name, flags);
   if (d) return d;
   const dir = parent.d_inode!;
   await dir.i_rwsem.downRead();
   try {
-    return await lookupOneLocked(parent, name, flags);
+    return await lookup_one_len(parent, name, flags);
   } finally { dir.i_rwsem.upRead(); }
 }
 
-async function mayLookup(nd: Nameidata): Promise<void> {
+async function may_lookup(nd: Nameidata): Promise<void> {
   const inode = nd.path.dentry.d_inode!;
-  await inodePermission(inode, MAY_EXEC);
+  await inode_permission(inode, MAY_EXEC);
 }
 
 /** follow_dotdot: up one level, not above the process root, across mount roots. */
-async function followDotdot(nd: Nameidata): Promise<void> {
+async function follow_dotdot(nd: Nameidata): Promise<void> {
   for (;;) {
     if (pathEqual(nd.path, nd.root)) break;
     if (nd.path.dentry !== nd.path.mnt.mnt_root) {
@@ -241,11 +241,11 @@ async function followDotdot(nd: Nameidata): Promise<void> {
     if (m.mnt_parent === m) break;
     await nd.setPath({ mnt: mntget(m.mnt_parent), dentry: dget(m.mnt_mountpoint) });
   }
-  nd.path = await followMount(nd.path);
+  nd.path = await follow_mount(nd.path);
 }
 
 /** Read a symlink's target (the fs's get_link, or the cached fast-symlink body). */
-export async function getLink(dentry: Dentry, inode: Inode): Promise<string> {
+export async function get_link(dentry: Dentry, inode: Inode): Promise<string> {
   if (inode.i_link !== null) return inode.i_link;
   if (!inode.i_op.get_link) throw err(EINVAL);
   return inode.i_op.get_link(dentry, inode);
@@ -255,30 +255,30 @@ export async function getLink(dentry: Dentry, inode: Inode): Promise<string> {
  * Follow the symlink at `link` (referenced; consumed) found in the directory nd.path:
  * walk its target and resolve its last component, leaving the result in nd.path.
  */
-async function pickLink(nd: Nameidata, link: Path): Promise<void> {
+async function pick_link(nd: Nameidata, link: Path): Promise<void> {
   try {
     if (++nd.totalLinks > MAXSYMLINKS) throw err(ELOOP);
-    const target = await getLink(link.dentry, link.dentry.d_inode!);
+    const target = await get_link(link.dentry, link.dentry.d_inode!);
     if (target === '') throw err(ENOENT);
     const saveTrailing = nd.trailing;
-    await linkPathWalk(nd, target);
+    await link_path_walk(nd, target);
     await walkLast(nd, true);
     if (nd.trailing && !S_ISDIR(nd.path.dentry.d_inode!.i_mode)) throw err(ENOTDIR);
     nd.trailing = saveTrailing;
-  } finally { await pathPut(link); }
+  } finally { await path_put(link); }
 }
 
 /**
  * One component from the directory nd.path: dots, or a lookup (ENOENT if negative), mount
  * crossing and, when `follow`, symlink following. The result replaces nd.path.
  */
-async function walkComponent(nd: Nameidata, name: string, type: number, follow: boolean): Promise<void> {
+async function walk_component(nd: Nameidata, name: string, type: number, follow: boolean): Promise<void> {
   if (type === LAST_DOT || type === LAST_ROOT) return;
-  if (type === LAST_DOTDOT) { await followDotdot(nd); return; }
+  if (type === LAST_DOTDOT) { await follow_dotdot(nd); return; }
   const d = await lookupChild(nd.path.dentry, name, nd.flags);
   if (!d.d_inode) { await dput(d); throw err(ENOENT); }
-  const p = await followMount({ mnt: mntget(nd.path.mnt), dentry: d });
-  if (follow && S_ISLNK(p.dentry.d_inode!.i_mode)) { await pickLink(nd, p); return; }
+  const p = await follow_mount({ mnt: mntget(nd.path.mnt), dentry: d });
+  if (follow && S_ISLNK(p.dentry.d_inode!.i_mode)) { await pick_link(nd, p); return; }
   await nd.setPath(p);
 }
 
@@ -291,10 +291,10 @@ function componentType(c: string): number {
  * for an absolute name), checking search permission on each directory; leave the last
  * component in nd.last / nd.lastType (LAST_ROOT for "/" or an empty path).
  */
-async function linkPathWalk(nd: Nameidata, name: string): Promise<void> {
+async function link_path_walk(nd: Nameidata, name: string): Promise<void> {
   if (++nd.depth > MAXSYMLINKS + 1) throw err(ELOOP);
   try {
-    if (name.charCodeAt(0) === 0x2f) await nd.setPath(pathGet(nd.root));
+    if (name.charCodeAt(0) === 0x2f) await nd.setPath(path_get(nd.root));
     const comps = name.split('/').filter((c) => c !== '');
     nd.trailing = comps.length > 0 && name.endsWith('/');
     nd.last = '';
@@ -302,7 +302,7 @@ async function linkPathWalk(nd: Nameidata, name: string): Promise<void> {
     for (let i = 0; i < comps.length; i++) {
       const c = comps[i]!;
       if (!S_ISDIR(nd.path.dentry.d_inode!.i_mode)) throw err(ENOTDIR);
-      await mayLookup(nd);
+      await may_lookup(nd);
       const type = componentType(c);
       if (type === LAST_NORM && c.length > NAME_MAX) throw err(ENAMETOOLONG);
       if (i === comps.length - 1) {
@@ -310,52 +310,52 @@ async function linkPathWalk(nd: Nameidata, name: string): Promise<void> {
         nd.lastType = type;
         return;
       }
-      await walkComponent(nd, c, type, true);
+      await walk_component(nd, c, type, true);
     }
   } finally { nd.depth--; }
 }
 
 /** lookup_last: resolve nd.last from nd.path. */
 async function walkLast(nd: Nameidata, follow: boolean): Promise<void> {
-  await walkComponent(nd, nd.last, nd.lastType, follow || nd.trailing);
+  await walk_component(nd, nd.last, nd.lastType, follow || nd.trailing);
 }
 
 async function withNameidata<T>(dfd: number, name: string, flags: number, fn: (nd: Nameidata) => Promise<T>): Promise<T> {
   const nd = new Nameidata(flags);
-  await pathInit(nd, dfd, name);
+  await path_init(nd, dfd, name);
   try {
     return await fn(nd);
   } catch (e) {
-    await pathPut(nd.path);
+    await path_put(nd.path);
     throw e;
-  } finally { await pathPut(nd.root); }
+  } finally { await path_put(nd.root); }
 }
 
 /**
  * filename_lookup / path_lookupat: the Path `name` names, relative to dfd (referenced).
  * flags: LOOKUP_FOLLOW (follow a final symlink), LOOKUP_DIRECTORY, LOOKUP_EMPTY.
  */
-export async function pathLookupAt(dfd: number, name: string, flags: number): Promise<Path> {
+export async function path_lookupat(dfd: number, name: string, flags: number): Promise<Path> {
   return withNameidata(dfd, name, flags, async (nd) => {
-    await linkPathWalk(nd, name);
+    await link_path_walk(nd, name);
     await walkLast(nd, (flags & LOOKUP_FOLLOW) !== 0);
     if ((nd.trailing || (flags & LOOKUP_DIRECTORY)) && !S_ISDIR(nd.path.dentry.d_inode!.i_mode)) throw err(ENOTDIR);
     return nd.path;
   });
 }
 /** kern_path: lookup of a kernel byte-string path from the cwd. */
-export function kernPath(name: string, flags: number): Promise<Path> { return pathLookupAt(AT_FDCWD, name, flags); }
+export function kern_path(name: string, flags: number): Promise<Path> { return path_lookupat(AT_FDCWD, name, flags); }
 /** user_path_at: getname + path lookup. */
-export function userPathAt(dfd: number, p: PathArg | null, flags: number): Promise<Path> {
-  return pathLookupAt(dfd, getname(p), flags);
+export function user_path_at(dfd: number, p: PathArg | null, flags: number): Promise<Path> {
+  return path_lookupat(dfd, getname(p), flags);
 }
 
 export interface ParentResult { parent: Path; last: string; lastType: number; trailing: boolean }
 
 /** filename_parentat: the directory holding the last component, and that component. */
-export async function pathParentAt(dfd: number, name: string, flags = 0): Promise<ParentResult> {
+export async function path_parentat(dfd: number, name: string, flags = 0): Promise<ParentResult> {
   return withNameidata(dfd, name, flags, async (nd) => {
-    await linkPathWalk(nd, name);
+    await link_path_walk(nd, name);
     return { parent: nd.path, last: nd.last, lastType: nd.lastType, trailing: nd.trailing };
   });
 }
@@ -365,38 +365,38 @@ export async function pathParentAt(dfd: number, name: string, flags = 0): Promis
  * re-walking their targets, and hands each candidate (parent locked or not) to `step`,
  * which returns a result or a symlink Path to follow.
  */
-export async function openLastLookups<T>(
+export async function open_last_lookups<T>(
   dfd: number, name: string, flags: number,
   step: (parent: Path, last: string, lastType: number, trailing: boolean) => Promise<{ done: T } | { link: Path }>,
 ): Promise<T> {
   return withNameidata(dfd, name, flags, async (nd) => {
-    await linkPathWalk(nd, name);
+    await link_path_walk(nd, name);
     for (;;) {
       const r = await step(nd.path, nd.last, nd.lastType, nd.trailing);
-      if ('done' in r) { await pathPut(nd.path); return r.done; }
+      if ('done' in r) { await path_put(nd.path); return r.done; }
       const link = r.link;
       try {
         if (++nd.totalLinks > MAXSYMLINKS) throw err(ELOOP);
-        const target = await getLink(link.dentry, link.dentry.d_inode!);
+        const target = await get_link(link.dentry, link.dentry.d_inode!);
         if (target === '') throw err(ENOENT);
-        await linkPathWalk(nd, target);
-      } finally { await pathPut(link); }
+        await link_path_walk(nd, target);
+      } finally { await path_put(link); }
     }
   });
 }
 
-/** Resolve `last` in `parent` fully (as walkLast), for callers of openLastLookups. */
+/** Resolve `last` in `parent` fully (as walkLast), for callers of open_last_lookups. */
 export async function lookupLastFrom(parent: Path, last: string, lastType: number, trailing: boolean, follow: boolean, flags: number): Promise<Path> {
   const nd = new Nameidata(flags);
-  const fs = currentFs();
-  nd.root = pathGet(fs.root);
-  nd.path = pathGet(parent);
+  const fs = current_fs();
+  nd.root = path_get(fs.root);
+  nd.path = path_get(parent);
   nd.last = last; nd.lastType = lastType; nd.trailing = trailing;
   try {
     await walkLast(nd, follow);
     if (nd.trailing && !S_ISDIR(nd.path.dentry.d_inode!.i_mode)) throw err(ENOTDIR);
     return nd.path;
-  } catch (e) { await pathPut(nd.path); throw e; } finally { await pathPut(nd.root); }
+  } catch (e) { await path_put(nd.path); throw e; } finally { await path_put(nd.root); }
 }
 
 /* ---- creation and deletion checks ---- */
@@ -404,27 +404,27 @@ export async function lookupLastFrom(parent: Path, last: string, lastType: numbe
 function isDeadDir(inode: Inode): boolean { return (inode.i_flags & S_DEAD) !== 0; }
 
 /** may_create: the name must be free, the directory alive and writable+searchable. */
-export async function mayCreate(dir: Inode, child: Dentry): Promise<void> {
+export async function may_create(dir: Inode, child: Dentry): Promise<void> {
   if (child.d_inode) throw err(EEXIST);
   if (isDeadDir(dir)) throw err(ENOENT);
-  await inodePermission(dir, MAY_WRITE | MAY_EXEC);
+  await inode_permission(dir, MAY_WRITE | MAY_EXEC);
 }
 
 /** check_sticky: in a sticky directory only the file's or directory's owner may delete. */
-export function checkSticky(dir: Inode, inode: Inode): boolean {
+export function check_sticky(dir: Inode, inode: Inode): boolean {
   if (!(dir.i_mode & S_ISVTX)) return false;
-  const uid = currentCred().fsuid;
+  const uid = current_cred().fsuid;
   if (inode.i_uid === uid || dir.i_uid === uid) return false;
   return !capable(CAP_FOWNER);
 }
 
 /** may_delete: may victim be removed from (or renamed out of / over in) dir? */
-export async function mayDelete(dir: Inode, victim: Dentry, isdir: boolean): Promise<void> {
+export async function may_delete(dir: Inode, victim: Dentry, isdir: boolean): Promise<void> {
   const inode = victim.d_inode;
   if (!inode) throw err(ENOENT);
-  await inodePermission(dir, MAY_WRITE | MAY_EXEC);
+  await inode_permission(dir, MAY_WRITE | MAY_EXEC);
   if (dir.i_flags & S_APPEND) throw err(EPERM);
-  if (checkSticky(dir, inode) || (inode.i_flags & (S_APPEND | S_IMMUTABLE))) throw err(EPERM);
+  if (check_sticky(dir, inode) || (inode.i_flags & (S_APPEND | S_IMMUTABLE))) throw err(EPERM);
   if (isdir) {
     if (!S_ISDIR(inode.i_mode)) throw err(ENOTDIR);
     if (victim.isRoot) throw err(EBUSY);
@@ -436,37 +436,37 @@ export async function mayDelete(dir: Inode, victim: Dentry, isdir: boolean): Pro
 
 const S_IALLUGO = 0o7777;
 
-export async function vfsCreate(dir: Inode, dentry: Dentry, mode: number, excl: boolean): Promise<void> {
-  await mayCreate(dir, dentry);
+export async function vfs_create(dir: Inode, dentry: Dentry, mode: number, excl: boolean): Promise<void> {
+  await may_create(dir, dentry);
   if (!dir.i_op.create) throw err(EACCES);
   await dir.i_op.create(dir, dentry, (mode & S_IALLUGO) | S_IFREG, excl);
 }
 
-export async function vfsMkdir(dir: Inode, dentry: Dentry, mode: number): Promise<void> {
-  await mayCreate(dir, dentry);
+export async function vfs_mkdir(dir: Inode, dentry: Dentry, mode: number): Promise<void> {
+  await may_create(dir, dentry);
   if (!dir.i_op.mkdir) throw err(EPERM);
   const max = dir.i_sb.s_max_links;
   if (max && dir.i_nlink >= max) throw err(EMLINK);
   await dir.i_op.mkdir(dir, dentry, mode & (0o777 | S_ISVTX));
 }
 
-export async function vfsMknod(dir: Inode, dentry: Dentry, mode: number, dev: number): Promise<void> {
-  await mayCreate(dir, dentry);
+export async function vfs_mknod(dir: Inode, dentry: Dentry, mode: number, dev: number): Promise<void> {
+  await may_create(dir, dentry);
   if ((S_ISCHR(mode) || S_ISBLK(mode)) && !capable(CAP_MKNOD)) throw err(EPERM);
   if (!dir.i_op.mknod) throw err(EPERM);
   await dir.i_op.mknod(dir, dentry, mode, dev);
 }
 
-export async function vfsSymlink(dir: Inode, dentry: Dentry, target: string): Promise<void> {
-  await mayCreate(dir, dentry);
+export async function vfs_symlink(dir: Inode, dentry: Dentry, target: string): Promise<void> {
+  await may_create(dir, dentry);
   if (!dir.i_op.symlink) throw err(EPERM);
   await dir.i_op.symlink(dir, dentry, target);
 }
 
-export async function vfsLink(oldDentry: Dentry, dir: Inode, newDentry: Dentry): Promise<void> {
+export async function vfs_link(oldDentry: Dentry, dir: Inode, newDentry: Dentry): Promise<void> {
   const inode = oldDentry.d_inode;
   if (!inode) throw err(ENOENT);
-  await mayCreate(dir, newDentry);
+  await may_create(dir, newDentry);
   if (dir.i_sb !== inode.i_sb) throw err(EXDEV);
   if (inode.i_flags & (S_APPEND | S_IMMUTABLE)) throw err(EPERM);
   if (!dir.i_op.link) throw err(EPERM);
@@ -480,8 +480,8 @@ export async function vfsLink(oldDentry: Dentry, dir: Inode, newDentry: Dentry):
   } finally { inode.i_rwsem.upWrite(); }
 }
 
-export async function vfsUnlink(dir: Inode, dentry: Dentry): Promise<void> {
-  await mayDelete(dir, dentry, false);
+export async function vfs_unlink(dir: Inode, dentry: Dentry): Promise<void> {
+  await may_delete(dir, dentry, false);
   if (!dir.i_op.unlink) throw err(EPERM);
   if (dentry.d_mounted > 0) throw err(EBUSY);
   const target = dentry.d_inode!;
@@ -489,21 +489,21 @@ export async function vfsUnlink(dir: Inode, dentry: Dentry): Promise<void> {
   try {
     await dir.i_op.unlink(dir, dentry);
   } finally { target.i_rwsem.upWrite(); }
-  await dDelete(dentry);
+  await d_delete(dentry);
 }
 
-export async function vfsRmdir(dir: Inode, dentry: Dentry): Promise<void> {
-  await mayDelete(dir, dentry, true);
+export async function vfs_rmdir(dir: Inode, dentry: Dentry): Promise<void> {
+  await may_delete(dir, dentry, true);
   if (!dir.i_op.rmdir) throw err(EPERM);
   const inode = dentry.d_inode!;
   await inode.i_rwsem.downWrite();
   try {
     if (dentry.d_mounted > 0) throw err(EBUSY);
-    await shrinkDcacheParent(dentry);
+    await shrink_dcache_parent(dentry);
     await dir.i_op.rmdir(dir, dentry);
     inode.i_flags |= S_DEAD;
   } finally { inode.i_rwsem.upWrite(); }
-  await dDelete(dentry);
+  await d_delete(dentry);
 }
 
 /**
@@ -511,20 +511,20 @@ export async function vfsRmdir(dir: Inode, dentry: Dentry): Promise<void> {
  * needs write access to the directory itself, for its ".."), then the filesystem, then the
  * dcache. Renaming a name onto a hard link of the same inode does nothing, successfully.
  */
-export async function vfsRename(oldDir: Inode, oldDentry: Dentry, newDir: Inode, newDentry: Dentry, flags: number): Promise<void> {
+export async function vfs_rename(oldDir: Inode, oldDentry: Dentry, newDir: Inode, newDentry: Dentry, flags: number): Promise<void> {
   const source = oldDentry.d_inode!;
   const target = newDentry.d_inode;
   const isDir = S_ISDIR(source.i_mode);
   const newIsDir = target ? S_ISDIR(target.i_mode) : false;
   if (source === target) return;
-  await mayDelete(oldDir, oldDentry, isDir);
-  if (!target) await mayCreate(newDir, newDentry);
-  else if (flags & RENAME_EXCHANGE) await mayDelete(newDir, newDentry, newIsDir);
-  else await mayDelete(newDir, newDentry, isDir);
+  await may_delete(oldDir, oldDentry, isDir);
+  if (!target) await may_create(newDir, newDentry);
+  else if (flags & RENAME_EXCHANGE) await may_delete(newDir, newDentry, newIsDir);
+  else await may_delete(newDir, newDentry, isDir);
   if (!oldDir.i_op.rename) throw err(EPERM);
   if (newDir !== oldDir) {
-    if (isDir) await inodePermission(source, MAY_WRITE);
-    if ((flags & RENAME_EXCHANGE) && newIsDir) await inodePermission(target!, MAY_WRITE);
+    if (isDir) await inode_permission(source, MAY_WRITE);
+    if ((flags & RENAME_EXCHANGE) && newIsDir) await inode_permission(target!, MAY_WRITE);
   }
   if (oldDentry.d_mounted > 0 || newDentry.d_mounted > 0) throw err(EBUSY);
   const max = newDir.i_sb.s_max_links;
@@ -532,11 +532,11 @@ export async function vfsRename(oldDir: Inode, oldDentry: Dentry, newDir: Inode,
     if (isDir && !newIsDir && newDir.i_nlink >= max) throw err(EMLINK);
     if ((flags & RENAME_EXCHANGE) && !isDir && newIsDir && oldDir.i_nlink >= max) throw err(EMLINK);
   }
-  if (target && newIsDir && !(flags & RENAME_EXCHANGE)) await shrinkDcacheParent(newDentry);
+  if (target && newIsDir && !(flags & RENAME_EXCHANGE)) await shrink_dcache_parent(newDentry);
   await oldDir.i_op.rename(oldDir, oldDentry, newDir, newDentry, flags);
   if (target && !(flags & RENAME_EXCHANGE) && newIsDir) target.i_flags |= S_DEAD;
-  if (flags & RENAME_EXCHANGE) dExchange(oldDentry, newDentry);
-  else await dMove(oldDentry, newDentry);
+  if (flags & RENAME_EXCHANGE) d_exchange(oldDentry, newDentry);
+  else await d_move(oldDentry, newDentry);
 }
 
 /* ---- lock_rename ---- */
@@ -549,7 +549,7 @@ function renameMutex(sb: object): Mutex {
 }
 
 /** lock_rename: lock both parents, ancestors first, under the per-sb rename mutex. */
-async function lockRename(p1: Dentry, p2: Dentry): Promise<() => void> {
+async function lock_rename(p1: Dentry, p2: Dentry): Promise<() => void> {
   const i1 = p1.d_inode!, i2 = p2.d_inode!;
   // Two dentries can name one directory (vfat: "data" and "DATA"): lock its inode once.
   if (p1 === p2 || i1 === i2) {
@@ -558,7 +558,7 @@ async function lockRename(p1: Dentry, p2: Dentry): Promise<() => void> {
   }
   const m = renameMutex(p1.d_sb);
   await m.lock();
-  const [a, b] = isSubdir(p1, p2) ? [i2, i1] : [i1, i2];
+  const [a, b] = is_subdir(p1, p2) ? [i2, i1] : [i1, i2];
   await a.i_rwsem.downWrite();
   await b.i_rwsem.downWrite();
   return () => { b.i_rwsem.upWrite(); a.i_rwsem.upWrite(); m.unlock(); };
@@ -573,18 +573,18 @@ export interface CreateResult { parent: Path; dentry: Dentry; unlock: () => void
  * EEXIST if it exists (before EROFS, as Linux), ENOENT for a trailing slash on a non-directory
  * create, EROFS on a read-only mount.
  */
-export async function filenameCreate(dfd: number, name: string, isDir: boolean): Promise<CreateResult> {
-  const r = await pathParentAt(dfd, name, 0);
+export async function filename_create(dfd: number, name: string, isDir: boolean): Promise<CreateResult> {
+  const r = await path_parentat(dfd, name, 0);
   const parent = r.parent;
   try {
     if (r.lastType !== LAST_NORM) throw err(EEXIST);
     let roErr: unknown = null;
-    try { mntWantWrite(parent.mnt); } catch (e) { roErr = e; }
+    try { mnt_want_write(parent.mnt); } catch (e) { roErr = e; }
     const dir = parent.dentry.d_inode!;
     await dir.i_rwsem.downWrite();
     let dentry: Dentry | null = null;
     try {
-      dentry = await lookupOneLocked(parent.dentry, r.last, 0);
+      dentry = await lookup_one_len(parent.dentry, r.last, 0);
       if (dentry.d_inode) throw err(EEXIST);
       if (r.trailing && !isDir) throw err(ENOENT);
       if (roErr) throw roErr;
@@ -595,75 +595,75 @@ export async function filenameCreate(dfd: number, name: string, isDir: boolean):
       throw e;
     }
   } catch (e) {
-    await pathPut(parent);
+    await path_put(parent);
     throw e;
   }
 }
-export async function doneFilenameCreate(c: CreateResult): Promise<void> {
+export async function done_path_create(c: CreateResult): Promise<void> {
   c.unlock();
   await dput(c.dentry);
-  await pathPut(c.parent);
+  await path_put(c.parent);
 }
 
 /* ---- kernel-internal helpers (for the block layer, init) ---- */
 
 /** Make a directory at a kernel path (mode before umask is applied as given). */
 export async function vfsMkdirPath(path: string, mode: number): Promise<void> {
-  const c = await filenameCreate(AT_FDCWD, path, true);
-  try { await vfsMkdir(c.parent.dentry.d_inode!, c.dentry, mode); } finally { await doneFilenameCreate(c); }
+  const c = await filename_create(AT_FDCWD, path, true);
+  try { await vfs_mkdir(c.parent.dentry.d_inode!, c.dentry, mode); } finally { await done_path_create(c); }
 }
 /** mknod at a kernel path: how the block layer creates /dev/vda, /dev/vda1 (devtmpfs-like). */
 export async function vfsMknodPath(path: string, mode: number, rdev: number): Promise<void> {
-  const c = await filenameCreate(AT_FDCWD, path, false);
-  try { await vfsMknod(c.parent.dentry.d_inode!, c.dentry, mode, rdev); } finally { await doneFilenameCreate(c); }
+  const c = await filename_create(AT_FDCWD, path, false);
+  try { await vfs_mknod(c.parent.dentry.d_inode!, c.dentry, mode, rdev); } finally { await done_path_create(c); }
 }
 /** unlink at a kernel path (device removal). */
 export async function vfsUnlinkPath(path: string): Promise<void> {
-  await doUnlinkat(AT_FDCWD, path);
+  await do_unlinkat(AT_FDCWD, path);
 }
 
 /* ---- system calls ---- */
 
-async function doMknodat(dfd: number, name: string, mode: number, dev: number): Promise<void> {
+async function do_mknodat(dfd: number, name: string, mode: number, dev: number): Promise<void> {
   switch (mode & S_IFMT) {
     case 0: case S_IFREG: case S_IFCHR: case S_IFBLK: case S_IFIFO: case S_IFSOCK: break;
     case S_IFDIR: throw err(EPERM);
     default: throw err(EINVAL);
   }
-  const c = await filenameCreate(dfd, name, false);
+  const c = await filename_create(dfd, name, false);
   try {
-    mode &= ~currentFs().umask | S_IFMT;
+    mode &= ~current_fs().umask | S_IFMT;
     const dir = c.parent.dentry.d_inode!;
     switch (mode & S_IFMT) {
-      case 0: case S_IFREG: await vfsCreate(dir, c.dentry, mode, true); break;
-      case S_IFCHR: case S_IFBLK: await vfsMknod(dir, c.dentry, mode, dev >>> 0); break;
-      default: await vfsMknod(dir, c.dentry, mode, 0);
+      case 0: case S_IFREG: await vfs_create(dir, c.dentry, mode, true); break;
+      case S_IFCHR: case S_IFBLK: await vfs_mknod(dir, c.dentry, mode, dev >>> 0); break;
+      default: await vfs_mknod(dir, c.dentry, mode, 0);
     }
-  } finally { await doneFilenameCreate(c); }
+  } finally { await done_path_create(c); }
 }
 
-defineSyscall(NR.__NR_mknodat, 'mknodat', async (dfd: number, p: PathArg, mode: number, dev: number) => {
-  await doMknodat(dfd, getname(p), mode >>> 0, dev ?? 0);
+define_syscall(NR.__NR_mknodat, 'mknodat', async (dfd: number, p: PathArg, mode: number, dev: number) => {
+  await do_mknodat(dfd, getname(p), mode >>> 0, dev ?? 0);
   return 0;
 });
 
-defineSyscall(NR.__NR_mkdirat, 'mkdirat', async (dfd: number, p: PathArg, mode: number) => {
-  const c = await filenameCreate(dfd, getname(p), true);
+define_syscall(NR.__NR_mkdirat, 'mkdirat', async (dfd: number, p: PathArg, mode: number) => {
+  const c = await filename_create(dfd, getname(p), true);
   try {
-    await vfsMkdir(c.parent.dentry.d_inode!, c.dentry, (mode >>> 0) & ~currentFs().umask);
-  } finally { await doneFilenameCreate(c); }
+    await vfs_mkdir(c.parent.dentry.d_inode!, c.dentry, (mode >>> 0) & ~current_fs().umask);
+  } finally { await done_path_create(c); }
   return 0;
 });
 
-defineSyscall(NR.__NR_symlinkat, 'symlinkat', async (target: PathArg, dfd: number, p: PathArg) => {
+define_syscall(NR.__NR_symlinkat, 'symlinkat', async (target: PathArg, dfd: number, p: PathArg) => {
   const t = getname(target);
   if (t === '') throw err(ENOENT);
-  const c = await filenameCreate(dfd, getname(p), false);
-  try { await vfsSymlink(c.parent.dentry.d_inode!, c.dentry, t); } finally { await doneFilenameCreate(c); }
+  const c = await filename_create(dfd, getname(p), false);
+  try { await vfs_symlink(c.parent.dentry.d_inode!, c.dentry, t); } finally { await done_path_create(c); }
   return 0;
 });
 
-defineSyscall(NR.__NR_linkat, 'linkat', async (odfd: number, op: PathArg, ndfd: number, np: PathArg, flags: number) => {
+define_syscall(NR.__NR_linkat, 'linkat', async (odfd: number, op: PathArg, ndfd: number, np: PathArg, flags: number) => {
   if (flags & ~(AT_SYMLINK_FOLLOW | AT_EMPTY_PATH)) throw err(EINVAL);
   let how = flags & AT_SYMLINK_FOLLOW ? LOOKUP_FOLLOW : 0;
   const oname = getname(op);
@@ -672,45 +672,45 @@ defineSyscall(NR.__NR_linkat, 'linkat', async (odfd: number, op: PathArg, ndfd: 
     if (oname === '' && !capable(CAP_DAC_READ_SEARCH)) throw err(ENOENT);
     how |= LOOKUP_EMPTY;
   }
-  const old = await pathLookupAt(odfd, oname, how);
+  const old = await path_lookupat(odfd, oname, how);
   try {
-    const c = await filenameCreate(ndfd, getname(np), false).catch((e) => { throw e; });
+    const c = await filename_create(ndfd, getname(np), false).catch((e) => { throw e; });
     try {
       if (old.mnt !== c.parent.mnt) throw err(EXDEV);
-      await vfsLink(old.dentry, c.parent.dentry.d_inode!, c.dentry);
-    } finally { await doneFilenameCreate(c); }
-  } finally { await pathPut(old); }
+      await vfs_link(old.dentry, c.parent.dentry.d_inode!, c.dentry);
+    } finally { await done_path_create(c); }
+  } finally { await path_put(old); }
   return 0;
 });
 
-async function doRmdir(dfd: number, name: string): Promise<void> {
-  const r = await pathParentAt(dfd, name, 0);
+async function do_rmdir(dfd: number, name: string): Promise<void> {
+  const r = await path_parentat(dfd, name, 0);
   try {
     if (r.lastType === LAST_DOTDOT) throw err(ENOTEMPTY);
     if (r.lastType === LAST_DOT) throw err(EINVAL);
     if (r.lastType === LAST_ROOT) throw err(EBUSY);
-    mntWantWrite(r.parent.mnt);
+    mnt_want_write(r.parent.mnt);
     const dir = r.parent.dentry.d_inode!;
     await dir.i_rwsem.downWrite();
     try {
-      const d = await lookupOneLocked(r.parent.dentry, r.last, 0);
+      const d = await lookup_one_len(r.parent.dentry, r.last, 0);
       try {
         if (!d.d_inode) throw err(ENOENT);
-        await vfsRmdir(dir, d);
+        await vfs_rmdir(dir, d);
       } finally { await dput(d); }
     } finally { dir.i_rwsem.upWrite(); }
-  } finally { await pathPut(r.parent); }
+  } finally { await path_put(r.parent); }
 }
 
-async function doUnlinkat(dfd: number, name: string): Promise<void> {
-  const r = await pathParentAt(dfd, name, 0);
+async function do_unlinkat(dfd: number, name: string): Promise<void> {
+  const r = await path_parentat(dfd, name, 0);
   try {
     if (r.lastType !== LAST_NORM) throw err(EISDIR);
-    mntWantWrite(r.parent.mnt);
+    mnt_want_write(r.parent.mnt);
     const dir = r.parent.dentry.d_inode!;
     await dir.i_rwsem.downWrite();
     try {
-      const d = await lookupOneLocked(r.parent.dentry, r.last, 0);
+      const d = await lookup_one_len(r.parent.dentry, r.last, 0);
       try {
         if (r.trailing) {
           // "file/" names a directory or nothing: ENOENT, EISDIR or ENOTDIR.
@@ -718,39 +718,39 @@ async function doUnlinkat(dfd: number, name: string): Promise<void> {
           throw err(S_ISDIR(d.d_inode.i_mode) ? EISDIR : ENOTDIR);
         }
         if (!d.d_inode) throw err(ENOENT);
-        await vfsUnlink(dir, d);
+        await vfs_unlink(dir, d);
       } finally { await dput(d); }
     } finally { dir.i_rwsem.upWrite(); }
-  } finally { await pathPut(r.parent); }
+  } finally { await path_put(r.parent); }
 }
 
-defineSyscall(NR.__NR_unlinkat, 'unlinkat', async (dfd: number, p: PathArg, flags: number) => {
+define_syscall(NR.__NR_unlinkat, 'unlinkat', async (dfd: number, p: PathArg, flags: number) => {
   if (flags & ~AT_REMOVEDIR) throw err(EINVAL);
-  if (flags & AT_REMOVEDIR) await doRmdir(dfd, getname(p));
-  else await doUnlinkat(dfd, getname(p));
+  if (flags & AT_REMOVEDIR) await do_rmdir(dfd, getname(p));
+  else await do_unlinkat(dfd, getname(p));
   return 0;
 });
 
-async function doRenameat2(odfd: number, oname: string, ndfd: number, nname: string, flags: number): Promise<void> {
+async function do_renameat2(odfd: number, oname: string, ndfd: number, nname: string, flags: number): Promise<void> {
   if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE | RENAME_WHITEOUT)) throw err(EINVAL);
   if ((flags & (RENAME_NOREPLACE | RENAME_WHITEOUT)) && (flags & RENAME_EXCHANGE)) throw err(EINVAL);
   // No filesystem here supports whiteouts (overlayfs's need).
   if (flags & RENAME_WHITEOUT) throw err(EINVAL);
-  const o = await pathParentAt(odfd, oname, 0);
+  const o = await path_parentat(odfd, oname, 0);
   try {
-    const n = await pathParentAt(ndfd, nname, 0);
+    const n = await path_parentat(ndfd, nname, 0);
     try {
       if (o.parent.mnt !== n.parent.mnt) throw err(EXDEV);
       if (o.lastType !== LAST_NORM) throw err(EBUSY);
       if (n.lastType !== LAST_NORM) throw err(flags & RENAME_NOREPLACE ? EEXIST : EBUSY);
-      mntWantWrite(o.parent.mnt);
+      mnt_want_write(o.parent.mnt);
       const oldDirD = o.parent.dentry, newDirD = n.parent.dentry;
-      const unlock = await lockRename(oldDirD, newDirD);
+      const unlock = await lock_rename(oldDirD, newDirD);
       try {
-        const od = await lookupOneLocked(oldDirD, o.last, 0);
+        const od = await lookup_one_len(oldDirD, o.last, 0);
         try {
           if (!od.d_inode) throw err(ENOENT);
-          const nd = await lookupOneLocked(newDirD, n.last, LOOKUP_RENAME_TARGET);
+          const nd = await lookup_one_len(newDirD, n.last, LOOKUP_RENAME_TARGET);
           try {
             if ((flags & RENAME_NOREPLACE) && nd.d_inode) throw err(EEXIST);
             if ((flags & RENAME_EXCHANGE) && !nd.d_inode) throw err(ENOENT);
@@ -761,37 +761,37 @@ async function doRenameat2(odfd: number, oname: string, ndfd: number, nname: str
             } else if (!oIsDir && (o.trailing || n.trailing)) throw err(ENOTDIR);
             // Source must not be an ancestor of the target, nor the target of the source.
             if (od !== nd) {
-              if (isSubdir(newDirD, od)) throw err(EINVAL);
-              if (nd.d_inode && isSubdir(oldDirD, nd)) throw err(flags & RENAME_EXCHANGE ? EINVAL : ENOTEMPTY);
+              if (is_subdir(newDirD, od)) throw err(EINVAL);
+              if (nd.d_inode && is_subdir(oldDirD, nd)) throw err(flags & RENAME_EXCHANGE ? EINVAL : ENOTEMPTY);
             }
-            await vfsRename(oldDirD.d_inode!, od, newDirD.d_inode!, nd, flags);
+            await vfs_rename(oldDirD.d_inode!, od, newDirD.d_inode!, nd, flags);
           } finally { await dput(nd); }
         } finally { await dput(od); }
       } finally { unlock(); }
-    } finally { await pathPut(n.parent); }
-  } finally { await pathPut(o.parent); }
+    } finally { await path_put(n.parent); }
+  } finally { await path_put(o.parent); }
 }
 
-defineSyscall(NR.__NR_renameat2, 'renameat2', async (odfd: number, op: PathArg, ndfd: number, np: PathArg, flags: number) => {
-  await doRenameat2(odfd, getname(op), ndfd, getname(np), flags ?? 0);
+define_syscall(NR.__NR_renameat2, 'renameat2', async (odfd: number, op: PathArg, ndfd: number, np: PathArg, flags: number) => {
+  await do_renameat2(odfd, getname(op), ndfd, getname(np), flags ?? 0);
   return 0;
 });
-defineSyscall(NR.__NR_renameat, 'renameat', async (odfd: number, op: PathArg, ndfd: number, np: PathArg) => {
-  await doRenameat2(odfd, getname(op), ndfd, getname(np), 0);
+define_syscall(NR.__NR_renameat, 'renameat', async (odfd: number, op: PathArg, ndfd: number, np: PathArg) => {
+  await do_renameat2(odfd, getname(op), ndfd, getname(np), 0);
   return 0;
 });
 
-defineSyscall(NR.__NR_readlinkat, 'readlinkat', async (dfd: number, p: PathArg) => {
+define_syscall(NR.__NR_readlinkat, 'readlinkat', async (dfd: number, p: PathArg) => {
   const name = getname(p);
-  const path = await pathLookupAt(dfd, name, LOOKUP_EMPTY);
+  const path = await path_lookupat(dfd, name, LOOKUP_EMPTY);
   try {
     const inode = path.dentry.d_inode!;
     // An empty path names the descriptor itself: not a symlink is then ENOENT.
     if (!S_ISLNK(inode.i_mode)) throw err(name === '' ? ENOENT : EINVAL);
-    const target = await getLink(path.dentry, inode);
+    const target = await get_link(path.dentry, inode);
     return bstrToUtf8(target);
-  } finally { await pathPut(path); }
+  } finally { await path_put(path); }
 });
 
 export { Errno };
-export type { VfsMount };
+export type { vfsmount as VfsMount };

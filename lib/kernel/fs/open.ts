@@ -9,7 +9,7 @@
  *
  * May touch: namei, file_table, fs_struct, attr, dcache, namespace, filemap, fs-writeback.
  */
-import { defineSyscall } from '../arch/syscalls.js';
+import { define_syscall } from '../arch/syscalls.js';
 import {
   ATTR_CTIME, ATTR_GID, ATTR_KILL_SGID, ATTR_KILL_SUID, ATTR_MODE, ATTR_MTIME, ATTR_OPEN,
   ATTR_SIZE, ATTR_UID, ATTR_ATIME, ATTR_FORCE, ATTR_ATIME_SET, ATTR_MTIME_SET, ATTR_TIMES_SET, ATTR_FILE,
@@ -30,17 +30,17 @@ import {
 } from '../include/uapi.js';
 import type { PathArg } from '../include/sys.js';
 import * as NR from '../include/unistd.js';
-import { capable, currentCred } from '../kernel/cred.js';
+import { capable, current_cred } from '../kernel/cred.js';
 import { current } from '../arch/cpu.js';
 import {
-  LAST_NORM, LOOKUP_EMPTY, getname, inodeOwnerOrCapable, inodePermission, lookupLastFrom,
-  lookupOneLocked, mayCreate, openLastLookups, pathGet, pathPut, pathLookupAt, userPathAt, vfsCreate,
+  LAST_NORM, LOOKUP_EMPTY, getname, inode_owner_or_capable, inode_permission, lookupLastFrom,
+  lookup_one_len, may_create, open_last_lookups, path_get, path_put, path_lookupat, user_path_at, vfs_create,
 } from './namei.js';
-import { allocFile, fdInstall, fdRemove, filpClose, fput, fgetRaw, withFile, fget } from './file_table.js';
-import { currentFs, setFsPwd, setFsRoot } from './fs_struct.js';
-import { notifyChange, setattrShouldDropSgid, ATTR_TOUCH } from './attr.js';
-import { dPath, dUnlinked, dput } from './dcache.js';
-import { mntWantWrite } from './namespace.js';
+import { alloc_file, fd_install, fd_remove, filp_close, fput, fget_raw, withFile, fget } from './file_table.js';
+import { current_fs, set_fs_pwd, set_fs_root } from './fs_struct.js';
+import { notify_change, setattr_should_drop_sgid, ATTR_TOUCH } from './attr.js';
+import { d_path, d_unlinked, dput } from './dcache.js';
+import { mnt_want_write } from './namespace.js';
 import { bstrToUtf8 } from '../include/bstr.js';
 
 /* ---- open ---- */
@@ -70,7 +70,7 @@ function buildOpenFlags(flags: number): { flags: number; accMode: number } {
 const O_WRONLY = 1, O_RDWR = 2;
 
 /** may_open: the file type and the access mode. */
-async function mayOpen(path: Path, accMode: number, flags: number): Promise<void> {
+async function may_open(path: Path, accMode: number, flags: number): Promise<void> {
   const inode = path.dentry.d_inode!;
   const mode = inode.i_mode;
   if (S_ISLNK(mode)) throw err(ELOOP);
@@ -82,30 +82,30 @@ async function mayOpen(path: Path, accMode: number, flags: number): Promise<void
   } else if (S_ISREG(mode)) {
     if ((accMode & MAY_EXEC) && (path.mnt.mnt_flags & MNT_NOEXEC)) throw err(EACCES);
   }
-  await inodePermission(inode, MAY_OPEN | accMode);
+  await inode_permission(inode, MAY_OPEN | accMode);
   if (inode.i_flags & S_APPEND) {
     if ((flags & O_ACCMODE) !== O_RDONLY && !(flags & O_APPEND)) throw err(EPERM);
     if (flags & O_TRUNC) throw err(EPERM);
   }
-  if ((flags & O_NOATIME) && !inodeOwnerOrCapable(inode)) throw err(EPERM);
+  if ((flags & O_NOATIME) && !inode_owner_or_capable(inode)) throw err(EPERM);
 }
 
 /**
  * vfs_open / do_dentry_open: a File on `path` (whose reference the File takes over).
  * O_PATH files get no file operations and never reach the filesystem.
  */
-async function doDentryOpen(path: Path, flags: number): Promise<File> {
+async function do_dentry_open(path: Path, flags: number): Promise<File> {
   const inode = path.dentry.d_inode!;
-  if (flags & O_PATH) return allocFile(path, flags & ~O_CLOEXEC, FMODE_PATH, {});
+  if (flags & O_PATH) return alloc_file(path, flags & ~O_CLOEXEC, FMODE_PATH, {});
   let fmode = FMODE_LSEEK | FMODE_PREAD | FMODE_PWRITE;
   const a = flags & O_ACCMODE;
   if (a === O_RDONLY || a === O_RDWR) fmode |= FMODE_READ;
   if (a === O_WRONLY || a === O_RDWR) fmode |= FMODE_WRITE;
   if (S_ISFIFO(inode.i_mode) || S_ISSOCK(inode.i_mode)) fmode &= ~(FMODE_LSEEK | FMODE_PREAD | FMODE_PWRITE);
   if ((fmode & FMODE_WRITE) && (S_ISREG(inode.i_mode) || S_ISDIR(inode.i_mode))) {
-    try { mntWantWrite(path.mnt); } catch (e) { await pathPut(path); throw e; }
+    try { mnt_want_write(path.mnt); } catch (e) { await path_put(path); throw e; }
   }
-  const f = allocFile(path, flags & ~(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC | O_CLOEXEC), fmode, inode.i_fop);
+  const f = alloc_file(path, flags & ~(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC | O_CLOEXEC), fmode, inode.i_fop);
   if (fmode & FMODE_WRITE) inode.i_writecount++;
   inode.i_opencount++;
   if (f.f_op.open) {
@@ -115,21 +115,21 @@ async function doDentryOpen(path: Path, flags: number): Promise<File> {
 }
 
 /** do_truncate: the size change behind truncate, ftruncate and O_TRUNC. */
-export async function doTruncate(path: Path, length: number, timeAttrs: number, file: File | null): Promise<void> {
+export async function do_truncate(path: Path, length: number, timeAttrs: number, file: File | null): Promise<void> {
   if (length < 0) throw err(EINVAL);
   const d = path.dentry;
   const inode = d.d_inode!;
   const attr: Iattr = { ia_valid: ATTR_SIZE | timeAttrs, ia_size: length };
   if (file) { attr.ia_valid |= ATTR_FILE; attr.ia_file = file; }
   // Truncation by someone without CAP_FSETID clears set-user/group-ID, as a write would.
-  const kill = (inode.i_mode & 0o4000 ? ATTR_KILL_SUID : 0) | setattrShouldDropSgid(inode);
+  const kill = (inode.i_mode & 0o4000 ? ATTR_KILL_SUID : 0) | setattr_should_drop_sgid(inode);
   // ATTR_FORCE: dropping privileges is not a chmod the caller must be allowed to make.
   if (kill && !capable(4 /* CAP_FSETID */)) attr.ia_valid |= kill | ATTR_FORCE;
   await inode.i_rwsem.downWrite();
-  try { await notifyChange(d, attr); } finally { inode.i_rwsem.upWrite(); }
+  try { await notify_change(d, attr); } finally { inode.i_rwsem.upWrite(); }
 }
 
-async function doOpen(dfd: number, name: string, flags: number, mode: number): Promise<File> {
+async function do_filp_open(dfd: number, name: string, flags: number, mode: number): Promise<File> {
   const { flags: oflags, accMode } = buildOpenFlags(flags);
   flags = oflags;
   const lookupFlags = (flags & O_NOFOLLOW ? 0 : LOOKUP_FOLLOW) | (flags & O_DIRECTORY ? LOOKUP_DIRECTORY : 0) |
@@ -137,38 +137,38 @@ async function doOpen(dfd: number, name: string, flags: number, mode: number): P
   let created = false;
   let path: Path;
   if (!(flags & O_CREAT)) {
-    path = await pathLookupAt(dfd, name, lookupFlags);
+    path = await path_lookupat(dfd, name, lookupFlags);
   } else {
-    path = await openLastLookups<Path>(dfd, name, 0, async (parent, last, lastType, trailing) => {
+    path = await open_last_lookups<Path>(dfd, name, 0, async (parent, last, lastType, trailing) => {
       if (lastType !== LAST_NORM) {
         // "." ".." "/": existing directories; O_CREAT on them is EISDIR.
         throw err(EISDIR);
       }
       if (trailing) throw err(EISDIR);
       let roErr: unknown = null;
-      try { mntWantWrite(parent.mnt); } catch (e) { roErr = e; }
+      try { mnt_want_write(parent.mnt); } catch (e) { roErr = e; }
       const dir = parent.dentry.d_inode!;
       await dir.i_rwsem.downWrite();
       let d;
       try {
-        d = await lookupOneLocked(parent.dentry, last, 0);
+        d = await lookup_one_len(parent.dentry, last, 0);
       } catch (e) { dir.i_rwsem.upWrite(); throw e; }
       try {
         if (!d.d_inode) {
           if (roErr) throw roErr;
-          await mayCreate(dir, d);
-          await vfsCreate(dir, d, mode & ~currentFs().umask, (flags & O_EXCL) !== 0);
+          await may_create(dir, d);
+          await vfs_create(dir, d, mode & ~current_fs().umask, (flags & O_EXCL) !== 0);
           created = true;
         } else if (flags & O_EXCL) throw err(EEXIST);
       } catch (e) { dir.i_rwsem.upWrite(); await dput(d); throw e; }
       dir.i_rwsem.upWrite();
-      const p: Path = pathGet({ mnt: parent.mnt, dentry: d });
+      const p: Path = path_get({ mnt: parent.mnt, dentry: d });
       await dput(d);
       const inode = p.dentry.d_inode!;
       if (!created && S_ISLNK(inode.i_mode) && !(flags & O_NOFOLLOW)) return { link: p };
       // Existing mount points: open the mounted root.
       if (!created && p.dentry.d_mounted > 0) {
-        await pathPut(p);
+        await path_put(p);
         return { done: await lookupLastFrom(parent, last, lastType, false, false, 0) };
       }
       return { done: p };
@@ -179,63 +179,63 @@ async function doOpen(dfd: number, name: string, flags: number, mode: number): P
     if ((flags & O_CREAT) && !created && S_ISDIR(inode.i_mode)) throw err(EISDIR);
     if ((flags & O_DIRECTORY) && !S_ISDIR(inode.i_mode)) throw err(ENOTDIR);
     if (!(flags & O_PATH)) {
-      if (!created) await mayOpen(path, accMode, flags);
-      else if (S_ISREG(inode.i_mode) && (flags & O_NOATIME) && !inodeOwnerOrCapable(inode)) throw err(EPERM);
+      if (!created) await may_open(path, accMode, flags);
+      else if (S_ISREG(inode.i_mode) && (flags & O_NOATIME) && !inode_owner_or_capable(inode)) throw err(EPERM);
     }
-  } catch (e) { await pathPut(path); throw e; }
+  } catch (e) { await path_put(path); throw e; }
   const doTrunc = !(flags & O_PATH) && !created && (flags & O_TRUNC) && S_ISREG(path.dentry.d_inode!.i_mode);
   if (doTrunc) {
     try {
-      mntWantWrite(path.mnt);
-      await doTruncate(path, 0, ATTR_MTIME | ATTR_CTIME | ATTR_OPEN, null);
-    } catch (e) { await pathPut(path); throw e; }
+      mnt_want_write(path.mnt);
+      await do_truncate(path, 0, ATTR_MTIME | ATTR_CTIME | ATTR_OPEN, null);
+    } catch (e) { await path_put(path); throw e; }
   }
-  return doDentryOpen(path, flags);
+  return do_dentry_open(path, flags);
 }
 
 /** filp_open for kernel users (byte-string path). */
-export function filpOpen(name: string, flags: number, mode: number): Promise<File> {
-  return doOpen(AT_FDCWD, name, flags, mode);
+export function filp_open(name: string, flags: number, mode: number): Promise<File> {
+  return do_filp_open(AT_FDCWD, name, flags, mode);
 }
 
-defineSyscall(NR.__NR_openat, 'openat', async (dfd: number, p: PathArg, flags: number, mode: number) => {
-  const f = await doOpen(dfd, getname(p), flags >>> 0, (mode ?? 0) & 0o7777);
+define_syscall(NR.__NR_openat, 'openat', async (dfd: number, p: PathArg, flags: number, mode: number) => {
+  const f = await do_filp_open(dfd, getname(p), flags >>> 0, (mode ?? 0) & 0o7777);
   try {
-    return fdInstall(f, (flags & O_CLOEXEC) !== 0);
+    return fd_install(f, (flags & O_CLOEXEC) !== 0);
   } catch (e) { await fput(f); throw e; }
 });
 
-defineSyscall(NR.__NR_close, 'close', async (fd: number) => {
-  const f = fdRemove(fd);
-  await filpClose(f);
+define_syscall(NR.__NR_close, 'close', async (fd: number) => {
+  const f = fd_remove(fd);
+  await filp_close(f);
   return 0;
 });
 
 /* ---- truncate, fallocate ---- */
 
-defineSyscall(NR.__NR_truncate, 'truncate', async (p: PathArg, length: number) => {
+define_syscall(NR.__NR_truncate, 'truncate', async (p: PathArg, length: number) => {
   if (length < 0) throw err(EINVAL);
-  const path = await userPathAt(AT_FDCWD, p, LOOKUP_FOLLOW);
+  const path = await user_path_at(AT_FDCWD, p, LOOKUP_FOLLOW);
   try {
     const inode = path.dentry.d_inode!;
     if (S_ISDIR(inode.i_mode)) throw err(EISDIR);
     if (!S_ISREG(inode.i_mode)) throw err(EINVAL);
-    mntWantWrite(path.mnt);
-    await inodePermission(inode, MAY_WRITE);
+    mnt_want_write(path.mnt);
+    await inode_permission(inode, MAY_WRITE);
     if (inode.i_flags & (S_APPEND | S_IMMUTABLE)) throw err(EPERM);
-    await doTruncate(path, length, 0, null);
-  } finally { await pathPut(path); }
+    await do_truncate(path, length, 0, null);
+  } finally { await path_put(path); }
   return 0;
 });
 
-defineSyscall(NR.__NR_ftruncate, 'ftruncate', async (fd: number, length: number) => {
+define_syscall(NR.__NR_ftruncate, 'ftruncate', async (fd: number, length: number) => {
   if (length < 0) throw err(EINVAL);
   return withFile(fd, async (f) => {
     const inode = f.f_inode;
     if (!S_ISREG(inode.i_mode) || !(f.f_mode & FMODE_WRITE)) throw err(EINVAL);
     if (inode.i_flags & S_APPEND) throw err(EPERM);
-    mntWantWrite(f.f_path.mnt);
-    await doTruncate(f.f_path, length, ATTR_MTIME | ATTR_CTIME, f);
+    mnt_want_write(f.f_path.mnt);
+    await do_truncate(f.f_path, length, ATTR_MTIME | ATTR_CTIME, f);
     return 0;
   });
 });
@@ -244,7 +244,7 @@ const FALLOC_FL_SUPPORTED_MASK = FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FA
   FALLOC_FL_ZERO_RANGE | FALLOC_FL_INSERT_RANGE;
 
 /** vfs_fallocate: the mode and range checks, then the filesystem. */
-export async function vfsFallocate(f: File, mode: number, offset: number, len: number): Promise<void> {
+export async function vfs_fallocate(f: File, mode: number, offset: number, len: number): Promise<void> {
   const inode = f.f_inode;
   if (offset < 0 || len <= 0) throw err(EINVAL);
   if (mode & ~FALLOC_FL_SUPPORTED_MASK) throw err(EOPNOTSUPP);
@@ -260,13 +260,13 @@ export async function vfsFallocate(f: File, mode: number, offset: number, len: n
   if (!S_ISREG(inode.i_mode) && !S_ISBLK(inode.i_mode)) throw err(ENODEV);
   if (offset + len > inode.i_sb.s_maxbytes || offset + len < 0) throw err(EFBIG);
   if (!f.f_op.fallocate) throw err(EOPNOTSUPP);
-  mntWantWrite(f.f_path.mnt);
+  mnt_want_write(f.f_path.mnt);
   await inode.i_rwsem.downWrite();
   try { await f.f_op.fallocate(f, mode, offset, len); } finally { inode.i_rwsem.upWrite(); }
 }
 
-defineSyscall(NR.__NR_fallocate, 'fallocate', async (fd: number, mode: number, offset: number, len: number) => {
-  return withFile(fd, async (f) => { await vfsFallocate(f, mode, offset, len); return 0; });
+define_syscall(NR.__NR_fallocate, 'fallocate', async (fd: number, mode: number, offset: number, len: number) => {
+  return withFile(fd, async (f) => { await vfs_fallocate(f, mode, offset, len); return 0; });
 });
 
 /* ---- access ---- */
@@ -275,13 +275,13 @@ defineSyscall(NR.__NR_fallocate, 'fallocate', async (fd: number, mode: number, o
  * faccessat: checks with the real uid/gid, as access(2) must (a set-user-ID program asks
  * whether its invoker could). Root's capabilities count only if the real uid is 0.
  */
-defineSyscall(NR.__NR_faccessat, 'faccessat', async (dfd: number, p: PathArg, mode: number, flags: number) => {
+define_syscall(NR.__NR_faccessat, 'faccessat', async (dfd: number, p: PathArg, mode: number, flags: number) => {
   flags = flags ?? 0;
   if (mode & ~(R_OK | W_OK | X_OK)) throw err(EINVAL);
   if (flags & ~(AT_EACCESS | AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH)) throw err(EINVAL);
   const task = current();
   const saved = task.ctx.cred as Cred | undefined;
-  const real = currentCred();
+  const real = current_cred();
   if (!(flags & AT_EACCESS)) {
     // access_override_creds: root's powers count only for a real uid of 0.
     const caps = new Set<number>();
@@ -291,59 +291,59 @@ defineSyscall(NR.__NR_faccessat, 'faccessat', async (dfd: number, p: PathArg, mo
   try {
     let how = flags & AT_SYMLINK_NOFOLLOW ? 0 : LOOKUP_FOLLOW;
     if (flags & AT_EMPTY_PATH) how |= LOOKUP_EMPTY;
-    const path = await userPathAt(dfd, p, how);
+    const path = await user_path_at(dfd, p, how);
     try {
       const inode = path.dentry.d_inode!;
       if (mode & X_OK && S_ISREG(inode.i_mode) && (path.mnt.mnt_flags & MNT_NOEXEC)) throw err(EACCES);
       if (mode === 0) return 0;
-      await inodePermission(inode, ((mode & R_OK) ? MAY_READ : 0) | ((mode & W_OK) ? MAY_WRITE : 0) | ((mode & X_OK) ? MAY_EXEC : 0));
-      if ((mode & W_OK) && (S_ISREG(inode.i_mode) || S_ISDIR(inode.i_mode))) mntWantWrite(path.mnt);
+      await inode_permission(inode, ((mode & R_OK) ? MAY_READ : 0) | ((mode & W_OK) ? MAY_WRITE : 0) | ((mode & X_OK) ? MAY_EXEC : 0));
+      if ((mode & W_OK) && (S_ISREG(inode.i_mode) || S_ISDIR(inode.i_mode))) mnt_want_write(path.mnt);
       return 0;
-    } finally { await pathPut(path); }
+    } finally { await path_put(path); }
   } finally { task.ctx.cred = saved; }
 });
 
 /* ---- cwd and root ---- */
 
-defineSyscall(NR.__NR_chdir, 'chdir', async (p: PathArg) => {
-  const path = await userPathAt(AT_FDCWD, p, LOOKUP_FOLLOW | LOOKUP_DIRECTORY);
+define_syscall(NR.__NR_chdir, 'chdir', async (p: PathArg) => {
+  const path = await user_path_at(AT_FDCWD, p, LOOKUP_FOLLOW | LOOKUP_DIRECTORY);
   try {
-    await inodePermission(path.dentry.d_inode!, MAY_EXEC);
-  } catch (e) { await pathPut(path); throw e; }
-  await setFsPwd(currentFs(), path);
+    await inode_permission(path.dentry.d_inode!, MAY_EXEC);
+  } catch (e) { await path_put(path); throw e; }
+  await set_fs_pwd(current_fs(), path);
   return 0;
 });
 
-defineSyscall(NR.__NR_fchdir, 'fchdir', async (fd: number) => {
-  const f = fgetRaw(fd);
+define_syscall(NR.__NR_fchdir, 'fchdir', async (fd: number) => {
+  const f = fget_raw(fd);
   try {
     if (!S_ISDIR(f.f_inode.i_mode)) throw err(ENOTDIR);
-    await inodePermission(f.f_inode, MAY_EXEC);
-    await setFsPwd(currentFs(), pathGet(f.f_path));
+    await inode_permission(f.f_inode, MAY_EXEC);
+    await set_fs_pwd(current_fs(), path_get(f.f_path));
   } finally { await fput(f); }
   return 0;
 });
 
-defineSyscall(NR.__NR_chroot, 'chroot', async (p: PathArg) => {
-  const path = await userPathAt(AT_FDCWD, p, LOOKUP_FOLLOW | LOOKUP_DIRECTORY);
+define_syscall(NR.__NR_chroot, 'chroot', async (p: PathArg) => {
+  const path = await user_path_at(AT_FDCWD, p, LOOKUP_FOLLOW | LOOKUP_DIRECTORY);
   try {
-    await inodePermission(path.dentry.d_inode!, MAY_EXEC);
+    await inode_permission(path.dentry.d_inode!, MAY_EXEC);
     if (!capable(CAP_SYS_CHROOT)) throw err(EPERM);
-  } catch (e) { await pathPut(path); throw e; }
-  await setFsRoot(currentFs(), path);
+  } catch (e) { await path_put(path); throw e; }
+  await set_fs_root(current_fs(), path);
   return 0;
 });
 
 /** getcwd: the cwd as seen from the process root; "(unreachable)" outside it. */
-defineSyscall(NR.__NR_getcwd, 'getcwd', () => {
-  const fs = currentFs();
-  if (dUnlinked(fs.pwd.dentry)) throw err(ENOENT);
-  const r = dPath(fs.pwd, fs.root);
+define_syscall(NR.__NR_getcwd, 'getcwd', () => {
+  const fs = current_fs();
+  if (d_unlinked(fs.pwd.dentry)) throw err(ENOENT);
+  const r = d_path(fs.pwd, fs.root);
   return bstrToUtf8(r.reachable ? r.name : '(unreachable)' + r.name);
 });
 
-defineSyscall(NR.__NR_umask, 'umask', (mask: number) => {
-  const fs = currentFs();
+define_syscall(NR.__NR_umask, 'umask', (mask: number) => {
+  const fs = current_fs();
   const old = fs.umask;
   fs.umask = mask & 0o777;
   return old;
@@ -351,57 +351,57 @@ defineSyscall(NR.__NR_umask, 'umask', (mask: number) => {
 
 /* ---- chmod, chown ---- */
 
-async function chmodCommon(path: Path, mode: number): Promise<void> {
-  mntWantWrite(path.mnt);
+async function chmod_common(path: Path, mode: number): Promise<void> {
+  mnt_want_write(path.mnt);
   const inode = path.dentry.d_inode!;
   await inode.i_rwsem.downWrite();
   try {
-    await notifyChange(path.dentry, { ia_valid: ATTR_MODE | ATTR_CTIME, ia_mode: (mode & 0o7777) | (inode.i_mode & ~0o7777) });
+    await notify_change(path.dentry, { ia_valid: ATTR_MODE | ATTR_CTIME, ia_mode: (mode & 0o7777) | (inode.i_mode & ~0o7777) });
   } finally { inode.i_rwsem.upWrite(); }
 }
 
-defineSyscall(NR.__NR_fchmod, 'fchmod', async (fd: number, mode: number) => {
-  return withFile(fd, async (f) => { await chmodCommon(f.f_path, mode); return 0; });
+define_syscall(NR.__NR_fchmod, 'fchmod', async (fd: number, mode: number) => {
+  return withFile(fd, async (f) => { await chmod_common(f.f_path, mode); return 0; });
 });
 
-defineSyscall(NR.__NR_fchmodat, 'fchmodat', async (dfd: number, p: PathArg, mode: number, flags: number) => {
+define_syscall(NR.__NR_fchmodat, 'fchmodat', async (dfd: number, p: PathArg, mode: number, flags: number) => {
   flags = flags ?? 0;
   if (flags & ~(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH)) throw err(EINVAL);
   let how = flags & AT_SYMLINK_NOFOLLOW ? 0 : LOOKUP_FOLLOW;
   if (flags & AT_EMPTY_PATH) how |= LOOKUP_EMPTY;
-  const path = await userPathAt(dfd, p, how);
+  const path = await user_path_at(dfd, p, how);
   try {
     // Symlink modes mean nothing on Linux: fchmodat2 refuses to change them.
     if (S_ISLNK(path.dentry.d_inode!.i_mode)) throw err(EOPNOTSUPP);
-    await chmodCommon(path, mode);
-  } finally { await pathPut(path); }
+    await chmod_common(path, mode);
+  } finally { await path_put(path); }
   return 0;
 });
 
-async function chownCommon(path: Path, uid: number, gid: number): Promise<void> {
+async function chown_common(path: Path, uid: number, gid: number): Promise<void> {
   const inode = path.dentry.d_inode!;
   const attr: Iattr = { ia_valid: ATTR_CTIME };
   if (uid !== -1 && uid !== 0xffffffff) { attr.ia_valid |= ATTR_UID; attr.ia_uid = uid >>> 0; }
   if (gid !== -1 && gid !== 0xffffffff) { attr.ia_valid |= ATTR_GID; attr.ia_gid = gid >>> 0; }
-  mntWantWrite(path.mnt);
+  mnt_want_write(path.mnt);
   await inode.i_rwsem.downWrite();
   try {
-    if (!S_ISDIR(inode.i_mode)) attr.ia_valid |= ATTR_KILL_SUID | setattrShouldDropSgid(inode);
-    await notifyChange(path.dentry, attr);
+    if (!S_ISDIR(inode.i_mode)) attr.ia_valid |= ATTR_KILL_SUID | setattr_should_drop_sgid(inode);
+    await notify_change(path.dentry, attr);
   } finally { inode.i_rwsem.upWrite(); }
 }
 
-defineSyscall(NR.__NR_fchown, 'fchown', async (fd: number, uid: number, gid: number) => {
-  return withFile(fd, async (f) => { await chownCommon(f.f_path, uid, gid); return 0; });
+define_syscall(NR.__NR_fchown, 'fchown', async (fd: number, uid: number, gid: number) => {
+  return withFile(fd, async (f) => { await chown_common(f.f_path, uid, gid); return 0; });
 });
 
-defineSyscall(NR.__NR_fchownat, 'fchownat', async (dfd: number, p: PathArg, uid: number, gid: number, flags: number) => {
+define_syscall(NR.__NR_fchownat, 'fchownat', async (dfd: number, p: PathArg, uid: number, gid: number, flags: number) => {
   flags = flags ?? 0;
   if (flags & ~(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH)) throw err(EINVAL);
   let how = flags & AT_SYMLINK_NOFOLLOW ? 0 : LOOKUP_FOLLOW;
   if (flags & AT_EMPTY_PATH) how |= LOOKUP_EMPTY;
-  const path = await userPathAt(dfd, p, how);
-  try { await chownCommon(path, uid, gid); } finally { await pathPut(path); }
+  const path = await user_path_at(dfd, p, how);
+  try { await chown_common(path, uid, gid); } finally { await path_put(path); }
   return 0;
 });
 
@@ -409,7 +409,7 @@ defineSyscall(NR.__NR_fchownat, 'fchownat', async (dfd: number, p: PathArg, uid:
 
 const nsecValid = (n: number) => n === UTIME_NOW || n === UTIME_OMIT || (Number.isInteger(n) && n >= 0 && n <= 999999999);
 
-async function vfsUtimes(path: Path, times: [Timespec, Timespec] | null): Promise<void> {
+async function vfs_utimes(path: Path, times: [Timespec, Timespec] | null): Promise<void> {
   if (times && times[0].nsec === UTIME_NOW && times[1].nsec === UTIME_NOW) times = null;
   const attr: Iattr = { ia_valid: ATTR_CTIME | ATTR_MTIME | ATTR_ATIME };
   if (times) {
@@ -419,13 +419,13 @@ async function vfsUtimes(path: Path, times: [Timespec, Timespec] | null): Promis
     else if (times[1].nsec !== UTIME_NOW) { attr.ia_valid |= ATTR_MTIME_SET; attr.ia_mtime = { ...times[1] }; }
     attr.ia_valid |= ATTR_TIMES_SET;
   } else attr.ia_valid |= ATTR_TOUCH;
-  mntWantWrite(path.mnt);
+  mnt_want_write(path.mnt);
   const inode = path.dentry.d_inode!;
   await inode.i_rwsem.downWrite();
-  try { await notifyChange(path.dentry, attr); } finally { inode.i_rwsem.upWrite(); }
+  try { await notify_change(path.dentry, attr); } finally { inode.i_rwsem.upWrite(); }
 }
 
-defineSyscall(NR.__NR_utimensat, 'utimensat', async (dfd: number, p: PathArg | null, times: [Timespec, Timespec] | null, flags: number) => {
+define_syscall(NR.__NR_utimensat, 'utimensat', async (dfd: number, p: PathArg | null, times: [Timespec, Timespec] | null, flags: number) => {
   flags = flags ?? 0;
   if (times) {
     if (!Array.isArray(times) || times.length !== 2) throw err(EINVAL);
@@ -437,14 +437,14 @@ defineSyscall(NR.__NR_utimensat, 'utimensat', async (dfd: number, p: PathArg | n
     // futimens: the descriptor itself.
     if (flags & AT_SYMLINK_NOFOLLOW) throw err(EINVAL);
     if (dfd === AT_FDCWD) throw err(14 /* EFAULT */);
-    const f = fgetRaw(dfd);
-    try { await vfsUtimes(f.f_path, times); } finally { await fput(f); }
+    const f = fget_raw(dfd);
+    try { await vfs_utimes(f.f_path, times); } finally { await fput(f); }
     return 0;
   }
   let how = flags & AT_SYMLINK_NOFOLLOW ? 0 : LOOKUP_FOLLOW;
   if (flags & AT_EMPTY_PATH) how |= LOOKUP_EMPTY;
-  const path = await userPathAt(dfd, p, how);
-  try { await vfsUtimes(path, times); } finally { await pathPut(path); }
+  const path = await user_path_at(dfd, p, how);
+  try { await vfs_utimes(path, times); } finally { await path_put(path); }
   return 0;
 });
 

@@ -9,7 +9,7 @@
  *
  * May touch: file_table, attr (nothing else).
  */
-import { defineSyscall } from '../arch/syscalls.js';
+import { define_syscall } from '../arch/syscalls.js';
 import { FMODE_LSEEK, FMODE_PREAD, FMODE_PWRITE, FMODE_READ, FMODE_WRITE, type File } from '../include/fs.js';
 import { err } from '../include/errno.js';
 import {
@@ -29,7 +29,7 @@ function checkBuf(buf: unknown): Uint8Array {
 }
 
 /** vfs_setpos */
-export function vfsSetpos(file: File, offset: number, maxsize: number): number {
+export function vfs_setpos(file: File, offset: number, maxsize: number): number {
   if (offset < 0 || offset > maxsize) throw err(EINVAL);
   file.f_pos = offset;
   return offset;
@@ -39,7 +39,7 @@ export function vfsSetpos(file: File, offset: number, maxsize: number): number {
  * generic_file_llseek: SEEK_SET/CUR/END, and SEEK_DATA/SEEK_HOLE for filesystems without
  * holes information (all data up to EOF, one hole at EOF).
  */
-export async function genericFileLlseek(file: File, offset: number, whence: number): Promise<number> {
+export async function generic_file_llseek(file: File, offset: number, whence: number): Promise<number> {
   const inode = file.f_inode;
   const maxsize = inode.i_sb.s_maxbytes;
   const eof = inode.i_size;
@@ -59,7 +59,7 @@ export async function genericFileLlseek(file: File, offset: number, whence: numb
       break;
     default: throw err(EINVAL);
   }
-  return vfsSetpos(file, offset, maxsize);
+  return vfs_setpos(file, offset, maxsize);
 }
 
 function readCheck(f: File): void {
@@ -71,17 +71,17 @@ function writeCheck(f: File): void {
   if (!(f.f_mode & FMODE_WRITE)) throw err(EBADF);
   if (!f.f_op.write) throw err(EINVAL);
 }
-function rwVerifyArea(pos: number, count: number): void {
+function rw_verify_area(pos: number, count: number): void {
   if (pos < 0 || !Number.isSafeInteger(pos)) throw err(EINVAL);
   if (pos + count > Number.MAX_SAFE_INTEGER) throw err(EINVAL);
 }
 
 /** Read into each buffer in turn from pos; stops at a short read. */
-async function doRead(f: File, bufs: Uint8Array[], pos: number): Promise<number> {
+async function vfs_read(f: File, bufs: Uint8Array[], pos: number): Promise<number> {
   let total = 0;
   for (const b of bufs) {
     if (b.length === 0) continue;
-    rwVerifyArea(pos + total, b.length);
+    rw_verify_area(pos + total, b.length);
     const n = await f.f_op.read!(f, b, pos + total);
     total += n;
     if (n < b.length) break;
@@ -93,7 +93,7 @@ async function doRead(f: File, bufs: Uint8Array[], pos: number): Promise<number>
  * Write each buffer in turn at pos (the end of file for O_APPEND, decided under the lock);
  * returns [bytes written, position after].
  */
-async function doWrite(f: File, bufs: Uint8Array[], pos: number): Promise<[number, number]> {
+async function vfs_write(f: File, bufs: Uint8Array[], pos: number): Promise<[number, number]> {
   const inode = f.f_inode;
   const reg = S_ISREG(inode.i_mode);
   if (reg) await inode.i_rwsem.downWrite();
@@ -102,7 +102,7 @@ async function doWrite(f: File, bufs: Uint8Array[], pos: number): Promise<[numbe
     let total = 0;
     for (const b of bufs) {
       if (b.length === 0) continue;
-      rwVerifyArea(pos + total, b.length);
+      rw_verify_area(pos + total, b.length);
       let n: number;
       try { n = await f.f_op.write!(f, b, pos + total); } catch (e) { if (total) break; throw e; }
       total += n;
@@ -113,23 +113,23 @@ async function doWrite(f: File, bufs: Uint8Array[], pos: number): Promise<[numbe
 }
 
 /** read(2)/readv(2) at and advancing f_pos. */
-async function ksysRead(fd: number, bufs: Uint8Array[]): Promise<number> {
+async function ksys_read(fd: number, bufs: Uint8Array[]): Promise<number> {
   return withFile(fd, async (f) => {
     readCheck(f);
     await f.f_pos_lock.lock();
     try {
-      const n = await doRead(f, bufs, f.f_pos);
+      const n = await vfs_read(f, bufs, f.f_pos);
       f.f_pos += n;
       return n;
     } finally { f.f_pos_lock.unlock(); }
   });
 }
-async function ksysWrite(fd: number, bufs: Uint8Array[]): Promise<number> {
+async function ksys_write(fd: number, bufs: Uint8Array[]): Promise<number> {
   return withFile(fd, async (f) => {
     writeCheck(f);
     await f.f_pos_lock.lock();
     try {
-      const [n, end] = await doWrite(f, bufs, f.f_pos);
+      const [n, end] = await vfs_write(f, bufs, f.f_pos);
       if (n > 0) f.f_pos = end;
       return n;
     } finally { f.f_pos_lock.unlock(); }
@@ -148,45 +148,45 @@ function iovCheck(iov: unknown): Uint8Array[] {
   });
 }
 
-defineSyscall(NR.__NR_read, 'read', (fd: number, buf: Uint8Array) => ksysRead(fd, [checkBuf(buf)]));
-defineSyscall(NR.__NR_write, 'write', (fd: number, buf: Uint8Array) => ksysWrite(fd, [checkBuf(buf)]));
-defineSyscall(NR.__NR_readv, 'readv', (fd: number, iov: Uint8Array[]) => ksysRead(fd, iovCheck(iov)));
-defineSyscall(NR.__NR_writev, 'writev', (fd: number, iov: Uint8Array[]) => ksysWrite(fd, iovCheck(iov)));
+define_syscall(NR.__NR_read, 'read', (fd: number, buf: Uint8Array) => ksys_read(fd, [checkBuf(buf)]));
+define_syscall(NR.__NR_write, 'write', (fd: number, buf: Uint8Array) => ksys_write(fd, [checkBuf(buf)]));
+define_syscall(NR.__NR_readv, 'readv', (fd: number, iov: Uint8Array[]) => ksys_read(fd, iovCheck(iov)));
+define_syscall(NR.__NR_writev, 'writev', (fd: number, iov: Uint8Array[]) => ksys_write(fd, iovCheck(iov)));
 
-defineSyscall(NR.__NR_pread64, 'pread64', async (fd: number, buf: Uint8Array, pos: number) => {
+define_syscall(NR.__NR_pread64, 'pread64', async (fd: number, buf: Uint8Array, pos: number) => {
   const b = checkBuf(buf);
   if (!Number.isSafeInteger(pos) || pos < 0) throw err(EINVAL);
   return withFile(fd, async (f) => {
     readCheck(f);
     if (!(f.f_mode & FMODE_PREAD)) throw err(ESPIPE);
-    return doRead(f, [b], pos);
+    return vfs_read(f, [b], pos);
   });
 });
 
-defineSyscall(NR.__NR_pwrite64, 'pwrite64', async (fd: number, buf: Uint8Array, pos: number) => {
+define_syscall(NR.__NR_pwrite64, 'pwrite64', async (fd: number, buf: Uint8Array, pos: number) => {
   const b = checkBuf(buf);
   if (!Number.isSafeInteger(pos) || pos < 0) throw err(EINVAL);
   return withFile(fd, async (f) => {
     writeCheck(f);
     if (!(f.f_mode & FMODE_PWRITE)) throw err(ESPIPE);
     // As Linux: pwrite on an O_APPEND descriptor appends (POSIX says otherwise).
-    const [n] = await doWrite(f, [b], pos);
+    const [n] = await vfs_write(f, [b], pos);
     return n;
   });
 });
 
 /** vfs_llseek */
-export async function vfsLlseek(f: File, offset: number, whence: number): Promise<number> {
+export async function vfs_llseek(f: File, offset: number, whence: number): Promise<number> {
   if (f.f_op.llseek) return f.f_op.llseek(f, offset, whence);
   if (!(f.f_mode & FMODE_LSEEK)) throw err(ESPIPE);
-  return genericFileLlseek(f, offset, whence);
+  return generic_file_llseek(f, offset, whence);
 }
 
-defineSyscall(NR.__NR_lseek, 'lseek', async (fd: number, offset: number, whence: number) => {
+define_syscall(NR.__NR_lseek, 'lseek', async (fd: number, offset: number, whence: number) => {
   if (!Number.isInteger(whence) || whence < SEEK_SET || whence > SEEK_HOLE) throw err(EINVAL);
   if (!Number.isSafeInteger(offset)) throw err(EINVAL);
   return withFile(fd, async (f) => {
     await f.f_pos_lock.lock();
-    try { return await vfsLlseek(f, offset, whence); } finally { f.f_pos_lock.unlock(); }
+    try { return await vfs_llseek(f, offset, whence); } finally { f.f_pos_lock.unlock(); }
   });
 });

@@ -6,19 +6,19 @@
  *
  * May touch: file_table, filemap (atime).
  */
-import { defineSyscall } from '../arch/syscalls.js';
-import { S_DEAD, type DirContext, type File } from '../include/fs.js';
+import { define_syscall } from '../arch/syscalls.js';
+import { S_DEAD, type dir_context, type File } from '../include/fs.js';
 import { err } from '../include/errno.js';
 import { EINVAL, ENOENT, ENOTDIR, S_ISDIR, type Dirent64 } from '../include/uapi.js';
 import { bstrToBytes, bstrToUtf8 } from '../include/bstr.js';
 import * as NR from '../include/unistd.js';
 import { withFile } from './file_table.js';
-import { fileAccessed } from '../mm/filemap.js';
+import { file_accessed } from '../mm/filemap.js';
 
 export const direntRecLen = (nameLen: number) => (19 + nameLen + 1 + 7) & ~7;
 
 /** iterate_dir: run the filesystem's iterator under the directory's shared lock. */
-export async function iterateDir(file: File, ctx: DirContext): Promise<void> {
+export async function iterate_dir(file: File, ctx: dir_context): Promise<void> {
   const inode = file.f_inode;
   if (!file.f_op.iterate_shared) throw err(ENOTDIR);
   await inode.i_rwsem.downRead();
@@ -28,16 +28,16 @@ export async function iterateDir(file: File, ctx: DirContext): Promise<void> {
     await file.f_op.iterate_shared(file, ctx);
     file.f_pos = ctx.pos;
   } finally { inode.i_rwsem.upRead(); }
-  await fileAccessed(file);
+  await file_accessed(file);
 }
 
-defineSyscall(NR.__NR_getdents64, 'getdents64', async (fd: number, count: number) => {
+define_syscall(NR.__NR_getdents64, 'getdents64', async (fd: number, count: number) => {
   return withFile(fd, async (f) => {
     if (!S_ISDIR(f.f_inode.i_mode) || !f.f_op.iterate_shared) throw err(ENOTDIR);
     const out: Dirent64[] = [];
     let used = 0;
     let tooSmall = false;
-    const ctx: DirContext = {
+    const ctx: dir_context = {
       pos: 0,
       emit(name: string, ino: number, type: number): boolean {
         const reclen = direntRecLen(name.length);
@@ -51,7 +51,7 @@ defineSyscall(NR.__NR_getdents64, 'getdents64', async (fd: number, count: number
     };
     await f.f_pos_lock.lock();
     try {
-      await iterateDir(f, ctx);
+      await iterate_dir(f, ctx);
     } finally { f.f_pos_lock.unlock(); }
     if (tooSmall) throw err(EINVAL);
     const last = out[out.length - 1];

@@ -4,7 +4,7 @@
  *
  * May touch: namei, file_table, libfs (generic_fillattr).
  */
-import { defineSyscall } from '../arch/syscalls.js';
+import { define_syscall } from '../arch/syscalls.js';
 import { LOOKUP_FOLLOW, type Kstat, type Path } from '../include/fs.js';
 import { err } from '../include/errno.js';
 import {
@@ -13,22 +13,22 @@ import {
 } from '../include/uapi.js';
 import type { PathArg } from '../include/sys.js';
 import * as NR from '../include/unistd.js';
-import { LOOKUP_EMPTY, getname, pathLookupAt, pathPut } from './namei.js';
+import { LOOKUP_EMPTY, getname, path_lookupat, path_put } from './namei.js';
 import { withFile } from './file_table.js';
-import { genericFillattr } from './libfs.js';
+import { generic_fillattr } from './libfs.js';
 
 const AT_STATX_SYNC_TYPE = 0x6000, AT_STATX_FORCE_SYNC = 0x2000, AT_STATX_DONT_SYNC = 0x4000;
 const STATX__RESERVED = 0x80000000;
 
 /** vfs_getattr */
-export async function vfsGetattr(path: Path, requestMask = STATX_BASIC_STATS, flags = 0): Promise<Kstat> {
+export async function vfs_getattr(path: Path, requestMask = STATX_BASIC_STATS, flags = 0): Promise<Kstat> {
   const inode = path.dentry.d_inode!;
   const stat = {
     result_mask: 0, mode: 0, nlink: 0, uid: 0, gid: 0, rdev: 0, dev: 0, ino: 0, size: 0, blksize: 0,
     blocks: 0, atime: { sec: 0, nsec: 0 }, mtime: { sec: 0, nsec: 0 }, ctime: { sec: 0, nsec: 0 }, attributes: 0,
   } as Kstat;
   if (inode.i_op.getattr) await inode.i_op.getattr(path.dentry, stat, requestMask, flags);
-  else genericFillattr(inode, stat);
+  else generic_fillattr(inode, stat);
   if (!stat.blksize) stat.blksize = 1 << inode.i_blkbits;
   if (!stat.result_mask) stat.result_mask = STATX_BASIC_STATS;
   if (stat.btime) stat.result_mask |= STATX_BTIME;
@@ -46,27 +46,27 @@ function toStat(k: Kstat): Stat {
 async function statAt(dfd: number, p: PathArg, flags: number): Promise<Kstat> {
   let how = flags & AT_SYMLINK_NOFOLLOW ? 0 : LOOKUP_FOLLOW;
   if (flags & AT_EMPTY_PATH) how |= LOOKUP_EMPTY;
-  const path = await pathLookupAt(dfd, getname(p), how);
-  try { return await vfsGetattr(path); } finally { await pathPut(path); }
+  const path = await path_lookupat(dfd, getname(p), how);
+  try { return await vfs_getattr(path); } finally { await path_put(path); }
 }
 
-defineSyscall(NR.__NR_newfstatat, 'newfstatat', async (dfd: number, p: PathArg, flags: number) => {
+define_syscall(NR.__NR_newfstatat, 'newfstatat', async (dfd: number, p: PathArg, flags: number) => {
   flags = flags ?? 0;
   if (flags & ~(AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT | AT_EMPTY_PATH)) throw err(EINVAL);
   return toStat(await statAt(dfd, p, flags));
 });
 
-defineSyscall(NR.__NR_fstat, 'fstat', async (fd: number) =>
-  withFile(fd, async (f) => toStat(await vfsGetattr(f.f_path)), true));
+define_syscall(NR.__NR_fstat, 'fstat', async (fd: number) =>
+  withFile(fd, async (f) => toStat(await vfs_getattr(f.f_path)), true));
 
-defineSyscall(NR.__NR_statx, 'statx', async (dfd: number, p: PathArg | null, flags: number, mask: number) => {
+define_syscall(NR.__NR_statx, 'statx', async (dfd: number, p: PathArg | null, flags: number, mask: number) => {
   flags = flags ?? 0;
   if (flags & ~(AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT | AT_EMPTY_PATH | AT_STATX_SYNC_TYPE)) throw err(EINVAL);
   if ((flags & AT_STATX_SYNC_TYPE) === AT_STATX_SYNC_TYPE) throw err(EINVAL);
   if ((mask >>> 0) & STATX__RESERVED) throw err(EINVAL);
   void AT_STATX_FORCE_SYNC; void AT_STATX_DONT_SYNC;
   const k = p === null || p === undefined
-    ? await withFile(dfd, (f) => vfsGetattr(f.f_path, mask), true)
+    ? await withFile(dfd, (f) => vfs_getattr(f.f_path, mask), true)
     : await statAt(dfd, p, flags);
   const sx: Statx = {
     ...toStat(k), mask: k.result_mask, btime: k.btime ? { ...k.btime } : { sec: 0, nsec: 0 }, attributes: k.attributes,

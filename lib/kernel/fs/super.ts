@@ -7,31 +7,31 @@
  * shuts the superblock down: sync, free the dcache and every inode (orphans included),
  * put_super, kill_sb, release the device.
  *
- * May touch: dcache, inode, devices (lookupBdev), fs-writeback (sync), block/bdev (claims).
+ * May touch: dcache, inode, devices (lookup_bdev), fs-writeback (sync), block/bdev (claims).
  */
 import { pr_err } from '../kernel/printk.js';
 import {
-  SuperBlock, FS_REQUIRES_DEV, SB_ACTIVE, SB_RDONLY, SB_SILENT, type FileSystemType,
+  super_block, FS_REQUIRES_DEV, SB_ACTIVE, SB_RDONLY, SB_SILENT, type file_system_type,
 } from '../include/fs.js';
 import { err } from '../include/errno.js';
 import { EBUSY, EINVAL } from '../include/uapi.js';
-import { shrinkDcacheForUmount } from './dcache.js';
-import { evictInodes } from './inode.js';
-import { lookupBdev } from './devices.js';
-import { syncFilesystem, allSupers as wbSupers } from './fs-writeback.js';
-import { blkdevGetForSuper, blkdevPut } from '../block/bdev.js';
+import { shrink_dcache_for_umount } from './dcache.js';
+import { evict_inodes } from './inode.js';
+import { lookup_bdev } from './devices.js';
+import { sync_filesystem, allSupers as wbSupers } from './fs-writeback.js';
+import { blkdev_get_for_super, blkdev_put } from '../block/bdev.js';
 
-const fsTypes = new Map<string, FileSystemType>();
+const fsTypes = new Map<string, file_system_type>();
 
 /** register_filesystem: EBUSY if a type of that name exists. */
-export function registerFilesystem(t: FileSystemType): void {
+export function register_filesystem(t: file_system_type): void {
   if (fsTypes.has(t.name)) throw err(EBUSY);
   fsTypes.set(t.name, t);
 }
-export function unregisterFilesystem(t: FileSystemType): void {
+export function unregister_filesystem(t: file_system_type): void {
   if (fsTypes.get(t.name) === t) fsTypes.delete(t.name);
 }
-export function getFsType(name: string): FileSystemType | null { return fsTypes.get(name) ?? null; }
+export function get_fs_type(name: string): file_system_type | null { return fsTypes.get(name) ?? null; }
 /** /proc/filesystems: "nodev\tramfs", "\text4". */
 export function filesystemsList(): string[] {
   return [...fsTypes.values()].map((t) => `${t.fs_flags & FS_REQUIRES_DEV ? '' : 'nodev'}\t${t.name}`);
@@ -39,34 +39,34 @@ export function filesystemsList(): string[] {
 
 /** Every active superblock (sync(2) walks them); shared with the writeback code. */
 export function supersInit(): void { wbSupers.clear(); }
-export function allSupers(): SuperBlock[] { return [...wbSupers]; }
+export function allSupers(): super_block[] { return [...wbSupers]; }
 
 /** alloc_super */
-export function allocSuper(type: FileSystemType, flags: number): SuperBlock {
-  const sb = new SuperBlock(type);
+export function alloc_super(type: file_system_type, flags: number): super_block {
+  const sb = new super_block(type);
   sb.s_flags = flags;
   sb.s_id = type.name;
   return sb;
 }
 
 /** sync_filesystem through the writeback code (flush dirty inodes and pages, then sync_fs). */
-export async function syncFilesystemHook(sb: SuperBlock): Promise<void> {
+export async function syncFilesystemHook(sb: super_block): Promise<void> {
   if (sb.s_flags & SB_RDONLY) return;
-  await syncFilesystem(sb);
+  await sync_filesystem(sb);
 }
 
 /**
  * mount_fs / get_tree_nodev / get_tree_bdev: a new active superblock of `type`.
  * Throws what fill_super throws, after releasing everything.
  */
-export async function mountFs(type: FileSystemType, flags: number, devName: string, data: string): Promise<SuperBlock> {
-  const sb = allocSuper(type, flags);
+export async function mountFs(type: file_system_type, flags: number, devName: string, data: string): Promise<super_block> {
+  const sb = alloc_super(type, flags);
   if (type.fs_flags & FS_REQUIRES_DEV) {
     if (!devName) throw err(EINVAL);
     // Open and claim the device for this superblock (EBUSY if mounted elsewhere, EACCES
-    // for a read-write mount of a read-only device); blkdevPut at teardown writes back
+    // for a read-write mount of a read-only device); blkdev_put at teardown writes back
     // and drops the device's cache.
-    const bdev = await blkdevGetForSuper(await lookupBdev(devName), flags, sb);
+    const bdev = await blkdev_get_for_super(await lookup_bdev(devName), flags, sb);
     sb.s_bdev = bdev;
     sb.s_id = bdev.bd_name;
   }
@@ -84,15 +84,15 @@ export async function mountFs(type: FileSystemType, flags: number, devName: stri
   return sb;
 }
 
-async function teardown(sb: SuperBlock, putSuper: boolean): Promise<void> {
+async function teardown(sb: super_block, putSuper: boolean): Promise<void> {
   try {
-    await shrinkDcacheForUmount(sb);
-    await evictInodes(sb);
+    await shrink_dcache_for_umount(sb);
+    await evict_inodes(sb);
     if (putSuper && sb.s_op?.put_super) await sb.s_op.put_super(sb);
     if (sb.s_type.kill_sb) await sb.s_type.kill_sb(sb);
   } finally {
     wbSupers.delete(sb);
-    if (sb.s_bdev) await blkdevPut(sb.s_bdev, sb);
+    if (sb.s_bdev) await blkdev_put(sb.s_bdev, sb);
   }
 }
 
@@ -100,7 +100,7 @@ async function teardown(sb: SuperBlock, putSuper: boolean): Promise<void> {
  * generic_shutdown_super: sync, then (inactive, so iput evicts at once) free dentries and
  * inodes, and let the filesystem write its final state.
  */
-export async function genericShutdownSuper(sb: SuperBlock): Promise<void> {
+export async function generic_shutdown_super(sb: super_block): Promise<void> {
   try { await syncFilesystemHook(sb); } catch (e) {
     pr_err(`VFS: sync of ${sb.s_id} at umount failed: ${(e as Error)?.message ?? e}`);
   }
@@ -109,8 +109,8 @@ export async function genericShutdownSuper(sb: SuperBlock): Promise<void> {
 }
 
 /** deactivate_super: the last active reference shuts the superblock down. */
-export async function deactivateSuper(sb: SuperBlock): Promise<void> {
+export async function deactivate_super(sb: super_block): Promise<void> {
   if (--sb.s_active > 0) return;
   await sb.s_umount.downWrite();
-  try { await genericShutdownSuper(sb); } finally { sb.s_umount.upWrite(); }
+  try { await generic_shutdown_super(sb); } finally { sb.s_umount.upWrite(); }
 }

@@ -4,7 +4,7 @@
  *
  * May touch: file_table, namei, fs-writeback.
  */
-import { defineSyscall } from '../arch/syscalls.js';
+import { define_syscall } from '../arch/syscalls.js';
 import {
   LOOKUP_FOLLOW, MNT_NOATIME, MNT_NODEV, MNT_NODIRATIME, MNT_NOEXEC, MNT_NOSUID, MNT_READONLY,
   MNT_RELATIME, SB_MANDLOCK, SB_RDONLY, SB_SYNCHRONOUS, type Path,
@@ -13,9 +13,9 @@ import { err } from '../include/errno.js';
 import { ENOSYS, type Statfs } from '../include/uapi.js';
 import type { PathArg } from '../include/sys.js';
 import * as NR from '../include/unistd.js';
-import { pathPut, userPathAt } from './namei.js';
+import { path_put, user_path_at } from './namei.js';
 import { withFile } from './file_table.js';
-import { syncAll, syncFilesystem, vfsFsyncRange } from './fs-writeback.js';
+import { syncAll, sync_filesystem, vfs_fsync_range } from './fs-writeback.js';
 
 export const ST_RDONLY = 1, ST_NOSUID = 2, ST_NODEV = 4, ST_NOEXEC = 8, ST_SYNCHRONOUS = 16,
   ST_VALID = 0x20, ST_MANDLOCK = 64, ST_NOATIME = 1024, ST_NODIRATIME = 2048, ST_RELATIME = 4096;
@@ -37,7 +37,7 @@ function fFlags(p: Path): number {
 }
 
 /** vfs_statfs */
-export async function vfsStatfs(p: Path): Promise<Statfs> {
+export async function vfs_statfs(p: Path): Promise<Statfs> {
   const sb = p.dentry.d_sb;
   if (!sb.s_op.statfs) throw err(ENOSYS);
   const st = await sb.s_op.statfs(p.dentry);
@@ -47,26 +47,26 @@ export async function vfsStatfs(p: Path): Promise<Statfs> {
   return r;
 }
 
-defineSyscall(NR.__NR_statfs, 'statfs', async (p: PathArg) => {
-  const path = await userPathAt(-100, p, LOOKUP_FOLLOW);
-  try { return await vfsStatfs(path); } finally { await pathPut(path); }
+define_syscall(NR.__NR_statfs, 'statfs', async (p: PathArg) => {
+  const path = await user_path_at(-100, p, LOOKUP_FOLLOW);
+  try { return await vfs_statfs(path); } finally { await path_put(path); }
 });
-defineSyscall(NR.__NR_fstatfs, 'fstatfs', (fd: number) => withFile(fd, (f) => vfsStatfs(f.f_path), true));
+define_syscall(NR.__NR_fstatfs, 'fstatfs', (fd: number) => withFile(fd, (f) => vfs_statfs(f.f_path), true));
 
-defineSyscall(NR.__NR_sync, 'sync', async () => { await syncAll(); return 0; });
+define_syscall(NR.__NR_sync, 'sync', async () => { await syncAll(); return 0; });
 
-defineSyscall(NR.__NR_syncfs, 'syncfs', (fd: number) => withFile(fd, async (f) => {
+define_syscall(NR.__NR_syncfs, 'syncfs', (fd: number) => withFile(fd, async (f) => {
   const sb = f.f_inode.i_sb;
   await sb.s_umount.downRead();
-  try { await syncFilesystem(sb); } finally { sb.s_umount.upRead(); }
+  try { await sync_filesystem(sb); } finally { sb.s_umount.upRead(); }
   return 0;
 }));
 
-defineSyscall(NR.__NR_fsync, 'fsync', (fd: number) => withFile(fd, async (f) => {
-  await vfsFsyncRange(f, 0, Number.MAX_SAFE_INTEGER, false);
+define_syscall(NR.__NR_fsync, 'fsync', (fd: number) => withFile(fd, async (f) => {
+  await vfs_fsync_range(f, 0, Number.MAX_SAFE_INTEGER, false);
   return 0;
 }));
-defineSyscall(NR.__NR_fdatasync, 'fdatasync', (fd: number) => withFile(fd, async (f) => {
-  await vfsFsyncRange(f, 0, Number.MAX_SAFE_INTEGER, true);
+define_syscall(NR.__NR_fdatasync, 'fdatasync', (fd: number) => withFile(fd, async (f) => {
+  await vfs_fsync_range(f, 0, Number.MAX_SAFE_INTEGER, true);
   return 0;
 }));

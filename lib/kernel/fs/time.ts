@@ -2,11 +2,11 @@
  * Inode timestamps (current_time, timestamp_truncate from fs/inode.c): "now" as the
  * filesystem can store it, truncated to s_time_gran and clamped to its range.
  */
-import { ktimeGetRealTs } from '../kernel/timer.js';
-import type { Inode, SuperBlock } from '../include/fs.js';
+import { ktime_get_real_ts64 } from '../kernel/timer.js';
+import type { Inode, super_block } from '../include/fs.js';
 import type { Timespec } from '../include/uapi.js';
 
-export function timestampTruncate(t: Timespec, sb: SuperBlock): Timespec {
+export function timestamp_truncate(t: Timespec, sb: super_block): Timespec {
   let { sec, nsec } = t;
   if (sec < sb.s_time_min) { sec = sb.s_time_min; nsec = 0; }
   if (sec > sb.s_time_max) { sec = sb.s_time_max; nsec = 0; }
@@ -21,8 +21,8 @@ export function timestampTruncate(t: Timespec, sb: SuperBlock): Timespec {
 }
 
 /** current_time(inode). */
-export function currentTime(inode: Inode): Timespec {
-  return timestampTruncate(ktimeGetRealTs(), inode.i_sb);
+export function current_time(inode: Inode): Timespec {
+  return timestamp_truncate(ktime_get_real_ts64(), inode.i_sb);
 }
 export function tsCompare(a: Timespec, b: Timespec): number {
   return a.sec !== b.sec ? a.sec - b.sec : a.nsec - b.nsec;

@@ -11,10 +11,10 @@
  *
  * May touch: namei, file_table, namespace (mnt_want_write).
  */
-import { defineSyscall } from '../arch/syscalls.js';
+import { define_syscall } from '../arch/syscalls.js';
 import {
   CAP_SYS_ADMIN, LOOKUP_FOLLOW, MAY_READ, MAY_WRITE, S_APPEND, S_IMMUTABLE,
-  type Dentry, type Inode, type Path, type XattrHandler,
+  type Dentry, type Inode, type Path, type xattr_handler,
 } from '../include/fs.js';
 import { err } from '../include/errno.js';
 import {
@@ -25,9 +25,9 @@ import { bstrToUtf8, utf8ToBstr } from '../include/bstr.js';
 import type { PathArg } from '../include/sys.js';
 import * as NR from '../include/unistd.js';
 import { capable } from '../kernel/cred.js';
-import { inodeOwnerOrCapable, inodePermission, pathPut, userPathAt } from './namei.js';
+import { inode_owner_or_capable, inode_permission, path_put, user_path_at } from './namei.js';
 import { withFile } from './file_table.js';
-import { mntWantWrite } from './namespace.js';
+import { mnt_want_write } from './namespace.js';
 
 /** The attribute name as a byte string: ERANGE when empty or too long. */
 function xattrName(name: unknown): string {
@@ -39,7 +39,7 @@ function xattrName(name: unknown): string {
 }
 
 /** xattr_resolve_name: the handler for `name` and the name within its namespace. */
-export function xattrResolveName(handlers: XattrHandler[], name: string): { h: XattrHandler; suffix: string } {
+export function xattrResolveName(handlers: xattr_handler[], name: string): { h: xattr_handler; suffix: string } {
   for (const h of handlers) {
     const pre = h.prefix ?? h.name ?? '';
     if (!name.startsWith(pre)) continue;
@@ -54,7 +54,7 @@ export function xattrResolveName(handlers: XattrHandler[], name: string): { h: X
 }
 
 /** xattr_permission */
-export async function xattrPermission(inode: Inode, name: string, mask: number): Promise<void> {
+export async function xattr_permission(inode: Inode, name: string, mask: number): Promise<void> {
   if ((mask & MAY_WRITE) && (inode.i_flags & (S_IMMUTABLE | S_APPEND))) throw err(EPERM);
   if (name.startsWith('security.') || name.startsWith('system.')) return;
   if (name.startsWith('trusted.')) {
@@ -63,17 +63,17 @@ export async function xattrPermission(inode: Inode, name: string, mask: number):
   }
   if (name.startsWith('user.')) {
     if (!S_ISREG(inode.i_mode) && !S_ISDIR(inode.i_mode)) throw err(mask & MAY_WRITE ? EPERM : ENODATA);
-    if (S_ISDIR(inode.i_mode) && (inode.i_mode & S_ISVTX) && (mask & MAY_WRITE) && !inodeOwnerOrCapable(inode)) throw err(EPERM);
+    if (S_ISDIR(inode.i_mode) && (inode.i_mode & S_ISVTX) && (mask & MAY_WRITE) && !inode_owner_or_capable(inode)) throw err(EPERM);
   }
-  await inodePermission(inode, mask);
+  await inode_permission(inode, mask);
 }
 
 /** vfs_setxattr (value null = vfs_removexattr) */
-export async function vfsSetxattr(d: Dentry, name: string, value: Uint8Array | null, flags: number): Promise<void> {
+export async function vfs_setxattr(d: Dentry, name: string, value: Uint8Array | null, flags: number): Promise<void> {
   const inode = d.d_inode!;
   await inode.i_rwsem.downWrite();
   try {
-    await xattrPermission(inode, name, MAY_WRITE);
+    await xattr_permission(inode, name, MAY_WRITE);
     const { h, suffix } = xattrResolveName(inode.i_sb.s_xattr, name);
     if (!h.set) throw err(EOPNOTSUPP);
     await h.set(d, inode, suffix, value, value === null ? XATTR_REPLACE : flags);
@@ -81,9 +81,9 @@ export async function vfsSetxattr(d: Dentry, name: string, value: Uint8Array | n
 }
 
 /** vfs_getxattr */
-export async function vfsGetxattr(d: Dentry, name: string): Promise<Uint8Array> {
+export async function vfs_getxattr(d: Dentry, name: string): Promise<Uint8Array> {
   const inode = d.d_inode!;
-  await xattrPermission(inode, name, MAY_READ);
+  await xattr_permission(inode, name, MAY_READ);
   const { h, suffix } = xattrResolveName(inode.i_sb.s_xattr, name);
   const v = await h.get(d, inode, suffix);
   if (v.length > XATTR_SIZE_MAX) throw err(E2BIG);
@@ -91,7 +91,7 @@ export async function vfsGetxattr(d: Dentry, name: string): Promise<Uint8Array> 
 }
 
 /** vfs_listxattr */
-export async function vfsListxattr(d: Dentry): Promise<string[]> {
+export async function vfs_listxattr(d: Dentry): Promise<string[]> {
   const inode = d.d_inode!;
   const names = inode.i_op.listxattr ? await inode.i_op.listxattr(d) : [];
   let total = 0;
@@ -109,42 +109,42 @@ function checkSet(name: unknown, value: unknown, flags: number): [string, Uint8A
 }
 
 async function onPath<T>(p: PathArg, follow: boolean, fn: (path: Path) => Promise<T>): Promise<T> {
-  const path = await userPathAt(-100, p, follow ? LOOKUP_FOLLOW : 0);
-  try { return await fn(path); } finally { await pathPut(path); }
+  const path = await user_path_at(-100, p, follow ? LOOKUP_FOLLOW : 0);
+  try { return await fn(path); } finally { await path_put(path); }
 }
 
 const setOn = (follow: boolean) => async (p: PathArg, name: string, value: Uint8Array, flags: number) => {
   const [n, v] = checkSet(name, value, flags ?? 0);
-  return onPath(p, follow, async (path) => { mntWantWrite(path.mnt); await vfsSetxattr(path.dentry, n, v, flags ?? 0); return 0; });
+  return onPath(p, follow, async (path) => { mnt_want_write(path.mnt); await vfs_setxattr(path.dentry, n, v, flags ?? 0); return 0; });
 };
 const getOn = (follow: boolean) => async (p: PathArg, name: string) => {
   const n = xattrName(name);
-  return onPath(p, follow, (path) => vfsGetxattr(path.dentry, n));
+  return onPath(p, follow, (path) => vfs_getxattr(path.dentry, n));
 };
-const listOn = (follow: boolean) => async (p: PathArg) => onPath(p, follow, (path) => vfsListxattr(path.dentry));
+const listOn = (follow: boolean) => async (p: PathArg) => onPath(p, follow, (path) => vfs_listxattr(path.dentry));
 const removeOn = (follow: boolean) => async (p: PathArg, name: string) => {
   const n = xattrName(name);
-  return onPath(p, follow, async (path) => { mntWantWrite(path.mnt); await vfsSetxattr(path.dentry, n, null, 0); return 0; });
+  return onPath(p, follow, async (path) => { mnt_want_write(path.mnt); await vfs_setxattr(path.dentry, n, null, 0); return 0; });
 };
 
-defineSyscall(NR.__NR_setxattr, 'setxattr', setOn(true));
-defineSyscall(NR.__NR_lsetxattr, 'lsetxattr', setOn(false));
-defineSyscall(NR.__NR_fsetxattr, 'fsetxattr', async (fd: number, name: string, value: Uint8Array, flags: number) => {
+define_syscall(NR.__NR_setxattr, 'setxattr', setOn(true));
+define_syscall(NR.__NR_lsetxattr, 'lsetxattr', setOn(false));
+define_syscall(NR.__NR_fsetxattr, 'fsetxattr', async (fd: number, name: string, value: Uint8Array, flags: number) => {
   const [n, v] = checkSet(name, value, flags ?? 0);
-  return withFile(fd, async (f) => { mntWantWrite(f.f_path.mnt); await vfsSetxattr(f.f_path.dentry, n, v, flags ?? 0); return 0; });
+  return withFile(fd, async (f) => { mnt_want_write(f.f_path.mnt); await vfs_setxattr(f.f_path.dentry, n, v, flags ?? 0); return 0; });
 });
-defineSyscall(NR.__NR_getxattr, 'getxattr', getOn(true));
-defineSyscall(NR.__NR_lgetxattr, 'lgetxattr', getOn(false));
-defineSyscall(NR.__NR_fgetxattr, 'fgetxattr', async (fd: number, name: string) => {
+define_syscall(NR.__NR_getxattr, 'getxattr', getOn(true));
+define_syscall(NR.__NR_lgetxattr, 'lgetxattr', getOn(false));
+define_syscall(NR.__NR_fgetxattr, 'fgetxattr', async (fd: number, name: string) => {
   const n = xattrName(name);
-  return withFile(fd, (f) => vfsGetxattr(f.f_path.dentry, n));
+  return withFile(fd, (f) => vfs_getxattr(f.f_path.dentry, n));
 });
-defineSyscall(NR.__NR_listxattr, 'listxattr', listOn(true));
-defineSyscall(NR.__NR_llistxattr, 'llistxattr', listOn(false));
-defineSyscall(NR.__NR_flistxattr, 'flistxattr', (fd: number) => withFile(fd, (f) => vfsListxattr(f.f_path.dentry)));
-defineSyscall(NR.__NR_removexattr, 'removexattr', removeOn(true));
-defineSyscall(NR.__NR_lremovexattr, 'lremovexattr', removeOn(false));
-defineSyscall(NR.__NR_fremovexattr, 'fremovexattr', async (fd: number, name: string) => {
+define_syscall(NR.__NR_listxattr, 'listxattr', listOn(true));
+define_syscall(NR.__NR_llistxattr, 'llistxattr', listOn(false));
+define_syscall(NR.__NR_flistxattr, 'flistxattr', (fd: number) => withFile(fd, (f) => vfs_listxattr(f.f_path.dentry)));
+define_syscall(NR.__NR_removexattr, 'removexattr', removeOn(true));
+define_syscall(NR.__NR_lremovexattr, 'lremovexattr', removeOn(false));
+define_syscall(NR.__NR_fremovexattr, 'fremovexattr', async (fd: number, name: string) => {
   const n = xattrName(name);
-  return withFile(fd, async (f) => { mntWantWrite(f.f_path.mnt); await vfsSetxattr(f.f_path.dentry, n, null, 0); return 0; });
+  return withFile(fd, async (f) => { mnt_want_write(f.f_path.mnt); await vfs_setxattr(f.f_path.dentry, n, null, 0); return 0; });
 });

@@ -20,19 +20,19 @@ export const REQ_OP_MASK = 0xff;
 export const BLK_STS_OK = 0, BLK_STS_NOTSUPP = 1, BLK_STS_IOERR = 10, BLK_STS_RESOURCE = 9,
   BLK_STS_NOSPC = 3, BLK_STS_MEDIUM = 7;
 
-export interface BioVec { page: Page; offset: number; len: number }
+export interface bio_vec { page: Page; offset: number; len: number }
 
 export class Bio {
   bi_opf = REQ_OP_READ;
   /** Start sector relative to the whole disk after partition remapping (the fs gives it relative to bi_bdev). */
   bi_sector = 0;
-  readonly bi_io_vec: BioVec[] = [];
+  readonly bi_io_vec: bio_vec[] = [];
   bi_size = 0;
   bi_status = BLK_STS_OK;
   /** Completion callback: runs in IRQ context, must not sleep. */
   bi_end_io: ((bio: Bio) => void) | null = null;
   bi_private: unknown = null;
-  constructor(public bi_bdev: BlockDevice) {}
+  constructor(public bi_bdev: block_device) {}
   get op(): number { return this.bi_opf & REQ_OP_MASK; }
   addPage(page: Page, len: number, offset: number): void {
     this.bi_io_vec.push({ page, offset, len });
@@ -45,12 +45,12 @@ export interface BlockDriver {
   readonly name: string;
   /** Capacity in 512-byte sectors. */
   capacity(): number;
-  logicalBlockSize: number;
+  logical_block_size: number;
   readOnly: boolean;
   /** Max bios in flight (queue depth) and max segments per request. */
-  queueDepth: number;
-  maxSegments: number;
-  maxSectors: number;
+  queue_depth: number;
+  max_segments: number;
+  max_sectors: number;
   /** Whether FLUSH is meaningful (write cache) and whether DISCARD / WRITE_ZEROES work. */
   flush: boolean;
   discard: boolean;
@@ -60,7 +60,7 @@ export interface BlockDriver {
    * Must not sleep; completion calls `done(status)` later, in IRQ context.
    * Returns false if the device is busy (no ring space): retried after a completion.
    */
-  queueRq(rq: Request, done: (status: number) => void): boolean;
+  queue_rq(rq: Request, done: (status: number) => void): boolean;
 }
 
 /** A request: bios merged into one contiguous device operation. */
@@ -68,12 +68,12 @@ export interface Request {
   op: number;
   flags: number;
   sector: number;
-  nrSectors: number;
+  nr_sectors: number;
   bios: Bio[];
 }
 
 /** struct gendisk + struct block_device (a whole disk or one partition). */
-export interface BlockDevice {
+export interface block_device {
   readonly bd_dev: number;
   /** "vda", "vda1" */
   readonly bd_name: string;
@@ -87,7 +87,7 @@ export interface BlockDevice {
   bd_block_size: number;
   readonly bd_read_only: boolean;
   /** The whole-disk device (itself for a disk). */
-  readonly bd_contains: BlockDevice;
+  readonly bd_contains: block_device;
   /** Exclusive claim by a mounted filesystem. */
   bd_holder: unknown;
 }

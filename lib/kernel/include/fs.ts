@@ -15,8 +15,8 @@
  */
 import type { Timespec, Statfs } from './uapi.js';
 import type { Page } from '../mm/page_alloc.js';
-import type { BlockDevice } from './blk.js';
-import { RwSem, Mutex } from '../kernel/wait.js';
+import type { block_device } from './blk.js';
+import { rw_semaphore, Mutex } from '../kernel/wait.js';
 
 /* superblock flags (SB_*, same bits as MS_*) */
 export const SB_RDONLY = 1, SB_NOSUID = 2, SB_NODEV = 4, SB_NOEXEC = 8, SB_SYNCHRONOUS = 16,
@@ -71,7 +71,7 @@ export interface Kstat {
   atime: Timespec; mtime: Timespec; ctime: Timespec; btime?: Timespec; attributes: number;
 }
 
-export interface FileSystemType {
+export interface file_system_type {
   readonly name: string;
   readonly fs_flags: number;
   /**
@@ -81,14 +81,14 @@ export interface FileSystemType {
    * failure throw (EINVAL for "not this filesystem"/bad options, EUCLEAN for corruption,
    * EIO for I/O errors) after printing one clear kernel message.
    */
-  fill_super(sb: SuperBlock, data: string, silent: boolean): Promise<void>;
+  fill_super(sb: super_block, data: string, silent: boolean): Promise<void>;
   /** Optional extra teardown after the VFS has evicted inodes and called put_super. */
-  kill_sb?(sb: SuperBlock): Promise<void>;
+  kill_sb?(sb: super_block): Promise<void>;
 }
 
-export interface SuperOperations {
+export interface super_operations {
   /** Allocate the fs-specific inode object (an Inode subclass); default: new Inode(sb). */
-  alloc_inode?(sb: SuperBlock): Inode;
+  alloc_inode?(sb: super_block): Inode;
   destroy_inode?(inode: Inode): void;
   /** Mark inode dirty (called after the VFS changed fields). */
   dirty_inode?(inode: Inode, flags: number): Promise<void>;
@@ -98,15 +98,15 @@ export interface SuperOperations {
   drop_inode?(inode: Inode): boolean;
   /** Release on-disk/in-core resources of an inode leaving the cache (truncate+free if nlink 0). */
   evict_inode?(inode: Inode): Promise<void>;
-  put_super?(sb: SuperBlock): Promise<void>;
-  sync_fs?(sb: SuperBlock, wait: boolean): Promise<void>;
-  freeze_fs?(sb: SuperBlock): Promise<void>;
+  put_super?(sb: super_block): Promise<void>;
+  sync_fs?(sb: super_block, wait: boolean): Promise<void>;
+  freeze_fs?(sb: super_block): Promise<void>;
   statfs(dentry: Dentry): Promise<Statfs>;
-  remount_fs?(sb: SuperBlock, flags: number, data: string): Promise<number>;
-  show_options?(sb: SuperBlock): string;
+  remount_fs?(sb: super_block, flags: number, data: string): Promise<number>;
+  show_options?(sb: super_block): string;
 }
 
-export interface InodeOperations {
+export interface inode_operations {
   /** Find `dentry.d_name` in dir: return the inode, or null for a negative entry. */
   lookup?(dir: Inode, dentry: Dentry, flags: number): Promise<Inode | null>;
   create?(dir: Inode, dentry: Dentry, mode: number, excl: boolean): Promise<void>;
@@ -128,19 +128,19 @@ export interface InodeOperations {
 }
 
 /** Passed to iterate_shared: the fs emits entries from `pos` on and advances `pos`. */
-export interface DirContext {
+export interface dir_context {
   pos: number;
   /** dir_emit: false means "buffer full, stop" (the entry was NOT consumed: keep pos at it). */
   emit(name: string, ino: number, dtype: number): boolean;
 }
 
-export interface FileOperations {
+export interface file_operations {
   llseek?(file: File, offset: number, whence: number): Promise<number>;
   /** read_iter: read into buf at pos; return bytes read (0 at EOF). */
   read?(file: File, buf: Uint8Array, pos: number): Promise<number>;
   /** write_iter: write buf at pos (the VFS resolves O_APPEND first); return bytes written. */
   write?(file: File, buf: Uint8Array, pos: number): Promise<number>;
-  iterate_shared?(file: File, ctx: DirContext): Promise<void>;
+  iterate_shared?(file: File, ctx: dir_context): Promise<void>;
   open?(inode: Inode, file: File): Promise<void>;
   flush?(file: File): Promise<void>;
   release?(inode: Inode, file: File): Promise<void>;
@@ -148,7 +148,7 @@ export interface FileOperations {
   fallocate?(file: File, mode: number, offset: number, len: number): Promise<void>;
 }
 
-export interface WritebackControl {
+export interface writeback_control {
   /** WB_SYNC_ALL waits for every page; WB_SYNC_NONE is background writeback. */
   sync_mode: 'none' | 'all';
   nr_to_write: number;
@@ -157,7 +157,7 @@ export interface WritebackControl {
   for_reclaim?: boolean;
 }
 
-export interface AddressSpaceOperations {
+export interface address_space_operations {
   /**
    * read_folio: called with the page locked and not uptodate. Start reading it; when the
    * data is in, set PG_uptodate (or PG_error) and unlock the page — possibly later, from
@@ -165,28 +165,28 @@ export interface AddressSpaceOperations {
    */
   readpage(file: File | null, page: Page): Promise<void>;
   /** Optional batch read-ahead of locked, not-uptodate pages (same contract per page). */
-  readahead?(mapping: AddressSpace, pages: Page[]): Promise<void>;
+  readahead?(mapping: address_space, pages: Page[]): Promise<void>;
   /**
    * writepage: called with the page locked, its dirty bit already cleared for I/O. Set
-   * PG_writeback, unlock, submit; end writeback at I/O completion (endPageWriteback).
+   * PG_writeback, unlock, submit; end writeback at I/O completion (end_page_writeback).
    */
-  writepage?(page: Page, wbc: WritebackControl): Promise<void>;
-  writepages?(mapping: AddressSpace, wbc: WritebackControl): Promise<void>;
+  writepage?(page: Page, wbc: writeback_control): Promise<void>;
+  writepages?(mapping: address_space, wbc: writeback_control): Promise<void>;
   /** Prepare the page covering [pos, pos+len) for a write: return it locked (read first if partial). */
-  write_begin?(file: File | null, mapping: AddressSpace, pos: number, len: number): Promise<Page>;
+  write_begin?(file: File | null, mapping: address_space, pos: number, len: number): Promise<Page>;
   /** After `copied` bytes went into the page: mark dirty, update i_size, unlock. Return copied. */
-  write_end?(file: File | null, mapping: AddressSpace, pos: number, len: number, copied: number, page: Page): Promise<number>;
+  write_end?(file: File | null, mapping: address_space, pos: number, len: number, copied: number, page: Page): Promise<number>;
   /** Drop fs-private state of a page leaving the cache (buffer heads). */
   invalidate_folio?(page: Page, offset: number, length: number): void;
   /** May this clean page be freed? (false if buffers are busy) */
   release_folio?(page: Page): boolean;
-  bmap?(mapping: AddressSpace, block: number): Promise<number>;
+  bmap?(mapping: address_space, block: number): Promise<number>;
 }
 
 /** struct address_space: the page cache of one inode (or block device). */
-export class AddressSpace {
+export class address_space {
   readonly pages = new Map<number, Page>();
-  a_ops: AddressSpaceOperations | null = null;
+  a_ops: address_space_operations | null = null;
   /** Number of dirty pages (kept by set/clear dirty helpers). */
   nrdirty = 0;
   /** Errors from asynchronous writeback, reported at the next fsync (AS_EIO / errseq). */
@@ -220,21 +220,21 @@ export class Inode {
   i_state = 0;
   /** In-core references (iget/iput). */
   i_count = 1;
-  i_op: InodeOperations = {};
-  i_fop: FileOperations = {};
-  readonly i_mapping: AddressSpace;
-  readonly i_rwsem = new RwSem();
+  i_op: inode_operations = {};
+  i_fop: file_operations = {};
+  readonly i_mapping: address_space;
+  readonly i_rwsem = new rw_semaphore();
   /** Cached symlink target (fast symlinks), byte string. */
   i_link: string | null = null;
   /** Open file count for writing (i_writecount) and overall (for orphan handling). */
   i_writecount = 0;
   i_opencount = 0;
   /** Device inodes: the block device (for /dev/vdX nodes). */
-  i_bdev: BlockDevice | null = null;
+  i_bdev: block_device | null = null;
   i_private: unknown = null;
   /** Unique in-process id (debugging, Map keys independent of ino reuse). */
   readonly seq = nextInodeSeq++;
-  constructor(public readonly i_sb: SuperBlock) { this.i_mapping = new AddressSpace(this); }
+  constructor(public readonly i_sb: super_block) { this.i_mapping = new address_space(this); }
 }
 
 let nextDentrySeq = 1;
@@ -252,42 +252,42 @@ export class Dentry {
   /** Unhashed (deleted or invalidated): lookups no longer find it. */
   d_unhashed = false;
   readonly seq = nextDentrySeq++;
-  constructor(public d_name: string, parent: Dentry | null, public readonly d_sb: SuperBlock) {
+  constructor(public d_name: string, parent: Dentry | null, public readonly d_sb: super_block) {
     this.d_parent = parent ?? this;
   }
   get isRoot(): boolean { return this.d_parent === this; }
 }
 
-export class VfsMount {
+export class vfsmount {
   mnt_flags = 0;
-  mnt_parent: VfsMount;
+  mnt_parent: vfsmount;
   mnt_mountpoint: Dentry;
-  readonly mnt_children = new Set<VfsMount>();
+  readonly mnt_children = new Set<vfsmount>();
   mnt_count = 1;
   /** Device name as given to mount (for /proc/mounts-like reporting). */
   mnt_devname = '';
-  constructor(public readonly mnt_root: Dentry, public readonly mnt_sb: SuperBlock, parent: VfsMount | null, mountpoint: Dentry | null) {
+  constructor(public readonly mnt_root: Dentry, public readonly mnt_sb: super_block, parent: vfsmount | null, mountpoint: Dentry | null) {
     this.mnt_parent = parent ?? this;
     this.mnt_mountpoint = mountpoint ?? mnt_root;
   }
 }
 
-export interface Path { mnt: VfsMount; dentry: Dentry }
+export interface Path { mnt: vfsmount; dentry: Dentry }
 
 export class File {
   f_pos = 0;
   f_flags = 0;
   f_mode = 0;
   f_count = 1;
-  f_op: FileOperations;
+  f_op: file_operations;
   readonly f_pos_lock = new Mutex();
   private_data: unknown = null;
   /** Write-back error sequence seen at open (errseq_t-lite). */
   f_wb_err = 0;
-  constructor(public readonly f_path: Path, public readonly f_inode: Inode, fop: FileOperations) { this.f_op = fop; }
+  constructor(public readonly f_path: Path, public readonly f_inode: Inode, fop: file_operations) { this.f_op = fop; }
 }
 
-export interface XattrHandler {
+export interface xattr_handler {
   /** Full name of a single attribute (system.posix_acl_access) or a prefix (user.). */
   name?: string;
   prefix?: string;
@@ -300,7 +300,7 @@ export interface XattrHandler {
 }
 
 /** dentry_operations, per superblock (Linux keeps them in sb->s_d_op for new dentries). */
-export interface DentryOperations {
+export interface dentry_operations {
   /**
    * d_revalidate: may this cached dentry be used for a lookup with these LOOKUP_* flags?
    * false makes the VFS drop it and ask the filesystem again (vfat uses this so that a
@@ -310,7 +310,7 @@ export interface DentryOperations {
 }
 
 let nextDev = 1;
-export class SuperBlock {
+export class super_block {
   /** Device number (st_dev). */
   s_dev: number;
   s_blocksize = 4096;
@@ -318,11 +318,11 @@ export class SuperBlock {
   s_maxbytes = Number.MAX_SAFE_INTEGER;
   s_magic = 0;
   s_flags = 0;
-  s_op!: SuperOperations;
-  s_xattr: XattrHandler[] = [];
-  s_d_op: DentryOperations | null = null;
+  s_op!: super_operations;
+  s_xattr: xattr_handler[] = [];
+  s_d_op: dentry_operations | null = null;
   s_root: Dentry | null = null;
-  s_bdev: BlockDevice | null = null;
+  s_bdev: block_device | null = null;
   s_fs_info: unknown = null;
   /** Timestamp granularity in ns (1 = ns; vfat: 2e9 for mtime is handled by the fs). */
   s_time_gran = 1;
@@ -334,10 +334,10 @@ export class SuperBlock {
   readonly s_inodes = new Map<number, Inode>();
   /** Inodes with I_DIRTY set (writeback list). */
   readonly s_dirty = new Set<Inode>();
-  readonly s_umount = new RwSem();
+  readonly s_umount = new rw_semaphore();
   /** Number of vfsmounts using this superblock. */
   s_active = 0;
   /** Maximum links to an inode (0 = no VFS-enforced limit; link/mkdir give EMLINK beyond). */
   s_max_links = 0;
-  constructor(public readonly s_type: FileSystemType) { this.s_dev = nextDev++; }
+  constructor(public readonly s_type: file_system_type) { this.s_dev = nextDev++; }
 }

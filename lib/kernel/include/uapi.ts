@@ -111,7 +111,7 @@ export const S_ISSOCK = (m: number) => (m & S_IFMT) === S_IFSOCK;
 /* d_type values in struct linux_dirent64 */
 export const DT_UNKNOWN = 0, DT_FIFO = 1, DT_CHR = 2, DT_DIR = 4, DT_BLK = 6, DT_REG = 8,
   DT_LNK = 10, DT_SOCK = 12;
-export const dtFromMode = (m: number) => (m & S_IFMT) >>> 12;
+export const dt_from_mode = (m: number) => (m & S_IFMT) >>> 12;
 /* statx mask bits */
 export const STATX_TYPE = 0x1, STATX_MODE = 0x2, STATX_NLINK = 0x4, STATX_UID = 0x8,
   STATX_GID = 0x10, STATX_ATIME = 0x20, STATX_MTIME = 0x40, STATX_CTIME = 0x80, STATX_INO = 0x100,

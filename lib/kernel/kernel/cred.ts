@@ -6,7 +6,7 @@
  * effective uid away from 0 drops the filesystem ones (and fsuid follows euid).
  */
 import { current } from '../arch/cpu.js';
-import { processContext, defineSyscall } from '../arch/syscalls.js';
+import { processContext, define_syscall } from '../arch/syscalls.js';
 import type { Cred } from '../include/fs.js';
 import { CAP_SETGID, CAP_SETUID } from '../include/fs.js';
 import { err } from '../include/errno.js';
@@ -20,16 +20,16 @@ export function rootCred(): Cred {
 }
 
 /** current_cred(): the credentials of the running task. */
-export function currentCred(): Cred {
+export function current_cred(): Cred {
   const c = current().ctx.cred as Cred | undefined;
   if (c) return c;
   const r = rootCred();
   current().ctx.cred = r;
   return r;
 }
-export function capable(cap: number): boolean { return currentCred().caps.has(cap); }
-export function inGroupP(gid: number): boolean {
-  const c = currentCred();
+export function capable(cap: number): boolean { return current_cred().caps.has(cap); }
+export function in_group_p(gid: number): boolean {
+  const c = current_cred();
   return c.fsgid === gid || c.groups.includes(gid);
 }
 
@@ -50,17 +50,17 @@ function setCred(mutator: (c: Cred) => void): void {
 
 const ok = (id: number) => id === -1 || (id >= 0 && id <= 0xfffffffe);
 
-defineSyscall(NR.__NR_getuid, 'getuid', () => currentCred().uid);
-defineSyscall(NR.__NR_geteuid, 'geteuid', () => currentCred().euid);
-defineSyscall(NR.__NR_getgid, 'getgid', () => currentCred().gid);
-defineSyscall(NR.__NR_getegid, 'getegid', () => currentCred().egid);
-defineSyscall(NR.__NR_getresuid, 'getresuid', () => { const c = currentCred(); return [c.uid, c.euid, c.suid]; });
-defineSyscall(NR.__NR_getresgid, 'getresgid', () => { const c = currentCred(); return [c.gid, c.egid, c.sgid]; });
-defineSyscall(NR.__NR_getgroups, 'getgroups', () => [...currentCred().groups]);
+define_syscall(NR.__NR_getuid, 'getuid', () => current_cred().uid);
+define_syscall(NR.__NR_geteuid, 'geteuid', () => current_cred().euid);
+define_syscall(NR.__NR_getgid, 'getgid', () => current_cred().gid);
+define_syscall(NR.__NR_getegid, 'getegid', () => current_cred().egid);
+define_syscall(NR.__NR_getresuid, 'getresuid', () => { const c = current_cred(); return [c.uid, c.euid, c.suid]; });
+define_syscall(NR.__NR_getresgid, 'getresgid', () => { const c = current_cred(); return [c.gid, c.egid, c.sgid]; });
+define_syscall(NR.__NR_getgroups, 'getgroups', () => [...current_cred().groups]);
 
-defineSyscall(NR.__NR_setresuid, 'setresuid', (r: number, e: number, s: number) => {
+define_syscall(NR.__NR_setresuid, 'setresuid', (r: number, e: number, s: number) => {
   if (![r, e, s].every(ok)) throw err(EINVAL);
-  const c = currentCred();
+  const c = current_cred();
   const allowed = (id: number) => id === -1 || id === c.uid || id === c.euid || id === c.suid;
   if (!capable(CAP_SETUID) && !(allowed(r) && allowed(e) && allowed(s))) throw err(EPERM);
   setCred((c) => {
@@ -73,9 +73,9 @@ defineSyscall(NR.__NR_setresuid, 'setresuid', (r: number, e: number, s: number) 
   });
   return 0;
 });
-defineSyscall(NR.__NR_setresgid, 'setresgid', (r: number, e: number, s: number) => {
+define_syscall(NR.__NR_setresgid, 'setresgid', (r: number, e: number, s: number) => {
   if (![r, e, s].every(ok)) throw err(EINVAL);
-  const c = currentCred();
+  const c = current_cred();
   const allowed = (id: number) => id === -1 || id === c.gid || id === c.egid || id === c.sgid;
   if (!capable(CAP_SETGID) && !(allowed(r) && allowed(e) && allowed(s))) throw err(EPERM);
   setCred((c) => {
@@ -86,9 +86,9 @@ defineSyscall(NR.__NR_setresgid, 'setresgid', (r: number, e: number, s: number) 
   });
   return 0;
 });
-defineSyscall(NR.__NR_setuid, 'setuid', (uid: number) => {
+define_syscall(NR.__NR_setuid, 'setuid', (uid: number) => {
   if (!ok(uid) || uid === -1) throw err(EINVAL);
-  const c = currentCred();
+  const c = current_cred();
   if (capable(CAP_SETUID)) {
     setCred((c) => { const [or, oe, os] = [c.uid, c.euid, c.suid]; c.uid = c.euid = c.suid = c.fsuid = uid; fixCaps(c, or, oe, os); });
   } else if (uid === c.uid || uid === c.suid) {
@@ -96,15 +96,15 @@ defineSyscall(NR.__NR_setuid, 'setuid', (uid: number) => {
   } else throw err(EPERM);
   return 0;
 });
-defineSyscall(NR.__NR_setgid, 'setgid', (gid: number) => {
+define_syscall(NR.__NR_setgid, 'setgid', (gid: number) => {
   if (!ok(gid) || gid === -1) throw err(EINVAL);
-  const c = currentCred();
+  const c = current_cred();
   if (capable(CAP_SETGID)) setCred((c) => { c.gid = c.egid = c.sgid = c.fsgid = gid; });
   else if (gid === c.gid || gid === c.sgid) setCred((c) => { c.egid = c.fsgid = gid; });
   else throw err(EPERM);
   return 0;
 });
-defineSyscall(NR.__NR_setgroups, 'setgroups', (groups: number[]) => {
+define_syscall(NR.__NR_setgroups, 'setgroups', (groups: number[]) => {
   if (!capable(CAP_SETGID)) throw err(EPERM);
   if (!Array.isArray(groups) || groups.length > 65536 || !groups.every((g) => ok(g) && g !== -1)) throw err(EINVAL);
   setCred((c) => { c.groups = [...groups].sort((a, b) => a - b); });

@@ -2,11 +2,11 @@
  * Small system calls outside the filesystem: time, sleeping, ids, reboot
  * (kernel/time/*, kernel/sys.c, kernel/reboot.c).
  */
-import { current, kthreadRun } from '../arch/cpu.js';
-import { defineSyscall, processContext } from '../arch/syscalls.js';
+import { current, kthread_run } from '../arch/cpu.js';
+import { define_syscall, processContext } from '../arch/syscalls.js';
 import { initcall, INIT_CORE } from '../arch/setup.js';
 import { sleepNs } from './wait.js';
-import { ktimeGetMonoTs, ktimeGetRealTs, setRealtime } from './timer.js';
+import { ktime_get_ts64, ktime_get_real_ts64, setRealtime } from './timer.js';
 import { capable, rootCred } from './cred.js';
 import { CAP_SYS_BOOT, CAP_SYS_TIME } from '../include/fs.js';
 import { err } from '../include/errno.js';
@@ -29,26 +29,26 @@ initcall(INIT_CORE, 'process', () => {
 const validTs = (t: Timespec) =>
   t && Number.isFinite(t.sec) && Number.isInteger(t.nsec) && t.sec >= 0 && t.nsec >= 0 && t.nsec < 1e9;
 
-defineSyscall(NR.__NR_nanosleep, 'nanosleep', async (req: Timespec) => {
+define_syscall(NR.__NR_nanosleep, 'nanosleep', async (req: Timespec) => {
   if (!validTs(req)) throw err(EINVAL);
   await sleepNs(req.sec * 1e9 + req.nsec);
   return 0;
 });
-defineSyscall(NR.__NR_clock_gettime, 'clock_gettime', (clk: number) => {
-  if (clk === CLOCK_REALTIME) return ktimeGetRealTs();
-  if (clk === CLOCK_MONOTONIC || clk === CLOCK_BOOTTIME) return ktimeGetMonoTs();
+define_syscall(NR.__NR_clock_gettime, 'clock_gettime', (clk: number) => {
+  if (clk === CLOCK_REALTIME) return ktime_get_real_ts64();
+  if (clk === CLOCK_MONOTONIC || clk === CLOCK_BOOTTIME) return ktime_get_ts64();
   throw err(EINVAL);
 });
-defineSyscall(NR.__NR_clock_settime, 'clock_settime', (clk: number, tp: Timespec) => {
+define_syscall(NR.__NR_clock_settime, 'clock_settime', (clk: number, tp: Timespec) => {
   if (clk !== CLOCK_REALTIME) throw err(EINVAL);
   if (!validTs(tp)) throw err(EINVAL);
   if (!capable(CAP_SYS_TIME)) throw err(EPERM);
   setRealtime(tp);
   return 0;
 });
-defineSyscall(NR.__NR_getpid, 'getpid', () => processPid);
-defineSyscall(NR.__NR_gettid, 'gettid', () => current().pid);
-defineSyscall(NR.__NR_reboot, 'reboot', (m1: number, m2: number, cmd: number) => {
+define_syscall(NR.__NR_getpid, 'getpid', () => processPid);
+define_syscall(NR.__NR_gettid, 'gettid', () => current().pid);
+define_syscall(NR.__NR_reboot, 'reboot', (m1: number, m2: number, cmd: number) => {
   if (!capable(CAP_SYS_BOOT)) throw err(EPERM);
   if (m1 !== LINUX_REBOOT_MAGIC1 || m2 !== LINUX_REBOOT_MAGIC2) throw err(EINVAL);
   if (cmd !== LINUX_REBOOT_CMD_HALT && cmd !== LINUX_REBOOT_CMD_POWER_OFF && cmd !== LINUX_REBOOT_CMD_RESTART)
@@ -57,4 +57,4 @@ defineSyscall(NR.__NR_reboot, 'reboot', (m1: number, m2: number, cmd: number) =>
   // public API calls once this returns; reboot only validates and acknowledges.
   return 0;
 });
-export { kthreadRun };
+export { kthread_run as kthreadRun };

@@ -8,7 +8,7 @@
  * be moved by clock_settime.
  */
 import type { HostTimer } from '../host-ops.js';
-import { host, requestIrq, triggerIrq } from '../arch/cpu.js';
+import { host, request_irq, trigger_irq } from '../arch/cpu.js';
 import { IRQ_TIMER } from '../arch/irqs.js';
 import type { Timespec } from '../include/uapi.js';
 
@@ -27,13 +27,13 @@ class TimerState {
 }
 let ts = new TimerState();
 
-export function timeInit(): void {
+export function time_init(): void {
   ts = new TimerState();
   const h = host();
   ts.bootMono = h.monotonicNs();
   [ts.wallSecAtBoot, ts.wallNsecAtBoot] = h.realtime();
-  ts.hostTimer = h.timerAlloc(() => triggerIrq(IRQ_TIMER));
-  requestIrq(IRQ_TIMER, () => runTimers());
+  ts.hostTimer = h.timerAlloc(() => trigger_irq(IRQ_TIMER));
+  request_irq(IRQ_TIMER, () => runTimers());
 }
 
 /** Release the host timer: nothing stays scheduled after halt. */
@@ -45,23 +45,23 @@ export function timeHalt(): void {
 }
 
 /** Nanoseconds since boot (ktime_get). */
-export function ktimeGetNs(): number { return host().monotonicNs() - ts.bootMono; }
+export function ktime_get_ns(): number { return host().monotonicNs() - ts.bootMono; }
 
 /** CLOCK_REALTIME as a timespec (ktime_get_real_ts64). */
-export function ktimeGetRealTs(): Timespec {
-  const ns = ktimeGetNs();
+export function ktime_get_real_ts64(): Timespec {
+  const ns = ktime_get_ns();
   let sec = ts.wallSecAtBoot + Math.floor(ns / 1e9);
   let nsec = ts.wallNsecAtBoot + Math.floor(ns % 1e9);
   if (nsec >= 1e9) { sec++; nsec -= 1e9; }
   return { sec, nsec };
 }
-export function ktimeGetMonoTs(): Timespec {
-  const ns = ktimeGetNs();
+export function ktime_get_ts64(): Timespec {
+  const ns = ktime_get_ns();
   return { sec: Math.floor(ns / 1e9), nsec: Math.floor(ns % 1e9) };
 }
 /** clock_settime(CLOCK_REALTIME). */
 export function setRealtime(t: Timespec): void {
-  const ns = ktimeGetNs();
+  const ns = ktime_get_ns();
   // Choose the boot-time wall clock so that now reads as t.
   let sec = t.sec - Math.floor(ns / 1e9);
   let nsec = t.nsec - Math.floor(ns % 1e9);
@@ -70,9 +70,9 @@ export function setRealtime(t: Timespec): void {
   ts.wallNsecAtBoot = nsec;
 }
 
-/** Arm a timer `deltaNs` from now. Returns a handle for delTimer. */
-export function addTimer(deltaNs: number, fn: () => void): KTimer {
-  const t: KTimer = { expires: ktimeGetNs() + Math.max(0, deltaNs), fn, seq: ts.seq++, active: true };
+/** Arm a timer `deltaNs` from now. Returns a handle for del_timer. */
+export function add_timer(deltaNs: number, fn: () => void): KTimer {
+  const t: KTimer = { expires: ktime_get_ns() + Math.max(0, deltaNs), fn, seq: ts.seq++, active: true };
   // Insert keeping order; equal deadlines fire in arming order.
   let lo = 0, hi = ts.timers.length;
   while (lo < hi) {
@@ -84,7 +84,7 @@ export function addTimer(deltaNs: number, fn: () => void): KTimer {
   return t;
 }
 
-export function delTimer(t: KTimer): void {
+export function del_timer(t: KTimer): void {
   if (!t.active) return;
   t.active = false;
   const i = ts.timers.indexOf(t);
@@ -102,11 +102,11 @@ function program(): void {
   if (!first) { if (ts.armedFor !== Infinity) { h.cancel(); ts.armedFor = Infinity; } return; }
   if (first.expires === ts.armedFor) return;
   ts.armedFor = first.expires;
-  h.set(Math.max(0, first.expires - ktimeGetNs()));
+  h.set(Math.max(0, first.expires - ktime_get_ns()));
 }
 
 function runTimers(): void {
-  const now = ktimeGetNs();
+  const now = ktime_get_ns();
   ts.armedFor = Infinity;
   while (ts.timers.length && ts.timers[0]!.expires <= now) {
     const t = ts.timers.shift()!;

@@ -6,12 +6,12 @@
  * nothing else runs between the check and the sleep. So these are simple, but they are the
  * only places (with schedule() itself) where a kernel thread gives up the CPU.
  */
-import { current, schedule, wakeUpProcess, inIrq, type Task } from '../arch/cpu.js';
-import { addTimer, delTimer, type KTimer } from './timer.js';
+import { current, schedule, wake_up_process, in_irq, type task_struct } from '../arch/cpu.js';
+import { add_timer, del_timer, type KTimer } from './timer.js';
 
-interface WaitEntry { task: Task; exclusive: boolean }
+interface WaitEntry { task: task_struct; exclusive: boolean }
 
-export class WaitQueueHead {
+export class wait_queue_head {
   private entries: WaitEntry[] = [];
   get active(): boolean { return this.entries.length > 0; }
   get length(): number { return this.entries.length; }
@@ -26,15 +26,15 @@ export class WaitQueueHead {
     for (const e of [...this.entries]) {
       if (e.exclusive) {
         if (excl <= 0) continue;
-        if (wakeUpProcess(e.task)) excl--;
-      } else wakeUpProcess(e.task);
+        if (wake_up_process(e.task)) excl--;
+      } else wake_up_process(e.task);
     }
   }
   wakeUpAll(): void { this.wakeUp(Number.MAX_SAFE_INTEGER); }
 }
 
 /** Sleep once on `wq` (prepare_to_wait + schedule + finish_wait). */
-export async function sleepOn(wq: WaitQueueHead, exclusive = false): Promise<void> {
+export async function sleepOn(wq: wait_queue_head, exclusive = false): Promise<void> {
   const task = current();
   const e: WaitEntry = { task, exclusive };
   wq.add(e);
@@ -43,7 +43,7 @@ export async function sleepOn(wq: WaitQueueHead, exclusive = false): Promise<voi
 }
 
 /** wait_event: sleep until cond() is true. */
-export async function waitEvent(wq: WaitQueueHead, cond: () => boolean, exclusive = false): Promise<void> {
+export async function wait_event(wq: wait_queue_head, cond: () => boolean, exclusive = false): Promise<void> {
   while (!cond()) await sleepOn(wq, exclusive);
 }
 
@@ -51,28 +51,28 @@ export async function waitEvent(wq: WaitQueueHead, cond: () => boolean, exclusiv
  * wait_event_timeout: sleep until cond() or `timeoutNs` passed. Resolves true if the
  * condition became true, false on timeout.
  */
-export async function waitEventTimeout(wq: WaitQueueHead, cond: () => boolean, timeoutNs: number): Promise<boolean> {
+export async function wait_event_timeout(wq: wait_queue_head, cond: () => boolean, timeoutNs: number): Promise<boolean> {
   if (cond()) return true;
   const task = current();
   let expired = false;
-  const timer: KTimer = addTimer(timeoutNs, () => { expired = true; wakeUpProcess(task); });
+  const timer: KTimer = add_timer(timeoutNs, () => { expired = true; wake_up_process(task); });
   try {
     while (!cond()) {
       if (expired) return false;
       await sleepOn(wq);
     }
     return true;
-  } finally { delTimer(timer); }
+  } finally { del_timer(timer); }
 }
 
 /** Sleep for `ns` nanoseconds (msleep/hrtimer_nanosleep). */
 export async function sleepNs(ns: number): Promise<void> {
   const task = current();
   let expired = false;
-  const timer = addTimer(ns, () => { expired = true; wakeUpProcess(task); });
+  const timer = add_timer(ns, () => { expired = true; wake_up_process(task); });
   try {
     while (!expired) { task.state = 'sleeping'; await schedule(); }
-  } finally { delTimer(timer); }
+  } finally { del_timer(timer); }
 }
 
 /** Give the CPU to other runnable threads (cond_resched / yield). */
@@ -81,11 +81,11 @@ export function yieldCpu(): Promise<void> { return schedule(); }
 /** struct completion. */
 export class Completion {
   done = 0;
-  private wq = new WaitQueueHead();
+  private wq = new wait_queue_head();
   complete(): void { this.done++; this.wq.wakeUp(1); }
   completeAll(): void { this.done = Number.MAX_SAFE_INTEGER / 2; this.wq.wakeUpAll(); }
   async wait(): Promise<void> {
-    await waitEvent(this.wq, () => this.done > 0, true);
+    await wait_event(this.wq, () => this.done > 0, true);
     this.done--;
   }
   reinit(): void { this.done = 0; }
@@ -93,11 +93,11 @@ export class Completion {
 
 /** struct mutex: sleeping lock with an owner. */
 export class Mutex {
-  owner: Task | null = null;
-  private wq = new WaitQueueHead();
+  owner: task_struct | null = null;
+  private wq = new wait_queue_head();
   get locked(): boolean { return this.owner !== null; }
   async lock(): Promise<void> {
-    if (inIrq()) throw new Error('mutex_lock in IRQ context');
+    if (in_irq()) throw new Error('mutex_lock in IRQ context');
     const me = current();
     if (this.owner === me) throw new Error(`recursive mutex_lock by ${me.comm}`);
     while (this.owner !== null) await sleepOn(this.wq, true);
@@ -121,11 +121,11 @@ export class Mutex {
 }
 
 /** struct rw_semaphore: many readers or one writer; writers are not starved. */
-export class RwSem {
+export class rw_semaphore {
   private readers = 0;
-  private writer: Task | null = null;
+  private writer: task_struct | null = null;
   private writersWaiting = 0;
-  private wq = new WaitQueueHead();
+  private wq = new wait_queue_head();
   async downRead(): Promise<void> {
     while (this.writer !== null || this.writersWaiting > 0) await sleepOn(this.wq);
     this.readers++;
@@ -147,7 +147,7 @@ export class RwSem {
 
 /** struct semaphore: counting semaphore. */
 export class Semaphore {
-  private wq = new WaitQueueHead();
+  private wq = new wait_queue_head();
   constructor(private count: number) {}
   async down(): Promise<void> {
     while (this.count <= 0) await sleepOn(this.wq, true);

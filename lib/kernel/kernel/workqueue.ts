@@ -5,32 +5,32 @@
  * Each workqueue has `maxActive` worker threads created lazily; a work item is queued at
  * most once until it starts running (as Linux's WORK_STRUCT_PENDING bit).
  */
-import { kthreadRun, type Task } from '../arch/cpu.js';
-import { WaitQueueHead, waitEvent } from './wait.js';
-import { addTimer, delTimer, type KTimer } from './timer.js';
+import { kthread_run, type task_struct } from '../arch/cpu.js';
+import { wait_queue_head, wait_event } from './wait.js';
+import { add_timer, del_timer, type KTimer } from './timer.js';
 
-export class WorkStruct {
+export class work_struct {
   pending = false;
   running = 0;
   constructor(public fn: () => Promise<void> | void) {}
 }
-export class DelayedWork extends WorkStruct {
+export class delayed_work extends work_struct {
   timer: KTimer | null = null;
 }
 
-const allQueues = new Set<WorkQueue>();
+const allQueues = new Set<workqueue_struct>();
 
-export class WorkQueue {
-  private queue: WorkStruct[] = [];
-  private wq = new WaitQueueHead();
-  private idleWq = new WaitQueueHead();
-  private workers: Task[] = [];
+export class workqueue_struct {
+  private queue: work_struct[] = [];
+  private wq = new wait_queue_head();
+  private idleWq = new wait_queue_head();
+  private workers: task_struct[] = [];
   private busy = 0;
   private stopping = false;
   constructor(public readonly name: string, private readonly maxActive = 1) { allQueues.add(this); }
 
   /** queue_work: returns false if it was already pending. Safe from IRQ context. */
-  queueWork(w: WorkStruct): boolean {
+  queueWork(w: work_struct): boolean {
     if (w.pending || this.stopping) return false;
     w.pending = true;
     this.queue.push(w);
@@ -40,22 +40,22 @@ export class WorkQueue {
     return true;
   }
 
-  queueDelayedWork(w: DelayedWork, delayNs: number): boolean {
+  queueDelayedWork(w: delayed_work, delayNs: number): boolean {
     if (w.pending || w.timer) return false;
     if (delayNs <= 0) return this.queueWork(w);
-    w.timer = addTimer(delayNs, () => { w.timer = null; this.queueWork(w); });
+    w.timer = add_timer(delayNs, () => { w.timer = null; this.queueWork(w); });
     return true;
   }
 
-  cancelDelayedWork(w: DelayedWork): void {
-    if (w.timer) { delTimer(w.timer); w.timer = null; }
+  cancelDelayedWork(w: delayed_work): void {
+    if (w.timer) { del_timer(w.timer); w.timer = null; }
     const i = this.queue.indexOf(w);
     if (i >= 0) { this.queue.splice(i, 1); w.pending = false; }
   }
 
   /** flush_workqueue: wait until everything queued so far has run. */
   async flush(): Promise<void> {
-    await waitEvent(this.idleWq, () => this.queue.length === 0 && this.busy === 0);
+    await wait_event(this.idleWq, () => this.queue.length === 0 && this.busy === 0);
   }
 
   /** destroy_workqueue: drain, stop the workers, wait for them to exit. */
@@ -65,20 +65,20 @@ export class WorkQueue {
     const ws = this.workers.splice(0);
     for (const t of ws) t.shouldStop = true;
     this.wq.wakeUpAll();
-    const exitWq = new WaitQueueHead();
+    const exitWq = new wait_queue_head();
     let left = ws.length;
     for (const t of ws) {
       if (t.state === 'dead') left--;
       else t.exitWaiters.push(() => { left--; exitWq.wakeUpAll(); });
     }
-    await waitEvent(exitWq, () => left === 0);
+    await wait_event(exitWq, () => left === 0);
     allQueues.delete(this);
   }
 
   private spawn(): void {
-    const t = kthreadRun(`kworker/${this.name}:${this.workers.length}`, async () => {
+    const t = kthread_run(`kworker/${this.name}:${this.workers.length}`, async () => {
       for (;;) {
-        await waitEvent(this.wq, () => this.queue.length > 0 || t.shouldStop, true);
+        await wait_event(this.wq, () => this.queue.length > 0 || t.shouldStop, true);
         if (this.queue.length === 0) return; // asked to stop and nothing left
         const w = this.queue.shift()!;
         w.pending = false;

@@ -1,31 +1,31 @@
 /*
  * The page cache (mm/filemap.c, mm/readahead.c, mm/truncate.c, mm/vmscan.c in miniature).
  *
- * Each inode's AddressSpace maps page indexes to page frames. Reads fill pages through the
+ * Each inode's address_space maps page indexes to page frames. Reads fill pages through the
  * filesystem's readpage (asynchronously: the page is unlocked at I/O completion), with
  * read-ahead of the following pages; writes go through write_begin/write_end, leaving pages
  * dirty for writeback (fs/fs-writeback.ts). Clean pages are reclaimed least-recently-used
- * when memory runs short; dirty ones are written back first (balanceDirtyPages throttles
+ * when memory runs short; dirty ones are written back first (balance_dirty_pages throttles
  * writers so that dirty memory stays bounded).
  *
- * Locking: PG_locked is a sleeping bit lock (lockPage/unlockPage) held while a page is read
+ * Locking: PG_locked is a sleeping bit lock (lock_page/unlock_page) held while a page is read
  * in, prepared for a write, or handed to writepage. Waiters sleep on a hashed wait queue.
  * Page references: the cache holds one; lookups return the page with another, released
- * with putPage when the caller is done.
+ * with put_page when the caller is done.
  */
-import { WaitQueueHead, sleepOn } from '../kernel/wait.js';
+import { wait_queue_head, sleepOn } from '../kernel/wait.js';
 import {
   PAGE_SHIFT, PAGE_SIZE, PG_dirty, PG_error, PG_locked, PG_uptodate, PG_writeback, Page,
-  allocPage, getPage, putPage, registerShrinker, memInfo,
+  alloc_page, get_page, put_page, register_shrinker, memInfo,
 } from './page_alloc.js';
-import type { AddressSpace, File, Inode } from '../include/fs.js';
+import type { address_space, File, Inode } from '../include/fs.js';
 import {
   ATTR_KILL_SGID, ATTR_KILL_SUID, CAP_FSETID, I_DIRTY_SYNC, MNT_NOATIME, MNT_NODIRATIME,
   MNT_READONLY, SB_NOATIME, SB_RDONLY,
 } from '../include/fs.js';
 import { err } from '../include/errno.js';
 import { EFBIG, EIO, ENOMEM, ENOSPC, O_DIRECT, O_DSYNC, O_NOATIME, S_IFMT, S_IFDIR, S_ISGID, S_ISUID, S_IXGRP } from '../include/uapi.js';
-import { currentTime, tsCompare } from '../fs/time.js';
+import { current_time, tsCompare } from '../fs/time.js';
 import * as wb from '../fs/fs-writeback.js';
 import { capable } from '../kernel/cred.js';
 import { initcall, INIT_CORE } from '../arch/setup.js';
@@ -35,37 +35,37 @@ export { PAGE_SIZE, PAGE_SHIFT };
 /* ---- page wait queues and the page lock ---- */
 
 const PAGE_WAIT_TABLE = 256;
-const pageWaitTable = Array.from({ length: PAGE_WAIT_TABLE }, () => new WaitQueueHead());
-function pageWq(p: Page): WaitQueueHead { return pageWaitTable[p.pfn % PAGE_WAIT_TABLE]!; }
+const pageWaitTable = Array.from({ length: PAGE_WAIT_TABLE }, () => new wait_queue_head());
+function pageWq(p: Page): wait_queue_head { return pageWaitTable[p.pfn % PAGE_WAIT_TABLE]!; }
 
-export async function lockPage(p: Page): Promise<void> {
+export async function lock_page(p: Page): Promise<void> {
   while (p.test(PG_locked)) await sleepOn(pageWq(p));
   p.set(PG_locked);
 }
-export function trylockPage(p: Page): boolean {
+export function trylock_page(p: Page): boolean {
   if (p.test(PG_locked)) return false;
   p.set(PG_locked);
   return true;
 }
 /** Safe from IRQ context (I/O completion unlocks read pages). */
-export function unlockPage(p: Page): void {
+export function unlock_page(p: Page): void {
   if (!p.test(PG_locked)) throw new Error(`unlock of unlocked page ${p.pfn}`);
   p.clear(PG_locked);
   pageWq(p).wakeUpAll();
 }
-export async function waitOnPageLocked(p: Page): Promise<void> {
+export async function wait_on_page_locked(p: Page): Promise<void> {
   while (p.test(PG_locked)) await sleepOn(pageWq(p));
 }
-export async function waitOnPageWriteback(p: Page): Promise<void> {
+export async function wait_on_page_writeback(p: Page): Promise<void> {
   while (p.test(PG_writeback)) await sleepOn(pageWq(p));
 }
-export function setPageWriteback(p: Page): void { p.set(PG_writeback); wb.accountWriteback(1); }
+export function set_page_writeback(p: Page): void { p.set(PG_writeback); wb.accountWriteback(1); }
 /** end_page_writeback: from I/O completion (IRQ context). `error` records EIO on the mapping. */
-export function endPageWriteback(p: Page, error = false): void {
+export function end_page_writeback(p: Page, error = false): void {
   if (!p.test(PG_writeback)) return;
   if (error) {
     p.set(PG_error);
-    const m = p.mapping as AddressSpace | null;
+    const m = p.mapping as address_space | null;
     if (m) m.wb_err = EIO;
   }
   p.clear(PG_writeback);
@@ -73,9 +73,9 @@ export function endPageWriteback(p: Page, error = false): void {
   pageWq(p).wakeUpAll();
 }
 /** For readpage implementations: finish a read (IRQ context is fine). */
-export function endPageRead(p: Page, ok: boolean): void {
+export function end_page_read(p: Page, ok: boolean): void {
   if (ok) { p.set(PG_uptodate); p.clear(PG_error); } else p.set(PG_error);
-  unlockPage(p);
+  unlock_page(p);
 }
 
 /* ---- LRU of cached pages and reclaim ---- */
@@ -85,9 +85,9 @@ const lru = new Set<Page>();
 function lruTouch(p: Page): void { lru.delete(p); lru.add(p); }
 
 /** Mappings whose pages must never be reclaimed (ramfs: the cache is the only copy). */
-const unevictable = new WeakSet<AddressSpace>();
-export function mappingSetUnevictable(m: AddressSpace): void { unevictable.add(m); }
-export function mappingUnevictable(m: AddressSpace): boolean { return unevictable.has(m); }
+const unevictable = new WeakSet<address_space>();
+export function mapping_set_unevictable(m: address_space): void { unevictable.add(m); }
+export function mapping_unevictable(m: address_space): boolean { return unevictable.has(m); }
 
 let reclaimed = 0;
 /** Free up to `want` clean, unused pages (synchronous: never sleeps). */
@@ -95,18 +95,18 @@ function shrinkPageCache(want: number): number {
   let freed = 0;
   for (const p of lru) {
     if (freed >= want) break;
-    const m = p.mapping as AddressSpace | null;
+    const m = p.mapping as address_space | null;
     if (!m) { lru.delete(p); continue; }
     if (p.count !== 1 || p.flags & (PG_locked | PG_dirty | PG_writeback)) continue;
     if (unevictable.has(m)) continue;
     if (p.private && m.a_ops?.release_folio && !m.a_ops.release_folio(p)) continue;
-    deleteFromPageCache(p);
+    delete_from_page_cache(p);
     freed++;
   }
   reclaimed += freed;
   return freed;
 }
-registerShrinker(shrinkPageCache);
+register_shrinker(shrinkPageCache);
 // Frames belong to one boot's physical memory: forget the previous boot's cache.
 initcall(INIT_CORE, 'pagecache', () => { lru.clear(); reclaimed = 0; });
 export function pageCacheStats(): { cached: number; reclaimed: number } { return { cached: lru.size, reclaimed }; }
@@ -114,27 +114,27 @@ export function pageCacheStats(): { cached: number; reclaimed: number } { return
 /* ---- lookup and insertion ---- */
 
 /** find_get_page: the cached page with a reference, or null. */
-export function findGetPage(m: AddressSpace, index: number): Page | null {
+export function find_get_page(m: address_space, index: number): Page | null {
   const p = m.pages.get(index);
   if (!p) return null;
   lruTouch(p);
-  return getPage(p);
+  return get_page(p);
 }
 
 /** Allocate a frame for the page cache; ENOMEM only after reclaim and writeback could not help. */
 async function allocCachePage(): Promise<Page> {
-  let p = allocPage();
+  let p = alloc_page();
   for (let tries = 0; !p && tries < 8; tries++) {
     // Everything clean is in use: write dirty pages back so they become reclaimable.
     await wb.writebackForReclaim();
-    p = allocPage();
+    p = alloc_page();
   }
   if (!p) throw err(ENOMEM);
   return p;
 }
 
 /** add_to_page_cache: insert a fresh locked page. Caller holds one reference besides the cache's. */
-function addToPageCache(m: AddressSpace, p: Page, index: number): void {
+function add_to_page_cache_lru(m: address_space, p: Page, index: number): void {
   p.mapping = m;
   p.index = index;
   p.set(PG_locked);
@@ -143,8 +143,8 @@ function addToPageCache(m: AddressSpace, p: Page, index: number): void {
 }
 
 /** Remove from the cache (page locked or otherwise unreachable); drops the cache's reference. */
-export function deleteFromPageCache(p: Page): void {
-  const m = p.mapping as AddressSpace | null;
+export function delete_from_page_cache(p: Page): void {
+  const m = p.mapping as address_space | null;
   if (!m) return;
   if (m.pages.get(p.index) === p) m.pages.delete(p.index);
   if (p.test(PG_dirty)) { p.clear(PG_dirty); wb.accountDirty(m, -1); }
@@ -152,28 +152,28 @@ export function deleteFromPageCache(p: Page): void {
   p.private = null;
   p.mapping = null;
   lru.delete(p);
-  putPage(p);
+  put_page(p);
 }
 
 /**
  * find_or_create_page / grab_cache_page: the page at `index`, locked, with a reference;
  * created (not uptodate, zero-filled) if absent.
  */
-export async function findOrCreatePage(m: AddressSpace, index: number): Promise<Page> {
+export async function find_or_create_page(m: address_space, index: number): Promise<Page> {
   for (;;) {
-    const p = findGetPage(m, index);
+    const p = find_get_page(m, index);
     if (p) {
-      await lockPage(p);
+      await lock_page(p);
       if (p.mapping === m && m.pages.get(index) === p) return p;
       // Truncated while we slept: try again.
-      unlockPage(p);
-      putPage(p);
+      unlock_page(p);
+      put_page(p);
       continue;
     }
     const np = await allocCachePage();
-    if (m.pages.has(index)) { putPage(np); continue; } // raced while allocating
-    addToPageCache(m, np, index);
-    getPage(np);
+    if (m.pages.has(index)) { put_page(np); continue; } // raced while allocating
+    add_to_page_cache_lru(m, np, index);
+    get_page(np);
     return np;
   }
 }
@@ -189,7 +189,7 @@ const RA_MIN = 8, RA_MAX = 256; // pages: 32 KiB .. 1 MiB
  * Start reading pages [index, index+nr) that are not cached (page_cache_ra_unbounded):
  * allocate them locked and hand them to readahead/readpage without waiting.
  */
-async function doPageCacheRa(m: AddressSpace, file: File | null, index: number, nr: number): Promise<void> {
+async function do_page_cache_ra(m: address_space, file: File | null, index: number, nr: number): Promise<void> {
   const aops = m.a_ops;
   if (!aops) return;
   const batch: Page[] = [];
@@ -197,38 +197,38 @@ async function doPageCacheRa(m: AddressSpace, file: File | null, index: number, 
     if (!batch.length) return;
     if (aops.readahead) await aops.readahead(m, batch.slice());
     else for (const p of batch) await aops.readpage(file, p);
-    for (const p of batch) putPage(p);
+    for (const p of batch) put_page(p);
     batch.length = 0;
   };
   for (let i = index; i < index + nr; i++) {
     if (m.pages.has(i)) { await flush(); continue; }
     // Read-ahead never forces writeback (skip if memory is short) and needs no zeroing.
-    const p = allocPage(false);
+    const p = alloc_page(false);
     if (!p) break;
-    addToPageCache(m, p, i);
-    getPage(p);
+    add_to_page_cache_lru(m, p, i);
+    get_page(p);
     batch.push(p);
   }
   await flush();
 }
 
 /** read_cache_page: the page at index, uptodate and unlocked, with a reference; EIO on failure. */
-export async function readCachePage(m: AddressSpace, index: number, file: File | null = null): Promise<Page> {
+export async function read_cache_page(m: address_space, index: number, file: File | null = null): Promise<Page> {
   for (let attempt = 0; ; attempt++) {
-    let p = findGetPage(m, index);
+    let p = find_get_page(m, index);
     if (!p) {
-      p = await findOrCreatePage(m, index);
+      p = await find_or_create_page(m, index);
     } else {
       if (p.test(PG_uptodate)) return p;
-      await lockPage(p);
-      if (p.mapping !== m) { unlockPage(p); putPage(p); continue; }
+      await lock_page(p);
+      if (p.mapping !== m) { unlock_page(p); put_page(p); continue; }
     }
-    if (p.test(PG_uptodate)) { unlockPage(p); return p; }
+    if (p.test(PG_uptodate)) { unlock_page(p); return p; }
     p.clear(PG_error);
     await m.a_ops!.readpage(file, p);
-    await waitOnPageLocked(p);
+    await wait_on_page_locked(p);
     if (p.test(PG_uptodate)) return p;
-    putPage(p);
+    put_page(p);
     if (attempt >= 1) throw err(EIO);
   }
 }
@@ -237,11 +237,11 @@ export async function readCachePage(m: AddressSpace, index: number, file: File |
  * generic_file_read_iter for buffered reads: copy from the page cache into buf, filling
  * missing pages with read-ahead. Returns bytes read (0 at or past EOF).
  */
-export async function genericFileRead(file: File, buf: Uint8Array, pos: number): Promise<number> {
+export async function filemap_read(file: File, buf: Uint8Array, pos: number): Promise<number> {
   const inode = file.f_inode;
   const m = inode.i_mapping;
   if (buf.length === 0) return 0;
-  if (pos >= inode.i_size) { await fileAccessed(file); return 0; }
+  if (pos >= inode.i_size) { await file_accessed(file); return 0; }
   let ra = raStates.get(file);
   if (!ra) { ra = { prevIndex: -2, window: RA_MIN }; raStates.set(file, ra); }
   let done = 0;
@@ -251,7 +251,7 @@ export async function genericFileRead(file: File, buf: Uint8Array, pos: number):
     while (pos + done < lastByte) {
       const cur = pos + done;
       const index = Math.floor(cur / PAGE_SIZE);
-      let p = findGetPage(m, index);
+      let p = find_get_page(m, index);
       if (!p || !p.test(PG_uptodate)) {
         if (!p) {
           // Miss: read this request's pages plus a window that grows on sequential access.
@@ -259,31 +259,31 @@ export async function genericFileRead(file: File, buf: Uint8Array, pos: number):
           ra.window = sequential ? Math.min(RA_MAX, ra.window * 2) : RA_MIN;
           const fileLast = Math.floor((inode.i_size - 1) / PAGE_SIZE);
           const want = Math.min(Math.max(lastIndex - index + 1, ra.window), fileLast - index + 1);
-          await doPageCacheRa(m, file, index, Math.max(1, want));
-        } else putPage(p);
-        p = await readCachePage(m, index, file);
+          await do_page_cache_ra(m, file, index, Math.max(1, want));
+        } else put_page(p);
+        p = await read_cache_page(m, index, file);
       }
       // i_size may have shrunk while we slept.
       const end = Math.min(lastByte, inode.i_size);
-      if (cur >= end) { putPage(p); break; }
+      if (cur >= end) { put_page(p); break; }
       const off = cur - index * PAGE_SIZE;
       const n = Math.min(PAGE_SIZE - off, end - cur);
       buf.set(p.data.subarray(off, off + n), done);
-      putPage(p);
+      put_page(p);
       done += n;
       ra.prevIndex = index;
     }
   } catch (e) {
     if (done === 0) throw e;
   }
-  await fileAccessed(file);
+  await file_accessed(file);
   return done;
 }
 
 /* ---- writing ---- */
 
 /** file_remove_privs: a write by someone without CAP_FSETID clears setuid/setgid. */
-export function shouldRemoveSuid(inode: Inode): number {
+export function should_remove_suid(inode: Inode): number {
   const mode = inode.i_mode;
   let kill = 0;
   if (mode & S_ISUID) kill |= ATTR_KILL_SUID;
@@ -293,13 +293,13 @@ export function shouldRemoveSuid(inode: Inode): number {
 }
 
 /** file_update_time: mtime and ctime to now, inode dirty. */
-export async function fileUpdateTime(file: File): Promise<void> {
+export async function file_update_time(file: File): Promise<void> {
   const inode = file.f_inode;
-  const now = currentTime(inode);
+  const now = current_time(inode);
   if (tsCompare(inode.i_mtime, now) === 0 && tsCompare(inode.i_ctime, now) === 0) return;
   inode.i_mtime = now;
   inode.i_ctime = now;
-  await wb.markInodeDirty(inode, I_DIRTY_SYNC);
+  await wb.mark_inode_dirty(inode, I_DIRTY_SYNC);
 }
 
 /**
@@ -307,7 +307,7 @@ export async function fileUpdateTime(file: File): Promise<void> {
  * has checked limits and holds i_rwsem. Returns bytes written; a failure after some bytes
  * returns the short count, as write(2) does.
  */
-export async function genericPerformWrite(file: File | null, m: AddressSpace, buf: Uint8Array, pos: number): Promise<number> {
+export async function generic_perform_write(file: File | null, m: address_space, buf: Uint8Array, pos: number): Promise<number> {
   const aops = m.a_ops!;
   let done = 0;
   while (done < buf.length) {
@@ -325,7 +325,7 @@ export async function genericPerformWrite(file: File | null, m: AddressSpace, bu
     const copied = await aops.write_end!(file, m, cur, n, n, page);
     done += copied;
     if (copied < n) break;
-    await wb.balanceDirtyPages(m);
+    await wb.balance_dirty_pages(m);
   }
   return done;
 }
@@ -335,35 +335,35 @@ export async function genericPerformWrite(file: File | null, m: AddressSpace, bu
  * timestamps, the copy, and O_SYNC/O_DSYNC. The VFS has resolved O_APPEND into pos and
  * holds the inode's i_rwsem for writing.
  */
-export async function genericFileWrite(file: File, buf: Uint8Array, pos: number): Promise<number> {
+export async function generic_file_write_iter(file: File, buf: Uint8Array, pos: number): Promise<number> {
   const inode = file.f_inode;
   const sb = inode.i_sb;
   if (buf.length === 0) return 0;
   let len = buf.length;
   if (pos >= sb.s_maxbytes) throw err(EFBIG);
   if (pos + len > sb.s_maxbytes) len = sb.s_maxbytes - pos;
-  const kill = shouldRemoveSuid(inode);
+  const kill = should_remove_suid(inode);
   if (kill) {
     inode.i_mode &= ~((kill & ATTR_KILL_SUID ? S_ISUID : 0) | (kill & ATTR_KILL_SGID ? S_ISGID : 0));
-    await wb.markInodeDirty(inode, I_DIRTY_SYNC);
+    await wb.mark_inode_dirty(inode, I_DIRTY_SYNC);
   }
-  await fileUpdateTime(file);
-  const n = await genericPerformWrite(file, inode.i_mapping, len === buf.length ? buf : buf.subarray(0, len), pos);
+  await file_update_time(file);
+  const n = await generic_perform_write(file, inode.i_mapping, len === buf.length ? buf : buf.subarray(0, len), pos);
   if (n > 0 && ((file.f_flags & O_DSYNC) || (sb.s_flags & 16 /* SB_SYNCHRONOUS */) || (file.f_flags & O_DIRECT))) {
-    await wb.vfsFsyncRange(file, pos, pos + n - 1, (file.f_flags & 0o4010000) !== 0o4010000 /* O_SYNC */);
+    await wb.vfs_fsync_range(file, pos, pos + n - 1, (file.f_flags & 0o4010000) !== 0o4010000 /* O_SYNC */);
   }
   return n;
 }
 
 /* ---- simple (memory-only) address space, as libfs's for ramfs ---- */
 
-export const simpleAops = {
+export const simple_aops = {
   async readpage(_file: File | null, page: Page): Promise<void> {
     page.data.fill(0);
-    endPageRead(page, true);
+    end_page_read(page, true);
   },
-  async write_begin(_file: File | null, m: AddressSpace, pos: number, len: number): Promise<Page> {
-    const page = await findOrCreatePage(m, Math.floor(pos / PAGE_SIZE));
+  async write_begin(_file: File | null, m: address_space, pos: number, len: number): Promise<Page> {
+    const page = await find_or_create_page(m, Math.floor(pos / PAGE_SIZE));
     if (!page.test(PG_uptodate)) {
       // A fresh page is zero-filled by the allocator: that is the right content for ramfs.
       page.set(PG_uptodate);
@@ -371,12 +371,12 @@ export const simpleAops = {
     void len;
     return page;
   },
-  async write_end(_file: File | null, m: AddressSpace, pos: number, _len: number, copied: number, page: Page): Promise<number> {
+  async write_end(_file: File | null, m: address_space, pos: number, _len: number, copied: number, page: Page): Promise<number> {
     const inode = m.host;
     if (pos + copied > inode.i_size) inode.i_size = pos + copied;
     page.set(PG_dirty); // never written anywhere: the cache is the storage (not accounted)
-    unlockPage(page);
-    putPage(page);
+    unlock_page(page);
+    put_page(page);
     return copied;
   },
 };
@@ -387,45 +387,45 @@ export const simpleAops = {
  * truncate_inode_pages_range from `lstart` to the end: drop whole pages past it (waiting
  * for their writeback), and zero the tail of the page that contains it.
  */
-export async function truncateInodePages(m: AddressSpace, lstart: number): Promise<void> {
+export async function truncate_inode_pages(m: address_space, lstart: number): Promise<void> {
   const first = Math.ceil(lstart / PAGE_SIZE);
   const indexes = [...m.pages.keys()].filter((i) => i >= first).sort((a, b) => a - b);
   for (const i of indexes) {
     const p = m.pages.get(i);
     if (!p) continue;
-    getPage(p);
-    await lockPage(p);
-    await waitOnPageWriteback(p);
-    if (p.mapping === m) deleteFromPageCache(p);
-    unlockPage(p);
-    putPage(p);
+    get_page(p);
+    await lock_page(p);
+    await wait_on_page_writeback(p);
+    if (p.mapping === m) delete_from_page_cache(p);
+    unlock_page(p);
+    put_page(p);
   }
   const partial = lstart % PAGE_SIZE;
   if (partial) {
-    const p = findGetPage(m, Math.floor(lstart / PAGE_SIZE));
+    const p = find_get_page(m, Math.floor(lstart / PAGE_SIZE));
     if (p) {
-      await lockPage(p);
-      await waitOnPageWriteback(p);
+      await lock_page(p);
+      await wait_on_page_writeback(p);
       if (p.test(PG_uptodate)) p.data.fill(0, partial);
       m.a_ops?.invalidate_folio?.(p, partial, PAGE_SIZE - partial);
-      unlockPage(p);
-      putPage(p);
+      unlock_page(p);
+      put_page(p);
     }
   }
 }
 
 /** truncate_pagecache(inode, newsize): after i_size was set to newsize. */
-export async function truncatePagecache(inode: Inode, newsize: number): Promise<void> {
-  await truncateInodePages(inode.i_mapping, newsize);
+export async function truncate_pagecache(inode: Inode, newsize: number): Promise<void> {
+  await truncate_inode_pages(inode.i_mapping, newsize);
 }
 
 /** Drop every clean page of a mapping (invalidate_mapping_pages); dirty ones stay. */
-export function invalidateMappingPages(m: AddressSpace): number {
+export function invalidate_mapping_pages(m: address_space): number {
   let n = 0;
   for (const p of [...m.pages.values()]) {
     if (p.count !== 1 || p.flags & (PG_locked | PG_dirty | PG_writeback)) continue;
     if (p.private && m.a_ops?.release_folio && !m.a_ops.release_folio(p)) continue;
-    deleteFromPageCache(p);
+    delete_from_page_cache(p);
     n++;
   }
   return n;
@@ -434,7 +434,7 @@ export function invalidateMappingPages(m: AddressSpace): number {
 /* ---- atime ---- */
 
 /** touch_atime with relatime semantics (the Linux default; strictatime is not offered). */
-export async function fileAccessed(file: File): Promise<void> {
+export async function file_accessed(file: File): Promise<void> {
   if (file.f_flags & O_NOATIME) return;
   const inode = file.f_inode;
   const sb = inode.i_sb;
@@ -442,13 +442,13 @@ export async function fileAccessed(file: File): Promise<void> {
   const mf = file.f_path.mnt.mnt_flags;
   if (mf & (MNT_NOATIME | MNT_READONLY)) return;
   if ((mf & MNT_NODIRATIME) && (inode.i_mode & S_IFMT) === S_IFDIR) return;
-  const now = currentTime(inode);
+  const now = current_time(inode);
   // relatime: update only if atime is older than mtime/ctime or than a day.
   const older = tsCompare(inode.i_atime, inode.i_mtime) <= 0 || tsCompare(inode.i_atime, inode.i_ctime) <= 0
     || now.sec - inode.i_atime.sec >= 24 * 3600;
   if (!older || tsCompare(inode.i_atime, now) === 0) return;
   inode.i_atime = now;
-  await wb.markInodeDirty(inode, I_DIRTY_SYNC);
+  await wb.mark_inode_dirty(inode, I_DIRTY_SYNC);
 }
 
 export function memoryPressure(): boolean {

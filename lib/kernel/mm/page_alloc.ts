@@ -20,7 +20,7 @@ export class Page {
   flags = 0;
   /** Reference count; the frame is freed when it drops to 0. */
   count = 1;
-  /** Owner in the page cache (an AddressSpace) and index in it, if any. */
+  /** Owner in the page cache (an address_space) and index in it, if any. */
   mapping: unknown = null;
   index = 0;
   /** Filesystem-private data (buffer heads for block-backed pages). */
@@ -53,7 +53,7 @@ let mem = new MemState();
 /** Shrinkers register at module load, so they outlive a reboot of the memory state. */
 const shrinkers: Shrinker[] = [];
 
-export function memInit(memMiB: number): void {
+export function mem_init(memMiB: number): void {
   mem = new MemState();
   const bytes = memMiB * 1024 * 1024;
   mem.sab = host().memAlloc(bytes);
@@ -67,8 +67,8 @@ export function memInit(memMiB: number): void {
 export function physMem(): Uint8Array { return mem.bytes; }
 export function physSab(): SharedArrayBuffer { return mem.sab; }
 
-export function registerShrinker(s: Shrinker): void { if (!shrinkers.includes(s)) shrinkers.push(s); }
-export function unregisterShrinker(s: Shrinker): void {
+export function register_shrinker(s: Shrinker): void { if (!shrinkers.includes(s)) shrinkers.push(s); }
+export function unregister_shrinker(s: Shrinker): void {
   const i = shrinkers.indexOf(s);
   if (i >= 0) shrinkers.splice(i, 1);
 }
@@ -78,7 +78,7 @@ export function unregisterShrinker(s: Shrinker): void {
  * overwritten by I/O, and readpage implementations zero what I/O does not fill), or null
  * when memory is exhausted even after shrinking.
  */
-export function allocPage(zero = true): Page | null {
+export function alloc_page(zero = true): Page | null {
   let pfn = mem.freeList.pop();
   if (pfn === undefined) {
     for (const s of shrinkers) { if (s(32) > 0 && mem.freeList.length) break; }
@@ -92,13 +92,13 @@ export function allocPage(zero = true): Page | null {
 }
 
 /** Drop a reference; the frame returns to the free list at zero. */
-export function putPage(p: Page): void {
+export function put_page(p: Page): void {
   if (--p.count > 0) return;
   if (p.count < 0) throw new Error(`page ${p.pfn} freed twice`);
   mem.allocated--;
   mem.freeList.push(p.pfn);
 }
-export function getPage(p: Page): Page { p.count++; return p; }
+export function get_page(p: Page): Page { p.count++; return p; }
 
 export interface MemInfo { totalPages: number; freePages: number; allocatedPages: number; failures: number }
 export function memInfo(): MemInfo {

@@ -173,7 +173,7 @@ function valid_source(src: PartitionSource): string | null {
  * the checks Linux's blk_add_partition() makes: a partition starting past the end of the
  * device is dropped, one running past it is truncated, each with a warning.
  */
-export async function scanPartitions(
+export async function scan_partitions(
   src: PartitionSource,
   warn: (msg: string) => void,
   opts: ScanOptions = {},

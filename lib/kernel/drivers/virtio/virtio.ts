@@ -5,7 +5,7 @@
  * (virtio_mmio.ts) supplies the register accesses; a driver (virtio_blk.ts) names the
  * features it understands and does its own queue setup in probe().
  *
- * Devices are added at boot (HostOps.virtioDevices) or hot-added from host code through an
+ * Devices are added at boot (HostOps.virtio_devices) or hot-added from host code through an
  * IRQ (virtio_mmio.ts). Probing sleeps (a block driver reads its partition table), so it
  * runs in a kernel thread, never in the IRQ handler that announced the device.
  *
@@ -22,7 +22,7 @@ import {
 import type { Virtqueue } from './vring.js';
 
 /** What a transport offers the core and the drivers (struct virtio_config_ops). */
-export interface VirtioConfigOps {
+export interface virtio_config_ops {
   getStatus(): number;
   setStatus(status: number): void;
   /** Writing 0 to Status: the device forgets everything, including its queues. */
@@ -32,20 +32,20 @@ export interface VirtioConfigOps {
   /** Write the driver's feature choice (before FEATURES_OK). */
   finalizeFeatures(f: bigint): void;
   /** Set up queue `index` with at most `maxNum` entries; `callback` runs in IRQ context. */
-  setupVq(vdev: VirtioDevice, index: number, maxNum: number, callback: (vq: Virtqueue) => void): Virtqueue;
+  setupVq(vdev: virtio_device, index: number, maxNum: number, callback: (vq: Virtqueue) => void): Virtqueue;
   /** Tear the queues down (after reset) and give their memory back. */
-  delVqs(vdev: VirtioDevice): void;
+  delVqs(vdev: virtio_device): void;
   /** Device-specific config space, little-endian, read consistently (generation counter). */
   configRead(offset: number, size: 1 | 2 | 4 | 8): number;
   configGeneration(): number;
 }
 
 /** struct virtio_device. */
-export class VirtioDevice {
+export class virtio_device {
   /** Features both sides agreed on (valid after finalize). */
   features = 0n;
   /** The driver bound to it, and its private state. */
-  driver: VirtioDriver | null = null;
+  driver: virtio_driver | null = null;
   priv: unknown = null;
   readonly vqs: Virtqueue[] = [];
   /** Set when a config-change interrupt arrives; drivers may look. */
@@ -53,7 +53,7 @@ export class VirtioDevice {
   /** Set when the device reported DEVICE_NEEDS_RESET or the driver gave up. */
   broken = false;
   constructor(public readonly index: number, public readonly deviceId: number,
-    public readonly config: VirtioConfigOps, public readonly name: string) {}
+    public readonly config: virtio_config_ops, public readonly name: string) {}
   hasFeature(bit: number): boolean { return hasFeature(this.features, bit); }
   /* Config-space helpers (virtio_cread*) */
   cread8(off: number): number { return this.config.configRead(off, 1); }
@@ -63,42 +63,42 @@ export class VirtioDevice {
 }
 
 /** struct virtio_driver. */
-export interface VirtioDriver {
+export interface virtio_driver {
   readonly name: string;
   /** The device type it drives (5 Device Types). */
   readonly deviceId: number;
   /** Feature bits it understands; the core offers back the intersection with the device's. */
-  readonly featureTable: number[];
+  readonly feature_table: number[];
   /**
-   * Set up queues and the device; must end by calling virtioDeviceReady(vdev) before any
+   * Set up queues and the device; must end by calling virtio_device_ready(vdev) before any
    * I/O. Runs in a kernel thread and may sleep. Throw to refuse the device.
    */
-  probe(vdev: VirtioDevice): Promise<void>;
+  probe(vdev: virtio_device): Promise<void>;
   /** Undo probe; the core resets the device afterwards. */
-  remove(vdev: VirtioDevice): Promise<void>;
+  remove(vdev: virtio_device): Promise<void>;
   /** Config-change interrupt (IRQ context). */
-  configChanged?(vdev: VirtioDevice): void;
+  config_changed?(vdev: virtio_device): void;
   /** What the host is told about a device this driver took (plain data only). */
-  describe?(vdev: VirtioDevice): Omit<VirtioDeviceInfo, 'index' | 'driver'>;
+  describe?(vdev: virtio_device): Omit<VirtioDeviceInfo, 'index' | 'driver'>;
 }
 
-const drivers: VirtioDriver[] = [];
-const devices = new Set<VirtioDevice>();
+const drivers: virtio_driver[] = [];
+const devices = new Set<virtio_device>();
 
-export function registerVirtioDriver(drv: VirtioDriver): void {
+export function register_virtio_driver(drv: virtio_driver): void {
   if (!drivers.includes(drv)) drivers.push(drv);
 }
-export function virtioDevices(): VirtioDevice[] { return [...devices]; }
+export function virtio_devices(): virtio_device[] { return [...devices]; }
 
-function addStatus(vdev: VirtioDevice, bit: number): void {
+function addStatus(vdev: virtio_device, bit: number): void {
   vdev.config.setStatus(vdev.config.getStatus() | bit);
 }
 
 /**
  * 3.1.1 steps 1-6: reset, ACKNOWLEDGE, DRIVER, features, FEATURES_OK and re-read it. The
- * driver then sets up queues and calls virtioDeviceReady (step 8, DRIVER_OK).
+ * driver then sets up queues and calls virtio_device_ready (step 8, DRIVER_OK).
  */
-function negotiate(vdev: VirtioDevice, drv: VirtioDriver): void {
+function negotiate(vdev: virtio_device, drv: virtio_driver): void {
   const c = vdev.config;
   c.reset();
   addStatus(vdev, VIRTIO_CONFIG_S_ACKNOWLEDGE);
@@ -106,7 +106,7 @@ function negotiate(vdev: VirtioDevice, drv: VirtioDriver): void {
   const offered = c.getFeatures();
   /* modern virtio-mmio only: without VERSION_1 the device speaks the legacy layout */
   if (!hasFeature(offered, VIRTIO_F_VERSION_1)) throw err(ENODEV, `${vdev.name}: device lacks VIRTIO_F_VERSION_1`);
-  const wanted = features(VIRTIO_F_VERSION_1, ...drv.featureTable);
+  const wanted = features(VIRTIO_F_VERSION_1, ...drv.feature_table);
   vdev.features = offered & wanted;
   c.finalizeFeatures(vdev.features);
   addStatus(vdev, VIRTIO_CONFIG_S_FEATURES_OK);
@@ -115,7 +115,7 @@ function negotiate(vdev: VirtioDevice, drv: VirtioDriver): void {
 }
 
 /** virtio_device_ready: DRIVER_OK; the device may now use the queues. */
-export function virtioDeviceReady(vdev: VirtioDevice): void {
+export function virtio_device_ready(vdev: virtio_device): void {
   addStatus(vdev, VIRTIO_CONFIG_S_DRIVER_OK);
 }
 
@@ -123,7 +123,7 @@ export function virtioDeviceReady(vdev: VirtioDevice): void {
  * Bind `vdev` to the first driver for its type and probe it (from a kernel thread). On
  * failure the device is marked FAILED and left alone; the error is thrown on.
  */
-export async function virtioDeviceProbe(vdev: VirtioDevice): Promise<void> {
+export async function virtio_device_probe(vdev: virtio_device): Promise<void> {
   const drv = drivers.find((d) => d.deviceId === vdev.deviceId);
   if (!drv) throw err(ENODEV, `${vdev.name}: no driver for virtio device type ${vdev.deviceId}`);
   devices.add(vdev);
@@ -143,7 +143,7 @@ export async function virtioDeviceProbe(vdev: VirtioDevice): Promise<void> {
 }
 
 /** Unbind: the driver's remove, then reset so the device stops touching our memory. */
-export async function virtioDeviceRemove(vdev: VirtioDevice): Promise<void> {
+export async function virtio_device_remove(vdev: virtio_device): Promise<void> {
   const drv = vdev.driver;
   if (drv) await drv.remove(vdev);
   vdev.driver = null;
@@ -153,7 +153,7 @@ export async function virtioDeviceRemove(vdev: VirtioDevice): Promise<void> {
 }
 
 /** A config-change interrupt (IRQ context). */
-export function virtioConfigChanged(vdev: VirtioDevice): void {
+export function virtio_config_changed(vdev: virtio_device): void {
   vdev.configChanged++;
-  vdev.driver?.configChanged?.(vdev);
+  vdev.driver?.config_changed?.(vdev);
 }

@@ -23,8 +23,8 @@ import {
   BLK_STS_IOERR, BLK_STS_NOTSUPP, BLK_STS_OK, REQ_OP_DISCARD, REQ_OP_FLUSH, REQ_OP_READ,
   REQ_OP_WRITE, REQ_OP_WRITE_ZEROES, type BlockDriver, type Request,
 } from '../../include/blk.js';
-import { PAGE_SIZE, allocPage, physMem, putPage, type Page } from '../../mm/page_alloc.js';
-import { addDisk, delGendisk, diskBusy, type Gendisk } from '../../block/genhd.js';
+import { PAGE_SIZE, alloc_page, physMem, put_page, type Page } from '../../mm/page_alloc.js';
+import { add_disk, del_gendisk, diskBusy, type gendisk } from '../../block/genhd.js';
 import {
   VIRTIO_BLK_CFG_BLK_SIZE, VIRTIO_BLK_CFG_CAPACITY, VIRTIO_BLK_CFG_MAX_DISCARD_SECTORS,
   VIRTIO_BLK_CFG_MAX_WRITE_ZEROES_SECTORS, VIRTIO_BLK_CFG_SEG_MAX, VIRTIO_BLK_DWZ_FLAGS,
@@ -36,8 +36,8 @@ import {
   VIRTIO_BLK_T_WRITE_ZEROES, VIRTIO_F_INDIRECT_DESC, VIRTIO_ID_BLOCK,
 } from './virtio_config.js';
 import { setU64 } from './virtio_ring.js';
-import { registerVirtioDriver, virtioDeviceReady, virtioDevices, type VirtioDevice, type VirtioDriver } from './virtio.js';
-import { virtioMmioRemoveAll } from './virtio_mmio.js';
+import { register_virtio_driver, virtio_device_ready, virtio_devices, type virtio_device, type virtio_driver } from './virtio.js';
+import { virtio_mmio_remove_all } from './virtio_mmio.js';
 import { VRING_INDIRECT_MAX, VRING_MAX_NUM_ONE_PAGE, type Sg, type Virtqueue } from './vring.js';
 
 /* the per-request slot: header, discard/write-zeroes range, status */
@@ -48,15 +48,15 @@ interface InFlight { rq: Request; done: (status: number) => void; slot: number }
 
 export class VirtioBlk implements BlockDriver {
   readonly name: string;
-  logicalBlockSize = 512;
+  logical_block_size = 512;
   readOnly = false;
-  queueDepth = 1;
-  maxSegments = 1;
-  maxSectors = 8;
+  queue_depth = 1;
+  max_segments = 1;
+  max_sectors = 8;
   flush = false;
   discard = false;
   writeZeroes = false;
-  disk: Gendisk | null = null;
+  disk: gendisk | null = null;
   /** A device being torn down no longer accepts requests. */
   removing = false;
   private sectors = 0;
@@ -68,7 +68,7 @@ export class VirtioBlk implements BlockDriver {
   private readonly debug = host().debug?.('lkl:virtio:blk');
   readonly stats = { requests: 0, busy: 0, errors: 0 };
 
-  constructor(readonly vdev: VirtioDevice) {
+  constructor(readonly vdev: virtio_device) {
     this.name = vdev.name;
     this.mem = physMem();
     this.view = new DataView(this.mem.buffer, this.mem.byteOffset, this.mem.byteLength);
@@ -83,7 +83,7 @@ export class VirtioBlk implements BlockDriver {
     if (!Number.isSafeInteger(this.sectors)) throw err(EINVAL, `${v.name}: capacity ${this.sectors} out of range`);
     if (v.hasFeature(VIRTIO_BLK_F_BLK_SIZE)) {
       const bs = v.cread32(VIRTIO_BLK_CFG_BLK_SIZE);
-      if (bs >= 512 && bs <= PAGE_SIZE && (bs & (bs - 1)) === 0) this.logicalBlockSize = bs;
+      if (bs >= 512 && bs <= PAGE_SIZE && (bs & (bs - 1)) === 0) this.logical_block_size = bs;
       else pr_warn(`virtio_blk: ${v.name}: ignoring invalid blk_size ${bs}`);
     }
     /* 5.2.5: without SEG_MAX a request has a single data segment */
@@ -97,22 +97,22 @@ export class VirtioBlk implements BlockDriver {
     const num = this.vq.num;
     const indirect = this.vq.useIndirect && v.hasFeature(VIRTIO_F_INDIRECT_DESC);
     /* header and status take two descriptors of the chain */
-    this.maxSegments = Math.max(1, Math.min(segMax, (indirect ? VRING_INDIRECT_MAX : num) - 2));
-    this.maxSectors = this.maxSegments * (PAGE_SIZE >>> 9);
-    this.queueDepth = indirect ? num : Math.max(1, num >>> 1);
+    this.max_segments = Math.max(1, Math.min(segMax, (indirect ? VRING_INDIRECT_MAX : num) - 2));
+    this.max_sectors = this.max_segments * (PAGE_SIZE >>> 9);
+    this.queue_depth = indirect ? num : Math.max(1, num >>> 1);
     const nslots = num;
     for (let i = 0; i < Math.ceil(nslots / SLOTS_PER_PAGE); i++) {
-      const p = allocPage();
+      const p = alloc_page();
       if (!p) { this.freeSlotPages(); throw err(EIO, `${v.name}: no memory for request headers`); }
       this.slotPages.push(p);
     }
     for (let s = nslots - 1; s >= 0; s--) this.freeSlots.push(s);
-    virtioDeviceReady(v);
+    virtio_device_ready(v);
 
-    this.disk = await addDisk(this);
+    this.disk = await add_disk(this);
     const bytes = this.sectors * 512;
-    pr_info(`virtio_blk ${v.name}: [${this.disk.disk_name}] ${this.sectors / (this.logicalBlockSize / 512)} ` +
-      `${this.logicalBlockSize}-byte logical blocks (${(bytes / 1e9).toFixed(2)} GB/${(bytes / 2 ** 30).toFixed(2)} GiB)` +
+    pr_info(`virtio_blk ${v.name}: [${this.disk.disk_name}] ${this.sectors / (this.logical_block_size / 512)} ` +
+      `${this.logical_block_size}-byte logical blocks (${(bytes / 1e9).toFixed(2)} GB/${(bytes / 2 ** 30).toFixed(2)} GiB)` +
       `${this.readOnly ? ' read-only' : ''}${this.flush ? ', write cache' : ''}`);
   }
 
@@ -121,7 +121,7 @@ export class VirtioBlk implements BlockDriver {
   }
 
   /** virtio_queue_rq: one request onto the ring; false when the ring or slots are full. */
-  queueRq(rq: Request, done: (status: number) => void): boolean {
+  queue_rq(rq: Request, done: (status: number) => void): boolean {
     if (this.removing) { done(BLK_STS_IOERR); return true; }
     let type: number;
     switch (rq.op) {
@@ -152,7 +152,7 @@ export class VirtioBlk implements BlockDriver {
     } else if (type === VIRTIO_BLK_T_DISCARD || type === VIRTIO_BLK_T_WRITE_ZEROES) {
       const r = base + SLOT_DWZ;
       setU64(v, r + VIRTIO_BLK_DWZ_SECTOR, rq.sector);
-      v.setUint32(r + VIRTIO_BLK_DWZ_NUM_SECTORS, rq.nrSectors, true);
+      v.setUint32(r + VIRTIO_BLK_DWZ_NUM_SECTORS, rq.nr_sectors, true);
       v.setUint32(r + VIRTIO_BLK_DWZ_FLAGS, 0, true);
       out.push({ addr: r, len: VIRTIO_BLK_DWZ_SIZE });
     }
@@ -177,7 +177,7 @@ export class VirtioBlk implements BlockDriver {
       const sts = st === VIRTIO_BLK_S_OK ? BLK_STS_OK : st === VIRTIO_BLK_S_UNSUPP ? BLK_STS_NOTSUPP : BLK_STS_IOERR;
       if (sts !== BLK_STS_OK) {
         this.stats.errors++;
-        this.debug?.(`${this.name}: request op ${t.rq.op} sector ${t.rq.sector}+${t.rq.nrSectors}: status ${st}`);
+        this.debug?.(`${this.name}: request op ${t.rq.op} sector ${t.rq.sector}+${t.rq.nr_sectors}: status ${st}`);
       }
       t.done(sts);
     }
@@ -187,7 +187,7 @@ export class VirtioBlk implements BlockDriver {
   async remove(force: boolean): Promise<void> {
     if (this.disk) {
       if (!force && diskBusy(this.disk)) throw err(EBUSY);
-      await delGendisk(this.disk, force, force);
+      await del_gendisk(this.disk, force, force);
       this.disk = null;
     }
     this.removing = true;
@@ -201,40 +201,40 @@ export class VirtioBlk implements BlockDriver {
   }
 
   private freeSlotPages(): void {
-    for (const p of this.slotPages.splice(0)) putPage(p);
+    for (const p of this.slotPages.splice(0)) put_page(p);
     this.freeSlots.length = 0;
   }
 }
 
-const forceRemove = new WeakSet<VirtioDevice>();
+const forceRemove = new WeakSet<virtio_device>();
 
-export const virtio_blk: VirtioDriver = {
+export const virtio_blk: virtio_driver = {
   name: 'virtio_blk',
   deviceId: VIRTIO_ID_BLOCK,
-  featureTable: [VIRTIO_BLK_F_SEG_MAX, VIRTIO_BLK_F_RO, VIRTIO_BLK_F_BLK_SIZE, VIRTIO_BLK_F_FLUSH,
+  feature_table: [VIRTIO_BLK_F_SEG_MAX, VIRTIO_BLK_F_RO, VIRTIO_BLK_F_BLK_SIZE, VIRTIO_BLK_F_FLUSH,
     VIRTIO_BLK_F_DISCARD, VIRTIO_BLK_F_WRITE_ZEROES, VIRTIO_F_INDIRECT_DESC],
-  async probe(vdev: VirtioDevice): Promise<void> {
+  async probe(vdev: virtio_device): Promise<void> {
     const vblk = new VirtioBlk(vdev);
     vdev.priv = vblk;
     await vblk.probe();
   },
-  async remove(vdev: VirtioDevice): Promise<void> {
+  async remove(vdev: virtio_device): Promise<void> {
     const vblk = vdev.priv as VirtioBlk | null;
     if (vblk) await vblk.remove(forceRemove.has(vdev));
     vdev.priv = null;
   },
   /** For the host: the disk's name and its partitions, as plain data. */
-  describe(vdev: VirtioDevice) {
+  describe(vdev: virtio_device) {
     const disk = vdev.priv instanceof VirtioBlk ? vdev.priv.disk : null;
     if (!disk) return {};
     const partitions = [...disk.parts].sort(([a], [b]) => a - b).map(([partno, b]) => ({ partno, name: b.bd_name }));
     return { disk: { name: disk.disk_name, partitions } };
   },
-  configChanged(vdev: VirtioDevice): void {
+  config_changed(vdev: virtio_device): void {
     pr_warn(`virtio_blk ${vdev.name}: configuration changed (capacity changes are not supported)`);
   },
 };
-registerVirtioDriver(virtio_blk);
+register_virtio_driver(virtio_blk);
 
 
 /*
@@ -244,6 +244,6 @@ registerVirtioDriver(virtio_blk);
  */
 export const EXIT_BLOCK = 2;
 exitcall(EXIT_BLOCK, 'virtio_blk', async () => {
-  for (const vdev of virtioDevices()) if (vdev.driver === virtio_blk) forceRemove.add(vdev);
-  await virtioMmioRemoveAll();
+  for (const vdev of virtio_devices()) if (vdev.driver === virtio_blk) forceRemove.add(vdev);
+  await virtio_mmio_remove_all();
 });

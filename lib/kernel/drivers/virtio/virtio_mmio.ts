@@ -1,7 +1,7 @@
 /*
  * The virtio-mmio transport, kernel side (drivers/virtio/virtio_mmio.c): register-level
  * access to a device the host registered (a VirtioMmioDevice), its interrupt, and device
- * discovery — at boot from HostOps.virtioDevices, and hot-plug/unplug later from host code.
+ * discovery — at boot from HostOps.virtio_devices, and hot-plug/unplug later from host code.
  *
  * Hot-plug follows the execution model: host code never calls into the kernel; it raises
  * IRQ_VIRTIO_HOTPLUG carrying the device and a callback. The handler (IRQ context, no
@@ -13,9 +13,9 @@
  * implemented, as LKL's host devices have been modern for years.
  */
 import { pr_err, pr_warn } from '../../kernel/printk.js';
-import { allocIrqNumber, freeIrq, host, requestIrq, triggerIrq } from '../../arch/cpu.js';
+import { alloc_irq_number, free_irq, host, request_irq, trigger_irq } from '../../arch/cpu.js';
 import { INIT_DEVICE, initcall } from '../../arch/setup.js';
-import { defineSyscall } from '../../arch/syscalls.js';
+import { define_syscall } from '../../arch/syscalls.js';
 import { __NR_virtio_mmio_device_add, __NR_virtio_mmio_device_remove } from '../../include/unistd.js';
 import { physMem } from '../../mm/page_alloc.js';
 import { err } from '../../include/errno.js';
@@ -33,21 +33,21 @@ import {
   VIRTIO_MMIO_VERSION, VIRTIO_MMIO_VERSION_MODERN, featureWindow,
 } from './virtio_config.js';
 import {
-  VirtioDevice, virtioConfigChanged, virtioDeviceProbe, virtioDeviceRemove, type VirtioConfigOps,
+  virtio_device, virtio_config_changed, virtio_device_probe, virtio_device_remove, type virtio_config_ops,
 } from './virtio.js';
-import { vringCreateVirtqueue, type Virtqueue } from './vring.js';
+import { vring_create_virtqueue, type Virtqueue } from './vring.js';
 
 const hi32 = (v: number) => Math.floor(v / 0x100000000);
 const lo32 = (v: number) => v % 0x100000000;
 
 /** struct virtio_mmio_device: one host device seen through its registers. */
-export class VirtioMmioTransport implements VirtioConfigOps {
+export class VirtioMmioTransport implements virtio_config_ops {
   readonly irq: number;
-  vdev!: VirtioDevice;
+  vdev!: virtio_device;
   private readonly debug = host().debug?.('lkl:virtio:mmio');
 
   constructor(readonly dev: VirtioMmioDevice) {
-    this.irq = allocIrqNumber();
+    this.irq = alloc_irq_number();
   }
 
   /** vm_probe's checks: magic, version, device ID. Returns the device ID. */
@@ -102,7 +102,7 @@ export class VirtioMmioTransport implements VirtioConfigOps {
   }
 
   /** vm_setup_vq: a queue of min(maxNum, QueueNumMax, one page's worth) entries. */
-  setupVq(vdev: VirtioDevice, index: number, maxNum: number, callback: (vq: Virtqueue) => void): Virtqueue {
+  setupVq(vdev: virtio_device, index: number, maxNum: number, callback: (vq: Virtqueue) => void): Virtqueue {
     const d = this.dev;
     d.write(VIRTIO_MMIO_QUEUE_SEL, index);
     if (d.read(VIRTIO_MMIO_QUEUE_READY)) throw err(ENODEV, `${d.name}: queue ${index} already set up`);
@@ -111,7 +111,7 @@ export class VirtioMmioTransport implements VirtioConfigOps {
     /* a power of two no larger than either limit */
     let num = 1;
     while (num * 2 <= Math.min(numMax, maxNum)) num *= 2;
-    const vq = vringCreateVirtqueue(index, num, vdev.hasFeature(VIRTIO_F_INDIRECT_DESC),
+    const vq = vring_create_virtqueue(index, num, vdev.hasFeature(VIRTIO_F_INDIRECT_DESC),
       (q) => d.write(VIRTIO_MMIO_QUEUE_NOTIFY, q.index), callback);
     if (!vq) throw err(ENOMEM, `${d.name}: no memory for queue ${index}`);
     d.write(VIRTIO_MMIO_QUEUE_NUM, num);
@@ -131,7 +131,7 @@ export class VirtioMmioTransport implements VirtioConfigOps {
     return vq;
   }
 
-  delVqs(vdev: VirtioDevice): void {
+  delVqs(vdev: virtio_device): void {
     for (const vq of vdev.vqs) {
       if (!vq) continue;
       this.dev.write(VIRTIO_MMIO_QUEUE_SEL, vq.index);
@@ -150,7 +150,7 @@ export class VirtioMmioTransport implements VirtioConfigOps {
         this.vdev.broken = true;
         pr_warn(`virtio: ${this.dev.name}: device needs reset`);
       }
-      virtioConfigChanged(this.vdev);
+      virtio_config_changed(this.vdev);
     }
     /* The IRQ's data lists the used entries, but the used ring says the same and is
      * what a real transport has; every queue is polled, as vm_interrupt does. */
@@ -167,44 +167,44 @@ const byDevice = new Map<VirtioMmioDevice, VirtioMmioTransport>();
  * Register and probe a device (kernel context, may sleep). Resolves with the virtio device
  * once its driver is bound; throws on an unusable device, leaving nothing registered.
  */
-export async function virtioMmioAdd(dev: VirtioMmioDevice): Promise<VirtioDevice> {
+export async function virtio_mmio_add(dev: VirtioMmioDevice): Promise<virtio_device> {
   if (byDevice.has(dev)) throw err(EIO, `${dev.name}: registered twice`);
   const t = new VirtioMmioTransport(dev);
   const id = t.check();
-  const vdev = new VirtioDevice(nextIndex++, id, t, dev.name);
+  const vdev = new virtio_device(nextIndex++, id, t, dev.name);
   t.vdev = vdev;
-  dev.attach(physMem(), (data) => triggerIrq(t.irq, data));
-  requestIrq(t.irq, () => t.interrupt());
+  dev.attach(physMem(), (data) => trigger_irq(t.irq, data));
+  request_irq(t.irq, () => t.interrupt());
   byDevice.set(dev, t);
   try {
-    await virtioDeviceProbe(vdev);
+    await virtio_device_probe(vdev);
   } catch (e) {
     byDevice.delete(dev);
-    freeIrq(t.irq);
+    free_irq(t.irq);
     throw e;
   }
   return vdev;
 }
 
 /** Unregister a device (kernel context): the driver lets go, the device is reset. */
-export async function virtioMmioRemove(dev: VirtioMmioDevice): Promise<void> {
+export async function virtio_mmio_remove(dev: VirtioMmioDevice): Promise<void> {
   const t = byDevice.get(dev);
   if (!t) throw err(ENODEV, `${dev.name}: not registered`);
-  await virtioDeviceRemove(t.vdev);
+  await virtio_device_remove(t.vdev);
   byDevice.delete(dev);
-  freeIrq(t.irq);
+  free_irq(t.irq);
 }
 
 /** Remove every device (halt); failures are reported and skipped. */
-export async function virtioMmioRemoveAll(): Promise<void> {
+export async function virtio_mmio_remove_all(): Promise<void> {
   for (const dev of [...byDevice.keys()]) {
-    try { await virtioMmioRemove(dev); } catch (e) {
+    try { await virtio_mmio_remove(dev); } catch (e) {
       pr_err(`virtio-mmio: ${dev.name}: removal failed: ${(e as Error)?.message ?? e}`);
     }
   }
 }
 
-export function virtioMmioLookup(dev: VirtioMmioDevice): VirtioDevice | null {
+export function virtio_mmio_lookup(dev: VirtioMmioDevice): virtio_device | null {
   return byDevice.get(dev)?.vdev ?? null;
 }
 
@@ -215,15 +215,15 @@ export function virtioMmioLookup(dev: VirtioMmioDevice): VirtioDevice | null {
  * syscall thread and may sleep; add returns plain data (VirtioDeviceInfo), never a kernel
  * object.
  */
-function virtio_device_info(vdev: VirtioDevice): VirtioDeviceInfo {
+function virtio_device_info(vdev: virtio_device): VirtioDeviceInfo {
   const drv = vdev.driver;
   return { index: vdev.index, driver: drv?.name ?? null, ...(drv?.describe?.(vdev) ?? {}) };
 }
 
-defineSyscall(__NR_virtio_mmio_device_add, 'virtio_mmio_device_add', async (dev: VirtioMmioDevice) =>
-  virtio_device_info(await virtioMmioAdd(dev)));
-defineSyscall(__NR_virtio_mmio_device_remove, 'virtio_mmio_device_remove', async (dev: VirtioMmioDevice) => {
-  await virtioMmioRemove(dev);
+define_syscall(__NR_virtio_mmio_device_add, 'virtio_mmio_device_add', async (dev: VirtioMmioDevice) =>
+  virtio_device_info(await virtio_mmio_add(dev)));
+define_syscall(__NR_virtio_mmio_device_remove, 'virtio_mmio_device_remove', async (dev: VirtioMmioDevice) => {
+  await virtio_mmio_remove(dev);
 });
 
 /* After the drivers (device level), before anything that mounts disks (late). */
@@ -231,7 +231,7 @@ initcall(INIT_DEVICE, 'virtio_mmio', async () => {
   nextIndex = 0;
   byDevice.clear();
   for (const dev of host().virtioDevices ?? []) {
-    try { await virtioMmioAdd(dev); } catch (e) {
+    try { await virtio_mmio_add(dev); } catch (e) {
       pr_err(`virtio-mmio: ${dev.name}: ${(e as Error)?.message ?? e}`);
     }
   }

@@ -73,7 +73,7 @@ export interface VringLayout {
  * address, which must itself be 16-aligned). `usedAlign` may be raised, e.g. to a page,
  * as legacy virtio required; 4 is what 1.x requires.
  */
-export function vringSize(num: number, usedAlign = VIRTQ_USED_ALIGN): VringLayout {
+export function vring_size(num: number, usedAlign = VIRTQ_USED_ALIGN): VringLayout {
   if (!isValidQueueSize(num)) throw new RangeError(`virtqueue size ${num} is not a power of 2 in 1..32768`);
   const descOffset = 0, descSize = descTableSize(num);
   const availOffset = alignUp(descOffset + descSize, VIRTQ_AVAIL_ALIGN), availSize = availRingSize(num);
@@ -86,7 +86,7 @@ export function vringSize(num: number, usedAlign = VIRTQ_USED_ALIGN): VringLayou
 const littleEndianHost = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 /** A descriptor as read out of a table. */
-export interface VirtqDesc {
+export interface vring_desc {
   addr: number;
   len: number;
   flags: number;
@@ -114,11 +114,11 @@ export class Vring {
     return table + VIRTQ_DESC_SIZE * i;
   }
 
-  readDesc(i: number, table = this.desc): VirtqDesc {
+  readDesc(i: number, table = this.desc): vring_desc {
     return readDesc(this.view, this.descAddr(i, table));
   }
 
-  writeDesc(i: number, d: VirtqDesc, table = this.desc): void {
+  writeDesc(i: number, d: vring_desc, table = this.desc): void {
     writeDesc(this.view, this.descAddr(i, table), d);
   }
 
@@ -174,7 +174,7 @@ export function setU64(view: DataView, at: number, v: number): void {
   view.setUint32(at + 4, Math.floor(v / 0x100000000), true);
 }
 
-export function readDesc(view: DataView, at: number): VirtqDesc {
+export function readDesc(view: DataView, at: number): vring_desc {
   return {
     addr: getU64(view, at + VIRTQ_DESC_ADDR),
     len: view.getUint32(at + VIRTQ_DESC_LEN, true),
@@ -183,7 +183,7 @@ export function readDesc(view: DataView, at: number): VirtqDesc {
   };
 }
 
-export function writeDesc(view: DataView, at: number, d: VirtqDesc): void {
+export function writeDesc(view: DataView, at: number, d: vring_desc): void {
   setU64(view, at + VIRTQ_DESC_ADDR, d.addr);
   view.setUint32(at + VIRTQ_DESC_LEN, d.len, true);
   view.setUint16(at + VIRTQ_DESC_FLAGS, d.flags, true);

@@ -6,7 +6,7 @@
  * chain belongs to, the shadow indices, and the indirect tables.
  *
  * Memory: the three ring parts must be physically contiguous, and the page allocator hands
- * out single frames. A queue of 128 entries takes 3342 bytes (vringSize(128)), so queues
+ * out single frames. A queue of 128 entries takes 3342 bytes (vring_size(128)), so queues
  * are capped at 128 entries and live in one page. Large requests are still cheap: with
  * VIRTIO_F_INDIRECT_DESC a chain takes one ring slot and its descriptors go into an
  * indirect table of up to 256 entries, one page each, kept in a small pool.
@@ -20,10 +20,10 @@
  */
 import { pr_warn } from '../../kernel/printk.js';
 import { host } from '../../arch/cpu.js';
-import { allocPage, putPage, physMem, PAGE_SIZE, type Page } from '../../mm/page_alloc.js';
+import { alloc_page, put_page, physMem, PAGE_SIZE, type Page } from '../../mm/page_alloc.js';
 import {
   VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE, VIRTQ_DESC_SIZE, Vring,
-  vringSize, writeDesc,
+  vring_size, writeDesc,
 } from './virtio_ring.js';
 
 /** One buffer in physical memory. */
@@ -62,7 +62,7 @@ export class Virtqueue {
     private readonly notifyFn: (vq: Virtqueue) => void,
     readonly callback: (vq: Virtqueue) => void,
   ) {
-    const l = vringSize(num);
+    const l = vring_size(num);
     if (l.totalSize > PAGE_SIZE) throw new RangeError(`virtqueue of ${num} entries does not fit one page`);
     const base = page.phys;
     this.ring = new Vring(physMem(), num, base + l.descOffset, base + l.availOffset, base + l.usedOffset);
@@ -94,7 +94,7 @@ export class Virtqueue {
     if (n === 0 || token === null || token === undefined) throw new Error('virtqueue: empty chain or null token');
     let head: number;
     if (this.useIndirect && n > 1 && n <= VRING_INDIRECT_MAX && this.freeList.length >= 1) {
-      const table = this.indirectPool.pop() ?? allocPage();
+      const table = this.indirectPool.pop() ?? alloc_page();
       if (table) {
         head = this.freeList.pop()!;
         const mem = this.ring.view;
@@ -178,7 +178,7 @@ export class Virtqueue {
     /* keep a few tables around: the next large request needs one at once */
     if (table) {
       if (this.indirectPool.length < 32) this.indirectPool.push(table);
-      else putPage(table);
+      else put_page(table);
     }
     this.inFlight--;
   }
@@ -199,16 +199,16 @@ export class Virtqueue {
 
   /** Free the ring and table memory (after reset: the device no longer looks at it). */
   free(): void {
-    for (let h = 0; h < this.num; h++) if (this.indirectOf[h]) { putPage(this.indirectOf[h]!); this.indirectOf[h] = null; }
-    for (const p of this.indirectPool.splice(0)) putPage(p);
-    putPage(this.page);
+    for (let h = 0; h < this.num; h++) if (this.indirectOf[h]) { put_page(this.indirectOf[h]!); this.indirectOf[h] = null; }
+    for (const p of this.indirectPool.splice(0)) put_page(p);
+    put_page(this.page);
   }
 }
 
 /** vring_create_virtqueue: a queue of `num` entries in a fresh page. Null without memory. */
-export function vringCreateVirtqueue(index: number, num: number, useIndirect: boolean,
+export function vring_create_virtqueue(index: number, num: number, useIndirect: boolean,
   notify: (vq: Virtqueue) => void, callback: (vq: Virtqueue) => void): Virtqueue | null {
-  const page = allocPage();
+  const page = alloc_page();
   if (!page) return null;
   return new Virtqueue(index, num, page, useIndirect, notify, callback);
 }

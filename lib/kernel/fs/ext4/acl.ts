@@ -4,7 +4,7 @@
  * handed to user space in the posix_acl_xattr form (version 2, 8-byte entries), which is
  * what getxattr(2) returns on Linux. Read side; setting comes with the write side.
  */
-import type { Inode, XattrHandler } from '../../include/fs.js';
+import type { Inode, xattr_handler } from '../../include/fs.js';
 import { err } from '../../include/errno.js';
 import { EOPNOTSUPP, EROFS, S_IFMT, S_IFDIR, ENODATA } from '../../include/uapi.js';
 import {
@@ -36,7 +36,7 @@ export async function ext4_get_acl(inode: Inode, type: number): Promise<PosixAcl
 /** The value getxattr returns for an ACL: the posix_acl_xattr encoding. */
 export function ext4_acl_to_xattr(acl: readonly PosixAclEntry[]): Uint8Array { return posix_acl_to_xattr(acl); }
 
-function aclHandler(name: string, type: number): XattrHandler {
+function aclHandler(name: string, type: number): xattr_handler {
   return {
     name,
     list: (dentry) => EXT4_SB(dentry.d_sb).test_opt(EXT4_MOUNT_POSIX_ACL),

@@ -4,14 +4,14 @@
  * ext4_calculate_overhead, ext4_calculate_resv_clusters, ext4_statfs). Counts come from
  * the group descriptors, as Linux's percpu counters are initialised from them.
  */
-import type { Dentry, SuperBlock } from '../../include/fs.js';
+import type { Dentry, super_block } from '../../include/fs.js';
 import type { Statfs } from '../../include/uapi.js';
 import {
   EXT4_FEATURE_COMPAT_SPARSE_SUPER2, EXT4_FEATURE_INCOMPAT_EXTENTS, EXT4_FEATURE_INCOMPAT_META_BG,
   EXT4_FEATURE_RO_COMPAT_SPARSE_SUPER, EXT4_NAME_LEN, EXT4_SUPER_MAGIC, ext4_free_group_clusters,
   ext4_free_inodes_count, ext4_r_blocks_count, le32,
 } from './layout.js';
-import { EXT4_SB, EXT4_MOUNT_MINIX_DF, type Ext4SbInfo } from './ext4.js';
+import { EXT4_SB, EXT4_MOUNT_MINIX_DF, type ext4_sb_info } from './ext4.js';
 
 function test_root(a: number, b: number): boolean {
   let num = b;
@@ -20,7 +20,7 @@ function test_root(a: number, b: number): boolean {
 }
 
 /** ext4_bg_has_super: does group `group` hold a superblock (backup)? */
-export function ext4_bg_has_super(sbi: Ext4SbInfo, group: number): boolean {
+export function ext4_bg_has_super(sbi: ext4_sb_info, group: number): boolean {
   if (group === 0) return true;
   if (sbi.has_compat(EXT4_FEATURE_COMPAT_SPARSE_SUPER2)) {
     const b = sbi.s_es.s_backup_bgs;
@@ -32,7 +32,7 @@ export function ext4_bg_has_super(sbi: Ext4SbInfo, group: number): boolean {
 }
 
 /** ext4_bg_num_gdb: group descriptor blocks stored in `group`. */
-export function ext4_bg_num_gdb(sbi: Ext4SbInfo, group: number): number {
+export function ext4_bg_num_gdb(sbi: ext4_sb_info, group: number): number {
   const firstMetaBg = sbi.s_es.s_first_meta_bg;
   const metagroup = Math.floor(group / sbi.s_desc_per_block);
   if (!sbi.has_incompat(EXT4_FEATURE_INCOMPAT_META_BG) || metagroup < firstMetaBg) {
@@ -45,7 +45,7 @@ export function ext4_bg_num_gdb(sbi: Ext4SbInfo, group: number): number {
 }
 
 /** ext4_group_first_block_no. */
-export function ext4_group_first_block_no(sbi: Ext4SbInfo, group: number): number {
+export function ext4_group_first_block_no(sbi: ext4_sb_info, group: number): number {
   return group * sbi.s_blocks_per_group + sbi.s_first_data_block;
 }
 
@@ -54,7 +54,7 @@ export function ext4_group_first_block_no(sbi: Ext4SbInfo, group: number): numbe
  * superblock backup, descriptor blocks, reserved GDT blocks, bitmaps and inode table, and
  * the internal journal. s_overhead_clusters wins when mke2fs recorded it.
  */
-export function ext4_calculate_overhead(sbi: Ext4SbInfo, journalBlocks: number): number {
+export function ext4_calculate_overhead(sbi: ext4_sb_info, journalBlocks: number): number {
   if (sbi.s_es.s_overhead_clusters) return sbi.s_es.s_overhead_clusters * sbi.s_cluster_ratio;
   let overhead = sbi.s_first_data_block;
   for (let g = 0; g < sbi.s_groups_count; g++) {
@@ -66,18 +66,18 @@ export function ext4_calculate_overhead(sbi: Ext4SbInfo, journalBlocks: number):
 }
 
 /** ext4_calculate_resv_clusters: 2% of the filesystem, at most 4096 clusters, extents only. */
-export function ext4_calculate_resv_clusters(sbi: Ext4SbInfo): number {
+export function ext4_calculate_resv_clusters(sbi: ext4_sb_info): number {
   if (!sbi.has_incompat(EXT4_FEATURE_INCOMPAT_EXTENTS)) return 0;
   const clusters = Math.floor(sbi.s_blocks_count / sbi.s_cluster_ratio);
   return Math.min(Math.floor(clusters / 50), 4096);
 }
 
-export function ext4_count_free_clusters(sbi: Ext4SbInfo): number {
+export function ext4_count_free_clusters(sbi: ext4_sb_info): number {
   let n = 0;
   for (const gd of sbi.s_group_desc) n += ext4_free_group_clusters(gd);
   return n;
 }
-export function ext4_count_free_inodes(sbi: Ext4SbInfo): number {
+export function ext4_count_free_inodes(sbi: ext4_sb_info): number {
   let n = 0;
   for (const gd of sbi.s_group_desc) n += ext4_free_inodes_count(gd);
   return n;
@@ -85,13 +85,13 @@ export function ext4_count_free_inodes(sbi: Ext4SbInfo): number {
 
 /** State kept at mount for statfs (sbi->s_overhead, s_resv_clusters). */
 export interface Ext4StatfsState { overhead: number; resvClusters: number }
-const statfsState = new WeakMap<Ext4SbInfo, Ext4StatfsState>();
-export function ext4_statfs_init(sbi: Ext4SbInfo, journalBlocks: number): void {
+const statfsState = new WeakMap<ext4_sb_info, Ext4StatfsState>();
+export function ext4_statfs_init(sbi: ext4_sb_info, journalBlocks: number): void {
   statfsState.set(sbi, { overhead: ext4_calculate_overhead(sbi, journalBlocks), resvClusters: ext4_calculate_resv_clusters(sbi) });
 }
 
 /** ext4_statfs. */
-export function ext4_statfs_sb(sb: SuperBlock): Statfs {
+export function ext4_statfs_sb(sb: super_block): Statfs {
   const sbi = EXT4_SB(sb);
   const st = statfsState.get(sbi) ?? { overhead: 0, resvClusters: 0 };
   const ratio = sbi.s_cluster_ratio;

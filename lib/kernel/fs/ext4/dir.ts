@@ -13,7 +13,7 @@
  *  - inline directories: "." at 0, ".." at 12, entries at Linux's inline offsets.
  * All knowledge of the directory layout is here; namei.ts is the glue to the VFS.
  */
-import type { DirContext, File, FileOperations } from '../../include/fs.js';
+import type { dir_context, File, file_operations } from '../../include/fs.js';
 import { err } from '../../include/errno.js';
 import {
   DT_BLK, DT_CHR, DT_DIR, DT_FIFO, DT_LNK, DT_REG, DT_SOCK, DT_UNKNOWN, EINVAL, SEEK_CUR, SEEK_END,
@@ -121,7 +121,7 @@ export function hash2pos(major: number, minor: number): number {
 
 interface DxDirInfo { entries: { pos: number; name: string; ino: number; dtype: number }[] }
 
-async function ext4_readdir_linear(dir: Ext4Inode, ctx: DirContext): Promise<void> {
+async function ext4_readdir_linear(dir: Ext4Inode, ctx: dir_context): Promise<void> {
   const sb = dir.i_sb;
   const bs = EXT4_SB(sb).s_blocksize;
   while (ctx.pos < dir.i_size) {
@@ -170,7 +170,7 @@ async function ext4_readdir_linear(dir: Ext4Inode, ctx: DirContext): Promise<voi
   }
 }
 
-async function ext4_readdir_inline(dir: Ext4Inode, ctx: DirContext): Promise<void> {
+async function ext4_readdir_inline(dir: Ext4Inode, ctx: dir_context): Promise<void> {
   const view = await ext4_inline_dir_view(dir);
   if (ctx.pos === 0) {
     if (!ctx.emit('.', dir.i_ino, DT_DIR)) return;
@@ -225,7 +225,7 @@ async function ext4_dx_fill(dir: Ext4Inode): Promise<DxDirInfo> {
   }) };
 }
 
-async function ext4_dx_readdir(file: File, dir: Ext4Inode, ctx: DirContext): Promise<void> {
+async function ext4_dx_readdir(file: File, dir: Ext4Inode, ctx: dir_context): Promise<void> {
   if (ctx.pos >= EXT4_HTREE_EOF_COOKIE) return;
   let info = file.private_data as DxDirInfo | null;
   if (!info || ctx.pos === 0) {
@@ -245,7 +245,7 @@ async function ext4_dx_readdir(file: File, dir: Ext4Inode, ctx: DirContext): Pro
 }
 
 /** ext4_readdir (iterate_shared). */
-export async function ext4_readdir(file: File, ctx: DirContext): Promise<void> {
+export async function ext4_readdir(file: File, ctx: dir_context): Promise<void> {
   const dir = EXT4_I(file.f_inode);
   if (dir.i_ext4_flags & EXT4_INLINE_DATA_FL) return ext4_readdir_inline(dir, ctx);
   if (is_dx(dir)) {
@@ -278,7 +278,7 @@ async function ext4_dir_llseek(file: File, offset: number, whence: number): Prom
   return pos;
 }
 
-export const ext4_dir_operations: FileOperations = {
+export const ext4_dir_operations: file_operations = {
   llseek: ext4_dir_llseek,
   async read() { throw err(EISDIR); },
   iterate_shared: ext4_readdir,

@@ -9,29 +9,29 @@
  * The returned Errno is EFSCORRUPTED (EUCLEAN) for structural damage, EFSBADCRC (EBADMSG)
  * for checksum mismatches, as Linux returns them. May touch: the sb_info and the console.
  */
-import { SB_RDONLY, type SuperBlock } from '../../include/fs.js';
+import { SB_RDONLY, type super_block } from '../../include/fs.js';
 import { Errno, err } from '../../include/errno.js';
 import { EFSBADCRC, EFSCORRUPTED, EIO } from '../../include/uapi.js';
 import { currentOrNull } from '../../arch/cpu.js';
 import { KERN_CRIT, KERN_ERR, KERN_INFO, KERN_WARNING, printk } from '../../kernel/printk.js';
-import { EXT4_MOUNT_ERRORS_PANIC, EXT4_MOUNT_ERRORS_RO, type Ext4SbInfo } from './ext4.js';
+import { EXT4_MOUNT_ERRORS_PANIC, EXT4_MOUNT_ERRORS_RO, type ext4_sb_info } from './ext4.js';
 
 const LEVELS: Record<string, string> = { KERN_ERR, KERN_WARNING, KERN_INFO };
 
 /** ext4_msg: "EXT4-fs (vda): ..." at the level named ('KERN_ERR', 'KERN_WARNING', 'KERN_INFO'). */
-export function ext4_msg(sb: SuperBlock, level: string, msg: string): void {
+export function ext4_msg(sb: super_block, level: string, msg: string): void {
   printk(`${LEVELS[level] ?? ''}EXT4-fs (${sb.s_id}): ${msg}`);
 }
 
 export interface Ext4ErrorWhere { ino?: number; block?: number; csum?: boolean }
 
-function sbiOf(sb: SuperBlock): Ext4SbInfo | null { return (sb.s_fs_info as Ext4SbInfo | null) ?? null; }
+function sbiOf(sb: super_block): ext4_sb_info | null { return (sb.s_fs_info as ext4_sb_info | null) ?? null; }
 
 /**
  * __ext4_error / ext4_error_inode: print once, mark the filesystem as having errors,
  * apply errors=, and return the error the failing call throws.
  */
-export function ext4_error(sb: SuperBlock, func: string, msg: string, where: Ext4ErrorWhere = {}): Errno {
+export function ext4_error(sb: super_block, func: string, msg: string, where: Ext4ErrorWhere = {}): Errno {
   const sbi = sbiOf(sb);
   let line = `EXT4-fs error (device ${sb.s_id}): ${func}: `;
   if (where.ino !== undefined) line += `inode #${where.ino}: `;
@@ -58,17 +58,17 @@ export function ext4_error(sb: SuperBlock, func: string, msg: string, where: Ext
 }
 
 /** ext4_error for a checksum mismatch: the call fails with EFSBADCRC (EBADMSG). */
-export function ext4_csum_error(sb: SuperBlock, func: string, msg: string, where: Ext4ErrorWhere = {}): Errno {
+export function ext4_csum_error(sb: super_block, func: string, msg: string, where: Ext4ErrorWhere = {}): Errno {
   return ext4_error(sb, func, msg, { ...where, csum: true });
 }
 
 /** ext4_warning: printed, nothing else. */
-export function ext4_warning(sb: SuperBlock, func: string, msg: string): void {
+export function ext4_warning(sb: super_block, func: string, msg: string): void {
   printk(`${KERN_WARNING}EXT4-fs warning (device ${sb.s_id}): ${func}: ${msg}`);
 }
 
 /** Calls on a shut-down filesystem (errors=panic after an error) fail with EIO. */
-export function ext4_check_shutdown(sb: SuperBlock): void {
+export function ext4_check_shutdown(sb: super_block): void {
   const sbi = sbiOf(sb);
   if (sbi?.s_shutdown) throw err(EIO);
 }

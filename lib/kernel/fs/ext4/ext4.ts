@@ -9,7 +9,7 @@
  * read-only mount live in an overlay (s_overlay) that ext4_sb_bread consults first, so the
  * image itself is never written.
  */
-import { Inode, type SuperBlock } from '../../include/fs.js';
+import { Inode, type super_block } from '../../include/fs.js';
 import type { Ext4SuperBlock, Ext4GroupDesc } from './layout.js';
 import type { Ext4CsumCtx } from './csum.js';
 import type { Journal } from '../jbd2/journal.js';
@@ -57,7 +57,7 @@ export const EXT4_INLINE_DOTDOT_OFFSET = 2, EXT4_INLINE_DOTDOT_SIZE = 4;
 export type Ext4Flavour = 'ext2' | 'ext3' | 'ext4';
 
 /** struct ext4_sb_info (the parts the read side uses; the write side adds to it). */
-export class Ext4SbInfo {
+export class ext4_sb_info {
   /** Decoded on-disk superblock (s_es) and its raw 1024 bytes (buffer of s_sbh). */
   s_es!: Ext4SuperBlock;
   s_sbraw!: Uint8Array;
@@ -125,7 +125,7 @@ export class Ext4SbInfo {
   s_error_count = 0;
   /** Orphan inodes found at mount (reported, not processed, on a read-only mount). */
   s_orphans: number[] = [];
-  constructor(public readonly sb: SuperBlock) {}
+  constructor(public readonly sb: super_block) {}
   has_incompat(mask: number): boolean { return (this.s_es.s_feature_incompat & mask) !== 0; }
   has_ro_compat(mask: number): boolean { return (this.s_es.s_feature_ro_compat & mask) !== 0; }
   has_compat(mask: number): boolean { return (this.s_es.s_feature_compat & mask) !== 0; }
@@ -156,5 +156,5 @@ export class Ext4Inode extends Inode {
   i_loc_offset = 0;
 }
 
-export function EXT4_SB(sb: SuperBlock): Ext4SbInfo { return sb.s_fs_info as Ext4SbInfo; }
+export function EXT4_SB(sb: super_block): ext4_sb_info { return sb.s_fs_info as ext4_sb_info; }
 export function EXT4_I(inode: Inode): Ext4Inode { return inode as Ext4Inode; }

@@ -1,13 +1,13 @@
 /*
- * Regular files (fs/ext4/file.c): reads through the page cache (genericFileRead over
+ * Regular files (fs/ext4/file.c): reads through the page cache (filemap_read over
  * ext4_aops), llseek with SEEK_DATA / SEEK_HOLE answered from the block mapping (unwritten
  * extents count as holes, as iomap's seek does when no page is cached). Writes fail with
  * EROFS until the write side exists.
  */
-import type { File, FileOperations, InodeOperations } from '../../include/fs.js';
+import type { File, file_operations, inode_operations } from '../../include/fs.js';
 import { err } from '../../include/errno.js';
 import { EINVAL, ENXIO, EROFS, SEEK_CUR, SEEK_DATA, SEEK_END, SEEK_HOLE, SEEK_SET } from '../../include/uapi.js';
-import { genericFileRead } from '../../mm/filemap.js';
+import { filemap_read } from '../../mm/filemap.js';
 import { EXT4_INLINE_DATA_FL } from './layout.js';
 import { EXT4_I, EXT4_SB, type Ext4Inode } from './ext4.js';
 import { ext4_file_getattr, ext4_map_blocks, ext4_setattr } from './inode.js';
@@ -50,15 +50,15 @@ export async function ext4_llseek(file: File, offset: number, whence: number): P
 
 async function rofs(): Promise<never> { throw err(EROFS); }
 
-export const ext4_file_operations: FileOperations = {
+export const ext4_file_operations: file_operations = {
   llseek: ext4_llseek,
-  read: genericFileRead,
+  read: filemap_read,
   write: rofs,
   fallocate: rofs,
   async fsync() { /* nothing is ever dirty on the read side */ },
 };
 
-export const ext4_file_inode_operations: InodeOperations = {
+export const ext4_file_inode_operations: inode_operations = {
   getattr: ext4_file_getattr,
   setattr: ext4_setattr,
   listxattr: ext4_listxattr,

@@ -7,8 +7,8 @@
  * and file.ts; on-disk layouts in layout.ts.
  */
 import {
-  I_NEW, type Dentry, type Iattr, type Inode, type Kstat, type SuperBlock, type File,
-  type AddressSpaceOperations, type AddressSpace,
+  I_NEW, type Dentry, type Iattr, type Inode, type Kstat, type super_block, type File,
+  type address_space_operations, type address_space,
 } from '../../include/fs.js';
 import type { MappedBlock } from '../../include/blk.js';
 import { err } from '../../include/errno.js';
@@ -16,10 +16,10 @@ import {
   EROFS, ESTALE, S_IFMT, S_IFREG, S_IFDIR, S_IFLNK, S_IFCHR, S_IFBLK, S_IFIFO,
   S_IFSOCK, STATX_BASIC_STATS, STATX_BTIME, makedev,
 } from '../../include/uapi.js';
-import { igetFailed, igetLocked, iput, unlockNewInode } from '../inode.js';
+import { iget_failed, iget_locked, iput, unlock_new_inode } from '../inode.js';
 import type { Page } from '../../mm/page_alloc.js';
-import { PAGE_SIZE, endPageRead } from '../../mm/filemap.js';
-import { mpageReadahead, mpageReadpage } from '../buffer.js';
+import { PAGE_SIZE, end_page_read } from '../../mm/filemap.js';
+import { mpage_readahead, mpage_read_folio } from '../buffer.js';
 import {
   EXT4_APPEND_FL, EXT4_BOOT_LOADER_INO, EXT4_EA_INODE_FL, EXT4_ENCRYPT_FL, EXT4_EXTENTS_FL,
   EXT4_FEATURE_INCOMPAT_64BIT, EXT4_FEATURE_INCOMPAT_EXTENTS, EXT4_FEATURE_INCOMPAT_INLINE_DATA,
@@ -52,7 +52,7 @@ export const STATX_ATTR_COMPRESSED = 0x4, STATX_ATTR_IMMUTABLE = 0x10, STATX_ATT
 export const EXT4_IGET_NORMAL = 0, EXT4_IGET_SPECIAL = 1, EXT4_IGET_HANDLE = 2, EXT4_IGET_EA_INODE = 4;
 
 /** Where inode `ino` lives: the inode-table block and the byte offset in it (__ext4_get_inode_loc). */
-export function ext4_inode_loc(sb: SuperBlock, ino: number): { block: number; offset: number; group: number } {
+export function ext4_inode_loc(sb: super_block, ino: number): { block: number; offset: number; group: number } {
   const sbi = EXT4_SB(sb);
   const group = Math.floor((ino - 1) / sbi.s_inodes_per_group);
   const index = (ino - 1) % sbi.s_inodes_per_group;
@@ -63,7 +63,7 @@ export function ext4_inode_loc(sb: SuperBlock, ino: number): { block: number; of
 }
 
 /** The raw on-disk inode bytes (a copy). */
-export async function ext4_read_raw_inode(sb: SuperBlock, ino: number, func = 'ext4_get_inode_loc'): Promise<{ raw: Uint8Array; block: number; offset: number }> {
+export async function ext4_read_raw_inode(sb: super_block, ino: number, func = 'ext4_get_inode_loc'): Promise<{ raw: Uint8Array; block: number; offset: number }> {
   const sbi = EXT4_SB(sb);
   const loc = ext4_inode_loc(sb, ino);
   if (!ext4_block_valid(sb, loc.block))
@@ -72,7 +72,7 @@ export async function ext4_read_raw_inode(sb: SuperBlock, ino: number, func = 'e
   return { raw: buf.slice(loc.offset, loc.offset + sbi.s_inode_size), block: loc.block, offset: loc.offset };
 }
 
-function ino_valid(sb: SuperBlock, ino: number, flags: number): boolean {
+function ino_valid(sb: super_block, ino: number, flags: number): boolean {
   const sbi = EXT4_SB(sb);
   if (!Number.isInteger(ino) || ino < 1 || ino > sbi.s_es.s_inodes_count) return false;
   if (flags & EXT4_IGET_SPECIAL) return true;
@@ -85,21 +85,21 @@ function ino_valid(sb: SuperBlock, ino: number, flags: number): boolean {
  * ext4_iget: the in-core inode for `ino`, read and validated on first use (iget_locked +
  * fill + unlock_new_inode; a failed read is iget_failed).
  */
-export async function ext4_iget(sb: SuperBlock, ino: number, flags = EXT4_IGET_NORMAL): Promise<Ext4Inode> {
+export async function ext4_iget(sb: super_block, ino: number, flags = EXT4_IGET_NORMAL): Promise<Ext4Inode> {
   ext4_check_shutdown(sb);
   if (!ino_valid(sb, ino, flags)) {
     if (flags & EXT4_IGET_HANDLE) throw err(ESTALE);
     throw ext4_error(sb, 'ext4_iget', `iget: illegal inode #${ino}`, { ino });
   }
-  const inode = (await igetLocked(sb, ino)) as Ext4Inode;
+  const inode = (await iget_locked(sb, ino)) as Ext4Inode;
   if (!(inode.i_state & I_NEW)) return inode;
   try {
     await ext4_fill_inode(inode, flags);
   } catch (e) {
-    await igetFailed(inode);
+    await iget_failed(inode);
     throw e;
   }
-  unlockNewInode(inode);
+  unlock_new_inode(inode);
   return inode;
 }
 
@@ -305,26 +305,26 @@ function ext4_use_mpage(inode: Ext4Inode): boolean {
  */
 async function ext4_readpage(_file: File | null, page: Page): Promise<void> {
   const inode = EXT4_I((page.mapping as { host: Inode }).host);
-  if (ext4_use_mpage(inode)) { await mpageReadpage(page, ext4_get_block); return; }
+  if (ext4_use_mpage(inode)) { await mpage_read_folio(page, ext4_get_block); return; }
   try {
     const pos = page.index * PAGE_SIZE;
     const data = page.data;
     const valid = Math.max(0, Math.min(PAGE_SIZE, inode.i_size - pos));
     if (valid > 0) await ext4_read_data(inode, pos, data, 0, valid);
     data.fill(0, valid);
-    endPageRead(page, true);
+    end_page_read(page, true);
   } catch {
-    endPageRead(page, false);
+    end_page_read(page, false);
   }
 }
 
-async function ext4_readahead(mapping: AddressSpace, pages: Page[]): Promise<void> {
+async function ext4_readahead(mapping: address_space, pages: Page[]): Promise<void> {
   const inode = EXT4_I(mapping.host);
-  if (ext4_use_mpage(inode)) { await mpageReadahead(pages, ext4_get_block); return; }
+  if (ext4_use_mpage(inode)) { await mpage_readahead(pages, ext4_get_block); return; }
   for (const p of pages) await ext4_readpage(null, p);
 }
 
-export const ext4_aops: AddressSpaceOperations = {
+export const ext4_aops: address_space_operations = {
   readpage: ext4_readpage,
   readahead: ext4_readahead,
   async bmap(mapping, block) {

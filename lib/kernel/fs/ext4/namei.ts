@@ -4,7 +4,7 @@
  * inode operation tables of directories and special files. All knowledge of the entry
  * layout is in dir.ts. Modifying operations fail with EROFS until the write side exists.
  */
-import type { Dentry, Inode, InodeOperations } from '../../include/fs.js';
+import type { Dentry, Inode, inode_operations } from '../../include/fs.js';
 import { err } from '../../include/errno.js';
 import { ENAMETOOLONG, EROFS, ESTALE } from '../../include/uapi.js';
 import {
@@ -262,7 +262,7 @@ export async function ext4_get_parent(dir: Ext4Inode): Promise<Ext4Inode> {
 
 async function rofs(): Promise<never> { throw err(EROFS); }
 
-export const ext4_dir_inode_operations: InodeOperations = {
+export const ext4_dir_inode_operations: inode_operations = {
   lookup: ext4_lookup,
   create: rofs, link: rofs, unlink: rofs, symlink: rofs, mkdir: rofs, rmdir: rofs, mknod: rofs,
   rename: rofs, tmpfile: rofs,
@@ -271,7 +271,7 @@ export const ext4_dir_inode_operations: InodeOperations = {
   listxattr: ext4_listxattr,
 };
 
-export const ext4_special_inode_operations: InodeOperations = {
+export const ext4_special_inode_operations: inode_operations = {
   getattr: ext4_getattr,
   setattr: ext4_setattr,
   listxattr: ext4_listxattr,

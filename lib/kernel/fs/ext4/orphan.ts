@@ -6,7 +6,7 @@
  * driver finds them and reports what would be done, like Linux's "skipping orphan cleanup"
  * on a read-only device; processing them comes with the write side.
  */
-import type { SuperBlock } from '../../include/fs.js';
+import type { super_block } from '../../include/fs.js';
 import {
   EXT4_FEATURE_COMPAT_ORPHAN_FILE, EXT4_ORPHAN_BLOCK_MAGIC,
   ext4_inode_decode, ext4_inodes_per_orphan_block, ext4_orphan_block_tail_decode, le32,
@@ -21,7 +21,7 @@ import {
 export interface OrphanScan { chain: number[]; file: number[] }
 
 /** Walk the s_last_orphan chain (bounded: a cycle is corruption). */
-async function orphan_chain(sb: SuperBlock): Promise<number[]> {
+async function orphan_chain(sb: super_block): Promise<number[]> {
   const sbi = EXT4_SB(sb);
   const out: number[] = [];
   const seen = new Set<number>();
@@ -40,7 +40,7 @@ async function orphan_chain(sb: SuperBlock): Promise<number[]> {
 }
 
 /** The inode numbers recorded in the orphan file. */
-async function orphan_file(sb: SuperBlock): Promise<number[]> {
+async function orphan_file(sb: super_block): Promise<number[]> {
   const sbi = EXT4_SB(sb);
   if (!sbi.has_compat(EXT4_FEATURE_COMPAT_ORPHAN_FILE) || !sbi.s_es.s_orphan_file_inum) return [];
   const inode = await ext4_iget(sb, sbi.s_es.s_orphan_file_inum, EXT4_IGET_SPECIAL);
@@ -68,7 +68,7 @@ async function orphan_file(sb: SuperBlock): Promise<number[]> {
  * ext4_orphan_cleanup for a mount that cannot write: find the orphans and say what would
  * be done. Never fails the mount (a broken list is reported through ext4_error).
  */
-export async function ext4_orphan_scan(sb: SuperBlock, canWrite: boolean): Promise<OrphanScan> {
+export async function ext4_orphan_scan(sb: super_block, canWrite: boolean): Promise<OrphanScan> {
   const res: OrphanScan = { chain: [], file: [] };
   try { res.chain = await orphan_chain(sb); } catch { /* reported */ }
   try { res.file = await orphan_file(sb); } catch { /* reported */ }

@@ -15,8 +15,8 @@
  * and every modifying operation fails with EROFS. The write side comes in its own issue.
  */
 import {
-  FS_REQUIRES_DEV, SB_POSIXACL, SB_RDONLY, type Dentry, type FileSystemType, type Inode,
-  type SuperBlock, type SuperOperations,
+  FS_REQUIRES_DEV, SB_POSIXACL, SB_RDONLY, type Dentry, type file_system_type, type Inode,
+  type super_block, type super_operations,
 } from '../../include/fs.js';
 import { err, isErrno } from '../../include/errno.js';
 import { EFSBADCRC, EFSCORRUPTED, EINVAL, EIO, S_IFDIR, S_IFMT } from '../../include/uapi.js';
@@ -44,7 +44,7 @@ import {
   EXT4_MOUNT_NO_UID32, EXT4_MOUNT_ORDERED_DATA, EXT4_MOUNT_POSIX_ACL, EXT4_MOUNT_WRITEBACK_DATA,
   EXT4_MOUNT_XATTR_USER, EXT4_MOUNT2_JOURNAL_CHECKSUM, EXT4_MOUNT2_JOURNAL_ASYNC_COMMIT, EXT4_MOUNT_DEBUG,
   EXT4_MOUNT_NO_AUTO_DA_ALLOC, EXT4_MOUNT_QUOTA, EXT4_MOUNT_DATA_ERR_ABORT,
-  EXT4_SB, Ext4Inode, Ext4SbInfo, type Ext4Dev, type Ext4Flavour,
+  EXT4_SB, Ext4Inode, ext4_sb_info, type Ext4Dev, type Ext4Flavour,
 } from './ext4.js';
 import { ext4_msg } from './errors.js';
 import { KERN_ERR, printk } from '../../kernel/printk.js';
@@ -57,11 +57,11 @@ import { ext4_posix_acl_access_handler, ext4_posix_acl_default_handler } from '.
 import { jbd2_journal_init, type Journal } from '../jbd2/journal.js';
 import { jbd2_journal_recover } from '../jbd2/recovery.js';
 import { JBD2_SB_OFF, put_be32 } from '../jbd2/layout.js';
-import { dMakeRoot } from '../dcache.js';
-import { registerFilesystem } from '../super.js';
-import { bread, brelse, getblk, invalidateBdev, markBufferDirty, syncDirtyBuffer } from '../buffer.js';
-import { sbSetBlocksize, syncBlockdev } from '../../block/bdev.js';
-import { blkdevIssueFlush } from '../../block/bio.js';
+import { d_make_root } from '../dcache.js';
+import { register_filesystem } from '../super.js';
+import { bread, brelse, getblk, invalidate_bdev, mark_buffer_dirty, sync_dirty_buffer } from '../buffer.js';
+import { sb_set_blocksize, sync_blockdev } from '../../block/bdev.js';
+import { blkdev_issue_flush } from '../../block/bio.js';
 import { BH_Uptodate } from '../../include/blk.js';
 import { PAGE_SIZE } from '../../mm/page_alloc.js';
 import { jbd2_superblock_csum_set } from '../jbd2/csum.js';
@@ -75,7 +75,7 @@ export interface Ext4Options {
 }
 
 /** parse_options: apply `data` to sbi (after the superblock defaults). EINVAL with Linux's message. */
-export function ext4_parse_options(sb: SuperBlock, sbi: Ext4SbInfo, data: string): Ext4Options {
+export function ext4_parse_options(sb: super_block, sbi: ext4_sb_info, data: string): Ext4Options {
   const o: Ext4Options = { ro: false, sbBlock: null, journalChecksum: null };
   const bad = (m: string): never => { ext4_msg(sb, 'KERN_ERR', m); throw err(EINVAL, m); };
   for (const raw of data.split(',')) {
@@ -163,7 +163,7 @@ export function ext4_parse_options(sb: SuperBlock, sbi: Ext4SbInfo, data: string
 }
 
 /** ext4_set_def_opts: defaults from s_default_mount_opts, as Linux applies them before parsing. */
-function ext4_set_def_opts(sbi: Ext4SbInfo): void {
+function ext4_set_def_opts(sbi: ext4_sb_info): void {
   const def = sbi.s_es.s_default_mount_opts;
   sbi.s_mount_opt = EXT4_MOUNT_BARRIER | EXT4_MOUNT_DELALLOC;
   if (def & EXT4_DEFM_XATTR_USER) sbi.s_mount_opt |= EXT4_MOUNT_XATTR_USER;
@@ -190,7 +190,7 @@ function ext4_set_def_opts(sbi: Ext4SbInfo): void {
  * __ext4_fill_super before the journal). Called again after a journal replay, which may
  * have rewritten both. `first` is true on the first call (prints the probing messages).
  */
-async function ext4_load_super(sb: SuperBlock, sbi: Ext4SbInfo, sbByteOff: number, silent: boolean, first: boolean): Promise<void> {
+async function ext4_load_super(sb: super_block, sbi: ext4_sb_info, sbByteOff: number, silent: boolean, first: boolean): Promise<void> {
   const dev = sbi.s_dev;
   const fail = (m: string, e = EINVAL): never => { if (!silent || !first) ext4_msg(sb, 'KERN_ERR', m); throw err(e, m); };
   // The superblock is read in 1 KiB units until its block size is known.
@@ -285,12 +285,12 @@ function bigalloc_as_clusters(es: Ext4SuperBlock): Ext4SuperBlock {
     s_feature_ro_compat: es.s_feature_ro_compat };
 }
 
-async function ext4_raw_bread_dev(sbi: Ext4SbInfo, blk: number): Promise<Uint8Array> {
+async function ext4_raw_bread_dev(sbi: ext4_sb_info, blk: number): Promise<Uint8Array> {
   return ext4_raw_bread(sbi.sb, blk);
 }
 
 /** descriptor_loc: the block holding descriptor block `nr` (meta_bg aware). */
-function descriptor_loc(sbi: Ext4SbInfo, logicalSbBlock: number, nr: number): number {
+function descriptor_loc(sbi: ext4_sb_info, logicalSbBlock: number, nr: number): number {
   const firstMetaBg = sbi.s_es.s_first_meta_bg;
   if (!sbi.has_incompat(EXT4_FEATURE_INCOMPAT_META_BG) || nr < firstMetaBg) return logicalSbBlock + nr + 1;
   const bg = sbi.s_desc_per_block * nr;
@@ -300,7 +300,7 @@ function descriptor_loc(sbi: Ext4SbInfo, logicalSbBlock: number, nr: number): nu
 }
 
 /** ext4_group_desc_init + ext4_check_descriptors. */
-async function ext4_group_desc_init(sb: SuperBlock, sbi: Ext4SbInfo, sbByteOff: number, fail: (m: string, e?: number) => never): Promise<void> {
+async function ext4_group_desc_init(sb: super_block, sbi: ext4_sb_info, sbByteOff: number, fail: (m: string, e?: number) => never): Promise<void> {
   const bs = sbi.s_blocksize;
   const logicalSbBlock = Math.floor(sbByteOff / bs) === 0 && bs > 1024 ? 0 : Math.floor(sbByteOff / bs);
   const descs = [], locs = [];
@@ -340,7 +340,7 @@ async function ext4_group_desc_init(sb: SuperBlock, sbi: Ext4SbInfo, sbByteOff: 
 /* ---- features ---- */
 
 /** ext4_feature_set_ok + the ext2/ext3 name checks. Returns true if the mount must be read-only. */
-function ext4_check_features(sb: SuperBlock, sbi: Ext4SbInfo, rdonly: boolean): boolean {
+function ext4_check_features(sb: super_block, sbi: ext4_sb_info, rdonly: boolean): boolean {
   const es = sbi.s_es;
   const fail = (m: string): never => { ext4_msg(sb, 'KERN_ERR', m); throw err(EINVAL, m); };
   if (sbi.flavour === 'ext2' || sbi.flavour === 'ext3') {
@@ -388,7 +388,7 @@ export function ext4_max_bitmap_size(bits: number, hugeFiles: boolean): number {
 
 /* ---- journal ---- */
 
-async function ext4_journal_dev(sb: SuperBlock, jinode: Ext4Inode) {
+async function ext4_journal_dev(sb: super_block, jinode: Ext4Inode) {
   const sbi = EXT4_SB(sb);
   return {
     blockSize: sbi.s_blocksize,
@@ -405,7 +405,7 @@ async function ext4_journal_dev(sb: SuperBlock, jinode: Ext4Inode) {
  * ext4_load_journal: find the journal, replay it if needed (to disk or into memory).
  * Returns the journal's length in blocks (statfs counts it as overhead).
  */
-async function ext4_load_journal(sb: SuperBlock, sbi: Ext4SbInfo, wantRw: boolean, sbByteOff: number, silent: boolean): Promise<number> {
+async function ext4_load_journal(sb: super_block, sbi: ext4_sb_info, wantRw: boolean, sbByteOff: number, silent: boolean): Promise<number> {
   const es = sbi.s_es;
   const needsRecovery = sbi.has_incompat(EXT4_FEATURE_INCOMPAT_RECOVER);
   if (!sbi.has_compat(EXT4_FEATURE_COMPAT_HAS_JOURNAL)) {
@@ -511,7 +511,7 @@ async function ext4_load_journal(sb: SuperBlock, sbi: Ext4SbInfo, wantRw: boolea
 }
 
 /** The replay may have rewritten the superblock and descriptors: read them again. */
-async function reread_after_replay(sb: SuperBlock, sbi: Ext4SbInfo, sbByteOff: number, silent: boolean): Promise<void> {
+async function reread_after_replay(sb: super_block, sbi: ext4_sb_info, sbByteOff: number, silent: boolean): Promise<void> {
   // Cached inodes (the journal inode) were read before the replay; drop them.
   await ext4_load_super(sb, sbi, sbByteOff, silent, false);
 }
@@ -522,15 +522,15 @@ async function reread_after_replay(sb: SuperBlock, sbi: Ext4SbInfo, sbByteOff: n
  * ext4_fill_super over an explicit device (unit tests use this with an in-memory device;
  * the registered types call it with the buffer-cache device of sb.s_bdev).
  */
-export async function ext4_fill_super_dev(sb: SuperBlock, dev: Ext4Dev, data: string, silent: boolean, flavour: Ext4Flavour): Promise<void> {
-  const sbi = new Ext4SbInfo(sb);
+export async function ext4_fill_super_dev(sb: super_block, dev: Ext4Dev, data: string, silent: boolean, flavour: Ext4Flavour): Promise<void> {
+  const sbi = new ext4_sb_info(sb);
   sbi.s_dev = dev;
   sbi.flavour = flavour;
   sb.s_fs_info = sbi;
   if (!sb.s_id) sb.s_id = 'vda';
   // The options are parsed twice, as Linux does: first for sb= and ro (needed before the
   // superblock is read), then over the superblock's default mount options.
-  const early = ext4_parse_options(sb, new Ext4SbInfo(sb), data);
+  const early = ext4_parse_options(sb, new ext4_sb_info(sb), data);
   const sbByteOff = early.sbBlock !== null ? early.sbBlock * 1024 : 1024;
   const wantRw = !(sb.s_flags & SB_RDONLY) && !early.ro;
   if (early.ro) sb.s_flags |= SB_RDONLY;
@@ -592,17 +592,17 @@ function uuidStr(u: Uint8Array): string {
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
 }
 
-function makeRoot(inode: Inode): Dentry { return dMakeRoot(inode); }
+function makeRoot(inode: Inode): Dentry { return d_make_root(inode); }
 
 /* ---- super operations ---- */
 
-async function ext4_put_super(sb: SuperBlock): Promise<void> {
+async function ext4_put_super(sb: super_block): Promise<void> {
   const sbi = EXT4_SB(sb);
   sbi.s_overlay.clear();
   sbi.s_journal = null;
 }
 
-function ext4_show_options(sb: SuperBlock): string {
+function ext4_show_options(sb: super_block): string {
   const sbi = EXT4_SB(sb);
   const o: string[] = ['ro'];
   if (!sbi.test_opt(EXT4_MOUNT_XATTR_USER)) o.push('nouser_xattr');
@@ -613,14 +613,14 @@ function ext4_show_options(sb: SuperBlock): string {
   return o.join(',');
 }
 
-export const ext4_sops: SuperOperations = {
+export const ext4_sops: super_operations = {
   alloc_inode: (sb) => new Ext4Inode(sb),
   statfs: ext4_statfs,
   put_super: ext4_put_super,
   show_options: ext4_show_options,
   async remount_fs(sb, flags, data) {
     const sbi = EXT4_SB(sb);
-    const probe = new Ext4SbInfo(sb);
+    const probe = new ext4_sb_info(sb);
     probe.s_es = sbi.s_es;
     ext4_parse_options(sb, probe, data);
     if (!(flags & SB_RDONLY)) ext4_msg(sb, 'KERN_WARNING', 'write support not built yet, staying read-only');
@@ -636,7 +636,7 @@ export const ext4_sops: SuperOperations = {
  * cache may reclaim a buffer's page once released). Filesystem blocks larger than a page
  * (64 KiB) are assembled from page-sized buffers.
  */
-export function ext4_bdev_dev(sb: SuperBlock): Ext4Dev {
+export function ext4_bdev_dev(sb: super_block): Ext4Dev {
   const bdev = sb.s_bdev!;
   let bs = 1024, sub = 1024;
   return {
@@ -644,7 +644,7 @@ export function ext4_bdev_dev(sb: SuperBlock): Ext4Dev {
     readOnly: bdev.bd_read_only,
     async setBlockSize(size: number) {
       sub = Math.min(size, PAGE_SIZE);
-      if (!(await sbSetBlocksize(sb, sub))) {
+      if (!(await sb_set_blocksize(sb, sub))) {
         ext4_msg(sb, 'KERN_ERR', `bad block size ${size}`);
         throw err(EINVAL);
       }
@@ -670,20 +670,20 @@ export function ext4_bdev_dev(sb: SuperBlock): Ext4Dev {
         try {
           bh.b_data.set(data.subarray(i * sub, (i + 1) * sub));
           bh.set(BH_Uptodate);
-          markBufferDirty(bh);
-          await syncDirtyBuffer(bh);
+          mark_buffer_dirty(bh);
+          await sync_dirty_buffer(bh);
         } finally { brelse(bh); }
       }
     },
     async flush() {
-      await syncBlockdev(bdev);
-      try { await blkdevIssueFlush(bdev as Parameters<typeof blkdevIssueFlush>[0]); } catch { /* no cache to flush */ }
+      await sync_blockdev(bdev);
+      try { await blkdev_issue_flush(bdev as Parameters<typeof blkdev_issue_flush>[0]); } catch { /* no cache to flush */ }
     },
-    invalidate() { invalidateBdev(bdev as Parameters<typeof invalidateBdev>[0]); },
+    invalidate() { invalidate_bdev(bdev as Parameters<typeof invalidate_bdev>[0]); },
   };
 }
 
-function fsType(name: Ext4Flavour): FileSystemType {
+function fsType(name: Ext4Flavour): file_system_type {
   return {
     name,
     fs_flags: FS_REQUIRES_DEV,
@@ -693,6 +693,6 @@ function fsType(name: Ext4Flavour): FileSystemType {
 export const ext4_fs_type = fsType('ext4');
 export const ext3_fs_type = fsType('ext3');
 export const ext2_fs_type = fsType('ext2');
-registerFilesystem(ext4_fs_type);
-registerFilesystem(ext3_fs_type);
-registerFilesystem(ext2_fs_type);
+register_filesystem(ext4_fs_type);
+register_filesystem(ext3_fs_type);
+register_filesystem(ext2_fs_type);

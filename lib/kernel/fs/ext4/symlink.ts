@@ -5,7 +5,7 @@
  * reading them fails with EOPNOTSUPP (Linux without the key shows an encoded name;
  * without CONFIG_FS_ENCRYPTION it refuses the same way).
  */
-import type { Dentry, Inode, InodeOperations } from '../../include/fs.js';
+import type { Dentry, Inode, inode_operations } from '../../include/fs.js';
 import { err } from '../../include/errno.js';
 import { EOPNOTSUPP } from '../../include/uapi.js';
 import { bytesToBstr } from '../../include/bstr.js';
@@ -32,12 +32,12 @@ async function ext4_get_link(_dentry: Dentry | null, inode: Inode): Promise<stri
 
 async function ext4_encrypted_get_link(): Promise<string> { throw err(EOPNOTSUPP); }
 
-export const ext4_fast_symlink_inode_operations: InodeOperations = {
+export const ext4_fast_symlink_inode_operations: inode_operations = {
   get_link: ext4_get_fast_link, getattr: ext4_getattr, setattr: ext4_setattr, listxattr: ext4_listxattr,
 };
-export const ext4_symlink_inode_operations: InodeOperations = {
+export const ext4_symlink_inode_operations: inode_operations = {
   get_link: ext4_get_link, getattr: ext4_getattr, setattr: ext4_setattr, listxattr: ext4_listxattr,
 };
-export const ext4_encrypted_symlink_inode_operations: InodeOperations = {
+export const ext4_encrypted_symlink_inode_operations: inode_operations = {
   get_link: ext4_encrypted_get_link, getattr: ext4_getattr, setattr: ext4_setattr, listxattr: ext4_listxattr,
 };

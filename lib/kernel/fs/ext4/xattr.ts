@@ -3,10 +3,10 @@
  * xattr_security.c): attributes stored in the inode body after i_extra_isize (behind the
  * ibody header magic), in one external block (shared between inodes by refcount, with its
  * own header checksum), and large values in separate ea_inodes. Lookup and listing go
- * ibody first, then the block, as Linux does. The XattrHandler objects go in sb.s_xattr;
+ * ibody first, then the block, as Linux does. The xattr_handler objects go in sb.s_xattr;
  * ACL handlers are acl.ts's.
  */
-import type { Dentry, Inode, XattrHandler } from '../../include/fs.js';
+import type { Dentry, Inode, xattr_handler } from '../../include/fs.js';
 import { CAP_SYS_ADMIN } from '../../include/fs.js';
 import { err } from '../../include/errno.js';
 import { ENODATA, EOPNOTSUPP, EROFS } from '../../include/uapi.js';
@@ -131,7 +131,7 @@ export async function ext4_listxattr(dentry: Dentry): Promise<string[]> {
 
 async function no_set(): Promise<void> { throw err(EROFS); }
 
-export const ext4_xattr_user_handler: XattrHandler = {
+export const ext4_xattr_user_handler: xattr_handler = {
   prefix: 'user.',
   list: (dentry) => EXT4_SB(dentry.d_sb).test_opt(EXT4_MOUNT_XATTR_USER),
   async get(_dentry, inode: Inode, name: string) {
@@ -140,7 +140,7 @@ export const ext4_xattr_user_handler: XattrHandler = {
   },
   set: no_set,
 };
-export const ext4_xattr_trusted_handler: XattrHandler = {
+export const ext4_xattr_trusted_handler: xattr_handler = {
   prefix: 'trusted.',
   list: () => capable(CAP_SYS_ADMIN),
   async get(_dentry, inode: Inode, name: string) {
@@ -148,7 +148,7 @@ export const ext4_xattr_trusted_handler: XattrHandler = {
   },
   set: no_set,
 };
-export const ext4_xattr_security_handler: XattrHandler = {
+export const ext4_xattr_security_handler: xattr_handler = {
   prefix: 'security.',
   async get(_dentry, inode: Inode, name: string) {
     return ext4_xattr_get(EXT4_I(inode), EXT4_XATTR_INDEX_SECURITY, name);

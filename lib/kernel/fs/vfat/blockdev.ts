@@ -9,41 +9,41 @@
  * Every bread/getblk is paired with a brelse by the callers in this driver.
  * May touch: fs/buffer.ts, block/bio.ts, fs-writeback.ts.
  */
-import type { BlockDevice } from '../../include/blk.js';
+import type { block_device } from '../../include/blk.js';
 import { BH_Uptodate, REQ_OP_READ, SECTOR_SIZE } from '../../include/blk.js';
-import { bdevRwSectors, blkdevIssueFlush } from '../../block/bio.js';
+import { bdev_rw_sectors, blkdev_issue_flush } from '../../block/bio.js';
 import {
-  bread, brelse, cleanBdevAliases, getblk, invalidateBdev, lockBuffer, markBufferDirty, markBufferDirtyInode,
-  syncMappingBuffers, unlockBuffer, type BufferHead,
+  bread, brelse, clean_bdev_aliases, getblk, invalidate_bdev, lock_buffer, mark_buffer_dirty, mark_buffer_dirty_inode,
+  sync_mapping_buffers, unlock_buffer, type buffer_head,
 } from '../buffer.js';
-import { filemapWriteAndWaitRange } from '../fs-writeback.js';
+import { filemap_write_and_wait_range } from '../fs-writeback.js';
 import type { FatBlockOps, FatBuffer } from './fat.js';
 
-export function bdevBlockOps(bdev: BlockDevice, blocksize: number): FatBlockOps {
+export function bdevBlockOps(bdev: block_device, blocksize: number): FatBlockOps {
   const spb = blocksize / SECTOR_SIZE;
   const ops: FatBlockOps = {
     async bread(blk) { return bread(bdev, blk, blocksize); },
     async getblkZero(blk) {
       const bh = await getblk(bdev, blk, blocksize);
-      await lockBuffer(bh);
+      await lock_buffer(bh);
       bh.b_data.fill(0);
       bh.set(BH_Uptodate);
-      unlockBuffer(bh);
+      unlock_buffer(bh);
       return bh;
     },
     markDirty(bh, inode) {
-      if (inode) markBufferDirtyInode(bh as BufferHead, inode);
-      else markBufferDirty(bh as BufferHead);
+      if (inode) mark_buffer_dirty_inode(bh as buffer_head, inode);
+      else mark_buffer_dirty(bh as buffer_head);
     },
-    brelse(bh: FatBuffer) { brelse(bh as BufferHead); },
-    forget(blk) { cleanBdevAliases(bdev, blk, 1, blocksize); },
+    brelse(bh: FatBuffer) { brelse(bh as buffer_head); },
+    forget(blk) { clean_bdev_aliases(bdev, blk, 1, blocksize); },
     async syncBuffers(inode) {
-      if (inode) await syncMappingBuffers(inode.i_mapping);
-      else await filemapWriteAndWaitRange(bdev.bd_inode.i_mapping);
+      if (inode) await sync_mapping_buffers(inode.i_mapping);
+      else await filemap_write_and_wait_range(bdev.bd_inode.i_mapping);
     },
-    async readData(blk, buf) { await bdevRwSectors(bdev, REQ_OP_READ, blk * spb, buf); },
-    async flush() { await blkdevIssueFlush(bdev); },
-    invalidate() { invalidateBdev(bdev); },
+    async readData(blk, buf) { await bdev_rw_sectors(bdev, REQ_OP_READ, blk * spb, buf); },
+    async flush() { await blkdev_issue_flush(bdev); },
+    invalidate() { invalidate_bdev(bdev); },
   };
   return ops;
 }

@@ -8,11 +8,11 @@
  * namei_vfat.ts is the glue to the VFS; all knowledge of the directory layout is here.
  * Callers hold sbi.s_lock (directory changes) or the directory's i_rwsem (readdir).
  */
-import type { DirContext, SuperBlock } from '../../include/fs.js';
+import type { dir_context, super_block } from '../../include/fs.js';
 import { err } from '../../include/errno.js';
 import { DT_DIR, DT_REG, EIO, ENOSPC } from '../../include/uapi.js';
 import { bytesToBstr } from '../../include/bstr.js';
-import { markInodeDirty } from '../fs-writeback.js';
+import { mark_inode_dirty } from '../fs-writeback.js';
 import { MSDOS_SB, MSDOS_ROOT_INO, fat_make_ipos, type MsdosInode, type MsdosSbInfo } from './fat.js';
 import {
   ATTR_DIR, DELETED_FLAG, FAT_MAX_DIR_ENTRIES, MSDOS_DIR_ENTRY_SIZE, MSDOS_DOT, MSDOS_DOTDOT,
@@ -169,7 +169,7 @@ export function fat_dir_invalidate(dir: MsdosInode): void {
 }
 
 /** Name of a record as the VFS sees it (UTF-8 or Latin-1 bytes). */
-export function fat_record_name(sb: SuperBlock, r: FatDirRecord): string {
+export function fat_record_name(sb: super_block, r: FatDirRecord): string {
   const sbi = MSDOS_SB(sb);
   const u = r.longName ?? fat_parse_short(r.de.name, r.de.lcase, sbi.options.shortname);
   if (sbi.options.utf8) return bytesToBstr(utf16s_to_utf8s(u));
@@ -183,7 +183,7 @@ export function fat_record_name(sb: SuperBlock, r: FatDirRecord): string {
  * first slot; the root, which has no "." and "..", fakes them at 0 and 1 and shifts its
  * entries by 2, so every position stays stable while the directory changes.
  */
-export async function fat_readdir(dir: MsdosInode, ctx: DirContext, parentIno: number): Promise<void> {
+export async function fat_readdir(dir: MsdosInode, ctx: dir_context, parentIno: number): Promise<void> {
   const sb = dir.i_sb;
   const sbi = MSDOS_SB(sb);
   const isRoot = dir.i_ino === MSDOS_ROOT_INO;
@@ -263,7 +263,7 @@ async function fat_extend_dir(dir: MsdosInode, img: DirImage): Promise<void> {
   img.buf = nbuf;
   dir.i_size += sbi.clusterSize;
   dir.mmu_private = dir.i_size;
-  await markInodeDirty(dir);
+  await mark_inode_dirty(dir);
 }
 
 /**

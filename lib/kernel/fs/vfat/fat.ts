@@ -9,7 +9,7 @@
  *   dir.ts (directory format: iterate, add, remove)    namei_vfat.ts (VFS glue, long names)
  *   file.ts (data path, setattr, fsync)                misc.ts (errors, times, buffers)
  */
-import { Inode, type SuperBlock } from '../../include/fs.js';
+import { Inode, type super_block } from '../../include/fs.js';
 import { Mutex } from '../../kernel/wait.js';
 import type { FatSbInfo } from './layout.js';
 import type { FatTzOptions } from './time.js';
@@ -157,7 +157,7 @@ export class MsdosInode extends Inode {
   /** Creation time in centiseconds precision is kept in i_btime. */
 }
 
-export function MSDOS_SB(sb: SuperBlock): MsdosSbInfo {
+export function MSDOS_SB(sb: super_block): MsdosSbInfo {
   return sb.s_fs_info as MsdosSbInfo;
 }
 export function MSDOS_I(inode: Inode): MsdosInode {

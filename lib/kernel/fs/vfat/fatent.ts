@@ -7,10 +7,10 @@
  * All changes to the FAT happen under sbi.fat_lock: a kernel thread sleeps on buffer reads
  * in the middle of an allocation, and another must not grab the same free clusters.
  */
-import type { SuperBlock } from '../../include/fs.js';
+import type { super_block } from '../../include/fs.js';
 import { err } from '../../include/errno.js';
 import { EIO, ENOSPC } from '../../include/uapi.js';
-import { markInodeDirty } from '../fs-writeback.js';
+import { mark_inode_dirty } from '../fs-writeback.js';
 import { MSDOS_SB, type FatBuffer, type MsdosInode, type MsdosSbInfo } from './fat.js';
 import {
   BAD_FAT12, BAD_FAT16, BAD_FAT32, FAT_ENT_EOF, FAT_ENT_FREE, FAT_START_ENT, fat_ent_offset,
@@ -27,7 +27,7 @@ function entPlace(sbi: MsdosSbInfo, copy: number, entry: number): { blk: number;
   return { blk, off: o, straddle: sbi.fatBits === 12 && o === sbi.blocksize - 1 };
 }
 
-async function entBuffers(sb: SuperBlock, blk: number, straddle: boolean): Promise<FatBuffer[]> {
+async function entBuffers(sb: super_block, blk: number, straddle: boolean): Promise<FatBuffer[]> {
   const sbi = MSDOS_SB(sb);
   const a = await sbi.bops.bread(blk);
   if (!straddle) return [a];
@@ -39,12 +39,12 @@ async function entBuffers(sb: SuperBlock, blk: number, straddle: boolean): Promi
   }
 }
 
-function releaseAll(sb: SuperBlock, bhs: FatBuffer[]): void {
+function releaseAll(sb: super_block, bhs: FatBuffer[]): void {
   for (const bh of bhs) MSDOS_SB(sb).bops.brelse(bh);
 }
 
 /** fat_ent_read: FAT_ENT_FREE, the next cluster, or FAT_ENT_EOF (bad and end marks alike). */
-export async function fat_ent_read(sb: SuperBlock, entry: number): Promise<number> {
+export async function fat_ent_read(sb: super_block, entry: number): Promise<number> {
   const sbi = MSDOS_SB(sb);
   if (entry < FAT_START_ENT || entry >= sbi.maxCluster) {
     throw fat_fs_error(sb, `invalid access to FAT (entry 0x${entry.toString(16).padStart(8, '0')})`, EIO);
@@ -71,7 +71,7 @@ export async function fat_ent_read(sb: SuperBlock, entry: number): Promise<numbe
 }
 
 /** fat_ent_write: store `value` in every FAT copy we maintain. Caller holds fat_lock. */
-export async function fat_ent_write(sb: SuperBlock, entry: number, value: number): Promise<void> {
+export async function fat_ent_write(sb: super_block, entry: number, value: number): Promise<void> {
   const sbi = MSDOS_SB(sb);
   for (const copy of sbi.fatCopies) {
     const p = entPlace(sbi, copy, entry);
@@ -107,7 +107,7 @@ export async function fat_ent_write(sb: SuperBlock, entry: number, value: number
  * fat_alloc_clusters: take `nr` free clusters, chained together and ended with EOF, and
  * return them in chain order. All or nothing: ENOSPC leaves the FAT as it was.
  */
-export async function fat_alloc_clusters(sb: SuperBlock, nr: number): Promise<number[]> {
+export async function fat_alloc_clusters(sb: super_block, nr: number): Promise<number[]> {
   const sbi = MSDOS_SB(sb);
   await sbi.fat_lock.lock();
   try {
@@ -142,7 +142,7 @@ export async function fat_alloc_clusters(sb: SuperBlock, nr: number): Promise<nu
  * or out-of-range entry is corruption: report it and stop there (what is freed stays freed).
  * `isDir`: the freed blocks held directory entries; forget their buffers.
  */
-export async function fat_free_clusters(sb: SuperBlock, cluster: number, isDir = false): Promise<void> {
+export async function fat_free_clusters(sb: super_block, cluster: number, isDir = false): Promise<void> {
   const sbi = MSDOS_SB(sb);
   await sbi.fat_lock.lock();
   try {
@@ -170,13 +170,13 @@ export async function fat_free_clusters(sb: SuperBlock, cluster: number, isDir =
 }
 
 /** Set the entry of `cluster` (end a truncated chain with EOF). */
-export async function fat_ent_set_locked(sb: SuperBlock, cluster: number, value: number): Promise<void> {
+export async function fat_ent_set_locked(sb: super_block, cluster: number, value: number): Promise<void> {
   const sbi = MSDOS_SB(sb);
   await sbi.fat_lock.with(() => fat_ent_write(sb, cluster, value));
 }
 
 /** fat_count_free_clusters: a scan of the whole FAT (statfs when the count is unknown). */
-export async function fat_count_free_clusters(sb: SuperBlock): Promise<number> {
+export async function fat_count_free_clusters(sb: super_block): Promise<number> {
   const sbi = MSDOS_SB(sb);
   if (sbi.free_clusters !== -1 && sbi.free_clus_valid) return sbi.free_clusters;
   await sbi.fat_lock.lock();
@@ -201,7 +201,7 @@ export async function fat_chain_add(inode: MsdosInode, newClusters: number[]): P
     inode.i_start = first;
     inode.i_logstart = first;
     fat_cache_inval_inode(inode);
-    await markInodeDirty(inode);
+    await mark_inode_dirty(inode);
   } else {
     const last = await fat_get_cluster(inode, Number.MAX_SAFE_INTEGER);
     await fat_ent_set_locked(sb, last.dclus, first);
@@ -229,7 +229,7 @@ export function fat_nr_clusters(inode: MsdosInode): number {
 /* ---- FSInfo and the state byte ---- */
 
 /** fat_set_state: the dirty bit in the boot sector, written through at once. */
-export async function fat_set_state(sb: SuperBlock, set: boolean): Promise<void> {
+export async function fat_set_state(sb: super_block, set: boolean): Promise<void> {
   const sbi = MSDOS_SB(sb);
   if (sbi.dirtyAtMount) return; // only fsck may clear someone else's dirt
   const bh = await sbi.bops.bread(0);
@@ -242,7 +242,7 @@ export async function fat_set_state(sb: SuperBlock, set: boolean): Promise<void>
 }
 
 /** fat_clusters_flush: write the free count and next-free hint into FSInfo (FAT32). */
-export async function fat_clusters_flush(sb: SuperBlock): Promise<void> {
+export async function fat_clusters_flush(sb: super_block): Promise<void> {
   const sbi = MSDOS_SB(sb);
   if (sbi.fatBits !== 32 || !sbi.fsinfo_dirty || !sbi.fsinfoSector) return;
   const bh = await sbi.bops.bread(sbi.fsinfoSector);

@@ -8,8 +8,8 @@
  * entry, the FAT and directory buffers, then flushes the device cache.
  */
 import type {
-  AddressSpace, AddressSpaceOperations, Dentry, File, FileOperations, Iattr, Inode, InodeOperations, Kstat,
-  WritebackControl,
+  address_space, address_space_operations, Dentry, File, file_operations, Iattr, Inode, inode_operations, Kstat,
+  writeback_control,
 } from '../../include/fs.js';
 import {
   ATTR_ATIME, ATTR_CTIME, ATTR_GID, ATTR_MODE, ATTR_MTIME, ATTR_SIZE, ATTR_UID, I_DIRTY_DATASYNC, I_DIRTY_SYNC,
@@ -17,12 +17,12 @@ import {
 } from '../../include/fs.js';
 import { err } from '../../include/errno.js';
 import { EFBIG, EIO, EPERM, EROFS, S_IFMT, S_IFDIR, type Timespec } from '../../include/uapi.js';
-import { PAGE_SIZE, PG_uptodate, putPage, type Page } from '../../mm/page_alloc.js';
-import { findOrCreatePage, genericFileRead, genericFileWrite, truncatePagecache, unlockPage } from '../../mm/filemap.js';
-import { balanceDirtyPages, filemapWriteAndWaitRange, markInodeDirty } from '../fs-writeback.js';
+import { PAGE_SIZE, PG_uptodate, put_page, type Page } from '../../mm/page_alloc.js';
+import { find_or_create_page, filemap_read, generic_file_write_iter, truncate_pagecache, unlock_page } from '../../mm/filemap.js';
+import { balance_dirty_pages, filemap_write_and_wait_range, mark_inode_dirty } from '../fs-writeback.js';
 import {
-  blockCommitWrite, blockInvalidateFolio, blockWriteFullPage, mpageReadahead, mpageReadpage, mpageWritepages,
-  tryToFreeBuffers,
+  block_commit_write, block_invalidate_folio, block_write_full_page, mpage_readahead, mpage_read_folio, mpage_writepages,
+  try_to_free_buffers,
 } from '../buffer.js';
 import type { GetBlock } from '../../include/blk.js';
 import { fat_fs_error } from './misc.js';
@@ -31,8 +31,8 @@ import { fat_bmap, fat_cache_inval_inode, fat_get_cluster } from './cache.js';
 import { fat_add_clusters, fat_ent_read, fat_ent_set_locked, fat_free_clusters, fat_nr_clusters } from './fatent.js';
 import { FAT_ENT_EOF } from './layout.js';
 import { fat_truncate_time } from './misc.js';
-import { ktimeGetRealTs } from '../../kernel/timer.js';
-import { genericFillattr } from '../libfs.js';
+import { ktime_get_real_ts64 } from '../../kernel/timer.js';
+import { generic_fillattr } from '../libfs.js';
 import { fat_mode_can_hold_ro, fat_write_inode } from './inode.js';
 
 /* ---- block mapping for a page ---- */
@@ -70,13 +70,13 @@ async function fat_cover(mi: MsdosInode, size: number): Promise<void> {
 /** A locked, uptodate page for writing [pos, pos+len), with the clusters under it allocated. */
 async function fat_prepare_page(mi: MsdosInode, pos: number, len: number): Promise<Page> {
   await fat_cover(mi, pos + len);
-  const page = await findOrCreatePage(mi.i_mapping, Math.floor(pos / PAGE_SIZE));
+  const page = await find_or_create_page(mi.i_mapping, Math.floor(pos / PAGE_SIZE));
   if (!page.test(PG_uptodate)) {
     try {
       await fat_fill_page(mi, page);
     } catch (e) {
-      unlockPage(page);
-      putPage(page);
+      unlock_page(page);
+      put_page(page);
       throw e;
     }
     page.set(PG_uptodate);
@@ -91,12 +91,12 @@ async function fat_prepare_page(mi: MsdosInode, pos: number, len: number): Promi
 async function fat_commit(mi: MsdosInode, page: Page, from: number, to: number): Promise<void> {
   if (to > mi.mmu_private) mi.mmu_private = to;
   const pageStart = page.index * PAGE_SIZE;
-  blockCommitWrite(page, from - pageStart, Math.max(from, to) - pageStart);
-  unlockPage(page);
-  putPage(page);
+  block_commit_write(page, from - pageStart, Math.max(from, to) - pageStart);
+  unlock_page(page);
+  put_page(page);
   if (to > mi.i_size) {
     mi.i_size = to;
-    await markInodeDirty(mi, I_DIRTY_SYNC | I_DIRTY_DATASYNC);
+    await mark_inode_dirty(mi, I_DIRTY_SYNC | I_DIRTY_DATASYNC);
   }
 }
 
@@ -128,7 +128,7 @@ async function fat_cont_expand_zero(mi: MsdosInode, pos: number): Promise<void> 
     const page = await fat_prepare_page(mi, cur, end - cur);
     page.data.fill(0, cur - idx * PAGE_SIZE);
     await fat_commit(mi, page, cur, end);
-    await balanceDirtyPages(mi.i_mapping);
+    await balance_dirty_pages(mi.i_mapping);
   }
 }
 
@@ -138,26 +138,26 @@ async function fat_write_failed(mi: MsdosInode): Promise<void> {
   await fat_truncate_blocks(mi, mi.i_size);
 }
 
-export const fat_aops: AddressSpaceOperations = {
+export const fat_aops: address_space_operations = {
   async readpage(_file: File | null, page: Page): Promise<void> {
-    await mpageReadpage(page, fat_get_block);
+    await mpage_read_folio(page, fat_get_block);
   },
-  async readahead(_m: AddressSpace, pages: Page[]): Promise<void> {
-    await mpageReadahead(pages, fat_get_block);
+  async readahead(_m: address_space, pages: Page[]): Promise<void> {
+    await mpage_readahead(pages, fat_get_block);
   },
-  async writepage(page: Page, wbc: WritebackControl): Promise<void> {
-    await blockWriteFullPage(page, fat_get_block, wbc);
+  async writepage(page: Page, wbc: writeback_control): Promise<void> {
+    await block_write_full_page(page, fat_get_block, wbc);
   },
-  async writepages(m: AddressSpace, wbc: WritebackControl): Promise<void> {
-    await mpageWritepages(m, wbc, fat_get_block);
+  async writepages(m: address_space, wbc: writeback_control): Promise<void> {
+    await mpage_writepages(m, wbc, fat_get_block);
   },
   invalidate_folio(page: Page, offset: number, length: number): void {
-    blockInvalidateFolio(page, offset, length);
+    block_invalidate_folio(page, offset, length);
   },
   release_folio(page: Page): boolean {
-    return tryToFreeBuffers(page);
+    return try_to_free_buffers(page);
   },
-  async write_begin(_file: File | null, m: AddressSpace, pos: number, len: number): Promise<Page> {
+  async write_begin(_file: File | null, m: address_space, pos: number, len: number): Promise<Page> {
     const mi = MSDOS_I(m.host);
     try {
       if (pos > mi.mmu_private) await fat_cont_expand_zero(mi, pos);
@@ -172,7 +172,7 @@ export const fat_aops: AddressSpaceOperations = {
       throw e;
     }
   },
-  async write_end(_file: File | null, m: AddressSpace, pos: number, _len: number, copied: number, page: Page): Promise<number> {
+  async write_end(_file: File | null, m: address_space, pos: number, _len: number, copied: number, page: Page): Promise<number> {
     const mi = MSDOS_I(m.host);
     // Bytes between the old initialised size and pos on this page were zeroed by write_begin:
     // they are written too.
@@ -180,7 +180,7 @@ export const fat_aops: AddressSpaceOperations = {
     await fat_commit(mi, page, from, pos + copied);
     return copied;
   },
-  async bmap(m: AddressSpace, block: number): Promise<number> {
+  async bmap(m: address_space, block: number): Promise<number> {
     return (await fat_bmap(MSDOS_I(m.host), block)).pblk;
   },
 };
@@ -203,7 +203,7 @@ export async function fat_truncate_blocks(mi: MsdosInode, offset: number): Promi
     mi.i_start = 0;
     mi.i_logstart = 0;
     fat_cache_inval_inode(mi);
-    await markInodeDirty(mi);
+    await mark_inode_dirty(mi);
     if (mi.i_pos) await fat_write_inode(mi, false);
   } else {
     const last = await fat_get_cluster(mi, keep - 1);
@@ -257,7 +257,7 @@ export async function fat_setattr(dentry: Dentry, attr: Iattr): Promise<void> {
       await fat_aops.write_end!(null, inode.i_mapping, size, 0, 0, page);
     } else if (size < inode.i_size) {
       inode.i_size = size;
-      await truncatePagecache(inode, size);
+      await truncate_pagecache(inode, size);
       if (mi.mmu_private > size) mi.mmu_private = size;
       await fat_truncate_blocks(mi, size);
     }
@@ -275,10 +275,10 @@ export async function fat_setattr(dentry: Dentry, attr: Iattr): Promise<void> {
   if (valid & ATTR_ATIME && attr.ia_atime) inode.i_atime = fat_truncate_time(sb, attr.ia_atime, 'atime');
   if (valid & ATTR_MTIME && attr.ia_mtime) inode.i_mtime = fat_truncate_time(sb, attr.ia_mtime, 'mtime');
   if (valid & ATTR_CTIME && attr.ia_ctime) inode.i_ctime = fat_truncate_time(sb, attr.ia_ctime, 'ctime');
-  await markInodeDirty(inode);
+  await mark_inode_dirty(inode);
 }
 
-function currentNow(): Timespec { return ktimeGetRealTs(); }
+function currentNow(): Timespec { return ktime_get_real_ts64(); }
 
 /* ---- file operations ---- */
 
@@ -287,7 +287,7 @@ export async function fat_file_fsync(file: File, start: number, end: number, _da
   const inode = file.f_inode;
   const sbi = MSDOS_SB(inode.i_sb);
   let error: unknown = null;
-  try { await filemapWriteAndWaitRange(inode.i_mapping, start, end); } catch (e) { error = e; }
+  try { await filemap_write_and_wait_range(inode.i_mapping, start, end); } catch (e) { error = e; }
   if (inode.i_sb.s_flags & SB_RDONLY) { if (error) throw error; return; }
   inode.i_state &= ~(I_DIRTY_SYNC | I_DIRTY_DATASYNC);
   await fat_write_inode(inode, true);
@@ -296,15 +296,15 @@ export async function fat_file_fsync(file: File, start: number, end: number, _da
   if (error) throw error;
 }
 
-export const fat_file_operations: FileOperations = {
-  read: genericFileRead,
+export const fat_file_operations: file_operations = {
+  read: filemap_read,
   async write(file: File, buf: Uint8Array, pos: number): Promise<number> {
     const inode = file.f_inode;
     if (pos + buf.length > 0xffffffff) {
       if (pos >= 0xffffffff) throw err(EFBIG);
       buf = buf.subarray(0, 0xffffffff - pos);
     }
-    const n = await genericFileWrite(file, buf, pos);
+    const n = await generic_file_write_iter(file, buf, pos);
     inode.i_mtime = fat_truncate_time(inode.i_sb, inode.i_mtime, 'mtime');
     return n;
   },
@@ -318,14 +318,14 @@ export const fat_file_operations: FileOperations = {
 export async function fat_getattr(dentry: Dentry, stat: Kstat): Promise<void> {
   const inode = dentry.d_inode!;
   const sb = inode.i_sb;
-  genericFillattr(inode, stat);
+  generic_fillattr(inode, stat);
   stat.blksize = MSDOS_SB(sb).clusterSize;
   stat.mtime = fat_truncate_time(sb, inode.i_mtime, 'mtime');
   stat.atime = fat_truncate_time(sb, inode.i_atime, 'atime');
   if (inode.i_btime) stat.btime = { ...inode.i_btime };
 }
 
-export const fat_file_inode_operations: InodeOperations = {
+export const fat_file_inode_operations: inode_operations = {
   setattr: fat_setattr,
   getattr: fat_getattr,
 };

@@ -6,13 +6,13 @@
  * fat_write_inode writes size, start cluster, times and attributes back to the entry;
  * evict frees the clusters of an unlinked file at its last close.
  */
-import type { Inode, SuperBlock } from '../../include/fs.js';
+import type { Inode, super_block } from '../../include/fs.js';
 import { I_NEW } from '../../include/fs.js';
 import { S_IFDIR, S_IFREG } from '../../include/uapi.js';
 import { S_IRUGO, S_IRWXUGO, S_IWUGO } from './fat.js';
-import { igetLocked, unlockNewInode, igetFailed, setNlink, truncateInodePagesFinal } from '../inode.js';
+import { iget_locked, unlock_new_inode, iget_failed, set_nlink, truncate_inode_pages_final } from '../inode.js';
 import { inodeClean } from '../fs-writeback.js';
-import { truncateInodePages } from '../../mm/filemap.js';
+import { truncate_inode_pages } from '../../mm/filemap.js';
 import { MSDOS_SB, MSDOS_I, MSDOS_ROOT_INO, type MsdosInode, type MsdosSbInfo } from './fat.js';
 import {
   ATTR_ARCH, ATTR_DIR, ATTR_HIDDEN, ATTR_RO, ATTR_SYS, ATTR_VOLUME,
@@ -108,14 +108,14 @@ export async function fat_fill_inode(inode: MsdosInode, de: MsdosDirEntry): Prom
     setOps(inode);
     await fat_calc_dir_size(inode);
     inode.mmu_private = inode.i_size;
-    setNlink(inode, await fat_subdirs(inode));
+    set_nlink(inode, await fat_subdirs(inode));
   } else {
     const base = sbi.options.showexec && !isExec(de.name.subarray(8)) ? S_IRUGO | S_IWUGO : S_IRWXUGO;
     inode.i_mode = fat_make_mode(sbi, de.attr, base);
     setOps(inode);
     inode.i_size = de.size;
     inode.mmu_private = de.size;
-    setNlink(inode, 1);
+    set_nlink(inode, 1);
   }
   inode.i_attrs = de.attr & ATTR_UNUSED;
   inode.i_blocks = Math.ceil(inode.i_size / sbi.clusterSize) * (sbi.clusterSize / 512);
@@ -147,7 +147,7 @@ export function fat_detach(inode: MsdosInode): void {
 }
 
 /** fat_build_inode: the inode of the entry `de` at i_pos (referenced). */
-export async function fat_build_inode(sb: SuperBlock, de: MsdosDirEntry, i_pos: number): Promise<MsdosInode> {
+export async function fat_build_inode(sb: super_block, de: MsdosDirEntry, i_pos: number): Promise<MsdosInode> {
   const sbi = MSDOS_SB(sb);
   const cached = sbi.inode_hash.get(i_pos);
   let ino = cached ? cached.i_ino : sbi.ino_of_pos.get(i_pos);
@@ -155,24 +155,24 @@ export async function fat_build_inode(sb: SuperBlock, de: MsdosDirEntry, i_pos: 
     ino = sbi.next_ino++;
     sbi.ino_of_pos.set(i_pos, ino);
   }
-  const inode = MSDOS_I(await igetLocked(sb, ino));
+  const inode = MSDOS_I(await iget_locked(sb, ino));
   if (!(inode.i_state & I_NEW)) return inode;
   try {
     inode.i_pos = i_pos;
     await fat_fill_inode(inode, de);
     fat_attach(inode, i_pos);
   } catch (e) {
-    await igetFailed(inode);
+    await iget_failed(inode);
     throw e;
   }
-  unlockNewInode(inode);
+  unlock_new_inode(inode);
   return inode;
 }
 
 /** fat_read_root: the root directory's inode. */
-export async function fat_read_root(sb: SuperBlock): Promise<MsdosInode> {
+export async function fat_read_root(sb: super_block): Promise<MsdosInode> {
   const sbi = MSDOS_SB(sb);
-  const inode = MSDOS_I(await igetLocked(sb, MSDOS_ROOT_INO));
+  const inode = MSDOS_I(await iget_locked(sb, MSDOS_ROOT_INO));
   if (!(inode.i_state & I_NEW)) return inode;
   inode.i_uid = sbi.options.fs_uid;
   inode.i_gid = sbi.options.fs_gid;
@@ -192,8 +192,8 @@ export async function fat_read_root(sb: SuperBlock): Promise<MsdosInode> {
   inode.i_attrs = ATTR_DIR;
   const zero = { sec: 0, nsec: 0 };
   inode.i_mtime = { ...zero }; inode.i_atime = { ...zero }; inode.i_ctime = { ...zero };
-  setNlink(inode, (await fat_subdirs(inode)) + 2);
-  unlockNewInode(inode);
+  set_nlink(inode, (await fat_subdirs(inode)) + 2);
+  unlock_new_inode(inode);
   return inode;
 }
 
@@ -229,8 +229,8 @@ export async function fat_write_inode(inode: Inode, _sync: boolean): Promise<voi
 export async function fat_evict_inode(inode: Inode): Promise<void> {
   const mi = MSDOS_I(inode);
   // Wait for writeback in flight: its clusters may be freed and reused just below.
-  await truncateInodePages(inode.i_mapping, 0);
-  truncateInodePagesFinal(inode);
+  await truncate_inode_pages(inode.i_mapping, 0);
+  truncate_inode_pages_final(inode);
   mi.dircache = null;
   if (inode.i_nlink === 0 && inode.i_ino !== MSDOS_ROOT_INO) {
     inode.i_size = 0;

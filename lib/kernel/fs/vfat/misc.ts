@@ -11,14 +11,14 @@
 import { host } from '../../arch/cpu.js';
 import { KERN_ERR, KERN_INFO, KERN_WARNING, printk } from '../../kernel/printk.js';
 import { err, type Errno } from '../../include/errno.js';
-import { SB_RDONLY, type Inode, type SuperBlock } from '../../include/fs.js';
+import { SB_RDONLY, type Inode, type super_block } from '../../include/fs.js';
 import { EUCLEAN, type Timespec } from '../../include/uapi.js';
 import { MSDOS_SB } from './fat.js';
 import type { MsdosDirEntry } from './layout.js';
 import { fat_time_fat2unix, fat_time_unix2fat, fat_truncate_atime, fat_truncate_crtime, fat_truncate_mtime } from './time.js';
 
 /** fat_msg: "FAT-fs (vda): ..." through printk. */
-export function fat_msg(sb: SuperBlock, level: 'error' | 'warn' | 'info', msg: string): void {
+export function fat_msg(sb: super_block, level: 'error' | 'warn' | 'info', msg: string): void {
   const kern = level === 'error' ? KERN_ERR : level === 'warn' ? KERN_WARNING : KERN_INFO;
   printk(`${kern}FAT-fs (${sb.s_id}): ${msg}`);
 }
@@ -29,7 +29,7 @@ export function fat_msg(sb: SuperBlock, level: 'error' | 'warn' | 'info', msg: s
  * caller to throw (EUCLEAN "Structure needs cleaning", as fs/fat returns -EUCLEAN in
  * its checks, or EIO where Linux says EIO).
  */
-export function fat_fs_error(sb: SuperBlock, msg: string, errno = EUCLEAN): Errno {
+export function fat_fs_error(sb: super_block, msg: string, errno = EUCLEAN): Errno {
   const sbi = MSDOS_SB(sb);
   const policy = sbi?.options.errors ?? 'remount-ro';
   if (!sbi?.options.quiet || policy !== 'continue') fat_msg(sb, 'error', `error, ${msg}`);
@@ -45,7 +45,7 @@ export function fat_fs_error(sb: SuperBlock, msg: string, errno = EUCLEAN): Errn
 /* ---- times (fat_time_fat2unix / fat_time_unix2fat / fat_truncate_time) ---- */
 
 /** Inode times from an entry: mtime 2 s, atime a date, ctime = mtime, btime to 10 ms. */
-export function fat_entry_times(sb: SuperBlock, de: MsdosDirEntry): { mtime: Timespec; atime: Timespec; btime: Timespec } {
+export function fat_entry_times(sb: super_block, de: MsdosDirEntry): { mtime: Timespec; atime: Timespec; btime: Timespec } {
   const tz = MSDOS_SB(sb).options.tz;
   const mtime = fat_time_fat2unix(tz, de.time, de.date, 0);
   const atime = fat_time_fat2unix(tz, 0, de.adate, 0);
@@ -54,7 +54,7 @@ export function fat_entry_times(sb: SuperBlock, de: MsdosDirEntry): { mtime: Tim
 }
 
 /** Store an inode's times into an entry (creation time only when `withCreate`). */
-export function fat_set_entry_times(sb: SuperBlock, inode: Inode, de: MsdosDirEntry, withCreate: boolean): void {
+export function fat_set_entry_times(sb: super_block, inode: Inode, de: MsdosDirEntry, withCreate: boolean): void {
   const tz = MSDOS_SB(sb).options.tz;
   const m = fat_time_unix2fat(tz, inode.i_mtime.sec, inode.i_mtime.nsec);
   de.time = m.time;
@@ -71,7 +71,7 @@ export function fat_set_entry_times(sb: SuperBlock, inode: Inode, de: MsdosDirEn
 }
 
 /** fat_truncate_time for each kind: what the entry can hold of a time. */
-export function fat_truncate_time(sb: SuperBlock, t: Timespec, kind: 'mtime' | 'atime' | 'ctime' | 'crtime'): Timespec {
+export function fat_truncate_time(sb: super_block, t: Timespec, kind: 'mtime' | 'atime' | 'ctime' | 'crtime'): Timespec {
   const tz = MSDOS_SB(sb).options.tz;
   switch (kind) {
     case 'mtime': return fat_truncate_mtime(t);

@@ -8,7 +8,7 @@
  * and a rename-target lookup that matches only case-insensitively reports "absent": that
  * lets a case-only rename reach vfat_rename, which then sees the real entry.
  */
-import type { Dentry, DirContext, File, FileOperations, Inode, InodeOperations } from '../../include/fs.js';
+import type { Dentry, dir_context, File, file_operations, Inode, inode_operations } from '../../include/fs.js';
 import { LOOKUP_RENAME_TARGET } from '../../include/fs.js';
 import { err } from '../../include/errno.js';
 import {
@@ -16,10 +16,10 @@ import {
   S_IFMT, S_IFDIR, type Timespec,
 } from '../../include/uapi.js';
 import { bstrToBytes } from '../../include/bstr.js';
-import { clearNlink, dropNlink, incNlink, iput } from '../inode.js';
-import { dget, dInstantiate, dput, dUnhash } from '../dcache.js';
-import { markInodeDirty } from '../fs-writeback.js';
-import { ktimeGetRealTs } from '../../kernel/timer.js';
+import { clear_nlink, drop_nlink, inc_nlink, iput } from '../inode.js';
+import { dget, d_instantiate, dput, d_unhash } from '../dcache.js';
+import { mark_inode_dirty } from '../fs-writeback.js';
+import { ktime_get_real_ts64 } from '../../kernel/timer.js';
 import { MSDOS_I, MSDOS_SB, MSDOS_ROOT_INO, type MsdosInode } from './fat.js';
 import {
   ATTR_ARCH, ATTR_DIR, fat_set_start, msdos_dir_entry_decode, msdos_dir_entry_new,
@@ -47,7 +47,7 @@ function nameToUni(dir: Inode, name: string): Uint16Array | number {
 }
 
 function nowFor(dir: Inode): Timespec {
-  return fat_truncate_time(dir.i_sb, ktimeGetRealTs(), 'crtime');
+  return fat_truncate_time(dir.i_sb, ktime_get_real_ts64(), 'crtime');
 }
 
 /** Drop cached negative dentries of case variants of `name` under `parent`. */
@@ -59,7 +59,7 @@ function vfat_d_invalidate_ci(parent: Dentry, name: string, keep: Dentry | null)
   for (const d of [...parent.d_subdirs.values()]) {
     if (d === keep || d.d_inode) continue;
     const du = nameToUni(parent.d_inode!, d.d_name);
-    if (typeof du !== 'number' && vfat_name_key(du, sbi.options.fold) === key) dUnhash(d);
+    if (typeof du !== 'number' && vfat_name_key(du, sbi.options.fold) === key) d_unhash(d);
   }
 }
 
@@ -72,7 +72,7 @@ async function vfat_drop_aliases(parent: Dentry, inode: Inode, keep: Dentry | nu
   for (const d of [...parent.d_subdirs.values()]) {
     if (d === keep || d.d_inode !== inode) continue;
     dget(d);
-    dUnhash(d);
+    d_unhash(d);
     await dput(d);
   }
 }
@@ -105,7 +105,7 @@ export async function vfat_lookup(dirI: Inode, dentry: Dentry, flags: number): P
       // one operation, unhashed. A rename target found this way reads as absent, so that
       // a case-only rename reaches vfat_rename, which finds the entry itself (Linux gets
       // there through vfat_revalidate_ci dropping dentries for LOOKUP_RENAME_TARGET).
-      dUnhash(dentry);
+      d_unhash(dentry);
       if (flags & LOOKUP_RENAME_TARGET) return null;
     }
     return await inodeAt(dir, s.i_pos); // the entry as it is now: write_inode may have changed it
@@ -140,7 +140,7 @@ async function vfat_add_entry(dir: MsdosInode, name: string, isDir: boolean, clu
   const { i_pos } = await fat_add_entries(dir, rec);
   dir.i_mtime = fat_truncate_time(sb, ts, 'mtime');
   dir.i_ctime = { ...ts };
-  await markInodeDirty(dir);
+  await mark_inode_dirty(dir);
   return i_pos;
 }
 
@@ -160,7 +160,7 @@ async function vfat_create(dirI: Inode, dentry: Dentry, _mode: number, _excl: bo
 async function instantiateAt(dir: MsdosInode, dentry: Dentry, i_pos: number, ts: Timespec): Promise<void> {
   const inode = await inodeAt(dir, i_pos);
   inode.i_btime = { ...ts };
-  dInstantiate(dentry, inode);
+  d_instantiate(dentry, inode);
   vfat_d_invalidate_ci(dentry.d_parent, dentry.d_name, dentry);
 }
 
@@ -195,7 +195,7 @@ async function vfat_mkdir(dirI: Inode, dentry: Dentry, _mode: number): Promise<v
       await fat_free_clusters(sb, cluster, true);
       throw e;
     }
-    incNlink(dir);
+    inc_nlink(dir);
     await instantiateAt(dir, dentry, i_pos, ts);
   } finally { sbi.s_lock.unlock(); }
 }
@@ -219,9 +219,9 @@ async function vfat_unlink(dirI: Inode, dentry: Dentry): Promise<void> {
     const ts = nowFor(dir);
     dir.i_mtime = fat_truncate_time(dir.i_sb, ts, 'mtime');
     dir.i_ctime = ts;
-    await markInodeDirty(dir);
+    await mark_inode_dirty(dir);
     fat_detach(inode);
-    clearNlink(inode);
+    clear_nlink(inode);
     inode.i_ctime = ts;
     await vfat_drop_aliases(dentry.d_parent, inode, dentry);
   } finally { sbi.s_lock.unlock(); }
@@ -239,10 +239,10 @@ async function vfat_rmdir(dirI: Inode, dentry: Dentry): Promise<void> {
     const ts = nowFor(dir);
     dir.i_mtime = fat_truncate_time(dir.i_sb, ts, 'mtime');
     dir.i_ctime = ts;
-    dropNlink(dir);
-    await markInodeDirty(dir);
+    drop_nlink(dir);
+    await mark_inode_dirty(dir);
     fat_detach(inode);
-    clearNlink(inode);
+    clear_nlink(inode);
     await vfat_drop_aliases(dentry.d_parent, inode, dentry);
   } finally { sbi.s_lock.unlock(); }
 }
@@ -337,18 +337,18 @@ async function vfat_rename(oldDirI: Inode, oldDentry: Dentry, newDirI: Inode, ne
       await fat_write_inode(oldInode, false);
       if (isDir) {
         if (oldDir !== newDir) await fat_set_dotdot(oldInode, newDir);
-        dropNlink(oldDir);
-        if (!newInode) incNlink(newDir);
+        drop_nlink(oldDir);
+        if (!newInode) inc_nlink(newDir);
       }
       if (newInode) {
         newInode.i_ctime = ts;
-        clearNlink(newInode);
+        clear_nlink(newInode);
         await vfat_drop_aliases(newDentry.d_parent, newInode, newDentry);
       }
       oldDir.i_mtime = fat_truncate_time(sb, ts, 'mtime'); oldDir.i_ctime = ts;
       newDir.i_mtime = fat_truncate_time(sb, ts, 'mtime'); newDir.i_ctime = ts;
-      await markInodeDirty(oldDir);
-      if (newDir !== oldDir) await markInodeDirty(newDir);
+      await mark_inode_dirty(oldDir);
+      if (newDir !== oldDir) await mark_inode_dirty(newDir);
       vfat_d_invalidate_ci(newDentry.d_parent, newDentry.d_name, newDentry);
       await vfat_drop_aliases(oldDentry.d_parent, oldInode, oldDentry);
     } finally {
@@ -381,7 +381,7 @@ async function vfat_add_entry_de(dir: MsdosInode, uname: Uint16Array, old: Msdos
 
 async function vfat_eperm(): Promise<void> { throw err(EPERM); }
 
-export const vfat_dir_inode_operations: InodeOperations = {
+export const vfat_dir_inode_operations: inode_operations = {
   lookup: vfat_lookup,
   create: vfat_create,
   unlink: vfat_unlink,
@@ -395,8 +395,8 @@ export const vfat_dir_inode_operations: InodeOperations = {
   getattr: (d, s) => fat_getattr(d, s),
 };
 
-export const fat_dir_operations: FileOperations = {
-  async iterate_shared(file: File, ctx: DirContext): Promise<void> {
+export const fat_dir_operations: file_operations = {
+  async iterate_shared(file: File, ctx: dir_context): Promise<void> {
     const dir = MSDOS_I(file.f_inode);
     const parent = file.f_path.dentry.d_parent.d_inode;
     const parentIno = dir.i_ino === MSDOS_ROOT_INO || !parent ? dir.i_ino : parent.i_ino;

@@ -7,13 +7,13 @@
  * mounted read-write and cleared at a clean unmount, as Linux's fat_set_state does; a
  * volume found dirty is mounted with Linux's warning and left dirty for fsck.
  */
-import type { Dentry, FileSystemType, Inode, SuperBlock, SuperOperations } from '../../include/fs.js';
+import type { Dentry, file_system_type, Inode, super_block, super_operations } from '../../include/fs.js';
 import { FS_REQUIRES_DEV, SB_RDONLY } from '../../include/fs.js';
 import { err } from '../../include/errno.js';
 import { EINVAL, EIO, type Statfs } from '../../include/uapi.js';
 import { Mutex } from '../../kernel/wait.js';
-import { dMakeRoot } from '../dcache.js';
-import { registerFilesystem } from '../super.js';
+import { d_make_root } from '../dcache.js';
+import { register_filesystem } from '../super.js';
 import { iput } from '../inode.js';
 import {
   FAT_MAX_FILESIZE, MSDOS_SB, MSDOS_SUPER_MAGIC, MsdosInode, type FatMountOptions, type MsdosSbInfo,
@@ -24,7 +24,7 @@ import { fat_msg } from './misc.js';
 import { fat_clusters_flush, fat_count_free_clusters, fat_set_state } from './fatent.js';
 import { fat_evict_inode, fat_read_root, fat_write_inode } from './inode.js';
 import { bdevBlockOps } from './blockdev.js';
-import { sbMinBlocksize, sbSetBlocksize } from '../../block/bdev.js';
+import { sb_min_blocksize, sb_set_blocksize } from '../../block/bdev.js';
 
 /* ---- options (parse_options) ---- */
 
@@ -43,7 +43,7 @@ function parseOct(v: string): number | null { return /^[0-7]+$/.test(v) ? parseI
 function parseDec(v: string): number | null { return /^-?\d+$/.test(v) ? parseInt(v, 10) : null; }
 
 /** parse_options: returns the options or throws EINVAL after Linux's message. */
-export function fat_parse_options(sb: SuperBlock, data: string, silent: boolean, base?: FatMountOptions): FatMountOptions {
+export function fat_parse_options(sb: super_block, data: string, silent: boolean, base?: FatMountOptions): FatMountOptions {
   const o = base ? { ...base, tz: { ...base.tz } } : fat_default_options();
   const bad = (p: string): never => {
     if (!silent) fat_msg(sb, 'error', `Unrecognized mount option "${p}" or missing value`);
@@ -125,7 +125,7 @@ export function fat_parse_options(sb: SuperBlock, data: string, silent: boolean,
   return o;
 }
 
-export function fat_show_options(sb: SuperBlock): string {
+export function fat_show_options(sb: super_block): string {
   const o = MSDOS_SB(sb).options;
   const parts = [`uid=${o.fs_uid}`, `gid=${o.fs_gid}`, `fmask=${o.fs_fmask.toString(8).padStart(4, '0')}`,
     `dmask=${o.fs_dmask.toString(8).padStart(4, '0')}`];
@@ -153,7 +153,7 @@ async function fat_statfs(dentry: Dentry): Promise<Statfs> {
   };
 }
 
-async function fat_sync_fs(sb: SuperBlock, wait: boolean): Promise<void> {
+async function fat_sync_fs(sb: super_block, wait: boolean): Promise<void> {
   const sbi = MSDOS_SB(sb);
   if (sb.s_flags & SB_RDONLY) return;
   await fat_clusters_flush(sb);
@@ -161,7 +161,7 @@ async function fat_sync_fs(sb: SuperBlock, wait: boolean): Promise<void> {
   if (wait) await sbi.bops.flush();
 }
 
-async function fat_put_super(sb: SuperBlock): Promise<void> {
+async function fat_put_super(sb: super_block): Promise<void> {
   const sbi = MSDOS_SB(sb);
   if (!(sb.s_flags & SB_RDONLY)) {
     try {
@@ -176,7 +176,7 @@ async function fat_put_super(sb: SuperBlock): Promise<void> {
   sbi.bops.invalidate();
 }
 
-async function fat_remount(sb: SuperBlock, flags: number, data: string): Promise<number> {
+async function fat_remount(sb: super_block, flags: number, data: string): Promise<number> {
   const sbi = MSDOS_SB(sb);
   sbi.options = fat_parse_options(sb, data, false, sbi.options);
   const wasRo = (sb.s_flags & SB_RDONLY) !== 0;
@@ -190,8 +190,8 @@ async function fat_remount(sb: SuperBlock, flags: number, data: string): Promise
   return flags;
 }
 
-export const fat_sops: SuperOperations = {
-  alloc_inode: (sb: SuperBlock) => new MsdosInode(sb),
+export const fat_sops: super_operations = {
+  alloc_inode: (sb: super_block) => new MsdosInode(sb),
   write_inode: fat_write_inode,
   evict_inode: fat_evict_inode,
   put_super: fat_put_super,
@@ -204,13 +204,13 @@ export const fat_sops: SuperOperations = {
 /* ---- fill_super ---- */
 
 /** fat_fill_super for vfat. */
-export async function fat_fill_super(sb: SuperBlock, data: string, silent: boolean): Promise<void> {
+export async function fat_fill_super(sb: super_block, data: string, silent: boolean): Promise<void> {
   const bdev = sb.s_bdev;
   if (!bdev) throw err(EINVAL);
   const options = fat_parse_options(sb, data, silent);
   // sb_min_blocksize: the device's logical block size, at least 512. The device's buffer
   // cache must use the same size as our buffers (set_blocksize).
-  const lbs = await sbMinBlocksize(sb, 512);
+  const lbs = await sb_min_blocksize(sb, 512);
   if (!lbs) {
     fat_msg(sb, 'error', 'unable to set blocksize');
     throw err(EINVAL);
@@ -238,7 +238,7 @@ export async function fat_fill_super(sb: SuperBlock, data: string, silent: boole
     throw err(EINVAL);
   }
   if (g.sectorSize !== lbs) {
-    if (!(await sbSetBlocksize(sb, g.sectorSize))) {
+    if (!(await sb_set_blocksize(sb, g.sectorSize))) {
       fat_msg(sb, 'error', `unable to set blocksize ${g.sectorSize}`);
       throw err(EINVAL);
     }
@@ -303,7 +303,7 @@ export async function fat_fill_super(sb: SuperBlock, data: string, silent: boole
   try {
     root = await fat_read_root(sb);
     if (!(sb.s_flags & SB_RDONLY)) await fat_set_state(sb, true);
-    sb.s_root = dMakeRoot(root);
+    sb.s_root = d_make_root(root);
   } catch (e) {
     if (root) await iput(root);
     if (!silent) fat_msg(sb, 'error', 'get root inode failed');
@@ -311,10 +311,10 @@ export async function fat_fill_super(sb: SuperBlock, data: string, silent: boole
   }
 }
 
-export const vfat_fs_type: FileSystemType = {
+export const vfat_fs_type: file_system_type = {
   name: 'vfat',
   fs_flags: FS_REQUIRES_DEV,
   fill_super: fat_fill_super,
 };
 
-registerFilesystem(vfat_fs_type);
+register_filesystem(vfat_fs_type);
