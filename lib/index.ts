@@ -16,7 +16,7 @@ import {
   LINUX_REBOOT_MAGIC2, O_DIRECTORY, O_RDONLY, type Dirent64,
 } from './kernel/include/uapi.js';
 import type { Sys, PathArg } from './kernel/include/sys.js';
-import './kernel/all.js';
+import './kernel/built-in.js';
 import {
   diskAdd, diskRemove, disksBoot, disksHalt, mountDev, umountDev, type DiskOptions,
 } from './drivers/disk.js';

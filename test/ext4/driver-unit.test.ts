@@ -15,7 +15,7 @@ import { run, whyNot } from '../lib/sh.js';
 import { scratchDir } from '../lib/scratch.js';
 import { makeExtImage, withLoopMount } from '../lib/images.js';
 import { super_block, SB_RDONLY, File, type dir_context } from '../../lib/kernel/include/fs.js';
-import { utf8ToBstr } from '../../lib/kernel/include/bstr.js';
+import { utf8ToBstr } from '../../lib/kernel/lib/bstr.js';
 import { ext4_fill_super_dev, ext4_fs_type } from '../../lib/kernel/fs/ext4/super.js';
 import { captureKernelMessages } from '../lib/printk.js';
 import { EXT4_SB, type Ext4Inode } from '../../lib/kernel/fs/ext4/ext4.js';
@@ -26,7 +26,10 @@ import { ext_depth } from '../../lib/kernel/fs/ext4/extents.js';
 import { ext4_seek_data_hole } from '../../lib/kernel/fs/ext4/file.js';
 import { ext4_listxattr_inode, ext4_xattr_get } from '../../lib/kernel/fs/ext4/xattr.js';
 import { ext4_acl_to_xattr } from '../../lib/kernel/fs/ext4/acl.js';
-import { ext4_acl_from_disk, ext4_acl_to_disk, ACL_USER_OBJ, ACL_USER, ACL_GROUP_OBJ, ACL_GROUP, ACL_MASK, ACL_OTHER, EXT4_INDEX_FL } from '../../lib/kernel/fs/ext4/layout.js';
+import {
+  ext4_acl_from_disk, ext4_acl_to_disk, ACL_USER_OBJ, ACL_USER, ACL_GROUP_OBJ, ACL_GROUP, ACL_MASK,
+  ACL_OTHER, EXT4_INDEX_FL,
+} from '../../lib/kernel/fs/ext4/layout.js';
 import { memDev } from './driver-util.js';
 
 const skip = whyNot(['mke2fs', 'debugfs', 'tune2fs', 'losetup', 'mount', 'python3'], { root: true });

@@ -6,9 +6,11 @@ import type { Test } from 'tap';
 import { readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { EINVAL, EIO, EPERM, EROFS, MS_RDONLY, MS_REMOUNT, O_CREAT, O_RDONLY, O_WRONLY } from '../../lib/index.js';
+import {
+  EINVAL, EIO, EPERM, EROFS, MS_RDONLY, MS_REMOUNT, O_CREAT, O_RDONLY, O_WRONLY,
+} from '../../lib/index.js';
 import { TOOL_ENV, bootWithImage, imageDirty, mkfs, scratchDir } from './driver-util.js';
-import { fat_boot_sector_decode, fat_ent_set, fat_fill_geometry } from '../../lib/kernel/fs/vfat/layout.js';
+import { fat_boot_sector_decode, fat_ent_set, fat_fill_geometry } from '../../lib/kernel/fs/fat/layout.js';
 import { mshowfat } from './fatimage.js';
 
 async function mountedImage(t: Test, opts: string, prep?: (img: string) => void, flags = 0) {

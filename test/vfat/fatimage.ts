@@ -16,7 +16,7 @@ import {
   fat_fill_geometry,
   FAT_START_ENT,
   type FatDirRecord,
-} from '../../lib/kernel/fs/vfat/layout.js';
+} from '../../lib/kernel/fs/fat/layout.js';
 
 export const SCRATCH = join(tmpdir(), 'lkl-ts-vfatcodec');
 export const TOOL_ENV = { ...process.env, MTOOLS_SKIP_CHECK: '1', LC_ALL: 'C.UTF-8', TZ: 'UTC' };

@@ -23,7 +23,7 @@ import {
   msdos_dir_entry_new,
   type MsdosDirEntry,
   vfat_encode_record,
-} from '../../lib/kernel/fs/vfat/layout.js';
+} from '../../lib/kernel/fs/fat/layout.js';
 import {
   fat_parse_short,
   msdos_name_eq,
@@ -32,8 +32,8 @@ import {
   vfat_create_shortname,
   vfat_shortname_flags,
   type VfatShortnameOption,
-} from '../../lib/kernel/fs/vfat/names.js';
-import { FAT_TZ_UTC, fat_time_fat2unix, fat_time_unix2fat } from '../../lib/kernel/fs/vfat/time.js';
+} from '../../lib/kernel/fs/fat/names.js';
+import { FAT_TZ_UTC, fat_time_fat2unix, fat_time_unix2fat } from '../../lib/kernel/fs/fat/time.js';
 import { FatImage, fsck, mdir, type MdirEntry, mshowfat, run, scratch } from './fatimage.js';
 
 const TYPES = [

@@ -39,8 +39,8 @@ import {
   msdos_dir_slot_decode,
   vfat_encode_record,
   vfat_split_long_name,
-} from '../../lib/kernel/fs/vfat/layout.js';
-import { str_to_uni, uni_to_str } from '../../lib/kernel/fs/vfat/names.js';
+} from '../../lib/kernel/fs/fat/layout.js';
+import { str_to_uni, uni_to_str } from '../../lib/kernel/fs/fat/names.js';
 
 const latin1 = (s: string) => Uint8Array.from(s, (c) => c.charCodeAt(0));
 

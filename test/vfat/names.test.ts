@@ -1,6 +1,6 @@
 import t from 'tap';
 import { EEXIST, EINVAL, ENAMETOOLONG, ENOENT } from '../../lib/kernel/include/uapi.js';
-import { CASE_LOWER_BASE, CASE_LOWER_EXT } from '../../lib/kernel/fs/vfat/layout.js';
+import { CASE_LOWER_BASE, CASE_LOWER_EXT } from '../../lib/kernel/fs/fat/layout.js';
 import {
   fat_parse_short,
   msdos_name_str,
@@ -15,7 +15,7 @@ import {
   vfat_shortname_flags,
   vfat_valid_longname,
   type VfatShortnameOption,
-} from '../../lib/kernel/fs/vfat/names.js';
+} from '../../lib/kernel/fs/fat/names.js';
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();

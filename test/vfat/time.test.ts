@@ -8,7 +8,7 @@ import {
   fat_truncate_mtime,
   fat_tz_offset,
   type FatTzOptions,
-} from '../../lib/kernel/fs/vfat/time.js';
+} from '../../lib/kernel/fs/fat/time.js';
 
 const tz = (min: number): FatTzOptions => ({ tzSet: true, timeOffset: min });
 

@@ -1,7 +1,9 @@
 // The kernel's only door out is HostOps: every file under lib/kernel imports only relative
 // paths that stay inside lib/kernel (no node:*, no npm packages), with .js extensions.
 import t from 'tap';
-import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync,
+} from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve, sep } from 'node:path';
@@ -51,6 +53,33 @@ t.test('lib/kernel imports only lib/kernel', async (t) => {
 
 const repoDir = fileURLToPath(new URL('../../../', import.meta.url));
 const libDir = join(repoDir, 'lib');
+/** What code outside the kernel may import from it: its public entry points. */
+const KERNEL_ENTRY = [
+  /^host-ops\.js$/, /^include\//, /^arch\/setup\.js$/, /^arch\/syscalls\.js$/,
+];
+/** lib/index.ts links the kernel in: it also imports the built-in subsystems. */
+const INDEX_EXTRA = [/^built-in\.js$/, /^all\.js$/];
+
+t.test('outside lib/kernel, only its entry points are imported', async (t) => {
+  const files = [...walk(libDir), ...walk(join(repoDir, 'bin'))].filter((f) => !(f + sep).startsWith(kernelDir));
+  t.ok(files.length > 20, `${files.length} files outside the kernel`);
+  const bad: string[] = [];
+  let count = 0;
+  for (const f of files) {
+    for (const spec of specifiers(readFileSync(f, 'utf8'))) {
+      if (!spec.startsWith('.')) continue;
+      const target = resolve(dirname(f), spec);
+      if (!target.startsWith(kernelDir)) continue;
+      count++;
+      const inKernel = relative(kernelDir, target).split(sep).join('/');
+      const allowed = [...KERNEL_ENTRY, ...(f === join(libDir, 'index.ts') ? INDEX_EXTRA : [])];
+      if (!allowed.some((re) => re.test(inKernel))) bad.push(`${relative(repoDir, f)} imports lib/kernel/${inKernel}`);
+    }
+  }
+  t.ok(count > 10, `${count} imports of the kernel checked`);
+  t.same(bad, [], 'each is host-ops.ts, include/**, arch/setup or arch/syscalls (lib/index.ts: also the link order)');
+});
+
 /** Runs the repository's tsc on a tsconfig; resolves to its exit status and output. */
 function tsc(project: string): { status: number | null; out: string } {
   const bin = join(repoDir, 'node_modules', 'typescript', 'bin', 'tsc');

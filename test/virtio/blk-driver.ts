@@ -5,11 +5,28 @@
  * memory says the same thing. Also posts raw chains, for malformed-chain tests.
  */
 import type { VirtioMmioDevice, VirtioUsedElem } from '../../lib/kernel/host-ops.js';
-import * as C from '../../lib/kernel/drivers/virtio/virtio_config.js';
+import {
+  VIRTIO_BLK_CFG_CAPACITY, VIRTIO_BLK_REQ_RESERVED, VIRTIO_BLK_REQ_SECTOR, VIRTIO_BLK_REQ_TYPE,
+  VIRTIO_BLK_T_GET_ID, VIRTIO_BLK_T_IN,
+} from '../../lib/kernel/include/uapi/linux/virtio_blk.js';
+import {
+  VIRTIO_CONFIG_S_ACKNOWLEDGE, VIRTIO_CONFIG_S_DRIVER, VIRTIO_CONFIG_S_DRIVER_OK,
+  VIRTIO_CONFIG_S_FEATURES_OK, featureWindow,
+} from '../../lib/kernel/include/uapi/linux/virtio_config.js';
+import {
+  VIRTIO_MMIO_CONFIG, VIRTIO_MMIO_CONFIG_GENERATION, VIRTIO_MMIO_DEVICE_FEATURES,
+  VIRTIO_MMIO_DEVICE_FEATURES_SEL, VIRTIO_MMIO_DRIVER_FEATURES, VIRTIO_MMIO_DRIVER_FEATURES_SEL,
+  VIRTIO_MMIO_INTERRUPT_ACK, VIRTIO_MMIO_INTERRUPT_STATUS, VIRTIO_MMIO_INT_CONFIG,
+  VIRTIO_MMIO_MAGIC, VIRTIO_MMIO_MAGIC_VALUE, VIRTIO_MMIO_QUEUE_DESC_HIGH,
+  VIRTIO_MMIO_QUEUE_DESC_LOW, VIRTIO_MMIO_QUEUE_DEVICE_HIGH, VIRTIO_MMIO_QUEUE_DEVICE_LOW,
+  VIRTIO_MMIO_QUEUE_DRIVER_HIGH, VIRTIO_MMIO_QUEUE_DRIVER_LOW, VIRTIO_MMIO_QUEUE_NOTIFY,
+  VIRTIO_MMIO_QUEUE_NUM, VIRTIO_MMIO_QUEUE_NUM_MAX, VIRTIO_MMIO_QUEUE_READY, VIRTIO_MMIO_QUEUE_SEL,
+  VIRTIO_MMIO_STATUS, VIRTIO_MMIO_VERSION,
+} from '../../lib/kernel/include/uapi/linux/virtio_mmio.js';
 import {
   VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE, VIRTQ_DESC_SIZE, Vring, setU64,
   vring_size, writeDesc,
-} from '../../lib/kernel/drivers/virtio/virtio_ring.js';
+} from '../../lib/kernel/include/uapi/linux/virtio_ring.js';
 
 export interface Buf { addr: number; len: number }
 export interface RawSeg extends Buf { write?: boolean }
@@ -73,56 +90,56 @@ export class TestBlkDriver {
   /** 3.1.1 Driver Requirements: Device Initialization. Returns the status read back. */
   init(opts: DriverOptions = {}): number {
     const d = this.dev;
-    if (d.read(C.VIRTIO_MMIO_MAGIC_VALUE) !== C.VIRTIO_MMIO_MAGIC) throw new Error('bad magic');
-    if (d.read(C.VIRTIO_MMIO_VERSION) !== 2) throw new Error('bad version');
-    d.write(C.VIRTIO_MMIO_STATUS, 0);
-    d.write(C.VIRTIO_MMIO_STATUS, C.VIRTIO_CONFIG_S_ACKNOWLEDGE);
-    d.write(C.VIRTIO_MMIO_STATUS, C.VIRTIO_CONFIG_S_ACKNOWLEDGE | C.VIRTIO_CONFIG_S_DRIVER);
+    if (d.read(VIRTIO_MMIO_MAGIC_VALUE) !== VIRTIO_MMIO_MAGIC) throw new Error('bad magic');
+    if (d.read(VIRTIO_MMIO_VERSION) !== 2) throw new Error('bad version');
+    d.write(VIRTIO_MMIO_STATUS, 0);
+    d.write(VIRTIO_MMIO_STATUS, VIRTIO_CONFIG_S_ACKNOWLEDGE);
+    d.write(VIRTIO_MMIO_STATUS, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER);
     this.offered = 0n;
     for (const sel of [0, 1]) {
-      d.write(C.VIRTIO_MMIO_DEVICE_FEATURES_SEL, sel);
-      this.offered |= BigInt(d.read(C.VIRTIO_MMIO_DEVICE_FEATURES)) << BigInt(32 * sel);
+      d.write(VIRTIO_MMIO_DEVICE_FEATURES_SEL, sel);
+      this.offered |= BigInt(d.read(VIRTIO_MMIO_DEVICE_FEATURES)) << BigInt(32 * sel);
     }
     this.negotiated = opts.accept ? opts.accept(this.offered) : this.offered;
     for (const sel of [0, 1]) {
-      d.write(C.VIRTIO_MMIO_DRIVER_FEATURES_SEL, sel);
-      d.write(C.VIRTIO_MMIO_DRIVER_FEATURES, C.featureWindow(this.negotiated, sel));
+      d.write(VIRTIO_MMIO_DRIVER_FEATURES_SEL, sel);
+      d.write(VIRTIO_MMIO_DRIVER_FEATURES, featureWindow(this.negotiated, sel));
     }
-    const base = C.VIRTIO_CONFIG_S_ACKNOWLEDGE | C.VIRTIO_CONFIG_S_DRIVER;
-    d.write(C.VIRTIO_MMIO_STATUS, base | C.VIRTIO_CONFIG_S_FEATURES_OK);
-    const st = d.read(C.VIRTIO_MMIO_STATUS);
-    if (!(st & C.VIRTIO_CONFIG_S_FEATURES_OK)) return st;
+    const base = VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER;
+    d.write(VIRTIO_MMIO_STATUS, base | VIRTIO_CONFIG_S_FEATURES_OK);
+    const st = d.read(VIRTIO_MMIO_STATUS);
+    if (!(st & VIRTIO_CONFIG_S_FEATURES_OK)) return st;
 
-    d.write(C.VIRTIO_MMIO_QUEUE_SEL, 0);
-    if (d.read(C.VIRTIO_MMIO_QUEUE_READY)) throw new Error('queue already ready');
-    const max = d.read(C.VIRTIO_MMIO_QUEUE_NUM_MAX);
+    d.write(VIRTIO_MMIO_QUEUE_SEL, 0);
+    if (d.read(VIRTIO_MMIO_QUEUE_READY)) throw new Error('queue already ready');
+    const max = d.read(VIRTIO_MMIO_QUEUE_NUM_MAX);
     if (max < this.num) this.num = max;
     const layout = vring_size(this.num);
     const base16 = this.alloc(layout.totalSize, 4096);
     this.ring = new Vring(this.mem, this.num, base16 + layout.descOffset, base16 + layout.availOffset, base16 + layout.usedOffset);
-    d.write(C.VIRTIO_MMIO_QUEUE_NUM, this.num);
-    d.write(C.VIRTIO_MMIO_QUEUE_DESC_LOW, this.ring.desc);
-    d.write(C.VIRTIO_MMIO_QUEUE_DESC_HIGH, 0);
-    d.write(C.VIRTIO_MMIO_QUEUE_DRIVER_LOW, this.ring.avail);
-    d.write(C.VIRTIO_MMIO_QUEUE_DRIVER_HIGH, 0);
-    d.write(C.VIRTIO_MMIO_QUEUE_DEVICE_LOW, this.ring.used);
-    d.write(C.VIRTIO_MMIO_QUEUE_DEVICE_HIGH, 0);
-    d.write(C.VIRTIO_MMIO_QUEUE_READY, 1);
-    if (d.read(C.VIRTIO_MMIO_QUEUE_READY) !== 1) throw new Error('queue refused');
+    d.write(VIRTIO_MMIO_QUEUE_NUM, this.num);
+    d.write(VIRTIO_MMIO_QUEUE_DESC_LOW, this.ring.desc);
+    d.write(VIRTIO_MMIO_QUEUE_DESC_HIGH, 0);
+    d.write(VIRTIO_MMIO_QUEUE_DRIVER_LOW, this.ring.avail);
+    d.write(VIRTIO_MMIO_QUEUE_DRIVER_HIGH, 0);
+    d.write(VIRTIO_MMIO_QUEUE_DEVICE_LOW, this.ring.used);
+    d.write(VIRTIO_MMIO_QUEUE_DEVICE_HIGH, 0);
+    d.write(VIRTIO_MMIO_QUEUE_READY, 1);
+    if (d.read(VIRTIO_MMIO_QUEUE_READY) !== 1) throw new Error('queue refused');
     this.freeDescs = Array.from({ length: this.num }, (_, i) => this.num - 1 - i);
     this.hdrArea = this.alloc(this.num * 32);
     this.indirectArea = this.alloc(this.num * this.num * VIRTQ_DESC_SIZE);
     this.lastUsed = 0;
-    d.write(C.VIRTIO_MMIO_STATUS, base | C.VIRTIO_CONFIG_S_FEATURES_OK | C.VIRTIO_CONFIG_S_DRIVER_OK);
-    return d.read(C.VIRTIO_MMIO_STATUS);
+    d.write(VIRTIO_MMIO_STATUS, base | VIRTIO_CONFIG_S_FEATURES_OK | VIRTIO_CONFIG_S_DRIVER_OK);
+    return d.read(VIRTIO_MMIO_STATUS);
   }
 
-  configU32(off: number): number { return this.dev.read(C.VIRTIO_MMIO_CONFIG + off, 4); }
+  configU32(off: number): number { return this.dev.read(VIRTIO_MMIO_CONFIG + off, 4); }
   get capacity(): number {
     for (;;) {
-      const gen = this.dev.read(C.VIRTIO_MMIO_CONFIG_GENERATION);
-      const lo = this.configU32(C.VIRTIO_BLK_CFG_CAPACITY), hi = this.configU32(C.VIRTIO_BLK_CFG_CAPACITY + 4);
-      if (gen === this.dev.read(C.VIRTIO_MMIO_CONFIG_GENERATION)) return hi * 2 ** 32 + lo;
+      const gen = this.dev.read(VIRTIO_MMIO_CONFIG_GENERATION);
+      const lo = this.configU32(VIRTIO_BLK_CFG_CAPACITY), hi = this.configU32(VIRTIO_BLK_CFG_CAPACITY + 4);
+      if (gen === this.dev.read(VIRTIO_MMIO_CONFIG_GENERATION)) return hi * 2 ** 32 + lo;
     }
   }
 
@@ -131,12 +148,12 @@ export class TestBlkDriver {
    * device-readable otherwise), status byte. Resolves with status and used len.
    */
   request(type: number, sector: number, data: Buf[], opts: { indirect?: boolean } = {}): Promise<Completion> {
-    const writeData = type === C.VIRTIO_BLK_T_IN || type === C.VIRTIO_BLK_T_GET_ID;
+    const writeData = type === VIRTIO_BLK_T_IN || type === VIRTIO_BLK_T_GET_ID;
     const head = this.peekHead();
     const hdr = this.hdrArea + head * 32;
-    this.view.setUint32(hdr + C.VIRTIO_BLK_REQ_TYPE, type, true);
-    this.view.setUint32(hdr + C.VIRTIO_BLK_REQ_RESERVED, 0, true);
-    setU64(this.view, hdr + C.VIRTIO_BLK_REQ_SECTOR, sector);
+    this.view.setUint32(hdr + VIRTIO_BLK_REQ_TYPE, type, true);
+    this.view.setUint32(hdr + VIRTIO_BLK_REQ_RESERVED, 0, true);
+    setU64(this.view, hdr + VIRTIO_BLK_REQ_SECTOR, sector);
     const status = hdr + 16;
     this.mem[status] = 0xff;
     const segs: RawSeg[] = [{ addr: hdr, len: 16 }, ...data.map((b) => ({ ...b, write: writeData })),
@@ -183,7 +200,7 @@ export class TestBlkDriver {
     const idx = this.ring.availIdx;
     this.ring.setAvailRing(idx, head);
     this.ring.availIdx = (idx + 1) & 0xffff;
-    this.dev.write(C.VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+    this.dev.write(VIRTIO_MMIO_QUEUE_NOTIFY, 0);
   }
 
   takeDescs(n: number): number[] {
@@ -199,9 +216,9 @@ export class TestBlkDriver {
 
   private irq(data: VirtioUsedElem[]): void {
     this.irqs++;
-    const isr = this.dev.read(C.VIRTIO_MMIO_INTERRUPT_STATUS);
-    this.dev.write(C.VIRTIO_MMIO_INTERRUPT_ACK, isr);
-    if (isr & C.VIRTIO_MMIO_INT_CONFIG) this.configIrqs++;
+    const isr = this.dev.read(VIRTIO_MMIO_INTERRUPT_STATUS);
+    this.dev.write(VIRTIO_MMIO_INTERRUPT_ACK, isr);
+    if (isr & VIRTIO_MMIO_INT_CONFIG) this.configIrqs++;
     for (const e of data) {
       const inRing = this.ring.usedElem(this.lastUsed);
       if (inRing.id !== e.id || inRing.len !== e.len) this.ringMismatches++;

@@ -6,15 +6,34 @@ import t from 'tap';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import * as C from '../../lib/kernel/drivers/virtio/virtio_config.js';
-import { VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE, setU64 } from '../../lib/kernel/drivers/virtio/virtio_ring.js';
+import {
+  VIRTIO_BLK_S_IOERR, VIRTIO_BLK_S_OK, VIRTIO_BLK_S_UNSUPP, VIRTIO_BLK_T_IN, VIRTIO_BLK_T_OUT,
+  VIRTIO_BLK_CFG_BLK_SIZE, VIRTIO_BLK_CFG_CAPACITY, VIRTIO_BLK_CFG_MAX_DISCARD_SECTORS,
+  VIRTIO_BLK_CFG_MAX_WRITE_ZEROES_SEG, VIRTIO_BLK_CFG_NUM_QUEUES, VIRTIO_BLK_CFG_SEG_MAX,
+  VIRTIO_BLK_DWZ_FLAGS, VIRTIO_BLK_DWZ_NUM_SECTORS, VIRTIO_BLK_DWZ_SECTOR, VIRTIO_BLK_F_BLK_SIZE,
+  VIRTIO_BLK_F_DISCARD, VIRTIO_BLK_F_FLUSH, VIRTIO_BLK_F_RO, VIRTIO_BLK_F_SEG_MAX,
+  VIRTIO_BLK_F_WRITE_ZEROES, VIRTIO_BLK_T_DISCARD, VIRTIO_BLK_T_FLUSH, VIRTIO_BLK_T_GET_ID,
+  VIRTIO_BLK_T_GET_LIFETIME, VIRTIO_BLK_T_WRITE_ZEROES, VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP,
+} from '../../lib/kernel/include/uapi/linux/virtio_blk.js';
+import {
+  VIRTIO_CONFIG_S_ACKNOWLEDGE, VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET, VIRTIO_CONFIG_S_DRIVER,
+  VIRTIO_CONFIG_S_DRIVER_OK, VIRTIO_CONFIG_S_FEATURES_OK, VIRTIO_F_INDIRECT_DESC,
+  VIRTIO_F_RING_EVENT_IDX, VIRTIO_F_VERSION_1, features, hasFeature,
+} from '../../lib/kernel/include/uapi/linux/virtio_config.js';
+import { VIRTIO_ID_BLOCK } from '../../lib/kernel/include/uapi/linux/virtio_ids.js';
+import {
+  VIRTIO_MMIO_CONFIG, VIRTIO_MMIO_DEVICE_ID, VIRTIO_MMIO_QUEUE_READY, VIRTIO_MMIO_STATUS,
+} from '../../lib/kernel/include/uapi/linux/virtio_mmio.js';
+import {
+  VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE, setU64,
+} from '../../lib/kernel/include/uapi/linux/virtio_ring.js';
 import { FaultyStore, FileStore, MemoryStore, type BlockStore } from '../../lib/drivers/stores.js';
 import { VirtioBlkHost, type VirtioBlkOptions } from '../../lib/drivers/virtio-blk.js';
 import type { VirtioChainError } from '../../lib/drivers/virtio-mmio-host.js';
 import { TestBlkDriver, type Buf } from './blk-driver.js';
 
-const { VIRTIO_BLK_T_IN: IN, VIRTIO_BLK_T_OUT: OUT, VIRTIO_BLK_S_OK: OK, VIRTIO_BLK_S_IOERR: IOERR,
-  VIRTIO_BLK_S_UNSUPP: UNSUPP } = C;
+const IN = VIRTIO_BLK_T_IN, OUT = VIRTIO_BLK_T_OUT, OK = VIRTIO_BLK_S_OK, IOERR = VIRTIO_BLK_S_IOERR,
+  UNSUPP = VIRTIO_BLK_S_UNSUPP;
 
 function setup(store: BlockStore, opts: VirtioBlkOptions = {}, memBytes = 16 << 20) {
   const errors: VirtioChainError[] = [];
@@ -39,25 +58,25 @@ function collect(drv: TestBlkDriver, bufs: Buf[]): Buffer {
 t.test('negotiation and configuration space', async (t) => {
   const store = new MemoryStore(1 << 20);
   const { dev, drv, status } = setup(store, { serial: 'disk-serial-0001' });
-  t.equal(status, C.VIRTIO_CONFIG_S_ACKNOWLEDGE | C.VIRTIO_CONFIG_S_DRIVER | C.VIRTIO_CONFIG_S_FEATURES_OK | C.VIRTIO_CONFIG_S_DRIVER_OK);
-  t.equal(dev.read(C.VIRTIO_MMIO_DEVICE_ID), C.VIRTIO_ID_BLOCK);
-  for (const bit of [C.VIRTIO_F_VERSION_1, C.VIRTIO_BLK_F_FLUSH, C.VIRTIO_BLK_F_SEG_MAX, C.VIRTIO_BLK_F_BLK_SIZE,
-    C.VIRTIO_BLK_F_DISCARD, C.VIRTIO_BLK_F_WRITE_ZEROES, C.VIRTIO_F_INDIRECT_DESC]) {
-    t.ok(C.hasFeature(drv.offered, bit), `offers bit ${bit}`);
+  t.equal(status, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_FEATURES_OK | VIRTIO_CONFIG_S_DRIVER_OK);
+  t.equal(dev.read(VIRTIO_MMIO_DEVICE_ID), VIRTIO_ID_BLOCK);
+  for (const bit of [VIRTIO_F_VERSION_1, VIRTIO_BLK_F_FLUSH, VIRTIO_BLK_F_SEG_MAX, VIRTIO_BLK_F_BLK_SIZE,
+    VIRTIO_BLK_F_DISCARD, VIRTIO_BLK_F_WRITE_ZEROES, VIRTIO_F_INDIRECT_DESC]) {
+    t.ok(hasFeature(drv.offered, bit), `offers bit ${bit}`);
   }
-  t.notOk(C.hasFeature(drv.offered, C.VIRTIO_BLK_F_RO), 'not read-only');
-  t.notOk(C.hasFeature(drv.offered, C.VIRTIO_F_RING_EVENT_IDX), 'no event idx');
+  t.notOk(hasFeature(drv.offered, VIRTIO_BLK_F_RO), 'not read-only');
+  t.notOk(hasFeature(drv.offered, VIRTIO_F_RING_EVENT_IDX), 'no event idx');
   t.equal(drv.capacity, 2048);
-  t.equal(drv.configU32(C.VIRTIO_BLK_CFG_SEG_MAX), 254);
-  t.equal(drv.configU32(C.VIRTIO_BLK_CFG_BLK_SIZE), 512);
-  t.equal(dev.read(C.VIRTIO_MMIO_CONFIG + C.VIRTIO_BLK_CFG_NUM_QUEUES, 2), 1);
-  t.equal(dev.read(C.VIRTIO_MMIO_CONFIG + C.VIRTIO_BLK_CFG_CAPACITY + 1, 1), 8, 'byte access: 2048 = 0x800');
-  t.ok(drv.configU32(C.VIRTIO_BLK_CFG_MAX_DISCARD_SECTORS) > 0);
-  t.equal(drv.configU32(C.VIRTIO_BLK_CFG_MAX_WRITE_ZEROES_SEG), 254);
-  t.equal(dev.read(C.VIRTIO_MMIO_CONFIG + 4096), 0, 'beyond the config space reads 0');
+  t.equal(drv.configU32(VIRTIO_BLK_CFG_SEG_MAX), 254);
+  t.equal(drv.configU32(VIRTIO_BLK_CFG_BLK_SIZE), 512);
+  t.equal(dev.read(VIRTIO_MMIO_CONFIG + VIRTIO_BLK_CFG_NUM_QUEUES, 2), 1);
+  t.equal(dev.read(VIRTIO_MMIO_CONFIG + VIRTIO_BLK_CFG_CAPACITY + 1, 1), 8, 'byte access: 2048 = 0x800');
+  t.ok(drv.configU32(VIRTIO_BLK_CFG_MAX_DISCARD_SECTORS) > 0);
+  t.equal(drv.configU32(VIRTIO_BLK_CFG_MAX_WRITE_ZEROES_SEG), 254);
+  t.equal(dev.read(VIRTIO_MMIO_CONFIG + 4096), 0, 'beyond the config space reads 0');
 
   const id = drv.alloc(20);
-  const r = await drv.request(C.VIRTIO_BLK_T_GET_ID, 0, [{ addr: id, len: 20 }]);
+  const r = await drv.request(VIRTIO_BLK_T_GET_ID, 0, [{ addr: id, len: 20 }]);
   t.equal(r.status, OK);
   t.equal(r.len, 21, 'used len = id bytes + status');
   t.equal(Buffer.from(drv.mem.subarray(id, id + 20)).toString('latin1'), 'disk-serial-0001\0\0\0\0');
@@ -68,17 +87,17 @@ t.test('negotiation and configuration space', async (t) => {
   const file = path.join(dir, 'img');
   fs.writeFileSync(file, Buffer.alloc(1 << 20, 0xaa));
   const f = setup(await FileStore.open(file), { blkSize: 4096 });
-  t.notOk(C.hasFeature(f.drv.offered, C.VIRTIO_BLK_F_DISCARD));
-  t.ok(C.hasFeature(f.drv.offered, C.VIRTIO_BLK_F_WRITE_ZEROES));
-  t.equal(f.drv.configU32(C.VIRTIO_BLK_CFG_BLK_SIZE), 4096);
+  t.notOk(hasFeature(f.drv.offered, VIRTIO_BLK_F_DISCARD));
+  t.ok(hasFeature(f.drv.offered, VIRTIO_BLK_F_WRITE_ZEROES));
+  t.equal(f.drv.configU32(VIRTIO_BLK_CFG_BLK_SIZE), 4096);
   const seg = f.drv.alloc(16);
-  setU64(f.drv.view, seg + C.VIRTIO_BLK_DWZ_SECTOR, 8);
-  f.drv.view.setUint32(seg + C.VIRTIO_BLK_DWZ_NUM_SECTORS, 2 + 4096, true);  /* crosses the 1 MiB zero chunk */
-  f.drv.view.setUint32(seg + C.VIRTIO_BLK_DWZ_FLAGS, 0, true);
-  t.equal((await f.drv.request(C.VIRTIO_BLK_T_WRITE_ZEROES, 0, [{ addr: seg, len: 16 }])).status, IOERR, 'beyond capacity');
-  f.drv.view.setUint32(seg + C.VIRTIO_BLK_DWZ_NUM_SECTORS, 2, true);
-  t.equal((await f.drv.request(C.VIRTIO_BLK_T_WRITE_ZEROES, 0, [{ addr: seg, len: 16 }])).status, OK);
-  t.equal((await f.drv.request(C.VIRTIO_BLK_T_DISCARD, 0, [{ addr: seg, len: 16 }])).status, UNSUPP, 'discard not offered');
+  setU64(f.drv.view, seg + VIRTIO_BLK_DWZ_SECTOR, 8);
+  f.drv.view.setUint32(seg + VIRTIO_BLK_DWZ_NUM_SECTORS, 2 + 4096, true);  /* crosses the 1 MiB zero chunk */
+  f.drv.view.setUint32(seg + VIRTIO_BLK_DWZ_FLAGS, 0, true);
+  t.equal((await f.drv.request(VIRTIO_BLK_T_WRITE_ZEROES, 0, [{ addr: seg, len: 16 }])).status, IOERR, 'beyond capacity');
+  f.drv.view.setUint32(seg + VIRTIO_BLK_DWZ_NUM_SECTORS, 2, true);
+  t.equal((await f.drv.request(VIRTIO_BLK_T_WRITE_ZEROES, 0, [{ addr: seg, len: 16 }])).status, OK);
+  t.equal((await f.drv.request(VIRTIO_BLK_T_DISCARD, 0, [{ addr: seg, len: 16 }])).status, UNSUPP, 'discard not offered');
   await f.dev.close();
   const img = fs.readFileSync(file);
   t.ok(img.subarray(4096, 5120).every((b) => b === 0) && img[4095] === 0xaa && img[5120] === 0xaa, 'sectors 8-9 zeroed');
@@ -138,11 +157,11 @@ t.test('status errors: capacity, alignment, types, RO, store faults', async (t) 
   t.equal((await drv.request(OUT, 160, b(512))).status, IOERR, 'injected write error');
   t.equal((await drv.request(OUT, 161, b(512))).status, OK, 'the neighbour still writes');
   t.equal(mem.data[161 * 512], 0x5a);
-  t.equal((await drv.request(C.VIRTIO_BLK_T_FLUSH, 0, [])).status, IOERR, 'injected flush error');
-  t.equal((await drv.request(C.VIRTIO_BLK_T_FLUSH, 0, [])).status, OK);
+  t.equal((await drv.request(VIRTIO_BLK_T_FLUSH, 0, [])).status, IOERR, 'injected flush error');
+  t.equal((await drv.request(VIRTIO_BLK_T_FLUSH, 0, [])).status, OK);
   t.equal(store.flushes, 2, 'FLUSH reached the store each time');
   t.equal((await drv.request(99, 0, [])).status, UNSUPP, 'unknown type');
-  t.equal((await drv.request(C.VIRTIO_BLK_T_GET_LIFETIME, 0, b(16))).status, UNSUPP);
+  t.equal((await drv.request(VIRTIO_BLK_T_GET_LIFETIME, 0, b(16))).status, UNSUPP);
 
   /* DISCARD / WRITE_ZEROES */
   mem.data.fill(0x77, 0, 8192);
@@ -153,27 +172,27 @@ t.test('status errors: capacity, alignment, types, RO, store faults', async (t) 
     drv.view.setUint32(seg + 16 * i + 12, flags, true);
   };
   setSeg(0, 1, 2, 0); setSeg(1, 10, 1, 0);
-  t.equal((await drv.request(C.VIRTIO_BLK_T_DISCARD, 0, [{ addr: seg, len: 32 }])).status, OK);
+  t.equal((await drv.request(VIRTIO_BLK_T_DISCARD, 0, [{ addr: seg, len: 32 }])).status, OK);
   t.ok(mem.data.subarray(512, 1536).every((x) => x === 0) && mem.data[511] === 0x77 && mem.data[1536] === 0x77);
   t.ok(mem.data.subarray(5120, 5632).every((x) => x === 0));
   t.equal(store.counts.discard, 2);
-  setSeg(0, 3, 1, C.VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP);
-  t.equal((await drv.request(C.VIRTIO_BLK_T_DISCARD, 0, [{ addr: seg, len: 16 }])).status, UNSUPP, 'unmap flag on discard');
-  t.equal((await drv.request(C.VIRTIO_BLK_T_WRITE_ZEROES, 0, [{ addr: seg, len: 16 }])).status, OK, 'unmap flag on write zeroes');
+  setSeg(0, 3, 1, VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP);
+  t.equal((await drv.request(VIRTIO_BLK_T_DISCARD, 0, [{ addr: seg, len: 16 }])).status, UNSUPP, 'unmap flag on discard');
+  t.equal((await drv.request(VIRTIO_BLK_T_WRITE_ZEROES, 0, [{ addr: seg, len: 16 }])).status, OK, 'unmap flag on write zeroes');
   t.ok(mem.data.subarray(1536, 2048).every((x) => x === 0));
   setSeg(0, 3, 1, 4);
-  t.equal((await drv.request(C.VIRTIO_BLK_T_WRITE_ZEROES, 0, [{ addr: seg, len: 16 }])).status, UNSUPP, 'reserved flag');
-  t.equal((await drv.request(C.VIRTIO_BLK_T_WRITE_ZEROES, 0, [{ addr: seg, len: 12 }])).status, IOERR, 'partial segment');
+  t.equal((await drv.request(VIRTIO_BLK_T_WRITE_ZEROES, 0, [{ addr: seg, len: 16 }])).status, UNSUPP, 'reserved flag');
+  t.equal((await drv.request(VIRTIO_BLK_T_WRITE_ZEROES, 0, [{ addr: seg, len: 12 }])).status, IOERR, 'partial segment');
   t.ok(dev.blkStats.ioErrors >= 8 && dev.blkStats.unsupported >= 4);
   await dev.close();
 
   /* a driver that did not negotiate DISCARD cannot use it */
   const n = new VirtioBlkHost(new MemoryStore(1 << 20));
   const d2 = new TestBlkDriver(n, { memBytes: 8 << 20 });
-  d2.init({ accept: (f) => f & ~C.features(C.VIRTIO_BLK_F_DISCARD) });
+  d2.init({ accept: (f) => f & ~features(VIRTIO_BLK_F_DISCARD) });
   const s2 = d2.alloc(16);
   d2.view.setUint32(s2 + 8, 1, true);
-  t.equal((await d2.request(C.VIRTIO_BLK_T_DISCARD, 0, [{ addr: s2, len: 16 }])).status, UNSUPP);
+  t.equal((await d2.request(VIRTIO_BLK_T_DISCARD, 0, [{ addr: s2, len: 16 }])).status, UNSUPP);
   await n.close();
 });
 
@@ -186,17 +205,17 @@ t.test('read-only FileStore: RO offered, writes IOERR, file bytes and mtime unch
   fs.utimesSync(file, past, past);
   const before = fs.statSync(file);
   const { dev, drv } = setup(await FileStore.open(file, { readOnly: true }));
-  t.ok(C.hasFeature(drv.offered, C.VIRTIO_BLK_F_RO));
-  t.notOk(C.hasFeature(drv.offered, C.VIRTIO_BLK_F_WRITE_ZEROES));
-  t.notOk(C.hasFeature(drv.offered, C.VIRTIO_BLK_F_DISCARD));
+  t.ok(hasFeature(drv.offered, VIRTIO_BLK_F_RO));
+  t.notOk(hasFeature(drv.offered, VIRTIO_BLK_F_WRITE_ZEROES));
+  t.notOk(hasFeature(drv.offered, VIRTIO_BLK_F_DISCARD));
   const buf = drv.alloc(65536);
   drv.mem.fill(0xee, buf, buf + 65536);
   const w = await drv.request(OUT, 0, [{ addr: buf, len: 65536 }]);
   t.equal(w.status, IOERR);
   const seg = drv.alloc(16);
   drv.view.setUint32(seg + 8, 8, true);
-  t.equal((await drv.request(C.VIRTIO_BLK_T_WRITE_ZEROES, 0, [{ addr: seg, len: 16 }])).status, UNSUPP, 'not offered');
-  t.equal((await drv.request(C.VIRTIO_BLK_T_FLUSH, 0, [])).status, OK, 'flush of a read-only device is fine');
+  t.equal((await drv.request(VIRTIO_BLK_T_WRITE_ZEROES, 0, [{ addr: seg, len: 16 }])).status, UNSUPP, 'not offered');
+  t.equal((await drv.request(VIRTIO_BLK_T_FLUSH, 0, [])).status, OK, 'flush of a read-only device is fine');
   const r = await drv.request(IN, 8, [{ addr: buf, len: 65536 }]);
   t.equal(r.status, OK);
   t.same(Buffer.from(drv.mem.subarray(buf, buf + 65536)), content.subarray(4096, 4096 + 65536));
@@ -302,7 +321,7 @@ t.test('malformed chains are reported and the device keeps serving', async (t) =
   t.equal(dev.stats.chainErrors, errors.length);
   t.equal(drv.orphans.length, 0);
   t.equal(drv.ringMismatches, 0);
-  t.equal(dev.read(C.VIRTIO_MMIO_STATUS) & C.VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET, 0, 'bad chains do not need a reset');
+  t.equal(dev.read(VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET, 0, 'bad chains do not need a reset');
   t.equal(drv.freeCount, drv.num, 'every descriptor came back');
   await dev.close();
 });
@@ -312,7 +331,7 @@ t.test('indirect descriptors are refused when not negotiated', async (t) => {
   const errors: string[] = [];
   const drv = new TestBlkDriver(dev, { memBytes: 8 << 20 });
   (dev as unknown as { onChainError: (e: VirtioChainError) => void }).onChainError = (e) => errors.push(e.reason);
-  drv.init({ accept: (f) => f & ~C.features(C.VIRTIO_F_INDIRECT_DESC) });
+  drv.init({ accept: (f) => f & ~features(VIRTIO_F_INDIRECT_DESC) });
   const buf = drv.alloc(512);
   const r = await drv.request(IN, 0, [{ addr: buf, len: 512 }], { indirect: true });
   t.equal(r.len, 0);
@@ -328,9 +347,9 @@ t.test('reset drops completions of in-flight requests; close waits for them', as
   const buf = drv.alloc(512);
   const lost = drv.request(IN, 0, [{ addr: buf, len: 512 }]);
   t.equal(dev.inflightCount, 1);
-  dev.write(C.VIRTIO_MMIO_STATUS, 0);
-  t.equal(dev.read(C.VIRTIO_MMIO_STATUS), 0);
-  t.equal(dev.read(C.VIRTIO_MMIO_QUEUE_READY), 0);
+  dev.write(VIRTIO_MMIO_STATUS, 0);
+  t.equal(dev.read(VIRTIO_MMIO_STATUS), 0);
+  t.equal(dev.read(VIRTIO_MMIO_QUEUE_READY), 0);
   await dev.quiesce();
   await new Promise((r) => setImmediate(r));
   let settled = false;

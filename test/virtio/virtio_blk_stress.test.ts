@@ -9,7 +9,10 @@ import t from 'tap';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import * as C from '../../lib/kernel/drivers/virtio/virtio_config.js';
+import {
+  VIRTIO_BLK_S_OK, VIRTIO_BLK_T_FLUSH, VIRTIO_BLK_T_IN, VIRTIO_BLK_T_OUT,
+} from '../../lib/kernel/include/uapi/linux/virtio_blk.js';
+import { VIRTIO_CONFIG_S_DRIVER_OK } from '../../lib/kernel/include/uapi/linux/virtio_config.js';
 import { FaultyStore, FileStore } from '../../lib/drivers/stores.js';
 import { VirtioBlkHost } from '../../lib/drivers/virtio-blk.js';
 import { TestBlkDriver, type Buf } from './blk-driver.js';
@@ -49,7 +52,7 @@ t.test('random concurrent I/O matches the model byte for byte', async (t) => {
   });
   const dev = new VirtioBlkHost(store, { queueNumMax: 256 });
   const drv = new TestBlkDriver(dev, { memBytes: (32 << 20) + DEPTH * SLOT });
-  t.equal(drv.init() & C.VIRTIO_CONFIG_S_DRIVER_OK, C.VIRTIO_CONFIG_S_DRIVER_OK);
+  t.equal(drv.init() & VIRTIO_CONFIG_S_DRIVER_OK, VIRTIO_CONFIG_S_DRIVER_OK);
   t.equal(drv.capacity, SECTORS);
 
   const slots = Array.from({ length: DEPTH }, () => drv.alloc(SLOT, 4096));
@@ -86,8 +89,8 @@ t.test('random concurrent I/O matches the model byte for byte', async (t) => {
   const one = async (i: number, slot: number): Promise<void> => {
     if (rnd() < 0.02) {
       flushes++;
-      const r = await drv.request(C.VIRTIO_BLK_T_FLUSH, 0, []);
-      if (r.status !== C.VIRTIO_BLK_S_OK || r.len !== 1) bad++;
+      const r = await drv.request(VIRTIO_BLK_T_FLUSH, 0, []);
+      if (r.status !== VIRTIO_BLK_S_OK || r.len !== 1) bad++;
       return;
     }
     let sectors = pickSectors(i), sector = int(SECTORS - sectors + 1), tries = 0;
@@ -113,13 +116,13 @@ t.test('random concurrent I/O matches the model byte for byte', async (t) => {
         model.set(pool.subarray(src, src + b.len), pos + off);
         off += b.len;
       }
-      const r = await drv.request(C.VIRTIO_BLK_T_OUT, sector, bufs, { indirect: useIndirect });
-      if (r.status !== C.VIRTIO_BLK_S_OK || r.len !== 1) bad++;
+      const r = await drv.request(VIRTIO_BLK_T_OUT, sector, bufs, { indirect: useIndirect });
+      if (r.status !== VIRTIO_BLK_S_OK || r.len !== 1) bad++;
     } else {
       reads++;
       for (const b of bufs) drv.mem.fill(0xcd, b.addr, b.addr + b.len);
-      const r = await drv.request(C.VIRTIO_BLK_T_IN, sector, bufs, { indirect: useIndirect });
-      if (r.status !== C.VIRTIO_BLK_S_OK || r.len !== len + 1) bad++;
+      const r = await drv.request(VIRTIO_BLK_T_IN, sector, bufs, { indirect: useIndirect });
+      if (r.status !== VIRTIO_BLK_S_OK || r.len !== len + 1) bad++;
       let off = 0;
       for (const b of bufs) {
         if (Buffer.compare(drv.mem.subarray(b.addr, b.addr + b.len), model.subarray(pos + off, pos + off + b.len)) !== 0) mismatches++;

@@ -4,22 +4,28 @@ import {
   VIRTQ_AVAIL_ALIGN, VIRTQ_DESC_ALIGN, VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE,
   VIRTQ_DESC_SIZE, VIRTQ_USED_ALIGN, VIRTQ_USED_ELEM_SIZE, Vring, availRingSize, descTableSize,
   isValidQueueSize, readDesc, usedRingSize, vring_size, writeDesc,
-} from '../../lib/kernel/drivers/virtio/virtio_ring.js';
-import * as C from '../../lib/kernel/drivers/virtio/virtio_config.js';
+} from '../../lib/kernel/include/uapi/linux/virtio_ring.js';
+import {
+  VIRTIO_BLK_F_FLUSH, VIRTIO_BLK_REQ_HDR_SIZE,
+} from '../../lib/kernel/include/uapi/linux/virtio_blk.js';
+import {
+  VIRTIO_F_VERSION_1, featureWindow, features, hasFeature,
+} from '../../lib/kernel/include/uapi/linux/virtio_config.js';
+import { VIRTIO_MMIO_CONFIG, VIRTIO_MMIO_MAGIC } from '../../lib/kernel/include/uapi/linux/virtio_mmio.js';
 
 t.test('spec constants', async (t) => {
   t.equal(VIRTQ_DESC_SIZE, 16);
   t.equal(VIRTQ_USED_ELEM_SIZE, 8);
   t.same([VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE, VIRTQ_DESC_F_INDIRECT], [1, 2, 4]);
   t.same([VIRTQ_DESC_ALIGN, VIRTQ_AVAIL_ALIGN, VIRTQ_USED_ALIGN], [16, 2, 4]);
-  t.equal(C.VIRTIO_MMIO_MAGIC, 0x74726976);
-  t.equal(String.fromCharCode(...new Uint8Array(new Uint32Array([C.VIRTIO_MMIO_MAGIC]).buffer)), 'virt');
-  t.equal(C.VIRTIO_MMIO_CONFIG, 0x100);
-  t.equal(C.VIRTIO_BLK_REQ_HDR_SIZE, 16);
-  t.equal(C.featureWindow(C.features(C.VIRTIO_F_VERSION_1, C.VIRTIO_BLK_F_FLUSH), 0), 1 << 9);
-  t.equal(C.featureWindow(C.features(C.VIRTIO_F_VERSION_1, C.VIRTIO_BLK_F_FLUSH), 1), 1);
-  t.ok(C.hasFeature(C.features(C.VIRTIO_F_VERSION_1), 32));
-  t.notOk(C.hasFeature(C.features(C.VIRTIO_F_VERSION_1), 0));
+  t.equal(VIRTIO_MMIO_MAGIC, 0x74726976);
+  t.equal(String.fromCharCode(...new Uint8Array(new Uint32Array([VIRTIO_MMIO_MAGIC]).buffer)), 'virt');
+  t.equal(VIRTIO_MMIO_CONFIG, 0x100);
+  t.equal(VIRTIO_BLK_REQ_HDR_SIZE, 16);
+  t.equal(featureWindow(features(VIRTIO_F_VERSION_1, VIRTIO_BLK_F_FLUSH), 0), 1 << 9);
+  t.equal(featureWindow(features(VIRTIO_F_VERSION_1, VIRTIO_BLK_F_FLUSH), 1), 1);
+  t.ok(hasFeature(features(VIRTIO_F_VERSION_1), 32));
+  t.notOk(hasFeature(features(VIRTIO_F_VERSION_1), 0));
 });
 
 const table: [number, { avail: number; used: number; total: number }][] = [

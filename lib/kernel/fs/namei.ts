@@ -28,7 +28,7 @@ import {
   NAME_MAX, PATH_MAX, RENAME_EXCHANGE, RENAME_NOREPLACE, RENAME_WHITEOUT, S_IFBLK, S_IFCHR, S_IFDIR,
   S_IFIFO, S_IFMT, S_IFREG, S_IFSOCK, S_ISBLK, S_ISCHR, S_ISDIR, S_ISLNK, S_ISVTX,
 } from '../include/uapi.js';
-import { bytesToBstr, utf8ToBstr, bstrToUtf8 } from '../include/bstr.js';
+import { bytesToBstr, utf8ToBstr, bstrToUtf8 } from '../lib/bstr.js';
 import type { PathArg } from '../include/sys.js';
 import * as NR from '../include/unistd.js';
 import { capable, current_cred, in_group_p } from '../kernel/cred.js';

@@ -36,12 +36,14 @@ import {
   LAST_NORM, LOOKUP_EMPTY, getname, inode_owner_or_capable, inode_permission, lookupLastFrom,
   lookup_one_len, may_create, open_last_lookups, path_get, path_put, path_lookupat, user_path_at, vfs_create,
 } from './namei.js';
-import { alloc_file, fd_install, fd_remove, filp_close, fput, fget_raw, withFile, fget } from './file_table.js';
+import {
+  alloc_file, fd_install, fd_remove, filp_close, fput, fget_raw, withFile, fget,
+} from './file_table.js';
 import { current_fs, set_fs_pwd, set_fs_root } from './fs_struct.js';
 import { notify_change, setattr_should_drop_sgid, ATTR_TOUCH } from './attr.js';
 import { d_path, d_unlinked, dput } from './dcache.js';
 import { mnt_want_write } from './namespace.js';
-import { bstrToUtf8 } from '../include/bstr.js';
+import { bstrToUtf8 } from '../lib/bstr.js';
 
 /* ---- open ---- */
 

@@ -10,7 +10,7 @@ import { define_syscall } from '../arch/syscalls.js';
 import { S_DEAD, type dir_context, type File } from '../include/fs.js';
 import { err } from '../include/errno.js';
 import { EINVAL, ENOENT, ENOTDIR, S_ISDIR, type Dirent64 } from '../include/uapi.js';
-import { bstrToBytes, bstrToUtf8 } from '../include/bstr.js';
+import { bstrToBytes, bstrToUtf8 } from '../lib/bstr.js';
 import * as NR from '../include/unistd.js';
 import { withFile } from './file_table.js';
 import { file_accessed } from '../mm/filemap.js';

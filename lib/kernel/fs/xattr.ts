@@ -21,7 +21,7 @@ import {
   E2BIG, EFAULT, EINVAL, ENODATA, EOPNOTSUPP, EPERM, ERANGE, S_ISDIR, S_ISREG, S_ISVTX,
   XATTR_CREATE, XATTR_LIST_MAX, XATTR_NAME_MAX, XATTR_REPLACE, XATTR_SIZE_MAX,
 } from '../include/uapi.js';
-import { bstrToUtf8, utf8ToBstr } from '../include/bstr.js';
+import { bstrToUtf8, utf8ToBstr } from '../lib/bstr.js';
 import type { PathArg } from '../include/sys.js';
 import * as NR from '../include/unistd.js';
 import { capable } from '../kernel/cred.js';

@@ -1,7 +1,7 @@
 /*
  * Block layer objects (include/linux/blk_types.h, blkdev.h, buffer_head.h): the contract
  * between filesystems, the block layer (lib/kernel/block) and block drivers
- * (lib/kernel/drivers/virtio/virtio_blk.ts).
+ * (lib/kernel/drivers/block/virtio_blk.ts).
  * Sectors are 512 bytes as in Linux, whatever the device's logical block size.
  */
 import type { Page } from '../mm/page_alloc.js';

@@ -6,7 +6,7 @@
  *
  * Conventions for every operation:
  * - Operations are async and may sleep. Errors are thrown as Errno (include/errno.ts).
- * - Names are byte strings (include/bstr.ts); `dentry.d_name` has no '/' and no NUL.
+ * - Names are byte strings (lib/bstr.ts); `dentry.d_name` has no '/' and no NUL.
  * - Kernel code awaits each async call before making the next one (never Promise.all):
  *   a kernel thread is one flow of control that sleeps at each await.
  * - Locking as in Linux: the VFS holds the parent directory's i_rwsem (write) around

@@ -18,8 +18,8 @@ import { ENODEV, EIO } from '../../include/uapi.js';
 import {
   VIRTIO_CONFIG_S_ACKNOWLEDGE, VIRTIO_CONFIG_S_DRIVER, VIRTIO_CONFIG_S_DRIVER_OK,
   VIRTIO_CONFIG_S_FAILED, VIRTIO_CONFIG_S_FEATURES_OK, VIRTIO_F_VERSION_1, features, hasFeature,
-} from './virtio_config.js';
-import type { Virtqueue } from './vring.js';
+} from '../../include/uapi/linux/virtio_config.js';
+import type { Virtqueue } from './virtio_ring.js';
 
 /** What a transport offers the core and the drivers (struct virtio_config_ops). */
 export interface virtio_config_ops {

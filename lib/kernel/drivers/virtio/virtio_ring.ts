@@ -1,191 +1,214 @@
 /*
- * The split virtqueue (virtio 1.x, 2.7) as it lies in physical memory: a descriptor table,
- * the available ring the driver writes and the used ring the device writes. Offsets,
- * sizes, alignment, and accessors over a Uint8Array view of physical memory (physical
- * address = byte offset). Both halves use this file: the kernel's driver to post buffers,
- * the host's device to consume them. Pure; imports nothing.
+ * The kernel side of a split virtqueue (drivers/virtio/virtio_ring.c, split part only):
+ * posting scatter-gather buffers on the avail ring and taking them back off the used ring.
+ * The memory layout and its accessors are virtio_ring.ts (shared with the host half);
+ * this file owns the driver's bookkeeping: the free-descriptor list, which token each
+ * chain belongs to, the shadow indices, and the indirect tables.
  *
- * All fields are little-endian. The two ring indices are read and written with Atomics
- * when memory is a SharedArrayBuffer: they are the publication points (ring entries are
- * written before idx moves, and read after it is seen), so a device running in a worker
- * thread sees whole entries.
+ * Memory: the three ring parts must be physically contiguous, and the page allocator hands
+ * out single frames. A queue of 128 entries takes 3342 bytes (vring_size(128)), so queues
+ * are capped at 128 entries and live in one page. Large requests are still cheap: with
+ * VIRTIO_F_INDIRECT_DESC a chain takes one ring slot and its descriptors go into an
+ * indirect table of up to 256 entries, one page each, kept in a small pool.
+ *
+ * The device is not trusted with our bookkeeping: the free list lives in JS arrays, not in
+ * the descriptors' `next` fields the device could overwrite, and a used entry naming a
+ * head that is not in flight is reported and skipped.
+ *
+ * Concurrency: add/kick run in kernel context (the block layer's dispatch, which may be in
+ * IRQ context); getBuf runs from the device's IRQ handler. Neither sleeps.
  */
+import { pr_warn } from '../../kernel/printk.js';
+import { host } from '../../arch/cpu.js';
+import { alloc_page, put_page, physMem, PAGE_SIZE, type Page } from '../../mm/page_alloc.js';
+import {
+  VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE, VIRTQ_DESC_SIZE, Vring,
+  vring_size, writeDesc,
+} from '../../include/uapi/linux/virtio_ring.js';
 
-/* 2.7.5 The Virtqueue Descriptor Table: struct virtq_desc */
-export const VIRTQ_DESC_ADDR = 0;    /* le64 guest-physical address */
-export const VIRTQ_DESC_LEN = 8;     /* le32 */
-export const VIRTQ_DESC_FLAGS = 12;  /* le16 */
-export const VIRTQ_DESC_NEXT = 14;   /* le16, valid with VIRTQ_DESC_F_NEXT */
-export const VIRTQ_DESC_SIZE = 16;
+/** One buffer in physical memory. */
+export interface Sg { addr: number; len: number }
 
-export const VIRTQ_DESC_F_NEXT = 1;      /* buffer continues via the next field */
-export const VIRTQ_DESC_F_WRITE = 2;     /* device write-only (otherwise device read-only) */
-export const VIRTQ_DESC_F_INDIRECT = 4;  /* buffer holds a table of descriptors (2.7.5.3) */
+/** Largest queue that fits one page (see the header). */
+export const VRING_MAX_NUM_ONE_PAGE = 128;
+/** Descriptors in one indirect table (one page). */
+export const VRING_INDIRECT_MAX = PAGE_SIZE / VIRTQ_DESC_SIZE;
 
-/* 2.7.6 The Virtqueue Available Ring: struct virtq_avail */
-export const VIRTQ_AVAIL_FLAGS = 0;  /* le16 */
-export const VIRTQ_AVAIL_IDX = 2;    /* le16: where the driver puts the next entry, mod 2^16 */
-export const VIRTQ_AVAIL_RING = 4;   /* le16 ring[num], then le16 used_event */
-export const VIRTQ_AVAIL_F_NO_INTERRUPT = 1;
+export class Virtqueue {
+  readonly ring: Vring;
+  /** Free descriptor indices (a stack). */
+  private readonly freeList: number[] = [];
+  /** Per head: the caller's token, the descriptors it holds, its indirect page. */
+  private readonly tokens: unknown[];
+  private readonly chains: (number[] | null)[];
+  private readonly indirectOf: (Page | null)[];
+  private readonly indirectPool: Page[] = [];
+  /** Our copy of avail idx (we are its only writer) and the used idx we consumed up to. */
+  private availIdx = 0;
+  private lastUsedIdx = 0;
+  /** Chains added since the last kick. */
+  private added = 0;
+  /** Tokens handed out and not yet back. */
+  inFlight = 0;
+  /** Used entries we could not match (device bugs). */
+  badUsed = 0;
+  private readonly debug = host().debug?.('lkl:virtio:ring');
 
-/* 2.7.8 The Virtqueue Used Ring: struct virtq_used */
-export const VIRTQ_USED_FLAGS = 0;   /* le16 */
-export const VIRTQ_USED_IDX = 2;     /* le16 */
-export const VIRTQ_USED_RING = 4;    /* struct virtq_used_elem ring[num], then le16 avail_event */
-export const VIRTQ_USED_ELEM_ID = 0;   /* le32: head of the descriptor chain */
-export const VIRTQ_USED_ELEM_LEN = 4;  /* le32: bytes written into device-writable buffers */
-export const VIRTQ_USED_ELEM_SIZE = 8;
-export const VIRTQ_USED_F_NO_NOTIFY = 1;
+  constructor(
+    readonly index: number,
+    readonly num: number,
+    private readonly page: Page,
+    readonly useIndirect: boolean,
+    private readonly notifyFn: (vq: Virtqueue) => void,
+    readonly callback: (vq: Virtqueue) => void,
+  ) {
+    const l = vring_size(num);
+    if (l.totalSize > PAGE_SIZE) throw new RangeError(`virtqueue of ${num} entries does not fit one page`);
+    const base = page.phys;
+    this.ring = new Vring(physMem(), num, base + l.descOffset, base + l.availOffset, base + l.usedOffset);
+    for (let i = num - 1; i >= 0; i--) this.freeList.push(i);
+    this.tokens = new Array(num).fill(null);
+    this.chains = new Array(num).fill(null);
+    this.indirectOf = new Array(num).fill(null);
+  }
 
-/* 2.7 Alignment requirements of the three parts */
-export const VIRTQ_DESC_ALIGN = 16;
-export const VIRTQ_AVAIL_ALIGN = 2;
-export const VIRTQ_USED_ALIGN = 4;
+  /** Physical addresses to program into QueueDesc / QueueDriver / QueueDevice. */
+  get descAddr(): number { return this.ring.desc; }
+  get availAddr(): number { return this.ring.avail; }
+  get usedAddr(): number { return this.ring.used; }
+  get numFree(): number { return this.freeList.length; }
 
-/* 2.7 "Queue Size ... The maximum Queue Size value is 32768"; split rings use powers of 2 */
-export const VIRTQ_MAX_SIZE = 32768;
+  /**
+   * The most buffers one chain may have: an indirect table's worth, or the whole ring.
+   * Drivers size their segment limits from this.
+   */
+  get maxSgs(): number { return this.useIndirect ? VRING_INDIRECT_MAX : this.num; }
 
-export const descTableSize = (num: number) => VIRTQ_DESC_SIZE * num;
-export const availRingSize = (num: number) => 6 + 2 * num;
-export const usedRingSize = (num: number) => 6 + VIRTQ_USED_ELEM_SIZE * num;
+  /**
+   * virtqueue_add_sgs: post `out` (device-readable) then `inn` (device-writable) buffers
+   * as one chain identified by `token` (returned by getBuf). False when there is no room
+   * right now (try again after a completion); the ring is untouched then.
+   */
+  addSgs(out: Sg[], inn: Sg[], token: unknown): boolean {
+    const n = out.length + inn.length;
+    if (n === 0 || token === null || token === undefined) throw new Error('virtqueue: empty chain or null token');
+    let head: number;
+    if (this.useIndirect && n > 1 && n <= VRING_INDIRECT_MAX && this.freeList.length >= 1) {
+      const table = this.indirectPool.pop() ?? alloc_page();
+      if (table) {
+        head = this.freeList.pop()!;
+        const mem = this.ring.view;
+        let i = 0;
+        for (const sg of out) writeDesc(mem, table.phys + i * VIRTQ_DESC_SIZE, { addr: sg.addr, len: sg.len, flags: i + 1 < n ? VIRTQ_DESC_F_NEXT : 0, next: i + 1 }), i++;
+        for (const sg of inn) writeDesc(mem, table.phys + i * VIRTQ_DESC_SIZE, { addr: sg.addr, len: sg.len, flags: VIRTQ_DESC_F_WRITE | (i + 1 < n ? VIRTQ_DESC_F_NEXT : 0), next: i + 1 }), i++;
+        this.ring.writeDesc(head, { addr: table.phys, len: n * VIRTQ_DESC_SIZE, flags: VIRTQ_DESC_F_INDIRECT, next: 0 });
+        this.chains[head] = [head];
+        this.indirectOf[head] = table;
+        return this.publish(head, token);
+      }
+      /* no memory for a table: a direct chain still works if the ring has room */
+    }
+    if (this.freeList.length < n) return false;
+    const descs: number[] = [];
+    for (let k = 0; k < n; k++) descs.push(this.freeList.pop()!);
+    let k = 0;
+    for (const sg of [...out, ...inn]) {
+      const write = k >= out.length;
+      this.ring.writeDesc(descs[k]!, {
+        addr: sg.addr, len: sg.len,
+        flags: (write ? VIRTQ_DESC_F_WRITE : 0) | (k + 1 < n ? VIRTQ_DESC_F_NEXT : 0),
+        next: k + 1 < n ? descs[k + 1]! : 0,
+      });
+      k++;
+    }
+    head = descs[0]!;
+    this.chains[head] = descs;
+    this.indirectOf[head] = null;
+    return this.publish(head, token);
+  }
 
-export const alignUp = (x: number, a: number) => Math.ceil(x / a) * a;
+  private publish(head: number, token: unknown): boolean {
+    this.tokens[head] = token;
+    /* the ring entry first, then idx: idx is the publication point (2.7.13) */
+    this.ring.setAvailRing(this.availIdx, head);
+    this.availIdx = (this.availIdx + 1) & 0xffff;
+    this.ring.availIdx = this.availIdx;
+    this.added++;
+    this.inFlight++;
+    return true;
+  }
 
-export function isValidQueueSize(num: number): boolean {
-  return Number.isInteger(num) && num >= 1 && num <= VIRTQ_MAX_SIZE && (num & (num - 1)) === 0;
+  /** virtqueue_kick: tell the device about the chains added since the last kick. */
+  kick(): void {
+    if (this.added === 0) return;
+    this.added = 0;
+    this.notifyFn(this);
+  }
+
+  /** Is there a used entry we have not consumed? */
+  moreUsed(): boolean { return this.lastUsedIdx !== this.ring.usedIdx; }
+
+  /**
+   * virtqueue_get_buf: the next completed chain's token and the bytes the device wrote
+   * into its device-writable buffers, or null when the used ring holds nothing new.
+   */
+  getBuf(): { token: unknown; len: number } | null {
+    while (this.moreUsed()) {
+      const { id, len } = this.ring.usedElem(this.lastUsedIdx);
+      this.lastUsedIdx = (this.lastUsedIdx + 1) & 0xffff;
+      const token = id < this.num ? this.tokens[id] : null;
+      if (token === null || token === undefined) {
+        this.badUsed++;
+        pr_warn(`virtio: queue ${this.index}: used entry for head ${id}, which is not in flight`);
+        continue;
+      }
+      this.detach(id);
+      return { token, len };
+    }
+    return null;
+  }
+
+  private detach(head: number): void {
+    this.tokens[head] = null;
+    const descs = this.chains[head] ?? [];
+    this.chains[head] = null;
+    for (let i = descs.length - 1; i >= 0; i--) this.freeList.push(descs[i]!);
+    const table = this.indirectOf[head];
+    this.indirectOf[head] = null;
+    /* keep a few tables around: the next large request needs one at once */
+    if (table) {
+      if (this.indirectPool.length < 32) this.indirectPool.push(table);
+      else put_page(table);
+    }
+    this.inFlight--;
+  }
+
+  /**
+   * virtqueue_detach_unused_buf, for all of them: after a reset, the tokens the device
+   * will never return. The ring is left empty.
+   */
+  detachUnused(): unknown[] {
+    const out: unknown[] = [];
+    for (let h = 0; h < this.num; h++) {
+      const t = this.tokens[h];
+      if (t !== null && t !== undefined) { out.push(t); this.detach(h); }
+    }
+    this.debug?.(`queue ${this.index}: ${out.length} buffers detached`);
+    return out;
+  }
+
+  /** Free the ring and table memory (after reset: the device no longer looks at it). */
+  free(): void {
+    for (let h = 0; h < this.num; h++) if (this.indirectOf[h]) { put_page(this.indirectOf[h]!); this.indirectOf[h] = null; }
+    for (const p of this.indirectPool.splice(0)) put_page(p);
+    put_page(this.page);
+  }
 }
 
-/** Where each part of a queue lies when the three are placed one after another. */
-export interface VringLayout {
-  num: number;
-  descOffset: number;
-  descSize: number;
-  availOffset: number;
-  availSize: number;
-  usedOffset: number;
-  usedSize: number;
-  /** Bytes from descOffset to the end of the used ring. */
-  totalSize: number;
-}
-
-/**
- * The contiguous layout of a queue of `num` entries starting at offset 0 (add the base
- * address, which must itself be 16-aligned). `usedAlign` may be raised, e.g. to a page,
- * as legacy virtio required; 4 is what 1.x requires.
- */
-export function vring_size(num: number, usedAlign = VIRTQ_USED_ALIGN): VringLayout {
-  if (!isValidQueueSize(num)) throw new RangeError(`virtqueue size ${num} is not a power of 2 in 1..32768`);
-  const descOffset = 0, descSize = descTableSize(num);
-  const availOffset = alignUp(descOffset + descSize, VIRTQ_AVAIL_ALIGN), availSize = availRingSize(num);
-  const usedOffset = alignUp(availOffset + availSize, Math.max(usedAlign, VIRTQ_USED_ALIGN));
-  const usedSize = usedRingSize(num);
-  return { num, descOffset, descSize, availOffset, availSize, usedOffset, usedSize,
-    totalSize: usedOffset + usedSize };
-}
-
-const littleEndianHost = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
-
-/** A descriptor as read out of a table. */
-export interface vring_desc {
-  addr: number;
-  len: number;
-  flags: number;
-  next: number;
-}
-
-/**
- * Accessors for one split virtqueue in physical memory. Addresses are those programmed
- * into QueueDesc/QueueDriver/QueueDevice; the caller has checked that each part lies
- * inside `mem`. Ring positions are taken modulo num here; indices are free-running u16s.
- */
-export class Vring {
-  readonly view: DataView;
-  readonly u16: Uint16Array | null;
-
-  constructor(readonly mem: Uint8Array, readonly num: number,
-    readonly desc: number, readonly avail: number, readonly used: number) {
-    this.view = new DataView(mem.buffer, mem.byteOffset, mem.byteLength);
-    this.u16 = littleEndianHost && mem.buffer instanceof SharedArrayBuffer && mem.byteOffset % 2 === 0
-      ? new Uint16Array(mem.buffer, mem.byteOffset, Math.floor(mem.byteLength / 2)) : null;
-  }
-
-  /** Physical address of descriptor i in the table (or in an indirect table at `table`). */
-  descAddr(i: number, table = this.desc): number {
-    return table + VIRTQ_DESC_SIZE * i;
-  }
-
-  readDesc(i: number, table = this.desc): vring_desc {
-    return readDesc(this.view, this.descAddr(i, table));
-  }
-
-  writeDesc(i: number, d: vring_desc, table = this.desc): void {
-    writeDesc(this.view, this.descAddr(i, table), d);
-  }
-
-  /* The avail ring: written by the driver */
-  get availFlags(): number { return this.view.getUint16(this.avail + VIRTQ_AVAIL_FLAGS, true); }
-  set availFlags(v: number) { this.view.setUint16(this.avail + VIRTQ_AVAIL_FLAGS, v, true); }
-  get availIdx(): number { return this.load16(this.avail + VIRTQ_AVAIL_IDX); }
-  set availIdx(v: number) { this.store16(this.avail + VIRTQ_AVAIL_IDX, v); }
-  availRing(pos: number): number {
-    return this.view.getUint16(this.avail + VIRTQ_AVAIL_RING + 2 * (pos % this.num), true);
-  }
-  setAvailRing(pos: number, head: number): void {
-    this.view.setUint16(this.avail + VIRTQ_AVAIL_RING + 2 * (pos % this.num), head, true);
-  }
-  /** used_event: only meaningful with VIRTIO_F_RING_EVENT_IDX. */
-  get usedEvent(): number { return this.view.getUint16(this.avail + VIRTQ_AVAIL_RING + 2 * this.num, true); }
-  set usedEvent(v: number) { this.view.setUint16(this.avail + VIRTQ_AVAIL_RING + 2 * this.num, v, true); }
-
-  /* The used ring: written by the device */
-  get usedFlags(): number { return this.view.getUint16(this.used + VIRTQ_USED_FLAGS, true); }
-  set usedFlags(v: number) { this.view.setUint16(this.used + VIRTQ_USED_FLAGS, v, true); }
-  get usedIdx(): number { return this.load16(this.used + VIRTQ_USED_IDX); }
-  set usedIdx(v: number) { this.store16(this.used + VIRTQ_USED_IDX, v); }
-  usedElem(pos: number): { id: number; len: number } {
-    const at = this.used + VIRTQ_USED_RING + VIRTQ_USED_ELEM_SIZE * (pos % this.num);
-    return { id: this.view.getUint32(at + VIRTQ_USED_ELEM_ID, true),
-      len: this.view.getUint32(at + VIRTQ_USED_ELEM_LEN, true) };
-  }
-  setUsedElem(pos: number, id: number, len: number): void {
-    const at = this.used + VIRTQ_USED_RING + VIRTQ_USED_ELEM_SIZE * (pos % this.num);
-    this.view.setUint32(at + VIRTQ_USED_ELEM_ID, id, true);
-    this.view.setUint32(at + VIRTQ_USED_ELEM_LEN, len, true);
-  }
-  /** avail_event: only meaningful with VIRTIO_F_RING_EVENT_IDX. */
-  get availEvent(): number { return this.view.getUint16(this.used + VIRTQ_USED_RING + VIRTQ_USED_ELEM_SIZE * this.num, true); }
-  set availEvent(v: number) { this.view.setUint16(this.used + VIRTQ_USED_RING + VIRTQ_USED_ELEM_SIZE * this.num, v, true); }
-
-  private load16(addr: number): number {
-    return this.u16 ? Atomics.load(this.u16, addr / 2) : this.view.getUint16(addr, true);
-  }
-  private store16(addr: number, v: number): void {
-    if (this.u16) Atomics.store(this.u16, addr / 2, v & 0xffff);
-    else this.view.setUint16(addr, v & 0xffff, true);
-  }
-}
-
-/** Reads a le64 that must fit a number; values past 2^53 come back inexact but huge. */
-export function getU64(view: DataView, at: number): number {
-  return view.getUint32(at, true) + view.getUint32(at + 4, true) * 0x100000000;
-}
-export function setU64(view: DataView, at: number, v: number): void {
-  view.setUint32(at, v % 0x100000000, true);
-  view.setUint32(at + 4, Math.floor(v / 0x100000000), true);
-}
-
-export function readDesc(view: DataView, at: number): vring_desc {
-  return {
-    addr: getU64(view, at + VIRTQ_DESC_ADDR),
-    len: view.getUint32(at + VIRTQ_DESC_LEN, true),
-    flags: view.getUint16(at + VIRTQ_DESC_FLAGS, true),
-    next: view.getUint16(at + VIRTQ_DESC_NEXT, true),
-  };
-}
-
-export function writeDesc(view: DataView, at: number, d: vring_desc): void {
-  setU64(view, at + VIRTQ_DESC_ADDR, d.addr);
-  view.setUint32(at + VIRTQ_DESC_LEN, d.len, true);
-  view.setUint16(at + VIRTQ_DESC_FLAGS, d.flags, true);
-  view.setUint16(at + VIRTQ_DESC_NEXT, d.next, true);
+/** vring_create_virtqueue: a queue of `num` entries in a fresh page. Null without memory. */
+export function vring_create_virtqueue(index: number, num: number, useIndirect: boolean,
+  notify: (vq: Virtqueue) => void, callback: (vq: Virtqueue) => void): Virtqueue | null {
+  const page = alloc_page();
+  if (!page) return null;
+  return new Virtqueue(index, num, page, useIndirect, notify, callback);
 }

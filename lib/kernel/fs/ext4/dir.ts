@@ -19,7 +19,7 @@ import {
   DT_BLK, DT_CHR, DT_DIR, DT_FIFO, DT_LNK, DT_REG, DT_SOCK, DT_UNKNOWN, EINVAL, SEEK_CUR, SEEK_END,
   SEEK_SET, EISDIR,
 } from '../../include/uapi.js';
-import { bytesToBstr } from '../../include/bstr.js';
+import { bytesToBstr } from '../../lib/bstr.js';
 import {
   EXT4_FEATURE_COMPAT_DIR_INDEX, EXT4_FEATURE_INCOMPAT_FILETYPE, EXT4_INDEX_FL, EXT4_INLINE_DATA_FL,
   ext4_check_dir_entry, ext4_dir_entry_decode, le16, le32, ext4_rec_len_from_disk,
@@ -28,7 +28,7 @@ import {
 import { ext4_dirblock_csum_verify, ext4_dx_csum_verify } from './csum.js';
 import { EXT4_I, EXT4_SB, type Ext4Inode } from './ext4.js';
 import { ext4_csum_error, ext4_error } from './errors.js';
-import { ext4_sb_bread } from './bread.js';
+import { ext4_sb_bread } from './block_validity.js';
 import { ext4_map_blocks } from './inode.js';
 import { ext4_inline_dir_view, INLINE_DOTDOT_OFFSET } from './inline.js';
 import { ext4fs_dirhash } from './hash.js';

@@ -14,7 +14,7 @@ import {
 import { ext4_extent_block_csum_verify } from './csum.js';
 import { EXT4_SB, type Ext4Inode } from './ext4.js';
 import { ext4_csum_error, ext4_error } from './errors.js';
-import { ext4_block_valid, ext4_sb_bread } from './bread.js';
+import { ext4_block_valid, ext4_sb_bread } from './block_validity.js';
 
 /** EXT_MAX_BLOCKS: logical block numbers are 32-bit. */
 export const EXT_MAX_BLOCKS = 0xffffffff;

@@ -8,7 +8,7 @@ import type { MappedBlock } from '../../include/blk.js';
 import { EXT4_NDIR_BLOCKS, le32 } from './layout.js';
 import { EXT4_SB, type Ext4Inode } from './ext4.js';
 import { ext4_error } from './errors.js';
-import { ext4_block_valid, ext4_sb_bread } from './bread.js';
+import { ext4_block_valid, ext4_sb_bread } from './block_validity.js';
 
 /**
  * ext4_block_to_path: the slot in i_block and the index in each indirect level for `lblk`,

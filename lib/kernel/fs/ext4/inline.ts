@@ -8,7 +8,7 @@
 import {
   EXT4_XATTR_INDEX_SYSTEM, EXT4_XATTR_SYSTEM_DATA,
 } from './layout.js';
-import { bytesToBstr } from '../../include/bstr.js';
+import { bytesToBstr } from '../../lib/bstr.js';
 import { EXT4_MIN_INLINE_DATA_SIZE, EXT4_INLINE_DOTDOT_SIZE, type Ext4Inode } from './ext4.js';
 import { ext4_error } from './errors.js';
 import { ext4_xattr_ibody_entries } from './xattr.js';

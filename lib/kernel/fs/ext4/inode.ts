@@ -33,7 +33,7 @@ import {
 import { ext4_inode_csum_seed, ext4_inode_csum_verify } from './csum.js';
 import { EXT4_I, EXT4_SB, type Ext4Inode, EXT4_MOUNT_NO_UID32 } from './ext4.js';
 import { ext4_csum_error, ext4_error, ext4_check_shutdown } from './errors.js';
-import { ext4_block_valid, ext4_sb_bread } from './bread.js';
+import { ext4_block_valid, ext4_sb_bread } from './block_validity.js';
 import { ext4_ext_map_blocks } from './extents.js';
 import { ext4_ind_map_blocks } from './indirect.js';
 import { ext4_find_inline_data, ext4_read_inline_data } from './inline.js';

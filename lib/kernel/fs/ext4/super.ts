@@ -48,9 +48,9 @@ import {
 } from './ext4.js';
 import { ext4_msg } from './errors.js';
 import { KERN_ERR, printk } from '../../kernel/printk.js';
-import { ext4_raw_bread } from './bread.js';
+import { ext4_raw_bread } from './block_validity.js';
 import { ext4_iget, ext4_iput, ext4_map_blocks, EXT4_IGET_SPECIAL } from './inode.js';
-import { ext4_bg_has_super, ext4_group_first_block_no, ext4_statfs, ext4_statfs_init } from './balloc_read.js';
+import { ext4_bg_has_super, ext4_group_first_block_no, ext4_statfs, ext4_statfs_init } from './balloc.js';
 import { ext4_orphan_scan } from './orphan.js';
 import { ext4_xattr_security_handler, ext4_xattr_trusted_handler, ext4_xattr_user_handler } from './xattr.js';
 import { ext4_posix_acl_access_handler, ext4_posix_acl_default_handler } from './acl.js';

@@ -8,7 +8,7 @@
 import type { Dentry, Inode, inode_operations } from '../../include/fs.js';
 import { err } from '../../include/errno.js';
 import { EOPNOTSUPP } from '../../include/uapi.js';
-import { bytesToBstr } from '../../include/bstr.js';
+import { bytesToBstr } from '../../lib/bstr.js';
 import { EXT4_I, EXT4_SB } from './ext4.js';
 import { ext4_error } from './errors.js';
 import { ext4_getattr, ext4_read_data, ext4_setattr } from './inode.js';

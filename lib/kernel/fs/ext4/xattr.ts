@@ -18,10 +18,10 @@ import {
   ext4_xattr_header_decode, le32, type Ext4XattrEntry,
 } from './layout.js';
 import { ext4_xattr_block_csum_verify } from './csum.js';
-import { bytesToBstr } from '../../include/bstr.js';
+import { bytesToBstr } from '../../lib/bstr.js';
 import { EXT4_I, EXT4_SB, EXT4_MOUNT_XATTR_USER, EXT4_MOUNT_POSIX_ACL, type Ext4Inode } from './ext4.js';
 import { ext4_csum_error, ext4_error } from './errors.js';
-import { ext4_sb_bread } from './bread.js';
+import { ext4_sb_bread } from './block_validity.js';
 // inode.ts imports this file too: only its functions and constants are used, at call time.
 import { ext4_iget, ext4_iput, ext4_read_data, EXT4_IGET_EA_INODE } from './inode.js';
 

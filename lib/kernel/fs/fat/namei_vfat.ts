@@ -8,14 +8,16 @@
  * and a rename-target lookup that matches only case-insensitively reports "absent": that
  * lets a case-only rename reach vfat_rename, which then sees the real entry.
  */
-import type { Dentry, dir_context, File, file_operations, Inode, inode_operations } from '../../include/fs.js';
+import type {
+  Dentry, dir_context, File, file_operations, Inode, inode_operations,
+} from '../../include/fs.js';
 import { LOOKUP_RENAME_TARGET } from '../../include/fs.js';
 import { err } from '../../include/errno.js';
 import {
   EEXIST, EINVAL, EISDIR, ENOENT, ENOTDIR, ENOTEMPTY, EPERM, RENAME_NOREPLACE,
   S_IFMT, S_IFDIR, type Timespec,
 } from '../../include/uapi.js';
-import { bstrToBytes } from '../../include/bstr.js';
+import { bstrToBytes } from '../../lib/bstr.js';
 import { clear_nlink, drop_nlink, inc_nlink, iput } from '../inode.js';
 import { dget, d_instantiate, dput, d_unhash } from '../dcache.js';
 import { mark_inode_dirty } from '../fs-writeback.js';

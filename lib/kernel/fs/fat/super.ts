@@ -18,7 +18,9 @@ import { iput } from '../inode.js';
 import {
   FAT_MAX_FILESIZE, MSDOS_SB, MSDOS_SUPER_MAGIC, MsdosInode, type FatMountOptions, type MsdosSbInfo,
 } from './fat.js';
-import { fat_boot_sector_decode, fat_fill_geometry, fat_fsinfo_check, fat_fsinfo_decode, FAT_START_ENT } from './layout.js';
+import {
+  fat_boot_sector_decode, fat_fill_geometry, fat_fsinfo_check, fat_fsinfo_decode, FAT_START_ENT,
+} from './layout.js';
 import { vfat_shortname_flags, type VfatShortnameOption } from './names.js';
 import { fat_msg } from './misc.js';
 import { fat_clusters_flush, fat_count_free_clusters, fat_set_state } from './fatent.js';

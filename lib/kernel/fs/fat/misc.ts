@@ -15,7 +15,10 @@ import { SB_RDONLY, type Inode, type super_block } from '../../include/fs.js';
 import { EUCLEAN, type Timespec } from '../../include/uapi.js';
 import { MSDOS_SB } from './fat.js';
 import type { MsdosDirEntry } from './layout.js';
-import { fat_time_fat2unix, fat_time_unix2fat, fat_truncate_atime, fat_truncate_crtime, fat_truncate_mtime } from './time.js';
+import {
+  fat_time_fat2unix, fat_time_unix2fat, fat_truncate_atime, fat_truncate_crtime,
+  fat_truncate_mtime,
+} from './time.js';
 
 /** fat_msg: "FAT-fs (vda): ..." through printk. */
 export function fat_msg(sb: super_block, level: 'error' | 'warn' | 'info', msg: string): void {

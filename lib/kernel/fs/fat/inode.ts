@@ -10,7 +10,9 @@ import type { Inode, super_block } from '../../include/fs.js';
 import { I_NEW } from '../../include/fs.js';
 import { S_IFDIR, S_IFREG } from '../../include/uapi.js';
 import { S_IRUGO, S_IRWXUGO, S_IWUGO } from './fat.js';
-import { iget_locked, unlock_new_inode, iget_failed, set_nlink, truncate_inode_pages_final } from '../inode.js';
+import {
+  iget_locked, unlock_new_inode, iget_failed, set_nlink, truncate_inode_pages_final,
+} from '../inode.js';
 import { inodeClean } from '../fs-writeback.js';
 import { truncate_inode_pages } from '../../mm/filemap.js';
 import { MSDOS_SB, MSDOS_I, MSDOS_ROOT_INO, type MsdosInode, type MsdosSbInfo } from './fat.js';

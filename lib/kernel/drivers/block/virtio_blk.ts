@@ -33,12 +33,19 @@ import {
   VIRTIO_BLK_F_WRITE_ZEROES, VIRTIO_BLK_REQ_HDR_SIZE, VIRTIO_BLK_REQ_RESERVED,
   VIRTIO_BLK_REQ_SECTOR, VIRTIO_BLK_REQ_TYPE, VIRTIO_BLK_S_OK, VIRTIO_BLK_S_UNSUPP,
   VIRTIO_BLK_T_DISCARD, VIRTIO_BLK_T_FLUSH, VIRTIO_BLK_T_IN, VIRTIO_BLK_T_OUT,
-  VIRTIO_BLK_T_WRITE_ZEROES, VIRTIO_F_INDIRECT_DESC, VIRTIO_ID_BLOCK,
-} from './virtio_config.js';
-import { setU64 } from './virtio_ring.js';
-import { register_virtio_driver, virtio_device_ready, virtio_devices, type virtio_device, type virtio_driver } from './virtio.js';
-import { virtio_mmio_remove_all } from './virtio_mmio.js';
-import { VRING_INDIRECT_MAX, VRING_MAX_NUM_ONE_PAGE, type Sg, type Virtqueue } from './vring.js';
+  VIRTIO_BLK_T_WRITE_ZEROES,
+} from '../../include/uapi/linux/virtio_blk.js';
+import { VIRTIO_F_INDIRECT_DESC } from '../../include/uapi/linux/virtio_config.js';
+import { VIRTIO_ID_BLOCK } from '../../include/uapi/linux/virtio_ids.js';
+import { setU64 } from '../../include/uapi/linux/virtio_ring.js';
+import {
+  register_virtio_driver, virtio_device_ready, virtio_devices, type virtio_device,
+  type virtio_driver,
+} from '../virtio/virtio.js';
+import { virtio_mmio_remove_all } from '../virtio/virtio_mmio.js';
+import {
+  VRING_INDIRECT_MAX, VRING_MAX_NUM_ONE_PAGE, type Sg, type Virtqueue,
+} from '../virtio/virtio_ring.js';
 
 /* the per-request slot: header, discard/write-zeroes range, status */
 const SLOT_SIZE = 64, SLOT_HDR = 0, SLOT_DWZ = 16, SLOT_STATUS = 32;

@@ -18,7 +18,9 @@ import {
 import { err } from '../../include/errno.js';
 import { EFBIG, EIO, EPERM, EROFS, S_IFMT, S_IFDIR, type Timespec } from '../../include/uapi.js';
 import { PAGE_SIZE, PG_uptodate, put_page, type Page } from '../../mm/page_alloc.js';
-import { find_or_create_page, filemap_read, generic_file_write_iter, truncate_pagecache, unlock_page } from '../../mm/filemap.js';
+import {
+  find_or_create_page, filemap_read, generic_file_write_iter, truncate_pagecache, unlock_page,
+} from '../../mm/filemap.js';
 import { balance_dirty_pages, filemap_write_and_wait_range, mark_inode_dirty } from '../fs-writeback.js';
 import {
   block_commit_write, block_invalidate_folio, block_write_full_page, mpage_readahead, mpage_read_folio, mpage_writepages,
@@ -28,7 +30,9 @@ import type { GetBlock } from '../../include/blk.js';
 import { fat_fs_error } from './misc.js';
 import { FAT_VALID_MODE, MSDOS_I, MSDOS_SB, S_IRUGO, S_IWUGO, S_IXUGO, type MsdosInode } from './fat.js';
 import { fat_bmap, fat_cache_inval_inode, fat_get_cluster } from './cache.js';
-import { fat_add_clusters, fat_ent_read, fat_ent_set_locked, fat_free_clusters, fat_nr_clusters } from './fatent.js';
+import {
+  fat_add_clusters, fat_ent_read, fat_ent_set_locked, fat_free_clusters, fat_nr_clusters,
+} from './fatent.js';
 import { FAT_ENT_EOF } from './layout.js';
 import { fat_truncate_time } from './misc.js';
 import { ktime_get_real_ts64 } from '../../kernel/timer.js';

@@ -11,7 +11,7 @@
 import type { dir_context, super_block } from '../../include/fs.js';
 import { err } from '../../include/errno.js';
 import { DT_DIR, DT_REG, EIO, ENOSPC } from '../../include/uapi.js';
-import { bytesToBstr } from '../../include/bstr.js';
+import { bytesToBstr } from '../../lib/bstr.js';
 import { mark_inode_dirty } from '../fs-writeback.js';
 import { MSDOS_SB, MSDOS_ROOT_INO, fat_make_ipos, type MsdosInode, type MsdosSbInfo } from './fat.js';
 import {
