@@ -9,7 +9,7 @@ import path from 'node:path';
 import crypto from 'node:crypto';
 import { startKernel, O_RDONLY, O_RDWR, O_WRONLY, EIO, EPERM, EACCES } from '../../lib/index.js';
 import { FaultyStore, FileStore, MemoryStore } from '../../lib/drivers/stores.js';
-import { runAsInit } from '../../lib/kernel/arch/cpu.js';
+import { runAsInit } from '../../lib/kernel/arch/threads.js';
 import { bdevByName, blkdev_get_for_super, set_blocksize } from '../../lib/kernel/block/bdev.js';
 import { bio_alloc, submit_bio_wait, blkdev_issue_flush } from '../../lib/kernel/block/bio.js';
 import { REQ_FUA, REQ_OP_READ, REQ_OP_WRITE, REQ_PREFLUSH } from '../../lib/kernel/include/blk.js';

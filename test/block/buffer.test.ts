@@ -6,7 +6,7 @@
 import t, { type Test } from 'tap';
 import { startKernel, O_RDONLY, EIO } from '../../lib/index.js';
 import { FaultyStore, MemoryStore } from '../../lib/drivers/stores.js';
-import { runAsInit } from '../../lib/kernel/arch/cpu.js';
+import { runAsInit } from '../../lib/kernel/arch/threads.js';
 import { bdevByName, set_blocksize, sync_blockdev } from '../../lib/kernel/block/bdev.js';
 import * as B from '../../lib/kernel/fs/buffer.js';
 import { Inode, super_block, type address_space_operations } from '../../lib/kernel/include/fs.js';

@@ -3,7 +3,7 @@
 // truncation, reclaim under memory pressure, and writeback errors reported by fsync.
 import t from 'tap';
 import { startKernel } from '../../lib/index.js';
-import { runAsInit } from '../../lib/kernel/arch/cpu.js';
+import { runAsInit } from '../../lib/kernel/arch/threads.js';
 import {
   address_space, File, Inode, super_block, vfsmount, Dentry,
   type address_space_operations, type file_system_type,

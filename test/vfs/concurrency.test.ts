@@ -3,7 +3,8 @@
 // halt that leaves no thread or timer behind.
 import t from 'tap';
 import { O_CREAT, O_RDONLY, O_WRONLY } from '../../lib/index.js';
-import { allTasks, alloc_irq_number, free_irq, kthread_run, request_irq, trigger_irq } from '../../lib/kernel/arch/cpu.js';
+import { allTasks, kthread_run } from '../../lib/kernel/arch/threads.js';
+import { alloc_irq_number, free_irq, request_irq, trigger_irq } from '../../lib/kernel/arch/irq.js';
 import { sleepNs } from '../../lib/kernel/kernel/wait.js';
 import { add_timer, pendingTimers, type KTimer } from '../../lib/kernel/kernel/timer.js';
 import { boot, dec, enc } from './helpers.js';

@@ -4,7 +4,7 @@ import t from 'tap';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { startKernel, ENOENT, ENOSYS, O_CREAT, O_RDWR } from '../../lib/index.js';
-import { alloc_irq_number } from '../../lib/kernel/arch/cpu.js';
+import { alloc_irq_number } from '../../lib/kernel/arch/irq.js';
 
 const index = fileURLToPath(new URL('../../lib/index.js', import.meta.url));
 

@@ -15,36 +15,20 @@
  * Host code never touches kernel state: it only raises IRQs, which are queued and run by
  * whoever holds the token at its next hand-over, or by the idle thread when nobody does.
  *
- * May touch: host-ops only. Everything above (irq.ts, the sync primitives) builds on this.
+ * Split as LKL splits arch/lkl/kernel: this file is the token, the run queue and the idle
+ * thread; irq.ts queues and runs IRQs; threads.ts creates kernel threads.
+ *
+ * May touch: host-ops only. Everything above (irq.ts, threads.ts, the sync primitives)
+ * builds on this.
  */
-import { pr_err, pr_warn } from '../kernel/printk.js';
 import type { HostOps, HostSemaphore } from '../host-ops.js';
+import { run_irqs, type IrqEntry, type IrqHandler } from './irq.js';
+import type { task_struct } from './threads.js';
 
-export type TaskState = 'new' | 'running' | 'runnable' | 'sleeping' | 'dead';
 
-/** Per-task pieces owned by other subsystems (creds, fs context, files) hang off `ctx`. */
-export class task_struct {
-  readonly pid: number;
-  comm: string;
-  state: TaskState = 'new';
-  /** Resolver of the promise this task sleeps on; set only while it is off the CPU. */
-  resume: (() => void) | null = null;
-  /** kthread_should_stop() flag. */
-  shouldStop = false;
-  /** Waiters for this task's exit. */
-  exitWaiters: Array<() => void> = [];
-  /** Set by timers and signals-lite: why the last sleep ended early. */
-  wakeReason = 0;
-  /** Subsystem context: creds, fs_struct, files; typed where used. */
-  ctx: Record<string, unknown> = Object.create(null);
-  constructor(pid: number, comm: string) { this.pid = pid; this.comm = comm; }
-}
-
-interface IrqEntry { irq: number; data: unknown }
-export type IrqHandler = (irq: number, data: unknown) => void;
 
 /** Everything the CPU core keeps; reset at each boot (one kernel per process at a time). */
-class CpuState {
+export class CpuState {
   host!: HostOps;
   current: task_struct | null = null;
   runQueue: task_struct[] = [];
@@ -57,10 +41,12 @@ class CpuState {
   nextPid = 1;
   tasks = new Set<task_struct>();
   irqCount = 0;
-  /** The next device IRQ number (0-15 are the machine's fixed ones, arch/irqs.ts). */
+  /** The next device IRQ number (0-15 are the machine's fixed ones, irq.ts). */
   nextIrq = 16;
 }
 let cpu = new CpuState();
+/** The CPU's state, for irq.ts and threads.ts (the same machine, split by concept). */
+export function cpu_state(): CpuState { return cpu; }
 
 export function cpu_init(host: HostOps): void {
   cpu = new CpuState();
@@ -76,9 +62,6 @@ export function current(): task_struct {
   return t;
 }
 export function currentOrNull(): task_struct | null { return cpu.current; }
-export function in_irq(): boolean { return cpu.inIrq; }
-export function allTasks(): task_struct[] { return [...cpu.tasks]; }
-export function irqsServed(): number { return cpu.irqCount; }
 
 /** The idle thread: waits on a host semaphore while the CPU is free, then takes it. */
 async function cpu_idle_loop(): Promise<void> {
@@ -90,54 +73,19 @@ async function cpu_idle_loop(): Promise<void> {
   }
 }
 
-export function request_irq(irq: number, handler: IrqHandler): void {
-  if (cpu.irqHandlers.has(irq)) throw new Error(`irq ${irq} already requested`);
-  cpu.irqHandlers.set(irq, handler);
-}
-export function free_irq(irq: number): void { cpu.irqHandlers.delete(irq); }
 
-/** A fresh IRQ number for a device (numbered anew each boot, from 16). */
-export function alloc_irq_number(): number { return cpu.nextIrq++; }
 
-/**
- * Raise an IRQ carrying data. Callable from host code at any time, and from kernel code.
- * Never runs the handler synchronously: it runs at the next hand-over, in raise order.
- */
-export function trigger_irq(irq: number, data?: unknown): void {
-  const c = cpu;
-  if (c.halted) return;
-  c.pendingIrqs.push({ irq, data });
-  if (c.current === null) c.idleSem.up();
-}
 
-function runIrqs(): void {
-  const c = cpu;
-  if (c.pendingIrqs.length === 0) return;
-  c.inIrq = true;
-  try {
-    // Handlers may raise more IRQs; run them too, still in order.
-    while (c.pendingIrqs.length) {
-      const e = c.pendingIrqs.shift()!;
-      const h = c.irqHandlers.get(e.irq);
-      c.irqCount++;
-      if (h) {
-        try { h(e.irq, e.data); } catch (err) {
-          pr_err(`BUG: irq ${e.irq} handler threw: ${(err as Error)?.stack ?? err}`);
-        }
-      } else pr_warn(`irq ${e.irq}: no handler`);
-    }
-  } finally { c.inIrq = false; }
-}
 
 /**
  * Give the token away: run IRQs (which may wake tasks), then switch to the first runnable
  * task, or leave the CPU idle. Called with the token held (or by idle with nobody holding it).
  */
-function handOver(): void {
+export function handOver(): void {
   const c = cpu;
   c.current = null;
   for (;;) {
-    runIrqs();
+    run_irqs();
     const next = c.runQueue.shift();
     if (!next) return; // idle: the next IRQ wakes the idle thread
     if (next.state !== 'runnable') continue;
@@ -163,58 +111,9 @@ export function schedule(): Promise<void> {
   return new Promise<void>((res) => { me.resume = res; handOver(); });
 }
 
-/** Make a sleeping task runnable. Safe from IRQ handlers and kernel code. */
-export function wake_up_process(t: task_struct): boolean {
-  if (t.state !== 'sleeping') return false;
-  t.state = 'runnable';
-  cpu.runQueue.push(t);
-  // Called from kernel code with the token held, or from IRQ handlers in hand-over: the
-  // task will be picked at that hand-over or the next one. Nothing else to do.
-  return true;
-}
 
-/** Mark the current task as about to sleep (set_current_state(TASK_UNINTERRUPTIBLE)). */
-export function setCurrentSleeping(): void { current().state = 'sleeping'; }
 
-/**
- * Create a kernel thread (kthread_run). It becomes runnable at once; its body starts as a
- * host task the first time it gets the token. Resolves its exit waiters when the body ends.
- */
-export function kthread_run(name: string, body: () => Promise<void>, ctx?: Record<string, unknown>): task_struct {
-  const c = cpu;
-  const t = new task_struct(c.nextPid++, name);
-  if (ctx) Object.assign(t.ctx, ctx);
-  else if (c.current) Object.assign(t.ctx, c.current.ctx);
-  c.tasks.add(t);
-  t.resume = () => {
-    c.host.threadCreate(() => {
-      void (async () => {
-        try { await body(); } catch (err) {
-          pr_err(`BUG: kernel thread ${t.comm} died: ${(err as Error)?.stack ?? err}`);
-        }
-        // The body ends holding the token: give it away for good.
-        t.state = 'dead';
-        c.tasks.delete(t);
-        for (const w of t.exitWaiters.splice(0)) w();
-        if (c.current === t) handOver();
-      })();
-    });
-  };
-  t.state = 'runnable';
-  c.runQueue.push(t);
-  if (c.current === null) c.idleSem.up();
-  return t;
-}
 
-/**
- * Boot: run `fn` as the first kernel thread (init). Called from host code; the promise is
- * a host promise that resolves with fn's result once init returns.
- */
-export function runAsInit<T>(name: string, fn: () => Promise<T>, ctx?: Record<string, unknown>): Promise<T> {
-  return new Promise<T>((res, rej) => {
-    kthread_run(name, async () => { try { res(await fn()); } catch (e) { rej(e); } }, ctx);
-  });
-}
 
 /** Stop the CPU: no more IRQs are queued; the idle loop ends. */
 export function cpuHalt(): void {

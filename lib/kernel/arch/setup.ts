@@ -6,7 +6,8 @@
  */
 import { pr_err, pr_info } from '../kernel/printk.js';
 import type { HostOps } from '../host-ops.js';
-import { cpu_init, cpuHalt, runAsInit, kthread_run, allTasks, current } from './cpu.js';
+import { cpu_init, cpuHalt, current } from './cpu.js';
+import { runAsInit, kthread_run, allTasks } from './threads.js';
 import { time_init, timeHalt } from '../kernel/timer.js';
 import { mem_init } from '../mm/page_alloc.js';
 import { syscallInit, syscallHalt } from './syscalls.js';

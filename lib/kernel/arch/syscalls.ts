@@ -13,8 +13,10 @@
  * before it runs a request.
  */
 import { pr_err } from '../kernel/printk.js';
-import { current, kthread_run, request_irq, trigger_irq, type task_struct } from './cpu.js';
-import { IRQ_SYSCALL } from './irqs.js';
+import { current } from './cpu.js';
+import { kthread_run, type task_struct } from './threads.js';
+import { request_irq, trigger_irq } from './irq.js';
+import { IRQ_SYSCALL } from './irq.js';
 import { wait_queue_head, wait_event } from '../kernel/wait.js';
 import { Errno } from '../include/errno.js';
 import { EIO, ENOSYS } from '../include/uapi.js';

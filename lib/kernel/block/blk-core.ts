@@ -27,7 +27,7 @@
  * May touch: arch (IRQs, timers), wait queues; drivers through BlockDriver only.
  */
 import { pr_err } from '../kernel/printk.js';
-import { alloc_irq_number, request_irq, trigger_irq, in_irq } from '../arch/cpu.js';
+import { alloc_irq_number, request_irq, trigger_irq, in_irq } from '../arch/irq.js';
 import { INIT_CORE, initcall } from '../arch/setup.js';
 import { wait_queue_head, wait_event } from '../kernel/wait.js';
 import { add_timer } from '../kernel/timer.js';

@@ -2,7 +2,8 @@
  * Small system calls outside the filesystem: time, sleeping, ids, reboot
  * (kernel/time/*, kernel/sys.c, kernel/reboot.c).
  */
-import { current, kthread_run } from '../arch/cpu.js';
+import { current } from '../arch/cpu.js';
+import { kthread_run } from '../arch/threads.js';
 import { define_syscall, processContext } from '../arch/syscalls.js';
 import { initcall, INIT_CORE } from '../arch/setup.js';
 import { sleepNs } from './wait.js';

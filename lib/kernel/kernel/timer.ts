@@ -8,8 +8,9 @@
  * be moved by clock_settime.
  */
 import type { HostTimer } from '../host-ops.js';
-import { host, request_irq, trigger_irq } from '../arch/cpu.js';
-import { IRQ_TIMER } from '../arch/irqs.js';
+import { host } from '../arch/cpu.js';
+import { request_irq, trigger_irq } from '../arch/irq.js';
+import { IRQ_TIMER } from '../arch/irq.js';
 import type { Timespec } from '../include/uapi.js';
 
 export interface KTimer { expires: number; fn: () => void; seq: number; active: boolean }

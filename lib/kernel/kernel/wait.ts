@@ -6,7 +6,9 @@
  * nothing else runs between the check and the sleep. So these are simple, but they are the
  * only places (with schedule() itself) where a kernel thread gives up the CPU.
  */
-import { current, schedule, wake_up_process, in_irq, type task_struct } from '../arch/cpu.js';
+import { current, schedule } from '../arch/cpu.js';
+import { wake_up_process, type task_struct } from '../arch/threads.js';
+import { in_irq } from '../arch/irq.js';
 import { add_timer, del_timer, type KTimer } from './timer.js';
 
 interface WaitEntry { task: task_struct; exclusive: boolean }

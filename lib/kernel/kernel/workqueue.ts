@@ -5,7 +5,7 @@
  * Each workqueue has `maxActive` worker threads created lazily; a work item is queued at
  * most once until it starts running (as Linux's WORK_STRUCT_PENDING bit).
  */
-import { kthread_run, type task_struct } from '../arch/cpu.js';
+import { kthread_run, type task_struct } from '../arch/threads.js';
 import { wait_queue_head, wait_event } from './wait.js';
 import { add_timer, del_timer, type KTimer } from './timer.js';
 

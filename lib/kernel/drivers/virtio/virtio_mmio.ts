@@ -13,7 +13,8 @@
  * implemented, as LKL's host devices have been modern for years.
  */
 import { pr_err, pr_warn } from '../../kernel/printk.js';
-import { alloc_irq_number, free_irq, host, request_irq, trigger_irq } from '../../arch/cpu.js';
+import { alloc_irq_number, free_irq, request_irq, trigger_irq } from '../../arch/irq.js';
+import { host } from '../../arch/cpu.js';
 import { INIT_DEVICE, initcall } from '../../arch/setup.js';
 import { define_syscall } from '../../arch/syscalls.js';
 import { __NR_virtio_mmio_device_add, __NR_virtio_mmio_device_remove } from '../../include/unistd.js';
