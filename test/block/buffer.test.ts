@@ -9,6 +9,7 @@ import { FaultyStore, MemoryStore } from '../../lib/drivers/stores.js';
 import { runAsInit } from '../../lib/kernel/arch/threads.js';
 import { bdevByName, set_blocksize, sync_blockdev } from '../../lib/kernel/block/bdev.js';
 import * as B from '../../lib/kernel/fs/buffer.js';
+import * as M from '../../lib/kernel/fs/mpage.js';
 import { Inode, super_block, type address_space_operations } from '../../lib/kernel/include/fs.js';
 import type { GetBlock } from '../../lib/kernel/include/blk.js';
 import { read_cache_page } from '../../lib/kernel/mm/filemap.js';
@@ -152,10 +153,10 @@ t.test('file data over get_block: holes, unwritten, new blocks, partial writes, 
         return { pblk: p, len, unwritten: unwritten.has(iblock) };
       };
       const aops: address_space_operations = {
-        readpage: (_f, page) => B.mpage_read_folio(page, getBlock),
-        readahead: (_m, pages) => B.mpage_readahead(pages, getBlock),
+        readpage: (_f, page) => M.mpage_read_folio(page, getBlock),
+        readahead: (_m, pages) => M.mpage_readahead(pages, getBlock),
         writepage: (page, wbc) => B.block_write_full_page(page, getBlock, wbc),
-        writepages: (m, wbc) => B.mpage_writepages(m, wbc, getBlock),
+        writepages: (m, wbc) => M.mpage_writepages(m, wbc, getBlock),
         write_begin: (_f, m, pos, len) => B.block_write_begin(m, pos, len, getBlock),
         write_end: (_f, m, pos, len, copied, page) => B.generic_write_end(m, pos, len, copied, page),
         invalidate_folio: B.block_invalidate_folio,

@@ -25,8 +25,6 @@ import type { HostOps, HostSemaphore } from '../host-ops.js';
 import { run_irqs, type IrqEntry, type IrqHandler } from './irq.js';
 import type { task_struct } from './threads.js';
 
-
-
 /** Everything the CPU core keeps; reset at each boot (one kernel per process at a time). */
 export class CpuState {
   host!: HostOps;

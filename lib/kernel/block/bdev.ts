@@ -31,10 +31,8 @@ import { PAGE_SIZE } from '../mm/page_alloc.js';
 import { filemap_read, generic_file_write_iter, invalidate_mapping_pages, truncate_inode_pages } from '../mm/filemap.js';
 import { filemap_write_and_wait_range, setBlockHooks } from '../fs/fs-writeback.js';
 import { registerBlkdevFops } from '../fs/devices.js';
-import {
-  asMapper, block_invalidate_folio, block_read_full_folio, block_write_begin, block_write_full_page, generic_write_end,
-  mpage_readahead, mpage_writepages, sync_mapping_buffers, try_to_free_buffers, type BlockMapper,
-} from '../fs/buffer.js';
+import { asMapper, block_invalidate_folio, block_read_full_folio, block_write_begin, block_write_full_page, generic_write_end, sync_mapping_buffers, try_to_free_buffers, type BlockMapper } from '../fs/buffer.js';
+import { mpage_readahead, mpage_writepages } from '../fs/mpage.js';
 import { blkdev_issue_flush } from './bio.js';
 import type { gendisk } from './genhd.js';
 import type { request_queue } from './blk-core.js';

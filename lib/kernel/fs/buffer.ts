@@ -1,6 +1,6 @@
 /*
- * Buffer heads (fs/buffer.c, fs/mpage.c): blocks of a block device or of a file, seen
- * through the page cache. This is what filesystems build on; read it before writing one.
+ * Buffer heads (fs/buffer.c; whole-page bios are in mpage.ts): blocks of a block device or
+ * of a file, seen through the page cache. This is what filesystems build on; read it before writing one.
  *
  * 1. Metadata: buffers over the block device's page cache
  *    A block of `size` bytes (512..PAGE_SIZE, a power of two: the fs block size set with
@@ -53,13 +53,15 @@ import {
 } from '../include/blk.js';
 import type { address_space, Inode, super_block, writeback_control } from '../include/fs.js';
 import { I_DIRTY_DATASYNC, I_DIRTY_SYNC } from '../include/fs.js';
-import { PAGE_SHIFT, PAGE_SIZE, PG_dirty, PG_locked, PG_private, PG_uptodate, PG_writeback, get_page, put_page, type Page } from '../mm/page_alloc.js';
 import {
-  end_page_read, end_page_writeback, find_get_page, find_or_create_page, invalidate_mapping_pages, lock_page,
-  set_page_writeback, trylock_page, unlock_page, wait_on_page_writeback,
+  PAGE_SHIFT, PAGE_SIZE, PG_private, PG_uptodate, PG_writeback, put_page, type Page,
+} from '../mm/page_alloc.js';
+import {
+  end_page_read, end_page_writeback, find_get_page, find_or_create_page, invalidate_mapping_pages,
+  set_page_writeback, unlock_page, wait_on_page_writeback,
 } from '../mm/filemap.js';
-import { clear_page_dirty_for_io, mark_inode_dirty, set_page_dirty } from './fs-writeback.js';
-import { bio_add_page, bio_alloc, submit_bio } from '../block/bio.js';
+import { mark_inode_dirty, set_page_dirty } from './fs-writeback.js';
+import { bio_alloc, submit_bio } from '../block/bio.js';
 
 /** struct buffer_head. */
 export class buffer_head {
@@ -93,7 +95,7 @@ export class buffer_head {
   get mapped(): boolean { return this.test(BH_Mapped); }
 }
 
-const debug = () => host().debug?.('lkl:block:buffer');
+export const debug = () => host().debug?.('lkl:block:buffer');
 
 /* ---- buffer state helpers ---- */
 
@@ -482,7 +484,7 @@ export function clean_bdev_aliases(bdev: block_device, block: number, len: numbe
 /* ---- page-level helpers for the bdev and for filesystems ---- */
 
 /** How one block of a file maps (the result of a get_block call, normalised). */
-interface BlockMap { mapped: boolean; pblk: number; isNew: boolean; unwritten: boolean; len: number }
+export interface BlockMap { mapped: boolean; pblk: number; isNew: boolean; unwritten: boolean; len: number }
 /** The internal form of get_block; the bdev maps every block onto itself (block 0 included). */
 export type BlockMapper = (inode: Inode, iblock: number, maxBlocks: number, create: boolean) => Promise<BlockMap>;
 
@@ -495,7 +497,7 @@ export function mapperOf(getBlock: GetBlock): BlockMapper {
   };
 }
 const mappers = new WeakMap<GetBlock, BlockMapper>();
-function toMapper(g: GetBlock | BlockMapper): BlockMapper {
+export function toMapper(g: GetBlock | BlockMapper): BlockMapper {
   if ((g as { __mapper?: boolean }).__mapper) return g as BlockMapper;
   let m = mappers.get(g as GetBlock);
   if (!m) { m = mapperOf(g as GetBlock); mappers.set(g as GetBlock, m); }
@@ -504,7 +506,7 @@ function toMapper(g: GetBlock | BlockMapper): BlockMapper {
 /** Mark a function as a BlockMapper (the bdev's identity mapping). */
 export function asMapper(fn: BlockMapper): BlockMapper { (fn as { __mapper?: boolean }).__mapper = true; return fn; }
 
-function inodeOf(page: Page): Inode {
+export function inodeOf(page: Page): Inode {
   const m = page.mapping as address_space | null;
   if (!m) throw new Error('page not in a mapping');
   return m.host;
@@ -591,99 +593,6 @@ export async function block_read_full_folio(page: Page, getBlock: GetBlock | Blo
   }
 }
 
-/* ---- mpage: whole pages of contiguous blocks in one bio ---- */
-
-interface MpageReadState {
-  bio: Bio | null;
-  /** Next physical block the current bio would continue with. */
-  nextPblk: number;
-  run: BlockMap | null;
-  runStart: number;
-}
-
-function mpage_end_io(bio: Bio): void {
-  const ok = bio.bi_status === BLK_STS_OK;
-  for (const v of bio.bi_io_vec) end_page_read(v.page, ok);
-}
-
-async function mpageSubmit(st: { bio: Bio | null }): Promise<void> {
-  const bio = st.bio;
-  st.bio = null;
-  if (bio) await submit_bio(bio);
-}
-
-/** do_mpage_readpage: one page; falls back to block_read_full_folio when the page is not simple. */
-async function do_mpage_readpage(st: MpageReadState, page: Page, mapper: BlockMapper): Promise<void> {
-  const inode = inodeOf(page);
-  const bits = inode.i_blkbits;
-  const blocksize = 1 << bits;
-  const perPage = PAGE_SIZE >>> bits;
-  const first = page.index * 2 ** (PAGE_SHIFT - bits);
-  const lastBlock = Math.ceil(inode.i_size / blocksize);
-  if (page_buffers(page)) { await mpageSubmit(st); return block_read_full_folio(page, mapper); }
-  let firstHole = perPage;
-  let pblk0 = -1;
-  let contiguous = true;
-  for (let i = 0; i < perPage; i++) {
-    const iblock = first + i;
-    let mapped = false, pblk = 0;
-    if (iblock < lastBlock) {
-      if (!st.run || iblock < st.runStart || iblock >= st.runStart + st.run.len) {
-        st.run = await mapper(inode, iblock, Math.max(perPage - i, 1), false);
-        st.runStart = iblock;
-      }
-      if (st.run.mapped && !st.run.unwritten) { mapped = true; pblk = st.run.pblk + (iblock - st.runStart); }
-    }
-    if (!mapped) { if (firstHole === perPage) firstHole = i; continue; }
-    if (firstHole !== perPage) { contiguous = false; break; }   /* data after a hole */
-    if (i === 0) pblk0 = pblk;
-    else if (pblk !== pblk0 + i) { contiguous = false; break; }
-  }
-  if (!contiguous) { await mpageSubmit(st); return block_read_full_folio(page, mapper); }
-  if (firstHole === 0) {
-    page.data.fill(0);
-    end_page_read(page, true);
-    return;
-  }
-  if (firstHole !== perPage) page.data.fill(0, firstHole << bits);
-  const bdev = inode.i_bdev ?? inode.i_sb.s_bdev!;
-  const len = firstHole << bits;
-  if (st.bio && st.nextPblk !== pblk0) await mpageSubmit(st);
-  if (st.bio && !bio_add_page(st.bio, page, len, 0)) await mpageSubmit(st);
-  if (!st.bio) {
-    st.bio = bio_alloc(bdev, REQ_OP_READ, pblk0 * (blocksize / SECTOR_SIZE));
-    st.bio.bi_end_io = mpage_end_io;
-    bio_add_page(st.bio, page, len, 0);
-  }
-  st.nextPblk = pblk0 + firstHole;
-  /* a page that ends in a hole ends the bio: the next page's blocks are not adjacent */
-  if (firstHole !== perPage) await mpageSubmit(st);
-}
-
-/** mpage_readahead: read locked, not-uptodate pages (ascending index), merging contiguous blocks. */
-export async function mpage_readahead(pages: Page[], getBlock: GetBlock | BlockMapper): Promise<void> {
-  const mapper = toMapper(getBlock);
-  const st: MpageReadState = { bio: null, nextPblk: -1, run: null, runStart: 0 };
-  const sorted = [...pages].sort((a, b) => a.index - b.index);
-  let prev = -2;
-  for (const page of sorted) {
-    if (page.index !== prev + 1) await mpageSubmit(st);
-    prev = page.index;
-    try {
-      await do_mpage_readpage(st, page, mapper);
-    } catch (e) {
-      debug()?.(`mpage_readahead: page ${page.index}: ${(e as Error).message}`);
-      if (page.test(PG_locked)) end_page_read(page, false);
-    }
-  }
-  await mpageSubmit(st);
-}
-
-/** mpage_read_folio: one page, through the same path. */
-export async function mpage_read_folio(page: Page, getBlock: GetBlock | BlockMapper): Promise<void> {
-  await mpage_readahead([page], getBlock);
-}
-
 /* ---- writing pages ---- */
 
 /**
@@ -749,36 +658,6 @@ export async function block_write_full_page(page: Page, getBlock: GetBlock | Blo
     bh.b_end_io = end_buffer_async_write;
     await submit_bh(opf, bh);
   }
-}
-
-/**
- * mpage_writepages (in effect): hand every dirty page in the range to block_write_full_page,
- * in index order. The request queue merges the per-buffer bios of consecutive blocks into
- * large requests (they queue up until this thread sleeps), which is what mpage's one big
- * bio buys in Linux.
- */
-export async function mpage_writepages(m: address_space, wbc: writeback_control, getBlock: GetBlock | BlockMapper): Promise<void> {
-  const first = Math.floor(wbc.range_start / PAGE_SIZE);
-  const last = wbc.range_end === Infinity ? Infinity : Math.floor(wbc.range_end / PAGE_SIZE);
-  const pages = [...m.pages.values()].filter((p) => p.index >= first && p.index <= last && p.test(PG_dirty))
-    .sort((a, b) => a.index - b.index);
-  let error: unknown = null;
-  for (const p of pages) {
-    if (wbc.nr_to_write <= 0) break;
-    get_page(p);
-    try {
-      if (wbc.sync_mode === 'none') { if (!trylock_page(p)) continue; } else await lock_page(p);
-      if (p.mapping !== m || !p.test(PG_dirty)) { unlock_page(p); continue; }
-      if (p.test(PG_writeback)) {
-        if (wbc.sync_mode === 'none') { unlock_page(p); continue; }
-        await wait_on_page_writeback(p);
-      }
-      if (!clear_page_dirty_for_io(p)) { unlock_page(p); continue; }
-      try { await block_write_full_page(p, getBlock, wbc); } catch (e) { error ??= e; }
-      wbc.nr_to_write--;
-    } finally { put_page(p); }
-  }
-  if (error) throw error;
 }
 
 /**

@@ -19,7 +19,7 @@ import {
 import { iget_failed, iget_locked, iput, unlock_new_inode } from '../inode.js';
 import type { Page } from '../../mm/page_alloc.js';
 import { PAGE_SIZE, end_page_read } from '../../mm/filemap.js';
-import { mpage_readahead, mpage_read_folio } from '../buffer.js';
+import { mpage_readahead, mpage_read_folio } from '../mpage.js';
 import {
   EXT4_APPEND_FL, EXT4_BOOT_LOADER_INO, EXT4_EA_INODE_FL, EXT4_ENCRYPT_FL, EXT4_EXTENTS_FL,
   EXT4_FEATURE_INCOMPAT_64BIT, EXT4_FEATURE_INCOMPAT_EXTENTS, EXT4_FEATURE_INCOMPAT_INLINE_DATA,

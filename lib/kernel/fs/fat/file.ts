@@ -22,10 +22,8 @@ import {
   find_or_create_page, filemap_read, generic_file_write_iter, truncate_pagecache, unlock_page,
 } from '../../mm/filemap.js';
 import { balance_dirty_pages, filemap_write_and_wait_range, mark_inode_dirty } from '../fs-writeback.js';
-import {
-  block_commit_write, block_invalidate_folio, block_write_full_page, mpage_readahead, mpage_read_folio, mpage_writepages,
-  try_to_free_buffers,
-} from '../buffer.js';
+import { block_commit_write, block_invalidate_folio, block_write_full_page, try_to_free_buffers } from '../buffer.js';
+import { mpage_readahead, mpage_read_folio, mpage_writepages } from '../mpage.js';
 import type { GetBlock } from '../../include/blk.js';
 import { fat_fs_error } from './misc.js';
 import { FAT_VALID_MODE, MSDOS_I, MSDOS_SB, S_IRUGO, S_IWUGO, S_IXUGO, type MsdosInode } from './fat.js';
