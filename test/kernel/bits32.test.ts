@@ -2,22 +2,13 @@
 // anywhere in lib/ (issue: images of 2 GiB and more did not mount because of
 // `bd_nr_sectors << SECTOR_SHIFT`). A line that must use one says why with `bits32:`.
 import t from 'tap';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { tsFilesUnder as walk } from '../lib/source-files.js';
+import { readFileSync } from 'node:fs';
+import { relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { lintBits32 } from '../lib/bits32.js';
 
 const libDir = fileURLToPath(new URL('../../../lib/', import.meta.url));
-
-function walk(dir: string): string[] {
-  const out: string[] = [];
-  for (const e of readdirSync(dir)) {
-    const p = join(dir, e);
-    if (statSync(p).isDirectory()) out.push(...walk(p));
-    else if (p.endsWith('.ts')) out.push(p);
-  }
-  return out;
-}
 
 t.test('the lint catches what it is for', async (t) => {
   const bad: [string, string][] = [

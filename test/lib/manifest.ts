@@ -188,29 +188,39 @@ export async function hashFileSparse(abs: string): Promise<string> {
   const map = which('filefrag') ? await dataExtents(abs, size) : null;
   if (!map) return hashFile(abs);
   const h = crypto.createHash('sha256');
-  const CHUNK = 4 * 1024 * 1024;
-  const zeros = Buffer.alloc(CHUNK);
-  const buf = Buffer.allocUnsafe(CHUNK);
+  const zeros = Buffer.alloc(EXTENT_CHUNK);
+  let pos = 0;
+  const feedZeros = (end: number) => {
+    while (pos < end) { const n = Math.min(EXTENT_CHUNK, end - pos); h.update(zeros.subarray(0, n)); pos += n; }
+  };
+  readExtents(abs, [...map, [size, size]], size, (start) => feedZeros(start), (bytes) => { h.update(bytes); pos += bytes.length; });
+  return h.digest('hex');
+}
+
+const EXTENT_CHUNK = 4 * 1024 * 1024;
+
+/**
+ * Reads the data extents of `abs` in order, in chunks: `atExtent(start, end)` before each,
+ * `data(bytes)` for each chunk (the buffer is reused). Extents are clipped to `size`.
+ */
+function readExtents(abs: string, map: [number, number][], size: number,
+  atExtent: (start: number, end: number) => void, data: (bytes: Buffer) => void): void {
+  const buf = Buffer.allocUnsafe(EXTENT_CHUNK);
   const fd = fs.openSync(abs, 'r');
   try {
-    let pos = 0;
-    const feedZeros = (end: number) => {
-      while (pos < end) { const n = Math.min(CHUNK, end - pos); h.update(zeros.subarray(0, n)); pos += n; }
-    };
-    for (const [start, end] of [...map, [size, size] as [number, number]]) {
-      feedZeros(Math.min(start, size));
-      const stop = Math.min(end, size);
-      while (pos < stop) {
-        const n = fs.readSync(fd, buf, 0, Math.min(CHUNK, stop - pos), pos);
+    for (const [start, end] of map) {
+      const from = Math.min(start, size), stop = Math.min(end, size);
+      atExtent(from, stop);
+      for (let pos = from; pos < stop;) {
+        const n = fs.readSync(fd, buf, 0, Math.min(EXTENT_CHUNK, stop - pos), pos);
         if (n <= 0) throw new Error(`${abs}: short read at ${pos}`);
-        h.update(buf.subarray(0, n));
+        data(buf.subarray(0, n));
         pos += n;
       }
     }
   } finally {
     fs.closeSync(fd);
   }
-  return h.digest('hex');
 }
 
 /**
@@ -224,22 +234,7 @@ export async function fingerprintFile(abs: string): Promise<string> {
   const map = which('filefrag') ? await dataExtents(abs, size) : null;
   if (!map) return hashFile(abs);
   const h = crypto.createHash('sha256').update(`size ${size}\n`);
-  const CHUNK = 4 * 1024 * 1024;
-  const buf = Buffer.allocUnsafe(CHUNK);
-  const fd = fs.openSync(abs, 'r');
-  try {
-    for (const [start, end] of map) {
-      h.update(`extent ${start} ${end}\n`);
-      for (let pos = start; pos < end;) {
-        const n = fs.readSync(fd, buf, 0, Math.min(CHUNK, end - pos), pos);
-        if (n <= 0) throw new Error(`${abs}: short read at ${pos}`);
-        h.update(buf.subarray(0, n));
-        pos += n;
-      }
-    }
-  } finally {
-    fs.closeSync(fd);
-  }
+  readExtents(abs, map, size, (start, end) => h.update(`extent ${start} ${end}\n`), (bytes) => h.update(bytes));
   return h.digest('hex');
 }
 

@@ -1,25 +1,14 @@
 // The kernel's only door out is HostOps: every file under lib/kernel imports only relative
 // paths that stay inside lib/kernel (no node:*, no npm packages), with .js extensions.
 import t from 'tap';
-import {
-  cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync,
-} from 'node:fs';
+import { tsFilesUnder as walk } from '../lib/source-files.js';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const kernelDir = fileURLToPath(new URL('../../../lib/kernel/', import.meta.url));
-
-function walk(dir: string): string[] {
-  const out: string[] = [];
-  for (const e of readdirSync(dir)) {
-    const p = join(dir, e);
-    if (statSync(p).isDirectory()) out.push(...walk(p));
-    else if (p.endsWith('.ts')) out.push(p);
-  }
-  return out;
-}
 
 /** Module specifiers of static imports/exports and dynamic import() calls. */
 function specifiers(src: string): string[] {
