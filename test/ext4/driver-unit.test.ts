@@ -26,10 +26,9 @@ import { ext_depth } from '../../lib/kernel/fs/ext4/extents.js';
 import { ext4_seek_data_hole } from '../../lib/kernel/fs/ext4/file.js';
 import { ext4_listxattr_inode, ext4_xattr_get } from '../../lib/kernel/fs/ext4/xattr.js';
 import { ext4_acl_to_xattr } from '../../lib/kernel/fs/ext4/acl.js';
-import {
-  ext4_acl_from_disk, ext4_acl_to_disk, ACL_USER_OBJ, ACL_USER, ACL_GROUP_OBJ, ACL_GROUP, ACL_MASK,
-  ACL_OTHER, EXT4_INDEX_FL,
-} from '../../lib/kernel/fs/ext4/layout.js';
+import { ext4_acl_from_disk, ext4_acl_to_disk, ACL_USER_OBJ } from '../../lib/kernel/fs/ext4/acl.h.js';
+import { ACL_USER, ACL_GROUP_OBJ, ACL_GROUP, ACL_MASK, ACL_OTHER } from '../../lib/kernel/fs/ext4/acl.h.js';
+import { EXT4_INDEX_FL } from '../../lib/kernel/fs/ext4/layout.js';
 import { memDev } from './driver-util.js';
 
 const skip = whyNot(['mke2fs', 'debugfs', 'tune2fs', 'losetup', 'mount', 'python3'], { root: true });

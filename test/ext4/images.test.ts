@@ -4,7 +4,20 @@
  */
 import t from 'tap';
 import { join } from 'node:path';
-import * as L from '../../lib/kernel/fs/ext4/layout.js';
+import {
+  EXT4_EXTENTS_FL, EXT4_FEATURE_INCOMPAT_CSUM_SEED, EXT4_INLINE_DATA_FL, EXT4_ROOT_INO, cstring,
+  ext4_block_bitmap, ext4_blocks_count, ext4_check_dir_entry, ext4_dir_entry_decode,
+  ext4_dir_tail_present, ext4_feature_names, ext4_first_ino, ext4_free_blocks_count,
+  ext4_get_tstamp, ext4_group_desc_encode, ext4_inode_bitmap, ext4_inode_check_extra_isize,
+  ext4_inode_decode, ext4_inode_encode, ext4_inode_get_time, ext4_inode_size, ext4_r_blocks_count,
+  ext4_super_check, ext4_super_decode, ext4_super_encode, ext4_unknown_features, le32,
+  uuidToString,
+} from '../../lib/kernel/fs/ext4/layout.js';
+import {
+  EXT4_XATTR_INDEX_SYSTEM, EXT4_XATTR_MAGIC, EXT4_XATTR_SYSTEM_DATA, ext4_xattr_entries,
+  ext4_xattr_ibody_offset,
+} from '../../lib/kernel/fs/ext4/xattr.h.js';
+import { ext4_ext_check, ext4_ext_space_root } from '../../lib/kernel/fs/ext4/ext4_extents.h.js';
 import * as C from '../../lib/kernel/fs/ext4/csum.js';
 import { Image, dumpe2fsH, rmrf, run, scratchDir } from './util.js';
 
@@ -37,28 +50,28 @@ for (const cfg of configs) {
     const im = new Image(img);
     const sb = im.sb;
 
-    t.equal(L.ext4_super_check(sb), null, 'ext4_super_check passes');
-    const unk = L.ext4_unknown_features(sb);
+    t.equal(ext4_super_check(sb), null, 'ext4_super_check passes');
+    const unk = ext4_unknown_features(sb);
     t.same([unk.incompat, unk.ro_compat], [0, 0], 'Linux ext4 knows every incompat/ro_compat feature');
 
     /* What dumpe2fs -h prints */
     t.equal(hex(sb.s_magic).replace(/^0x0000/, '0x'), d.get('Filesystem magic number')?.toLowerCase(), 'magic');
-    t.equal(L.uuidToString(sb.s_uuid), d.get('Filesystem UUID'), 'uuid');
-    t.equal(L.cstring(sb.s_volume_name) || '<none>', d.get('Filesystem volume name'), 'volume name');
-    t.equal(L.ext4_feature_names(sb).join(' '), d.get('Filesystem features'), 'features list');
+    t.equal(uuidToString(sb.s_uuid), d.get('Filesystem UUID'), 'uuid');
+    t.equal(cstring(sb.s_volume_name) || '<none>', d.get('Filesystem volume name'), 'volume name');
+    t.equal(ext4_feature_names(sb).join(' '), d.get('Filesystem features'), 'features list');
     t.equal(String(sb.s_inodes_count), d.get('Inode count'), 'inode count');
-    t.equal(String(L.ext4_blocks_count(sb)), d.get('Block count'), 'block count');
-    t.equal(String(L.ext4_r_blocks_count(sb)), d.get('Reserved block count'), 'reserved block count');
-    t.equal(String(L.ext4_free_blocks_count(sb)), d.get('Free blocks'), 'free blocks');
+    t.equal(String(ext4_blocks_count(sb)), d.get('Block count'), 'block count');
+    t.equal(String(ext4_r_blocks_count(sb)), d.get('Reserved block count'), 'reserved block count');
+    t.equal(String(ext4_free_blocks_count(sb)), d.get('Free blocks'), 'free blocks');
     t.equal(String(sb.s_free_inodes_count), d.get('Free inodes'), 'free inodes');
     t.equal(String(sb.s_first_data_block), d.get('First block'), 'first block');
     t.equal(String(im.bs), d.get('Block size'), 'block size');
     t.equal(String(sb.s_blocks_per_group), d.get('Blocks per group'), 'blocks per group');
     t.equal(String(sb.s_inodes_per_group), d.get('Inodes per group'), 'inodes per group');
-    t.equal(String(L.ext4_inode_size(sb)), d.get('Inode size'), 'inode size');
-    t.equal(String(L.ext4_first_ino(sb)), d.get('First inode'), 'first inode');
+    t.equal(String(ext4_inode_size(sb)), d.get('Inode size'), 'inode size');
+    t.equal(String(ext4_first_ino(sb)), d.get('First inode'), 'first inode');
     t.equal(String(sb.s_reserved_gdt_blocks), d.get('Reserved GDT blocks') ?? '0', 'reserved gdt blocks');
-    t.equal(L.uuidToString(new Uint8Array(new Uint32Array(sb.s_hash_seed).buffer)), d.get('Directory Hash Seed'), 'hash seed');
+    t.equal(uuidToString(new Uint8Array(new Uint32Array(sb.s_hash_seed).buffer)), d.get('Directory Hash Seed'), 'hash seed');
     t.equal(['legacy', 'half_md4', 'tea'][sb.s_def_hash_version], d.get('Default directory hash'), 'default hash');
     if (d.has('Group descriptor size')) t.equal(String(sb.s_desc_size), d.get('Group descriptor size'), 'descriptor size');
     if (d.has('Flex block group size')) t.equal(String(2 ** sb.s_log_groups_per_flex), d.get('Flex block group size'), 'flex bg size');
@@ -66,16 +79,16 @@ for (const cfg of configs) {
     if (d.has('Required extra isize')) t.equal(String(sb.s_min_extra_isize), d.get('Required extra isize'), 'min extra isize');
     if (d.has('Checksum seed')) t.equal(hex(sb.s_checksum_seed), d.get('Checksum seed'), 'checksum seed');
     if (d.has('Checksum')) t.equal(hex(sb.s_checksum), d.get('Checksum'), 'superblock checksum field');
-    t.equal(String(L.ext4_get_tstamp(sb.s_mkfs_time, sb.s_mkfs_time_hi) > 1.6e9), 'true', 'mkfs time is recent');
+    t.equal(String(ext4_get_tstamp(sb.s_mkfs_time, sb.s_mkfs_time_hi) > 1.6e9), 'true', 'mkfs time is recent');
 
     const raw = im.data.slice(1024, 2048);
     const enc = raw.slice();
-    L.ext4_super_encode(L.ext4_super_decode(raw), enc);
+    ext4_super_encode(ext4_super_decode(raw), enc);
     t.same(enc, raw, 'superblock re-encodes to the same bytes');
 
     const ctx = C.ext4_csum_ctx(sb);
     const csum = ctx.metadata_csum;
-    if (sb.s_feature_incompat & L.EXT4_FEATURE_INCOMPAT_CSUM_SEED)
+    if (sb.s_feature_incompat & EXT4_FEATURE_INCOMPAT_CSUM_SEED)
       t.not(ctx.csum_seed, C.ext4_csum_seed({ ...sb, s_feature_incompat: 0 }), 'seed no longer follows the uuid');
 
     /* superblock checksum */
@@ -93,7 +106,7 @@ for (const cfg of configs) {
       if (!C.ext4_group_desc_csum_verify(ctx, g, im.data, im.gdOffset(g))) bad++;
       const gd = im.gd(g);
       const b = new Uint8Array(im.descSize);
-      L.ext4_group_desc_encode(gd, b, 0, im.descSize);
+      ext4_group_desc_encode(gd, b, 0, im.descSize);
       if (!b.every((x, i) => x === im.data[im.gdOffset(g) + i])) bad += 1000;
     }
     t.equal(bad, 0, `all ${im.groups} group descriptor checksums verify and re-encode`);
@@ -108,53 +121,53 @@ for (const cfg of configs) {
     /* bitmaps of group 0 */
     const gd0 = im.gd(0);
     if (csum) {
-      t.ok(C.ext4_block_bitmap_csum_verify(ctx, im.data, im.gdOffset(0), im.block(L.ext4_block_bitmap(gd0))), 'block bitmap checksum');
-      t.ok(C.ext4_inode_bitmap_csum_verify(ctx, im.data, im.gdOffset(0), im.block(L.ext4_inode_bitmap(gd0))), 'inode bitmap checksum');
-      const bm = im.block(L.ext4_inode_bitmap(gd0)).slice(); bm[0] ^= 0x80;
+      t.ok(C.ext4_block_bitmap_csum_verify(ctx, im.data, im.gdOffset(0), im.block(ext4_block_bitmap(gd0))), 'block bitmap checksum');
+      t.ok(C.ext4_inode_bitmap_csum_verify(ctx, im.data, im.gdOffset(0), im.block(ext4_inode_bitmap(gd0))), 'inode bitmap checksum');
+      const bm = im.block(ext4_inode_bitmap(gd0)).slice(); bm[0] ^= 0x80;
       t.notOk(C.ext4_inode_bitmap_csum_verify(ctx, im.data, im.gdOffset(0), bm), 'flipped bit: inode bitmap fails');
     }
 
     /* root inode */
-    const ioff = im.inodeOffset(L.EXT4_ROOT_INO);
-    const root = im.inode(L.EXT4_ROOT_INO);
+    const ioff = im.inodeOffset(EXT4_ROOT_INO);
+    const root = im.inode(EXT4_ROOT_INO);
     t.equal(root.i_mode & 0o170000, 0o040000, 'root is a directory');
-    t.equal(L.ext4_inode_check_extra_isize(root, ctx.inode_size), null, 'extra_isize sane');
-    t.ok(C.ext4_inode_csum_verify(ctx, L.EXT4_ROOT_INO, im.data, ioff), 'root inode checksum verifies');
+    t.equal(ext4_inode_check_extra_isize(root, ctx.inode_size), null, 'extra_isize sane');
+    t.ok(C.ext4_inode_csum_verify(ctx, EXT4_ROOT_INO, im.data, ioff), 'root inode checksum verifies');
     const ib = im.data.slice(ioff, ioff + ctx.inode_size);
     const re = ib.slice();
-    L.ext4_inode_encode(L.ext4_inode_decode(ib, 0, ctx.inode_size), re, 0, ctx.inode_size);
+    ext4_inode_encode(ext4_inode_decode(ib, 0, ctx.inode_size), re, 0, ctx.inode_size);
     t.same(re, ib, 'root inode re-encodes to the same bytes');
     if (csum) {
       const f = ib.slice(); f[0x10] ^= 4;
-      t.notOk(C.ext4_inode_csum_verify(ctx, L.EXT4_ROOT_INO, f, 0), 'flipped bit: inode checksum fails');
+      t.notOk(C.ext4_inode_csum_verify(ctx, EXT4_ROOT_INO, f, 0), 'flipped bit: inode checksum fails');
       t.notOk(C.ext4_inode_csum_verify(ctx, 3, ib, 0), 'inode number is part of the checksum');
-      C.ext4_inode_csum_set(ctx, L.EXT4_ROOT_INO, f, 0);
-      t.ok(C.ext4_inode_csum_verify(ctx, L.EXT4_ROOT_INO, f, 0), 'set makes it verify again');
+      C.ext4_inode_csum_set(ctx, EXT4_ROOT_INO, f, 0);
+      t.ok(C.ext4_inode_csum_verify(ctx, EXT4_ROOT_INO, f, 0), 'set makes it verify again');
     }
-    const ctime = L.ext4_inode_get_time(root, 'ctime');
-    t.ok(Math.abs(ctime.sec - L.ext4_get_tstamp(sb.s_mkfs_time, sb.s_mkfs_time_hi)) < 5, 'root ctime near mkfs time');
+    const ctime = ext4_inode_get_time(root, 'ctime');
+    t.ok(Math.abs(ctime.sec - ext4_get_tstamp(sb.s_mkfs_time, sb.s_mkfs_time_hi)) < 5, 'root ctime near mkfs time');
 
-    const iseed = C.ext4_inode_csum_seed(ctx, L.EXT4_ROOT_INO, root.i_generation);
+    const iseed = C.ext4_inode_csum_seed(ctx, EXT4_ROOT_INO, root.i_generation);
     const names: string[] = [];
-    if (root.i_flags & L.EXT4_INLINE_DATA_FL) {
+    if (root.i_flags & EXT4_INLINE_DATA_FL) {
       /* inline directory: parent inode in the first 4 bytes, entries after; system.data in ibody */
-      t.equal(L.le32(root.i_block, 0), L.EXT4_ROOT_INO, 'inline dir starts with the parent inode');
-      const base = ioff + L.ext4_xattr_ibody_offset(root.i_extra_isize);
-      t.equal(L.le32(im.data, base), L.EXT4_XATTR_MAGIC, 'ibody xattr magic');
-      const ents = L.ext4_xattr_entries(im.data, base + 4, ioff + ctx.inode_size, base + 4, ioff + ctx.inode_size);
+      t.equal(le32(root.i_block, 0), EXT4_ROOT_INO, 'inline dir starts with the parent inode');
+      const base = ioff + ext4_xattr_ibody_offset(root.i_extra_isize);
+      t.equal(le32(im.data, base), EXT4_XATTR_MAGIC, 'ibody xattr magic');
+      const ents = ext4_xattr_entries(im.data, base + 4, ioff + ctx.inode_size, base + 4, ioff + ctx.inode_size);
       t.ok(Array.isArray(ents), 'ibody entries parse');
       if (Array.isArray(ents)) {
-        const e = ents.find((x) => x.e_name_index === L.EXT4_XATTR_INDEX_SYSTEM);
-        t.equal(e && new TextDecoder().decode(e.e_name), L.EXT4_XATTR_SYSTEM_DATA, 'system.data present');
+        const e = ents.find((x) => x.e_name_index === EXT4_XATTR_INDEX_SYSTEM);
+        t.equal(e && new TextDecoder().decode(e.e_name), EXT4_XATTR_SYSTEM_DATA, 'system.data present');
       }
       for (let o = 4; o < 60;) {
-        const de = L.ext4_dir_entry_decode(root.i_block, o, 60);
+        const de = ext4_dir_entry_decode(root.i_block, o, 60);
         if (de.rec_len < 8) break;
         if (de.inode) names.push(new TextDecoder().decode(de.name));
         o += de.rec_len;
       }
     } else {
-      if (root.i_flags & L.EXT4_EXTENTS_FL) t.equal(L.ext4_ext_check(root.i_block, 0, 0, L.ext4_ext_space_root()), null, 'root extent header');
+      if (root.i_flags & EXT4_EXTENTS_FL) t.equal(ext4_ext_check(root.i_block, 0, 0, ext4_ext_space_root()), null, 'root extent header');
       const blocks = im.blocks(root);
       t.ok(blocks.length >= 1, 'root has a block');
       const blk = im.block(blocks[0]);
@@ -162,11 +175,11 @@ for (const cfg of configs) {
       if (csum) {
         const f = blk.slice(); f[9] ^= 1;
         t.notOk(C.ext4_dir_block_csum_verify(ctx, iseed, f), 'flipped bit: dir block checksum fails');
-        t.ok(L.ext4_dir_tail_present(blk, im.bs), 'dir tail present');
+        t.ok(ext4_dir_tail_present(blk, im.bs), 'dir tail present');
       }
       for (let o = 0; o < im.bs;) {
-        t.equal(L.ext4_check_dir_entry(blk, o, im.bs, im.bs, sb.s_inodes_count), null, `dirent at ${o} valid`);
-        const de = L.ext4_dir_entry_decode(blk, o, im.bs);
+        t.equal(ext4_check_dir_entry(blk, o, im.bs, im.bs, sb.s_inodes_count), null, `dirent at ${o} valid`);
+        const de = ext4_dir_entry_decode(blk, o, im.bs);
         if (de.inode) names.push(new TextDecoder().decode(de.name));
         o += de.rec_len;
       }
@@ -174,7 +187,7 @@ for (const cfg of configs) {
     t.ok(names.includes('lost+found'), 'root lists lost+found');
 
     /* lost+found: several blocks, each checksummed */
-    if (!(root.i_flags & L.EXT4_INLINE_DATA_FL)) {
+    if (!(root.i_flags & EXT4_INLINE_DATA_FL)) {
       const lfIno = 11;
       const lf = im.inode(lfIno);
       const lseed = C.ext4_inode_csum_seed(ctx, lfIno, lf.i_generation);

@@ -6,7 +6,20 @@ import t from 'tap';
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import * as L from '../../lib/kernel/fs/ext4/layout.js';
+import {
+  ACL_GROUP_OBJ, ACL_MASK, ACL_OTHER, ACL_UNDEFINED_ID, ACL_USER, ACL_USER_OBJ, EXT4_ACL_VERSION,
+  type PosixAclEntry, ext4_acl_from_disk, ext4_acl_to_disk, posix_acl_to_xattr,
+} from '../../lib/kernel/fs/ext4/acl.h.js';
+import {
+  DX_ROOT_COUNT_OFFSET, EXT4_INDEX_FL, EXT4_INLINE_DATA_FL, EXT4_ROOT_INO, dx_countlimit_decode,
+  dx_countlimit_offset, dx_entry_decode, dx_root_check, dx_root_info_decode, dx_root_limit,
+  ext4_dir_entry_decode, ext4_hash_unsigned, ext4_inode_file_acl, le32, uuidToString,
+} from '../../lib/kernel/fs/ext4/layout.js';
+import {
+  EXT4_XATTR_HEADER_SIZE, EXT4_XATTR_INDEX_POSIX_ACL_ACCESS, EXT4_XATTR_INDEX_SYSTEM,
+  EXT4_XATTR_MAGIC, ext4_xattr_block_hash, ext4_xattr_entries, ext4_xattr_full_name,
+  ext4_xattr_hash_entry, ext4_xattr_header_decode, ext4_xattr_ibody_offset,
+} from '../../lib/kernel/fs/ext4/xattr.h.js';
 import * as C from '../../lib/kernel/fs/ext4/csum.js';
 import { ext4fs_dirhash } from '../../lib/kernel/fs/ext4/hash.js';
 import { Image, rmrf, run, scratchDir } from './util.js';
@@ -31,14 +44,14 @@ const fsck = spawnSync('e2fsck', ['-fyD', img], { encoding: 'utf8' });
 if (fsck.status !== 0 && fsck.status !== 1) throw new Error(`e2fsck -fyD: ${fsck.status} ${fsck.stdout}`);
 const bigValue = new Uint8Array(1500).map((_, i) => (i * 37) & 0xff);
 writeFileSync(join(dir, 'big.val'), bigValue);
-const acl: L.PosixAclEntry[] = [
-  { e_tag: L.ACL_USER_OBJ, e_perm: 6, e_id: L.ACL_UNDEFINED_ID },
-  { e_tag: L.ACL_USER, e_perm: 4, e_id: 1000 },
-  { e_tag: L.ACL_GROUP_OBJ, e_perm: 4, e_id: L.ACL_UNDEFINED_ID },
-  { e_tag: L.ACL_MASK, e_perm: 4, e_id: L.ACL_UNDEFINED_ID },
-  { e_tag: L.ACL_OTHER, e_perm: 0, e_id: L.ACL_UNDEFINED_ID },
+const acl: PosixAclEntry[] = [
+  { e_tag: ACL_USER_OBJ, e_perm: 6, e_id: ACL_UNDEFINED_ID },
+  { e_tag: ACL_USER, e_perm: 4, e_id: 1000 },
+  { e_tag: ACL_GROUP_OBJ, e_perm: 4, e_id: ACL_UNDEFINED_ID },
+  { e_tag: ACL_MASK, e_perm: 4, e_id: ACL_UNDEFINED_ID },
+  { e_tag: ACL_OTHER, e_perm: 0, e_id: ACL_UNDEFINED_ID },
 ];
-writeFileSync(join(dir, 'acl.val'), L.posix_acl_to_xattr(acl));
+writeFileSync(join(dir, 'acl.val'), posix_acl_to_xattr(acl));
 writeFileSync(join(dir, 'cmds'), [
   `ea_set -f ${join(dir, 'big.val')} /f1 user.big`,
   'ea_set /f1 user.small hi',
@@ -61,29 +74,29 @@ function lookup(dirIno: number, name: string): number {
 t.test('image is clean', async (t) => { t.equal(check.status, 0, check.stdout); });
 
 t.test('htree directory: dx root, checksums, and every name hashes into its leaf', async (t) => {
-  const ino = lookup(L.EXT4_ROOT_INO, 'big');
+  const ino = lookup(EXT4_ROOT_INO, 'big');
   t.ok(ino, 'found big');
   const d = im.inode(ino);
-  t.ok(d.i_flags & L.EXT4_INDEX_FL, 'INDEX_FL set');
+  t.ok(d.i_flags & EXT4_INDEX_FL, 'INDEX_FL set');
   const iseed = C.ext4_inode_csum_seed(ctx, ino, d.i_generation);
   const blocks = im.blocks(d);
   const root = im.block(blocks[0]);
-  t.equal(L.dx_countlimit_offset(root, im.bs), L.DX_ROOT_COUNT_OFFSET, 'block 0 is a dx root');
-  t.equal(L.dx_root_check(root, im.bs, true, false), null, 'dx_root_check');
+  t.equal(dx_countlimit_offset(root, im.bs), DX_ROOT_COUNT_OFFSET, 'block 0 is a dx root');
+  t.equal(dx_root_check(root, im.bs, true, false), null, 'dx_root_check');
   t.ok(C.ext4_dx_csum_verify(ctx, iseed, root), 'dx root checksum verifies');
   t.ok(C.ext4_dir_block_csum_verify(ctx, iseed, root), 'via the generic directory verify');
-  const f = root.slice(); f[L.DX_ROOT_COUNT_OFFSET + 12] ^= 1;
+  const f = root.slice(); f[DX_ROOT_COUNT_OFFSET + 12] ^= 1;
   t.notOk(C.ext4_dx_csum_verify(ctx, iseed, f), 'flipped bit in a used dx_entry fails');
   const g = root.slice(); C.ext4_dx_csum_set(ctx, iseed, f);
   t.ok(C.ext4_dx_csum_verify(ctx, iseed, f), 'set makes it verify again');
   g[im.bs - 20] ^= 1;
-  t.ok(C.ext4_dx_csum_verify(ctx, iseed, g) === (L.DX_ROOT_COUNT_OFFSET + L.dx_countlimit_decode(root, L.DX_ROOT_COUNT_OFFSET).count * 8 <= im.bs - 20 && im.bs - 20 < L.DX_ROOT_COUNT_OFFSET + L.dx_root_limit(im.bs, true) * 8), 'unused entries are outside the checksum');
+  t.ok(C.ext4_dx_csum_verify(ctx, iseed, g) === (DX_ROOT_COUNT_OFFSET + dx_countlimit_decode(root, DX_ROOT_COUNT_OFFSET).count * 8 <= im.bs - 20 && im.bs - 20 < DX_ROOT_COUNT_OFFSET + dx_root_limit(im.bs, true) * 8), 'unused entries are outside the checksum');
 
-  const info = L.dx_root_info_decode(root);
+  const info = dx_root_info_decode(root);
   t.equal(info.indirect_levels, 0);
-  const version = info.hash_version + L.ext4_hash_unsigned(im.sb);
-  const cl = L.dx_countlimit_decode(root, L.DX_ROOT_COUNT_OFFSET);
-  const entries = Array.from({ length: cl.count }, (_, i) => L.dx_entry_decode(root, L.DX_ROOT_COUNT_OFFSET, i));
+  const version = info.hash_version + ext4_hash_unsigned(im.sb);
+  const cl = dx_countlimit_decode(root, DX_ROOT_COUNT_OFFSET);
+  const entries = Array.from({ length: cl.count }, (_, i) => dx_entry_decode(root, DX_ROOT_COUNT_OFFSET, i));
   t.ok(entries.length >= 2, `${entries.length} leaves`);
   const seen = new Set<string>();
   let misplaced = 0;
@@ -103,66 +116,66 @@ t.test('htree directory: dx root, checksums, and every name hashes into its leaf
 });
 
 t.test('inline directory', async (t) => {
-  const ino = lookup(L.EXT4_ROOT_INO, 'small');
+  const ino = lookup(EXT4_ROOT_INO, 'small');
   const d = im.inode(ino);
-  t.ok(d.i_flags & L.EXT4_INLINE_DATA_FL, 'INLINE_DATA_FL');
+  t.ok(d.i_flags & EXT4_INLINE_DATA_FL, 'INLINE_DATA_FL');
   t.ok(C.ext4_inode_csum_verify(ctx, ino, im.data, im.inodeOffset(ino)), 'inode checksum');
-  t.equal(L.le32(d.i_block, 0), L.EXT4_ROOT_INO, 'parent in the first word');
-  const de = L.ext4_dir_entry_decode(d.i_block, 4, 60);
+  t.equal(le32(d.i_block, 0), EXT4_ROOT_INO, 'parent in the first word');
+  const de = ext4_dir_entry_decode(d.i_block, 4, 60);
   t.equal(dec(de.name), 'a');
   const ioff = im.inodeOffset(ino);
-  const base = ioff + L.ext4_xattr_ibody_offset(d.i_extra_isize);
-  t.equal(L.le32(im.data, base), L.EXT4_XATTR_MAGIC, 'ibody magic');
-  const ents = L.ext4_xattr_entries(im.data, base + 4, ioff + ctx.inode_size, base + 4, ioff + ctx.inode_size);
-  t.ok(Array.isArray(ents) && ents.some((e) => e.e_name_index === L.EXT4_XATTR_INDEX_SYSTEM && dec(e.e_name) === 'data'), 'system.data');
+  const base = ioff + ext4_xattr_ibody_offset(d.i_extra_isize);
+  t.equal(le32(im.data, base), EXT4_XATTR_MAGIC, 'ibody magic');
+  const ents = ext4_xattr_entries(im.data, base + 4, ioff + ctx.inode_size, base + 4, ioff + ctx.inode_size);
+  t.ok(Array.isArray(ents) && ents.some((e) => e.e_name_index === EXT4_XATTR_INDEX_SYSTEM && dec(e.e_name) === 'data'), 'system.data');
 });
 
 t.test('xattrs: block with checksum and hashes, ibody entries, ACL in ext4 form', async (t) => {
-  const ino = lookup(L.EXT4_ROOT_INO, 'f1');
+  const ino = lookup(EXT4_ROOT_INO, 'f1');
   const d = im.inode(ino);
-  const blk = L.ext4_inode_file_acl(d, true);
+  const blk = ext4_inode_file_acl(d, true);
   t.ok(blk > 0, 'has an xattr block');
   const b = im.block(blk);
-  const h = L.ext4_xattr_header_decode(b);
-  t.equal(h.h_magic, L.EXT4_XATTR_MAGIC);
+  const h = ext4_xattr_header_decode(b);
+  t.equal(h.h_magic, EXT4_XATTR_MAGIC);
   t.equal(h.h_blocks, 1);
   t.ok(C.ext4_xattr_block_csum_verify(ctx, blk, b), 'xattr block checksum');
   t.notOk(C.ext4_xattr_block_csum_verify(ctx, blk + 1, b), 'block number is part of the checksum');
-  const ents = L.ext4_xattr_entries(b, L.EXT4_XATTR_HEADER_SIZE, im.bs, 0, im.bs);
+  const ents = ext4_xattr_entries(b, EXT4_XATTR_HEADER_SIZE, im.bs, 0, im.bs);
   if (!Array.isArray(ents)) { t.fail(ents); return; }
   const big = ents.find((e) => dec(e.e_name) === 'big')!;
   t.ok(big, 'user.big in the block');
-  t.equal(L.ext4_xattr_full_name(big.e_name_index, dec(big.e_name)), 'user.big');
+  t.equal(ext4_xattr_full_name(big.e_name_index, dec(big.e_name)), 'user.big');
   t.same(b.subarray(big.e_value_offs, big.e_value_offs + big.e_value_size), bigValue, 'value');
   for (const e of ents) {
     const v = b.subarray(e.e_value_offs, e.e_value_offs + e.e_value_size);
-    t.equal(e.e_hash, L.ext4_xattr_hash_entry(e.e_name, v), `entry hash of ${dec(e.e_name)}`);
+    t.equal(e.e_hash, ext4_xattr_hash_entry(e.e_name, v), `entry hash of ${dec(e.e_name)}`);
   }
   /* e2fsprogs leaves h_hash 0 (the kernel fills it in when it next rewrites the block) */
-  if (h.h_hash !== 0) t.equal(h.h_hash, L.ext4_xattr_block_hash(ents.map((e) => e.e_hash)), 'block hash');
+  if (h.h_hash !== 0) t.equal(h.h_hash, ext4_xattr_block_hash(ents.map((e) => e.e_hash)), 'block hash');
 
   const ioff = im.inodeOffset(ino);
-  const base = ioff + L.ext4_xattr_ibody_offset(d.i_extra_isize);
-  const ib = L.ext4_xattr_entries(im.data, base + 4, ioff + ctx.inode_size, base + 4, ioff + ctx.inode_size);
+  const base = ioff + ext4_xattr_ibody_offset(d.i_extra_isize);
+  const ib = ext4_xattr_entries(im.data, base + 4, ioff + ctx.inode_size, base + 4, ioff + ctx.inode_size);
   if (!Array.isArray(ib)) { t.fail(ib); return; }
   const all = [...ib.map((e) => ({ e, v: im.data.subarray(base + 4 + e.e_value_offs, base + 4 + e.e_value_offs + e.e_value_size) })),
     ...ents.map((e) => ({ e, v: b.subarray(e.e_value_offs, e.e_value_offs + e.e_value_size) }))];
   const small = all.find(({ e }) => dec(e.e_name) === 'small');
   t.equal(small && dec(small.v), 'hi', 'user.small');
-  const a = all.find(({ e }) => e.e_name_index === L.EXT4_XATTR_INDEX_POSIX_ACL_ACCESS);
+  const a = all.find(({ e }) => e.e_name_index === EXT4_XATTR_INDEX_POSIX_ACL_ACCESS);
   t.ok(a, 'ACL stored');
   if (a) {
-    t.equal(L.le32(a.v, 0), L.EXT4_ACL_VERSION, 'ext4 ACL version 1 on disk');
-    t.same(L.ext4_acl_from_disk(a.v), acl, 'decodes to the ACL written');
-    t.same(a.v, L.ext4_acl_to_disk(acl), 'our encoding is byte-identical to e2fsprogs\'');
-    t.same(L.posix_acl_to_xattr(L.ext4_acl_from_disk(a.v) as L.PosixAclEntry[]), L.posix_acl_to_xattr(acl), 'back to the xattr form');
+    t.equal(le32(a.v, 0), EXT4_ACL_VERSION, 'ext4 ACL version 1 on disk');
+    t.same(ext4_acl_from_disk(a.v), acl, 'decodes to the ACL written');
+    t.same(a.v, ext4_acl_to_disk(acl), 'our encoding is byte-identical to e2fsprogs\'');
+    t.same(posix_acl_to_xattr(ext4_acl_from_disk(a.v) as PosixAclEntry[]), posix_acl_to_xattr(acl), 'back to the xattr form');
   }
 });
 
 t.test('ext4fs_dirhash agrees with debugfs dx_hash', async (t) => {
   const names = ['hello', 'lost+found', '.', 'a', 'x'.repeat(255), 'exactly-16-bytes', 'exactly-thirty-two-bytes-long!!!',
     'fïlé-ünïcödé', '\u00ff\u00fe\u00fd', 'abcdefghijklmnopqrstuvwxyz0123456789'];
-  const seedStr = L.uuidToString(new Uint8Array(new Uint32Array(im.sb.s_hash_seed).buffer));
+  const seedStr = uuidToString(new Uint8Array(new Uint32Array(im.sb.s_hash_seed).buffer));
   const seeds: [string, number[] | null][] = [[seedStr, im.sb.s_hash_seed], ['00000000-0000-0000-0000-000000000000', null]];
   const lines: string[] = [];
   const want: [string, number, number[] | null][] = [];

@@ -3,7 +3,15 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import * as L from '../../lib/kernel/fs/ext4/layout.js';
+import {
+  EXT4_EXTENTS_FL, type Ext4DirEntry, type Ext4GroupDesc, type Ext4Inode, type Ext4SuperBlock,
+  ext4_block_size, ext4_desc_size, ext4_dir_entry_decode, ext4_group_desc_decode,
+  ext4_groups_count, ext4_i_block_words, ext4_inode_decode, ext4_inode_size, ext4_inode_table,
+  ext4_super_decode, le32,
+} from '../../lib/kernel/fs/ext4/layout.js';
+import {
+  ext4_ext_header_decode, ext4_extent_decode, ext4_extent_idx_decode,
+} from '../../lib/kernel/fs/ext4/ext4_extents.h.js';
 
 export function scratchDir(tag: string): string {
   const base = join(tmpdir(), 'ext4codec');
@@ -28,58 +36,58 @@ export function dumpe2fsH(img: string): Map<string, string> {
 
 export class Image {
   readonly data: Uint8Array;
-  readonly sb: L.Ext4SuperBlock;
+  readonly sb: Ext4SuperBlock;
   readonly bs: number;
   constructor(path: string) {
     this.data = new Uint8Array(readFileSync(path));
-    this.sb = L.ext4_super_decode(this.data, 1024);
-    this.bs = L.ext4_block_size(this.sb);
+    this.sb = ext4_super_decode(this.data, 1024);
+    this.bs = ext4_block_size(this.sb);
   }
   block(n: number): Uint8Array { return this.data.subarray(n * this.bs, (n + 1) * this.bs); }
-  get descSize(): number { return L.ext4_desc_size(this.sb); }
-  get groups(): number { return L.ext4_groups_count(this.sb); }
+  get descSize(): number { return ext4_desc_size(this.sb); }
+  get groups(): number { return ext4_groups_count(this.sb); }
   /** Byte offset of group g's descriptor (no meta_bg in these tests). */
   gdOffset(g: number): number { return (this.sb.s_first_data_block + 1) * this.bs + g * this.descSize; }
-  gd(g: number): L.Ext4GroupDesc { return L.ext4_group_desc_decode(this.data, this.gdOffset(g), this.descSize); }
+  gd(g: number): Ext4GroupDesc { return ext4_group_desc_decode(this.data, this.gdOffset(g), this.descSize); }
   inodeOffset(ino: number): number {
     const g = Math.floor((ino - 1) / this.sb.s_inodes_per_group);
     const idx = (ino - 1) % this.sb.s_inodes_per_group;
-    return L.ext4_inode_table(this.gd(g)) * this.bs + idx * L.ext4_inode_size(this.sb);
+    return ext4_inode_table(this.gd(g)) * this.bs + idx * ext4_inode_size(this.sb);
   }
-  inode(ino: number): L.Ext4Inode { return L.ext4_inode_decode(this.data, this.inodeOffset(ino), L.ext4_inode_size(this.sb)); }
+  inode(ino: number): Ext4Inode { return ext4_inode_decode(this.data, this.inodeOffset(ino), ext4_inode_size(this.sb)); }
   /** Physical block of each logical block of an inode, through extents or the block map. */
-  blocks(inode: L.Ext4Inode): number[] {
+  blocks(inode: Ext4Inode): number[] {
     const out: number[] = [];
-    if (inode.i_flags & L.EXT4_EXTENTS_FL) {
+    if (inode.i_flags & EXT4_EXTENTS_FL) {
       const walk = (buf: Uint8Array, off: number): void => {
-        const h = L.ext4_ext_header_decode(buf, off);
+        const h = ext4_ext_header_decode(buf, off);
         for (let i = 0; i < h.eh_entries; i++) {
           if (h.eh_depth === 0) {
-            const e = L.ext4_extent_decode(buf, off, i);
+            const e = ext4_extent_decode(buf, off, i);
             for (let k = 0; k < e.len; k++) out[e.ee_block + k] = e.start + k;
-          } else walk(this.block(L.ext4_extent_idx_decode(buf, off, i).leaf), 0);
+          } else walk(this.block(ext4_extent_idx_decode(buf, off, i).leaf), 0);
         }
       };
       walk(inode.i_block, 0);
       return out;
     }
-    const w = L.ext4_i_block_words(inode);
+    const w = ext4_i_block_words(inode);
     const per = this.bs / 4;
     const ind = (blk: number, level: number): void => {
       if (blk === 0) return;
       if (level === 0) { out.push(blk); return; }
       const b = this.block(blk);
-      for (let i = 0; i < per; i++) ind(L.le32(b, 4 * i), level - 1);
+      for (let i = 0; i < per; i++) ind(le32(b, 4 * i), level - 1);
     };
     for (let i = 0; i < 12; i++) if (w[i]) out.push(w[i]);
     ind(w[12], 1); ind(w[13], 2); ind(w[14], 3);
     return out;
   }
   /** Entries of a linear directory block. */
-  dirents(blk: Uint8Array): L.Ext4DirEntry[] {
-    const out: L.Ext4DirEntry[] = [];
+  dirents(blk: Uint8Array): Ext4DirEntry[] {
+    const out: Ext4DirEntry[] = [];
     for (let o = 0; o < this.bs;) {
-      const de = L.ext4_dir_entry_decode(blk, o, this.bs);
+      const de = ext4_dir_entry_decode(blk, o, this.bs);
       if (de.rec_len < 12) break;
       out.push(de);
       o += de.rec_len;

@@ -130,3 +130,8 @@ export function put_be16(b: Uint8Array, o: number, v: number): void { b[o] = v >
 export function put_be32(b: Uint8Array, o: number, v: number): void {
   b[o] = v >>> 24; b[o + 1] = v >>> 16; b[o + 2] = v >>> 8; b[o + 3] = v;
 }
+
+/** The halves of a 64-bit on-disk field held in a number (exact below 2^53). */
+export const HI32 = 0x100000000;
+export const lo32 = (v: number): number => v % HI32; // bits32: the low word
+export const hi32 = (v: number): number => Math.floor(v / HI32) % HI32;

@@ -7,10 +7,8 @@
 import type { Inode, xattr_handler } from '../../include/fs.js';
 import { err } from '../../include/errno.js';
 import { EOPNOTSUPP, EROFS, S_IFMT, S_IFDIR, ENODATA } from '../../include/uapi.js';
-import {
-  EXT4_XATTR_INDEX_POSIX_ACL_ACCESS, EXT4_XATTR_INDEX_POSIX_ACL_DEFAULT, ext4_acl_from_disk,
-  posix_acl_to_xattr, type PosixAclEntry,
-} from './layout.js';
+import { EXT4_XATTR_INDEX_POSIX_ACL_ACCESS, EXT4_XATTR_INDEX_POSIX_ACL_DEFAULT } from './xattr.h.js';
+import { ext4_acl_from_disk, posix_acl_to_xattr, type PosixAclEntry } from './acl.h.js';
 import { EXT4_I, EXT4_SB, EXT4_MOUNT_POSIX_ACL } from './ext4.js';
 import { ext4_error } from './errors.js';
 import { ext4_xattr_get } from './xattr.js';

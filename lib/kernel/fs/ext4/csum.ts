@@ -14,12 +14,14 @@ import { crc16 } from '../../lib/crc16.js';
 import { crc32c, crc32c_le32 } from '../../lib/crc32c.js';
 import {
   DX_ENTRY_SIZE, DX_TAIL_SIZE, EXT4_BG_BLOCK_BITMAP_CSUM_HI_END, EXT4_BG_INODE_BITMAP_CSUM_HI_END,
-  EXT4_BG_OFF, EXT4_DIR_TAIL_SIZE, EXT4_EXTENT_HEADER_SIZE, EXT4_EXTENT_ENTRY_SIZE,
-  EXT4_FEATURE_INCOMPAT_64BIT, EXT4_FEATURE_INCOMPAT_CSUM_SEED, EXT4_FEATURE_RO_COMPAT_GDT_CSUM,
-  EXT4_FEATURE_RO_COMPAT_METADATA_CSUM, EXT4_GOOD_OLD_INODE_SIZE, EXT4_INODE_OFF, EXT4_MMP_OFF,
-  EXT4_ORPHAN_BLOCK_TAIL_SIZE, EXT4_SB_OFF, dx_countlimit_decode, dx_countlimit_offset,
-  ext4_dir_tail_present, ext4_fits_in_inode, ext4_inodes_per_orphan_block, le16, le32, put_le16, put_le32,
+  EXT4_BG_OFF, EXT4_DIR_TAIL_SIZE, EXT4_FEATURE_INCOMPAT_64BIT, EXT4_FEATURE_INCOMPAT_CSUM_SEED,
+  EXT4_FEATURE_RO_COMPAT_GDT_CSUM, EXT4_FEATURE_RO_COMPAT_METADATA_CSUM, EXT4_GOOD_OLD_INODE_SIZE,
+  EXT4_INODE_OFF, EXT4_MMP_OFF, EXT4_ORPHAN_BLOCK_TAIL_SIZE, EXT4_SB_OFF, dx_countlimit_decode,
+  dx_countlimit_offset, ext4_dir_tail_present, ext4_fits_in_inode, ext4_inodes_per_orphan_block,
+  le16, le32, put_le16, put_le32,
 } from './layout.js';
+import { EXT4_EXTENT_ENTRY_SIZE } from './ext4_extents.h.js';
+import { EXT4_EXTENT_HEADER_SIZE } from './ext4_extents.h.js';
 import type { Ext4SuperBlock } from './layout.js';
 
 /** What the checksum code needs from the superblock, computed once at mount (ext4_sb_info). */

@@ -21,9 +21,9 @@ import {
 } from '../../include/uapi.js';
 import { bytesToBstr } from '../../lib/bstr.js';
 import {
-  EXT4_FEATURE_COMPAT_DIR_INDEX, EXT4_FEATURE_INCOMPAT_FILETYPE, EXT4_INDEX_FL, EXT4_INLINE_DATA_FL,
-  ext4_check_dir_entry, ext4_dir_entry_decode, le16, le32, ext4_rec_len_from_disk,
-  EXT4_FT_MAX,
+  EXT4_FEATURE_COMPAT_DIR_INDEX, EXT4_FEATURE_INCOMPAT_FILETYPE, EXT4_INDEX_FL,
+  EXT4_INLINE_DATA_FL, ext4_check_dir_entry, ext4_dir_entry_decode, le16, le32,
+  ext4_rec_len_from_disk, EXT4_FT_MAX,
 } from './layout.js';
 import { ext4_dirblock_csum_verify, ext4_dx_csum_verify } from './csum.js';
 import { EXT4_I, EXT4_SB, type Ext4Inode } from './ext4.js';

@@ -10,7 +10,7 @@ import type { MappedBlock } from '../../include/blk.js';
 import {
   EXT4_MAX_EXTENT_DEPTH, ext4_ext_check, ext4_ext_header_decode, ext4_ext_space_block,
   ext4_ext_space_root, ext4_extent_decode, ext4_extent_idx_decode, type Ext4Extent,
-} from './layout.js';
+} from './ext4_extents.h.js';
 import { ext4_extent_block_csum_verify } from './csum.js';
 import { EXT4_SB, type Ext4Inode } from './ext4.js';
 import { ext4_csum_error, ext4_error } from './errors.js';

@@ -5,9 +5,8 @@
  * keep the parent's inode number in their first 4 bytes; dir.ts and namei.ts walk them
  * through ext4_inline_dir_view.
  */
-import {
-  EXT4_XATTR_INDEX_SYSTEM, EXT4_XATTR_SYSTEM_DATA,
-} from './layout.js';
+import { EXT4_XATTR_INDEX_SYSTEM } from './xattr.h.js';
+import { EXT4_XATTR_SYSTEM_DATA } from './xattr.h.js';
 import { bytesToBstr } from '../../lib/bstr.js';
 import { EXT4_MIN_INLINE_DATA_SIZE, EXT4_INLINE_DOTDOT_SIZE, type Ext4Inode } from './ext4.js';
 import { ext4_error } from './errors.js';

@@ -25,10 +25,10 @@ import {
   EXT4_FEATURE_INCOMPAT_64BIT, EXT4_FEATURE_INCOMPAT_EXTENTS, EXT4_FEATURE_INCOMPAT_INLINE_DATA,
   EXT4_FEATURE_INCOMPAT_LARGEDIR, EXT4_FEATURE_RO_COMPAT_HUGE_FILE, EXT4_FEATURE_RO_COMPAT_PROJECT,
   EXT4_IMMUTABLE_FL, EXT4_INLINE_DATA_FL, EXT4_INODE_OFF, EXT4_JOURNAL_INO, EXT4_ROOT_INO,
-  EXT4_NODUMP_FL, EXT4_COMPR_FL, EXT4_VERITY_FL, EXT4_DAX_FL,
-  ext4_fits_in_inode, ext4_inode_blocks, ext4_inode_check_extra_isize, ext4_inode_decode,
-  ext4_inode_file_acl, ext4_inode_get_time, ext4_inode_gid, ext4_inode_projid, ext4_inode_table,
-  ext4_inode_uid, ext4_isize, le32, EXT4_GOOD_OLD_INODE_SIZE,
+  EXT4_NODUMP_FL, EXT4_COMPR_FL, EXT4_VERITY_FL, EXT4_DAX_FL, ext4_fits_in_inode,
+  ext4_inode_blocks, ext4_inode_check_extra_isize, ext4_inode_decode, ext4_inode_file_acl,
+  ext4_inode_get_time, ext4_inode_gid, ext4_inode_projid, ext4_inode_table, ext4_inode_uid,
+  ext4_isize, le32, EXT4_GOOD_OLD_INODE_SIZE,
 } from './layout.js';
 import { ext4_inode_csum_seed, ext4_inode_csum_verify } from './csum.js';
 import { EXT4_I, EXT4_SB, type Ext4Inode, EXT4_MOUNT_NO_UID32 } from './ext4.js';

@@ -1,6 +1,9 @@
 /*
- * ext2/ext3/ext4 on-disk structures: field offsets, decode and encode over Uint8Array, the
- * feature and flag constants, and validators that name what is wrong with a structure. Pure
+ * ext2/ext3/ext4 on-disk structures of fs/ext4/ext4.h (superblock, group descriptors,
+ * inodes, directory entries and htree, MMP and orphan blocks): field offsets, decode and
+ * encode over Uint8Array, the feature and flag constants, and validators that name what is
+ * wrong with a structure. Extents, xattrs and ACLs are in ext4_extents.h.ts, xattr.h.ts
+ * and acl.h.ts, as Linux keeps them in their own headers. Pure
  * codecs with no kernel state and no I/O: the mount, read and write paths bring the bytes.
  * Pure kernel code: imports nothing outside lib/kernel.
  *
@@ -16,9 +19,6 @@
  * Documentation/filesystems/ext4/.
  */
 
-const HI32 = 0x100000000;
-const lo32 = (v: number): number => v >>> 0;
-const hi32 = (v: number): number => Math.floor(v / HI32) >>> 0;
 
 /** Bytes up to the first NUL, as Latin-1 (volume names are arbitrary bytes). */
 export function cstring(b: Uint8Array): string {
@@ -35,7 +35,8 @@ export function uuidToString(u: Uint8Array): string {
 
 /* The struct codec and byte accessors live in lib/struct.ts (shared with jbd2 and fat). */
 import {
-  dataView, decodeStruct, encodeStruct, fieldSize, le16, le32, offsetsOf, put_le16, put_le32,
+  HI32, hi32, lo32, dataView, decodeStruct, encodeStruct, fieldSize, le16, le32, offsetsOf,
+  put_le16, put_le32,
   type FieldDef, type FieldKind, type StructOf,
 } from '../../lib/struct.js';
 export {
@@ -721,95 +722,6 @@ export function ext4_i_block_words(ino: Ext4Inode): number[] {
 export const EXT4_NDIR_BLOCKS = 12, EXT4_IND_BLOCK = 12, EXT4_DIND_BLOCK = 13, EXT4_TIND_BLOCK = 14;
 
 /* ------------------------------------------------------------------------------------ */
-/* Extents (ext4_extents.h)                                                             */
-
-export const EXT4_EXT_MAGIC = 0xf30a;
-export const EXT4_MAX_EXTENT_DEPTH = 5;
-/* ee_len above this marks an unwritten extent; 32768 itself is an initialized one */
-export const EXT_INIT_MAX_LEN = 32768, EXT_UNWRITTEN_MAX_LEN = 32767;
-export const EXT4_EXTENT_HEADER_SIZE = 12, EXT4_EXTENT_ENTRY_SIZE = 12, EXT4_EXTENT_TAIL_SIZE = 4;
-
-export interface Ext4ExtentHeader { eh_magic: number; eh_entries: number; eh_max: number; eh_depth: number; eh_generation: number }
-/** A leaf, decoded: ee_len already split into length and the unwritten bit. */
-export interface Ext4Extent { ee_block: number; len: number; unwritten: boolean; start: number }
-/** An index entry: logical start and the physical block of the next level. */
-export interface Ext4ExtentIdx { ei_block: number; leaf: number }
-
-export function ext4_ext_header_decode(buf: Uint8Array, off = 0): Ext4ExtentHeader {
-  return { eh_magic: le16(buf, off), eh_entries: le16(buf, off + 2), eh_max: le16(buf, off + 4),
-    eh_depth: le16(buf, off + 6), eh_generation: le32(buf, off + 8) };
-}
-export function ext4_ext_header_encode(h: Ext4ExtentHeader, buf: Uint8Array, off = 0): void {
-  put_le16(buf, off, h.eh_magic); put_le16(buf, off + 2, h.eh_entries); put_le16(buf, off + 4, h.eh_max);
-  put_le16(buf, off + 6, h.eh_depth); put_le32(buf, off + 8, h.eh_generation);
-}
-/** Leaf entry i (0-based) of the node whose header is at `off`. */
-export function ext4_extent_decode(buf: Uint8Array, off: number, i: number): Ext4Extent {
-  const o = off + EXT4_EXTENT_HEADER_SIZE + EXT4_EXTENT_ENTRY_SIZE * i;
-  const raw = le16(buf, o + 4);
-  const unwritten = raw > EXT_INIT_MAX_LEN;
-  return { ee_block: le32(buf, o), len: unwritten ? raw - EXT_INIT_MAX_LEN : raw, unwritten,
-    start: le16(buf, o + 6) * HI32 + le32(buf, o + 8) };
-}
-export function ext4_extent_encode(e: Ext4Extent, buf: Uint8Array, off: number, i: number): void {
-  const o = off + EXT4_EXTENT_HEADER_SIZE + EXT4_EXTENT_ENTRY_SIZE * i;
-  put_le32(buf, o, e.ee_block);
-  put_le16(buf, o + 4, e.unwritten ? e.len + EXT_INIT_MAX_LEN : e.len);
-  put_le16(buf, o + 6, hi32(e.start) & 0xffff);
-  put_le32(buf, o + 8, lo32(e.start));
-}
-export function ext4_extent_idx_decode(buf: Uint8Array, off: number, i: number): Ext4ExtentIdx {
-  const o = off + EXT4_EXTENT_HEADER_SIZE + EXT4_EXTENT_ENTRY_SIZE * i;
-  return { ei_block: le32(buf, o), leaf: le16(buf, o + 8) * HI32 + le32(buf, o + 4) };
-}
-export function ext4_extent_idx_encode(x: Ext4ExtentIdx, buf: Uint8Array, off: number, i: number): void {
-  const o = off + EXT4_EXTENT_HEADER_SIZE + EXT4_EXTENT_ENTRY_SIZE * i;
-  put_le32(buf, o, x.ei_block); put_le32(buf, o + 4, lo32(x.leaf));
-  put_le16(buf, o + 8, hi32(x.leaf) & 0xffff); put_le16(buf, o + 10, 0);
-}
-/** Entries that fit in the inode's i_block root (4) or a tree block (ext4_ext_space_*). */
-export const ext4_ext_space_root = (): number => (60 - EXT4_EXTENT_HEADER_SIZE) / EXT4_EXTENT_ENTRY_SIZE;
-export const ext4_ext_space_block = (blockSize: number): number =>
-  Math.floor((blockSize - EXT4_EXTENT_HEADER_SIZE) / EXT4_EXTENT_ENTRY_SIZE);
-/** Where the struct ext4_extent_tail of a tree block lies: after eh_max entries. */
-export const ext4_extent_tail_offset = (h: Ext4ExtentHeader): number =>
-  EXT4_EXTENT_HEADER_SIZE + EXT4_EXTENT_ENTRY_SIZE * h.eh_max;
-
-/**
- * __ext4_ext_check's structural tests for one node (header at `off`, `depth` expected,
- * at most `max` entries), with Linux's messages. Entry ordering is checked as in
- * ext4_valid_extent_entries; block-range validity needs the filesystem's geometry and is
- * the caller's (pass `blockOk` to include it). Checksums are csum.ts's.
- */
-export function ext4_ext_check(buf: Uint8Array, off: number, depth: number, max: number,
-  blockOk?: (pblk: number, len: number) => boolean): string | null {
-  const h = ext4_ext_header_decode(buf, off);
-  if (h.eh_magic !== EXT4_EXT_MAGIC) return 'invalid magic';
-  if (h.eh_depth !== depth) return 'unexpected eh_depth';
-  if (h.eh_max === 0) return 'invalid eh_max';
-  if (h.eh_max > max) return 'too large eh_max';
-  if (h.eh_entries > h.eh_max) return 'invalid eh_entries';
-  if (h.eh_entries === 0 && depth > 0) return 'eh_entries is 0 but eh_depth is > 0';
-  if (depth > EXT4_MAX_EXTENT_DEPTH) return 'too large eh_depth';
-  let prevEnd = -1;
-  for (let i = 0; i < h.eh_entries; i++) {
-    if (depth === 0) {
-      const e = ext4_extent_decode(buf, off, i);
-      if (e.len === 0 || e.ee_block + e.len - 1 > 0xffffffff || (blockOk && !blockOk(e.start, e.len)))
-        return 'invalid extent entries';
-      if (e.ee_block <= prevEnd) return 'invalid extent entries';
-      prevEnd = e.ee_block + e.len - 1;
-    } else {
-      const x = ext4_extent_idx_decode(buf, off, i);
-      if (blockOk && !blockOk(x.leaf, 1)) return 'invalid extent entries';
-      if (x.ei_block <= prevEnd) return 'invalid extent entries';
-      prevEnd = x.ei_block;
-    }
-  }
-  return null;
-}
-
-/* ------------------------------------------------------------------------------------ */
 /* Directories (struct ext4_dir_entry_2, dir tail, htree)                                */
 
 export const EXT4_NAME_LEN = 255;
@@ -1013,228 +925,6 @@ export function dx_node_check(buf: Uint8Array, blockSize: number, csum: boolean,
   if (cl.limit !== lim) return `dx entry: limit ${cl.limit} != node limit ${lim}`;
   if (cl.count > cl.limit || cl.count === 0) return `dx entry: count ${cl.count} beyond limit ${cl.limit}`;
   return null;
-}
-
-/* ------------------------------------------------------------------------------------ */
-/* Extended attributes (xattr.h)                                                         */
-
-export const EXT4_XATTR_MAGIC = 0xea020000;
-export const EXT4_XATTR_HEADER_SIZE = 32;     /* struct ext4_xattr_header (block) */
-export const EXT4_XATTR_IBODY_HEADER_SIZE = 4; /* struct ext4_xattr_ibody_header */
-export const EXT4_XATTR_ENTRY_SIZE = 16;      /* struct ext4_xattr_entry without the name */
-export const EXT4_XATTR_REFCOUNT_MAX = 1024;
-export const EXT4_XATTR_MIN_LARGE_EA_SIZE = (blockSize: number): number => blockSize;
-export const EXT4_XATTR_INDEX_USER = 1, EXT4_XATTR_INDEX_POSIX_ACL_ACCESS = 2,
-  EXT4_XATTR_INDEX_POSIX_ACL_DEFAULT = 3, EXT4_XATTR_INDEX_TRUSTED = 4, EXT4_XATTR_INDEX_LUSTRE = 5,
-  EXT4_XATTR_INDEX_SECURITY = 6, EXT4_XATTR_INDEX_SYSTEM = 7, EXT4_XATTR_INDEX_RICHACL = 8,
-  EXT4_XATTR_INDEX_ENCRYPTION = 9, EXT4_XATTR_INDEX_HURD = 10;
-/* Inline data lives in "system.data" */
-export const EXT4_XATTR_SYSTEM_DATA = 'data';
-
-/*
- * Name index → prefix. The ACL indices stand for one whole name each (the stored suffix is
- * empty); the others are prefixes of the stored suffix.
- */
-const XATTR_PREFIXES: [index: number, prefix: string, whole: boolean][] = [
-  [EXT4_XATTR_INDEX_USER, 'user.', false],
-  [EXT4_XATTR_INDEX_POSIX_ACL_ACCESS, 'system.posix_acl_access', true],
-  [EXT4_XATTR_INDEX_POSIX_ACL_DEFAULT, 'system.posix_acl_default', true],
-  [EXT4_XATTR_INDEX_TRUSTED, 'trusted.', false],
-  [EXT4_XATTR_INDEX_SECURITY, 'security.', false],
-  [EXT4_XATTR_INDEX_RICHACL, 'system.richacl', true],
-  [EXT4_XATTR_INDEX_SYSTEM, 'system.', false],
-];
-/** The full name for an on-disk (index, suffix), or null for indices Linux does not list. */
-export function ext4_xattr_full_name(index: number, suffix: string): string | null {
-  for (const [i, p, whole] of XATTR_PREFIXES) if (i === index) return whole ? p : p + suffix;
-  return null;
-}
-/** A full name → (index, suffix) as ext4 stores it; null if no handler takes the name. */
-export function ext4_xattr_split_name(name: string): { index: number; suffix: string } | null {
-  for (const [i, p, whole] of XATTR_PREFIXES) {
-    if (whole ? name === p : name.startsWith(p) && name.length > p.length) return { index: i, suffix: whole ? '' : name.slice(p.length) };
-  }
-  return null;
-}
-
-export interface Ext4XattrHeader { h_magic: number; h_refcount: number; h_blocks: number; h_hash: number; h_checksum: number }
-export function ext4_xattr_header_decode(buf: Uint8Array, off = 0): Ext4XattrHeader {
-  return { h_magic: le32(buf, off), h_refcount: le32(buf, off + 4), h_blocks: le32(buf, off + 8),
-    h_hash: le32(buf, off + 12), h_checksum: le32(buf, off + 16) };
-}
-/** Writes the header; h_reserved is zeroed as Linux creates it. */
-export function ext4_xattr_header_encode(h: Ext4XattrHeader, buf: Uint8Array, off = 0): void {
-  put_le32(buf, off, h.h_magic); put_le32(buf, off + 4, h.h_refcount); put_le32(buf, off + 8, h.h_blocks);
-  put_le32(buf, off + 12, h.h_hash); put_le32(buf, off + 16, h.h_checksum);
-  buf.fill(0, off + 20, off + EXT4_XATTR_HEADER_SIZE);
-}
-/** Where in-inode xattrs start: after the 128 bytes and i_extra_isize, the 4-byte magic. */
-export const ext4_xattr_ibody_offset = (extraIsize: number): number => EXT4_GOOD_OLD_INODE_SIZE + extraIsize;
-
-export interface Ext4XattrEntry {
-  e_name_len: number; e_name_index: number; e_value_offs: number; e_value_inum: number;
-  e_value_size: number; e_hash: number; e_name: Uint8Array;
-}
-export const EXT4_XATTR_PAD = 4;
-export const EXT4_XATTR_LEN = (nameLen: number): number => (nameLen + EXT4_XATTR_ENTRY_SIZE + 3) & ~3;
-export const EXT4_XATTR_SIZE = (size: number): number => Math.ceil(size / 4) * 4;
-/** IS_LAST_ENTRY: the list ends with four zero bytes. */
-export const ext4_xattr_is_last_entry = (buf: Uint8Array, off: number): boolean => le32(buf, off) === 0;
-
-export function ext4_xattr_entry_decode(buf: Uint8Array, off: number): Ext4XattrEntry {
-  const n = buf[off];
-  return { e_name_len: n, e_name_index: buf[off + 1], e_value_offs: le16(buf, off + 2),
-    e_value_inum: le32(buf, off + 4), e_value_size: le32(buf, off + 8), e_hash: le32(buf, off + 12),
-    e_name: buf.slice(off + 16, off + 16 + n) };
-}
-export function ext4_xattr_entry_encode(e: Ext4XattrEntry, buf: Uint8Array, off: number): void {
-  buf[off] = e.e_name_len; buf[off + 1] = e.e_name_index; put_le16(buf, off + 2, e.e_value_offs);
-  put_le32(buf, off + 4, e.e_value_inum); put_le32(buf, off + 8, e.e_value_size); put_le32(buf, off + 12, e.e_hash);
-  buf.set(e.e_name.subarray(0, e.e_name_len), off + 16);
-  buf.fill(0, off + 16 + e.e_name_len, off + EXT4_XATTR_LEN(e.e_name_len));
-}
-
-/**
- * Walks the entry list from `first` to the terminating zero word, checking what
- * ext4_xattr_check_entries checks. `end` bounds the area; `valueBase` is what e_value_offs
- * is relative to (the block start, or the first in-inode entry); `valueEnd` bounds values.
- * Returns the entries or a reason.
- */
-export function ext4_xattr_entries(buf: Uint8Array, first: number, end: number, valueBase: number,
-  valueEnd: number): Ext4XattrEntry[] | string {
-  const out: Ext4XattrEntry[] = [];
-  let o = first;
-  for (;;) {
-    if (o + 4 > end) return 'xattr entries run off the end';
-    if (ext4_xattr_is_last_entry(buf, o)) break;
-    if (o + EXT4_XATTR_ENTRY_SIZE > end) return 'xattr entries run off the end';
-    const e = ext4_xattr_entry_decode(buf, o);
-    const next = o + EXT4_XATTR_LEN(e.e_name_len);
-    if (next > end) return 'xattr entries run off the end';
-    if (e.e_value_inum === 0 && e.e_value_size > 0) {
-      const vs = valueBase + e.e_value_offs;
-      if (vs < next || vs > valueEnd || e.e_value_size > valueEnd - vs ||
-        (e.e_value_offs & (EXT4_XATTR_PAD - 1)) !== 0) return 'corrupted xattr value';
-    } else if (e.e_value_inum !== 0 && e.e_value_offs !== 0) return 'corrupted xattr value';
-    out.push(e);
-    o = next;
-  }
-  /* Values must not overlap the list (the check Linux does before trusting a block). */
-  return out;
-}
-
-/*
- * Entry and block hashes (xattr.c): the name folded in 5 bits at a time, then the value's
- * le32 words 16 bits at a time; the block hash folds the entry hashes and is 0 if any is 0.
- * ext4 once hashed names as signed chars; Linux accepts either, so both are offered.
- */
-const NAME_HASH_SHIFT = 5, VALUE_HASH_SHIFT = 16, BLOCK_HASH_SHIFT = 16;
-export function ext4_xattr_hash_entry(name: Uint8Array, value: Uint8Array | null, signed = false): number {
-  let hash = 0;
-  for (let i = 0; i < name.length; i++) {
-    const c = signed ? (name[i] << 24) >> 24 : name[i];
-    hash = ((hash << NAME_HASH_SHIFT) ^ (hash >>> (32 - NAME_HASH_SHIFT)) ^ c) >>> 0;
-  }
-  if (value) {
-    const words = Math.ceil(value.length / 4);
-    for (let i = 0; i < words; i++) {
-      let w = 0;
-      for (let k = 3; k >= 0; k--) w = (w << 8) | (4 * i + k < value.length ? value[4 * i + k] : 0); // bits32: a byte of the value
-      hash = ((hash << VALUE_HASH_SHIFT) ^ (hash >>> (32 - VALUE_HASH_SHIFT)) ^ (w >>> 0)) >>> 0;
-    }
-  }
-  return hash;
-}
-/** For an ea_inode entry the "value" is the ea_inode's stored hash word. */
-export function ext4_xattr_hash_entry_ea_inode(name: Uint8Array, eaInodeHash: number, signed = false): number {
-  const v = new Uint8Array(4);
-  put_le32(v, 0, eaInodeHash);
-  return ext4_xattr_hash_entry(name, v, signed);
-}
-export function ext4_xattr_block_hash(entryHashes: readonly number[]): number {
-  let hash = 0;
-  for (const h of entryHashes) {
-    if (h === 0) return 0;
-    hash = ((hash << BLOCK_HASH_SHIFT) ^ (hash >>> (32 - BLOCK_HASH_SHIFT)) ^ h) >>> 0;
-  }
-  return hash;
-}
-
-/* ------------------------------------------------------------------------------------ */
-/* ACLs: ext4's compact on-disk form (acl.h) and the POSIX xattr form the VFS exchanges    */
-
-export const ACL_USER_OBJ = 0x01, ACL_USER = 0x02, ACL_GROUP_OBJ = 0x04, ACL_GROUP = 0x08,
-  ACL_MASK = 0x10, ACL_OTHER = 0x20;
-export const ACL_READ = 0x04, ACL_WRITE = 0x02, ACL_EXECUTE = 0x01;
-export const ACL_UNDEFINED_ID = 0xffffffff;
-export const EXT4_ACL_VERSION = 0x0001;
-export const POSIX_ACL_XATTR_VERSION = 0x0002;
-export interface PosixAclEntry { e_tag: number; e_perm: number; e_id: number }
-
-/**
- * ext4_acl_from_disk: version word, then 4-byte short entries for USER_OBJ, GROUP_OBJ,
- * MASK and OTHER and 8-byte ones (with an id) for USER and GROUP. Returns a reason on
- * malformed input (Linux's EINVAL).
- */
-export function ext4_acl_from_disk(v: Uint8Array): PosixAclEntry[] | string {
-  if (v.length < 4) return 'acl too short';
-  if (le32(v, 0) !== EXT4_ACL_VERSION) return 'bad acl version';
-  const out: PosixAclEntry[] = [];
-  let o = 4;
-  while (o < v.length) {
-    if (o + 4 > v.length) return 'truncated acl entry';
-    const tag = le16(v, o), perm = le16(v, o + 2);
-    switch (tag) {
-      case ACL_USER_OBJ: case ACL_GROUP_OBJ: case ACL_MASK: case ACL_OTHER:
-        out.push({ e_tag: tag, e_perm: perm, e_id: ACL_UNDEFINED_ID });
-        o += 4;
-        break;
-      case ACL_USER: case ACL_GROUP:
-        if (o + 8 > v.length) return 'truncated acl entry';
-        out.push({ e_tag: tag, e_perm: perm, e_id: le32(v, o + 4) });
-        o += 8;
-        break;
-      default:
-        return `unknown acl tag ${tag}`;
-    }
-  }
-  return out;
-}
-export function ext4_acl_to_disk(acl: readonly PosixAclEntry[]): Uint8Array {
-  let n = 4;
-  for (const e of acl) n += e.e_tag === ACL_USER || e.e_tag === ACL_GROUP ? 8 : 4;
-  const b = new Uint8Array(n);
-  put_le32(b, 0, EXT4_ACL_VERSION);
-  let o = 4;
-  for (const e of acl) {
-    put_le16(b, o, e.e_tag); put_le16(b, o + 2, e.e_perm);
-    if (e.e_tag === ACL_USER || e.e_tag === ACL_GROUP) { put_le32(b, o + 4, e.e_id); o += 8; } else o += 4;
-  }
-  return b;
-}
-/** posix_acl_to_xattr: version 2 header, 8-byte entries; ids of *_OBJ/MASK/OTHER undefined. */
-export function posix_acl_to_xattr(acl: readonly PosixAclEntry[]): Uint8Array {
-  const b = new Uint8Array(4 + 8 * acl.length);
-  put_le32(b, 0, POSIX_ACL_XATTR_VERSION);
-  acl.forEach((e, i) => {
-    const o = 4 + 8 * i;
-    put_le16(b, o, e.e_tag); put_le16(b, o + 2, e.e_perm);
-    put_le32(b, o + 4, e.e_tag === ACL_USER || e.e_tag === ACL_GROUP ? e.e_id : ACL_UNDEFINED_ID);
-  });
-  return b;
-}
-export function posix_acl_from_xattr(v: Uint8Array): PosixAclEntry[] | string {
-  if (v.length < 4 || le32(v, 0) !== POSIX_ACL_XATTR_VERSION) return 'bad posix acl xattr version';
-  if ((v.length - 4) % 8 !== 0) return 'bad posix acl xattr size';
-  const out: PosixAclEntry[] = [];
-  for (let o = 4; o < v.length; o += 8) {
-    const tag = le16(v, o);
-    if (![ACL_USER_OBJ, ACL_USER, ACL_GROUP_OBJ, ACL_GROUP, ACL_MASK, ACL_OTHER].includes(tag))
-      return `unknown acl tag ${tag}`;
-    out.push({ e_tag: tag, e_perm: le16(v, o + 2),
-      e_id: tag === ACL_USER || tag === ACL_GROUP ? le32(v, o + 4) : ACL_UNDEFINED_ID });
-  }
-  return out;
 }
 
 /* ------------------------------------------------------------------------------------ */

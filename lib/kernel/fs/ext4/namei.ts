@@ -9,8 +9,9 @@ import { err } from '../../include/errno.js';
 import { ENAMETOOLONG, EROFS, ESTALE } from '../../include/uapi.js';
 import {
   DX_HASH_TEA, DX_ROOT_INFO_OFFSET, DX_NODE_COUNT_OFFSET, EXT4_FEATURE_INCOMPAT_LARGEDIR,
-  EXT4_NAME_LEN, EXT4_ROOT_INO, dx_countlimit_decode, dx_entry_decode, dx_node_check, dx_root_check,
-  dx_root_info_decode, ext4_dir_entry_decode, ext4_rec_len_from_disk, EXT4_INLINE_DATA_FL,
+  EXT4_NAME_LEN, EXT4_ROOT_INO, dx_countlimit_decode, dx_entry_decode, dx_node_check,
+  dx_root_check, dx_root_info_decode, ext4_dir_entry_decode, ext4_rec_len_from_disk,
+  EXT4_INLINE_DATA_FL,
 } from './layout.js';
 import { ext4fs_dirhash } from './hash.js';
 import { EXT4_I, EXT4_SB, type Ext4Inode } from './ext4.js';

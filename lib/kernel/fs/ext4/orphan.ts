@@ -8,8 +8,8 @@
  */
 import type { super_block } from '../../include/fs.js';
 import {
-  EXT4_FEATURE_COMPAT_ORPHAN_FILE, EXT4_ORPHAN_BLOCK_MAGIC,
-  ext4_inode_decode, ext4_inodes_per_orphan_block, ext4_orphan_block_tail_decode, le32,
+  EXT4_FEATURE_COMPAT_ORPHAN_FILE, EXT4_ORPHAN_BLOCK_MAGIC, ext4_inode_decode,
+  ext4_inodes_per_orphan_block, ext4_orphan_block_tail_decode, le32,
 } from './layout.js';
 import { ext4_orphan_file_block_csum_verify } from './csum.js';
 import { EXT4_SB } from './ext4.js';

@@ -11,12 +11,15 @@ import { CAP_SYS_ADMIN } from '../../include/fs.js';
 import { err } from '../../include/errno.js';
 import { ENODATA, EOPNOTSUPP, EROFS } from '../../include/uapi.js';
 import { capable } from '../../kernel/cred.js';
+import { EXT4_EA_INODE_FL, EXT4_GOOD_OLD_INODE_SIZE, le32 } from './layout.js';
 import {
-  EXT4_EA_INODE_FL, EXT4_GOOD_OLD_INODE_SIZE, EXT4_XATTR_HEADER_SIZE, EXT4_XATTR_INDEX_SECURITY,
-  EXT4_XATTR_INDEX_TRUSTED, EXT4_XATTR_INDEX_USER, EXT4_XATTR_INDEX_POSIX_ACL_ACCESS,
-  EXT4_XATTR_INDEX_POSIX_ACL_DEFAULT, EXT4_XATTR_MAGIC, ext4_xattr_entries, ext4_xattr_full_name,
-  ext4_xattr_header_decode, le32, type Ext4XattrEntry,
-} from './layout.js';
+  EXT4_XATTR_INDEX_SECURITY, EXT4_XATTR_INDEX_TRUSTED, EXT4_XATTR_INDEX_POSIX_ACL_ACCESS,
+  EXT4_XATTR_INDEX_POSIX_ACL_DEFAULT,
+} from './xattr.h.js';
+import {
+  EXT4_XATTR_HEADER_SIZE, EXT4_XATTR_INDEX_USER, EXT4_XATTR_MAGIC, ext4_xattr_entries,
+  ext4_xattr_full_name, ext4_xattr_header_decode, type Ext4XattrEntry,
+} from './xattr.h.js';
 import { ext4_xattr_block_csum_verify } from './csum.js';
 import { bytesToBstr } from '../../lib/bstr.js';
 import { EXT4_I, EXT4_SB, EXT4_MOUNT_XATTR_USER, EXT4_MOUNT_POSIX_ACL, type Ext4Inode } from './ext4.js';
