@@ -9,7 +9,8 @@
  */
 import { createNodeHost } from './drivers/node-host.js';
 import { startKernel as kernelStart, haltKernel } from './kernel/arch/setup.js';
-import { syscall } from './kernel/arch/syscalls.js';
+import { syscall as kernelSyscall } from './kernel/arch/syscalls.js';
+import type { FsCredOverride } from './kernel/kernel/override_creds.js';
 import * as NR from './kernel/include/unistd.js';
 import {
   AT_FDCWD, AT_REMOVEDIR, AT_SYMLINK_NOFOLLOW, LINUX_REBOOT_CMD_HALT, LINUX_REBOOT_MAGIC1,
@@ -35,8 +36,17 @@ export interface StartOptions {
   print?: (msg: string) => void;
 }
 
+/** Who a Sys from sysAs acts for: fsuid, fsgid and supplementary groups of its calls. */
+export interface Caller { uid: number; gid: number; groups: number[] }
+
 export interface Kernel {
   sys: Sys;
+  /**
+   * A Sys whose calls run with the caller's filesystem identity (fsuid/fsgid/groups in the
+   * cred, as a file server acting for someone), so permission checks and new files' owners
+   * are the caller's. Other credentials (uid, euid) stay the process's.
+   */
+  sysAs(caller: Caller): Sys;
   halt(): Promise<void>;
   /** Add a disk (a virtio-blk device over a file, fd or memory); resolves to its id or -errno. */
   diskAdd(store: DiskOptions): Promise<number>;
@@ -50,10 +60,14 @@ export interface Kernel {
 
 export { diskAdd, type DiskOptions };
 
-const s = (nr: number) => (...args: unknown[]) => syscall(nr, args);
 
-/** Build the typed `sys` object: each method is one system call (*at forms for the short ones). */
-function makeSys(): Sys {
+/**
+ * Build the typed `sys` object: each method is one system call (*at forms for the short
+ * ones). With `fscred`, every call runs with those filesystem credentials (sysAs).
+ */
+function makeSys(fscred?: FsCredOverride): Sys {
+  const syscall = (nr: number, args: unknown[]) => kernelSyscall(nr, args, fscred);
+  const s = (nr: number) => (...args: unknown[]) => syscall(nr, args);
   const sys: Sys = {
     openat: s(NR.__NR_openat) as Sys['openat'],
     open: (p, f, m = 0) => syscall(NR.__NR_openat, [AT_FDCWD, p, f, m]),
@@ -167,6 +181,7 @@ export async function startKernel(opts: StartOptions = {}): Promise<Kernel> {
   let halted = false;
   return {
     sys,
+    sysAs: (c) => makeSys({ fsuid: c.uid, fsgid: c.gid, groups: c.groups }),
     async halt() {
       if (halted) return;
       halted = true;

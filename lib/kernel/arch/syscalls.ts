@@ -10,17 +10,21 @@
  *
  * All syscall threads act for one process (LKL's single host process): its credentials,
  * fs context and file table live in `processCtx` and are installed into each syscall thread
- * before it runs a request.
+ * before it runs a request. A request may carry filesystem credentials of its own (fsuid,
+ * fsgid, group_info: a file server acting for its caller, as nfsd does); the thread then
+ * runs that one call with the process's cred overridden by them (override_fscreds).
  */
 import { current, kthreadRun, requestIrq, triggerIrq, host, type Task } from './cpu.js';
 import { IRQ_SYSCALL } from './irqs.js';
 import { WaitQueueHead, waitEvent } from '../kernel/wait.js';
 import { Errno } from '../include/errno.js';
 import { EIO, ENOSYS } from '../include/uapi.js';
+import { override_fscreds, type FsCredOverride } from '../kernel/override_creds.js';
+import type { Cred } from '../include/fs.js';
 
 export type SyscallHandler = (...args: any[]) => Promise<unknown> | unknown;
 
-interface SyscallRequest { nr: number; args: unknown[]; resolve: (r: unknown) => void }
+interface SyscallRequest { nr: number; args: unknown[]; resolve: (r: unknown) => void; fscred?: FsCredOverride }
 
 const table = new Map<number, { name: string; fn: SyscallHandler }>();
 
@@ -65,6 +69,7 @@ export function syscallInit(nThreads: number): void {
         if (!req) return;
         me.inFlight++;
         Object.assign(t.ctx, me.processCtx);
+        if (req.fscred && me.processCtx.cred) t.ctx.cred = override_fscreds(me.processCtx.cred as Cred, req.fscred);
         let result: unknown;
         try { result = await runHandler(req.nr, req.args); } finally {
           me.inFlight--;
@@ -96,9 +101,10 @@ async function runHandler(nr: number, args: unknown[]): Promise<unknown> {
 /**
  * Host side: make system call `nr`. Never rejects; resolves with the result or -errno.
  * After halt it resolves to -ENOSYS... (the kernel is gone: nothing runs it).
+ * `fscred`: run this one call with these filesystem credentials (see override_fscreds).
  */
-export function syscall(nr: number, args: unknown[]): Promise<any> {
-  return new Promise((resolve) => triggerIrq(IRQ_SYSCALL, { nr, args, resolve } satisfies SyscallRequest));
+export function syscall(nr: number, args: unknown[], fscred?: FsCredOverride): Promise<any> {
+  return new Promise((resolve) => triggerIrq(IRQ_SYSCALL, { nr, args, resolve, fscred } satisfies SyscallRequest));
 }
 
 /** Stop the syscall threads once idle (from a kernel thread at halt). */
