@@ -1,0 +1,29 @@
+/*
+ * Which FUSE transport lklfuse uses: its own implementation of the kernel protocol on
+ * /dev/fuse (fuse-kernel.ts, root only), or libfuse 2 through fuse-native (fuse-native.ts,
+ * anyone). Automatic unless `-o transport=` says: the kernel transport when running as root
+ * with a usable /dev/fuse and a kernel that can run calls with a caller's credentials.
+ */
+import fs from 'node:fs';
+import { FUSE_DEVICE } from './fuse-kernel.js';
+
+export type TransportKind = 'kernel' | 'fuse-native';
+
+export interface TransportChoice { kind: TransportKind; why: string; error?: string }
+
+export function chooseTransport(forced: TransportKind | undefined, env: { hasSysAs: boolean; uid?: number; device?: string }): TransportChoice {
+  const uid = env.uid ?? process.getuid?.() ?? -1;
+  const dev = env.device ?? FUSE_DEVICE();
+  let devOk = true;
+  try { fs.accessSync(dev, fs.constants.R_OK | fs.constants.W_OK); } catch { devOk = false; }
+  const kernelWhyNot = uid !== 0 ? 'not running as root (mounting a /dev/fuse descriptor of our own needs root)'
+    : !devOk ? `${dev} is not usable`
+    : !env.hasSysAs ? 'this kernel cannot run calls with a caller\'s credentials (no sysAs)'
+    : '';
+  if (forced === 'fuse-native') return { kind: 'fuse-native', why: 'transport=fuse-native' };
+  if (forced === 'kernel') {
+    if (uid !== 0 || !devOk) return { kind: 'kernel', why: 'transport=kernel', error: `transport=kernel: ${kernelWhyNot}` };
+    return { kind: 'kernel', why: 'transport=kernel' };
+  }
+  return kernelWhyNot ? { kind: 'fuse-native', why: kernelWhyNot } : { kind: 'kernel', why: 'root with /dev/fuse' };
+}
