@@ -113,7 +113,6 @@ class WorkerReader implements DevReader {
     this.worker = new Worker(new URL('./dev-reader-worker.js', import.meta.url), {
       workerData: { fd: this.fd, ctrl: ctrlBuf, data, slots: this.slots, slotSize: this.bufSize },
     });
-    this.worker.unref();
     this.worker.on('error', (e) => { debug('reader worker: %O', e); if (!this.stopped) { this.stopped = true; onEnd(-5); } });
     const loop = async () => {
       let tail = 0;
@@ -138,7 +137,11 @@ class WorkerReader implements DevReader {
     void loop();
   }
 
-  stop(): void { this.stopped = true; }
+  stop(): void {
+    this.stopped = true;
+    // A worker blocked in read(2) cannot be woken; it ends with the connection (ENODEV).
+    this.worker?.unref();
+  }
 }
 
 export function makeReader(kind: ReaderKind, fd: number, bufSize: number): DevReader {

@@ -156,7 +156,6 @@ export class KernelFuseMount extends EventEmitter {
         this.emit('unmounted');
       }, (err) => debug('mountinfo: %O', err));
     }, pollMs);
-    this.timer.unref();
   }
 
   private stopWatching(): void {
