@@ -164,9 +164,10 @@ export class FuseSession {
       if (unique !== undefined && opcode !== 2 && opcode !== 42 && opcode !== 36 && unique !== 0n) this.send(replyFrame(unique, -EIO));
       return;
     }
-    if (req.unique > this.highestUnique) this.highestUnique = req.unique;
+    // Interrupts (and forgets) overtake the queue: only ordinary requests say how far we read.
     if (req.op === 'forget' || req.op === 'batch_forget') { this.forget(req); return; }
     if (req.op === 'interrupt') { this.interrupt(req.target); return; }
+    if (req.unique > this.highestUnique) this.highestUnique = req.unique;
     if (this.inflight.has(req.unique)) {
       this.log(`lklfuse: FUSE request ${req.unique} arrived twice; ignoring the second`);
       return;
