@@ -29,7 +29,7 @@ async function vfatImage(b: Box, name: string): Promise<string> {
 
 const EACCES_RE = /Permission denied/;
 
-overTransports(t, (t) => {
+overTransports(t, (t, transport) => {
   t.test('NAME_MAX on vfat: 256 bytes is ENAMETOOLONG, 255 bytes (and 255 UTF-8 bytes) work', { skip }, async (t) => {
     const b = box(t, 'posix-names-fat');
     const img = await vfatImage(b, 'names');
@@ -196,11 +196,16 @@ overTransports(t, (t) => {
     t.strictSame(fs.readdirSync(path.join(mnt, 'dir')), [], 'the directory looks empty');
     fs.rmdirSync(path.join(mnt, 'dir'));
     t.notOk(fs.existsSync(path.join(mnt, 'dir')), 'rmdir of its directory works');
-    // Not asserted: reading fd2 now. POSIX and Linux say it still reads, but libfuse 2's
+    // POSIX and Linux say fd2 still reads. Over fuse-native it does not: libfuse 2's
     // high-level API finds a file's path through its parent's node, which rmdir unhashed, so
-    // read() fails ENOENT inside libfuse before lklfuse sees it. Only flag_nullpath_ok in
+    // read() fails ENOENT inside libfuse before lklfuse sees it (only flag_nullpath_ok in
     // fuse_operations avoids that, and fuse-native's native code does not set it: a limit of
-    // the FUSE binding (listed in the README), not of lklfuse or the kernel.
+    // the FUSE binding, listed in the README). The kernel transport reads by handle.
+    if (transport === 'kernel') {
+      const inner = Buffer.alloc(64);
+      const n = fs.readSync(fd2, inner, 0, 64, 0);
+      t.equal(inner.subarray(0, n).toString(), 'inner content\n', 'the file still reads after its directory is gone');
+    }
     fs.closeSync(fd2);
 
     // In a child process: open on fd 3, rm, cat from fd 3.
