@@ -5,15 +5,18 @@
  * ops.ts (the path-based layer over fuse-native) and LKL's lklfuse.c.
  *
  * Node ids. A node is one inode the host kernel holds a reference to (it LOOKUPs, we count,
- * it FORGETs). Each node keeps an O_PATH descriptor of its inode in the lkl-ts kernel, so
- * operations on the node itself (getattr, chmod, chown, utimes, readlink, access, opendir)
- * reach the inode with AT_EMPTY_PATH whatever happened to its names, and a directory node's
- * descriptor is the dirfd of the *at() calls on its children (lookup, mkdir, unlink,
- * rename, ...). What cannot go through an O_PATH descriptor in Linux without /proc (opening
- * a non-directory for I/O, truncate without a handle, the xattr calls) uses the name the
- * node was last seen under: its parent's descriptor and its name (kept up to date on
- * lookup and rename), or for xattrs the whole path from the root. Node ids are never
- * reused, so (nodeid, generation 0) is unique for the mount's life.
+ * it FORGETs). A directory node keeps an O_PATH descriptor of its inode in the lkl-ts
+ * kernel: the dirfd of the *at() calls on its children (lookup, mkdir, unlink, rename,
+ * ...), and with AT_EMPTY_PATH the way to the directory itself whatever happens to its
+ * name. Other nodes are reached by the name they were last seen under, their parent's
+ * descriptor and their name, kept up to date on lookup and rename (all renames pass through
+ * here) and dropped on unlink; an inode number that no longer matches is ESTALE. Keeping
+ * descriptors for directories only bounds what the daemon pins: the host's dentry cache may
+ * hold far more files than the kernel's 65536 descriptors, and each pinned inode is memory
+ * the lkl-ts kernel cannot reclaim. Open files are reached through their handle (so they
+ * stay usable after unlink, also once their directory is gone), xattrs through the path
+ * from the root (the x*attr calls have no *at form). Node ids are never reused, so
+ * (nodeid, generation 0) is unique for the mount's life.
  *
  * Handles: kernel file descriptors (the fh of open/create/opendir), closed on release.
  */
@@ -37,7 +40,7 @@ const FMODE_EXEC_BIT = 0x20;
 
 interface Node {
   id: number;
-  /** O_PATH descriptor of the inode in the lkl-ts kernel. */
+  /** Directories: O_PATH descriptor of the inode in the lkl-ts kernel; others: -1. */
   fd: number;
   ino: number;
   isDir: boolean;
@@ -46,8 +49,10 @@ interface Node {
   name: Buffer;
   /** LOOKUPs not yet FORGotten. */
   nlookup: number;
-  /** Still the node for its inode number (false once the inode's last link is gone). */
+  /** Still reachable by its name (false once that name is unlinked or replaced). */
   live: boolean;
+  /** Its open handles: how an unlinked file is still reached (fstat, fchmod, ...). */
+  open: Set<number>;
 }
 
 interface DirHandle { node: Node; pos: number; pending: Dirent64[]; eof: boolean }
@@ -65,7 +70,8 @@ export class LowLevelOps {
   private byIno = new Map<number, Node>();
   private byName = new Map<string, Node>();
   private dirs = new Map<number, DirHandle>();
-  private handles = new Set<number>();
+  /** Open handles (kernel fds) and the node each belongs to. */
+  private handles = new Map<number, Node | null>();
   private nextId = FUSE_ROOT_ID + 1;
 
   private constructor(private readonly sys: Sys, private readonly rootPath: Uint8Array) {}
@@ -78,7 +84,7 @@ export class LowLevelOps {
     const st = await sys.newfstatat(fd, '', AT_EMPTY_PATH);
     if (typeof st === 'number') { await sys.close(fd); return st; }
     const ll = new LowLevelOps(sys, rootPath);
-    const root: Node = { id: FUSE_ROOT_ID, fd, ino: st.ino, isDir: true, parent: null, name: Buffer.alloc(0), nlookup: 1, live: true };
+    const root: Node = { id: FUSE_ROOT_ID, fd, ino: st.ino, isDir: true, parent: null, name: Buffer.alloc(0), nlookup: 1, live: true, open: new Set() };
     ll.nodes.set(root.id, root);
     ll.byIno.set(root.ino, root);
     return ll;
@@ -103,7 +109,27 @@ export class LowLevelOps {
   /** Where the node's name is: [dirfd, name] for the *at() calls. */
   private at(n: Node): [number, Buffer] | number {
     if (!n.parent) return [n.fd, Buffer.from('.')];
+    if (!n.live) return -ENOENT;
     return [n.parent.fd, n.name];
+  }
+
+  /** An open handle of the node, for a node whose name is gone. */
+  private anyHandle(n: Node): number | undefined {
+    if (n.live || n.isDir) return undefined;
+    for (const fh of n.open) return fh;
+    return undefined;
+  }
+
+  private addHandle(fh: number, n: Node | null): void {
+    this.handles.set(fh, n);
+    n?.open.add(fh);
+  }
+
+  /** The node itself for *at() calls: [dirfd, name, flags] (AT_EMPTY_PATH for directories). */
+  private self(n: Node): [number, Uint8Array | string, number] | number {
+    if (n.isDir) return [n.fd, '', AT_EMPTY_PATH];
+    const w = this.at(n);
+    return typeof w === 'number' ? w : [w[0], w[1], 0];
   }
 
   /** The path of the node from the kernel's root (for the xattr calls, which have no *at form). */
@@ -118,13 +144,18 @@ export class LowLevelOps {
     return Buffer.concat(chunks);
   }
 
-  /** Drops the node's claim to its inode number once the inode has no links left. */
-  private async checkLinks(n: Node | undefined): Promise<void> {
+  /**
+   * The node's name is gone (unlink, rmdir, replaced by a rename): it no longer has a name
+   * to be reached by, nor a claim to its inode number (which may be reused). A hard link's
+   * other names get a node of their own at their next lookup.
+   */
+  private unlinked(n: Node | undefined): void {
     if (!n) return;
-    const st = await this.sys.newfstatat(n.fd, '', AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
-    if (typeof st === 'number' || st.nlink === 0 || st.ino !== n.ino) {
-      n.live = false;
-      if (this.byIno.get(n.ino) === n) this.byIno.delete(n.ino);
+    n.live = false;
+    if (this.byIno.get(n.ino) === n) this.byIno.delete(n.ino);
+    if (n.parent) {
+      const k = this.key(n.parent, n.name);
+      if (this.byName.get(k) === n) this.byName.delete(k);
     }
   }
 
@@ -147,11 +178,15 @@ export class LowLevelOps {
       if (n.parent !== parent || !n.name.equals(name)) this.setName(n, parent, name);
       return { nodeid: n.id, generation: 0, attr: st };
     }
-    const fd = await sys.openat(parent.fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0) return fd;
-    const st2 = await this.sys.newfstatat(fd, '', AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
-    if (typeof st2 === 'number') { await this.sys.close(fd); return st2; }
-    n = { id: this.nextId++, fd, ino: st2.ino, isDir: (st2.mode & S_IFMT) === S_IFDIR, parent: null, name: Buffer.alloc(0), nlookup: 1, live: true };
+    let fd = -1, st2 = st;
+    if ((st.mode & S_IFMT) === S_IFDIR) {
+      fd = await sys.openat(parent.fd, name, O_PATH | O_NOFOLLOW | O_DIRECTORY | O_CLOEXEC);
+      if (fd < 0) return fd;
+      const r = await this.sys.newfstatat(fd, '', AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
+      if (typeof r === 'number') { await this.sys.close(fd); return r; }
+      st2 = r;
+    }
+    n = { id: this.nextId++, fd, ino: st2.ino, isDir: fd >= 0, parent: null, name: Buffer.alloc(0), nlookup: 1, live: true, open: new Set() };
     this.nodes.set(n.id, n);
     this.byIno.set(n.ino, n);
     this.setName(n, parent, name);
@@ -169,7 +204,7 @@ export class LowLevelOps {
       const k = this.key(n.parent, n.name);
       if (this.byName.get(k) === n) this.byName.delete(k);
     }
-    await this.sys.close(n.fd);
+    if (n.fd >= 0) await this.sys.close(n.fd);
   }
 
   /* ---- attributes ---- */
@@ -181,21 +216,29 @@ export class LowLevelOps {
     }
     const n = this.node(nodeid);
     if (!n) return -ESTALE;
-    return sys.newfstatat(n.fd, '', AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
+    const h = this.anyHandle(n);
+    if (h !== undefined) return sys.fstat(h);
+    const w = this.self(n);
+    if (typeof w === 'number') return w;
+    const st = await sys.newfstatat(w[0], w[1], w[2] | AT_SYMLINK_NOFOLLOW);
+    return typeof st !== 'number' && st.ino !== n.ino ? -ESTALE : st;
   }
 
   async setattr(sys: Sys, nodeid: number, a: SetattrIn): Promise<Stat | number> {
     const n = this.node(nodeid);
     if (!n) return -ESTALE;
-    const fh = a.valid & FATTR_FH && this.handles.has(a.fh) ? a.fh : undefined;
+    const fh = a.valid & FATTR_FH && this.handles.has(a.fh) ? a.fh : this.anyHandle(n);
+    const w = this.self(n);
+    if (typeof w === 'number' && fh === undefined) return w;
+    const [dfd, name, empty] = typeof w === 'number' ? [-1, '', 0] : w;
     let r: number;
     if (a.valid & FATTR_MODE) {
-      r = fh !== undefined ? await sys.fchmod(fh, a.mode & 0o7777) : await sys.fchmodat(n.fd, '', a.mode & 0o7777, AT_EMPTY_PATH);
+      r = fh !== undefined ? await sys.fchmod(fh, a.mode & 0o7777) : await sys.fchmodat(dfd, name, a.mode & 0o7777, empty);
       if (r < 0) return r;
     }
     if (a.valid & (FATTR_UID | FATTR_GID)) {
       const uid = a.valid & FATTR_UID ? a.uid : -1, gid = a.valid & FATTR_GID ? a.gid : -1;
-      r = await sys.fchownat(n.fd, '', uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
+      r = fh !== undefined ? await sys.fchown(fh, uid, gid) : await sys.fchownat(dfd, name, uid, gid, empty | AT_SYMLINK_NOFOLLOW);
       if (r < 0) return r;
     }
     if (a.valid & FATTR_SIZE) {
@@ -217,7 +260,9 @@ export class LowLevelOps {
         t(FATTR_ATIME, FATTR_ATIME_NOW, a.atime, a.atimensec),
         t(FATTR_MTIME, FATTR_MTIME_NOW, a.mtime, a.mtimensec),
       ];
-      r = await sys.utimensat(fh ?? n.fd, null, times, 0);
+      r = fh !== undefined ? await sys.utimensat(fh, null, times, 0)
+        : n.isDir ? await sys.utimensat(n.fd, null, times, 0)
+        : await sys.utimensat(dfd, name, times, AT_SYMLINK_NOFOLLOW);
       if (r < 0) return r;
     }
     return this.getattr(sys, nodeid, fh);
@@ -226,7 +271,8 @@ export class LowLevelOps {
   async readlink(sys: Sys, nodeid: number): Promise<string | number> {
     const n = this.node(nodeid);
     if (!n) return -ESTALE;
-    return sys.readlinkat(n.fd, '');
+    const w = this.self(n);
+    return typeof w === 'number' ? w : sys.readlinkat(w[0], w[1]);
   }
 
   /* ---- directory operations ---- */
@@ -265,9 +311,7 @@ export class LowLevelOps {
     if (nameBytesTooLong(name)) return -ENAMETOOLONG;
     const where = this.at(o);
     if (typeof where === 'number') return where;
-    let r = await sys.linkat(where[0], where[1], p.fd, name, 0);
-    if (r === -ENOENT) r = await sys.linkat(o.fd, '', p.fd, name, AT_EMPTY_PATH); // its old name is gone
-    return this.made(sys, p, name, r);
+    return this.made(sys, p, name, await sys.linkat(where[0], where[1], p.fd, name, 0));
   }
 
   async unlink(sys: Sys, parentId: number, name: Uint8Array, dir: boolean): Promise<number> {
@@ -275,7 +319,7 @@ export class LowLevelOps {
     if (!p) return -ESTALE;
     if (nameBytesTooLong(name)) return -ENAMETOOLONG;
     const r = await sys.unlinkat(p.fd, name, dir ? AT_REMOVEDIR : 0);
-    if (r === 0) await this.checkLinks(this.byName.get(this.key(p, name)));
+    if (r === 0) this.unlinked(this.byName.get(this.key(p, name)));
     return r;
   }
 
@@ -292,10 +336,7 @@ export class LowLevelOps {
       if (replaced) this.setName(replaced, p, name);
       return 0;
     }
-    if (replaced && replaced !== moved) {
-      this.byName.delete(this.key(np, newName));
-      await this.checkLinks(replaced);
-    }
+    if (replaced && replaced !== moved) this.unlinked(replaced);
     if (moved) this.setName(moved, np, newName);
     return 0;
   }
@@ -313,7 +354,7 @@ export class LowLevelOps {
     // The name may now be another inode's (the node's inode lost that name): refuse it.
     const st = await sys.fstat(fd);
     if (typeof st === 'number' || st.ino !== n.ino) { await sys.close(fd); return typeof st === 'number' ? st : -ESTALE; }
-    this.handles.add(fd);
+    this.addHandle(fd, n);
     return fd;
   }
 
@@ -327,7 +368,7 @@ export class LowLevelOps {
     if (typeof st === 'number') { await sys.close(fd); return st; }
     const e = await this.enter(sys, p, name, st);
     if (typeof e === 'number') { await sys.close(fd); return e; }
-    this.handles.add(fd);
+    this.addHandle(fd, this.node(e.nodeid) ?? null);
     return { entry: e, fh: fd };
   }
 
@@ -340,7 +381,9 @@ export class LowLevelOps {
 
   async release(fh: number): Promise<number> {
     this.dirs.delete(fh);
-    if (!this.handles.delete(fh)) return -EBADF;
+    if (!this.handles.has(fh)) return -EBADF;
+    this.handles.get(fh)?.open.delete(fh);
+    this.handles.delete(fh);
     return this.sys.close(fh);
   }
 
@@ -384,7 +427,7 @@ export class LowLevelOps {
     if (!n) return -ESTALE;
     const fd = await sys.openat(n.fd, '.', O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0) return fd;
-    this.handles.add(fd);
+    this.addHandle(fd, null);
     this.dirs.set(fd, { node: n, pos: 0, pending: [], eof: false });
     return fd;
   }
@@ -433,15 +476,17 @@ export class LowLevelOps {
   /* ---- the rest ---- */
 
   async statfs(sys: Sys, nodeid: number): Promise<Statfs | number> {
-    const n = this.node(nodeid) ?? this.node(FUSE_ROOT_ID)!;
-    const r = await sys.fstatfs(n.fd);
-    return r === -EBADF ? sys.statfs(this.fullPath(n)) : r;
+    const root = this.node(FUSE_ROOT_ID)!; // one filesystem: every node's answer is the root's
+    void nodeid;
+    const r = await sys.fstatfs(root.fd);
+    return r === -EBADF ? sys.statfs(this.rootPath) : r;
   }
 
   async access(sys: Sys, nodeid: number, mask: number): Promise<number> {
     const n = this.node(nodeid);
     if (!n) return -ESTALE;
-    return sys.faccessat(n.fd, '', mask, AT_EACCESS | AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
+    const w = this.self(n);
+    return typeof w === 'number' ? w : sys.faccessat(w[0], w[1], mask, AT_EACCESS | w[2] | AT_SYMLINK_NOFOLLOW);
   }
 
   private xpath(nodeid: number): Buffer | number {
@@ -451,39 +496,50 @@ export class LowLevelOps {
     return this.fullPath(n);
   }
 
+  private xhandle(nodeid: number): number | undefined {
+    const n = this.node(nodeid);
+    return n ? this.anyHandle(n) : undefined;
+  }
+
   async setxattr(sys: Sys, nodeid: number, name: string, value: Uint8Array, flags: number): Promise<number> {
+    const h = this.xhandle(nodeid);
+    if (h !== undefined) return sys.fsetxattr(h, name, value, flags);
     const p = this.xpath(nodeid);
     return typeof p === 'number' ? p : sys.lsetxattr(p, name, value, flags);
   }
   /** The value, its size when `size` is 0, or -errno (ERANGE if it does not fit `size`). */
   async getxattr(sys: Sys, nodeid: number, name: string, size: number): Promise<Uint8Array | number> {
-    const p = this.xpath(nodeid);
-    if (typeof p === 'number') return p;
-    const v = await sys.lgetxattr(p, name);
+    const h = this.xhandle(nodeid);
+    const p = h !== undefined ? h : this.xpath(nodeid);
+    if (typeof p === 'number' && h === undefined) return p;
+    const v = h !== undefined ? await sys.fgetxattr(h, name) : await sys.lgetxattr(p as Buffer, name);
     if (typeof v === 'number') return v;
     if (size === 0) return v.length;
     return v.length > size ? -ERANGE : v;
   }
   async listxattr(sys: Sys, nodeid: number, size: number): Promise<Uint8Array | number> {
-    const p = this.xpath(nodeid);
-    if (typeof p === 'number') return p;
-    const names = await sys.llistxattr(p);
+    const h = this.xhandle(nodeid);
+    const p = h !== undefined ? h : this.xpath(nodeid);
+    if (typeof p === 'number' && h === undefined) return p;
+    const names = h !== undefined ? await sys.flistxattr(h) : await sys.llistxattr(p as Buffer);
     if (typeof names === 'number') return names;
     const list = Buffer.from(names.map((x) => x + '\0').join(''));
     if (size === 0) return list.length;
     return list.length > size ? -ERANGE : list;
   }
   async removexattr(sys: Sys, nodeid: number, name: string): Promise<number> {
+    const h = this.xhandle(nodeid);
+    if (h !== undefined) return sys.fremovexattr(h, name);
     const p = this.xpath(nodeid);
     return typeof p === 'number' ? p : sys.lremovexattr(p, name);
   }
 
   /** For tests and shutdown: closes every descriptor (handles and nodes). */
   async closeAll(): Promise<void> {
-    for (const fh of this.handles) await this.sys.close(fh);
+    for (const fh of this.handles.keys()) await this.sys.close(fh);
     this.handles.clear();
     this.dirs.clear();
-    for (const n of this.nodes.values()) await this.sys.close(n.fd);
+    for (const n of this.nodes.values()) if (n.fd >= 0) await this.sys.close(n.fd);
     this.nodes.clear();
     this.byIno.clear();
     this.byName.clear();

@@ -157,6 +157,33 @@ t.test('credentials: new files belong to the caller; the kernel decides with its
   t.ok(typeof fst !== 'number' && fst.uid === 0, 'and its own files are root\'s');
 });
 
+t.test('nodes of non-directories pin no kernel descriptor; FORGET releases directories\' ones', async (t) => {
+  const sess = await session(t);
+  const { call } = sess;
+  await call({ opcode: FUSE_INIT }, initBody(31, 0));
+  await kernel.sys.mkdir('/many', 0o755);
+  for (let i = 0; i < 200; i++) { const fd = await kernel.sys.open(`/many/f${i}`, O_CREAT | O_RDWR, 0o644); await kernel.sys.close(fd); }
+  for (let i = 0; i < 20; i++) await kernel.sys.mkdir(`/many/d${i}`, 0o755);
+  const probe = async () => { const fd = await kernel.sys.open('/many', O_RDONLY); await kernel.sys.close(fd); return fd; };
+  const before = await probe();
+  const many = await call({ opcode: FUSE_LOOKUP }, cstr('many'));
+  const manyId = Number(many.body.readBigUInt64LE(0));
+  const ids: number[] = [];
+  let failed = 0;
+  for (let i = 0; i < 200; i++) if ((await call({ opcode: FUSE_LOOKUP, nodeid: manyId }, cstr(`f${i}`))).error !== 0) failed++;
+  t.equal(failed, 0, '200 lookups of files succeed');
+  const afterFiles = await probe();
+  t.ok(afterFiles <= before + 1, `200 file lookups hold no descriptor, /many one (probe fd ${before} -> ${afterFiles})`);
+  for (let i = 0; i < 20; i++) ids.push(Number((await call({ opcode: FUSE_LOOKUP, nodeid: manyId }, cstr(`d${i}`))).body.readBigUInt64LE(0)));
+  const afterDirs = await probe();
+  t.ok(afterDirs > afterFiles, 'directory lookups hold one each');
+  const forgets = Buffer.concat([u32s(ids.length, 0), ...ids.map((id) => Buffer.concat([u64(id), u64(1)]))]);
+  sess.s.handle(frame({ opcode: FUSE_BATCH_FORGET, unique: 0, nodeid: 0 }, forgets));
+  await new Promise((r) => setTimeout(r, 50));
+  t.equal(await probe(), afterFiles, 'BATCH_FORGET closes the directories\' descriptors');
+  t.equal(sess.ll.nodeCount, 1 + 1 + 200, 'the root, /many and the 200 files are left');
+});
+
 t.test('INTERRUPT: a read is answered EINTR once; a write runs to its end; early interrupts count', async (t) => {
   const { s, ll, replies, call, nextUnique } = await session(t);
   await call({ opcode: FUSE_INIT }, initBody(31, 0));
