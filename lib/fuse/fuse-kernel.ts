@@ -52,6 +52,8 @@ export interface KernelMountOptions {
   log: (msg: string) => void;
   /** How often to look for a lazy external unmount, ms. */
   pollMs?: number;
+  /** One request at a time (-s). */
+  serialize?: boolean;
 }
 
 export class KernelMountError extends Error {}
@@ -117,7 +119,7 @@ export class KernelFuseMount extends EventEmitter {
     const write = (frame: Buffer) => { fs.writeSync(fd, frame); };
     m.session = new FuseSession(ll, sys, write, {
       maxWrite: opts.maxWrite, entryTimeout: opts.entryTimeout, attrTimeout: opts.attrTimeout,
-      sysFor: opts.sysFor, log: opts.log, readOnly: opts.readOnly,
+      sysFor: opts.sysFor, log: opts.log, readOnly: opts.readOnly, serialize: opts.serialize,
     });
     m.reader = makeReader(opts.reader, fd, opts.maxWrite + 4096 + 40 + 80);
     debug('reading /dev/fuse with the %s reader', m.reader.kind);

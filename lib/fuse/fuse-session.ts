@@ -49,6 +49,8 @@ export interface SessionOptions {
   /** Log a line (protocol errors, internal errors). */
   log?: (msg: string) => void;
   readOnly?: boolean;
+  /** Answer one request at a time (-s). */
+  serialize?: boolean;
 }
 
 /* Requests that only read: safe to answer EINTR and drop the result. */
@@ -81,6 +83,7 @@ export class FuseSession {
   private sysCache = new Map<string, Sys>();
   private groupCache = new Map<number, { groups: number[]; at: number }>();
   private idleWaiters: (() => void)[] = [];
+  private tail: Promise<void> = Promise.resolve();
 
   constructor(private readonly ll: LowLevelOps, private readonly sys: Sys,
     private readonly write: (frame: Buffer) => void, private readonly opts: SessionOptions) {}
@@ -180,10 +183,18 @@ export class FuseSession {
     }
     if (!this.initialized && req.op !== 'init') { this.reply(req.unique, -EIO); return; }
     if (this.destroyed) { this.reply(req.unique, -EIO); return; }
-    this.dispatch(req).catch((e: unknown) => {
+    if (debug.enabled) debug('%s unique %s nodeid %d uid %d gid %d pid %d', OPCODE_NAMES[req.opcode] ?? req.opcode, req.unique, req.nodeid, req.uid, req.gid, req.pid);
+    const run = () => this.dispatch(req).catch((e: unknown) => {
       this.log(`lklfuse: internal error in ${OPCODE_NAMES[req.opcode] ?? req.opcode}: ${(e as Error)?.stack ?? String(e)}`);
       this.reply(req.unique, -EIO);
     });
+    if (this.opts.serialize) {
+      this.tail = this.tail.then(() => {
+        if (!f.answered) return run();
+        this.stats.droppedLate++; // interrupted while waiting its turn
+        this.finish(req.unique);
+      });
+    } else void run();
   }
 
   private forget(req: FuseRequest & ({ op: 'forget' } | { op: 'batch_forget' })): void {

@@ -287,7 +287,7 @@ export async function runDaemon(args: LklfuseArgs): Promise<number> {
         allowOther: opts.allowOther, defaultPermissions: opts.defaultPermissions,
         extra: opts.fuse, maxWrite: KERNEL_MAX_WRITE,
         entryTimeout: opts.entryTimeout ?? 1, attrTimeout: opts.attrTimeout ?? 1,
-        reader: opts.reader ?? 'poll',
+        reader: opts.reader ?? 'poll', serialize: args.singleThreaded,
         sysFor: k.sysAs ? (c) => k.sysAs!(c) : undefined,
         log,
       }).catch((e: Error) => {
