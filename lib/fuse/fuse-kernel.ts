@@ -58,8 +58,26 @@ export interface KernelMountOptions {
 
 export class KernelMountError extends Error {}
 
-/** Options of the kernel's fuse filesystem that may be passed through -o. */
-export const KERNEL_FUSE_OPTIONS = ['max_read', 'blksize'];
+/** Options of the kernel's fuse filesystem that may be passed through -o (with a value). */
+export const KERNEL_FUSE_OPTIONS = ['max_read'];
+/** VFS flags mount(8) turns into MS_* bits: fine on any mount. */
+const VFS_FLAGS = new Set(['ro', 'rw', 'nosuid', 'suid', 'nodev', 'dev', 'noexec', 'exec', 'relatime',
+  'norelatime', 'noatime', 'atime', 'strictatime', 'nostrictatime', 'nodiratime', 'diratime', 'sync',
+  'async', 'dirsync', 'lazytime', 'nolazytime', 'silent', 'loud']);
+
+/**
+ * Why `options` (what -o leaves for FUSE) cannot go to the kernel's fuse mount, or
+ * undefined: libfuse's own options (uid=, umask=, kernel_cache, ...) mean nothing there.
+ */
+export function kernelOptionProblem(options: string[]): string | undefined {
+  const bad = options.filter((o) => {
+    const name = o.split('=')[0]!;
+    return !VFS_FLAGS.has(o) && !(KERNEL_FUSE_OPTIONS.includes(name) && o.includes('='));
+  });
+  if (bad.length === 0) return undefined;
+  return `option${bad.length > 1 ? 's' : ''} ${bad.join(', ')} ${bad.length > 1 ? 'are' : 'is'} not understood by the kernel transport ` +
+    `(the kernel's fuse takes max_read= and the usual mount flags; libfuse options need -o transport=fuse-native)`;
+}
 
 /** Runs mount(8); resolves to its exit status and output. */
 function runMount(args: string[], fd: number): Promise<{ status: number | null; output: string }> {
@@ -110,11 +128,6 @@ export class KernelFuseMount extends EventEmitter {
     o.push(...opts.extra);
     const args = ['-i', '-t', `fuse.${opts.subtype}`, '-o', o.join(','), opts.fsname, mnt];
     debug('mount %o', args);
-    const r = await runMount(args, fd);
-    if (r.status !== 0) {
-      fs.closeSync(fd);
-      throw new KernelMountError(`mount(8) failed (${r.status ?? 'not run'}): ${r.output || 'no message'}`);
-    }
     const m = new KernelFuseMount(mnt, fd);
     const write = (frame: Buffer) => { fs.writeSync(fd, frame); };
     m.session = new FuseSession(ll, sys, write, {
@@ -122,8 +135,29 @@ export class KernelFuseMount extends EventEmitter {
       sysFor: opts.sysFor, log: opts.log, readOnly: opts.readOnly, serialize: opts.serialize,
     });
     m.reader = makeReader(opts.reader, fd, opts.maxWrite + 4096 + 40 + 80);
-    debug('reading /dev/fuse with the %s reader', m.reader.kind);
-    m.reader.start((frame) => m.session!.handle(frame), (errno) => m.onEnd(errno));
+    let reading = false;
+    const startReading = () => {
+      if (reading) return;
+      reading = true;
+      debug('reading /dev/fuse with the %s reader', m.reader!.kind);
+      m.reader!.start((frame) => m.session!.handle(frame), (errno) => m.onEnd(errno));
+    };
+    // Reading before the mount exists fails EPERM, so it starts once the mount shows in
+    // mountinfo: then, not only once mount(8) has exited, so that a mount(8) that looks at
+    // the new mount (and waits for INIT) cannot deadlock with us.
+    const done = runMount(args, fd);
+    let r: { status: number | null; output: string } | undefined;
+    done.then((x) => { r = x; }, () => undefined);
+    while (!r) {
+      await Promise.race([done, new Promise((res) => setTimeout(res, 20))]);
+      if (!r && (await findMount(mnt))?.fsType.startsWith('fuse')) startReading();
+    }
+    if (r.status !== 0) {
+      if (reading) m.reader.stop();
+      fs.closeSync(fd);
+      throw new KernelMountError(`mount(8) failed (${r.status ?? 'not run'}): ${r.output || 'no message'}`);
+    }
+    startReading();
     const entry = await findMount(mnt);
     if (!entry) {
       await m.unmount().catch(() => undefined);

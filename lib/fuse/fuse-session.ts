@@ -229,7 +229,12 @@ export class FuseSession {
     const sys = this.sysOf(req);
     const ll = this.ll;
     const done = (r: number) => this.reply(u, r < 0 ? r : 0);
-    const entryOr = (r: Entry | number) => typeof r === 'number' ? this.reply(u, r) : this.reply(u, 0, this.entry(r));
+    const entryOr = (r: Entry | number) => {
+      if (typeof r === 'number') return this.reply(u, r);
+      // Answered EINTR already: the kernel never learns this lookup, so it will not FORGET it.
+      if (this.inflight.get(u)?.answered) void ll.forget(r.nodeid, 1);
+      return this.reply(u, 0, this.entry(r));
+    };
     const attrOr = (r: Stat | number) => typeof r === 'number' ? this.reply(u, r) : this.reply(u, 0, this.attr(r));
     switch (req.op) {
       case 'init': return this.init(req);

@@ -19,7 +19,7 @@ import type { Sys } from '../kernel/include/sys.js';
 import { EBADMSG, EINVAL, ENODEV, EUCLEAN, MS_RDONLY, O_DIRECTORY, O_RDONLY, strerror } from '../kernel/include/uapi.js';
 import { detectFs } from './detect.js';
 import { FuseMount } from './fuse-native.js';
-import { KernelFuseMount } from './fuse-kernel.js';
+import { KernelFuseMount, kernelOptionProblem } from './fuse-kernel.js';
 import { LowLevelOps } from './ll-ops.js';
 import { chooseTransport } from './transport.js';
 import { acquireLock } from './lock.js';
@@ -269,7 +269,8 @@ export async function runDaemon(args: LklfuseArgs): Promise<number> {
     outsideFd = await sys.open('/', O_RDONLY | O_DIRECTORY);
     const root = (await sys.chroot(mp)) === 0 ? '' : mp;
     const readOnly = opts.readOnly || (opts.mountFlags & MS_RDONLY) !== 0;
-    const transport = chooseTransport(opts.transport, { hasSysAs: typeof kernel.sysAs === 'function' });
+    const libfuseOnly = kernelOptionProblem(opts.fuse);
+    const transport = chooseTransport(opts.transport, { hasSysAs: typeof kernel.sysAs === 'function', libfuseOnly });
     if (transport.error) throw new LklfuseError(transport.error);
     debug('transport: %s (%s)', transport.kind, transport.why);
 

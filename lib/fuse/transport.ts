@@ -11,7 +11,11 @@ export type TransportKind = 'kernel' | 'fuse-native';
 
 export interface TransportChoice { kind: TransportKind; why: string; error?: string }
 
-export function chooseTransport(forced: TransportKind | undefined, env: { hasSysAs: boolean; uid?: number; device?: string }): TransportChoice {
+/**
+ * env.libfuseOnly: why the -o options need libfuse (kernelOptionProblem), if they do; the
+ * automatic choice then falls back to fuse-native, a forced kernel transport fails.
+ */
+export function chooseTransport(forced: TransportKind | undefined, env: { hasSysAs: boolean; uid?: number; device?: string; libfuseOnly?: string }): TransportChoice {
   const uid = env.uid ?? process.getuid?.() ?? -1;
   const dev = env.device ?? FUSE_DEVICE();
   let devOk = true;
@@ -19,10 +23,10 @@ export function chooseTransport(forced: TransportKind | undefined, env: { hasSys
   const kernelWhyNot = uid !== 0 ? 'not running as root (mounting a /dev/fuse descriptor of our own needs root)'
     : !devOk ? `${dev} is not usable`
     : !env.hasSysAs ? 'this kernel cannot run calls with a caller\'s credentials (no sysAs)'
-    : '';
+    : env.libfuseOnly ?? '';
   if (forced === 'fuse-native') return { kind: 'fuse-native', why: 'transport=fuse-native' };
   if (forced === 'kernel') {
-    if (uid !== 0 || !devOk) return { kind: 'kernel', why: 'transport=kernel', error: `transport=kernel: ${kernelWhyNot}` };
+    if (uid !== 0 || !devOk || env.libfuseOnly) return { kind: 'kernel', why: 'transport=kernel', error: `transport=kernel: ${kernelWhyNot}` };
     return { kind: 'kernel', why: 'transport=kernel' };
   }
   return kernelWhyNot ? { kind: 'fuse-native', why: kernelWhyNot } : { kind: 'kernel', why: 'root with /dev/fuse' };
