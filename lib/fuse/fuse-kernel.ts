@@ -54,6 +54,7 @@ export interface KernelMountOptions {
   pollMs?: number;
   /** One request at a time (-s). */
   serialize?: boolean;
+  readdirplus?: boolean;
 }
 
 export class KernelMountError extends Error {}
@@ -133,6 +134,7 @@ export class KernelFuseMount extends EventEmitter {
     m.session = new FuseSession(ll, sys, write, {
       maxWrite: opts.maxWrite, entryTimeout: opts.entryTimeout, attrTimeout: opts.attrTimeout,
       sysFor: opts.sysFor, log: opts.log, readOnly: opts.readOnly, serialize: opts.serialize,
+      readdirplus: opts.readdirplus,
     });
     m.reader = makeReader(opts.reader, fd, opts.maxWrite + 4096 + 40 + 80);
     let reading = false;

@@ -51,6 +51,8 @@ export interface SessionOptions {
   readOnly?: boolean;
   /** Answer one request at a time (-s). */
   serialize?: boolean;
+  /** Offer READDIRPLUS (default true). */
+  readdirplus?: boolean;
 }
 
 /* Requests that only read: safe to answer EINTR and drop the result. */
@@ -317,7 +319,11 @@ export class FuseSession {
     this.minor = Math.min(req.minor, FUSE_KERNEL_MINOR_VERSION);
     const want = FUSE_ASYNC_READ | FUSE_ATOMIC_O_TRUNC | FUSE_BIG_WRITES | FUSE_DO_READDIRPLUS |
       FUSE_READDIRPLUS_AUTO | FUSE_PARALLEL_DIROPS | FUSE_MAX_PAGES | FUSE_AUTO_INVAL_DATA;
-    const flags = (req.flags & want) >>> 0;
+    // READDIRPLUS (auto: the kernel asks for it on a directory's first read and after
+    // lookups in it) saves a LOOKUP per entry for ls -l, find, cp -r, diff -r, but makes a
+    // names-only listing read every inode (noreaddirplus turns it off).
+    const offered = this.opts.readdirplus === false ? want & ~(FUSE_DO_READDIRPLUS | FUSE_READDIRPLUS_AUTO) : want;
+    const flags = (req.flags & offered) >>> 0;
     const maxPages = Math.ceil(this.opts.maxWrite / 4096);
     this.initialized = true;
     debug('INIT: kernel %d.%d flags %s; answering 7.%d flags %s max_write %d', req.major, req.minor, req.flags.toString(16), this.minor, flags.toString(16), this.opts.maxWrite);

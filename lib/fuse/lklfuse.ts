@@ -21,7 +21,7 @@ import { detectFs } from './detect.js';
 import { FuseMount } from './fuse-native.js';
 import { KernelFuseMount, kernelOptionProblem } from './fuse-kernel.js';
 import { LowLevelOps } from './ll-ops.js';
-import { chooseTransport } from './transport.js';
+import { chooseTransport, type TransportMount } from './transport.js';
 import { acquireLock } from './lock.js';
 import { findMount } from './mountinfo.js';
 import { lklfuseOps } from './ops.js';
@@ -274,7 +274,7 @@ export async function runDaemon(args: LklfuseArgs): Promise<number> {
     if (transport.error) throw new LklfuseError(transport.error);
     debug('transport: %s (%s)', transport.kind, transport.why);
 
-    let fuse: FuseMount | KernelFuseMount;
+    let fuse: TransportMount;
     let closeOps: () => Promise<void>;
     if (transport.kind === 'kernel') {
       // The host kernel applies the caller's umask before it sends a mode (no FUSE_DONT_MASK).
@@ -288,7 +288,7 @@ export async function runDaemon(args: LklfuseArgs): Promise<number> {
         allowOther: opts.allowOther, defaultPermissions: opts.defaultPermissions,
         extra: opts.fuse, maxWrite: KERNEL_MAX_WRITE,
         entryTimeout: opts.entryTimeout ?? 1, attrTimeout: opts.attrTimeout ?? 1,
-        reader: opts.reader ?? 'poll', serialize: args.singleThreaded,
+        reader: opts.reader ?? 'poll', serialize: args.singleThreaded, readdirplus: !opts.noReaddirplus,
         sysFor: k.sysAs ? (c) => k.sysAs!(c) : undefined,
         log,
       }).catch((e: Error) => {

@@ -41,6 +41,8 @@ export interface LklfuseOptions {
   transport?: 'kernel' | 'fuse-native';
   /** reader= (kernel transport): how /dev/fuse is read, 'poll' (default) or 'worker'. */
   reader?: 'poll' | 'worker';
+  /** noreaddirplus (kernel transport): plain READDIR only. */
+  noReaddirplus?: boolean;
   /** entry_timeout= / attr_timeout= in seconds (libfuse's names; both transports). */
   entryTimeout?: number;
   attrTimeout?: number;
@@ -191,6 +193,7 @@ export function parseOptions(lists: string[]): LklfuseOptions {
           o.reader = v;
           break;
         }
+        case 'noreaddirplus': o.noReaddirplus = true; break;
         case 'entry_timeout': case 'attr_timeout': {
           const v = need();
           if (!/^\d+(\.\d+)?$/.test(v)) throw new OptionError(`invalid value for ${name}: '${v}'`);

@@ -4,10 +4,24 @@
  * anyone). Automatic unless `-o transport=` says: the kernel transport when running as root
  * with a usable /dev/fuse and a kernel that can run calls with a caller's credentials.
  */
+import type { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import { FUSE_DEVICE } from './fuse-kernel.js';
 
 export type TransportKind = 'kernel' | 'fuse-native';
+
+/**
+ * A live FUSE mount, whichever transport serves it (KernelFuseMount in fuse-kernel.ts,
+ * FuseMount in fuse-native.ts). Emits 'unmounted' once if the mount goes away without
+ * unmount() (fusermount -u, umount, umount -l).
+ */
+export interface TransportMount extends EventEmitter {
+  readonly mountPoint: string;
+  /** The mount's id in /proc/self/mountinfo. */
+  mountId: number;
+  /** Unmounts (lazily if busy); resolves once the mount is gone. */
+  unmount(): Promise<void>;
+}
 
 export interface TransportChoice { kind: TransportKind; why: string; error?: string }
 

@@ -60,7 +60,7 @@ t.test('parseOptions', async (t) => {
       { fuse: ['uid=1000', 'umask=077', 'nodev', 'noexec', 'max_read=65536'] }],
     // Both transports take these (lklfuse hands them to libfuse for fuse-native).
     ['cache timeouts, value 0 kept', ['entry_timeout=0,attr_timeout=1.5'], { entryTimeout: 0, attrTimeout: 1.5, fuse: [] }],
-    ['transport and reader', ['transport=kernel,reader=worker'], { transport: 'kernel', reader: 'worker' }],
+    ['transport and reader', ['transport=kernel,reader=worker,noreaddirplus'], { transport: 'kernel', reader: 'worker', noReaddirplus: true }],
     ['mount.fuse / fstab noise is ignored', ['rw,dev,suid,exec,auto,noauto,user,users,nofail,_netdev,defaults,x-systemd.automount,comment=foo'],
       { readOnly: false, fuse: [], ignored: ['dev', 'suid', 'exec', 'auto', 'noauto', 'user', 'users', 'nofail', '_netdev', 'defaults', 'x-systemd.automount', 'comment=foo'] }],
     ['what mount -t fuse.lklfuse passes', ['rw,nosuid,nodev,relatime,type=vfat'], { type: 'vfat', fuse: ['nosuid', 'nodev', 'relatime'] }],
