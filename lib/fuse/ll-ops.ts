@@ -25,7 +25,7 @@ import type { Sys } from '../kernel/include/sys.js';
 import {
   AT_EACCESS, AT_EMPTY_PATH, AT_REMOVEDIR, AT_SYMLINK_NOFOLLOW, EBADF, EINVAL, ENAMETOOLONG, ENOENT,
   ERANGE, ESTALE, O_CLOEXEC, O_CREAT, O_DIRECTORY, O_EXCL, O_NOCTTY, O_NOFOLLOW, O_PATH,
-  O_RDONLY, O_WRONLY, RENAME_EXCHANGE, SEEK_SET, S_IFMT, S_IFDIR, UTIME_NOW, UTIME_OMIT,
+  O_RDONLY, O_WRONLY, RENAME_EXCHANGE, X_OK, SEEK_SET, S_IFMT, S_IFDIR, UTIME_NOW, UTIME_OMIT,
 } from '../kernel/include/uapi.js';
 import { nameBytesTooLong } from './names.js';
 import {
@@ -35,7 +35,7 @@ import {
 
 const GETDENTS_BYTES = 32768;
 const COPY_CHUNK = 1 << 20;
-/** open flags the FUSE kernel module may pass that the lkl-ts kernel has no use for (__FMODE_EXEC). */
+/** __FMODE_EXEC: the FUSE kernel module sets it in OPEN's flags when the open is for execve. */
 const FMODE_EXEC_BIT = 0x20;
 
 interface Node {
@@ -347,6 +347,14 @@ export class LowLevelOps {
     const n = this.node(nodeid);
     if (!n) return -ESTALE;
     const f = (flags & ~(O_CREAT | O_EXCL | O_NOCTTY | FMODE_EXEC_BIT)) | O_CLOEXEC;
+    if (flags & FMODE_EXEC_BIT) {
+      // An open for execve: the lkl-ts kernel's open checks read access only, so check
+      // execute permission for the caller here, as may_open does for FMODE_EXEC.
+      const w = this.self(n);
+      if (typeof w === 'number') return w;
+      const r = await sys.faccessat(w[0], w[1], X_OK, AT_EACCESS | w[2]);
+      if (r < 0) return r;
+    }
     const where = n.isDir ? [n.fd, Buffer.from('.')] as [number, Buffer] : this.at(n);
     if (typeof where === 'number') return where;
     const fd = await sys.openat(where[0], where[1], n.isDir ? f : f | O_NOFOLLOW);

@@ -96,6 +96,10 @@ t.test('allow_other: the lkl-ts kernel decides with the caller\'s uid, gid and g
     w('secret', 0o600, 0, 0);
     w('group-readable', 0o640, 0, 4242);
     w('nobodys', 0o600, 65534, 65534);
+    fs.writeFileSync(path.join(dir, 'owner-exec'), '#!/bin/sh\necho ran\n', { mode: 0o744 });
+    fs.chmodSync(path.join(dir, 'owner-exec'), 0o744);
+    fs.writeFileSync(path.join(dir, 'all-exec'), '#!/bin/sh\necho ran\n', { mode: 0o755 });
+    fs.chmodSync(path.join(dir, 'all-exec'), 0o755);
     fs.mkdirSync(path.join(dir, 'private'));
     fs.writeFileSync(path.join(dir, 'private', 'inside'), 'x');
     fs.chmodSync(path.join(dir, 'private'), 0o700);
@@ -120,6 +124,9 @@ t.test('allow_other: the lkl-ts kernel decides with the caller\'s uid, gid and g
   t.equal(sh('cat', [m('secret')]).stdout, 'secret\n', 'root reads everything');
   t.equal(asUser([], ['test', '-r', m('secret')]).status, 1, 'access(R_OK) for uid 65534 on the secret says no');
   t.equal(asUser([4242], ['test', '-r', m('group-readable')]).status, 0, 'access(R_OK) through the group says yes');
+  t.ok(denied(asUser([], [m('owner-exec')])), 'uid 65534 cannot execute a root 0744 file');
+  t.equal(asUser([], [m('all-exec')]).stdout, 'ran\n', 'but executes a 0755 one');
+  t.equal(sh(m('owner-exec'), []).stdout, 'ran\n', 'root executes the 0744 one');
   await stopDaemon(t, mnt, d);
 });
 
