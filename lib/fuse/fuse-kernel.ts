@@ -211,7 +211,7 @@ export class KernelFuseMount extends EventEmitter {
   /** Unmounts (lazily if busy). Resolves once the mount is gone and the descriptor closed. */
   async unmount(): Promise<void> {
     this.stopWatching();
-    if (this.closed) return;
+    if (this.closed) { await this.drain(); return; }
     this.closed = true;
     const e = await findMount(this.mountPoint);
     if (e && e.id === this.mountId) {
@@ -226,5 +226,17 @@ export class KernelFuseMount extends EventEmitter {
       });
     }
     this.closeFd();
+    await this.drain();
+  }
+
+  /**
+   * Waits (up to 10 s) for requests still running in the kernel to finish (their replies
+   * go nowhere), so that the caller does not close the handles they use under them.
+   */
+  private async drain(): Promise<void> {
+    if (!this.session) return;
+    let t: NodeJS.Timeout | undefined;
+    await Promise.race([this.session.idle(), new Promise((r) => { t = setTimeout(r, 10000); })]);
+    clearTimeout(t);
   }
 }
