@@ -17,7 +17,7 @@ import type { Test } from 'tap';
 import fs from 'node:fs';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { makeExtImage, makeVfatImage, withLoopMount } from '../lib/images.js';
+import { fsckVfatClean, makeExtImage, makeVfatImage, withLoopMount } from '../lib/images.js';
 import { box, daemonsFor, fuseSkip, isMounted, startForeground, transportSkip, waitFor, within } from './real-helpers.js';
 
 const skip = fuseSkip(['mke2fs', 'mkfs.vfat', 'losetup', 'mount', 'umount', 'touch', 'stat', 'setpriv', 'python3', 'flock', 'fallocate', 'chown', 'chgrp', 'ln'])
@@ -253,6 +253,48 @@ print('child=%d' % os.waitstatus_to_exitcode(st))
 `;
   t.match(sh('python3', ['-c', py, lockFile]).stdout, /child=7/, 'an fcntl lock held by one process blocks another');
   await stopDaemon(t, mnt, d);
+});
+
+const PY_LOAD = String.raw`
+import os, sys, hashlib, random
+m = sys.argv[1]
+kids = []
+for w in range(4):
+    pid = os.fork()
+    if pid == 0:
+        rnd = random.Random(w)
+        d = '%s/w%d' % (m, w)
+        os.mkdir(d)
+        bad = 0
+        for i in range(30):
+            data = rnd.randbytes(rnd.choice([1, 4096, 65537, 300000, 1 << 20]))
+            p = '%s/f%d' % (d, i)
+            with open(p, 'wb') as f: f.write(data)
+            os.stat(p)
+            os.rename(p, p + '.r')
+            with open(p + '.r', 'rb') as f: back = f.read()
+            if back != data: bad += 1
+            if i % 3 == 0: os.unlink(p + '.r')
+        os._exit(1 if bad else 0)
+    kids.append(pid)
+# A stat loop in this process meanwhile.
+for _ in range(2000):
+    os.listdir(m); os.stat(m)
+codes = [os.waitstatus_to_exitcode(os.waitpid(k, 0)[1]) for k in kids]
+print(' '.join(map(str, codes)), sum(len(os.listdir('%s/w%d' % (m, w))) for w in range(4)))
+`;
+
+t.test('under load: four writers and a stat loop at once, every byte back, nothing lost', { skip }, async (t) => {
+  const b = box(t, 'kload');
+  const img = await makeVfatImage({ path: b.path('l.img'), fat: 32, sizeMiB: 256 });
+  const mnt = b.mnt();
+  const d = await startForeground(img, mnt, ['-o', 'mb=128', ...KERNEL]);
+  const run = spawnSync('python3', ['-c', PY_LOAD, mnt], { encoding: 'utf8', timeout: 240_000 });
+  t.equal(run.status, 0, `the load ran to its end (no request lost: nothing hung) ${run.stderr ?? ''}`);
+  t.equal(run.stdout.trim(), '0 0 0 0 80', 'every writer read back what it wrote; 80 files left (20 per writer)');
+  await stopDaemon(t, mnt, d);
+  const ck = await fsckVfatClean(img);
+  t.ok(ck.clean, 'fsck.vfat -n clean', { output: ck.output });
 });
 
 t.test('the daemon ends cleanly on SIGTERM and on an external umount', { skip }, async (t) => {
