@@ -3,8 +3,8 @@
  * the kernel, attaches the image as a virtio disk, detects and mounts the filesystem in the
  * kernel, and serves it through FUSE until a signal or an external unmount, over one of two
  * transports (transport.ts chooses): the FUSE protocol on /dev/fuse itself (ll-ops.ts over
- * fuse-kernel.ts; root) or libfuse 2 (ops.ts over fuse-native.ts; anyone); then unmounts FUSE, unmounts in the kernel (writing everything back),
- * detaches the disk and halts. bin/lklfuse.ts is the command line around it.
+ * fuse-kernel.ts; root) or libfuse 2 (ops.ts over fuse-native.ts; anyone); then unmounts
+ * FUSE, unmounts in the kernel (writing everything back), detaches the disk and halts. bin/lklfuse.ts is the command line around it.
  *
  * Background mode (the default, as mount helpers must behave): the command re-runs itself
  * detached with -f and LKLFUSE_READY_FD=3; the daemon reports on that pipe, as one JSON
@@ -291,7 +291,8 @@ export async function runDaemon(args: LklfuseArgs): Promise<number> {
         reader: opts.reader ?? 'poll', serialize: args.singleThreaded, readdirplus: !opts.noReaddirplus,
         sysFor: k.sysAs ? (c) => k.sysAs!(c) : undefined,
         log,
-      }).catch((e: Error) => {
+      }).catch(async (e: Error) => {
+        await ll.closeAll(); // its descriptors would keep the kernel's mount busy
         throw new LklfuseError(`mountpoint ${mnt}: FUSE mount failed: ${e.message}`);
       });
     } else {
