@@ -274,6 +274,15 @@ export async function runDaemon(args: LklfuseArgs): Promise<number> {
     if (transport.error) throw new LklfuseError(transport.error);
     debug('transport: %s (%s)', transport.kind, transport.why);
 
+    // From here on a signal means "stop once mounted": a SIGTERM that comes while the FUSE
+    // mount is being made (it is visible in mountinfo before the mount call returns) must
+    // not kill the daemon with the mount live.
+    let signalled: string | undefined;
+    let onSignal: ((sig: string) => void) | undefined;
+    for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) {
+      process.on(sig, () => { if (!signalled) { signalled = sig; onSignal?.(sig); } });
+    }
+
     let fuse: TransportMount;
     let closeOps: () => Promise<void>;
     if (transport.kind === 'kernel') {
@@ -320,7 +329,8 @@ export async function runDaemon(args: LklfuseArgs): Promise<number> {
     notifySystemd();
 
     const reason = await new Promise<string>((resolve) => {
-      for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(sig, () => resolve(sig));
+      if (signalled) return resolve(signalled);
+      onSignal = resolve;
       fuse.once('unmounted', () => resolve('external unmount'));
     });
     debug('shutting down: %s', reason);
