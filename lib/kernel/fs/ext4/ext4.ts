@@ -10,6 +10,7 @@
  * image itself is never written.
  */
 import { Inode, type super_block } from '../../include/fs.js';
+import { rw_semaphore } from '../../kernel/wait.js';
 import type { Ext4SuperBlock, Ext4GroupDesc } from './layout.js';
 import type { Ext4CsumCtx } from './csum.js';
 import type { Journal } from '../jbd2/journal.js';
@@ -117,6 +118,16 @@ export class ext4_sb_info {
    * rewrites (delete it here) or set it after computing the new checksum.
    */
   s_dirblock_verified: Set<number> = new Set();
+  /** Bitmap blocks whose checksum was verified (BH_Verified) or that were initialised here. */
+  s_bitmap_verified: Set<number> = new Set();
+  s_bitmap_inited: Set<number> = new Set();
+  /** Free clusters and inodes (Linux's percpu counters), from the descriptors at mount. */
+  s_freeclusters_counter = 0;
+  s_freeinodes_counter = 0;
+  /** The superblock's counts or state changed since it was last written (ext4_commit_super). */
+  s_dirty_super = false;
+  /** Inode generation counter for new inodes (s_next_generation). */
+  s_next_generation = 0;
   s_max_links = 65000;
   s_extra_isize = 0;
   s_want_extra_isize = 0;
@@ -134,6 +145,8 @@ export class ext4_sb_info {
 
 /** struct ext4_inode_info: the VFS inode plus ext4's per-inode state. */
 export class Ext4Inode extends Inode {
+  /** i_data_sem: the block map / extent tree (readers map blocks, writers change it). */
+  i_data_sem = new rw_semaphore();
   /** i_block: extent root, block map, inline data or fast symlink (60 bytes, raw). */
   i_data: Uint8Array = new Uint8Array(60);
   /** EXT4_*_FL as on disk. */

@@ -3,15 +3,30 @@
  * ext4_ext_map_blocks without create). The root lives in i_block (4 entries); deeper
  * nodes are whole blocks ending with a checksum tail under metadata_csum. Every node is
  * validated before use: magic, depth as expected, entries <= max, entries ordered and
- * inside the filesystem, and its checksum. The write side (insert, split, remove) goes
- * here too, later.
+ * inside the filesystem, and its checksum. The write side (below) inserts extents (merging
+ * with the left neighbour, splitting full nodes, growing the tree in depth), converts
+ * unwritten extents that are written to, and removes space from the end (truncate).
  */
 import type { MappedBlock } from '../../include/blk.js';
+import { err } from '../../include/errno.js';
+import { EFBIG } from '../../include/uapi.js';
+import type { buffer_head } from '../buffer.js';
 import {
   EXT4_MAX_EXTENT_DEPTH, ext4_ext_check, ext4_ext_header_decode, ext4_ext_space_block,
   ext4_ext_space_root, ext4_extent_decode, ext4_extent_idx_decode, type Ext4Extent,
+  EXT4_EXTENT_HEADER_SIZE, EXT4_EXTENT_ENTRY_SIZE, EXT4_EXT_MAGIC, EXT_INIT_MAX_LEN, EXT_UNWRITTEN_MAX_LEN,
+  ext4_ext_header_encode, ext4_extent_encode, ext4_extent_idx_encode,
 } from './ext4_extents.h.js';
-import { ext4_extent_block_csum_verify } from './csum.js';
+import { le16, le32, put_le16, put_le32 } from '../../lib/struct.js';
+import { ext4_extent_block_csum_set, ext4_extent_block_csum_verify } from './csum.js';
+import {
+  brelse, ext4_forget, ext4_handle_dirty_metadata, ext4_journal_get_create_access, ext4_sb_bread_bh, ext4_sb_getblk_zero,
+  type handle_t,
+} from './ext4_jbd2.js';
+import {
+  EXT4_MB_HINT_DATA, EXT4_MB_USE_RESERVED, ext4_free_blocks, ext4_inode_to_goal_block, ext4_mb_new_blocks,
+  ext4_new_meta_blocks,
+} from './mballoc.js';
 import { EXT4_SB, type Ext4Inode } from './ext4.js';
 import { ext4_csum_error, ext4_error } from './errors.js';
 import { ext4_block_valid, ext4_sb_bread } from './block_validity.js';
@@ -127,4 +142,301 @@ export async function ext4_ext_walk(inode: Ext4Inode, fn: (ex: Ext4Extent) => bo
     }
   };
   await visit(inode.i_data, depth);
+}
+
+/* ---- the write side: inserting extents, growing and splitting nodes, removing space ---- */
+
+/** One node of a path being changed: a live tree block (bh) or the root in i_data (bh null). */
+interface WNode { bh: buffer_head | null; buf: Uint8Array; blk: number; depth: number; idx: number }
+
+const entries_of = (buf: Uint8Array): number => le16(buf, 2);
+const max_of = (buf: Uint8Array): number => le16(buf, 4);
+const entry_at = (i: number): number => EXT4_EXTENT_HEADER_SIZE + EXT4_EXTENT_ENTRY_SIZE * i;
+/** The key (first logical block) of entry i: ee_block and ei_block share the offset. */
+const key_of = (buf: Uint8Array, i: number): number => le32(buf, entry_at(i));
+
+/** The path to `lblk` with live buffers, each node checked (ext4_find_extent for writing). */
+async function ext4_find_extent_rw(inode: Ext4Inode, lblk: number): Promise<WNode[]> {
+  const sb = inode.i_sb;
+  const depth = ext_depth(inode);
+  ext4_ext_check_node(inode, inode.i_data, 0, depth, ext4_ext_space_root(), 0);
+  const path: WNode[] = [];
+  let node: WNode = { bh: null, buf: inode.i_data, blk: 0, depth, idx: -1 };
+  for (;;) {
+    const n = entries_of(node.buf);
+    let lo = 0, hi = n - 1, pick = n ? 0 : -1;
+    while (lo <= hi) {
+      const m = (lo + hi) >>> 1;
+      if (key_of(node.buf, m) <= lblk) { pick = m; lo = m + 1; } else hi = m - 1;
+    }
+    node.idx = pick;
+    path.push(node);
+    if (node.depth === 0) return path;
+    const child = ext4_extent_idx_decode(node.buf, 0, pick).leaf;
+    const bh = await ext4_sb_bread_bh(sb, child, 'ext4_find_extent', inode.i_ino);
+    try {
+      ext4_ext_check_node(inode, bh.b_data, 0, node.depth - 1, ext4_ext_space_block(sbi_bs(inode)), child);
+    } catch (e) { for (const p of path) brelse(p.bh); brelse(bh); throw e; }
+    node = { bh, buf: bh.b_data, blk: child, depth: node.depth - 1, idx: -1 };
+  }
+}
+
+function release_path(path: WNode[]): void { for (const p of path) brelse(p.bh); }
+
+/** A node changed: a tree block gets its checksum and is dirtied; the root is the inode's. */
+async function ext4_ext_dirty(handle: handle_t, inode: Ext4Inode, node: WNode): Promise<void> {
+  if (!node.bh) return; /* i_data: written by the caller's ext4_mark_inode_dirty */
+  const sbi = EXT4_SB(inode.i_sb);
+  if (sbi.s_csum?.metadata_csum) ext4_extent_block_csum_set(sbi.s_csum, inode.i_csum_seed, node.buf, 0);
+  await ext4_handle_dirty_metadata(handle, inode, node.bh);
+}
+
+/** A new, empty tree block at `depth` (ext4_ext_new_meta_block + header). */
+async function ext4_ext_new_node(handle: handle_t, inode: Ext4Inode, goal: number, depth: number): Promise<WNode> {
+  const sb = inode.i_sb;
+  const blk = await ext4_new_meta_blocks(handle, inode, goal, EXT4_MB_USE_RESERVED);
+  const bh = await ext4_sb_getblk_zero(sb, blk);
+  await ext4_journal_get_create_access(handle, sb, bh);
+  ext4_ext_header_encode({ eh_magic: EXT4_EXT_MAGIC, eh_entries: 0, eh_max: ext4_ext_space_block(sbi_bs(inode)), eh_depth: depth,
+    eh_generation: 0 }, bh.b_data, 0);
+  inode.i_blocks += sbi_bs(inode) / 512;
+  return { bh, buf: bh.b_data, blk, depth, idx: -1 };
+}
+
+/**
+ * ext4_ext_grow_indepth: the root is full: its entries move to a new block and the root
+ * becomes an index of one entry pointing there, one level deeper.
+ */
+async function ext4_ext_grow_indepth(handle: handle_t, inode: Ext4Inode): Promise<void> {
+  const root = inode.i_data;
+  const h = ext4_ext_header_decode(root, 0);
+  if (h.eh_depth >= EXT4_MAX_EXTENT_DEPTH)
+    throw ext4_error(inode.i_sb, 'ext4_ext_grow_indepth', `extent tree too deep (${h.eh_depth})`, { ino: inode.i_ino });
+  const goal = h.eh_entries ? (h.eh_depth ? ext4_extent_idx_decode(root, 0, 0).leaf : ext4_extent_decode(root, 0, 0).start)
+    : ext4_inode_to_goal_block(inode);
+  const n = await ext4_ext_new_node(handle, inode, goal, h.eh_depth);
+  try {
+    n.buf.set(root.subarray(EXT4_EXTENT_HEADER_SIZE, entry_at(h.eh_entries)), EXT4_EXTENT_HEADER_SIZE);
+    put_le16(n.buf, 2, h.eh_entries);
+    await ext4_ext_dirty(handle, inode, n);
+    const first = h.eh_entries ? key_of(root, 0) : 0;
+    root.fill(0, EXT4_EXTENT_HEADER_SIZE);
+    ext4_ext_header_encode({ ...h, eh_entries: 1, eh_max: ext4_ext_space_root(), eh_depth: h.eh_depth + 1 }, root, 0);
+    ext4_extent_idx_encode({ ei_block: first, leaf: n.blk }, root, 0, 0);
+  } finally { brelse(n.bh); }
+}
+
+/** ext4_ext_correct_indexes: a node's first key changed: its parents' index keys follow. */
+async function ext4_ext_correct_indexes(handle: handle_t, inode: Ext4Inode, path: WNode[], level: number): Promise<void> {
+  let key = key_of(path[level]!.buf, 0);
+  for (let k = level; k > 0; k--) {
+    const parent = path[k - 1]!;
+    put_le32(parent.buf, entry_at(parent.idx), key);
+    await ext4_ext_dirty(handle, inode, parent);
+    if (parent.idx !== 0) break;
+    key = key_of(parent.buf, 0);
+  }
+}
+
+type EntryWriter = { key: number; write(buf: Uint8Array, i: number): void };
+
+/**
+ * Insert an entry at `pos` of node `level` of the path (ext4_ext_insert_extent /
+ * ext4_ext_insert_index). A full node is split (ext4_ext_split): a new node takes the
+ * entries from the split point on (none when appending, so sequential files fill their
+ * nodes), and an index entry for it goes into the parent. When no node up to the root
+ * has room the tree first grows a level and false is returned: the caller starts again.
+ */
+async function ext4_ext_insert_at(handle: handle_t, inode: Ext4Inode, path: WNode[], level: number, pos: number,
+  e: EntryWriter): Promise<boolean> {
+  const node = path[level]!;
+  const n = entries_of(node.buf);
+  if (n < max_of(node.buf)) {
+    node.buf.copyWithin(entry_at(pos + 1), entry_at(pos), entry_at(n));
+    e.write(node.buf, pos);
+    put_le16(node.buf, 2, n + 1);
+    await ext4_ext_dirty(handle, inode, node);
+    if (pos === 0 && level > 0) await ext4_ext_correct_indexes(handle, inode, path, level);
+    return true;
+  }
+  let room = false;
+  for (let k = 0; k < level; k++) if (entries_of(path[k]!.buf) < max_of(path[k]!.buf)) room = true;
+  if (!room) { await ext4_ext_grow_indepth(handle, inode); return false; }
+  const split = pos === n ? n : Math.floor(n / 2);
+  const nn = await ext4_ext_new_node(handle, inode, node.blk, node.depth);
+  try {
+    nn.buf.set(node.buf.subarray(entry_at(split), entry_at(n)), EXT4_EXTENT_HEADER_SIZE);
+    put_le16(nn.buf, 2, n - split);
+    node.buf.fill(0, entry_at(split), entry_at(n));
+    put_le16(node.buf, 2, split);
+    const target = pos >= split ? nn : node;
+    const tpos = pos >= split ? pos - split : pos;
+    const tn = entries_of(target.buf);
+    target.buf.copyWithin(entry_at(tpos + 1), entry_at(tpos), entry_at(tn));
+    e.write(target.buf, tpos);
+    put_le16(target.buf, 2, tn + 1);
+    await ext4_ext_dirty(handle, inode, nn);
+    await ext4_ext_dirty(handle, inode, node);
+    if (target === node && tpos === 0) await ext4_ext_correct_indexes(handle, inode, path, level);
+    const parent = path[level - 1]!;
+    const key = key_of(nn.buf, 0);
+    const blk = nn.blk;
+    return await ext4_ext_insert_at(handle, inode, path, level - 1, parent.idx + 1,
+      { key, write: (buf, i) => ext4_extent_idx_encode({ ei_block: key, leaf: blk }, buf, 0, i) });
+  } finally { brelse(nn.bh); }
+}
+
+/**
+ * ext4_ext_insert_extent: add a mapping to the tree, merged into its left neighbour when
+ * it continues it logically and physically (and both are written extents).
+ */
+export async function ext4_ext_insert_extent(handle: handle_t, inode: Ext4Inode, ex: Ext4Extent): Promise<void> {
+  for (let attempt = 0; attempt <= EXT4_MAX_EXTENT_DEPTH + 1; attempt++) {
+    const path = await ext4_find_extent_rw(inode, ex.ee_block);
+    try {
+      const leaf = path[path.length - 1]!;
+      const n = entries_of(leaf.buf);
+      let pos = 0;
+      if (n > 0) {
+        const cur = ext4_extent_decode(leaf.buf, 0, leaf.idx);
+        const max = ex.unwritten ? EXT_UNWRITTEN_MAX_LEN : EXT_INIT_MAX_LEN;
+        if (cur.ee_block + cur.len === ex.ee_block && cur.start + cur.len === ex.start && cur.unwritten === ex.unwritten &&
+          cur.len + ex.len <= max) {
+          ext4_extent_encode({ ...cur, len: cur.len + ex.len }, leaf.buf, 0, leaf.idx);
+          await ext4_ext_dirty(handle, inode, leaf);
+          return;
+        }
+        pos = cur.ee_block > ex.ee_block ? leaf.idx : leaf.idx + 1;
+      }
+      const done = await ext4_ext_insert_at(handle, inode, path, path.length - 1, pos,
+        { key: ex.ee_block, write: (buf, i) => ext4_extent_encode(ex, buf, 0, i) });
+      if (done) return;
+    } finally { release_path(path); }
+  }
+  throw ext4_error(inode.i_sb, 'ext4_ext_insert_extent', 'could not make room in the extent tree', { ino: inode.i_ino });
+}
+
+/** ext4_ext_find_goal: next to the extent before `lblk`, else near the inode. */
+function ext4_ext_find_goal(inode: Ext4Inode, path: PathNode[], lblk: number): number {
+  const leaf = path[path.length - 1];
+  if (leaf && leaf.idx >= 0) {
+    const ex = ext4_extent_decode(leaf.buf, leaf.off, leaf.idx);
+    return lblk >= ex.ee_block ? ex.start + (lblk - ex.ee_block) : Math.max(0, ex.start - (ex.ee_block - lblk));
+  }
+  if (leaf && leaf.blk) return leaf.blk;
+  return ext4_inode_to_goal_block(inode);
+}
+
+/**
+ * ext4_ext_map_blocks with create (nodelalloc): an existing written mapping is returned as
+ * is; a hole gets up to `max` new blocks near the goal; a block in an unwritten extent is
+ * converted: the extent is split around the written part (ext4_ext_convert_to_initialized).
+ * The caller holds i_data_sem for writing and writes the inode afterwards.
+ */
+export async function ext4_ext_map_blocks_create(handle: handle_t, inode: Ext4Inode, lblk: number, max: number): Promise<MappedBlock> {
+  if (lblk >= EXT_MAX_BLOCKS) throw err(EFBIG);
+  const path = await ext4_find_extent(inode, lblk);
+  const leaf = path[path.length - 1]!;
+  if (leaf.idx >= 0) {
+    const ex = ext4_extent_decode(leaf.buf, leaf.off, leaf.idx);
+    if (lblk >= ex.ee_block && lblk < ex.ee_block + ex.len) {
+      const off = lblk - ex.ee_block;
+      const len = Math.min(max, ex.len - off);
+      if (!ex.unwritten) return { pblk: ex.start + off, len };
+      await ext4_ext_convert_to_initialized(handle, inode, ex, lblk, len);
+      return { pblk: ex.start + off, len, isNew: true };
+    }
+  }
+  const hole = await ext4_ext_map_blocks(inode, lblk, max);
+  const want = Math.max(1, Math.min(max, hole.len, EXT_INIT_MAX_LEN, EXT_MAX_BLOCKS - lblk));
+  const goal = ext4_ext_find_goal(inode, path, lblk);
+  const r = await ext4_mb_new_blocks(handle, { inode, goal, len: want, flags: EXT4_MB_HINT_DATA });
+  try {
+    await ext4_ext_insert_extent(handle, inode, { ee_block: lblk, len: r.len, start: r.pblk, unwritten: false });
+  } catch (e) {
+    await ext4_free_blocks(handle, inode, r.pblk, r.len).catch(() => {});
+    throw e;
+  }
+  inode.i_blocks += r.len * (sbi_bs(inode) / 512);
+  return { pblk: r.pblk, len: r.len, isNew: true };
+}
+
+/**
+ * Blocks [lblk, lblk+len) of unwritten extent `ex` become written: the extent shrinks to
+ * its unwritten head (or is replaced by the written part), and the written part and the
+ * unwritten tail are inserted after it.
+ */
+async function ext4_ext_convert_to_initialized(handle: handle_t, inode: Ext4Inode, ex: Ext4Extent, lblk: number, len: number): Promise<void> {
+  const head = lblk - ex.ee_block;
+  const tail = ex.ee_block + ex.len - (lblk + len);
+  const mid: Ext4Extent = { ee_block: lblk, len, start: ex.start + head, unwritten: false };
+  const path = await ext4_find_extent_rw(inode, ex.ee_block);
+  try {
+    const leaf = path[path.length - 1]!;
+    ext4_extent_encode(head ? { ...ex, len: head } : mid, leaf.buf, 0, leaf.idx);
+    await ext4_ext_dirty(handle, inode, leaf);
+  } finally { release_path(path); }
+  if (head) await ext4_ext_insert_extent(handle, inode, mid);
+  if (tail) await ext4_ext_insert_extent(handle, inode, { ee_block: lblk + len, len: tail, start: mid.start + len, unwritten: true });
+}
+
+/**
+ * ext4_ext_truncate / ext4_ext_remove_space: every block from logical block `first` on is
+ * freed; extents are trimmed or dropped from the right, emptied tree blocks are freed and
+ * their index entries removed, and an emptied tree becomes a depth-0 root again.
+ */
+export async function ext4_ext_truncate(handle: handle_t, inode: Ext4Inode, first: number): Promise<void> {
+  const sb = inode.i_sb;
+  const bs = sbi_bs(inode);
+  const depth = ext_depth(inode);
+  ext4_ext_check_node(inode, inode.i_data, 0, depth, ext4_ext_space_root(), 0);
+  const free = async (pblk: number, n: number) => {
+    await ext4_free_blocks(handle, inode, pblk, n);
+    inode.i_blocks = Math.max(0, inode.i_blocks - n * (bs / 512));
+  };
+  const rm = async (buf: Uint8Array, d: number): Promise<number> => {
+    let n = entries_of(buf);
+    if (d === 0) {
+      for (let i = n - 1; i >= 0; i--) {
+        const ex = ext4_extent_decode(buf, 0, i);
+        if (ex.ee_block + ex.len <= first) break;
+        if (ex.ee_block >= first) {
+          await free(ex.start, ex.len);
+          buf.fill(0, entry_at(i), entry_at(i + 1));
+          n--;
+        } else {
+          const keep = first - ex.ee_block;
+          await free(ex.start + keep, ex.len - keep);
+          ext4_extent_encode({ ...ex, len: keep }, buf, 0, i);
+          break;
+        }
+      }
+    } else {
+      for (let i = n - 1; i >= 0; i--) {
+        const ix = ext4_extent_idx_decode(buf, 0, i);
+        const bh = await ext4_sb_bread_bh(sb, ix.leaf, 'ext4_ext_remove_space', inode.i_ino);
+        try {
+          ext4_ext_check_node(inode, bh.b_data, 0, d - 1, ext4_ext_space_block(bs), ix.leaf);
+          const left = await rm(bh.b_data, d - 1);
+          if (left === 0) {
+            ext4_forget(handle, bh);
+            await free(ix.leaf, 1);
+            buf.fill(0, entry_at(i), entry_at(i + 1));
+            n--;
+          } else {
+            await ext4_ext_dirty(handle, inode, { bh, buf: bh.b_data, blk: ix.leaf, depth: d - 1, idx: -1 });
+          }
+        } finally { brelse(bh); }
+        if (ix.ei_block < first) break;
+      }
+    }
+    put_le16(buf, 2, n);
+    return n;
+  };
+  const left = await rm(inode.i_data, depth);
+  if (left === 0 && depth > 0) {
+    ext4_ext_header_encode({ eh_magic: EXT4_EXT_MAGIC, eh_entries: 0, eh_max: ext4_ext_space_root(), eh_depth: 0, eh_generation: 0 },
+      inode.i_data, 0);
+    inode.i_data.fill(0, EXT4_EXTENT_HEADER_SIZE);
+  }
 }

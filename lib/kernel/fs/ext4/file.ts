@@ -1,14 +1,18 @@
 /*
  * Regular files (fs/ext4/file.c): reads through the page cache (filemap_read over
  * ext4_aops), llseek with SEEK_DATA / SEEK_HOLE answered from the block mapping (unwritten
- * extents count as holes, as iomap's seek does when no page is cached). Writes fail with
- * EROFS until the write side exists.
+ * extents count as holes, as iomap's seek does when no page is cached), buffered writes
+ * through the page cache (ext4_aops allocates at write_begin: nodelalloc), and fsync.
+ * fallocate is not built yet (EOPNOTSUPP: glibc's posix_fallocate then writes zeros).
  */
 import type { File, file_operations, inode_operations } from '../../include/fs.js';
 import { err } from '../../include/errno.js';
-import { EINVAL, ENXIO, EROFS, SEEK_CUR, SEEK_DATA, SEEK_END, SEEK_HOLE, SEEK_SET } from '../../include/uapi.js';
-import { filemap_read } from '../../mm/filemap.js';
-import { EXT4_INLINE_DATA_FL } from './layout.js';
+import { EINVAL, ENXIO, EOPNOTSUPP, EPERM, EROFS, SEEK_CUR, SEEK_DATA, SEEK_END, SEEK_HOLE, SEEK_SET } from '../../include/uapi.js';
+import { SB_RDONLY } from '../../include/fs.js';
+import { filemap_read, generic_file_write_iter } from '../../mm/filemap.js';
+import { filemap_write_and_wait_range, write_inode_now } from '../fs-writeback.js';
+import { sync_blockdev } from '../../block/bdev.js';
+import { EXT4_IMMUTABLE_FL, EXT4_INLINE_DATA_FL } from './layout.js';
 import { EXT4_I, EXT4_SB, type Ext4Inode } from './ext4.js';
 import { ext4_file_getattr, ext4_map_blocks, ext4_setattr } from './inode.js';
 import { ext4_listxattr } from './xattr.js';
@@ -48,14 +52,37 @@ export async function ext4_llseek(file: File, offset: number, whence: number): P
   return pos;
 }
 
-async function rofs(): Promise<never> { throw err(EROFS); }
+/** ext4_file_write_iter: buffered writes through write_begin/write_end (no inline data yet). */
+async function ext4_file_write_iter(file: File, buf: Uint8Array, pos: number): Promise<number> {
+  const inode = EXT4_I(file.f_inode);
+  const sbi = EXT4_SB(inode.i_sb);
+  if (inode.i_sb.s_flags & SB_RDONLY || sbi.s_readonly_driver) throw err(EROFS);
+  if (inode.i_ext4_flags & EXT4_INLINE_DATA_FL) throw err(EROFS);
+  if (inode.i_ext4_flags & (EXT4_IMMUTABLE_FL)) throw err(EPERM);
+  // Block-mapped files end where their triple-indirect block ends (ext4_max_bitmap_size).
+  return generic_file_write_iter(file, buf, pos);
+}
+
+/**
+ * ext4_sync_file (nojournal): the range's pages, the inode, the metadata buffers of the
+ * device, then a cache flush, as Linux's ext4_fsync_nojournal does with sync_mapping_buffers.
+ */
+async function ext4_sync_file(file: File, start: number, end: number, datasync: boolean): Promise<void> {
+  const inode = file.f_inode;
+  const sb = inode.i_sb;
+  await filemap_write_and_wait_range(inode.i_mapping, start, end);
+  if (sb.s_flags & SB_RDONLY || EXT4_SB(sb).s_readonly_driver) return;
+  await write_inode_now(inode, true, datasync);
+  if (sb.s_bdev) await sync_blockdev(sb.s_bdev);
+  await EXT4_SB(sb).s_dev.flush?.();
+}
 
 export const ext4_file_operations: file_operations = {
   llseek: ext4_llseek,
   read: filemap_read,
-  write: rofs,
-  fallocate: rofs,
-  async fsync() { /* nothing is ever dirty on the read side */ },
+  write: ext4_file_write_iter,
+  async fallocate() { throw err(EOPNOTSUPP); },
+  fsync: ext4_sync_file,
 };
 
 export const ext4_file_inode_operations: inode_operations = {

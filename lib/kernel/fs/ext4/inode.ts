@@ -7,19 +7,26 @@
  * and file.ts; on-disk layouts in layout.ts.
  */
 import {
-  I_NEW, type Dentry, type Iattr, type Inode, type Kstat, type super_block, type File,
-  type address_space_operations, type address_space,
+  ATTR_CTIME, ATTR_MTIME, ATTR_SIZE, I_FREEING, I_NEW, SB_RDONLY, type Dentry, type Iattr, type Inode, type Kstat,
+  type super_block, type File, type address_space_operations, type address_space, type writeback_control,
 } from '../../include/fs.js';
 import type { MappedBlock } from '../../include/blk.js';
 import { err } from '../../include/errno.js';
 import {
-  EROFS, ESTALE, S_IFMT, S_IFREG, S_IFDIR, S_IFLNK, S_IFCHR, S_IFBLK, S_IFIFO,
-  S_IFSOCK, STATX_BASIC_STATS, STATX_BTIME, makedev,
+  EFBIG, EINVAL, EROFS, ESTALE, S_IFMT, S_IFREG, S_IFDIR, S_IFLNK, S_IFCHR, S_IFBLK, S_IFIFO,
+  S_IFSOCK, STATX_BASIC_STATS, STATX_BTIME, makedev, major, minor,
 } from '../../include/uapi.js';
-import { iget_failed, iget_locked, iput, unlock_new_inode } from '../inode.js';
+import { iget_failed, iget_locked, iput, truncate_inode_pages_final, unlock_new_inode } from '../inode.js';
 import type { Page } from '../../mm/page_alloc.js';
-import { PAGE_SIZE, end_page_read } from '../../mm/filemap.js';
-import { mpage_readahead, mpage_read_folio } from '../mpage.js';
+import { PAGE_SIZE, end_page_read, truncate_inode_pages, truncate_pagecache } from '../../mm/filemap.js';
+import { mpage_readahead, mpage_read_folio, mpage_writepages } from '../mpage.js';
+import {
+  block_invalidate_folio, block_truncate_page, block_write_begin, block_write_full_page, generic_write_end,
+  sync_dirty_buffer, try_to_free_buffers,
+} from '../buffer.js';
+import { filemap_write_and_wait_range } from '../fs-writeback.js';
+import { inode_newsize_ok, setattr_copy, setattr_prepare } from '../attr.js';
+import { current_time } from '../time.js';
 import {
   EXT4_APPEND_FL, EXT4_BOOT_LOADER_INO, EXT4_EA_INODE_FL, EXT4_ENCRYPT_FL, EXT4_EXTENTS_FL,
   EXT4_FEATURE_INCOMPAT_64BIT, EXT4_FEATURE_INCOMPAT_EXTENTS, EXT4_FEATURE_INCOMPAT_INLINE_DATA,
@@ -28,14 +35,22 @@ import {
   EXT4_NODUMP_FL, EXT4_COMPR_FL, EXT4_VERITY_FL, EXT4_DAX_FL, ext4_fits_in_inode,
   ext4_inode_blocks, ext4_inode_check_extra_isize, ext4_inode_decode, ext4_inode_file_acl,
   ext4_inode_get_time, ext4_inode_gid, ext4_inode_projid, ext4_inode_table, ext4_inode_uid,
-  ext4_isize, le32, EXT4_GOOD_OLD_INODE_SIZE,
+  ext4_isize, le32, EXT4_GOOD_OLD_INODE_SIZE, put_le16, put_le32, ext4_inode_uid_set, ext4_inode_gid_set,
+  ext4_isize_set, ext4_inode_blocks_set, ext4_inode_file_acl_set, ext4_inode_set_time, ext4_inode_encode,
 } from './layout.js';
-import { ext4_inode_csum_seed, ext4_inode_csum_verify } from './csum.js';
+import { ext4_inode_csum_seed, ext4_inode_csum_set, ext4_inode_csum_verify } from './csum.js';
 import { EXT4_I, EXT4_SB, type Ext4Inode, EXT4_MOUNT_NO_UID32 } from './ext4.js';
 import { ext4_csum_error, ext4_error, ext4_check_shutdown } from './errors.js';
 import { ext4_block_valid, ext4_sb_bread } from './block_validity.js';
-import { ext4_ext_map_blocks } from './extents.js';
-import { ext4_ind_map_blocks } from './indirect.js';
+import { ext4_ext_map_blocks, ext4_ext_map_blocks_create, ext4_ext_truncate } from './extents.js';
+import { ext4_ind_map_blocks, ext4_ind_map_blocks_create, ext4_ind_truncate } from './indirect.js';
+import {
+  brelse, EXT4_DATA_TRANS_BLOCKS, EXT4_HT_INODE, EXT4_HT_MAP_BLOCKS, EXT4_HT_TRUNCATE, ext4_handle_dirty_metadata,
+  ext4_journal_get_write_access, ext4_journal_start, ext4_journal_stop, ext4_sb_bread_bh, type handle_t,
+} from './ext4_jbd2.js';
+import { ext4_free_inode } from './ialloc.js';
+import { ext4_xattr_delete_inode } from './xattr.js';
+import { EXT4_STATE_NEW } from './ext4.js';
 import { ext4_find_inline_data, ext4_read_inline_data } from './inline.js';
 import { ext4_file_inode_operations, ext4_file_operations } from './file.js';
 import { ext4_dir_inode_operations, ext4_special_inode_operations } from './namei.js';
@@ -239,14 +254,56 @@ export function ext4_inode_is_fast_symlink(inode: Ext4Inode): boolean {
 export async function ext4_map_blocks(inode: Ext4Inode, lblk: number, max: number): Promise<MappedBlock> {
   ext4_check_shutdown(inode.i_sb);
   if (inode.i_ext4_flags & EXT4_INLINE_DATA_FL) return { pblk: 0, len: Math.max(1, max) };
-  if (inode.i_ext4_flags & EXT4_EXTENTS_FL) return ext4_ext_map_blocks(inode, lblk, max);
-  return ext4_ind_map_blocks(inode, lblk, max);
+  await inode.i_data_sem.downRead();
+  try {
+    if (inode.i_ext4_flags & EXT4_EXTENTS_FL) return await ext4_ext_map_blocks(inode, lblk, max);
+    return await ext4_ind_map_blocks(inode, lblk, max);
+  } finally {
+    inode.i_data_sem.upRead();
+  }
 }
 
-/** ext4_get_block: the GetBlock handed to the generic page I/O helpers (buffer.ts). */
+/**
+ * ext4_get_block: the GetBlock handed to the generic page I/O helpers (buffer.ts). With
+ * `create` a hole is allocated (ext4_map_blocks with EXT4_GET_BLOCKS_CREATE) in its own
+ * handle, and the new blocks come back marked new so that the page zeroes what the write
+ * does not cover.
+ */
 export async function ext4_get_block(inode: Inode, iblock: number, maxBlocks: number, create: boolean): Promise<MappedBlock> {
-  if (create) throw err(EROFS);
-  return ext4_map_blocks(EXT4_I(inode), iblock, maxBlocks);
+  const ei = EXT4_I(inode);
+  if (!create) return ext4_map_blocks(ei, iblock, maxBlocks);
+  ext4_check_shutdown(inode.i_sb);
+  // One block per call, as __block_write_begin asks for one buffer at a time: the helper's
+  // maxBlocks runs to the end of the page, and blocks past i_size must not be allocated.
+  const handle = ext4_journal_start(inode, EXT4_HT_MAP_BLOCKS, ext4_chunk_trans_blocks(inode, 1));
+  try {
+    return await ext4_map_blocks_create(handle, ei, iblock, 1);
+  } finally {
+    await ext4_journal_stop(handle);
+  }
+}
+
+/**
+ * ext4_map_blocks with EXT4_GET_BLOCKS_CREATE: the mapping of `lblk`, allocating up to
+ * `max` blocks of the hole it falls in. i_data_sem is held for writing around the change.
+ */
+export async function ext4_map_blocks_create(handle: handle_t, inode: Ext4Inode, lblk: number, max: number): Promise<MappedBlock> {
+  if (inode.i_ext4_flags & EXT4_INLINE_DATA_FL) throw err(EROFS);
+  await inode.i_data_sem.downWrite();
+  try {
+    const m = inode.i_ext4_flags & EXT4_EXTENTS_FL
+      ? await ext4_ext_map_blocks_create(handle, inode, lblk, max)
+      : await ext4_ind_map_blocks_create(handle, inode, lblk, max);
+    if (m.isNew) await ext4_mark_inode_dirty(handle, inode);
+    return m;
+  } finally {
+    inode.i_data_sem.upWrite();
+  }
+}
+
+/** ext4_chunk_trans_blocks (an estimate: the journal uses it, nojournal ignores it). */
+export function ext4_chunk_trans_blocks(_inode: Inode, nrblocks: number): number {
+  return EXT4_DATA_TRANS_BLOCKS + Math.min(nrblocks, 64);
 }
 
 /**
@@ -331,6 +388,28 @@ export const ext4_aops: address_space_operations = {
     const m = await ext4_map_blocks(EXT4_I(mapping.host), block, 1);
     return m.unwritten ? 0 : m.pblk;
   },
+  /* The write side (nodelalloc: blocks are allocated when a write first touches them). */
+  async write_begin(_file: File | null, m: address_space, pos: number, len: number): Promise<Page> {
+    return block_write_begin(m, pos, len, ext4_get_block);
+  },
+  async write_end(_file: File | null, m: address_space, pos: number, len: number, copied: number, page: Page): Promise<number> {
+    const n = await generic_write_end(m, pos, len, copied, page);
+    const ei = EXT4_I(m.host);
+    if (ei.i_size > ei.i_disksize) { ei.i_disksize = ei.i_size; }
+    return n;
+  },
+  async writepage(page: Page, wbc: writeback_control): Promise<void> {
+    await block_write_full_page(page, ext4_get_block, wbc);
+  },
+  async writepages(m: address_space, wbc: writeback_control): Promise<void> {
+    await mpage_writepages(m, wbc, ext4_get_block);
+  },
+  invalidate_folio(page: Page, offset: number, length: number): void {
+    block_invalidate_folio(page, offset, length);
+  },
+  release_folio(page: Page): boolean {
+    return try_to_free_buffers(page);
+  },
 };
 
 /** ext4_getattr: generic attributes plus btime and the statx attribute flags. */
@@ -373,8 +452,202 @@ export async function ext4_file_getattr(dentry: Dentry, stat: Kstat, requestMask
   if (inode.i_ext4_flags & EXT4_INLINE_DATA_FL) stat.blocks += Math.ceil(stat.size / 512);
 }
 
-/** ext4_setattr: no write support yet. */
-export async function ext4_setattr(_dentry: Dentry, _attr: Iattr): Promise<void> {
-  throw err(EROFS);
+/* ---- writing inodes ---- */
+
+/** old_encode_dev / new_encode_dev (kdev_t.h). */
+function old_valid_dev(dev: number): boolean { return major(dev) < 256 && minor(dev) < 256; }
+function old_encode_dev(dev: number): number { return (major(dev) << 8) | minor(dev); }
+function new_encode_dev(dev: number): number {
+  const mj = major(dev), mn = minor(dev);
+  return ((mn & 0xff) | (mj << 8) | ((mn & ~0xff) << 12)) >>> 0;
 }
 
+/** Set i_block for a device inode as ext4_do_update_inode writes it. */
+export function ext4_set_dev(inode: Ext4Inode, rdev: number): void {
+  inode.i_data.fill(0);
+  if (old_valid_dev(rdev)) put_le32(inode.i_data, 0, old_encode_dev(rdev));
+  else put_le32(inode.i_data, 4, new_encode_dev(rdev));
+}
+
+/**
+ * ext4_do_update_inode: the in-core inode into its slot of the inode table (fields over
+ * the raw copy, so in-inode xattrs and fields we do not model survive), with its checksum,
+ * the table block dirtied under `handle`.
+ */
+export async function ext4_do_update_inode(handle: handle_t, inode: Ext4Inode): Promise<void> {
+  const sb = inode.i_sb;
+  const sbi = EXT4_SB(sb);
+  const isz = sbi.s_inode_size;
+  const ino = inode.i_ino;
+  const loc = ext4_inode_loc(sb, ino);
+  if (!ext4_block_valid(sb, loc.block))
+    throw ext4_error(sb, 'ext4_do_update_inode', `Invalid inode table block ${loc.block} in block_group ${loc.group}`, { ino });
+  const bh = await ext4_sb_bread_bh(sb, loc.block, 'ext4_do_update_inode', ino);
+  try {
+    await ext4_journal_get_write_access(handle, sb, bh);
+    if (inode.i_raw.length !== isz) { const r = new Uint8Array(isz); r.set(inode.i_raw.subarray(0, isz)); inode.i_raw = r; }
+    const raw = inode.i_raw;
+    if (isz > EXT4_GOOD_OLD_INODE_SIZE) put_le16(raw, EXT4_INODE_OFF.i_extra_isize, inode.i_extra_isize);
+    const di = ext4_inode_decode(raw, 0, isz);
+    di.i_mode = inode.i_mode;
+    if (sbi.test_opt(EXT4_MOUNT_NO_UID32)) {
+      di.i_uid = inode.i_uid > 0xffff ? 65534 : inode.i_uid;
+      di.i_gid = inode.i_gid > 0xffff ? 65534 : inode.i_gid;
+      di.l_i_uid_high = 0; di.l_i_gid_high = 0;
+    } else {
+      ext4_inode_uid_set(di, inode.i_uid);
+      ext4_inode_gid_set(di, inode.i_gid);
+    }
+    di.i_links_count = inode.i_nlink;
+    di.i_flags = inode.i_ext4_flags >>> 0;
+    di.i_dtime = inode.i_dtime >>> 0;
+    di.i_generation = inode.i_generation >>> 0;
+    ext4_isize_set(di, inode.i_disksize > inode.i_size ? inode.i_disksize : inode.i_size);
+    if (!ext4_inode_blocks_set(di, inode.i_blocks, sbi.has_ro_compat(EXT4_FEATURE_RO_COMPAT_HUGE_FILE), sbi.s_blocksize))
+      throw err(EFBIG);
+    inode.i_ext4_flags = di.i_flags >>> 0;
+    ext4_inode_file_acl_set(di, inode.i_file_acl);
+    if (!sbi.has_incompat(EXT4_FEATURE_INCOMPAT_64BIT)) di.l_i_file_acl_high = 0;
+    const type = inode.i_mode & S_IFMT;
+    if (type === S_IFCHR || type === S_IFBLK) ext4_set_dev(inode, inode.i_rdev);
+    di.i_block = inode.i_data.slice();
+    ext4_inode_set_time(di, 'atime', inode.i_atime);
+    ext4_inode_set_time(di, 'mtime', inode.i_mtime);
+    ext4_inode_set_time(di, 'ctime', inode.i_ctime);
+    if (inode.i_btime) ext4_inode_set_time(di, 'crtime', inode.i_btime);
+    if (sbi.has_ro_compat(EXT4_FEATURE_RO_COMPAT_PROJECT) && ext4_fits_in_inode(di.i_extra_isize, 0xa0)) di.i_projid = inode.i_projid;
+    ext4_inode_encode(di, raw, 0, isz);
+    if (sbi.s_csum?.metadata_csum) ext4_inode_csum_set(sbi.s_csum, ino, raw, 0);
+    bh.b_data.set(raw, loc.offset);
+    inode.i_loc_block = loc.block;
+    inode.i_loc_offset = loc.offset;
+    inode.i_state_flags &= ~EXT4_STATE_NEW;
+    await ext4_handle_dirty_metadata(handle, inode, bh);
+  } finally { brelse(bh); }
+}
+
+/** ext4_mark_inode_dirty: write the in-core inode into its buffer now. */
+export async function ext4_mark_inode_dirty(handle: handle_t, inode: Inode): Promise<void> {
+  await ext4_do_update_inode(handle, EXT4_I(inode));
+}
+
+/**
+ * ext4_write_inode (nojournal): the inode into its buffer, and for a synchronous write the
+ * buffer to disk.
+ */
+export async function ext4_write_inode(inode: Inode, sync: boolean): Promise<void> {
+  const sb = inode.i_sb;
+  if (sb.s_flags & SB_RDONLY || EXT4_SB(sb).s_readonly_driver) return;
+  if (inode.i_nlink === 0 && (inode.i_state & I_FREEING)) return;
+  const handle = ext4_journal_start(inode, EXT4_HT_INODE, 1);
+  try { await ext4_do_update_inode(handle, EXT4_I(inode)); } finally { await ext4_journal_stop(handle); }
+  if (sync) {
+    const bh = await ext4_sb_bread_bh(sb, EXT4_I(inode).i_loc_block, 'ext4_write_inode', inode.i_ino);
+    try { await sync_dirty_buffer(bh); } finally { brelse(bh); }
+  }
+}
+
+/* ---- truncation ---- */
+
+/**
+ * ext4_truncate: free the blocks past i_size (rounded up to a block) and zero the tail of
+ * the last block. The caller has set i_size and dropped the page cache past it.
+ */
+export async function ext4_truncate(inode: Ext4Inode): Promise<void> {
+  const sb = inode.i_sb;
+  const type = inode.i_mode & S_IFMT;
+  if (!(type === S_IFREG || type === S_IFDIR || type === S_IFLNK)) return;
+  if (type === S_IFLNK && ext4_inode_is_fast_symlink(inode)) return;
+  if (inode.i_ext4_flags & EXT4_INLINE_DATA_FL) throw err(EROFS);
+  if (inode.i_size % EXT4_SB(sb).s_blocksize && inode.i_mapping.a_ops === ext4_aops)
+    await block_truncate_page(inode.i_mapping, inode.i_size, ext4_get_block);
+  const first = Math.ceil(inode.i_size / EXT4_SB(sb).s_blocksize);
+  const handle = ext4_journal_start(inode, EXT4_HT_TRUNCATE, EXT4_DATA_TRANS_BLOCKS);
+  try {
+    await inode.i_data_sem.downWrite();
+    try {
+      if (inode.i_ext4_flags & EXT4_EXTENTS_FL) await ext4_ext_truncate(handle, inode, first);
+      else await ext4_ind_truncate(handle, inode, first);
+    } finally { inode.i_data_sem.upWrite(); }
+    inode.i_disksize = inode.i_size;
+    await ext4_mark_inode_dirty(handle, inode);
+  } finally {
+    await ext4_journal_stop(handle);
+  }
+}
+
+/**
+ * ext4_setattr: ownership, mode and times (setattr_copy after the VFS's checks), and size:
+ * a shrink drops the page cache past it and frees the blocks, a grow leaves a hole.
+ */
+export async function ext4_setattr(dentry: Dentry, attr: Iattr): Promise<void> {
+  const inode = EXT4_I(dentry.d_inode!);
+  const sb = inode.i_sb;
+  if (sb.s_flags & SB_RDONLY || EXT4_SB(sb).s_readonly_driver) throw err(EROFS);
+  await setattr_prepare(dentry, attr);
+  if (attr.ia_valid & ATTR_SIZE) {
+    const size = attr.ia_size!;
+    if ((inode.i_mode & S_IFMT) !== S_IFREG) throw err(EINVAL);
+    inode_newsize_ok(inode, size);
+    if (!(inode.i_ext4_flags & EXT4_EXTENTS_FL) && size > ext4_max_bitmap_size_of(inode)) throw err(EFBIG);
+    if (inode.i_ext4_flags & EXT4_INLINE_DATA_FL) throw err(EROFS);
+    if (size !== inode.i_size) {
+      const old = inode.i_size;
+      if (!(attr.ia_valid & (ATTR_MTIME | ATTR_CTIME))) {
+        const now = current_time(inode);
+        inode.i_mtime = now; inode.i_ctime = { ...now };
+      }
+      if (size < old) {
+        await filemap_write_and_wait_range(inode.i_mapping, size, Infinity);
+        inode.i_size = size;
+        await truncate_pagecache(inode, size);
+        await ext4_truncate(inode);
+      } else {
+        inode.i_size = size;
+        inode.i_disksize = size;
+      }
+    }
+  }
+  setattr_copy(inode, attr);
+  const handle = ext4_journal_start(inode, EXT4_HT_INODE, 3);
+  try { await ext4_mark_inode_dirty(handle, inode); } finally { await ext4_journal_stop(handle); }
+}
+
+function ext4_max_bitmap_size_of(inode: Inode): number { return inode.i_sb.s_maxbytes; }
+
+/**
+ * ext4_evict_inode: an inode with no links left gives back its blocks, its xattr block and
+ * its number (i_dtime set, as e2fsck expects of a deleted inode); others just leave the cache.
+ */
+export async function ext4_evict_inode(inode: Inode): Promise<void> {
+  const ei = EXT4_I(inode);
+  const sb = inode.i_sb;
+  await truncate_inode_pages(inode.i_mapping, 0);
+  truncate_inode_pages_final(inode);
+  if (inode.i_nlink !== 0 || sb.s_flags & SB_RDONLY || EXT4_SB(sb).s_readonly_driver || is_bad_ext4_inode(ei)) return;
+  const handle = ext4_journal_start(inode, EXT4_HT_TRUNCATE, EXT4_DATA_TRANS_BLOCKS + 3);
+  try {
+    inode.i_size = 0;
+    ei.i_disksize = 0;
+    if (ei.i_ext4_flags & EXT4_INLINE_DATA_FL) {
+      /* inline data lives in the inode: nothing to free */
+    } else if (!((inode.i_mode & S_IFMT) === S_IFLNK && ext4_inode_is_fast_symlink(ei)) && ext4_has_blocks(ei)) {
+      await ei.i_data_sem.downWrite();
+      try {
+        if (ei.i_ext4_flags & EXT4_EXTENTS_FL) await ext4_ext_truncate(handle, ei, 0);
+        else await ext4_ind_truncate(handle, ei, 0);
+      } finally { ei.i_data_sem.upWrite(); }
+    }
+    if (ei.i_file_acl) await ext4_xattr_delete_inode(handle, ei);
+    ei.i_dtime = Math.max(0, Math.floor(Date.now() / 1000)) >>> 0;
+    await ext4_mark_inode_dirty(handle, ei);
+    await ext4_free_inode(handle, ei);
+  } finally {
+    await ext4_journal_stop(handle).catch(() => {});
+  }
+}
+
+function ext4_has_blocks(inode: Ext4Inode): boolean {
+  return inode.i_blocks > 0 || (inode.i_ext4_flags & EXT4_EXTENTS_FL) !== 0;
+}
+function is_bad_ext4_inode(inode: Ext4Inode): boolean { return inode.i_mode === 0; }

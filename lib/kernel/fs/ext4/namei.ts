@@ -2,21 +2,44 @@
  * Glue between the VFS and ext4's directories (fs/ext4/namei.c): name lookup, linear and
  * through the htree index (dx_probe, ext4_htree_next_block for hash collisions), and the
  * inode operation tables of directories and special files. All knowledge of the entry
- * layout is in dir.ts. Modifying operations fail with EROFS until the write side exists.
+ * layout is in dir.ts. The write side: adding entries (linear, and through the index for
+ * htree directories), deleting them, and create/mknod/symlink/mkdir/link/unlink/rmdir/rename.
  */
 import type { Dentry, Inode, inode_operations } from '../../include/fs.js';
 import { err } from '../../include/errno.js';
-import { ENAMETOOLONG, EROFS, ESTALE } from '../../include/uapi.js';
+import {
+  EEXIST, EINVAL, EMLINK, ENAMETOOLONG, ENOENT, ENOSPC, ENOTEMPTY, EROFS, ESTALE, RENAME_EXCHANGE, RENAME_WHITEOUT,
+  S_IFCHR, S_IFBLK, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG,
+} from '../../include/uapi.js';
+import type { buffer_head } from '../buffer.js';
+import { clear_nlink, drop_nlink, ihold, inc_nlink, init_special_inode, iput, set_nlink, unlock_new_inode } from '../inode.js';
+import { d_instantiate } from '../dcache.js';
+import { current_time } from '../time.js';
 import {
   DX_HASH_TEA, DX_ROOT_INFO_OFFSET, DX_NODE_COUNT_OFFSET, EXT4_FEATURE_INCOMPAT_LARGEDIR,
   EXT4_NAME_LEN, EXT4_ROOT_INO, dx_countlimit_decode, dx_entry_decode, dx_node_check,
   dx_root_check, dx_root_info_decode, ext4_dir_entry_decode, ext4_rec_len_from_disk,
-  EXT4_INLINE_DATA_FL,
+  EXT4_INLINE_DATA_FL, EXT4_DIR_TAIL_SIZE, EXT4_FEATURE_INCOMPAT_FILETYPE, EXT4_FEATURE_RO_COMPAT_DIR_NLINK,
+  EXT4_EXTENTS_FL, EXT4_N_BLOCKS, ext4_check_dir_entry, ext4_dir_entry_encode, ext4_dir_rec_len, ext4_dir_tail_init,
+  ext4_rec_len_to_disk, ext4_type_by_mode, le16, le32, put_le16, put_le32,
 } from './layout.js';
+import { ext4_dirblock_csum_set, ext4_dx_csum_set } from './csum.js';
+import {
+  brelse, EXT4_DATA_TRANS_BLOCKS, EXT4_HT_DIR, EXT4_INDEX_EXTRA_TRANS_BLOCKS, ext4_handle_dirty_metadata,
+  ext4_journal_get_create_access, ext4_journal_get_write_access, ext4_journal_start, ext4_journal_stop, ext4_sb_bread_bh,
+  ext4_sb_getblk_zero, type handle_t,
+} from './ext4_jbd2.js';
+import { __ext4_new_inode } from './ialloc.js';
+import { ext4_file_inode_operations, ext4_file_operations } from './file.js';
+import { ext4_fast_symlink_inode_operations, ext4_symlink_inode_operations } from './symlink.js';
 import { ext4fs_dirhash } from './hash.js';
 import { EXT4_I, EXT4_SB, type Ext4Inode } from './ext4.js';
 import { ext4_error, ext4_warning } from './errors.js';
-import { ext4_iget, ext4_getattr, ext4_setattr } from './inode.js';
+import {
+  ext4_aops, ext4_iget, ext4_getattr, ext4_map_blocks, ext4_map_blocks_create, ext4_mark_inode_dirty, ext4_set_dev,
+  ext4_setattr,
+} from './inode.js';
+import { ext4_dir_operations } from './dir.js';
 import { DxFallback, dir_blocks, ext4_read_dirblock, ext4_walk_dirblock, is_dx } from './dir.js';
 import { ext4_inline_dir_view } from './inline.js';
 import { ext4_listxattr } from './xattr.js';
@@ -261,12 +284,568 @@ export async function ext4_get_parent(dir: Ext4Inode): Promise<Ext4Inode> {
   return ext4_iget(dir.i_sb, ino);
 }
 
-async function rofs(): Promise<never> { throw err(EROFS); }
+/* ---- the write side: adding and removing entries, and the directory operations ---- */
+
+/** Bytes of a leaf block that entries may use (the checksum tail takes the last 12). */
+function ext4_usable_size(dir: Ext4Inode): number {
+  const sbi = EXT4_SB(dir.i_sb);
+  return sbi.s_blocksize - (sbi.s_csum?.metadata_csum ? EXT4_DIR_TAIL_SIZE : 0);
+}
+
+/** The live buffer of directory block `lblk` (null for a hole). */
+async function ext4_dirblock_bh(dir: Ext4Inode, lblk: number): Promise<buffer_head | null> {
+  const m = await ext4_map_blocks(dir, lblk, 1);
+  if (m.pblk === 0 || m.unwritten) return null;
+  return ext4_sb_bread_bh(dir.i_sb, m.pblk, 'ext4_bread', dir.i_ino);
+}
+
+/** A leaf block changed: its checksum tail, remembered as verified, dirtied (ext4_handle_dirty_dirblock). */
+async function ext4_handle_dirty_dirblock(handle: handle_t, dir: Ext4Inode, bh: buffer_head): Promise<void> {
+  const sbi = EXT4_SB(dir.i_sb);
+  if (sbi.s_csum?.metadata_csum) {
+    if (!ext4_dirblock_csum_set(sbi.s_csum, dir.i_csum_seed, bh.b_data, 0))
+      throw ext4_error(dir.i_sb, 'ext4_handle_dirty_dirblock', `block ${bh.b_blocknr}: no space for directory leaf checksum`,
+        { ino: dir.i_ino });
+    sbi.s_dirblock_verified.add(bh.b_blocknr);
+  }
+  await ext4_handle_dirty_metadata(handle, dir, bh);
+}
+
+/** An index block changed: its dx tail checksum, then dirty. */
+async function ext4_handle_dirty_dx_node(handle: handle_t, dir: Ext4Inode, bh: buffer_head): Promise<void> {
+  const sbi = EXT4_SB(dir.i_sb);
+  if (sbi.s_csum?.metadata_csum) {
+    ext4_dx_csum_set(sbi.s_csum, dir.i_csum_seed, bh.b_data, 0);
+    sbi.s_dirblock_verified.add(bh.b_blocknr);
+  }
+  await ext4_handle_dirty_metadata(handle, dir, bh);
+}
+
+/**
+ * add_dirent_to_buf: put `name` -> `ino` into a block of `size` usable bytes, in the first
+ * record that is free and big enough or whose slack after its own name is. False if full.
+ */
+function add_dirent_to_buf(dir: Ext4Inode, buf: Uint8Array, size: number, pblk: number, name: Uint8Array, ino: number, ftype: number): boolean {
+  const bs = EXT4_SB(dir.i_sb).s_blocksize;
+  const need = ext4_dir_rec_len(name.length);
+  const inodes = EXT4_SB(dir.i_sb).s_es.s_inodes_count;
+  let off = 0;
+  while (off < size) {
+    const why = ext4_check_dir_entry(buf, off, size, bs, inodes);
+    if (why) throw ext4_error(dir.i_sb, 'ext4_find_dest_de', `bad entry in directory: ${why} - offset=${off}`, { ino: dir.i_ino, block: pblk });
+    const de = ext4_dir_entry_decode(buf, off, bs);
+    if (de.inode !== 0 && de.name_len === name.length && de.name.every((c, i) => c === name[i])) throw err(EEXIST);
+    const used = de.inode ? ext4_dir_rec_len(de.name_len) : 0;
+    if (de.rec_len - used >= need) {
+      let at = off, len = de.rec_len;
+      if (de.inode) {
+        put_le16(buf, off + 4, ext4_rec_len_to_disk(used, bs));
+        at = off + used;
+        len = de.rec_len - used;
+      }
+      buf.fill(0, at, at + len);
+      ext4_dir_entry_encode({ inode: ino, rec_len: len, name_len: name.length, file_type: ftype, name }, buf, at, bs);
+      return true;
+    }
+    off += de.rec_len;
+  }
+  return false;
+}
+
+function ext4_ftype(dir: Ext4Inode, mode: number): number {
+  return EXT4_SB(dir.i_sb).has_incompat(EXT4_FEATURE_INCOMPAT_FILETYPE) ? ext4_type_by_mode(mode) : 0;
+}
+
+/** An empty leaf block: one free record spanning it, and the checksum tail. */
+function ext4_init_leaf(dir: Ext4Inode, buf: Uint8Array): void {
+  const sbi = EXT4_SB(dir.i_sb);
+  const bs = sbi.s_blocksize;
+  buf.fill(0);
+  put_le16(buf, 4, ext4_rec_len_to_disk(ext4_usable_size(dir), bs));
+  if (sbi.s_csum?.metadata_csum) ext4_dir_tail_init(buf, bs);
+}
+
+/** ext4_append: a new block at the end of the directory (i_size grows by a block). */
+async function ext4_append(handle: handle_t, dir: Ext4Inode): Promise<{ bh: buffer_head; lblk: number }> {
+  const sbi = EXT4_SB(dir.i_sb);
+  const lblk = dir_blocks(dir);
+  if (!sbi.has_incompat(EXT4_FEATURE_INCOMPAT_LARGEDIR) && (lblk + 1) * sbi.s_blocksize > 0xffffffff) throw err(ENOSPC);
+  const m = await ext4_map_blocks_create(handle, dir, lblk, 1);
+  const bh = await ext4_sb_getblk_zero(dir.i_sb, m.pblk);
+  await ext4_journal_get_create_access(handle, dir.i_sb, bh);
+  dir.i_size = (lblk + 1) * sbi.s_blocksize;
+  dir.i_disksize = dir.i_size;
+  return { bh, lblk };
+}
+
+/**
+ * ext4_add_entry: link `name` to `inode` in `dir`. Htree directories insert through the
+ * index (ext4_dx_add_entry); others take the first block with room, or a new block.
+ */
+export async function ext4_add_entry(handle: handle_t, dir: Ext4Inode, name: string, inode: Inode): Promise<void> {
+  if (name.length > EXT4_NAME_LEN) throw err(ENAMETOOLONG);
+  if (dir.i_ext4_flags & EXT4_INLINE_DATA_FL) throw err(EROFS);
+  const nb = nameBytes(name);
+  const ftype = ext4_ftype(dir, inode.i_mode);
+  if (is_dx(dir)) {
+    try {
+      await ext4_dx_add_entry(handle, dir, nb, inode.i_ino, ftype);
+      return;
+    } catch (e) {
+      if (!(e instanceof DxFallback)) throw e;
+      throw ext4_error(dir.i_sb, 'ext4_add_entry', 'Directory has corrupted htree index.', { ino: dir.i_ino });
+    }
+  }
+  const size = ext4_usable_size(dir);
+  const n = dir_blocks(dir);
+  for (let b = 0; b < n; b++) {
+    const blk = await ext4_read_dirblock(dir, b, 'leaf');
+    if (!blk) continue;
+    const bh = await ext4_sb_bread_bh(dir.i_sb, blk.pblk, 'ext4_add_entry', dir.i_ino);
+    try {
+      await ext4_journal_get_write_access(handle, dir.i_sb, bh);
+      if (add_dirent_to_buf(dir, bh.b_data, size, blk.pblk, nb, inode.i_ino, ftype)) {
+        await ext4_handle_dirty_dirblock(handle, dir, bh);
+        await ext4_touch_dir(handle, dir);
+        return;
+      }
+    } finally { brelse(bh); }
+  }
+  const { bh } = await ext4_append(handle, dir);
+  try {
+    ext4_init_leaf(dir, bh.b_data);
+    add_dirent_to_buf(dir, bh.b_data, size, bh.b_blocknr, nb, inode.i_ino, ftype);
+    await ext4_handle_dirty_dirblock(handle, dir, bh);
+  } finally { brelse(bh); }
+  await ext4_touch_dir(handle, dir);
+}
+
+/** A directory's contents changed: mtime and ctime now, inode written. */
+async function ext4_touch_dir(handle: handle_t, dir: Ext4Inode): Promise<void> {
+  const now = current_time(dir);
+  dir.i_mtime = now;
+  dir.i_ctime = { ...now };
+  await ext4_mark_inode_dirty(handle, dir);
+}
+
+/** Where an entry lives: directory block, byte offset, and its inode. */
+interface DirLoc { lblk: number; off: number; ino: number }
+
+function find_in_block(dir: Ext4Inode, buf: Uint8Array, pblk: number, name: string): { off: number; ino: number } | null {
+  let r: { off: number; ino: number } | null = null;
+  ext4_walk_dirblock(dir, buf, EXT4_SB(dir.i_sb).s_blocksize, pblk, (de) => {
+    if (de.name === name) { r = { off: de.off, ino: de.ino }; return false; }
+  });
+  return r;
+}
+
+/** ext4_find_entry returning where the entry is (for delete and rename). */
+async function ext4_find_entry_loc(dir: Ext4Inode, name: string): Promise<DirLoc | null> {
+  if (is_dx(dir) && name !== '.' && name !== '..') {
+    try {
+      const r = await dx_root(dir);
+      const h = ext4fs_dirhash(nameBytes(name), r.hashVersion, EXT4_SB(dir.i_sb).s_hash_seed);
+      if (!h) throw new DxFallback();
+      const { frames, leaf } = await dx_probe(dir, h.hash, r);
+      let blk = leaf;
+      for (;;) {
+        const b = await ext4_read_dirblock(dir, blk, 'leaf');
+        if (b) { const f = find_in_block(dir, b.buf, b.pblk, name); if (f) return { lblk: blk, ...f }; }
+        blk = await ext4_htree_next_block(dir, h.hash, frames);
+        if (blk < 0) return null;
+      }
+    } catch (e) {
+      if (!(e instanceof DxFallback)) throw e;
+    }
+  }
+  const n = dir_blocks(dir);
+  for (let b = 0; b < n; b++) {
+    const blk = await ext4_read_dirblock(dir, b, 'leaf');
+    if (!blk) continue;
+    const f = find_in_block(dir, blk.buf, blk.pblk, name);
+    if (f) return { lblk: b, ...f };
+  }
+  return null;
+}
+
+/**
+ * ext4_delete_entry / ext4_generic_delete_entry: the record is merged into the one before
+ * it in its block, or (first in the block) its inode is zeroed.
+ */
+async function ext4_delete_entry(handle: handle_t, dir: Ext4Inode, loc: DirLoc): Promise<void> {
+  const bs = EXT4_SB(dir.i_sb).s_blocksize;
+  const bh = await ext4_dirblock_bh(dir, loc.lblk);
+  if (!bh) throw ext4_error(dir.i_sb, 'ext4_delete_entry', `hole at directory block ${loc.lblk}`, { ino: dir.i_ino });
+  try {
+    await ext4_journal_get_write_access(handle, dir.i_sb, bh);
+    const buf = bh.b_data;
+    let prev = -1, off = 0;
+    while (off < loc.off) {
+      const rl = ext4_rec_len_from_disk(le16(buf, off + 4), bs);
+      if (rl < 12) throw ext4_error(dir.i_sb, 'ext4_delete_entry', `bad rec_len at ${off}`, { ino: dir.i_ino, block: bh.b_blocknr });
+      prev = off;
+      off += rl;
+    }
+    if (off !== loc.off || le32(buf, off) !== loc.ino)
+      throw ext4_error(dir.i_sb, 'ext4_delete_entry', 'directory entry moved under us', { ino: dir.i_ino, block: bh.b_blocknr });
+    const rl = ext4_rec_len_from_disk(le16(buf, off + 4), bs);
+    if (prev >= 0) {
+      const prl = ext4_rec_len_from_disk(le16(buf, prev + 4), bs);
+      put_le16(buf, prev + 4, ext4_rec_len_to_disk(prl + rl, bs));
+    } else {
+      put_le32(buf, off, 0);
+    }
+    await ext4_handle_dirty_dirblock(handle, dir, bh);
+  } finally { brelse(bh); }
+}
+
+/** Point an existing entry at another inode (ext4_setent, for rename over a target). */
+async function ext4_setent(handle: handle_t, dir: Ext4Inode, loc: DirLoc, ino: number, mode: number): Promise<void> {
+  const bh = await ext4_dirblock_bh(dir, loc.lblk);
+  if (!bh) throw ext4_error(dir.i_sb, 'ext4_setent', `hole at directory block ${loc.lblk}`, { ino: dir.i_ino });
+  try {
+    await ext4_journal_get_write_access(handle, dir.i_sb, bh);
+    put_le32(bh.b_data, loc.off, ino);
+    if (EXT4_SB(dir.i_sb).has_incompat(EXT4_FEATURE_INCOMPAT_FILETYPE)) bh.b_data[loc.off + 7] = ext4_type_by_mode(mode);
+    await ext4_handle_dirty_dirblock(handle, dir, bh);
+  } finally { brelse(bh); }
+}
+
+/** empty_dir: only "." and ".." are left. */
+async function ext4_empty_dir(dir: Ext4Inode): Promise<boolean> {
+  if (dir.i_ext4_flags & EXT4_INLINE_DATA_FL) {
+    const view = await ext4_inline_dir_view(dir);
+    let empty = true;
+    for (const a of view.areas) ext4_walk_dirblock(dir, a.buf, a.size, 0, () => { empty = false; return false; });
+    return empty;
+  }
+  const n = dir_blocks(dir);
+  for (let b = 0; b < n; b++) {
+    const blk = await ext4_read_dirblock(dir, b, 'any');
+    if (!blk) continue;
+    let empty = true;
+    // An htree's root and index nodes hold their entries behind records of inode 0.
+    ext4_walk_dirblock(dir, blk.buf, EXT4_SB(dir.i_sb).s_blocksize, blk.pblk, (de) => {
+      if (de.name !== '.' && de.name !== '..') { empty = false; return false; }
+    });
+    if (!empty) return false;
+  }
+  return true;
+}
+
+/** ext4_inc_count / ext4_dec_count with dir_nlink: past EXT4_LINK_MAX a directory's count is 1. */
+function ext4_inc_count(inode: Inode): void {
+  inc_nlink(inode);
+  if ((inode.i_mode & S_IFMT) === S_IFDIR && inode.i_nlink > EXT4_LINK_MAX) set_nlink(inode, 1);
+}
+function ext4_dec_count(inode: Inode): void {
+  if ((inode.i_mode & S_IFMT) !== S_IFDIR || inode.i_nlink > 2) drop_nlink(inode);
+}
+const EXT4_LINK_MAX = 65000;
+
+/** The common tail of create/mknod/symlink: the entry, then the dentry (ext4_add_nondir). */
+async function ext4_add_nondir(handle: handle_t, dir: Ext4Inode, dentry: Dentry, inode: Ext4Inode): Promise<void> {
+  try {
+    await ext4_mark_inode_dirty(handle, inode);
+    await ext4_add_entry(handle, dir, dentry.d_name, inode);
+  } catch (e) {
+    await ext4_undo_new_inode(inode);
+    throw e;
+  }
+  d_instantiate(dentry, inode);
+  unlock_new_inode(inode);
+}
+
+/** A new inode that could not be linked: no links, evicted (its number and blocks freed). */
+async function ext4_undo_new_inode(inode: Ext4Inode): Promise<void> {
+  clear_nlink(inode);
+  unlock_new_inode(inode);
+  await iput(inode);
+}
+
+async function ext4_new_inode_start_handle(dir: Ext4Inode, mode: number, credits: number): Promise<{ handle: handle_t; inode: Ext4Inode }> {
+  if (dir.i_ext4_flags & EXT4_INLINE_DATA_FL) throw err(EROFS);
+  const handle = ext4_journal_start(dir, EXT4_HT_DIR, credits);
+  try {
+    const inode = await __ext4_new_inode(handle, dir, mode);
+    return { handle, inode };
+  } catch (e) {
+    await ext4_journal_stop(handle).catch(() => {});
+    throw e;
+  }
+}
+
+const CREATE_CREDITS = EXT4_DATA_TRANS_BLOCKS + EXT4_INDEX_EXTRA_TRANS_BLOCKS + 3;
+
+async function ext4_create(dirI: Inode, dentry: Dentry, mode: number, _excl: boolean): Promise<void> {
+  const dir = EXT4_I(dirI);
+  if (dentry.d_name.length > EXT4_NAME_LEN) throw err(ENAMETOOLONG);
+  const { handle, inode } = await ext4_new_inode_start_handle(dir, (mode & ~S_IFMT) | S_IFREG, CREATE_CREDITS);
+  try {
+    inode.i_op = ext4_file_inode_operations;
+    inode.i_fop = ext4_file_operations;
+    inode.i_mapping.a_ops = ext4_aops;
+    await ext4_add_nondir(handle, dir, dentry, inode);
+  } finally { await ext4_journal_stop(handle); }
+}
+
+async function ext4_mknod(dirI: Inode, dentry: Dentry, mode: number, rdev: number): Promise<void> {
+  const dir = EXT4_I(dirI);
+  if (dentry.d_name.length > EXT4_NAME_LEN) throw err(ENAMETOOLONG);
+  const { handle, inode } = await ext4_new_inode_start_handle(dir, mode, CREATE_CREDITS);
+  try {
+    init_special_inode(inode, inode.i_mode, rdev);
+    inode.i_op = ext4_special_inode_operations;
+    if ((mode & S_IFMT) === S_IFCHR || (mode & S_IFMT) === S_IFBLK) ext4_set_dev(inode, rdev);
+    await ext4_add_nondir(handle, dir, dentry, inode);
+  } finally { await ext4_journal_stop(handle); }
+}
+
+async function ext4_symlink(dirI: Inode, dentry: Dentry, target: string): Promise<void> {
+  const dir = EXT4_I(dirI);
+  if (dentry.d_name.length > EXT4_NAME_LEN) throw err(ENAMETOOLONG);
+  const len = target.length;
+  const bs = EXT4_SB(dir.i_sb).s_blocksize;
+  if (len + 1 > bs) throw err(ENAMETOOLONG);
+  const { handle, inode } = await ext4_new_inode_start_handle(dir, S_IFLNK | 0o777, CREATE_CREDITS);
+  try {
+    const bytes = nameBytes(target);
+    if (len + 1 <= EXT4_N_BLOCKS * 4) {
+      // A fast symlink: the target in i_block, no extent tree (as Linux clears the flag).
+      inode.i_ext4_flags &= ~EXT4_EXTENTS_FL;
+      inode.i_data.fill(0);
+      inode.i_data.set(bytes);
+      inode.i_size = len;
+      inode.i_disksize = len;
+      inode.i_link = target;
+      inode.i_op = ext4_fast_symlink_inode_operations;
+    } else {
+      inode.i_op = ext4_symlink_inode_operations;
+      inode.i_mapping.a_ops = ext4_aops;
+      try {
+        const m = await ext4_map_blocks_create(handle, inode, 0, 1);
+        const bh = await ext4_sb_getblk_zero(inode.i_sb, m.pblk);
+        try {
+          await ext4_journal_get_create_access(handle, inode.i_sb, bh);
+          bh.b_data.set(bytes);
+          await ext4_handle_dirty_metadata(handle, inode, bh);
+        } finally { brelse(bh); }
+        inode.i_size = len;
+        inode.i_disksize = len;
+      } catch (e) {
+        await ext4_undo_new_inode(inode);
+        throw e;
+      }
+    }
+    await ext4_add_nondir(handle, dir, dentry, inode);
+  } finally { await ext4_journal_stop(handle); }
+}
+
+async function ext4_mkdir(dirI: Inode, dentry: Dentry, mode: number): Promise<void> {
+  const dir = EXT4_I(dirI);
+  if (dentry.d_name.length > EXT4_NAME_LEN) throw err(ENAMETOOLONG);
+  if (dir.i_nlink >= EXT4_LINK_MAX && !EXT4_SB(dir.i_sb).has_ro_compat(EXT4_FEATURE_RO_COMPAT_DIR_NLINK)) throw err(EMLINK);
+  const { handle, inode } = await ext4_new_inode_start_handle(dir, (mode & ~S_IFMT) | S_IFDIR, CREATE_CREDITS + 1);
+  try {
+    inode.i_op = ext4_dir_inode_operations;
+    inode.i_fop = ext4_dir_operations;
+    inode.i_mapping.a_ops = ext4_aops;
+    try {
+      // ext4_init_new_dir: block 0 with "." and "..".
+      const { bh } = await ext4_append(handle, inode);
+      try {
+        const bs = EXT4_SB(dir.i_sb).s_blocksize;
+        const buf = bh.b_data;
+        ext4_init_leaf(inode, buf);
+        const ft = ext4_ftype(inode, S_IFDIR);
+        ext4_dir_entry_encode({ inode: inode.i_ino, rec_len: 12, name_len: 1, file_type: ft, name: nameBytes('.') }, buf, 0, bs);
+        ext4_dir_entry_encode({ inode: dir.i_ino, rec_len: ext4_usable_size(inode) - 12, name_len: 2, file_type: ft,
+          name: nameBytes('..') }, buf, 12, bs);
+        await ext4_handle_dirty_dirblock(handle, inode, bh);
+      } finally { brelse(bh); }
+      set_nlink(inode, 2);
+      await ext4_mark_inode_dirty(handle, inode);
+      await ext4_add_entry(handle, dir, dentry.d_name, inode);
+    } catch (e) {
+      await ext4_undo_new_inode(inode);
+      throw e;
+    }
+    ext4_inc_count(dir);
+    await ext4_mark_inode_dirty(handle, dir);
+    d_instantiate(dentry, inode);
+    unlock_new_inode(inode);
+  } finally { await ext4_journal_stop(handle); }
+}
+
+async function ext4_link(oldDentry: Dentry, dirI: Inode, dentry: Dentry): Promise<void> {
+  const dir = EXT4_I(dirI);
+  const inode = EXT4_I(oldDentry.d_inode!);
+  if (dentry.d_name.length > EXT4_NAME_LEN) throw err(ENAMETOOLONG);
+  if (inode.i_nlink >= EXT4_LINK_MAX) throw err(EMLINK);
+  const handle = ext4_journal_start(dir, EXT4_HT_DIR, CREATE_CREDITS);
+  try {
+    inode.i_ctime = current_time(inode);
+    ext4_inc_count(inode);
+    try {
+      await ext4_add_entry(handle, dir, dentry.d_name, inode);
+    } catch (e) {
+      drop_nlink(inode);
+      throw e;
+    }
+    await ext4_mark_inode_dirty(handle, inode);
+    ihold(inode);
+    d_instantiate(dentry, inode);
+  } finally { await ext4_journal_stop(handle); }
+}
+
+async function ext4_unlink(dirI: Inode, dentry: Dentry): Promise<void> {
+  const dir = EXT4_I(dirI);
+  const inode = EXT4_I(dentry.d_inode!);
+  const handle = ext4_journal_start(dir, EXT4_HT_DIR, EXT4_DATA_TRANS_BLOCKS + 2);
+  try {
+    const loc = await ext4_find_entry_loc(dir, dentry.d_name);
+    if (!loc || loc.ino !== inode.i_ino) throw err(ENOENT);
+    await ext4_delete_entry(handle, dir, loc);
+    await ext4_touch_dir(handle, dir);
+    if (inode.i_nlink === 0) ext4_warning(inode.i_sb, 'ext4_unlink', `Deleting file '${dentry.d_name}' with no links`);
+    else drop_nlink(inode);
+    inode.i_ctime = { ...dir.i_ctime };
+    await ext4_mark_inode_dirty(handle, inode);
+  } finally { await ext4_journal_stop(handle); }
+}
+
+async function ext4_rmdir(dirI: Inode, dentry: Dentry): Promise<void> {
+  const dir = EXT4_I(dirI);
+  const inode = EXT4_I(dentry.d_inode!);
+  if (!(await ext4_empty_dir(inode))) throw err(ENOTEMPTY);
+  const handle = ext4_journal_start(dir, EXT4_HT_DIR, EXT4_DATA_TRANS_BLOCKS + 2);
+  try {
+    const loc = await ext4_find_entry_loc(dir, dentry.d_name);
+    if (!loc || loc.ino !== inode.i_ino) throw err(ENOENT);
+    await ext4_delete_entry(handle, dir, loc);
+    if (inode.i_nlink !== 2) ext4_warning(inode.i_sb, 'ext4_rmdir', `empty directory '${dentry.d_name}' has too many links (${inode.i_nlink})`);
+    clear_nlink(inode);
+    inode.i_size = 0;
+    inode.i_ctime = current_time(inode);
+    await ext4_mark_inode_dirty(handle, inode);
+    ext4_dec_count(dir);
+    await ext4_touch_dir(handle, dir);
+  } finally { await ext4_journal_stop(handle); }
+}
+
+/** The ".." entry of a directory being moved: its block and offset (always block 0, second record). */
+async function ext4_dotdot_loc(dir: Ext4Inode): Promise<DirLoc> {
+  if (dir.i_ext4_flags & EXT4_INLINE_DATA_FL) throw err(EROFS);
+  const blk = await ext4_read_dirblock(dir, 0, 'any');
+  if (!blk) throw ext4_error(dir.i_sb, 'ext4_rename', 'directory has no block 0', { ino: dir.i_ino });
+  const bs = EXT4_SB(dir.i_sb).s_blocksize;
+  const first = ext4_dir_entry_decode(blk.buf, 0, bs);
+  const de = ext4_dir_entry_decode(blk.buf, first.rec_len, bs);
+  if (de.name_len !== 2 || de.name[0] !== 0x2e || de.name[1] !== 0x2e)
+    throw ext4_error(dir.i_sb, 'ext4_rename', 'directory has no ".." entry', { ino: dir.i_ino, block: blk.pblk });
+  return { lblk: 0, off: first.rec_len, ino: de.inode };
+}
+
+/** Rewrite ".." of a moved directory (in an htree root the same record: dx_root keeps it). */
+async function ext4_set_dotdot(handle: handle_t, dir: Ext4Inode, parent: Ext4Inode): Promise<void> {
+  const loc = await ext4_dotdot_loc(dir);
+  const bh = await ext4_dirblock_bh(dir, 0);
+  if (!bh) throw ext4_error(dir.i_sb, 'ext4_rename', 'directory has no block 0', { ino: dir.i_ino });
+  try {
+    await ext4_journal_get_write_access(handle, dir.i_sb, bh);
+    put_le32(bh.b_data, loc.off, parent.i_ino);
+    if (is_dx(dir)) await ext4_handle_dirty_dx_node(handle, dir, bh);
+    else await ext4_handle_dirty_dirblock(handle, dir, bh);
+  } finally { brelse(bh); }
+}
+
+/**
+ * ext4_rename (and RENAME_EXCHANGE, ext4_cross_rename). The VFS has checked permissions,
+ * NOREPLACE and that a directory is not moved below itself; emptiness of a replaced
+ * directory is checked here, as Linux does.
+ */
+async function ext4_rename(oldDirI: Inode, oldDentry: Dentry, newDirI: Inode, newDentry: Dentry, flags: number): Promise<void> {
+  const oldDir = EXT4_I(oldDirI), newDir = EXT4_I(newDirI);
+  const old = EXT4_I(oldDentry.d_inode!);
+  const target = newDentry.d_inode ? EXT4_I(newDentry.d_inode) : null;
+  if (newDentry.d_name.length > EXT4_NAME_LEN) throw err(ENAMETOOLONG);
+  if (flags & RENAME_WHITEOUT) throw err(EINVAL);
+  const oldIsDir = (old.i_mode & S_IFMT) === S_IFDIR;
+  const handle = ext4_journal_start(oldDir, EXT4_HT_DIR, 2 * CREATE_CREDITS);
+  try {
+    const oldLoc = await ext4_find_entry_loc(oldDir, oldDentry.d_name);
+    if (!oldLoc || oldLoc.ino !== old.i_ino) throw err(ENOENT);
+    if (flags & RENAME_EXCHANGE) {
+      if (!target) throw err(ENOENT);
+      const newLoc = await ext4_find_entry_loc(newDir, newDentry.d_name);
+      if (!newLoc || newLoc.ino !== target.i_ino) throw err(ENOENT);
+      const newIsDir = (target.i_mode & S_IFMT) === S_IFDIR;
+      await ext4_setent(handle, oldDir, oldLoc, target.i_ino, target.i_mode);
+      await ext4_setent(handle, newDir, newLoc, old.i_ino, old.i_mode);
+      if (oldDir !== newDir) {
+        if (oldIsDir) await ext4_set_dotdot(handle, old, newDir);
+        if (newIsDir) await ext4_set_dotdot(handle, target, oldDir);
+        if (oldIsDir && !newIsDir) { ext4_dec_count(oldDir); ext4_inc_count(newDir); }
+        if (newIsDir && !oldIsDir) { ext4_dec_count(newDir); ext4_inc_count(oldDir); }
+      }
+      const now = current_time(old);
+      old.i_ctime = now; target.i_ctime = { ...now };
+      await ext4_mark_inode_dirty(handle, old);
+      await ext4_mark_inode_dirty(handle, target);
+      await ext4_touch_dir(handle, oldDir);
+      if (newDir !== oldDir) await ext4_touch_dir(handle, newDir);
+      return;
+    }
+    if (target) {
+      if ((target.i_mode & S_IFMT) === S_IFDIR && !(await ext4_empty_dir(target))) throw err(ENOTEMPTY);
+      const newLoc = await ext4_find_entry_loc(newDir, newDentry.d_name);
+      if (!newLoc || newLoc.ino !== target.i_ino) throw err(ENOENT);
+      await ext4_setent(handle, newDir, newLoc, old.i_ino, old.i_mode);
+    } else {
+      if (oldIsDir && oldDir !== newDir && newDir.i_nlink >= EXT4_LINK_MAX &&
+        !EXT4_SB(newDir.i_sb).has_ro_compat(EXT4_FEATURE_RO_COMPAT_DIR_NLINK)) throw err(EMLINK);
+      await ext4_add_entry(handle, newDir, newDentry.d_name, old);
+    }
+    // The old entry may have moved if the add split its block: find it again.
+    const again = await ext4_find_entry_loc(oldDir, oldDentry.d_name);
+    if (!again || again.ino !== old.i_ino) throw ext4_error(oldDir.i_sb, 'ext4_rename', 'source entry vanished', { ino: oldDir.i_ino });
+    await ext4_delete_entry(handle, oldDir, again);
+    old.i_ctime = current_time(old);
+    await ext4_mark_inode_dirty(handle, old);
+    if (target) {
+      target.i_ctime = current_time(target);
+      ext4_dec_count(target);
+      if ((target.i_mode & S_IFMT) === S_IFDIR) { clear_nlink(target); target.i_size = 0; }
+      await ext4_mark_inode_dirty(handle, target);
+    }
+    if (oldIsDir && oldDir !== newDir) {
+      await ext4_set_dotdot(handle, old, newDir);
+      ext4_dec_count(oldDir);
+      if (!target) ext4_inc_count(newDir);
+    } else if (oldIsDir && target && (target.i_mode & S_IFMT) === S_IFDIR) {
+      /* same parent, replaced an empty directory: the parent lost one subdirectory */
+      ext4_dec_count(newDir);
+    }
+    await ext4_touch_dir(handle, oldDir);
+    if (newDir !== oldDir) await ext4_touch_dir(handle, newDir);
+  } finally { await ext4_journal_stop(handle); }
+}
+
+/* ---- htree insertion (ext4_dx_add_entry, do_split, dx_insert_block) ---- */
+
+/**
+ * ext4_dx_add_entry: find the leaf for the name's hash and add there; a full leaf is split
+ * in hash order into a new block whose index entry is inserted after the old one (do_split);
+ * a full index node is split, or the tree grows a level, as Linux's ext4_dx_add_entry does.
+ */
+async function ext4_dx_add_entry(_handle: handle_t, _dir: Ext4Inode, _name: Uint8Array, _ino: number, _ftype: number): Promise<void> {
+  throw err(EROFS, 'htree insertion is not built yet');
+}
 
 export const ext4_dir_inode_operations: inode_operations = {
   lookup: ext4_lookup,
-  create: rofs, link: rofs, unlink: rofs, symlink: rofs, mkdir: rofs, rmdir: rofs, mknod: rofs,
-  rename: rofs, tmpfile: rofs,
+  create: ext4_create, link: ext4_link, unlink: ext4_unlink, symlink: ext4_symlink, mkdir: ext4_mkdir, rmdir: ext4_rmdir,
+  mknod: ext4_mknod, rename: ext4_rename,
   getattr: ext4_getattr,
   setattr: ext4_setattr,
   listxattr: ext4_listxattr,
@@ -277,4 +856,3 @@ export const ext4_special_inode_operations: inode_operations = {
   setattr: ext4_setattr,
   listxattr: ext4_listxattr,
 };
-

@@ -11,8 +11,10 @@
  * every metadata and data read consults first: the image stays untouched (Linux refuses
  * such a mount; we can do better). noload/norecovery skip replay.
  *
- * The driver is read-only for now: a read-write mount is forced read-only with a message,
- * and every modifying operation fails with EROFS. The write side comes in its own issue.
+ * Read-write mounts: filesystems without a journal whose features the write side covers
+ * (ext4_write_unsupported says which do not, and they mount read-only with that message).
+ * A read-write mount clears EXT4_VALID_FS until a clean unmount (ext4_setup_super,
+ * ext4_put_super); the superblock's free counts are written from the counters.
  */
 import {
   FS_REQUIRES_DEV, SB_POSIXACL, SB_RDONLY, type Dentry, type file_system_type, type Inode,
@@ -32,7 +34,8 @@ import {
   ext4_blocks_count, ext4_desc_size, ext4_first_ino, ext4_group_desc_decode,
   ext4_has_metadata_csum, ext4_hash_unsigned, ext4_inode_bitmap, ext4_inode_size, ext4_inode_table,
   ext4_super_check, ext4_super_decode, ext4_unknown_features, put_le32, EXT4_SB_OFF, le32,
-  type Ext4SuperBlock,
+  type Ext4SuperBlock, EXT4_FEATURE_INCOMPAT_INLINE_DATA, EXT4_FEATURE_RO_COMPAT_QUOTA, EXT4_FEATURE_INCOMPAT_ENCRYPT,
+  EXT4_FEATURE_INCOMPAT_MMP, ext4_free_blocks_count_set, ext4_super_encode,
 } from './layout.js';
 import {
   ext4_csum_ctx, ext4_group_desc_csum_verify, ext4_superblock_csum_set, ext4_superblock_csum_verify,
@@ -49,7 +52,7 @@ import {
 import { ext4_msg } from './errors.js';
 import { KERN_ERR, printk } from '../../kernel/printk.js';
 import { ext4_raw_bread } from './block_validity.js';
-import { ext4_iget, ext4_iput, ext4_map_blocks, EXT4_IGET_SPECIAL } from './inode.js';
+import { ext4_evict_inode, ext4_iget, ext4_iput, ext4_map_blocks, ext4_write_inode, EXT4_IGET_SPECIAL } from './inode.js';
 import { ext4_bg_has_super, ext4_group_first_block_no, ext4_statfs, ext4_statfs_init } from './balloc.js';
 import { ext4_orphan_scan } from './orphan.js';
 import { ext4_xattr_security_handler, ext4_xattr_trusted_handler, ext4_xattr_user_handler } from './xattr.js';
@@ -59,7 +62,7 @@ import { jbd2_journal_recover } from '../jbd2/recovery.js';
 import { JBD2_SB_OFF, put_be32 } from '../jbd2/layout.js';
 import { d_make_root } from '../dcache.js';
 import { register_filesystem } from '../super.js';
-import { bread, brelse, getblk, invalidate_bdev, mark_buffer_dirty, sync_dirty_buffer } from '../buffer.js';
+import { bread, brelse, getblk, invalidate_bdev, mark_buffer_dirty, sb_bread, sync_dirty_buffer } from '../buffer.js';
 import { sb_set_blocksize, sync_blockdev } from '../../block/bdev.js';
 import { blkdev_issue_flush } from '../../block/bio.js';
 import { BH_Uptodate } from '../../include/blk.js';
@@ -561,9 +564,15 @@ export async function ext4_fill_super_dev(sb: super_block, dev: Ext4Dev, data: s
     sb.s_time_max = 2 ** 31 - 1;
   }
   const jblocks = await ext4_load_journal(sb, sbi, wantRw, sbByteOff, silent);
-  // Read-only driver: every mount is read-only for now.
-  if (wantRw && !forceRo) ext4_msg(sb, 'KERN_WARNING', 'write support not built yet, mounting read-only');
-  sb.s_flags |= SB_RDONLY;
+  // Read-write only where the write side covers the filesystem's features (ext4_write_support).
+  const why = wantRw && !forceRo ? ext4_write_unsupported(sbi) : null;
+  if (why) ext4_msg(sb, 'KERN_WARNING', `${why}: mounting read-only`);
+  if (wantRw && !forceRo && !why && !dev.readOnly) {
+    sbi.s_readonly_driver = false;
+    sb.s_flags &= ~SB_RDONLY;
+  } else {
+    sb.s_flags |= SB_RDONLY;
+  }
   ext4_statfs_init(sbi, jblocks);
   let root: Ext4Inode;
   try {
@@ -582,9 +591,74 @@ export async function ext4_fill_super_dev(sb: super_block, dev: Ext4Dev, data: s
   sb.s_root = makeRoot(root);
   const mode = (sbi.s_mount_opt & EXT4_MOUNT_DATA_FLAGS) === EXT4_MOUNT_JOURNAL_DATA ? 'journalled'
     : (sbi.s_mount_opt & EXT4_MOUNT_DATA_FLAGS) === EXT4_MOUNT_WRITEBACK_DATA ? 'writeback' : 'ordered';
+  const rw = sb.s_flags & SB_RDONLY ? 'ro' : 'r/w';
+  if (!(sb.s_flags & SB_RDONLY)) await ext4_setup_super(sb);
   ext4_msg(sb, 'KERN_INFO', sbi.s_journal
-    ? `mounted filesystem ${uuidStr(sbi.s_es.s_uuid)} ro with ${mode} data mode. Quota mode: none.`
-    : `mounted filesystem ${uuidStr(sbi.s_es.s_uuid)} ro without journal. Quota mode: none.`);
+    ? `mounted filesystem ${uuidStr(sbi.s_es.s_uuid)} ${rw} with ${mode} data mode. Quota mode: none.`
+    : `mounted filesystem ${uuidStr(sbi.s_es.s_uuid)} ${rw} without journal. Quota mode: none.`);
+}
+
+/**
+ * Why this filesystem cannot be mounted read-write (yet), or null. The journal's write
+ * side is jbd2's issue; inline data, bigalloc, quota files and blocks larger than a page
+ * are not written by this driver: each mounts read-only with this message.
+ */
+export function ext4_write_unsupported(sbi: ext4_sb_info): string | null {
+  if (sbi.has_compat(EXT4_FEATURE_COMPAT_HAS_JOURNAL)) return 'writing to a journalled filesystem (jbd2) is not supported yet';
+  if (sbi.has_incompat(EXT4_FEATURE_INCOMPAT_INLINE_DATA)) return 'writing inline_data is not supported yet';
+  if (sbi.has_ro_compat(EXT4_FEATURE_RO_COMPAT_BIGALLOC)) return 'writing bigalloc is not supported yet';
+  if (sbi.has_ro_compat(EXT4_FEATURE_RO_COMPAT_QUOTA)) return 'writing with quota is not supported yet';
+  if (sbi.has_incompat(EXT4_FEATURE_INCOMPAT_ENCRYPT)) return 'writing encrypted filesystems is not supported';
+  if (sbi.has_incompat(EXT4_FEATURE_INCOMPAT_MMP)) return 'multiple mount protection (mmp) is not supported';
+  if (sbi.s_blocksize > PAGE_SIZE) return `writing ${sbi.s_blocksize}-byte blocks (larger than a page) is not supported`;
+  return null;
+}
+
+/**
+ * ext4_setup_super: a read-write mount counts itself (s_mnt_count, s_mtime) and, without a
+ * journal, clears EXT4_VALID_FS until a clean unmount sets it back, so that a crash leaves
+ * the filesystem marked for e2fsck.
+ */
+async function ext4_setup_super(sb: super_block): Promise<void> {
+  const sbi = EXT4_SB(sb);
+  const es = sbi.s_es;
+  if (es.s_max_mnt_count > 0 && es.s_mnt_count >= es.s_max_mnt_count)
+    ext4_msg(sb, 'KERN_WARNING', 'warning: maximal mount count reached, running e2fsck is recommended');
+  if (!sbi.s_journal) es.s_state &= ~EXT4_VALID_FS;
+  es.s_mnt_count = (es.s_mnt_count + 1) & 0xffff;
+  const [lo, hi] = ext4_time_split(Math.floor(Date.now() / 1000));
+  es.s_mtime = lo; es.s_mtime_hi = hi;
+  await ext4_commit_super(sb, true);
+}
+
+function ext4_time_split(sec: number): [number, number] {
+  return [sec % 2 ** 32, Math.floor(sec / 2 ** 32) & 0xff];
+}
+
+/**
+ * ext4_commit_super: the in-memory superblock (with the free counts of the counters, the
+ * write time, the error state) into its buffer with its checksum, written at once.
+ */
+export async function ext4_commit_super(sb: super_block, sync: boolean): Promise<void> {
+  const sbi = EXT4_SB(sb);
+  const es = sbi.s_es;
+  ext4_free_blocks_count_set(es, sbi.s_freeclusters_counter * sbi.s_cluster_ratio);
+  es.s_free_inodes_count = sbi.s_freeinodes_counter;
+  const [lo, hi] = ext4_time_split(Math.floor(Date.now() / 1000));
+  es.s_wtime = lo; es.s_wtime_hi = hi;
+  if (sbi.s_has_errors) {
+    es.s_state |= EXT4_ERROR_FS;
+    es.s_error_count = Math.max(es.s_error_count, sbi.s_error_count);
+  }
+  ext4_super_encode(es, sbi.s_sbraw, 0);
+  ext4_superblock_csum_set(sbi.s_sbraw, 0);
+  const bh = await sb_bread(sb, sbi.s_sb_block);
+  try {
+    bh.b_data.set(sbi.s_sbraw, sbi.s_sb_offset);
+    mark_buffer_dirty(bh);
+    if (sync) await sync_dirty_buffer(bh);
+  } finally { brelse(bh); }
+  sbi.s_dirty_super = false;
 }
 
 function uuidStr(u: Uint8Array): string {
@@ -598,13 +672,38 @@ function makeRoot(inode: Inode): Dentry { return d_make_root(inode); }
 
 async function ext4_put_super(sb: super_block): Promise<void> {
   const sbi = EXT4_SB(sb);
+  if (!(sb.s_flags & SB_RDONLY) && !sbi.s_readonly_driver) {
+    try {
+      await ext4_mark_clean(sb);
+    } catch (e) {
+      ext4_msg(sb, 'KERN_ERR', `unable to write the superblock at unmount: ${(e as Error).message}`);
+    }
+  }
   sbi.s_overlay.clear();
   sbi.s_journal = null;
 }
 
+/** A clean stop of writing (unmount, remount ro): metadata out, the state at mount restored. */
+async function ext4_mark_clean(sb: super_block): Promise<void> {
+  const sbi = EXT4_SB(sb);
+  if (sb.s_bdev) await sync_blockdev(sb.s_bdev);
+  if (!sbi.s_journal) sbi.s_es.s_state = (sbi.s_es.s_state & ~EXT4_VALID_FS) | (sbi.s_mount_state & EXT4_VALID_FS);
+  await ext4_commit_super(sb, true);
+  await sbi.s_dev.flush?.();
+}
+
+/** ext4_sync_fs: dirty metadata buffers out, the superblock with its counts, then a cache flush. */
+async function ext4_sync_fs(sb: super_block, wait: boolean): Promise<void> {
+  const sbi = EXT4_SB(sb);
+  if (sb.s_flags & SB_RDONLY || sbi.s_readonly_driver) return;
+  await ext4_commit_super(sb, false);
+  if (sb.s_bdev) await sync_blockdev(sb.s_bdev);
+  if (wait) await sbi.s_dev.flush?.();
+}
+
 function ext4_show_options(sb: super_block): string {
   const sbi = EXT4_SB(sb);
-  const o: string[] = ['ro'];
+  const o: string[] = [sb.s_flags & SB_RDONLY ? 'ro' : 'rw'];
   if (!sbi.test_opt(EXT4_MOUNT_XATTR_USER)) o.push('nouser_xattr');
   if (!sbi.test_opt(EXT4_MOUNT_POSIX_ACL)) o.push('noacl');
   if (sbi.test_opt(EXT4_MOUNT_NOLOAD)) o.push('norecovery');
@@ -617,14 +716,36 @@ export const ext4_sops: super_operations = {
   alloc_inode: (sb) => new Ext4Inode(sb),
   statfs: ext4_statfs,
   put_super: ext4_put_super,
+  sync_fs: ext4_sync_fs,
+  write_inode: ext4_write_inode,
+  evict_inode: ext4_evict_inode,
   show_options: ext4_show_options,
   async remount_fs(sb, flags, data) {
     const sbi = EXT4_SB(sb);
     const probe = new ext4_sb_info(sb);
     probe.s_es = sbi.s_es;
     ext4_parse_options(sb, probe, data);
-    if (!(flags & SB_RDONLY)) ext4_msg(sb, 'KERN_WARNING', 'write support not built yet, staying read-only');
-    return flags | SB_RDONLY;
+    const wasRo = (sb.s_flags & SB_RDONLY) !== 0;
+    if (!wasRo && (flags & SB_RDONLY)) {
+      await ext4_mark_clean(sb);
+      sbi.s_readonly_driver = true;
+      return flags;
+    }
+    if (wasRo && !(flags & SB_RDONLY)) {
+      const why = ext4_write_unsupported(sbi) ??
+        (sbi.s_overlay.size ? 'the journal was replayed into memory only' : null) ??
+        (sbi.s_dev.readOnly ? 'the device is read-only' : null) ??
+        (sbi.has_ro_compat(EXT4_FEATURE_RO_COMPAT_READONLY) ? 'the filesystem is marked read-only' : null) ??
+        (sbi.has_ro_compat(~EXT4_FEATURE_RO_COMPAT_SUPP >>> 0) ? 'unsupported ro_compat features' : null);
+      if (why) {
+        ext4_msg(sb, 'KERN_WARNING', `${why}: staying read-only`);
+        return flags | SB_RDONLY;
+      }
+      sbi.s_readonly_driver = false;
+      sb.s_flags &= ~SB_RDONLY;
+      await ext4_setup_super(sb);
+    }
+    return flags;
   },
 };
 

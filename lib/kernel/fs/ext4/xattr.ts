@@ -20,7 +20,12 @@ import {
   EXT4_XATTR_HEADER_SIZE, EXT4_XATTR_INDEX_USER, EXT4_XATTR_MAGIC, ext4_xattr_entries,
   ext4_xattr_full_name, ext4_xattr_header_decode, type Ext4XattrEntry,
 } from './xattr.h.js';
-import { ext4_xattr_block_csum_verify } from './csum.js';
+import { ext4_xattr_block_csum_set, ext4_xattr_block_csum_verify } from './csum.js';
+import { put_le32 } from './layout.js';
+import {
+  brelse, ext4_forget, ext4_handle_dirty_metadata, ext4_journal_get_write_access, ext4_sb_bread_bh, type handle_t,
+} from './ext4_jbd2.js';
+import { EXT4_FREE_BLOCKS_METADATA, ext4_free_blocks } from './mballoc.js';
 import { bytesToBstr } from '../../lib/bstr.js';
 import { EXT4_I, EXT4_SB, EXT4_MOUNT_XATTR_USER, EXT4_MOUNT_POSIX_ACL, type Ext4Inode } from './ext4.js';
 import { ext4_csum_error, ext4_error } from './errors.js';
@@ -158,3 +163,33 @@ export const ext4_xattr_security_handler: xattr_handler = {
   },
   set: no_set,
 };
+
+/**
+ * ext4_xattr_delete_inode (the block part, ext4_xattr_release_block): the inode's xattr
+ * block loses a reference; the last one frees it. Values in ea_inodes are not released
+ * (the write side does not create them; an inode owning one is refused by the caller).
+ */
+export async function ext4_xattr_delete_inode(handle: handle_t, inode: Ext4Inode): Promise<void> {
+  const sb = inode.i_sb;
+  const sbi = EXT4_SB(sb);
+  const blk = inode.i_file_acl;
+  if (!blk) return;
+  const bh = await ext4_sb_bread_bh(sb, blk, 'ext4_xattr_release_block', inode.i_ino);
+  try {
+    const h = ext4_xattr_header_decode(bh.b_data, 0);
+    if (h.h_magic !== EXT4_XATTR_MAGIC || h.h_blocks !== 1) {
+      throw ext4_error(sb, 'ext4_xattr_release_block', `inode ${inode.i_ino}: bad block ${blk}`, { ino: inode.i_ino });
+    }
+    if (h.h_refcount <= 1) {
+      ext4_forget(handle, bh);
+      await ext4_free_blocks(handle, inode, blk, 1, EXT4_FREE_BLOCKS_METADATA);
+    } else {
+      await ext4_journal_get_write_access(handle, sb, bh);
+      put_le32(bh.b_data, 4, h.h_refcount - 1);
+      if (sbi.s_csum?.metadata_csum) ext4_xattr_block_csum_set(sbi.s_csum, blk, bh.b_data, 0);
+      await ext4_handle_dirty_metadata(handle, inode, bh);
+    }
+  } finally { brelse(bh); }
+  inode.i_file_acl = 0;
+  inode.i_blocks = Math.max(0, inode.i_blocks - sbi.s_blocksize / 512);
+}

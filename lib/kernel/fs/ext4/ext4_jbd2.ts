@@ -1,0 +1,113 @@
+/*
+ * ext4's journalling glue (fs/ext4/ext4_jbd2.c, ext4_jbd2.h): every metadata change is made
+ * inside a handle — ext4_journal_start with the credits the operation may use, then for
+ * each buffer ext4_journal_get_write_access (or _create_access for a new block) before it
+ * is changed and ext4_handle_dirty_metadata after, and ext4_journal_stop at the end.
+ *
+ * Without a journal (ext2, `mke2fs -O ^has_journal`) the handle is Linux's "nojournal"
+ * handle: access calls do nothing, dirtying marks the buffer dirty for writeback (written
+ * at once for a synchronous inode), and stop only returns the handle's error. jbd2's write
+ * side plugs in behind these same calls without touching their callers.
+ *
+ * Metadata buffers are the block device's buffer cache (sb_bread / sb_getblk): a block the
+ * write side changes in place is what every later read of it sees.
+ */
+import type { Inode, super_block } from '../../include/fs.js';
+import { S_SYNC } from '../../include/fs.js';
+import { err } from '../../include/errno.js';
+import { EIO, EROFS } from '../../include/uapi.js';
+import { brelse, mark_buffer_dirty, sb_bread, sb_getblk, sync_dirty_buffer, type buffer_head } from '../buffer.js';
+import { BH_Dirty, BH_Uptodate } from '../../include/blk.js';
+import { EXT4_SB } from './ext4.js';
+import { ext4_error } from './errors.js';
+
+/* Handle types (EXT4_HT_*), for messages and, later, the journal's accounting. */
+export const EXT4_HT_MISC = 0, EXT4_HT_INODE = 1, EXT4_HT_WRITE_PAGE = 2, EXT4_HT_MAP_BLOCKS = 3,
+  EXT4_HT_DIR = 4, EXT4_HT_TRUNCATE = 5, EXT4_HT_QUOTA = 6, EXT4_HT_RESIZE = 7, EXT4_HT_MIGRATE = 8,
+  EXT4_HT_MOVE_EXTENTS = 9, EXT4_HT_XATTR = 10, EXT4_HT_EXT_CONVERT = 11;
+
+/* Credit estimates (ext4_jbd2.h). */
+export const EXT4_SINGLEDATA_TRANS_BLOCKS = 8;
+export const EXT4_XATTR_TRANS_BLOCKS = 6;
+export const EXT4_DATA_TRANS_BLOCKS = EXT4_SINGLEDATA_TRANS_BLOCKS + EXT4_XATTR_TRANS_BLOCKS - 2;
+export const EXT4_META_TRANS_BLOCKS = 8;
+export const EXT4_INDEX_EXTRA_TRANS_BLOCKS = 12;
+export const EXT4_RESERVE_TRANS_BLOCKS = 12;
+
+/** handle_t: one atomic metadata update. In nojournal mode it only carries an error. */
+export class handle_t {
+  h_err = 0;
+  /** Buffers dirtied under this handle (for the journal; in nojournal mode for accounting). */
+  h_buffers = 0;
+  constructor(public readonly h_sb: super_block, public readonly h_type: number, public h_buffer_credits: number) {}
+}
+
+/** ext4_handle_valid: false for the nojournal handle (no transaction behind it). */
+export function ext4_handle_valid(_handle: handle_t | null): boolean {
+  return false; /* jbd2 does not write yet: every read-write mount is nojournal */
+}
+
+/**
+ * __ext4_journal_start_sb: a handle for an update of up to `credits` metadata blocks.
+ * EROFS on a read-only or shut-down filesystem (ext4_journal_check_start).
+ */
+export function ext4_journal_start_sb(sb: super_block, type: number, credits: number): handle_t {
+  const sbi = EXT4_SB(sb);
+  if (sbi.s_shutdown) throw err(EIO);
+  if (sb.s_flags & 1 /* SB_RDONLY */ || sbi.s_readonly_driver) throw err(EROFS);
+  return new handle_t(sb, type, credits);
+}
+export function ext4_journal_start(inode: Inode, type: number, credits: number): handle_t {
+  return ext4_journal_start_sb(inode.i_sb, type, credits);
+}
+
+/** ext4_journal_stop: end the update; the handle's first error is returned as a throw. */
+export async function ext4_journal_stop(handle: handle_t): Promise<void> {
+  if (handle.h_err) throw err(handle.h_err);
+}
+
+/** ext4_journal_get_write_access: before changing an existing metadata buffer. */
+export async function ext4_journal_get_write_access(_handle: handle_t, _sb: super_block, _bh: buffer_head): Promise<void> {
+  /* nojournal: nothing to record */
+}
+/** ext4_journal_get_create_access: before filling a newly allocated metadata block. */
+export async function ext4_journal_get_create_access(_handle: handle_t, _sb: super_block, _bh: buffer_head): Promise<void> {
+  /* nojournal: nothing to record */
+}
+
+/**
+ * ext4_handle_dirty_metadata: the buffer changed. nojournal: mark it dirty, and write it
+ * now if the inode is synchronous (as Linux's __ext4_handle_dirty_metadata does).
+ */
+export async function ext4_handle_dirty_metadata(handle: handle_t, inode: Inode | null, bh: buffer_head): Promise<void> {
+  bh.set(BH_Uptodate);
+  mark_buffer_dirty(bh);
+  handle.h_buffers++;
+  if (inode && (inode.i_flags & S_SYNC)) await sync_dirty_buffer(bh);
+}
+
+/** ext4_forget: a metadata block is being freed; drop any pending write of it. */
+export function ext4_forget(_handle: handle_t, bh: buffer_head | null): void {
+  if (bh) bh.clear(BH_Dirty);
+}
+
+/**
+ * Metadata block `blk` as a live buffer (ext4_sb_bread in Linux returns the buffer_head):
+ * geometry-checked; the caller releases it with brelse.
+ */
+export async function ext4_sb_bread_bh(sb: super_block, blk: number, func = 'ext4_sb_bread', ino?: number): Promise<buffer_head> {
+  const sbi = EXT4_SB(sb);
+  if (!(Number.isInteger(blk) && blk > 0 && blk < sbi.s_blocks_count))
+    throw ext4_error(sb, func, `invalid block reference ${blk}`, { ino });
+  return sb_bread(sb, blk);
+}
+
+/** sb_getblk for a block that is about to be filled entirely (a new metadata block): zeroed. */
+export async function ext4_sb_getblk_zero(sb: super_block, blk: number): Promise<buffer_head> {
+  const bh = await sb_getblk(sb, blk);
+  bh.b_data.fill(0);
+  bh.set(BH_Uptodate);
+  return bh;
+}
+
+export { brelse };
