@@ -137,7 +137,8 @@ export async function ext4_listxattr(dentry: Dentry): Promise<string[]> {
   return ext4_listxattr_inode(EXT4_I(dentry.d_inode!));
 }
 
-async function no_set(): Promise<void> { throw err(EROFS); }
+/* Setting and removing attributes is not built yet: EOPNOTSUPP, which cp -a and tar skip. */
+async function no_set(): Promise<void> { throw err(EOPNOTSUPP); }
 
 export const ext4_xattr_user_handler: xattr_handler = {
   prefix: 'user.',
