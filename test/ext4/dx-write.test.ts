@@ -19,8 +19,10 @@ import { makeExtImage, withLoopMount, e2fsckClean, type ExtImageOptions } from '
 import { run, whyNot } from '../lib/sh.js';
 import { scratchDir } from '../lib/scratch.js';
 import { startKernel, opendir, O_CREAT, O_WRONLY, ENOENT, type Kernel } from '../../lib/index.js';
+import { ext4fs_dirhash } from '../../lib/kernel/fs/ext4/hash.js';
+import { DX_HASH_LEGACY } from '../../lib/kernel/fs/ext4/layout.js';
 
-const skip = whyNot(['mke2fs', 'e2fsck', 'debugfs', 'losetup', 'mount'], { root: true });
+const skip = whyNot(['mke2fs', 'tune2fs', 'e2fsck', 'debugfs', 'losetup', 'mount'], { root: true });
 const ONLY = process.env.LKL_TEST_DX_CASE;
 
 interface Case {
@@ -64,6 +66,33 @@ async function htreeInfo(img: string, dir: string): Promise<HtreeInfo> {
   const cnt = /Number of entries \(count\): (\d+)/.exec(dump);
   return { indexed: !!flags && (parseInt(flags[1]!, 16) & 0x1000) !== 0, levels: lv ? Number(lv[1]) : -1,
     rootCount: cnt ? Number(cnt[1]) : -1 };
+}
+
+/** Entries of every index block in `htree_dump` whose hash has the continuation bit. */
+async function continuedEntries(img: string, dir: string): Promise<number> {
+  const dump = (await run('debugfs', ['-R', `htree_dump ${dir}`, img])).stdout;
+  let n = 0;
+  for (const m of dump.matchAll(/^Entry #\d+: Hash 0x([0-9a-f]+), block/gm)) if (parseInt(m[1]!, 16) & 1) n++;
+  return n;
+}
+
+/**
+ * Pairs of short names with the same legacy (dx_hack_hash) hash, found by search: the
+ * legacy hash ignores the seed, so these collide on any filesystem using it.
+ */
+function legacyCollisions(tries: number): [string, string][] {
+  const first = new Map<number, string | null>();
+  const pairs: [string, string][] = [];
+  const b = new Uint8Array(16);
+  for (let i = 0; i < tries; i++) {
+    const s = `c${i.toString(36)}`;
+    for (let j = 0; j < s.length; j++) b[j] = s.charCodeAt(j);
+    const h = ext4fs_dirhash(b.subarray(0, s.length), DX_HASH_LEGACY, null)!.hash;
+    const o = first.get(h);
+    if (o === undefined) first.set(h, s);
+    else if (o !== null) { pairs.push([o, s]); first.set(h, null); }
+  }
+  return pairs;
 }
 
 async function touch(k: Kernel, p: string, data?: string): Promise<number> {
@@ -224,4 +253,65 @@ if (skip) {
         `levels ${before.levels} -> ${after.levels}, root entries ${before.rootCount} -> ${after.rootCount}`);
     });
   }
+  t.test('ext4 1k, legacy hash, colliding names (split runs of equal hashes: the continuation bit)', async (t) => {
+    if (ONLY && !'legacy'.includes(ONLY)) return;
+    const pairs = legacyCollisions(1_200_000);
+    t.ok(pairs.length > 500, `${pairs.length} colliding pairs`);
+    const img = path.join(dir, 'legacy.img');
+    await makeExtImage({ type: 'ext4', sizeMiB: 64, blockSize: 1024, inodes: 8192, features: ['^has_journal'],
+      path: img });
+    await run('tune2fs', ['-E', 'hash_alg=legacy', img]);
+    const expected = new Set<string>();
+    await withLoopMount(img, { type: 'ext4', options: ['noatime'] }, async (mnt) => {
+      fs.mkdirSync(path.join(mnt, 'd'));
+      for (let i = 0; i < 300; i++) {
+        const n = `filler-${i}-${'f'.repeat(20)}`;
+        fs.closeSync(fs.openSync(path.join(mnt, 'd', n), 'w'));
+        expected.add(n);
+      }
+    });
+    const before = await htreeInfo(img, '/d');
+    t.ok(before.indexed, 'the host made an htree');
+    t.equal(await continuedEntries(img, '/d'), 0, 'no continued hashes to start with');
+    const id = await k.diskAdd({ path: img });
+    const mnt = await k.mountDev(id, 0, 'ext4', 0, '');
+    t.type(mnt, 'string', 'mounted read-write');
+    if (typeof mnt !== 'string') return;
+    const D = `${mnt}/d`;
+    let mounted = true;
+    try {
+      const bad: string[] = [];
+      for (const [a, b] of pairs) {
+        for (const n of [a, b]) {
+          const r = await touch(k, `${D}/${n}`);
+          if (r < 0) bad.push(`${n}: ${r}`); else expected.add(n);
+        }
+      }
+      t.same(bad.slice(0, 10), [], `created ${2 * pairs.length} colliding names`);
+      // One of every third pair goes; its twin must stay reachable.
+      for (let i = 0; i < pairs.length; i += 3) {
+        const n = pairs[i]![i % 2];
+        if ((await k.sys.unlink(`${D}/${n}`)) === 0) expected.delete(n); else bad.push(n);
+      }
+      t.same(bad.slice(0, 10), [], 'unlinked one of some pairs');
+      const missing: string[] = [];
+      for (const n of expected) if (typeof await k.sys.lstat(`${D}/${n}`) === 'number') missing.push(n);
+      t.same(missing.slice(0, 10), [], `lookup of all ${expected.size} names`);
+      const listed = await lklList(k, D);
+      const want = [...expected].sort();
+      t.ok(Array.isArray(listed) && listed.length === want.length && listed.every((n, i) => n === want[i]),
+        `lkl-ts readdir lists the ${want.length} expected names`);
+      t.equal(await k.umountDev(id, 0), 0, 'unmounted');
+      mounted = false;
+    } finally {
+      if (mounted) await k.umountDev(id, 0);
+    }
+    const ck = await e2fsckClean(img);
+    t.ok(ck.clean, 'e2fsck -fn is clean', { output: ck.output });
+    t.ok((await htreeInfo(img, '/d')).indexed, 'still indexed');
+    const cont = await continuedEntries(img, '/d');
+    t.ok(cont > 0, `index entries with the continuation bit: ${cont}`);
+    const host = await withLoopMount(img, { ro: true, type: 'ext4' }, async (m) => fs.readdirSync(path.join(m, 'd')).sort());
+    t.same(host, [...expected].sort(), 'the host kernel lists exactly the expected names');
+  });
 }
