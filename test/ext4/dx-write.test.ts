@@ -10,6 +10,11 @@
 // stat shows the index flag, htree_dump the levels), and the host kernel must list the same
 // set of names.
 //
+// Two more cases: names with colliding legacy hashes (leaf splits inside a run of equal
+// hashes, the continuation bit), and a directory whose two levels of index the host filled
+// (lkl-ts refuses the same name with ENOSPC; after tune2fs -O large_dir it adds a third
+// level).
+//
 // LKL_TEST_DX_CASE selects cases by a substring of their name.
 
 import t from 'tap';
@@ -18,9 +23,10 @@ import path from 'node:path';
 import { makeExtImage, withLoopMount, e2fsckClean, type ExtImageOptions } from '../lib/images.js';
 import { run, whyNot } from '../lib/sh.js';
 import { scratchDir } from '../lib/scratch.js';
-import { startKernel, opendir, O_CREAT, O_WRONLY, ENOENT, type Kernel } from '../../lib/index.js';
+import { startKernel, opendir, O_CREAT, O_WRONLY, ENOENT, ENOSPC, type Kernel } from '../../lib/index.js';
 import { ext4fs_dirhash } from '../../lib/kernel/fs/ext4/hash.js';
 import { DX_HASH_LEGACY } from '../../lib/kernel/fs/ext4/layout.js';
+import { captureKernelMessages } from '../lib/printk.js';
 
 const skip = whyNot(['mke2fs', 'tune2fs', 'e2fsck', 'debugfs', 'losetup', 'mount'], { root: true });
 const ONLY = process.env.LKL_TEST_DX_CASE;
@@ -43,12 +49,12 @@ const CASES: Case[] = [
   { name: 'ext4 4k, long names', fsType: 'ext4', image: { type: 'ext4', sizeMiB: 256, blockSize: 4096, inodes: 16384, features: ['^has_journal'] },
     hostCount: 3000, lklCount: 5000, pad: (i) => 170 + (i * 7) % 70, addsLevel: true },
   { name: 'ext4 1k', fsType: 'ext4', image: { type: 'ext4', sizeMiB: 96, blockSize: 1024, inodes: 8192, features: ['^has_journal'] },
-    hostCount: 400, lklCount: 3500, pad: (i) => 20 + (i * 7) % 40, addsLevel: true },
+    hostCount: 400, lklCount: 2500, pad: (i) => 20 + (i * 7) % 40, addsLevel: true },
   { name: 'ext4 1k, no metadata_csum', fsType: 'ext4',
     image: { type: 'ext4', sizeMiB: 96, blockSize: 1024, inodes: 8192, features: ['^has_journal', '^metadata_csum'] },
-    hostCount: 400, lklCount: 3500, pad: (i) => 20 + (i * 7) % 40, addsLevel: true },
+    hostCount: 400, lklCount: 2500, pad: (i) => 20 + (i * 7) % 40, addsLevel: true },
   { name: 'ext2 1k, dir_index', fsType: 'ext2', image: { type: 'ext2', sizeMiB: 96, blockSize: 1024, inodes: 8192, features: ['dir_index'] },
-    hostCount: 400, lklCount: 3500, pad: (i) => 20 + (i * 7) % 40, addsLevel: true },
+    hostCount: 400, lklCount: 2500, pad: (i) => 20 + (i * 7) % 40, addsLevel: true },
 ];
 
 const hostName = (c: Case, i: number): string => `host-${i}-${'h'.repeat(c.pad(i))}`;
@@ -313,5 +319,86 @@ if (skip) {
     t.ok(cont > 0, `index entries with the continuation bit: ${cont}`);
     const host = await withLoopMount(img, { ro: true, type: 'ext4' }, async (m) => fs.readdirSync(path.join(m, 'd')).sort());
     t.same(host, [...expected].sort(), 'the host kernel lists exactly the expected names');
+  });
+  t.test('ext4 1k, index full: ENOSPC without large_dir, a third level with it', async (t) => {
+    if (ONLY && !'index full'.includes(ONLY)) return;
+    const img = path.join(dir, 'full.img');
+    await makeExtImage({ type: 'ext4', sizeMiB: 160, blockSize: 1024, inodes: 40000, features: ['^has_journal', '^metadata_csum'], path: img });
+    // The host fills the two levels of index with long names until it says ENOSPC.
+    const expected = new Set<string>();
+    const longName = (i: number): string => `n${i}-${'x'.repeat(240)}`;
+    let full = '';
+    await withLoopMount(img, { type: 'ext4', options: ['noatime'] }, async (mnt) => {
+      fs.mkdirSync(path.join(mnt, 'd'));
+      for (let i = 0; i < 100_000; i++) {
+        const n = longName(i);
+        try { fs.closeSync(fs.openSync(path.join(mnt, 'd', n), 'w')); } catch (e) {
+          if ((e as NodeJS.ErrnoException).code !== 'ENOSPC') throw e;
+          full = n;
+          break;
+        }
+        expected.add(n);
+      }
+    });
+    t.ok(full, `the host's index was full after ${expected.size} names`);
+    const info = await htreeInfo(img, '/d');
+    t.equal(info.levels, 1, 'two levels of index');
+    const large = path.join(dir, 'full-largedir.img');
+    await run('cp', ['--sparse=always', img, large]);
+    await run('tune2fs', ['-O', 'large_dir', large]);
+
+    const msgs: string[] = [];
+    captureKernelMessages((m) => msgs.push(m));
+    try {
+      const id = await k.diskAdd({ path: img });
+      const mnt = await k.mountDev(id, 0, 'ext4', 0, '');
+      t.type(mnt, 'string', 'mounted read-write');
+      if (typeof mnt !== 'string') return;
+      t.equal(await touch(k, `${mnt}/d/${full}`), -ENOSPC, 'the name the host could not add: ENOSPC');
+      t.ok(msgs.some((m) => /index full, reach max htree level :2/.test(m)), 'with the warning', { msgs: msgs.slice(-5) });
+      t.equal(await k.sys.lstat(`${mnt}/d/${full}`), -ENOENT, 'and no entry');
+      const other: number[] = [];
+      for (let i = 0; i < 300; i++) {
+        const n = `other-${i}-${'o'.repeat(200)}`;
+        const r = await touch(k, `${mnt}/d/${n}`);
+        if (r === 0) expected.add(n); else other.push(r);
+      }
+      t.ok(other.every((r) => r === -ENOSPC), `other names are added (${300 - other.length}) or refused with ENOSPC (${other.length})`);
+      t.equal(await k.umountDev(id, 0), 0, 'unmounted');
+    } finally { captureKernelMessages(null); }
+    const ck = await e2fsckClean(img);
+    t.ok(ck.clean, 'e2fsck -fn is clean', { output: ck.output });
+    const host = await withLoopMount(img, { ro: true, type: 'ext4' }, async (m) => fs.readdirSync(path.join(m, 'd')).sort());
+    t.ok(host.length === expected.size && host.every((n) => expected.has(n)), 'the host lists the expected names');
+
+    // With large_dir the same name makes a third level.
+    const id2 = await k.diskAdd({ path: large });
+    const mnt2 = await k.mountDev(id2, 0, 'ext4', 0, '');
+    t.type(mnt2, 'string', 'large_dir image mounted read-write');
+    if (typeof mnt2 !== 'string') return;
+    const want = new Set(expected);
+    for (const n of expected) if (n.startsWith('other-')) want.delete(n);
+    t.equal(await touch(k, `${mnt2}/d/${full}`), 0, 'large_dir: the name goes in');
+    want.add(full);
+    let bad = 0;
+    const more: string[] = [full];
+    for (let i = 0; i < 500; i++) {
+      const n = `more-${i}-${'m'.repeat(200)}`;
+      if (await touch(k, `${mnt2}/d/${n}`) === 0) { want.add(n); more.push(n); } else bad++;
+    }
+    t.equal(bad, 0, '500 more names go in');
+    // Lookups: every new name and every 8th old one (the host lists them all below).
+    let missing = 0, looked = 0;
+    for (const n of [...more, ...[...want].filter((_, i) => i % 8 === 0)]) {
+      looked++;
+      if (typeof await k.sys.lstat(`${mnt2}/d/${n}`) === 'number') missing++;
+    }
+    t.equal(missing, 0, `lookup of ${looked} names`);
+    t.equal(await k.umountDev(id2, 0), 0, 'unmounted');
+    const ck2 = await e2fsckClean(large);
+    t.ok(ck2.clean, 'e2fsck -fn is clean', { output: ck2.output });
+    t.equal((await htreeInfo(large, '/d')).levels, 2, 'three levels of index');
+    const host2 = await withLoopMount(large, { ro: true, type: 'ext4' }, async (m) => fs.readdirSync(path.join(m, 'd')).sort());
+    t.ok(host2.length === want.size && host2.every((n) => want.has(n)), 'the host lists the expected names');
   });
 }

@@ -1000,7 +1000,7 @@ async function dx_grow_index(handle: handle_t, dir: Ext4Inode, frames: DxWriteFr
     f--;
   }
   if (addLevel && frames.length >= ext4_dir_htree_level(dir)) {
-    ext4_warning(sb, 'ext4_dx_add_entry', 'Directory index full!');
+    // Linux's words since largedir (before it: "Directory index full!").
     ext4_warning(sb, 'ext4_dx_add_entry', `Directory (ino: ${dir.i_ino}) index full, reach max htree level :${frames.length}`);
     if (ext4_dir_htree_level(dir) < EXT4_HTREE_LEVEL)
       ext4_warning(sb, 'ext4_dx_add_entry', 'Large directory feature is not enabled on this filesystem');
