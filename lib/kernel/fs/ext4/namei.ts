@@ -16,9 +16,10 @@ import { clear_nlink, drop_nlink, ihold, inc_nlink, init_special_inode, iput, se
 import { d_instantiate } from '../dcache.js';
 import { current_time } from '../time.js';
 import {
-  DX_HASH_TEA, DX_ROOT_INFO_OFFSET, DX_NODE_COUNT_OFFSET, EXT4_FEATURE_INCOMPAT_LARGEDIR,
-  EXT4_NAME_LEN, EXT4_ROOT_INO, dx_countlimit_decode, dx_entry_decode, dx_node_check,
-  dx_root_check, dx_root_info_decode, ext4_dir_entry_decode, ext4_rec_len_from_disk,
+  DX_ENTRY_SIZE, DX_HASH_TEA, DX_ROOT_INFO_OFFSET, DX_NODE_COUNT_OFFSET, EXT4_FEATURE_INCOMPAT_LARGEDIR,
+  EXT4_HTREE_LEVEL, EXT4_HTREE_LEVEL_COMPAT, EXT4_NAME_LEN, EXT4_ROOT_INO, dx_countlimit_decode, dx_countlimit_encode,
+  dx_entry_decode, dx_entry_encode, dx_node_check, dx_node_init, dx_node_limit,
+  dx_root_check, dx_root_info_decode, dx_root_info_encode, type DxCountLimit, ext4_dir_entry_decode, ext4_rec_len_from_disk,
   EXT4_INLINE_DATA_FL, EXT4_DIR_TAIL_SIZE, EXT4_FEATURE_INCOMPAT_FILETYPE, EXT4_FEATURE_RO_COMPAT_DIR_NLINK,
   EXT4_EXTENTS_FL, EXT4_N_BLOCKS, ext4_check_dir_entry, ext4_dir_entry_encode, ext4_dir_rec_len, ext4_dir_tail_init,
   ext4_rec_len_to_disk, ext4_type_by_mode, le16, le32, put_le16, put_le32,
@@ -833,13 +834,260 @@ async function ext4_rename(oldDirI: Inode, oldDentry: Dentry, newDirI: Inode, ne
 
 /* ---- htree insertion (ext4_dx_add_entry, do_split, dx_insert_block) ---- */
 
+/** ext4_dir_htree_level: levels of index a tree may have (root included). */
+function ext4_dir_htree_level(dir: Ext4Inode): number {
+  return EXT4_SB(dir.i_sb).has_incompat(EXT4_FEATURE_INCOMPAT_LARGEDIR) ? EXT4_HTREE_LEVEL : EXT4_HTREE_LEVEL_COMPAT;
+}
+
+/** One index level of the write path: the live buffer of the index block, its entries and the chosen slot. */
+interface DxWriteFrame { bh: buffer_head; lblk: number; at: number; idx: number }
+
+function dx_frame_count(f: DxWriteFrame): DxCountLimit {
+  return dx_countlimit_decode(f.bh.b_data, f.at);
+}
+
+/**
+ * The frames dx_probe chose (read from checked copies), as live buffers for writing. The
+ * live block must be the one that was checked: anything else means the cache moved under us.
+ */
+async function dx_write_frames(dir: Ext4Inode, probed: DxFrame[]): Promise<DxWriteFrame[]> {
+  const out: DxWriteFrame[] = [];
+  try {
+    let lblk = 0;
+    for (const f of probed) {
+      const bh = await ext4_dirblock_bh(dir, lblk);
+      if (!bh) throw ext4_error(dir.i_sb, 'ext4_dx_add_entry', `Directory hole found for htree index block ${lblk}`, { ino: dir.i_ino });
+      out.push({ bh, lblk, at: f.at, idx: f.idx });
+      const cl = dx_countlimit_decode(bh.b_data, f.at);
+      if (cl.count !== f.count || cl.limit !== dx_countlimit_decode(f.buf, f.at).limit)
+        throw ext4_error(dir.i_sb, 'ext4_dx_add_entry', `htree index block ${lblk} changed under us`, { ino: dir.i_ino });
+      lblk = dx_entry_decode(f.buf, f.at, f.idx).block & DX_BLOCK_MASK; // bits32: a le32 field
+    }
+    return out;
+  } catch (e) {
+    for (const f of out) brelse(f.bh);
+    throw e;
+  }
+}
+
+/** dx_insert_block: a new {hash, block} right after the frame's chosen entry. The caller checked count < limit. */
+function dx_insert_block(f: DxWriteFrame, hash: number, block: number): void {
+  const buf = f.bh.b_data;
+  const cl = dx_countlimit_decode(buf, f.at);
+  if (cl.count >= cl.limit) throw new Error('dx_insert_block: index block full');
+  const pos = f.idx + 1;
+  const from = f.at + DX_ENTRY_SIZE * pos;
+  buf.copyWithin(from + DX_ENTRY_SIZE, from, f.at + DX_ENTRY_SIZE * cl.count);
+  dx_entry_encode({ hash: hash >>> 0, block }, buf, f.at, pos);
+  dx_countlimit_encode({ limit: cl.limit, count: cl.count + 1 }, buf, f.at);
+}
+
+/** One live entry of a leaf, as do_split's map holds it (dx_map_entry plus the record). */
+interface DxMapEntry { hash: number; minor: number; ino: number; ftype: number; name: Uint8Array }
+
+/** dx_make_map: the live entries of a leaf with their hashes. */
+function dx_make_map(dir: Ext4Inode, buf: Uint8Array, size: number, pblk: number, hashVersion: number): DxMapEntry[] {
+  const sbi = EXT4_SB(dir.i_sb);
+  const bs = sbi.s_blocksize;
+  const map: DxMapEntry[] = [];
+  let off = 0;
+  while (off < size) {
+    const why = ext4_check_dir_entry(buf, off, size, bs, sbi.s_es.s_inodes_count);
+    if (why) throw ext4_error(dir.i_sb, 'dx_make_map', `bad entry in directory: ${why} - offset=${off}`, { ino: dir.i_ino, block: pblk });
+    const de = ext4_dir_entry_decode(buf, off, bs);
+    if (de.inode !== 0) {
+      const name = de.name.slice();
+      const h = ext4fs_dirhash(name, hashVersion, sbi.s_hash_seed);
+      if (!h) throw new DxFallback();
+      map.push({ hash: h.hash >>> 0, minor: h.minor_hash >>> 0, ino: de.inode, ftype: de.file_type, name });
+    }
+    off += de.rec_len;
+  }
+  return map;
+}
+
+/** Bytes the entries need packed (each at its minimal rec_len). */
+function dx_map_bytes(map: DxMapEntry[]): number {
+  let n = 0;
+  for (const e of map) n += ext4_dir_rec_len(e.name.length);
+  return n;
+}
+
+/**
+ * A leaf rebuilt from `map`: records packed from the start, the last one's rec_len running
+ * to the end of the usable space, and the checksum tail (dx_move_dirents + dx_pack_dirents).
+ */
+function dx_fill_leaf(dir: Ext4Inode, buf: Uint8Array, map: DxMapEntry[]): void {
+  const bs = EXT4_SB(dir.i_sb).s_blocksize;
+  const size = ext4_usable_size(dir);
+  ext4_init_leaf(dir, buf);
+  let off = 0;
+  for (let i = 0; i < map.length; i++) {
+    const e = map[i]!;
+    const need = ext4_dir_rec_len(e.name.length);
+    const rec = i === map.length - 1 ? size - off : need;
+    if (rec < need || off + rec > size) throw new Error('dx_fill_leaf: entries do not fit');
+    ext4_dir_entry_encode({ inode: e.ino, rec_len: rec, name_len: e.name.length, file_type: e.ftype, name: e.name }, buf, off, bs);
+    off += rec;
+  }
+}
+
+/**
+ * do_split: the full leaf `bh` is split in hash order into a new block, the upper part moved
+ * so that neither block is more than half full; the new block's index entry goes in right
+ * after the leaf's, its hash the first moved entry's (with the continuation bit when the
+ * last kept entry has the same hash). The new name is added to the half its hash belongs to.
+ * Everything is checked to fit before anything is written.
+ */
+async function do_split(handle: handle_t, dir: Ext4Inode, bh: buffer_head, frame: DxWriteFrame, hash: number,
+  hashVersion: number, name: Uint8Array, ino: number, ftype: number): Promise<void> {
+  const size = ext4_usable_size(dir);
+  const map = dx_make_map(dir, bh.b_data, size, bh.b_blocknr, hashVersion);
+  const count = map.length;
+  if (count < 2)
+    throw ext4_error(dir.i_sb, 'do_split', `full leaf block ${bh.b_blocknr} has ${count} live entries`, { ino: dir.i_ino });
+  map.sort((a, b) => a.hash - b.hash || a.minor - b.minor);
+  // Move from the top while more than half of the next entry still falls in the upper half.
+  let moved = 0, move = 0, i = count - 1;
+  for (; i >= 0; i--) {
+    const sz = ext4_dir_rec_len(map[i]!.name.length);
+    if (moved + sz / 2 > size / 2) break;
+    moved += sz;
+    move++;
+  }
+  const split = i > 0 ? count - move : Math.floor(count / 2);
+  const hash2 = map[split]!.hash;
+  const continued = map[split - 1]!.hash === hash2 ? 1 : 0;
+  const lower = map.slice(0, split), upper = map.slice(split);
+  const entry: DxMapEntry = { hash, minor: 0, ino, ftype, name };
+  (hash >= hash2 ? upper : lower).push(entry);
+  if (dx_map_bytes(lower) > size || dx_map_bytes(upper) > size)
+    throw ext4_error(dir.i_sb, 'do_split', `cannot split leaf block ${bh.b_blocknr}: the halves do not fit`, { ino: dir.i_ino });
+  if (dx_frame_count(frame).count >= dx_frame_count(frame).limit)
+    throw ext4_error(dir.i_sb, 'do_split', `index block ${frame.lblk} is full`, { ino: dir.i_ino });
+
+  const { bh: bh2, lblk: newblock } = await ext4_append(handle, dir);
+  try {
+    await ext4_mark_inode_dirty(handle, dir);
+    await ext4_journal_get_write_access(handle, dir.i_sb, bh);
+    await ext4_journal_get_write_access(handle, dir.i_sb, frame.bh);
+    dx_fill_leaf(dir, bh.b_data, lower);
+    dx_fill_leaf(dir, bh2.b_data, upper);
+    dx_insert_block(frame, hash2 + continued, newblock);
+    await ext4_handle_dirty_dirblock(handle, dir, bh2);
+    await ext4_handle_dirty_dirblock(handle, dir, bh);
+    await ext4_handle_dirty_dx_node(handle, dir, frame.bh);
+  } finally { brelse(bh2); }
+}
+
+/**
+ * The bottom index block is full: split the highest full block below one with room, moving
+ * its upper half of entries to a new index block whose {hash, block} goes into the parent;
+ * or, when every level up to the root is full, move the root's entries into a new index
+ * block and leave the root pointing to it (a level more). ENOSPC when the tree is as deep
+ * as it may be.
+ */
+async function dx_grow_index(handle: handle_t, dir: Ext4Inode, frames: DxWriteFrame[]): Promise<void> {
+  const sb = dir.i_sb;
+  const sbi = EXT4_SB(sb);
+  const bs = sbi.s_blocksize;
+  const csum = !!sbi.s_csum?.metadata_csum;
+  let f = frames.length - 1;
+  let addLevel = true;
+  while (f > 0) {
+    const up = dx_frame_count(frames[f - 1]!);
+    if (up.count < up.limit) { addLevel = false; break; }
+    f--;
+  }
+  if (addLevel && frames.length >= ext4_dir_htree_level(dir)) {
+    // Linux's words since largedir (before it: "Directory index full!").
+    ext4_warning(sb, 'ext4_dx_add_entry', `Directory (ino: ${dir.i_ino}) index full, reach max htree level :${frames.length}`);
+    if (ext4_dir_htree_level(dir) < EXT4_HTREE_LEVEL)
+      ext4_warning(sb, 'ext4_dx_add_entry', 'Large directory feature is not enabled on this filesystem');
+    throw err(ENOSPC);
+  }
+  const frame = frames[f]!;
+  const buf = frame.bh.b_data;
+  const { count: icount } = dx_frame_count(frame);
+  const nodeLimit = dx_node_limit(bs, csum);
+  const { bh: bh2, lblk: newblock } = await ext4_append(handle, dir);
+  try {
+    await ext4_mark_inode_dirty(handle, dir);
+    const buf2 = bh2.b_data;
+    dx_node_init(buf2, bs);
+    await ext4_journal_get_write_access(handle, sb, frame.bh);
+    if (!addLevel) {
+      const parent = frames[f - 1]!;
+      await ext4_journal_get_write_access(handle, sb, parent.bh);
+      const icount1 = icount >>> 1, icount2 = icount - icount1;
+      const hash2 = dx_entry_decode(buf, frame.at, icount1).hash;
+      buf2.set(buf.subarray(frame.at + DX_ENTRY_SIZE * icount1, frame.at + DX_ENTRY_SIZE * icount), DX_NODE_COUNT_OFFSET);
+      dx_countlimit_encode({ limit: nodeLimit, count: icount2 }, buf2, DX_NODE_COUNT_OFFSET);
+      const lim = dx_frame_count(frame).limit;
+      buf.fill(0, frame.at + DX_ENTRY_SIZE * icount1, frame.at + DX_ENTRY_SIZE * icount);
+      dx_countlimit_encode({ limit: lim, count: icount1 }, buf, frame.at);
+      dx_insert_block(parent, hash2, newblock);
+      await ext4_handle_dirty_dx_node(handle, dir, bh2);
+      await ext4_handle_dirty_dx_node(handle, dir, frame.bh);
+      await ext4_handle_dirty_dx_node(handle, dir, parent.bh);
+    } else {
+      // frame is the root: its entries move down into the new node.
+      buf2.set(buf.subarray(frame.at, frame.at + DX_ENTRY_SIZE * icount), DX_NODE_COUNT_OFFSET);
+      dx_countlimit_encode({ limit: nodeLimit, count: icount }, buf2, DX_NODE_COUNT_OFFSET);
+      const lim = dx_frame_count(frame).limit;
+      buf.fill(0, frame.at + DX_ENTRY_SIZE, frame.at + DX_ENTRY_SIZE * icount);
+      dx_countlimit_encode({ limit: lim, count: 1 }, buf, frame.at);
+      dx_entry_encode({ hash: 0, block: newblock }, buf, frame.at, 0);
+      const info = dx_root_info_decode(buf, 0);
+      dx_root_info_encode({ ...info, indirect_levels: info.indirect_levels + 1 }, buf, 0);
+      await ext4_handle_dirty_dx_node(handle, dir, bh2);
+      await ext4_handle_dirty_dx_node(handle, dir, frame.bh);
+    }
+  } finally { brelse(bh2); }
+}
+
 /**
  * ext4_dx_add_entry: find the leaf for the name's hash and add there; a full leaf is split
  * in hash order into a new block whose index entry is inserted after the old one (do_split);
  * a full index node is split, or the tree grows a level, as Linux's ext4_dx_add_entry does.
+ * After an index change the path is probed again (Linux's restart).
  */
-async function ext4_dx_add_entry(_handle: handle_t, _dir: Ext4Inode, _name: Uint8Array, _ino: number, _ftype: number): Promise<void> {
-  throw err(EROFS, 'htree insertion is not built yet');
+async function ext4_dx_add_entry(handle: handle_t, dir: Ext4Inode, name: Uint8Array, ino: number, ftype: number): Promise<void> {
+  const sb = dir.i_sb;
+  const sbi = EXT4_SB(sb);
+  const size = ext4_usable_size(dir);
+  // Each pass either adds the entry or grows the index by one block; a path has at most
+  // EXT4_HTREE_LEVEL index blocks, so a few passes always suffice.
+  for (let pass = 0; pass <= 2 * EXT4_HTREE_LEVEL + 1; pass++) {
+    const r = await dx_root(dir);
+    const h = ext4fs_dirhash(name, r.hashVersion, sbi.s_hash_seed);
+    if (!h) throw new DxFallback();
+    const hash = h.hash >>> 0;
+    const probed = await dx_probe(dir, hash, r);
+    const leaf = await ext4_read_dirblock(dir, probed.leaf, 'leaf');
+    if (!leaf) throw ext4_error(sb, 'ext4_dx_add_entry', `Directory hole found for htree leaf block ${probed.leaf}`, { ino: dir.i_ino });
+    const frames = await dx_write_frames(dir, probed.frames);
+    try {
+      const bh = await ext4_sb_bread_bh(sb, leaf.pblk, 'ext4_dx_add_entry', dir.i_ino);
+      try {
+        await ext4_journal_get_write_access(handle, sb, bh);
+        if (add_dirent_to_buf(dir, bh.b_data, size, leaf.pblk, name, ino, ftype)) {
+          await ext4_handle_dirty_dirblock(handle, dir, bh);
+          await ext4_touch_dir(handle, dir);
+          return;
+        }
+        const bottom = frames[frames.length - 1]!;
+        const cl = dx_frame_count(bottom);
+        if (cl.count < cl.limit) {
+          await do_split(handle, dir, bh, bottom, hash, r.hashVersion, name, ino, ftype);
+          await ext4_touch_dir(handle, dir);
+          return;
+        }
+        await dx_grow_index(handle, dir, frames);
+      } finally { brelse(bh); }
+    } finally { for (const f of frames) brelse(f.bh); }
+  }
+  throw ext4_error(sb, 'ext4_dx_add_entry', 'htree insertion did not settle', { ino: dir.i_ino });
 }
 
 export const ext4_dir_inode_operations: inode_operations = {
