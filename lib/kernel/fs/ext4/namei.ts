@@ -23,6 +23,7 @@ import {
   EXT4_INLINE_DATA_FL, EXT4_DIR_TAIL_SIZE, EXT4_FEATURE_INCOMPAT_FILETYPE, EXT4_FEATURE_RO_COMPAT_DIR_NLINK,
   EXT4_EXTENTS_FL, EXT4_N_BLOCKS, ext4_check_dir_entry, ext4_dir_entry_encode, ext4_dir_rec_len, ext4_dir_tail_init,
   ext4_rec_len_to_disk, ext4_type_by_mode, le16, le32, put_le16, put_le32,
+  EXT4_FEATURE_COMPAT_DIR_INDEX, EXT4_INDEX_FL, DX_ROOT_COUNT_OFFSET, dx_root_init, dx_root_limit,
 } from './layout.js';
 import { ext4_dirblock_csum_set, ext4_dx_csum_set } from './csum.js';
 import {
@@ -411,6 +412,11 @@ export async function ext4_add_entry(handle: handle_t, dir: Ext4Inode, name: str
         return;
       }
     } finally { brelse(bh); }
+  }
+  if (n === 1 && EXT4_SB(dir.i_sb).has_compat(EXT4_FEATURE_COMPAT_DIR_INDEX)) {
+    await make_indexed_dir(handle, dir, nb, inode.i_ino, ftype);
+    await ext4_touch_dir(handle, dir);
+    return;
   }
   const { bh } = await ext4_append(handle, dir);
   try {
@@ -832,7 +838,69 @@ async function ext4_rename(oldDirI: Inode, oldDentry: Dentry, newDirI: Inode, ne
   } finally { await ext4_journal_stop(handle); }
 }
 
-/* ---- htree insertion (ext4_dx_add_entry, do_split, dx_insert_block) ---- */
+/* ---- htree insertion (make_indexed_dir, ext4_dx_add_entry, do_split, dx_insert_block) ---- */
+
+/**
+ * make_indexed_dir: a one-block directory whose block is full becomes an htree, as Linux
+ * does it: its entries after ".." move to a new block 1, block 0 becomes the dx root (the
+ * "." and ".." records, the root info with the filesystem's default hash, one index entry
+ * for block 1), and block 1 is split at once with the new name (do_split), leaving a
+ * root and two leaves.
+ */
+async function make_indexed_dir(handle: handle_t, dir: Ext4Inode, name: Uint8Array, ino: number, ftype: number): Promise<void> {
+  const sb = dir.i_sb;
+  const sbi = EXT4_SB(sb);
+  const bs = sbi.s_blocksize;
+  const bh0 = await ext4_dirblock_bh(dir, 0);
+  if (!bh0) throw ext4_error(sb, 'make_indexed_dir', 'directory has no block 0', { ino: dir.i_ino });
+  try {
+    const buf = bh0.b_data;
+    const dot = ext4_dir_entry_decode(buf, 0, bs);
+    const dotdot = ext4_dir_entry_decode(buf, dot.rec_len, bs);
+    if (dot.name_len !== 1 || dot.name[0] !== 0x2e || dotdot.name_len !== 2 || dotdot.name[0] !== 0x2e || dotdot.name[1] !== 0x2e)
+      throw ext4_error(sb, 'make_indexed_dir', 'invalid "." or ".." in block 0', { ino: dir.i_ino, block: bh0.b_blocknr });
+    const onDiskVersion = sbi.s_def_hash_version;
+    const hashVersion = dx_hash_version(dir, onDiskVersion);
+    const size = ext4_usable_size(dir);
+    const start = dot.rec_len + dotdot.rec_len;
+    // The records after "..", as a block of their own (the offsets shift by `start`).
+    const map = start < size ? dx_make_map_range(dir, buf, start, size, bh0.b_blocknr, hashVersion) : [];
+    const { bh: bh1, lblk } = await ext4_append(handle, dir);
+    try {
+      if (lblk !== 1) throw ext4_error(sb, 'make_indexed_dir', `new block is ${lblk}, not 1`, { ino: dir.i_ino });
+      await ext4_journal_get_write_access(handle, sb, bh0);
+      dx_fill_leaf(dir, bh1.b_data, map);
+      dx_root_init(buf, bs, dir.i_ino, dotdot.inode, onDiskVersion);
+      buf.fill(0, DX_ROOT_COUNT_OFFSET);
+      buf[7] = dot.file_type;
+      buf[12 + 7] = dotdot.file_type;
+      dx_countlimit_encode({ limit: dx_root_limit(bs, !!sbi.s_csum?.metadata_csum), count: 1 }, buf, DX_ROOT_COUNT_OFFSET);
+      put_le32(buf, DX_ROOT_COUNT_OFFSET + 4, 1);
+      dir.i_ext4_flags |= EXT4_INDEX_FL;
+      await ext4_handle_dirty_dirblock(handle, dir, bh1);
+      await ext4_handle_dirty_dx_node(handle, dir, bh0);
+      await ext4_mark_inode_dirty(handle, dir);
+      const h = ext4fs_dirhash(name, hashVersion, sbi.s_hash_seed);
+      if (!h) throw ext4_error(sb, 'make_indexed_dir', `unknown hash version ${onDiskVersion}`, { ino: dir.i_ino });
+      const frame: DxWriteFrame = { bh: bh0, lblk: 0, at: DX_ROOT_COUNT_OFFSET, idx: 0 };
+      await do_split(handle, dir, bh1, frame, h.hash >>> 0, hashVersion, name, ino, ftype);
+    } finally { brelse(bh1); }
+  } finally { brelse(bh0); }
+}
+
+/** dx_make_map over the records in [from, to) of a block. */
+function dx_make_map_range(dir: Ext4Inode, buf: Uint8Array, from: number, to: number, pblk: number, hashVersion: number): DxMapEntry[] {
+  const view = new Uint8Array(to - from);
+  view.set(buf.subarray(from, to));
+  const map = dx_make_map(dir, view, to - from, pblk, hashVersion);
+  // Linux copies the records to the new block as they are and stretches the final one to
+  // the block's end: when that one is live, its size grows by what "." and ".." took.
+  const bs = EXT4_SB(dir.i_sb).s_blocksize;
+  let off = 0, finalOff = 0;
+  while (off < to - from) { finalOff = off; off += ext4_rec_len_from_disk(le16(view, off + 4), bs); }
+  if (map.length && le32(view, finalOff) !== 0) map[map.length - 1]!.size += from;
+  return map;
+}
 
 /** ext4_dir_htree_level: levels of index a tree may have (root included). */
 function ext4_dir_htree_level(dir: Ext4Inode): number {
@@ -883,7 +951,11 @@ function dx_insert_block(f: DxWriteFrame, hash: number, block: number): void {
 }
 
 /** One live entry of a leaf, as do_split's map holds it (dx_map_entry plus the record). */
-interface DxMapEntry { hash: number; minor: number; ino: number; ftype: number; name: Uint8Array }
+interface DxMapEntry {
+  hash: number; minor: number; ino: number; ftype: number; name: Uint8Array;
+  /** The record's rec_len where it was (dx_map_entry.size): the split balances on it, as Linux. */
+  size: number;
+}
 
 /** dx_make_map: the live entries of a leaf with their hashes. */
 function dx_make_map(dir: Ext4Inode, buf: Uint8Array, size: number, pblk: number, hashVersion: number): DxMapEntry[] {
@@ -899,7 +971,7 @@ function dx_make_map(dir: Ext4Inode, buf: Uint8Array, size: number, pblk: number
       const name = de.name.slice();
       const h = ext4fs_dirhash(name, hashVersion, sbi.s_hash_seed);
       if (!h) throw new DxFallback();
-      map.push({ hash: h.hash >>> 0, minor: h.minor_hash >>> 0, ino: de.inode, ftype: de.file_type, name });
+      map.push({ hash: h.hash >>> 0, minor: h.minor_hash >>> 0, ino: de.inode, ftype: de.file_type, name, size: de.rec_len });
     }
     off += de.rec_len;
   }
@@ -950,8 +1022,8 @@ async function do_split(handle: handle_t, dir: Ext4Inode, bh: buffer_head, frame
   // Move from the top while more than half of the next entry still falls in the upper half.
   let moved = 0, move = 0, i = count - 1;
   for (; i >= 0; i--) {
-    const sz = ext4_dir_rec_len(map[i]!.name.length);
-    if (moved + sz / 2 > size / 2) break;
+    const sz = map[i]!.size;
+    if (moved + sz / 2 > EXT4_SB(dir.i_sb).s_blocksize / 2) break;
     moved += sz;
     move++;
   }
@@ -959,7 +1031,7 @@ async function do_split(handle: handle_t, dir: Ext4Inode, bh: buffer_head, frame
   const hash2 = map[split]!.hash;
   const continued = map[split - 1]!.hash === hash2 ? 1 : 0;
   const lower = map.slice(0, split), upper = map.slice(split);
-  const entry: DxMapEntry = { hash, minor: 0, ino, ftype, name };
+  const entry: DxMapEntry = { hash, minor: 0, ino, ftype, name, size: ext4_dir_rec_len(name.length) };
   (hash >= hash2 ? upper : lower).push(entry);
   if (dx_map_bytes(lower) > size || dx_map_bytes(upper) > size)
     throw ext4_error(dir.i_sb, 'do_split', `cannot split leaf block ${bh.b_blocknr}: the halves do not fit`, { ino: dir.i_ino });
