@@ -16,9 +16,12 @@
  *
  * Ending: an unmount by anyone (umount, fusermount -u) aborts the connection and reads
  * fail ENODEV; a lazy unmount (-l) that leaves users behind shows only in mountinfo, which
- * is polled as fuse-native.ts does. Either emits 'unmounted'. unmount() unmounts (lazily if
- * busy, as libfuse does on exit), waits for the end of the connection and closes the
- * descriptor.
+ * is polled as fuse-native.ts does. Either emits 'unmounted' and sets `gone`. A mount can
+ * also be unmounted while mount() is still confirming it (it shows in mountinfo before
+ * mount(8) exits, and a quick `fusermount -u` beats us to it): mount() then resolves to a
+ * mount that is already gone, and the 'unmounted' it emitted had no listener yet, so
+ * callers look at `gone` first. unmount() unmounts (lazily if busy, as libfuse does on
+ * exit), waits for the end of the connection and closes the descriptor.
  */
 import { spawn } from 'node:child_process';
 import { EventEmitter } from 'node:events';
@@ -102,6 +105,11 @@ function runUmount(args: string[]): Promise<number | null> {
 
 export class KernelFuseMount extends EventEmitter {
   mountId = -1;
+  /**
+   * Set once the mount went away without unmount() (the moment 'unmounted' is emitted):
+   * a mount unmounted while mount() was still confirming it comes back with it set.
+   */
+  gone = false;
   private closed = false;
   private ended = false;
   private endWaiters: (() => void)[] = [];
@@ -161,9 +169,13 @@ export class KernelFuseMount extends EventEmitter {
     }
     startReading();
     const entry = await findMount(mnt);
-    if (!entry) {
-      await m.unmount().catch(() => undefined);
-      throw new KernelMountError('mounted, but the mount is not in /proc/self/mountinfo');
+    if (!entry || m.closed) {
+      // mount(8) made the mount, and somebody unmounted it again (fusermount -u, umount)
+      // before we got here: the connection has ended (ENODEV), or will once we close it.
+      // Not a failure, and not something to wait for either: the mount comes back gone.
+      debug('mount at %s gone before it was confirmed (connection %s)', mnt, m.ended ? 'ended' : 'still open');
+      m.goneNow();
+      return m;
     }
     m.mountId = entry.id;
     m.watch(opts.pollMs ?? 250);
@@ -174,12 +186,21 @@ export class KernelFuseMount extends EventEmitter {
     debug('connection ended (%d)', errno);
     this.ended = true;
     for (const w of this.endWaiters.splice(0)) w();
-    if (!this.closed) {
-      this.closed = true;
-      this.stopWatching();
-      this.closeFd();
-      this.emit('unmounted');
-    }
+    this.goneNow();
+  }
+
+  /**
+   * The mount went away without unmount(): stop reading, close the descriptor (a lazy
+   * unmount's remaining users then get ENOTCONN, as with libfuse), mark it gone and emit
+   * 'unmounted'. `gone` stays set, for whoever starts listening later.
+   */
+  private goneNow(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.gone = true;
+    this.stopWatching();
+    this.closeFd();
+    this.emit('unmounted');
   }
 
   private watch(pollMs: number): void {
@@ -187,11 +208,7 @@ export class KernelFuseMount extends EventEmitter {
       findMount(this.mountPoint).then((e) => {
         if (this.closed || (e && e.id === this.mountId)) return;
         debug('mount %d at %s is gone', this.mountId, this.mountPoint);
-        this.closed = true;
-        this.stopWatching();
-        this.reader?.stop();
-        this.closeFd(); // users a lazy unmount left behind now get ENOTCONN, as with libfuse
-        this.emit('unmounted');
+        this.goneNow();
       }, (err) => debug('mountinfo: %O', err));
     }, pollMs);
   }

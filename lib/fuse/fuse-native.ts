@@ -337,14 +337,16 @@ export const MAX_OPTION_STRING = 1023;
 export class FuseMountError extends Error {}
 
 /**
- * A live FUSE mount. Emits 'unmounted' (once) when the mount disappears without
- * unmount() being called.
+ * A live FUSE mount. Emits 'unmounted' (once) and sets `gone` when the mount disappears
+ * without unmount() being called; mount() can resolve to a mount already gone.
  */
 export class FuseMount extends EventEmitter {
   private timer: NodeJS.Timeout | null = null;
   private closed = false;
   /** The mount's id in /proc/self/mountinfo. */
   mountId = -1;
+  /** Set (with 'unmounted') once the mount went away without unmount(). */
+  gone = false;
 
   private constructor(readonly mountPoint: string, private readonly fuse: FuseNativeInstance) {
     super();
@@ -364,7 +366,15 @@ export class FuseMount extends EventEmitter {
     });
     const m = new FuseMount(mnt, fuse);
     const entry = await findMount(mnt);
-    if (!entry) throw new FuseMountError('mounted, but the mount is not in /proc/self/mountinfo');
+    if (!entry) {
+      // Mounted, and unmounted again by somebody before we looked: gone, not failed.
+      debug('mount at %s gone before it was confirmed', mnt);
+      m.stopWatching();
+      m.closed = true;
+      await new Promise<void>((resolve) => fuse.unmount(() => resolve()));
+      m.gone = true;
+      return m;
+    }
     m.mountId = entry.id;
     m.watch(opts.pollMs ?? 250);
     return m;
@@ -378,7 +388,7 @@ export class FuseMount extends EventEmitter {
         this.stopWatching();
         this.closed = true;
         // Let fuse-native drop its async handle; fusermount is skipped (not mounted).
-        this.fuse.unmount(() => this.emit('unmounted'));
+        this.fuse.unmount(() => { this.gone = true; this.emit('unmounted'); });
       }, (err) => debug('mountinfo: %O', err));
     }, pollMs);
   }

@@ -330,6 +330,9 @@ export async function runDaemon(args: LklfuseArgs): Promise<number> {
 
     const reason = await new Promise<string>((resolve) => {
       if (signalled) return resolve(signalled);
+      // Unmounted already (fusermount -u right after the mount appeared): its 'unmounted'
+      // went out before anyone listened.
+      if (fuse.gone) return resolve('external unmount');
       onSignal = resolve;
       fuse.once('unmounted', () => resolve('external unmount'));
     });

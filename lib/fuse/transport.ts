@@ -13,12 +13,17 @@ export type TransportKind = 'kernel' | 'fuse-native';
 /**
  * A live FUSE mount, whichever transport serves it (KernelFuseMount in fuse-kernel.ts,
  * FuseMount in fuse-native.ts). Emits 'unmounted' once if the mount goes away without
- * unmount() (fusermount -u, umount, umount -l).
+ * unmount() (fusermount -u, umount, umount -l), and sets `gone`.
  */
 export interface TransportMount extends EventEmitter {
   readonly mountPoint: string;
   /** The mount's id in /proc/self/mountinfo. */
   mountId: number;
+  /**
+   * True once the mount went away without unmount(), whether or not anyone was listening
+   * for 'unmounted' then (a mount can be gone before mount() resolves: check this first).
+   */
+  readonly gone: boolean;
   /** Unmounts (lazily if busy); resolves once the mount is gone. */
   unmount(): Promise<void>;
 }
