@@ -23,7 +23,7 @@
 import type { Dirent64, Stat, Statfs, Timespec } from '../kernel/include/uapi.js';
 import type { Sys } from '../kernel/include/sys.js';
 import {
-  AT_EACCESS, AT_EMPTY_PATH, AT_REMOVEDIR, AT_SYMLINK_NOFOLLOW, EBADF, EINVAL, ENAMETOOLONG, ENOENT,
+  AT_EACCESS, AT_EMPTY_PATH, AT_REMOVEDIR, AT_SYMLINK_NOFOLLOW, EBADF, EINVAL, EIO, ENAMETOOLONG, ENOENT,
   ERANGE, ESTALE, O_CLOEXEC, O_CREAT, O_DIRECTORY, O_EXCL, O_NOCTTY, O_NOFOLLOW, O_PATH,
   O_RDONLY, O_WRONLY, RENAME_EXCHANGE, X_OK, SEEK_SET, S_IFMT, S_IFDIR, UTIME_NOW, UTIME_OMIT,
 } from '../kernel/include/uapi.js';
@@ -72,6 +72,8 @@ export class LowLevelOps {
   private dirs = new Map<number, DirHandle>();
   /** Open handles (kernel fds) and the node each belongs to. */
   private handles = new Map<number, Node | null>();
+  /** Set by closeAll: descriptors opened from then on are closed at once. */
+  private closed = false;
   private nextId = FUSE_ROOT_ID + 1;
 
   private constructor(private readonly sys: Sys, private readonly rootPath: Uint8Array) {}
@@ -121,6 +123,7 @@ export class LowLevelOps {
   }
 
   private addHandle(fh: number, n: Node | null): void {
+    if (this.closed) { void this.sys.close(fh); return; } // see closeAll
     this.handles.set(fh, n);
     n?.open.add(fh);
   }
@@ -185,6 +188,10 @@ export class LowLevelOps {
       const r = await this.sys.newfstatat(fd, '', AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
       if (typeof r === 'number') { await this.sys.close(fd); return r; }
       st2 = r;
+    }
+    if (this.closed) { // see closeAll
+      if (fd >= 0) await this.sys.close(fd);
+      return -EIO;
     }
     n = { id: this.nextId++, fd, ino: st2.ino, isDir: fd >= 0, parent: null, name: Buffer.alloc(0), nlookup: 1, live: true, open: new Set() };
     this.nodes.set(n.id, n);
@@ -542,8 +549,13 @@ export class LowLevelOps {
     return typeof p === 'number' ? p : sys.lremovexattr(p, name);
   }
 
-  /** For tests and shutdown: closes every descriptor (handles and nodes). */
+  /**
+   * For tests and shutdown: closes every descriptor (handles and nodes). A request still
+   * running (one that outlived the transport's drain) keeps no descriptor it opens after
+   * this: any would keep the kernel's mount busy, and umountDev would wait on it in vain.
+   */
   async closeAll(): Promise<void> {
+    this.closed = true;
     for (const fh of this.handles.keys()) await this.sys.close(fh);
     this.handles.clear();
     this.dirs.clear();
