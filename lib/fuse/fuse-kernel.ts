@@ -26,6 +26,7 @@
 import { spawn } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import createDebug from 'debug';
 import type { Sys } from '../kernel/include/sys.js';
@@ -86,7 +87,7 @@ export function kernelOptionProblem(options: string[]): string | undefined {
 /** Runs mount(8); resolves to its exit status and output. */
 function runMount(args: string[], fd: number): Promise<{ status: number | null; output: string }> {
   return new Promise((resolve) => {
-    const c = spawn('mount', args, { stdio: ['ignore', 'pipe', 'pipe', fd] });
+    const c = spawn('mount', args, { stdio: fd >= 0 ? ['ignore', 'pipe', 'pipe', fd] : ['ignore', 'pipe', 'pipe'] });
     let output = '';
     c.stdout!.on('data', (d: Buffer) => { output += d; });
     c.stderr!.on('data', (d: Buffer) => { output += d; });
@@ -103,8 +104,38 @@ function runUmount(args: string[]): Promise<number | null> {
   });
 }
 
+/** Where fusectl is usually mounted (systemd's sys-fs-fuse-connections.mount). */
+const FUSECTL_DIR = '/sys/fs/fuse/connections';
+
+/**
+ * Aborts FUSE connection `n`, as `echo 1 > /sys/fs/fuse/connections/N/abort`: pending and
+ * blocked reads of its /dev/fuse fail ENODEV and its users get ECONNABORTED. fusectl is
+ * mounted for the moment on a private directory if it is not mounted at its usual place.
+ */
+export async function abortFuseConnection(n: number): Promise<boolean> {
+  const write = (dir: string) => {
+    try { fs.writeFileSync(path.join(dir, String(n), 'abort'), '1'); return true; } catch { return false; }
+  };
+  if (write(FUSECTL_DIR)) return true;
+  let dir: string | undefined;
+  try {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lklfuse-fusectl-'));
+    if ((await runMount(['-t', 'fusectl', 'fusectl', dir], -1)).status !== 0) return false;
+    const ok = write(dir);
+    await runUmount([dir]);
+    return ok;
+  } catch (e) {
+    debug('fusectl: %O', e);
+    return false;
+  } finally {
+    if (dir) try { fs.rmdirSync(dir); } catch { /* still mounted, or gone */ }
+  }
+}
+
 export class KernelFuseMount extends EventEmitter {
   mountId = -1;
+  /** st_dev of the mount ("major:minor"; the minor names the connection in fusectl). */
+  dev = '';
   /**
    * Set once the mount went away without unmount() (the moment 'unmounted' is emitted):
    * a mount unmounted while mount() was still confirming it comes back with it set.
@@ -115,6 +146,8 @@ export class KernelFuseMount extends EventEmitter {
   private endWaiters: (() => void)[] = [];
   private timer: NodeJS.Timeout | null = null;
   private reader: DevReader | null = null;
+  /** The abort of a connection closeFd left open (unmount() waits for it). */
+  private aborting: Promise<boolean> | null = null;
   session: FuseSession | null = null;
 
   private constructor(readonly mountPoint: string, private fd: number) { super(); }
@@ -160,7 +193,8 @@ export class KernelFuseMount extends EventEmitter {
     done.then((x) => { r = x; }, () => undefined);
     while (!r) {
       await Promise.race([done, new Promise((res) => setTimeout(res, 20))]);
-      if (!r && (await findMount(mnt))?.fsType.startsWith('fuse')) startReading();
+      const e = r ? undefined : await findMount(mnt);
+      if (e?.fsType.startsWith('fuse')) { m.dev = e.dev; startReading(); }
     }
     if (r.status !== 0) {
       if (reading) m.reader.stop();
@@ -178,6 +212,7 @@ export class KernelFuseMount extends EventEmitter {
       return m;
     }
     m.mountId = entry.id;
+    m.dev = entry.dev;
     m.watch(opts.pollMs ?? 250);
     return m;
   }
@@ -223,12 +258,26 @@ export class KernelFuseMount extends EventEmitter {
     this.reader?.stop();
     try { fs.closeSync(this.fd); } catch (e) { debug('close /dev/fuse: %O', e); }
     this.fd = -1;
+    // Closing the last descriptor ends the connection, but a worker thread blocked in
+    // read(2) holds the file until a request comes, and the process cannot exit while it
+    // is blocked (process.exit joins workers). A connection still open (a lazy unmount's
+    // users left behind, or an unmount whose end we did not see) is aborted through fusectl.
+    if (!this.ended && this.reader?.kind === 'worker') this.aborting = this.abortConnection();
+  }
+
+  /** Aborts the connection (fusectl's abort file); resolves whether it could. */
+  private async abortConnection(): Promise<boolean> {
+    const minor = this.dev.split(':')[1];
+    if (!minor || this.ended) return this.ended;
+    const ok = await abortFuseConnection(Number(minor));
+    debug('abort of FUSE connection %s: %s', minor, ok ? 'done' : 'not possible');
+    return ok;
   }
 
   /** Unmounts (lazily if busy). Resolves once the mount is gone and the descriptor closed. */
   async unmount(): Promise<void> {
     this.stopWatching();
-    if (this.closed) { await this.drain(); return; }
+    if (this.closed) { await this.aborting; await this.drain(); return; }
     this.closed = true;
     const e = await findMount(this.mountPoint);
     if (e && e.id === this.mountId) {
@@ -243,6 +292,7 @@ export class KernelFuseMount extends EventEmitter {
       });
     }
     this.closeFd();
+    await this.aborting;
     await this.drain();
   }
 
