@@ -149,6 +149,7 @@ export class KernelFuseMount extends EventEmitter {
   /** The abort of a connection closeFd left open (unmount() waits for it). */
   private aborting: Promise<boolean> | null = null;
   session: FuseSession | null = null;
+  private log: (msg: string) => void = (msg) => debug(msg);
 
   private constructor(readonly mountPoint: string, private fd: number) { super(); }
 
@@ -171,6 +172,7 @@ export class KernelFuseMount extends EventEmitter {
     const args = ['-i', '-t', `fuse.${opts.subtype}`, '-o', o.join(','), opts.fsname, mnt];
     debug('mount %o', args);
     const m = new KernelFuseMount(mnt, fd);
+    m.log = opts.log;
     const write = (frame: Buffer) => { fs.writeSync(fd, frame); };
     m.session = new FuseSession(ll, sys, write, {
       maxWrite: opts.maxWrite, entryTimeout: opts.entryTimeout, attrTimeout: opts.attrTimeout,
@@ -303,7 +305,8 @@ export class KernelFuseMount extends EventEmitter {
   private async drain(): Promise<void> {
     if (!this.session) return;
     let t: NodeJS.Timeout | undefined;
-    await Promise.race([this.session.idle(), new Promise((r) => { t = setTimeout(r, 10000); })]);
+    const idle = await Promise.race([this.session.idle().then(() => true), new Promise<false>((r) => { t = setTimeout(() => r(false), 10000); })]);
     clearTimeout(t);
+    if (!idle) this.log(`lklfuse: shutting down with requests still running after 10 s: ${this.session.pendingOps().join(', ')}`);
   }
 }

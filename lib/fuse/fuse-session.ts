@@ -93,6 +93,9 @@ export class FuseSession {
   /** Requests not answered yet. */
   get pending(): number { return this.inflight.size; }
 
+  /** The operations of the requests not finished yet (for the shutdown's log). */
+  pendingOps(): string[] { return [...this.inflight.values()].map((f) => f.op); }
+
   /** Resolves when no request is in flight. */
   idle(): Promise<void> {
     if (this.inflight.size === 0) return Promise.resolve();
