@@ -35,9 +35,27 @@ const OPTIONS_HELP = `Options for -o (comma-separated; repeat -o as you like; "\
   log=FILE             append the daemon's messages to FILE
   fsname=NAME          source shown in mount tables (default: the image path)
   subtype=NAME         type shown as fuse.NAME (default: lklfuse)
-  allow_other          let other users in (implies default_permissions; non-root users
-                       need user_allow_other in /etc/fuse.conf)
+  allow_other          let other users in (non-root users need user_allow_other in
+                       /etc/fuse.conf); over fuse-native it implies default_permissions,
+                       over the kernel transport each request runs as its caller
   default_permissions  let the host kernel check file modes
+  transport=T          how lklfuse talks to the host's FUSE (default: kernel when run as
+                       root with /dev/fuse, fuse-native otherwise):
+                         kernel       lklfuse speaks the FUSE protocol on /dev/fuse itself
+                                      (root only): nanosecond and pre-1970 times, 64-bit
+                                      inode numbers, each request with its caller's
+                                      uid/gid/groups (owners of new files, permission
+                                      checks), touch -a/-m, fallocate, SEEK_DATA/SEEK_HOLE,
+                                      copy_file_range, readdirplus, 1 MiB writes
+                         fuse-native  libfuse 2 through fuse-native (any user): times in
+                                      whole milliseconds from 1970 on, 32-bit inode numbers,
+                                      every request as the daemon's user, no one-sided
+                                      time updates, no fallocate/lseek/copy_file_range
+                       flock and fcntl locks are kept by the host kernel on either
+  noreaddirplus        kernel transport: no READDIRPLUS (faster names-only listings of
+                       cold directories, slower ls -l / find / cp -r)
+  entry_timeout=S      seconds the host may cache names (default 1)
+  attr_timeout=S       seconds the host may cache attributes (default 1)
   hard_remove          libfuse's hard_remove (unlinked open files then stop being readable;
                        by default lklfuse keeps them readable without .fuse_hidden files)
   any other option     passed to FUSE (e.g. uid=, gid=, umask=, nodev, noexec, max_read=)

@@ -10,6 +10,7 @@
 import { createNodeHost } from './drivers/node-host.js';
 import { start_kernel as kernelStart, haltKernel } from './kernel/arch/setup.js';
 import { syscall, syscallGeneration } from './kernel/arch/syscalls.js';
+import type { FsCredOverride } from './kernel/include/fs.js';
 import * as NR from './kernel/include/unistd.js';
 import {
   AT_FDCWD, AT_REMOVEDIR, AT_SYMLINK_NOFOLLOW, LINUX_REBOOT_CMD_HALT, LINUX_REBOOT_MAGIC1,
@@ -35,8 +36,17 @@ export interface StartOptions {
   print?: (msg: string) => void;
 }
 
+/** Who a Sys from sysAs acts for: fsuid, fsgid and supplementary groups of its calls. */
+export interface Caller { uid: number; gid: number; groups: number[] }
+
 export interface Kernel {
   sys: Sys;
+  /**
+   * A Sys whose calls run with the caller's filesystem identity (fsuid/fsgid/groups in the
+   * cred, as a file server acting for someone), so permission checks and new files' owners
+   * are the caller's. Other credentials (uid, euid) stay the process's.
+   */
+  sysAs(caller: Caller): Sys;
   halt(): Promise<void>;
   /** Add a disk (a virtio-blk device over a file, fd or memory); resolves to its id or -errno. */
   diskAdd(store: DiskOptions): Promise<number>;
@@ -53,10 +63,11 @@ export { diskAdd, type DiskOptions };
 /**
  * Build the typed `sys` object for one boot: each method is one system call (*at forms for
  * the short ones). Its calls carry that boot's generation, so a call made after halt (or
- * after a later boot) resolves to -ENOSYS at once instead of reaching another kernel.
+ * after a later boot) resolves to -ENOSYS at once instead of reaching another kernel. With
+ * `fscred`, every call runs with those filesystem credentials (sysAs).
  */
-function makeSys(generation: number): Sys {
-  const call = (nr: number, args: unknown[]) => syscall(nr, args, generation);
+function makeSys(generation: number, fscred?: FsCredOverride): Sys {
+  const call = (nr: number, args: unknown[]) => syscall(nr, args, { gen: generation, fscred });
   const s = (nr: number) => (...args: unknown[]) => call(nr, args);
   const sys: Sys = {
     openat: s(NR.__NR_openat) as Sys['openat'],
@@ -167,10 +178,12 @@ export async function startKernel(opts: StartOptions = {}): Promise<Kernel> {
     syscallThreads: opts.syscallThreads ?? 8,
   });
   await disksBoot();
-  const sys = makeSys(syscallGeneration());
+  const generation = syscallGeneration();
+  const sys = makeSys(generation);
   let halted = false;
   return {
     sys,
+    sysAs: (c) => makeSys(generation, { fsuid: c.uid, fsgid: c.gid, groups: c.groups }),
     async halt() {
       if (halted) return;
       halted = true;

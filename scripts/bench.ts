@@ -4,7 +4,7 @@
  * mounter and lklfuse's ratios. See scripts/bench/README.md for what each row measures.
  *
  *   node dist/scripts/bench.js [--quick] [--json out.json] [--keep] [--dir DIR]
- *        [--only host,fuse2fs,lklfuse] [--no-vfat] [--lklfuse PATH] [--lklfuse-o OPTS]
+ *        [--only host,fuse2fs,lklfuse,lklfuse-fn] [--no-vfat] [--lklfuse PATH] [--lklfuse-o OPTS]
  *        [--tree-src DIR] [--timeout SECONDS]
  *
  * Must run as root (loop mounts, drop_caches, FUSE). Never leaves a mount, a loop device or
@@ -56,7 +56,7 @@ interface Args {
 
 function usage(msg?: string): never {
   if (msg) process.stderr.write(`bench: ${msg}\n`);
-  process.stderr.write('usage: node dist/scripts/bench.js [--quick] [--json FILE] [--keep] [--dir DIR] [--only host,fuse2fs,lklfuse]\n' +
+  process.stderr.write('usage: node dist/scripts/bench.js [--quick] [--json FILE] [--keep] [--dir DIR] [--only host,fuse2fs,lklfuse,lklfuse-fn]\n' +
     '       [--no-vfat] [--lklfuse PATH] [--lklfuse-o OPTS] [--tree-src DIR] [--timeout SECONDS]\n');
   process.exit(msg ? 2 : 0);
 }
@@ -456,14 +456,15 @@ async function main(): Promise<number> {
       if (!args.only.includes(name)) { skipped.ext4[name] = 'not selected (--only)'; continue; }
       if (name === 'host' && !isRoot) { skipped.ext4[name] = 'needs root'; continue; }
       if (name === 'fuse2fs' && !haveFuse2fs) { skipped.ext4[name] = 'fuse2fs not installed (apt-get install fuse2fs)'; continue; }
-      if (name === 'lklfuse' && lklfuseProblem) { skipped.ext4[name] = lklfuseProblem; continue; }
+      if ((name === 'lklfuse' || name === 'lklfuse-fn') && lklfuseProblem) { skipped.ext4[name] = lklfuseProblem; continue; }
+      if (name === 'lklfuse' && !isRoot) { skipped.ext4[name] = 'the kernel transport needs root'; continue; }
       const image = path.join(tmp, `${name}-ext4.img`);
       await must('cp', ['--sparse=always', pristine, image]);
       const mnt = path.join(tmp, `mnt-${name}`);
       fs.mkdirSync(mnt);
       const m = name === 'host' ? new HostMounter(image, mnt)
         : name === 'fuse2fs' ? new Fuse2fsMounter(image, mnt)
-        : new LklfuseMounter(image, mnt, args.lklfuse, args.lklfuseOpts, path.join(tmp, 'lklfuse-ext4.log'));
+        : new LklfuseMounter(image, mnt, args.lklfuse, args.lklfuseOpts, path.join(tmp, `${name}-ext4.log`), name);
       all.push(m);
       log(`--- ext4: ${name}`);
       const r = await runSuite(ctx, m, 'ext4');
@@ -474,23 +475,26 @@ async function main(): Promise<number> {
 
     skipped.vfat.host = `no vfat driver in this host kernel (${os.release()})`;
     skipped.vfat.fuse2fs = 'fuse2fs serves ext2/3/4 only';
-    if (!args.vfat) skipped.vfat.lklfuse = 'not selected (--no-vfat)';
-    else if (!args.only.includes('lklfuse')) skipped.vfat.lklfuse = 'not selected (--only)';
-    else if (lklfuseProblem) skipped.vfat.lklfuse = lklfuseProblem;
-    else if (!interrupted) {
-      const image = path.join(tmp, 'lklfuse-vfat.img');
-      fs.writeFileSync(image, '');
-      fs.truncateSync(image, sizes.vfatMiB * MiB);
-      await must('mkfs.vfat', ['-F', '32', '-n', 'LKLBENCH', image]);
-      const mnt = path.join(tmp, 'mnt-lklfuse-vfat');
-      fs.mkdirSync(mnt);
-      const m = new LklfuseMounter(image, mnt, args.lklfuse, args.lklfuseOpts, path.join(tmp, 'lklfuse-vfat.log'));
-      all.push(m);
-      log('--- vfat: lklfuse');
-      const r = await runSuite(ctx, m, 'vfat');
-      results.vfat.lklfuse = r.cells;
-      fsck['vfat.lklfuse'] = r.fsck;
-      fs.rmSync(image, { force: true });
+    for (const name of ['lklfuse', 'lklfuse-fn'] as const) {
+      if (!args.vfat) skipped.vfat[name] = 'not selected (--no-vfat)';
+      else if (!args.only.includes(name)) skipped.vfat[name] = 'not selected (--only)';
+      else if (lklfuseProblem) skipped.vfat[name] = lklfuseProblem;
+      else if (name === 'lklfuse' && !isRoot) skipped.vfat[name] = 'the kernel transport needs root';
+      else if (!interrupted) {
+        const image = path.join(tmp, `${name}-vfat.img`);
+        fs.writeFileSync(image, '');
+        fs.truncateSync(image, sizes.vfatMiB * MiB);
+        await must('mkfs.vfat', ['-F', '32', '-n', 'LKLBENCH', image]);
+        const mnt = path.join(tmp, `mnt-${name}-vfat`);
+        fs.mkdirSync(mnt);
+        const m = new LklfuseMounter(image, mnt, args.lklfuse, args.lklfuseOpts, path.join(tmp, `${name}-vfat.log`), name);
+        all.push(m);
+        log(`--- vfat: ${name}`);
+        const r = await runSuite(ctx, m, 'vfat');
+        results.vfat[name] = r.cells;
+        fsck[`vfat.${name}`] = r.fsck;
+        fs.rmSync(image, { force: true });
+      }
     }
 
     for (const fsType of ['ext4', 'vfat'] as const) {
@@ -507,7 +511,7 @@ async function main(): Promise<number> {
     const out = [
       `lkl-ts benchmark, ${started.toISOString()}${args.quick ? ' (--quick)' : ''}`,
       `machine: ${info.cpu} x${info.cpus}, ${info.memMiB} MiB, Linux ${info.kernel}, load ${info.loadavg}, Node ${info.node}; ${info.fuse2fs}; lkl-ts ${info.lklTsCommit}`,
-      `images: ext4 ${sizes.imageMiB} MiB (mke2fs -t ext4 -b 4096), vfat ${sizes.vfatMiB} MiB (mkfs.vfat -F 32); MB = 10^6 bytes; ratios are lklfuse's value divided by the other's`,
+      `images: ext4 ${sizes.imageMiB} MiB (mke2fs -t ext4 -b 4096), vfat ${sizes.vfatMiB} MiB (mkfs.vfat -F 32); MB = 10^6 bytes; ratios are lklfuse's value divided by the other's; lklfuse = its kernel transport, lklfuse-fn = over fuse-native`,
       '',
       renderTable(rows),
       '',

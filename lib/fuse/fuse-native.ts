@@ -29,7 +29,7 @@ import { EventEmitter } from 'node:events';
 import path from 'node:path';
 import createDebug from 'debug';
 import type { Stat, Statfs, Timespec } from '../kernel/include/uapi.js';
-import { EIO, ENODATA, ERANGE, UTIME_NOW, errnoName } from '../kernel/include/uapi.js';
+import { EIO, ENODATA, ERANGE, errnoName } from '../kernel/include/uapi.js';
 import { findMount } from './mountinfo.js';
 
 const debug = createDebug('lkl:fuse');
@@ -144,11 +144,17 @@ export function statfsArray(s: Statfs): Uint32Array {
   return a;
 }
 
-/* libfuse hands UTIME_NOW / UTIME_OMIT as tv_sec 0 with the special tv_nsec; in ms that is 1073. */
-const UTIME_SPECIAL_MS = Math.floor(UTIME_NOW / 1e6);
+/*
+ * A time from fuse-native's utimens, in ms, as a timespec. Always a real time: the FUSE
+ * kernel module sends SETATTR with the time already resolved (utimensat(UTIME_NOW) arrives
+ * as the current time; FATTR_ATIME_NOW/MTIME_NOW only with writeback caching, which
+ * libfuse 2 does not negotiate), and libfuse 2 passes UTIME_OMIT only with
+ * flag_utime_omit_ok, which fuse-native never sets. So 1073 ms (what fuse-native would
+ * make of UTIME_NOW's or UTIME_OMIT's tv_nsec) is 1970-01-01 00:00:01.073, not "now".
+ */
 export function timespecFromMs(v: number): Timespec {
-  if (v === UTIME_SPECIAL_MS) return { sec: 0, nsec: UTIME_NOW };
-  return { sec: Math.floor(v / 1000), nsec: (v % 1000) * 1e6 };
+  const sec = Math.floor(v / 1000);
+  return { sec, nsec: (v - sec * 1000) * 1e6 };
 }
 
 /* Offsets in fuse-native's fuse_thread_locals_t on LP64 Linux: ... uid_t uid @96, gid_t gid @100, size_t atime @104, size_t mtime @112 */
@@ -331,14 +337,16 @@ export const MAX_OPTION_STRING = 1023;
 export class FuseMountError extends Error {}
 
 /**
- * A live FUSE mount. Emits 'unmounted' (once) when the mount disappears without
- * unmount() being called.
+ * A live FUSE mount. Emits 'unmounted' (once) and sets `gone` when the mount disappears
+ * without unmount() being called; mount() can resolve to a mount already gone.
  */
 export class FuseMount extends EventEmitter {
   private timer: NodeJS.Timeout | null = null;
   private closed = false;
   /** The mount's id in /proc/self/mountinfo. */
   mountId = -1;
+  /** Set (with 'unmounted') once the mount went away without unmount(). */
+  gone = false;
 
   private constructor(readonly mountPoint: string, private readonly fuse: FuseNativeInstance) {
     super();
@@ -358,7 +366,15 @@ export class FuseMount extends EventEmitter {
     });
     const m = new FuseMount(mnt, fuse);
     const entry = await findMount(mnt);
-    if (!entry) throw new FuseMountError('mounted, but the mount is not in /proc/self/mountinfo');
+    if (!entry) {
+      // Mounted, and unmounted again by somebody before we looked: gone, not failed.
+      debug('mount at %s gone before it was confirmed', mnt);
+      m.stopWatching();
+      m.closed = true;
+      await new Promise<void>((resolve) => fuse.unmount(() => resolve()));
+      m.gone = true;
+      return m;
+    }
     m.mountId = entry.id;
     m.watch(opts.pollMs ?? 250);
     return m;
@@ -372,7 +388,7 @@ export class FuseMount extends EventEmitter {
         this.stopWatching();
         this.closed = true;
         // Let fuse-native drop its async handle; fusermount is skipped (not mounted).
-        this.fuse.unmount(() => this.emit('unmounted'));
+        this.fuse.unmount(() => { this.gone = true; this.emit('unmounted'); });
       }, (err) => debug('mountinfo: %O', err));
     }, pollMs);
   }

@@ -1,9 +1,10 @@
 /*
  * lklfuse, the application: checks the image and the mountpoint, locks the image, starts
  * the kernel, attaches the image as a virtio disk, detects and mounts the filesystem in the
- * kernel, and serves it through FUSE (ops.ts over fuse-native.ts) until a signal or an
- * external unmount; then unmounts FUSE, unmounts in the kernel (writing everything back),
- * detaches the disk and halts. bin/lklfuse.ts is the command line around it.
+ * kernel, and serves it through FUSE until a signal or an external unmount, over one of two
+ * transports (transport.ts chooses): the FUSE protocol on /dev/fuse itself (ll-ops.ts over
+ * fuse-kernel.ts; root) or libfuse 2 (ops.ts over fuse-native.ts; anyone); then unmounts
+ * FUSE, unmounts in the kernel (writing everything back), detaches the disk and halts. bin/lklfuse.ts is the command line around it.
  *
  * Background mode (the default, as mount helpers must behave): the command re-runs itself
  * detached with -f and LKLFUSE_READY_FD=3; the daemon reports on that pipe, as one JSON
@@ -18,6 +19,9 @@ import type { Sys } from '../kernel/include/sys.js';
 import { EBADMSG, EINVAL, ENODEV, EUCLEAN, MS_RDONLY, O_DIRECTORY, O_RDONLY, strerror } from '../kernel/include/uapi.js';
 import { detectFs } from './detect.js';
 import { FuseMount } from './fuse-native.js';
+import { KernelFuseMount, kernelOptionProblem } from './fuse-kernel.js';
+import { LowLevelOps } from './ll-ops.js';
+import { chooseTransport, type TransportMount } from './transport.js';
 import { acquireLock } from './lock.js';
 import { findMount } from './mountinfo.js';
 import { lklfuseOps } from './ops.js';
@@ -29,6 +33,8 @@ const debug = createDebug('lkl:fuse');
 /** The part of lib/index.ts's Kernel that lklfuse uses. */
 export interface LklKernel {
   sys: Sys;
+  /** A Sys acting with a caller's fsuid/fsgid/groups (lib/index.ts); the kernel transport needs it. */
+  sysAs?(caller: { uid: number; gid: number; groups: number[] }): Sys;
   diskAdd(store: { path?: string; fd?: number; readOnly?: boolean }): Promise<number>;
   mountDev(diskId: number, part: number, fsType: string, flags: number, opts: string): Promise<string | number>;
   umountDev(diskId: number, part: number, flags: number, timeoutMs?: number): Promise<number>;
@@ -61,6 +67,8 @@ export const FAKE_KERNEL_ENV = 'LKLFUSE_TEST_FAKE_KERNEL';
 
 const FUSE_DEVICE = () => process.env.LKLFUSE_TEST_FUSE_DEVICE || '/dev/fuse';
 const MAX_WRITE = 131072;
+/** max_write of the kernel transport: 1 MiB (max_pages 256, the FUSE module's limit). */
+const KERNEL_MAX_WRITE = 1 << 20;
 const UMOUNT_TIMEOUT_MS = 60_000;
 
 let logFd: number | undefined;
@@ -260,27 +268,72 @@ export async function runDaemon(args: LklfuseArgs): Promise<number> {
     debug('mounted %s (%s) at %s in the kernel', dev, type, mp);
     outsideFd = await sys.open('/', O_RDONLY | O_DIRECTORY);
     const root = (await sys.chroot(mp)) === 0 ? '' : mp;
-    const ops = lklfuseOps(sys, root);
+    const readOnly = opts.readOnly || (opts.mountFlags & MS_RDONLY) !== 0;
+    const libfuseOnly = kernelOptionProblem(opts.fuse);
+    const transport = chooseTransport(opts.transport, { hasSysAs: typeof kernel.sysAs === 'function', libfuseOnly });
+    if (transport.error) throw new LklfuseError(transport.error);
+    debug('transport: %s (%s)', transport.kind, transport.why);
 
-    const fuseOpts = [
-      'big_writes', `max_write=${MAX_WRITE}`, 'use_ino',
-      `fsname=${escapeOption(opts.fsname ?? image)}`, `subtype=${escapeOption(opts.subtype ?? 'lklfuse')}`,
-      ...(opts.readOnly || opts.mountFlags & MS_RDONLY ? ['ro'] : []),
-      // The kernel runs every request as root: with allow_other, let the host check modes.
-      ...(opts.allowOther ? ['allow_other', 'default_permissions'] : opts.defaultPermissions ? ['default_permissions'] : []),
-      ...(opts.hardRemove ? ['hard_remove'] : []),
-      ...(args.debug ? ['debug'] : []),
-      ...opts.fuse,
-    ];
-    const fuse = await FuseMount.mount(mnt, ops, { options: fuseOpts, serialize: args.singleThreaded }).catch((e: Error) => {
-      throw new LklfuseError(`mountpoint ${mnt}: FUSE mount failed: ${e.message}`);
-    });
-    debug('FUSE mount %d live at %s', fuse.mountId, mnt);
+    // From here on a signal means "stop once mounted": a SIGTERM that comes while the FUSE
+    // mount is being made (it is visible in mountinfo before the mount call returns) must
+    // not kill the daemon with the mount live.
+    let signalled: string | undefined;
+    let onSignal: ((sig: string) => void) | undefined;
+    for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) {
+      process.on(sig, () => { if (!signalled) { signalled = sig; onSignal?.(sig); } });
+    }
+
+    let fuse: TransportMount;
+    let closeOps: () => Promise<void>;
+    if (transport.kind === 'kernel') {
+      // The host kernel applies the caller's umask before it sends a mode (no FUSE_DONT_MASK).
+      await sys.umask(0);
+      const ll = await LowLevelOps.create(sys, { root });
+      if (typeof ll === 'number') throw new LklfuseError(`cannot open the mounted filesystem's root in the kernel: ${strerror(ll)}`);
+      closeOps = () => ll.closeAll();
+      const k = kernel;
+      fuse = await KernelFuseMount.mount(mnt, ll, sys, {
+        fsname: opts.fsname ?? image, subtype: opts.subtype ?? 'lklfuse', readOnly,
+        allowOther: opts.allowOther, defaultPermissions: opts.defaultPermissions,
+        extra: opts.fuse, maxWrite: KERNEL_MAX_WRITE,
+        entryTimeout: opts.entryTimeout ?? 1, attrTimeout: opts.attrTimeout ?? 1,
+        reader: opts.reader ?? 'poll', serialize: args.singleThreaded, readdirplus: !opts.noReaddirplus,
+        sysFor: k.sysAs ? (c) => k.sysAs!(c) : undefined,
+        log,
+      }).catch(async (e: Error) => {
+        await ll.closeAll(); // its descriptors would keep the kernel's mount busy
+        throw new LklfuseError(`mountpoint ${mnt}: FUSE mount failed: ${e.message}`);
+      });
+    } else {
+      const ops = lklfuseOps(sys, root);
+      closeOps = () => ops.closeAll();
+      const fuseOpts = [
+        'big_writes', `max_write=${MAX_WRITE}`, 'use_ino',
+        `fsname=${escapeOption(opts.fsname ?? image)}`, `subtype=${escapeOption(opts.subtype ?? 'lklfuse')}`,
+        ...(readOnly ? ['ro'] : []),
+        // The kernel runs every request as root: with allow_other, let the host check modes.
+        ...(opts.allowOther ? ['allow_other', 'default_permissions'] : opts.defaultPermissions ? ['default_permissions'] : []),
+        ...(opts.hardRemove ? ['hard_remove'] : []),
+        ...(opts.entryTimeout !== undefined ? [`entry_timeout=${opts.entryTimeout}`] : []),
+        ...(opts.attrTimeout !== undefined ? [`attr_timeout=${opts.attrTimeout}`] : []),
+        ...(args.debug ? ['debug'] : []),
+        ...opts.fuse,
+      ];
+      fuse = await FuseMount.mount(mnt, ops, { options: fuseOpts, serialize: args.singleThreaded }).catch((e: Error) => {
+        throw new LklfuseError(`mountpoint ${mnt}: FUSE mount failed: ${e.message}`);
+      });
+    }
+    debug('FUSE mount %d live at %s (%s transport)', fuse.mountId, mnt, transport.kind);
+    if (args.debug) log(`lklfuse: ${mnt}: ${transport.kind} transport (${transport.why})`);
     reportToParent({ ok: true });
     notifySystemd();
 
     const reason = await new Promise<string>((resolve) => {
-      for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(sig, () => resolve(sig));
+      if (signalled) return resolve(signalled);
+      // Unmounted already (fusermount -u right after the mount appeared): its 'unmounted'
+      // went out before anyone listened.
+      if (fuse.gone) return resolve('external unmount');
+      onSignal = resolve;
       fuse.once('unmounted', () => resolve('external unmount'));
     });
     debug('shutting down: %s', reason);
@@ -296,7 +349,7 @@ export async function runDaemon(args: LklfuseArgs): Promise<number> {
       log(`lklfuse: ${(e as Error).message}`);
       status = EXIT_FAILURE;
     }
-    await ops.closeAll();
+    await closeOps();
     await leaveChroot(sys, outsideFd);
     outsideFd = -1;
     const r = await kernel.umountDev(diskId, opts.part, 0, UMOUNT_TIMEOUT_MS);

@@ -8,6 +8,8 @@ import { readFile } from 'node:fs/promises';
 export interface MountEntry {
   id: number;
   parent: number;
+  /** st_dev of the mount, "major:minor" (a FUSE connection's number is its minor). */
+  dev: string;
   mountPoint: string;
   fsType: string;
   source: string;
@@ -25,7 +27,7 @@ export function parseMountinfo(text: string): MountEntry[] {
     const sep = f.indexOf('-', 6);
     if (f.length < 10 || sep < 0) continue;
     out.push({
-      id: Number(f[0]), parent: Number(f[1]), mountPoint: unescape(f[4]!), options: f[5]!,
+      id: Number(f[0]), parent: Number(f[1]), dev: f[2]!, mountPoint: unescape(f[4]!), options: f[5]!,
       fsType: unescape(f[sep + 1]!), source: unescape(f[sep + 2]!),
     });
   }

@@ -5,8 +5,8 @@
  * fuse-native.ts) or of how the kernel was started (see lklfuse.ts).
  *
  * Two things are the daemon's own business rather than the kernel's:
- *  - NAME_MAX: FUSE lets names of up to 1024 bytes through; any path component longer than
- *    255 bytes is refused here with ENAMETOOLONG, before the kernel sees it.
+ *  - NAME_MAX (names.ts): any path component longer than 255 bytes is refused here with
+ *    ENAMETOOLONG, before the kernel sees it.
  *  - Unlinked open files. libfuse 2's high-level API cannot serve a file after its last
  *    name is gone unless the filesystem sets flag_nullpath_ok, which fuse-native does not:
  *    with hard_remove, read() on such a file fails ENOENT inside libfuse. So lklfuse lets
@@ -19,27 +19,18 @@
 import type { Sys } from '../kernel/include/sys.js';
 import type { Stat, Statfs, Timespec } from '../kernel/include/uapi.js';
 import {
-  AT_FDCWD, AT_SYMLINK_NOFOLLOW, EBADF, ENAMETOOLONG, ENOENT, NAME_MAX, O_CREAT, O_DIRECTORY,
+  AT_FDCWD, AT_SYMLINK_NOFOLLOW, EBADF, ENAMETOOLONG, ENOENT, O_CREAT, O_DIRECTORY,
   O_RDONLY, O_RDWR,
 } from '../kernel/include/uapi.js';
 import type { FuseDirent, FuseOperations } from './fuse-native.js';
+import { nameTooLong } from './names.js';
 
 /** How many bytes of linux_dirent64 records to ask getdents64 for at a time. */
 const GETDENTS_BYTES = 32768;
 
 const HIDDEN_RE = /\/\.fuse_hidden[0-9a-f]{16}$/;
 
-/** True if some component of `p` is longer than NAME_MAX bytes. */
-export function nameTooLong(p: string): boolean {
-  let start = 0;
-  for (let i = 0; i <= p.length; i++) {
-    if (i === p.length || p.charCodeAt(i) === 0x2f) {
-      if (i - start > NAME_MAX / 3 && Buffer.byteLength(p.slice(start, i)) > NAME_MAX) return true;
-      start = i + 1;
-    }
-  }
-  return false;
-}
+export { nameTooLong } from './names.js';
 
 export interface LklfuseOps extends FuseOperations {
   /** Closes every kernel fd the daemon still holds (files, directories, hidden files). */

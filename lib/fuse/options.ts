@@ -37,6 +37,15 @@ export interface LklfuseOptions {
   defaultPermissions: boolean;
   /** Pass hard_remove to libfuse instead of lklfuse's own handling of unlinked open files. */
   hardRemove: boolean;
+  /** transport=: undefined = choose (kernel transport as root with /dev/fuse, else fuse-native). */
+  transport?: 'kernel' | 'fuse-native';
+  /** reader= (kernel transport): how /dev/fuse is read, 'poll' (default) or 'worker'. */
+  reader?: 'poll' | 'worker';
+  /** noreaddirplus (kernel transport): plain READDIR only. */
+  noReaddirplus?: boolean;
+  /** entry_timeout= / attr_timeout= in seconds (libfuse's names; both transports). */
+  entryTimeout?: number;
+  attrTimeout?: number;
   /** Everything else, for libfuse, in order (escaped as given). */
   fuse: string[];
   /** Options that were recognised as mount(8)/mount.fuse noise and dropped. */
@@ -172,6 +181,25 @@ export function parseOptions(lists: string[]): LklfuseOptions {
         case 'allow_other': o.allowOther = true; break;
         case 'default_permissions': o.defaultPermissions = true; break;
         case 'hard_remove': o.hardRemove = true; break;
+        case 'transport': {
+          const v = need();
+          if (v !== 'kernel' && v !== 'fuse-native') throw new OptionError(`transport must be kernel or fuse-native: '${v}'`);
+          o.transport = v;
+          break;
+        }
+        case 'reader': {
+          const v = need();
+          if (v !== 'poll' && v !== 'worker') throw new OptionError(`reader must be poll or worker: '${v}'`);
+          o.reader = v;
+          break;
+        }
+        case 'noreaddirplus': o.noReaddirplus = true; break;
+        case 'entry_timeout': case 'attr_timeout': {
+          const v = need();
+          if (!/^\d+(\.\d+)?$/.test(v)) throw new OptionError(`invalid value for ${name}: '${v}'`);
+          if (name === 'entry_timeout') o.entryTimeout = Number(v); else o.attrTimeout = Number(v);
+          break;
+        }
         // The write size is lklfuse's choice (big_writes,max_write=131072); asking again is harmless.
         case 'big_writes': case 'max_write': case 'use_ino': break;
         default:

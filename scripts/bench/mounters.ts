@@ -7,8 +7,11 @@
 import fs from 'node:fs';
 import { alive, describeRun, findProcesses, firstLine, isMounted, must, run, sleep, vmHwmKiB, waitFor } from './util.js';
 
-export type MounterName = 'host' | 'fuse2fs' | 'lklfuse';
-export const MOUNTERS: readonly MounterName[] = ['host', 'fuse2fs', 'lklfuse'];
+/** lklfuse: over its kernel transport (/dev/fuse itself); lklfuse-fn: over fuse-native (libfuse 2). */
+export type MounterName = 'host' | 'fuse2fs' | 'lklfuse' | 'lklfuse-fn';
+export const MOUNTERS: readonly MounterName[] = ['host', 'fuse2fs', 'lklfuse', 'lklfuse-fn'];
+/** The -o transport= of each lklfuse mounter. */
+export const LKLFUSE_TRANSPORT: Partial<Record<MounterName, string>> = { lklfuse: 'kernel', 'lklfuse-fn': 'fuse-native' };
 
 const MOUNT_TIMEOUT_MS = 120_000;
 /** A FUSE daemon writes back at unmount; give it this long to exit before SIGTERM. */
@@ -153,12 +156,12 @@ export class Fuse2fsMounter extends Mounter {
 
 /** lkl-ts's lklfuse in its default background mode (returns once the mount is live). */
 export class LklfuseMounter extends Mounter {
-  readonly name = 'lklfuse' as const;
-  constructor(image: string, mnt: string, readonly script: string, readonly options: string[], readonly logFile: string) {
+  constructor(image: string, mnt: string, readonly script: string, readonly options: string[], readonly logFile: string,
+    readonly name: 'lklfuse' | 'lklfuse-fn' = 'lklfuse') {
     super(image, mnt);
   }
   protected async doMount(): Promise<void> {
-    const opts = [`log=${this.logFile}`, ...this.options].join(',');
+    const opts = [`log=${this.logFile}`, `transport=${LKLFUSE_TRANSPORT[this.name]}`, ...this.options].join(',');
     const r = await run(process.execPath, [this.script, this.image, this.mnt, '-o', opts], { timeoutMs: MOUNT_TIMEOUT_MS });
     if (r.status !== 0) {
       // A timed-out start may have left a daemon behind.

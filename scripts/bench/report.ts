@@ -1,6 +1,7 @@
 /*
  * The benchmark's results: rows of cells (a number or "n/a (reason)") per mounter, the
- * lklfuse ratios, and their rendering as a text table with footnotes, or as JSON.
+ * lklfuse ratios (lklfuse is the kernel transport; kernel/fn compares it with lklfuse over
+ * fuse-native, the lklfuse-fn column), and their rendering as a text table with footnotes, or as JSON.
  */
 import type { MounterName } from './mounters.js';
 import { MOUNTERS } from './mounters.js';
@@ -17,14 +18,14 @@ export interface Row {
   cells: Record<MounterName, Cell>;
 }
 
-export interface Ratios { lklfuse_fuse2fs: number | null; lklfuse_host: number | null }
+export interface Ratios { lklfuse_fuse2fs: number | null; lklfuse_host: number | null; lklfuse_fn: number | null }
 
 const num = (c: Cell | undefined) => (c && 'value' in c ? c.value : undefined);
 
 export function ratios(r: Row): Ratios {
-  const l = num(r.cells.lklfuse), f = num(r.cells.fuse2fs), h = num(r.cells.host);
+  const l = num(r.cells.lklfuse), f = num(r.cells.fuse2fs), h = num(r.cells.host), n = num(r.cells['lklfuse-fn']);
   const q = (a: number | undefined, b: number | undefined) => (a !== undefined && b !== undefined && b > 0 ? a / b : null);
-  return { lklfuse_fuse2fs: q(l, f), lklfuse_host: q(l, h) };
+  return { lklfuse_fuse2fs: q(l, f), lklfuse_host: q(l, h), lklfuse_fn: q(l, n) };
 }
 
 function fmtValue(v: number, unit: string): string {
@@ -45,7 +46,7 @@ export function renderTable(rows: Row[]): string {
     if (i < 0) { notes.push(text); i = notes.length - 1; }
     return `[${i + 1}]`;
   };
-  const head = ['', 'unit', ...MOUNTERS, 'lkl/fuse2fs', 'lkl/host', 'better'];
+  const head = ['', 'unit', ...MOUNTERS, 'lkl/fuse2fs', 'lkl/host', 'kernel/fn', 'better'];
   const body = rows.map((r) => {
     const rt = ratios(r);
     return [
@@ -55,7 +56,7 @@ export function renderTable(rows: Row[]): string {
         if ('na' in c) return `n/a ${ref(`${m}: ${c.na}`)}`;
         return fmtValue(c.value, r.unit) + (c.note ? ` ${ref(`${m}: ${c.note}`)}` : '');
       }),
-      fmtRatio(rt.lklfuse_fuse2fs), fmtRatio(rt.lklfuse_host), r.better,
+      fmtRatio(rt.lklfuse_fuse2fs), fmtRatio(rt.lklfuse_host), fmtRatio(rt.lklfuse_fn), r.better,
     ];
   });
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));

@@ -1,7 +1,6 @@
 /* The conversions between lkl-ts structures and fuse-native's uint32 arrays. */
 import t from 'tap';
 import { statArray, statfsArray, timespecFromMs } from '../../lib/fuse/fuse-native.js';
-import { UTIME_NOW } from '../../lib/kernel/include/uapi.js';
 
 t.test('statArray', async (t) => {
   const a = statArray({
@@ -22,7 +21,9 @@ t.test('timespecFromMs', async (t) => {
     [0, { sec: 0, nsec: 0 }],
     [1500, { sec: 1, nsec: 500_000_000 }],
     [2_000_000_000_987, { sec: 2_000_000_000, nsec: 987_000_000 }],
-    [1073, { sec: 0, nsec: UTIME_NOW }], // libfuse's UTIME_NOW as fuse-native rounds it
+    // 1970-01-01 00:00:01.073: a real time, not UTIME_NOW (whose tv_nsec fuse-native would
+    // also make 1073 ms; the kernel never sends it, see timespecFromMs)
+    [1073, { sec: 1, nsec: 73_000_000 }],
   ];
   for (const [ms, want] of rows) t.same(timespecFromMs(ms), want, `${ms} ms`);
 });

@@ -56,9 +56,11 @@ t.test('parseOptions', async (t) => {
     ['allow_other and default_permissions', ['allow_other,default_permissions'], { allowOther: true, defaultPermissions: true }],
     ['hard_remove', ['hard_remove'], { hardRemove: true }],
     ['lklfuse\'s own FUSE choices are not repeated', ['big_writes,max_write=65536,use_ino'], { fuse: [] }],
-    ['everything else goes to FUSE', ['uid=1000,umask=077,nodev,noexec,max_read=65536,attr_timeout=0'],
-      { fuse: ['uid=1000', 'umask=077', 'nodev', 'noexec', 'max_read=65536', 'attr_timeout=0'] }],
-    ['value 0 is kept', ['entry_timeout=0'], { fuse: ['entry_timeout=0'] }],
+    ['everything else goes to FUSE', ['uid=1000,umask=077,nodev,noexec,max_read=65536'],
+      { fuse: ['uid=1000', 'umask=077', 'nodev', 'noexec', 'max_read=65536'] }],
+    // Both transports take these (lklfuse hands them to libfuse for fuse-native).
+    ['cache timeouts, value 0 kept', ['entry_timeout=0,attr_timeout=1.5'], { entryTimeout: 0, attrTimeout: 1.5, fuse: [] }],
+    ['transport and reader', ['transport=kernel,reader=worker,noreaddirplus'], { transport: 'kernel', reader: 'worker', noReaddirplus: true }],
     ['mount.fuse / fstab noise is ignored', ['rw,dev,suid,exec,auto,noauto,user,users,nofail,_netdev,defaults,x-systemd.automount,comment=foo'],
       { readOnly: false, fuse: [], ignored: ['dev', 'suid', 'exec', 'auto', 'noauto', 'user', 'users', 'nofail', '_netdev', 'defaults', 'x-systemd.automount', 'comment=foo'] }],
     ['what mount -t fuse.lklfuse passes', ['rw,nosuid,nodev,relatime,type=vfat'], { type: 'vfat', fuse: ['nosuid', 'nodev', 'relatime'] }],
@@ -71,6 +73,9 @@ t.test('parseOptions', async (t) => {
     ['mb too small', 'mb=1', /mb must be between/],
     ['type without value', 'type=', /type needs a value/],
     ['lock without value', 'lock', /lock needs a value/],
+    ['unknown transport', 'transport=libfuse3', /transport must be kernel or fuse-native/],
+    ['unknown reader', 'reader=threadpool', /reader must be poll or worker/],
+    ['timeout not a number', 'attr_timeout=soon', /invalid value for attr_timeout/],
   ];
   for (const [name, list, msg] of bad) t.throws(() => parseOptions([list]), { message: msg }, name);
 });

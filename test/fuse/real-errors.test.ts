@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { makeExtImage, makeVfatImage } from '../lib/images.js';
 import { readMountinfo } from '../../lib/fuse/mountinfo.js';
-import { BIN, box, type Box, fuseSkip, lklfuse, realEnv, sha256File } from './real-helpers.js';
+import { BIN, box, type Box, fuseSkip, lklfuse, realEnv, sha256File, overTransports } from './real-helpers.js';
 
 const skip = fuseSkip(['mke2fs', 'mkfs.vfat', 'setpriv', 'flock']);
 
@@ -163,21 +163,23 @@ function runAsNobody(args: string[], env: NodeJS.ProcessEnv): { status: number |
   return { status: r.status, stderr: r.stderr };
 }
 
-for (const c of cases) {
-  for (const mode of c.foreground ? ['background', 'foreground'] as const : ['background'] as const) {
-    t.test(`${c.name} (${mode})`, { skip }, async (t) => {
-      const b = box(t, 'err');
-      const s = await c.setup(b);
-      const before = await mountsAt(s.mnt);
-      const hash = fs.statSync(s.image, { throwIfNoEntry: false })?.isFile() ? sha256File(s.image) : undefined;
-      const args = [s.image, s.mnt, ...(s.args ?? []), ...(mode === 'foreground' ? ['-f'] : [])];
-      const r = s.asNobody ? runAsNobody(args, s.env ?? {}) : await lklfuse(args, s.env);
-      t.equal(r.status, c.status ?? 1, `exit status ${c.status ?? 1}`);
-      const lines = r.stderr.split('\n').filter(Boolean);
-      t.equal(lines.length, 1, 'one line on stderr', { stderr: r.stderr });
-      t.match(lines[0] ?? '', c.message, lines[0] ?? '(nothing)');
-      if (hash) t.equal(sha256File(s.image), hash, 'the image bytes are unchanged');
-      t.equal(await mountsAt(s.mnt), before, 'nothing mounted');
-    });
+overTransports(t, (t) => {
+  for (const c of cases) {
+    for (const mode of c.foreground ? ['background', 'foreground'] as const : ['background'] as const) {
+      t.test(`${c.name} (${mode})`, { skip }, async (t) => {
+        const b = box(t, 'err');
+        const s = await c.setup(b);
+        const before = await mountsAt(s.mnt);
+        const hash = fs.statSync(s.image, { throwIfNoEntry: false })?.isFile() ? sha256File(s.image) : undefined;
+        const args = [s.image, s.mnt, ...(s.args ?? []), ...(mode === 'foreground' ? ['-f'] : [])];
+        const r = s.asNobody ? runAsNobody(args, s.env ?? {}) : await lklfuse(args, s.env);
+        t.equal(r.status, c.status ?? 1, `exit status ${c.status ?? 1}`);
+        const lines = r.stderr.split('\n').filter(Boolean);
+        t.equal(lines.length, 1, 'one line on stderr', { stderr: r.stderr });
+        t.match(lines[0] ?? '', c.message, lines[0] ?? '(nothing)');
+        if (hash) t.equal(sha256File(s.image), hash, 'the image bytes are unchanged');
+        t.equal(await mountsAt(s.mnt), before, 'nothing mounted');
+      });
+    }
   }
-}
+});

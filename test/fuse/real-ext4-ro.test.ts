@@ -14,7 +14,7 @@ import { e2fsckClean, makeExtImage, withLoopMount, type ExtImageOptions } from '
 import { readXattrs } from '../lib/manifest.js';
 import { run } from '../lib/sh.js';
 import { buildTree, EXT_128_PROFILE, EXT_1K_PROFILE, standardTree } from '../lib/tree.js';
-import { box, daemonsFor, fuseSkip, isMounted, sha256File, startForeground, waitFor, within } from './real-helpers.js';
+import { box, daemonsFor, fuseSkip, isMounted, sha256File, startForeground, waitFor, within, overTransports } from './real-helpers.js';
 
 const skip = fuseSkip(['mke2fs', 'e2fsck', 'losetup', 'mount', 'umount', 'diff', 'getfattr', 'setfattr', 'setfacl', 'touch', 'mknod']);
 
@@ -77,50 +77,52 @@ function diffNoise(text: string): string[] {
   return text.split('\n').filter((l) => l && !/^File .* is a (fifo|socket) while file .* is a \1$/.test(l));
 }
 
-t.test('mke2fs -d images mount read-only: diff -r, stat and xattrs match the host kernel; image untouched', { skip }, async (t) => {
-  const b = box(t, 'ext4ro');
-  const src = b.path('src');
-  fs.mkdirSync(src);
-  // What mke2fs -d copies faithfully into all five kinds of image (no ns, 32-bit times, xattrs of 1 KiB).
-  await buildTree(src, standardTree({
-    ...EXT_128_PROFILE, ...EXT_1K_PROFILE, hugeSparseSize: 0, bigDirCount: 600, largeFileSize: 1024 * 1024 + 17, depth: 12,
-    pre1970: false, // fuse-native carries times as unsigned milliseconds
-  }));
+overTransports(t, (t) => {
+  t.test('mke2fs -d images mount read-only: diff -r, stat and xattrs match the host kernel; image untouched', { skip }, async (t) => {
+    const b = box(t, 'ext4ro');
+    const src = b.path('src');
+    fs.mkdirSync(src);
+    // What mke2fs -d copies faithfully into all five kinds of image (no ns, 32-bit times, xattrs of 1 KiB).
+    await buildTree(src, standardTree({
+      ...EXT_128_PROFILE, ...EXT_1K_PROFILE, hugeSparseSize: 0, bigDirCount: 600, largeFileSize: 1024 * 1024 + 17, depth: 12,
+      pre1970: false, // fuse-native carries times as unsigned milliseconds
+    }));
 
-  for (const c of CONFIGS) {
-    await t.test(c.name, async (t) => {
-      const img = await makeExtImage({ ...c.opts, fromDir: src, path: b.path(`${c.opts.type}-${CONFIGS.indexOf(c)}.img`) });
-      const before = { sha: sha256File(img), mtimeMs: fs.statSync(img).mtimeMs };
-      const mnt = b.mnt(`mnt-${CONFIGS.indexOf(c)}`);
-      const d = await startForeground(img, mnt, ['-o', 'ro']);
+    for (const c of CONFIGS) {
+      await t.test(c.name, async (t) => {
+        const img = await makeExtImage({ ...c.opts, fromDir: src, path: b.path(`${c.opts.type}-${CONFIGS.indexOf(c)}.img`) });
+        const before = { sha: sha256File(img), mtimeMs: fs.statSync(img).mtimeMs };
+        const mnt = b.mnt(`mnt-${CONFIGS.indexOf(c)}`);
+        const d = await startForeground(img, mnt, ['-o', 'ro']);
 
-      const diff = await run('diff', ['-r', '--no-dereference', '-x', 'lost+found', ...(c.diffExclude ?? []).flatMap((x) => ['-x', x]), '--', src, mnt], { allowFail: true });
-      t.strictSame(diffNoise(diff.stdout + diff.stderr).slice(0, 40), [], 'diff -r SRC MNT is empty (lost+found aside)');
-      t.ok(diff.code === 0 || diff.code === 1, `diff ran (status ${diff.code})`);
+        const diff = await run('diff', ['-r', '--no-dereference', '-x', 'lost+found', ...(c.diffExclude ?? []).flatMap((x) => ['-x', x]), '--', src, mnt], { allowFail: true });
+        t.strictSame(diffNoise(diff.stdout + diff.stderr).slice(0, 40), [], 'diff -r SRC MNT is empty (lost+found aside)');
+        t.ok(diff.code === 0 || diff.code === 1, `diff ran (status ${diff.code})`);
 
-      const viaFuse = statTree(mnt);
-      const fuseXattrs = await readXattrs(mnt);
-      const [viaHost, hostXattrs] = await withLoopMount(img, { ro: true, noload: c.opts.type !== 'ext2' }, async (dir) => [statTree(dir), await readXattrs(dir)] as const);
-      t.ok(viaHost.size > 700, `${viaHost.size} entries`);
-      t.strictSame(compareStats(viaFuse, viaHost).slice(0, 40), [], 'inode numbers, modes, owners, sizes, links, rdev, times, targets equal the host kernel\'s');
-      const xd: string[] = [];
-      for (const p of new Set([...hostXattrs.keys(), ...fuseXattrs.keys()])) {
-        const h = JSON.stringify([...(hostXattrs.get(p) ?? new Map())].sort());
-        const f = JSON.stringify([...(fuseXattrs.get(p) ?? new Map())].sort());
-        if (h !== f) xd.push(`${p}: ${f} [lklfuse] != ${h} [host kernel]`);
-      }
-      t.strictSame(xd.slice(0, 20), [], `xattrs equal the host kernel's (${hostXattrs.size} paths with xattrs)`);
+        const viaFuse = statTree(mnt);
+        const fuseXattrs = await readXattrs(mnt);
+        const [viaHost, hostXattrs] = await withLoopMount(img, { ro: true, noload: c.opts.type !== 'ext2' }, async (dir) => [statTree(dir), await readXattrs(dir)] as const);
+        t.ok(viaHost.size > 700, `${viaHost.size} entries`);
+        t.strictSame(compareStats(viaFuse, viaHost).slice(0, 40), [], 'inode numbers, modes, owners, sizes, links, rdev, times, targets equal the host kernel\'s');
+        const xd: string[] = [];
+        for (const p of new Set([...hostXattrs.keys(), ...fuseXattrs.keys()])) {
+          const h = JSON.stringify([...(hostXattrs.get(p) ?? new Map())].sort());
+          const f = JSON.stringify([...(fuseXattrs.get(p) ?? new Map())].sort());
+          if (h !== f) xd.push(`${p}: ${f} [lklfuse] != ${h} [host kernel]`);
+        }
+        t.strictSame(xd.slice(0, 20), [], `xattrs equal the host kernel's (${hostXattrs.size} paths with xattrs)`);
 
-      t.equal(spawnSync('fusermount', ['-u', mnt]).status, 0, 'fusermount -u');
-      const ex = await within(d.exited, 60_000);
-      t.ok(ex.ok && ex.value === 0, `the daemon exits 0 (${ex.ok ? ex.value : 'still running'})`, { stderr: d.stderr() });
-      t.notOk(await isMounted(mnt), 'no mount left');
-      t.ok(await waitFor(() => daemonsFor(mnt).length === 0, 5000), 'no process left');
-      t.equal(sha256File(img), before.sha, 'the image bytes are unchanged');
-      t.equal(fs.statSync(img).mtimeMs, before.mtimeMs, 'the image mtime is unchanged');
-      const ck = await e2fsckClean(img);
-      t.ok(ck.clean, 'e2fsck -fn is clean', { output: ck.output.slice(0, 2000) });
-      fs.rmSync(img);
-    });
-  }
+        t.equal(spawnSync('fusermount', ['-u', mnt]).status, 0, 'fusermount -u');
+        const ex = await within(d.exited, 60_000);
+        t.ok(ex.ok && ex.value === 0, `the daemon exits 0 (${ex.ok ? ex.value : 'still running'})`, { stderr: d.stderr() });
+        t.notOk(await isMounted(mnt), 'no mount left');
+        t.ok(await waitFor(() => daemonsFor(mnt).length === 0, 5000), 'no process left');
+        t.equal(sha256File(img), before.sha, 'the image bytes are unchanged');
+        t.equal(fs.statSync(img).mtimeMs, before.mtimeMs, 'the image mtime is unchanged');
+        const ck = await e2fsckClean(img);
+        t.ok(ck.clean, 'e2fsck -fn is clean', { output: ck.output.slice(0, 2000) });
+        fs.rmSync(img);
+      });
+    }
+  });
 });

@@ -5,6 +5,7 @@
  * (fusermount -u, then umount -l), kills what is left and removes the scratch directory.
  */
 import { spawn, spawnSync } from 'node:child_process';
+import type { Test } from 'tap';
 import type { ChildProcess } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -16,6 +17,37 @@ import { which } from '../lib/sh.js';
 
 /** bin/lklfuse.js of the build this test file belongs to. */
 export const BIN = fileURLToPath(new URL('../../bin/lklfuse.js', import.meta.url));
+
+/** The FUSE transports every real-mount test runs over (lib/fuse/transport.ts). */
+export const TRANSPORTS = ['fuse-native', 'kernel'] as const;
+export type Transport = (typeof TRANSPORTS)[number];
+let currentTransport: Transport | undefined;
+
+/** Why a transport cannot run here, or false. */
+export function transportSkip(tr: Transport): string | false {
+  if (tr !== 'kernel') return false;
+  if (process.getuid?.() !== 0) return 'the kernel transport mounts /dev/fuse itself: root only';
+  try { fs.accessSync('/dev/fuse', fs.constants.R_OK | fs.constants.W_OK); } catch { return 'no usable /dev/fuse'; }
+  return false;
+}
+
+/**
+ * Registers `body`'s tests once per transport, each group as a subtest "transport=T"; while
+ * a group runs, lklfuse() and startForeground() pass -o transport=T.
+ */
+export function overTransports(t: Test, body: (t: Test, transport: Transport) => void): void {
+  for (const tr of TRANSPORTS) {
+    t.test(`transport=${tr}`, { skip: transportSkip(tr) }, async (t) => {
+      currentTransport = tr;
+      t.teardown(() => { currentTransport = undefined; });
+      body(t, tr);
+    });
+  }
+}
+
+/** The -o option naming the transport of the running group ([] outside overTransports). */
+export const transportArgs = (): string[] => currentTransport ? ['-o', `transport=${currentTransport}`] : [];
+export const currentTransportName = () => currentTransport;
 
 /** The environment for lklfuse: no fake kernel, no debug output, no inherited ready fd. */
 export function realEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
@@ -94,7 +126,7 @@ export interface RunResult { status: number | null; stdout: string; stderr: stri
 /** Runs lklfuse to completion (background mode returns once the mount is live). */
 export function lklfuse(args: string[], env: NodeJS.ProcessEnv = {}): Promise<RunResult> {
   return new Promise((resolve) => {
-    const c = spawn(process.execPath, [BIN, ...args], { env: realEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
+    const c = spawn(process.execPath, [BIN, ...args, ...transportArgs()], { env: realEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '', stderr = '';
     c.stdout.on('data', (d: Buffer) => { stdout += d; });
     c.stderr.on('data', (d: Buffer) => { stderr += d; });
@@ -111,7 +143,7 @@ export interface Daemon {
 
 /** Starts lklfuse in the foreground (-f) as our child and waits until the mount is live. */
 export async function startForeground(image: string, mnt: string, args: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<Daemon> {
-  const child = spawn(process.execPath, [BIN, image, mnt, '-f', ...args], { env: realEnv(env), stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, [BIN, image, mnt, '-f', ...args, ...transportArgs()], { env: realEnv(env), stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
   child.stderr!.on('data', (d: Buffer) => { err += d; });
   const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));

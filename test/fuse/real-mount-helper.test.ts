@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { which } from '../lib/sh.js';
-import { BIN, box, fuseSkip, isMounted, daemonsFor, waitFor, realEnv, sha256File } from './real-helpers.js';
+import { BIN, box, fuseSkip, isMounted, daemonsFor, waitFor, realEnv, sha256File, TRANSPORTS, transportSkip } from './real-helpers.js';
 
 
 /*
@@ -34,8 +34,9 @@ const skip = fuseSkip(['mount', 'umount', 'mke2fs']) || (which('mount.fuse') ? f
 if (skip) {
   t.plan(0, `skip: ${skip}`);
 } else {
-  t.test('mount -t fuse.lklfuse and an fstab line', async (t) => {
-    const b = box(t, 'mounthelper');
+  // Run as root, mount.fuse's lklfuse picks the kernel transport by itself; both are forced once.
+  for (const tr of TRANSPORTS) t.test(`mount -t fuse.lklfuse and an fstab line (transport=${tr})`, { skip: transportSkip(tr) }, async (t) => {
+    const b = box(t, `mounthelper-${tr}`);
     const src = b.path('src');
     fs.mkdirSync(path.join(src, 'd'), { recursive: true });
     fs.writeFileSync(path.join(src, 'd', 'hello.txt'), 'hello from fstab\n');
@@ -47,7 +48,7 @@ if (skip) {
     const env = realEnv();
 
     const mnt = b.mnt('m1');
-    const r = spawnSync('mount', ['-t', 'fuse.lklfuse', img, mnt, '-o', 'ro,type=ext4'], { env, encoding: 'utf8' });
+    const r = spawnSync('mount', ['-t', 'fuse.lklfuse', img, mnt, '-o', `ro,type=ext4,transport=${tr}`], { env, encoding: 'utf8' });
     t.equal(r.status, 0, `mount -t fuse.lklfuse exits 0 ${r.stderr}`);
     t.ok(await isMounted(mnt), 'the mountpoint is mounted');
     t.equal(fs.readFileSync(path.join(mnt, 'd', 'hello.txt'), 'utf8'), 'hello from fstab\n', 'a file reads through it');
@@ -56,7 +57,7 @@ if (skip) {
 
     const mnt2 = b.mnt('m2');
     const fstab = b.path('fstab');
-    fs.writeFileSync(fstab, `${img}  ${mnt2}  fuse.lklfuse  ro,nofail,noauto,opts=noatime  0  0\n`);
+    fs.writeFileSync(fstab, `${img}  ${mnt2}  fuse.lklfuse  ro,nofail,noauto,opts=noatime,transport=${tr}  0  0\n`);
     const r2 = spawnSync('mount', ['--fstab', fstab, mnt2], { env, encoding: 'utf8' });
     t.equal(r2.status, 0, `mount by the fstab line exits 0 ${r2.stderr}`);
     t.equal(fs.readFileSync(path.join(mnt2, 'd', 'hello.txt'), 'utf8'), 'hello from fstab\n', 'a file reads through it');

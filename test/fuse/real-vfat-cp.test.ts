@@ -14,7 +14,7 @@ import { fsckVfatClean, makeVfatImage } from '../lib/images.js';
 import { diffManifests, hostManifest, mtoolsManifest, projectToFat } from '../lib/manifest.js';
 import { run } from '../lib/sh.js';
 import { prngBytes, seedOf } from '../lib/tree.js';
-import { box, daemonsFor, fatDirtyBit, fuseSkip, isMounted, startForeground, waitFor, within } from './real-helpers.js';
+import { box, daemonsFor, fatDirtyBit, fuseSkip, isMounted, startForeground, waitFor, within, overTransports } from './real-helpers.js';
 
 const skip = fuseSkip(['mkfs.vfat', 'fsck.vfat', 'mcopy', 'mdir', 'diff', 'cp']);
 
@@ -89,50 +89,52 @@ function buildSource(root: string, spec: Spec): number {
   return bytes;
 }
 
-t.test('cp -rp of ~3,000 files onto FAT32 through lklfuse; diff -r, fsck.vfat, mtools agree', { skip }, async (t) => {
-  const b = box(t, 'vfatcp');
-  const src = b.path('src');
-  fs.mkdirSync(src);
-  const spec = treeSpec();
-  const bytes = buildSource(src, spec);
-  t.comment(`source: ${spec.files.length} files, ${spec.dirs.length} dirs, ${(bytes / 1048576).toFixed(1)} MiB`);
-  t.ok(spec.files.length >= 3000, `${spec.files.length} files`);
+overTransports(t, (t) => {
+  t.test('cp -rp of ~3,000 files onto FAT32 through lklfuse; diff -r, fsck.vfat, mtools agree', { skip }, async (t) => {
+    const b = box(t, 'vfatcp');
+    const src = b.path('src');
+    fs.mkdirSync(src);
+    const spec = treeSpec();
+    const bytes = buildSource(src, spec);
+    t.comment(`source: ${spec.files.length} files, ${spec.dirs.length} dirs, ${(bytes / 1048576).toFixed(1)} MiB`);
+    t.ok(spec.files.length >= 3000, `${spec.files.length} files`);
 
-  const img = await makeVfatImage({ fat: 32, sizeMiB: 256, path: b.path('fat32.img') });
-  const mnt = b.mnt();
-  const d = await startForeground(img, mnt);
+    const img = await makeVfatImage({ fat: 32, sizeMiB: 256, path: b.path('fat32.img') });
+    const mnt = b.mnt();
+    const d = await startForeground(img, mnt);
 
-  let t0 = Date.now();
-  const cp = await run('cp', ['-rp', '--', `${src}/.`, `${mnt}/`], { allowFail: true, timeoutMs: 300_000 });
-  t.equal(cp.code, 0, `cp -rp exits 0 (${((Date.now() - t0) / 1000).toFixed(1)} s)`, { stderr: cp.stderr.slice(0, 4000) });
+    let t0 = Date.now();
+    const cp = await run('cp', ['-rp', '--', `${src}/.`, `${mnt}/`], { allowFail: true, timeoutMs: 300_000 });
+    t.equal(cp.code, 0, `cp -rp exits 0 (${((Date.now() - t0) / 1000).toFixed(1)} s)`, { stderr: cp.stderr.slice(0, 4000) });
 
-  t0 = Date.now();
-  const diff = await run('diff', ['-r', '--', src, mnt], { allowFail: true, timeoutMs: 300_000 });
-  t.equal(diff.code, 0, `diff -r SRC MNT is empty while mounted (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
-  t.equal(diff.stdout.slice(0, 4000) + diff.stderr.slice(0, 2000), '', 'no differences');
+    t0 = Date.now();
+    const diff = await run('diff', ['-r', '--', src, mnt], { allowFail: true, timeoutMs: 300_000 });
+    t.equal(diff.code, 0, `diff -r SRC MNT is empty while mounted (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
+    t.equal(diff.stdout.slice(0, 4000) + diff.stderr.slice(0, 2000), '', 'no differences');
 
-  // Attributes through the mount: sizes and mtimes (FAT keeps 2 s).
-  const bad: string[] = [];
-  for (const f of spec.files) {
-    const st = fs.statSync(path.join(mnt, f.rel));
-    if (st.size !== f.size) bad.push(`${f.rel}: size ${st.size} != ${f.size}`);
-    if (Math.floor(st.mtimeMs / 1000) !== f.mtime - (f.mtime % 2)) bad.push(`${f.rel}: mtime ${st.mtimeMs / 1000} != ${f.mtime} (to 2 s)`);
-  }
-  t.strictSame(bad.slice(0, 30), [], 'sizes and mtimes (2 s) through the mount');
-  t.equal(fs.readdirSync(path.join(mnt, 'flat')).length, 452, 'readdir of a 452-entry directory');
+    // Attributes through the mount: sizes and mtimes (FAT keeps 2 s).
+    const bad: string[] = [];
+    for (const f of spec.files) {
+      const st = fs.statSync(path.join(mnt, f.rel));
+      if (st.size !== f.size) bad.push(`${f.rel}: size ${st.size} != ${f.size}`);
+      if (Math.floor(st.mtimeMs / 1000) !== f.mtime - (f.mtime % 2)) bad.push(`${f.rel}: mtime ${st.mtimeMs / 1000} != ${f.mtime} (to 2 s)`);
+    }
+    t.strictSame(bad.slice(0, 30), [], 'sizes and mtimes (2 s) through the mount');
+    t.equal(fs.readdirSync(path.join(mnt, 'flat')).length, 452, 'readdir of a 452-entry directory');
 
-  t.equal(spawnSync('fusermount', ['-u', mnt]).status, 0, 'fusermount -u');
-  const ex = await within(d.exited, 60_000);
-  t.ok(ex.ok && ex.value === 0, `the daemon exits 0 (${ex.ok ? ex.value : 'still running after 60 s'})`, { stderr: d.stderr() });
-  t.notOk(await isMounted(mnt), 'no mount left');
-  t.ok(await waitFor(() => daemonsFor(mnt).length === 0, 5000), 'no process left');
+    t.equal(spawnSync('fusermount', ['-u', mnt]).status, 0, 'fusermount -u');
+    const ex = await within(d.exited, 60_000);
+    t.ok(ex.ok && ex.value === 0, `the daemon exits 0 (${ex.ok ? ex.value : 'still running after 60 s'})`, { stderr: d.stderr() });
+    t.notOk(await isMounted(mnt), 'no mount left');
+    t.ok(await waitFor(() => daemonsFor(mnt).length === 0, 5000), 'no process left');
 
-  const ck = await fsckVfatClean(img);
-  t.ok(ck.clean, 'fsck.vfat -n finds nothing', { output: ck.output.slice(0, 4000) });
-  t.notOk(fatDirtyBit(img), 'the dirty bit is clear');
+    const ck = await fsckVfatClean(img);
+    t.ok(ck.clean, 'fsck.vfat -n finds nothing', { output: ck.output.slice(0, 4000) });
+    t.notOk(fatDirtyBit(img), 'the dirty bit is clear');
 
-  const want = projectToFat(await hostManifest(src, { producer: 'source', xattrs: false }));
-  const got = await mtoolsManifest(img);
-  const dm = diffManifests(want, got, { maxDiffs: 60 });
-  t.strictSame(dm, [], `mtools reads back the source projected to FAT (${got.entries.length} entries)`);
+    const want = projectToFat(await hostManifest(src, { producer: 'source', xattrs: false }));
+    const got = await mtoolsManifest(img);
+    const dm = diffManifests(want, got, { maxDiffs: 60 });
+    t.strictSame(dm, [], `mtools reads back the source projected to FAT (${got.entries.length} entries)`);
+  });
 });

@@ -29,6 +29,7 @@ t.test('the lint catches what it is for', async (t) => {
     ['logical operators', 'if (size && count || pos) f();'],
     ['type arguments', 'const m: Map<string, Set<BlockDevice>> = new Map();'],
     ['a nullable struct type', 'let sb: super_block | null = null;'],
+    ['a type intersection', 'type R = InHeader & (| { op: 1; offset: number });'],
     ['a comment', '// bd_nr_sectors << SECTOR_SHIFT was the bug'],
     ['a string', "print('offset << 9');"],
     ['an explained exception', 'const lo = blocknr >>> 0; // bits32: the low word of a 64-bit field'],

@@ -154,6 +154,8 @@ export function lintBits32(file: string, src: string): Finding[] {
     if (!shift) operands.push(rightOperand(s, at + op.length));
     // `T | null`, `T | undefined`: a type union, not arithmetic (kernel struct names are lower case).
     if (op === '|' && operands.some((o) => o === 'null' || o === 'undefined')) continue;
+    // `Header & (...)`, `A | B`: type operators between type names (PascalCase), not arithmetic.
+    if ((op === '&' || op === '|') && /^[A-Z][a-z]\w*$/.test(operands[0]!)) continue;
     for (const o of operands) {
       const word = risky(o);
       if (!word) continue;

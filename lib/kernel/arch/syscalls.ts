@@ -10,7 +10,9 @@
  *
  * All syscall threads act for one process (LKL's single host process): its credentials,
  * fs context and file table live in `processCtx` and are installed into each syscall thread
- * before it runs a request.
+ * before it runs a request. A request may carry filesystem credentials of its own (fsuid,
+ * fsgid, group_info: a file server acting for its caller, as nfsd does); the thread then
+ * runs that one call with the process's cred overridden by them (override_fscreds).
  */
 import { pr_err } from '../kernel/printk.js';
 import { current } from './cpu.js';
@@ -20,10 +22,12 @@ import { IRQ_SYSCALL } from './irq.js';
 import { wait_queue_head, wait_event } from '../kernel/wait.js';
 import { Errno } from '../include/errno.js';
 import { EIO, ENOSYS } from '../include/uapi.js';
+import { override_fscreds, type FsCredOverride } from '../kernel/override_creds.js';
+import type { Cred } from '../include/fs.js';
 
 export type SyscallHandler = (...args: any[]) => Promise<unknown> | unknown;
 
-interface SyscallRequest { nr: number; args: unknown[]; resolve: (r: unknown) => void }
+interface SyscallRequest { nr: number; args: unknown[]; resolve: (r: unknown) => void; fscred?: FsCredOverride }
 
 const table = new Map<number, { name: string; fn: SyscallHandler }>();
 
@@ -77,6 +81,7 @@ export function syscallInit(nThreads: number): void {
         if (!req) return;
         me.inFlight++;
         Object.assign(t.ctx, me.processCtx);
+        if (req.fscred && me.processCtx.cred) t.ctx.cred = override_fscreds(me.processCtx.cred as Cred, req.fscred);
         let result: unknown;
         try { result = await runHandler(req.nr, req.args); } finally {
           me.inFlight--;
@@ -107,12 +112,14 @@ async function runHandler(nr: number, args: unknown[]): Promise<unknown> {
 
 /**
  * Host side: make system call `nr`. Never rejects; resolves with the result or -errno.
- * With no kernel running, or when `gen` names another boot than the running one, it
- * resolves to -ENOSYS at once.
+ * With no kernel running, or when `opts.gen` names another boot than the running one, it
+ * resolves to -ENOSYS at once. `opts.fscred`: run this one call with these filesystem
+ * credentials (see override_fscreds).
  */
-export function syscall(nr: number, args: unknown[], gen?: number): Promise<any> {
+export function syscall(nr: number, args: unknown[], opts: { gen?: number; fscred?: FsCredOverride } = {}): Promise<any> {
+  const { gen, fscred } = opts;
   if (generation === 0 || (gen !== undefined && gen !== generation)) return Promise.resolve(-ENOSYS);
-  return new Promise((resolve) => trigger_irq(IRQ_SYSCALL, { nr, args, resolve } satisfies SyscallRequest));
+  return new Promise((resolve) => trigger_irq(IRQ_SYSCALL, { nr, args, resolve, fscred } satisfies SyscallRequest));
 }
 
 /** Stop the syscall threads once idle (from a kernel thread at halt). */

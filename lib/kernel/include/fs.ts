@@ -341,3 +341,6 @@ export class super_block {
   s_max_links = 0;
   constructor(public readonly s_type: file_system_type) { this.s_dev = nextDev++; }
 }
+
+/** The filesystem identity one system call runs with. */
+export interface FsCredOverride { fsuid: number; fsgid: number; groups: number[] }

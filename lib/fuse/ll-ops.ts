@@ -1,0 +1,568 @@
+/*
+ * lklfuse's inode-based operations, for the kernel transport (fuse-kernel.ts): what a FUSE
+ * node id means in the lkl-ts kernel, and each FUSE operation as one system call (sometimes
+ * a few) with the caller's credentials. Negative errno values pass straight through, as in
+ * ops.ts (the path-based layer over fuse-native) and LKL's lklfuse.c.
+ *
+ * Node ids. A node is one inode the host kernel holds a reference to (it LOOKUPs, we count,
+ * it FORGETs). A directory node keeps an O_PATH descriptor of its inode in the lkl-ts
+ * kernel: the dirfd of the *at() calls on its children (lookup, mkdir, unlink, rename,
+ * ...), and with AT_EMPTY_PATH the way to the directory itself whatever happens to its
+ * name. Other nodes are reached by the name they were last seen under, their parent's
+ * descriptor and their name, kept up to date on lookup and rename (all renames pass through
+ * here) and dropped on unlink; an inode number that no longer matches is ESTALE. Keeping
+ * descriptors for directories only bounds what the daemon pins: the host's dentry cache may
+ * hold far more files than the kernel's 65536 descriptors, and each pinned inode is memory
+ * the lkl-ts kernel cannot reclaim. Open files are reached through their handle (so they
+ * stay usable after unlink, also once their directory is gone), xattrs through the path
+ * from the root (the x*attr calls have no *at form). Node ids are never reused, so
+ * (nodeid, generation 0) is unique for the mount's life.
+ *
+ * Handles: kernel file descriptors (the fh of open/create/opendir), closed on release.
+ */
+import type { Dirent64, Stat, Statfs, Timespec } from '../kernel/include/uapi.js';
+import type { Sys } from '../kernel/include/sys.js';
+import {
+  AT_EACCESS, AT_EMPTY_PATH, AT_REMOVEDIR, AT_SYMLINK_NOFOLLOW, EBADF, EINVAL, EIO, ENAMETOOLONG, ENOENT,
+  ERANGE, ESTALE, O_CLOEXEC, O_CREAT, O_DIRECTORY, O_EXCL, O_NOCTTY, O_NOFOLLOW, O_PATH,
+  O_RDONLY, O_WRONLY, RENAME_EXCHANGE, X_OK, SEEK_SET, S_IFMT, S_IFDIR, UTIME_NOW, UTIME_OMIT,
+} from '../kernel/include/uapi.js';
+import { nameBytesTooLong } from './names.js';
+import {
+  FATTR_ATIME, FATTR_ATIME_NOW, FATTR_FH, FATTR_GID, FATTR_MODE, FATTR_MTIME, FATTR_MTIME_NOW, FATTR_SIZE,
+  FATTR_UID, FUSE_ROOT_ID, type Entry, type SetattrIn,
+} from './fuse-abi.js';
+
+const GETDENTS_BYTES = 32768;
+const COPY_CHUNK = 1 << 20;
+/** __FMODE_EXEC: the FUSE kernel module sets it in OPEN's flags when the open is for execve. */
+const FMODE_EXEC_BIT = 0x20;
+
+interface Node {
+  id: number;
+  /** Directories: O_PATH descriptor of the inode in the lkl-ts kernel; others: -1. */
+  fd: number;
+  ino: number;
+  isDir: boolean;
+  /** Where the node was last seen: parent node and name (null parent: the root). */
+  parent: Node | null;
+  name: Buffer;
+  /** LOOKUPs not yet FORGotten. */
+  nlookup: number;
+  /** Still reachable by its name (false once that name is unlinked or replaced). */
+  live: boolean;
+  /** Its open handles: how an unlinked file is still reached (fstat, fchmod, ...). */
+  open: Set<number>;
+}
+
+interface DirHandle { node: Node; pos: number; pending: Dirent64[]; eof: boolean }
+
+export interface DirEntryOut { ino: number; off: number; type: number; name: Uint8Array; entry?: Entry | null }
+
+export interface LowLevelOptions {
+  /** Kernel path FUSE's root maps to ("" = the kernel's "/", after a chroot). */
+  root: string;
+}
+
+/** The operations the kernel transport dispatches to. `sys` is the caller's Sys (sysAs). */
+export class LowLevelOps {
+  private nodes = new Map<number, Node>();
+  private byIno = new Map<number, Node>();
+  private byName = new Map<string, Node>();
+  private dirs = new Map<number, DirHandle>();
+  /** Open handles (kernel fds) and the node each belongs to. */
+  private handles = new Map<number, Node | null>();
+  /** Set by closeAll: descriptors opened from then on are closed at once. */
+  private closed = false;
+  private nextId = FUSE_ROOT_ID + 1;
+
+  private constructor(private readonly sys: Sys, private readonly rootPath: Uint8Array) {}
+
+  /** Opens the root node. `sys` is the daemon's own Sys (for releases and forgets). */
+  static async create(sys: Sys, opts: LowLevelOptions): Promise<LowLevelOps | number> {
+    const rootPath = Buffer.from(opts.root === '' ? '/' : opts.root);
+    const fd = await sys.open(rootPath, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return fd;
+    const st = await sys.newfstatat(fd, '', AT_EMPTY_PATH);
+    if (typeof st === 'number') { await sys.close(fd); return st; }
+    const ll = new LowLevelOps(sys, rootPath);
+    const root: Node = { id: FUSE_ROOT_ID, fd, ino: st.ino, isDir: true, parent: null, name: Buffer.alloc(0), nlookup: 1, live: true, open: new Set() };
+    ll.nodes.set(root.id, root);
+    ll.byIno.set(root.ino, root);
+    return ll;
+  }
+
+  get nodeCount(): number { return this.nodes.size; }
+  get openHandles(): number { return this.handles.size; }
+
+  private node(id: number): Node | undefined { return this.nodes.get(id); }
+  private key(parent: Node, name: Uint8Array): string { return parent.id + '/' + Buffer.from(name).toString('latin1'); }
+
+  private setName(n: Node, parent: Node, name: Uint8Array): void {
+    if (n.parent) {
+      const old = this.key(n.parent, n.name);
+      if (this.byName.get(old) === n) this.byName.delete(old);
+    }
+    n.parent = parent;
+    n.name = Buffer.from(name);
+    this.byName.set(this.key(parent, name), n);
+  }
+
+  /** Where the node's name is: [dirfd, name] for the *at() calls. */
+  private at(n: Node): [number, Buffer] | number {
+    if (!n.parent) return [n.fd, Buffer.from('.')];
+    if (!n.live) return -ENOENT;
+    return [n.parent.fd, n.name];
+  }
+
+  /** An open handle of the node, for a node whose name is gone. */
+  private anyHandle(n: Node): number | undefined {
+    if (n.live || n.isDir) return undefined;
+    for (const fh of n.open) return fh;
+    return undefined;
+  }
+
+  private addHandle(fh: number, n: Node | null): void {
+    if (this.closed) { void this.sys.close(fh); return; } // see closeAll
+    this.handles.set(fh, n);
+    n?.open.add(fh);
+  }
+
+  /** The node itself for *at() calls: [dirfd, name, flags] (AT_EMPTY_PATH for directories). */
+  private self(n: Node): [number, Uint8Array | string, number] | number {
+    if (n.isDir) return [n.fd, '', AT_EMPTY_PATH];
+    const w = this.at(n);
+    return typeof w === 'number' ? w : [w[0], w[1], 0];
+  }
+
+  /** The path of the node from the kernel's root (for the xattr calls, which have no *at form). */
+  private fullPath(n: Node): Buffer {
+    const parts: Buffer[] = [];
+    for (let x: Node | null = n; x && x.parent; x = x.parent) parts.unshift(x.name);
+    const sep = Buffer.from('/');
+    const base = Buffer.from(this.rootPath);
+    if (parts.length === 0) return base;
+    const chunks: Buffer[] = [base.length === 1 && base[0] === 0x2f ? Buffer.alloc(0) : base];
+    for (const p of parts) chunks.push(sep, p);
+    return Buffer.concat(chunks);
+  }
+
+  /**
+   * The node's name is gone (unlink, rmdir, replaced by a rename): it no longer has a name
+   * to be reached by, nor a claim to its inode number (which may be reused). A hard link's
+   * other names get a node of their own at their next lookup.
+   */
+  private unlinked(n: Node | undefined): void {
+    if (!n) return;
+    n.live = false;
+    if (this.byIno.get(n.ino) === n) this.byIno.delete(n.ino);
+    if (n.parent) {
+      const k = this.key(n.parent, n.name);
+      if (this.byName.get(k) === n) this.byName.delete(k);
+    }
+  }
+
+  /* ---- names ---- */
+
+  async lookup(sys: Sys, parentId: number, name: Uint8Array): Promise<Entry | number> {
+    const parent = this.node(parentId);
+    if (!parent) return -ESTALE;
+    if (nameBytesTooLong(name)) return -ENAMETOOLONG;
+    const st = await sys.newfstatat(parent.fd, name, AT_SYMLINK_NOFOLLOW);
+    if (typeof st === 'number') return st;
+    return this.enter(sys, parent, name, st);
+  }
+
+  /** Makes (or finds) the node for `st`, found as `name` in `parent`, and counts a lookup. */
+  private async enter(sys: Sys, parent: Node, name: Uint8Array, st: Stat): Promise<Entry | number> {
+    let n = this.byIno.get(st.ino);
+    if (n && n.live) {
+      n.nlookup++;
+      if (n.parent !== parent || !n.name.equals(name)) this.setName(n, parent, name);
+      return { nodeid: n.id, generation: 0, attr: st };
+    }
+    let fd = -1, st2 = st;
+    if ((st.mode & S_IFMT) === S_IFDIR) {
+      fd = await sys.openat(parent.fd, name, O_PATH | O_NOFOLLOW | O_DIRECTORY | O_CLOEXEC);
+      if (fd < 0) return fd;
+      const r = await this.sys.newfstatat(fd, '', AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
+      if (typeof r === 'number') { await this.sys.close(fd); return r; }
+      st2 = r;
+    }
+    if (this.closed) { // see closeAll
+      if (fd >= 0) await this.sys.close(fd);
+      return -EIO;
+    }
+    n = { id: this.nextId++, fd, ino: st2.ino, isDir: fd >= 0, parent: null, name: Buffer.alloc(0), nlookup: 1, live: true, open: new Set() };
+    this.nodes.set(n.id, n);
+    this.byIno.set(n.ino, n);
+    this.setName(n, parent, name);
+    return { nodeid: n.id, generation: 0, attr: st2 };
+  }
+
+  async forget(nodeid: number, nlookup: number): Promise<void> {
+    const n = this.node(nodeid);
+    if (!n || n.id === FUSE_ROOT_ID) return;
+    n.nlookup -= nlookup;
+    if (n.nlookup > 0) return;
+    this.nodes.delete(n.id);
+    if (this.byIno.get(n.ino) === n) this.byIno.delete(n.ino);
+    if (n.parent) {
+      const k = this.key(n.parent, n.name);
+      if (this.byName.get(k) === n) this.byName.delete(k);
+    }
+    if (n.fd >= 0) await this.sys.close(n.fd);
+  }
+
+  /* ---- attributes ---- */
+
+  async getattr(sys: Sys, nodeid: number, fh?: number): Promise<Stat | number> {
+    if (fh !== undefined && this.handles.has(fh)) {
+      const r = await sys.fstat(fh);
+      if (r !== -EBADF) return r;
+    }
+    const n = this.node(nodeid);
+    if (!n) return -ESTALE;
+    const h = this.anyHandle(n);
+    if (h !== undefined) return sys.fstat(h);
+    const w = this.self(n);
+    if (typeof w === 'number') return w;
+    const st = await sys.newfstatat(w[0], w[1], w[2] | AT_SYMLINK_NOFOLLOW);
+    return typeof st !== 'number' && st.ino !== n.ino ? -ESTALE : st;
+  }
+
+  async setattr(sys: Sys, nodeid: number, a: SetattrIn): Promise<Stat | number> {
+    const n = this.node(nodeid);
+    if (!n) return -ESTALE;
+    const fh = a.valid & FATTR_FH && this.handles.has(a.fh) ? a.fh : this.anyHandle(n);
+    const w = this.self(n);
+    if (typeof w === 'number' && fh === undefined) return w;
+    const [dfd, name, empty] = typeof w === 'number' ? [-1, '', 0] : w;
+    let r: number;
+    if (a.valid & FATTR_MODE) {
+      r = fh !== undefined ? await sys.fchmod(fh, a.mode & 0o7777) : await sys.fchmodat(dfd, name, a.mode & 0o7777, empty);
+      if (r < 0) return r;
+    }
+    if (a.valid & (FATTR_UID | FATTR_GID)) {
+      const uid = a.valid & FATTR_UID ? a.uid : -1, gid = a.valid & FATTR_GID ? a.gid : -1;
+      r = fh !== undefined ? await sys.fchown(fh, uid, gid) : await sys.fchownat(dfd, name, uid, gid, empty | AT_SYMLINK_NOFOLLOW);
+      if (r < 0) return r;
+    }
+    if (a.valid & FATTR_SIZE) {
+      if (fh !== undefined) r = await sys.ftruncate(fh, a.size);
+      else {
+        const where = this.at(n);
+        if (typeof where === 'number') return where;
+        const fd = await sys.openat(where[0], where[1], O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0) return fd;
+        r = await sys.ftruncate(fd, a.size);
+        await sys.close(fd);
+      }
+      if (r < 0) return r;
+    }
+    if (a.valid & (FATTR_ATIME | FATTR_MTIME | FATTR_ATIME_NOW | FATTR_MTIME_NOW)) {
+      const t = (set: number, now: number, sec: number, nsec: number): Timespec =>
+        a.valid & now ? { sec: 0, nsec: UTIME_NOW } : a.valid & set ? { sec, nsec } : { sec: 0, nsec: UTIME_OMIT };
+      const times: [Timespec, Timespec] = [
+        t(FATTR_ATIME, FATTR_ATIME_NOW, a.atime, a.atimensec),
+        t(FATTR_MTIME, FATTR_MTIME_NOW, a.mtime, a.mtimensec),
+      ];
+      r = fh !== undefined ? await sys.utimensat(fh, null, times, 0)
+        : n.isDir ? await sys.utimensat(n.fd, null, times, 0)
+        : await sys.utimensat(dfd, name, times, AT_SYMLINK_NOFOLLOW);
+      if (r < 0) return r;
+    }
+    return this.getattr(sys, nodeid, fh);
+  }
+
+  async readlink(sys: Sys, nodeid: number): Promise<string | number> {
+    const n = this.node(nodeid);
+    if (!n) return -ESTALE;
+    const w = this.self(n);
+    return typeof w === 'number' ? w : sys.readlinkat(w[0], w[1]);
+  }
+
+  /* ---- directory operations ---- */
+
+  private async made(sys: Sys, parent: Node, name: Uint8Array, r: number): Promise<Entry | number> {
+    if (r < 0) return r;
+    const st = await sys.newfstatat(parent.fd, name, AT_SYMLINK_NOFOLLOW);
+    if (typeof st === 'number') return st;
+    return this.enter(sys, parent, name, st);
+  }
+
+  async mknod(sys: Sys, parentId: number, name: Uint8Array, mode: number, rdev: number): Promise<Entry | number> {
+    const p = this.node(parentId);
+    if (!p) return -ESTALE;
+    if (nameBytesTooLong(name)) return -ENAMETOOLONG;
+    return this.made(sys, p, name, await sys.mknodat(p.fd, name, mode, rdev));
+  }
+
+  async mkdir(sys: Sys, parentId: number, name: Uint8Array, mode: number): Promise<Entry | number> {
+    const p = this.node(parentId);
+    if (!p) return -ESTALE;
+    if (nameBytesTooLong(name)) return -ENAMETOOLONG;
+    return this.made(sys, p, name, await sys.mkdirat(p.fd, name, mode));
+  }
+
+  async symlink(sys: Sys, parentId: number, name: Uint8Array, target: Uint8Array): Promise<Entry | number> {
+    const p = this.node(parentId);
+    if (!p) return -ESTALE;
+    if (nameBytesTooLong(name)) return -ENAMETOOLONG;
+    return this.made(sys, p, name, await sys.symlinkat(target, p.fd, name));
+  }
+
+  async link(sys: Sys, oldId: number, newParentId: number, name: Uint8Array): Promise<Entry | number> {
+    const o = this.node(oldId), p = this.node(newParentId);
+    if (!o || !p) return -ESTALE;
+    if (nameBytesTooLong(name)) return -ENAMETOOLONG;
+    const where = this.at(o);
+    if (typeof where === 'number') return where;
+    return this.made(sys, p, name, await sys.linkat(where[0], where[1], p.fd, name, 0));
+  }
+
+  async unlink(sys: Sys, parentId: number, name: Uint8Array, dir: boolean): Promise<number> {
+    const p = this.node(parentId);
+    if (!p) return -ESTALE;
+    if (nameBytesTooLong(name)) return -ENAMETOOLONG;
+    const r = await sys.unlinkat(p.fd, name, dir ? AT_REMOVEDIR : 0);
+    if (r === 0) this.unlinked(this.byName.get(this.key(p, name)));
+    return r;
+  }
+
+  async rename(sys: Sys, parentId: number, name: Uint8Array, newParentId: number, newName: Uint8Array, flags: number): Promise<number> {
+    const p = this.node(parentId), np = this.node(newParentId);
+    if (!p || !np) return -ESTALE;
+    if (nameBytesTooLong(name) || nameBytesTooLong(newName)) return -ENAMETOOLONG;
+    const moved = this.byName.get(this.key(p, name));
+    const replaced = this.byName.get(this.key(np, newName));
+    const r = await sys.renameat2(p.fd, name, np.fd, newName, flags);
+    if (r < 0) return r;
+    if (flags & RENAME_EXCHANGE) {
+      if (moved) this.setName(moved, np, newName);
+      if (replaced) this.setName(replaced, p, name);
+      return 0;
+    }
+    if (replaced && replaced !== moved) this.unlinked(replaced);
+    if (moved) this.setName(moved, np, newName);
+    return 0;
+  }
+
+  /* ---- files ---- */
+
+  async open(sys: Sys, nodeid: number, flags: number): Promise<number> {
+    const n = this.node(nodeid);
+    if (!n) return -ESTALE;
+    const f = (flags & ~(O_CREAT | O_EXCL | O_NOCTTY | FMODE_EXEC_BIT)) | O_CLOEXEC;
+    if (flags & FMODE_EXEC_BIT) {
+      // An open for execve: the lkl-ts kernel's open checks read access only, so check
+      // execute permission for the caller here, as may_open does for FMODE_EXEC.
+      const w = this.self(n);
+      if (typeof w === 'number') return w;
+      const r = await sys.faccessat(w[0], w[1], X_OK, AT_EACCESS | w[2]);
+      if (r < 0) return r;
+    }
+    const where = n.isDir ? [n.fd, Buffer.from('.')] as [number, Buffer] : this.at(n);
+    if (typeof where === 'number') return where;
+    const fd = await sys.openat(where[0], where[1], n.isDir ? f : f | O_NOFOLLOW);
+    if (fd < 0) return fd;
+    // The name may now be another inode's (the node's inode lost that name): refuse it.
+    const st = await sys.fstat(fd);
+    if (typeof st === 'number' || st.ino !== n.ino) { await sys.close(fd); return typeof st === 'number' ? st : -ESTALE; }
+    this.addHandle(fd, n);
+    return fd;
+  }
+
+  async create(sys: Sys, parentId: number, name: Uint8Array, flags: number, mode: number): Promise<{ entry: Entry; fh: number } | number> {
+    const p = this.node(parentId);
+    if (!p) return -ESTALE;
+    if (nameBytesTooLong(name)) return -ENAMETOOLONG;
+    const fd = await sys.openat(p.fd, name, (flags & ~(O_NOCTTY | FMODE_EXEC_BIT)) | O_CREAT | O_CLOEXEC, mode);
+    if (fd < 0) return fd;
+    const st = await sys.fstat(fd);
+    if (typeof st === 'number') { await sys.close(fd); return st; }
+    const e = await this.enter(sys, p, name, st);
+    if (typeof e === 'number') { await sys.close(fd); return e; }
+    this.addHandle(fd, this.node(e.nodeid) ?? null);
+    return { entry: e, fh: fd };
+  }
+
+  read(sys: Sys, fh: number, buf: Uint8Array, offset: number): Promise<number> {
+    return sys.pread64(fh, buf, offset);
+  }
+  write(sys: Sys, fh: number, data: Uint8Array, offset: number): Promise<number> {
+    return sys.pwrite64(fh, data, offset);
+  }
+
+  async release(fh: number): Promise<number> {
+    this.dirs.delete(fh);
+    if (!this.handles.has(fh)) return -EBADF;
+    this.handles.get(fh)?.open.delete(fh);
+    this.handles.delete(fh);
+    return this.sys.close(fh);
+  }
+
+  fsync(sys: Sys, fh: number, datasync: boolean): Promise<number> {
+    return datasync ? sys.fdatasync(fh) : sys.fsync(fh);
+  }
+
+  fallocate(sys: Sys, fh: number, mode: number, offset: number, length: number): Promise<number> {
+    return sys.fallocate(fh, mode, offset, length);
+  }
+
+  lseek(sys: Sys, fh: number, offset: number, whence: number): Promise<number> {
+    return sys.lseek(fh, offset, whence);
+  }
+
+  /** copy_file_range between two handles, done here (no data crosses FUSE): bytes copied. */
+  async copyFileRange(sys: Sys, fhIn: number, offIn: number, fhOut: number, offOut: number, len: number, flags: number): Promise<number> {
+    if (flags !== 0) return -EINVAL;
+    if (!this.handles.has(fhIn) || !this.handles.has(fhOut)) return -EBADF;
+    const buf = new Uint8Array(Math.min(COPY_CHUNK, Math.max(len, 1)));
+    let done = 0;
+    while (done < len) {
+      const n = await sys.pread64(fhIn, buf.subarray(0, Math.min(buf.length, len - done)), offIn + done);
+      if (n < 0) return done > 0 ? done : n;
+      if (n === 0) break;
+      let w = 0;
+      while (w < n) {
+        const m = await sys.pwrite64(fhOut, buf.subarray(w, n), offOut + done + w);
+        if (m < 0) return done + w > 0 ? done + w : m;
+        w += m;
+      }
+      done += n;
+    }
+    return done;
+  }
+
+  /* ---- directories ---- */
+
+  async opendir(sys: Sys, nodeid: number): Promise<number> {
+    const n = this.node(nodeid);
+    if (!n) return -ESTALE;
+    const fd = await sys.openat(n.fd, '.', O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return fd;
+    this.addHandle(fd, null);
+    this.dirs.set(fd, { node: n, pos: 0, pending: [], eof: false });
+    return fd;
+  }
+
+  /**
+   * Entries from directory offset `offset` on, while `room(nameLength)` says one more fits
+   * the reply; each is handed to `add`. With `plus`, each entry but . and .. is looked up
+   * (and counted: the kernel will FORGET it), only once it is known to fit.
+   */
+  async readdir(sys: Sys, fh: number, offset: number, plus: boolean, room: (nameLen: number) => boolean, add: (e: DirEntryOut) => void): Promise<number> {
+    const d = this.dirs.get(fh);
+    if (!d) return -EBADF;
+    if (offset !== d.pos) {
+      const r = await sys.lseek(fh, offset, SEEK_SET);
+      if (r < 0) return r;
+      d.pos = offset;
+      d.pending = [];
+      d.eof = false;
+    }
+    for (;;) {
+      if (d.pending.length === 0) {
+        if (d.eof) return 0;
+        const ents = await sys.getdents64(fh, GETDENTS_BYTES);
+        if (typeof ents === 'number') return ents;
+        if (ents.length === 0) { d.eof = true; return 0; }
+        d.pending = ents;
+      }
+      const e = d.pending[0]!;
+      if (!room(e.rawName.length)) return 0;
+      const out: DirEntryOut = { ino: e.ino, off: e.off, type: e.type, name: e.rawName };
+      const dot = e.rawName.length <= 2 && e.rawName.every((c) => c === 0x2e);
+      if (plus) {
+        out.entry = null;
+        if (!dot) {
+          const st = await sys.newfstatat(d.node.fd, e.rawName, AT_SYMLINK_NOFOLLOW);
+          const entry = typeof st === 'number' ? null : await this.enter(sys, d.node, e.rawName, st);
+          if (entry && typeof entry !== 'number') out.entry = entry;
+        }
+      }
+      d.pending.shift();
+      d.pos = e.off;
+      add(out);
+    }
+  }
+
+  /* ---- the rest ---- */
+
+  async statfs(sys: Sys, nodeid: number): Promise<Statfs | number> {
+    const root = this.node(FUSE_ROOT_ID)!; // one filesystem: every node's answer is the root's
+    void nodeid;
+    const r = await sys.fstatfs(root.fd);
+    return r === -EBADF ? sys.statfs(this.rootPath) : r;
+  }
+
+  async access(sys: Sys, nodeid: number, mask: number): Promise<number> {
+    const n = this.node(nodeid);
+    if (!n) return -ESTALE;
+    const w = this.self(n);
+    return typeof w === 'number' ? w : sys.faccessat(w[0], w[1], mask, AT_EACCESS | w[2] | AT_SYMLINK_NOFOLLOW);
+  }
+
+  private xpath(nodeid: number): Buffer | number {
+    const n = this.node(nodeid);
+    if (!n) return -ESTALE;
+    if (!n.live && n.parent) return -ENOENT;
+    return this.fullPath(n);
+  }
+
+  private xhandle(nodeid: number): number | undefined {
+    const n = this.node(nodeid);
+    return n ? this.anyHandle(n) : undefined;
+  }
+
+  async setxattr(sys: Sys, nodeid: number, name: string, value: Uint8Array, flags: number): Promise<number> {
+    const h = this.xhandle(nodeid);
+    if (h !== undefined) return sys.fsetxattr(h, name, value, flags);
+    const p = this.xpath(nodeid);
+    return typeof p === 'number' ? p : sys.lsetxattr(p, name, value, flags);
+  }
+  /** The value, its size when `size` is 0, or -errno (ERANGE if it does not fit `size`). */
+  async getxattr(sys: Sys, nodeid: number, name: string, size: number): Promise<Uint8Array | number> {
+    const h = this.xhandle(nodeid);
+    const p = h !== undefined ? h : this.xpath(nodeid);
+    if (typeof p === 'number' && h === undefined) return p;
+    const v = h !== undefined ? await sys.fgetxattr(h, name) : await sys.lgetxattr(p as Buffer, name);
+    if (typeof v === 'number') return v;
+    if (size === 0) return v.length;
+    return v.length > size ? -ERANGE : v;
+  }
+  async listxattr(sys: Sys, nodeid: number, size: number): Promise<Uint8Array | number> {
+    const h = this.xhandle(nodeid);
+    const p = h !== undefined ? h : this.xpath(nodeid);
+    if (typeof p === 'number' && h === undefined) return p;
+    const names = h !== undefined ? await sys.flistxattr(h) : await sys.llistxattr(p as Buffer);
+    if (typeof names === 'number') return names;
+    const list = Buffer.from(names.map((x) => x + '\0').join(''));
+    if (size === 0) return list.length;
+    return list.length > size ? -ERANGE : list;
+  }
+  async removexattr(sys: Sys, nodeid: number, name: string): Promise<number> {
+    const h = this.xhandle(nodeid);
+    if (h !== undefined) return sys.fremovexattr(h, name);
+    const p = this.xpath(nodeid);
+    return typeof p === 'number' ? p : sys.lremovexattr(p, name);
+  }
+
+  /**
+   * For tests and shutdown: closes every descriptor (handles and nodes). A request still
+   * running (one that outlived the transport's drain) keeps no descriptor it opens after
+   * this: any would keep the kernel's mount busy, and umountDev would wait on it in vain.
+   */
+  async closeAll(): Promise<void> {
+    this.closed = true;
+    for (const fh of this.handles.keys()) await this.sys.close(fh);
+    this.handles.clear();
+    this.dirs.clear();
+    for (const n of this.nodes.values()) if (n.fd >= 0) await this.sys.close(n.fd);
+    this.nodes.clear();
+    this.byIno.clear();
+    this.byName.clear();
+  }
+}
+

@@ -1,0 +1,286 @@
+/*
+ * The kernel transport's request loop without a device: frames written straight into
+ * FuseSession.handle(), replies captured, against the real lkl-ts kernel booted in this
+ * process (ramfs root). INIT negotiation, signed nanosecond times, the caller's
+ * credentials (ownership of new files, permission decisions, supplementary groups),
+ * INTERRUPT, and a fuzz of malformed frames: errors, never a crash, never two replies.
+ */
+import t from 'tap';
+import type { Test } from 'tap';
+import { startKernel, type Kernel } from '../../lib/index.js';
+import {
+  FUSE_ASYNC_READ, FUSE_DO_READDIRPLUS, FUSE_INIT, FUSE_LOOKUP, FUSE_GETATTR, FUSE_MKDIR, FUSE_OPEN, FUSE_READ,
+  FUSE_INTERRUPT, FUSE_WRITE, FUSE_POSIX_LOCKS, FUSE_MAX_PAGES, FUSE_READDIRPLUS, FUSE_OPENDIR, FUSE_CREATE,
+  FUSE_FORGET, FUSE_BATCH_FORGET, FUSE_RELEASE, IN_HEADER_SIZE, OPCODE_NAMES, parseRequest,
+} from '../../lib/fuse/fuse-abi.js';
+import { FuseSession } from '../../lib/fuse/fuse-session.js';
+import { LowLevelOps } from '../../lib/fuse/ll-ops.js';
+import { EACCES, EINTR, EIO, O_CREAT, O_RDONLY, O_RDWR } from '../../lib/kernel/include/uapi.js';
+
+interface Hdr { opcode: number; unique: number; nodeid?: number; uid?: number; gid?: number; pid?: number }
+
+function frame(h: Hdr, body: Buffer = Buffer.alloc(0)): Buffer {
+  const b = Buffer.alloc(IN_HEADER_SIZE + body.length);
+  b.writeUInt32LE(b.length, 0);
+  b.writeUInt32LE(h.opcode, 4);
+  b.writeBigUInt64LE(BigInt(h.unique), 8);
+  b.writeBigUInt64LE(BigInt(h.nodeid ?? 1), 16);
+  b.writeUInt32LE(h.uid ?? 0, 24);
+  b.writeUInt32LE(h.gid ?? 0, 28);
+  b.writeUInt32LE(h.pid ?? 0, 32);
+  body.copy(b, IN_HEADER_SIZE);
+  return b;
+}
+const u32s = (...v: number[]) => { const b = Buffer.alloc(v.length * 4); v.forEach((x, i) => b.writeUInt32LE(x >>> 0, i * 4)); return b; };
+const u64 = (v: number) => { const b = Buffer.alloc(8); b.writeBigUInt64LE(BigInt(v)); return b; };
+const cstr = (s: string) => Buffer.from(s + '\0');
+const initBody = (minor: number, flags: number) => Buffer.concat([u32s(7, minor, 131072, flags, 0), Buffer.alloc(44)]);
+
+interface Reply { unique: bigint; error: number; body: Buffer }
+function parseReply(b: Buffer): Reply {
+  return { unique: b.readBigUInt64LE(8), error: b.readInt32LE(4), body: b.subarray(16, b.readUInt32LE(0)) };
+}
+
+let kernel: Kernel;
+t.before(async () => { kernel = await startKernel({ memMiB: 32 }); });
+t.teardown(async () => { await kernel.halt(); });
+
+async function session(t: Test, groups: Record<number, number[]> = {}) {
+  const ll = await LowLevelOps.create(kernel.sys, { root: '/' });
+  if (typeof ll === 'number') throw new Error(`root: ${ll}`);
+  const replies: Reply[] = [];
+  const s = new FuseSession(ll, kernel.sys, (f) => { replies.push(parseReply(f)); }, {
+    maxWrite: 1 << 20, entryTimeout: 1, attrTimeout: 1, sysFor: (c) => kernel.sysAs(c),
+    groupsOf: (pid) => groups[pid] ?? [], log: () => undefined,
+  });
+  t.teardown(() => ll.closeAll());
+  let unique = 100;
+  const call = async (h: Omit<Hdr, 'unique'>, body?: Buffer): Promise<Reply> => {
+    const u = unique += 2;
+    s.handle(frame({ ...h, unique: u }, body));
+    await s.idle();
+    const r = replies.filter((x) => x.unique === BigInt(u));
+    if (r.length !== 1) throw new Error(`${OPCODE_NAMES[h.opcode]}: ${r.length} replies`);
+    return r[0]!;
+  };
+  return { s, ll, replies, call, nextUnique: () => (unique += 2) };
+}
+
+t.test('INIT: 7.31 or the kernel\'s minor; max_write 1 MiB with max_pages; no locks offered', async (t) => {
+  const { call, s } = await session(t);
+  const r = await call({ opcode: FUSE_INIT }, initBody(45, 0x73fffffb));
+  t.equal(r.error, 0);
+  t.same([r.body.readUInt32LE(0), r.body.readUInt32LE(4)], [7, 31], 'answers 7.31 to 7.45');
+  const flags = r.body.readUInt32LE(12);
+  t.ok(flags & FUSE_ASYNC_READ && flags & FUSE_DO_READDIRPLUS && flags & FUSE_MAX_PAGES, 'async reads, readdirplus, max_pages');
+  t.notOk(flags & FUSE_POSIX_LOCKS, 'no POSIX locks (the lkl-ts kernel has none: the host keeps them)');
+  t.equal(r.body.readUInt32LE(20), 1 << 20, 'max_write 1 MiB');
+  t.equal(r.body.readUInt16LE(28), 256, 'max_pages 256');
+  t.equal(s.minor, 31);
+  const old = await (await session(t)).call({ opcode: FUSE_INIT }, initBody(26, FUSE_ASYNC_READ));
+  t.equal(old.body.readUInt32LE(4), 26, 'a 7.26 kernel gets 7.26');
+  t.equal(old.body.readUInt32LE(12) & ~FUSE_ASYNC_READ, 0, 'and only flags it offered');
+});
+
+t.test('requests before INIT get EIO', async (t) => {
+  const { call } = await session(t);
+  t.equal((await call({ opcode: FUSE_GETATTR }, Buffer.alloc(16))).error, -EIO);
+});
+
+t.test('times: signed seconds and nanoseconds both ways', async (t) => {
+  const { call } = await session(t);
+  await call({ opcode: FUSE_INIT }, initBody(31, 0));
+  const fd = await kernel.sys.open('/old', O_CREAT | O_RDWR, 0o644);
+  await kernel.sys.close(fd);
+  t.equal(await kernel.sys.utimensat(-100, '/old', [{ sec: -1, nsec: 999_999_999 }, { sec: -315619200, nsec: 123_456_789 }], 0), 0);
+  const r = await call({ opcode: FUSE_LOOKUP }, cstr('old'));
+  t.equal(r.error, 0);
+  const attr = 40; // fuse_entry_out.attr
+  t.equal(r.body.readBigInt64LE(attr + 24), -1n, 'atime seconds -1');
+  t.equal(r.body.readUInt32LE(attr + 48), 999_999_999, 'atime nanoseconds');
+  t.equal(r.body.readBigInt64LE(attr + 32), -315619200n, 'mtime 1960');
+  t.equal(r.body.readUInt32LE(attr + 52), 123_456_789, 'mtime nanoseconds');
+  const nodeid = Number(r.body.readBigUInt64LE(0));
+  // SETATTR with only mtime (touch -m -d), after 2038, to the nanosecond.
+  const setattr = Buffer.alloc(88);
+  setattr.writeUInt32LE(1 << 5, 0); // FATTR_MTIME
+  setattr.writeBigInt64LE(8_000_000_000n, 40);
+  setattr.writeUInt32LE(7, 60);
+  const s2 = await call({ opcode: 4, nodeid }, setattr);
+  t.equal(s2.error, 0);
+  const st = await kernel.sys.stat('/old');
+  if (typeof st === 'number') throw new Error(String(st));
+  t.same(st.mtime, { sec: 8_000_000_000, nsec: 7 }, 'mtime set after 2038, nanoseconds kept');
+  t.same(st.atime, { sec: -1, nsec: 999_999_999 }, 'atime untouched');
+});
+
+t.test('credentials: new files belong to the caller; the kernel decides with its uid and groups', async (t) => {
+  const groups = { 4321: [4242] };
+  const { call } = await session(t, groups);
+  await call({ opcode: FUSE_INIT }, initBody(31, 0));
+  await kernel.sys.mkdir('/pub', 0o777);
+  await kernel.sys.chmod('/pub', 0o777);
+  const fd = await kernel.sys.open('/pub/secret', O_CREAT | O_RDWR, 0o600);
+  await kernel.sys.close(fd);
+  const fd2 = await kernel.sys.open('/pub/grp', O_CREAT | O_RDWR, 0o640);
+  await kernel.sys.close(fd2);
+  await kernel.sys.chown('/pub/grp', 0, 4242);
+  const pub = await call({ opcode: FUSE_LOOKUP }, cstr('pub'));
+  const pubId = Number(pub.body.readBigUInt64LE(0));
+  const nobody = { uid: 65534, gid: 65534, pid: 1234 };
+  const mk = await call({ opcode: FUSE_MKDIR, nodeid: pubId, ...nobody }, Buffer.concat([u32s(0o755, 0), cstr('mine')]));
+  t.equal(mk.error, 0, 'uid 65534 makes a directory in a 0777 one');
+  t.same([mk.body.readUInt32LE(40 + 68), mk.body.readUInt32LE(40 + 72)], [65534, 65534], 'owned by 65534:65534');
+  const st = await kernel.sys.stat('/pub/mine');
+  t.ok(typeof st !== 'number' && st.uid === 65534 && st.gid === 65534, 'the kernel agrees');
+  const cr = await call({ opcode: FUSE_CREATE, nodeid: pubId, ...nobody }, Buffer.concat([u32s(O_CREAT | O_RDWR, 0o100600, 0, 0), cstr('file')]));
+  t.equal(cr.error, 0, 'uid 65534 creates a file');
+  t.equal(cr.body.readUInt32LE(40 + 68), 65534, 'owned by 65534');
+  await call({ opcode: FUSE_RELEASE, ...nobody }, Buffer.concat([cr.body.subarray(128, 136), Buffer.alloc(16)]));
+
+  const sec = await call({ opcode: FUSE_LOOKUP, nodeid: pubId }, cstr('secret'));
+  const secId = Number(sec.body.readBigUInt64LE(0));
+  t.equal((await call({ opcode: FUSE_OPEN, nodeid: secId, ...nobody }, u32s(O_RDONLY, 0))).error, -EACCES, 'uid 65534: EACCES on a root 0600 file');
+  const ok = await call({ opcode: FUSE_OPEN, nodeid: secId }, u32s(O_RDONLY, 0));
+  t.equal(ok.error, 0, 'root opens it');
+  await call({ opcode: FUSE_RELEASE }, Buffer.concat([ok.body.subarray(0, 8), Buffer.alloc(16)]));
+  const grp = await call({ opcode: FUSE_LOOKUP, nodeid: pubId }, cstr('grp'));
+  const grpId = Number(grp.body.readBigUInt64LE(0));
+  t.equal((await call({ opcode: FUSE_OPEN, nodeid: grpId, ...nobody }, u32s(O_RDONLY, 0))).error, -EACCES, 'without group 4242: EACCES');
+  const viaGroup = await call({ opcode: FUSE_OPEN, nodeid: grpId, uid: 65534, gid: 65534, pid: 4321 }, u32s(O_RDONLY, 0));
+  t.equal(viaGroup.error, 0, 'a caller whose supplementary groups hold 4242 may read it');
+  t.equal((await call({ opcode: FUSE_OPEN, nodeid: grpId, uid: 65534, gid: 65534, pid: 4321 }, u32s(O_RDWR, 0))).error, -EACCES, 'but not write it');
+  t.equal(await kernel.sys.getuid(), 0, 'the process itself is still root');
+  const fresh = await kernel.sys.open('/pub/byroot', O_CREAT | O_RDWR, 0o644);
+  const fst = await kernel.sys.fstat(fresh);
+  await kernel.sys.close(fresh);
+  t.ok(typeof fst !== 'number' && fst.uid === 0, 'and its own files are root\'s');
+});
+
+t.test('nodes of non-directories pin no kernel descriptor; FORGET releases directories\' ones', async (t) => {
+  const sess = await session(t);
+  const { call } = sess;
+  await call({ opcode: FUSE_INIT }, initBody(31, 0));
+  await kernel.sys.mkdir('/many', 0o755);
+  for (let i = 0; i < 200; i++) { const fd = await kernel.sys.open(`/many/f${i}`, O_CREAT | O_RDWR, 0o644); await kernel.sys.close(fd); }
+  for (let i = 0; i < 20; i++) await kernel.sys.mkdir(`/many/d${i}`, 0o755);
+  const probe = async () => { const fd = await kernel.sys.open('/many', O_RDONLY); await kernel.sys.close(fd); return fd; };
+  const before = await probe();
+  const many = await call({ opcode: FUSE_LOOKUP }, cstr('many'));
+  const manyId = Number(many.body.readBigUInt64LE(0));
+  const ids: number[] = [];
+  let failed = 0;
+  for (let i = 0; i < 200; i++) if ((await call({ opcode: FUSE_LOOKUP, nodeid: manyId }, cstr(`f${i}`))).error !== 0) failed++;
+  t.equal(failed, 0, '200 lookups of files succeed');
+  const afterFiles = await probe();
+  t.ok(afterFiles <= before + 1, `200 file lookups hold no descriptor, /many one (probe fd ${before} -> ${afterFiles})`);
+  for (let i = 0; i < 20; i++) ids.push(Number((await call({ opcode: FUSE_LOOKUP, nodeid: manyId }, cstr(`d${i}`))).body.readBigUInt64LE(0)));
+  const afterDirs = await probe();
+  t.ok(afterDirs > afterFiles, 'directory lookups hold one each');
+  const forgets = Buffer.concat([u32s(ids.length, 0), ...ids.map((id) => Buffer.concat([u64(id), u64(1)]))]);
+  sess.s.handle(frame({ opcode: FUSE_BATCH_FORGET, unique: 0, nodeid: 0 }, forgets));
+  await new Promise((r) => setTimeout(r, 50));
+  t.equal(await probe(), afterFiles, 'BATCH_FORGET closes the directories\' descriptors');
+  t.equal(sess.ll.nodeCount, 1 + 1 + 200, 'the root, /many and the 200 files are left');
+});
+
+t.test('INTERRUPT: a read is answered EINTR once; a write runs to its end; early interrupts count', async (t) => {
+  const { s, ll, replies, call, nextUnique } = await session(t);
+  await call({ opcode: FUSE_INIT }, initBody(31, 0));
+  const fd = await kernel.sys.open('/intr', O_CREAT | O_RDWR, 0o644);
+  await kernel.sys.close(fd);
+  const n = await call({ opcode: FUSE_LOOKUP }, cstr('intr'));
+  const nodeid = Number(n.body.readBigUInt64LE(0));
+  const op = await call({ opcode: FUSE_OPEN, nodeid }, u32s(O_RDWR, 0));
+  const fh = Number(op.body.readBigUInt64LE(0));
+  // Hold reads and writes until released.
+  let release!: () => void;
+  const gate = new Promise<void>((r) => { release = r; });
+  const origRead = ll.read.bind(ll), origWrite = ll.write.bind(ll);
+  ll.read = async (...a) => { await gate; return origRead(...a); };
+  ll.write = async (...a) => { await gate; return origWrite(...a); };
+  const readBody = Buffer.concat([u64(fh), u64(0), u32s(4096, 0), u64(0), u32s(0, 0)]);
+  const ru = nextUnique();
+  s.handle(frame({ opcode: FUSE_READ, unique: ru, nodeid }, readBody));
+  // The kernel sends an INTERRUPT with the unique of its target, FUSE_INT_REQ_BIT set.
+  s.handle(frame({ opcode: FUSE_INTERRUPT, unique: ru | 1, nodeid: 0 }, u64(ru)));
+  const wu = nextUnique();
+  const data = Buffer.from('written');
+  s.handle(frame({ opcode: FUSE_WRITE, unique: wu, nodeid }, Buffer.concat([u64(fh), u64(0), u32s(data.length, 0), u64(0), u32s(0, 0), data])));
+  s.handle(frame({ opcode: FUSE_INTERRUPT, unique: wu | 1, nodeid: 0 }, u64(wu)));
+  // An interrupt for a read that has not arrived yet.
+  const early = nextUnique();
+  s.handle(frame({ opcode: FUSE_INTERRUPT, unique: early | 1, nodeid: 0 }, u64(early)));
+  s.handle(frame({ opcode: FUSE_READ, unique: early, nodeid }, readBody));
+  release();
+  await s.idle();
+  const of = (u: number) => replies.filter((r) => r.unique === BigInt(u));
+  t.same(of(ru).map((r) => r.error), [-EINTR], 'the read: one reply, EINTR');
+  t.same(of(wu).map((r) => [r.error, r.body.readUInt32LE(0)]), [[0, data.length]], 'the write: one reply, done');
+  t.same(of(early).map((r) => r.error), [-EINTR], 'the read interrupted before it arrived: EINTR');
+  t.ok(s.stats.droppedLate >= 1, 'the late read result was dropped');
+  const buf = new Uint8Array(16);
+  const fd3 = await kernel.sys.open('/intr', O_RDONLY);
+  t.equal(await kernel.sys.pread64(fd3, buf, 0), data.length, 'the write reached the file');
+  await kernel.sys.close(fd3);
+  ll.read = origRead; ll.write = origWrite;
+});
+
+t.test('fuzz: malformed frames get errors, never a crash or a second reply', async (t) => {
+  const { s, replies, call } = await session(t);
+  await call({ opcode: FUSE_INIT }, initBody(31, 0));
+  await kernel.sys.mkdir('/fz', 0o755);
+  let seed = 12345;
+  const rnd = (n: number) => { seed = (seed * 1103515245 + 12345) & 0x7fffffff; return seed % n; };
+  // INIT and DESTROY are left out: a second INIT renegotiates, DESTROY ends the session.
+  const OPS = Object.keys(OPCODE_NAMES).map(Number).filter((o) => o !== FUSE_INIT && o !== 38);
+  const sent = new Map<bigint, number>();
+  let unique = 1_000_000;
+  const threw: string[] = [];
+  const valid = (op: number) => {
+    // A plausible body for op, then mangled.
+    switch (op) {
+      case FUSE_LOOKUP: return cstr('fz');
+      case FUSE_READ: case FUSE_READDIRPLUS: return Buffer.concat([u64(rnd(64)), u64(rnd(1 << 20)), u32s(rnd(1 << 17), 0), u64(0), u32s(0, 0)]);
+      case FUSE_BATCH_FORGET: return Buffer.concat([u32s(rnd(4) === 0 ? 0xffffffff : rnd(4), 0), u64(rnd(10)), u64(1)]);
+      case FUSE_OPENDIR: return u32s(O_RDONLY, 0);
+      default: return Buffer.from(Array.from({ length: rnd(120) }, () => rnd(256)));
+    }
+  };
+  for (let i = 0; i < 4000; i++) {
+    let op = rnd(10) === 0 ? rnd(70) : OPS[rnd(OPS.length)]!;
+    if (op === FUSE_INIT || op === 38) op = 0;
+    let body = valid(op);
+    const kind = rnd(5);
+    if (kind === 0) body = body.subarray(0, rnd(body.length + 1)); // truncated
+    if (kind === 1) body = Buffer.concat([body, Buffer.alloc(rnd(64), 0xff)]); // trailing junk
+    if (kind === 2) body = Buffer.from(body.map((x) => (rnd(8) === 0 ? rnd(256) : x))); // flipped bytes
+    unique += 2;
+    const f = frame({ opcode: op, unique, nodeid: rnd(4) === 0 ? rnd(1 << 30) : 1 + rnd(3), uid: rnd(3) === 0 ? 65534 : 0, gid: 0 }, body);
+    if (rnd(6) === 0) f.writeUInt32LE(rnd(2) ? f.length + 1 + rnd(100) : rnd(f.length), 0); // lying len
+    if (rnd(20) === 0) f.writeUInt16LE(rnd(0x10000), 36); // total_extlen
+    let cut = f;
+    if (rnd(30) === 0) cut = f.subarray(0, rnd(IN_HEADER_SIZE)); // not even a header
+    sent.set(BigInt(unique), op);
+    try { s.handle(cut); } catch (e) { threw.push(`frame ${i} (${OPCODE_NAMES[op] ?? op}): ${String(e)}`); }
+  }
+  t.same(threw, [], 'handle() never throws');
+  // And plain random bytes.
+  for (let i = 0; i < 500; i++) s.handle(Buffer.from(Array.from({ length: rnd(200) }, () => rnd(256))));
+  await s.idle();
+  const counts = new Map<bigint, number>();
+  for (const r of replies) counts.set(r.unique, (counts.get(r.unique) ?? 0) + 1);
+  const twice = [...counts].filter(([u, c]) => c > 1 && sent.has(u));
+  t.same(twice, [], 'no request answered twice');
+  const noReply = [...counts.keys()].filter((u) => u >= 1_000_000n && !sent.has(u) && u < BigInt(unique));
+  t.same(noReply, [], 'every reply is for a request that was sent');
+  const answeredOk = [...sent].filter(([u, op]) => (op === FUSE_FORGET || op === FUSE_BATCH_FORGET || op === FUSE_INTERRUPT) &&
+    replies.some((r) => r.unique === u && r.error === 0));
+  t.same(answeredOk, [], 'forgets and interrupts are never answered with success');
+  t.ok(s.stats.protocolErrors > 100, `malformed frames were noticed (${s.stats.protocolErrors})`);
+  // Still serving.
+  const r = await call({ opcode: FUSE_LOOKUP }, cstr('fz'));
+  t.equal(r.error, 0, 'a good LOOKUP after the fuzz still works');
+  t.doesNotThrow(() => parseRequest(frame({ opcode: FUSE_LOOKUP, unique: 1 }, cstr('x'))), 'the parser reads a good frame');
+  t.throws(() => parseRequest(frame({ opcode: FUSE_LOOKUP, unique: 1 }, Buffer.from('no-nul'))), /not NUL-terminated/, 'and names a bad one');
+});
