@@ -15,7 +15,9 @@
 // blocks), overwrite inside a file, append, truncate down (inside a block, to zero, inside a
 // hole) and up, fast and slow symlinks, hard links, unlink (also of a linked file), rmdir,
 // rename (same dir, across dirs, over an existing file, a directory across parents),
-// mknod (fifo, char and block devices), chmod, chown, utimensat.
+// mknod (fifo, char and block devices), chmod, chown, utimensat, and on extent files
+// fallocate (preallocation with and without KEEP_SIZE, PUNCH_HOLE inside and across blocks,
+// ZERO_RANGE, writes into unwritten extents).
 
 import t from 'tap';
 import fs from 'node:fs';
@@ -28,7 +30,7 @@ import {
   startKernel, O_CREAT, O_WRONLY, O_TRUNC, O_APPEND, AT_FDCWD, AT_SYMLINK_NOFOLLOW, EROFS, type Kernel,
 } from '../../lib/index.js';
 
-const skip = whyNot(['mke2fs', 'e2fsck', 'losetup', 'mount', 'mknod', 'touch'], { root: true });
+const skip = whyNot(['mke2fs', 'e2fsck', 'losetup', 'mount', 'mknod', 'touch', 'fallocate'], { root: true });
 
 type Op =
   | { op: 'mkdir'; p: string; mode: number }
@@ -42,7 +44,8 @@ type Op =
   | { op: 'mknod'; p: string; kind: 'p' | 'c' | 'b'; major?: number; minor?: number }
   | { op: 'chmod'; p: string; mode: number }
   | { op: 'chown'; p: string; uid: number; gid: number }
-  | { op: 'times'; p: string; sec: number; nsec: number };
+  | { op: 'times'; p: string; sec: number; nsec: number }
+  | { op: 'fallocate'; p: string; mode: 'alloc' | 'keep' | 'punch' | 'zero'; off: number; len: number };
 
 function pattern(n: number, seed: number): Uint8Array {
   const b = new Uint8Array(n);
@@ -54,7 +57,7 @@ function pattern(n: number, seed: number): Uint8Array {
 const MiB = 1024 * 1024;
 
 /** The script; `sparseFar` is where the far sparse write lands (beyond what block maps of 1 KiB blocks reach cheaply). */
-function script(sparseFar: number): Op[] {
+function script(sparseFar: number, extents: boolean): Op[] {
   const ops: Op[] = [
     { op: 'mkdir', p: 'new', mode: 0o755 },
     { op: 'mkdir', p: 'new/a', mode: 0o750 },
@@ -99,6 +102,21 @@ function script(sparseFar: number): Op[] {
     { op: 'rename', from: 'start/sub', to: 'new/a/sub' },
     { op: 'write', p: 'new/a/sub/inner', size: 777, seed: 14, mode: 'append' },
   ];
+  if (extents) {
+    ops.push(
+      { op: 'write', p: 'new/fa', size: 300_000, seed: 20 },
+      { op: 'fallocate', p: 'new/fa', mode: 'punch', off: 5000, len: 70_000 },
+      { op: 'fallocate', p: 'new/fa', mode: 'punch', off: 100, len: 50 },
+      { op: 'fallocate', p: 'new/fa', mode: 'zero', off: 150_000, len: 40_000 },
+      { op: 'fallocate', p: 'new/fa', mode: 'alloc', off: 250_000, len: 200_000 },
+      { op: 'fallocate', p: 'new/fa', mode: 'keep', off: 600_000, len: 100_000 },
+      { op: 'write', p: 'new/fa', size: 3000, seed: 21, at: 260_000, mode: 'keep' },
+      { op: 'fallocate', p: 'new/prealloc', mode: 'alloc', off: 0, len: 2 * MiB + 5 },
+      { op: 'write', p: 'new/prealloc', size: 10_000, seed: 22, at: 1 * MiB, mode: 'keep' },
+      { op: 'write', p: 'new/b-moved/big', size: 1, seed: 23, at: 0, mode: 'keep' },
+      { op: 'fallocate', p: 'new/b-moved/big', mode: 'punch', off: 4096 * 3, len: 1 * MiB },
+    );
+  }
   for (let i = 0; i < 150; i++) ops.push({ op: 'write', p: `new/many/file-with-a-longer-name-${i}`, size: (i * 37) % 5000, seed: 100 + i });
   ops.splice(1, 0, { op: 'mkdir', p: 'new/many', mode: 0o755 });
   for (let i = 0; i < 150; i += 3) ops.push({ op: 'unlink', p: `new/many/file-with-a-longer-name-${i}` });
@@ -144,6 +162,13 @@ async function lklApply(k: Kernel, root: string, ops: Op[]): Promise<void> {
       }
       case 'chmod': ok(`chmod ${o.p}`, await sys.chmod(P(o.p), o.mode)); break;
       case 'chown': ok(`chown ${o.p}`, await sys.lchown(P(o.p), o.uid, o.gid)); break;
+      case 'fallocate': {
+        const fd = ok(`open ${o.p}`, await sys.open(P(o.p), O_WRONLY | O_CREAT, 0o644));
+        const mode = { alloc: 0, keep: 1, punch: 3, zero: 0x10 }[o.mode];
+        ok(`fallocate ${o.p}`, await sys.fallocate(fd, mode, o.off, o.len));
+        ok('close', await sys.close(fd));
+        break;
+      }
       case 'times': {
         const ts = { sec: o.sec, nsec: o.nsec };
         ok(`utimensat ${o.p}`, await sys.utimensat(AT_FDCWD, P(o.p), [ts, ts], AT_SYMLINK_NOFOLLOW));
@@ -183,6 +208,11 @@ async function hostApply(root: string, ops: Op[]): Promise<void> {
         break;
       case 'chmod': fs.chmodSync(P(o.p), o.mode); break;
       case 'chown': fs.lchownSync(P(o.p), o.uid, o.gid); break;
+      case 'fallocate': {
+        const flag = { alloc: [], keep: ['-n'], punch: ['-p'], zero: ['-z'] }[o.mode];
+        await run('fallocate', [...flag, '-o', String(o.off), '-l', String(o.len), P(o.p)]);
+        break;
+      }
       case 'times': await run('touch', ['-h', '-d', `@${o.sec}.${String(o.nsec).padStart(9, '0')}`, P(o.p)]); break;
     }
   }
@@ -203,6 +233,7 @@ function timeOps(root: string, rel: string, nsec: boolean): Op[] {
 }
 
 interface Case { name: string; fsType: 'ext2' | 'ext4'; image: Omit<ExtImageOptions, 'dir' | 'path'>; nsec: boolean; sparseFar: number }
+const hasExtents = (c: Case) => c.fsType === 'ext4' && !(c.image.features ?? []).includes('^extent');
 
 const CASES: Case[] = [
   { name: 'ext4 ^has_journal 4k', fsType: 'ext4', image: { type: 'ext4', sizeMiB: 256, blockSize: 4096, features: ['^has_journal'] },
@@ -242,7 +273,7 @@ if (skip) {
       const lklImg = `${base}.lkl`, hostImg = `${base}.host`;
       fs.copyFileSync(base, lklImg);
       fs.copyFileSync(base, hostImg);
-      const ops = script(c.sparseFar);
+      const ops = script(c.sparseFar, hasExtents(c));
 
       let times: Op[] = [];
       let hostFree = '';

@@ -414,6 +414,40 @@ export async function truncate_inode_pages(m: address_space, lstart: number): Pr
   }
 }
 
+/**
+ * truncate_inode_pages_range: drop the pages wholly inside bytes [lstart, lend] (lend
+ * inclusive, waiting for their writeback) and zero the parts of the two edge pages that
+ * fall inside (a hole punched in the middle of a file).
+ */
+export async function truncate_inode_pages_range(m: address_space, lstart: number, lend: number): Promise<void> {
+  const first = Math.ceil(lstart / PAGE_SIZE);
+  const last = Math.floor((lend + 1) / PAGE_SIZE) - 1;
+  for (const i of [...m.pages.keys()].filter((x) => x >= first && x <= last).sort((a, b) => a - b)) {
+    const p = m.pages.get(i);
+    if (!p) continue;
+    get_page(p);
+    await lock_page(p);
+    await wait_on_page_writeback(p);
+    if (p.mapping === m) delete_from_page_cache(p);
+    unlock_page(p);
+    put_page(p);
+  }
+  for (const idx of new Set([Math.floor(lstart / PAGE_SIZE), Math.floor(lend / PAGE_SIZE)])) {
+    const ps = idx * PAGE_SIZE;
+    const from = Math.max(lstart, ps) - ps, to = Math.min(lend + 1, ps + PAGE_SIZE) - ps;
+    if (from === 0 && to === PAGE_SIZE) continue; /* dropped above */
+    const p = find_get_page(m, idx);
+    if (!p) continue;
+    await lock_page(p);
+    await wait_on_page_writeback(p);
+    if (p.test(PG_uptodate)) p.data.fill(0, from, to);
+    // Buffers wholly inside the range lose their mapping (their blocks are being freed).
+    m.a_ops?.invalidate_folio?.(p, from, to - from);
+    unlock_page(p);
+    put_page(p);
+  }
+}
+
 /** truncate_pagecache(inode, newsize): after i_size was set to newsize. */
 export async function truncate_pagecache(inode: Inode, newsize: number): Promise<void> {
   await truncate_inode_pages(inode.i_mapping, newsize);

@@ -8,8 +8,13 @@
  * unwritten extents that are written to, and removes space from the end (truncate).
  */
 import type { MappedBlock } from '../../include/blk.js';
+import type { File } from '../../include/fs.js';
 import { err } from '../../include/errno.js';
-import { EFBIG } from '../../include/uapi.js';
+import { EFBIG, EOPNOTSUPP, EROFS, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, FALLOC_FL_ZERO_RANGE } from '../../include/uapi.js';
+import { PAGE_SIZE, truncate_inode_pages_range } from '../../mm/filemap.js';
+import { filemap_write_and_wait_range } from '../fs-writeback.js';
+import { current_time } from '../time.js';
+import { EXT4_EXTENTS_FL } from './layout.js';
 import type { buffer_head } from '../buffer.js';
 import {
   EXT4_MAX_EXTENT_DEPTH, ext4_ext_check, ext4_ext_header_decode, ext4_ext_space_block,
@@ -20,9 +25,11 @@ import {
 import { le16, le32, put_le16, put_le32 } from '../../lib/struct.js';
 import { ext4_extent_block_csum_set, ext4_extent_block_csum_verify } from './csum.js';
 import {
-  brelse, ext4_forget, ext4_handle_dirty_metadata, ext4_journal_get_create_access, ext4_sb_bread_bh, ext4_sb_getblk_zero,
-  type handle_t,
+  brelse, EXT4_DATA_TRANS_BLOCKS, EXT4_HT_MAP_BLOCKS, EXT4_HT_TRUNCATE, ext4_forget, ext4_handle_dirty_metadata,
+  ext4_journal_get_create_access, ext4_journal_start, ext4_journal_stop, ext4_sb_bread_bh, ext4_sb_getblk_zero, type handle_t,
 } from './ext4_jbd2.js';
+// inode.ts imports this file too: only its functions are used, at call time.
+import { ext4_mark_inode_dirty } from './inode.js';
 import {
   EXT4_MB_HINT_DATA, EXT4_MB_USE_RESERVED, ext4_free_blocks, ext4_inode_to_goal_block, ext4_mb_new_blocks,
   ext4_new_meta_blocks,
@@ -381,62 +388,185 @@ async function ext4_ext_convert_to_initialized(handle: handle_t, inode: Ext4Inod
 }
 
 /**
- * ext4_ext_truncate / ext4_ext_remove_space: every block from logical block `first` on is
- * freed; extents are trimmed or dropped from the right, emptied tree blocks are freed and
- * their index entries removed, and an emptied tree becomes a depth-0 root again.
+ * ext4_ext_remove_space: every block of logical range [first, end) is freed. Extents inside
+ * are dropped, extents across an edge trimmed, an extent across the whole range split (its
+ * right part re-inserted afterwards); emptied tree blocks are freed and their index entries
+ * removed, index keys follow their children's first keys, and an emptied tree becomes a
+ * depth-0 root again. The caller holds i_data_sem for writing.
  */
-export async function ext4_ext_truncate(handle: handle_t, inode: Ext4Inode, first: number): Promise<void> {
+export async function ext4_ext_remove_space(handle: handle_t, inode: Ext4Inode, first: number, end: number): Promise<void> {
   const sb = inode.i_sb;
   const bs = sbi_bs(inode);
   const depth = ext_depth(inode);
   ext4_ext_check_node(inode, inode.i_data, 0, depth, ext4_ext_space_root(), 0);
+  const pending: Ext4Extent[] = [];
   const free = async (pblk: number, n: number) => {
+    if (n <= 0) return;
     await ext4_free_blocks(handle, inode, pblk, n);
     inode.i_blocks = Math.max(0, inode.i_blocks - n * (bs / 512));
   };
-  const rm = async (buf: Uint8Array, d: number): Promise<number> => {
-    let n = entries_of(buf);
+  /** Rewrite a node's entries from a list (entries are 12 bytes each). */
+  const setEntries = (buf: Uint8Array, list: Uint8Array[]) => {
+    buf.fill(0, EXT4_EXTENT_HEADER_SIZE, entry_at(max_of(buf)));
+    list.forEach((e, i) => buf.set(e, entry_at(i)));
+    put_le16(buf, 2, list.length);
+  };
+  const entryBytes = (buf: Uint8Array, i: number) => buf.slice(entry_at(i), entry_at(i + 1));
+  /** Returns whether the node changed. */
+  const rm = async (buf: Uint8Array, d: number): Promise<boolean> => {
+    const n = entries_of(buf);
+    const keep: Uint8Array[] = [];
+    let changed = false;
     if (d === 0) {
-      for (let i = n - 1; i >= 0; i--) {
+      for (let i = 0; i < n; i++) {
         const ex = ext4_extent_decode(buf, 0, i);
-        if (ex.ee_block + ex.len <= first) break;
-        if (ex.ee_block >= first) {
-          await free(ex.start, ex.len);
-          buf.fill(0, entry_at(i), entry_at(i + 1));
-          n--;
-        } else {
-          const keep = first - ex.ee_block;
-          await free(ex.start + keep, ex.len - keep);
-          ext4_extent_encode({ ...ex, len: keep }, buf, 0, i);
-          break;
+        const exEnd = ex.ee_block + ex.len;
+        if (exEnd <= first || ex.ee_block >= end) { keep.push(entryBytes(buf, i)); continue; }
+        changed = true;
+        const lo = Math.max(first, ex.ee_block), hi = Math.min(end, exEnd);
+        await free(ex.start + (lo - ex.ee_block), hi - lo);
+        const tmp = new Uint8Array(EXT4_EXTENT_HEADER_SIZE + EXT4_EXTENT_ENTRY_SIZE);
+        if (ex.ee_block < lo) {
+          ext4_extent_encode({ ...ex, len: lo - ex.ee_block }, tmp, 0, 0);
+          keep.push(tmp.slice(entry_at(0), entry_at(1)));
+        }
+        if (hi < exEnd) {
+          const right = { ee_block: hi, len: exEnd - hi, start: ex.start + (hi - ex.ee_block), unwritten: ex.unwritten };
+          if (ex.ee_block < lo) pending.push(right);
+          else { ext4_extent_encode(right, tmp, 0, 0); keep.push(tmp.slice(entry_at(0), entry_at(1))); }
         }
       }
     } else {
-      for (let i = n - 1; i >= 0; i--) {
+      for (let i = 0; i < n; i++) {
         const ix = ext4_extent_idx_decode(buf, 0, i);
+        const next = i + 1 < n ? ext4_extent_idx_decode(buf, 0, i + 1).ei_block : EXT_MAX_BLOCKS;
+        if (next <= first || ix.ei_block >= end) { keep.push(entryBytes(buf, i)); continue; }
         const bh = await ext4_sb_bread_bh(sb, ix.leaf, 'ext4_ext_remove_space', inode.i_ino);
         try {
           ext4_ext_check_node(inode, bh.b_data, 0, d - 1, ext4_ext_space_block(bs), ix.leaf);
-          const left = await rm(bh.b_data, d - 1);
-          if (left === 0) {
+          if (!(await rm(bh.b_data, d - 1))) { keep.push(entryBytes(buf, i)); continue; }
+          changed = true;
+          if (entries_of(bh.b_data) === 0) {
             ext4_forget(handle, bh);
             await free(ix.leaf, 1);
-            buf.fill(0, entry_at(i), entry_at(i + 1));
-            n--;
-          } else {
-            await ext4_ext_dirty(handle, inode, { bh, buf: bh.b_data, blk: ix.leaf, depth: d - 1, idx: -1 });
+            continue;
           }
+          await ext4_ext_dirty(handle, inode, { bh, buf: bh.b_data, blk: ix.leaf, depth: d - 1, idx: -1 });
+          const tmp = new Uint8Array(EXT4_EXTENT_HEADER_SIZE + EXT4_EXTENT_ENTRY_SIZE);
+          ext4_extent_idx_encode({ ei_block: key_of(bh.b_data, 0), leaf: ix.leaf }, tmp, 0, 0);
+          keep.push(tmp.slice(entry_at(0), entry_at(1)));
         } finally { brelse(bh); }
-        if (ix.ei_block < first) break;
       }
     }
-    put_le16(buf, 2, n);
-    return n;
+    if (changed) setEntries(buf, keep);
+    return changed;
   };
-  const left = await rm(inode.i_data, depth);
-  if (left === 0 && depth > 0) {
+  await rm(inode.i_data, depth);
+  if (entries_of(inode.i_data) === 0 && depth > 0) {
     ext4_ext_header_encode({ eh_magic: EXT4_EXT_MAGIC, eh_entries: 0, eh_max: ext4_ext_space_root(), eh_depth: 0, eh_generation: 0 },
       inode.i_data, 0);
     inode.i_data.fill(0, EXT4_EXTENT_HEADER_SIZE);
   }
+  for (const ex of pending) await ext4_ext_insert_extent(handle, inode, ex);
+}
+
+/** ext4_ext_truncate: every block from logical block `first` on is freed. */
+export async function ext4_ext_truncate(handle: handle_t, inode: Ext4Inode, first: number): Promise<void> {
+  await ext4_ext_remove_space(handle, inode, first, EXT_MAX_BLOCKS);
+}
+
+/**
+ * Unwritten extents for the holes of logical range [first, end) (ext4_alloc_file_blocks):
+ * they read as zeros until written. Mapped blocks are left as they are.
+ */
+export async function ext4_alloc_file_blocks(handle: handle_t, inode: Ext4Inode, first: number, end: number): Promise<void> {
+  let lblk = first;
+  while (lblk < end) {
+    const m = await ext4_ext_map_blocks(inode, lblk, Math.min(end - lblk, EXT_UNWRITTEN_MAX_LEN));
+    if (m.pblk) { lblk += m.len; continue; }
+    const path = await ext4_find_extent(inode, lblk);
+    const r = await ext4_mb_new_blocks(handle, { inode, goal: ext4_ext_find_goal(inode, path, lblk), len: m.len, flags: EXT4_MB_HINT_DATA });
+    try {
+      await ext4_ext_insert_extent(handle, inode, { ee_block: lblk, len: r.len, start: r.pblk, unwritten: true });
+    } catch (e) {
+      await ext4_free_blocks(handle, inode, r.pblk, r.len).catch(() => {});
+      throw e;
+    }
+    inode.i_blocks += r.len * (sbi_bs(inode) / 512);
+    lblk += r.len;
+  }
+}
+
+/**
+ * Zero bytes [from, to) of one block through the page cache if the block is written (a
+ * hole or an unwritten extent reads as zeros already): the edges of a punched hole.
+ */
+async function ext4_zero_partial_block(inode: Ext4Inode, from: number, to: number): Promise<void> {
+  if (from >= to) return;
+  const bs = sbi_bs(inode);
+  const m = await ext4_ext_map_blocks(inode, Math.floor(from / bs), 1);
+  if (!m.pblk || m.unwritten) return;
+  const aops = inode.i_mapping.a_ops!;
+  const page = await aops.write_begin!(null, inode.i_mapping, from, to - from);
+  page.data.fill(0, from % PAGE_SIZE, from % PAGE_SIZE + (to - from));
+  await aops.write_end!(null, inode.i_mapping, from, to - from, to - from, page);
+}
+
+/**
+ * ext4_fallocate for extent files: preallocation (mode 0, KEEP_SIZE) as unwritten extents,
+ * PUNCH_HOLE (blocks freed, edges zeroed) and ZERO_RANGE (a punched range made unwritten
+ * again). COLLAPSE_RANGE and INSERT_RANGE are not built (EOPNOTSUPP); block-mapped files
+ * cannot hold unwritten extents (EOPNOTSUPP, as Linux).
+ */
+export async function ext4_fallocate(file: File, mode: number, offset: number, len: number): Promise<void> {
+  const inode = file.f_inode as Ext4Inode;
+  const sb = inode.i_sb;
+  if (!(inode.i_ext4_flags & EXT4_EXTENTS_FL)) throw err(EOPNOTSUPP);
+  if (mode & ~(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE)) throw err(EOPNOTSUPP);
+  const bs = sbi_bs(inode);
+  const end = offset + len;
+  const now = current_time(inode);
+  if (mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE)) {
+    const stop = mode & FALLOC_FL_PUNCH_HOLE ? Math.min(end, inode.i_size) : end;
+    if (offset < stop) {
+      await filemap_write_and_wait_range(inode.i_mapping, offset, stop - 1);
+      await truncate_inode_pages_range(inode.i_mapping, offset, stop - 1);
+      const firstFull = Math.ceil(offset / bs), lastFull = Math.floor(stop / bs);
+      if (firstFull > lastFull) {
+        await ext4_zero_partial_block(inode, offset, stop);
+      } else {
+        await ext4_zero_partial_block(inode, offset, firstFull * bs);
+        await ext4_zero_partial_block(inode, lastFull * bs, stop);
+      }
+      if (firstFull < lastFull) {
+        const handle = ext4_journal_start(inode, EXT4_HT_TRUNCATE, EXT4_DATA_TRANS_BLOCKS);
+        try {
+          await inode.i_data_sem.downWrite();
+          try {
+            await ext4_ext_remove_space(handle, inode, firstFull, lastFull);
+            if (mode & FALLOC_FL_ZERO_RANGE) await ext4_alloc_file_blocks(handle, inode, firstFull, lastFull);
+          } finally { inode.i_data_sem.upWrite(); }
+          await ext4_mark_inode_dirty(handle, inode);
+        } finally { await ext4_journal_stop(handle); }
+      }
+    }
+    if (mode & FALLOC_FL_PUNCH_HOLE) { inode.i_mtime = now; inode.i_ctime = { ...now }; }
+  }
+  if (sb.s_flags & 1 /* SB_RDONLY */) throw err(EROFS);
+  const handle = ext4_journal_start(inode, EXT4_HT_MAP_BLOCKS, EXT4_DATA_TRANS_BLOCKS);
+  try {
+    if (!(mode & FALLOC_FL_PUNCH_HOLE)) {
+      await inode.i_data_sem.downWrite();
+      try {
+        await ext4_alloc_file_blocks(handle, inode, Math.floor(offset / bs), Math.ceil(end / bs));
+      } finally { inode.i_data_sem.upWrite(); }
+      inode.i_ctime = now;
+      if (!(mode & FALLOC_FL_KEEP_SIZE) && end > inode.i_size) {
+        inode.i_size = end;
+        inode.i_disksize = end;
+        inode.i_mtime = { ...now };
+      }
+    }
+    await ext4_mark_inode_dirty(handle, inode);
+  } finally { await ext4_journal_stop(handle); }
 }

@@ -3,7 +3,7 @@
  * ext4_aops), llseek with SEEK_DATA / SEEK_HOLE answered from the block mapping (unwritten
  * extents count as holes, as iomap's seek does when no page is cached), buffered writes
  * through the page cache (ext4_aops allocates at write_begin: nodelalloc), and fsync.
- * fallocate is not built yet (EOPNOTSUPP: glibc's posix_fallocate then writes zeros).
+ * fallocate is extents.ts's (ext4_fallocate).
  */
 import type { File, file_operations, inode_operations } from '../../include/fs.js';
 import { err } from '../../include/errno.js';
@@ -16,6 +16,7 @@ import { EXT4_IMMUTABLE_FL, EXT4_INLINE_DATA_FL } from './layout.js';
 import { EXT4_I, EXT4_SB, type Ext4Inode } from './ext4.js';
 import { ext4_file_getattr, ext4_map_blocks, ext4_setattr } from './inode.js';
 import { ext4_listxattr } from './xattr.js';
+import { ext4_fallocate } from './extents.js';
 
 /** ext4_seek_data / ext4_seek_hole over the mapping. */
 export async function ext4_seek_data_hole(inode: Ext4Inode, pos: number, wantData: boolean): Promise<number> {
@@ -81,7 +82,7 @@ export const ext4_file_operations: file_operations = {
   llseek: ext4_llseek,
   read: filemap_read,
   write: ext4_file_write_iter,
-  async fallocate() { throw err(EOPNOTSUPP); },
+  fallocate: ext4_fallocate,
   fsync: ext4_sync_file,
 };
 
