@@ -101,7 +101,7 @@ async function sequence(k: Kernel, mnt: string, base: string, model: Model, rng:
         const size = Math.max(node.data.length, len > 0 ? off + len : 0);
         const nd = new Uint8Array(size);
         nd.set(node.data);
-        nd.set(data, off);
+        if (len > 0) nd.set(data, off);
         node.data = nd;
       }
       model.nodes.set(p, node);
