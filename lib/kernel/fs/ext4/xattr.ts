@@ -6,32 +6,43 @@
  * ibody first, then the block, as Linux does. The xattr_handler objects go in sb.s_xattr;
  * ACL handlers are acl.ts's.
  */
-import type { Dentry, Inode, xattr_handler } from '../../include/fs.js';
+import type { Dentry, Inode, super_block, xattr_handler } from '../../include/fs.js';
 import { CAP_SYS_ADMIN } from '../../include/fs.js';
 import { err } from '../../include/errno.js';
-import { ENODATA, EOPNOTSUPP, EROFS } from '../../include/uapi.js';
+import { EEXIST, EIO, ENODATA, ENOSPC, EOPNOTSUPP, EPERM, ERANGE } from '../../include/uapi.js';
 import { capable } from '../../kernel/cred.js';
-import { EXT4_EA_INODE_FL, EXT4_GOOD_OLD_INODE_SIZE, le32 } from './layout.js';
+import {
+  EXT4_EA_INODE_FL, EXT4_FEATURE_COMPAT_EXT_ATTR, EXT4_GOOD_OLD_INODE_SIZE, EXT4_INLINE_DATA_FL, le16, le32,
+  put_le16, put_le32,
+} from './layout.js';
 import {
   EXT4_XATTR_INDEX_SECURITY, EXT4_XATTR_INDEX_TRUSTED, EXT4_XATTR_INDEX_POSIX_ACL_ACCESS,
-  EXT4_XATTR_INDEX_POSIX_ACL_DEFAULT,
+  EXT4_XATTR_INDEX_POSIX_ACL_DEFAULT, EXT4_XATTR_IBODY_HEADER_SIZE, EXT4_XATTR_LEN, EXT4_XATTR_SIZE,
+  ext4_xattr_block_hash, ext4_xattr_hash_entry, ext4_xattr_header_encode, ext4_xattr_is_last_entry,
 } from './xattr.h.js';
 import {
   EXT4_XATTR_HEADER_SIZE, EXT4_XATTR_INDEX_USER, EXT4_XATTR_MAGIC, ext4_xattr_entries,
   ext4_xattr_full_name, ext4_xattr_header_decode, type Ext4XattrEntry,
 } from './xattr.h.js';
 import { ext4_xattr_block_csum_set, ext4_xattr_block_csum_verify } from './csum.js';
-import { put_le32 } from './layout.js';
+import type { buffer_head } from '../buffer.js';
 import {
-  brelse, ext4_forget, ext4_handle_dirty_metadata, ext4_journal_get_write_access, ext4_sb_bread_bh, type handle_t,
+  brelse, ext4_forget, ext4_handle_dirty_metadata, ext4_journal_get_create_access, ext4_journal_get_write_access,
+  ext4_journal_start, ext4_journal_stop, ext4_sb_bread_bh, ext4_sb_getblk_zero, EXT4_DATA_TRANS_BLOCKS, EXT4_HT_XATTR,
+  type handle_t,
 } from './ext4_jbd2.js';
-import { EXT4_FREE_BLOCKS_METADATA, ext4_free_blocks } from './mballoc.js';
+import { EXT4_FREE_BLOCKS_METADATA, ext4_free_blocks, ext4_new_meta_blocks } from './mballoc.js';
+import { ext4_group_first_block_no } from './balloc.js';
 import { bytesToBstr } from '../../lib/bstr.js';
-import { EXT4_I, EXT4_SB, EXT4_MOUNT_XATTR_USER, EXT4_MOUNT_POSIX_ACL, type Ext4Inode } from './ext4.js';
+import {
+  EXT4_I, EXT4_SB, EXT4_MOUNT_XATTR_USER, EXT4_MOUNT_POSIX_ACL, EXT4_STATE_XATTR, type Ext4Inode,
+} from './ext4.js';
 import { ext4_csum_error, ext4_error } from './errors.js';
 import { ext4_sb_bread } from './block_validity.js';
-// inode.ts imports this file too: only its functions and constants are used, at call time.
-import { ext4_iget, ext4_iput, ext4_read_data, EXT4_IGET_EA_INODE } from './inode.js';
+import { current_time } from '../time.js';
+// inode.ts and inline.ts import this file too: only their functions are used, at call time.
+import { ext4_iget, ext4_iput, ext4_mark_inode_dirty, ext4_read_data, EXT4_IGET_EA_INODE } from './inode.js';
+import { ext4_find_inline_data } from './inline.js';
 
 /** One attribute as found: where its value is and how big. */
 export interface Ext4XattrFound {
@@ -137,9 +148,6 @@ export async function ext4_listxattr(dentry: Dentry): Promise<string[]> {
   return ext4_listxattr_inode(EXT4_I(dentry.d_inode!));
 }
 
-/* Setting and removing attributes is not built yet: EOPNOTSUPP, which cp -a and tar skip. */
-async function no_set(): Promise<void> { throw err(EOPNOTSUPP); }
-
 export const ext4_xattr_user_handler: xattr_handler = {
   prefix: 'user.',
   list: (dentry) => EXT4_SB(dentry.d_sb).test_opt(EXT4_MOUNT_XATTR_USER),
@@ -147,7 +155,10 @@ export const ext4_xattr_user_handler: xattr_handler = {
     if (!EXT4_SB(inode.i_sb).test_opt(EXT4_MOUNT_XATTR_USER)) throw err(EOPNOTSUPP);
     return ext4_xattr_get(EXT4_I(inode), EXT4_XATTR_INDEX_USER, name);
   },
-  set: no_set,
+  async set(_dentry, inode: Inode, name: string, value: Uint8Array | null, flags: number) {
+    if (!EXT4_SB(inode.i_sb).test_opt(EXT4_MOUNT_XATTR_USER)) throw err(EOPNOTSUPP);
+    await ext4_xattr_set(EXT4_I(inode), EXT4_XATTR_INDEX_USER, name, value, flags);
+  },
 };
 export const ext4_xattr_trusted_handler: xattr_handler = {
   prefix: 'trusted.',
@@ -155,14 +166,20 @@ export const ext4_xattr_trusted_handler: xattr_handler = {
   async get(_dentry, inode: Inode, name: string) {
     return ext4_xattr_get(EXT4_I(inode), EXT4_XATTR_INDEX_TRUSTED, name);
   },
-  set: no_set,
+  async set(_dentry, inode: Inode, name: string, value: Uint8Array | null, flags: number) {
+    /* the VFS has checked CAP_SYS_ADMIN (xattr_permission); checked again, cheaply */
+    if (!capable(CAP_SYS_ADMIN)) throw err(EPERM);
+    await ext4_xattr_set(EXT4_I(inode), EXT4_XATTR_INDEX_TRUSTED, name, value, flags);
+  },
 };
 export const ext4_xattr_security_handler: xattr_handler = {
   prefix: 'security.',
   async get(_dentry, inode: Inode, name: string) {
     return ext4_xattr_get(EXT4_I(inode), EXT4_XATTR_INDEX_SECURITY, name);
   },
-  set: no_set,
+  async set(_dentry, inode: Inode, name: string, value: Uint8Array | null, flags: number) {
+    await ext4_xattr_set(EXT4_I(inode), EXT4_XATTR_INDEX_SECURITY, name, value, flags);
+  },
 };
 
 /**
@@ -193,4 +210,396 @@ export async function ext4_xattr_delete_inode(handle: handle_t, inode: Ext4Inode
   } finally { brelse(bh); }
   inode.i_file_acl = 0;
   inode.i_blocks = Math.max(0, inode.i_blocks - sbi.s_blocksize / 512);
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Write side (ext4_xattr_set_handle and its helpers)                                    */
+
+/** ext4_xattr_info: what to set; value null removes. */
+interface ext4_xattr_info {
+  name_index: number;
+  name: Uint8Array;
+  value: Uint8Array | null;
+}
+
+/**
+ * ext4_xattr_search over a private copy of the area (the inode body or the block): `vb` is
+ * what e_value_offs counts from, `first` the first entry, `end` the end of the area,
+ * `here` the entry found (or where a new one goes). Changes are made to the copy and only
+ * copied into the inode or the live buffer once the whole operation has succeeded.
+ */
+interface ext4_xattr_search {
+  base: Uint8Array;
+  vb: number;
+  first: number;
+  end: number;
+  here: number;
+  not_found: boolean;
+}
+
+interface ext4_xattr_ibody_find { s: ext4_xattr_search; dirty: boolean }
+interface ext4_xattr_block_find { s: ext4_xattr_search | null; bh: buffer_head | null }
+
+const XATTR_LEN_AT = (buf: Uint8Array, o: number): number => EXT4_XATTR_LEN(buf[o]);
+
+/**
+ * The checks an area must pass before it is changed and after (ext4_xattr_check_entries,
+ * plus what the in-place editing relies on: every value 4-aligned, after the terminator,
+ * inside the area, and no two values overlapping). null when sound, else the reason.
+ */
+function ext4_xattr_check_area(buf: Uint8Array, first: number, end: number, vb: number): string | null {
+  const r = ext4_xattr_entries(buf, first, end, vb, end);
+  if (typeof r === 'string') return r;
+  let o = first;
+  for (const e of r) o += EXT4_XATTR_LEN(e.e_name_len);
+  const listEnd = o + 4;
+  const spans: [number, number][] = [];
+  for (const e of r) {
+    if (e.e_value_inum !== 0 || e.e_value_size === 0) continue;
+    const v = vb + e.e_value_offs;
+    const vend = v + EXT4_XATTR_SIZE(e.e_value_size);
+    if (v < listEnd || vend > end) return 'xattr value outside the value area';
+    spans.push([v, vend]);
+  }
+  spans.sort((a, b) => a[0] - b[0]);
+  for (let k = 1; k < spans.length; k++) if (spans[k][0] < spans[k - 1][1]) return 'overlapping xattr values';
+  return null;
+}
+
+/** ext4_xattr_find_entry: the entry (index, name) from s.first; sorted lists stop early. */
+function ext4_xattr_find_entry(s: ext4_xattr_search, index: number, name: Uint8Array, sorted: boolean): void {
+  const buf = s.base;
+  let o = s.first;
+  let cmp = 1;
+  while (!ext4_xattr_is_last_entry(buf, o)) {
+    const nlen = buf[o];
+    cmp = index - buf[o + 1];
+    if (!cmp) cmp = name.length - nlen;
+    if (!cmp) {
+      for (let k = 0; k < name.length; k++) {
+        cmp = name[k] - buf[o + 16 + k];
+        if (cmp) break;
+      }
+    }
+    if (cmp <= 0 && (sorted || cmp === 0)) break;
+    o += XATTR_LEN_AT(buf, o);
+  }
+  s.here = o;
+  s.not_found = cmp !== 0;
+}
+
+/** Does the area hold any value in an ea_inode? The write side does not manage their refcounts. */
+function ext4_xattr_has_ea_inode(s: ext4_xattr_search): boolean {
+  for (let o = s.first; !ext4_xattr_is_last_entry(s.base, o); o += XATTR_LEN_AT(s.base, o))
+    if (le32(s.base, o + 4) !== 0) return true;
+  return false;
+}
+
+/** EXT4_INODE_HAS_XATTR_SPACE (an inode whose i_extra_isize is 0 is left alone: Linux would grow it). */
+function ext4_inode_has_xattr_space(inode: Ext4Inode): boolean {
+  const isz = EXT4_SB(inode.i_sb).s_inode_size;
+  return isz > EXT4_GOOD_OLD_INODE_SIZE && inode.i_extra_isize > 0 &&
+    EXT4_GOOD_OLD_INODE_SIZE + inode.i_extra_isize + EXT4_XATTR_IBODY_HEADER_SIZE + 3 < isz &&
+    inode.i_raw.length >= isz;
+}
+
+/** ext4_xattr_ibody_find: null when the inode has no room for attributes at all. */
+function ext4_xattr_ibody_find(inode: Ext4Inode, i: ext4_xattr_info): ext4_xattr_ibody_find | null {
+  if (!ext4_inode_has_xattr_space(inode)) return null;
+  const isz = EXT4_SB(inode.i_sb).s_inode_size;
+  const base = inode.i_raw.slice(0, isz);
+  const hdr = EXT4_GOOD_OLD_INODE_SIZE + inode.i_extra_isize;
+  const first = hdr + EXT4_XATTR_IBODY_HEADER_SIZE;
+  const s: ext4_xattr_search = { base, vb: first, first, end: isz, here: first, not_found: true };
+  if (le32(base, hdr) === EXT4_XATTR_MAGIC) {
+    const why = ext4_xattr_check_area(base, first, isz, first);
+    if (why) throw ext4_error(inode.i_sb, 'ext4_xattr_ibody_find', `corrupted in-inode xattr: ${why}`, { ino: inode.i_ino });
+    ext4_xattr_find_entry(s, i.name_index, i.name, false);
+  } else {
+    /* no attributes yet: the area starts empty (Linux zeroes it with the new inode) */
+    base.fill(0, hdr, isz);
+  }
+  return { s, dirty: false };
+}
+
+/** ext4_xattr_block_find: the inode's block, checked, with a private copy to edit. */
+async function ext4_xattr_block_find(inode: Ext4Inode, i: ext4_xattr_info): Promise<ext4_xattr_block_find> {
+  const sb = inode.i_sb;
+  const sbi = EXT4_SB(sb);
+  const blk = inode.i_file_acl;
+  if (!blk) return { s: null, bh: null };
+  const bh = await ext4_sb_bread_bh(sb, blk, 'ext4_xattr_block_find', inode.i_ino);
+  try {
+    const h = ext4_xattr_header_decode(bh.b_data, 0);
+    if (h.h_magic !== EXT4_XATTR_MAGIC || h.h_blocks !== 1)
+      throw ext4_error(sb, 'ext4_xattr_block_find', `corrupted xattr block ${blk}: bad magic number in xattr block`, { ino: inode.i_ino });
+    if (sbi.s_csum?.metadata_csum && !ext4_xattr_block_csum_verify(sbi.s_csum, blk, bh.b_data, 0))
+      throw ext4_csum_error(sb, 'ext4_xattr_block_find', `corrupted xattr block ${blk}: invalid checksum`, { ino: inode.i_ino });
+    const bs = sbi.s_blocksize;
+    const why = ext4_xattr_check_area(bh.b_data, EXT4_XATTR_HEADER_SIZE, bs, 0);
+    if (why) throw ext4_error(sb, 'ext4_xattr_block_find', `corrupted xattr block ${blk}: ${why}`, { ino: inode.i_ino });
+    const s: ext4_xattr_search = { base: bh.b_data.slice(0, bs), vb: 0, first: EXT4_XATTR_HEADER_SIZE, end: bs,
+      here: EXT4_XATTR_HEADER_SIZE, not_found: true };
+    ext4_xattr_find_entry(s, i.name_index, i.name, true);
+    return { s, bh };
+  } catch (e) { brelse(bh); throw e; }
+}
+
+/** ext4_xattr_value_same: an inline value equal to the new one. */
+function ext4_xattr_value_same(s: ext4_xattr_search, i: ext4_xattr_info): boolean {
+  const b = s.base, o = s.here;
+  if (le32(b, o + 4) !== 0 || !i.value) return false;
+  if (le32(b, o + 8) !== i.value.length) return false;
+  const v = s.vb + le16(b, o + 2);
+  for (let k = 0; k < i.value.length; k++) if (b[v + k] !== i.value[k]) return false;
+  return true;
+}
+
+/** ext4_xattr_rehash: the block hash over the entry hashes (0 if any entry's is 0). */
+function ext4_xattr_rehash(buf: Uint8Array): void {
+  const hashes: number[] = [];
+  for (let o = EXT4_XATTR_HEADER_SIZE; !ext4_xattr_is_last_entry(buf, o); o += XATTR_LEN_AT(buf, o)) hashes.push(le32(buf, o + 12));
+  put_le32(buf, 12, ext4_xattr_block_hash(hashes));
+}
+
+/**
+ * ext4_xattr_set_entry: set, replace or remove the entry at s.here in the area, as Linux
+ * edits it: names grow from the start (a new name goes at s.here), values are packed down
+ * from the end, a removed value's hole is closed by moving the lower values up. ENOSPC
+ * (before any change) when the area cannot hold the result.
+ */
+function ext4_xattr_set_entry(i: ext4_xattr_info, s: ext4_xattr_search, is_block: boolean): void {
+  const buf = s.base;
+  const here = s.here;
+  const name_len = i.name.length;
+  const found = !s.not_found;
+  const old_size = found && le32(buf, here + 4) === 0 ? EXT4_XATTR_SIZE(le32(buf, here + 8)) : 0;
+  const new_size = i.value ? EXT4_XATTR_SIZE(i.value.length) : 0;
+  const value = i.value;
+
+  if (value && new_size && new_size === old_size) {
+    /* same padded size: the value is overwritten where it is */
+    const val = s.vb + le16(buf, here + 2);
+    put_le32(buf, here + 8, value.length);
+    buf.set(value, val);
+    buf.fill(0, val + value.length, val + new_size);
+  } else {
+    let min_offs = s.end - s.vb;
+    let last = s.first;
+    while (!ext4_xattr_is_last_entry(buf, last)) {
+      if (le32(buf, last + 4) === 0 && le32(buf, last + 8) !== 0) min_offs = Math.min(min_offs, le16(buf, last + 2));
+      last += XATTR_LEN_AT(buf, last);
+    }
+    if (value) {
+      let free = s.vb + min_offs - last - 4;
+      if (found) free += EXT4_XATTR_LEN(name_len) + old_size;
+      if (free < EXT4_XATTR_LEN(name_len) + new_size) throw err(ENOSPC);
+    }
+    if (found && le32(buf, here + 8) !== 0 && le32(buf, here + 4) === 0) {
+      /* take the old value out: the values below it move up by its size */
+      const first_val = s.vb + min_offs;
+      const offs = le16(buf, here + 2);
+      const val = s.vb + offs;
+      buf.copyWithin(first_val + old_size, first_val, val);
+      buf.fill(0, first_val, first_val + old_size);
+      min_offs += old_size;
+      for (let o = s.first; !ext4_xattr_is_last_entry(buf, o); o += XATTR_LEN_AT(buf, o)) {
+        const eo = le16(buf, o + 2);
+        if (le32(buf, o + 4) === 0 && le32(buf, o + 8) !== 0 && eo < offs) put_le16(buf, o + 2, eo + old_size);
+      }
+    }
+    if (!value) {
+      /* remove the name: the later entries and the terminator move down */
+      const size = EXT4_XATTR_LEN(name_len);
+      last -= size;
+      buf.copyWithin(here, here + size, last + size + 4);
+      buf.fill(0, last + 4, last + size + 4);
+    } else if (!found) {
+      /* insert the new name at here */
+      const size = EXT4_XATTR_LEN(name_len);
+      buf.copyWithin(here + size, here, last + 4);
+      buf.fill(0, here, here + size);
+      buf[here] = name_len;
+      buf[here + 1] = i.name_index;
+      buf.set(i.name, here + 16);
+    } else {
+      put_le32(buf, here + 4, 0);
+      put_le16(buf, here + 2, 0);
+      put_le32(buf, here + 8, 0);
+    }
+    if (value) {
+      if (value.length) {
+        const voff = min_offs - new_size;
+        put_le16(buf, here + 2, voff);
+        buf.set(value, s.vb + voff);
+        buf.fill(0, s.vb + voff + value.length, s.vb + voff + new_size);
+      }
+      put_le32(buf, here + 8, value.length);
+    }
+  }
+  if (value) {
+    /* in-inode entries carry no hash; block entries hash name and padded value */
+    let hash = 0;
+    if (is_block) {
+      const v = s.vb + le16(buf, here + 2);
+      hash = ext4_xattr_hash_entry(i.name, value.length ? buf.subarray(v, v + new_size) : new Uint8Array(0));
+    }
+    put_le32(buf, here + 12, hash);
+  }
+  if (is_block) ext4_xattr_rehash(buf);
+  const why = ext4_xattr_check_area(buf, s.first, s.end, s.vb);
+  if (why) throw err(EIO, `ext4_xattr_set_entry: refusing to write a bad xattr area (${why})`);
+}
+
+/** ext4_xattr_ibody_set: into the inode's copy; committed by ext4_xattr_ibody_commit. */
+function ext4_xattr_ibody_set(i: ext4_xattr_info, is: ext4_xattr_ibody_find | null): void {
+  if (!is) throw err(ENOSPC);
+  ext4_xattr_set_entry(i, is.s, false);
+  is.dirty = true;
+}
+
+/** The edited in-inode area into inode.i_raw, with the header magic set or cleared. */
+async function ext4_xattr_ibody_commit(inode: Ext4Inode, is: ext4_xattr_ibody_find): Promise<void> {
+  const s = is.s;
+  const hdr = s.first - EXT4_XATTR_IBODY_HEADER_SIZE;
+  if (!ext4_xattr_is_last_entry(s.base, s.first)) {
+    put_le32(s.base, hdr, EXT4_XATTR_MAGIC);
+    inode.i_state_flags |= EXT4_STATE_XATTR;
+  } else {
+    put_le32(s.base, hdr, 0);
+    inode.i_state_flags &= ~EXT4_STATE_XATTR;
+  }
+  inode.i_raw.set(s.base.subarray(hdr, s.end), hdr);
+  /* the system.data value may have moved */
+  if (inode.i_ext4_flags & EXT4_INLINE_DATA_FL) await ext4_find_inline_data(inode);
+}
+
+/**
+ * ext4_xattr_block_set: the change applied to the inode's block. A block only this inode
+ * uses is changed in place; a shared one (h_refcount > 1) is copied to a new block and the
+ * old one loses a reference; a block left empty is released. (Linux also looks for an
+ * identical block to share through mbcache; without one a new block is always allocated.)
+ */
+async function ext4_xattr_block_set(handle: handle_t, inode: Ext4Inode, i: ext4_xattr_info,
+  bs: ext4_xattr_block_find): Promise<void> {
+  const sb = inode.i_sb;
+  const sbi = EXT4_SB(sb);
+  const bsize = sbi.s_blocksize;
+  let s: ext4_xattr_search;
+  let inPlace = false;
+  if (bs.bh && bs.s) {
+    s = bs.s;
+    if (ext4_xattr_has_ea_inode(s)) throw err(EOPNOTSUPP, 'ext4_xattr_block_set: block with ea_inode values');
+    if (le32(s.base, 4) === 1) inPlace = true;
+    else put_le32(s.base, 4, 1); /* the copy is this inode's alone */
+  } else {
+    const base = new Uint8Array(bsize);
+    ext4_xattr_header_encode({ h_magic: EXT4_XATTR_MAGIC, h_refcount: 1, h_blocks: 1, h_hash: 0, h_checksum: 0 }, base, 0);
+    s = { base, vb: 0, first: EXT4_XATTR_HEADER_SIZE, end: bsize, here: EXT4_XATTR_HEADER_SIZE, not_found: true };
+    ext4_xattr_find_entry(s, i.name_index, i.name, true);
+  }
+  ext4_xattr_set_entry(i, s, true);
+  const empty = ext4_xattr_is_last_entry(s.base, s.first);
+  if (!empty && inPlace) {
+    const bh = bs.bh!;
+    await ext4_journal_get_write_access(handle, sb, bh);
+    bh.b_data.set(s.base);
+    if (sbi.s_csum?.metadata_csum) ext4_xattr_block_csum_set(sbi.s_csum, inode.i_file_acl, bh.b_data, 0);
+    await ext4_handle_dirty_metadata(handle, inode, bh);
+    return;
+  }
+  let newBlk = 0;
+  if (!empty) {
+    const group = Math.floor((inode.i_ino - 1) / sbi.s_inodes_per_group);
+    newBlk = await ext4_new_meta_blocks(handle, inode, ext4_group_first_block_no(sbi, group));
+    const nbh = await ext4_sb_getblk_zero(sb, newBlk);
+    try {
+      await ext4_journal_get_create_access(handle, sb, nbh);
+      nbh.b_data.set(s.base);
+      if (sbi.s_csum?.metadata_csum) ext4_xattr_block_csum_set(sbi.s_csum, newBlk, nbh.b_data, 0);
+      await ext4_handle_dirty_metadata(handle, inode, nbh);
+    } finally { brelse(nbh); }
+  }
+  /* drop the old block (its last reference frees it), then point at the new one */
+  if (inode.i_file_acl) await ext4_xattr_delete_inode(handle, inode);
+  if (newBlk) {
+    inode.i_file_acl = newBlk;
+    inode.i_blocks += bsize / 512;
+  }
+}
+
+/** ext4_xattr_update_super_block: the first attribute turns on the ext_attr feature. */
+function ext4_xattr_update_super_block(sb: super_block): void {
+  const sbi = EXT4_SB(sb);
+  if (sbi.has_compat(EXT4_FEATURE_COMPAT_EXT_ATTR)) return;
+  sbi.s_es.s_feature_compat = (sbi.s_es.s_feature_compat | EXT4_FEATURE_COMPAT_EXT_ATTR) >>> 0;
+  sbi.s_dirty_super = true;
+}
+
+const XATTR_CREATE = 0x1, XATTR_REPLACE = 0x2;
+
+/**
+ * ext4_xattr_set_handle: set (value) or remove (null) attribute (index, name) of the inode
+ * under `handle`. XATTR_CREATE: EEXIST if it exists; XATTR_REPLACE: ENODATA if it does not.
+ * In-inode first; what does not fit there goes to the block, and the copy in the other
+ * place is removed. ctime changes when something changed.
+ */
+export async function ext4_xattr_set_handle(handle: handle_t, inode: Ext4Inode, name_index: number, name: string,
+  value: Uint8Array | null, flags: number): Promise<void> {
+  if (name.length > 255) throw err(ERANGE);
+  const nb = new Uint8Array(name.length);
+  for (let k = 0; k < name.length; k++) nb[k] = name.charCodeAt(k) & 0xff; // bits32: a byte of the name
+  const i: ext4_xattr_info = { name_index, name: nb, value };
+  const is = ext4_xattr_ibody_find(inode, i);
+  let bs: ext4_xattr_block_find = { s: null, bh: null };
+  try {
+    if (!is || is.s.not_found) bs = await ext4_xattr_block_find(inode, i);
+    const inIbody = !!is && !is.s.not_found;
+    const inBlock = !!bs.s && !bs.s.not_found;
+    if (!inIbody && !inBlock) {
+      if (flags & XATTR_REPLACE) throw err(ENODATA);
+      if (!value) return;
+    } else if (flags & XATTR_CREATE) throw err(EEXIST);
+    const cur = inIbody ? is!.s : inBlock ? bs.s! : null;
+    if (cur && le32(cur.base, cur.here + 4) !== 0) throw err(EOPNOTSUPP, 'ext4_xattr_set_handle: value in an ea_inode');
+
+    if (!value) {
+      if (inIbody) ext4_xattr_ibody_set(i, is);
+      else await ext4_xattr_block_set(handle, inode, i, bs);
+    } else {
+      if (inIbody && ext4_xattr_value_same(is!.s, i)) return;
+      if (inBlock && ext4_xattr_value_same(bs.s!, i)) return;
+      let ibodyFull = false;
+      try {
+        ext4_xattr_ibody_set(i, is);
+      } catch (e) {
+        if ((e as { errno?: number }).errno !== ENOSPC) throw e;
+        ibodyFull = true;
+      }
+      if (!ibodyFull) {
+        if (inBlock) await ext4_xattr_block_set(handle, inode, { ...i, value: null }, bs);
+      } else {
+        if (inode.i_file_acl && !bs.bh) bs = await ext4_xattr_block_find(inode, i);
+        await ext4_xattr_block_set(handle, inode, i, bs);
+        if (inIbody) ext4_xattr_ibody_set({ ...i, value: null }, is);
+      }
+    }
+    if (is?.dirty) await ext4_xattr_ibody_commit(inode, is);
+    ext4_xattr_update_super_block(inode.i_sb);
+    inode.i_ctime = current_time(inode);
+    await ext4_mark_inode_dirty(handle, inode);
+  } finally { if (bs.bh) brelse(bs.bh); }
+}
+
+/** ext4_xattr_set: one attribute change in its own handle. */
+export async function ext4_xattr_set(inode: Ext4Inode, name_index: number, name: string,
+  value: Uint8Array | null, flags: number): Promise<void> {
+  const handle = ext4_journal_start(inode, EXT4_HT_XATTR, EXT4_DATA_TRANS_BLOCKS);
+  try {
+    await ext4_xattr_set_handle(handle, inode, name_index, name, value, flags);
+  } catch (e) {
+    await ext4_journal_stop(handle).catch(() => {});
+    throw e;
+  }
+  await ext4_journal_stop(handle);
 }
