@@ -4,7 +4,7 @@
  * save loop (write a temporary file, fsync, rename over the original), `rm -rf` of a
  * subtree, a file grown past 4 GiB sparsely; then fusermount -u, and the judges: e2fsck -fn
  * clean, and the host kernel (loop mount) reads exactly the expected tree (contents, modes,
- * owners, link counts, symlinks, mtimes to the second).
+ * owners, link counts, symlinks, mtimes to the second, extended attributes and ACLs).
  */
 import t from 'tap';
 import fs from 'node:fs';
@@ -12,9 +12,9 @@ import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { e2fsckClean, makeExtImage, withLoopMount } from '../lib/images.js';
 import { diffManifests, hostManifest } from '../lib/manifest.js';
-import { box, daemonsFor, fuseSkip, isMounted, lklfuse, overTransports, waitFor } from './real-helpers.js';
+import { asNobody, box, daemonsFor, fuseSkip, isMounted, lklfuse, overTransports, waitFor } from './real-helpers.js';
 
-const skip = fuseSkip(['mke2fs', 'e2fsck', 'cp', 'tar', 'losetup', 'mount']);
+const skip = fuseSkip(['mke2fs', 'e2fsck', 'cp', 'tar', 'losetup', 'mount', 'setfattr', 'setfacl', 'getfattr']);
 
 const sh = (cmd: string, ...args: string[]) => spawnSync(cmd, args, { stdio: 'pipe', encoding: 'utf8' });
 
@@ -35,6 +35,12 @@ function buildSource(root: string): void {
   const big = Buffer.alloc(3 * 1024 * 1024 + 5);
   for (let j = 0; j < big.length; j++) big[j] = (j * 13) & 0xff;
   fs.writeFileSync(path.join(root, 'big.bin'), big);
+  // Extended attributes and ACLs: cp -a and tar --xattrs --acls carry them over.
+  spawnSync('setfattr', ['-n', 'user.note', '-v', 'hello', path.join(root, 'readme.txt')]);
+  spawnSync('setfattr', ['-n', 'user.big', '-v', '0x' + 'ab'.repeat(2000), path.join(root, 'sub/file-1.bin')]);
+  spawnSync('setfacl', ['-m', 'u:1234:rwx,g:55:r-x', path.join(root, 'sub')]);
+  spawnSync('setfacl', ['-d', '-m', 'u:1234:rwx', path.join(root, 'sub')]);
+  spawnSync('setfacl', ['-m', 'u:4321:r--', path.join(root, 'big.bin')]);
   for (const p of ['sub/deeper', 'sub', 'empty-dir', '.']) fs.utimesSync(path.join(root, p), 1_500_000_000, 1_500_000_000);
 }
 
@@ -49,17 +55,25 @@ for (const kind of [
     fs.mkdirSync(src);
     buildSource(src);
     const tarball = b.path('src.tar');
-    t.equal(sh('tar', '-C', src, '-cf', tarball, '.').status, 0, 'tar -c of the source');
+    t.equal(sh('tar', '--xattrs', '--xattrs-include=*', '--acls', '-C', src, '-cf', tarball, '.').status, 0, 'tar -c of the source');
     const img = await makeExtImage({ type: kind.type, sizeMiB: 256, blockSize: 4096, features: kind.features, path: b.path('disk.img') });
     const mnt = b.mnt();
-    const r = await lklfuse([img, mnt]);
+    const r = await lklfuse([img, mnt, ...(transport === 'kernel' ? ['-o', 'allow_other'] : [])]);
     t.equal(r.status, 0, 'lklfuse mounts the image read-write', { stderr: r.stderr });
     if (r.status !== 0) return;
 
+    // Over the kernel transport each request runs with its caller's credentials: a file
+    // another user creates is theirs, on disk too (fuse-native cannot tell who calls).
+    if (transport === 'kernel') {
+      fs.mkdirSync(path.join(mnt, 'shared'), { mode: 0o777 });
+      fs.chmodSync(path.join(mnt, 'shared'), 0o777);
+      const made = asNobody(['sh', '-c', `echo mine > ${path.join(mnt, 'shared', 'by-nobody')}`]);
+      t.equal(made.status, 0, 'uid 65534 creates a file in a mode-777 directory', { stderr: made.stderr });
+    }
     const cp = sh('cp', '-a', `${src}/.`, path.join(mnt, 'copy'));
     t.equal(cp.status, 0, 'cp -a', { stderr: cp.stderr });
     fs.mkdirSync(path.join(mnt, 'untar'));
-    const x = sh('tar', '-C', path.join(mnt, 'untar'), '-xpf', tarball);
+    const x = sh('tar', '--xattrs', '--xattrs-include=*', '--acls', '-C', path.join(mnt, 'untar'), '-xpf', tarball);
     t.equal(x.status, 0, 'tar -x', { stderr: x.stderr });
     // An editor's save: new content to a temporary file, fsync, rename over the original.
     const doc = path.join(mnt, 'doc.txt');
@@ -101,6 +115,10 @@ for (const kind of [
         : { ...opts, ignore: ['atime', 'ctime', 'mtime'] as ('atime' | 'ctime' | 'mtime')[] };
       t.same(diffManifests(want, untar, untarOpts), [], `tar -x: the host kernel reads the source tree${transport === 'kernel' ? '' : ' (mtimes aside)'}`);
       t.equal(fs.readFileSync(path.join(m, 'doc.txt'), 'utf8'), 'version 29\n'.repeat(29 * 50 + 1), 'the saved document');
+      if (transport === 'kernel') {
+        const st = fs.statSync(path.join(m, 'shared', 'by-nobody'));
+        t.same([st.uid, st.gid], [65534, 65534], 'the file uid 65534 made is owned by 65534:65534 on disk');
+      }
       t.notOk(fs.existsSync(path.join(m, 'doc.txt.swp')), 'no temporary file left');
       const sp = fs.openSync(path.join(m, 'sparse'), 'r');
       const tail = Buffer.alloc(3);
