@@ -267,7 +267,9 @@ export async function runDaemon(args: LklfuseArgs): Promise<number> {
     mounted = true;
     debug('mounted %s (%s) at %s in the kernel', dev, type, mp);
     outsideFd = await sys.open('/', O_RDONLY | O_DIRECTORY);
-    const root = (await sys.chroot(mp)) === 0 ? '' : mp;
+    // chroot into the mounted filesystem and stand at its root: fuse-native's paths are then
+    // resolved relative to it (ops.ts), so a 4,095-byte path works as on Linux.
+    const root = (await sys.chroot(mp)) === 0 && (await sys.chdir('/')) === 0 ? '' : mp;
     const readOnly = opts.readOnly || (opts.mountFlags & MS_RDONLY) !== 0;
     const libfuseOnly = kernelOptionProblem(opts.fuse);
     const transport = chooseTransport(opts.transport, { hasSysAs: typeof kernel.sysAs === 'function', libfuseOnly });

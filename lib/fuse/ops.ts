@@ -44,7 +44,10 @@ export interface LklfuseOps extends FuseOperations {
  * daemon chroot()ed into the mounted filesystem (as lklfuse.c does), or the mount path.
  */
 export function lklfuseOps(sys: Sys, root = ''): LklfuseOps {
-  const kpath = (p: string) => (root === '' ? p : p === '/' ? root : root + p);
+  // After the chroot the daemon's working directory is the filesystem's root: FUSE's
+  // "/a/b" is passed as "a/b", so that a path of PATH_MAX - 1 bytes below the mount fits
+  // the kernel's limit as it does on Linux (libfuse adds the leading "/").
+  const kpath = (p: string) => (root === '' ? (p === '/' ? '.' : p.startsWith('/') ? p.slice(1) : p) : p === '/' ? root : root + p);
   const handles = new Set<number>();
   /** .fuse_hidden path → a kernel fd of the unlinked inode (a dup the daemon owns). */
   const hidden = new Map<string, number>();
