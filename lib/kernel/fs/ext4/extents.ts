@@ -14,7 +14,8 @@ import { EFBIG, EOPNOTSUPP, EROFS, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, FA
 import { PAGE_SIZE, truncate_inode_pages_range } from '../../mm/filemap.js';
 import { filemap_write_and_wait_range } from '../fs-writeback.js';
 import { current_time } from '../time.js';
-import { EXT4_EXTENTS_FL } from './layout.js';
+import { EXT4_EXTENTS_FL, EXT4_INLINE_DATA_FL } from './layout.js';
+import { ext4_convert_inline_data } from './inline.js';
 import type { buffer_head } from '../buffer.js';
 import {
   EXT4_MAX_EXTENT_DEPTH, ext4_ext_check, ext4_ext_header_decode, ext4_ext_space_block,
@@ -521,6 +522,7 @@ async function ext4_zero_partial_block(inode: Ext4Inode, from: number, to: numbe
 export async function ext4_fallocate(file: File, mode: number, offset: number, len: number): Promise<void> {
   const inode = file.f_inode as Ext4Inode;
   const sb = inode.i_sb;
+  if (inode.i_ext4_flags & EXT4_INLINE_DATA_FL) await ext4_convert_inline_data(inode);
   if (!(inode.i_ext4_flags & EXT4_EXTENTS_FL)) throw err(EOPNOTSUPP);
   if (mode & ~(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE)) throw err(EOPNOTSUPP);
   const bs = sbi_bs(inode);

@@ -17,6 +17,7 @@ import { EXT4_I, EXT4_SB, type Ext4Inode } from './ext4.js';
 import { ext4_file_getattr, ext4_map_blocks, ext4_setattr } from './inode.js';
 import { ext4_listxattr } from './xattr.js';
 import { ext4_fallocate } from './extents.js';
+import { ext4_convert_inline_data } from './inline.js';
 
 /** ext4_seek_data / ext4_seek_hole over the mapping. */
 export async function ext4_seek_data_hole(inode: Ext4Inode, pos: number, wantData: boolean): Promise<number> {
@@ -58,8 +59,8 @@ async function ext4_file_write_iter(file: File, buf: Uint8Array, pos: number): P
   const inode = EXT4_I(file.f_inode);
   const sbi = EXT4_SB(inode.i_sb);
   if (inode.i_sb.s_flags & SB_RDONLY || sbi.s_readonly_driver) throw err(EROFS);
-  if (inode.i_ext4_flags & EXT4_INLINE_DATA_FL) throw err(EROFS);
   if (inode.i_ext4_flags & (EXT4_IMMUTABLE_FL)) throw err(EPERM);
+  if (inode.i_ext4_flags & EXT4_INLINE_DATA_FL) await ext4_convert_inline_data(inode);
   // Block-mapped files end where their triple-indirect block ends (ext4_max_bitmap_size).
   return generic_file_write_iter(file, buf, pos);
 }

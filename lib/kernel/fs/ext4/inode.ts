@@ -51,7 +51,7 @@ import {
 import { ext4_free_inode } from './ialloc.js';
 import { ext4_xattr_delete_inode } from './xattr.js';
 import { EXT4_STATE_NEW } from './ext4.js';
-import { ext4_find_inline_data, ext4_read_inline_data } from './inline.js';
+import { ext4_convert_inline_data, ext4_find_inline_data, ext4_read_inline_data } from './inline.js';
 import { ext4_file_inode_operations, ext4_file_operations } from './file.js';
 import { ext4_dir_inode_operations, ext4_special_inode_operations } from './namei.js';
 import { ext4_dir_operations } from './dir.js';
@@ -590,7 +590,7 @@ export async function ext4_setattr(dentry: Dentry, attr: Iattr): Promise<void> {
     if ((inode.i_mode & S_IFMT) !== S_IFREG) throw err(EINVAL);
     inode_newsize_ok(inode, size);
     if (!(inode.i_ext4_flags & EXT4_EXTENTS_FL) && size > ext4_max_bitmap_size_of(inode)) throw err(EFBIG);
-    if (inode.i_ext4_flags & EXT4_INLINE_DATA_FL) throw err(EROFS);
+    if (inode.i_ext4_flags & EXT4_INLINE_DATA_FL) await ext4_convert_inline_data(inode);
     if (size !== inode.i_size) {
       const old = inode.i_size;
       if (!(attr.ia_valid & (ATTR_MTIME | ATTR_CTIME))) {

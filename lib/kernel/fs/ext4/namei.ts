@@ -43,7 +43,7 @@ import {
 } from './inode.js';
 import { ext4_dir_operations } from './dir.js';
 import { DxFallback, dir_blocks, ext4_read_dirblock, ext4_walk_dirblock, is_dx } from './dir.js';
-import { ext4_inline_dir_view } from './inline.js';
+import { ext4_convert_inline_dir, ext4_inline_dir_view } from './inline.js';
 import { ext4_listxattr } from './xattr.js';
 
 /** The hash version of an htree, with the unsigned-char offset the superblock asks for. */
@@ -386,7 +386,7 @@ async function ext4_append(handle: handle_t, dir: Ext4Inode): Promise<{ bh: buff
  */
 export async function ext4_add_entry(handle: handle_t, dir: Ext4Inode, name: string, inode: Inode): Promise<void> {
   if (name.length > EXT4_NAME_LEN) throw err(ENAMETOOLONG);
-  if (dir.i_ext4_flags & EXT4_INLINE_DATA_FL) throw err(EROFS);
+  if (dir.i_ext4_flags & EXT4_INLINE_DATA_FL) await ext4_convert_inline_dir(dir);
   const nb = nameBytes(name);
   const ftype = ext4_ftype(dir, inode.i_mode);
   if (is_dx(dir)) {
@@ -571,7 +571,7 @@ async function ext4_undo_new_inode(inode: Ext4Inode): Promise<void> {
 }
 
 async function ext4_new_inode_start_handle(dir: Ext4Inode, mode: number, credits: number): Promise<{ handle: handle_t; inode: Ext4Inode }> {
-  if (dir.i_ext4_flags & EXT4_INLINE_DATA_FL) throw err(EROFS);
+  await ext4_convert_inline_dir(dir);
   const handle = ext4_journal_start(dir, EXT4_HT_DIR, credits);
   try {
     const inode = await __ext4_new_inode(handle, dir, mode);
@@ -689,6 +689,7 @@ async function ext4_link(oldDentry: Dentry, dirI: Inode, dentry: Dentry): Promis
   const inode = EXT4_I(oldDentry.d_inode!);
   if (dentry.d_name.length > EXT4_NAME_LEN) throw err(ENAMETOOLONG);
   if (inode.i_nlink >= EXT4_LINK_MAX) throw err(EMLINK);
+  await ext4_convert_inline_dir(dir);
   const handle = ext4_journal_start(dir, EXT4_HT_DIR, CREATE_CREDITS);
   try {
     inode.i_ctime = current_time(inode);
@@ -708,6 +709,7 @@ async function ext4_link(oldDentry: Dentry, dirI: Inode, dentry: Dentry): Promis
 async function ext4_unlink(dirI: Inode, dentry: Dentry): Promise<void> {
   const dir = EXT4_I(dirI);
   const inode = EXT4_I(dentry.d_inode!);
+  await ext4_convert_inline_dir(dir);
   const handle = ext4_journal_start(dir, EXT4_HT_DIR, EXT4_DATA_TRANS_BLOCKS + 2);
   try {
     const loc = await ext4_find_entry_loc(dir, dentry.d_name);
@@ -725,6 +727,7 @@ async function ext4_rmdir(dirI: Inode, dentry: Dentry): Promise<void> {
   const dir = EXT4_I(dirI);
   const inode = EXT4_I(dentry.d_inode!);
   if (!(await ext4_empty_dir(inode))) throw err(ENOTEMPTY);
+  await ext4_convert_inline_dir(dir);
   const handle = ext4_journal_start(dir, EXT4_HT_DIR, EXT4_DATA_TRANS_BLOCKS + 2);
   try {
     const loc = await ext4_find_entry_loc(dir, dentry.d_name);
@@ -742,7 +745,7 @@ async function ext4_rmdir(dirI: Inode, dentry: Dentry): Promise<void> {
 
 /** The ".." entry of a directory being moved: its block and offset (always block 0, second record). */
 async function ext4_dotdot_loc(dir: Ext4Inode): Promise<DirLoc> {
-  if (dir.i_ext4_flags & EXT4_INLINE_DATA_FL) throw err(EROFS);
+  await ext4_convert_inline_dir(dir);
   const blk = await ext4_read_dirblock(dir, 0, 'any');
   if (!blk) throw ext4_error(dir.i_sb, 'ext4_rename', 'directory has no block 0', { ino: dir.i_ino });
   const bs = EXT4_SB(dir.i_sb).s_blocksize;
@@ -778,6 +781,12 @@ async function ext4_rename(oldDirI: Inode, oldDentry: Dentry, newDirI: Inode, ne
   if (newDentry.d_name.length > EXT4_NAME_LEN) throw err(ENAMETOOLONG);
   if (flags & RENAME_WHITEOUT) throw err(EINVAL);
   const oldIsDir = (old.i_mode & S_IFMT) === S_IFDIR;
+  // Inline directories become block directories before the handle: entries move, and a
+  // moved directory's ".." is rewritten in its block.
+  await ext4_convert_inline_dir(oldDir);
+  await ext4_convert_inline_dir(newDir);
+  if (oldIsDir && oldDir !== newDir) await ext4_convert_inline_dir(old);
+  if (target && (flags & RENAME_EXCHANGE) && (target.i_mode & S_IFMT) === S_IFDIR && oldDir !== newDir) await ext4_convert_inline_dir(target);
   const handle = ext4_journal_start(oldDir, EXT4_HT_DIR, 2 * CREATE_CREDITS);
   try {
     const oldLoc = await ext4_find_entry_loc(oldDir, oldDentry.d_name);

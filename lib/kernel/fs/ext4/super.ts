@@ -600,12 +600,11 @@ export async function ext4_fill_super_dev(sb: super_block, dev: Ext4Dev, data: s
 
 /**
  * Why this filesystem cannot be mounted read-write (yet), or null. The journal's write
- * side is jbd2's issue; inline data, bigalloc, quota files and blocks larger than a page
- * are not written by this driver: each mounts read-only with this message.
+ * side is jbd2's issue; bigalloc, quota files and blocks larger than a page are not written
+ * by this driver: each mounts read-only with this message.
  */
 export function ext4_write_unsupported(sbi: ext4_sb_info): string | null {
   if (sbi.has_compat(EXT4_FEATURE_COMPAT_HAS_JOURNAL)) return 'writing to a journalled filesystem (jbd2) is not supported yet';
-  if (sbi.has_incompat(EXT4_FEATURE_INCOMPAT_INLINE_DATA)) return 'writing inline_data is not supported yet';
   if (sbi.has_ro_compat(EXT4_FEATURE_RO_COMPAT_BIGALLOC)) return 'writing bigalloc is not supported yet';
   if (sbi.has_ro_compat(EXT4_FEATURE_RO_COMPAT_QUOTA)) return 'writing with quota is not supported yet';
   if (sbi.has_incompat(EXT4_FEATURE_INCOMPAT_ENCRYPT)) return 'writing encrypted filesystems is not supported';
