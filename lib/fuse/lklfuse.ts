@@ -269,7 +269,8 @@ export async function runDaemon(args: LklfuseArgs): Promise<number> {
     outsideFd = await sys.open('/', O_RDONLY | O_DIRECTORY);
     // chroot into the mounted filesystem and stand at its root: fuse-native's paths are then
     // resolved relative to it (ops.ts), so a 4,095-byte path works as on Linux.
-    const root = (await sys.chroot(mp)) === 0 && (await sys.chdir('/')) === 0 ? '' : mp;
+    const root = (await sys.chroot(mp)) === 0 ? '' : mp;
+    const atRoot = root === '' && (await sys.chdir('/')) === 0;
     const readOnly = opts.readOnly || (opts.mountFlags & MS_RDONLY) !== 0;
     const libfuseOnly = kernelOptionProblem(opts.fuse);
     const transport = chooseTransport(opts.transport, { hasSysAs: typeof kernel.sysAs === 'function', libfuseOnly });
@@ -307,7 +308,7 @@ export async function runDaemon(args: LklfuseArgs): Promise<number> {
         throw new LklfuseError(`mountpoint ${mnt}: FUSE mount failed: ${e.message}`);
       });
     } else {
-      const ops = lklfuseOps(sys, root);
+      const ops = lklfuseOps(sys, root, atRoot);
       closeOps = () => ops.closeAll();
       const fuseOpts = [
         'big_writes', `max_write=${MAX_WRITE}`, 'use_ino',

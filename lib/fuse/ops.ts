@@ -41,13 +41,16 @@ export interface LklfuseOps extends FuseOperations {
 
 /**
  * The operations over `sys`. `root` is the kernel path FUSE's "/" maps to: "" after the
- * daemon chroot()ed into the mounted filesystem (as lklfuse.c does), or the mount path.
+ * daemon chroot()ed into the mounted filesystem (as lklfuse.c does), or the mount path;
+ * `relative` says the working directory is that root, so paths can go relative.
  */
-export function lklfuseOps(sys: Sys, root = ''): LklfuseOps {
-  // After the chroot the daemon's working directory is the filesystem's root: FUSE's
-  // "/a/b" is passed as "a/b", so that a path of PATH_MAX - 1 bytes below the mount fits
-  // the kernel's limit as it does on Linux (libfuse adds the leading "/").
-  const kpath = (p: string) => (root === '' ? (p === '/' ? '.' : p.startsWith('/') ? p.slice(1) : p) : p === '/' ? root : root + p);
+export function lklfuseOps(sys: Sys, root = '', relative = false): LklfuseOps {
+  // `relative`: the daemon's working directory is the filesystem's root (after the chroot):
+  // FUSE's "/a/b" is passed as "a/b", so that a path of PATH_MAX - 1 bytes below the mount
+  // fits the kernel's limit as it does on Linux (libfuse adds the leading "/").
+  const kpath = (p: string) => root === ''
+    ? (relative ? (p === '/' ? '.' : p.startsWith('/') ? p.slice(1) : p) : p)
+    : p === '/' ? root : root + p;
   const handles = new Set<number>();
   /** .fuse_hidden path → a kernel fd of the unlinked inode (a dup the daemon owns). */
   const hidden = new Map<string, number>();

@@ -1100,7 +1100,7 @@ async function dx_grow_index(handle: handle_t, dir: Ext4Inode, frames: DxWriteFr
     if (!addLevel) {
       const parent = frames[f - 1]!;
       await ext4_journal_get_write_access(handle, sb, parent.bh);
-      const icount1 = icount >>> 1, icount2 = icount - icount1;
+      const icount1 = Math.floor(icount / 2), icount2 = icount - icount1;
       const hash2 = dx_entry_decode(buf, frame.at, icount1).hash;
       buf2.set(buf.subarray(frame.at + DX_ENTRY_SIZE * icount1, frame.at + DX_ENTRY_SIZE * icount), DX_NODE_COUNT_OFFSET);
       dx_countlimit_encode({ limit: nodeLimit, count: icount2 }, buf2, DX_NODE_COUNT_OFFSET);

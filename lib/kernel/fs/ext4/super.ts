@@ -624,7 +624,7 @@ async function ext4_setup_super(sb: super_block): Promise<void> {
   if (es.s_max_mnt_count > 0 && es.s_mnt_count >= es.s_max_mnt_count)
     ext4_msg(sb, 'KERN_WARNING', 'warning: maximal mount count reached, running e2fsck is recommended');
   if (!sbi.s_journal) es.s_state &= ~EXT4_VALID_FS;
-  es.s_mnt_count = (es.s_mnt_count + 1) & 0xffff;
+  es.s_mnt_count = (es.s_mnt_count + 1) % 0x10000;
   const [lo, hi] = ext4_time_split(Math.floor(Date.now() / 1000));
   es.s_mtime = lo; es.s_mtime_hi = hi;
   await ext4_commit_super(sb, true);
