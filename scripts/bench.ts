@@ -52,19 +52,23 @@ interface Args {
   lklfuseOpts: string[];
   treeSrc?: string;
   timeoutS?: number;
+  /** mke2fs -O for the ext4 image. */
+  ext4Features: string;
 }
 
 function usage(msg?: string): never {
   if (msg) process.stderr.write(`bench: ${msg}\n`);
   process.stderr.write('usage: node dist/scripts/bench.js [--quick] [--json FILE] [--keep] [--dir DIR] [--only host,fuse2fs,lklfuse,lklfuse-fn]\n' +
-    '       [--no-vfat] [--lklfuse PATH] [--lklfuse-o OPTS] [--tree-src DIR] [--timeout SECONDS]\n');
+    '       [--no-vfat] [--lklfuse PATH] [--lklfuse-o OPTS] [--tree-src DIR] [--timeout SECONDS]\n' +
+    '       [--ext4-features LIST]   mke2fs -O for the ext4 image (default ^has_journal: lkl-ts writes ext4\n' +
+    '                                without a journal only, until jbd2 writes; "" for mke2fs\'s defaults)\n');
   process.exit(msg ? 2 : 0);
 }
 
 function parseArgs(argv: string[]): Args {
   const a: Args = {
     quick: false, keep: false, dir: os.tmpdir(), only: [...MOUNTERS], vfat: true,
-    lklfuse: path.resolve(HERE, '..', 'bin', 'lklfuse.js'), lklfuseOpts: [],
+    lklfuse: path.resolve(HERE, '..', 'bin', 'lklfuse.js'), lklfuseOpts: [], ext4Features: '^has_journal',
   };
   for (let i = 0; i < argv.length; i++) {
     const o = argv[i]!;
@@ -81,6 +85,7 @@ function parseArgs(argv: string[]): Args {
         break;
       }
       case '--no-vfat': a.vfat = false; break;
+      case '--ext4-features': a.ext4Features = val(); break;
       case '--lklfuse': a.lklfuse = path.resolve(val()); break;
       case '--lklfuse-o': a.lklfuseOpts.push(val()); break;
       case '--tree-src': a.treeSrc = path.resolve(val()); break;
@@ -204,7 +209,7 @@ type Cells = Partial<Record<RowId, Cell>>;
 /**
  * The whole sequence for one mounter on its own copy of the image. Sessions are separated by
  * unmount + drop_caches + mount, so every "cold" row starts with nothing cached anywhere.
- * When the mounter cannot write (lklfuse's ext4 is read-only for now), the data its read rows
+ * When the mounter cannot write (lklfuse on a journalled ext4, for now), the data its read rows
  * need is written by a seeder (the host kernel for ext4, mtools for vfat), and those rows say so.
  */
 async function runSuite(ctx: Ctx, m: Mounter, fsType: 'ext4' | 'vfat'): Promise<{ cells: Cells; fsck: string }> {
@@ -439,7 +444,8 @@ async function main(): Promise<number> {
     fs.writeFileSync(pristine, '');
     fs.truncateSync(pristine, sizes.imageMiB * MiB);
     // No lazy init: the host kernel would otherwise zero inode tables in the background.
-    await must('mke2fs', ['-q', '-F', '-t', 'ext4', '-b', '4096', '-E', 'lazy_itable_init=0,lazy_journal_init=0', pristine]);
+    await must('mke2fs', ['-q', '-F', '-t', 'ext4', '-b', '4096', ...(args.ext4Features ? ['-O', args.ext4Features] : []),
+      '-E', 'lazy_itable_init=0,lazy_journal_init=0', pristine]);
 
     const ctx: Ctx = {
       args, sizes, tmp, timeoutMs, tree, all,
@@ -511,7 +517,7 @@ async function main(): Promise<number> {
     const out = [
       `lkl-ts benchmark, ${started.toISOString()}${args.quick ? ' (--quick)' : ''}`,
       `machine: ${info.cpu} x${info.cpus}, ${info.memMiB} MiB, Linux ${info.kernel}, load ${info.loadavg}, Node ${info.node}; ${info.fuse2fs}; lkl-ts ${info.lklTsCommit}`,
-      `images: ext4 ${sizes.imageMiB} MiB (mke2fs -t ext4 -b 4096), vfat ${sizes.vfatMiB} MiB (mkfs.vfat -F 32); MB = 10^6 bytes; ratios are lklfuse's value divided by the other's; lklfuse = its kernel transport, lklfuse-fn = over fuse-native`,
+      `images: ext4 ${sizes.imageMiB} MiB (mke2fs -t ext4 -b 4096${args.ext4Features ? ` -O ${args.ext4Features}` : ''}), vfat ${sizes.vfatMiB} MiB (mkfs.vfat -F 32); MB = 10^6 bytes; ratios are lklfuse's value divided by the other's; lklfuse = its kernel transport, lklfuse-fn = over fuse-native`,
       '',
       renderTable(rows),
       '',
