@@ -390,7 +390,18 @@ export const ext4_aops: address_space_operations = {
   },
   /* The write side (nodelalloc: blocks are allocated when a write first touches them). */
   async write_begin(_file: File | null, m: address_space, pos: number, len: number): Promise<Page> {
-    return block_write_begin(m, pos, len, ext4_get_block);
+    try {
+      return await block_write_begin(m, pos, len, ext4_get_block);
+    } catch (e) {
+      // ext4_truncate_failed_write: blocks the failed page got past i_size (with blocks
+      // smaller than a page some of its buffers may have been allocated) are given back.
+      const ei = EXT4_I(m.host);
+      if (pos + len > ei.i_size) {
+        await truncate_pagecache(ei, ei.i_size).catch(() => {});
+        await ext4_truncate(ei).catch(() => {});
+      }
+      throw e;
+    }
   },
   async write_end(_file: File | null, m: address_space, pos: number, len: number, copied: number, page: Page): Promise<number> {
     const n = await generic_write_end(m, pos, len, copied, page);
