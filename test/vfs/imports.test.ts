@@ -84,6 +84,9 @@ t.test('lib/kernel compiles on its own with no host types (a Node global there i
   t.teardown(() => rmSync(tmp, { recursive: true, force: true }));
   cpSync(join(repoDir, 'lib', 'kernel'), join(tmp, 'lib', 'kernel'), { recursive: true });
   cpSync(join(repoDir, 'tsconfig.json'), join(tmp, 'tsconfig.json'));
+  // The copy is an ES module package like the repository (without it tsc reads the files
+  // as CommonJS, and its complaints about that hide the ones this test looks for).
+  cpSync(join(repoDir, 'package.json'), join(tmp, 'package.json'));
   writeFileSync(join(tmp, 'lib', 'kernel', 'kernel', 'broken.ts'),
     'export const leak = Buffer.from(\'x\').length + Number(process.env.X ?? 0);\n');
   const broken = tsc(join(tmp, 'lib', 'kernel'));
