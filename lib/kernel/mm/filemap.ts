@@ -82,7 +82,20 @@ export function end_page_read(p: Page, ok: boolean): void {
 
 /** Insertion-ordered set: first = least recently used. */
 const lru = new Set<Page>();
-function lruTouch(p: Page): void { lru.delete(p); lru.add(p); }
+let lruClock = 0;
+/**
+ * mark_page_accessed, approximately: a page moves to the young end only once it has aged by
+ * an eighth of the LRU since its last move. Hot metadata pages (bitmaps, descriptors, inode
+ * tables: several lookups per block allocated) would otherwise be deleted from and re-added
+ * to the Set on every lookup, which dominated write profiles.
+ */
+function lruTouch(p: Page): void {
+  lruClock++;
+  if (lruClock - p.lru_stamp < lru.size / 8 && lru.has(p)) return;
+  p.lru_stamp = lruClock;
+  lru.delete(p);
+  lru.add(p);
+}
 
 /** Mappings whose pages must never be reclaimed (ramfs: the cache is the only copy). */
 const unevictable = new WeakSet<address_space>();
@@ -139,6 +152,7 @@ function add_to_page_cache_lru(m: address_space, p: Page, index: number): void {
   p.index = index;
   p.set(PG_locked);
   m.pages.set(index, p);
+  p.lru_stamp = ++lruClock;
   lru.add(p);
 }
 

@@ -25,6 +25,8 @@ export class Page {
   index = 0;
   /** Filesystem-private data (buffer heads for block-backed pages). */
   private: unknown = null;
+  /** The page cache's LRU clock when this page last moved to the LRU's young end. */
+  lru_stamp = 0;
   private view: Uint8Array | null = null;
   constructor(public readonly pfn: number) {}
   /** Physical address of the frame's first byte. */
