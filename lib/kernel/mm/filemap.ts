@@ -105,18 +105,30 @@ export function mapping_unevictable(m: address_space): boolean { return unevicta
 let reclaimed = 0;
 /** Free up to `want` clean, unused pages (synchronous: never sleeps). */
 function shrinkPageCache(want: number): number {
-  let freed = 0;
+  // A bounded scan first (Linux's nr_to_scan): pages that cannot go now (dirty, under
+  // writeback, in use, unevictable) are rotated to the young end, so the next scan sees
+  // others instead of walking past the same ones. Only if that frees nothing, a full scan.
+  let freed = scanLru(want, Math.max(256, want * 16));
+  if (freed === 0) freed = scanLru(want, Infinity);
+  reclaimed += freed;
+  return freed;
+}
+function scanLru(want: number, limit: number): number {
+  let freed = 0, scanned = 0;
+  const rotate: Page[] = [];
   for (const p of lru) {
-    if (freed >= want) break;
+    if (freed >= want || scanned++ >= limit) break;
     const m = p.mapping as address_space | null;
     if (!m) { lru.delete(p); continue; }
-    if (p.count !== 1 || p.flags & (PG_locked | PG_dirty | PG_writeback)) continue;
-    if (unevictable.has(m)) continue;
-    if (p.private && m.a_ops?.release_folio && !m.a_ops.release_folio(p)) continue;
+    if (p.count !== 1 || p.flags & (PG_locked | PG_dirty | PG_writeback) || unevictable.has(m) ||
+      (p.private && m.a_ops?.release_folio && !m.a_ops.release_folio(p))) {
+      if (limit !== Infinity) rotate.push(p);
+      continue;
+    }
     delete_from_page_cache(p);
     freed++;
   }
-  reclaimed += freed;
+  for (const p of rotate) { lru.delete(p); lru.add(p); p.lru_stamp = ++lruClock; }
   return freed;
 }
 register_shrinker(shrinkPageCache);
