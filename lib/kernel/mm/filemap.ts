@@ -409,45 +409,8 @@ export const simple_aops = {
 
 /* ---- truncation ---- */
 
-/**
- * truncate_inode_pages_range from `lstart` to the end: drop whole pages past it (waiting
- * for their writeback), and zero the tail of the page that contains it.
- */
-export async function truncate_inode_pages(m: address_space, lstart: number): Promise<void> {
-  const first = Math.ceil(lstart / PAGE_SIZE);
-  const indexes = [...m.pages.keys()].filter((i) => i >= first).sort((a, b) => a - b);
-  for (const i of indexes) {
-    const p = m.pages.get(i);
-    if (!p) continue;
-    get_page(p);
-    await lock_page(p);
-    await wait_on_page_writeback(p);
-    if (p.mapping === m) delete_from_page_cache(p);
-    unlock_page(p);
-    put_page(p);
-  }
-  const partial = lstart % PAGE_SIZE;
-  if (partial) {
-    const p = find_get_page(m, Math.floor(lstart / PAGE_SIZE));
-    if (p) {
-      await lock_page(p);
-      await wait_on_page_writeback(p);
-      if (p.test(PG_uptodate)) p.data.fill(0, partial);
-      m.a_ops?.invalidate_folio?.(p, partial, PAGE_SIZE - partial);
-      unlock_page(p);
-      put_page(p);
-    }
-  }
-}
-
-/**
- * truncate_inode_pages_range: drop the pages wholly inside bytes [lstart, lend] (lend
- * inclusive, waiting for their writeback) and zero the parts of the two edge pages that
- * fall inside (a hole punched in the middle of a file).
- */
-export async function truncate_inode_pages_range(m: address_space, lstart: number, lend: number): Promise<void> {
-  const first = Math.ceil(lstart / PAGE_SIZE);
-  const last = Math.floor((lend + 1) / PAGE_SIZE) - 1;
+/** The pages of indexes [first, last] leave the cache, once their writeback is over. */
+async function drop_pages(m: address_space, first: number, last: number): Promise<void> {
   for (const i of [...m.pages.keys()].filter((x) => x >= first && x <= last).sort((a, b) => a - b)) {
     const p = m.pages.get(i);
     if (!p) continue;
@@ -458,19 +421,45 @@ export async function truncate_inode_pages_range(m: address_space, lstart: numbe
     unlock_page(p);
     put_page(p);
   }
+}
+
+/**
+ * truncate_inode_pages_range from `lstart` to the end: drop whole pages past it (waiting
+ * for their writeback), and zero the tail of the page that contains it.
+ */
+export async function truncate_inode_pages(m: address_space, lstart: number): Promise<void> {
+  await drop_pages(m, Math.ceil(lstart / PAGE_SIZE), Infinity);
+  const partial = lstart % PAGE_SIZE;
+  if (partial) await zero_page_range(m, Math.floor(lstart / PAGE_SIZE), partial, PAGE_SIZE);
+}
+
+/**
+ * Bytes [from, to) of cached page `idx` (if cached) become zeros, and its buffers wholly
+ * inside lose their mapping (truncate_inode_partial_folio: their blocks are being freed).
+ */
+async function zero_page_range(m: address_space, idx: number, from: number, to: number): Promise<void> {
+  const p = find_get_page(m, idx);
+  if (!p) return;
+  await lock_page(p);
+  await wait_on_page_writeback(p);
+  if (p.test(PG_uptodate)) p.data.fill(0, from, to);
+  m.a_ops?.invalidate_folio?.(p, from, to - from);
+  unlock_page(p);
+  put_page(p);
+}
+
+/**
+ * truncate_inode_pages_range: drop the pages wholly inside bytes [lstart, lend] (lend
+ * inclusive, waiting for their writeback) and zero the parts of the two edge pages that
+ * fall inside (a hole punched in the middle of a file).
+ */
+export async function truncate_inode_pages_range(m: address_space, lstart: number, lend: number): Promise<void> {
+  await drop_pages(m, Math.ceil(lstart / PAGE_SIZE), Math.floor((lend + 1) / PAGE_SIZE) - 1);
   for (const idx of new Set([Math.floor(lstart / PAGE_SIZE), Math.floor(lend / PAGE_SIZE)])) {
     const ps = idx * PAGE_SIZE;
     const from = Math.max(lstart, ps) - ps, to = Math.min(lend + 1, ps + PAGE_SIZE) - ps;
     if (from === 0 && to === PAGE_SIZE) continue; /* dropped above */
-    const p = find_get_page(m, idx);
-    if (!p) continue;
-    await lock_page(p);
-    await wait_on_page_writeback(p);
-    if (p.test(PG_uptodate)) p.data.fill(0, from, to);
-    // Buffers wholly inside the range lose their mapping (their blocks are being freed).
-    m.a_ops?.invalidate_folio?.(p, from, to - from);
-    unlock_page(p);
-    put_page(p);
+    await zero_page_range(m, idx, from, to);
   }
 }
 

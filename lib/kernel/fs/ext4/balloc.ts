@@ -9,6 +9,7 @@
  */
 import type { Dentry, super_block } from '../../include/fs.js';
 import { sb_getblk, type buffer_head } from '../buffer.js';
+import type { Ext4CsumCtx } from './csum.js';
 import { BH_Uptodate } from '../../include/blk.js';
 import type { Statfs } from '../../include/uapi.js';
 import {
@@ -225,18 +226,27 @@ export async function ext4_read_block_bitmap(sb: super_block, group: number): Pr
     }
     return bh;
   }
-  const bh = await ext4_sb_bread_bh(sb, blk, 'ext4_read_block_bitmap');
-  if (!sbi.s_bitmap_verified.has(blk)) {
-    const loc = sbi.s_group_desc_loc[group]!;
-    const gdbh = await ext4_sb_bread_bh(sb, loc.block, 'ext4_read_block_bitmap');
-    try {
-      if (!ext4_block_bitmap_csum_verify(sbi.s_csum!, gdbh.b_data, loc.off, bh.b_data)) {
-        brelse(bh);
-        throw ext4_csum_error(sb, 'ext4_validate_block_bitmap', `bg ${group}: bad block bitmap checksum`);
-      }
-    } finally { brelse(gdbh); }
-    sbi.s_bitmap_verified.add(blk);
-  }
+  return ext4_read_bitmap_verified(sb, group, blk, ext4_block_bitmap_csum_verify, 'ext4_validate_block_bitmap',
+    `bg ${group}: bad block bitmap checksum`);
+}
+
+/**
+ * A bitmap block read and, the first time, checked against the checksum its descriptor
+ * holds (`verify`: the block or the inode bitmap's); a bad one is ext4_csum_error(`func`, `msg`).
+ */
+export async function ext4_read_bitmap_verified(sb: super_block, group: number, blk: number,
+  verify: (ctx: Ext4CsumCtx, gd: Uint8Array, gdOff: number, bitmap: Uint8Array) => boolean, func: string, msg: string): Promise<buffer_head> {
+  const sbi = EXT4_SB(sb);
+  const bh = await ext4_sb_bread_bh(sb, blk, func);
+  if (sbi.s_bitmap_verified.has(blk)) return bh;
+  const loc = sbi.s_group_desc_loc[group]!;
+  let ok: boolean;
+  try {
+    const gdbh = await ext4_sb_bread_bh(sb, loc.block, func);
+    try { ok = verify(sbi.s_csum!, gdbh.b_data, loc.off, bh.b_data); } finally { brelse(gdbh); }
+  } catch (e) { brelse(bh); throw e; }
+  if (!ok) { brelse(bh); throw ext4_csum_error(sb, func, msg); }
+  sbi.s_bitmap_verified.add(blk);
   return bh;
 }
 

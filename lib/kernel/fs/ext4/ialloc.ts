@@ -23,14 +23,14 @@ import {
 import { ext4_ext_header_encode, EXT4_EXT_MAGIC, ext4_ext_space_root } from './ext4_extents.h.js';
 import { ext4_inode_bitmap_csum_verify, ext4_inode_csum_seed } from './csum.js';
 import { EXT4_SB, type Ext4Inode, EXT4_STATE_NEW, type ext4_sb_info } from './ext4.js';
-import { ext4_csum_error, ext4_error } from './errors.js';
+import { ext4_error } from './errors.js';
 import { ext4_block_valid } from './block_validity.js';
 import {
   ext4_clear_bit, ext4_free_clusters_after_init, ext4_group_desc_write, ext4_has_group_desc_csum, ext4_mark_bitmap_end,
-  ext4_read_block_bitmap, ext4_set_bit, ext4_test_bit,
+  ext4_read_bitmap_verified, ext4_read_block_bitmap, ext4_set_bit, ext4_test_bit,
 } from './balloc.js';
 import {
-  brelse, ext4_handle_dirty_metadata, ext4_journal_get_write_access, ext4_sb_bread_bh, type handle_t,
+  brelse, ext4_handle_dirty_metadata, ext4_journal_get_write_access, type handle_t,
 } from './ext4_jbd2.js';
 import type { buffer_head } from '../buffer.js';
 
@@ -65,19 +65,8 @@ export async function ext4_read_inode_bitmap(sb: super_block, group: number): Pr
     }
     return bh;
   }
-  const bh = await ext4_sb_bread_bh(sb, blk, 'ext4_read_inode_bitmap');
-  if (!sbi.s_bitmap_verified.has(blk)) {
-    const loc = sbi.s_group_desc_loc[group]!;
-    const gdbh = await ext4_sb_bread_bh(sb, loc.block, 'ext4_read_inode_bitmap');
-    try {
-      if (!ext4_inode_bitmap_csum_verify(sbi.s_csum!, gdbh.b_data, loc.off, bh.b_data)) {
-        brelse(bh);
-        throw ext4_csum_error(sb, 'ext4_read_inode_bitmap', `Corrupt inode bitmap - block_group = ${group}, inode_bitmap = ${blk}`);
-      }
-    } finally { brelse(gdbh); }
-    sbi.s_bitmap_verified.add(blk);
-  }
-  return bh;
+  return ext4_read_bitmap_verified(sb, group, blk, ext4_inode_bitmap_csum_verify, 'ext4_read_inode_bitmap',
+    `Corrupt inode bitmap - block_group = ${group}, inode_bitmap = ${blk}`);
 }
 
 function group_of(sbi: ext4_sb_info, ino: number): number { return Math.floor((ino - 1) / sbi.s_inodes_per_group); }

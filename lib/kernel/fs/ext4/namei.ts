@@ -211,19 +211,26 @@ function searchChecked(dir: Ext4Inode, buf: Uint8Array, pblk: number, name: stri
   return found;
 }
 
-/** ext4_dx_find_entry. Throws DxFallback when the index is unusable. */
-async function ext4_dx_find_entry(dir: Ext4Inode, name: string): Promise<number> {
+/**
+ * The leaves a name's hash may be in, in index order (dx_probe, then ext4_htree_next_block
+ * while a collision run continues), until `visit` returns something. Throws DxFallback
+ * when the index is unusable.
+ */
+async function ext4_dx_search<T>(dir: Ext4Inode, name: string, visit: (lblk: number) => Promise<T | null>): Promise<T | null> {
   const r = await dx_root(dir);
   const h = ext4fs_dirhash(nameBytes(name), r.hashVersion, EXT4_SB(dir.i_sb).s_hash_seed);
   if (!h) throw new DxFallback();
   const { frames, leaf } = await dx_probe(dir, h.hash, r);
-  let blk = leaf;
-  for (;;) {
-    const ino = await search_dirblock(dir, blk, name);
-    if (ino) return ino;
-    blk = await ext4_htree_next_block(dir, h.hash, frames);
-    if (blk < 0) return 0;
+  for (let blk = leaf; blk >= 0; blk = await ext4_htree_next_block(dir, h.hash, frames)) {
+    const v = await visit(blk);
+    if (v !== null) return v;
   }
+  return null;
+}
+
+/** ext4_dx_find_entry. Throws DxFallback when the index is unusable. */
+async function ext4_dx_find_entry(dir: Ext4Inode, name: string): Promise<number> {
+  return (await ext4_dx_search(dir, name, async (blk) => (await search_dirblock(dir, blk, name)) || null)) ?? 0;
 }
 
 /** ext4_find_entry: the inode number `name` refers to in `dir`, or 0. */
@@ -450,17 +457,11 @@ function find_in_block(dir: Ext4Inode, buf: Uint8Array, pblk: number, name: stri
 async function ext4_find_entry_loc(dir: Ext4Inode, name: string): Promise<DirLoc | null> {
   if (is_dx(dir) && name !== '.' && name !== '..') {
     try {
-      const r = await dx_root(dir);
-      const h = ext4fs_dirhash(nameBytes(name), r.hashVersion, EXT4_SB(dir.i_sb).s_hash_seed);
-      if (!h) throw new DxFallback();
-      const { frames, leaf } = await dx_probe(dir, h.hash, r);
-      let blk = leaf;
-      for (;;) {
+      return await ext4_dx_search(dir, name, async (blk): Promise<DirLoc | null> => {
         const b = await ext4_read_dirblock(dir, blk, 'leaf');
-        if (b) { const f = find_in_block(dir, b.buf, b.pblk, name); if (f) return { lblk: blk, ...f }; }
-        blk = await ext4_htree_next_block(dir, h.hash, frames);
-        if (blk < 0) return null;
-      }
+        const f = b ? find_in_block(dir, b.buf, b.pblk, name) : null;
+        return f ? { lblk: blk, ...f } : null;
+      });
     } catch (e) {
       if (!(e instanceof DxFallback)) throw e;
     }
