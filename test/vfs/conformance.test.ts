@@ -17,7 +17,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import {
-  EFBIG, AT_FDCWD, AT_REMOVEDIR, DT_DIR, DT_REG, EBADF, ELOOP, EEXIST, EINVAL, EISDIR, ENAMETOOLONG, ENOENT,
+  EACCES, EFBIG, ENODATA, EOPNOTSUPP, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, AT_FDCWD, AT_REMOVEDIR, DT_DIR, DT_REG, EBADF, ELOOP, EEXIST, EINVAL, EISDIR, ENAMETOOLONG, ENOENT,
   ENOSPC, ENOTDIR, ENOTEMPTY, EPERM, EROFS, MS_RDONLY, O_APPEND, O_CREAT, O_DIRECTORY, O_EXCL,
   O_NOFOLLOW, O_RDONLY, O_RDWR, O_TRUNC, O_WRONLY, RENAME_EXCHANGE, RENAME_NOREPLACE, SEEK_CUR, SEEK_END,
   SEEK_SET, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, UTIME_OMIT, errnoName, startKernel,
@@ -26,7 +26,7 @@ import {
 import { e2fsckClean, fsckVfatClean, makeExtImage, makeVfatImage } from '../lib/images.js';
 import { whyNot } from '../lib/sh.js';
 import { scratchDir } from '../lib/scratch.js';
-import { dec, enc } from './helpers.js';
+import { asUser, dec, enc } from './helpers.js';
 
 // ---------------------------------------------------------------------------------------
 // The table: every filesystem and how it differs from POSIX (ext4 is the reference).
@@ -73,7 +73,11 @@ interface Profile {
   persistent: boolean;
   /** Small image for ENOSPC, or none. */
   enospc: boolean;
-  /** Known bugs: case id → 'BUG: ...'. The case is checked and reported as todo. */
+  /** What setxattr of a user.* attribute returns (0: supported). */
+  userXattr: number;
+  /** fallocate results: mode 0, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE|KEEP_SIZE. */
+  fallocate: [mode0: number, keepSize: number, punchHole: number];
+  /** Known bugs: 'behaviour/case id' → 'BUG: ...'. The case is checked and reported as todo. */
   bugs: Record<string, string>;
 }
 
@@ -82,6 +86,7 @@ const POSIX: Omit<Profile, 'name' | 'kind'> = {
   chmod: [[0o640, 0, 0o640], [0o4751, 0, 0o4751], [0o600, 0, 0o600], [0o2755, 0, 0o2755]],
   caseInsensitive: false, stripsTrailingDots: false, badNameChars: '', mtimeRes: 1, atimeRes: 1, holes: true, blocks: true,
   statfsCounts: true, statfsType: 0xef53, namelen: 255, exchange: 0, stableIno: true, ctimeStored: true, persistent: true, enospc: true,
+  userXattr: 0, fallocate: [0, 0, 0],
   bugs: {},
 };
 
@@ -127,8 +132,23 @@ const FILESYSTEMS: Profile[] = [
     // Linux vfat has RENAME_EXCHANGE since 6.0; lkl-ts's vfat is the older vfat_rename
     // (RENAME_NOREPLACE only).
     exchange: -EINVAL,
+    // No extended attributes; fallocate only allocates (fat_fallocate), no hole punching.
+    userXattr: -EOPNOTSUPP, fallocate: [0, 0, -EOPNOTSUPP],
     bugs: {
-      namelen: 'BUG: statfs f_namelen is 255; Linux fat_statfs gives FAT_LFN_LEN * NLS_MAX_CHARSET_SIZE = 1530 (fs/fat/super.ts)',
+      // fat_setattr never calls setattr_prepare (its comment says the VFS did; in lkl-ts, as in
+      // Linux, the filesystem's setattr must), so the owner checks are missing on vfat.
+      'permissions as another user/chmod': 'BUG: chmod 0777 of a root-owned vfat file by uid 1000 returns 0 (fat_sanitize_mode drops the change); Linux fat_setattr → setattr_prepare gives EPERM (fs/fat/file.ts fat_setattr)',
+      'permissions as another user/chmod-ro': 'BUG: chmod 0555 of a root-owned vfat file by uid 1000 returns 0 and makes it read-only; Linux gives EPERM (fs/fat/file.ts fat_setattr: no setattr_prepare)',
+      'permissions as another user/chmod-unchanged': 'BUG: follows from chmod-ro: the non-owner changed the mode to 0555',
+      'permissions as another user/utime-unchanged': 'BUG: follows from utime: the non-owner set the mtime',
+      'permissions as another user/utime': 'BUG: utimensat with explicit times on a root-owned vfat file by uid 1000 returns 0 and sets them; Linux gives EPERM (setattr_prepare, allow_utime defaults to 0 with dmask 022) (fs/fat/file.ts fat_setattr)',
+      // No fallocate in lkl-ts's vfat; Linux's fat_fallocate does mode 0 (an expanding
+      // truncate) and FALLOC_FL_KEEP_SIZE (allocates clusters), only hole punching is EOPNOTSUPP.
+      'fallocate/mode0': 'BUG: fallocate(fd, 0, 0, 20000) on vfat is EOPNOTSUPP; Linux fat_fallocate extends the file (fs/fat/file.ts has no fallocate)',
+      'fallocate/mode0-size': 'BUG: follows from fallocate mode 0 being EOPNOTSUPP on vfat',
+      'fallocate/keep': 'BUG: fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, 100000) on vfat is EOPNOTSUPP; Linux fat_fallocate allocates the clusters',
+      'fallocate/keep-blocks': 'BUG: follows from FALLOC_FL_KEEP_SIZE being EOPNOTSUPP on vfat',
+      'statfs/namelen': 'BUG: statfs f_namelen is 255; Linux fat_statfs gives FAT_LFN_LEN * NLS_MAX_CHARSET_SIZE = 1530 (fs/fat/super.ts)',
     },
   },
   { ...POSIX, name: 'ext4', kind: 'ext4' },
@@ -152,8 +172,9 @@ const sfs = (r: Statfs | number): Statfs => {
 const show = (r: unknown) => (typeof r === 'number' && r < 0 ? errnoName(r) : JSON.stringify(r));
 
 class Ctx {
-  constructor(readonly t: Test, readonly fs: Profile, readonly sys: Sys, readonly dir: string) {}
-  private opt(id: string) { const b = this.fs.bugs[id]; return b ? { todo: b } : {}; }
+  /** section: the behaviour's name; a bug is keyed 'section/case id'. */
+  constructor(readonly t: Test, readonly fs: Profile, readonly sys: Sys, readonly dir: string, readonly section: string) {}
+  private opt(id: string) { const b = this.fs.bugs[`${this.section}/${id}`]; return b ? { todo: b } : {}; }
   /** A call's result: want 0 means success (>= 0), negative means that -errno. */
   rc(id: string, got: unknown, want: number, what: string): void {
     const ok = want === 0 ? typeof got !== 'number' || got >= 0 : got === want;
@@ -818,6 +839,77 @@ behaviour('random pwrites against a model', async (c) => {
   c.eq('data', sha(got), sha(model), 'the contents are the model\'s');
 });
 
+behaviour('fallocate', async (c) => {
+  const { sys: s } = c;
+  await c.write('f', 'abcdefghij');
+  const fd = await s.open(c.p('f'), O_RDWR);
+  const [m0, keep, punch] = c.fs.fallocate;
+  c.rc('mode0', await s.fallocate(fd, 0, 0, 20_000), m0, 'fallocate mode 0');
+  if (m0 === 0) c.eq('mode0-size', st(await s.fstat(fd)).size, 20_000, 'extends the size');
+  const size = st(await s.fstat(fd)).size;
+  c.rc('keep', await s.fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, 100_000), keep, 'FALLOC_FL_KEEP_SIZE');
+  c.eq('keep-size', st(await s.fstat(fd)).size, size, 'keeps the size');
+  // ramfs has no space to reserve (no statfs counts): KEEP_SIZE need not allocate there.
+  if (c.fs.statfsCounts && c.fs.blocks) c.ok('keep-blocks', st(await s.fstat(fd)).blocks * 512 >= 100_000, 'but allocates');
+  c.rc('punch', await s.fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 2, 3), punch, 'FALLOC_FL_PUNCH_HOLE');
+  const b = new Uint8Array(10);
+  await s.pread64(fd, b, 0);
+  c.eq('punch-data', dec(b), punch === 0 ? 'ab\0\0\0fghij' : 'abcdefghij', punch === 0 ? 'the hole reads as zeros' : 'data untouched');
+  c.eq('size-after', st(await s.fstat(fd)).size, size, 'size unchanged');
+  await s.close(fd);
+});
+
+behaviour('extended attributes', async (c) => {
+  const { sys: s } = c;
+  await c.write('f', 'x');
+  const r = await s.setxattr(c.p('f'), 'user.colour', enc('blue'), 0);
+  c.rc('set', r, c.fs.userXattr, 'setxattr user.colour');
+  if (c.fs.userXattr !== 0) {
+    c.rc('get-none', await s.getxattr(c.p('f'), 'user.colour'), c.fs.userXattr, 'getxattr');
+    return;
+  }
+  const g = await s.getxattr(c.p('f'), 'user.colour');
+  c.eq('get', typeof g === 'number' ? g : dec(g), 'blue', 'getxattr');
+  c.rc('big', await s.setxattr(c.p('f'), 'user.big', pattern(900, 8), 0), 0, 'a 900-byte value');
+  const l = await s.listxattr(c.p('f'));
+  c.eq('list', typeof l === 'number' ? l : [...l].filter((n) => n.startsWith('user.')).sort(), ['user.big', 'user.colour'], 'listxattr');
+  c.rc('remove', await s.removexattr(c.p('f'), 'user.colour'), 0, 'removexattr');
+  c.rc('gone', await s.getxattr(c.p('f'), 'user.colour'), -ENODATA, 'gone');
+  await s.mkdir(c.p('d'), 0o755);
+  c.rc('dir', await s.setxattr(c.p('d'), 'user.d', enc('dir'), 0), 0, 'on a directory');
+});
+
+behaviour('permissions as another user', async (c) => {
+  const { sys: s } = c;
+  await c.write('f', 'private');
+  await s.chmod(c.p('f'), 0o644); // vfat: ignored, stays 0755
+  await s.mkdir(c.p('d'), 0o755);
+  const mode = (await c.stat('f')).mode;
+  const mtime = (await c.stat('f')).mtime;
+  await asUser(s, 1000, 1000, [], async () => {
+    c.eq('read', await c.read('f'), 'private', 'others may read');
+    c.rc('write', await s.open(c.p('f'), O_WRONLY), -EACCES, 'but not write');
+    c.rc('create', await s.open(c.p('d/new'), O_CREAT | O_WRONLY, 0o644), -EACCES, 'nor create in a 0755 directory of root');
+    c.rc('mkdir', await s.mkdir(c.p('d/new'), 0o755), -EACCES, 'nor mkdir there');
+    c.rc('unlink', await s.unlink(c.p('f')), -EACCES, 'nor unlink from it');
+    c.rc('rename', await s.rename(c.p('f'), c.p('d/f')), -EACCES, 'nor rename');
+    c.rc('chmod', await s.chmod(c.p('f'), 0o777), -EPERM, 'chmod by a non-owner');
+    c.rc('chmod-ro', await s.chmod(c.p('f'), 0o555), -EPERM, 'chmod 0555 by a non-owner');
+    c.rc('utime', await s.utimensat(AT_FDCWD, c.p('f'), [{ sec: 1, nsec: 0 }, { sec: 1, nsec: 0 }], 0), -EPERM, 'explicit times by a non-owner');
+  });
+  c.eq('chmod-unchanged', (await c.stat('f')).mode, mode, 'the mode is unchanged');
+  c.eq('utime-unchanged', (await c.stat('f')).mtime, mtime, 'the mtime is unchanged');
+  if (c.fs.owners === 'posix') {
+    await s.chown(c.p('d'), 1000, 1000);
+    await asUser(s, 1000, 1000, [], async () => {
+      c.rc('own-create', await c.write('d/mine', 'mine'), 0, 'creating in a directory of ones own');
+      const x = await c.stat('d/mine');
+      c.eq('own-ids', [x.uid, x.gid], [1000, 1000], 'the new file is the caller\'s');
+      c.rc('own-chmod', await s.chmod(c.p('d/mine'), 0o600), 0, 'the owner may chmod');
+    });
+  }
+});
+
 behaviour('sync calls', async (c) => {
   const { sys: s } = c;
   await c.write('f', 'x');
@@ -972,14 +1064,14 @@ if (skip) {
       if (typeof m === 'string') { t.fail(m); return; }
       try {
         if (p.readOnly) {
-          await readOnlyChecks(new Ctx(t, p, k.sys, `${m.mnt}/t`));
+          await readOnlyChecks(new Ctx(t, p, k.sys, `${m.mnt}/t`, 'read-only'));
           return;
         }
         for (const [name, fn] of BEHAVIOURS) {
           await t.test(name, async (t) => {
             const d = `${m.mnt}/${name.replace(/\W+/g, '-')}`;
             t.equal(await k.sys.mkdir(d, 0o755), 0, `mkdir ${d}`);
-            await fn(new Ctx(t, p, k.sys, d));
+            await fn(new Ctx(t, p, k.sys, d, name));
           });
         }
         if (p.persistent) {
@@ -1006,7 +1098,7 @@ if (skip) {
     t.test(`${p.name}: ENOSPC on a small image`, async (t) => {
       const m = await mountFs(k, p, dir, true);
       if (typeof m === 'string') { t.fail(m); return; }
-      const c = new Ctx(t, p, k.sys, m.mnt);
+      const c = new Ctx(t, p, k.sys, m.mnt, 'enospc');
       const s = k.sys;
       try {
         const before = sfs(await s.statfs(m.mnt));
