@@ -17,7 +17,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import {
-  EACCES, EFBIG, ENODATA, EOPNOTSUPP, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, AT_FDCWD, AT_REMOVEDIR, DT_DIR, DT_REG, EBADF, ELOOP, EEXIST, EINVAL, EISDIR, ENAMETOOLONG, ENOENT,
+  EACCES, EFBIG, ENODATA, EOPNOTSUPP, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, AT_FDCWD, AT_REMOVEDIR, DT_DIR, DT_REG, EBADF, EBUSY, ELOOP, ENXIO, SEEK_DATA, SEEK_HOLE, EEXIST, EINVAL, EISDIR, ENAMETOOLONG, ENOENT,
   ENOSPC, ENOTDIR, ENOTEMPTY, EPERM, EROFS, MS_RDONLY, O_APPEND, O_CREAT, O_DIRECTORY, O_EXCL,
   O_NOFOLLOW, O_RDONLY, O_RDWR, O_TRUNC, O_WRONLY, RENAME_EXCHANGE, RENAME_NOREPLACE, SEEK_CUR, SEEK_END,
   SEEK_SET, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, UTIME_OMIT, errnoName, startKernel,
@@ -61,6 +61,8 @@ interface Profile {
   mtimeRes: number; atimeRes: number;
   /** A write past EOF leaves a hole (st_blocks below the size). */
   holes: boolean;
+  /** lseek SEEK_DATA/SEEK_HOLE find holes (else the whole file is data, as generic_file_llseek). */
+  seekHole: boolean;
   /** st_blocks counts the data written. */
   blocks: boolean;
   /** statfs counts blocks: f_bfree shrinks after a write and comes back after unlink. */
@@ -87,7 +89,7 @@ interface Profile {
 const POSIX: Omit<Profile, 'name' | 'kind' | 'fsType'> = {
   readOnly: false, mountFlags: 0, maxBytes: Number.MAX_SAFE_INTEGER, symlink: 0, link: 0, mknodFifo: 0, owners: 'posix', newFileMode: 0o644,
   chmod: [[0o640, 0, 0o640], [0o4751, 0, 0o4751], [0o600, 0, 0o600], [0o2755, 0, 0o2755]],
-  caseInsensitive: false, stripsTrailingDots: false, badNameChars: '', mtimeRes: 1, atimeRes: 1, holes: true, blocks: true,
+  caseInsensitive: false, stripsTrailingDots: false, badNameChars: '', mtimeRes: 1, atimeRes: 1, holes: true, seekHole: true, blocks: true,
   statfsCounts: true, statfsType: 0xef53, namelen: 255, exchange: 0, stableIno: true, ctimeStored: true, persistent: true, enospc: true,
   userXattr: 0, fallocate: [0, 0, 0],
   bugs: {},
@@ -116,7 +118,7 @@ const VFAT: Omit<Profile, 'name' | 'fsType'> = {
   // Directory entries keep mtime in 2 s and atime as a date.
   mtimeRes: 2e9, atimeRes: 86400e9,
   // FAT cannot have holes: a write past EOF allocates and zeroes the gap.
-  holes: false,
+  holes: false, seekHole: false,
   statfsType: 0x4d44,
   // fat_statfs: FAT_LFN_LEN * NLS_MAX_CHARSET_SIZE
   namelen: 255 * 6,
@@ -153,6 +155,8 @@ const FILESYSTEMS: Profile[] = [
     ...POSIX, name: 'ramfs', kind: 'ramfs', fsType: 'ramfs',
     // simple_statfs: no block or inode counts (f_blocks = f_bfree = 0), as Linux ramfs.
     statfsCounts: false, statfsType: 0x858458f6,
+    // Sparse in memory, but lseek is generic_file_llseek: all data up to the size, as Linux ramfs.
+    seekHole: false,
     persistent: false, enospc: false,
   },
   {
@@ -362,7 +366,25 @@ behaviour('read, write, pread64, pwrite64, lseek, holes', async (c) => {
     if (c.fs.holes) c.ok('hole-blocks', x.blocks * 512 < at, `st_blocks (${x.blocks}) below the size: a hole`);
     else c.ok('hole-blocks', x.blocks * 512 >= at, `st_blocks (${x.blocks}) covers the gap: no holes`);
   }
+  c.eq('seek-data', await s.lseek(h, 0, SEEK_DATA), c.fs.seekHole ? at : 0, 'SEEK_DATA from 0');
+  c.eq('seek-hole', await s.lseek(h, 0, SEEK_HOLE), c.fs.seekHole ? 0 : at + 3, 'SEEK_HOLE from 0');
+  c.eq('seek-hole-end', await s.lseek(h, at, SEEK_HOLE), at + 3, 'SEEK_HOLE in the last data: the end');
+  c.rc('seek-data-eof', await s.lseek(h, at + 3, SEEK_DATA), -ENXIO, 'SEEK_DATA at EOF: ENXIO');
   await s.close(h);
+  // pwrite64 on an O_APPEND descriptor appends whatever the offset (Linux's documented quirk).
+  await c.write('ap', 'abc');
+  const ap = await s.open(c.p('ap'), O_WRONLY | O_APPEND);
+  c.eq('append-pwrite', await s.pwrite64(ap, enc('XY'), 0), 2, 'pwrite64 at 0 on O_APPEND');
+  await s.close(ap);
+  c.eq('append-pwrite-data', await c.read('ap'), 'abcXY', 'appended, not written at 0');
+  // readv / writev
+  const v = await s.open(c.p('v'), O_CREAT | O_RDWR, 0o644);
+  c.eq('writev', await s.writev(v, [enc('one '), enc(''), enc('two '), enc('three')]), 13, 'writev of 4 buffers');
+  const r1 = new Uint8Array(3), r2 = new Uint8Array(20);
+  await s.lseek(v, 0, SEEK_SET);
+  c.eq('readv', await s.readv(v, [r1, r2]), 13, 'readv into 2 buffers');
+  c.eq('readv-data', dec(r1) + dec(r2.subarray(0, 10)), 'one two three', 'in order');
+  await s.close(v);
 });
 
 behaviour('ftruncate and truncate', async (c) => {
@@ -430,8 +452,11 @@ behaviour('mkdir, rmdir, unlink', async (c) => {
     ['unlinkat-removedir-file', 'unlinkat(AT_REMOVEDIR) of a file', s.unlinkat(AT_FDCWD, c.p('f'), AT_REMOVEDIR), -ENOTDIR],
     ['unlink-enoent', 'unlink of a missing name', s.unlink(c.p('none')), -ENOENT],
     ['unlink-slash', 'unlink of a file with a trailing slash', s.unlink(c.p('f/')), -ENOTDIR],
+    ['unlink-dot', 'unlink of "."', s.unlink(c.p('e/.')), -EISDIR],
+    ['mkdir-slash', 'mkdir with a trailing slash', s.mkdir(c.p('g/'), 0o755), 0],
   ] as [string, string, Promise<number>, number][]) c.rc(id, await p, want, what);
   c.rc('rmdir', await s.rmdir(c.p('e')), 0, 'rmdir of an empty directory');
+  c.rc('rmdir-slash', await s.rmdir(c.p('g/')), 0, 'rmdir with a trailing slash');
   c.rc('rmdir-gone', await s.lstat(c.p('e')), -ENOENT, 'gone');
   c.rc('unlink', await s.unlink(c.p('d/x')), 0, 'unlink');
   c.rc('rmdir-emptied', await s.rmdir(c.p('d/')), 0, 'rmdir once emptied (trailing slash)');
@@ -463,6 +488,10 @@ behaviour('rename', async (c) => {
     // The VFS looks the target up before the filesystem sees the flags.
     ['exchange-enoent', 'RENAME_EXCHANGE with a missing target', s.renameat2(AT_FDCWD, c.p('f1'), AT_FDCWD, c.p('f9'), RENAME_EXCHANGE), -ENOENT],
     ['self', 'onto itself', s.rename(c.p('f1'), c.p('f1')), 0],
+    ['self-dir', 'a directory onto itself', s.rename(c.p('a'), c.p('a')), 0],
+    ['self-noreplace', 'RENAME_NOREPLACE onto itself', s.renameat2(AT_FDCWD, c.p('f1'), AT_FDCWD, c.p('f1'), RENAME_NOREPLACE), -EEXIST],
+    ['dot', 'rename of "."', s.rename(c.p('a/.'), c.p('z')), -EBUSY],
+    ['onto-dotdot', 'rename onto ".."', s.rename(c.p('f1'), c.p('a/..')), -EBUSY],
   ] as [string, string, Promise<number>, number][]) c.rc(id, await p, want, what);
   c.eq('self-kept', await c.read('f1'), 'one', 'still there after renaming onto itself');
   c.rc('new-name', await s.renameat2(AT_FDCWD, c.p('f2'), AT_FDCWD, c.p('f3'), RENAME_NOREPLACE), 0, 'RENAME_NOREPLACE to a new name');
@@ -577,6 +606,9 @@ behaviour('chmod, chown', async (c) => {
     await s.mkdir(c.p('d'), 0o755);
     c.rc('chown-dir', await s.chown(c.p('d'), 5, 6), 0, 'chown of a directory');
     c.eq('chown-dir-ids', [(await c.stat('d')).uid, (await c.stat('d')).gid], [5, 6], 'changed');
+    await s.chmod(c.p('o'), 0o6755);
+    c.rc('chown-suid', await s.chown(c.p('o'), 0, -1), 0, 'chown of a set-id file');
+    c.eq('chown-suid-mode', (await c.stat('o')).mode & 0o7777, 0o755, 'clears set-user-ID and set-group-ID');
   } else {
     const x = await c.stat('o');
     c.eq('chown-mount-ids', [x.uid, x.gid], [0, 0], "files belong to the mount's uid/gid");
