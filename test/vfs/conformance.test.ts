@@ -82,6 +82,8 @@ interface Profile {
   userXattr: number;
   /** fallocate results: mode 0, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE|KEEP_SIZE. */
   fallocate: [mode0: number, keepSize: number, punchHole: number];
+  /** A fixed-size root directory (FAT12/16) of this many entries: the next create is ENOSPC. */
+  rootDirEntries?: number;
   /** Known bugs: 'behaviour/case id' → 'BUG: ...'. The case is checked and reported as todo. */
   bugs: Record<string, string>;
 }
@@ -164,7 +166,7 @@ const FILESYSTEMS: Profile[] = [
     mkfs: (dir, small) => (small ? makeVfatImage({ dir, fat: 12, sizeMiB: 1 }) : makeVfatImage({ dir, fat: 32, sizeMiB: 40 })),
   },
   {
-    ...VFAT, name: 'vfat (FAT16)', fsType: 'vfat', enospc: false,
+    ...VFAT, name: 'vfat (FAT16)', fsType: 'vfat', enospc: false, rootDirEntries: 512,
     mkfs: (dir) => makeVfatImage({ dir, fat: 16, sizeMiB: 32 }),
   },
   {
@@ -1143,6 +1145,32 @@ if (skip) {
         const j = await judge(p, m.img);
         t.ok(j.clean, `${p.kind === 'vfat' ? 'fsck.vfat -n' : 'e2fsck -fn'} is clean`, j.clean ? {} : { output: j.output.slice(0, 3000) });
       }
+    });
+  }
+
+  for (const p of FILESYSTEMS.filter((p) => p.rootDirEntries)) {
+    t.test(`${p.name}: a full root directory`, async (t) => {
+      const m = await mountFs(k, p, dir);
+      if (typeof m === 'string') { t.fail(m); return; }
+      const c = new Ctx(t, p, k.sys, m.mnt, 'root directory');
+      try {
+        let n = 0, r = 0;
+        // Upper-case 8.3 names take one directory entry each (shortname=mixed stores a
+        // lower-case name with a long-name entry too: two).
+        for (; n < p.rootDirEntries! + 10; n++) if ((r = await c.write(`F${n}`, '')) !== 0) break;
+        c.rc('enospc', r, -ENOSPC, `creating in the root ends in ENOSPC (after ${n} files)`);
+        c.eq('count', n, p.rootDirEntries!, 'after exactly as many entries as the root directory has');
+        c.rc('mkdir', await k.sys.mkdir(c.p('d'), 0o755), -ENOSPC, 'mkdir too');
+        const l = await listDir(k.sys, m.mnt);
+        c.eq('list', typeof l === 'number' ? l : l.length - 2, n, 'every file made is listed');
+        c.rc('unlink', await k.sys.unlink(c.p('F0')), 0, 'unlink one');
+        c.rc('again', await c.write('G', 'g'), 0, 'and there is room again');
+        c.rc('lower', await c.write('h', 'h'), -ENOSPC, 'but not for a lower-case name (two entries)');
+      } finally {
+        t.equal(await unmountFs(k, m), 0, 'unmounted');
+      }
+      const j = await judge(p, m.img!);
+      t.ok(j.clean, 'fsck.vfat -n is clean', j.clean ? {} : { output: j.output.slice(0, 3000) });
     });
   }
 
