@@ -1,23 +1,27 @@
 // One system-call conformance suite over every filesystem (issue 9), as ZenFS runs one suite
-// over every backend: the same behaviours on ramfs, vfat (an mkfs.vfat image), ext4 (an
-// `mke2fs -O ^has_journal` image, read-write) and ext4 read-only (a journalled image, where
-// every modifying call is EROFS). Each filesystem's documented differences from POSIX are in
-// the one table FILESYSTEMS below and nowhere else: the tests read the table, they do not
-// test for filesystem names.
+// over every backend: the same behaviours on ramfs, vfat (mkfs.vfat images, FAT32 and FAT16),
+// ext4 (an `mke2fs -O ^has_journal` image, read-write), ext2 through the ext4 driver, and a
+// journalled ext4 image (mounted with MS_RDONLY, and without it, where lkl-ts mounts it
+// read-only): there every modifying call must be EROFS. Each filesystem's documented
+// differences from POSIX are in the one table FILESYSTEMS below and nowhere else: the tests
+// read the table, they do not test for filesystem names.
 //
-// Known bugs are entries in a profile's `bugs` map (case id → "BUG: ..."): the check still
-// runs against the correct value, marked `todo` with that text, so the suite passes while the
-// bug is open and says so in its output.
+// Known bugs are entries in a profile's `bugs` map ('behaviour/case id' → "BUG: ..."): the
+// check still runs against the correct value, marked `todo` with that text, so the suite
+// passes while the bug is open and says so in its output.
 //
-// After the suite each image is unmounted, mounted again (the tree must read back the same,
-// times included) and checked with e2fsck -fn / fsck.vfat -n. ENOSPC runs on small images of
-// their own, checked the same way afterwards.
+// After the behaviours each image is unmounted, mounted again (the tree must read back the
+// same: modes, sizes, link counts, mtimes, contents, targets) and checked with e2fsck -fn /
+// fsck.vfat -n. ENOSPC runs on small images of their own (FAT12, 2 MiB ext4/ext2), and a
+// FAT16 root directory is filled up; both are checked the same way afterwards.
 import t, { type Test } from 'tap';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import {
-  EACCES, EFBIG, ENODATA, EOPNOTSUPP, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, AT_FDCWD, AT_REMOVEDIR, DT_DIR, DT_REG, EBADF, EBUSY, ELOOP, ENXIO, SEEK_DATA, SEEK_HOLE, EEXIST, EINVAL, EISDIR, ENAMETOOLONG, ENOENT,
+  AT_FDCWD, AT_REMOVEDIR, DT_DIR, DT_REG, EACCES, EBADF, EBUSY, EEXIST, EFBIG, EINVAL, EISDIR, ELOOP,
+  ENAMETOOLONG, ENODATA, ENOENT, ENXIO, EOPNOTSUPP, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE,
+  SEEK_DATA, SEEK_HOLE,
   ENOSPC, ENOTDIR, ENOTEMPTY, EPERM, EROFS, MS_RDONLY, O_APPEND, O_CREAT, O_DIRECTORY, O_EXCL,
   O_NOFOLLOW, O_RDONLY, O_RDWR, O_TRUNC, O_WRONLY, RENAME_EXCHANGE, RENAME_NOREPLACE, SEEK_CUR, SEEK_END,
   SEEK_SET, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, UTIME_OMIT, errnoName, startKernel,
