@@ -118,6 +118,15 @@ function script(sparseFar: number, extents: boolean): Op[] {
       { op: 'fallocate', p: 'new/b-moved/big', mode: 'punch', off: 4096 * 3, len: 1 * MiB },
     );
   }
+  else {
+    // Block maps hold no unwritten extents: only holes can be punched (ext4_ind_remove_space).
+    ops.push(
+      { op: 'write', p: 'new/fa', size: 300_000, seed: 20 },
+      { op: 'fallocate', p: 'new/fa', mode: 'punch', off: 5000, len: 70_000 },
+      { op: 'fallocate', p: 'new/fa', mode: 'punch', off: 100, len: 50 },
+      { op: 'fallocate', p: 'new/b-moved/big', mode: 'punch', off: 4096 * 3, len: 1 * MiB },
+    );
+  }
   for (let i = 0; i < 150; i++) ops.push({ op: 'write', p: `new/many/file-with-a-longer-name-${i}`, size: (i * 37) % 5000, seed: 100 + i });
   ops.splice(1, 0, { op: 'mkdir', p: 'new/many', mode: 0o755 });
   for (let i = 0; i < 150; i += 3) ops.push({ op: 'unlink', p: `new/many/file-with-a-longer-name-${i}` });

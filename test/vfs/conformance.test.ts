@@ -139,20 +139,12 @@ const VFAT: Omit<Profile, 'name' | 'fsType'> = {
   // No extended attributes; fallocate only allocates (fat_fallocate), no hole punching.
   userXattr: -EOPNOTSUPP, fallocate: [0, 0, -EOPNOTSUPP],
   bugs: {
-    // fat_setattr never calls setattr_prepare (its comment says the VFS did; in lkl-ts, as in
-    // Linux, the filesystem's setattr must), so the owner checks are missing on vfat.
-    'permissions as another user/chmod': 'BUG: chmod 0777 of a root-owned vfat file by uid 1000 returns 0 (fat_sanitize_mode drops the change); Linux fat_setattr → setattr_prepare gives EPERM (fs/fat/file.ts fat_setattr)',
-    'permissions as another user/chmod-ro': 'BUG: chmod 0555 of a root-owned vfat file by uid 1000 returns 0 and makes it read-only; Linux gives EPERM (fs/fat/file.ts fat_setattr: no setattr_prepare)',
-    'permissions as another user/chmod-unchanged': 'BUG: follows from chmod-ro: the non-owner changed the mode to 0555',
-    'permissions as another user/utime-unchanged': 'BUG: follows from utime: the non-owner set the mtime',
-    'permissions as another user/utime': 'BUG: utimensat with explicit times on a root-owned vfat file by uid 1000 returns 0 and sets them; Linux gives EPERM (setattr_prepare, allow_utime defaults to 0 with dmask 022) (fs/fat/file.ts fat_setattr)',
     // No fallocate in lkl-ts's vfat; Linux's fat_fallocate does mode 0 (an expanding
     // truncate) and FALLOC_FL_KEEP_SIZE (allocates clusters), only hole punching is EOPNOTSUPP.
     'fallocate/mode0': 'BUG: fallocate(fd, 0, 0, 20000) on vfat is EOPNOTSUPP; Linux fat_fallocate extends the file (fs/fat/file.ts has no fallocate)',
     'fallocate/mode0-size': 'BUG: follows from fallocate mode 0 being EOPNOTSUPP on vfat',
     'fallocate/keep': 'BUG: fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, 100000) on vfat is EOPNOTSUPP; Linux fat_fallocate allocates the clusters',
     'fallocate/keep-blocks': 'BUG: follows from FALLOC_FL_KEEP_SIZE being EOPNOTSUPP on vfat (nothing allocated)',
-    'statfs/namelen': 'BUG: statfs f_namelen is 255; Linux fat_statfs gives FAT_LFN_LEN * NLS_MAX_CHARSET_SIZE = 1530 (fs/fat/super.ts)',
   },
 };
 
@@ -187,8 +179,6 @@ const FILESYSTEMS: Profile[] = [
     // hole punching works on both.
     fallocate: [-EOPNOTSUPP, -EOPNOTSUPP, 0],
     bugs: {
-      'fallocate/punch': 'BUG: fallocate(PUNCH_HOLE|KEEP_SIZE) of a block-mapped (ext2) file is EOPNOTSUPP: ext4_fallocate in fs/ext4/extents.ts refuses every mode without EXT4_EXTENTS_FL before looking at the mode; Linux punches holes in block-mapped files too (ext4_punch_hole → ext4_ind_remove_space)',
-      'fallocate/punch-data': 'BUG: follows from PUNCH_HOLE being EOPNOTSUPP on ext2 files (the data is untouched)',
     },
     mkfs: (dir, small) => makeExtImage({ dir, type: 'ext2', sizeMiB: small ? 2 : 48, inodeSize: 256 }),
   },

@@ -30,7 +30,8 @@ import {
   ext4_journal_get_create_access, ext4_journal_start, ext4_journal_stop, ext4_sb_bread_bh, ext4_sb_getblk_zero, type handle_t,
 } from './ext4_jbd2.js';
 // inode.ts imports this file too: only its functions are used, at call time.
-import { ext4_mark_inode_dirty } from './inode.js';
+import { ext4_map_blocks, ext4_mark_inode_dirty } from './inode.js';
+import { ext4_ind_remove_space } from './indirect.js';
 import {
   EXT4_MB_HINT_DATA, EXT4_MB_USE_RESERVED, ext4_free_blocks, ext4_inode_to_goal_block, ext4_mb_new_blocks,
   ext4_new_meta_blocks,
@@ -505,7 +506,7 @@ export async function ext4_alloc_file_blocks(handle: handle_t, inode: Ext4Inode,
 async function ext4_zero_partial_block(inode: Ext4Inode, from: number, to: number): Promise<void> {
   if (from >= to) return;
   const bs = sbi_bs(inode);
-  const m = await ext4_ext_map_blocks(inode, Math.floor(from / bs), 1);
+  const m = await ext4_map_blocks(inode, Math.floor(from / bs), 1);
   if (!m.pblk || m.unwritten) return;
   const aops = inode.i_mapping.a_ops!;
   const page = await aops.write_begin!(null, inode.i_mapping, from, to - from);
@@ -517,13 +518,15 @@ async function ext4_zero_partial_block(inode: Ext4Inode, from: number, to: numbe
  * ext4_fallocate for extent files: preallocation (mode 0, KEEP_SIZE) as unwritten extents,
  * PUNCH_HOLE (blocks freed, edges zeroed) and ZERO_RANGE (a punched range made unwritten
  * again). COLLAPSE_RANGE and INSERT_RANGE are not built (EOPNOTSUPP); block-mapped files
- * cannot hold unwritten extents (EOPNOTSUPP, as Linux).
+ * cannot hold unwritten extents: only PUNCH_HOLE works on them (ext4_ind_remove_space).
  */
 export async function ext4_fallocate(file: File, mode: number, offset: number, len: number): Promise<void> {
   const inode = file.f_inode as Ext4Inode;
   const sb = inode.i_sb;
   if (inode.i_ext4_flags & EXT4_INLINE_DATA_FL) await ext4_convert_inline_data(inode);
-  if (!(inode.i_ext4_flags & EXT4_EXTENTS_FL)) throw err(EOPNOTSUPP);
+  // Block-mapped files can only have holes punched (they cannot hold unwritten extents).
+  const extents = (inode.i_ext4_flags & EXT4_EXTENTS_FL) !== 0;
+  if (!extents && mode !== (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE)) throw err(EOPNOTSUPP);
   if (mode & ~(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE)) throw err(EOPNOTSUPP);
   const bs = sbi_bs(inode);
   const end = offset + len;
@@ -545,7 +548,8 @@ export async function ext4_fallocate(file: File, mode: number, offset: number, l
         try {
           await inode.i_data_sem.downWrite();
           try {
-            await ext4_ext_remove_space(handle, inode, firstFull, lastFull);
+            if (extents) await ext4_ext_remove_space(handle, inode, firstFull, lastFull);
+            else await ext4_ind_remove_space(handle, inode, firstFull, lastFull);
             if (mode & FALLOC_FL_ZERO_RANGE) await ext4_alloc_file_blocks(handle, inode, firstFull, lastFull);
           } finally { inode.i_data_sem.upWrite(); }
           await ext4_mark_inode_dirty(handle, inode);

@@ -164,11 +164,16 @@ export async function ext4_ind_map_blocks_create(handle: handle_t, inode: Ext4In
   } finally { brelse(bh); }
 }
 
-/**
- * ext4_ind_truncate: free every data block from logical block `first` on, and every
- * indirect block whose whole range lies past it; pointers to them are cleared.
- */
+/** ext4_ind_truncate: free every data block from logical block `first` on. */
 export async function ext4_ind_truncate(handle: handle_t, inode: Ext4Inode, first: number): Promise<void> {
+  await ext4_ind_remove_space(handle, inode, first, Infinity);
+}
+
+/**
+ * ext4_ind_remove_space: free every data block of logical range [first, end), and every
+ * indirect block whose whole range lies inside it; pointers to them are cleared.
+ */
+export async function ext4_ind_remove_space(handle: handle_t, inode: Ext4Inode, first: number, end: number): Promise<void> {
   const sb = inode.i_sb;
   const bs = EXT4_SB(sb).s_blocksize;
   const a = bs / 4;
@@ -201,16 +206,16 @@ export async function ext4_ind_truncate(handle: handle_t, inode: Ext4Inode, firs
     }
     await freeBlock(p);
   };
-  /** Clear the pointers of `buf` covering blocks >= first; each covers `span` blocks from `base`. */
+  /** Clear the pointers of `buf` covering blocks in [first, end); each covers `span` blocks from `base`. */
   const clear = async (buf: Uint8Array, from: number, count: number, depth: number, base: number, span: number): Promise<boolean> => {
     let changed = false;
     for (let i = 0; i < count; i++) {
       const o = from + 4 * i;
       const lb = base + i * span;
-      if (lb + span <= first) continue;
+      if (lb + span <= first || lb >= end) continue;
       const p = le32(buf, o);
       if (!p) continue;
-      if (lb >= first) {
+      if (lb >= first && lb + span <= end) {
         await freeAll(p, depth);
         put_le32(buf, o, 0);
         changed = true;

@@ -12,7 +12,7 @@ import type {
   writeback_control,
 } from '../../include/fs.js';
 import {
-  ATTR_ATIME, ATTR_CTIME, ATTR_GID, ATTR_MODE, ATTR_MTIME, ATTR_SIZE, ATTR_UID, I_DIRTY_DATASYNC, I_DIRTY_SYNC,
+  ATTR_ATIME, ATTR_ATIME_SET, ATTR_CTIME, ATTR_GID, ATTR_MTIME_SET, ATTR_TIMES_SET, ATTR_MODE, ATTR_MTIME, ATTR_SIZE, ATTR_UID, I_DIRTY_DATASYNC, I_DIRTY_SYNC,
   SB_RDONLY,
 } from '../../include/fs.js';
 import { err } from '../../include/errno.js';
@@ -35,6 +35,8 @@ import { FAT_ENT_EOF } from './layout.js';
 import { fat_truncate_time } from './misc.js';
 import { ktime_get_real_ts64 } from '../../kernel/timer.js';
 import { generic_fillattr } from '../libfs.js';
+import { setattr_prepare } from '../attr.js';
+import { current_cred, in_group_p } from '../../kernel/cred.js';
 import { fat_mode_can_hold_ro, fat_write_inode } from './inode.js';
 
 /* ---- block mapping for a page ---- */
@@ -235,13 +237,33 @@ function fat_sanitize_mode(inode: Inode, mode: number): number {
 }
 
 
-/** fat_setattr. The VFS has checked ownership and permission (setattr_prepare). */
+const TIMES_SET_FLAGS = ATTR_MTIME_SET | ATTR_ATIME_SET | ATTR_TIMES_SET;
+
+/** fat_allow_set_time: allow_utime lets group members (S_IWGRP) or others (S_IWOTH) set times. */
+function fat_allow_set_time(inode: Inode): boolean {
+  const o = MSDOS_SB(inode.i_sb).options;
+  let allow = o.allow_utime === -1 ? ~o.fs_dmask & 0o022 : o.allow_utime;
+  if (current_cred().fsuid === inode.i_uid) return false;
+  if (in_group_p(inode.i_gid)) allow >>= 3; // bits32: mode bits
+  return (allow & 2 /* MAY_WRITE */) !== 0;
+}
+
+/** fat_setattr: setattr_prepare (ownership and permission, as Linux's), then what FAT can hold. */
 export async function fat_setattr(dentry: Dentry, attr: Iattr): Promise<void> {
   const inode = dentry.d_inode!;
   const mi = MSDOS_I(inode);
   const sb = inode.i_sb;
   const sbi = MSDOS_SB(sb);
   if (sb.s_flags & SB_RDONLY) throw err(EROFS);
+  // A non-owner allowed by allow_utime may set times; the rest is setattr_prepare's, and
+  // with -o quiet a refusal is silently ignored, as Linux's fat_setattr does.
+  if (attr.ia_valid & TIMES_SET_FLAGS && fat_allow_set_time(inode)) attr.ia_valid &= ~TIMES_SET_FLAGS;
+  try {
+    await setattr_prepare(dentry, attr);
+  } catch (e) {
+    if (sbi.options.quiet) return;
+    throw e;
+  }
   let valid = attr.ia_valid;
   if ((valid & ATTR_UID && attr.ia_uid !== sbi.options.fs_uid) ||
       (valid & ATTR_GID && attr.ia_gid !== sbi.options.fs_gid) ||

@@ -150,7 +150,8 @@ async function fat_statfs(dentry: Dentry): Promise<Statfs> {
   const free = sbi.free_clusters;
   return {
     type: MSDOS_SUPER_MAGIC, bsize: sbi.clusterSize, blocks: sbi.totalClusters, bfree: free, bavail: free,
-    files: 0, ffree: 0, fsid: [sbi.volId & 0xffff, (sbi.volId >>> 16) & 0xffff], namelen: 255,
+    // f_namelen: FAT_LFN_LEN (255) UTF-16 units times NLS_MAX_CHARSET_SIZE (6) bytes, as Linux's.
+    files: 0, ffree: 0, fsid: [sbi.volId & 0xffff, (sbi.volId >>> 16) & 0xffff], namelen: 255 * 6,
     frsize: sbi.clusterSize, flags: 0,
   };
 }
