@@ -19,8 +19,11 @@ import { crashChild } from './jbd2-write-crash-util.js';
 
 const skip = whyNot(['mke2fs', 'e2fsck', 'dumpe2fs', 'losetup', 'mount'], { root: true });
 
-const SEEDS: { seed: number; blockSize: 1024 | 4096 }[] = [
+const SEEDS: { seed: number; blockSize: 1024 | 4096; wrap?: boolean }[] = [
   { seed: 1, blockSize: 4096 }, { seed: 2, blockSize: 1024 }, { seed: 3, blockSize: 4096 }, { seed: 4, blockSize: 1024 },
+  { seed: 5, blockSize: 4096 }, { seed: 6, blockSize: 1024 },
+  // A minimum-size journal (1024 blocks) that wraps many times before the tree is written.
+  { seed: 7, blockSize: 1024, wrap: true }, { seed: 8, blockSize: 4096, wrap: true },
 ];
 
 if (skip) {
@@ -31,13 +34,18 @@ if (skip) {
   t.before(async () => { k = await startKernel({ memMiB: 128, print: () => {} }); });
   t.teardown(async () => { await k?.halt(); });
 
-  for (const { seed, blockSize } of SEEDS) {
-    t.test(`seed ${seed}, ${blockSize}-byte blocks: killed while writing, recovered three ways`, async (t) => {
+  for (const { seed, blockSize, wrap } of SEEDS) {
+    const what = wrap ? 'a small journal wrapped many times, then synced and killed' : 'killed while writing';
+    t.test(`seed ${seed}, ${blockSize}-byte blocks: ${what}, recovered three ways`, async (t) => {
       const img = path.join(dir, `crash-${seed}.img`);
-      await makeExtImage({ type: 'ext4', sizeMiB: 64, blockSize, path: img });
-      const delay = 100 + (rng(seed * 31)() % 1400);
-      const line = await crashChild('crash', img, seed, delay);
-      t.equal(line, 'SYNCED', `the child synced, then was killed ${delay} ms later`);
+      await makeExtImage({ type: 'ext4', sizeMiB: 64, blockSize, path: img,
+        extra: wrap ? ['-J', `size=${blockSize / 1024}`] : [] });
+      const delay = wrap ? 50 : 100 + (rng(seed * 31)() % 1400);
+      const line = await crashChild(wrap ? 'wrap' : 'crash', img, seed, delay);
+      t.match(line, /^SYNCED /, `the child synced, then was killed ${delay} ms later`);
+      const [commits, logBlocks, checkpoints, wraps] = line.split(' ').slice(1).map(Number);
+      t.comment(`at the sync: ${commits} commits, ${logBlocks} log blocks, ${checkpoints} checkpoints, ${wraps} wraps of the log`);
+      if (wrap) t.ok(wraps! >= 2, `the log wrapped (${wraps} times)`);
       const hdr = (await run('dumpe2fs', ['-h', img], { allowFail: true })).stdout;
       t.match(hdr, /needs_recovery/, 'the killed image says needs_recovery');
       const pre = await e2fsckClean(img);
@@ -53,7 +61,14 @@ if (skip) {
 
       const fy = await run('e2fsck', ['-fy', fsckImg], { allowFail: true, timeoutMs: 120_000 });
       t.ok(fy.code === 0 || fy.code === 1, `e2fsck -fy recovers (exit ${fy.code})`, { output: fy.stdout });
-      t.notMatch(fy.stdout, /Fix\? yes/, 'e2fsck -fy had nothing to fix after the journal replay');
+      // Not repairs: "extent tree could be shorter. Optimize?" (an optimisation offered for
+      // trees Linux leaves too) and the superblock's summary free counts, which ext4 writes
+      // only with the superblock (sync_fs), not through the journal, as Linux does (e2fsck
+      // fixes them silently when preening; -fn still exits 0). Anything else is a repair.
+      const lines = fy.stdout.split('\n');
+      const repairs = lines.filter((l, i) => /\? yes$/.test(l) && !/Optimize\? yes$/.test(l) &&
+        !/^Free (blocks|inodes) count wrong \(/.test(lines[i - 1] ?? ''));
+      t.same(repairs, [], 'e2fsck -fy had nothing to repair after the journal replay', { output: fy.stdout });
       const ck2 = await e2fsckClean(fsckImg);
       t.ok(ck2.clean, 'e2fsck replay: e2fsck -fn clean', { output: ck2.output });
       t.same(await withLoopMount(fsckImg, { ro: true }, async (m) => checkKnownTree(m, seed)), [],

@@ -33,7 +33,7 @@ if (skip) {
       const img = path.join(dir, `log-${i}.img`);
       await makeExtImage({ type: c.type, sizeMiB: 64, blockSize: c.blockSize, path: img });
       const seed = 40 + i;
-      t.equal(await crashChild('log', img, seed, 200), 'SYNCED', 'the child synced and was killed');
+      t.match(await crashChild('log', img, seed, 200), /^SYNCED /, 'the child synced and was killed');
       const log = (await run('debugfs', ['-R', 'logdump', img], { allowFail: true })).stdout;
       const commits = (log.match(/type 2 \(commit block\)/g) ?? []).length;
       const descs = (log.match(/type 1 \(descriptor block\)/g) ?? []).length;
@@ -50,5 +50,18 @@ if (skip) {
       t.ok(ck.clean, 'e2fsck -fn is clean after the replay', { output: ck.output });
       fs.rmSync(img, { force: true });
     });
+  });
+
+  t.test('the commit timer (commit=1) makes changes durable without any sync', async (t) => {
+    const img = path.join(dir, 'timer.img');
+    await makeExtImage({ type: 'ext4', sizeMiB: 64, blockSize: 4096, path: img });
+    const seed = 50;
+    t.equal(await crashChild('timer', img, seed, 3000), 'WRITTEN', 'the child wrote the tree, waited 3 s and was killed');
+    const log = (await run('debugfs', ['-R', 'logdump', img], { allowFail: true })).stdout;
+    t.match(log, /type 2 \(commit block\)/, 'the log has commits');
+    const bad = await withLoopMount(img, {}, async (m) => checkKnownTree(m, seed, false));
+    t.same(bad, [], 'after the host kernel\'s replay the tree is there with its content');
+    const ck = await e2fsckClean(img);
+    t.ok(ck.clean, 'e2fsck -fn is clean after the replay', { output: ck.output });
   });
 }

@@ -74,8 +74,8 @@ import { bdev_rw_sectors } from '../../block/bio.js';
 import { REQ_OP_READ, REQ_OP_WRITE, type block_device } from '../../include/blk.js';
 import { find_get_page } from '../../mm/filemap.js';
 import { put_page } from '../../mm/page_alloc.js';
-import { filemap_write_and_wait_range } from '../fs-writeback.js';
-import { I_FREEING } from '../../include/fs.js';
+import { filemap_write_and_wait_range, write_inode_now } from '../fs-writeback.js';
+import { I_DIRTY_INODE, I_FREEING } from '../../include/fs.js';
 import { EXT4_FEATURE_INCOMPAT_64BIT } from './layout.js';
 import { d_make_root } from '../dcache.js';
 import { register_filesystem } from '../super.js';
@@ -701,6 +701,14 @@ function ext4_journal_write_ops(sb: super_block): JournalWriteOps {
         if (inode.i_state & I_FREEING || !inode.i_mapping.nrdirty) continue;
         try { await filemap_write_and_wait_range(inode.i_mapping, 0, Infinity); } catch (e) {
           ext4_msg(sb, 'KERN_ERR', `error writing data of inode ${inode.i_ino} before a commit: ${(e as Error).message}`);
+        }
+      }
+    },
+    async beforeCommit() {
+      for (const inode of [...sb.s_dirty]) {
+        if (inode.i_state & I_FREEING || !(inode.i_state & I_DIRTY_INODE)) continue;
+        try { await write_inode_now(inode, false); } catch (e) {
+          ext4_msg(sb, 'KERN_ERR', `error writing inode ${inode.i_ino} before a commit: ${(e as Error).message}`);
         }
       }
     },

@@ -44,6 +44,7 @@ import {
 export async function jbd2_journal_commit_running(j: Journal): Promise<void> {
   await j.j_commit_mutex.lock();
   try {
+    if (!j.j_aborted && j.j_ops) await j.j_ops.beforeCommit();
     if (j.j_running_transaction && !j.j_aborted && j.j_ops) await jbd2_journal_commit_transaction(j);
   } finally { j.j_commit_mutex.unlock(); }
 }
@@ -216,6 +217,7 @@ async function jbd2_write_transaction(j: Journal, t: transaction_t, snaps: cp_en
   }
   t.t_log_start = start;
   t.t_log_end = lblk;
+  if (lblk < start) j.j_stats.wraps++;
   t.t_nr_log_blocks = total;
   j.j_head = lblk;
   j.j_stats.log_blocks += total;

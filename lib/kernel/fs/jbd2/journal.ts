@@ -45,6 +45,12 @@ export interface JournalWriteOps {
   flush(): Promise<void>;
   /** data=ordered: write file data and wait for it, before a transaction's commit block. */
   writeData(): Promise<void>;
+  /**
+   * Before a commit locks the running transaction: updates the filesystem still holds in
+   * memory go into it (ext4: dirty in-core inodes, which Linux's ext4_dirty_inode would
+   * have written into their buffers already).
+   */
+  beforeCommit(): Promise<void>;
   /** Filesystem size in blocks (sanity check of tags). */
   readonly fsBlocks: number;
   /** The commit interval (commit=, default 5 s). */
@@ -56,8 +62,11 @@ export interface JournalWriteOps {
 
 export const JBD2_DEFAULT_FAST_COMMIT_BLOCKS = 256;
 
-/** Test hooks: `no_checkpoint` makes journals loaded from now on commit but never checkpoint. */
-export const jbd2_debug = { no_checkpoint: false };
+/**
+ * Test hooks: `no_checkpoint` makes journals loaded from now on commit but never
+ * checkpoint; `last` is the journal loaded for writing last (for its j_stats).
+ */
+export const jbd2_debug: { no_checkpoint: boolean; last: Journal | null } = { no_checkpoint: false, last: null };
 
 /** journal_t (read-side fields). */
 export class Journal {
@@ -101,7 +110,7 @@ export class Journal {
   j_commit_work: work_struct | null = null;
   /** Test hook: commit, but never checkpoint (the log keeps everything). */
   j_no_checkpoint = false;
-  j_stats = { commits: 0, log_blocks: 0, checkpoints: 0, revokes: 0 };
+  j_stats = { commits: 0, log_blocks: 0, checkpoints: 0, revokes: 0, wraps: 0 };
   private bmapCache = new Map<number, number>();
   constructor(public readonly dev: JournalDev, public readonly devName: string) {}
 
@@ -233,6 +242,7 @@ export async function jbd2_journal_load_rw(j: Journal, ops: JournalWriteOps): Pr
   j.j_flushed = true;
   j.j_max_transaction_buffers = Math.floor((j.j_last - j.j_first) / 4);
   j.j_no_checkpoint = jbd2_debug.no_checkpoint;
+  jbd2_debug.last = j;
   j.j_checkpoint_transactions = [];
   j.j_cp.clear();
   j.j_logged.clear();
