@@ -14,7 +14,7 @@ import { diffManifests, hostManifest } from '../lib/manifest.js';
 import { run, whyNot } from '../lib/sh.js';
 import { scratchDir } from '../lib/scratch.js';
 import {
-  startKernel, O_CREAT, O_WRONLY, O_TRUNC, O_APPEND, AT_FDCWD, AT_SYMLINK_NOFOLLOW, EROFS, type Kernel,
+  startKernel, O_CREAT, O_WRONLY, O_TRUNC, O_APPEND, AT_FDCWD, AT_SYMLINK_NOFOLLOW, EROFS, MS_RDONLY, MS_REMOUNT, type Kernel,
 } from '../../lib/index.js';
 
 const skip = whyNot(['mke2fs', 'e2fsck', 'losetup', 'mount', 'mknod', 'touch', 'fallocate'], { root: true });
@@ -306,11 +306,55 @@ if (skip) {
     t.equal(await k.sys.mkdir(`${mnt}/x`, 0o755), 0, 'mkdir works');
     const d1 = (await run('dumpe2fs', ['-h', img])).stdout;
     t.match(d1, /needs_recovery/, 'needs_recovery is set while mounted read-write');
+    t.equal(await k.sys.mount(null, mnt, null, MS_REMOUNT | MS_RDONLY, ''), 0, 'remount read-only');
+    const d3 = (await run('dumpe2fs', ['-h', img])).stdout;
+    t.notMatch(d3, /needs_recovery/, 'needs_recovery is clear once read-only');
+    t.match(d3, /Journal start:\s+0\n/, 'and the journal is empty');
+    t.ok((await e2fsckClean(img)).clean, 'e2fsck -fn is clean while mounted read-only');
+    t.equal(await k.sys.mkdir(`${mnt}/y`, 0o755), -EROFS, 'mkdir is EROFS');
+    t.equal(await k.sys.mount(null, mnt, null, MS_REMOUNT, ''), 0, 'remount read-write');
+    t.equal(await k.sys.mkdir(`${mnt}/y`, 0o755), 0, 'mkdir works again');
+    t.match((await run('dumpe2fs', ['-h', img])).stdout, /needs_recovery/, 'needs_recovery is set again');
     t.equal(await k.umountDev(id, 0), 0);
     const d2 = (await run('dumpe2fs', ['-h', img])).stdout;
     t.notMatch(d2, /needs_recovery/, 'needs_recovery is clear after unmount');
     t.match(d2, /Journal start:\s+0\n/, 'the journal is empty');
     t.match(d2, /Journal features:.*journal_checksum_v3/, 'checksum v3 (metadata_csum), as Linux sets it');
     t.ok((await e2fsckClean(img)).clean, 'e2fsck -fn is clean');
+    const tree = await withLoopMount(img, { ro: true }, async (m) => fs.readdirSync(m).sort());
+    t.same(tree, ['lost+found', 'x', 'y'], 'the host kernel reads both directories');
+  });
+
+  t.test('journals the write side does not handle stay read-only, with the reason', async (t) => {
+    // noload: no journal to write through.
+    const img = path.join(dir, 'noload.img');
+    await makeExtImage({ type: 'ext4', sizeMiB: 32, blockSize: 4096, path: img });
+    const id = await k.diskAdd({ path: img });
+    const mnt = await k.mountDev(id, 0, 'ext4', 0, 'noload');
+    t.type(mnt, 'string', 'noload: mounted');
+    if (typeof mnt === 'string') {
+      t.equal(await k.sys.mkdir(`${mnt}/x`, 0o755), -EROFS, 'noload: read-only');
+      t.equal(await k.umountDev(id, 0), 0);
+    }
+    // A journal feature bit lkl-ts does not know (compat 0x2; Linux would mount it).
+    const img2 = path.join(dir, 'unknown.img');
+    await makeExtImage({ type: 'ext4', sizeMiB: 32, blockSize: 4096, path: img2 });
+    const bmap = (await run('debugfs', ['-R', 'bmap <8> 0', img2])).stdout.trim();
+    const fd = fs.openSync(img2, 'r+');
+    const off = Number(bmap) * 4096 + 0x24;
+    const b = Buffer.alloc(4);
+    fs.readSync(fd, b, 0, 4, off);
+    b.writeUInt32BE(b.readUInt32BE(0) | 2, 0);
+    fs.writeSync(fd, b, 0, 4, off);
+    fs.closeSync(fd);
+    const before = fs.readFileSync(img2);
+    const id2 = await k.diskAdd({ path: img2 });
+    const m2 = await k.mountDev(id2, 0, 'ext4', 0, '');
+    t.type(m2, 'string', 'unknown journal feature: mounted');
+    if (typeof m2 === 'string') {
+      t.equal(await k.sys.mkdir(`${m2}/x`, 0o755), -EROFS, 'unknown journal feature: read-only');
+      t.equal(await k.umountDev(id2, 0), 0);
+    }
+    t.ok(Buffer.compare(before, fs.readFileSync(img2)) === 0, 'the image is unchanged');
   });
 }

@@ -36,8 +36,8 @@ import {
   __jbd2_journal_clean_checkpoint_list, jbd2_drop_cancelled, jbd2_log_do_checkpoint, jbd2_write_runs,
 } from './checkpoint.js';
 import {
-  jbd2_journal_set_features, jbd2_journal_update_sb_log_tail, jbd2_log_space_left, jbd2_write_superblock,
-  type Journal,
+  JBD2_MAX_COPY_BYTES, jbd2_journal_set_features, jbd2_journal_update_sb_log_tail, jbd2_log_space_left,
+  jbd2_write_superblock, type Journal,
 } from './journal.js';
 
 /** Commit the running transaction, if any, serialised with other commits. */
@@ -117,8 +117,10 @@ export async function jbd2_journal_commit_transaction(j: Journal): Promise<void>
   jbd2_drop_cancelled(j);
   __jbd2_journal_clean_checkpoint_list(j);
   j.j_stats.commits++;
-  /* Keep room for the next transactions: checkpoint when a quarter of the log is left. */
-  if (!j.j_no_checkpoint && jbd2_log_space_left(j) < (j.j_last - j.j_first) / 4) await jbd2_log_do_checkpoint(j);
+  /* Keep room for the next transactions: checkpoint when a quarter of the log is left (or
+   * when the copies waiting for it use too much memory). */
+  if (!j.j_no_checkpoint && (jbd2_log_space_left(j) < (j.j_last - j.j_first) / 4 ||
+    j.j_cp.size * j.j_blocksize > JBD2_MAX_COPY_BYTES)) await jbd2_log_do_checkpoint(j);
 }
 
 async function jbd2_write_transaction(j: Journal, t: transaction_t, snaps: cp_entry[], revokes: number[]): Promise<void> {

@@ -61,6 +61,8 @@ export interface JournalWriteOps {
 }
 
 export const JBD2_DEFAULT_FAST_COMMIT_BLOCKS = 256;
+/** Committed copies kept in memory for the checkpoint: beyond this, checkpoint. */
+export const JBD2_MAX_COPY_BYTES = 32 * 1024 * 1024;
 
 /**
  * Test hooks: `no_checkpoint` makes journals loaded from now on commit but never
@@ -240,7 +242,8 @@ export async function jbd2_journal_load_rw(j: Journal, ops: JournalWriteOps): Pr
   j.j_tail_sequence = j.j_transaction_sequence;
   j.j_commit_sequence = (j.j_transaction_sequence - 1) >>> 0;
   j.j_flushed = true;
-  j.j_max_transaction_buffers = Math.floor((j.j_last - j.j_first) / 4);
+  // A quarter of the log, as Linux; but commits copy their buffers, so also at most 32 MiB.
+  j.j_max_transaction_buffers = Math.min(Math.floor((j.j_last - j.j_first) / 4), JBD2_MAX_COPY_BYTES / j.j_blocksize);
   j.j_no_checkpoint = jbd2_debug.no_checkpoint;
   jbd2_debug.last = j;
   j.j_checkpoint_transactions = [];
