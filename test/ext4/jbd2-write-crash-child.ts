@@ -74,7 +74,7 @@ ok('sync', await sys.sync()); // the frees (and their revokes) commit on their o
 for (const e of knownTree(seed)) {
   const p = `${mp}/${e.path}`;
   if (e.type === 'dir') ok(`mkdir ${e.path}`, await sys.mkdir(p, 0o755));
-  else if (e.type === 'symlink') ok(`symlink ${e.path}`, await sys.symlink(e.target!, p));
+  else if (e.type === 'symlink') ok(`symlink ${e.path}`, await sys.symlink(e.targetBytes ?? e.target!, p));
   else await writeFile(p, pattern(e.size!, e.seed!));
 }
 if (mode === 'timer') {

@@ -39,6 +39,9 @@ if (skip) {
       const descs = (log.match(/type 1 \(descriptor block\)/g) ?? []).length;
       t.ok(commits >= 2 && descs >= 2, `logdump shows the transactions (${commits} commit blocks, ${descs} descriptor blocks)`, { log: log.slice(0, 2000) });
       t.match(log, /type 5 \(revoke table\)/, 'and revoke records (the blocks freed before the tree was written)');
+      const tags = (await run('debugfs', ['-R', 'logdump -a', img], { allowFail: true })).stdout;
+      t.match(tags, /logged at journal block \d+ \(flags 0x[0-9a-f]*[13579bdf]\)/,
+        'and an escaped block (the symlink block starting with the jbd2 magic)');
       const hdr = (await run('dumpe2fs', ['-h', img], { allowFail: true })).stdout;
       t.match(hdr, /needs_recovery/, 'needs_recovery is set');
       t.match(hdr.match(/Journal features:.*/)?.[0] ?? '', c.features, 'journal features as Linux would set them');
