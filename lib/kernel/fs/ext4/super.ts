@@ -60,7 +60,7 @@ import { ext4_orphan_scan } from './orphan.js';
 import { ext4_xattr_security_handler, ext4_xattr_trusted_handler, ext4_xattr_user_handler } from './xattr.js';
 import { ext4_posix_acl_access_handler, ext4_posix_acl_default_handler } from './acl.js';
 import {
-  jbd2_journal_destroy, jbd2_journal_init, jbd2_journal_load_rw, jbd2_journal_set_features, jbd2_write_superblock,
+  jbd2_journal_abort, jbd2_journal_destroy, jbd2_journal_init, jbd2_journal_load_rw, jbd2_journal_set_features, jbd2_write_superblock,
   type Journal, type JournalWriteOps,
 } from '../jbd2/journal.js';
 import { jbd2_journal_recover } from '../jbd2/recovery.js';
@@ -705,6 +705,7 @@ function ext4_journal_write_ops(sb: super_block): JournalWriteOps {
       }
     },
     async beforeCommit() {
+      if (ext4_journal_abort_on_error(sb)) return;
       for (const inode of [...sb.s_dirty]) {
         if (inode.i_state & I_FREEING || !(inode.i_state & I_DIRTY_INODE)) continue;
         try { await write_inode_now(inode, false); } catch (e) {
@@ -718,6 +719,18 @@ function ext4_journal_write_ops(sb: super_block): JournalWriteOps {
     },
     print: (m: string) => printk(m),
   };
+}
+
+/**
+ * Linux aborts the journal on an error that stops writing (errors=remount-ro, panic): the
+ * update that failed half-way is never committed. True if the journal is (now) aborted.
+ */
+function ext4_journal_abort_on_error(sb: super_block): boolean {
+  const sbi = EXT4_SB(sb);
+  const j = sbi.s_journal;
+  if (!j) return false;
+  if (sbi.s_has_errors && (sb.s_flags & SB_RDONLY || sbi.s_shutdown)) jbd2_journal_abort(j, 'filesystem error');
+  return j.j_aborted;
 }
 
 /**
@@ -827,6 +840,11 @@ function makeRoot(inode: Inode): Dentry { return d_make_root(inode); }
 
 async function ext4_put_super(sb: super_block): Promise<void> {
   const sbi = EXT4_SB(sb);
+  if (sbi.s_journal?.j_ops && (sb.s_flags & SB_RDONLY || sbi.s_readonly_driver)) {
+    // Made read-only by an error (errors=remount-ro): the journal stops without committing.
+    ext4_journal_abort_on_error(sb);
+    await ext4_journal_end_rw(sb).catch(() => {});
+  }
   if (!(sb.s_flags & SB_RDONLY) && !sbi.s_readonly_driver) {
     try {
       await ext4_journal_end_rw(sb);

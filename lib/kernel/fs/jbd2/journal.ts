@@ -16,6 +16,7 @@ import {
 import { jbd2_csum_seed, jbd2_superblock_csum_set, jbd2_superblock_csum_verify } from './csum.js';
 import { JBD2_SB_OFF, be32, jbd2_superblock_encode } from './layout.js';
 import { Mutex, wait_queue_head } from '../../kernel/wait.js';
+import { put_bh } from '../buffer.js';
 import { del_timer } from '../../kernel/timer.js';
 import { work_struct, workqueue_struct } from '../../kernel/workqueue.js';
 import type { cp_entry, transaction_t } from './transaction.js';
@@ -257,6 +258,16 @@ export async function jbd2_journal_load_rw(j: Journal, ops: JournalWriteOps): Pr
 }
 
 /**
+ * jbd2_journal_abort: stop writing the journal (a filesystem error): what is running is
+ * never committed, the log keeps what was committed and will be replayed.
+ */
+export function jbd2_journal_abort(j: Journal, why: string): void {
+  if (j.j_aborted) return;
+  j.j_aborted = true;
+  j.j_ops?.print(`JBD2: journal ${j.devName} aborted: ${why}`);
+}
+
+/**
  * jbd2_journal_force_commit: commit what is running now and wait for it (and for any
  * commit already in progress).
  */
@@ -290,5 +301,14 @@ export async function jbd2_journal_destroy(j: Journal): Promise<void> {
   j.j_wq = null;
   j.j_commit_work = null;
   j.j_ops = null;
+  // What an aborted journal still holds is dropped (the log has what was committed).
+  if (t) {
+    for (const jh of t.t_buffers.values()) { jh.b_transaction = null; put_bh(jh.bh); }
+    t.t_buffers.clear();
+  }
+  j.j_running_transaction = null;
+  for (const e of j.j_cp.values()) put_bh(e.bh);
+  j.j_cp.clear();
+  j.j_checkpoint_transactions = [];
   if (failed) throw failed;
 }
