@@ -325,6 +325,52 @@ if (skip) {
     t.same(tree, ['lost+found', 'x', 'y'], 'the host kernel reads both directories');
   });
 
+  t.test('concurrent writers, fsyncs and syncs while the commit timer runs (commit=1)', async (t) => {
+    const img = path.join(dir, 'concurrent.img');
+    await makeExtImage({ type: 'ext4', sizeMiB: 64, blockSize: 1024, path: img });
+    const id = await k.diskAdd({ path: img });
+    const mnt = await k.mountDev(id, 0, 'ext4', 0, 'commit=1');
+    t.type(mnt, 'string', 'mounted read-write');
+    if (typeof mnt !== 'string') return;
+    const sys = k.sys;
+    const errors: number[] = [];
+    const chk = (r: number) => { if (r < 0) errors.push(r); return r; };
+    const writer = async (w: number) => {
+      chk(await sys.mkdir(`${mnt}/w${w}`, 0o755));
+      for (let i = 0; i < 60; i++) {
+        const fd = chk(await sys.open(`${mnt}/w${w}/f${i}`, O_WRONLY | O_CREAT | O_TRUNC, 0o644));
+        chk(await sys.write(fd, pattern(1000 + ((i * 7919 + w * 31) % 40_000), w * 1000 + i)));
+        if (i % 7 === 0) chk(await sys.fsync(fd));
+        chk(await sys.close(fd));
+        if (i % 3 === 2 && (i - 1) % 10 !== 5) chk(await sys.unlink(`${mnt}/w${w}/f${i - 1}`));
+        if (i % 10 === 5) chk(await sys.rename(`${mnt}/w${w}/f${i}`, `${mnt}/w${(w + 1) % 4}/moved-${w}-${i}`));
+      }
+    };
+    let done = false;
+    const syncer = async () => { while (!done) { chk(await sys.sync()); await new Promise((r) => setTimeout(r, 20)); } };
+    const s = syncer();
+    await Promise.all([0, 1, 2, 3].map(writer));
+    done = true;
+    await s;
+    t.same(errors, [], 'no call failed');
+    t.equal(await k.umountDev(id, 0), 0, 'unmounted');
+    const ck = await e2fsckClean(img);
+    t.ok(ck.clean, 'e2fsck -fn is clean', { output: ck.output });
+    const bad = await withLoopMount(img, { ro: true }, async (m) => {
+      const out: string[] = [];
+      for (let w = 0; w < 4; w++) for (let i = 0; i < 60; i++) {
+        const moved = i % 10 === 5;
+        const p = moved ? path.join(m, `w${(w + 1) % 4}`, `moved-${w}-${i}`) : path.join(m, `w${w}`, `f${i}`);
+        const gone = !moved && (i + 1) % 3 === 2 && i + 1 < 60;
+        if (gone) { if (fs.existsSync(p)) out.push(`${p}: should be gone`); continue; }
+        const want = Buffer.from(pattern(1000 + ((i * 7919 + w * 31) % 40_000), w * 1000 + i));
+        if (!fs.existsSync(p) || Buffer.compare(fs.readFileSync(p), want) !== 0) out.push(`${p}: missing or wrong`);
+      }
+      return out;
+    });
+    t.same(bad, [], 'the host kernel reads every file as written');
+  });
+
   t.test('journals the write side does not handle stay read-only, with the reason', async (t) => {
     // noload: no journal to write through.
     const img = path.join(dir, 'noload.img');
