@@ -31,8 +31,8 @@ import {
   jbd2_journal_block_freed, jbd2_journal_dirty_metadata, jbd2_journal_forget, jbd2_journal_get_create_access,
   jbd2_journal_get_write_access, jbd2_journal_start, jbd2_journal_stop, jbd2_log_start_commit, type transaction_t,
 } from '../jbd2/transaction.js';
-import { ext4_block_bitmap } from './layout.js';
-import { ext4_group_first_block_no } from './balloc.js';
+import { EXT4_BG_BLOCK_UNINIT, ext4_block_bitmap } from './layout.js';
+import { ext4_group_first_block_no, ext4_has_group_desc_csum } from './balloc.js';
 
 /* Handle types (EXT4_HT_*), for messages and, later, the journal's accounting. */
 export const EXT4_HT_MISC = 0, EXT4_HT_INODE = 1, EXT4_HT_WRITE_PAGE = 2, EXT4_HT_MAP_BLOCKS = 3,
@@ -151,17 +151,11 @@ export function ext4_forget(handle: handle_t, bh: buffer_head | null): void {
  */
 async function ext4_jbd2_bitmap_frees(handle: handle_t, j: Journal, bh: buffer_head): Promise<void> {
   const sbi = EXT4_SB(handle.h_sb);
-  let map = sbi.s_jbd2_bitmap_group;
-  if (!map) {
-    map = new Map();
-    for (let g = 0; g < sbi.s_groups_count; g++) map.set(ext4_block_bitmap(sbi.s_group_desc[g]!), g);
-    sbi.s_jbd2_bitmap_group = map;
-  }
-  const group = map.get(bh.b_blocknr);
+  const map = sbi.s_jbd2_bitmap_group;
+  const group = map?.get(bh.b_blocknr);
   if (group === undefined) return;
-  let prev = sbi.s_jbd2_bitmap_shadow.get(bh.b_blocknr);
-  if (!prev) prev = await j.j_ops!.readBlock(bh.b_blocknr);
   const cur = bh.b_data;
+  const prev = sbi.s_jbd2_bitmap_shadow.get(bh.b_blocknr) ?? new Uint8Array(cur.length);
   const first = ext4_group_first_block_no(sbi, group);
   const nbytes = Math.min(cur.length, Math.ceil(sbi.s_blocks_per_group / 8));
   for (let i = 0; i < nbytes; i++) {
@@ -196,3 +190,32 @@ export async function ext4_sb_getblk_zero(sb: super_block, blk: number): Promise
 }
 
 export { brelse };
+
+/**
+ * The block bitmaps as they are on the disk when the journal starts writing (the base the
+ * freed-block detection compares with), read below the cache in runs of consecutive
+ * blocks (flex_bg keeps them together). BLOCK_UNINIT groups have nothing on the disk: their
+ * base is empty (nothing in them can be freed before it is allocated and seen).
+ */
+export async function ext4_jbd2_load_bitmaps(sb: super_block, j: Journal): Promise<void> {
+  const sbi = EXT4_SB(sb);
+  const map = new Map<number, number>();
+  const blocks: number[] = [];
+  for (let g = 0; g < sbi.s_groups_count; g++) {
+    const gd = sbi.s_group_desc[g]!;
+    const blk = ext4_block_bitmap(gd);
+    map.set(blk, g);
+    if (!(gd.bg_flags & EXT4_BG_BLOCK_UNINIT) || !ext4_has_group_desc_csum(sbi)) blocks.push(blk);
+  }
+  sbi.s_jbd2_bitmap_group = map;
+  sbi.s_jbd2_bitmap_shadow = new Map();
+  blocks.sort((a, b) => a - b);
+  const bs = sbi.s_blocksize;
+  for (let i = 0; i < blocks.length;) {
+    let n = 1;
+    while (i + n < blocks.length && n < 256 && blocks[i + n] === blocks[i]! + n) n++;
+    const run = await j.j_ops!.readBlocks(blocks[i]!, n);
+    for (let k = 0; k < n; k++) sbi.s_jbd2_bitmap_shadow.set(blocks[i]! + k, run.slice(k * bs, (k + 1) * bs));
+    i += n;
+  }
+}

@@ -42,6 +42,8 @@ export interface JournalWriteOps {
   writeBlocks(pblk: number, data: Uint8Array, log: boolean): Promise<void>;
   /** A device block as it is on the disk (below the buffer cache). */
   readBlock(pblk: number): Promise<Uint8Array>;
+  /** `n` consecutive device blocks from `pblk` on, from the disk. */
+  readBlocks(pblk: number, n: number): Promise<Uint8Array>;
   /** Make completed writes durable (REQ_PREFLUSH). */
   flush(): Promise<void>;
   /** data=ordered: write file data and wait for it, before a transaction's commit block. */
