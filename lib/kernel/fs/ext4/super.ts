@@ -703,7 +703,8 @@ function ext4_journal_write_ops(sb: super_block): JournalWriteOps {
     async writeData() {
       // data=ordered, simply: every inode's dirty pages, written and waited for.
       for (const inode of [...sb.s_inodes.values()]) {
-        if (inode.i_state & I_FREEING || !inode.i_mapping.nrdirty) continue;
+        // Pages under writeback (started elsewhere) count too: their data must be on the disk.
+        if (inode.i_state & I_FREEING || !inode.i_mapping.pages.size) continue;
         try { await filemap_write_and_wait_range(inode.i_mapping, 0, Infinity); } catch (e) {
           ext4_msg(sb, 'KERN_ERR', `error writing data of inode ${inode.i_ino} before a commit: ${(e as Error).message}`);
         }
