@@ -34,7 +34,7 @@ import {
 import { EXT4_BG_BLOCK_UNINIT, ext4_block_bitmap } from './layout.js';
 import { ext4_group_first_block_no, ext4_has_group_desc_csum } from './balloc.js';
 
-/* Handle types (EXT4_HT_*), for messages and, later, the journal's accounting. */
+/* Handle types (EXT4_HT_*), for messages. */
 export const EXT4_HT_MISC = 0, EXT4_HT_INODE = 1, EXT4_HT_WRITE_PAGE = 2, EXT4_HT_MAP_BLOCKS = 3,
   EXT4_HT_DIR = 4, EXT4_HT_TRUNCATE = 5, EXT4_HT_QUOTA = 6, EXT4_HT_RESIZE = 7, EXT4_HT_MIGRATE = 8,
   EXT4_HT_MOVE_EXTENTS = 9, EXT4_HT_XATTR = 10, EXT4_HT_EXT_CONVERT = 11;

@@ -11,10 +11,15 @@
  * every metadata and data read consults first: the image stays untouched (Linux refuses
  * such a mount; we can do better). noload/norecovery skip replay.
  *
- * Read-write mounts: filesystems without a journal whose features the write side covers
- * (ext4_write_unsupported says which do not, and they mount read-only with that message).
- * A read-write mount clears EXT4_VALID_FS until a clean unmount (ext4_setup_super,
- * ext4_put_super); the superblock's free counts are written from the counters.
+ * Read-write mounts: filesystems whose features the write side covers (ext4_write_unsupported
+ * says which do not, and they mount read-only with that message). Without a journal a
+ * read-write mount clears EXT4_VALID_FS until a clean unmount (ext4_setup_super,
+ * ext4_put_super). With an internal journal whose features jbd2 writes, metadata goes
+ * through it in data=ordered mode (fs/jbd2): needs_recovery is set while mounted, commits
+ * happen on sync_fs/fsync, on the commit= timer and when the log fills, and unmount or
+ * remount read-only commits, checkpoints, empties the log and clears needs_recovery.
+ * External journals, noload, data=journal and unknown journal features stay read-only.
+ * The superblock's free counts are written from the counters (outside the journal, as Linux).
  */
 import {
   FS_REQUIRES_DEV, SB_POSIXACL, SB_RDONLY, type Dentry, type file_system_type, type Inode,
