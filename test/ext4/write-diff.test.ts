@@ -397,13 +397,19 @@ if (skip) {
     t.ok((await e2fsckClean(img)).clean, 'e2fsck -fn is clean after the unlink');
   });
 
-  t.test('a journalled ext4 image stays read-only (jbd2 does not write yet), with the reason', async (t) => {
-    const img = await makeExtImage({ type: 'ext4', sizeMiB: 32, dir });
-    const id = await k.diskAdd({ path: img });
-    const mnt = await k.mountDev(id, 0, 'ext4', 0, '');
-    t.type(mnt, 'string', 'mounted');
-    if (typeof mnt !== 'string') return;
-    t.equal(await k.sys.mkdir(`${mnt}/x`, 0o755), -EROFS, 'mkdir is EROFS');
-    t.equal(await k.umountDev(id, 0), 0);
+  t.test('features the write side does not cover mount read-only (bigalloc, quota), the image untouched', async (t) => {
+    for (const [what, features, extra] of [['bigalloc', ['^has_journal', 'bigalloc'], ['-C', '16384']],
+      ['quota', ['^has_journal', 'quota'], []]] as const) {
+      const img = await makeExtImage({ type: 'ext4', sizeMiB: 64, dir, features: [...features], extra: [...extra],
+        path: path.join(dir, `${what}.img`) });
+      const before = fs.readFileSync(img);
+      const id = await k.diskAdd({ path: img });
+      const mnt = await k.mountDev(id, 0, 'ext4', 0, '');
+      t.type(mnt, 'string', `${what}: mounted`);
+      if (typeof mnt !== 'string') continue;
+      t.equal(await k.sys.mkdir(`${mnt}/x`, 0o755), -EROFS, `${what}: mkdir is EROFS`);
+      t.equal(await k.umountDev(id, 0), 0);
+      t.ok(fs.readFileSync(img).equals(before), `${what}: the image is byte for byte as it was`);
+    }
   });
 }

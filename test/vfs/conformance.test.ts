@@ -183,9 +183,13 @@ const FILESYSTEMS: Profile[] = [
     mkfs: (dir, small) => makeExtImage({ dir, type: 'ext2', sizeMiB: small ? 2 : 48, inodeSize: 256 }),
   },
   { ...POSIX, name: 'ext4 read-only (journalled image)', kind: 'ext4-ro', fsType: 'ext4', readOnly: true, mountFlags: MS_RDONLY, enospc: false },
-  // lkl-ts writes ext4 only without a journal: a journalled image mounted without MS_RDONLY
-  // is mounted read-only (Linux would mount it read-write). Everything modifying is EROFS.
-  { ...POSIX, name: 'ext4 journalled image, mounted without MS_RDONLY (forced read-only)', kind: 'ext4-ro', fsType: 'ext4', readOnly: true, mountFlags: 0, enospc: false },
+  {
+    // The journalled default (mke2fs -t ext4), read-write through jbd2 (data=ordered).
+    ...POSIX, name: 'ext4 with a journal (jbd2)', kind: 'ext4', fsType: 'ext4',
+    mkfs: (dir, small) => (small
+      ? makeExtImage({ dir, type: 'ext4', sizeMiB: 3 })
+      : makeExtImage({ dir, type: 'ext4', sizeMiB: 48, inodeSize: 256 })),
+  },
 ];
 
 // ---------------------------------------------------------------------------------------

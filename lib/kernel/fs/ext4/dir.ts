@@ -30,6 +30,7 @@ import { EXT4_I, EXT4_SB, type Ext4Inode } from './ext4.js';
 import { ext4_csum_error, ext4_error } from './errors.js';
 import { ext4_sb_bread } from './block_validity.js';
 import { ext4_map_blocks } from './inode.js';
+import { ext4_force_commit } from './ext4_jbd2.js';
 import { ext4_inline_dir_view, INLINE_DOTDOT_OFFSET } from './inline.js';
 import { ext4fs_dirhash } from './hash.js';
 import { dx_leaf_blocks } from './namei.js';
@@ -282,7 +283,8 @@ export const ext4_dir_operations: file_operations = {
   llseek: ext4_dir_llseek,
   async read() { throw err(EISDIR); },
   iterate_shared: ext4_readdir,
-  async fsync() { /* nothing is ever dirty on the read side */ },
+  /* With a journal, a directory's changes are durable once committed (nojournal: nothing to do). */
+  async fsync(file: File) { await ext4_force_commit(file.f_inode.i_sb); },
   async release(_inode, file) { file.private_data = null; },
 };
 

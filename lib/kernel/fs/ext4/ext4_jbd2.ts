@@ -6,8 +6,13 @@
  *
  * Without a journal (ext2, `mke2fs -O ^has_journal`) the handle is Linux's "nojournal"
  * handle: access calls do nothing, dirtying marks the buffer dirty for writeback (written
- * at once for a synchronous inode), and stop only returns the handle's error. jbd2's write
- * side plugs in behind these same calls without touching their callers.
+ * at once for a synchronous inode), and stop only returns the handle's error.
+ *
+ * With a journal loaded for writing (sbi.s_journal.j_ops set) the handle joins jbd2's
+ * running transaction: dirtied buffers belong to it and reach their home only through a
+ * commit and a checkpoint (fs/jbd2). Freed metadata is forgotten (ext4_forget) and, more
+ * generally, every block a block-bitmap change frees is reported to jbd2, so that its log
+ * copies are revoked and no stale copy is written over the block once it is reused.
  *
  * Metadata buffers are the block device's buffer cache (sb_bread / sb_getblk): a block the
  * write side changes in place is what every later read of it sees.
@@ -20,8 +25,16 @@ import { brelse, mark_buffer_dirty, sb_bread, sb_getblk, sync_dirty_buffer, type
 import { BH_Dirty, BH_Uptodate } from '../../include/blk.js';
 import { EXT4_SB } from './ext4.js';
 import { ext4_error } from './errors.js';
+import type { Journal } from '../jbd2/journal.js';
+import { jbd2_journal_force_commit } from '../jbd2/journal.js';
+import {
+  jbd2_journal_block_freed, jbd2_journal_dirty_metadata, jbd2_journal_forget, jbd2_journal_get_create_access,
+  jbd2_journal_get_write_access, jbd2_journal_start, jbd2_journal_stop, jbd2_log_start_commit, type transaction_t,
+} from '../jbd2/transaction.js';
+import { EXT4_BG_BLOCK_UNINIT, ext4_block_bitmap } from './layout.js';
+import { ext4_group_first_block_no, ext4_has_group_desc_csum } from './balloc.js';
 
-/* Handle types (EXT4_HT_*), for messages and, later, the journal's accounting. */
+/* Handle types (EXT4_HT_*), for messages. */
 export const EXT4_HT_MISC = 0, EXT4_HT_INODE = 1, EXT4_HT_WRITE_PAGE = 2, EXT4_HT_MAP_BLOCKS = 3,
   EXT4_HT_DIR = 4, EXT4_HT_TRUNCATE = 5, EXT4_HT_QUOTA = 6, EXT4_HT_RESIZE = 7, EXT4_HT_MIGRATE = 8,
   EXT4_HT_MOVE_EXTENTS = 9, EXT4_HT_XATTR = 10, EXT4_HT_EXT_CONVERT = 11;
@@ -39,12 +52,29 @@ export class handle_t {
   h_err = 0;
   /** Buffers dirtied under this handle (for the journal; in nojournal mode for accounting). */
   h_buffers = 0;
+  /** The jbd2 transaction this handle is part of (null: nojournal). */
+  h_transaction: transaction_t | null = null;
+  h_journal: Journal | null = null;
+  /** A synchronous update (IS_SYNC inode): its transaction is committed when it stops. */
+  h_sync = false;
   constructor(public readonly h_sb: super_block, public readonly h_type: number, public h_buffer_credits: number) {}
 }
 
 /** ext4_handle_valid: false for the nojournal handle (no transaction behind it). */
-export function ext4_handle_valid(_handle: handle_t | null): boolean {
-  return false; /* jbd2 does not write yet: every read-write mount is nojournal */
+export function ext4_handle_valid(handle: handle_t | null): boolean {
+  return !!handle && handle.h_transaction !== null;
+}
+
+/** The journal if it is loaded for writing (not for a nojournal or read-only mount). */
+export function ext4_journal_writable(sb: super_block): Journal | null {
+  const j = EXT4_SB(sb).s_journal;
+  return j && j.j_ops ? j : null;
+}
+
+/** ext4_force_commit: commit the running transaction and wait (fsync, sync_fs). */
+export async function ext4_force_commit(sb: super_block): Promise<void> {
+  const j = ext4_journal_writable(sb);
+  if (j) await jbd2_journal_force_commit(j);
 }
 
 /**
@@ -55,7 +85,13 @@ export function ext4_journal_start_sb(sb: super_block, type: number, credits: nu
   const sbi = EXT4_SB(sb);
   if (sbi.s_shutdown) throw err(EIO);
   if (sb.s_flags & 1 /* SB_RDONLY */ || sbi.s_readonly_driver) throw err(EROFS);
-  return new handle_t(sb, type, credits);
+  const handle = new handle_t(sb, type, credits);
+  const j = ext4_journal_writable(sb);
+  if (j) {
+    jbd2_journal_start(j, handle, credits);
+    handle.h_journal = j;
+  }
+  return handle;
 }
 export function ext4_journal_start(inode: Inode, type: number, credits: number): handle_t {
   return ext4_journal_start_sb(inode.i_sb, type, credits);
@@ -63,16 +99,24 @@ export function ext4_journal_start(inode: Inode, type: number, credits: number):
 
 /** ext4_journal_stop: end the update; the handle's first error is returned as a throw. */
 export async function ext4_journal_stop(handle: handle_t): Promise<void> {
+  const j = handle.h_journal;
+  if (j && handle.h_transaction) {
+    const tid = handle.h_transaction.t_tid;
+    jbd2_journal_stop(j, handle);
+    if (handle.h_sync) jbd2_log_start_commit(j, tid);
+  }
   if (handle.h_err) throw err(handle.h_err);
 }
 
 /** ext4_journal_get_write_access: before changing an existing metadata buffer. */
-export async function ext4_journal_get_write_access(_handle: handle_t, _sb: super_block, _bh: buffer_head): Promise<void> {
+export async function ext4_journal_get_write_access(handle: handle_t, _sb: super_block, bh: buffer_head): Promise<void> {
   /* nojournal: nothing to record */
+  if (handle.h_journal && handle.h_transaction) jbd2_journal_get_write_access(handle.h_journal, handle, bh);
 }
 /** ext4_journal_get_create_access: before filling a newly allocated metadata block. */
-export async function ext4_journal_get_create_access(_handle: handle_t, _sb: super_block, _bh: buffer_head): Promise<void> {
+export async function ext4_journal_get_create_access(handle: handle_t, _sb: super_block, bh: buffer_head): Promise<void> {
   /* nojournal: nothing to record */
+  if (handle.h_journal && handle.h_transaction) jbd2_journal_get_create_access(handle.h_journal, handle, bh);
 }
 
 /**
@@ -80,6 +124,14 @@ export async function ext4_journal_get_create_access(_handle: handle_t, _sb: sup
  * now if the inode is synchronous (as Linux's __ext4_handle_dirty_metadata does).
  */
 export async function ext4_handle_dirty_metadata(handle: handle_t, inode: Inode | null, bh: buffer_head): Promise<void> {
+  const j = handle.h_journal;
+  if (j && handle.h_transaction) {
+    jbd2_journal_dirty_metadata(j, handle, bh);
+    handle.h_buffers++;
+    if (inode && (inode.i_flags & S_SYNC)) handle.h_sync = true;
+    await ext4_jbd2_bitmap_frees(handle, j, bh);
+    return;
+  }
   bh.set(BH_Uptodate);
   mark_buffer_dirty(bh);
   handle.h_buffers++;
@@ -87,8 +139,35 @@ export async function ext4_handle_dirty_metadata(handle: handle_t, inode: Inode 
 }
 
 /** ext4_forget: a metadata block is being freed; drop any pending write of it. */
-export function ext4_forget(_handle: handle_t, bh: buffer_head | null): void {
-  if (bh) bh.clear(BH_Dirty);
+export function ext4_forget(handle: handle_t, bh: buffer_head | null): void {
+  if (!bh) return;
+  if (handle.h_journal && handle.h_transaction) { jbd2_journal_forget(handle.h_journal, handle, bh); return; }
+  bh.clear(BH_Dirty);
+}
+
+/**
+ * A block bitmap was dirtied: the blocks whose bits went from 1 to 0 since its last
+ * dirtying (or since what is on the disk) were freed by this handle; tell jbd2.
+ */
+async function ext4_jbd2_bitmap_frees(handle: handle_t, j: Journal, bh: buffer_head): Promise<void> {
+  const sbi = EXT4_SB(handle.h_sb);
+  const map = sbi.s_jbd2_bitmap_group;
+  const group = map?.get(bh.b_blocknr);
+  if (group === undefined) return;
+  const cur = bh.b_data;
+  const prev = sbi.s_jbd2_bitmap_shadow.get(bh.b_blocknr) ?? new Uint8Array(cur.length);
+  const first = ext4_group_first_block_no(sbi, group);
+  const nbytes = Math.min(cur.length, Math.ceil(sbi.s_blocks_per_group / 8));
+  for (let i = 0; i < nbytes; i++) {
+    const freed = prev[i]! & ~cur[i]!;
+    if (!freed) continue;
+    for (let b = 0; b < 8; b++) {
+      if (!(freed & (1 << b))) continue;
+      const blk = first + i * 8 + b;
+      if (blk < sbi.s_blocks_count) jbd2_journal_block_freed(j, handle, blk);
+    }
+  }
+  sbi.s_jbd2_bitmap_shadow.set(bh.b_blocknr, cur.slice());
 }
 
 /**
@@ -111,3 +190,32 @@ export async function ext4_sb_getblk_zero(sb: super_block, blk: number): Promise
 }
 
 export { brelse };
+
+/**
+ * The block bitmaps as they are on the disk when the journal starts writing (the base the
+ * freed-block detection compares with), read below the cache in runs of consecutive
+ * blocks (flex_bg keeps them together). BLOCK_UNINIT groups have nothing on the disk: their
+ * base is empty (nothing in them can be freed before it is allocated and seen).
+ */
+export async function ext4_jbd2_load_bitmaps(sb: super_block, j: Journal): Promise<void> {
+  const sbi = EXT4_SB(sb);
+  const map = new Map<number, number>();
+  const blocks: number[] = [];
+  for (let g = 0; g < sbi.s_groups_count; g++) {
+    const gd = sbi.s_group_desc[g]!;
+    const blk = ext4_block_bitmap(gd);
+    map.set(blk, g);
+    if (!(gd.bg_flags & EXT4_BG_BLOCK_UNINIT) || !ext4_has_group_desc_csum(sbi)) blocks.push(blk);
+  }
+  sbi.s_jbd2_bitmap_group = map;
+  sbi.s_jbd2_bitmap_shadow = new Map();
+  blocks.sort((a, b) => a - b);
+  const bs = sbi.s_blocksize;
+  for (let i = 0; i < blocks.length;) {
+    let n = 1;
+    while (i + n < blocks.length && n < 256 && blocks[i + n] === blocks[i]! + n) n++;
+    const run = await j.j_ops!.readBlocks(blocks[i]!, n);
+    for (let k = 0; k < n; k++) sbi.s_jbd2_bitmap_shadow.set(blocks[i]! + k, run.slice(k * bs, (k + 1) * bs));
+    i += n;
+  }
+}

@@ -18,6 +18,7 @@ import { ext4_file_getattr, ext4_map_blocks, ext4_setattr } from './inode.js';
 import { ext4_listxattr } from './xattr.js';
 import { ext4_fallocate } from './extents.js';
 import { ext4_convert_inline_data } from './inline.js';
+import { ext4_force_commit } from './ext4_jbd2.js';
 
 /** ext4_seek_data / ext4_seek_hole over the mapping. */
 export async function ext4_seek_data_hole(inode: Ext4Inode, pos: number, wantData: boolean): Promise<number> {
@@ -75,6 +76,9 @@ async function ext4_sync_file(file: File, start: number, end: number, datasync: 
   await filemap_write_and_wait_range(inode.i_mapping, start, end);
   if (sb.s_flags & SB_RDONLY || EXT4_SB(sb).s_readonly_driver) return;
   await write_inode_now(inode, true, datasync);
+  // With a journal the inode and everything it depends on are durable once committed
+  // (ext4_fsync_journal; this commits the whole running transaction).
+  await ext4_force_commit(sb);
   if (sb.s_bdev) await sync_blockdev(sb.s_bdev);
   await EXT4_SB(sb).s_dev.flush?.();
 }

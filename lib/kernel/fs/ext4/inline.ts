@@ -14,7 +14,7 @@ import {
 } from './ext4.js';
 import { ext4_error } from './errors.js';
 import { ext4_xattr_ibody_entries, ext4_xattr_set_handle } from './xattr.js';
-import { sync_dirty_buffer } from '../buffer.js';
+import { mark_buffer_dirty, sync_dirty_buffer } from '../buffer.js';
 import {
   EXT4_DIR_TAIL_SIZE, EXT4_EXTENTS_FL, EXT4_FEATURE_INCOMPAT_EXTENTS, EXT4_FEATURE_INCOMPAT_FILETYPE, EXT4_FT_DIR,
   EXT4_INLINE_DATA_FL, ext4_check_dir_entry, ext4_dir_entry_decode, ext4_dir_entry_encode, ext4_dir_rec_len,
@@ -127,10 +127,12 @@ export async function ext4_convert_inline_data(inode: Ext4Inode): Promise<void> 
     } finally { inode.i_data_sem.upWrite(); }
     if (data.length > 0) {
       const m = await ext4_map_blocks_create(handle, inode, 0, 1);
+      // File data, not metadata: written in place at once (never through the journal, whose
+      // copy would later be replayed over newer data written through the page cache).
       const bh = await ext4_sb_getblk_zero(sb, m.pblk);
       try {
         bh.b_data.set(data.subarray(0, Math.min(data.length, bh.b_data.length)));
-        await ext4_handle_dirty_metadata(handle, inode, bh);
+        mark_buffer_dirty(bh);
         await sync_dirty_buffer(bh);
       } finally { brelse(bh); }
     }

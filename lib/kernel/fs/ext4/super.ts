@@ -11,10 +11,15 @@
  * every metadata and data read consults first: the image stays untouched (Linux refuses
  * such a mount; we can do better). noload/norecovery skip replay.
  *
- * Read-write mounts: filesystems without a journal whose features the write side covers
- * (ext4_write_unsupported says which do not, and they mount read-only with that message).
- * A read-write mount clears EXT4_VALID_FS until a clean unmount (ext4_setup_super,
- * ext4_put_super); the superblock's free counts are written from the counters.
+ * Read-write mounts: filesystems whose features the write side covers (ext4_write_unsupported
+ * says which do not, and they mount read-only with that message). Without a journal a
+ * read-write mount clears EXT4_VALID_FS until a clean unmount (ext4_setup_super,
+ * ext4_put_super). With an internal journal whose features jbd2 writes, metadata goes
+ * through it in data=ordered mode (fs/jbd2): needs_recovery is set while mounted, commits
+ * happen on sync_fs/fsync, on the commit= timer and when the log fills, and unmount or
+ * remount read-only commits, checkpoints, empties the log and clears needs_recovery.
+ * External journals, noload, data=journal and unknown journal features stay read-only.
+ * The superblock's free counts are written from the counters (outside the journal, as Linux).
  */
 import {
   FS_REQUIRES_DEV, SB_POSIXACL, SB_RDONLY, type Dentry, type file_system_type, type Inode,
@@ -50,6 +55,8 @@ import {
   EXT4_SB, Ext4Inode, ext4_sb_info, type Ext4Dev, type Ext4Flavour,
 } from './ext4.js';
 import { ext4_msg } from './errors.js';
+import { ext4_force_commit, ext4_jbd2_load_bitmaps } from './ext4_jbd2.js';
+import { jbd2_log_start_commit } from '../jbd2/transaction.js';
 import { KERN_ERR, printk } from '../../kernel/printk.js';
 import { ext4_raw_bread } from './block_validity.js';
 import { ext4_evict_inode, ext4_iget, ext4_iput, ext4_map_blocks, ext4_write_inode, EXT4_IGET_SPECIAL } from './inode.js';
@@ -57,9 +64,24 @@ import { ext4_bg_has_super, ext4_group_first_block_no, ext4_statfs, ext4_statfs_
 import { ext4_orphan_scan } from './orphan.js';
 import { ext4_xattr_security_handler, ext4_xattr_trusted_handler, ext4_xattr_user_handler } from './xattr.js';
 import { ext4_posix_acl_access_handler, ext4_posix_acl_default_handler } from './acl.js';
-import { jbd2_journal_init, type Journal } from '../jbd2/journal.js';
+import {
+  jbd2_journal_abort, jbd2_journal_destroy, jbd2_journal_init, jbd2_journal_load_rw, jbd2_journal_set_features, jbd2_write_superblock,
+  type Journal, type JournalWriteOps,
+} from '../jbd2/journal.js';
 import { jbd2_journal_recover } from '../jbd2/recovery.js';
-import { JBD2_SB_OFF, put_be32 } from '../jbd2/layout.js';
+import {
+  JBD2_CRC32C_CHKSUM, JBD2_FEATURE_COMPAT_CHECKSUM, JBD2_FEATURE_INCOMPAT_64BIT, JBD2_FEATURE_INCOMPAT_ASYNC_COMMIT,
+  JBD2_FEATURE_INCOMPAT_CSUM_V2, JBD2_FEATURE_INCOMPAT_CSUM_V3, JBD2_FEATURE_INCOMPAT_FAST_COMMIT,
+  JBD2_FEATURE_INCOMPAT_REVOKE, JBD2_SB_OFF, JBD2_SUPERBLOCK_V2, jbd2_journal_has_csum_v2or3, put_be32,
+} from '../jbd2/layout.js';
+import { jbd2_csum_seed } from '../jbd2/csum.js';
+import { bdev_rw_sectors } from '../../block/bio.js';
+import { REQ_OP_READ, REQ_OP_WRITE, type block_device } from '../../include/blk.js';
+import { find_get_page } from '../../mm/filemap.js';
+import { put_page } from '../../mm/page_alloc.js';
+import { filemap_write_and_wait_range, write_inode_now } from '../fs-writeback.js';
+import { I_DIRTY_INODE, I_FREEING } from '../../include/fs.js';
+import { EXT4_FEATURE_INCOMPAT_64BIT } from './layout.js';
 import { d_make_root } from '../dcache.js';
 import { register_filesystem } from '../super.js';
 import { bread, brelse, getblk, invalidate_bdev, mark_buffer_dirty, sb_bread, sync_dirty_buffer } from '../buffer.js';
@@ -574,6 +596,14 @@ export async function ext4_fill_super_dev(sb: super_block, dev: Ext4Dev, data: s
     sb.s_flags |= SB_RDONLY;
   }
   ext4_statfs_init(sbi, jblocks);
+  if (!(sb.s_flags & SB_RDONLY) && sbi.s_journal) {
+    try {
+      await ext4_journal_begin_rw(sb);
+    } catch (e) {
+      ext4_msg(sb, 'KERN_ERR', `cannot start the journal for writing: ${(e as Error).message}`);
+      throw isErrno(e) ? e : err(EIO);
+    }
+  }
   let root: Ext4Inode;
   try {
     root = await ext4_iget(sb, EXT4_ROOT_INO, EXT4_IGET_SPECIAL);
@@ -604,13 +634,162 @@ export async function ext4_fill_super_dev(sb: super_block, dev: Ext4Dev, data: s
  * by this driver: each mounts read-only with this message.
  */
 export function ext4_write_unsupported(sbi: ext4_sb_info): string | null {
-  if (sbi.has_compat(EXT4_FEATURE_COMPAT_HAS_JOURNAL)) return 'writing to a journalled filesystem (jbd2) is not supported yet';
+  if (sbi.has_compat(EXT4_FEATURE_COMPAT_HAS_JOURNAL)) {
+    const why = ext4_journal_write_unsupported(sbi);
+    if (why) return why;
+  }
   if (sbi.has_ro_compat(EXT4_FEATURE_RO_COMPAT_BIGALLOC)) return 'writing bigalloc is not supported yet';
   if (sbi.has_ro_compat(EXT4_FEATURE_RO_COMPAT_QUOTA)) return 'writing with quota is not supported yet';
   if (sbi.has_incompat(EXT4_FEATURE_INCOMPAT_ENCRYPT)) return 'writing encrypted filesystems is not supported';
   if (sbi.has_incompat(EXT4_FEATURE_INCOMPAT_MMP)) return 'multiple mount protection (mmp) is not supported';
   if (sbi.s_blocksize > PAGE_SIZE) return `writing ${sbi.s_blocksize}-byte blocks (larger than a page) is not supported`;
   return null;
+}
+
+/** Journal features the write side writes correctly (fast_commit: present, never used). */
+const JBD2_WRITE_INCOMPAT = JBD2_FEATURE_INCOMPAT_REVOKE | JBD2_FEATURE_INCOMPAT_64BIT | JBD2_FEATURE_INCOMPAT_ASYNC_COMMIT |
+  JBD2_FEATURE_INCOMPAT_CSUM_V2 | JBD2_FEATURE_INCOMPAT_CSUM_V3 | JBD2_FEATURE_INCOMPAT_FAST_COMMIT;
+
+/** Why a journalled filesystem cannot be written (the journal is what makes it safe), or null. */
+function ext4_journal_write_unsupported(sbi: ext4_sb_info): string | null {
+  if (!sbi.s_es.s_journal_inum) return 'writing with an external journal is not supported';
+  const j = sbi.s_journal;
+  if (!j) return 'writing a journalled filesystem without its journal (noload) is not supported';
+  if (!sbi.sb.s_bdev) return 'writing the journal needs a block device';
+  if (sbi.s_overlay.size) return 'the journal was replayed into memory only';
+  if ((sbi.s_mount_opt & EXT4_MOUNT_DATA_FLAGS) === EXT4_MOUNT_JOURNAL_DATA) return 'data=journal is not supported for writing';
+  const jsb = j.j_sb;
+  if (jsb.s_header.h_blocktype !== JBD2_SUPERBLOCK_V2) return 'writing a version 1 journal is not supported';
+  if (jsb.s_blocksize !== sbi.s_blocksize) return 'the journal block size differs from the filesystem\'s';
+  const unknown = (jsb.s_feature_compat & ~JBD2_FEATURE_COMPAT_CHECKSUM) || jsb.s_feature_ro_compat ||
+    (jsb.s_feature_incompat & ~JBD2_WRITE_INCOMPAT);
+  if (unknown) return `the journal has features lkl-ts does not write (compat 0x${jsb.s_feature_compat.toString(16)}, incompat 0x${jsb.s_feature_incompat.toString(16)}, ro_compat 0x${jsb.s_feature_ro_compat.toString(16)})`;
+  return null;
+}
+
+/** A written block also replaces the copy in the block device's cache, if there is one. */
+function bdev_cache_update(bdev: block_device, pblk: number, bs: number, data: Uint8Array): void {
+  for (let off = 0; off < data.length; off += bs) {
+    const byte = (pblk + off / bs) * bs;
+    const p = find_get_page(bdev.bd_inode.i_mapping, Math.floor(byte / PAGE_SIZE));
+    if (!p) continue;
+    try { p.data.set(data.subarray(off, off + bs), byte % PAGE_SIZE); } finally { put_page(p); }
+  }
+}
+
+/** What jbd2 needs to write: raw block I/O below the cache, flushes, ordered data. */
+function ext4_journal_write_ops(sb: super_block): JournalWriteOps {
+  const sbi = EXT4_SB(sb);
+  const bdev = sb.s_bdev as block_device;
+  const bs = sbi.s_blocksize;
+  return {
+    fsBlocks: sbi.s_blocks_count,
+    commitIntervalNs: sbi.s_commit_interval * 1e9,
+    async writeBlocks(pblk: number, data: Uint8Array, log: boolean) {
+      await bdev_rw_sectors(bdev, REQ_OP_WRITE, pblk * (bs / 512), data);
+      // A cached copy of a journal block (read at mount) must follow; a home block's
+      // cached buffer is the live one, newer than or equal to what a checkpoint writes.
+      if (log) bdev_cache_update(bdev, pblk, bs, data);
+    },
+    async readBlock(pblk: number) {
+      const buf = new Uint8Array(bs);
+      await bdev_rw_sectors(bdev, REQ_OP_READ, pblk * (bs / 512), buf);
+      return buf;
+    },
+    async readBlocks(pblk: number, n: number) {
+      const buf = new Uint8Array(n * bs);
+      await bdev_rw_sectors(bdev, REQ_OP_READ, pblk * (bs / 512), buf);
+      return buf;
+    },
+    async flush() {
+      try { await blkdev_issue_flush(bdev); } catch { /* no cache to flush */ }
+    },
+    async writeData() {
+      // data=ordered, simply: every inode's dirty pages, written and waited for.
+      for (const inode of [...sb.s_inodes.values()]) {
+        // Pages under writeback (started elsewhere) count too: their data must be on the disk.
+        if (inode.i_state & I_FREEING || !inode.i_mapping.pages.size) continue;
+        try { await filemap_write_and_wait_range(inode.i_mapping, 0, Infinity); } catch (e) {
+          ext4_msg(sb, 'KERN_ERR', `error writing data of inode ${inode.i_ino} before a commit: ${(e as Error).message}`);
+        }
+      }
+    },
+    async beforeCommit() {
+      if (ext4_journal_abort_on_error(sb)) return;
+      for (const inode of [...sb.s_dirty]) {
+        if (inode.i_state & I_FREEING || !(inode.i_state & I_DIRTY_INODE)) continue;
+        try { await write_inode_now(inode, false); } catch (e) {
+          ext4_msg(sb, 'KERN_ERR', `error writing inode ${inode.i_ino} before a commit: ${(e as Error).message}`);
+        }
+      }
+    },
+    now() {
+      const ms = Date.now();
+      return { sec: Math.floor(ms / 1000), nsec: (ms % 1000) * 1e6 };
+    },
+    print: (m: string) => printk(m),
+  };
+}
+
+/**
+ * Linux aborts the journal on an error that stops writing (errors=remount-ro, panic): the
+ * update that failed half-way is never committed. True if the journal is (now) aborted.
+ */
+function ext4_journal_abort_on_error(sb: super_block): boolean {
+  const sbi = EXT4_SB(sb);
+  const j = sbi.s_journal;
+  if (!j) return false;
+  if (sbi.s_has_errors && (sb.s_flags & SB_RDONLY || sbi.s_shutdown)) jbd2_journal_abort(j, 'filesystem error');
+  return j.j_aborted;
+}
+
+/**
+ * Start writing through the journal (ext4_fill_super's journal part for a read-write
+ * mount): the features Linux sets (64bit tags for a 64bit filesystem, checksum v3 with
+ * metadata_csum), jbd2_journal_load for writing, then needs_recovery in the superblock
+ * before anything is logged, so that a crash is replayed.
+ */
+async function ext4_journal_begin_rw(sb: super_block): Promise<void> {
+  const sbi = EXT4_SB(sb);
+  const j = sbi.s_journal!;
+  await jbd2_journal_load_rw(j, ext4_journal_write_ops(sb));
+  let changed = false;
+  if (sbi.has_incompat(EXT4_FEATURE_INCOMPAT_64BIT) && !(j.j_sb.s_feature_incompat & JBD2_FEATURE_INCOMPAT_64BIT)) {
+    jbd2_journal_set_features(j, 0, JBD2_FEATURE_INCOMPAT_64BIT);
+    changed = true;
+  }
+  if (ext4_has_metadata_csum(sbi.s_es) && !jbd2_journal_has_csum_v2or3(j.j_sb)) {
+    // set_journal_csum_feature_set: v3, and the v1 checksum off.
+    j.j_sb.s_feature_compat = (j.j_sb.s_feature_compat & ~JBD2_FEATURE_COMPAT_CHECKSUM) >>> 0;
+    jbd2_journal_set_features(j, 0, JBD2_FEATURE_INCOMPAT_CSUM_V3);
+    j.j_sb.s_checksum_type = JBD2_CRC32C_CHKSUM;
+    j.j_csum_seed = jbd2_csum_seed(j.j_sb);
+    changed = true;
+  }
+  if (changed) await jbd2_write_superblock(j);
+  await ext4_jbd2_load_bitmaps(sb, j);
+  sbi.s_es.s_feature_incompat = (sbi.s_es.s_feature_incompat | EXT4_FEATURE_INCOMPAT_RECOVER) >>> 0;
+  await ext4_commit_super(sb, true);
+  await sbi.s_dev.flush?.();
+}
+
+/**
+ * Stop writing through the journal (unmount, remount read-only): commit, checkpoint, the
+ * log marked empty, then needs_recovery cleared. If the journal failed, needs_recovery
+ * stays so that the log is replayed.
+ */
+async function ext4_journal_end_rw(sb: super_block): Promise<void> {
+  const sbi = EXT4_SB(sb);
+  const j = sbi.s_journal;
+  if (!j || !j.j_ops) return;
+  try {
+    await jbd2_journal_destroy(j);
+  } catch (e) {
+    ext4_msg(sb, 'KERN_ERR', `journal error at unmount: ${(e as Error).message}; needs_recovery left set`);
+    return;
+  }
+  if (j.j_aborted) return;
+  sbi.s_es.s_feature_incompat = (sbi.s_es.s_feature_incompat & ~EXT4_FEATURE_INCOMPAT_RECOVER) >>> 0;
 }
 
 /**
@@ -624,6 +803,7 @@ async function ext4_setup_super(sb: super_block): Promise<void> {
   if (es.s_max_mnt_count > 0 && es.s_mnt_count >= es.s_max_mnt_count)
     ext4_msg(sb, 'KERN_WARNING', 'warning: maximal mount count reached, running e2fsck is recommended');
   if (!sbi.s_journal) es.s_state &= ~EXT4_VALID_FS;
+  else es.s_feature_incompat = (es.s_feature_incompat | EXT4_FEATURE_INCOMPAT_RECOVER) >>> 0;
   es.s_mnt_count = (es.s_mnt_count + 1) % 0x10000;
   const [lo, hi] = ext4_time_split(Math.floor(Date.now() / 1000));
   es.s_mtime = lo; es.s_mtime_hi = hi;
@@ -671,8 +851,14 @@ function makeRoot(inode: Inode): Dentry { return d_make_root(inode); }
 
 async function ext4_put_super(sb: super_block): Promise<void> {
   const sbi = EXT4_SB(sb);
+  if (sbi.s_journal?.j_ops && (sb.s_flags & SB_RDONLY || sbi.s_readonly_driver)) {
+    // Made read-only by an error (errors=remount-ro): the journal stops without committing.
+    ext4_journal_abort_on_error(sb);
+    await ext4_journal_end_rw(sb).catch(() => {});
+  }
   if (!(sb.s_flags & SB_RDONLY) && !sbi.s_readonly_driver) {
     try {
+      await ext4_journal_end_rw(sb);
       await ext4_mark_clean(sb);
     } catch (e) {
       ext4_msg(sb, 'KERN_ERR', `unable to write the superblock at unmount: ${(e as Error).message}`);
@@ -695,6 +881,12 @@ async function ext4_mark_clean(sb: super_block): Promise<void> {
 async function ext4_sync_fs(sb: super_block, wait: boolean): Promise<void> {
   const sbi = EXT4_SB(sb);
   if (sb.s_flags & SB_RDONLY || sbi.s_readonly_driver) return;
+  const j = sbi.s_journal;
+  if (j && j.j_ops) {
+    // ext4_sync_fs with a journal: the running transaction is committed (and waited for).
+    if (wait) await ext4_force_commit(sb);
+    else if (j.j_running_transaction) jbd2_log_start_commit(j, j.j_running_transaction.t_tid);
+  }
   await ext4_commit_super(sb, false);
   if (sb.s_bdev) await sync_blockdev(sb.s_bdev);
   if (wait) await sbi.s_dev.flush?.();
@@ -726,6 +918,7 @@ export const ext4_sops: super_operations = {
     ext4_parse_options(sb, probe, data);
     const wasRo = (sb.s_flags & SB_RDONLY) !== 0;
     if (!wasRo && (flags & SB_RDONLY)) {
+      await ext4_journal_end_rw(sb);
       await ext4_mark_clean(sb);
       sbi.s_readonly_driver = true;
       return flags;
@@ -742,6 +935,7 @@ export const ext4_sops: super_operations = {
       }
       sbi.s_readonly_driver = false;
       sb.s_flags &= ~SB_RDONLY;
+      if (sbi.s_journal) await ext4_journal_begin_rw(sb);
       await ext4_setup_super(sb);
     }
     return flags;

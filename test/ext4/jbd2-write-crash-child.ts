@@ -1,0 +1,97 @@
+// Child process for jbd2-write-crash.test.ts and jbd2-write-log.test.ts (killed by the parent).
+//   crash <img> <seed>   mount read-write (commit=1), write the known tree of
+//                        jbd2-write-tree.ts, fsync a file and sync(), print SYNCED, then keep
+//                        changing a scratch directory until SIGKILL.
+//   log <img> <seed>     with checkpoints off (jbd2_debug): write the known tree, sync (the
+//                        commit puts the metadata in the log only), print SYNCED and wait.
+//   wrap <img> <seed>    first churn with a sync after every change (a small journal wraps
+//                        many times), then the known tree, sync, SYNCED, and wait.
+//   timer <img> <seed>   write the known tree without any sync, print WRITTEN and wait: only
+//                        the commit timer (commit=1) can make it durable.
+// SYNCED is followed by the journal's counters: commits, log blocks, checkpoints, wraps.
+import { startKernel, O_CREAT, O_WRONLY, O_TRUNC, O_APPEND } from '../../lib/index.js';
+import { jbd2_debug } from '../../lib/kernel/fs/jbd2/journal.js';
+import { knownTree, pattern, rng } from './jbd2-write-tree.js';
+
+const [mode, img, seedArg] = process.argv.slice(2);
+const seed = Number(seedArg ?? 1);
+if (mode === 'log') jbd2_debug.no_checkpoint = true;
+const stats = (): string => { const j = jbd2_debug.last; return j ? `${j.j_stats.commits} ${j.j_stats.log_blocks} ${j.j_stats.checkpoints} ${j.j_stats.wraps}` : '-'; };
+const k = await startKernel({ memMiB: 96, print: () => {} });
+const disk = await k.diskAdd({ path: img! });
+const mp = await k.mountDev(disk, 0, 'ext4', 0, mode === 'log' ? 'commit=600' : 'commit=1');
+if (typeof mp !== 'string') { console.log(`MOUNT ${mp}`); process.exit(1); }
+const sys = k.sys;
+const ok = (what: string, r: number): number => { if (r < 0) { console.log(`FAIL ${what} ${r}`); process.exit(1); } return r; };
+
+async function writeFile(p: string, data: Uint8Array, flags = O_WRONLY | O_CREAT | O_TRUNC): Promise<void> {
+  const fd = ok(`open ${p}`, await sys.open(p, flags, 0o644));
+  for (let off = 0; off < data.length; off += 65536) ok(`write ${p}`, await sys.write(fd, data.subarray(off, off + 65536)));
+  ok('close', await sys.close(fd));
+}
+
+async function churn(r: () => number, dirName: string, count: number, syncEvery: number): Promise<void> {
+  ok('mkdir churn', await sys.mkdir(`${mp}/${dirName}`, 0o755));
+  const names: string[] = [];
+  for (let n = 0; n < count; n++) {
+    const x = r() % 10;
+    if (x < 4 || names.length < 5) {
+      const p = `${dirName}/f${n}`;
+      await writeFile(`${mp}/${p}`, pattern(r() % 200_000, n));
+      names.push(p);
+    } else if (x < 5) {
+      const p = names[r() % names.length]!;
+      await writeFile(`${mp}/${p}`, pattern(r() % 30_000, n), O_WRONLY | O_APPEND);
+    } else if (x < 6) {
+      ok('truncate', await sys.truncate(`${mp}/${names[r() % names.length]!}`, r() % 50_000));
+    } else if (x < 8) {
+      const i = r() % names.length;
+      ok('unlink', await sys.unlink(`${mp}/${names[i]!}`));
+      names.splice(i, 1);
+    } else if (x < 9) {
+      const i = r() % names.length;
+      const to = `${dirName}/r${n}`;
+      ok('rename', await sys.rename(`${mp}/${names[i]!}`, `${mp}/${to}`));
+      names[i] = to;
+    } else {
+      ok('mkdir', await sys.mkdir(`${mp}/${dirName}/d${n}`, 0o755));
+      if (r() % 2) ok('rmdir', await sys.rmdir(`${mp}/${dirName}/d${n}`));
+    }
+    if (n % syncEvery === 0) await sys.sync();
+  }
+}
+
+if (mode === 'wrap') await churn(rng(seed * 104729), 'churn', 400, 1);
+
+// Something to delete first, so that the known tree reuses freed blocks (revoke paths).
+ok('mkdir pre', await sys.mkdir(`${mp}/pre`, 0o755));
+for (let i = 0; i < 20; i++) await writeFile(`${mp}/pre/f${i}`, pattern(5000 + i * 3000, seed + i));
+ok('sync', await sys.sync());
+for (let i = 0; i < 20; i++) ok('unlink', await sys.unlink(`${mp}/pre/f${i}`));
+ok('rmdir pre', await sys.rmdir(`${mp}/pre`));
+ok('sync', await sys.sync()); // the frees (and their revokes) commit on their own
+
+for (const e of knownTree(seed)) {
+  const p = `${mp}/${e.path}`;
+  if (e.type === 'dir') ok(`mkdir ${e.path}`, await sys.mkdir(p, 0o755));
+  else if (e.type === 'symlink') ok(`symlink ${e.path}`, await sys.symlink(e.targetBytes ?? e.target!, p));
+  else await writeFile(p, pattern(e.size!, e.seed!));
+}
+if (mode === 'timer') {
+  console.log('WRITTEN');
+  await new Promise(() => setInterval(() => {}, 1000));
+}
+{
+  const fd = ok('open', await sys.open(`${mp}/known/fsynced`, O_WRONLY | O_CREAT | O_TRUNC, 0o644));
+  ok('write', await sys.write(fd, pattern(77_777, seed + 999)));
+  ok('fsync', await sys.fsync(fd));
+  ok('close', await sys.close(fd));
+}
+ok('sync', await sys.sync());
+console.log(`SYNCED ${stats()}`);
+
+if (mode === 'log' || mode === 'wrap') {
+  setInterval(() => {}, 1000);
+} else {
+  await churn(rng(seed * 7919), 'chaos', Number.MAX_SAFE_INTEGER, 25);
+}
