@@ -129,6 +129,12 @@ export class ext4_sb_info {
   s_freeinodes_counter = 0;
   /** The superblock's counts or state changed since it was last written (ext4_commit_super). */
   s_dirty_super = false;
+  /**
+   * Blocks freed by transactions not yet committed (Linux's busy extents, ext4_free_data):
+   * the allocator leaves them alone until the commit, so that a crash cannot bring a deleted
+   * file back with its blocks already holding someone else's data.
+   */
+  s_busy_blocks: Set<number> = new Set();
   /** Inode generation counter for new inodes (s_next_generation). */
   s_next_generation = 0;
   s_max_links = 65000;

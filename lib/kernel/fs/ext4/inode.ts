@@ -13,7 +13,7 @@ import {
 import type { MappedBlock } from '../../include/blk.js';
 import { err } from '../../include/errno.js';
 import {
-  EFBIG, EINVAL, EROFS, ESTALE, S_IFMT, S_IFREG, S_IFDIR, S_IFLNK, S_IFCHR, S_IFBLK, S_IFIFO,
+  EFBIG, EINVAL, ENOSPC, EROFS, ESTALE, S_IFMT, S_IFREG, S_IFDIR, S_IFLNK, S_IFCHR, S_IFBLK, S_IFIFO,
   S_IFSOCK, STATX_BASIC_STATS, STATX_BTIME, makedev, major, minor,
 } from '../../include/uapi.js';
 import { iget_failed, iget_locked, iput, truncate_inode_pages_final, unlock_new_inode } from '../inode.js';
@@ -45,7 +45,7 @@ import { ext4_block_valid, ext4_sb_bread } from './block_validity.js';
 import { ext4_ext_map_blocks, ext4_ext_map_blocks_create, ext4_ext_truncate } from './extents.js';
 import { ext4_ind_map_blocks, ext4_ind_map_blocks_create, ext4_ind_truncate } from './indirect.js';
 import {
-  brelse, EXT4_DATA_TRANS_BLOCKS, EXT4_HT_INODE, EXT4_HT_MAP_BLOCKS, EXT4_HT_TRUNCATE, ext4_handle_dirty_metadata,
+  brelse, EXT4_DATA_TRANS_BLOCKS, ext4_force_commit, EXT4_HT_INODE, EXT4_HT_MAP_BLOCKS, EXT4_HT_TRUNCATE, ext4_handle_dirty_metadata,
   ext4_journal_get_write_access, ext4_journal_start, ext4_journal_stop, ext4_sb_bread_bh, type handle_t,
 } from './ext4_jbd2.js';
 import { ext4_free_inode } from './ialloc.js';
@@ -390,17 +390,26 @@ export const ext4_aops: address_space_operations = {
   },
   /* The write side (nodelalloc: blocks are allocated when a write first touches them). */
   async write_begin(_file: File | null, m: address_space, pos: number, len: number): Promise<Page> {
-    try {
-      return await block_write_begin(m, pos, len, ext4_get_block);
-    } catch (e) {
-      // ext4_truncate_failed_write: blocks the failed page got past i_size (with blocks
-      // smaller than a page some of its buffers may have been allocated) are given back.
-      const ei = EXT4_I(m.host);
-      if (pos + len > ei.i_size) {
-        await truncate_pagecache(ei, ei.i_size).catch(() => {});
-        await ext4_truncate(ei).catch(() => {});
+    const ei = EXT4_I(m.host);
+    for (let retry = 0; ; retry++) {
+      try {
+        return await block_write_begin(m, pos, len, ext4_get_block);
+      } catch (e) {
+        // ext4_truncate_failed_write: blocks the failed page got past i_size (with blocks
+        // smaller than a page some of its buffers may have been allocated) are given back.
+        if (pos + len > ei.i_size) {
+          await truncate_pagecache(ei, ei.i_size).catch(() => {});
+          await ext4_truncate(ei).catch(() => {});
+        }
+        // ext4_should_retry_alloc: blocks freed by the running transaction become usable once
+        // it commits; commit (no handle is open here) and try once more.
+        const sb = ei.i_sb;
+        if (retry === 0 && (e as { errno?: number }).errno === ENOSPC && EXT4_SB(sb).s_busy_blocks.size) {
+          await ext4_force_commit(sb);
+          continue;
+        }
+        throw e;
       }
-      throw e;
     }
   },
   async write_end(_file: File | null, m: address_space, pos: number, len: number, copied: number, page: Page): Promise<number> {

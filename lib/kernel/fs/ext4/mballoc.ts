@@ -10,7 +10,8 @@
  * allocations can never take the same block. Reserved blocks are honoured as Linux does:
  * s_r_blocks_count for everybody but the reserved uid/gid and CAP_SYS_RESOURCE, and the
  * 2% (at most 4096 clusters) ext4 keeps back for metadata it must never fail to allocate
- * (EXT4_MB_USE_RESERVED).
+ * (EXT4_MB_USE_RESERVED). With a journal, blocks freed by a transaction stay out of reach
+ * until it commits (s_busy_blocks).
  */
 import type { Inode } from '../../include/fs.js';
 import { CAP_SYS_RESOURCE } from '../../include/fs.js';
@@ -108,15 +109,18 @@ export async function ext4_mb_new_blocks(handle: handle_t, ar: ext4_allocation_r
     try {
       // From here to the bits being set there is no await: the search and the claim are atomic.
       const map = bh.b_data;
+      const busy = sbi.s_busy_blocks;
+      const gstart = ext4_group_first_block_no(sbi, g);
+      const isFree = (b: number) => !ext4_test_bit(b, map) && (busy.size === 0 || !busy.has(gstart + b));
       let start = -1;
       for (let b = from; b < to; b++) {
         if (map[b >> 3] === 0xff && (b & 7) === 0) { b += 7; continue; } // bits32: bit index inside one bitmap block
-        if (!ext4_test_bit(b, map)) { start = b; break; }
+        if (isFree(b)) { start = b; break; }
       }
       if (start < 0) continue;
       const n = ext4_blocks_in_group(sbi, g);
       let len = 1;
-      while (len < want && start + len < n && !ext4_test_bit(start + len, map)) len++;
+      while (len < want && start + len < n && isFree(start + len)) len++;
       const gd = sbi.s_group_desc[g]!;
       const free = ext4_free_group_clusters(gd);
       if (free < len) {
@@ -134,6 +138,9 @@ export async function ext4_mb_new_blocks(handle: handle_t, ar: ext4_allocation_r
       return { pblk, len };
     } finally { brelse(bh); }
   }
+  // Blocks freed by a transaction not yet committed are counted free but not reusable yet:
+  // ENOSPC for now (ext4_should_retry_alloc commits and tries again).
+  if (sbi.s_busy_blocks.size) throw err(ENOSPC);
   // The counter said there was room but no bitmap had any: the descriptors lie.
   throw ext4_error(sb, 'ext4_mb_new_blocks', `free clusters count ${sbi.s_freeclusters_counter} but no free block in any group`);
 }
@@ -164,13 +171,21 @@ export async function ext4_free_blocks(handle: handle_t, _inode: Inode | null, b
     try {
       const map = bh.b_data;
       let freed = 0;
+      const gstart = ext4_group_first_block_no(sbi, group);
+      const t = handle.h_transaction;
+      const busy: number[] = [];
       for (let b = offset; b < offset + n; b++) {
         if (!ext4_test_bit(b, map)) {
-          ext4_error(sb, 'ext4_free_blocks', `bit already cleared for block ${ext4_group_first_block_no(sbi, group) + b}`);
+          ext4_error(sb, 'ext4_free_blocks', `bit already cleared for block ${gstart + b}`);
           continue;
         }
         ext4_clear_bit(b, map);
         freed++;
+        if (t) busy.push(gstart + b);
+      }
+      if (t && busy.length) {
+        for (const x of busy) sbi.s_busy_blocks.add(x);
+        t.t_commit_callbacks.push(() => { for (const x of busy) sbi.s_busy_blocks.delete(x); });
       }
       const gd = sbi.s_group_desc[group]!;
       ext4_free_group_clusters_set(gd, ext4_free_group_clusters(gd) + freed);

@@ -79,6 +79,7 @@ export async function jbd2_journal_commit_transaction(j: Journal): Promise<void>
     /* Nothing to log: the id goes to the next transaction (ids in the log must follow on). */
     j.j_transaction_sequence = t.t_tid;
     t.t_state = T_FINISHED;
+    jbd2_run_commit_callbacks(t);
     return;
   }
   t.t_state = T_FLUSH;
@@ -114,6 +115,7 @@ export async function jbd2_journal_commit_transaction(j: Journal): Promise<void>
   j.j_checkpoint_transactions.push(t);
   j.j_committing_transaction = null;
   t.t_state = T_FINISHED;
+  jbd2_run_commit_callbacks(t);
   jbd2_drop_cancelled(j);
   __jbd2_journal_clean_checkpoint_list(j);
   j.j_stats.commits++;
@@ -224,4 +226,9 @@ async function jbd2_write_transaction(j: Journal, t: transaction_t, snaps: cp_en
   j.j_head = lblk;
   j.j_stats.log_blocks += total;
   j.j_stats.revokes += revokes.length;
+}
+
+/** The transaction is on disk: what waited for that may go on (ext4: freed blocks become free). */
+function jbd2_run_commit_callbacks(t: transaction_t): void {
+  for (const cb of t.t_commit_callbacks.splice(0)) cb();
 }

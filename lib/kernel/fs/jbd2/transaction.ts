@@ -83,6 +83,11 @@ export class transaction_t {
   t_cp_count = 0;
   t_start_ns = 0;
   t_timer: KTimer | null = null;
+  /**
+   * Run once the transaction is committed (Linux's j_commit_callback: ext4 releases the
+   * blocks the transaction freed for reuse only then).
+   */
+  t_commit_callbacks: (() => void)[] = [];
   constructor(readonly t_tid: number, readonly t_journal: Journal) {}
 }
 
