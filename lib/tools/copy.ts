@@ -72,7 +72,6 @@ export class Copier {
   /** Source hard-link identity -> the destination path made for it. */
   private links = new Map<string, Buffer>();
   private canLink = true;
-  private notes = new Set<string>();
   private lost = new Set<string>();
   readonly zero = Buffer.alloc(CHUNK);
   private buf = Buffer.alloc(CHUNK);
@@ -89,13 +88,6 @@ export class Copier {
     } else {
       await this.entry(job.src, job.dst, job.st);
     }
-  }
-
-  /** A warning printed once per distinct text. */
-  private noteOnce(s: string): void {
-    if (this.notes.has(s)) return;
-    this.notes.add(s);
-    this.o.warn(s);
   }
 
   /** What the destination cannot hold, said once per `kind` (the first path as an example). */
@@ -159,7 +151,7 @@ export class Copier {
         if (r !== -EPERM && r !== -EOPNOTSUPP && r !== -EMLINK && r !== -EXDEV && r !== -ENOSYS) this.fail(dst, r, 'cannot create hard link');
         if (r !== -EMLINK) {
           this.canLink = false;
-          this.noteOnce(`note: the destination cannot hold hard links (${strerror(r)}); copying them as separate files`);
+          this.lose('hardlink', `hard links copied as separate files: the destination cannot hold them (${strerror(r)}; first: ${show(src)})`);
         }
       } else {
         this.links.set(st.id, dst);
@@ -295,7 +287,7 @@ export class Copier {
       const r = await this.to.lchown(dst, uid, gid);
       if (r < 0) {
         if (!UNSUPPORTED.has(-r)) this.fail(dst, r, 'cannot change owner');
-        this.noteOnce(`note: owners not preserved: the destination refuses them (${strerror(r)})`);
+        this.lose('owner', `owners not preserved: the destination refuses them (${strerror(r)}; first: ${show(src)})`);
       }
     }
     if (!isLink) {
@@ -306,7 +298,13 @@ export class Copier {
         const r = await this.to.chmod(dst, mode);
         if (r < 0) {
           if (!UNSUPPORTED.has(-r)) this.fail(dst, r, 'cannot change mode');
-          this.noteOnce(`note: modes not preserved: the destination refuses them (${strerror(r)})`);
+          this.lose('mode', `modes not preserved: the destination refuses them (${strerror(r)}; first: ${show(src)})`);
+        } else if (o.preserve) {
+          // FAT takes a chmod it cannot hold without an error: look at what it kept.
+          const now = await this.to.lstat(dst);
+          if (typeof now !== 'number' && (now.mode & 0o7777) !== mode) {
+            this.lose('mode', `modes not preserved: the destination cannot hold them (first: ${show(src)}: 0${mode.toString(8)} became 0${(now.mode & 0o7777).toString(8)})`);
+          }
         }
       }
     }
@@ -316,7 +314,7 @@ export class Copier {
       const r = await this.to.utimes(dst, st.atime, st.mtime);
       if (r < 0) {
         if (!UNSUPPORTED.has(-r)) this.fail(dst, r, 'cannot set times');
-        this.noteOnce(`note: times not preserved on ${isLink ? 'symbolic links' : 'some entries'} (${strerror(r)})`);
+        this.lose(`times-${isLink}`, `times not preserved on ${isLink ? 'symbolic links' : 'some entries'} (${strerror(r)}; first: ${show(src)})`);
       }
     }
   }
