@@ -20,7 +20,7 @@ import {
 import { ImageSession, ToolError, hostError, joinPath, lastArg, parseCommandLine, say, show, usageError, version } from './image.js';
 import { badName, imageSide } from './sides.js';
 import { ACL_ACCESS, ACL_DEFAULT, aclToText } from './acl.js';
-import { entryHeader, padding, sparseMapBlock, trailer, type TarEntry, type TarType } from './tar.js';
+import { alignSparseMap, entryHeader, padding, sparseMapBlock, trailer, type TarEntry, type TarType } from './tar.js';
 
 const PROG = 'fs2tar';
 const CHUNK = 1024 * 1024;
@@ -232,8 +232,9 @@ class Archiver {
       let map: [number, number][] = [[0, st.size]];
       // Fewer blocks than the size needs: there are holes (or the tail is inline); ask.
       if (st.size > 0 && st.blocks * 512 < st.size) {
-        const m = await this.side.dataMap(fd, abs, st.size);
-        if (typeof m === 'number') this.fail(rel, m, 'cannot find the holes (SEEK_DATA/SEEK_HOLE)');
+        const found = await this.side.dataMap(fd, abs, st.size);
+        if (typeof found === 'number') this.fail(rel, found, 'cannot find the holes (SEEK_DATA/SEEK_HOLE)');
+        const m = found && alignSparseMap(found, st.size);
         if (m && !(m.length === 1 && m[0]![0] === 0 && m[0]![1] === st.size)) {
           map = m;
           e.sparse = { map: m };

@@ -61,6 +61,26 @@ export function sparseMapBlock(map: readonly [number, number][], realsize: numbe
   return Buffer.concat([b, padding(b.length)]);
 }
 
+/**
+ * A data map made fit for GNU tar: extents widened to whole 512-byte blocks (the start
+ * rounded down, the end up, but not past `realsize`) and merged where they then touch.
+ * GNU tar reads each extent's data in whole blocks, so every extent but the last must be a
+ * whole number of blocks long; the widened parts are read from the file (zeros in a hole).
+ */
+export function alignSparseMap(map: readonly [number, number][], realsize: number): [number, number][] {
+  const out: [number, number][] = [];
+  for (const [o, l] of map) {
+    if (l <= 0) continue;
+    const start = o - (o % BLOCK);
+    const endRaw = o + l;
+    const end = Math.min(realsize, endRaw % BLOCK ? endRaw + BLOCK - (endRaw % BLOCK) : endRaw);
+    const last = out[out.length - 1];
+    if (last && last[0] + last[1] >= start) last[1] = Math.max(last[0] + last[1], end) - last[0];
+    else out.push([start, end - start]);
+  }
+  return out;
+}
+
 /** Bytes of data a sparse entry stores: the map block and every extent. */
 export function sparseDataSize(map: readonly [number, number][], realsize: number): number {
   return sparseMapBlock(map, realsize).length + map.reduce((n, [, l]) => n + l, 0);
