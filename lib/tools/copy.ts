@@ -105,6 +105,9 @@ export class Copier {
     const names = await this.from.readdir(src);
     if (typeof names === 'number') this.fail(src, names, 'cannot read directory');
     names.sort(Buffer.compare);
+    if (this.o.preserve && this.from.prefetchXattrs) {
+      await this.from.prefetchXattrs(names.filter((n) => !badName(n)).map((n) => joinPath(src, n)));
+    }
     for (const name of names) {
       if (badName(name)) this.fail(joinPath(src, name), EINVAL, 'refusing a directory entry name that would escape the destination');
       const s = joinPath(src, name);

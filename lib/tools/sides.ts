@@ -83,6 +83,8 @@ export interface Side {
   listXattrs(p: Buffer): Promise<R<Map<string, Buffer>>>;
   /** Set one extended attribute, not following a final symlink. */
   setXattr(p: Buffer, name: string, value: Buffer): Promise<number>;
+  /** A hint: listXattrs will be asked for these paths soon (the host reads them in one go). */
+  prefetchXattrs?(paths: Buffer[]): Promise<void>;
 }
 
 /* ---- the image: the kernel's system calls ---- */
@@ -240,10 +242,16 @@ function tool(cmd: string, args: string[]): Buffer | number {
 /** getfattr's escapes in names: backslash and three octal digits. */
 const unescapeName = (s: string) => s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
 
-/** `getfattr -h -d -m - -e hex` of one path: name -> value. */
-export function parseGetfattrOne(text: string): Map<string, Buffer> {
-  const out = new Map<string, Buffer>();
+/** `getfattr -h -d -m - -e hex --absolute-names` output: path -> name -> value. */
+export function parseGetfattr(text: string): Map<string, Map<string, Buffer>> {
+  const all = new Map<string, Map<string, Buffer>>();
+  let out = new Map<string, Buffer>();
   for (const line of text.split('\n')) {
+    if (line.startsWith('# file: ')) {
+      out = new Map();
+      all.set(unescapeName(line.slice(8)), out);
+      continue;
+    }
     if (!line || line.startsWith('#')) continue;
     const eq = line.indexOf('=');
     const name = unescapeName(eq < 0 ? line : line.slice(0, eq));
@@ -252,8 +260,10 @@ export function parseGetfattrOne(text: string): Map<string, Buffer> {
     else if (v.startsWith('"')) out.set(name, Buffer.from(JSON.parse(v) as string, 'utf8'));
     else out.set(name, Buffer.alloc(0));
   }
-  return out;
+  return all;
 }
+
+const PREFETCH_BATCH = 256;
 
 /** The holes of a host file: Node has no lseek, perl's sysseek passes SEEK_DATA/SEEK_HOLE through. */
 const PERL_MAP = 'open(my $f, "<", $ARGV[0]) or exit 2; my $s = $ARGV[1]; my $o = 0; ' +
@@ -275,6 +285,8 @@ function h<T>(fn: () => T): R<T> {
 const toDate = (t: Timespec) => t.sec + t.nsec / 1e9;
 
 export function hostSide(): Side {
+  /** Xattrs read ahead by prefetchXattrs: path -> name -> value (each used once). */
+  const cache = new Map<string, Map<string, Buffer>>();
   return {
     kind: 'host',
     holes: true,
@@ -339,10 +351,27 @@ export function hostSide(): Side {
       }
       return map;
     },
+    async prefetchXattrs(paths) {
+      // One getfattr for many paths (a spawn per file is slow); paths it does not list have
+      // none. If anything goes wrong (an error on one path), each is asked on its own later.
+      for (let i = 0; i < paths.length; i += PREFETCH_BATCH) {
+        const names = paths.slice(i, i + PREFETCH_BATCH).map((p) => p.toString('utf8'));
+        const r = tool('getfattr', ['-h', '-d', '-m', '-', '-e', 'hex', '--absolute-names', '--', ...names]);
+        if (typeof r === 'number') return;
+        const got = parseGetfattr(r.toString('utf8'));
+        for (const n of names) cache.set(n, got.get(n) ?? new Map());
+      }
+    },
     async listXattrs(p) {
-      const r = tool('getfattr', ['-h', '-d', '-m', '-', '-e', 'hex', '--absolute-names', '--', p.toString('utf8')]);
+      const key = p.toString('utf8');
+      const hit = cache.get(key);
+      if (hit) {
+        cache.delete(key);
+        return hit;
+      }
+      const r = tool('getfattr', ['-h', '-d', '-m', '-', '-e', 'hex', '--absolute-names', '--', key]);
       if (typeof r === 'number') return r;
-      return parseGetfattrOne(r.toString('utf8'));
+      return parseGetfattr(r.toString('utf8')).get(key) ?? new Map();
     },
     async setXattr(p, name, value) {
       const r = tool('setfattr', ['-h', '-n', name, '-v', value.length ? `0x${value.toString('hex')}` : '', '--', p.toString('utf8')]);
