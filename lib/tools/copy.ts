@@ -2,19 +2,27 @@
  * The recursive copy behind cptofs and cpfromfs (LKL's cptofs.c searchdir/do_entry), between
  * two Sides: regular files with their content, directories (created, then filled), symbolic
  * links as links, hard links within the copy as links where the destination allows them,
- * fifos and device nodes where it allows them (skipped with a warning otherwise). With
- * `preserve`, owner, group, mode bits (setuid/setgid/sticky too) and atime/mtime follow the
- * source; without, modes are the source's minus the umask, as cp(1) does.
+ * fifos and device nodes where it allows them (skipped otherwise). Holes of the source (found
+ * with SEEK_DATA/SEEK_HOLE) stay holes: only the data extents are written, then the file is
+ * truncated to its size. With `preserve`, owner, group, mode bits (setuid/setgid/sticky
+ * too), extended attributes, POSIX ACLs (the system.posix_acl_* xattrs) and atime/mtime to
+ * the nanosecond follow the source; without, modes are the source's minus the umask, as
+ * cp(1) does. What the destination cannot hold (FAT: owners, modes, links, special files,
+ * xattrs, fine times) is reported with one warning line per kind of loss, not per file.
+ *
+ * Names read from a directory are checked: one that would lead out of the destination ("..",
+ * a slash, as only a damaged image lists them) stops the copy.
  *
  * The first error stops the copy (as LKL's tools abort); it is thrown as a CopyError naming
  * the path and the errno, and the caller prints it as one line.
  */
 import path from 'node:path';
 import {
-  EEXIST, EINVAL, EISDIR, EMLINK, ENOENT, ENOSYS, ENOTDIR, EOPNOTSUPP, EPERM, EXDEV,
+  E2BIG, EEXIST, EINVAL, EISDIR, EMLINK, ENOENT, ENOSPC, ENOSYS, ENOTDIR, EOPNOTSUPP, EPERM, ERANGE, EXDEV,
   S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, S_IFIFO, S_IFCHR, S_IFBLK, S_IFSOCK, strerror,
 } from '../kernel/include/uapi.js';
-import type { FStat, Side } from './sides.js';
+import { badName, type DataMap, type FStat, type Side } from './sides.js';
+import { ACL_ACCESS, ACL_DEFAULT } from './acl.js';
 import { ToolError, joinPath, show } from './image.js';
 
 export class CopyError extends Error {
@@ -36,11 +44,11 @@ export interface CopyOptions {
   warn: (line: string) => void;
   /** Polled between entries: true stops the copy (SIGINT/SIGTERM). */
   stop?: () => boolean;
+  /** The destination is FAT (times kept to 2 s): said once when times are preserved. */
+  fatDest?: boolean;
 }
 
 const CHUNK = 1024 * 1024;
-/** Granularity of the holes left in host files. */
-const HOLE = 64 * 1024;
 /** Errors meaning "this filesystem cannot hold that", not "something went wrong". */
 const UNSUPPORTED = new Set([EPERM, EOPNOTSUPP, ENOSYS, EINVAL]);
 
@@ -64,7 +72,7 @@ export class Copier {
   /** Source hard-link identity -> the destination path made for it. */
   private links = new Map<string, Buffer>();
   private canLink = true;
-  private notes = new Set<string>();
+  private lost = new Set<string>();
   readonly zero = Buffer.alloc(CHUNK);
   private buf = Buffer.alloc(CHUNK);
 
@@ -76,17 +84,17 @@ export class Copier {
       // unless this made it.
       const made = await this.ensureDir(job.dst, job.st);
       await this.copyChildren(job.src, job.dst);
-      if (made) await this.setAttrs(job.dst, job.st, true);
+      if (made) await this.setAttrs(job.src, job.dst, job.st, true);
     } else {
       await this.entry(job.src, job.dst, job.st);
     }
   }
 
-  /** A warning printed once per distinct text. */
-  private noteOnce(s: string): void {
-    if (this.notes.has(s)) return;
-    this.notes.add(s);
-    this.o.warn(s);
+  /** What the destination cannot hold, said once per `kind` (the first path as an example). */
+  private lose(kind: string, text: string): void {
+    if (this.lost.has(kind)) return;
+    this.lost.add(kind);
+    this.o.warn(`warning: ${text}`);
   }
 
   private fail(p: Buffer, errno: number, what?: string): never {
@@ -97,7 +105,11 @@ export class Copier {
     const names = await this.from.readdir(src);
     if (typeof names === 'number') this.fail(src, names, 'cannot read directory');
     names.sort(Buffer.compare);
+    if (this.o.preserve && this.from.prefetchXattrs) {
+      await this.from.prefetchXattrs(names.filter((n) => !badName(n)).map((n) => joinPath(src, n)));
+    }
     for (const name of names) {
+      if (badName(name)) this.fail(joinPath(src, name), EINVAL, 'refusing a directory entry name that would escape the destination');
       const s = joinPath(src, name);
       const st = await this.from.lstat(s);
       if (typeof st === 'number') this.fail(s, st);
@@ -142,7 +154,7 @@ export class Copier {
         if (r !== -EPERM && r !== -EOPNOTSUPP && r !== -EMLINK && r !== -EXDEV && r !== -ENOSYS) this.fail(dst, r, 'cannot create hard link');
         if (r !== -EMLINK) {
           this.canLink = false;
-          this.noteOnce(`note: the destination cannot hold hard links (${strerror(r)}); copying them as separate files`);
+          this.lose('hardlink', `hard links copied as separate files: the destination cannot hold them (${strerror(r)}; first: ${show(src)})`);
         }
       } else {
         this.links.set(st.id, dst);
@@ -164,7 +176,8 @@ export class Copier {
         const r = await this.to.symlink(target, dst);
         if (r < 0) {
           if (UNSUPPORTED.has(-r) && r !== -EINVAL) {
-            this.o.warn(`${show(src)}: skipping symbolic link: the destination cannot hold it (${strerror(r)})`);
+            this.lose('symlink', `symbolic links skipped: the destination cannot hold them (${strerror(r)}; first: ${show(src)})`);
+            this.links.delete(st.id);
             return;
           }
           this.fail(dst, r, 'cannot create symbolic link');
@@ -176,7 +189,7 @@ export class Copier {
         const r = await this.to.mknod(dst, type | (st.mode & 0o777 & ~this.o.umask), st.major, st.minor);
         if (r < 0) {
           if (UNSUPPORTED.has(-r)) {
-            this.o.warn(`${show(src)}: skipping ${typeName(st.mode)}: the destination cannot hold it (${strerror(r)})`);
+            this.lose(typeName(st.mode), `${typeName(st.mode)}s skipped: the destination cannot hold them (${strerror(r)}; first: ${show(src)})`);
             this.links.delete(st.id);
             return;
           }
@@ -185,10 +198,10 @@ export class Copier {
         break;
       }
       default:
-        this.o.warn(`${show(src)}: skipping ${typeName(st.mode)}`);
+        this.lose(typeName(st.mode), `${typeName(st.mode)}s skipped (first: ${show(src)})`);
         return;
     }
-    await this.setAttrs(dst, st, type === S_IFDIR);
+    await this.setAttrs(src, dst, st, type === S_IFDIR);
   }
 
   private async copyFile(src: Buffer, dst: Buffer, st: FStat): Promise<void> {
@@ -198,36 +211,22 @@ export class Copier {
     try {
       ofd = await this.to.openWrite(dst, st.mode & 0o777 & ~this.o.umask);
       if (ofd < 0) this.fail(dst, ofd, 'cannot create');
-      let pos = 0;
-      let holeAtEnd = false;
-      for (;;) {
-        const n = await this.from.read(ifd, this.buf);
-        if (n < 0) this.fail(src, n, 'read error');
-        if (n === 0) break;
-        const chunk = this.buf.subarray(0, n);
-        if (this.to.sparseWrites) {
-          // Leave holes where whole 64 KiB pieces are zeros (as cp --sparse=auto does for sparse sources).
-          for (let off = 0; off < n;) {
-            const end = Math.min(n, off + HOLE - ((pos + off) % HOLE));
-            const piece = chunk.subarray(off, end);
-            if (piece.length === HOLE && piece.equals(this.zero.subarray(0, HOLE))) {
-              holeAtEnd = true;
-            } else {
-              const w = await this.to.pwrite(ofd, piece, pos + off);
-              if (w < 0) this.fail(dst, w, 'write error');
-              holeAtEnd = false;
-            }
-            off = end;
-          }
-        } else {
-          const w = await this.to.pwrite(ofd, chunk, pos);
-          if (w < 0) this.fail(dst, w, 'write error');
-        }
-        pos += n;
+      // Fewer blocks than the size needs: the source may have holes; ask where its data is.
+      let map: DataMap = null;
+      if (st.size > 0 && st.blocks * 512 < st.size) {
+        const m = await this.from.dataMap(ifd, src, st.size);
+        if (typeof m === 'number') this.fail(src, m, 'cannot find the holes (SEEK_DATA/SEEK_HOLE)');
+        map = m;
       }
-      if (holeAtEnd) {
-        const r = await this.to.ftruncate(ofd, pos);
+      const holey = map !== null && !(map.length === 1 && map[0]![0] === 0 && map[0]![1] === st.size);
+      if (holey && this.to.holes) {
+        // Only the data extents are written; the rest stays holes (truncate sets the size).
+        for (const [off, len] of map!) await this.copyRange(ifd, ofd, src, dst, off, len);
+        const r = await this.to.ftruncate(ofd, st.size);
         if (r < 0) this.fail(dst, r, 'write error');
+      } else {
+        if (holey) this.lose('holes', `the destination has no holes: files with holes are written whole (first: ${show(src)})`);
+        await this.copyRange(ifd, ofd, src, dst, 0, Infinity);
       }
       const r = await this.to.fsyncClose(ofd);
       ofd = -1;
@@ -238,8 +237,50 @@ export class Copier {
     }
   }
 
+  /** Copies `len` bytes at `off` (Infinity: to the end of the source). */
+  private async copyRange(ifd: number, ofd: number, src: Buffer, dst: Buffer, off: number, len: number): Promise<void> {
+    let done = 0;
+    while (done < len) {
+      const want = Math.min(len - done, CHUNK);
+      const n = await this.from.pread(ifd, want === CHUNK ? this.buf : this.buf.subarray(0, want), off + done);
+      if (n < 0) this.fail(src, n, 'read error');
+      if (n === 0) break;
+      const w = await this.to.pwrite(ofd, this.buf.subarray(0, n), off + done);
+      if (w < 0) this.fail(dst, w, 'write error');
+      done += n;
+    }
+  }
+
+  /** Extended attributes and ACLs of the source entry onto dst (preserve only). */
+  private async copyXattrs(src: Buffer, dst: Buffer, isLink: boolean): Promise<void> {
+    const x = await this.from.listXattrs(src);
+    if (typeof x === 'number') {
+      if (x === -EOPNOTSUPP) return; // the source holds none (FAT)
+      if (x === -ENOSYS) {
+        this.lose('xattr-read', 'extended attributes and ACLs not copied: getfattr (attr) is not installed');
+        return;
+      }
+      this.fail(src, x, 'cannot read extended attributes');
+    }
+    for (const [name, value] of x) {
+      const r = await this.to.setXattr(dst, name, value);
+      if (r >= 0) continue;
+      const acl = name === ACL_ACCESS || name === ACL_DEFAULT;
+      const what = acl ? 'POSIX ACLs' : `${name.slice(0, name.indexOf('.') + 1) || name}* extended attributes`;
+      if (r === -EOPNOTSUPP || r === -ENOSYS) {
+        this.lose(acl ? 'acl' : 'xattr', `${acl ? 'POSIX ACLs' : 'extended attributes'} not preserved: the destination cannot hold them (${strerror(r)}; first: ${show(src)})`);
+      } else if (r === -EPERM && isLink) {
+        this.lose(`link-${what}`, `${what} of symbolic links not preserved (${strerror(r)}; first: ${show(src)})`);
+      } else if (r === -EPERM || r === -EINVAL || r === -ENOSPC || r === -E2BIG || r === -ERANGE) {
+        this.lose(`${what}:${r}`, `${what} not preserved where the destination refuses them (${strerror(r)}; first: ${show(src)} ${name})`);
+      } else {
+        this.fail(dst, r, `cannot set extended attribute ${name}`);
+      }
+    }
+  }
+
   /** Owner, mode and times of a finished entry. */
-  private async setAttrs(dst: Buffer, st: FStat, isDir: boolean): Promise<void> {
+  private async setAttrs(src: Buffer, dst: Buffer, st: FStat, isDir: boolean): Promise<void> {
     const type = st.mode & S_IFMT;
     const isLink = type === S_IFLNK;
     const o = this.o;
@@ -249,7 +290,7 @@ export class Copier {
       const r = await this.to.lchown(dst, uid, gid);
       if (r < 0) {
         if (!UNSUPPORTED.has(-r)) this.fail(dst, r, 'cannot change owner');
-        this.noteOnce(`note: owners not preserved: the destination refuses them (${strerror(r)})`);
+        this.lose('owner', `owners not preserved: the destination refuses them (${strerror(r)}; first: ${show(src)})`);
       }
     }
     if (!isLink) {
@@ -260,15 +301,23 @@ export class Copier {
         const r = await this.to.chmod(dst, mode);
         if (r < 0) {
           if (!UNSUPPORTED.has(-r)) this.fail(dst, r, 'cannot change mode');
-          this.noteOnce(`note: modes not preserved: the destination refuses them (${strerror(r)})`);
+          this.lose('mode', `modes not preserved: the destination refuses them (${strerror(r)}; first: ${show(src)})`);
+        } else if (o.preserve) {
+          // FAT takes a chmod it cannot hold without an error: look at what it kept.
+          const now = await this.to.lstat(dst);
+          if (typeof now !== 'number' && (now.mode & 0o7777) !== mode) {
+            this.lose('mode', `modes not preserved: the destination cannot hold them (first: ${show(src)}: 0${mode.toString(8)} became 0${(now.mode & 0o7777).toString(8)})`);
+          }
         }
       }
     }
+    if (o.preserve) await this.copyXattrs(src, dst, isLink);
     if (o.preserve) {
+      if (o.fatDest) this.lose('fat-times', 'FAT keeps modification times to 2 seconds (from 1980) and access times to the day: times rounded');
       const r = await this.to.utimes(dst, st.atime, st.mtime);
       if (r < 0) {
         if (!UNSUPPORTED.has(-r)) this.fail(dst, r, 'cannot set times');
-        this.noteOnce(`note: times not preserved on ${isLink ? 'symbolic links' : 'some entries'} (${strerror(r)})`);
+        this.lose(`times-${isLink}`, `times not preserved on ${isLink ? 'symbolic links' : 'some entries'} (${strerror(r)}; first: ${show(src)})`);
       }
     }
   }

@@ -26,17 +26,24 @@ export function programFromName(name: string): CpProgram {
 
 const EPILOG: Record<CpProgram, string> = {
   cptofs: `Copies host files and directories into the filesystem in IMAGE (recursively; symbolic
-links stay links). DST is a path inside the image: an existing directory (each SRC is copied
+links stay links, hard links within the copy stay links, fifos and device nodes are made,
+holes stay holes). DST is a path inside the image: an existing directory (each SRC is copied
 into it under its own name) or, for a single SRC, a new name. A SRC of "DIR/." copies what is
-in DIR. The filesystem type is detected when -t is absent (ext2, ext3, ext4, vfat).
-Stops at the first error, printing "cptofs: PATH: reason"; the image is always unmounted
-cleanly. Exit status: 0 copied, 1 error.`,
+in DIR. The filesystem type is detected when -t is absent (ext2, ext3, ext4, vfat); ext2/3/4
+images are written only without a journal (mke2fs -O ^has_journal). With -p, owners, modes,
+nanosecond times, extended attributes and ACLs are kept (read on the host with getfattr).
+What the filesystem cannot hold (FAT: owners, modes, links, special files, xattrs, fine
+times) is left out with one warning line per kind. Stops at the first error, printing
+"cptofs: PATH: reason"; the image is always unmounted cleanly. Exit status: 0 copied, 1 error.`,
   cpfromfs: `Copies files and directories out of the filesystem in IMAGE to the host (recursively;
-symbolic links stay links). SRC are paths inside the image ("/" or "." = everything); DST is
+symbolic links stay links, hard links within the copy stay links, fifos and device nodes are
+made, holes stay holes). SRC are paths inside the image ("/" or "." = everything); DST is
 an existing host directory (each SRC is copied into it under its own name) or, for a single
 SRC, a new name. The image is opened read-only. The filesystem type is detected when -t is
-absent (ext2, ext3, ext4, vfat). Stops at the first error, printing "cpfromfs: PATH: reason".
-Exit status: 0 copied, 1 error.`,
+absent (ext2, ext3, ext4, vfat). With -p, owners, modes, nanosecond times (set with touch),
+extended attributes and ACLs (set with setfattr) are kept. A directory entry name that would
+lead out of DST (from a damaged image) stops the copy. Stops at the first error, printing
+"cpfromfs: PATH: reason". Exit status: 0 copied, 1 error.`,
 };
 
 interface CpArgs {
@@ -55,7 +62,7 @@ async function parseArgs(prog: CpProgram, argv: string[]): Promise<CpArgs | numb
     .option('t', { alias: 'type', type: 'string', requiresArg: true, description: 'filesystem type: ext2, ext3, ext4, vfat (default: detect)' })
     .option('P', { alias: 'partition', type: 'string', requiresArg: true, description: 'partition number (default: 0, the whole image)' })
     .option('o', { alias: 'options', type: 'string', requiresArg: true, description: 'filesystem mount options, comma-separated (e.g. noatime, shortname=mixed); repeatable' })
-    .option('p', { alias: 'preserve', type: 'boolean', description: 'preserve owner, group, mode bits and atime/mtime' })
+    .option('p', { alias: 'preserve', type: 'boolean', description: 'preserve owner, group, mode bits, atime/mtime (ns), extended attributes and POSIX ACLs' })
     .option('s', { alias: 'selinux', type: 'string', requiresArg: true, description: 'SELinux context for new files (accepted and ignored)' })
     .option('owner', { type: 'string', requiresArg: true, description: 'owner (uid) of every copied entry' })
     .option('g', { alias: 'group', type: 'string', requiresArg: true, description: 'group (gid) of every copied entry' })
@@ -146,7 +153,7 @@ export async function runCp(prog: CpProgram, argv: string[]): Promise<number> {
     const sys = session.sys;
     await sys.umask(0);
     const host = hostSide();
-    const img = imageSide(sys);
+    const img = imageSide(sys, session.type !== 'vfat' && session.type !== 'msdos');
     const from = to ? host : img;
     const dest = to ? img : host;
     const jobs = await plan(from, dest, { sources: a.sources, dst: a.dst }, to ? hostPath : imagePath, to ? imagePath : hostPath);
@@ -156,6 +163,7 @@ export async function runCp(prog: CpProgram, argv: string[]): Promise<number> {
       verbose: a.verbose ? (l) => process.stderr.write(`${l}\n`) : undefined,
       warn: (l) => say(prog, l),
       stop: () => stop,
+      fatDest: to && (session.type === 'vfat' || session.type === 'msdos'),
     });
     for (const job of jobs) await copier.run(job);
   } catch (e) {

@@ -1,11 +1,14 @@
 /*
- * fs2tar [-t TYPE] [-P PART] [-o OPTS] [-x] [-s FILE] IMAGE TARFILE: the whole filesystem in
- * IMAGE as a POSIX (pax) tar archive, as LKL's tools/lkl/fs2tar.c: the image is attached and
- * mounted read-only, walked from the root, and every entry is written with its mode, owner,
- * group and mtime (nanoseconds in pax records): regular files with their data, directories,
- * symbolic links, hard links as links to the first name seen, device nodes and fifos
- * (sockets cannot be archived and are skipped with a warning). With -x, extended attributes
- * go into SCHILY.xattr pax records (GNU tar --xattrs restores them). TARFILE "-" is stdout.
+ * fs2tar [-t TYPE] [-P PART] [-o OPTS] [--no-xattrs] [-s FILE] IMAGE TARFILE: the whole
+ * filesystem in IMAGE as a POSIX (pax) tar archive, as LKL's tools/lkl/fs2tar.c: the image is
+ * attached and mounted read-only, walked from the root, and every entry is written with its
+ * mode, owner, group and times (mtime, atime, ctime to the nanosecond in pax records):
+ * regular files with their data (files with holes, found with SEEK_DATA/SEEK_HOLE, in GNU's
+ * pax sparse format 1.0), directories, symbolic links, hard links as links to the first name
+ * seen, device nodes and fifos (sockets cannot be archived and are skipped with a warning).
+ * Extended attributes go into SCHILY.xattr pax records and POSIX ACLs also into
+ * SCHILY.acl.access / SCHILY.acl.default (as GNU tar --xattrs --acls writes them) unless
+ * --no-xattrs. TARFILE "-" is stdout.
  */
 import fs from 'node:fs';
 import yargs from 'yargs';
@@ -15,8 +18,9 @@ import {
   major, minor, strerror, type Stat,
 } from '../kernel/include/uapi.js';
 import { ImageSession, ToolError, hostError, joinPath, lastArg, parseCommandLine, say, show, usageError, version } from './image.js';
-import { imageSide } from './sides.js';
-import { entryHeader, padding, trailer, type TarEntry, type TarType } from './tar.js';
+import { badName, imageSide } from './sides.js';
+import { ACL_ACCESS, ACL_DEFAULT, aclToText } from './acl.js';
+import { alignSparseMap, entryHeader, padding, sparseMapBlock, trailer, type TarEntry, type TarType } from './tar.js';
 
 const PROG = 'fs2tar';
 const CHUNK = 1024 * 1024;
@@ -64,12 +68,13 @@ interface Fs2tarArgs {
 async function parseArgs(argv: string[]): Promise<Fs2tarArgs | number> {
   const parsed = await parseCommandLine<Record<string, unknown> & { h?: unknown; V?: unknown; _: (string | number)[] }>(PROG, yargs(argv)
     .scriptName(PROG)
-    .usage('Usage: $0 [-t TYPE] [-P PART] [-o OPTS] [-x] [-s FILE] IMAGE TARFILE\n\n' +
+    .usage('Usage: $0 [-t TYPE] [-P PART] [-o OPTS] [--no-xattrs] [-s FILE] IMAGE TARFILE\n\n' +
       'Write the whole filesystem in IMAGE as a POSIX (pax) tar archive to TARFILE ("-" = stdout).')
     .option('t', { alias: 'type', type: 'string', requiresArg: true, description: 'filesystem type: ext2, ext3, ext4, vfat (default: detect)' })
     .option('P', { alias: 'partition', type: 'string', requiresArg: true, description: 'partition number (default: 0, the whole image)' })
     .option('o', { alias: 'options', type: 'string', requiresArg: true, description: 'filesystem mount options, comma-separated; repeatable (the mount is read-only anyway)' })
-    .option('x', { alias: 'xattrs', type: 'boolean', description: 'store extended attributes (SCHILY.xattr pax records, as GNU tar --xattrs)' })
+    .option('xattrs', { type: 'boolean', default: true, description: 'store extended attributes (SCHILY.xattr pax records) and POSIX ACLs (SCHILY.acl records), as GNU tar --xattrs --acls; --no-xattrs leaves both out' })
+    .option('x', { type: 'boolean', hidden: true, description: 'store extended attributes (the default now; kept for old command lines)' })
     .option('s', { alias: 'selinux', type: 'string', requiresArg: true, description: 'also write "PATH CONTEXT" lines for security.selinux attributes to FILE' })
     .option('m', { alias: 'mb', type: 'string', requiresArg: true, description: 'kernel memory in MiB (default: 64)' })
     .option('v', { alias: 'verbose', type: 'boolean', description: 'list each archived path on stderr' })
@@ -77,9 +82,10 @@ async function parseArgs(argv: string[]): Promise<Fs2tarArgs | number> {
     .help('h').alias('h', 'help')
     .version('V', 'show the version', version()).alias('V', 'version')
     .epilog('The image is opened and mounted read-only. Entries: regular files, directories, symbolic links, ' +
-      'hard links (as links to the first name), device nodes and fifos, with mode, uid/gid and mtime ' +
-      '(pax records for long names, sizes of 8 GiB and more, large ids and sub-second times). ' +
-      'Sockets are skipped with a warning. Extract with: tar -xpf TARFILE [--xattrs --xattrs-include=\'*\'] -C DIR\n' +
+      'hard links (as links to the first name), device nodes and fifos, with mode, uid/gid, mtime, atime and ctime ' +
+      '(pax records for long names, sizes of 8 GiB and more, large ids and nanoseconds), extended attributes and ' +
+      'POSIX ACLs; files with holes in GNU\'s pax sparse format 1.0 (only their data is stored). ' +
+      'Sockets are skipped with a warning. Extract with: tar --xattrs --xattrs-include=\'*\' --acls -xpf TARFILE -C DIR\n' +
       'Exit status: 0 written, 1 error (a partly written TARFILE is removed).')
   );
   if (parsed === null) return 1;
@@ -94,7 +100,7 @@ async function parseArgs(argv: string[]): Promise<Fs2tarArgs | number> {
   if (m !== undefined && (!/^\d+$/.test(m) || Number(m) < 16 || Number(m) > 65536)) return bad(`invalid memory size '${m}' (MiB, 16 to 65536)`);
   return {
     image: pos[0]!, tar: pos[1]!, type: last(parsed.t), part: P === undefined ? 0 : Number(P),
-    options: ([] as unknown[]).concat(parsed.o ?? []).map(String), xattrs: !!parsed.x, selinux: last(parsed.s),
+    options: ([] as unknown[]).concat(parsed.o ?? []).map(String), xattrs: parsed.xattrs !== false, selinux: last(parsed.s),
     mb: m === undefined ? 64 : Number(m), verbose: !!parsed.v, printk: !!parsed.printk,
   };
 }
@@ -129,7 +135,11 @@ class Archiver {
     const names = await this.side.readdir(Buffer.concat([Buffer.from('/'), rel]));
     if (typeof names === 'number') this.fail(rel, names, 'cannot read directory');
     names.sort(Buffer.compare);
-    for (const n of names) await this.entry(joinPath(rel, n));
+    for (const n of names) {
+      // A name from a damaged image must not lead out of (or around) the archive's tree.
+      if (badName(n)) this.fail(joinPath(rel, n), EIO, 'refusing a directory entry name that would escape the tree');
+      await this.entry(joinPath(rel, n));
+    }
   }
 
   private async xattrs(abs: Buffer, rel: Buffer): Promise<Map<string, Buffer> | undefined> {
@@ -169,9 +179,16 @@ class Archiver {
     if (this.a.verbose) process.stderr.write(`${show(rel)}${type === 'dir' ? '/' : ''}\n`);
     const e: TarEntry = {
       path: rel, type, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, size: 0, mtime: st.mtime,
+      atime: st.atime, ctime: st.ctime,
     };
     const x = await this.xattrs(abs, rel);
-    if (x) e.xattrs = x;
+    if (x) {
+      e.xattrs = x;
+      // GNU tar --acls: the ACLs in text form too (the raw xattrs stay, as GNU tar keeps them).
+      const access = x.get(ACL_ACCESS), dflt = x.get(ACL_DEFAULT);
+      const at = access && aclToText(access), dt = dflt && aclToText(dflt);
+      if (at || dt) e.acl = { ...(at ? { access: at } : {}), ...(dt ? { default: dt } : {}) };
+    }
     if (type !== 'dir' && st.nlink > 1) {
       const key = `${st.dev}:${st.ino}`;
       const first = this.links.get(key);
@@ -199,25 +216,50 @@ class Archiver {
         break;
       default:
     }
+    if (type === 'file') {
+      await this.file(abs, rel, st, e);
+      return;
+    }
     this.out.push(entryHeader(e));
-    if (type === 'file') await this.data(abs, rel, st);
     if (type === 'dir') await this.dir(rel);
   }
 
-  private async data(abs: Buffer, rel: Buffer, st: Stat): Promise<void> {
+  /** A regular file: its header, then its data; with holes, as a sparse 1.0 entry. */
+  private async file(abs: Buffer, rel: Buffer, st: Stat, e: TarEntry): Promise<void> {
     const fd = await this.sys.open(abs, O_RDONLY | O_NOFOLLOW, 0);
     if (fd < 0) this.fail(rel, fd, 'cannot open');
     try {
-      let left = st.size;
-      while (left > 0) {
-        const want = Math.min(left, CHUNK);
-        const n = await this.sys.read(fd, want === CHUNK ? this.buf : this.buf.subarray(0, want));
-        if (n < 0) this.fail(rel, n, 'read error');
-        if (n === 0) this.fail(rel, EIO, `file shrank while being archived (${st.size - left} of ${st.size} bytes)`);
-        this.out.push(Buffer.from(this.buf.subarray(0, n)));
-        left -= n;
+      let map: [number, number][] = [[0, st.size]];
+      // Fewer blocks than the size needs: there are holes (or the tail is inline); ask.
+      if (st.size > 0 && st.blocks * 512 < st.size) {
+        const found = await this.side.dataMap(fd, abs, st.size);
+        if (typeof found === 'number') this.fail(rel, found, 'cannot find the holes (SEEK_DATA/SEEK_HOLE)');
+        const m = found && alignSparseMap(found, st.size);
+        if (m && !(m.length === 1 && m[0]![0] === 0 && m[0]![1] === st.size)) {
+          map = m;
+          e.sparse = { map: m };
+        }
       }
-      this.out.push(padding(st.size));
+      this.out.push(entryHeader(e));
+      let stored = 0;
+      if (e.sparse) {
+        const block = sparseMapBlock(map, st.size);
+        this.out.push(block);
+        stored += block.length;
+      }
+      for (const [off, len] of map) {
+        let done = 0;
+        while (done < len) {
+          const want = Math.min(len - done, CHUNK);
+          const n = await this.sys.pread64(fd, want === CHUNK ? this.buf : this.buf.subarray(0, want), off + done);
+          if (n < 0) this.fail(rel, n, 'read error');
+          if (n === 0) this.fail(rel, EIO, `file shrank while being archived (${off + done} of ${st.size} bytes)`);
+          this.out.push(Buffer.from(this.buf.subarray(0, n)));
+          done += n;
+        }
+        stored += len;
+      }
+      this.out.push(padding(stored));
     } finally {
       await this.sys.close(fd);
     }

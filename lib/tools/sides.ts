@@ -4,12 +4,18 @@
  * cpfromfs image -> host, with the same code (as LKL's cptofs.c switches on `cptofs` in
  * every helper). Paths are byte strings (Buffers): names in images need not be UTF-8.
  * Every operation resolves to its result or to -errno; none throws for an errno.
+ *
+ * Node's fs lacks a few calls the host side needs; it runs the standard tools for them, only
+ * where they matter (with -p, or for files with holes): getfattr/setfattr (attr) for
+ * extended attributes and ACLs, touch(1) for nanosecond times, mknod(1) for fifos and device
+ * nodes, and perl's sysseek (lseek(2) with SEEK_DATA/SEEK_HOLE) to find the holes of a file.
  */
 import fs from 'node:fs';
 import { spawnSync } from 'node:child_process';
+import { paxTime } from './tar.js';
 import type { Sys } from '../kernel/include/sys.js';
 import {
-  AT_FDCWD, AT_SYMLINK_NOFOLLOW, EINVAL, ENOSYS, O_CREAT, O_DIRECTORY, O_NOFOLLOW, O_RDONLY, O_TRUNC,
+  AT_FDCWD, AT_SYMLINK_NOFOLLOW, EINVAL, EIO, ENODATA, ENOSYS, ENXIO, EOPNOTSUPP, SEEK_DATA, SEEK_HOLE, strerror, O_CREAT, O_DIRECTORY, O_NOFOLLOW, O_RDONLY, O_TRUNC,
   O_WRONLY, S_IFBLK, S_IFCHR, S_IFIFO, S_IFMT, S_IFSOCK, major as kmajor, makedev, minor as kminor,
   type Stat, type Timespec,
 } from '../kernel/include/uapi.js';
@@ -21,7 +27,21 @@ export interface FStat {
   id: string;
   /** Device number of a device node. */
   major: number; minor: number;
-  atime: Timespec; mtime: Timespec;
+  atime: Timespec; mtime: Timespec; ctime: Timespec;
+  /** 512-byte blocks allocated (fewer than the size needs: the file may have holes). */
+  blocks: number;
+}
+
+/** Data extents of a file, [offset, length], in order; null = not known (read it all). */
+export type DataMap = [number, number][] | null;
+
+/**
+ * A name in a directory listing that must not be used as a path component: empty, "." or
+ * "..", or holding a slash or a NUL (only a damaged filesystem lists such names; used as they
+ * are they would lead out of the destination).
+ */
+export function badName(n: Buffer): boolean {
+  return n.length === 0 || n.includes(0x2f) || n.includes(0) || (n[0] === 0x2e && (n.length === 1 || (n.length === 2 && n[1] === 0x2e)));
 }
 
 export type R<T> = T | number;
@@ -29,8 +49,8 @@ export type R<T> = T | number;
 export interface Side {
   /** 'host' or 'image' (for messages). */
   readonly kind: 'host' | 'image';
-  /** Holes can be left by skipping zero chunks and truncating at the end. */
-  readonly sparseWrites: boolean;
+  /** Holes can be left by writing only the data extents and truncating at the end. */
+  readonly holes: boolean;
   lstat(p: Buffer): Promise<R<FStat>>;
   stat(p: Buffer): Promise<R<FStat>>;
   /** Names in a directory (without . and ..). */
@@ -40,6 +60,8 @@ export interface Side {
   /** Create or truncate a regular file for writing (does not follow a final symlink). */
   openWrite(p: Buffer, mode: number): Promise<number>;
   read(fd: number, buf: Uint8Array): Promise<number>;
+  /** Read at `pos` (0 bytes: end of file). */
+  pread(fd: number, buf: Uint8Array, pos: number): Promise<number>;
   /** Write all of buf at pos; resolves to the byte count or -errno. */
   pwrite(fd: number, buf: Uint8Array, pos: number): Promise<number>;
   ftruncate(fd: number, size: number): Promise<number>;
@@ -53,8 +75,16 @@ export interface Side {
   unlink(p: Buffer): Promise<number>;
   lchown(p: Buffer, uid: number, gid: number): Promise<number>;
   chmod(p: Buffer, mode: number): Promise<number>;
-  /** Set atime and mtime, not following a final symlink. */
+  /** Set atime and mtime (to the nanosecond), not following a final symlink. */
   utimes(p: Buffer, atime: Timespec, mtime: Timespec): Promise<number>;
+  /** The data extents of the open file `fd` (at path p) of `size` bytes (SEEK_DATA/SEEK_HOLE). */
+  dataMap(fd: number, p: Buffer, size: number): Promise<R<DataMap>>;
+  /** Every extended attribute (ACLs as system.posix_acl_*), not following a final symlink. */
+  listXattrs(p: Buffer): Promise<R<Map<string, Buffer>>>;
+  /** Set one extended attribute, not following a final symlink. */
+  setXattr(p: Buffer, name: string, value: Buffer): Promise<number>;
+  /** A hint: listXattrs will be asked for these paths soon (the host reads them in one go). */
+  prefetchXattrs?(paths: Buffer[]): Promise<void>;
 }
 
 /* ---- the image: the kernel's system calls ---- */
@@ -62,18 +92,42 @@ export interface Side {
 function fromKstat(s: Stat): FStat {
   return {
     mode: s.mode, uid: s.uid, gid: s.gid, size: s.size, nlink: s.nlink, id: `${s.dev}:${s.ino}`,
-    major: kmajor(s.rdev), minor: kminor(s.rdev), atime: s.atime, mtime: s.mtime,
+    major: kmajor(s.rdev), minor: kminor(s.rdev), atime: s.atime, mtime: s.mtime, ctime: s.ctime, blocks: s.blocks,
   };
 }
 
-export function imageSide(sys: Sys): Side {
+/** The data extents of an open file through lseek SEEK_DATA / SEEK_HOLE. */
+async function seekMap(lseek: (off: number, whence: number) => Promise<number>, size: number): Promise<R<DataMap>> {
+  const map: [number, number][] = [];
+  let off = 0;
+  while (off < size) {
+    const d = await lseek(off, SEEK_DATA);
+    if (d === -ENXIO) break; // only a hole from off to the end
+    if (d === -EINVAL || d === -EOPNOTSUPP || d === -ENOSYS) return null;
+    if (d < 0) return d;
+    if (d >= size) break;
+    let h = await lseek(d, SEEK_HOLE);
+    if (h < 0) return h;
+    if (h > size) h = size;
+    if (h <= d) return null; // makes no sense: read it all
+    map.push([d, h - d]);
+    off = h;
+  }
+  return map;
+}
+
+/**
+ * @param holes whether files written here may have holes (false for FAT, which has none:
+ *   writing past the end would only fill zeros, so the zeros are written).
+ */
+export function imageSide(sys: Sys, holes = true): Side {
   const st = async (p: Promise<Stat | number>) => {
     const r = await p;
     return typeof r === 'number' ? r : fromKstat(r);
   };
   return {
     kind: 'image',
-    sparseWrites: false,
+    holes,
     lstat: (p) => st(sys.lstat(p)),
     stat: (p) => st(sys.stat(p)),
     async readdir(p) {
@@ -102,6 +156,7 @@ export function imageSide(sys: Sys): Side {
     openRead: (p) => sys.open(p, O_RDONLY | O_NOFOLLOW, 0),
     openWrite: (p, mode) => sys.open(p, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, mode),
     read: (fd, buf) => sys.read(fd, buf),
+    pread: (fd, buf, pos) => sys.pread64(fd, buf, pos),
     async pwrite(fd, buf, pos) {
       let done = 0;
       while (done < buf.length) {
@@ -125,6 +180,24 @@ export function imageSide(sys: Sys): Side {
     lchown: (p, u, g) => sys.lchown(p, u, g),
     chmod: (p, mode) => sys.chmod(p, mode),
     utimes: (p, a, m) => sys.utimensat(AT_FDCWD, p, [a, m], AT_SYMLINK_NOFOLLOW),
+    async dataMap(fd, _p, size) {
+      const r = await seekMap((off, whence) => sys.lseek(fd, off, whence), size);
+      await sys.lseek(fd, 0, 0);
+      return r;
+    },
+    async listXattrs(p) {
+      const names = await sys.llistxattr(p);
+      if (typeof names === 'number') return names;
+      const out = new Map<string, Buffer>();
+      for (const name of names) {
+        const v = await sys.lgetxattr(p, name);
+        if (v === -ENODATA) continue; // gone meanwhile
+        if (typeof v === 'number') return v;
+        out.set(name, Buffer.from(v));
+      }
+      return out;
+    },
+    setXattr: (p, name, value) => sys.lsetxattr(p, name, value, 0),
   };
 }
 
@@ -145,9 +218,57 @@ function fromHostStat(s: fs.BigIntStats): FStat {
     id: `${s.dev}:${s.ino}`,
     major: Number(((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & ~0xfffn)),
     minor: Number((rdev & 0xffn) | ((rdev >> 12n) & ~0xffn)),
-    atime: ts(s.atimeNs), mtime: ts(s.mtimeNs),
+    atime: ts(s.atimeNs), mtime: ts(s.mtimeNs), ctime: ts(s.ctimeNs), blocks: Number(s.blocks),
   };
 }
+
+/** The errno a tool's "...: MESSAGE" line names (strerror text), or EIO. */
+function errnoOfMessage(msg: string): number {
+  for (let n = 1; n < 134; n++) {
+    const m = strerror(n);
+    if (!m.startsWith('Unknown') && msg.includes(m)) return n;
+  }
+  return EIO;
+}
+
+/** Runs a host tool; resolves to its stdout, or -errno (ENOSYS when the tool is missing). */
+function tool(cmd: string, args: string[]): Buffer | number {
+  const r = spawnSync(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 256 * 1024 * 1024 });
+  if (r.error) return -ENOSYS;
+  if (r.status !== 0) return -errnoOfMessage(r.stderr.toString());
+  return r.stdout;
+}
+
+/** getfattr's escapes in names: backslash and three octal digits. */
+const unescapeName = (s: string) => s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+
+/** `getfattr -h -d -m - -e hex --absolute-names` output: path -> name -> value. */
+export function parseGetfattr(text: string): Map<string, Map<string, Buffer>> {
+  const all = new Map<string, Map<string, Buffer>>();
+  let out = new Map<string, Buffer>();
+  for (const line of text.split('\n')) {
+    if (line.startsWith('# file: ')) {
+      out = new Map();
+      all.set(unescapeName(line.slice(8)), out);
+      continue;
+    }
+    if (!line || line.startsWith('#')) continue;
+    const eq = line.indexOf('=');
+    const name = unescapeName(eq < 0 ? line : line.slice(0, eq));
+    const v = eq < 0 ? '' : line.slice(eq + 1);
+    if (v.startsWith('0x')) out.set(name, Buffer.from(v.slice(2), 'hex'));
+    else if (v.startsWith('"')) out.set(name, Buffer.from(JSON.parse(v) as string, 'utf8'));
+    else out.set(name, Buffer.alloc(0));
+  }
+  return all;
+}
+
+const PREFETCH_BATCH = 256;
+
+/** The holes of a host file: Node has no lseek, perl's sysseek passes SEEK_DATA/SEEK_HOLE through. */
+const PERL_MAP = 'open(my $f, "<", $ARGV[0]) or exit 2; my $s = $ARGV[1]; my $o = 0; ' +
+  'while ($o < $s) { my $d = sysseek($f, $o, 3); if (!defined $d) { exit($!{ENXIO} ? 0 : 3) } ' +
+  'my $h = sysseek($f, $d, 4); exit 3 unless defined $h; print 0 + $d, " ", 0 + $h, "\\n"; $o = $h }';
 
 /** Runs a host call, mapping a thrown errno to -errno. */
 function h<T>(fn: () => T): R<T> {
@@ -164,9 +285,11 @@ function h<T>(fn: () => T): R<T> {
 const toDate = (t: Timespec) => t.sec + t.nsec / 1e9;
 
 export function hostSide(): Side {
+  /** Xattrs read ahead by prefetchXattrs: path -> name -> value (each used once). */
+  const cache = new Map<string, Map<string, Buffer>>();
   return {
     kind: 'host',
-    sparseWrites: true,
+    holes: true,
     lstat: async (p) => h(() => fromHostStat(fs.lstatSync(p, { bigint: true }))),
     stat: async (p) => h(() => fromHostStat(fs.statSync(p, { bigint: true }))),
     readdir: async (p) => h(() => fs.readdirSync(p, { encoding: 'buffer' })),
@@ -174,6 +297,7 @@ export function hostSide(): Side {
     openRead: async (p) => h(() => fs.openSync(p, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW)),
     openWrite: async (p, mode) => h(() => fs.openSync(p, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC | fs.constants.O_NOFOLLOW, mode)),
     read: async (fd, buf) => h(() => fs.readSync(fd, buf, 0, buf.length, null)),
+    pread: async (fd, buf, pos) => h(() => fs.readSync(fd, buf, 0, buf.length, pos)),
     pwrite: async (fd, buf, pos) => h(() => {
       let done = 0;
       while (done < buf.length) done += fs.writeSync(fd, buf, done, buf.length - done, pos + done);
@@ -206,6 +330,52 @@ export function hostSide(): Side {
     unlink: async (p) => h(() => { fs.unlinkSync(p); return 0; }),
     lchown: async (p, u, g) => h(() => { fs.lchownSync(p, u, g); return 0; }),
     chmod: async (p, mode) => h(() => { fs.chmodSync(p, mode); return 0; }),
-    utimes: async (p, a, m) => h(() => { fs.lutimesSync(p, toDate(a), toDate(m)); return 0; }),
+    async utimes(p, a, m) {
+      // Whole seconds go through Node; nanoseconds through touch(1) (-h: the link itself).
+      if (a.nsec === 0 && m.nsec === 0) return h(() => { fs.lutimesSync(p, toDate(a), toDate(m)); return 0; });
+      for (const [flag, t] of [['-a', a], ['-m', m]] as const) {
+        const r = tool('touch', ['-h', flag, '-d', `@${paxTime(t)}`, '--', p.toString('utf8')]);
+        if (typeof r === 'number') return r;
+      }
+      return 0;
+    },
+    async dataMap(_fd, p, size) {
+      const r = tool('perl', ['-e', PERL_MAP, '--', p.toString('utf8'), String(size)]);
+      if (typeof r === 'number') return null; // no perl, or no SEEK_DATA here: read it all
+      const map: [number, number][] = [];
+      for (const line of r.toString().split('\n')) {
+        const m = /^(\d+) (\d+)$/.exec(line);
+        if (!m) continue;
+        const d = Number(m[1]), e = Math.min(size, Number(m[2]));
+        if (e > d) map.push([d, e - d]);
+      }
+      return map;
+    },
+    async prefetchXattrs(paths) {
+      // One getfattr for many paths (a spawn per file is slow); paths it does not list have
+      // none. If anything goes wrong (an error on one path), each is asked on its own later.
+      for (let i = 0; i < paths.length; i += PREFETCH_BATCH) {
+        const names = paths.slice(i, i + PREFETCH_BATCH).map((p) => p.toString('utf8'));
+        const r = tool('getfattr', ['-h', '-d', '-m', '-', '-e', 'hex', '--absolute-names', '--', ...names]);
+        if (typeof r === 'number') return;
+        const got = parseGetfattr(r.toString('utf8'));
+        for (const n of names) cache.set(n, got.get(n) ?? new Map());
+      }
+    },
+    async listXattrs(p) {
+      const key = p.toString('utf8');
+      const hit = cache.get(key);
+      if (hit) {
+        cache.delete(key);
+        return hit;
+      }
+      const r = tool('getfattr', ['-h', '-d', '-m', '-', '-e', 'hex', '--absolute-names', '--', key]);
+      if (typeof r === 'number') return r;
+      return parseGetfattr(r.toString('utf8')).get(key) ?? new Map();
+    },
+    async setXattr(p, name, value) {
+      const r = tool('setfattr', ['-h', '-n', name, '-v', value.length ? `0x${value.toString('hex')}` : '', '--', p.toString('utf8')]);
+      return typeof r === 'number' ? r : 0;
+    },
   };
 }

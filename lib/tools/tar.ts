@@ -2,8 +2,11 @@
  * A POSIX tar writer (pax interchange format, IEEE Std 1003.1-2001 "pax"; ustar headers
  * with pax extended headers only where ustar cannot say it, as libarchive's
  * pax_restricted, which LKL's fs2tar uses): long path and link names, sizes of 8 GiB and
- * more, ids beyond 7 octal digits, times before 1970 or with nanoseconds, xattrs as
- * SCHILY.xattr.NAME records (as GNU tar --xattrs and star write them).
+ * more, ids beyond 7 octal digits, times before 1970 or with nanoseconds (mtime, and atime /
+ * ctime when given), xattrs as SCHILY.xattr.NAME records (as GNU tar --xattrs and star write
+ * them), POSIX ACLs as SCHILY.acl.access / SCHILY.acl.default text records (GNU tar --acls,
+ * star), and sparse files in GNU's pax sparse format 1.0 (GNU.sparse.major=1, minor=0,
+ * GNU.sparse.name, GNU.sparse.realsize; the map opens the entry's data, see sparseMapBlock).
  * Pure: produces Buffers; the caller writes them.
  */
 
@@ -25,12 +28,62 @@ export interface TarEntry {
   /** Bytes of data that follow (regular files only). */
   size: number;
   mtime: { sec: number; nsec: number };
+  /** Written as pax atime / ctime records when present (as GNU tar --format=pax does). */
+  atime?: { sec: number; nsec: number };
+  ctime?: { sec: number; nsec: number };
   /** Symlink target or hard-link target path. */
   linkpath?: Buffer;
   devmajor?: number;
   devminor?: number;
   /** name -> value, written as SCHILY.xattr.name. */
   xattrs?: Map<string, Buffer>;
+  /** POSIX ACLs in text form (see acl.ts), written as SCHILY.acl.access / .default. */
+  acl?: { access?: string; default?: string };
+  /**
+   * A sparse file (GNU pax sparse 1.0): `size` is then the file's real size and the data that
+   * follows the header is sparseMapBlock(map, size) and the bytes of each extent in turn.
+   */
+  sparse?: { map: [number, number][] };
+}
+
+/**
+ * The start of a sparse 1.0 entry's data: the number of extents, then each extent's offset
+ * and length, decimal, one a line, padded with zeros to a whole block. A file that ends in a
+ * hole gets a last extent of length 0 at its size (as GNU tar writes it), so readers learn
+ * the real size from the map too.
+ */
+export function sparseMapBlock(map: readonly [number, number][], realsize: number): Buffer {
+  const m = map.slice();
+  const last = m[m.length - 1];
+  if (!last || last[0] + last[1] < realsize) m.push([realsize, 0]);
+  const text = [String(m.length), ...m.flatMap(([o, l]) => [String(o), String(l)])].join('\n') + '\n';
+  const b = Buffer.from(text, 'latin1');
+  return Buffer.concat([b, padding(b.length)]);
+}
+
+/**
+ * A data map made fit for GNU tar: extents widened to whole 512-byte blocks (the start
+ * rounded down, the end up, but not past `realsize`) and merged where they then touch.
+ * GNU tar reads each extent's data in whole blocks, so every extent but the last must be a
+ * whole number of blocks long; the widened parts are read from the file (zeros in a hole).
+ */
+export function alignSparseMap(map: readonly [number, number][], realsize: number): [number, number][] {
+  const out: [number, number][] = [];
+  for (const [o, l] of map) {
+    if (l <= 0) continue;
+    const start = o - (o % BLOCK);
+    const endRaw = o + l;
+    const end = Math.min(realsize, endRaw % BLOCK ? endRaw + BLOCK - (endRaw % BLOCK) : endRaw);
+    const last = out[out.length - 1];
+    if (last && last[0] + last[1] >= start) last[1] = Math.max(last[0] + last[1], end) - last[0];
+    else out.push([start, end - start]);
+  }
+  return out;
+}
+
+/** Bytes of data a sparse entry stores: the map block and every extent. */
+export function sparseDataSize(map: readonly [number, number][], realsize: number): number {
+  return sparseMapBlock(map, realsize).length + map.reduce((n, [, l]) => n + l, 0);
 }
 
 /** One pax record: "LEN key=value\n", LEN counting the whole record in decimal. */
@@ -127,28 +180,47 @@ export function entryHeader(e: TarEntry, opts: { paxName?: (p: Buffer) => Buffer
   const isDir = e.type === 'dir';
   const full = isDir ? Buffer.concat([e.path, Buffer.from('/')]) : e.path;
   const recs: Buffer[] = [];
-  let split = splitUstar(full);
-  if (!split) {
-    recs.push(paxRecord('path', full));
-    // ustar fields keep a truncated name (what readers that ignore pax would use)
-    split = { prefix: Buffer.alloc(0), name: full.subarray(full.length - Math.min(100, full.length)) };
+  const sparse = e.type === 'file' && e.sparse ? e.sparse : undefined;
+  // Data stored after the header: the file's bytes, or a sparse file's map and extents.
+  const stored = e.type !== 'file' ? 0 : sparse ? sparseDataSize(sparse.map, e.size) : e.size;
+  let split: { prefix: Buffer; name: Buffer } | null;
+  if (sparse) {
+    // GNU tar: the header names DIR/GNUSparseFile.PID/BASE and GNU.sparse.name the file (no
+    // 'path' record: readers take the name from GNU.sparse.name).
+    recs.push(paxRecord('GNU.sparse.major', '1'), paxRecord('GNU.sparse.minor', '0'),
+      paxRecord('GNU.sparse.name', full), paxRecord('GNU.sparse.realsize', String(e.size)));
+    const slash = full.lastIndexOf(0x2f);
+    const fake = Buffer.concat([slash >= 0 ? full.subarray(0, slash + 1) : Buffer.alloc(0), Buffer.from('GNUSparseFile.0/'),
+      slash >= 0 ? full.subarray(slash + 1) : full]);
+    split = splitUstar(fake) ?? { prefix: Buffer.alloc(0), name: fake.subarray(fake.length - Math.min(100, fake.length)) };
+  } else {
+    split = splitUstar(full);
+    if (!split) {
+      recs.push(paxRecord('path', full));
+      // ustar fields keep a truncated name (what readers that ignore pax would use)
+      split = { prefix: Buffer.alloc(0), name: full.subarray(full.length - Math.min(100, full.length)) };
+    }
   }
   let linkname = e.linkpath;
   if (linkname && linkname.length > 100) {
     recs.push(paxRecord('linkpath', linkname));
     linkname = linkname.subarray(0, 100);
   }
-  if (e.size > MAX_OCTAL_11) recs.push(paxRecord('size', String(e.size)));
+  if (stored > MAX_OCTAL_11) recs.push(paxRecord('size', String(stored)));
   if (e.uid > MAX_OCTAL_7) recs.push(paxRecord('uid', String(e.uid)));
   if (e.gid > MAX_OCTAL_7) recs.push(paxRecord('gid', String(e.gid)));
   if (e.mtime.nsec !== 0 || e.mtime.sec < 0 || e.mtime.sec > MAX_OCTAL_11) recs.push(paxRecord('mtime', paxTime(e.mtime)));
+  if (e.atime) recs.push(paxRecord('atime', paxTime(e.atime)));
+  if (e.ctime) recs.push(paxRecord('ctime', paxTime(e.ctime)));
+  if (e.acl?.access !== undefined) recs.push(paxRecord('SCHILY.acl.access', e.acl.access));
+  if (e.acl?.default !== undefined) recs.push(paxRecord('SCHILY.acl.default', e.acl.default));
   if (e.xattrs) {
     for (const [k, v] of e.xattrs) recs.push(paxRecord(`SCHILY.xattr.${k}`, v));
   }
   // Floor the header mtime to whole seconds: pre-1970 times with a fraction round down.
   const mtime = e.mtime.sec;
   const main = header(split.name, split.prefix, TYPEFLAG[e.type], {
-    mode: e.mode, uid: e.uid, gid: e.gid, size: e.type === 'file' ? e.size : 0, mtime,
+    mode: e.mode, uid: e.uid, gid: e.gid, size: stored, mtime,
     linkname, devmajor: e.devmajor ?? (e.type === 'chr' || e.type === 'blk' ? 0 : undefined),
     devminor: e.devminor ?? (e.type === 'chr' || e.type === 'blk' ? 0 : undefined),
   });

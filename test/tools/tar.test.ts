@@ -7,7 +7,8 @@
 import t from 'tap';
 import fs from 'node:fs';
 import path from 'node:path';
-import { entryHeader, padding, paxRecord, paxTime, trailer, type TarEntry } from '../../lib/tools/tar.js';
+import { aclFromText, aclToText } from '../../lib/tools/acl.js';
+import { alignSparseMap, entryHeader, padding, paxRecord, paxTime, sparseDataSize, sparseMapBlock, trailer, type TarEntry } from '../../lib/tools/tar.js';
 import { run, whyNot } from '../lib/sh.js';
 import { scratchDir } from '../lib/scratch.js';
 
@@ -82,4 +83,55 @@ t.test('GNU tar reads what the writer writes', { skip: whyNot(['tar']) }, async 
   t.equal(fs.lstatSync(path.join(x, longDir, 'm'.repeat(140)), { bigint: true }).mtimeNs, 1_614_834_367_123_456_789n, 'nanoseconds');
   t.equal(fs.readlinkSync(path.join(x, 'sym')), 't'.repeat(300), 'long link target');
   t.equal(fs.lstatSync(path.join(x, 'hard')).ino, fs.lstatSync(path.join(x, 'old')).ino, 'hard link');
+});
+
+t.test('ACL xattr values in text form and back', async (t) => {
+  const text = 'user::rw-,user:1234:rwx,group::r--,group:4321:r-x,mask::rwx,other::---';
+  const v = aclFromText(text)!;
+  t.equal(v.length, 4 + 6 * 8, 'version and six entries');
+  t.equal(v.readUInt32LE(0), 2, 'version 2');
+  t.equal(aclToText(v), text, 'the text again');
+  t.equal(aclToText(v, '\n'), text.replaceAll(',', '\n'), 'GNU tar\'s own separator');
+  t.same(aclFromText('u::rw-\ng:7:r--\nm::r--\no::r--'), aclFromText('user::rw-,group:7:r--,mask::r--,other::r--'), 'short tags and newlines read too');
+  t.equal(aclToText(Buffer.from([1, 0, 0, 0])), null, 'wrong version');
+  t.equal(aclToText(Buffer.from([2, 0, 0, 0, 1])), null, 'truncated');
+  t.equal(aclFromText('mask:5:rwx'), null, 'a mask has no id');
+});
+
+t.test('sparse 1.0 map blocks', async (t) => {
+  t.equal(sparseMapBlock([[4096, 100]], 4196).toString('latin1').replace(/\0+$/, ''), '1\n4096\n100\n', 'data to the end: no extra entry');
+  t.equal(sparseMapBlock([[0, 10]], 1000).toString('latin1').replace(/\0+$/, ''), '2\n0\n10\n1000\n0\n', 'a trailing hole: a last empty extent');
+  t.equal(sparseMapBlock([], 1 << 20).toString('latin1').replace(/\0+$/, ''), '1\n1048576\n0\n', 'all hole');
+  t.equal(sparseMapBlock([[0, 1]], 5).length, 512, 'padded to a block');
+  t.equal(sparseDataSize([[0, 10], [600, 20]], 1000), 512 + 30);
+  t.same(alignSparseMap([[0, 4096], [4096, 100], [10_000, 0], [1_000_000, 1]], 1_000_001), [[0, 4608], [999_936, 65]], 'merged, empty dropped, clamped');
+});
+
+t.test('GNU tar extracts sparse 1.0 entries with their holes, and ACL records', { skip: whyNot(['tar', 'getfacl']) }, async (t) => {
+  const dir = scratchDir(t, 'tarsparse');
+  const size = 5 * 1024 * 1024 + 7;
+  // GNU tar reads every extent but the last in whole blocks: align what SEEK_DATA found.
+  const map = alignSparseMap([[1000, 3000], [2 * 1024 * 1024, 10], [size - 3, 3]], size);
+  t.same(map, [[512, 3584], [2 * 1024 * 1024, 512], [size - 7, 7]], 'aligned to blocks');
+  const e: TarEntry = { path: Buffer.from('d/sparse'), type: 'file', mode: 0o644, uid: 0, gid: 0, size, mtime: { sec: 1_600_000_000, nsec: 5 },
+    sparse: { map }, acl: { access: 'user::rw-,user:1234:r--,group::r--,mask::r--,other::r--' } };
+  const want = Buffer.alloc(size);
+  want.fill(1, 1000, 4000);
+  want.fill(2, 2 * 1024 * 1024, 2 * 1024 * 1024 + 10);
+  want.fill(3, size - 3);
+  const data = map.map(([o, l]) => want.subarray(o, o + l));
+  const body = Buffer.concat([entryHeader(e), sparseMapBlock(map, size), ...data, padding(sparseDataSize(map, size))]);
+  const file = path.join(dir, 's.tar');
+  fs.writeFileSync(file, Buffer.concat([body, trailer(body.length)]));
+  const r = await run('tar', ['-tvf', file]);
+  t.match(r.stdout, new RegExp(` ${size} .* d/sparse\\n`), 'listed under its name with its real size');
+  const x = path.join(dir, 'x');
+  fs.mkdirSync(x);
+  await run('tar', ['--acls', '-xpf', file, '-C', x]);
+  const f = path.join(x, 'd/sparse');
+  const got = fs.readFileSync(f);
+  t.ok(got.equals(want), 'the content, zeros in the holes');
+  t.ok(fs.statSync(f).blocks * 512 < 256 * 1024, 'the holes are holes');
+  const acl = await run('getfacl', ['-n', '-c', f]);
+  t.match(acl.stdout, /user:1234:r--/, 'the ACL is set');
 });
