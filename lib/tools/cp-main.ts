@@ -30,7 +30,7 @@ links stay links, hard links within the copy stay links, fifos and device nodes 
 holes stay holes). DST is a path inside the image: an existing directory (each SRC is copied
 into it under its own name) or, for a single SRC, a new name. A SRC of "DIR/." copies what is
 in DIR. The filesystem type is detected when -t is absent (ext2, ext3, ext4, vfat); ext2/3/4
-images are written only without a journal (mke2fs -O ^has_journal). With -p, owners, modes,
+images are written with or without a journal (bigalloc and quota ones stay read-only). With -p, owners, modes,
 nanosecond times, extended attributes and ACLs are kept (read on the host with getfattr).
 What the filesystem cannot hold (FAT: owners, modes, links, special files, xattrs, fine
 times) is left out with one warning line per kind. Stops at the first error, printing

@@ -212,7 +212,7 @@ export class ImageSession {
     if (r < 0) throw new ToolError(`${this.o.image}: cannot mount the ${this.type} filesystem read-write: ${strerror(r)}`);
     if (await this.isReadOnly()) {
       throw new ToolError(`${this.o.image}: ${strerror(30 /* EROFS */)} (the ${this.type} filesystem mounts only read-only here` +
-        (this.type.startsWith('ext') ? ': lkl-ts writes ext2/3/4 only without a journal (no jbd2 writing yet), or the image has read-only features)' : ')'));
+        (this.type.startsWith('ext') ? ': the image has features lkl-ts does not write (bigalloc, quota, an external journal) or read-only features)' : ')'));
     }
   }
 
