@@ -208,6 +208,7 @@ const KINDS: Kind[] = [
   { name: 'ext4 ^has_journal 1k', fsType: 'ext4', image: { type: 'ext4', sizeMiB: 96, blockSize: 1024, features: ['^has_journal'] }, bs: 1024 },
   { name: 'ext4 ^has_journal 4k', fsType: 'ext4', image: { type: 'ext4', sizeMiB: 256, blockSize: 4096, features: ['^has_journal'] }, bs: 4096 },
   { name: 'ext2 1k', fsType: 'ext2', image: { type: 'ext2', sizeMiB: 96, blockSize: 1024 }, bs: 1024 },
+  { name: 'ext4 with a journal (jbd2) 4k', fsType: 'ext4', image: { type: 'ext4', sizeMiB: 256, blockSize: 4096 }, bs: 4096 },
   { name: 'ext4 ^has_journal inline_data', fsType: 'ext4',
     image: { type: 'ext4', sizeMiB: 128, blockSize: 4096, features: ['^has_journal', 'inline_data'] }, bs: 4096 },
 ];
