@@ -1,0 +1,223 @@
+// The write-side test script shared by write-diff.test.ts and jbd2-write-diff.test.ts: a list
+// of operations, applied by lkl-ts through its system calls (lklApply) and by the host kernel
+// through a loop mount (hostApply), so that the two results can be compared.
+
+import fs from 'node:fs';
+import path from 'node:path';
+import { run } from '../lib/sh.js';
+import { O_CREAT, O_WRONLY, O_TRUNC, O_APPEND, AT_FDCWD, AT_SYMLINK_NOFOLLOW, type Kernel } from '../../lib/index.js';
+
+export type Op =
+  | { op: 'mkdir'; p: string; mode: number }
+  | { op: 'write'; p: string; size: number; seed: number; at?: number; mode?: 'trunc' | 'append' | 'keep' }
+  | { op: 'truncate'; p: string; size: number }
+  | { op: 'symlink'; target: string; p: string }
+  | { op: 'link'; from: string; p: string }
+  | { op: 'unlink'; p: string }
+  | { op: 'rmdir'; p: string }
+  | { op: 'rename'; from: string; to: string }
+  | { op: 'mknod'; p: string; kind: 'p' | 'c' | 'b'; major?: number; minor?: number }
+  | { op: 'chmod'; p: string; mode: number }
+  | { op: 'chown'; p: string; uid: number; gid: number }
+  | { op: 'times'; p: string; sec: number; nsec: number }
+  | { op: 'fallocate'; p: string; mode: 'alloc' | 'keep' | 'punch' | 'zero'; off: number; len: number };
+
+export function pattern(n: number, seed: number): Uint8Array {
+  const b = new Uint8Array(n);
+  let x = (seed * 2654435761) >>> 0;
+  for (let i = 0; i < n; i++) { x = (x * 1103515245 + 12345) >>> 0; b[i] = x >>> 24; }
+  return b;
+}
+
+export const MiB = 1024 * 1024;
+
+/** The script; `sparseFar` is where the far sparse write lands (beyond what block maps of 1 KiB blocks reach cheaply). */
+export function script(sparseFar: number, extents: boolean): Op[] {
+  const ops: Op[] = [
+    { op: 'mkdir', p: 'new', mode: 0o755 },
+    { op: 'mkdir', p: 'new/a', mode: 0o750 },
+    { op: 'mkdir', p: 'new/a/b', mode: 0o700 },
+    { op: 'write', p: 'new/empty', size: 0, seed: 0 },
+    { op: 'write', p: 'new/one', size: 1, seed: 1 },
+    { op: 'write', p: 'new/1023', size: 1023, seed: 2 },
+    { op: 'write', p: 'new/4095', size: 4095, seed: 3 },
+    { op: 'write', p: 'new/4096', size: 4096, seed: 4 },
+    { op: 'write', p: 'new/4097', size: 4097, seed: 5 },
+    { op: 'write', p: 'new/a/70k', size: 70_000, seed: 6 },
+    { op: 'write', p: 'new/a/b/big', size: 6 * MiB + 123, seed: 7 },
+    { op: 'write', p: 'new/sparse', size: 5000, seed: 8, at: 3 * MiB },
+    { op: 'write', p: 'new/sparse', size: 100, seed: 9, at: sparseFar, mode: 'keep' },
+    { op: 'write', p: 'new/sparse', size: 10, seed: 10, at: 20, mode: 'keep' },
+    { op: 'write', p: 'new/a/70k', size: 3000, seed: 11, at: 30_000, mode: 'keep' },
+    { op: 'write', p: 'new/4097', size: 9000, seed: 12, mode: 'append' },
+    { op: 'truncate', p: 'new/a/b/big', size: 2 * MiB + 77 },
+    { op: 'truncate', p: 'new/4096', size: 0 },
+    { op: 'truncate', p: 'new/1023', size: 100_000 },
+    { op: 'truncate', p: 'new/sparse', size: 2 * MiB },
+    { op: 'symlink', target: 'a/70k', p: 'new/fast-link' },
+    { op: 'symlink', target: 'x/'.repeat(60) + 'end', p: 'new/slow-link' },
+    { op: 'link', from: 'new/one', p: 'new/a/one-again' },
+    { op: 'link', from: 'new/4095', p: 'new/4095-link' },
+    { op: 'unlink', p: 'new/4095' },
+    { op: 'mknod', p: 'new/fifo', kind: 'p' },
+    { op: 'mknod', p: 'new/chr', kind: 'c', major: 1, minor: 3 },
+    { op: 'mknod', p: 'new/blk-wide', kind: 'b', major: 259, minor: 70000 },
+    { op: 'rename', from: 'new/empty', to: 'new/a/empty-moved' },
+    { op: 'rename', from: 'new/4097', to: 'new/one' },
+    { op: 'rename', from: 'new/a/b', to: 'new/b-moved' },
+    { op: 'mkdir', p: 'new/gone', mode: 0o755 },
+    { op: 'rmdir', p: 'new/gone' },
+    { op: 'chmod', p: 'new/a/70k', mode: 0o4711 },
+    { op: 'chown', p: 'new/a/one-again', uid: 1234, gid: 5678 },
+    { op: 'chown', p: 'new/fast-link', uid: 77, gid: 88 },
+    // Changes to the host-written starting tree.
+    { op: 'write', p: 'start/f3', size: 12345, seed: 13, mode: 'trunc' },
+    { op: 'unlink', p: 'start/f1' },
+    { op: 'rename', from: 'start/f2', to: 'new/from-start' },
+    { op: 'rename', from: 'start/sub', to: 'new/a/sub' },
+    { op: 'write', p: 'new/a/sub/inner', size: 777, seed: 14, mode: 'append' },
+  ];
+  if (extents) {
+    ops.push(
+      { op: 'write', p: 'new/fa', size: 300_000, seed: 20 },
+      { op: 'fallocate', p: 'new/fa', mode: 'punch', off: 5000, len: 70_000 },
+      { op: 'fallocate', p: 'new/fa', mode: 'punch', off: 100, len: 50 },
+      { op: 'fallocate', p: 'new/fa', mode: 'zero', off: 150_000, len: 40_000 },
+      { op: 'fallocate', p: 'new/fa', mode: 'alloc', off: 250_000, len: 200_000 },
+      { op: 'fallocate', p: 'new/fa', mode: 'keep', off: 600_000, len: 100_000 },
+      { op: 'write', p: 'new/fa', size: 3000, seed: 21, at: 260_000, mode: 'keep' },
+      { op: 'fallocate', p: 'new/prealloc', mode: 'alloc', off: 0, len: 2 * MiB + 5 },
+      { op: 'write', p: 'new/prealloc', size: 10_000, seed: 22, at: 1 * MiB, mode: 'keep' },
+      { op: 'write', p: 'new/b-moved/big', size: 1, seed: 23, at: 0, mode: 'keep' },
+      { op: 'fallocate', p: 'new/b-moved/big', mode: 'punch', off: 4096 * 3, len: 1 * MiB },
+    );
+  }
+  else {
+    // Block maps hold no unwritten extents: only holes can be punched (ext4_ind_remove_space).
+    ops.push(
+      { op: 'write', p: 'new/fa', size: 300_000, seed: 20 },
+      { op: 'fallocate', p: 'new/fa', mode: 'punch', off: 5000, len: 70_000 },
+      { op: 'fallocate', p: 'new/fa', mode: 'punch', off: 100, len: 50 },
+      { op: 'fallocate', p: 'new/b-moved/big', mode: 'punch', off: 4096 * 3, len: 1 * MiB },
+    );
+  }
+  for (let i = 0; i < 150; i++) ops.push({ op: 'write', p: `new/many/file-with-a-longer-name-${i}`, size: (i * 37) % 5000, seed: 100 + i });
+  ops.splice(1, 0, { op: 'mkdir', p: 'new/many', mode: 0o755 });
+  for (let i = 0; i < 150; i += 3) ops.push({ op: 'unlink', p: `new/many/file-with-a-longer-name-${i}` });
+  return ops;
+}
+
+/** Paths whose times the script sets at the end (everything under new/ and start/ that exists). */
+export const TIME_SEC = 1_600_000_000;
+
+export async function lklApply(k: Kernel, root: string, ops: Op[]): Promise<void> {
+  const sys = k.sys;
+  const P = (p: string) => `${root}/${p}`;
+  const ok = (what: string, r: number) => { if (r < 0) throw new Error(`lkl-ts ${what}: errno ${-r}`); return r; };
+  for (const o of ops) {
+    switch (o.op) {
+      case 'mkdir': ok(`mkdir ${o.p}`, await sys.mkdir(P(o.p), o.mode)); break;
+      case 'write': {
+        const flags = O_WRONLY | O_CREAT | (o.mode === 'append' ? O_APPEND : o.mode === 'keep' ? 0 : O_TRUNC);
+        const fd = ok(`open ${o.p}`, await sys.open(P(o.p), flags, 0o644));
+        const data = pattern(o.size, o.seed);
+        let off = 0;
+        while (off < data.length) {
+          const chunk = data.subarray(off, Math.min(data.length, off + 128 * 1024));
+          const n = o.at !== undefined ? await sys.pwrite64(fd, chunk, o.at + off) : await sys.write(fd, chunk);
+          ok(`write ${o.p}`, n);
+          off += n;
+        }
+        ok('close', await sys.close(fd));
+        break;
+      }
+      case 'truncate': ok(`truncate ${o.p}`, await sys.truncate(P(o.p), o.size)); break;
+      case 'symlink': ok(`symlink ${o.p}`, await sys.symlink(o.target, P(o.p))); break;
+      case 'link': ok(`link ${o.p}`, await sys.link(P(o.from), P(o.p))); break;
+      case 'unlink': ok(`unlink ${o.p}`, await sys.unlink(P(o.p))); break;
+      case 'rmdir': ok(`rmdir ${o.p}`, await sys.rmdir(P(o.p))); break;
+      case 'rename': ok(`rename ${o.from}`, await sys.rename(P(o.from), P(o.to))); break;
+      case 'mknod': {
+        const type = o.kind === 'p' ? 0o010000 : o.kind === 'c' ? 0o020000 : 0o060000;
+        const mj = o.major ?? 0, mn = o.minor ?? 0;
+        const dev = ((mn & 0xff) | ((mj & 0xfff) << 8) | ((mn & ~0xff) << 12)) >>> 0;
+        ok(`mknod ${o.p}`, await sys.mknodat(AT_FDCWD, P(o.p), type | 0o644, dev));
+        break;
+      }
+      case 'chmod': ok(`chmod ${o.p}`, await sys.chmod(P(o.p), o.mode)); break;
+      case 'chown': ok(`chown ${o.p}`, await sys.lchown(P(o.p), o.uid, o.gid)); break;
+      case 'fallocate': {
+        const fd = ok(`open ${o.p}`, await sys.open(P(o.p), O_WRONLY | O_CREAT, 0o644));
+        const mode = { alloc: 0, keep: 1, punch: 3, zero: 0x10 }[o.mode];
+        ok(`fallocate ${o.p}`, await sys.fallocate(fd, mode, o.off, o.len));
+        ok('close', await sys.close(fd));
+        break;
+      }
+      case 'times': {
+        const ts = { sec: o.sec, nsec: o.nsec };
+        ok(`utimensat ${o.p}`, await sys.utimensat(AT_FDCWD, P(o.p), [ts, ts], AT_SYMLINK_NOFOLLOW));
+        break;
+      }
+    }
+  }
+}
+
+export async function hostApply(root: string, ops: Op[]): Promise<void> {
+  const P = (p: string) => path.join(root, p);
+  for (const o of ops) {
+    switch (o.op) {
+      case 'mkdir': fs.mkdirSync(P(o.p)); fs.chmodSync(P(o.p), o.mode); break;
+      case 'write': {
+        const flags = o.mode === 'append' ? 'a' : o.mode === 'keep' ? (fs.existsSync(P(o.p)) ? 'r+' : 'w') : 'w';
+        const fd = fs.openSync(P(o.p), flags, 0o644);
+        const data = pattern(o.size, o.seed);
+        let off = 0;
+        while (off < data.length) {
+          const n = Math.min(data.length - off, 128 * 1024);
+          if (o.at !== undefined) fs.writeSync(fd, data, off, n, o.at + off);
+          else fs.writeSync(fd, data, off, n);
+          off += n;
+        }
+        fs.closeSync(fd);
+        break;
+      }
+      case 'truncate': fs.truncateSync(P(o.p), o.size); break;
+      case 'symlink': fs.symlinkSync(o.target, P(o.p)); break;
+      case 'link': fs.linkSync(P(o.from), P(o.p)); break;
+      case 'unlink': fs.unlinkSync(P(o.p)); break;
+      case 'rmdir': fs.rmdirSync(P(o.p)); break;
+      case 'rename': fs.renameSync(P(o.from), P(o.to)); break;
+      case 'mknod':
+        await run('mknod', ['-m', '644', P(o.p), o.kind, ...(o.kind === 'p' ? [] : [String(o.major), String(o.minor)])]);
+        break;
+      case 'chmod': fs.chmodSync(P(o.p), o.mode); break;
+      case 'chown': fs.lchownSync(P(o.p), o.uid, o.gid); break;
+      case 'fallocate': {
+        const flag = { alloc: [], keep: ['-n'], punch: ['-p'], zero: ['-z'] }[o.mode];
+        await run('fallocate', [...flag, '-o', String(o.off), '-l', String(o.len), P(o.p)]);
+        break;
+      }
+      case 'times': {
+        // touch reads @-1.25 as -(1.25): a negative time with nanoseconds is written from below.
+        const at = o.sec < 0 && o.nsec > 0 ? `-${-(o.sec + 1)}.${String(1e9 - o.nsec).padStart(9, '0')}`
+          : `${o.sec}.${String(o.nsec).padStart(9, '0')}`;
+        await run('touch', ['-h', '-d', `@${at}`, P(o.p)]);
+        break;
+      }
+    }
+  }
+}
+
+/** A `times` op for every path under `rel` of a host tree (deepest first, so directories keep theirs). */
+export function timeOps(root: string, rel: string, nsec: boolean): Op[] {
+  const out: Op[] = [];
+  let i = 0;
+  const walk = (r: string) => {
+    const st = fs.lstatSync(path.join(root, r));
+    if (st.isDirectory()) for (const n of fs.readdirSync(path.join(root, r)).sort()) walk(`${r}/${n}`);
+    out.push({ op: 'times', p: r, sec: TIME_SEC + 1000 * i, nsec: nsec ? (i * 7919) % 1e9 : 0 });
+    i++;
+  };
+  walk(rel);
+  return out;
+}
