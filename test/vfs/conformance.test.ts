@@ -6,10 +6,6 @@
 // differences from POSIX are in the one table FILESYSTEMS below and nowhere else: the tests
 // read the table, they do not test for filesystem names.
 //
-// Known bugs are entries in a profile's `bugs` map ('behaviour/case id' → "BUG: ..."): the
-// check still runs against the correct value, marked `todo` with that text, so the suite
-// passes while the bug is open and says so in its output.
-//
 // After the behaviours each image is unmounted, mounted again (the tree must read back the
 // same: modes, sizes, link counts, mtimes, contents, targets) and checked with e2fsck -fn /
 // fsck.vfat -n. ENOSPC runs on small images of their own (FAT12, 2 MiB ext4/ext2), and a
@@ -88,8 +84,6 @@ interface Profile {
   fallocate: [mode0: number, keepSize: number, punchHole: number];
   /** A fixed-size root directory (FAT12/16) of this many entries: the next create is ENOSPC. */
   rootDirEntries?: number;
-  /** Known bugs: 'behaviour/case id' → 'BUG: ...'. The case is checked and reported as todo. */
-  bugs: Record<string, string>;
 }
 
 const POSIX: Omit<Profile, 'name' | 'kind' | 'fsType'> = {
@@ -98,7 +92,6 @@ const POSIX: Omit<Profile, 'name' | 'kind' | 'fsType'> = {
   caseInsensitive: false, stripsTrailingDots: false, badNameChars: '', mtimeRes: 1, atimeRes: 1, holes: true, seekHole: true, blocks: true,
   statfsCounts: true, statfsType: 0xef53, namelen: 255, exchange: 0, stableIno: true, ctimeStored: true, persistent: true, enospc: true,
   userXattr: 0, fallocate: [0, 0, 0],
-  bugs: {},
 };
 
 const VFAT: Omit<Profile, 'name' | 'fsType'> = {
@@ -138,14 +131,6 @@ const VFAT: Omit<Profile, 'name' | 'fsType'> = {
   exchange: -EINVAL,
   // No extended attributes; fallocate only allocates (fat_fallocate), no hole punching.
   userXattr: -EOPNOTSUPP, fallocate: [0, 0, -EOPNOTSUPP],
-  bugs: {
-    // No fallocate in lkl-ts's vfat; Linux's fat_fallocate does mode 0 (an expanding
-    // truncate) and FALLOC_FL_KEEP_SIZE (allocates clusters), only hole punching is EOPNOTSUPP.
-    'fallocate/mode0': 'BUG: fallocate(fd, 0, 0, 20000) on vfat is EOPNOTSUPP; Linux fat_fallocate extends the file (fs/fat/file.ts has no fallocate)',
-    'fallocate/mode0-size': 'BUG: follows from fallocate mode 0 being EOPNOTSUPP on vfat',
-    'fallocate/keep': 'BUG: fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, 100000) on vfat is EOPNOTSUPP; Linux fat_fallocate allocates the clusters',
-    'fallocate/keep-blocks': 'BUG: follows from FALLOC_FL_KEEP_SIZE being EOPNOTSUPP on vfat (nothing allocated)',
-  },
 };
 
 const FILESYSTEMS: Profile[] = [
@@ -178,8 +163,6 @@ const FILESYSTEMS: Profile[] = [
     // Block-mapped files: ext4_fallocate preallocates only for extent files (EOPNOTSUPP),
     // hole punching works on both.
     fallocate: [-EOPNOTSUPP, -EOPNOTSUPP, 0],
-    bugs: {
-    },
     mkfs: (dir, small) => makeExtImage({ dir, type: 'ext2', sizeMiB: small ? 2 : 48, inodeSize: 256 }),
   },
   { ...POSIX, name: 'ext4 read-only (journalled image)', kind: 'ext4-ro', fsType: 'ext4', readOnly: true, mountFlags: MS_RDONLY, enospc: false },
@@ -206,17 +189,16 @@ const sfs = (r: Statfs | number): Statfs => {
 const show = (r: unknown) => (typeof r === 'number' && r < 0 ? errnoName(r) : JSON.stringify(r));
 
 class Ctx {
-  /** section: the behaviour's name; a bug is keyed 'section/case id'. */
+  /** section: the behaviour's name. */
   constructor(readonly t: Test, readonly fs: Profile, readonly sys: Sys, readonly dir: string, readonly section: string) {}
-  private opt(id: string) { const b = this.fs.bugs[`${this.section}/${id}`]; return b ? { todo: b } : {}; }
   /** A call's result: want 0 means success (>= 0), negative means that -errno. */
   rc(id: string, got: unknown, want: number, what: string): void {
     const ok = want === 0 ? typeof got !== 'number' || got >= 0 : got === want;
-    this.t.ok(ok, `${what}: ${want === 0 ? 'succeeds' : errnoName(want)}${ok ? '' : ` (got ${show(got)})`}`, this.opt(id));
+    this.t.ok(ok, `${what}: ${want === 0 ? 'succeeds' : errnoName(want)}${ok ? '' : ` (got ${show(got)})`}`);
   }
   async call(id: string, p: Promise<unknown>, want: number, what: string): Promise<void> { this.rc(id, await p, want, what); }
-  eq(id: string, got: unknown, want: unknown, what: string): void { this.t.same(got, want, what, this.opt(id)); }
-  ok(id: string, v: boolean, what: string): void { this.t.ok(v, what, this.opt(id)); }
+  eq(id: string, got: unknown, want: unknown, what: string): void { this.t.same(got, want, what); }
+  ok(id: string, v: boolean, what: string): void { this.t.ok(v, what); }
   p(name: string): string { return `${this.dir}/${name}`; }
   async write(name: string, data: string | Uint8Array, flags = O_WRONLY | O_CREAT | O_TRUNC): Promise<number> {
     const fd = await this.sys.open(this.p(name), flags, 0o666);
@@ -1134,7 +1116,7 @@ if (skip) {
           if (typeof mnt !== 'string') { t.fail(`remount: ${errnoName(mnt)}`); return; }
           Object.assign(m, { mnt, id });
           const after = await snapshot(k.sys, mnt, p);
-          t.same(Object.fromEntries(after), Object.fromEntries(before), `the tree reads back the same after a remount (${before.size} entries)`, p.bugs.remount ? { todo: p.bugs.remount } : {});
+          t.same(Object.fromEntries(after), Object.fromEntries(before), `the tree reads back the same after a remount (${before.size} entries)`);
         }
       } finally {
         t.equal(await unmountFs(k, m), 0, 'unmounted');

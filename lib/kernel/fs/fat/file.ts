@@ -16,7 +16,9 @@ import {
   SB_RDONLY,
 } from '../../include/fs.js';
 import { err } from '../../include/errno.js';
-import { EFBIG, EIO, EPERM, EROFS, S_IFMT, S_IFDIR, type Timespec } from '../../include/uapi.js';
+import {
+  EFBIG, EIO, EOPNOTSUPP, EPERM, EROFS, FALLOC_FL_KEEP_SIZE, S_IFMT, S_IFDIR, S_IFREG, type Timespec,
+} from '../../include/uapi.js';
 import { PAGE_SIZE, PG_uptodate, put_page, type Page } from '../../mm/page_alloc.js';
 import {
   find_or_create_page, filemap_read, generic_file_write_iter, truncate_pagecache, unlock_page,
@@ -320,7 +322,35 @@ export async function fat_file_fsync(file: File, start: number, end: number, _da
   if (error) throw error;
 }
 
+/**
+ * fat_fallocate, as Linux's: mode 0 grows the file with zeros (fat_cont_expand, FAT has no
+ * holes); FALLOC_FL_KEEP_SIZE adds clusters past i_size, given back when the inode is
+ * evicted (fat_free_eofblocks); hole punching and the rest are EOPNOTSUPP.
+ */
+async function fat_fallocate(file: File, mode: number, offset: number, len: number): Promise<void> {
+  const inode = file.f_inode;
+  const mi = MSDOS_I(inode);
+  const sbi = MSDOS_SB(inode.i_sb);
+  if (mode & ~FALLOC_FL_KEEP_SIZE) throw err(EOPNOTSUPP);
+  if ((inode.i_mode & S_IFMT) !== S_IFREG) throw err(EOPNOTSUPP);
+  const end = offset + len;
+  if (end > 0xffffffff) throw err(EFBIG);
+  if (mode & FALLOC_FL_KEEP_SIZE) {
+    const need = Math.ceil(end / sbi.clusterSize) - fat_nr_clusters(mi);
+    if (need > 0) await fat_add_clusters(mi, need);
+    return;
+  }
+  if (end <= inode.i_size) return;
+  const page = await fat_aops.write_begin!(file, inode.i_mapping, end, 0);
+  await fat_aops.write_end!(file, inode.i_mapping, end, 0, 0, page);
+  const now = fat_truncate_time(inode.i_sb, currentNow(), 'mtime');
+  inode.i_mtime = now;
+  inode.i_ctime = { ...now };
+  await mark_inode_dirty(inode);
+}
+
 export const fat_file_operations: file_operations = {
+  fallocate: fat_fallocate,
   read: filemap_read,
   async write(file: File, buf: Uint8Array, pos: number): Promise<number> {
     const inode = file.f_inode;

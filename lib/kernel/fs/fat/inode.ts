@@ -7,8 +7,8 @@
  * evict frees the clusters of an unlinked file at its last close.
  */
 import type { Inode, super_block } from '../../include/fs.js';
-import { I_NEW } from '../../include/fs.js';
-import { S_IFDIR, S_IFREG } from '../../include/uapi.js';
+import { I_NEW, SB_RDONLY } from '../../include/fs.js';
+import { S_IFDIR, S_IFMT, S_IFREG } from '../../include/uapi.js';
 import { S_IRUGO, S_IRWXUGO, S_IWUGO } from './fat.js';
 import {
   iget_locked, unlock_new_inode, iget_failed, set_nlink, truncate_inode_pages_final,
@@ -25,7 +25,7 @@ import { fat_subdirs } from './dir.js';
 import { fat_file_inode_operations, fat_file_operations, fat_aops, fat_truncate_blocks } from './file.js';
 import { vfat_dir_inode_operations, fat_dir_operations } from './namei_vfat.js';
 import { FAT_START_ENT, FAT_ENT_EOF } from './layout.js';
-import { fat_ent_read } from './fatent.js';
+import { fat_ent_read, fat_nr_clusters } from './fatent.js';
 import { fat_fs_error } from './misc.js';
 import { EIO } from '../../include/uapi.js';
 
@@ -241,6 +241,11 @@ export async function fat_evict_inode(inode: Inode): Promise<void> {
     } finally {
       inodeClean(inode);
     }
+  } else if ((inode.i_mode & S_IFMT) === S_IFREG && !(inode.i_sb.s_flags & SB_RDONLY) &&
+    fat_nr_clusters(mi) > Math.ceil(inode.i_size / MSDOS_SB(inode.i_sb).clusterSize)) {
+    // fat_free_eofblocks: clusters fallocate(KEEP_SIZE) added past i_size go back.
+    await fat_truncate_blocks(mi, inode.i_size).catch(() => {});
+    if (mi.i_pos) await fat_write_inode(mi, false).catch(() => {});
   }
   inodeClean(inode);
   fat_detach(mi);
