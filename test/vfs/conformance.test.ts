@@ -26,7 +26,7 @@ import {
 import { e2fsckClean, fsckVfatClean, makeExtImage, makeVfatImage } from '../lib/images.js';
 import { whyNot } from '../lib/sh.js';
 import { scratchDir } from '../lib/scratch.js';
-import { asUser, dec, enc } from './helpers.js';
+import { asUser, dec, enc, readBytes } from './helpers.js';
 
 // ---------------------------------------------------------------------------------------
 // The table: every filesystem and how it differs from POSIX (ext4 is the reference).
@@ -212,20 +212,7 @@ class Ctx {
   async stat(name: string): Promise<Stat> { return st(await this.sys.lstat(this.p(name)), `lstat ${name}`); }
 }
 
-async function readAll(sys: Sys, p: string): Promise<Uint8Array | number> {
-  const fd = await sys.open(p, O_RDONLY, 0);
-  if (fd < 0) return fd;
-  const chunks: Uint8Array[] = [];
-  for (;;) {
-    const b = new Uint8Array(65536);
-    const n = await sys.read(fd, b);
-    if (n < 0) { await sys.close(fd); return n; }
-    if (n === 0) break;
-    chunks.push(b.subarray(0, n));
-  }
-  await sys.close(fd);
-  return new Uint8Array(Buffer.concat(chunks));
-}
+const readAll = readBytes;
 
 /** Every entry of a directory, read `count` bytes at a time. */
 async function listDir(sys: Sys, p: string, count = 4096): Promise<Dirent64[] | number> {

@@ -52,7 +52,8 @@ export async function writeFile(sys: Sys, path: string, data: string | Uint8Arra
   await sys.close(fd);
   return n < 0 ? n : 0;
 }
-export async function readFile(sys: Sys, path: string): Promise<string | number> {
+/** A whole file's bytes through read(2), or -errno. */
+export async function readBytes(sys: Sys, path: string): Promise<Uint8Array | number> {
   const fd = await sys.open(path, 0, 0);
   if (fd < 0) return fd;
   const chunks: Uint8Array[] = [];
@@ -64,5 +65,9 @@ export async function readFile(sys: Sys, path: string): Promise<string | number>
     chunks.push(b.subarray(0, n));
   }
   await sys.close(fd);
-  return dec(Buffer.concat(chunks));
+  return new Uint8Array(Buffer.concat(chunks));
+}
+export async function readFile(sys: Sys, path: string): Promise<string | number> {
+  const b = await readBytes(sys, path);
+  return typeof b === 'number' ? b : dec(b);
 }
