@@ -707,15 +707,20 @@ async function ext4_link(oldDentry: Dentry, dirI: Inode, dentry: Dentry): Promis
   } finally { await ext4_journal_stop(handle); }
 }
 
+/** The entry `name` of `dir`, which must name `inode`, is deleted (ENOENT if it does not). */
+async function ext4_remove_entry(handle: handle_t, dir: Ext4Inode, name: string, inode: Inode): Promise<void> {
+  const loc = await ext4_find_entry_loc(dir, name);
+  if (!loc || loc.ino !== inode.i_ino) throw err(ENOENT);
+  await ext4_delete_entry(handle, dir, loc);
+}
+
 async function ext4_unlink(dirI: Inode, dentry: Dentry): Promise<void> {
   const dir = EXT4_I(dirI);
   const inode = EXT4_I(dentry.d_inode!);
   await ext4_convert_inline_dir(dir);
   const handle = ext4_journal_start(dir, EXT4_HT_DIR, EXT4_DATA_TRANS_BLOCKS + 2);
   try {
-    const loc = await ext4_find_entry_loc(dir, dentry.d_name);
-    if (!loc || loc.ino !== inode.i_ino) throw err(ENOENT);
-    await ext4_delete_entry(handle, dir, loc);
+    await ext4_remove_entry(handle, dir, dentry.d_name, inode);
     await ext4_touch_dir(handle, dir);
     if (inode.i_nlink === 0) ext4_warning(inode.i_sb, 'ext4_unlink', `Deleting file '${dentry.d_name}' with no links`);
     else drop_nlink(inode);
@@ -731,9 +736,7 @@ async function ext4_rmdir(dirI: Inode, dentry: Dentry): Promise<void> {
   await ext4_convert_inline_dir(dir);
   const handle = ext4_journal_start(dir, EXT4_HT_DIR, EXT4_DATA_TRANS_BLOCKS + 2);
   try {
-    const loc = await ext4_find_entry_loc(dir, dentry.d_name);
-    if (!loc || loc.ino !== inode.i_ino) throw err(ENOENT);
-    await ext4_delete_entry(handle, dir, loc);
+    await ext4_remove_entry(handle, dir, dentry.d_name, inode);
     if (inode.i_nlink !== 2) ext4_warning(inode.i_sb, 'ext4_rmdir', `empty directory '${dentry.d_name}' has too many links (${inode.i_nlink})`);
     clear_nlink(inode);
     inode.i_size = 0;
