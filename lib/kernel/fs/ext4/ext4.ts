@@ -109,9 +109,6 @@ export class ext4_sb_info {
   /** The driver has no write support yet: modifying operations fail with EROFS. */
   s_readonly_driver = true;
   s_journal: Journal | null = null;
-  /** jbd2 write side: block-bitmap block → group, and each bitmap as on the disk at the start and then as last dirtied (freed-block detection). */
-  s_jbd2_bitmap_group: Map<number, number> | null = null;
-  s_jbd2_bitmap_shadow: Map<number, Uint8Array> = new Map();
   /** Blocks replayed from the journal into memory only (read-only recovery). */
   s_overlay: Map<number, Uint8Array> = new Map();
   /**

@@ -10,9 +10,9 @@
  *
  * With a journal loaded for writing (sbi.s_journal.j_ops set) the handle joins jbd2's
  * running transaction: dirtied buffers belong to it and reach their home only through a
- * commit and a checkpoint (fs/jbd2). Freed metadata is forgotten (ext4_forget) and, more
- * generally, every block a block-bitmap change frees is reported to jbd2, so that its log
- * copies are revoked and no stale copy is written over the block once it is reused.
+ * commit and a checkpoint (fs/jbd2). Freed metadata is forgotten (ext4_forget) and every
+ * block ext4_free_blocks frees is reported to jbd2 (ext4_journal_block_freed), so that its
+ * log copies are revoked and no stale copy is written over the block once it is reused.
  *
  * Metadata buffers are the block device's buffer cache (sb_bread / sb_getblk): a block the
  * write side changes in place is what every later read of it sees.
@@ -31,8 +31,6 @@ import {
   jbd2_journal_block_freed, jbd2_journal_dirty_metadata, jbd2_journal_forget, jbd2_journal_get_create_access,
   jbd2_journal_get_write_access, jbd2_journal_start, jbd2_journal_stop, jbd2_log_start_commit, type transaction_t,
 } from '../jbd2/transaction.js';
-import { EXT4_BG_BLOCK_UNINIT, ext4_block_bitmap } from './layout.js';
-import { ext4_group_first_block_no, ext4_has_group_desc_csum } from './balloc.js';
 
 /* Handle types (EXT4_HT_*), for messages. */
 export const EXT4_HT_MISC = 0, EXT4_HT_INODE = 1, EXT4_HT_WRITE_PAGE = 2, EXT4_HT_MAP_BLOCKS = 3,
@@ -129,7 +127,6 @@ export async function ext4_handle_dirty_metadata(handle: handle_t, inode: Inode 
     jbd2_journal_dirty_metadata(j, handle, bh);
     handle.h_buffers++;
     if (inode && (inode.i_flags & S_SYNC)) handle.h_sync = true;
-    await ext4_jbd2_bitmap_frees(handle, j, bh);
     return;
   }
   bh.set(BH_Uptodate);
@@ -138,36 +135,16 @@ export async function ext4_handle_dirty_metadata(handle: handle_t, inode: Inode 
   if (inode && (inode.i_flags & S_SYNC)) await sync_dirty_buffer(bh);
 }
 
+/** A block was freed under `handle` (mballoc's ext4_free_blocks): its log copies are revoked. */
+export function ext4_journal_block_freed(handle: handle_t, blk: number): void {
+  if (handle.h_journal && handle.h_transaction) jbd2_journal_block_freed(handle.h_journal, handle, blk);
+}
+
 /** ext4_forget: a metadata block is being freed; drop any pending write of it. */
 export function ext4_forget(handle: handle_t, bh: buffer_head | null): void {
   if (!bh) return;
   if (handle.h_journal && handle.h_transaction) { jbd2_journal_forget(handle.h_journal, handle, bh); return; }
   bh.clear(BH_Dirty);
-}
-
-/**
- * A block bitmap was dirtied: the blocks whose bits went from 1 to 0 since its last
- * dirtying (or since what is on the disk) were freed by this handle; tell jbd2.
- */
-async function ext4_jbd2_bitmap_frees(handle: handle_t, j: Journal, bh: buffer_head): Promise<void> {
-  const sbi = EXT4_SB(handle.h_sb);
-  const map = sbi.s_jbd2_bitmap_group;
-  const group = map?.get(bh.b_blocknr);
-  if (group === undefined) return;
-  const cur = bh.b_data;
-  const prev = sbi.s_jbd2_bitmap_shadow.get(bh.b_blocknr) ?? new Uint8Array(cur.length);
-  const first = ext4_group_first_block_no(sbi, group);
-  const nbytes = Math.min(cur.length, Math.ceil(sbi.s_blocks_per_group / 8));
-  for (let i = 0; i < nbytes; i++) {
-    const freed = prev[i]! & ~cur[i]!;
-    if (!freed) continue;
-    for (let b = 0; b < 8; b++) {
-      if (!(freed & (1 << b))) continue;
-      const blk = first + i * 8 + b;
-      if (blk < sbi.s_blocks_count) jbd2_journal_block_freed(j, handle, blk);
-    }
-  }
-  sbi.s_jbd2_bitmap_shadow.set(bh.b_blocknr, cur.slice());
 }
 
 /**
@@ -190,32 +167,3 @@ export async function ext4_sb_getblk_zero(sb: super_block, blk: number): Promise
 }
 
 export { brelse };
-
-/**
- * The block bitmaps as they are on the disk when the journal starts writing (the base the
- * freed-block detection compares with), read below the cache in runs of consecutive
- * blocks (flex_bg keeps them together). BLOCK_UNINIT groups have nothing on the disk: their
- * base is empty (nothing in them can be freed before it is allocated and seen).
- */
-export async function ext4_jbd2_load_bitmaps(sb: super_block, j: Journal): Promise<void> {
-  const sbi = EXT4_SB(sb);
-  const map = new Map<number, number>();
-  const blocks: number[] = [];
-  for (let g = 0; g < sbi.s_groups_count; g++) {
-    const gd = sbi.s_group_desc[g]!;
-    const blk = ext4_block_bitmap(gd);
-    map.set(blk, g);
-    if (!(gd.bg_flags & EXT4_BG_BLOCK_UNINIT) || !ext4_has_group_desc_csum(sbi)) blocks.push(blk);
-  }
-  sbi.s_jbd2_bitmap_group = map;
-  sbi.s_jbd2_bitmap_shadow = new Map();
-  blocks.sort((a, b) => a - b);
-  const bs = sbi.s_blocksize;
-  for (let i = 0; i < blocks.length;) {
-    let n = 1;
-    while (i + n < blocks.length && n < 256 && blocks[i + n] === blocks[i]! + n) n++;
-    const run = await j.j_ops!.readBlocks(blocks[i]!, n);
-    for (let k = 0; k < n; k++) sbi.s_jbd2_bitmap_shadow.set(blocks[i]! + k, run.slice(k * bs, (k + 1) * bs));
-    i += n;
-  }
-}

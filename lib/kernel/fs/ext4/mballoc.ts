@@ -29,7 +29,9 @@ import {
   ext4_blocks_in_group, ext4_clear_bit, ext4_get_group_no_and_offset, ext4_group_desc_write, ext4_group_first_block_no,
   ext4_read_block_bitmap, ext4_set_bit, ext4_test_bit, ext4_resv_clusters,
 } from './balloc.js';
-import { brelse, ext4_handle_dirty_metadata, ext4_journal_get_write_access, type handle_t } from './ext4_jbd2.js';
+import {
+  brelse, ext4_handle_dirty_metadata, ext4_journal_block_freed, ext4_journal_get_write_access, type handle_t,
+} from './ext4_jbd2.js';
 
 /* Allocation hints (EXT4_MB_*) */
 export const EXT4_MB_HINT_MERGE = 0x0001, EXT4_MB_HINT_METADATA = 0x0004, EXT4_MB_HINT_DATA = 0x0020,
@@ -181,7 +183,7 @@ export async function ext4_free_blocks(handle: handle_t, _inode: Inode | null, b
         }
         ext4_clear_bit(b, map);
         freed++;
-        if (t) busy.push(gstart + b);
+        if (t) { busy.push(gstart + b); ext4_journal_block_freed(handle, gstart + b); }
       }
       if (t && busy.length) {
         for (const x of busy) sbi.s_busy_blocks.add(x);

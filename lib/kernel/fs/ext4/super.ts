@@ -55,7 +55,7 @@ import {
   EXT4_SB, Ext4Inode, ext4_sb_info, type Ext4Dev, type Ext4Flavour,
 } from './ext4.js';
 import { ext4_msg } from './errors.js';
-import { ext4_force_commit, ext4_jbd2_load_bitmaps } from './ext4_jbd2.js';
+import { ext4_force_commit } from './ext4_jbd2.js';
 import { jbd2_log_start_commit } from '../jbd2/transaction.js';
 import { KERN_ERR, printk } from '../../kernel/printk.js';
 import { ext4_raw_bread } from './block_validity.js';
@@ -767,7 +767,6 @@ async function ext4_journal_begin_rw(sb: super_block): Promise<void> {
     changed = true;
   }
   if (changed) await jbd2_write_superblock(j);
-  await ext4_jbd2_load_bitmaps(sb, j);
   sbi.s_es.s_feature_incompat = (sbi.s_es.s_feature_incompat | EXT4_FEATURE_INCOMPAT_RECOVER) >>> 0;
   await ext4_commit_super(sb, true);
   await sbi.s_dev.flush?.();

@@ -18,7 +18,7 @@
  *  - Buffers are copied at commit (Linux freezes a copy only when the next transaction
  *    touches a buffer that is still being committed).
  *  - Freed metadata: besides ext4_forget, every block that an update frees is reported
- *    (jbd2_journal_block_freed, from the block-bitmap changes): its log copies are revoked
+ *    (jbd2_journal_block_freed, from ext4_free_blocks): its log copies are revoked
  *    and pending home writes of older copies are cancelled, so a block reused for data is
  *    never overwritten by stale metadata, now or at replay.
  *
