@@ -7,7 +7,10 @@
 //   wrap <img> <seed>    first churn with a sync after every change (a small journal wraps
 //                        many times), then the known tree, sync, SYNCED, and wait.
 //   timer <img> <seed>   write the known tree without any sync, print WRITTEN and wait: only
-//                        the commit timer (commit=1) can make it durable.
+//                        the commit timer (commit=1) can make it durable (nodelalloc: the
+//                        blocks, and so the data, are in the transactions the timer commits).
+//   timer-da <img> <seed> the same with delayed allocation (the default): the timer commits
+//                        the names, while data waits for writeback (30 s), as in Linux.
 // SYNCED is followed by the journal's counters: commits, log blocks, checkpoints, wraps.
 import { startKernel, O_CREAT, O_WRONLY, O_TRUNC, O_APPEND } from '../../lib/index.js';
 import { jbd2_debug } from '../../lib/kernel/fs/jbd2/journal.js';
@@ -19,7 +22,7 @@ if (mode === 'log') jbd2_debug.no_checkpoint = true;
 const stats = (): string => { const j = jbd2_debug.last; return j ? `${j.j_stats.commits} ${j.j_stats.log_blocks} ${j.j_stats.checkpoints} ${j.j_stats.wraps}` : '-'; };
 const k = await startKernel({ memMiB: 96, print: () => {} });
 const disk = await k.diskAdd({ path: img! });
-const mp = await k.mountDev(disk, 0, 'ext4', 0, mode === 'log' ? 'commit=600' : 'commit=1');
+const mp = await k.mountDev(disk, 0, 'ext4', 0, mode === 'log' ? 'commit=600' : mode === 'timer' ? 'commit=1,nodelalloc' : 'commit=1');
 if (typeof mp !== 'string') { console.log(`MOUNT ${mp}`); process.exit(1); }
 const sys = k.sys;
 const ok = (what: string, r: number): number => { if (r < 0) { console.log(`FAIL ${what} ${r}`); process.exit(1); } return r; };
@@ -77,7 +80,7 @@ for (const e of knownTree(seed)) {
   else if (e.type === 'symlink') ok(`symlink ${e.path}`, await sys.symlink(e.targetBytes ?? e.target!, p));
   else await writeFile(p, pattern(e.size!, e.seed!));
 }
-if (mode === 'timer') {
+if (mode === 'timer' || mode === 'timer-da') {
   console.log('WRITTEN');
   await new Promise(() => setInterval(() => {}, 1000));
 }

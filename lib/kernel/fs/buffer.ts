@@ -47,7 +47,7 @@ import { host } from '../arch/cpu.js';
 import { err } from '../include/errno.js';
 import { EINVAL, EIO } from '../include/uapi.js';
 import {
-  BH_Async_Read, BH_Async_Write, BH_Dirty, BH_Lock, BH_Mapped, BH_New, BH_Req, BH_Unwritten,
+  BH_Async_Read, BH_Async_Write, BH_Delay, BH_Dirty, BH_Lock, BH_Mapped, BH_New, BH_Req, BH_Unwritten,
   BH_Uptodate, BH_Write_EIO, BLK_STS_OK, REQ_OP_MASK, REQ_OP_READ, REQ_OP_WRITE, REQ_SYNC,
   SECTOR_SIZE, type Bio, type block_device, type GetBlock, type MappedBlock,
 } from '../include/blk.js';
@@ -162,6 +162,7 @@ function buffer_io_error(bh: buffer_head, what: string): void {
  */
 export async function submit_bh(opf: number, bh: buffer_head): Promise<void> {
   if (!bh.b_bdev || !bh.test(BH_Mapped)) throw new Error(`submit_bh of unmapped buffer (block ${bh.b_blocknr})`);
+  if (bh.test(BH_Delay)) throw new Error('submit_bh of a delayed-allocation buffer (no block yet)');
   if (!bh.test(BH_Lock)) throw new Error('submit_bh of unlocked buffer');
   const op = opf & REQ_OP_MASK;
   if (op === REQ_OP_WRITE && bh.test(BH_Write_EIO)) bh.clear(BH_Write_EIO);
@@ -484,7 +485,11 @@ export function clean_bdev_aliases(bdev: block_device, block: number, len: numbe
 /* ---- page-level helpers for the bdev and for filesystems ---- */
 
 /** How one block of a file maps (the result of a get_block call, normalised). */
-export interface BlockMap { mapped: boolean; pblk: number; isNew: boolean; unwritten: boolean; len: number }
+export interface BlockMap {
+  mapped: boolean; pblk: number; isNew: boolean; unwritten: boolean; len: number;
+  /** Delayed allocation: reserved, no block yet (the buffer gets BH_Delay, as ext4's da_get_block_prep gives it). */
+  delay?: boolean;
+}
 /** The internal form of get_block; the bdev maps every block onto itself (block 0 included). */
 export type BlockMapper = (inode: Inode, iblock: number, maxBlocks: number, create: boolean) => Promise<BlockMap>;
 
@@ -515,6 +520,12 @@ export function inodeOf(page: Page): Inode {
 /** Apply a mapping to a buffer; returns false for a hole. */
 function setMapped(bh: buffer_head, inode: Inode, map: BlockMap, offsetInRun: number): void {
   bh.b_bdev = inode.i_bdev ?? inode.i_sb.s_bdev;
+  if (map.delay) {
+    /* mapped to no block yet: submit_bh refuses it until writeback allocates one */
+    bh.b_blocknr = -1;
+    bh.b_state |= BH_Mapped | BH_New | BH_Delay;
+    return;
+  }
   bh.b_blocknr = map.pblk + offsetInRun;
   bh.set(BH_Mapped);
   if (map.isNew) bh.set(BH_New);
@@ -542,7 +553,7 @@ async function mapPageBuffers(inode: Inode, page: Page, bhs: buffer_head[], mapp
     }
     if (run.mapped) {
       setMapped(bh, inode, run, iblock - runStart);
-      if (run.isNew && bh.b_bdev) clean_bdev_aliases(bh.b_bdev, bh.b_blocknr, 1, bh.b_size);
+      if (run.isNew && !run.delay && bh.b_bdev) clean_bdev_aliases(bh.b_bdev, bh.b_blocknr, 1, bh.b_size);
     }
   }
 }

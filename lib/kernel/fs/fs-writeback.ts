@@ -153,7 +153,7 @@ function dirtyPagesOf(m: address_space, start: number, end: number): Page[] {
 export async function do_writepages(m: address_space, wbc: writeback_control): Promise<void> {
   const aops = m.a_ops;
   if (!aops || mapping_unevictable(m)) return;
-  await m.wb_lock.lock();
+  if (wbc.for_reclaim) { if (!m.wb_lock.tryLock()) return; } else await m.wb_lock.lock();
   try {
     if (aops.writepages) { await aops.writepages(m, wbc); return; }
     if (!aops.writepage) return;
@@ -277,14 +277,16 @@ function dirtyLimitPages(ratio: number): number {
   return Math.max(64, Math.floor(memInfo().totalPages * ratio));
 }
 
-async function writeOldInodes(all: boolean): Promise<void> {
+async function writeOldInodes(all: boolean, forReclaim = false): Promise<void> {
   const now = ktime_get_ns();
   for (const [inode, when] of [...st.dirtyInodes]) {
     if (!all && now - when < DIRTY_EXPIRE_NS && st.dirtyPages < dirtyLimitPages(DIRTY_BACKGROUND_RATIO)) continue;
     if (inode.i_state & I_FREEING) { inodeClean(inode); continue; }
     if (inode.i_sb.s_flags & SB_RDONLY) { inodeClean(inode); continue; }
     st.dirtyInodes.delete(inode); // re-queued with a fresh time if still dirty
-    await writeback_single_inode(inode, { sync_mode: 'none', nr_to_write: Number.MAX_SAFE_INTEGER, range_start: 0, range_end: Infinity });
+    await writeback_single_inode(inode, {
+      sync_mode: 'none', nr_to_write: Number.MAX_SAFE_INTEGER, range_start: 0, range_end: Infinity, for_reclaim: forReclaim,
+    });
     if (inode.i_state & (I_DIRTY_INODE | I_DIRTY_PAGES) && !st.dirtyInodes.has(inode)) st.dirtyInodes.set(inode, ktime_get_ns());
   }
 }
@@ -315,7 +317,10 @@ export async function balance_dirty_pages(_m: address_space): Promise<void> {
 /** Memory is exhausted: write back dirty pages and wait for some writeback to finish. */
 export async function writebackForReclaim(): Promise<void> {
   if (st.dirtyPages === 0 && st.writebackPages === 0) return;
-  if (st.dirtyPages > 0) await writeOldInodes(true);
+  // for_reclaim: the allocating task may hold locks a filesystem's writeback takes (a
+  // mapping's wb_lock, i_data_sem): mappings busy in writeback are skipped, and filesystems
+  // do not allocate blocks for delayed-allocation pages from here.
+  if (st.dirtyPages > 0) await writeOldInodes(true, true);
   if (st.writebackPages > 0) await sleepOn(st.throttleWq);
 }
 

@@ -117,7 +117,7 @@ export function ext4_statfs_sb(sb: super_block): Statfs {
   const ratio = sbi.s_cluster_ratio;
   const overhead = sbi.test_opt(EXT4_MOUNT_MINIX_DF) ? 0 : st.overhead;
   const blocks = sbi.s_blocks_count - overhead;
-  const bfree = Math.max(0, sbi.s_freeclusters_counter) * ratio;
+  const bfree = Math.max(0, sbi.s_freeclusters_counter - sbi.s_dirtyclusters_counter) * ratio;
   const reserved = ext4_r_blocks_count(sbi.s_es) + st.resvClusters * ratio;
   const bavail = bfree < reserved ? 0 : bfree - reserved;
   const u = sbi.s_es.s_uuid;

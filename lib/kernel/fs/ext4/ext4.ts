@@ -32,6 +32,9 @@ export interface Ext4Dev {
   invalidate?(): void;
 }
 
+/* ext4_map_blocks flags (EXT4_GET_BLOCKS_*), the ones used. */
+export const EXT4_GET_BLOCKS_CREATE = 0x0001, EXT4_GET_BLOCKS_DELALLOC_RESERVE = 0x0004;
+
 /* Mount option bits (sbi->s_mount_opt), Linux's names. */
 export const EXT4_MOUNT_NO_UID32 = 0x00002, EXT4_MOUNT_DEBUG = 0x00008, EXT4_MOUNT_ERRORS_CONT = 0x00010,
   EXT4_MOUNT_ERRORS_RO = 0x00020, EXT4_MOUNT_ERRORS_PANIC = 0x00040, EXT4_MOUNT_MINIX_DF = 0x00080,
@@ -123,6 +126,8 @@ export class ext4_sb_info {
   s_bitmap_inited: Set<number> = new Set();
   /** Free clusters and inodes (Linux's percpu counters), from the descriptors at mount. */
   s_freeclusters_counter = 0;
+  /** Clusters reserved by delayed-allocation writes and not yet allocated (s_dirtyclusters_counter). */
+  s_dirtyclusters_counter = 0;
   s_freeinodes_counter = 0;
   /** The superblock's counts or state changed since it was last written (ext4_commit_super). */
   s_dirty_super = false;
@@ -173,6 +178,8 @@ export class Ext4Inode extends Inode {
   /** Where the inode lives on disk (for the write side and error messages). */
   i_loc_block = 0;
   i_loc_offset = 0;
+  /** Delayed allocation: blocks reserved for this inode's BH_Delay buffers (one each). */
+  i_reserved_data_blocks = 0;
 }
 
 export function EXT4_SB(sb: super_block): ext4_sb_info { return sb.s_fs_info as ext4_sb_info; }

@@ -33,10 +33,10 @@ import {
 import { ext4_map_blocks, ext4_mark_inode_dirty } from './inode.js';
 import { ext4_ind_remove_space } from './indirect.js';
 import {
-  EXT4_MB_HINT_DATA, EXT4_MB_USE_RESERVED, ext4_free_blocks, ext4_inode_to_goal_block, ext4_mb_new_blocks,
+  EXT4_MB_DELALLOC_RESERVED, EXT4_MB_HINT_DATA, EXT4_MB_USE_RESERVED, ext4_free_blocks, ext4_inode_to_goal_block, ext4_mb_new_blocks,
   ext4_new_meta_blocks,
 } from './mballoc.js';
-import { EXT4_SB, type Ext4Inode } from './ext4.js';
+import { EXT4_GET_BLOCKS_DELALLOC_RESERVE, EXT4_SB, type Ext4Inode } from './ext4.js';
 import { ext4_csum_error, ext4_error } from './errors.js';
 import { ext4_block_valid, ext4_sb_bread } from './block_validity.js';
 
@@ -342,7 +342,7 @@ function ext4_ext_find_goal(inode: Ext4Inode, path: PathNode[], lblk: number): n
  * converted: the extent is split around the written part (ext4_ext_convert_to_initialized).
  * The caller holds i_data_sem for writing and writes the inode afterwards.
  */
-export async function ext4_ext_map_blocks_create(handle: handle_t, inode: Ext4Inode, lblk: number, max: number): Promise<MappedBlock> {
+export async function ext4_ext_map_blocks_create(handle: handle_t, inode: Ext4Inode, lblk: number, max: number, flags = 0): Promise<MappedBlock> {
   if (lblk >= EXT_MAX_BLOCKS) throw err(EFBIG);
   const path = await ext4_find_extent(inode, lblk);
   const leaf = path[path.length - 1]!;
@@ -359,7 +359,8 @@ export async function ext4_ext_map_blocks_create(handle: handle_t, inode: Ext4In
   const hole = await ext4_ext_map_blocks(inode, lblk, max);
   const want = Math.max(1, Math.min(max, hole.len, EXT_INIT_MAX_LEN, EXT_MAX_BLOCKS - lblk));
   const goal = ext4_ext_find_goal(inode, path, lblk);
-  const r = await ext4_mb_new_blocks(handle, { inode, goal, len: want, flags: EXT4_MB_HINT_DATA });
+  const mbFlags = EXT4_MB_HINT_DATA | (flags & EXT4_GET_BLOCKS_DELALLOC_RESERVE ? EXT4_MB_DELALLOC_RESERVED : 0);
+  const r = await ext4_mb_new_blocks(handle, { inode, goal, len: want, flags: mbFlags });
   try {
     await ext4_ext_insert_extent(handle, inode, { ee_block: lblk, len: r.len, start: r.pblk, unwritten: false });
   } catch (e) {
@@ -531,6 +532,9 @@ export async function ext4_fallocate(file: File, mode: number, offset: number, l
   const bs = sbi_bs(inode);
   const end = offset + len;
   const now = current_time(inode);
+  // Delayed-allocation pages in the range get their blocks first, so that the extents
+  // below see every block the file has.
+  if (inode.i_reserved_data_blocks) await filemap_write_and_wait_range(inode.i_mapping, offset, end - 1);
   if (mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE)) {
     const stop = mode & FALLOC_FL_PUNCH_HOLE ? Math.min(end, inode.i_size) : end;
     if (offset < stop) {

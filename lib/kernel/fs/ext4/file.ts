@@ -2,7 +2,7 @@
  * Regular files (fs/ext4/file.c): reads through the page cache (filemap_read over
  * ext4_aops), llseek with SEEK_DATA / SEEK_HOLE answered from the block mapping (unwritten
  * extents count as holes, as iomap's seek does when no page is cached), buffered writes
- * through the page cache (ext4_aops allocates at write_begin: nodelalloc), and fsync.
+ * through the page cache (ext4_aops: delayed allocation, blocks given at writeback), and fsync.
  * fallocate is extents.ts's (ext4_fallocate).
  */
 import type { File, file_operations, inode_operations } from '../../include/fs.js';
@@ -25,6 +25,8 @@ export async function ext4_seek_data_hole(inode: Ext4Inode, pos: number, wantDat
   const size = inode.i_size;
   if (pos < 0 || pos >= size) throw err(ENXIO);
   if (inode.i_ext4_flags & EXT4_INLINE_DATA_FL) return wantData ? pos : size;
+  // Delayed-allocation data is data: give it its blocks, then answer from the mapping.
+  if (inode.i_reserved_data_blocks) await filemap_write_and_wait_range(inode.i_mapping, pos, Infinity);
   const bs = EXT4_SB(inode.i_sb).s_blocksize;
   const last = Math.ceil(size / bs);
   let lblk = Math.floor(pos / bs);

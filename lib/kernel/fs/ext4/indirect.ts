@@ -13,8 +13,8 @@ import {
   brelse, ext4_forget, ext4_handle_dirty_metadata, ext4_journal_get_create_access, ext4_journal_get_write_access,
   ext4_sb_bread_bh, ext4_sb_getblk_zero, type handle_t,
 } from './ext4_jbd2.js';
-import { EXT4_MB_HINT_DATA, EXT4_MB_USE_RESERVED, ext4_free_blocks, ext4_inode_to_goal_block, ext4_mb_new_blocks, ext4_new_meta_blocks } from './mballoc.js';
-import { EXT4_SB, type Ext4Inode } from './ext4.js';
+import { EXT4_MB_DELALLOC_RESERVED, EXT4_MB_HINT_DATA, EXT4_MB_USE_RESERVED, ext4_free_blocks, ext4_inode_to_goal_block, ext4_mb_new_blocks, ext4_new_meta_blocks } from './mballoc.js';
+import { EXT4_GET_BLOCKS_DELALLOC_RESERVE, EXT4_SB, type Ext4Inode } from './ext4.js';
 import { ext4_error } from './errors.js';
 import { ext4_block_valid, ext4_sb_bread } from './block_validity.js';
 
@@ -109,7 +109,7 @@ function ext4_find_near(inode: Ext4Inode, buf: Uint8Array, off: number, start: n
  * blocks on its path and up to `max` data blocks for the run of empty slots it starts
  * (ext4_alloc_branch / ext4_splice_branch). The caller holds i_data_sem and writes the inode.
  */
-export async function ext4_ind_map_blocks_create(handle: handle_t, inode: Ext4Inode, lblk: number, max: number): Promise<MappedBlock> {
+export async function ext4_ind_map_blocks_create(handle: handle_t, inode: Ext4Inode, lblk: number, max: number, flags = 0): Promise<MappedBlock> {
   const sb = inode.i_sb;
   const bs = EXT4_SB(sb).s_blocksize;
   const a = bs / 4;
@@ -131,7 +131,7 @@ export async function ext4_ind_map_blocks_create(handle: handle_t, inode: Ext4In
         let want = 1;
         for (let o = off + 4; o < end && want < max && le32(buf, o) === 0; o += 4) want++;
         const r = await ext4_mb_new_blocks(handle, { inode, goal: ext4_find_near(inode, buf, off, start, holder), len: want,
-          flags: EXT4_MB_HINT_DATA });
+          flags: EXT4_MB_HINT_DATA | (flags & EXT4_GET_BLOCKS_DELALLOC_RESERVE ? EXT4_MB_DELALLOC_RESERVED : 0) });
         if (bh) await ext4_journal_get_write_access(handle, sb, bh);
         for (let i = 0; i < r.len; i++) put_le32(buf, off + 4 * i, r.pblk + i);
         await dirty();

@@ -7,24 +7,30 @@
  * and file.ts; on-disk layouts in layout.ts.
  */
 import {
-  ATTR_CTIME, ATTR_MTIME, ATTR_SIZE, I_FREEING, I_NEW, SB_RDONLY, type Dentry, type Iattr, type Inode, type Kstat,
+  ATTR_CTIME, ATTR_MTIME, ATTR_SIZE, I_DIRTY_DATASYNC, I_DIRTY_SYNC, I_FREEING, I_NEW, SB_RDONLY, type Dentry, type Iattr, type Inode, type Kstat,
   type super_block, type File, type address_space_operations, type address_space, type writeback_control,
 } from '../../include/fs.js';
 import type { MappedBlock } from '../../include/blk.js';
 import { err } from '../../include/errno.js';
 import {
-  EFBIG, EINVAL, ENOSPC, EROFS, ESTALE, S_IFMT, S_IFREG, S_IFDIR, S_IFLNK, S_IFCHR, S_IFBLK, S_IFIFO,
+  EFBIG, EINVAL, EIO, ENOSPC, EROFS, ESTALE, S_IFMT, S_IFREG, S_IFDIR, S_IFLNK, S_IFCHR, S_IFBLK, S_IFIFO,
   S_IFSOCK, STATX_BASIC_STATS, STATX_BTIME, makedev, major, minor,
 } from '../../include/uapi.js';
 import { iget_failed, iget_locked, iput, truncate_inode_pages_final, unlock_new_inode } from '../inode.js';
-import type { Page } from '../../mm/page_alloc.js';
-import { PAGE_SIZE, end_page_read, truncate_inode_pages, truncate_pagecache } from '../../mm/filemap.js';
-import { mpage_readahead, mpage_read_folio, mpage_writepages } from '../mpage.js';
+import { get_page, put_page, PG_dirty, PG_uptodate, PG_writeback, type Page } from '../../mm/page_alloc.js';
 import {
-  block_invalidate_folio, block_truncate_page, block_write_begin, block_write_full_page, generic_write_end,
-  sync_dirty_buffer, try_to_free_buffers,
+  PAGE_SIZE, end_page_read, lock_page, trylock_page, truncate_inode_pages, truncate_pagecache, unlock_page,
+  wait_on_page_writeback,
+} from '../../mm/filemap.js';
+import { mpage_readahead, mpage_read_folio } from '../mpage.js';
+import {
+  asMapper, block_commit_write, block_invalidate_folio, block_truncate_page, block_write_begin, block_write_full_page,
+  clean_bdev_aliases, page_buffers, sync_dirty_buffer, try_to_free_buffers, type BlockMapper, type buffer_head,
 } from '../buffer.js';
-import { filemap_write_and_wait_range } from '../fs-writeback.js';
+import { BH_Delay, BH_New } from '../../include/blk.js';
+import {
+  clear_page_dirty_for_io, filemap_fdatawait, filemap_write_and_wait_range, mark_inode_dirty, set_page_dirty,
+} from '../fs-writeback.js';
 import { inode_newsize_ok, setattr_copy, setattr_prepare } from '../attr.js';
 import { current_time } from '../time.js';
 import {
@@ -39,13 +45,17 @@ import {
   ext4_isize_set, ext4_inode_blocks_set, ext4_inode_file_acl_set, ext4_inode_set_time, ext4_inode_encode,
 } from './layout.js';
 import { ext4_inode_csum_seed, ext4_inode_csum_set, ext4_inode_csum_verify } from './csum.js';
-import { EXT4_I, EXT4_SB, type Ext4Inode, EXT4_MOUNT_NO_UID32 } from './ext4.js';
-import { ext4_csum_error, ext4_error, ext4_check_shutdown } from './errors.js';
+import {
+  EXT4_GET_BLOCKS_CREATE, EXT4_GET_BLOCKS_DELALLOC_RESERVE, EXT4_I, EXT4_MOUNT_DELALLOC, EXT4_MOUNT_NO_UID32, EXT4_SB,
+  type Ext4Inode,
+} from './ext4.js';
+import { ext4_csum_error, ext4_error, ext4_check_shutdown, ext4_msg } from './errors.js';
+import { ext4_claim_free_clusters } from './mballoc.js';
 import { ext4_block_valid, ext4_sb_bread } from './block_validity.js';
 import { ext4_ext_map_blocks, ext4_ext_map_blocks_create, ext4_ext_truncate } from './extents.js';
 import { ext4_ind_map_blocks, ext4_ind_map_blocks_create, ext4_ind_truncate } from './indirect.js';
 import {
-  brelse, EXT4_DATA_TRANS_BLOCKS, ext4_force_commit, EXT4_HT_INODE, EXT4_HT_MAP_BLOCKS, EXT4_HT_TRUNCATE, ext4_handle_dirty_metadata,
+  brelse, EXT4_DATA_TRANS_BLOCKS, ext4_force_commit, EXT4_HT_INODE, EXT4_HT_MAP_BLOCKS, EXT4_HT_TRUNCATE, EXT4_HT_WRITE_PAGE, ext4_handle_dirty_metadata,
   ext4_journal_get_write_access, ext4_journal_start, ext4_journal_stop, ext4_sb_bread_bh, type handle_t,
 } from './ext4_jbd2.js';
 import { ext4_free_inode } from './ialloc.js';
@@ -287,13 +297,13 @@ export async function ext4_get_block(inode: Inode, iblock: number, maxBlocks: nu
  * ext4_map_blocks with EXT4_GET_BLOCKS_CREATE: the mapping of `lblk`, allocating up to
  * `max` blocks of the hole it falls in. i_data_sem is held for writing around the change.
  */
-export async function ext4_map_blocks_create(handle: handle_t, inode: Ext4Inode, lblk: number, max: number): Promise<MappedBlock> {
+export async function ext4_map_blocks_create(handle: handle_t, inode: Ext4Inode, lblk: number, max: number, flags = EXT4_GET_BLOCKS_CREATE): Promise<MappedBlock> {
   if (inode.i_ext4_flags & EXT4_INLINE_DATA_FL) throw err(EROFS);
   await inode.i_data_sem.downWrite();
   try {
     const m = inode.i_ext4_flags & EXT4_EXTENTS_FL
-      ? await ext4_ext_map_blocks_create(handle, inode, lblk, max)
-      : await ext4_ind_map_blocks_create(handle, inode, lblk, max);
+      ? await ext4_ext_map_blocks_create(handle, inode, lblk, max, flags)
+      : await ext4_ind_map_blocks_create(handle, inode, lblk, max, flags);
     if (m.isNew) await ext4_mark_inode_dirty(handle, inode);
     return m;
   } finally {
@@ -381,51 +391,309 @@ async function ext4_readahead(mapping: address_space, pages: Page[]): Promise<vo
   for (const p of pages) await ext4_readpage(null, p);
 }
 
+/* ---- the write side: delayed allocation (ext4_da_*) and nodelalloc ---- */
+
+/**
+ * ext4_truncate_failed_write after a failed write_begin, and ext4_should_retry_alloc: blocks
+ * the running transaction freed become usable once it commits, so ENOSPC is retried once
+ * after a commit.
+ */
+async function ext4_write_begin_retry(ei: Ext4Inode, pos: number, len: number, begin: () => Promise<Page>): Promise<Page> {
+  for (let retry = 0; ; retry++) {
+    try {
+      return await begin();
+    } catch (e) {
+      // Blocks the failed page got past i_size (with blocks smaller than a page some of its
+      // buffers may have been allocated or reserved) are given back.
+      if (pos + len > ei.i_size) {
+        await truncate_pagecache(ei, ei.i_size).catch(() => {});
+        await ext4_truncate(ei).catch(() => {});
+      }
+      const sb = ei.i_sb;
+      if (retry === 0 && (e as { errno?: number }).errno === ENOSPC && EXT4_SB(sb).s_busy_blocks.size) {
+        await ext4_force_commit(sb);
+        continue;
+      }
+      throw e;
+    }
+  }
+}
+
+/**
+ * Does this inode's data go through delayed allocation? (ext4_should_dioread_nolock-like
+ * test of test_opt(DELALLOC): regular files with blocks, delalloc mounted, no data=journal.)
+ */
+function ext4_use_delalloc(inode: Ext4Inode): boolean {
+  return EXT4_SB(inode.i_sb).test_opt(EXT4_MOUNT_DELALLOC) && (inode.i_mode & S_IFMT) === S_IFREG &&
+    !(inode.i_ext4_flags & EXT4_INLINE_DATA_FL);
+}
+
+/**
+ * ext4_nonda_switch: with little free space left, reservations are too coarse a promise
+ * (metadata at writeback, and the blocks other writers reserved): fall back to allocating
+ * at write_begin, which gives ENOSPC exactly when the blocks run out.
+ */
+function ext4_nonda_switch(sbi: ReturnType<typeof EXT4_SB>): boolean {
+  const free = sbi.s_freeclusters_counter, dirty = sbi.s_dirtyclusters_counter;
+  return 2 * free < 3 * dirty || free < dirty + EXT4_FREECLUSTERS_WATERMARK;
+}
+/** Headroom (clusters) below which writes stop reserving (Linux scales it with its per-CPU counters). */
+const EXT4_FREECLUSTERS_WATERMARK = 64;
+
+/** ext4_da_reserve_space: one block for a delayed buffer, or ENOSPC. */
+function ext4_da_reserve_space(inode: Ext4Inode): void {
+  const sbi = EXT4_SB(inode.i_sb);
+  if (!ext4_claim_free_clusters(sbi, 1, 0)) throw err(ENOSPC);
+  inode.i_reserved_data_blocks++;
+}
+
+/**
+ * ext4_da_release_space / ext4_da_update_reserve_space: `n` reserved blocks are given back
+ * (their buffers were invalidated) or were allocated at writeback.
+ */
+export function ext4_da_release_space(inode: Ext4Inode, n: number): void {
+  if (n <= 0) return;
+  const sbi = EXT4_SB(inode.i_sb);
+  if (n > inode.i_reserved_data_blocks) {
+    ext4_msg(inode.i_sb, 'KERN_WARNING', `ext4_da_release_space: ino ${inode.i_ino}, to_free ${n} with only ${inode.i_reserved_data_blocks} reserved data blocks`);
+    n = inode.i_reserved_data_blocks;
+  }
+  inode.i_reserved_data_blocks -= n;
+  sbi.s_dirtyclusters_counter = Math.max(0, sbi.s_dirtyclusters_counter - n);
+}
+
+/**
+ * ext4_da_get_block_prep: the BlockMapper of a delayed-allocation write_begin. A block that
+ * is mapped (or unwritten: converted, as the nodelalloc path does) comes back as such; a
+ * hole gets a reservation and a BH_Delay buffer, and no block until writeback.
+ */
+const ext4_da_get_block_prep: BlockMapper = asMapper(async (inode, iblock, _max, create) => {
+  const ei = EXT4_I(inode);
+  const m = await ext4_map_blocks(ei, iblock, 1);
+  if (m.pblk !== 0 && !(m.unwritten && create)) {
+    return { mapped: true, pblk: m.pblk, isNew: false, unwritten: !!m.unwritten, len: 1 };
+  }
+  if (m.pblk !== 0 || !create) {
+    const r = await ext4_get_block(inode, iblock, 1, create);
+    return { mapped: r.pblk !== 0, pblk: r.pblk, isNew: !!r.isNew, unwritten: !!r.unwritten, len: 1 };
+  }
+  ext4_da_reserve_space(ei);
+  return { mapped: true, pblk: 0, isNew: true, unwritten: false, len: 1, delay: true };
+});
+
+/** ext4_da_write_begin: the page for [pos, pos+len) with its new blocks reserved, not allocated. */
+async function ext4_da_write_begin(m: address_space, pos: number, len: number): Promise<Page> {
+  const ei = EXT4_I(m.host);
+  if (!ext4_use_delalloc(ei) || ext4_nonda_switch(EXT4_SB(ei.i_sb))) {
+    return ext4_write_begin_retry(ei, pos, len, () => block_write_begin(m, pos, len, ext4_get_block));
+  }
+  ext4_check_shutdown(ei.i_sb);
+  if (ei.i_sb.s_flags & SB_RDONLY) throw err(EROFS);
+  return ext4_write_begin_retry(ei, pos, len, () => block_write_begin(m, pos, len, ext4_da_get_block_prep));
+}
+
+/**
+ * ext4_da_write_end: i_size grows at once; the on-disk size (i_disksize) only when the block
+ * at the new end already has its block — otherwise writeback sets it once the blocks are
+ * allocated, so that no committed size ever covers blocks that are not there.
+ */
+async function ext4_da_write_end(m: address_space, pos: number, len: number, copied: number, page: Page): Promise<number> {
+  const ei = EXT4_I(m.host);
+  const from = pos % PAGE_SIZE;
+  if (copied < len && !page.test(PG_uptodate)) copied = 0;
+  block_commit_write(page, from, from + copied);
+  const newSize = pos + copied;
+  let dirtyInode = false;
+  if (newSize > ei.i_size) {
+    ei.i_size = newSize;
+    const bhs = page_buffers(page);
+    const bs = EXT4_SB(ei.i_sb).s_blocksize;
+    const last = bhs?.[Math.floor(((newSize - 1) % PAGE_SIZE) / bs)];
+    if (copied && newSize > ei.i_disksize && (!last || !last.test(BH_Delay))) {
+      ei.i_disksize = newSize;
+      dirtyInode = true;
+    }
+  }
+  unlock_page(page);
+  put_page(page);
+  if (dirtyInode) await mark_inode_dirty(ei, I_DIRTY_SYNC | I_DIRTY_DATASYNC);
+  return copied;
+}
+
+/** ext4_da_invalidate_folio: reservations of the delayed buffers going away are given back. */
+function ext4_da_invalidate_folio(page: Page, offset: number, length: number): void {
+  const bhs = page_buffers(page);
+  if (bhs) {
+    let n = 0;
+    for (const bh of bhs) {
+      if (bh.b_offset >= offset && bh.b_offset + bh.b_size <= offset + length && bh.test(BH_Delay)) {
+        bh.clear(BH_Delay);
+        n++;
+      }
+    }
+    if (n) ext4_da_release_space(EXT4_I((page.mapping as address_space).host), n);
+  }
+  block_invalidate_folio(page, offset, length);
+}
+
+/** Longest run of delayed blocks mapped in one call (ext4's MAX_WRITEPAGES_EXTENT_LEN). */
+const MAX_WRITEPAGES_EXTENT_LEN = 2048;
+
+/**
+ * Give blocks to the delayed buffers of `pages` (locked, consecutive, all in one file):
+ * runs of consecutive delayed blocks are allocated with one ext4_map_blocks call each
+ * (mpage_map_and_submit_extent), in one handle, and i_disksize follows the pages as far as
+ * they are now backed (ext4_update_disksize_before_punch's counterpart at writeback).
+ */
+async function mpage_map_delayed(inode: Ext4Inode, pages: Page[]): Promise<void> {
+  const bs = EXT4_SB(inode.i_sb).s_blocksize;
+  const perPage = PAGE_SIZE / bs;
+  const runs: { lblk: number; bhs: buffer_head[] }[] = [];
+  for (const p of pages) {
+    const bhs = page_buffers(p);
+    if (!bhs) continue;
+    for (let i = 0; i < bhs.length; i++) {
+      const bh = bhs[i]!;
+      if (!bh.test(BH_Delay)) continue;
+      const lblk = p.index * perPage + i;
+      const run = runs[runs.length - 1];
+      if (run && run.lblk + run.bhs.length === lblk && run.bhs.length < MAX_WRITEPAGES_EXTENT_LEN) run.bhs.push(bh);
+      else runs.push({ lblk, bhs: [bh] });
+    }
+  }
+  if (!runs.length) return;
+  const handle = ext4_journal_start(inode, EXT4_HT_WRITE_PAGE, ext4_chunk_trans_blocks(inode, MAX_WRITEPAGES_EXTENT_LEN) * runs.length);
+  try {
+    for (const run of runs) {
+      let done = 0;
+      while (done < run.bhs.length) {
+        const mb = await ext4_map_blocks_create(handle, inode, run.lblk + done, run.bhs.length - done,
+          EXT4_GET_BLOCKS_CREATE | EXT4_GET_BLOCKS_DELALLOC_RESERVE);
+        const n = Math.max(1, Math.min(mb.len, run.bhs.length - done));
+        const bdev = inode.i_sb.s_bdev;
+        for (let k = 0; k < n; k++) {
+          const bh = run.bhs[done + k]!;
+          bh.b_blocknr = mb.pblk + k;
+          bh.clear(BH_Delay);
+          bh.clear(BH_New);
+        }
+        if (bdev) clean_bdev_aliases(bdev, mb.pblk, n, bs);
+        // Blocks that were already there (an unwritten extent or a fallocate in between)
+        // were not taken from the reservation, but their reservation ends here all the same.
+        ext4_da_release_space(inode, n);
+        done += n;
+      }
+    }
+    const last = pages[pages.length - 1]!;
+    const disksize = Math.min(inode.i_size, (last.index + 1) * PAGE_SIZE);
+    if (disksize > inode.i_disksize) inode.i_disksize = disksize;
+    await ext4_mark_inode_dirty(handle, inode);
+  } finally {
+    await ext4_journal_stop(handle);
+  }
+}
+
+function page_has_delayed(p: Page): boolean {
+  return !!page_buffers(p)?.some((bh) => bh.test(BH_Delay));
+}
+
+/**
+ * ext4_do_writepages: write the dirty pages of the range in index order, giving delayed
+ * buffers their blocks first — a batch of consecutive pages at a time, so that a file
+ * written in small pieces gets long extents. With `canMap` false (a commit writing ordered
+ * data, or reclaim) pages that still need blocks are left dirty.
+ */
+async function ext4_do_writepages(m: address_space, wbc: writeback_control, canMap: boolean): Promise<void> {
+  const inode = EXT4_I(m.host);
+  const first = Math.floor(wbc.range_start / PAGE_SIZE);
+  const last = wbc.range_end === Infinity ? Infinity : Math.floor(wbc.range_end / PAGE_SIZE);
+  const pages = [...m.pages.values()].filter((p) => p.index >= first && p.index <= last && p.test(PG_dirty))
+    .sort((a, b) => a.index - b.index);
+  const perPage = PAGE_SIZE / EXT4_SB(inode.i_sb).s_blocksize;
+  let error: unknown = null;
+  for (let i = 0; i < pages.length && wbc.nr_to_write > 0;) {
+    /* lock a batch of consecutive dirty pages */
+    const batch: Page[] = [];
+    for (; i < pages.length && batch.length * perPage < MAX_WRITEPAGES_EXTENT_LEN; i++) {
+      const p = pages[i]!;
+      if (batch.length && p.index !== batch[batch.length - 1]!.index + 1) break;
+      get_page(p);
+      if (wbc.sync_mode === 'none') {
+        if (!trylock_page(p)) { put_page(p); if (batch.length) { i++; break; } continue; }
+      } else await lock_page(p);
+      if (p.mapping !== m || !p.test(PG_dirty) || (p.test(PG_writeback) && wbc.sync_mode === 'none')) {
+        unlock_page(p); put_page(p);
+        if (batch.length) { i++; break; }
+        continue;
+      }
+      if (p.test(PG_writeback)) await wait_on_page_writeback(p);
+      batch.push(p);
+    }
+    if (!batch.length) continue;
+    if (canMap && batch.some(page_has_delayed)) {
+      try {
+        await mpage_map_delayed(inode, batch);
+      } catch (e) {
+        const errno = (e as { errno?: number }).errno ?? EIO;
+        ext4_msg(inode.i_sb, 'KERN_CRIT', `Delayed block allocation failed for inode ${inode.i_ino} at logical offset ${batch[0]!.index * perPage} with max blocks ${batch.length * perPage} with error ${errno}`);
+        m.wb_err = errno;
+        error ??= e;
+      }
+    }
+    for (const p of batch) {
+      try {
+        if (page_has_delayed(p)) { unlock_page(p); continue; }   /* stays dirty for a writeback that may map */
+        if (!clear_page_dirty_for_io(p)) { unlock_page(p); continue; }
+        try { await block_write_full_page(p, ext4_get_block, wbc); } catch (e) { error ??= e; }
+        wbc.nr_to_write--;
+      } finally { put_page(p); }
+    }
+  }
+  if (error) throw error;
+}
+
+/**
+ * ext4_normal_submit_inode_data_buffers: data=ordered's writeout before a commit — the
+ * pages whose blocks exist, written and waited for; delayed pages stay for writeback.
+ */
+export async function ext4_normal_submit_inode_data_buffers(inode: Inode): Promise<void> {
+  const m = inode.i_mapping;
+  await m.wb_lock.lock();
+  try {
+    await ext4_do_writepages(m, { sync_mode: 'all', nr_to_write: Number.MAX_SAFE_INTEGER, range_start: 0, range_end: Infinity }, false);
+  } finally { m.wb_lock.unlock(); }
+  await filemap_fdatawait(m);
+}
+
 export const ext4_aops: address_space_operations = {
   readpage: ext4_readpage,
   readahead: ext4_readahead,
   async bmap(mapping, block) {
+    // ext4_bmap: delayed blocks have no number yet; give them one first.
+    if (EXT4_I(mapping.host).i_reserved_data_blocks) await filemap_write_and_wait_range(mapping, 0, Infinity);
     const m = await ext4_map_blocks(EXT4_I(mapping.host), block, 1);
     return m.unwritten ? 0 : m.pblk;
   },
-  /* The write side (nodelalloc: blocks are allocated when a write first touches them). */
   async write_begin(_file: File | null, m: address_space, pos: number, len: number): Promise<Page> {
-    const ei = EXT4_I(m.host);
-    for (let retry = 0; ; retry++) {
-      try {
-        return await block_write_begin(m, pos, len, ext4_get_block);
-      } catch (e) {
-        // ext4_truncate_failed_write: blocks the failed page got past i_size (with blocks
-        // smaller than a page some of its buffers may have been allocated) are given back.
-        if (pos + len > ei.i_size) {
-          await truncate_pagecache(ei, ei.i_size).catch(() => {});
-          await ext4_truncate(ei).catch(() => {});
-        }
-        // ext4_should_retry_alloc: blocks freed by the running transaction become usable once
-        // it commits; commit (no handle is open here) and try once more.
-        const sb = ei.i_sb;
-        if (retry === 0 && (e as { errno?: number }).errno === ENOSPC && EXT4_SB(sb).s_busy_blocks.size) {
-          await ext4_force_commit(sb);
-          continue;
-        }
-        throw e;
-      }
-    }
+    return ext4_da_write_begin(m, pos, len);
   },
   async write_end(_file: File | null, m: address_space, pos: number, len: number, copied: number, page: Page): Promise<number> {
-    const n = await generic_write_end(m, pos, len, copied, page);
-    const ei = EXT4_I(m.host);
-    if (ei.i_size > ei.i_disksize) { ei.i_disksize = ei.i_size; }
-    return n;
+    return ext4_da_write_end(m, pos, len, copied, page);
   },
   async writepage(page: Page, wbc: writeback_control): Promise<void> {
+    if (page_has_delayed(page)) {
+      // ext4_writepage: no allocation from a single-page writeout (reclaim); keep it dirty.
+      set_page_dirty(page);
+      unlock_page(page);
+      return;
+    }
     await block_write_full_page(page, ext4_get_block, wbc);
   },
   async writepages(m: address_space, wbc: writeback_control): Promise<void> {
-    await mpage_writepages(m, wbc, ext4_get_block);
+    await ext4_do_writepages(m, wbc, !wbc.for_reclaim);
   },
   invalidate_folio(page: Page, offset: number, length: number): void {
-    block_invalidate_folio(page, offset, length);
+    ext4_da_invalidate_folio(page, offset, length);
   },
   release_folio(page: Page): boolean {
     return try_to_free_buffers(page);
@@ -470,6 +738,8 @@ export async function ext4_file_getattr(dentry: Dentry, stat: Kstat, requestMask
   await ext4_getattr(dentry, stat, requestMask, flags);
   const inode = EXT4_I(dentry.d_inode!);
   if (inode.i_ext4_flags & EXT4_INLINE_DATA_FL) stat.blocks += Math.ceil(stat.size / 512);
+  // Blocks reserved by delayed allocation are the file's already (as Linux reports them).
+  stat.blocks += inode.i_reserved_data_blocks * (EXT4_SB(inode.i_sb).s_blocksize / 512);
 }
 
 /* ---- writing inodes ---- */
@@ -522,7 +792,7 @@ export async function ext4_do_update_inode(handle: handle_t, inode: Ext4Inode): 
     di.i_flags = inode.i_ext4_flags >>> 0;
     di.i_dtime = inode.i_dtime >>> 0;
     di.i_generation = inode.i_generation >>> 0;
-    ext4_isize_set(di, inode.i_disksize > inode.i_size ? inode.i_disksize : inode.i_size);
+    ext4_isize_set(di, inode.i_disksize);   /* not i_size: delayed blocks are not on the disk yet */
     if (!ext4_inode_blocks_set(di, inode.i_blocks, sbi.has_ro_compat(EXT4_FEATURE_RO_COMPAT_HUGE_FILE), sbi.s_blocksize))
       throw err(EFBIG);
     inode.i_ext4_flags = di.i_flags >>> 0;
@@ -644,6 +914,11 @@ export async function ext4_evict_inode(inode: Inode): Promise<void> {
   const sb = inode.i_sb;
   await truncate_inode_pages(inode.i_mapping, 0);
   truncate_inode_pages_final(inode);
+  if (ei.i_reserved_data_blocks) {
+    // ext4_destroy_inode's check: every delayed buffer was allocated or invalidated by now.
+    ext4_msg(sb, 'KERN_ERR', `Inode ${inode.i_ino}: i_reserved_data_blocks (${ei.i_reserved_data_blocks}) not cleared!`);
+    ext4_da_release_space(ei, ei.i_reserved_data_blocks);
+  }
   if (inode.i_nlink !== 0 || sb.s_flags & SB_RDONLY || EXT4_SB(sb).s_readonly_driver || is_bad_ext4_inode(ei)) return;
   const handle = ext4_journal_start(inode, EXT4_HT_TRUNCATE, EXT4_DATA_TRANS_BLOCKS + 3);
   try {

@@ -35,7 +35,8 @@ import {
 
 /* Allocation hints (EXT4_MB_*) */
 export const EXT4_MB_HINT_MERGE = 0x0001, EXT4_MB_HINT_METADATA = 0x0004, EXT4_MB_HINT_DATA = 0x0020,
-  EXT4_MB_HINT_TRY_GOAL = 0x0200, EXT4_MB_USE_ROOT_BLOCKS = 0x1000, EXT4_MB_USE_RESERVED = 0x2000;
+  EXT4_MB_HINT_TRY_GOAL = 0x0200, EXT4_MB_DELALLOC_RESERVED = 0x0400, EXT4_MB_USE_ROOT_BLOCKS = 0x1000,
+  EXT4_MB_USE_RESERVED = 0x2000;
 /* ext4_free_blocks flags */
 export const EXT4_FREE_BLOCKS_METADATA = 0x0001, EXT4_FREE_BLOCKS_FORGET = 0x0002;
 
@@ -58,7 +59,8 @@ export function ext4_free_clusters(sbi: ext4_sb_info): number { return sbi.s_fre
  * EXT4_MB_USE_RESERVED.
  */
 export function ext4_has_free_clusters(sbi: ext4_sb_info, n: number, flags: number): boolean {
-  const free = sbi.s_freeclusters_counter;
+  // Clusters promised to delayed-allocation writes are as good as taken.
+  const free = sbi.s_freeclusters_counter - sbi.s_dirtyclusters_counter;
   const rsv = ext4_resv_clusters(sbi);
   const root = ext4_r_blocks_count(sbi.s_es) / sbi.s_cluster_ratio;
   if (free >= root + rsv + n) return true;
@@ -71,8 +73,20 @@ export function ext4_has_free_clusters(sbi: ext4_sb_info, n: number, flags: numb
   return false;
 }
 
+/**
+ * ext4_claim_free_clusters: take `n` clusters off what allocations may still use (delayed
+ * allocation's reservation); false (nothing claimed) when they are not there.
+ */
+export function ext4_claim_free_clusters(sbi: ext4_sb_info, n: number, flags: number): boolean {
+  if (!ext4_has_free_clusters(sbi, n, flags)) return false;
+  sbi.s_dirtyclusters_counter += n;
+  return true;
+}
+
 /** How many of `want` blocks an allocation may take now (0: ENOSPC). */
 function ext4_claimable(sbi: ext4_sb_info, want: number, flags: number): number {
+  // Blocks of delayed-allocation writes were claimed when the data was written.
+  if (flags & EXT4_MB_DELALLOC_RESERVED) return Math.min(want, Math.max(0, sbi.s_freeclusters_counter));
   if (ext4_has_free_clusters(sbi, want, flags)) return want;
   let lo = 0, hi = want;
   while (lo < hi) {

@@ -59,7 +59,10 @@ import { ext4_force_commit } from './ext4_jbd2.js';
 import { jbd2_log_start_commit } from '../jbd2/transaction.js';
 import { KERN_ERR, printk } from '../../kernel/printk.js';
 import { ext4_raw_bread } from './block_validity.js';
-import { ext4_evict_inode, ext4_iget, ext4_iput, ext4_map_blocks, ext4_write_inode, EXT4_IGET_SPECIAL } from './inode.js';
+import {
+  ext4_evict_inode, ext4_iget, ext4_iput, ext4_map_blocks, ext4_normal_submit_inode_data_buffers, ext4_write_inode,
+  EXT4_IGET_SPECIAL,
+} from './inode.js';
 import { ext4_bg_has_super, ext4_group_first_block_no, ext4_statfs, ext4_statfs_init } from './balloc.js';
 import { ext4_orphan_scan } from './orphan.js';
 import { ext4_xattr_security_handler, ext4_xattr_trusted_handler, ext4_xattr_user_handler } from './xattr.js';
@@ -79,7 +82,7 @@ import { bdev_rw_sectors } from '../../block/bio.js';
 import { REQ_OP_READ, REQ_OP_WRITE, type block_device } from '../../include/blk.js';
 import { find_get_page } from '../../mm/filemap.js';
 import { put_page } from '../../mm/page_alloc.js';
-import { filemap_write_and_wait_range, write_inode_now } from '../fs-writeback.js';
+import { write_inode_now } from '../fs-writeback.js';
 import { I_DIRTY_INODE, I_FREEING } from '../../include/fs.js';
 import { EXT4_FEATURE_INCOMPAT_64BIT } from './layout.js';
 import { d_make_root } from '../dcache.js';
@@ -705,11 +708,12 @@ function ext4_journal_write_ops(sb: super_block): JournalWriteOps {
       try { await blkdev_issue_flush(bdev); } catch { /* no cache to flush */ }
     },
     async writeData() {
-      // data=ordered, simply: every inode's dirty pages, written and waited for.
+      // data=ordered, simply: every inode's dirty pages whose blocks exist, written and
+      // waited for (delayed-allocation pages get their blocks, and are written, by writeback).
       for (const inode of [...sb.s_inodes.values()]) {
         // Pages under writeback (started elsewhere) count too: their data must be on the disk.
         if (inode.i_state & I_FREEING || !inode.i_mapping.pages.size) continue;
-        try { await filemap_write_and_wait_range(inode.i_mapping, 0, Infinity); } catch (e) {
+        try { await ext4_normal_submit_inode_data_buffers(inode); } catch (e) {
           ext4_msg(sb, 'KERN_ERR', `error writing data of inode ${inode.i_ino} before a commit: ${(e as Error).message}`);
         }
       }

@@ -1,0 +1,165 @@
+// Delayed allocation (ext4's default, as in Linux): a write reserves blocks and writeback
+// allocates them, a run of pages at a time. Judged through the kernel API and afterwards by
+// e2fsck and the host kernel:
+//   - a file written in 128 KiB pieces gets one extent per free run (debugfs), and reads back;
+//   - before any writeback, stat counts the reserved blocks, statfs has them taken from the
+//     free count, SEEK_DATA/SEEK_HOLE see the data, and fiemap-free readers (the host) see
+//     everything after unmount;
+//   - truncate, punch and unlink of never-written-back data give every reservation back
+//     (statfs returns to its starting point; no "reserved data blocks" warning);
+//   - nodelalloc still allocates at write time (the file has its blocks before any sync);
+//   - with a journal, an fsync'd delayed file is on the image after a crash (see
+//     jbd2-write-log for unsynced files).
+import t, { type Test } from 'tap';
+import path from 'node:path';
+import fs from 'node:fs';
+import { makeExtImage, withLoopMount, e2fsckClean } from '../lib/images.js';
+import { run, whyNot } from '../lib/sh.js';
+import { scratchDir } from '../lib/scratch.js';
+import {
+  startKernel, O_CREAT, O_RDWR, O_WRONLY, SEEK_DATA, SEEK_HOLE, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE,
+  type Kernel, type Sys,
+} from '../../lib/index.js';
+
+const skip = whyNot(['mke2fs', 'e2fsck', 'debugfs', 'losetup', 'mount'], { root: true });
+const KiB = 1024, MiB = 1024 * KiB;
+
+function pattern(len: number, seed: number): Uint8Array {
+  const b = new Uint8Array(len);
+  let x = seed * 2654435761 >>> 0;
+  for (let i = 0; i < len; i++) { x = (x * 1103515245 + 12345) >>> 0; b[i] = x >>> 24; }
+  return b;
+}
+
+async function writeAll(sys: Sys, fd: number, data: Uint8Array, piece = 128 * KiB): Promise<void> {
+  for (let off = 0; off < data.length; off += piece) {
+    const n = await sys.write(fd, data.subarray(off, Math.min(data.length, off + piece)));
+    if (n !== Math.min(piece, data.length - off)) throw new Error(`write: ${n}`);
+  }
+}
+
+/** Leaf extents of a file, from debugfs's stat (index blocks, "(ETB...)", not counted). */
+async function extentCount(img: string, file: string): Promise<number> {
+  const out = (await run('debugfs', ['-R', `stat ${file}`, img])).stdout;
+  const list = out.split('EXTENTS:')[1];
+  if (list === undefined) throw new Error(`debugfs stat: no extents in ${out}`);
+  return list.trim().split(/,\s*/).filter((e) => /^\(\d/.test(e)).length;
+}
+
+if (skip) {
+  t.plan(0, `skip: ${skip}`);
+} else {
+  const dir = scratchDir(t, 'ext4-delalloc');
+  const messages: string[] = [];
+  let k: Kernel;
+  t.before(async () => { k = await startKernel({ memMiB: 128, print: (m) => messages.push(m) }); });
+  t.teardown(async () => { await k?.halt(); });
+
+  async function mount(img: string, opts = ''): Promise<{ id: number; mnt: string }> {
+    const id = await k.diskAdd({ path: img });
+    const mnt = await k.mountDev(id, 0, 'ext4', 0, opts);
+    if (typeof mnt !== 'string') throw new Error(`mount: ${mnt}`);
+    return { id, mnt };
+  }
+  async function unmount(t: Test, id: number): Promise<void> {
+    t.equal(await k.umountDev(id, 0), 0, 'unmounted');
+    await k.diskRemove(id);
+  }
+  const freeBlocks = async (mnt: string): Promise<number> => {
+    const st = await k.sys.statfs(mnt);
+    if (typeof st === 'number') throw new Error(`statfs ${st}`);
+    return st.bfree;
+  };
+
+  t.test('a file written in 128 KiB pieces: reserved while dirty, one long extent after writeback', async (t) => {
+    const img = await makeExtImage({ type: 'ext4', sizeMiB: 256, blockSize: 4096, path: path.join(dir, 'seq.img') });
+    const { id, mnt } = await mount(img);
+    const sys = k.sys;
+    const free0 = await freeBlocks(mnt);
+    const data = pattern(24 * MiB + 5000, 1);
+    const fd = await sys.open(`${mnt}/big`, O_CREAT | O_RDWR, 0o644);
+    await writeAll(sys, fd, data);
+    const blocks = Math.ceil(data.length / 4096);
+    const st = await sys.fstat(fd);
+    if (typeof st === 'number') throw new Error(`fstat ${st}`);
+    t.ok(st.blocks >= blocks * 8, `stat counts the file's blocks before writeback (${st.blocks} sectors)`);
+    t.ok(free0 - (await freeBlocks(mnt)) >= blocks, 'statfs has the reserved blocks taken');
+    t.equal(await sys.lseek(fd, 0, SEEK_DATA), 0, 'SEEK_DATA finds the unwritten-back data');
+    t.equal(await sys.lseek(fd, 0, SEEK_HOLE), data.length, 'SEEK_HOLE: no hole before EOF');
+    t.equal(await sys.fsync(fd), 0, 'fsync');
+    const st2 = await sys.fstat(fd);
+    if (typeof st2 === 'number') throw new Error(`fstat ${st2}`);
+    t.equal(st2.blocks, st.blocks, 'stat says the same after the blocks were allocated');
+    t.equal(await sys.close(fd), 0);
+    await unmount(t, id);
+    const ck = await e2fsckClean(img);
+    t.ok(ck.clean, 'e2fsck -fn clean', { output: ck.output });
+    const n = await extentCount(img, '/big');
+    t.ok(n >= 1 && n <= 2, `the file is in ${n} extent(s) (a 24 MiB run fits in one block group)`);
+    await withLoopMount(img, { ro: true }, async (m) => {
+      t.ok(Buffer.compare(fs.readFileSync(path.join(m, 'big')), Buffer.from(data)) === 0, 'the host kernel reads every byte');
+    });
+  });
+
+  t.test('truncate, punch and unlink of data never written back give every reservation back', async (t) => {
+    const img = await makeExtImage({ type: 'ext4', sizeMiB: 64, blockSize: 1024, path: path.join(dir, 'release.img') });
+    const { id, mnt } = await mount(img);
+    const sys = k.sys;
+    messages.length = 0;
+    const free0 = await freeBlocks(mnt);
+    const a = pattern(3 * MiB, 2), b = pattern(2 * MiB + 777, 3), c = pattern(MiB, 4);
+    for (const [name, d] of [['a', a], ['b', b], ['c', c]] as const) {
+      const fd = await sys.open(`${mnt}/${name}`, O_CREAT | O_WRONLY, 0o644);
+      await writeAll(sys, fd, d, 48 * KiB + 3);
+      await sys.close(fd);
+    }
+    t.ok(free0 - (await freeBlocks(mnt)) >= (a.length + b.length + c.length) / 1024, 'reserved');
+    t.equal(await sys.truncate(`${mnt}/a`, 100_000), 0, 'truncate a to 100,000 bytes');
+    const fd = await sys.open(`${mnt}/b`, O_RDWR, 0);
+    t.equal(await sys.fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 64 * KiB, MiB), 0, 'punch 1 MiB out of b');
+    t.equal(await sys.close(fd), 0);
+    t.equal(await sys.unlink(`${mnt}/c`), 0, 'unlink c');
+    t.equal(await sys.sync(), 0, 'sync');
+    const used = Math.ceil(100_000 / 1024) + Math.ceil((b.length - MiB) / 1024);
+    const free1 = await freeBlocks(mnt);
+    t.ok(free0 - free1 >= used && free0 - free1 <= used + 16,
+      `statfs: ${free0 - free1} blocks in use for ${used} blocks of data (plus block-map metadata)`);
+    await unmount(t, id);
+    t.same(messages.filter((m) => /reserved|Delayed block allocation/.test(m)), [], 'no reservation warnings');
+    const ck = await e2fsckClean(img);
+    t.ok(ck.clean, 'e2fsck -fn clean', { output: ck.output });
+    await withLoopMount(img, { ro: true }, async (m) => {
+      t.ok(Buffer.compare(fs.readFileSync(path.join(m, 'a')), Buffer.from(a.subarray(0, 100_000))) === 0, 'a as truncated');
+      const want = Buffer.from(b);
+      want.fill(0, 64 * KiB, 64 * KiB + MiB);
+      t.ok(Buffer.compare(fs.readFileSync(path.join(m, 'b')), want) === 0, 'b with its hole');
+      t.notOk(fs.existsSync(path.join(m, 'c')), 'c is gone');
+    });
+  });
+
+  t.test('fallocate over delayed data, and nodelalloc', async (t) => {
+    const img = await makeExtImage({ type: 'ext4', sizeMiB: 64, blockSize: 4096, path: path.join(dir, 'falloc.img') });
+    let { id, mnt } = await mount(img);
+    const sys = k.sys;
+    const d = pattern(300 * KiB, 5);
+    let fd = await sys.open(`${mnt}/f`, O_CREAT | O_RDWR, 0o644);
+    await writeAll(sys, fd, d, 10_000);
+    t.equal(await sys.fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, MiB), 0, 'fallocate 1 MiB, KEEP_SIZE, over the delayed pages');
+    t.equal(await sys.close(fd), 0);
+    await unmount(t, id);
+    ({ id, mnt } = await mount(img, 'nodelalloc'));
+    const free0 = await freeBlocks(mnt);
+    fd = await sys.open(`${mnt}/g`, O_CREAT | O_RDWR, 0o644);
+    await writeAll(sys, fd, d);
+    t.equal(free0 - (await freeBlocks(mnt)), 75, 'nodelalloc: the 75 blocks are allocated by the writes');
+    t.equal(await sys.close(fd), 0);
+    await unmount(t, id);
+    const ck = await e2fsckClean(img);
+    t.ok(ck.clean, 'e2fsck -fn clean', { output: ck.output });
+    await withLoopMount(img, { ro: true }, async (m) => {
+      t.ok(Buffer.compare(fs.readFileSync(path.join(m, 'f')), Buffer.from(d)) === 0, 'f reads back');
+      t.ok(fs.statSync(path.join(m, 'f')).blocks >= 2048, 'f keeps its 1 MiB of preallocation');
+      t.ok(Buffer.compare(fs.readFileSync(path.join(m, 'g')), Buffer.from(d)) === 0, 'g reads back');
+    });
+  });
+}
