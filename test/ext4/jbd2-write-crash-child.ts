@@ -11,6 +11,8 @@
 //                        blocks, and so the data, are in the transactions the timer commits).
 //   timer-da <img> <seed> the same with delayed allocation (the default): the timer commits
 //                        the names, while data waits for writeback (30 s), as in Linux.
+//   replace <img> <seed> a synced file replaced by rename of a new copy, another rewritten
+//                        with O_TRUNC, no sync: auto_da_alloc allocates their data early.
 // SYNCED is followed by the journal's counters: commits, log blocks, checkpoints, wraps.
 import { startKernel, O_CREAT, O_WRONLY, O_TRUNC, O_APPEND } from '../../lib/index.js';
 import { jbd2_debug } from '../../lib/kernel/fs/jbd2/journal.js';
@@ -62,6 +64,19 @@ async function churn(r: () => number, dirName: string, count: number, syncEvery:
     }
     if (n % syncEvery === 0) await sys.sync();
   }
+}
+
+if (mode === 'replace') {
+  // auto_da_alloc's two idioms, after a synced old version: a new copy renamed over the
+  // file, and a rewrite in place (O_TRUNC); then no sync at all.
+  await writeFile(`${mp}/victim`, pattern(300_000, seed));
+  await writeFile(`${mp}/rewritten`, pattern(200_000, seed + 1));
+  ok('sync', await sys.sync());
+  await writeFile(`${mp}/victim.tmp`, pattern(250_000, seed + 2));
+  ok('rename', await sys.rename(`${mp}/victim.tmp`, `${mp}/victim`));
+  await writeFile(`${mp}/rewritten`, pattern(150_000, seed + 3));
+  console.log('WRITTEN');
+  await new Promise(() => setInterval(() => {}, 1000));
 }
 
 if (mode === 'wrap') await churn(rng(seed * 104729), 'churn', 400, 1);

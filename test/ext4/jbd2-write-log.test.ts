@@ -100,6 +100,22 @@ if (skip) {
     t.ok(ck.clean, 'e2fsck -fn is clean after the replay', { output: ck.output });
   });
 
+  t.test('auto_da_alloc: a file replaced by rename, or rewritten after O_TRUNC, is never found empty after a crash', async (t) => {
+    const img = path.join(dir, 'replace.img');
+    await makeExtImage({ type: 'ext4', sizeMiB: 64, blockSize: 4096, path: img });
+    const seed = 52;
+    t.equal(await crashChild('replace', img, seed, 3000), 'WRITTEN', 'the child replaced both files, waited 3 s and was killed');
+    await withLoopMount(img, {}, async (m) => {
+      t.ok(Buffer.compare(fs.readFileSync(path.join(m, 'victim')), Buffer.from(pattern(250_000, seed + 2))) === 0,
+        'the renamed-over file has the new copy, whole');
+      t.notOk(fs.existsSync(path.join(m, 'victim.tmp')), 'the temporary name is gone');
+      t.ok(Buffer.compare(fs.readFileSync(path.join(m, 'rewritten')), Buffer.from(pattern(150_000, seed + 3))) === 0,
+        'the file rewritten after O_TRUNC has its new content, whole');
+    });
+    const ck = await e2fsckClean(img);
+    t.ok(ck.clean, 'e2fsck -fn is clean after the replay', { output: ck.output });
+  });
+
   t.test('the commit timer (commit=1) makes changes durable without any sync (nodelalloc)', async (t) => {
     const img = path.join(dir, 'timer.img');
     await makeExtImage({ type: 'ext4', sizeMiB: 64, blockSize: 4096, path: img });

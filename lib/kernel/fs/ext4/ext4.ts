@@ -51,7 +51,8 @@ export const EXT4_DEF_MAX_BATCH_TIME = 15000;
 export const JBD2_DEFAULT_MAX_COMMIT_AGE = 5;
 
 /* Dynamic inode state (ext4_inode_info->i_state_flags, EXT4_STATE_*) */
-export const EXT4_STATE_NEW = 1 << 2, EXT4_STATE_XATTR = 1 << 3, EXT4_STATE_MAY_INLINE_DATA = 1 << 10;
+export const EXT4_STATE_NEW = 1 << 2, EXT4_STATE_XATTR = 1 << 3, EXT4_STATE_DA_ALLOC_CLOSE = 1 << 5,
+  EXT4_STATE_MAY_INLINE_DATA = 1 << 10;
 
 /** Inline data: i_block holds the first 60 bytes (EXT4_MIN_INLINE_DATA_SIZE). */
 export const EXT4_MIN_INLINE_DATA_SIZE = 60;

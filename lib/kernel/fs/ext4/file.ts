@@ -5,7 +5,7 @@
  * through the page cache (ext4_aops: delayed allocation, blocks given at writeback), and fsync.
  * fallocate is extents.ts's (ext4_fallocate).
  */
-import type { File, file_operations, inode_operations } from '../../include/fs.js';
+import type { File, file_operations, Inode, inode_operations } from '../../include/fs.js';
 import { err } from '../../include/errno.js';
 import { EINVAL, ENXIO, EOPNOTSUPP, EPERM, EROFS, SEEK_CUR, SEEK_DATA, SEEK_END, SEEK_HOLE, SEEK_SET } from '../../include/uapi.js';
 import { SB_RDONLY } from '../../include/fs.js';
@@ -13,8 +13,8 @@ import { filemap_read, generic_file_write_iter } from '../../mm/filemap.js';
 import { filemap_write_and_wait_range, write_inode_now } from '../fs-writeback.js';
 import { sync_blockdev } from '../../block/bdev.js';
 import { EXT4_IMMUTABLE_FL, EXT4_INLINE_DATA_FL } from './layout.js';
-import { EXT4_I, EXT4_SB, type Ext4Inode } from './ext4.js';
-import { ext4_file_getattr, ext4_map_blocks, ext4_setattr } from './inode.js';
+import { EXT4_I, EXT4_SB, EXT4_STATE_DA_ALLOC_CLOSE, type Ext4Inode } from './ext4.js';
+import { ext4_alloc_da_blocks, ext4_file_getattr, ext4_map_blocks, ext4_setattr } from './inode.js';
 import { ext4_listxattr } from './xattr.js';
 import { ext4_fallocate } from './extents.js';
 import { ext4_convert_inline_data } from './inline.js';
@@ -85,8 +85,18 @@ async function ext4_sync_file(file: File, start: number, end: number, datasync: 
   await EXT4_SB(sb).s_dev.flush?.();
 }
 
+/** ext4_release_file: a file truncated to nothing and rewritten gets its blocks at close. */
+async function ext4_release_file(inode: Inode, _file: File): Promise<void> {
+  const ei = EXT4_I(inode);
+  if (ei.i_state_flags & EXT4_STATE_DA_ALLOC_CLOSE) {
+    ei.i_state_flags &= ~EXT4_STATE_DA_ALLOC_CLOSE;
+    if (!(inode.i_sb.s_flags & SB_RDONLY)) await ext4_alloc_da_blocks(ei);
+  }
+}
+
 export const ext4_file_operations: file_operations = {
   llseek: ext4_llseek,
+  release: ext4_release_file,
   read: filemap_read,
   write: ext4_file_write_iter,
   fallocate: ext4_fallocate,

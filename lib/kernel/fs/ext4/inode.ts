@@ -29,7 +29,7 @@ import {
 } from '../buffer.js';
 import { BH_Delay, BH_New } from '../../include/blk.js';
 import {
-  clear_page_dirty_for_io, filemap_fdatawait, filemap_write_and_wait_range, mark_inode_dirty, set_page_dirty,
+  clear_page_dirty_for_io, filemap_fdatawait, filemap_fdatawrite, filemap_write_and_wait_range, mark_inode_dirty, set_page_dirty,
 } from '../fs-writeback.js';
 import { inode_newsize_ok, setattr_copy, setattr_prepare } from '../attr.js';
 import { current_time } from '../time.js';
@@ -46,7 +46,8 @@ import {
 } from './layout.js';
 import { ext4_inode_csum_seed, ext4_inode_csum_set, ext4_inode_csum_verify } from './csum.js';
 import {
-  EXT4_GET_BLOCKS_CREATE, EXT4_GET_BLOCKS_DELALLOC_RESERVE, EXT4_I, EXT4_MOUNT_DELALLOC, EXT4_MOUNT_NO_UID32, EXT4_SB,
+  EXT4_GET_BLOCKS_CREATE, EXT4_GET_BLOCKS_DELALLOC_RESERVE, EXT4_I, EXT4_MOUNT_DELALLOC, EXT4_MOUNT_NO_AUTO_DA_ALLOC,
+  EXT4_MOUNT_NO_UID32, EXT4_SB, EXT4_STATE_DA_ALLOC_CLOSE,
   type Ext4Inode,
 } from './ext4.js';
 import { ext4_csum_error, ext4_error, ext4_check_shutdown, ext4_msg } from './errors.js';
@@ -536,6 +537,16 @@ function ext4_da_invalidate_folio(page: Page, offset: number, length: number): v
   block_invalidate_folio(page, offset, length);
 }
 
+/**
+ * ext4_alloc_da_blocks: start writeback of the inode's delayed data now (filemap_flush), so
+ * that its blocks are allocated in the running transaction — before a rename or close
+ * that a crash must not find committed without the data (auto_da_alloc).
+ */
+export async function ext4_alloc_da_blocks(inode: Ext4Inode): Promise<void> {
+  if (!inode.i_reserved_data_blocks) return;
+  await filemap_fdatawrite(inode.i_mapping, 0, Infinity, 'none');
+}
+
 /** Longest run of delayed blocks mapped in one call (ext4's MAX_WRITEPAGES_EXTENT_LEN). */
 const MAX_WRITEPAGES_EXTENT_LEN = 2048;
 
@@ -844,6 +855,9 @@ export async function ext4_write_inode(inode: Inode, sync: boolean): Promise<voi
  * the last block. The caller has set i_size and dropped the page cache past it.
  */
 export async function ext4_truncate(inode: Ext4Inode): Promise<void> {
+  // auto_da_alloc: a file truncated to nothing and written again ("rewrite in place") gets
+  // its new data allocated at close (ext4_release_file), not up to 30 s later.
+  if (inode.i_size === 0 && !EXT4_SB(inode.i_sb).test_opt(EXT4_MOUNT_NO_AUTO_DA_ALLOC)) inode.i_state_flags |= EXT4_STATE_DA_ALLOC_CLOSE;
   const sb = inode.i_sb;
   const type = inode.i_mode & S_IFMT;
   if (!(type === S_IFREG || type === S_IFDIR || type === S_IFLNK)) return;

@@ -35,10 +35,10 @@ import { __ext4_new_inode } from './ialloc.js';
 import { ext4_file_inode_operations, ext4_file_operations } from './file.js';
 import { ext4_fast_symlink_inode_operations, ext4_symlink_inode_operations } from './symlink.js';
 import { ext4fs_dirhash } from './hash.js';
-import { EXT4_I, EXT4_SB, type Ext4Inode } from './ext4.js';
+import { EXT4_I, EXT4_MOUNT_NO_AUTO_DA_ALLOC, EXT4_SB, type Ext4Inode } from './ext4.js';
 import { ext4_error, ext4_warning } from './errors.js';
 import {
-  ext4_aops, ext4_iget, ext4_getattr, ext4_map_blocks, ext4_map_blocks_create, ext4_mark_inode_dirty, ext4_set_dev,
+  ext4_alloc_da_blocks, ext4_aops, ext4_iget, ext4_getattr, ext4_map_blocks, ext4_map_blocks_create, ext4_mark_inode_dirty, ext4_set_dev,
   ext4_setattr,
 } from './inode.js';
 import { ext4_dir_operations } from './dir.js';
@@ -791,6 +791,10 @@ async function ext4_rename(oldDirI: Inode, oldDentry: Dentry, newDirI: Inode, ne
   await ext4_convert_inline_dir(newDir);
   if (oldIsDir && oldDir !== newDir) await ext4_convert_inline_dir(old);
   if (target && (flags & RENAME_EXCHANGE) && (target.i_mode & S_IFMT) === S_IFDIR && oldDir !== newDir) await ext4_convert_inline_dir(target);
+  // auto_da_alloc: "write a new copy, rename it over the old one" must not leave an empty
+  // file after a crash: the new copy's delayed data is allocated before the rename's handle.
+  if (target && !(flags & RENAME_EXCHANGE) && (old.i_mode & S_IFMT) === S_IFREG &&
+    !EXT4_SB(old.i_sb).test_opt(EXT4_MOUNT_NO_AUTO_DA_ALLOC)) await ext4_alloc_da_blocks(old);
   const handle = ext4_journal_start(oldDir, EXT4_HT_DIR, 2 * CREATE_CREDITS);
   try {
     const oldLoc = await ext4_find_entry_loc(oldDir, oldDentry.d_name);
