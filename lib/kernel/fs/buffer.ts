@@ -677,7 +677,9 @@ export async function block_write_full_page(page: Page, getBlock: GetBlock | Blo
  * read in — or zeroed when they are new. Throws (page released) on failure.
  */
 export async function block_write_begin(m: address_space, pos: number, len: number, getBlock: GetBlock | BlockMapper): Promise<Page> {
-  const page = await find_or_create_page(m, Math.floor(pos / PAGE_SIZE));
+  // Not zero-filled: every byte of a buffer is read, zeroed or overwritten before the buffer
+  // is uptodate, and writeback zeroes what lies past EOF.
+  const page = await find_or_create_page(m, Math.floor(pos / PAGE_SIZE), false);
   try {
     await wait_on_page_writeback(page);
     await block_prepare_write(page, pos % PAGE_SIZE, (pos % PAGE_SIZE) + len, toMapper(getBlock));

@@ -147,12 +147,12 @@ export function find_get_page(m: address_space, index: number): Page | null {
 }
 
 /** Allocate a frame for the page cache; ENOMEM only after reclaim and writeback could not help. */
-async function allocCachePage(): Promise<Page> {
-  let p = alloc_page();
+async function allocCachePage(zero = true): Promise<Page> {
+  let p = alloc_page(zero);
   for (let tries = 0; !p && tries < 8; tries++) {
     // Everything clean is in use: write dirty pages back so they become reclaimable.
     await wb.writebackForReclaim();
-    p = alloc_page();
+    p = alloc_page(zero);
   }
   if (!p) throw err(ENOMEM);
   return p;
@@ -183,9 +183,11 @@ export function delete_from_page_cache(p: Page): void {
 
 /**
  * find_or_create_page / grab_cache_page: the page at `index`, locked, with a reference;
- * created (not uptodate, zero-filled) if absent.
+ * created (not uptodate, zero-filled) if absent. With `zero` false a new page's bytes are
+ * whatever the frame held: for callers that fill or read every byte they will consider
+ * valid (block_write_begin: buffers are read, zeroed or overwritten before uptodate).
  */
-export async function find_or_create_page(m: address_space, index: number): Promise<Page> {
+export async function find_or_create_page(m: address_space, index: number, zero = true): Promise<Page> {
   for (;;) {
     const p = find_get_page(m, index);
     if (p) {
@@ -196,7 +198,7 @@ export async function find_or_create_page(m: address_space, index: number): Prom
       put_page(p);
       continue;
     }
-    const np = await allocCachePage();
+    const np = await allocCachePage(zero);
     if (m.pages.has(index)) { put_page(np); continue; } // raced while allocating
     add_to_page_cache_lru(m, np, index);
     get_page(np);
