@@ -11,6 +11,8 @@
 //                        blocks, and so the data, are in the transactions the timer commits).
 //   timer-da <img> <seed> the same with delayed allocation (the default): the timer commits
 //                        the names, while data waits for writeback (30 s), as in Linux.
+//   orphan <img> <seed>  three files unlinked while open, the middle one closed, a sync,
+//                        then the crash with two still open: they are on the orphan chain.
 //   replace <img> <seed> a synced file replaced by rename of a new copy, another rewritten
 //                        with O_TRUNC, no sync: auto_da_alloc allocates their data early.
 // SYNCED is followed by the journal's counters: commits, log blocks, checkpoints, wraps.
@@ -76,6 +78,25 @@ if (mode === 'replace') {
   ok('rename', await sys.rename(`${mp}/victim.tmp`, `${mp}/victim`));
   await writeFile(`${mp}/rewritten`, pattern(150_000, seed + 3));
   console.log('WRITTEN');
+  await new Promise(() => setInterval(() => {}, 1000));
+}
+
+if (mode === 'orphan') {
+  // Files whose last link goes while they are open, then a sync: the unlinks are committed
+  // with the inodes on the orphan chain, and the crash comes before they are closed.
+  const fds: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    const p = `${mp}/open-unlinked-${i}`;
+    await writeFile(p, pattern(300_000 + i * 100_000, seed + i));
+    fds.push(ok('open', await sys.open(p, O_WRONLY | O_APPEND, 0)));
+    ok('unlink', await sys.unlink(p));
+  }
+  // The middle one of the chain (newest first: 2, 1, 0) is closed and deleted: 2 names 0.
+  ok('close', await sys.close(fds[1]!));
+  ok('mkdir', await sys.mkdir(`${mp}/kept`, 0o755));
+  await writeFile(`${mp}/kept/file`, pattern(50_000, seed + 9));
+  ok('sync', await sys.sync());
+  console.log(`SYNCED ${stats()}`);
   await new Promise(() => setInterval(() => {}, 1000));
 }
 

@@ -148,6 +148,8 @@ export class ext4_sb_info {
   s_error_count = 0;
   /** Orphan inodes found at mount (reported, not processed, on a read-only mount). */
   s_orphans: number[] = [];
+  /** The s_last_orphan chain in memory, head first (sbi->s_orphan). */
+  s_orphan_list: Ext4Inode[] = [];
   constructor(public readonly sb: super_block) {}
   has_incompat(mask: number): boolean { return (this.s_es.s_feature_incompat & mask) !== 0; }
   has_ro_compat(mask: number): boolean { return (this.s_es.s_feature_ro_compat & mask) !== 0; }

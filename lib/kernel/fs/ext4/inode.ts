@@ -61,6 +61,7 @@ import {
 } from './ext4_jbd2.js';
 import { ext4_free_inode } from './ialloc.js';
 import { ext4_xattr_delete_inode } from './xattr.js';
+import { ext4_orphan_del } from './orphan.js';
 import { EXT4_STATE_NEW } from './ext4.js';
 import { ext4_convert_inline_data, ext4_find_inline_data, ext4_read_inline_data } from './inline.js';
 import { ext4_file_inode_operations, ext4_file_operations } from './file.js';
@@ -933,7 +934,11 @@ export async function ext4_evict_inode(inode: Inode): Promise<void> {
     ext4_msg(sb, 'KERN_ERR', `Inode ${inode.i_ino}: i_reserved_data_blocks (${ei.i_reserved_data_blocks}) not cleared!`);
     ext4_da_release_space(ei, ei.i_reserved_data_blocks);
   }
-  if (inode.i_nlink !== 0 || sb.s_flags & SB_RDONLY || EXT4_SB(sb).s_readonly_driver || is_bad_ext4_inode(ei)) return;
+  if (inode.i_nlink !== 0 || sb.s_flags & SB_RDONLY || EXT4_SB(sb).s_readonly_driver || is_bad_ext4_inode(ei)) {
+    // Not deleted here (read-only): an orphan stays on the on-disk chain for a later mount.
+    if (inode.i_nlink === 0) await ext4_orphan_del(null, ei);
+    return;
+  }
   const handle = ext4_journal_start(inode, EXT4_HT_TRUNCATE, EXT4_DATA_TRANS_BLOCKS + 3);
   try {
     inode.i_size = 0;
@@ -948,6 +953,7 @@ export async function ext4_evict_inode(inode: Inode): Promise<void> {
       } finally { ei.i_data_sem.upWrite(); }
     }
     if (ei.i_file_acl) await ext4_xattr_delete_inode(handle, ei);
+    await ext4_orphan_del(handle, ei);
     ei.i_dtime = Math.max(0, Math.floor(Date.now() / 1000)) >>> 0;
     await ext4_mark_inode_dirty(handle, ei);
     await ext4_free_inode(handle, ei);

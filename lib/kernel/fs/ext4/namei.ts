@@ -37,6 +37,7 @@ import { ext4_fast_symlink_inode_operations, ext4_symlink_inode_operations } fro
 import { ext4fs_dirhash } from './hash.js';
 import { EXT4_I, EXT4_MOUNT_NO_AUTO_DA_ALLOC, EXT4_SB, type Ext4Inode } from './ext4.js';
 import { ext4_error, ext4_warning } from './errors.js';
+import { ext4_orphan_add } from './orphan.js';
 import {
   ext4_alloc_da_blocks, ext4_aops, ext4_iget, ext4_getattr, ext4_map_blocks, ext4_map_blocks_create, ext4_mark_inode_dirty, ext4_set_dev,
   ext4_setattr,
@@ -725,6 +726,8 @@ async function ext4_unlink(dirI: Inode, dentry: Dentry): Promise<void> {
     if (inode.i_nlink === 0) ext4_warning(inode.i_sb, 'ext4_unlink', `Deleting file '${dentry.d_name}' with no links`);
     else drop_nlink(inode);
     inode.i_ctime = { ...dir.i_ctime };
+    // Open or not, it stays on the orphan chain until evict deletes it.
+    if (inode.i_nlink === 0) await ext4_orphan_add(handle, inode);
     await ext4_mark_inode_dirty(handle, inode);
   } finally { await ext4_journal_stop(handle); }
 }
@@ -741,6 +744,7 @@ async function ext4_rmdir(dirI: Inode, dentry: Dentry): Promise<void> {
     clear_nlink(inode);
     inode.i_size = 0;
     inode.i_ctime = current_time(inode);
+    await ext4_orphan_add(handle, inode);
     await ext4_mark_inode_dirty(handle, inode);
     ext4_dec_count(dir);
     await ext4_touch_dir(handle, dir);
@@ -840,6 +844,7 @@ async function ext4_rename(oldDirI: Inode, oldDentry: Dentry, newDirI: Inode, ne
       target.i_ctime = current_time(target);
       ext4_dec_count(target);
       if ((target.i_mode & S_IFMT) === S_IFDIR) { clear_nlink(target); target.i_size = 0; }
+      if (target.i_nlink === 0) await ext4_orphan_add(handle, target);
       await ext4_mark_inode_dirty(handle, target);
     }
     if (oldIsDir && oldDir !== newDir) {

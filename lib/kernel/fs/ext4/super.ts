@@ -64,7 +64,7 @@ import {
   EXT4_IGET_SPECIAL,
 } from './inode.js';
 import { ext4_bg_has_super, ext4_group_first_block_no, ext4_statfs, ext4_statfs_init } from './balloc.js';
-import { ext4_orphan_scan } from './orphan.js';
+import { ext4_orphan_cleanup, ext4_orphan_scan } from './orphan.js';
 import { ext4_xattr_security_handler, ext4_xattr_trusted_handler, ext4_xattr_user_handler } from './xattr.js';
 import { ext4_posix_acl_access_handler, ext4_posix_acl_default_handler } from './acl.js';
 import {
@@ -620,12 +620,13 @@ export async function ext4_fill_super_dev(sb: super_block, dev: Ext4Dev, data: s
     ext4_msg(sb, 'KERN_ERR', 'corrupt root inode, run e2fsck');
     throw err(EFSCORRUPTED);
   }
-  await ext4_orphan_scan(sb, wantRw && !dev.readOnly);
+  const orphans = await ext4_orphan_scan(sb, wantRw && !dev.readOnly);
   sb.s_root = makeRoot(root);
   const mode = (sbi.s_mount_opt & EXT4_MOUNT_DATA_FLAGS) === EXT4_MOUNT_JOURNAL_DATA ? 'journalled'
     : (sbi.s_mount_opt & EXT4_MOUNT_DATA_FLAGS) === EXT4_MOUNT_WRITEBACK_DATA ? 'writeback' : 'ordered';
   const rw = sb.s_flags & SB_RDONLY ? 'ro' : 'r/w';
   if (!(sb.s_flags & SB_RDONLY)) await ext4_setup_super(sb);
+  await ext4_orphan_cleanup(sb, orphans.chain);
   ext4_msg(sb, 'KERN_INFO', sbi.s_journal
     ? `mounted filesystem ${uuidStr(sbi.s_es.s_uuid)} ${rw} with ${mode} data mode. Quota mode: none.`
     : `mounted filesystem ${uuidStr(sbi.s_es.s_uuid)} ${rw} without journal. Quota mode: none.`);
@@ -821,7 +822,8 @@ function ext4_time_split(sec: number): [number, number] {
  * ext4_commit_super: the in-memory superblock (with the free counts of the counters, the
  * write time, the error state) into its buffer with its checksum, written at once.
  */
-export async function ext4_commit_super(sb: super_block, sync: boolean): Promise<void> {
+/** ext4_update_super: the in-memory counts and state into the raw superblock, checksummed. */
+export function ext4_update_super(sb: super_block): void {
   const sbi = EXT4_SB(sb);
   const es = sbi.s_es;
   ext4_free_blocks_count_set(es, sbi.s_freeclusters_counter * sbi.s_cluster_ratio);
@@ -834,6 +836,11 @@ export async function ext4_commit_super(sb: super_block, sync: boolean): Promise
   }
   ext4_super_encode(es, sbi.s_sbraw, 0);
   ext4_superblock_csum_set(sbi.s_sbraw, 0);
+}
+
+export async function ext4_commit_super(sb: super_block, sync: boolean): Promise<void> {
+  const sbi = EXT4_SB(sb);
+  ext4_update_super(sb);
   const bh = await sb_bread(sb, sbi.s_sb_block);
   try {
     bh.b_data.set(sbi.s_sbraw, sbi.s_sb_offset);
