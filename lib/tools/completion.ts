@@ -90,11 +90,12 @@ export function shellFor(value: string, env: NodeJS.ProcessEnv = process.env): S
 }
 
 /**
- * The completion script for `prog`. bash splits words at "=" and ":" (COMP_WORDBREAKS):
- * the script therefore asks with the words of the line as typed (split at blanks) and
- * strips from each answer the part of the word that bash does not replace. A candidate
- * ending in "=" or "," (an option that wants a value, or a list that goes on) gets no space
- * after it.
+ * The completion script for `prog`. bash splits the line into COMP_WORDS at "=" and ":"
+ * too (COMP_WORDBREAKS), and readline replaces only the text after the last such character:
+ * so the script asks with the words of the line as typed (split at blanks, up to the
+ * cursor) and strips from each answer the part of its word up to the last word-break
+ * character. A single candidate ending in "=" or "," (an option that wants a value, a list
+ * that goes on) gets no space after it.
  */
 export function completionScript(prog: string, shell: Shell): string {
   const fn = `_${prog.replace(/[^A-Za-z0-9_]/g, '_')}_completion`;
@@ -102,13 +103,15 @@ export function completionScript(prog: string, shell: Shell): string {
     return `# bash completion for ${prog}: source this file, or save it as
 # ~/.local/share/bash-completion/completions/${prog} (it is what \`${prog} --completion bash\` prints)
 ${fn}() {
-  local line="\${COMP_LINE:0:COMP_POINT}" cur="\${COMP_WORDS[COMP_CWORD]}" prefix r
+  local line="\${COMP_LINE:0:COMP_POINT}" wb="\${COMP_WORDBREAKS//[[:space:]]/}" cur prefix="" r
   local -a words replies
   read -ra words <<< "$line"
   [[ -z $line || $line == *[[:space:]] ]] && words+=("")
+  cur="\${words[\${#words[@]}-1]}"
+  if [[ -n $wb && $cur == *["$wb"]* ]]; then
+    prefix="\${cur%"\${cur##*["$wb"]}"}"
+  fi
   mapfile -t replies < <(${prog} ${COMPLETION_FLAG} "\${words[@]}" 2>/dev/null)
-  prefix="\${words[\${#words[@]}-1]}"
-  prefix="\${prefix%"$cur"}"
   COMPREPLY=()
   for r in "\${replies[@]}"; do
     [[ -n $r ]] && COMPREPLY+=("\${r#"$prefix"}")
