@@ -7,7 +7,7 @@
 import fs from 'node:fs';
 import createDebug from 'debug';
 import type { Argv } from 'yargs';
-import { startKernel, type Kernel } from '../index.js';
+import type { Kernel } from '../index.js';
 import type { Sys } from '../kernel/include/sys.js';
 import {
   EBADMSG, EINVAL, ENODEV, EUCLEAN, MS_RDONLY, MS_REMOUNT, O_DIRECTORY, O_RDONLY, strerror,
@@ -137,6 +137,8 @@ export class ImageSession {
     checkImage(o.image, o.readOnly);
 
     const print = o.printk ? (m: string) => process.stderr.write(m.endsWith('\n') ? m : m + '\n') : undefined;
+    // Loaded here, not at the top: --help and shell completion do without the kernel.
+    const { startKernel } = await import('../index.js');
     this.kernel = await startKernel({ memMiB: o.memMiB ?? 64, print });
     const k = this.kernel;
     let id: number;
