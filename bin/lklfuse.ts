@@ -9,7 +9,8 @@ import { fileURLToPath } from 'node:url';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { runBackground, runDaemon } from '../lib/fuse/lklfuse.js';
-import { splitOptions } from '../lib/fuse/options.js';
+import { completeOptionList, splitOptions } from '../lib/fuse/options.js';
+import { COMPLETION_OPTION, answerCompletion, printCompletionScript } from '../lib/tools/completion.js';
 
 function version(): string {
   for (const rel of ['../../package.json', '../package.json']) {
@@ -67,27 +68,30 @@ Stop with: fusermount -u MOUNTPOINT (or umount, or SIGTERM/SIGINT/SIGHUP to the 
 
 async function main(): Promise<number> {
   const argv = hideBin(process.argv);
-  const parsed = await yargs(argv)
+  const y = yargs(argv)
     .scriptName('lklfuse')
     .usage('Usage: $0 IMAGE MOUNTPOINT [-o opt,...] [-f] [-d] [-s]\n\nMount an ext2/ext3/ext4 or vfat disk image through FUSE, served by the lkl-ts kernel.')
     .option('o', { type: 'string', nargs: 1, description: 'mount options, comma-separated (see below)', requiresArg: true })
     .option('f', { type: 'boolean', description: 'stay in the foreground' })
     .option('d', { type: 'boolean', description: 'debug output (implies -f)' })
     .option('s', { type: 'boolean', description: 'single-threaded: one request at a time' })
+    .option('completion', COMPLETION_OPTION)
     .help('h').alias('h', 'help')
     .version('V', 'show the version', version()).alias('V', 'version')
     .epilog(OPTIONS_HELP)
     .strictOptions()
     .wrap(Math.min(100, process.stdout.columns || 100))
     .exitProcess(false)
-    .fail((msg, err) => { throw err ?? new Error(msg); })
-    .parseAsync()
+    .fail((msg, err) => { throw err ?? new Error(msg); });
+  if (answerCompletion(y, argv, (key, word) => key === 'o' ? completeOptionList(word) : undefined)) return 0;
+  const parsed = await y.parseAsync()
     .catch((e: Error) => {
       process.stderr.write(`lklfuse: ${e.message}\nTry 'lklfuse --help'.\n`);
       return null;
     });
   if (parsed === null) return 1;
   if (parsed.h || parsed.V) return 0;
+  if (parsed.completion !== undefined) return printCompletionScript('lklfuse', parsed.completion);
   const pos = parsed._.map(String);
   if (pos.length !== 2) {
     process.stderr.write(`lklfuse: expected IMAGE and MOUNTPOINT, got ${pos.length} argument${pos.length === 1 ? '' : 's'}\nTry 'lklfuse --help'.\n`);

@@ -216,6 +216,27 @@ export function parseOptions(lists: string[]): LklfuseOptions {
   return o;
 }
 
+/** lklfuse's own -o options as --help lists them, "=" where a value follows (for shell completion). */
+export const OWN_OPTIONS = [
+  'type=', 'part=', 'ro', 'rw', 'mb=', 'opts=', 'lock=', 'nolock', 'log=', 'fsname=', 'subtype=',
+  'allow_other', 'default_permissions', 'transport=', 'noreaddirplus', 'entry_timeout=', 'attr_timeout=',
+  'hard_remove',
+] as const;
+const OPTION_VALUES: Record<string, readonly string[]> = { type: SUPPORTED_TYPES, transport: ['kernel', 'fuse-native'] };
+
+/**
+ * Shell completion of an -o list being typed: `word` with its last item completed, as an
+ * option name or as one of the values type= and transport= take.
+ */
+export function completeOptionList(word: string): string[] {
+  const cut = word.lastIndexOf(',') + 1;
+  const head = word.slice(0, cut), item = word.slice(cut);
+  const eq = item.indexOf('=');
+  const all = eq < 0 ? OWN_OPTIONS.map((o) => head + o)
+    : (OPTION_VALUES[item.slice(0, eq)] ?? []).map((v) => `${head}${item.slice(0, eq)}=${v}`);
+  return all.filter((c) => c.startsWith(word));
+}
+
 /** Maps a type name given by the user to one the kernel mounts, or undefined if unsupported. */
 export function normalizeType(t: string): FsType | undefined {
   const l = t.toLowerCase();

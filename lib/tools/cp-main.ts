@@ -71,9 +71,9 @@ async function parseArgs(prog: CpProgram, argv: string[]): Promise<CpArgs | numb
     .option('printk', { type: 'boolean', description: 'show the kernel\'s messages' })
     .help('h').alias('h', 'help')
     .version('V', 'show the version', version()).alias('V', 'version')
-    .epilog(EPILOG[prog])
+    .epilog(EPILOG[prog]), argv
   );
-  if (parsed === null) return 1;
+  if (typeof parsed === 'number') return parsed;
   if (parsed.h || parsed.V) return 0;
   const last = lastArg;
   const bad = (m: string) => usageError(prog, m);

@@ -86,9 +86,9 @@ async function parseArgs(argv: string[]): Promise<Fs2tarArgs | number> {
       '(pax records for long names, sizes of 8 GiB and more, large ids and nanoseconds), extended attributes and ' +
       'POSIX ACLs; files with holes in GNU\'s pax sparse format 1.0 (only their data is stored). ' +
       'Sockets are skipped with a warning. Extract with: tar --xattrs --xattrs-include=\'*\' --acls -xpf TARFILE -C DIR\n' +
-      'Exit status: 0 written, 1 error (a partly written TARFILE is removed).')
+      'Exit status: 0 written, 1 error (a partly written TARFILE is removed).'), argv
   );
-  if (parsed === null) return 1;
+  if (typeof parsed === 'number') return parsed;
   if (parsed.h || parsed.V) return 0;
   const last = lastArg;
   const bad = (m: string) => usageError(PROG, m);

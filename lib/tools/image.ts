@@ -7,13 +7,14 @@
 import fs from 'node:fs';
 import createDebug from 'debug';
 import type { Argv } from 'yargs';
-import { startKernel, type Kernel } from '../index.js';
+import type { Kernel } from '../index.js';
 import type { Sys } from '../kernel/include/sys.js';
 import {
   EBADMSG, EINVAL, ENODEV, EUCLEAN, MS_RDONLY, MS_REMOUNT, O_DIRECTORY, O_RDONLY, strerror,
 } from '../kernel/include/uapi.js';
 import { detectFs } from '../fuse/detect.js';
 import { OptionError, SUPPORTED_TYPES, normalizeType, parseFsOptions } from '../fuse/options.js';
+import { COMPLETION_OPTION, answerCompletion, printCompletionScript } from './completion.js';
 
 const debug = createDebug('lkl:tools');
 
@@ -136,6 +137,8 @@ export class ImageSession {
     checkImage(o.image, o.readOnly);
 
     const print = o.printk ? (m: string) => process.stderr.write(m.endsWith('\n') ? m : m + '\n') : undefined;
+    // Loaded here, not at the top: --help and shell completion do without the kernel.
+    const { startKernel } = await import('../index.js');
     this.kernel = await startKernel({ memMiB: o.memMiB ?? 64, print });
     const k = this.kernel;
     let id: number;
@@ -259,23 +262,28 @@ export function version(): string {
 /**
  * The part of the command line every tool parses alike: yargs configured for LKL-style
  * options (repeatable, no number or camel-case conversion, unknown options refused), run
- * without exiting; a parse error is one `PROG: message` line plus the --help hint.
- * Resolves to the parsed arguments, or null after an error.
+ * without exiting; a parse error is one `PROG: message` line plus the --help hint. Also
+ * shell completion (completion.ts): `--completion [SHELL]` prints the script, a completion
+ * request from it is answered. Resolves to the parsed arguments, or to the exit status when
+ * there is nothing left to do (1 after an error, 0 after completion).
  */
 export async function parseCommandLine<T extends { h?: unknown; V?: unknown; _: (string | number)[] }>(
-  prog: string, y: Argv<any>): Promise<T | null> {
-  return y
+  prog: string, y: Argv<any>, argv: string[]): Promise<T | number> {
+  y = y
+    .option('completion', COMPLETION_OPTION)
     .parserConfiguration({ 'duplicate-arguments-array': true, 'camel-case-expansion': false, 'parse-positional-numbers': false, 'parse-numbers': false })
     .strictOptions()
     .wrap(Math.min(100, process.stdout.columns || 100))
     .exitProcess(false)
-    .fail((msg, err) => { throw err ?? new Error(msg); })
-    .parseAsync()
+    .fail((msg, err) => { throw err ?? new Error(msg); });
+  if (answerCompletion(y, argv, (key) => key === 't' ? [...SUPPORTED_TYPES] : undefined)) return 0;
+  const parsed = await y.parseAsync()
     .then((a) => a as unknown as T)
-    .catch((e: Error) => {
-      usageError(prog, e.message);
-      return null;
-    });
+    .catch((e: Error) => usageError(prog, e.message));
+  if (typeof parsed === 'number' || parsed.h || parsed.V) return parsed;
+  const completion = (parsed as { completion?: unknown }).completion;
+  if (completion !== undefined) return printCompletionScript(prog, lastArg(completion) ?? '');
+  return parsed;
 }
 
 /** A command-line mistake: the message and the --help hint; the exit status is 1. */
