@@ -9,8 +9,10 @@
  * A request is: a 16-byte device-readable header (type, reserved, sector), data, and a
  * device-writable status byte at the very end. Buffers may be framed any way the driver
  * likes (2.6.4): header and data are read as one byte stream, status is the last byte.
+ *
+ * Platform-free, shared by the Node host (virtio-blk.ts: VirtioBlkHost) and the browser
+ * page (lib/web): the store and the DevicePlatform come from the caller.
  */
-import createDebug from 'debug';
 import {
   VIRTIO_BLK_CFG_BLK_SIZE, VIRTIO_BLK_CFG_CAPACITY, VIRTIO_BLK_CFG_DISCARD_SECTOR_ALIGNMENT,
   VIRTIO_BLK_CFG_MAX_DISCARD_SECTORS, VIRTIO_BLK_CFG_MAX_DISCARD_SEG,
@@ -28,12 +30,11 @@ import {
 } from '../kernel/include/uapi/linux/virtio_config.js';
 import { VIRTIO_ID_BLOCK } from '../kernel/include/uapi/linux/virtio_ids.js';
 import { getU64, setU64 } from '../kernel/include/uapi/linux/virtio_ring.js';
-import type { BlockStore } from './stores.js';
+import type { BlockStore } from './block-store.js';
 import {
-  VirtioMmioHost, type HostVirtqueue, type VirtioChainError, type VirtqChain, type VirtqSeg,
+  VirtioMmioHost, type DevicePlatform, type HostVirtqueue, type VirtioChainError, type VirtqChain,
+  type VirtqSeg,
 } from './virtio-mmio-host.js';
-
-const debug = createDebug('lkl:virtio:blk');
 
 export interface VirtioBlkOptions {
   /** Device name in messages (default "vda"). */
@@ -74,7 +75,7 @@ class BlkError extends Error {
   constructor(readonly status: number, message: string) { super(message); }
 }
 
-export class VirtioBlkHost extends VirtioMmioHost {
+export class VirtioBlkDevice extends VirtioMmioHost {
   readonly deviceId = VIRTIO_ID_BLOCK;
   readonly serial: string;
   /** Sectors of 512 bytes; a partial last sector is not exposed. */
@@ -85,9 +86,12 @@ export class VirtioBlkHost extends VirtioMmioHost {
   private readonly offered: bigint;
   private readonly cfg: Uint8Array;
 
-  constructor(readonly store: BlockStore, opts: VirtioBlkOptions = {}) {
+  constructor(readonly store: BlockStore, platform: DevicePlatform, opts: VirtioBlkOptions = {}) {
     const queueNumMax = opts.queueNumMax ?? 256;
-    super({ name: opts.name ?? 'vda', numQueues: 1, queueNumMax, log: debug, onChainError: opts.onChainError });
+    super({
+      name: opts.name ?? 'vda', numQueues: 1, queueNumMax, platform, log: platform.logger('lkl:virtio:blk'),
+      onChainError: opts.onChainError,
+    });
     this.serial = opts.serial ?? this.name;
     this.segMax = opts.segMax ?? Math.max(1, queueNumMax - 2);
     this.blkSize = opts.blkSize ?? VIRTIO_BLK_SECTOR_SIZE;
