@@ -6,33 +6,22 @@
  *
  * Host side: only raises the kernel's hot-plug IRQ and makes system calls. Disks added
  * before boot are kept and hot-plugged, in order, right after boot.
+ *
+ * Platform-free: the caller brings the store and its device half (Node: disk.ts opens
+ * files; the browser: lib/web wraps a File).
  */
-import { FileStore, MemoryStore, type BlockStore } from './stores.js';
-import { VirtioBlkHost, type VirtioBlkOptions } from './virtio-blk.js';
+import type { BlockStore } from './block-store.js';
+import type { VirtioBlkDevice } from './virtio-blk-device.js';
 import { syscall } from '../kernel/arch/syscalls.js';
 import { __NR_virtio_mmio_device_add, __NR_virtio_mmio_device_remove } from '../kernel/include/unistd.js';
 import type { VirtioDeviceInfo } from '../kernel/host-ops.js';
 import type { Sys } from '../kernel/include/sys.js';
 import { EBUSY, EEXIST, ENODEV, EINVAL } from '../kernel/include/uapi.js';
 
-export interface DiskOptions {
-  /** A raw image file to open (read-write unless readOnly). */
-  path?: string;
-  /** An already open file descriptor (left open at removal). */
-  fd?: number;
-  /** An in-memory disk: its bytes, or a size in bytes. */
-  memory?: Uint8Array | number;
-  /** Any store (tests wrap stores to inject faults or count flushes). */
-  store?: BlockStore;
-  readOnly?: boolean;
-  /** Passed to the virtio-blk host device (queue size, blk_size, ...). */
-  device?: VirtioBlkOptions;
-}
-
 interface DiskEntry {
   id: number;
   store: BlockStore;
-  dev: VirtioBlkHost;
+  dev: VirtioBlkDevice;
   /** Kernel name once probed ("vda"). */
   name: string | null;
   /** Its partitions' kernel names by number, as the kernel reported them when it took the disk. */
@@ -47,13 +36,8 @@ const disks = new Map<number, DiskEntry>();
 let nextId = 0;
 let kernelUp = false;
 
-async function openStore(o: DiskOptions): Promise<BlockStore> {
-  if (o.store) return o.store;
-  if (o.memory !== undefined) return new MemoryStore(o.memory, { readOnly: o.readOnly });
-  if (o.path !== undefined) return FileStore.open(o.path, { readOnly: o.readOnly });
-  if (o.fd !== undefined) return FileStore.open(o.fd, { readOnly: o.readOnly });
-  throw new Error('diskAdd: one of path, fd, memory or store is required');
-}
+/** Where the registry reports what it cannot return (Node: process warnings). */
+let warn: (msg: string) => void = () => {};
 
 /** Hand a device to the kernel and wait for its probe; resolves to the disk name or -errno. */
 async function attach(d: DiskEntry): Promise<string | number> {
@@ -65,15 +49,16 @@ async function attach(d: DiskEntry): Promise<string | number> {
   return d.name ?? -ENODEV;
 }
 
+/** The name a new disk's device gets in messages (disk0, disk1, ...). */
+export function nextDiskName(): string { return `disk${nextId}`; }
+
 /**
- * lkl_disk_add: a disk backed by the store. Resolves to the disk id (>= 0) once the kernel
- * has probed it (after boot), or at once before boot (probed at boot). Rejects if the
- * store cannot be opened; resolves to -errno if the kernel refuses the device.
+ * lkl_disk_add: a disk backed by the store, served by `dev`. Resolves to the disk id (>= 0)
+ * once the kernel has probed it (after boot), or at once before boot (probed at boot);
+ * resolves to -errno if the kernel refuses the device (which is then closed).
  */
-export async function diskAdd(opts: DiskOptions): Promise<number> {
-  const store = await openStore(opts);
+export async function diskAddDevice(store: BlockStore, dev: VirtioBlkDevice): Promise<number> {
   const id = nextId++;
-  const dev = new VirtioBlkHost(store, { name: `disk${id}`, ...opts.device });
   const d: DiskEntry = { id, store, dev, name: null, partitions: new Map(), mounts: new Map(), attached: false };
   disks.set(id, d);
   if (!kernelUp) return id;
@@ -87,13 +72,19 @@ export async function diskAdd(opts: DiskOptions): Promise<number> {
 }
 
 /** Called once the kernel has booted: probe the disks added before. */
-export async function disksBoot(): Promise<void> {
+export async function disksBoot(warnings: (msg: string) => void = () => {}): Promise<void> {
+  warn = warnings;
   kernelUp = true;
   for (const d of [...disks.values()].sort((a, b) => a.id - b.id)) {
     if (d.attached) continue;
     const r = await attach(d);
-    if (typeof r === 'number') process.emitWarning(`lkl-ts: disk ${d.id} was refused by the kernel (errno ${-r})`);
+    if (typeof r === 'number') warn(`lkl-ts: disk ${d.id} was refused by the kernel (errno ${-r})`);
   }
+}
+
+/** The partitions the kernel found on disk `id`: number -> kernel name (1 -> vda1). */
+export function diskPartitions(id: number): Map<number, string> {
+  return new Map(disks.get(id)?.partitions ?? []);
 }
 
 /** The kernel name of disk `id` (vda) or of its partition `part` (vda1). */
@@ -168,10 +159,10 @@ export async function disksHalt(): Promise<void> {
   disks.clear();
   for (const d of all) {
     try { await d.dev.close(); } catch (e) {
-      process.emitWarning(`lkl-ts: closing disk ${d.id}: ${(e as Error)?.message ?? e}`);
+      warn(`lkl-ts: closing disk ${d.id}: ${(e as Error)?.message ?? e}`);
     }
   }
 }
 
 /** The host device of a disk (tests look at its statistics). */
-export function diskHostDevice(id: number): VirtioBlkHost | null { return disks.get(id)?.dev ?? null; }
+export function diskHostDevice(id: number): VirtioBlkDevice | null { return disks.get(id)?.dev ?? null; }
