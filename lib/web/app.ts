@@ -273,7 +273,7 @@ tree.addEventListener('keydown', (e) => {
       break;
     case 'ArrowLeft':
       e.preventDefault();
-      if (li.getAttribute('aria-expanded') === 'true') { li.setAttribute('aria-expanded', 'false'); return; }
+      if (li.getAttribute('aria-expanded') === 'true') { void run('closing', async () => li.setAttribute('aria-expanded', 'false')); return; }
       target = li.parentElement?.closest('li') as HTMLLIElement | undefined;
       break;
     case 'Enter':
@@ -419,7 +419,8 @@ onClick('download', 'downloading', async () => {
   if (!li) return;
   const name = baseName(li.dataset.path!);
   const data = await explorer.readFile(li.dataset.path!, (d, t) => progress(`reading ${name}`, d, t));
-  save(new Blob([data as BlobPart]), name);
+  /* a type, so that the browser does not sniff one and add an extension to the name */
+  save(new Blob([data as BlobPart], { type: 'application/octet-stream' }), name);
 });
 onClick('download-tar', 'archiving', async () => {
   const li = selected();
