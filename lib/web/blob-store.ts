@@ -85,7 +85,7 @@ export class BlobStore implements BlockStore {
 
   /** The image as it is now: the original with every written sector replaced. */
   snapshot(type = 'application/octet-stream'): Blob {
-    const parts: BlobPart[] = [];
+    const parts: Array<Blob | Uint8Array<ArrayBuffer>> = [];
     let from = 0;   /* start of the run of original bytes not yet emitted */
     for (const ci of [...this.chunks.keys()].sort((a, b) => a - b)) {
       const c = this.chunks.get(ci)!;
