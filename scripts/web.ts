@@ -4,7 +4,10 @@
  * the page cross-origin isolated (so the kernel's memory is a SharedArrayBuffer), and prints
  * the URL.
  *
- *   node dist/scripts/web.js [--port N] [--host ADDR]     (defaults 8080, 127.0.0.1)
+ *   node dist/scripts/web.js [--port N] [--host ADDR] [--no-isolation]
+ *
+ * Defaults: port 8080 on 127.0.0.1. --no-isolation leaves the COOP/COEP headers out: the
+ * page then runs the kernel on an ArrayBuffer, as it would from a plain static host.
  */
 import http from 'node:http';
 import fs from 'node:fs';
@@ -46,16 +49,18 @@ export function resolveUrl(repo: string, urlPath: string): string | null {
 
 export interface WebServer { url: string; close(): Promise<void> }
 
-export function startServer(opts: { port?: number; host?: string; repo?: string } = {}): Promise<WebServer> {
+export function startServer(opts: { port?: number; host?: string; repo?: string; isolation?: boolean } = {}): Promise<WebServer> {
   const repo = opts.repo ?? REPO;
   const host = opts.host ?? '127.0.0.1';
   const server = http.createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://x');
     const file = req.method === 'GET' || req.method === 'HEAD' ? resolveUrl(repo, url.pathname) : null;
     const headers: http.OutgoingHttpHeaders = {
-      'Cross-Origin-Opener-Policy': 'same-origin',
-      'Cross-Origin-Embedder-Policy': 'require-corp',
-      'Cross-Origin-Resource-Policy': 'same-origin',
+      ...(opts.isolation === false ? {} : {
+        'Cross-Origin-Opener-Policy': 'same-origin',
+        'Cross-Origin-Embedder-Policy': 'require-corp',
+        'Cross-Origin-Resource-Policy': 'same-origin',
+      }),
       'X-Content-Type-Options': 'nosniff',
       'Cache-Control': 'no-cache',
     };
@@ -88,13 +93,14 @@ export function startServer(opts: { port?: number; host?: string; repo?: string 
 }
 
 async function main(argv: string[]): Promise<void> {
-  let port = 8080, host = '127.0.0.1';
+  let port = 8080, host = '127.0.0.1', isolation = true;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a === '--port' && argv[i + 1] !== undefined) port = Number(argv[++i]);
     else if (a === '--host' && argv[i + 1] !== undefined) host = argv[++i]!;
+    else if (a === '--no-isolation') isolation = false;
     else if (a === '-h' || a === '--help') {
-      process.stdout.write('Usage: npm run web [-- --port N] [-- --host ADDR]\nServes the lkl-ts image explorer page.\n');
+      process.stdout.write('Usage: npm run web -- [--port N] [--host ADDR] [--no-isolation]\nServes the lkl-ts image explorer page.\n');
       return;
     } else {
       process.stderr.write(`web: unknown argument '${a}'\n`);
@@ -112,8 +118,8 @@ async function main(argv: string[]): Promise<void> {
     process.exitCode = 1;
     return;
   }
-  const s = await startServer({ port, host });
-  process.stdout.write(`lkl-ts image explorer: ${s.url}  (Ctrl-C stops)\n`);
+  const s = await startServer({ port, host, isolation });
+  process.stdout.write(`lkl-ts image explorer: ${s.url}  (${isolation ? 'cross-origin isolated' : 'not isolated'}; Ctrl-C stops)\n`);
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {

@@ -103,12 +103,12 @@ function openImage(file: File, keepChoices = false): Promise<void> {
     current = file;
     if (!keepChoices) { typeSel.value = ''; partSel.value = ''; }
     clearTree();
-    let read = 0;
+    let read = 0, opening = true;
     const m = await explorer.open(file, file.name, {
       type: typeSel.value || undefined,
       part: partSel.value === '' ? undefined : Number(partSel.value),
       readOnly: roBox.checked,
-    }, (n) => { read += n; progress(`reading ${file.name}`, read, 0); }).finally(() => fillPartitions());
+    }, (n) => { read += n; if (opening) progress(`reading ${file.name}: ${fmtSize(read)}`); }).finally(() => { opening = false; fillPartitions(); });
     document.body.classList.toggle('ro', m.readOnly);
     $('download-image').removeAttribute('disabled');
     restoreStatus('mounted');

@@ -179,6 +179,12 @@ export class Page {
     await this.send('DOM.setFileInputFiles', { files, objectId });
   }
 
+  /** Drags files from outside the browser and drops them at (x, y), as a user does. */
+  async dropFiles(files: string[], x = 640, y = 400): Promise<void> {
+    const data = { items: [], files, dragOperationsMask: 1 };
+    for (const type of ['dragEnter', 'dragOver', 'drop']) await this.send('Input.dispatchDragEvent', { type, x, y, data });
+  }
+
   /** A key press (keyDown + keyUp) sent to the focused element. */
   async key(key: string): Promise<void> {
     const codes: Record<string, number> = { ArrowDown: 40, ArrowUp: 38, ArrowLeft: 37, ArrowRight: 39, Enter: 13, Home: 36, End: 35, Tab: 9 };
