@@ -13,7 +13,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { fileURLToPath } from 'node:url';
-import { startKernel, opendir, MS_RDONLY, O_RDONLY, S_IFMT, S_IFREG, S_IFDIR, type Kernel } from '../../lib/index.js';
+import { startKernel, opendir, AT_FDCWD, MS_RDONLY, O_RDONLY, S_IFMT, S_IFREG, S_IFDIR, type Kernel } from '../../lib/index.js';
 import { startServer, type WebServer } from '../../scripts/web.js';
 import { Browser, Downloads, findChromium, type Page } from '../lib/cdp.js';
 import { E2FSPROGS_FIXTURES, fixturesSkip } from '../lib/fixtures.js';
@@ -112,7 +112,7 @@ async function reference(k: Kernel, img: string, part: number, type: string): Pr
 }
 
 /** The page, driven through its UI. */
-class Explorer {
+class PageDriver {
   constructor(readonly page: Page, readonly downloads: Downloads) {}
 
   seq(): Promise<number> { return this.page.eval<number>(`Number(document.getElementById('status').dataset.seq)`); }
@@ -194,6 +194,18 @@ t.test('the image explorer in headless Chromium', { skip, timeout: 300_000 }, as
   await mtools('mcopy', ['-i', p1, path.join(src, 'hello.txt'), path.join(src, 'picture.png'), '::/']);
   const p2 = path.join(dir, 'p2.img');
   await run('mke2fs', ['-q', '-F', '-t', 'ext4', '-b', '1024', '-d', src, p2, '24M']);
+  /* the Node host gives one file an xattr and times with nanoseconds (mke2fs -d keeps neither) */
+  const k = await startKernel({ memMiB: 64 });
+  t.teardown(() => k.halt());
+  {
+    const id = await k.diskAdd({ path: p2 });
+    const mnt = await k.mountDev(id, 0, 'ext4');
+    if (typeof mnt === 'number') throw new Error(`mount ${p2}: ${mnt}`);
+    t.equal(await k.sys.setxattr(`${mnt}/hello.txt`, 'user.comment', new TextEncoder().encode('set by the Node host'), 0), 0, 'setxattr');
+    t.equal(await k.sys.utimensat(AT_FDCWD, `${mnt}/hello.txt`, [{ sec: 1_700_000_000, nsec: 123_456_789 }, { sec: 1_600_000_000, nsec: 987_654_321 }], 0), 0, 'utimensat');
+    t.equal(await k.umountDev(id, 0), 0, 'umount');
+    t.equal(await k.diskRemove(id), 0, 'detach');
+  }
   const p2Start = 2048 + (12 << 11);   /* sgdisk: partition 2 starts right after partition 1 (2048-sector aligned) */
   await run('dd', [`if=${p1}`, `of=${gpt}`, 'bs=512', 'seek=2048', 'conv=notrunc', 'status=none']);
   await run('dd', [`if=${p2}`, `of=${gpt}`, 'bs=512', `seek=${p2Start}`, 'conv=notrunc', 'status=none']);
@@ -214,7 +226,6 @@ t.test('the image explorer in headless Chromium', { skip, timeout: 300_000 }, as
   }
 
   /* what the Node host reads */
-  const k = await startKernel({ memMiB: 64 });
   const extFixture = path.join(dir, 'fixture-ext4.img');
   const fixtureSkip = fixturesSkip();
   let refs: Record<string, Map<string, RefEntry>>;
@@ -238,7 +249,7 @@ t.test('the image explorer in headless Chromium', { skip, timeout: 300_000 }, as
   t.teardown(() => browser.close());
   const page = await browser.newPage();
   const downloads = await Downloads.into(browser, path.join(dir, 'downloads'));
-  const ui = new Explorer(page, downloads);
+  const ui = new PageDriver(page, downloads);
   t.teardown(() => {
     if (page.console.length) t.comment(`page console:\n${page.console.slice(-40).join('\n')}`);
   });
@@ -380,6 +391,14 @@ t.test('the image explorer in headless Chromium', { skip, timeout: 300_000 }, as
     r = await ui.act(`(() => { const s = document.getElementById('part'); s.value = '2'; s.dispatchEvent(new Event('change')); })()`);
     t.equal(r.state, 'mounted', `partition 2: ${r.status} ${r.error}`);
     t.match(r.status, /partition 2: ext4/, 'partition 2 is the ext4 one');
+    /* before anything reads it (the mount is read-write: reading would update the atime) */
+    await ui.expandAll('/');
+    await ui.click('/hello.txt');
+    const details = await page.eval<Record<string, string>>(`Object.fromEntries([...document.querySelectorAll('#details tr')].map((r) => [r.dataset.key, r.querySelector('td').textContent]))`);
+    t.equal(details.accessed, '2023-11-14T22:13:20.123456789Z', 'details: atime to the nanosecond');
+    t.equal(details.modified, '2020-09-13T12:26:40.987654321Z', 'details: mtime to the nanosecond');
+    t.equal(details['xattr user.comment'], '"set by the Node host"', 'details: the xattr');
+    t.equal(details.owner, 'uid 0, gid 0', 'details: the owner');
     await compare(t, refs.gpt2, 'partition 2: ');
     r = await ui.act(`(() => { const s = document.getElementById('part'); s.value = '0'; s.dispatchEvent(new Event('change')); })()`);
     t.equal(r.state, 'error', 'the whole disk holds no filesystem');
@@ -395,7 +414,7 @@ t.test('the image explorer in headless Chromium', { skip, timeout: 300_000 }, as
     await p2.goto(plain.url);
     t.equal(await p2.eval('crossOriginIsolated'), false, 'not isolated');
     t.match(await p2.eval<string>(`document.getElementById('log').textContent`), /ArrayBuffer \(not cross-origin isolated\)/, 'memory is an ArrayBuffer');
-    const ui2 = new Explorer(p2, downloads);
+    const ui2 = new PageDriver(p2, downloads);
     const r = await ui2.open(gpt);
     t.equal(r.state, 'mounted', `mounted: ${r.status} ${r.error}`);
     t.same([...(await ui2.expandAll('/')).keys()].sort(), [...refs.gpt1.keys()].sort(), 'lists as the Node host reads');
