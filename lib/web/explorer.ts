@@ -27,6 +27,19 @@ const CHUNK = 1 << 20;
 
 export class ExplorerError extends Error {}
 
+/*
+ * The kernel runs on the page's thread. A read that the page cache answers never waits for
+ * the disk, so a long walk over cached data would keep the thread to itself: let the page
+ * draw and take input every few tens of milliseconds.
+ */
+let lastYield = 0;
+async function breathe(): Promise<void> {
+  const now = performance.now();
+  if (now - lastYield < 30) return;
+  await new Promise((r) => setTimeout(r, 0));
+  lastYield = performance.now();
+}
+
 export type Progress = (done: number, total: number) => void;
 
 export interface OpenOptions {
@@ -253,6 +266,7 @@ export class Explorer {
         if (n === 0) break;
         done += n;
         progress?.(done, size);
+        await breathe();
       }
       return done === size ? out : out.subarray(0, done);
     } finally {
@@ -269,6 +283,7 @@ export class Explorer {
     const enc = new TextEncoder();
     let files = 0;
     const entry = async (abs: string, rel: string): Promise<void> => {
+      await breathe();
       const d = await this.details(abs);
       const st = d.st;
       const type = tarType(st.mode);
