@@ -9,13 +9,16 @@
  * Uint8Array given to attach), register calls and the raiseIrq callback, so the device
  * can move into a worker thread.
  *
+ * Platform-free: the Node host (virtio-blk.ts) and the browser page (lib/web) share this
+ * file. What differs between them, the debug channel and how to run something "soon", comes
+ * in as a DevicePlatform; nothing here imports node:* or an npm package.
+ *
  * The driver is not trusted: a chain with a loop, an out-of-range index or address, or a
  * bad length is reported (debug, stats.chainErrors, onChainError) and completed with used
  * len 0 (or skipped when its head index itself is unusable); the device keeps serving.
  * A driver that corrupts the ring itself (avail idx jumping past the queue size) breaks
  * that queue: DEVICE_NEEDS_RESET is set and a configuration interrupt raised (2.1.2).
  */
-import createDebug from 'debug';
 import type { VirtioMmioDevice, VirtioUsedElem } from '../kernel/host-ops.js';
 import {
   VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET, VIRTIO_CONFIG_S_DRIVER_OK, VIRTIO_CONFIG_S_FAILED,
@@ -39,7 +42,19 @@ import {
   descTableSize, isValidQueueSize, readDesc, usedRingSize,
 } from '../kernel/include/uapi/linux/virtio_ring.js';
 
-export type Debugger = createDebug.Debugger;
+/** A printf-style debug logger (%s, %d, as the debug package's), or a no-op. */
+export type DeviceLog = (fmt: string, ...args: unknown[]) => void;
+
+/** What a device's host half takes from the platform it runs on. */
+export interface DevicePlatform {
+  /** The debug logger of a namespace ("lkl:virtio:blk"). */
+  logger(namespace: string): DeviceLog;
+  /**
+   * Runs fn once, soon, as a task of its own after the current one (Node: setImmediate).
+   * Completions that arrive before it runs go out in one IRQ.
+   */
+  defer(fn: () => void): void;
+}
 
 /** One buffer of a chain, in physical memory. */
 export interface VirtqSeg {
@@ -74,8 +89,9 @@ export interface VirtioHostOptions {
   numQueues?: number;
   /** QueueNumMax of every queue (power of 2, <= 32768). */
   queueNumMax?: number;
-  /** Debug namespace of the device type. */
-  log?: Debugger;
+  platform: DevicePlatform;
+  /** Debug logger of the device type (default: the platform's lkl:virtio:mmio). */
+  log?: DeviceLog;
   /** Told about every malformed chain or ring, after the debug message. */
   onChainError?: (e: VirtioChainError) => void;
 }
@@ -252,7 +268,8 @@ export abstract class VirtioMmioHost implements VirtioMmioDevice {
   readonly name: string;
   readonly stats: VirtioHostStats = { chainErrors: 0, popped: 0, completed: 0, irqs: 0 };
   readonly queues: HostVirtqueue[];
-  protected readonly log: Debugger;
+  protected readonly log: DeviceLog;
+  private readonly defer: (fn: () => void) => void;
   protected mem: Uint8Array | null = null;
   private raiseIrq: ((data: unknown) => void) | null = null;
   private readonly onChainError?: (e: VirtioChainError) => void;
@@ -276,7 +293,8 @@ export abstract class VirtioMmioHost implements VirtioMmioDevice {
 
   constructor(opts: VirtioHostOptions) {
     this.name = opts.name;
-    this.log = opts.log ?? createDebug('lkl:virtio:mmio');
+    this.log = opts.log ?? opts.platform.logger('lkl:virtio:mmio');
+    this.defer = opts.platform.defer;
     this.onChainError = opts.onChainError;
     const numMax = opts.queueNumMax ?? 256;
     if (!isValidQueueSize(numMax)) throw new RangeError(`queueNumMax ${numMax} is not a power of 2 in 1..32768`);
@@ -515,7 +533,7 @@ export abstract class VirtioMmioHost implements VirtioMmioDevice {
     this.irqScheduled = true;
     /* everything completing in this turn of the event loop goes in one IRQ; never
      * raised synchronously from inside a register access */
-    setImmediate(() => this.flushIrq());
+    this.defer(() => this.flushIrq());
   }
 
   private flushIrq(): void {

@@ -33,8 +33,12 @@ export interface HostOps {
    * synchronously inside this call (the caller holds the CPU token and expects to go on).
    */
   threadCreate(fn: () => void): void;
-  /** Physical memory: one SharedArrayBuffer of `bytes` bytes (devices see the same buffer). */
-  memAlloc(bytes: number): SharedArrayBuffer;
+  /**
+   * Physical memory: one buffer of `bytes` bytes that devices see too. A SharedArrayBuffer
+   * where the host has one (Node; a cross-origin isolated page), so a device may run in
+   * another thread; a plain ArrayBuffer otherwise (devices then run in the kernel's thread).
+   */
+  memAlloc(bytes: number): SharedArrayBuffer | ArrayBuffer;
   /** Monotonic time in nanoseconds since an arbitrary host epoch (a double). */
   monotonicNs(): number;
   /** Wall-clock time as [seconds, nanoseconds] since the Unix epoch. */

@@ -44,7 +44,7 @@ export class Page {
 export type Shrinker = (wantPages: number) => number;
 
 class MemState {
-  sab!: SharedArrayBuffer;
+  sab!: SharedArrayBuffer | ArrayBuffer;
   bytes!: Uint8Array;
   totalPages = 0;
   freeList: number[] = [];
@@ -67,7 +67,7 @@ export function mem_init(memMiB: number): void {
 
 /** All of physical memory as bytes (for devices and for copying). */
 export function physMem(): Uint8Array { return mem.bytes; }
-export function physSab(): SharedArrayBuffer { return mem.sab; }
+export function physSab(): SharedArrayBuffer | ArrayBuffer { return mem.sab; }
 
 export function register_shrinker(s: Shrinker): void { if (!shrinkers.includes(s)) shrinkers.push(s); }
 export function unregister_shrinker(s: Shrinker): void {

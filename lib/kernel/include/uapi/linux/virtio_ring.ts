@@ -84,6 +84,12 @@ export function vring_size(num: number, usedAlign = VIRTQ_USED_ALIGN): VringLayo
 }
 
 const littleEndianHost = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+/*
+ * A host may hand over plain ArrayBuffer memory (a browser page that is not cross-origin
+ * isolated has no SharedArrayBuffer global at all, so the name must not be evaluated there).
+ */
+const isShared = (b: ArrayBufferLike): boolean =>
+  typeof SharedArrayBuffer !== 'undefined' && b instanceof SharedArrayBuffer;
 
 /** A descriptor as read out of a table. */
 export interface vring_desc {
@@ -105,7 +111,7 @@ export class Vring {
   constructor(readonly mem: Uint8Array, readonly num: number,
     readonly desc: number, readonly avail: number, readonly used: number) {
     this.view = new DataView(mem.buffer, mem.byteOffset, mem.byteLength);
-    this.u16 = littleEndianHost && mem.buffer instanceof SharedArrayBuffer && mem.byteOffset % 2 === 0
+    this.u16 = littleEndianHost && isShared(mem.buffer) && mem.byteOffset % 2 === 0
       ? new Uint16Array(mem.buffer, mem.byteOffset, Math.floor(mem.byteLength / 2)) : null;
   }
 
