@@ -21,7 +21,9 @@ function findRepo(): string {
     d = up;
   }
 }
-const repo = findRepo();
+/** The repository this build belongs to. */
+export const REPO = findRepo();
+const repo = REPO;
 
 /** The e2fsprogs test images (one directory per test, each with image.gz or image.bz2). */
 export const E2FSPROGS_FIXTURES = process.env.LKL_TS_FIXTURES

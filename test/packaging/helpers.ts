@@ -7,19 +7,10 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { REPO } from '../lib/fixtures.js';
 
-/** The repository: the nearest folder above this file with our package.json. */
-export const REPO = (() => {
-  let d = path.dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    try {
-      if (JSON.parse(fs.readFileSync(path.join(d, 'package.json'), 'utf8')).name === 'lkl-ts') return d;
-    } catch { /* keep going up */ }
-    const up = path.dirname(d);
-    if (up === d) throw new Error('no lkl-ts package.json above ' + fileURLToPath(import.meta.url));
-    d = up;
-  }
-})();
+/** The repository (found as the fixtures helper finds it). */
+export { REPO };
 
 export interface PackageJson {
   name: string; version: string; bin: Record<string, string>; man: string[]; files: string[];

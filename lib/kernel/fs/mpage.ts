@@ -111,6 +111,14 @@ export async function mpage_read_folio(page: Page, getBlock: GetBlock | BlockMap
   await mpage_readahead([page], getBlock);
 }
 
+/** The dirty pages of the writeback range, in index order (the tagged walk of writepages). */
+export function dirty_pages_in_range(m: address_space, wbc: writeback_control): Page[] {
+  const first = Math.floor(wbc.range_start / PAGE_SIZE);
+  const last = wbc.range_end === Infinity ? Infinity : Math.floor(wbc.range_end / PAGE_SIZE);
+  return [...m.pages.values()].filter((p) => p.index >= first && p.index <= last && p.test(PG_dirty))
+    .sort((a, b) => a.index - b.index);
+}
+
 /**
  * mpage_writepages (in effect): hand every dirty page in the range to block_write_full_page,
  * in index order. The request queue merges the per-buffer bios of consecutive blocks into
@@ -118,10 +126,7 @@ export async function mpage_read_folio(page: Page, getBlock: GetBlock | BlockMap
  * bio buys in Linux.
  */
 export async function mpage_writepages(m: address_space, wbc: writeback_control, getBlock: GetBlock | BlockMapper): Promise<void> {
-  const first = Math.floor(wbc.range_start / PAGE_SIZE);
-  const last = wbc.range_end === Infinity ? Infinity : Math.floor(wbc.range_end / PAGE_SIZE);
-  const pages = [...m.pages.values()].filter((p) => p.index >= first && p.index <= last && p.test(PG_dirty))
-    .sort((a, b) => a.index - b.index);
+  const pages = dirty_pages_in_range(m, wbc);
   let error: unknown = null;
   for (const p of pages) {
     if (wbc.nr_to_write <= 0) break;

@@ -22,7 +22,7 @@ import {
   PAGE_SIZE, end_page_read, lock_page, trylock_page, truncate_inode_pages, truncate_pagecache, unlock_page,
   wait_on_page_writeback,
 } from '../../mm/filemap.js';
-import { mpage_readahead, mpage_read_folio } from '../mpage.js';
+import { dirty_pages_in_range, mpage_readahead, mpage_read_folio } from '../mpage.js';
 import {
   asMapper, block_commit_write, block_invalidate_folio, block_truncate_page, block_write_begin, block_write_full_page,
   clean_bdev_aliases, page_buffers, sync_dirty_buffer, try_to_free_buffers, type BlockMapper, type buffer_head,
@@ -617,10 +617,7 @@ function page_has_delayed(p: Page): boolean {
  */
 async function ext4_do_writepages(m: address_space, wbc: writeback_control, canMap: boolean): Promise<void> {
   const inode = EXT4_I(m.host);
-  const first = Math.floor(wbc.range_start / PAGE_SIZE);
-  const last = wbc.range_end === Infinity ? Infinity : Math.floor(wbc.range_end / PAGE_SIZE);
-  const pages = [...m.pages.values()].filter((p) => p.index >= first && p.index <= last && p.test(PG_dirty))
-    .sort((a, b) => a.index - b.index);
+  const pages = dirty_pages_in_range(m, wbc);
   const perPage = PAGE_SIZE / EXT4_SB(inode.i_sb).s_blocksize;
   let error: unknown = null;
   for (let i = 0; i < pages.length && wbc.nr_to_write > 0;) {
