@@ -451,10 +451,19 @@ export class LowLevelOps {
    * Entries from directory offset `offset` on, while `room(nameLength)` says one more fits
    * the reply; each is handed to `add`. With `plus`, each entry but . and .. is looked up
    * (and counted: the kernel will FORGET it), only once it is known to fit.
+   *
+   * READDIRPLUS_AUTO: the host kernel asks for READDIRPLUS on every directory's first read
+   * (offset 0) as a guess, and later only when a lookup in the directory since its last read
+   * says the entries are being stat'ed (fuse_use_readdirplus). The guess at offset 0 is
+   * answered with names only (entries without a node id: "no attributes for this one", which
+   * the kernel accepts), because looking up every entry reads every inode and a names-only
+   * listing (ls, find, readdir(3)) then costs ~20x; a plus request past offset 0 is the
+   * kernel's "stat follows" advice and gets full entries.
    */
   async readdir(sys: Sys, fh: number, offset: number, plus: boolean, room: (nameLen: number) => boolean, add: (e: DirEntryOut) => void): Promise<number> {
     const d = this.dirs.get(fh);
     if (!d) return -EBADF;
+    const attrs = plus && offset !== 0;
     if (offset !== d.pos) {
       const r = await sys.lseek(fh, offset, SEEK_SET);
       if (r < 0) return r;
@@ -476,7 +485,7 @@ export class LowLevelOps {
       const dot = e.rawName.length <= 2 && e.rawName.every((c) => c === 0x2e);
       if (plus) {
         out.entry = null;
-        if (!dot) {
+        if (!dot && attrs) {
           const st = await sys.newfstatat(d.node.fd, e.rawName, AT_SYMLINK_NOFOLLOW);
           const entry = typeof st === 'number' ? null : await this.enter(sys, d.node, e.rawName, st);
           if (entry && typeof entry !== 'number') out.entry = entry;

@@ -82,6 +82,45 @@ t.test('INIT: 7.31 or the kernel\'s minor; max_write 1 MiB with max_pages; no lo
   t.equal(old.body.readUInt32LE(12) & ~FUSE_ASYNC_READ, 0, 'and only flags it offered');
 });
 
+t.test('READDIRPLUS: names only at offset 0 (the kernel\'s guess), full entries when it asks again later', async (t) => {
+  const { call } = await session(t);
+  await call({ opcode: FUSE_INIT }, initBody(31, 0));
+  await kernel.sys.mkdir('/rdp', 0o755);
+  const N = 60;
+  for (let i = 0; i < N; i++) await kernel.sys.close(await kernel.sys.open(`/rdp/file-${String(i).padStart(3, '0')}`, O_CREAT | O_RDWR, 0o644));
+  const dir = await call({ opcode: FUSE_LOOKUP }, cstr('rdp'));
+  const dirId = Number(dir.body.readBigUInt64LE(0));
+  const od = await call({ opcode: FUSE_OPENDIR, nodeid: dirId }, u32s(O_RDONLY, 0));
+  t.equal(od.error, 0);
+  const fh = od.body.readBigUInt64LE(0);
+  // fuse_read_in: fh, offset, size, read_flags, lock_owner, flags, padding
+  const readIn = (offset: number, size: number) => Buffer.concat([u64(Number(fh)), u64(offset), u32s(size, 0), u64(0), u32s(0, 0)]);
+  /** fuse_direntplus records: entry_out (128 bytes) then a dirent (ino, off, namelen, type, name padded to 8). */
+  const parse = (b: Buffer) => {
+    const out: { nodeid: number; attrIno: number; ino: number; off: number; name: string }[] = [];
+    for (let o = 0; o + 152 <= b.length;) {
+      const namelen = b.readUInt32LE(o + 128 + 16);
+      out.push({ nodeid: Number(b.readBigUInt64LE(o)), attrIno: Number(b.readBigUInt64LE(o + 40)), ino: Number(b.readBigUInt64LE(o + 128)),
+        off: Number(b.readBigUInt64LE(o + 136)), name: b.subarray(o + 152, o + 152 + namelen).toString() });
+      o += 128 + Math.ceil((24 + namelen) / 8) * 8;
+    }
+    return out;
+  };
+  const first = await call({ opcode: FUSE_READDIRPLUS, nodeid: dirId }, readIn(0, 4096));
+  t.equal(first.error, 0);
+  const a = parse(first.body);
+  t.ok(a.length > 2 && a.length < N + 2, `the first reply holds part of the directory (${a.length} entries)`);
+  t.same(a.filter((e) => e.nodeid !== 0).map((e) => e.name), [], 'offset 0: no entry carries a node id (nothing looked up)');
+  t.ok(a.every((e) => e.ino > 0 && e.name.length > 0), 'but every entry has its name and inode number');
+  const second = await call({ opcode: FUSE_READDIRPLUS, nodeid: dirId }, readIn(a[a.length - 1]!.off, 4096));
+  const b = parse(second.body);
+  const files = b.filter((e) => e.name.startsWith('file-'));
+  t.ok(files.length > 0, `a later READDIRPLUS answers more entries (${b.length})`);
+  t.ok(files.every((e) => e.nodeid !== 0 && e.attrIno === e.ino), 'with node ids and the attributes of the right inode');
+  const names = new Set([...a, ...b].map((e) => e.name));
+  t.equal(names.size, a.length + b.length, 'no entry twice');
+});
+
 t.test('requests before INIT get EIO', async (t) => {
   const { call } = await session(t);
   t.equal((await call({ opcode: FUSE_GETATTR }, Buffer.alloc(16))).error, -EIO);
