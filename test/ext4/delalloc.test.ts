@@ -16,6 +16,7 @@ import fs from 'node:fs';
 import { makeExtImage, withLoopMount, e2fsckClean } from '../lib/images.js';
 import { run, whyNot } from '../lib/sh.js';
 import { scratchDir } from '../lib/scratch.js';
+import { jbd2_debug } from '../../lib/kernel/fs/jbd2/journal.js';
 import {
   startKernel, O_CREAT, O_RDWR, O_WRONLY, SEEK_DATA, SEEK_HOLE, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE,
   type Kernel, type Sys,
@@ -160,6 +161,48 @@ if (skip) {
       t.ok(Buffer.compare(fs.readFileSync(path.join(m, 'f')), Buffer.from(d)) === 0, 'f reads back');
       t.ok(fs.statSync(path.join(m, 'f')).blocks >= 2048, 'f keeps its 1 MiB of preallocation');
       t.ok(Buffer.compare(fs.readFileSync(path.join(m, 'g')), Buffer.from(d)) === 0, 'g reads back');
+    });
+  });
+
+  t.test('data=ordered: a commit writes the data of the inodes its transaction gave blocks to, and only that', async (t) => {
+    const img = await makeExtImage({ type: 'ext4', sizeMiB: 64, blockSize: 4096, path: path.join(dir, 'ordered.img') });
+    const { id, mnt } = await mount(img, 'nodelalloc');
+    const sys = k.sys;
+    const old = pattern(64 * KiB, 7);
+    let fd = await sys.open(`${mnt}/old`, O_CREAT | O_RDWR, 0o644);
+    await writeAll(sys, fd, old);
+    t.equal(await sys.fsync(fd), 0, 'old is written and committed');
+    const j = jbd2_debug.last!;
+    const listed = () => [...(j.j_running_transaction?.t_inode_list.values() ?? [])]
+      .map((ji) => [(ji.i_vfs_inode as { i_ino: number }).i_ino, ji.i_dirty_start, ji.i_dirty_end]);
+    t.same(listed(), [], 'after the commit no inode waits for one');
+    const stOld = await sys.fstat(fd);
+    if (typeof stOld === 'number') throw new Error(String(stOld));
+    // An overwrite of blocks that exist orders nothing.
+    t.equal(await sys.pwrite64(fd, pattern(8 * KiB, 9), 4 * KiB), 8 * KiB);
+    t.same(listed(), [], 'an overwrite in place adds nothing to the transaction');
+    // New blocks of a new file: their range is ordered.
+    const fresh = pattern(40 * KiB, 11);
+    const fd2 = await sys.open(`${mnt}/new`, O_CREAT | O_RDWR, 0o644);
+    await writeAll(sys, fd2, fresh);
+    const stNew = await sys.fstat(fd2);
+    if (typeof stNew === 'number') throw new Error(String(stNew));
+    t.same(listed(), [[stNew.ino, 0, 40 * KiB - 1]], 'the new file\'s 40 KiB are on the transaction\'s inode list');
+    // A truncate into a block orders the zeroed tail of that block.
+    t.equal(await sys.ftruncate(fd, 10_000), 0);
+    t.same(listed().find((e) => e[0] === stOld.ino), [stOld.ino, 10_000, 12 * KiB - 1], 'a truncate to 10,000 bytes orders the rest of its block');
+    t.equal(await sys.close(fd), 0);
+    t.equal(await sys.close(fd2), 0);
+    t.equal(await sys.sync(), 0);
+    t.same(listed(), [], 'sync committed them');
+    await unmount(t, id);
+    const ck = await e2fsckClean(img);
+    t.ok(ck.clean, 'e2fsck -fn clean', { output: ck.output });
+    await withLoopMount(img, { ro: true }, async (m) => {
+      const want = Buffer.from(old);
+      want.set(pattern(8 * KiB, 9), 4 * KiB);
+      t.ok(Buffer.compare(fs.readFileSync(path.join(m, 'old')), want.subarray(0, 10_000)) === 0, 'old: overwritten, then truncated');
+      t.ok(Buffer.compare(fs.readFileSync(path.join(m, 'new')), Buffer.from(fresh)) === 0, 'new reads back');
     });
   });
 }

@@ -182,6 +182,17 @@ export async function filemap_fdatawait(m: address_space, start = 0, end = Infin
   }
   if (m.wb_err) { m.wb_err = 0; throw err(EIO); }
 }
+/**
+ * filemap_fdatawait_range_keep_errors: wait for writeback of the range; a recorded error
+ * stays for the next fsync to report (jbd2 waits for ordered data this way). True if the
+ * mapping has one.
+ */
+export async function filemap_fdatawait_range_keep_errors(m: address_space, start = 0, end = Infinity): Promise<boolean> {
+  for (const p of dirtyPagesOf(m, start, end)) {
+    if (p.test(PG_writeback)) { get_page(p); await wait_on_page_writeback(p); put_page(p); }
+  }
+  return m.wb_err !== 0;
+}
 export async function filemap_fdatawrite(m: address_space, start = 0, end = Infinity, sync: 'all' | 'none' = 'all'): Promise<void> {
   await do_writepages(m, { sync_mode: sync, nr_to_write: Number.MAX_SAFE_INTEGER, range_start: start, range_end: end });
 }

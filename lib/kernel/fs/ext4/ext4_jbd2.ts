@@ -19,17 +19,18 @@
  */
 import type { Inode, super_block } from '../../include/fs.js';
 import { S_SYNC } from '../../include/fs.js';
+import { S_IFMT, S_IFREG } from '../../include/uapi.js';
 import { err } from '../../include/errno.js';
 import { EIO, EROFS } from '../../include/uapi.js';
 import { brelse, mark_buffer_dirty, sb_bread, sb_getblk, sync_dirty_buffer, type buffer_head } from '../buffer.js';
 import { BH_Dirty, BH_Uptodate } from '../../include/blk.js';
-import { EXT4_SB } from './ext4.js';
+import { EXT4_MOUNT_DATA_FLAGS, EXT4_MOUNT_ORDERED_DATA, EXT4_SB } from './ext4.js';
 import { ext4_error } from './errors.js';
 import type { Journal } from '../jbd2/journal.js';
 import { jbd2_journal_force_commit } from '../jbd2/journal.js';
 import {
   jbd2_journal_block_freed, jbd2_journal_dirty_metadata, jbd2_journal_forget, jbd2_journal_get_create_access,
-  jbd2_journal_get_write_access, jbd2_journal_start, jbd2_journal_stop, jbd2_log_start_commit, type transaction_t,
+  jbd2_journal_get_write_access, jbd2_journal_inode_ranged_write, jbd2_journal_start, jbd2_journal_stop, jbd2_log_start_commit, type transaction_t,
 } from '../jbd2/transaction.js';
 
 /* Handle types (EXT4_HT_*), for messages. */
@@ -133,6 +134,25 @@ export async function ext4_handle_dirty_metadata(handle: handle_t, inode: Inode 
   mark_buffer_dirty(bh);
   handle.h_buffers++;
   if (inode && (inode.i_flags & S_SYNC)) await sync_dirty_buffer(bh);
+}
+
+/**
+ * ext4_should_order_data: a regular file's new blocks are ordered by the journal (data=ordered,
+ * the default). data=writeback orders nothing; data=journal mounts read-only here.
+ */
+export function ext4_should_order_data(inode: Inode): boolean {
+  if (!ext4_journal_writable(inode.i_sb) || (inode.i_mode & S_IFMT) !== S_IFREG) return false;
+  return (EXT4_SB(inode.i_sb).s_mount_opt & EXT4_MOUNT_DATA_FLAGS) === EXT4_MOUNT_ORDERED_DATA;
+}
+
+/**
+ * ext4_jbd2_inode_add_write: bytes [start_byte, start_byte + length) of `inode` were given
+ * blocks (or had blocks zeroed) under `handle`; in data=ordered their data reaches the disk
+ * before the handle's transaction commits (jbd2_journal_inode_ranged_write).
+ */
+export function ext4_jbd2_inode_add_write(handle: handle_t, inode: Inode, start_byte: number, length: number): void {
+  if (!handle.h_journal || !handle.h_transaction || !ext4_should_order_data(inode)) return;
+  jbd2_journal_inode_ranged_write(handle.h_journal, handle, inode, start_byte, length);
 }
 
 /** A block was freed under `handle` (mballoc's ext4_free_blocks): its log copies are revoked. */

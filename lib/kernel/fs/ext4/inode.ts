@@ -29,7 +29,7 @@ import {
 } from '../buffer.js';
 import { BH_Delay, BH_New } from '../../include/blk.js';
 import {
-  clear_page_dirty_for_io, filemap_fdatawait, filemap_fdatawrite, filemap_write_and_wait_range, mark_inode_dirty, set_page_dirty,
+  clear_page_dirty_for_io, filemap_fdatawait, filemap_fdatawait_range_keep_errors, filemap_fdatawrite, filemap_write_and_wait_range, mark_inode_dirty, set_page_dirty,
 } from '../fs-writeback.js';
 import { inode_newsize_ok, setattr_copy, setattr_prepare } from '../attr.js';
 import { current_time } from '../time.js';
@@ -57,7 +57,7 @@ import { ext4_ext_map_blocks, ext4_ext_map_blocks_create, ext4_ext_truncate } fr
 import { ext4_ind_map_blocks, ext4_ind_map_blocks_create, ext4_ind_truncate } from './indirect.js';
 import {
   brelse, EXT4_DATA_TRANS_BLOCKS, ext4_force_commit, EXT4_HT_INODE, EXT4_HT_MAP_BLOCKS, EXT4_HT_TRUNCATE, EXT4_HT_WRITE_PAGE, ext4_handle_dirty_metadata,
-  ext4_journal_get_write_access, ext4_journal_start, ext4_journal_stop, ext4_sb_bread_bh, type handle_t,
+  ext4_journal_get_write_access, ext4_journal_start, ext4_journal_stop, ext4_jbd2_inode_add_write, ext4_sb_bread_bh, type handle_t,
 } from './ext4_jbd2.js';
 import { ext4_free_inode } from './ialloc.js';
 import { ext4_xattr_delete_inode } from './xattr.js';
@@ -306,7 +306,12 @@ export async function ext4_map_blocks_create(handle: handle_t, inode: Ext4Inode,
     const m = inode.i_ext4_flags & EXT4_EXTENTS_FL
       ? await ext4_ext_map_blocks_create(handle, inode, lblk, max, flags)
       : await ext4_ind_map_blocks_create(handle, inode, lblk, max, flags);
-    if (m.isNew) await ext4_mark_inode_dirty(handle, inode);
+    if (m.isNew) {
+      // data=ordered: the data of these blocks goes to the disk before this transaction's commit.
+      const bs = EXT4_SB(inode.i_sb).s_blocksize;
+      ext4_jbd2_inode_add_write(handle, inode, lblk * bs, m.len * bs);
+      await ext4_mark_inode_dirty(handle, inode);
+    }
     return m;
   } finally {
     inode.i_data_sem.upWrite();
@@ -663,15 +668,18 @@ async function ext4_do_writepages(m: address_space, wbc: writeback_control, canM
 
 /**
  * ext4_normal_submit_inode_data_buffers: data=ordered's writeout before a commit — the
- * pages whose blocks exist, written and waited for; delayed pages stay for writeback.
+ * pages of bytes [start, end] whose blocks exist, written and waited for; delayed pages
+ * stay for writeback.
  */
-export async function ext4_normal_submit_inode_data_buffers(inode: Inode): Promise<void> {
+export async function ext4_normal_submit_inode_data_buffers(inode: Inode, start = 0, end = Infinity): Promise<void> {
   const m = inode.i_mapping;
   await m.wb_lock.lock();
   try {
-    await ext4_do_writepages(m, { sync_mode: 'all', nr_to_write: Number.MAX_SAFE_INTEGER, range_start: 0, range_end: Infinity }, false);
+    await ext4_do_writepages(m, { sync_mode: 'all', nr_to_write: Number.MAX_SAFE_INTEGER, range_start: start, range_end: end }, false);
   } finally { m.wb_lock.unlock(); }
-  await filemap_fdatawait(m);
+  // A write error stays on the mapping for fsync; the commit only warns (data_err=ignore).
+  if (await filemap_fdatawait_range_keep_errors(m, start, end))
+    ext4_msg(inode.i_sb, 'KERN_WARNING', `JBD2: Detected IO errors while flushing file data of inode ${inode.i_ino}`);
 }
 
 export const ext4_aops: address_space_operations = {
@@ -871,6 +879,10 @@ export async function ext4_truncate(inode: Ext4Inode): Promise<void> {
       if (inode.i_ext4_flags & EXT4_EXTENTS_FL) await ext4_ext_truncate(handle, inode, first);
       else await ext4_ind_truncate(handle, inode, first);
     } finally { inode.i_data_sem.upWrite(); }
+    // The zeroed tail of the last block reaches the disk before the new size commits
+    // (ext4_block_truncate_page's ext4_jbd2_inode_add_write).
+    const tail = inode.i_size % EXT4_SB(sb).s_blocksize;
+    if (tail) ext4_jbd2_inode_add_write(handle, inode, inode.i_size, EXT4_SB(sb).s_blocksize - tail);
     inode.i_disksize = inode.i_size;
     await ext4_mark_inode_dirty(handle, inode);
   } finally {

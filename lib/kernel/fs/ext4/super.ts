@@ -708,13 +708,14 @@ function ext4_journal_write_ops(sb: super_block): JournalWriteOps {
     async flush() {
       try { await blkdev_issue_flush(bdev); } catch { /* no cache to flush */ }
     },
-    async writeData() {
-      // data=ordered, simply: every inode's dirty pages whose blocks exist, written and
-      // waited for (delayed-allocation pages get their blocks, and are written, by writeback).
-      for (const inode of [...sb.s_inodes.values()]) {
-        // Pages under writeback (started elsewhere) count too: their data must be on the disk.
+    async writeData(jinodes) {
+      // data=ordered: the ranges of the transaction's inodes that got blocks, written and
+      // waited for (ext4_journal_submit_inode_data_buffers + _finish_). Pages under writeback
+      // (started elsewhere) count too: their data must be on the disk.
+      for (const ji of jinodes) {
+        const inode = ji.i_vfs_inode as Inode;
         if (inode.i_state & I_FREEING || !inode.i_mapping.pages.size) continue;
-        try { await ext4_normal_submit_inode_data_buffers(inode); } catch (e) {
+        try { await ext4_normal_submit_inode_data_buffers(inode, ji.i_dirty_start, ji.i_dirty_end); } catch (e) {
           ext4_msg(sb, 'KERN_ERR', `error writing data of inode ${inode.i_ino} before a commit: ${(e as Error).message}`);
         }
       }

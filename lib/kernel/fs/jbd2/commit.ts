@@ -3,8 +3,10 @@
  *
  *  1. T_LOCKED: wait until no handle is inside the transaction (t_updates 0); then, without
  *     sleeping, copy every buffer it dirtied. The next handle starts a new transaction.
- *  2. data=ordered: the file data is written and waited for (ops.writeData) before the
- *     commit block, so committed metadata never points at blocks holding stale data.
+ *  2. data=ordered: the data of the inodes on t_inode_list (the byte ranges the
+ *     transaction's updates gave blocks to) is written and waited for (ops.writeData)
+ *     before the commit block, so committed metadata never points at blocks holding stale
+ *     data. Other dirty pages wait for writeback.
  *  3. The log from the head on: descriptor blocks (tags: block number, flags, checksum;
  *     a copy whose first four bytes are the jbd2 magic is escaped), the copies, revoke
  *     blocks; then a flush and the commit block (time, checksum), then a flush again. With
@@ -132,7 +134,8 @@ async function jbd2_write_transaction(j: Journal, t: transaction_t, snaps: cp_en
   const tid = t.t_tid;
 
   /* data=ordered: the data of this transaction's allocations before its commit block. */
-  await ops.writeData();
+  if (t.t_inode_list.size) await ops.writeData([...t.t_inode_list.values()]);
+  t.t_inode_list.clear();
   t.t_state = T_COMMIT;
 
   const per = tags_per_descriptor(j);

@@ -19,7 +19,7 @@ import { Mutex, wait_queue_head } from '../../kernel/wait.js';
 import { put_bh } from '../buffer.js';
 import { del_timer } from '../../kernel/timer.js';
 import { work_struct, workqueue_struct } from '../../kernel/workqueue.js';
-import type { cp_entry, transaction_t } from './transaction.js';
+import type { cp_entry, jbd2_inode, transaction_t } from './transaction.js';
 import { jbd2_journal_commit_running } from './commit.js';
 import { jbd2_log_do_checkpoint } from './checkpoint.js';
 import { jbd2_journal_scan } from './recovery.js';
@@ -46,8 +46,12 @@ export interface JournalWriteOps {
   readBlocks(pblk: number, n: number): Promise<Uint8Array>;
   /** Make completed writes durable (REQ_PREFLUSH). */
   flush(): Promise<void>;
-  /** data=ordered: write file data and wait for it, before a transaction's commit block. */
-  writeData(): Promise<void>;
+  /**
+   * data=ordered: write the data of the transaction's inodes (t_inode_list, each with the
+   * range its allocations covered) and wait for it, before the commit block
+   * (journal_submit_data_buffers + journal_finish_inode_data_buffers).
+   */
+  writeData(inodes: jbd2_inode[]): Promise<void>;
   /**
    * Before a commit locks the running transaction: updates the filesystem still holds in
    * memory go into it (ext4: dirty in-core inodes, which Linux's ext4_dirty_inode would

@@ -61,6 +61,19 @@ export interface cp_entry {
   cancelled_by: number | null;
 }
 
+/**
+ * struct jbd2_inode: an inode whose file data a transaction must have on the disk before its
+ * commit block (data=ordered) — the byte range its updates allocated blocks for. One per
+ * inode and transaction here (t_inode_list is keyed by the inode), where Linux keeps one
+ * per inode with i_transaction / i_next_transaction.
+ */
+export interface jbd2_inode {
+  readonly i_vfs_inode: object;
+  i_dirty_start: number;
+  /** Last byte of the range (inclusive), as Linux's i_dirty_end. */
+  i_dirty_end: number;
+}
+
 /** transaction_t. */
 export class transaction_t {
   t_state = T_RUNNING;
@@ -71,6 +84,8 @@ export class transaction_t {
   t_outstanding_credits = 0;
   /** Metadata buffers dirtied, by block number (BJ_Metadata). */
   t_buffers = new Map<number, journal_head>();
+  /** Inodes whose new blocks' data goes to the disk before the commit block (t_inode_list). */
+  t_inode_list = new Map<object, jbd2_inode>();
   /** Blocks freed in this transaction (revoke candidates). */
   t_revoke = new Set<number>();
   /** The copies being committed (from the lock on), by block number. */
@@ -155,6 +170,21 @@ export function jbd2_journal_stop(j: Journal, handle: jbd2_handle): void {
   t.t_updates--;
   t.t_outstanding_credits -= handle.h_buffer_credits;
   if (t.t_updates === 0) j.j_wait_updates.wakeUpAll();
+}
+
+/**
+ * jbd2_journal_inode_ranged_write: bytes [start_byte, start_byte + length) of `inode` got
+ * blocks in this handle's update; the transaction's commit writes and waits for that data
+ * first (data=ordered), so that no committed metadata points at blocks holding stale data.
+ */
+export function jbd2_journal_inode_ranged_write(j: Journal, handle: jbd2_handle, inode: object, start_byte: number, length: number): void {
+  const t = handle.h_transaction;
+  if (!t || j.j_aborted || length <= 0) return;
+  const end = start_byte + length - 1;
+  const ji = t.t_inode_list.get(inode);
+  if (!ji) { t.t_inode_list.set(inode, { i_vfs_inode: inode, i_dirty_start: start_byte, i_dirty_end: end }); return; }
+  if (start_byte < ji.i_dirty_start) ji.i_dirty_start = start_byte;
+  if (end > ji.i_dirty_end) ji.i_dirty_end = end;
 }
 
 /** Take the buffer out of writeback: a journalled buffer goes home only from a checkpoint. */
