@@ -14,6 +14,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { format } from 'node:util';
+import v8 from 'node:v8';
 import createDebug from 'debug';
 import type { Sys } from '../kernel/include/sys.js';
 import { EBADMSG, EINVAL, ENODEV, EUCLEAN, MS_RDONLY, O_DIRECTORY, O_RDONLY, strerror } from '../kernel/include/uapi.js';
@@ -175,7 +176,18 @@ function notifySystemd(): void {
 }
 
 /** Foreground run: mounts, serves until stopped, returns the exit status. */
+/**
+ * The daemon's heap: by default V8 lets the heap grow to a few times what was live after the
+ * last full collection before it collects again, and a daemon streaming writes through the
+ * kernel produces short-lived objects (pages, buffers, requests) at a high rate: ~100 MiB
+ * of heap for ~25 MiB live. A growing step of 10% keeps the heap near what is live at no
+ * measurable cost in throughput (measured: 256 MiB written in-process, RSS 221 -> 181 MiB,
+ * time within noise). Daemon only: programs using the library keep their own settings.
+ */
+export const DAEMON_V8_FLAGS = ['--heap-growing-percent=10'];
+
 export async function runDaemon(args: LklfuseArgs): Promise<number> {
+  for (const f of DAEMON_V8_FLAGS) v8.setFlagsFromString(f);
   let opts: LklfuseOptions;
   try {
     opts = parseOptions(args.options);
