@@ -17,8 +17,12 @@ import { makeExtImage, withLoopMount, e2fsckClean } from '../lib/images.js';
 import { run, whyNot } from '../lib/sh.js';
 import { scratchDir } from '../lib/scratch.js';
 import { jbd2_debug } from '../../lib/kernel/fs/jbd2/journal.js';
+import { EXTENT_STATUS_WRITTEN, ext4_es_lookup_extent } from '../../lib/kernel/fs/ext4/extents_status.js';
+import type { Ext4Inode } from '../../lib/kernel/fs/ext4/ext4.js';
+import { truncate_inode_pages } from '../../lib/kernel/mm/filemap.js';
+import { allSupers } from '../../lib/kernel/fs/fs-writeback.js';
 import {
-  startKernel, O_CREAT, O_RDWR, O_WRONLY, SEEK_DATA, SEEK_HOLE, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE,
+  startKernel, O_CREAT, O_RDWR, O_WRONLY, SEEK_DATA, SEEK_HOLE, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, FALLOC_FL_ZERO_RANGE,
   type Kernel, type Sys,
 } from '../../lib/index.js';
 
@@ -203,6 +207,58 @@ if (skip) {
       want.set(pattern(8 * KiB, 9), 4 * KiB);
       t.ok(Buffer.compare(fs.readFileSync(path.join(m, 'old')), want.subarray(0, 10_000)) === 0, 'old: overwritten, then truncated');
       t.ok(Buffer.compare(fs.readFileSync(path.join(m, 'new')), Buffer.from(fresh)) === 0, 'new reads back');
+    });
+  });
+
+  t.test('the extent status cache: lookups after punch, zero range, truncate and rewrite see the tree as it is', async (t) => {
+    const img = await makeExtImage({ type: 'ext4', sizeMiB: 64, blockSize: 4096, path: path.join(dir, 'es.img') });
+    const { id, mnt } = await mount(img);
+    const sys = k.sys;
+    const d = pattern(MiB, 21);
+    const fd = await sys.open(`${mnt}/f`, O_CREAT | O_RDWR, 0o644);
+    await writeAll(sys, fd, d);
+    t.equal(await sys.fsync(fd), 0, 'written back: one extent');
+    const st = await sys.fstat(fd);
+    if (typeof st === 'number') throw new Error(String(st));
+    const inode = [...allSupers]
+      .flatMap((sb) => [...sb.s_inodes.values()]).find((i) => i.i_ino === st.ino && i.i_size === MiB) as Ext4Inode;
+    t.ok(inode, 'the in-core inode');
+    const readAt = async (off: number, len: number) => {
+      const b = new Uint8Array(len);
+      t.equal(await sys.pread64(fd, b, off), len);
+      return b;
+    };
+    // Written back, then the (clean) pages dropped: the next read maps its blocks again.
+    const drop = async () => { t.equal(await sys.fsync(fd), 0); await truncate_inode_pages(inode.i_mapping, 0); };
+    await drop();
+    t.same(await readAt(40 * KiB, 4 * KiB), d.subarray(40 * KiB, 44 * KiB), 'a cold read');
+    const es = ext4_es_lookup_extent(inode, 10);
+    t.ok(es && es.es_lblk === 10 && es.es_len === 246 && es.es_status === EXTENT_STATUS_WRITTEN, 'the extent from the block read to its end is cached', { es });
+    t.equal(await sys.fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 40 * KiB, 64 * KiB), 0, 'punch 64 KiB');
+    t.equal(ext4_es_lookup_extent(inode, 10), null, 'the punch removed the cached extent');
+    await drop();
+    t.same(await readAt(36 * KiB, 72 * KiB), Uint8Array.from([...d.subarray(36 * KiB, 40 * KiB), ...new Uint8Array(64 * KiB), ...d.subarray(104 * KiB, 108 * KiB)]),
+      'the punched range reads as zeros around data');
+    t.equal(await sys.lseek(fd, 40 * KiB, SEEK_DATA), 104 * KiB, 'SEEK_DATA skips the hole');
+    t.equal(await sys.fallocate(fd, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, 200 * KiB, 8 * KiB), 0, 'zero range');
+    await drop();
+    t.same(await readAt(196 * KiB, 16 * KiB), Uint8Array.from([...d.subarray(196 * KiB, 200 * KiB), ...new Uint8Array(8 * KiB), ...d.subarray(208 * KiB, 212 * KiB)]),
+      'the zeroed range reads as zeros (unwritten), its neighbours as data');
+    // Rewrite into the hole: the lookup that said "hole" must not survive the allocation.
+    t.equal(await sys.pwrite64(fd, d.subarray(40 * KiB, 104 * KiB), 40 * KiB), 64 * KiB);
+    t.equal(await sys.ftruncate(fd, 300 * KiB), 0, 'truncate to 300 KiB');
+    t.equal(await sys.ftruncate(fd, 600 * KiB), 0, 'and grow to 600 KiB (a hole past 300)');
+    await drop();
+    const want = Uint8Array.from(d.subarray(0, 600 * KiB));
+    want.fill(0, 200 * KiB, 208 * KiB);
+    want.fill(0, 300 * KiB);
+    t.same(await readAt(0, 600 * KiB), want, 'the whole file as it should be');
+    t.equal(await sys.close(fd), 0);
+    await unmount(t, id);
+    const ck = await e2fsckClean(img);
+    t.ok(ck.clean, 'e2fsck -fn clean', { output: ck.output });
+    await withLoopMount(img, { ro: true }, async (m) => {
+      t.ok(Buffer.compare(fs.readFileSync(path.join(m, 'f')), Buffer.from(want)) === 0, 'the host kernel reads the same bytes');
     });
   });
 }

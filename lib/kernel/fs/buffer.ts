@@ -378,7 +378,7 @@ function removeAssoc(bh: buffer_head): void {
 }
 
 /** mark_buffer_async_write's completion (end_buffer_async_write): page writeback ends with the last buffer. */
-function end_buffer_async_write(bh: buffer_head, uptodate: boolean): void {
+export function end_buffer_async_write(bh: buffer_head, uptodate: boolean): void {
   const page = bh.b_page;
   if (uptodate) bh.set(BH_Uptodate);
   else {
@@ -681,7 +681,7 @@ export async function block_write_begin(m: address_space, pos: number, len: numb
   // is uptodate, and writeback zeroes what lies past EOF.
   const page = await find_or_create_page(m, Math.floor(pos / PAGE_SIZE), false);
   try {
-    await wait_on_page_writeback(page);
+    if (page.test(PG_writeback)) await wait_on_page_writeback(page);
     await block_prepare_write(page, pos % PAGE_SIZE, (pos % PAGE_SIZE) + len, toMapper(getBlock));
   } catch (e) {
     unlock_page(page);
@@ -699,7 +699,9 @@ export async function block_prepare_write(page: Page, from: number, to: number, 
   const bhs = page_buffers(page) ?? create_empty_buffers(page, blocksize);
   const uptodate = page.test(PG_uptodate);
   const touched = (i: number) => i * blocksize < to && (i + 1) * blocksize > from;
-  await mapPageBuffers(inode, page, bhs, mapper, true, touched);
+  let unmapped = false;
+  for (let i = 0; i < bhs.length && !unmapped; i++) unmapped = touched(i) && !bhs[i]!.test(BH_Mapped);
+  if (unmapped) await mapPageBuffers(inode, page, bhs, mapper, true, touched);
   const toRead: buffer_head[] = [];
   for (let i = 0; i < bhs.length; i++) {
     const bh = bhs[i]!;

@@ -132,6 +132,12 @@ export class rw_semaphore {
     while (this.writer !== null || this.writersWaiting > 0) await sleepOn(this.wq);
     this.readers++;
   }
+  /** down_read_trylock: take it for reading if that needs no wait. */
+  tryDownRead(): boolean {
+    if (this.writer !== null || this.writersWaiting > 0) return false;
+    this.readers++;
+    return true;
+  }
   upRead(): void {
     if (--this.readers === 0) this.wq.wakeUpAll();
   }

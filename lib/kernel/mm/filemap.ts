@@ -191,14 +191,14 @@ export async function find_or_create_page(m: address_space, index: number, zero 
   for (;;) {
     const p = find_get_page(m, index);
     if (p) {
-      await lock_page(p);
+      if (!trylock_page(p)) await lock_page(p);
       if (p.mapping === m && m.pages.get(index) === p) return p;
       // Truncated while we slept: try again.
       unlock_page(p);
       put_page(p);
       continue;
     }
-    const np = await allocCachePage(zero);
+    const np = alloc_page(zero) ?? await allocCachePage(zero);
     if (m.pages.has(index)) { put_page(np); continue; } // raced while allocating
     add_to_page_cache_lru(m, np, index);
     get_page(np);

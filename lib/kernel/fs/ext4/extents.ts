@@ -39,6 +39,7 @@ import {
 import { EXT4_GET_BLOCKS_DELALLOC_RESERVE, EXT4_SB, type Ext4Inode } from './ext4.js';
 import { ext4_csum_error, ext4_error } from './errors.js';
 import { ext4_block_valid, ext4_sb_bread } from './block_validity.js';
+import { ext4_es_remove_extent } from './extents_status.js';
 
 /** EXT_MAX_BLOCKS: logical block numbers are 32-bit. */
 export const EXT_MAX_BLOCKS = 0xffffffff;
@@ -551,6 +552,7 @@ export async function ext4_fallocate(file: File, mode: number, offset: number, l
         const handle = ext4_journal_start(inode, EXT4_HT_TRUNCATE, EXT4_DATA_TRANS_BLOCKS);
         try {
           await inode.i_data_sem.downWrite();
+          ext4_es_remove_extent(inode);
           try {
             if (extents) await ext4_ext_remove_space(handle, inode, firstFull, lastFull);
             else await ext4_ind_remove_space(handle, inode, firstFull, lastFull);
@@ -567,6 +569,7 @@ export async function ext4_fallocate(file: File, mode: number, offset: number, l
   try {
     if (!(mode & FALLOC_FL_PUNCH_HOLE)) {
       await inode.i_data_sem.downWrite();
+      ext4_es_remove_extent(inode);
       try {
         await ext4_alloc_file_blocks(handle, inode, Math.floor(offset / bs), Math.ceil(end / bs));
       } finally { inode.i_data_sem.upWrite(); }

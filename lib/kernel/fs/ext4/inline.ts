@@ -28,6 +28,7 @@ import {
 } from './ext4_jbd2.js';
 // inode.ts imports this file too: only its functions are used, at call time.
 import { ext4_map_blocks_create, ext4_mark_inode_dirty } from './inode.js';
+import { ext4_es_remove_extent } from './extents_status.js';
 
 /** ext4_find_inline_data_nolock: locate system.data; i_inline_off/size describe it. */
 export async function ext4_find_inline_data(inode: Ext4Inode): Promise<void> {
@@ -121,6 +122,7 @@ export async function ext4_convert_inline_data(inode: Ext4Inode): Promise<void> 
   const handle = ext4_journal_start(inode, EXT4_HT_INODE, EXT4_DATA_TRANS_BLOCKS);
   try {
     await inode.i_data_sem.downWrite();
+    ext4_es_remove_extent(inode);
     try {
       if (!(inode.i_ext4_flags & EXT4_INLINE_DATA_FL)) return;
       await ext4_destroy_inline_data(handle, inode);
@@ -170,6 +172,7 @@ export async function ext4_convert_inline_dir(dir: Ext4Inode): Promise<void> {
   const handle = ext4_journal_start(dir, EXT4_HT_DIR, EXT4_DATA_TRANS_BLOCKS);
   try {
     await dir.i_data_sem.downWrite();
+    ext4_es_remove_extent(dir);
     try {
       if (!(dir.i_ext4_flags & EXT4_INLINE_DATA_FL)) return;
       await ext4_destroy_inline_data(handle, dir);

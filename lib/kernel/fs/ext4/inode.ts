@@ -23,6 +23,11 @@ import {
   wait_on_page_writeback,
 } from '../../mm/filemap.js';
 import { dirty_pages_in_range, mpage_readahead, mpage_read_folio } from '../mpage.js';
+import { ext4_bio_write_folio, ext4_io_submit, ext4_io_submit_init, ext4_page_buffers_mapped } from './page-io.js';
+import {
+  EXTENT_STATUS_HOLE, EXTENT_STATUS_UNWRITTEN, EXTENT_STATUS_WRITTEN, ext4_es_insert_extent, ext4_es_lookup_extent,
+  ext4_es_remove_extent, type extent_status,
+} from './extents_status.js';
 import {
   asMapper, block_commit_write, block_invalidate_folio, block_truncate_page, block_write_begin, block_write_full_page,
   clean_bdev_aliases, page_buffers, sync_dirty_buffer, try_to_free_buffers, type BlockMapper, type buffer_head,
@@ -53,7 +58,7 @@ import {
 import { ext4_csum_error, ext4_error, ext4_check_shutdown, ext4_msg } from './errors.js';
 import { ext4_claim_free_clusters } from './mballoc.js';
 import { ext4_block_valid, ext4_sb_bread } from './block_validity.js';
-import { ext4_ext_map_blocks, ext4_ext_map_blocks_create, ext4_ext_truncate } from './extents.js';
+import { EXT_MAX_BLOCKS, ext4_ext_map_blocks, ext4_ext_map_blocks_create, ext4_ext_truncate } from './extents.js';
 import { ext4_ind_map_blocks, ext4_ind_map_blocks_create, ext4_ind_truncate } from './indirect.js';
 import {
   brelse, EXT4_DATA_TRANS_BLOCKS, ext4_force_commit, EXT4_HT_INODE, EXT4_HT_MAP_BLOCKS, EXT4_HT_TRUNCATE, EXT4_HT_WRITE_PAGE, ext4_handle_dirty_metadata,
@@ -266,13 +271,29 @@ export function ext4_inode_is_fast_symlink(inode: Ext4Inode): boolean {
 export async function ext4_map_blocks(inode: Ext4Inode, lblk: number, max: number): Promise<MappedBlock> {
   ext4_check_shutdown(inode.i_sb);
   if (inode.i_ext4_flags & EXT4_INLINE_DATA_FL) return { pblk: 0, len: Math.max(1, max) };
-  await inode.i_data_sem.downRead();
+  const extents = (inode.i_ext4_flags & EXT4_EXTENTS_FL) !== 0;
+  if (extents) {
+    const es = ext4_es_lookup_extent(inode, lblk);
+    if (es) return es_to_map(es, lblk, max);
+  }
+  if (!inode.i_data_sem.tryDownRead()) await inode.i_data_sem.downRead();
   try {
-    if (inode.i_ext4_flags & EXT4_EXTENTS_FL) return await ext4_ext_map_blocks(inode, lblk, max);
-    return await ext4_ind_map_blocks(inode, lblk, max);
+    if (!extents) return await ext4_ind_map_blocks(inode, lblk, max);
+    // The whole extent (or hole) is looked up and cached: the next blocks come from the cache.
+    const m = await ext4_ext_map_blocks(inode, lblk, EXT_MAX_BLOCKS - lblk);
+    ext4_es_insert_extent(inode, lblk, m.len, m.pblk,
+      !m.pblk ? EXTENT_STATUS_HOLE : m.unwritten ? EXTENT_STATUS_UNWRITTEN : EXTENT_STATUS_WRITTEN);
+    return { pblk: m.pblk, len: Math.max(1, Math.min(max, m.len)), unwritten: m.unwritten };
   } finally {
     inode.i_data_sem.upRead();
   }
+}
+
+function es_to_map(es: extent_status, lblk: number, max: number): MappedBlock {
+  const off = lblk - es.es_lblk;
+  const len = Math.max(1, Math.min(max, es.es_len - off));
+  if (es.es_status & EXTENT_STATUS_HOLE) return { pblk: 0, len };
+  return { pblk: es.es_pblk + off, len, unwritten: (es.es_status & EXTENT_STATUS_UNWRITTEN) !== 0 };
 }
 
 /**
@@ -302,6 +323,7 @@ export async function ext4_get_block(inode: Inode, iblock: number, maxBlocks: nu
 export async function ext4_map_blocks_create(handle: handle_t, inode: Ext4Inode, lblk: number, max: number, flags = EXT4_GET_BLOCKS_CREATE): Promise<MappedBlock> {
   if (inode.i_ext4_flags & EXT4_INLINE_DATA_FL) throw err(EROFS);
   await inode.i_data_sem.downWrite();
+  ext4_es_remove_extent(inode);
   try {
     const m = inode.i_ext4_flags & EXT4_EXTENTS_FL
       ? await ext4_ext_map_blocks_create(handle, inode, lblk, max, flags)
@@ -623,45 +645,59 @@ function page_has_delayed(p: Page): boolean {
 async function ext4_do_writepages(m: address_space, wbc: writeback_control, canMap: boolean): Promise<void> {
   const inode = EXT4_I(m.host);
   const pages = dirty_pages_in_range(m, wbc);
-  const perPage = PAGE_SIZE / EXT4_SB(inode.i_sb).s_blocksize;
+  const blocksize = EXT4_SB(inode.i_sb).s_blocksize;
+  const perPage = PAGE_SIZE / blocksize;
+  const io = ext4_io_submit_init(wbc);
   let error: unknown = null;
-  for (let i = 0; i < pages.length && wbc.nr_to_write > 0;) {
-    /* lock a batch of consecutive dirty pages */
-    const batch: Page[] = [];
-    for (; i < pages.length && batch.length * perPage < MAX_WRITEPAGES_EXTENT_LEN; i++) {
-      const p = pages[i]!;
-      if (batch.length && p.index !== batch[batch.length - 1]!.index + 1) break;
-      get_page(p);
-      if (wbc.sync_mode === 'none') {
-        if (!trylock_page(p)) { put_page(p); if (batch.length) { i++; break; } continue; }
-      } else await lock_page(p);
-      if (p.mapping !== m || !p.test(PG_dirty) || (p.test(PG_writeback) && wbc.sync_mode === 'none')) {
-        unlock_page(p); put_page(p);
-        if (batch.length) { i++; break; }
-        continue;
+  try {
+    for (let i = 0; i < pages.length && wbc.nr_to_write > 0;) {
+      /* lock a batch of consecutive dirty pages */
+      const batch: Page[] = [];
+      for (; i < pages.length && batch.length * perPage < MAX_WRITEPAGES_EXTENT_LEN; i++) {
+        const p = pages[i]!;
+        if (batch.length && p.index !== batch[batch.length - 1]!.index + 1) break;
+        get_page(p);
+        if (wbc.sync_mode === 'none') {
+          if (!trylock_page(p)) { put_page(p); if (batch.length) { i++; break; } continue; }
+        } else await lock_page(p);
+        if (p.mapping !== m || !p.test(PG_dirty) || (p.test(PG_writeback) && wbc.sync_mode === 'none')) {
+          unlock_page(p); put_page(p);
+          if (batch.length) { i++; break; }
+          continue;
+        }
+        if (p.test(PG_writeback)) await wait_on_page_writeback(p);
+        batch.push(p);
       }
-      if (p.test(PG_writeback)) await wait_on_page_writeback(p);
-      batch.push(p);
-    }
-    if (!batch.length) continue;
-    if (canMap && batch.some(page_has_delayed)) {
-      try {
-        await mpage_map_delayed(inode, batch);
-      } catch (e) {
-        const errno = (e as { errno?: number }).errno ?? EIO;
-        ext4_msg(inode.i_sb, 'KERN_CRIT', `Delayed block allocation failed for inode ${inode.i_ino} at logical offset ${batch[0]!.index * perPage} with max blocks ${batch.length * perPage} with error ${errno}`);
-        m.wb_err = errno;
-        error ??= e;
+      if (!batch.length) continue;
+      if (canMap && batch.some(page_has_delayed)) {
+        try {
+          await mpage_map_delayed(inode, batch);
+        } catch (e) {
+          const errno = (e as { errno?: number }).errno ?? EIO;
+          ext4_msg(inode.i_sb, 'KERN_CRIT', `Delayed block allocation failed for inode ${inode.i_ino} at logical offset ${batch[0]!.index * perPage} with max blocks ${batch.length * perPage} with error ${errno}`);
+          m.wb_err = errno;
+          error ??= e;
+        }
       }
+      for (const p of batch) {
+        try {
+          if (page_has_delayed(p)) { unlock_page(p); continue; }   /* stays dirty for a writeback that may map */
+          if (!clear_page_dirty_for_io(p)) { unlock_page(p); continue; }
+          try {
+            // Pages whose dirty buffers all have blocks join the bio being built (page-io.ts);
+            // others (buffers still to map) go the generic way.
+            if (ext4_page_buffers_mapped(p, blocksize)) await ext4_bio_write_folio(io, inode, p);
+            else await block_write_full_page(p, ext4_get_block, wbc);
+          } catch (e) { error ??= e; }
+          wbc.nr_to_write--;
+        } finally { put_page(p); }
+      }
+      // Submitted before the next batch's pages are locked: a task holding one of them may
+      // be waiting for the writeback of a page in this bio.
+      await ext4_io_submit(io);
     }
-    for (const p of batch) {
-      try {
-        if (page_has_delayed(p)) { unlock_page(p); continue; }   /* stays dirty for a writeback that may map */
-        if (!clear_page_dirty_for_io(p)) { unlock_page(p); continue; }
-        try { await block_write_full_page(p, ext4_get_block, wbc); } catch (e) { error ??= e; }
-        wbc.nr_to_write--;
-      } finally { put_page(p); }
-    }
+  } finally {
+    await ext4_io_submit(io);
   }
   if (error) throw error;
 }
@@ -875,6 +911,7 @@ export async function ext4_truncate(inode: Ext4Inode): Promise<void> {
   const handle = ext4_journal_start(inode, EXT4_HT_TRUNCATE, EXT4_DATA_TRANS_BLOCKS);
   try {
     await inode.i_data_sem.downWrite();
+    ext4_es_remove_extent(inode);
     try {
       if (inode.i_ext4_flags & EXT4_EXTENTS_FL) await ext4_ext_truncate(handle, inode, first);
       else await ext4_ind_truncate(handle, inode, first);
@@ -956,6 +993,7 @@ export async function ext4_evict_inode(inode: Inode): Promise<void> {
       /* inline data lives in the inode: nothing to free */
     } else if (!((inode.i_mode & S_IFMT) === S_IFLNK && ext4_inode_is_fast_symlink(ei)) && ext4_has_blocks(ei)) {
       await ei.i_data_sem.downWrite();
+      ext4_es_remove_extent(ei);
       try {
         if (ei.i_ext4_flags & EXT4_EXTENTS_FL) await ext4_ext_truncate(handle, ei, 0);
         else await ext4_ind_truncate(handle, ei, 0);
