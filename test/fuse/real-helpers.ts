@@ -121,12 +121,20 @@ export function sha256File(f: string): string {
   return crypto.createHash('sha256').update(fs.readFileSync(f)).digest('hex');
 }
 
+/**
+ * How the tests start node for lklfuse: through `env -u NODE_OPTIONS`, because tap's
+ * @tapjs/processinfo puts its --import into the NODE_OPTIONS of every child it sees spawned
+ * (whatever env the spawn gives), which adds ~50-80 MiB and start-up time to each daemon.
+ * The daemon then runs as a user runs it; env execs node, so the pid is the daemon's.
+ */
+export const NODE_CMD = ['env', ['-u', 'NODE_OPTIONS', process.execPath]] as const;
+
 export interface RunResult { status: number | null; stdout: string; stderr: string }
 
 /** Runs lklfuse to completion (background mode returns once the mount is live). */
 export function lklfuse(args: string[], env: NodeJS.ProcessEnv = {}): Promise<RunResult> {
   return new Promise((resolve) => {
-    const c = spawn(process.execPath, [BIN, ...args, ...transportArgs()], { env: realEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
+    const c = spawn(NODE_CMD[0], [...NODE_CMD[1], BIN, ...args, ...transportArgs()], { env: realEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '', stderr = '';
     c.stdout.on('data', (d: Buffer) => { stdout += d; });
     c.stderr.on('data', (d: Buffer) => { stderr += d; });
@@ -143,7 +151,7 @@ export interface Daemon {
 
 /** Starts lklfuse in the foreground (-f) as our child and waits until the mount is live. */
 export async function startForeground(image: string, mnt: string, args: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<Daemon> {
-  const child = spawn(process.execPath, [BIN, image, mnt, '-f', ...args, ...transportArgs()], { env: realEnv(env), stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(NODE_CMD[0], [...NODE_CMD[1], BIN, image, mnt, '-f', ...args, ...transportArgs()], { env: realEnv(env), stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
   child.stderr!.on('data', (d: Buffer) => { err += d; });
   const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
