@@ -62,6 +62,9 @@ export const EXT4_INLINE_DOTDOT_OFFSET = 2, EXT4_INLINE_DOTDOT_SIZE = 4;
 export type Ext4Flavour = 'ext2' | 'ext3' | 'ext4';
 
 /** struct ext4_sb_info (the parts the read side uses; the write side adds to it). */
+/** Inode-table blocks read ahead by default (EXT4_DEF_INODE_READAHEAD_BLKS). */
+export const EXT4_DEF_INODE_READAHEAD_BLKS = 32;
+
 export class ext4_sb_info {
   /** Decoded on-disk superblock (s_es) and its raw 1024 bytes (buffer of s_sbh). */
   s_es!: Ext4SuperBlock;
@@ -102,6 +105,8 @@ export class ext4_sb_info {
   s_mount_opt2 = 0;
   s_mount_flags = 0;
   s_commit_interval = JBD2_DEFAULT_MAX_COMMIT_AGE;
+  /** inode_readahead_blks=: inode-table blocks read together when one is not cached (0: none). */
+  s_inode_readahead_blks = EXT4_DEF_INODE_READAHEAD_BLKS;
   s_resuid = 0;
   s_resgid = 0;
   /** s_state as mounted (EXT4_VALID_FS / EXT4_ERROR_FS). */
@@ -122,6 +127,8 @@ export class ext4_sb_info {
    * rewrites (delete it here) or set it after computing the new checksum.
    */
   s_dirblock_verified: Set<number> = new Set();
+  /** Extent-tree blocks whose checksum was verified (buffer_verified): not verified again on every lookup. */
+  s_extent_block_verified: Set<number> = new Set();
   /** Bitmap blocks whose checksum was verified (BH_Verified) or that were initialised here. */
   s_bitmap_verified: Set<number> = new Set();
   s_bitmap_inited: Set<number> = new Set();

@@ -58,8 +58,11 @@ function ext4_ext_check_node(inode: Ext4Inode, buf: Uint8Array, off: number, dep
     throw ext4_error(sb, 'ext4_ext_check_inode', `pblk ${blk} bad header/extent: ${why} - magic ${h.eh_magic.toString(16)}, entries ${h.eh_entries}, max ${h.eh_max}(${max}), depth ${h.eh_depth}(${depth})`,
       { ino: inode.i_ino });
   }
-  if (blk !== 0 && sbi.s_csum?.metadata_csum && !ext4_extent_block_csum_verify(sbi.s_csum, inode.i_csum_seed, buf, off))
-    throw ext4_csum_error(sb, 'ext4_ext_check_inode', `pblk ${blk} extent tree (at level ${depth}) could not be verified: invalid checksum`, { ino: inode.i_ino });
+  if (blk !== 0 && sbi.s_csum?.metadata_csum && !sbi.s_extent_block_verified.has(blk)) {
+    if (!ext4_extent_block_csum_verify(sbi.s_csum, inode.i_csum_seed, buf, off))
+      throw ext4_csum_error(sb, 'ext4_ext_check_inode', `pblk ${blk} extent tree (at level ${depth}) could not be verified: invalid checksum`, { ino: inode.i_ino });
+    sbi.s_extent_block_verified.add(blk);
+  }
 }
 
 /** Root depth, validated (ext4_ext_check_inode). */

@@ -30,9 +30,9 @@ import {
 } from './extents_status.js';
 import {
   asMapper, block_commit_write, block_invalidate_folio, block_truncate_page, block_write_begin, block_write_full_page,
-  clean_bdev_aliases, page_buffers, sync_dirty_buffer, try_to_free_buffers, type BlockMapper, type buffer_head,
+  clean_bdev_aliases, page_buffers, sb_breadahead, sb_getblk, sync_dirty_buffer, try_to_free_buffers, type BlockMapper, type buffer_head,
 } from '../buffer.js';
-import { BH_Delay, BH_New } from '../../include/blk.js';
+import { BH_Delay, BH_New, BH_Uptodate } from '../../include/blk.js';
 import {
   clear_page_dirty_for_io, filemap_fdatawait, filemap_fdatawait_range_keep_errors, filemap_fdatawrite, filemap_write_and_wait_range, mark_inode_dirty, set_page_dirty,
 } from '../fs-writeback.js';
@@ -45,7 +45,7 @@ import {
   EXT4_IMMUTABLE_FL, EXT4_INLINE_DATA_FL, EXT4_INODE_OFF, EXT4_JOURNAL_INO, EXT4_ROOT_INO,
   EXT4_NODUMP_FL, EXT4_COMPR_FL, EXT4_VERITY_FL, EXT4_DAX_FL, ext4_fits_in_inode,
   ext4_inode_blocks, ext4_inode_check_extra_isize, ext4_inode_decode, ext4_inode_file_acl,
-  ext4_inode_get_time, ext4_inode_gid, ext4_inode_projid, ext4_inode_table, ext4_inode_uid,
+  ext4_inode_get_time, ext4_inode_gid, ext4_inode_projid, ext4_inode_table, ext4_inode_uid, ext4_itable_unused_count,
   ext4_isize, le32, EXT4_GOOD_OLD_INODE_SIZE, put_le16, put_le32, ext4_inode_uid_set, ext4_inode_gid_set,
   ext4_isize_set, ext4_inode_blocks_set, ext4_inode_file_acl_set, ext4_inode_set_time, ext4_inode_encode,
 } from './layout.js';
@@ -58,6 +58,7 @@ import {
 import { ext4_csum_error, ext4_error, ext4_check_shutdown, ext4_msg } from './errors.js';
 import { ext4_claim_free_clusters } from './mballoc.js';
 import { ext4_block_valid, ext4_sb_bread } from './block_validity.js';
+import { ext4_has_group_desc_csum } from './balloc.js';
 import { EXT_MAX_BLOCKS, ext4_ext_map_blocks, ext4_ext_map_blocks_create, ext4_ext_truncate } from './extents.js';
 import { ext4_ind_map_blocks, ext4_ind_map_blocks_create, ext4_ind_truncate } from './indirect.js';
 import {
@@ -94,12 +95,38 @@ export function ext4_inode_loc(sb: super_block, ino: number): { block: number; o
   return { block: table + Math.floor(byteOff / sbi.s_blocksize), offset: byteOff % sbi.s_blocksize, group };
 }
 
+/**
+ * __ext4_get_inode_loc's read-ahead: when the inode-table block is not cached, start reading
+ * the inode_readahead_blks-aligned window of the table around it (up to the last block with
+ * inodes in use), so that a directory's inodes come in a few large reads instead of one
+ * read per block (a cold `ls -l` or `stat *`). The blocks go in as bdev buffers; the caller
+ * then reads the one it needs.
+ */
+async function ext4_inode_table_readahead(sb: super_block, block: number, group: number): Promise<void> {
+  const sbi = EXT4_SB(sb);
+  const ra = sbi.s_inode_readahead_blks;
+  if (ra <= 1 || !sb.s_bdev || sb.s_blocksize !== sbi.s_blocksize || sbi.s_blocksize > PAGE_SIZE || sbi.s_overlay.has(block)) return;
+  const first = await sb_getblk(sb, block);
+  const cached = first.test(BH_Uptodate);
+  brelse(first);
+  if (cached) return;
+  const gd = sbi.s_group_desc[group]!;
+  const table = ext4_inode_table(gd);
+  let used = sbi.s_inodes_per_group;
+  if (ext4_has_group_desc_csum(sbi)) used -= ext4_itable_unused_count(gd);
+  const end = Math.min(table + Math.ceil(used / sbi.s_inodes_per_block), block - (block % ra) + ra);
+  for (let b = Math.max(table, block - (block % ra)); b < end; b++) {
+    if (b !== block && ext4_block_valid(sb, b)) await sb_breadahead(sb, b);
+  }
+}
+
 /** The raw on-disk inode bytes (a copy). */
 export async function ext4_read_raw_inode(sb: super_block, ino: number, func = 'ext4_get_inode_loc'): Promise<{ raw: Uint8Array; block: number; offset: number }> {
   const sbi = EXT4_SB(sb);
   const loc = ext4_inode_loc(sb, ino);
   if (!ext4_block_valid(sb, loc.block))
     throw ext4_error(sb, func, `Invalid inode table block ${loc.block} in block_group ${loc.group}`, { ino });
+  await ext4_inode_table_readahead(sb, loc.block, loc.group);
   const buf = await ext4_sb_bread(sb, loc.block, func, ino);
   return { raw: buf.slice(loc.offset, loc.offset + sbi.s_inode_size), block: loc.block, offset: loc.offset };
 }

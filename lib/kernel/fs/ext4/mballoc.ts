@@ -179,6 +179,11 @@ export async function ext4_free_blocks(handle: handle_t, _inode: Inode | null, b
   if (block < sbi.s_first_data_block || block + count > sbi.s_blocks_count)
     throw ext4_error(sb, 'ext4_free_blocks', `Freeing blocks not in datazone - block = ${block}, count = ${count}`);
   if (sb.s_bdev) clean_bdev_aliases(sb.s_bdev, block, count, sbi.s_blocksize);
+  // A freed block's checksum is checked again if it is ever read as metadata again.
+  for (const set of [sbi.s_extent_block_verified, sbi.s_dirblock_verified]) {
+    if (set.size > count) { for (let b = block; b < block + count; b++) set.delete(b); }
+    else for (const b of set) if (b >= block && b < block + count) set.delete(b);
+  }
   let blk = block, left = count;
   while (left > 0) {
     const { group, offset } = ext4_get_group_no_and_offset(sbi, blk);

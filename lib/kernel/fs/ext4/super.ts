@@ -148,6 +148,12 @@ export function ext4_parse_options(sb: super_block, sbi: ext4_sb_info, data: str
         else bad(`Unrecognized mount option "${opt}" or missing value`);
         break;
       case 'commit': { const n = num(); sbi.s_commit_interval = n === 0 ? 5 : n; break; }
+      case 'inode_readahead_blks': {
+        const n = num();
+        if (n !== 0 && (n > 2 ** 30 || 2 ** Math.round(Math.log2(n)) !== n)) bad('EXT4-fs: inode_readahead_blks must be 0 or a power of 2 smaller than 2^31');
+        sbi.s_inode_readahead_blks = n;
+        break;
+      }
       case 'journal_checksum': o.journalChecksum = true; sbi.s_mount_opt2 |= EXT4_MOUNT2_JOURNAL_CHECKSUM; break;
       case 'nojournal_checksum': o.journalChecksum = false; sbi.s_mount_opt2 &= ~EXT4_MOUNT2_JOURNAL_CHECKSUM; break;
       case 'journal_async_commit': sbi.s_mount_opt2 |= EXT4_MOUNT2_JOURNAL_ASYNC_COMMIT | EXT4_MOUNT2_JOURNAL_CHECKSUM; break;
@@ -180,7 +186,7 @@ export function ext4_parse_options(sb: super_block, sbi: ext4_sb_info, data: str
       case 'nogrpid': case 'sysvgroups': case 'oldalloc': case 'orlov': case 'nombcache': case 'no_mbcache':
       case 'prefetch_block_bitmaps': case 'no_prefetch_block_bitmaps': case 'dioread_nolock': case 'dioread_lock':
       case 'nodev': case 'nosuid': case 'noexec': case 'dev': case 'suid': case 'exec': case 'sync': case 'async':
-      case 'mb_optimize_scan': case 'inode_readahead_blks': case 'auto': case 'noauto': case 'defaults':
+      case 'mb_optimize_scan': case 'auto': case 'noauto': case 'defaults':
       case 'abort': case 'nojournal_async_commit': case 'jqfmt': case 'discard_max':
         break;
       default:
