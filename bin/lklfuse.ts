@@ -53,8 +53,9 @@ const OPTIONS_HELP = `Options for -o (comma-separated; repeat -o as you like; "\
                                       every request as the daemon's user, no one-sided
                                       time updates, no fallocate/lseek/copy_file_range
                        flock and fcntl locks are kept by the host kernel on either
-  noreaddirplus        kernel transport: no READDIRPLUS (faster names-only listings of
-                       cold directories, slower ls -l / find / cp -r)
+  noreaddirplus        kernel transport: no READDIRPLUS at all (by default a directory's
+                       first read gets names only, later reads the host marks as
+                       followed by stat get full entries)
   entry_timeout=S      seconds the host may cache names (default 1)
   attr_timeout=S       seconds the host may cache attributes (default 1)
   hard_remove          libfuse's hard_remove (unlinked open files then stop being readable;
