@@ -3,18 +3,21 @@
  * mpage_read_folio for reads, mpage_writepages for writeback. Block mapping goes through
  * the filesystem's get_block (buffer.ts has the buffer-head side and falls back there).
  */
-import { BLK_STS_OK, REQ_OP_READ, SECTOR_SIZE, type Bio, type GetBlock } from '../include/blk.js';
+import {
+  BH_Delay, BH_Dirty, BH_Lock, BH_Mapped, BH_New, BH_Unwritten, BH_Uptodate, BH_Write_EIO, BLK_STS_OK, REQ_OP_READ,
+  REQ_OP_WRITE, REQ_SYNC, SECTOR_SIZE, type Bio, type GetBlock,
+} from '../include/blk.js';
 import type { address_space, writeback_control } from '../include/fs.js';
 import {
-  PAGE_SHIFT, PAGE_SIZE, PG_dirty, PG_locked, PG_writeback, get_page, put_page, type Page,
+  PAGE_SHIFT, PAGE_SIZE, PG_dirty, PG_locked, PG_uptodate, PG_writeback, get_page, put_page, type Page,
 } from '../mm/page_alloc.js';
 import {
-  end_page_read, lock_page, trylock_page, unlock_page, wait_on_page_writeback,
+  end_page_read, end_page_writeback, lock_page, set_page_writeback, trylock_page, unlock_page, wait_on_page_writeback,
 } from '../mm/filemap.js';
 import { clear_page_dirty_for_io } from './fs-writeback.js';
 import { bio_add_page, bio_alloc, submit_bio } from '../block/bio.js';
 import {
-  type BlockMap, type BlockMapper, block_read_full_folio, block_write_full_page, debug, inodeOf,
+  type BlockMap, type BlockMapper, block_read_full_folio, block_write_full_page, clean_bdev_aliases, debug, inodeOf,
   page_buffers, toMapper,
 } from './buffer.js';
 
@@ -119,30 +122,115 @@ export function dirty_pages_in_range(m: address_space, wbc: writeback_control): 
     .sort((a, b) => a.index - b.index);
 }
 
+/** mpage_data's write side: the bio being built and the block that would continue it. */
+interface MpageWriteState {
+  bio: Bio | null;
+  last_block_in_bio: number;
+}
+
+/** mpage_write_end_io: every page of the bio is written (or failed). IRQ context. */
+function mpage_write_end_io(bio: Bio): void {
+  const failed = bio.bi_status !== BLK_STS_OK;
+  for (const v of bio.bi_io_vec) {
+    const bhs = page_buffers(v.page);
+    if (bhs) for (const bh of bhs) { if (failed) { bh.set(BH_Write_EIO); bh.clear(BH_Uptodate); } }
+    end_page_writeback(v.page, failed);
+  }
+}
+
 /**
- * mpage_writepages (in effect): hand every dirty page in the range to block_write_full_page,
- * in index order. The request queue merges the per-buffer bios of consecutive blocks into
- * large requests (they queue up until this thread sleeps), which is what mpage's one big
- * bio buys in Linux.
+ * __mpage_writepage: a locked page whose dirty bit was cleared for I/O goes into the bio
+ * being built as one whole-page segment when it is simple — wholly inside i_size, every
+ * buffer dirty, uptodate and mapped, the blocks consecutive on the disk. Anything else
+ * ("confused") is written by block_write_full_page, buffer by buffer. Returns false when
+ * the page was not taken (the caller falls back).
+ */
+async function __mpage_writepage(st: MpageWriteState, page: Page, wbc: writeback_control, mapper: BlockMapper): Promise<boolean> {
+  const inode = inodeOf(page);
+  if ((page.index + 1) * PAGE_SIZE > inode.i_size) return false;
+  const bits = inode.i_blkbits;
+  const blocksize = 1 << bits;
+  const perPage = PAGE_SIZE / blocksize;
+  const bhs = page_buffers(page);
+  let first: number;
+  if (bhs) {
+    if (bhs[0]!.b_size !== blocksize) return false;
+    first = bhs[0]!.b_blocknr;
+    for (let i = 0; i < bhs.length; i++) {
+      const bh = bhs[i]!;
+      if ((bh.b_state & (BH_Mapped | BH_Dirty | BH_Uptodate)) !== (BH_Mapped | BH_Dirty | BH_Uptodate) ||
+        bh.b_state & (BH_Delay | BH_Unwritten | BH_Lock) || bh.b_blocknr !== first + i) return false;
+    }
+  } else {
+    /* a page without buffers (written whole, nobh): map its blocks, one run for the page */
+    if (!page.test(PG_uptodate)) return false;
+    const map = await mapper(inode, page.index * perPage, perPage, true);
+    if (!map.mapped || map.delay || map.unwritten || map.len < perPage) return false;
+    first = map.pblk;
+    if (map.isNew && inode.i_sb.s_bdev) clean_bdev_aliases(inode.i_sb.s_bdev, first, perPage, blocksize);
+  }
+  if (st.bio && st.last_block_in_bio !== first - 1) await mpage_write_submit(st);
+  for (;;) {
+    if (!st.bio) {
+      st.bio = bio_alloc(inode.i_bdev ?? inode.i_sb.s_bdev!, REQ_OP_WRITE | (wbc.sync_mode === 'all' ? REQ_SYNC : 0), first * (blocksize / SECTOR_SIZE));
+      st.bio.bi_end_io = mpage_write_end_io;
+    }
+    if (bio_add_page(st.bio, page, PAGE_SIZE, 0)) break;
+    await mpage_write_submit(st);
+  }
+  /* clean_buffers: the page's buffers are what the bio writes */
+  if (bhs) for (const bh of bhs) bh.b_state &= ~(BH_Dirty | BH_New);
+  set_page_writeback(page);
+  unlock_page(page);
+  st.last_block_in_bio = first + perPage - 1;
+  return true;
+}
+
+async function mpage_write_submit(st: MpageWriteState): Promise<void> {
+  const bio = st.bio;
+  st.bio = null;
+  st.last_block_in_bio = -1;
+  if (bio) await submit_bio(bio);
+}
+
+/**
+ * mpage_writepages: every dirty page in the range, in index order — simple pages of
+ * consecutive blocks share bios (__mpage_writepage), the others go buffer by buffer
+ * (block_write_full_page, whose per-buffer bios the request queue merges).
  */
 export async function mpage_writepages(m: address_space, wbc: writeback_control, getBlock: GetBlock | BlockMapper): Promise<void> {
   const pages = dirty_pages_in_range(m, wbc);
+  const mapper = toMapper(getBlock);
+  const st: MpageWriteState = { bio: null, last_block_in_bio: -1 };
   let error: unknown = null;
-  for (const p of pages) {
-    if (wbc.nr_to_write <= 0) break;
-    get_page(p);
-    try {
-      if (wbc.sync_mode === 'none') { if (!trylock_page(p)) continue; } else await lock_page(p);
-      if (p.mapping !== m || !p.test(PG_dirty)) { unlock_page(p); continue; }
-      if (p.test(PG_writeback)) {
-        if (wbc.sync_mode === 'none') { unlock_page(p); continue; }
-        await wait_on_page_writeback(p);
-      }
-      if (!clear_page_dirty_for_io(p)) { unlock_page(p); continue; }
-      try { await block_write_full_page(p, getBlock, wbc); } catch (e) { error ??= e; }
-      wbc.nr_to_write--;
-    } finally { put_page(p); }
+  try {
+    for (const p of pages) {
+      if (wbc.nr_to_write <= 0) break;
+      get_page(p);
+      try {
+        if (!trylock_page(p)) {
+          if (wbc.sync_mode === 'none') continue;
+          await mpage_write_submit(st);
+          await lock_page(p);
+        }
+        if (p.mapping !== m || !p.test(PG_dirty)) { unlock_page(p); continue; }
+        if (p.test(PG_writeback)) {
+          if (wbc.sync_mode === 'none') { unlock_page(p); continue; }
+          await mpage_write_submit(st);
+          await wait_on_page_writeback(p);
+        }
+        if (!clear_page_dirty_for_io(p)) { unlock_page(p); continue; }
+        try {
+          if (!(await __mpage_writepage(st, p, wbc, mapper))) {
+            await mpage_write_submit(st);
+            await block_write_full_page(p, getBlock, wbc);
+          }
+        } catch (e) { error ??= e; }
+        wbc.nr_to_write--;
+      } finally { put_page(p); }
+    }
+  } finally {
+    await mpage_write_submit(st);
   }
   if (error) throw error;
 }
-
