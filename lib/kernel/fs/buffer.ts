@@ -313,6 +313,20 @@ export async function getblk(bdev: block_device, block: number, size: number): P
 }
 export const sb_getblk = (sb: super_block, block: number) => getblk(sbBdev(sb), block, sb.s_blocksize);
 
+/**
+ * __find_get_block: the cached buffer of `block`, with a reference, or null — no I/O, no
+ * allocation, no sleep (the lookup half of getblk).
+ */
+export function __find_get_block(bdev: block_device, block: number, size: number): buffer_head | null {
+  const blocksPerPage = PAGE_SIZE / size;
+  if (!Number.isInteger(blocksPerPage) || blocksPerPage < 1) return null;
+  const index = Math.floor(block / blocksPerPage);
+  const page = bdev.bd_inode.i_mapping.pages.get(index);
+  const bhs = page ? page_buffers(page) : null;
+  if (!bhs || bhs[0]!.b_size !== size) return null;
+  return get_bh(bhs[block - index * blocksPerPage]!);
+}
+
 function bdevLogicalBlockSize(bdev: block_device): number {
   return (bdev as unknown as { logical_block_size?: number }).logical_block_size ?? 512;
 }

@@ -13,7 +13,7 @@ import type { block_device } from '../../include/blk.js';
 import { BH_Uptodate, REQ_OP_READ, SECTOR_SIZE } from '../../include/blk.js';
 import { bdev_rw_sectors, blkdev_issue_flush } from '../../block/bio.js';
 import {
-  bread, brelse, clean_bdev_aliases, getblk, invalidate_bdev, lock_buffer, mark_buffer_dirty, mark_buffer_dirty_inode,
+  __find_get_block, bread, brelse, clean_bdev_aliases, getblk, invalidate_bdev, lock_buffer, mark_buffer_dirty, mark_buffer_dirty_inode,
   sync_mapping_buffers, unlock_buffer, type buffer_head,
 } from '../buffer.js';
 import { filemap_write_and_wait_range } from '../fs-writeback.js';
@@ -23,6 +23,11 @@ export function bdevBlockOps(bdev: block_device, blocksize: number): FatBlockOps
   const spb = blocksize / SECTOR_SIZE;
   const ops: FatBlockOps = {
     async bread(blk) { return bread(bdev, blk, blocksize); },
+    findGetBlock(blk) {
+      const bh = __find_get_block(bdev, blk, blocksize);
+      if (bh && !bh.test(BH_Uptodate)) { brelse(bh); return null; }
+      return bh;
+    },
     async getblkZero(blk) {
       const bh = await getblk(bdev, blk, blocksize);
       await lock_buffer(bh);

@@ -77,6 +77,8 @@ export interface FatBuffer {
 export interface FatBlockOps {
   /** sb_bread: the block, read if not cached. Throws EIO. */
   bread(blk: number): Promise<FatBuffer>;
+  /** __find_get_block: the block if it is cached and uptodate (with a reference), else null; never sleeps. */
+  findGetBlock?(blk: number): FatBuffer | null;
   /** sb_getblk for a block about to be overwritten entirely: zero-filled, not read. */
   getblkZero(blk: number): Promise<FatBuffer>;
   /** mark_buffer_dirty (and mark_buffer_dirty_inode when `inode` is given). */

@@ -29,6 +29,8 @@ function entPlace(sbi: MsdosSbInfo, copy: number, entry: number): { blk: number;
 
 async function entBuffers(sb: super_block, blk: number, straddle: boolean): Promise<FatBuffer[]> {
   const sbi = MSDOS_SB(sb);
+  const cached = straddle ? null : sbi.bops.findGetBlock?.(blk);
+  if (cached) return [cached];
   const a = await sbi.bops.bread(blk);
   if (!straddle) return [a];
   try {
