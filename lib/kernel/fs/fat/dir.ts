@@ -75,7 +75,7 @@ export function fat_ino_for_pos(sbi: MsdosSbInfo, i_pos: number): number {
  */
 export interface DirCache {
   img: DirImage;
-  records: Array<FatDirRecord & { i_pos: number }>;
+  records: Array<FatDirRecord & { i_pos: number; keys: string[] }>;
   byName: Map<string, FatSlotInfo>;
   byPos: Map<number, FatSlotInfo>;
   aliases: Set<string>;
@@ -98,7 +98,7 @@ function recordKeys(sbi: MsdosSbInfo, r: FatDirRecord): string[] {
 }
 
 function cacheInsert(sbi: MsdosSbInfo, c: DirCache, r: FatDirRecord, sorted: boolean): void {
-  const rec = Object.assign(r, { i_pos: fat_record_ipos(sbi, c.img, r.offset) });
+  const rec = Object.assign(r, { i_pos: fat_record_ipos(sbi, c.img, r.offset), keys: recordKeys(sbi, r) });
   if (sorted) c.records.push(rec);
   else {
     let lo = 0, hi = c.records.length;
@@ -107,7 +107,7 @@ function cacheInsert(sbi: MsdosSbInfo, c: DirCache, r: FatDirRecord, sorted: boo
   }
   const slot = { record: rec, i_pos: rec.i_pos };
   c.byPos.set(rec.i_pos, slot);
-  for (const key of recordKeys(sbi, rec)) if (!c.byName.has(key)) c.byName.set(key, slot);
+  for (const key of rec.keys) if (!c.byName.has(key)) c.byName.set(key, slot);
   c.aliases.add(bytesToBstr(rec.de.name, 0, 11));
 }
 
@@ -148,17 +148,19 @@ function cacheAdded(dir: MsdosInode, at: number, len: number): void {
 function cacheRemoved(dir: MsdosInode, record: FatDirRecord): void {
   const c = dir.dircache as DirCache | null;
   if (!c) return;
-  const sbi = MSDOS_SB(dir.i_sb);
-  const i = c.records.findIndex((r) => r.offset === record.offset);
-  if (i < 0) { fat_dir_invalidate(dir); return; }
+  // Records are in offset order: find the one removed by bisection.
+  let lo = 0, hi = c.records.length;
+  while (lo < hi) { const mid = (lo + hi) >>> 1; if (c.records[mid]!.offset < record.offset) lo = mid + 1; else hi = mid; }
+  const i = lo;
+  if (i >= c.records.length || c.records[i]!.offset !== record.offset) { fat_dir_invalidate(dir); return; }
   const rec = c.records[i]!;
   c.records.splice(i, 1);
   c.byPos.delete(rec.i_pos);
-  for (const key of recordKeys(sbi, rec)) {
+  for (const key of rec.keys) {
     if (c.byName.get(key)?.record !== rec) continue;
     c.byName.delete(key);
     // Another record may answer to the same key (first one in directory order wins).
-    for (const o of c.records) if (recordKeys(sbi, o).includes(key)) { c.byName.set(key, { record: o, i_pos: o.i_pos }); break; }
+    for (const o of c.records) if (o.keys.includes(key)) { c.byName.set(key, { record: o, i_pos: o.i_pos }); break; }
   }
   c.aliases.delete(bytesToBstr(rec.de.name, 0, 11));
   for (let off = record.slotOffset; off <= record.offset; off += MSDOS_DIR_ENTRY_SIZE) c.img.buf[off] = DELETED_FLAG;
