@@ -9,6 +9,7 @@
  * read-only mount live in an overlay (s_overlay) that ext4_sb_bread consults first, so the
  * image itself is never written.
  */
+import type { extent_status } from './extents_status.js';
 import { Inode, type super_block } from '../../include/fs.js';
 import { rw_semaphore } from '../../kernel/wait.js';
 import type { Ext4SuperBlock, Ext4GroupDesc } from './layout.js';
@@ -190,6 +191,8 @@ export class Ext4Inode extends Inode {
   i_loc_offset = 0;
   /** Delayed allocation: blocks reserved for this inode's BH_Delay buffers (one each). */
   i_reserved_data_blocks = 0;
+  /** The extent status cache (i_es_tree; one entry here: extents_status.ts). */
+  i_es_cache: extent_status | null = null;
 }
 
 export function EXT4_SB(sb: super_block): ext4_sb_info { return sb.s_fs_info as ext4_sb_info; }

@@ -25,24 +25,22 @@ export interface extent_status {
   es_status: number;
 }
 
-const es_cache = new WeakMap<Ext4Inode, extent_status>();
-
 /** ext4_es_lookup_extent: the cached entry covering `lblk`, or null. */
 export function ext4_es_lookup_extent(inode: Ext4Inode, lblk: number): extent_status | null {
-  const es = es_cache.get(inode);
+  const es = inode.i_es_cache;
   return es && lblk >= es.es_lblk && lblk < es.es_lblk + es.es_len ? es : null;
 }
 
 /** ext4_es_insert_extent: remember what the tree says of [lblk, lblk + len). */
 export function ext4_es_insert_extent(inode: Ext4Inode, lblk: number, len: number, pblk: number, status: number): void {
   if (len <= 0) return;
-  const es = es_cache.get(inode);
+  const es = inode.i_es_cache;
   if (es) { es.es_lblk = lblk; es.es_len = len; es.es_pblk = pblk; es.es_status = status; return; }
-  es_cache.set(inode, { es_lblk: lblk, es_len: len, es_pblk: pblk, es_status: status });
+  inode.i_es_cache = { es_lblk: lblk, es_len: len, es_pblk: pblk, es_status: status };
 }
 
 /** ext4_es_remove_extent: forget what is cached of [lblk, lblk + len) (the tree is about to change). */
 export function ext4_es_remove_extent(inode: Ext4Inode, lblk = 0, len = Number.MAX_SAFE_INTEGER): void {
-  const es = es_cache.get(inode);
-  if (es && es.es_lblk < lblk + len && lblk < es.es_lblk + es.es_len) es_cache.delete(inode);
+  const es = inode.i_es_cache;
+  if (es && es.es_lblk < lblk + len && lblk < es.es_lblk + es.es_len) inode.i_es_cache = null;
 }
