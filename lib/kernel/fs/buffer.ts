@@ -621,6 +621,23 @@ export async function block_read_full_folio(page: Page, getBlock: GetBlock | Blo
 /* ---- writing pages ---- */
 
 /**
+ * A locked page about to be written: the part past `iSize` is zeroed (it is never written
+ * as data). A page wholly past it (a truncate raced with writeback) is dropped and unlocked
+ * instead, and false says there is nothing to write.
+ */
+export function zeroPastEof(page: Page, iSize: number): boolean {
+  const endIndex = Math.floor(iSize / PAGE_SIZE);
+  const tail = iSize % PAGE_SIZE;
+  if (page.index > endIndex || (page.index === endIndex && tail === 0)) {
+    block_invalidate_folio(page, 0, PAGE_SIZE);
+    unlock_page(page);
+    return false;
+  }
+  if (page.index === endIndex) page.data.fill(0, tail);
+  return true;
+}
+
+/**
  * __block_write_full_folio: write the dirty buffers of a locked page whose dirty bit the
  * caller cleared for I/O (the writepage contract). Blocks without a mapping are allocated;
  * the part of the page past i_size is zeroed and not written. The page is unlocked with
@@ -632,15 +649,7 @@ export async function block_write_full_page(page: Page, getBlock: GetBlock | Blo
   const bits = inode.i_blkbits;
   const blocksize = 1 << bits;
   const iSize = inode.i_size;
-  const endIndex = Math.floor(iSize / PAGE_SIZE);
-  const tail = iSize % PAGE_SIZE;
-  if (page.index > endIndex || (page.index === endIndex && tail === 0)) {
-    /* wholly past EOF (truncate raced with writeback): nothing to write */
-    block_invalidate_folio(page, 0, PAGE_SIZE);
-    unlock_page(page);
-    return;
-  }
-  if (page.index === endIndex) page.data.fill(0, tail);
+  if (!zeroPastEof(page, iSize)) return;
   const bhs = page_buffers(page) ?? create_empty_buffers(page, blocksize, BH_Dirty | BH_Uptodate);
   if (bhs[0]!.b_size !== blocksize) {
     // Buffers made at another size than the inode's block size (a filesystem that did not

@@ -17,8 +17,7 @@ import { PAGE_SIZE, end_page_writeback, set_page_writeback, unlock_page } from '
 import { set_page_dirty } from '../fs-writeback.js';
 import { bio_add_page, bio_alloc, submit_bio } from '../../block/bio.js';
 import {
-  block_invalidate_folio, end_buffer_async_write, lock_buffer, page_buffers, trylock_buffer, unlock_buffer,
-  type buffer_head,
+  end_buffer_async_write, lock_buffer, page_buffers, trylock_buffer, unlock_buffer, zeroPastEof, type buffer_head,
 } from '../buffer.js';
 
 /** struct ext4_io_submit: the bio being built, the block that would continue it, and full bios to send. */
@@ -89,14 +88,7 @@ export function ext4_page_buffers_mapped(page: Page, blocksize: number): boolean
  */
 export async function ext4_bio_write_folio(io: ext4_io_submit, inode: Inode, page: Page): Promise<void> {
   const iSize = inode.i_size;
-  const endIndex = Math.floor(iSize / PAGE_SIZE);
-  const tail = iSize % PAGE_SIZE;
-  if (page.index > endIndex || (page.index === endIndex && tail === 0)) {
-    block_invalidate_folio(page, 0, PAGE_SIZE);
-    unlock_page(page);
-    return;
-  }
-  if (page.index === endIndex) page.data.fill(0, tail);
+  if (!zeroPastEof(page, iSize)) return;
   const bhs = page_buffers(page)!;
   const bsize = bhs[0]!.b_size;
   const toWrite: buffer_head[] = [];
