@@ -69,7 +69,8 @@ const OPTIONS_HELP = `Options for -o (comma-separated; repeat -o as you like; "\
 
 Exit status: 0 mounted (or, in the foreground, unmounted cleanly), 1 error, 2 image locked.
 Stop with: fusermount -u MOUNTPOINT (or umount, or SIGTERM/SIGINT/SIGHUP to the daemon).
-SIGUSR1 to the daemon: print the kernel's task states to the log (stderr or log=).`;
+SIGUSR1 to the daemon: print the kernel's task states to the log (stderr or log=);
+SIGUSR2: one line with the kernel's inode and dentry counts and the daemon's RSS.`;
 
 async function main(): Promise<number> {
   const argv = hideBin(process.argv);

@@ -48,6 +48,7 @@ export interface LklKernel {
   halt(): Promise<void>;
   /** sysrq-t: every kernel task's state through printk (the fake kernel has none). */
   showState?(): Promise<void>;
+  sysctl?(names: string[]): Promise<Record<string, string>>;
 }
 export interface KernelOptions {
   memMiB?: number; cmdline?: string; syscallThreads?: number;
@@ -232,6 +233,7 @@ export async function runDaemon(args: LklfuseArgs): Promise<number> {
       if (kernel) await kernel.halt();
     } catch (e) { debug('cleanup: %O', e); }
     process.removeAllListeners('SIGUSR1');
+    process.removeAllListeners('SIGUSR2');
     releaseLock?.();
   };
 
@@ -268,6 +270,15 @@ export async function runDaemon(args: LklfuseArgs): Promise<number> {
       if (!k0.showState || showingState) return;
       showingState = true;
       void k0.showState().finally(() => { showingState = false; });
+    });
+    // SIGUSR2: one line of the kernel's cache counters and the daemon's memory, for soak runs.
+    process.on('SIGUSR2', () => {
+      if (!k0.sysctl) return;
+      void k0.sysctl(['fs.inode-nr', 'fs.dentry-state']).then((v) => {
+        const rss = /VmRSS:\s*(\d+)/.exec(fs.readFileSync('/proc/self/status', 'utf8'))?.[1];
+        log(`lklfuse: stats: fs.inode-nr=${(v['fs.inode-nr'] ?? '').replace(/\t/g, ' ')}` +
+          ` fs.dentry-state=${(v['fs.dentry-state'] ?? '').replace(/\t/g, ' ')} VmRSS=${rss ?? '?'} kB`);
+      });
     });
     const { sys } = kernel;
     diskId = await kernel.diskAdd({ path: image, readOnly: opts.readOnly });
@@ -405,6 +416,7 @@ export async function runDaemon(args: LklfuseArgs): Promise<number> {
     await kernel.halt();
     kernel = undefined;
     process.removeAllListeners('SIGUSR1');
+    process.removeAllListeners('SIGUSR2');
     releaseLock?.();
     return status;
   } catch (e) {
