@@ -255,14 +255,20 @@ export async function runDaemon(args: LklfuseArgs): Promise<number> {
     }
     process.chdir('/'); // do not pin the caller's directory
 
-    // Kernel messages: all to the lkl:kernel debug namespace, as before; errors and worse
-    // (the hung task reports among them), and everything while SIGUSR1's dump runs, to the log.
+    // Kernel messages: all to the lkl:kernel debug namespace, as before; to the log also
+    // the hang reports: SIGUSR1's dump, and a hung task report from its "INFO: task" line on
+    // (khungtaskd prints a report in one go, so it ends with the current event-loop turn).
+    let inHungReport = false;
     kernel = await loadKernel({
       memMiB: opts.mb, syscallThreads: args.singleThreaded ? 1 : undefined,
       cmdline: `sysctl.kernel.hung_task_timeout_secs=${opts.hungTaskTimeout}`,
       print: (msg, level) => {
         kernelDebug('%s', msg);
-        if (showingState || (level !== undefined && level <= LOGLEVEL_ERR)) log(`lklfuse: kernel: ${msg}`);
+        if (!inHungReport && level !== undefined && level <= LOGLEVEL_ERR && msg.startsWith('INFO: task ')) {
+          inHungReport = true;
+          setImmediate(() => { inHungReport = false; });
+        }
+        if (showingState || inHungReport) log(`lklfuse: kernel: ${msg}`);
       },
     });
     const k0 = kernel;
