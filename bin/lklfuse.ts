@@ -27,6 +27,9 @@ const OPTIONS_HELP = `Options for -o (comma-separated; repeat -o as you like; "\
   ro                   mount read-only (the image is opened read-only)
   rw                   mount read-write (the default)
   mb=N                 kernel memory in MiB (default: 64)
+  hung_task_timeout=S  report kernel tasks blocked for more than S seconds, with every
+                       task's state, to the log (default 120; 0: off); SIGUSR1 to the
+                       daemon prints the task states at any time (sysrq-t)
   opts=LIST            filesystem mount options, e.g. opts=noatime\\,data=journal;
                        ro, rw, noatime, relatime, strictatime, lazytime, sync, dirsync,
                        nodev, nosuid, noexec become mount flags, the rest is passed on
@@ -65,7 +68,9 @@ const OPTIONS_HELP = `Options for -o (comma-separated; repeat -o as you like; "\
                        accepted from mount(8)/fstab and ignored
 
 Exit status: 0 mounted (or, in the foreground, unmounted cleanly), 1 error, 2 image locked.
-Stop with: fusermount -u MOUNTPOINT (or umount, or SIGTERM/SIGINT/SIGHUP to the daemon).`;
+Stop with: fusermount -u MOUNTPOINT (or umount, or SIGTERM/SIGINT/SIGHUP to the daemon).
+SIGUSR1 to the daemon: print the kernel's task states to the log (stderr or log=);
+SIGUSR2: one line with the kernel's inode and dentry counts and the daemon's RSS.`;
 
 async function main(): Promise<number> {
   const argv = hideBin(process.argv);

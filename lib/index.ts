@@ -25,8 +25,8 @@ export interface StartOptions {
   cmdline?: string;
   /** Number of syscall threads (concurrent blocking system calls). Default 8. */
   syscallThreads?: number;
-  /** Where kernel messages go (default: the debug namespace lkl:kernel). */
-  print?: (msg: string) => void;
+  /** Where kernel messages go, with their log level (default: the debug namespace lkl:kernel). */
+  print?: (msg: string, level?: number) => void;
 }
 
 export interface Kernel extends KernelCore {

@@ -6,6 +6,9 @@
  * subsystems' init calls, built-in.ts).
  */
 import { start_kernel as kernelStart, haltKernel } from '../kernel/arch/setup.js';
+import { runAsInit } from '../kernel/arch/threads.js';
+import { show_state_filter } from '../kernel/kernel/sched/core.js';
+import { sysctl_read } from '../kernel/kernel/sysctl.js';
 import { syscall, syscallGeneration } from '../kernel/arch/syscalls.js';
 import type { HostOps } from '../kernel/host-ops.js';
 import type { FsCredOverride } from '../kernel/include/fs.js';
@@ -37,6 +40,16 @@ export interface KernelCore {
   umountDev(diskId: number, part: number, flags?: number, timeoutMs?: number): Promise<number>;
   /** Remove a disk: -EBUSY while mounted; closes its store. */
   diskRemove(diskId: number): Promise<number>;
+  /**
+   * sysrq-t: print every kernel task's state through printk (show_state_filter, at KERN_INFO):
+   * what each sleeps on and the system call it serves. Resolves once printed.
+   */
+  showState(): Promise<void>;
+  /**
+   * Read-only sysctls by name ('fs.inode-nr', 'fs.dentry-state', ...; lib/kernel/kernel/sysctl.ts):
+   * each value as /proc/sys would print it; unknown names are left out.
+   */
+  sysctl(names: string[]): Promise<Record<string, string>>;
 }
 
 export interface BootOptions {
@@ -177,6 +190,14 @@ export async function bootKernel(host: HostOps, opts: BootOptions): Promise<Kern
     mountDev: (id, part, type, flags = 0, o = null) => mountDev(sys, id, part, type, flags, o),
     umountDev: (id, part, flags = 0, timeoutMs = 1000) => umountDev(sys, id, part, flags, timeoutMs),
     diskRemove: (id) => diskRemove(id),
+    // A kernel thread of its own (as sysrq's work): it gets the CPU even when every syscall
+    // thread is stuck, since a sleeping task does not hold it.
+    showState: () => halted ? Promise.resolve() : runAsInit('sysrq', async () => { show_state_filter(''); }),
+    sysctl: (names) => halted ? Promise.resolve({}) : runAsInit('sysctl', async () => {
+      const out: Record<string, string> = {};
+      for (const n of names) { const v = sysctl_read(n); if (v !== undefined) out[n] = v; }
+      return out;
+    }),
   };
 }
 

@@ -34,7 +34,7 @@ class NodeTimer implements HostTimer {
 
 export interface NodeHostOptions {
   /** Where kernel messages go (default: stderr when DEBUG enables lkl:kernel, else kept quiet). */
-  print?: (msg: string) => void;
+  print?: (msg: string, level?: number) => void;
   virtioDevices?: VirtioMmioDevice[];
 }
 

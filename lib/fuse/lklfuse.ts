@@ -30,6 +30,11 @@ import type { LklfuseOptions } from './options.js';
 import { OptionError, SUPPORTED_TYPES, escapeOption, normalizeType, parseOptions } from './options.js';
 
 const debug = createDebug('lkl:fuse');
+const kernelDebug = createDebug('lkl:kernel');
+/** True while SIGUSR1's task-state dump prints: its KERN_INFO lines go to the log too. */
+let showingState = false;
+/** include/linux/kern_levels.h */
+const LOGLEVEL_ERR = 3;
 
 /** The part of lib/index.ts's Kernel that lklfuse uses. */
 export interface LklKernel {
@@ -41,8 +46,15 @@ export interface LklKernel {
   umountDev(diskId: number, part: number, flags: number, timeoutMs?: number): Promise<number>;
   diskRemove(diskId: number): Promise<number>;
   halt(): Promise<void>;
+  /** sysrq-t: every kernel task's state through printk (the fake kernel has none). */
+  showState?(): Promise<void>;
+  sysctl?(names: string[]): Promise<Record<string, string>>;
 }
-export interface KernelOptions { memMiB?: number; cmdline?: string; syscallThreads?: number }
+export interface KernelOptions {
+  memMiB?: number; cmdline?: string; syscallThreads?: number;
+  /** Kernel messages with their log level (lib/index.ts's StartOptions.print). */
+  print?: (msg: string, level?: number) => void;
+}
 
 /** Exit statuses. */
 export const EXIT_OK = 0, EXIT_FAILURE = 1, EXIT_LOCKED = 2;
@@ -220,6 +232,8 @@ export async function runDaemon(args: LklfuseArgs): Promise<number> {
       if (kernel && diskId >= 0) await kernel.diskRemove(diskId);
       if (kernel) await kernel.halt();
     } catch (e) { debug('cleanup: %O', e); }
+    process.removeAllListeners('SIGUSR1');
+    process.removeAllListeners('SIGUSR2');
     releaseLock?.();
   };
 
@@ -241,7 +255,37 @@ export async function runDaemon(args: LklfuseArgs): Promise<number> {
     }
     process.chdir('/'); // do not pin the caller's directory
 
-    kernel = await loadKernel({ memMiB: opts.mb, syscallThreads: args.singleThreaded ? 1 : undefined });
+    // Kernel messages: all to the lkl:kernel debug namespace, as before; to the log also
+    // the hang reports: SIGUSR1's dump, and a hung task report from its "INFO: task" line on
+    // (khungtaskd prints a report in one go, so it ends with the current event-loop turn).
+    let inHungReport = false;
+    kernel = await loadKernel({
+      memMiB: opts.mb, syscallThreads: args.singleThreaded ? 1 : undefined,
+      cmdline: `sysctl.kernel.hung_task_timeout_secs=${opts.hungTaskTimeout}`,
+      print: (msg, level) => {
+        kernelDebug('%s', msg);
+        if (!inHungReport && level !== undefined && level <= LOGLEVEL_ERR && msg.startsWith('INFO: task ')) {
+          inHungReport = true;
+          setImmediate(() => { inHungReport = false; });
+        }
+        if (showingState || inHungReport) log(`lklfuse: kernel: ${msg}`);
+      },
+    });
+    const k0 = kernel;
+    process.on('SIGUSR1', () => {
+      if (!k0.showState || showingState) return;
+      showingState = true;
+      void k0.showState().finally(() => { showingState = false; });
+    });
+    // SIGUSR2: one line of the kernel's cache counters and the daemon's memory, for soak runs.
+    process.on('SIGUSR2', () => {
+      if (!k0.sysctl) return;
+      void k0.sysctl(['fs.inode-nr', 'fs.dentry-state']).then((v) => {
+        const rss = /VmRSS:\s*(\d+)/.exec(fs.readFileSync('/proc/self/status', 'utf8'))?.[1];
+        log(`lklfuse: stats: fs.inode-nr=${(v['fs.inode-nr'] ?? '').replace(/\t/g, ' ')}` +
+          ` fs.dentry-state=${(v['fs.dentry-state'] ?? '').replace(/\t/g, ' ')} VmRSS=${rss ?? '?'} kB`);
+      });
+    });
     const { sys } = kernel;
     diskId = await kernel.diskAdd({ path: image, readOnly: opts.readOnly });
     if (diskId < 0) throw new LklfuseError(`${image}: cannot attach the image: ${strerror(diskId)}`);
@@ -377,6 +421,8 @@ export async function runDaemon(args: LklfuseArgs): Promise<number> {
     diskId = -1;
     await kernel.halt();
     kernel = undefined;
+    process.removeAllListeners('SIGUSR1');
+    process.removeAllListeners('SIGUSR2');
     releaseLock?.();
     return status;
   } catch (e) {

@@ -22,6 +22,8 @@ export interface LklfuseOptions {
   readOnly: boolean;
   /** Kernel memory in MiB. */
   mb: number;
+  /** hung_task_timeout= in seconds: the kernel's hung task detector (0 = off). */
+  hungTaskTimeout: number;
   /** MS_* flags for the kernel-side mount, from opts= (and ro). */
   mountFlags: number;
   /** The rest of opts=, passed to the filesystem as mount data. */
@@ -149,11 +151,13 @@ function parseIntOption(name: string, value: string, min: number, max: number): 
 }
 
 export const DEFAULT_MB = 64;
+/** Linux's CONFIG_DEFAULT_HUNG_TASK_TIMEOUT. */
+export const DEFAULT_HUNG_TASK_TIMEOUT = 120;
 
 /** Parses every `-o` list given on the command line, left to right (later options win). */
 export function parseOptions(lists: string[]): LklfuseOptions {
   const o: LklfuseOptions = {
-    part: 0, readOnly: false, mb: DEFAULT_MB, mountFlags: 0, mountData: '', nolock: false,
+    part: 0, readOnly: false, mb: DEFAULT_MB, hungTaskTimeout: DEFAULT_HUNG_TASK_TIMEOUT, mountFlags: 0, mountData: '', nolock: false,
     allowOther: false, defaultPermissions: false, hardRemove: false, fuse: [], ignored: [],
   };
   let fsOpts = '';
@@ -170,6 +174,7 @@ export function parseOptions(lists: string[]): LklfuseOptions {
         case 'type': o.type = need(); break;
         case 'part': o.part = parseIntOption('part', need(), 0, 255); break;
         case 'mb': o.mb = parseIntOption('mb', need(), 16, 1 << 20); break;
+        case 'hung_task_timeout': o.hungTaskTimeout = parseIntOption('hung_task_timeout', need(), 0, 86400); break;
         case 'opts': fsOpts = fsOpts ? `${fsOpts},${value ?? ''}` : value ?? ''; break; // escaped commas now separate
         case 'lock': o.lock = need(); break;
         case 'nolock': o.nolock = true; break;
@@ -220,7 +225,7 @@ export function parseOptions(lists: string[]): LklfuseOptions {
 export const OWN_OPTIONS = [
   'type=', 'part=', 'ro', 'rw', 'mb=', 'opts=', 'lock=', 'nolock', 'log=', 'fsname=', 'subtype=',
   'allow_other', 'default_permissions', 'transport=', 'noreaddirplus', 'entry_timeout=', 'attr_timeout=',
-  'hard_remove',
+  'hard_remove', 'hung_task_timeout=',
 ] as const;
 const OPTION_VALUES: Record<string, readonly string[]> = { type: SUPPORTED_TYPES, transport: ['kernel', 'fuse-native'] };
 

@@ -24,3 +24,4 @@ import './fs/sync.js';
 import './fs/ramfs/inode.js';
 import './fs/fat/super.js';
 import './fs/ext4/super.js';
+import './kernel/hung_task.js';

@@ -22,8 +22,11 @@ export interface HostTimer {
 }
 
 export interface HostOps {
-  /** Console output (printk ends here). One call per message, without trailing newline. */
-  print(msg: string): void;
+  /**
+   * Console output (printk ends here). One call per message, without trailing newline;
+   * `level` is its log level (0 emerg .. 7 debug, include/linux/kern_levels.h).
+   */
+  print(msg: string, level?: number): void;
   /** Unrecoverable kernel error. Must not return. */
   panic(msg: string): never;
   /** A new host semaphore with the given initial count. */

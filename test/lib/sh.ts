@@ -162,5 +162,5 @@ export const TOOL_PACKAGE: Readonly<Record<string, string>> = {
   'getfattr': 'attr', 'setfattr': 'attr', 'setfacl': 'acl', 'getfacl': 'acl',
   'losetup': 'mount', 'mount': 'mount', 'umount': 'mount',
   'mknod': 'coreutils', 'touch': 'coreutils', 'truncate': 'coreutils',
-  'sfdisk': 'fdisk', 'sgdisk': 'gdisk',
+  'sfdisk': 'fdisk', 'sgdisk': 'gdisk', 'stress-ng': 'stress-ng',
 };

@@ -106,6 +106,7 @@ export function schedule(): Promise<void> {
   const me = current();
   if (cpu.inIrq) throw new Error('schedule() in IRQ context');
   if (me.state === 'running') { me.state = 'runnable'; cpu.runQueue.push(me); }
+  me.nvcsw++;
   return new Promise<void>((res) => { me.resume = res; handOver(); });
 }
 

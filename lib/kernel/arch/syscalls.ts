@@ -19,7 +19,7 @@ import { current } from './cpu.js';
 import { kthread_run, type task_struct } from './threads.js';
 import { request_irq, trigger_irq } from './irq.js';
 import { IRQ_SYSCALL } from './irq.js';
-import { wait_queue_head, wait_event } from '../kernel/wait.js';
+import { wait_queue_head, wait_event, wait_event_idle } from '../kernel/wait.js';
 import { Errno } from '../include/errno.js';
 import { EIO, ENOSYS } from '../include/uapi.js';
 import { override_fscreds, type FsCredOverride } from '../kernel/override_creds.js';
@@ -76,14 +76,16 @@ export function syscallInit(nThreads: number): void {
   for (let i = 0; i < nThreads; i++) {
     const t: task_struct = kthread_run(`syscall/${i}`, async () => {
       for (;;) {
-        await wait_event(me.wq, () => me.queue.length > 0 || t.shouldStop, true);
+        await wait_event_idle(me.wq, () => me.queue.length > 0 || t.shouldStop, true);
         const req = me.queue.shift();
         if (!req) return;
         me.inFlight++;
         Object.assign(t.ctx, me.processCtx);
         if (req.fscred && me.processCtx.cred) t.ctx.cred = override_fscreds(me.processCtx.cred as Cred, req.fscred);
         let result: unknown;
+        t.syscall_nr = req.nr;
         try { result = await runHandler(req.nr, req.args); } finally {
+          t.syscall_nr = -1;
           me.inFlight--;
           me.served++;
           if (me.inFlight === 0 && me.queue.length === 0) me.idleWq.wakeUpAll();

@@ -23,6 +23,26 @@ export class task_struct {
   wakeReason = 0;
   /** Subsystem context: creds, fs_struct, files; typed where used. */
   ctx: Record<string, unknown> = Object.create(null);
+  /*
+   * What show_state_filter() and the hung task detector read (kernel/sched/core.c,
+   * kernel/hung_task.c). Only field stores on the sleep path, no allocation.
+   */
+  /** The wait queue or lock the task sleeps on, while it sleeps (else stale, unread). */
+  blocked_on: object | null = null;
+  /** What kind of sleep: 'mutex', 'rwsem_read', 'wait_event', ... (a literal). */
+  blocked_label = '';
+  /**
+   * TASK_UNINTERRUPTIBLE ('D'), TASK_INTERRUPTIBLE ('S': nanosleep) or TASK_IDLE ('I': a
+   * thread waiting for work). Only 'D' sleeps can be reported as hung.
+   */
+  sleep_state: 'D' | 'S' | 'I' = 'D';
+  /** Voluntary context switches (nvcsw); the hung task check compares it across checks. */
+  nvcsw = 0;
+  last_switch_count = 0;
+  /** ktime (ns) at which khungtaskd last saw nvcsw change. */
+  last_switch_time = 0;
+  /** The system call this task is serving (its number), -1 when none (syscall threads). */
+  syscall_nr = -1;
   constructor(pid: number, comm: string) { this.pid = pid; this.comm = comm; }
 }
 

@@ -34,6 +34,12 @@ class DcacheState {
 }
 let dc = new DcacheState();
 export function dcache_init(): void { dc = new DcacheState(); }
+/**
+ * /proc/sys/fs/dentry-state (proc_nr_dentry): nr_dentry, nr_unused, age_limit, want_pages,
+ * nr_negative, dummy — Linux's six fields; the last four are 45 0 0 0 here (negative dentries
+ * are not counted apart).
+ */
+export function proc_nr_dentry(): string { return `${dc.nrDentry}\t${dc.lru.size}\t45\t0\t0\t0`; }
 export function dcacheStats(): { nrDentry: number; nrUnused: number } {
   return { nrDentry: dc.nrDentry, nrUnused: dc.lru.size };
 }

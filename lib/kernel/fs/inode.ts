@@ -68,6 +68,9 @@ export function icacheStats(): { nrInodes: number; nrUnused: number; evicted: nu
   return { nrInodes: ic.nrInodes, nrUnused: ic.lru.size, evicted: ic.evicted, orphans };
 }
 
+/** /proc/sys/fs/inode-nr (proc_nr_inodes): "nr_inodes nr_unused", as Linux prints it. */
+export function proc_nr_inodes(): string { return `${ic.nrInodes}\t${ic.lru.size}`; }
+
 /** get_next_ino: inode numbers for filesystems without on-disk numbers (ramfs). */
 export function get_next_ino(): number { return ic.nextIno++; }
 

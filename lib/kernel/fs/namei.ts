@@ -544,7 +544,7 @@ export async function vfs_rename(oldDir: Inode, oldDentry: Dentry, newDir: Inode
 const renameMutexes = new WeakMap<object, Mutex>();
 function renameMutex(sb: object): Mutex {
   let m = renameMutexes.get(sb);
-  if (!m) renameMutexes.set(sb, (m = new Mutex()));
+  if (!m) renameMutexes.set(sb, (m = new Mutex('s_vfs_rename_mutex')));
   return m;
 }
 

@@ -192,7 +192,7 @@ export class address_space {
   /** Errors from asynchronous writeback, reported at the next fsync (AS_EIO / errseq). */
   wb_err = 0;
   /** Serializes writeback of this mapping. */
-  readonly wb_lock = new Mutex();
+  readonly wb_lock = new Mutex('wb_lock');
   /** Private list of buffers dirtied for this inode's metadata (mark_buffer_dirty_inode). */
   private_list: unknown[] = [];
   constructor(public readonly host: Inode) {}
@@ -223,7 +223,7 @@ export class Inode {
   i_op: inode_operations = {};
   i_fop: file_operations = {};
   readonly i_mapping: address_space;
-  readonly i_rwsem = new rw_semaphore();
+  readonly i_rwsem = new rw_semaphore('i_rwsem');
   /** Cached symlink target (fast symlinks), byte string. */
   i_link: string | null = null;
   /** Open file count for writing (i_writecount) and overall (for orphan handling). */
@@ -280,7 +280,7 @@ export class File {
   f_mode = 0;
   f_count = 1;
   f_op: file_operations;
-  readonly f_pos_lock = new Mutex();
+  readonly f_pos_lock = new Mutex('f_pos_lock');
   private_data: unknown = null;
   /** Write-back error sequence seen at open (errseq_t-lite). */
   f_wb_err = 0;
@@ -334,7 +334,7 @@ export class super_block {
   readonly s_inodes = new Map<number, Inode>();
   /** Inodes with I_DIRTY set (writeback list). */
   readonly s_dirty = new Set<Inode>();
-  readonly s_umount = new rw_semaphore();
+  readonly s_umount = new rw_semaphore('s_umount');
   /** Number of vfsmounts using this superblock. */
   s_active = 0;
   /** Maximum links to an inode (0 = no VFS-enforced limit; link/mkdir give EMLINK beyond). */

@@ -42,7 +42,7 @@ export function printk(msg: string): void {
   const text = marked < 0 ? msg : msg.slice(2);
   for (const c of consoles) c.write(level, text);
   if (level >= console_loglevel) return;
-  try { host().print(text); } catch { /* no kernel booted: nowhere to print */ }
+  try { host().print(text, level); } catch { /* no kernel booted: nowhere to print */ }
 }
 
 /** pr_err / pr_warn / pr_info / pr_debug. */

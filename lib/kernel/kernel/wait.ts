@@ -35,18 +35,30 @@ export class wait_queue_head {
   wakeUpAll(): void { this.wakeUp(Number.MAX_SAFE_INTEGER); }
 }
 
-/** Sleep once on `wq` (prepare_to_wait + schedule + finish_wait). */
-export async function sleepOn(wq: wait_queue_head, exclusive = false): Promise<void> {
+/**
+ * Sleep once on `wq` (prepare_to_wait + schedule + finish_wait). `on` and `label` say what
+ * the task waits for (a lock, or the queue itself) for show_state_filter and khungtaskd;
+ * `idle` is TASK_IDLE: a thread waiting for work, which the hung task check skips.
+ */
+export async function sleepOn(wq: wait_queue_head, exclusive = false, on: object = wq, label = 'wait_event', idle = false): Promise<void> {
   const task = current();
   const e: WaitEntry = { task, exclusive };
   wq.add(e);
   task.state = 'sleeping';
+  task.blocked_on = on;
+  task.blocked_label = label;
+  task.sleep_state = idle ? 'I' : 'D';
   try { await schedule(); } finally { wq.remove(e); }
 }
 
 /** wait_event: sleep until cond() is true. */
 export async function wait_event(wq: wait_queue_head, cond: () => boolean, exclusive = false): Promise<void> {
   while (!cond()) await sleepOn(wq, exclusive);
+}
+
+/** wait_event_idle: wait_event in TASK_IDLE (a worker waiting for work; not a hung task). */
+export async function wait_event_idle(wq: wait_queue_head, cond: () => boolean, exclusive = false): Promise<void> {
+  while (!cond()) await sleepOn(wq, exclusive, wq, 'wait_event_idle', true);
 }
 
 /**
@@ -67,13 +79,19 @@ export async function wait_event_timeout(wq: wait_queue_head, cond: () => boolea
   } finally { del_timer(timer); }
 }
 
-/** Sleep for `ns` nanoseconds (msleep/hrtimer_nanosleep). */
+/** Sleep for `ns` nanoseconds (hrtimer_nanosleep: TASK_INTERRUPTIBLE, so never "hung"). */
 export async function sleepNs(ns: number): Promise<void> {
   const task = current();
   let expired = false;
   const timer = add_timer(ns, () => { expired = true; wake_up_process(task); });
   try {
-    while (!expired) { task.state = 'sleeping'; await schedule(); }
+    while (!expired) {
+      task.state = 'sleeping';
+      task.blocked_on = timer;
+      task.blocked_label = 'hrtimer_nanosleep';
+      task.sleep_state = 'S';
+      await schedule();
+    }
   } finally { del_timer(timer); }
 }
 
@@ -87,7 +105,7 @@ export class Completion {
   complete(): void { this.done++; this.wq.wakeUp(1); }
   completeAll(): void { this.done = Number.MAX_SAFE_INTEGER / 2; this.wq.wakeUpAll(); }
   async wait(): Promise<void> {
-    await wait_event(this.wq, () => this.done > 0, true);
+    while (this.done <= 0) await sleepOn(this.wq, true, this, 'completion');
     this.done--;
   }
   reinit(): void { this.done = 0; }
@@ -96,13 +114,16 @@ export class Completion {
 /** struct mutex: sleeping lock with an owner. */
 export class Mutex {
   owner: task_struct | null = null;
+  /** The lock's name in hang reports (lockdep's class name); optional. */
+  name: string;
+  constructor(name = '') { this.name = name; }
   private wq = new wait_queue_head();
   get locked(): boolean { return this.owner !== null; }
   async lock(): Promise<void> {
     if (in_irq()) throw new Error('mutex_lock in IRQ context');
     const me = current();
     if (this.owner === me) throw new Error(`recursive mutex_lock by ${me.comm}`);
-    while (this.owner !== null) await sleepOn(this.wq, true);
+    while (this.owner !== null) await sleepOn(this.wq, true, this, 'mutex');
     this.owner = me;
   }
   tryLock(): boolean {
@@ -125,11 +146,14 @@ export class Mutex {
 /** struct rw_semaphore: many readers or one writer; writers are not starved. */
 export class rw_semaphore {
   private readers = 0;
-  private writer: task_struct | null = null;
+  writer: task_struct | null = null;
+  /** The lock's name in hang reports; optional. */
+  name: string;
+  constructor(name = '') { this.name = name; }
   private writersWaiting = 0;
   private wq = new wait_queue_head();
   async downRead(): Promise<void> {
-    while (this.writer !== null || this.writersWaiting > 0) await sleepOn(this.wq);
+    while (this.writer !== null || this.writersWaiting > 0) await sleepOn(this.wq, false, this, 'rwsem_read');
     this.readers++;
   }
   /** down_read_trylock: take it for reading if that needs no wait. */
@@ -144,7 +168,7 @@ export class rw_semaphore {
   async downWrite(): Promise<void> {
     this.writersWaiting++;
     try {
-      while (this.writer !== null || this.readers > 0) await sleepOn(this.wq);
+      while (this.writer !== null || this.readers > 0) await sleepOn(this.wq, false, this, 'rwsem_write');
     } finally { this.writersWaiting--; }
     this.writer = current();
   }
@@ -158,7 +182,7 @@ export class Semaphore {
   private wq = new wait_queue_head();
   constructor(private count: number) {}
   async down(): Promise<void> {
-    while (this.count <= 0) await sleepOn(this.wq, true);
+    while (this.count <= 0) await sleepOn(this.wq, true, this, 'semaphore');
     this.count--;
   }
   tryDown(): boolean { if (this.count <= 0) return false; this.count--; return true; }

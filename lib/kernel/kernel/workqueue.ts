@@ -6,7 +6,7 @@
  * most once until it starts running (as Linux's WORK_STRUCT_PENDING bit).
  */
 import { kthread_run, type task_struct } from '../arch/threads.js';
-import { wait_queue_head, wait_event } from './wait.js';
+import { wait_queue_head, wait_event, wait_event_idle } from './wait.js';
 import { add_timer, del_timer, type KTimer } from './timer.js';
 
 export class work_struct {
@@ -78,7 +78,7 @@ export class workqueue_struct {
   private spawn(): void {
     const t = kthread_run(`kworker/${this.name}:${this.workers.length}`, async () => {
       for (;;) {
-        await wait_event(this.wq, () => this.queue.length > 0 || t.shouldStop, true);
+        await wait_event_idle(this.wq, () => this.queue.length > 0 || t.shouldStop, true);
         if (this.queue.length === 0) return; // asked to stop and nothing left
         const w = this.queue.shift()!;
         w.pending = false;

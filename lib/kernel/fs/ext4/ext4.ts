@@ -168,7 +168,7 @@ export class ext4_sb_info {
 /** struct ext4_inode_info: the VFS inode plus ext4's per-inode state. */
 export class Ext4Inode extends Inode {
   /** i_data_sem: the block map / extent tree (readers map blocks, writers change it). */
-  i_data_sem = new rw_semaphore();
+  i_data_sem = new rw_semaphore('i_data_sem');
   /** i_block: extent root, block map, inline data or fast symlink (60 bytes, raw). */
   i_data: Uint8Array = new Uint8Array(60);
   /** EXT4_*_FL as on disk. */
