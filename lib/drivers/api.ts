@@ -98,7 +98,7 @@ export function makeSys(generation: number, fscred?: FsCredOverride): Sys {
     symlinkat: s(NR.__NR_symlinkat) as Sys['symlinkat'],
     symlink: (t, l) => call(NR.__NR_symlinkat, [t, AT_FDCWD, l]),
     readlinkat: s(NR.__NR_readlinkat) as Sys['readlinkat'],
-    readlink: (p) => call(NR.__NR_readlinkat, [AT_FDCWD, p]),
+    readlink: ((p: PathArg, buf?: Uint8Array) => call(NR.__NR_readlinkat, buf ? [AT_FDCWD, p, buf] : [AT_FDCWD, p])) as Sys['readlink'],
     fchmod: s(NR.__NR_fchmod) as Sys['fchmod'],
     fchmodat: s(NR.__NR_fchmodat) as Sys['fchmodat'],
     chmod: (p, m) => call(NR.__NR_fchmodat, [AT_FDCWD, p, m, 0]),

@@ -46,6 +46,14 @@ export interface CopyOptions {
   stop?: () => boolean;
   /** The destination is FAT (times kept to 2 s): said once when times are preserved. */
   fatDest?: boolean;
+  /** Told of each entry done and of the bytes copied (the progress line). */
+  progress?: ProgressSink;
+}
+
+/** What the copy reports its progress to (lib/tools/progress.ts). */
+export interface ProgressSink {
+  addBytes(n: number): void;
+  fileDone(rest?: number): void;
 }
 
 const CHUNK = 1024 * 1024;
@@ -142,6 +150,11 @@ export class Copier {
   }
 
   private async entry(src: Buffer, dst: Buffer, st: FStat): Promise<void> {
+    await this.entryBody(src, dst, st);
+    if ((st.mode & S_IFMT) !== S_IFDIR) this.o.progress?.fileDone();
+  }
+
+  private async entryBody(src: Buffer, dst: Buffer, st: FStat): Promise<void> {
     if (this.o.stop?.()) throw new ToolError('interrupted (the copy is incomplete)');
     const type = st.mode & S_IFMT;
     this.o.verbose?.(`${show(src)} -> ${show(dst)}`);
@@ -167,6 +180,7 @@ export class Copier {
         break;
       case S_IFDIR:
         await this.ensureDir(dst, st);
+        this.o.progress?.fileDone();
         await this.copyChildren(src, dst);
         break;
       case S_IFLNK: {
@@ -219,15 +233,18 @@ export class Copier {
         map = m;
       }
       const holey = map !== null && !(map.length === 1 && map[0]![0] === 0 && map[0]![1] === st.size);
+      let copied = 0;
       if (holey && this.to.holes) {
         // Only the data extents are written; the rest stays holes (truncate sets the size).
-        for (const [off, len] of map!) await this.copyRange(ifd, ofd, src, dst, off, len);
+        for (const [off, len] of map!) copied += await this.copyRange(ifd, ofd, src, dst, off, len);
         const r = await this.to.ftruncate(ofd, st.size);
         if (r < 0) this.fail(dst, r, 'write error');
       } else {
         if (holey) this.lose('holes', `the destination has no holes: files with holes are written whole (first: ${show(src)})`);
-        await this.copyRange(ifd, ofd, src, dst, 0, Infinity);
+        copied = await this.copyRange(ifd, ofd, src, dst, 0, Infinity);
       }
+      // The holes count as done too (the scan counted the file's size).
+      if (st.size > copied) this.o.progress?.addBytes(st.size - copied);
       const r = await this.to.fsyncClose(ofd);
       ofd = -1;
       if (r < 0) this.fail(dst, r, 'write error');
@@ -237,8 +254,8 @@ export class Copier {
     }
   }
 
-  /** Copies `len` bytes at `off` (Infinity: to the end of the source). */
-  private async copyRange(ifd: number, ofd: number, src: Buffer, dst: Buffer, off: number, len: number): Promise<void> {
+  /** Copies `len` bytes at `off` (Infinity: to the end of the source); resolves to the count. */
+  private async copyRange(ifd: number, ofd: number, src: Buffer, dst: Buffer, off: number, len: number): Promise<number> {
     let done = 0;
     while (done < len) {
       const want = Math.min(len - done, CHUNK);
@@ -248,7 +265,9 @@ export class Copier {
       const w = await this.to.pwrite(ofd, this.buf.subarray(0, n), off + done);
       if (w < 0) this.fail(dst, w, 'write error');
       done += n;
+      this.o.progress?.addBytes(n);
     }
+    return done;
   }
 
   /** Extended attributes and ACLs of the source entry onto dst (preserve only). */
@@ -320,6 +339,41 @@ export class Copier {
         this.lose(`times-${isLink}`, `times not preserved on ${isLink ? 'symbolic links' : 'some entries'} (${strerror(r)}; first: ${show(src)})`);
       }
     }
+  }
+}
+
+/** Where the pre-scan reports what it finds (Progress.scanned). */
+export interface ScanSink { scanned(bytes: number): void }
+
+/**
+ * Counts what `jobs` will copy, as the copy walks it: every entry once (a directory copied
+ * "contents" only is not itself an entry), with the size of each regular file (a hard link
+ * again: 0). Errors are left for the copy to meet: what cannot be read is not counted.
+ */
+export async function scan(from: Side, jobs: readonly { src: Buffer; contents: boolean; st: FStat }[], sink: ScanSink): Promise<void> {
+  const seen = new Set<string>();
+  const one = async (p: Buffer, st: FStat): Promise<void> => {
+    const type = st.mode & S_IFMT;
+    let bytes = 0;
+    if (type === S_IFREG && !(st.nlink > 1 && seen.has(st.id))) bytes = st.size;
+    if (type !== S_IFDIR && st.nlink > 1) seen.add(st.id);
+    sink.scanned(bytes);
+    if (type === S_IFDIR) await children(p);
+  };
+  const children = async (p: Buffer): Promise<void> => {
+    const names = await from.readdir(p);
+    if (typeof names === 'number') return;
+    names.sort(Buffer.compare);
+    for (const n of names) {
+      if (badName(n)) continue;
+      const c = joinPath(p, n);
+      const st = await from.lstat(c);
+      if (typeof st !== 'number') await one(c, st);
+    }
+  };
+  for (const j of jobs) {
+    if (j.contents) await children(j.src);
+    else await one(j.src, j.st);
   }
 }
 

@@ -13,7 +13,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import yargs from 'yargs';
-import { CopyError, Copier, plan } from './copy.js';
+import { CopyError, Copier, plan, scan } from './copy.js';
+import { Progress } from './progress.js';
 import { ImageSession, ToolError, checkType, lastArg, parseCommandLine, say, usageError, version } from './image.js';
 import { hostSide, imageSide } from './sides.js';
 
@@ -48,7 +49,7 @@ lead out of DST (from a damaged image) stops the copy. Stops at the first error,
 
 interface CpArgs {
   image: string; type?: string; part: number; options: string[]; preserve: boolean;
-  selinux?: string; owner: number; group: number; mb: number; verbose: boolean; printk: boolean;
+  selinux?: string; owner: number; group: number; mb: number; verbose: boolean; quiet: boolean; printk: boolean;
   sources: string[]; dst: string;
 }
 
@@ -68,6 +69,7 @@ async function parseArgs(prog: CpProgram, argv: string[]): Promise<CpArgs | numb
     .option('g', { alias: 'group', type: 'string', requiresArg: true, description: 'group (gid) of every copied entry' })
     .option('m', { alias: 'mb', type: 'string', requiresArg: true, description: 'kernel memory in MiB (default: 64)' })
     .option('v', { alias: 'verbose', type: 'boolean', description: 'list each copied path on stderr' })
+    .option('q', { alias: 'quiet', type: 'boolean', description: 'no progress line (it is shown on a terminal when the copy takes more than a second)' })
     .option('printk', { type: 'boolean', description: 'show the kernel\'s messages' })
     .help('h').alias('h', 'help')
     .version('V', 'show the version', version()).alias('V', 'version')
@@ -96,7 +98,7 @@ async function parseArgs(prog: CpProgram, argv: string[]): Promise<CpArgs | numb
   if (pos.length < 2) return bad(`expected SRC... DST, got ${pos.length} argument${pos.length === 1 ? '' : 's'}`);
   return {
     image, type: last(parsed.t), part, options: ([] as unknown[]).concat(parsed.o ?? []).map(String),
-    preserve: !!parsed.p, selinux: last(parsed.s), owner, group, mb, verbose: !!parsed.v, printk: !!parsed.printk,
+    preserve: !!parsed.p, selinux: last(parsed.s), owner, group, mb, verbose: !!parsed.v, quiet: !!parsed.q, printk: !!parsed.printk,
     sources: pos.slice(0, -1), dst: pos[pos.length - 1]!,
   };
 }
@@ -133,9 +135,11 @@ export async function runCp(prog: CpProgram, argv: string[]): Promise<number> {
   }
 
   let stop = false;
+  let progress: Progress | undefined;
   const onSignal = (sig: NodeJS.Signals) => {
     if (stop) return;
     stop = true;
+    progress?.finish();
     say(prog, `${sig}: stopping after the current entry`);
   };
   process.on('SIGINT', onSignal);
@@ -158,19 +162,29 @@ export async function runCp(prog: CpProgram, argv: string[]): Promise<number> {
     const dest = to ? img : host;
     const jobs = await plan(from, dest, { sources: a.sources, dst: a.dst }, to ? hostPath : imagePath, to ? imagePath : hostPath);
     if (to) await session.goWritable();
+    const bar = progress = new Progress({ prog, quiet: a.quiet });
+    if (bar.enabled) {
+      // The totals, for the progress line only (pipes and -q never pay for the scan).
+      bar.beginScan();
+      await scan(from, jobs, bar);
+      bar.endScan();
+    }
     const copier = new Copier(from, dest, {
       preserve: a.preserve, umask, owner: a.owner, group: a.group,
-      verbose: a.verbose ? (l) => process.stderr.write(`${l}\n`) : undefined,
-      warn: (l) => say(prog, l),
+      verbose: a.verbose ? (l) => bar.write(`${l}\n`) : undefined,
+      warn: (l) => bar.write(`${prog}: ${l}\n`),
+      progress: bar.enabled ? bar : undefined,
       stop: () => stop,
       fatDest: to && (session.type === 'vfat' || session.type === 'msdos'),
     });
     for (const job of jobs) await copier.run(job);
   } catch (e) {
     status = 1;
+    progress?.finish();
     if (e instanceof CopyError || e instanceof ToolError) say(prog, e.message);
     else say(prog, `internal error: ${(e as Error)?.stack ?? String(e)}`);
   } finally {
+    progress?.finish();
     process.umask(umask);
     try {
       const problem = await session.close();

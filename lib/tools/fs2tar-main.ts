@@ -19,6 +19,8 @@ import {
 } from '../kernel/include/uapi.js';
 import { ImageSession, ToolError, hostError, joinPath, lastArg, parseCommandLine, say, show, usageError, version } from './image.js';
 import { badName, imageSide } from './sides.js';
+import { scan } from './copy.js';
+import { Progress } from './progress.js';
 import { ACL_ACCESS, ACL_DEFAULT, aclToText } from './acl.js';
 import { alignSparseMap, entryHeader, padding, sparseMapBlock, trailer, type TarEntry, type TarType } from './tar.js';
 
@@ -62,7 +64,7 @@ class Out {
 
 interface Fs2tarArgs {
   image: string; tar: string; type?: string; part: number; options: string[];
-  xattrs: boolean; selinux?: string; mb: number; verbose: boolean; printk: boolean;
+  xattrs: boolean; selinux?: string; mb: number; verbose: boolean; quiet: boolean; printk: boolean;
 }
 
 async function parseArgs(argv: string[]): Promise<Fs2tarArgs | number> {
@@ -78,6 +80,7 @@ async function parseArgs(argv: string[]): Promise<Fs2tarArgs | number> {
     .option('s', { alias: 'selinux', type: 'string', requiresArg: true, description: 'also write "PATH CONTEXT" lines for security.selinux attributes to FILE' })
     .option('m', { alias: 'mb', type: 'string', requiresArg: true, description: 'kernel memory in MiB (default: 64)' })
     .option('v', { alias: 'verbose', type: 'boolean', description: 'list each archived path on stderr' })
+    .option('q', { alias: 'quiet', type: 'boolean', description: 'no progress line (it is shown on a terminal when the archive takes more than a second)' })
     .option('printk', { type: 'boolean', description: 'show the kernel\'s messages' })
     .help('h').alias('h', 'help')
     .version('V', 'show the version', version()).alias('V', 'version')
@@ -101,7 +104,7 @@ async function parseArgs(argv: string[]): Promise<Fs2tarArgs | number> {
   return {
     image: pos[0]!, tar: pos[1]!, type: last(parsed.t), part: P === undefined ? 0 : Number(P),
     options: ([] as unknown[]).concat(parsed.o ?? []).map(String), xattrs: parsed.xattrs !== false, selinux: last(parsed.s),
-    mb: m === undefined ? 64 : Number(m), verbose: !!parsed.v, printk: !!parsed.printk,
+    mb: m === undefined ? 64 : Number(m), verbose: !!parsed.v, quiet: !!parsed.q, printk: !!parsed.printk,
   };
 }
 
@@ -122,7 +125,7 @@ class Archiver {
   private buf = Buffer.alloc(CHUNK);
   private readonly side;
   constructor(readonly sys: Sys, readonly out: Out, readonly a: Fs2tarArgs, readonly selinux: number | undefined,
-    readonly stop: () => boolean) {
+    readonly stop: () => boolean, readonly progress: Progress) {
     this.side = imageSide(sys);
   }
 
@@ -140,6 +143,12 @@ class Archiver {
       if (badName(n)) this.fail(joinPath(rel, n), EIO, 'refusing a directory entry name that would escape the tree');
       await this.entry(joinPath(rel, n));
     }
+  }
+
+  /** One entry and, for a directory, what is in it; counted done as the copy counts it. */
+  private async entry(rel: Buffer): Promise<void> {
+    const st = await this.entryBody(rel);
+    if (!st || (st.mode & S_IFMT) !== S_IFDIR) this.progress.fileDone();
   }
 
   private async xattrs(abs: Buffer, rel: Buffer): Promise<Map<string, Buffer> | undefined> {
@@ -166,17 +175,17 @@ class Archiver {
     return this.a.xattrs && out.size ? out : undefined;
   }
 
-  private async entry(rel: Buffer): Promise<void> {
+  private async entryBody(rel: Buffer): Promise<Stat | undefined> {
     if (this.stop()) throw new ToolError('interrupted (the archive is incomplete)');
     const abs = Buffer.concat([Buffer.from('/'), rel]);
     const st = await this.sys.lstat(abs);
     if (typeof st === 'number') this.fail(rel, st);
     const type = tarType(st.mode);
     if (!type) {
-      say(PROG, `/${show(rel)}: skipping ${(st.mode & S_IFMT) === S_IFSOCK ? 'socket' : 'file of unknown type'}: tar cannot hold it`);
-      return;
+      this.progress.write(`${PROG}: /${show(rel)}: skipping ${(st.mode & S_IFMT) === S_IFSOCK ? 'socket' : 'file of unknown type'}: tar cannot hold it\n`);
+      return undefined;
     }
-    if (this.a.verbose) process.stderr.write(`${show(rel)}${type === 'dir' ? '/' : ''}\n`);
+    if (this.a.verbose) this.progress.write(`${show(rel)}${type === 'dir' ? '/' : ''}\n`);
     const e: TarEntry = {
       path: rel, type, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, size: 0, mtime: st.mtime,
       atime: st.atime, ctime: st.ctime,
@@ -196,7 +205,7 @@ class Archiver {
         e.type = 'hardlink';
         e.linkpath = first;
         this.out.push(entryHeader(e));
-        return;
+        return st;
       }
       this.links.set(key, rel);
     }
@@ -218,10 +227,14 @@ class Archiver {
     }
     if (type === 'file') {
       await this.file(abs, rel, st, e);
-      return;
+      return st;
     }
     this.out.push(entryHeader(e));
-    if (type === 'dir') await this.dir(rel);
+    if (type === 'dir') {
+      this.progress.fileDone();
+      await this.dir(rel);
+    }
+    return st;
   }
 
   /** A regular file: its header, then its data; with holes, as a sparse 1.0 entry. */
@@ -242,6 +255,7 @@ class Archiver {
       }
       this.out.push(entryHeader(e));
       let stored = 0;
+      let data = 0;
       if (e.sparse) {
         const block = sparseMapBlock(map, st.size);
         this.out.push(block);
@@ -256,9 +270,13 @@ class Archiver {
           if (n === 0) this.fail(rel, EIO, `file shrank while being archived (${off + done} of ${st.size} bytes)`);
           this.out.push(Buffer.from(this.buf.subarray(0, n)));
           done += n;
+          this.progress.addBytes(n);
         }
         stored += len;
+        data += len;
       }
+      // The holes count as done too (the scan counted the file's size).
+      if (st.size > data) this.progress.addBytes(st.size - data);
       this.out.push(padding(stored));
     } finally {
       await this.sys.close(fd);
@@ -272,9 +290,11 @@ export async function runFs2tar(argv: string[]): Promise<number> {
   if (typeof a === 'number') return a;
   const toStdout = a.tar === '-';
   let stop = false;
+  let progress: Progress | undefined;
   const onSignal = (sig: NodeJS.Signals) => {
     if (stop) return;
     stop = true;
+    progress?.finish();
     say(PROG, `${sig}: stopping`);
   };
   process.on('SIGINT', onSignal);
@@ -309,15 +329,27 @@ export async function runFs2tar(argv: string[]): Promise<number> {
       }
     }
     const out = new Out(fd, toStdout ? 'standard output' : a.tar);
-    const ar = new Archiver(session.sys, out, a, selinuxFd, () => stop);
+    const bar = progress = new Progress({ prog: PROG, quiet: a.quiet });
+    if (bar.enabled) {
+      // The totals, for the progress line only (pipes and -q never pay for the scan).
+      const root = await session.sys.lstat('/');
+      if (typeof root !== 'number') {
+        bar.beginScan();
+        await scan(imageSide(session.sys), [{ src: Buffer.from('/'), contents: true, st: { ...root, id: '', major: 0, minor: 0 } }], bar);
+        bar.endScan();
+      }
+    }
+    const ar = new Archiver(session.sys, out, a, selinuxFd, () => stop, bar);
     await ar.dir(Buffer.alloc(0));
     out.push(trailer(out.written));
     out.flush();
   } catch (e) {
     status = 1;
+    progress?.finish();
     if (e instanceof ToolError || e instanceof TarError) say(PROG, e.message);
     else say(PROG, `internal error: ${(e as Error)?.stack ?? String(e)}`);
   } finally {
+    progress?.finish();
     if (fd >= 0 && !toStdout) {
       try { fs.closeSync(fd); } catch (e) { say(PROG, `${a.tar}: ${hostError(e)}`); status = 1; }
     }

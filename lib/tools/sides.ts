@@ -15,7 +15,7 @@ import { spawnSync } from 'node:child_process';
 import { paxTime } from './tar.js';
 import type { Sys } from '../kernel/include/sys.js';
 import {
-  AT_FDCWD, AT_SYMLINK_NOFOLLOW, EINVAL, EIO, ENODATA, ENOSYS, ENXIO, EOPNOTSUPP, SEEK_DATA, SEEK_HOLE, strerror, O_CREAT, O_DIRECTORY, O_NOFOLLOW, O_RDONLY, O_TRUNC,
+  AT_FDCWD, AT_SYMLINK_NOFOLLOW, PATH_MAX, EINVAL, EIO, ENODATA, ENOSYS, ENXIO, EOPNOTSUPP, SEEK_DATA, SEEK_HOLE, strerror, O_CREAT, O_DIRECTORY, O_NOFOLLOW, O_RDONLY, O_TRUNC,
   O_WRONLY, S_IFBLK, S_IFCHR, S_IFIFO, S_IFMT, S_IFSOCK, major as kmajor, makedev, minor as kminor,
   type Stat, type Timespec,
 } from '../kernel/include/uapi.js';
@@ -150,8 +150,10 @@ export function imageSide(sys: Sys, holes = true): Side {
       return out;
     },
     async readlink(p) {
-      const r = await sys.readlink(p);
-      return typeof r === 'number' ? r : Buffer.from(r, 'utf8');
+      // The target's bytes (it need not be UTF-8), as readlink(2) gives them.
+      const buf = Buffer.alloc(PATH_MAX);
+      const n = await sys.readlink(p, buf);
+      return n < 0 ? n : Buffer.from(buf.subarray(0, n));
     },
     openRead: (p) => sys.open(p, O_RDONLY | O_NOFOLLOW, 0),
     openWrite: (p, mode) => sys.open(p, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, mode),
@@ -231,18 +233,44 @@ function errnoOfMessage(msg: string): number {
   return EIO;
 }
 
+/** An argument for a host tool: a string, or bytes (a path, which need not be UTF-8). */
+type Arg = string | Buffer;
+
+const isUtf8 = (b: Buffer) => Buffer.from(b.toString('utf8'), 'utf8').equals(b);
+
+/**
+ * Node passes a child's arguments as UTF-8 strings, so a path that is not valid UTF-8 (a byte
+ * 0xff) would reach the tool changed. Such a command line goes through perl (Essential on
+ * Debian) instead: every argument hex-encoded, decoded there and exec'd, bytes unchanged.
+ */
+const EXEC_HEX = 'my @a = map { pack("H*", $_) } @ARGV; exec { $a[0] } @a; exit 127';
+
+export function spawnArgs(cmd: string, args: readonly Arg[]): [string, string[]] {
+  if (args.every((a) => typeof a === 'string' || isUtf8(a))) return [cmd, args.map((a) => a.toString())];
+  return ['perl', ['-e', EXEC_HEX, ...[cmd, ...args].map((a) => Buffer.from(a).toString('hex'))]];
+}
+
 /** Runs a host tool; resolves to its stdout, or -errno (ENOSYS when the tool is missing). */
-function tool(cmd: string, args: string[]): Buffer | number {
-  const r = spawnSync(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 256 * 1024 * 1024 });
-  if (r.error) return -ENOSYS;
+function tool(cmd: string, args: readonly Arg[]): Buffer | number {
+  const [c, a] = spawnArgs(cmd, args);
+  const r = spawnSync(c, a, { stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 256 * 1024 * 1024 });
+  if (r.error || (c !== cmd && r.status === 127 && !r.stderr.length)) return -ENOSYS;
   if (r.status !== 0) return -errnoOfMessage(r.stderr.toString());
   return r.stdout;
 }
 
-/** getfattr's escapes in names: backslash and three octal digits. */
+/** getfattr's escapes in names: backslash and three octal digits (one byte each). */
 const unescapeName = (s: string) => s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
 
-/** `getfattr -h -d -m - -e hex --absolute-names` output: path -> name -> value. */
+/** A path as the key parseGetfattr gives it: one char per byte. */
+export const byteKey = (p: Buffer) => p.toString('latin1');
+/** An attribute name from parseGetfattr (bytes) as the string the system calls take (UTF-8). */
+const attrName = (s: string) => /^[\x00-\x7f]*$/.test(s) ? s : Buffer.from(s, 'latin1').toString('utf8');
+
+/**
+ * `getfattr -h -d -m - -e hex --absolute-names` output: path -> name -> value. The text is
+ * taken one char per byte (latin1: paths need not be UTF-8), so the paths are byteKey()s.
+ */
 export function parseGetfattr(text: string): Map<string, Map<string, Buffer>> {
   const all = new Map<string, Map<string, Buffer>>();
   let out = new Map<string, Buffer>();
@@ -254,10 +282,10 @@ export function parseGetfattr(text: string): Map<string, Map<string, Buffer>> {
     }
     if (!line || line.startsWith('#')) continue;
     const eq = line.indexOf('=');
-    const name = unescapeName(eq < 0 ? line : line.slice(0, eq));
+    const name = attrName(unescapeName(eq < 0 ? line : line.slice(0, eq)));
     const v = eq < 0 ? '' : line.slice(eq + 1);
     if (v.startsWith('0x')) out.set(name, Buffer.from(v.slice(2), 'hex'));
-    else if (v.startsWith('"')) out.set(name, Buffer.from(JSON.parse(v) as string, 'utf8'));
+    else if (v.startsWith('"')) out.set(name, Buffer.from(JSON.parse(Buffer.from(v, 'latin1').toString('utf8')) as string, 'utf8'));
     else out.set(name, Buffer.alloc(0));
   }
   return all;
@@ -315,8 +343,9 @@ export function hostSide(): Side {
       if (type === S_IFSOCK) return -EINVAL; // only bind(2) makes sockets
       const kind = type === S_IFIFO ? ['p'] : type === S_IFCHR ? ['c', String(maj), String(min)] : type === S_IFBLK ? ['b', String(maj), String(min)] : null;
       if (!kind) return -EINVAL;
-      const r = spawnSync('mknod', ['-m', (mode & 0o7777).toString(8), p.toString('utf8'), ...kind], { stdio: ['ignore', 'ignore', 'pipe'] });
-      if (r.error) return -ENOSYS;
+      const [c, args] = spawnArgs('mknod', ['-m', (mode & 0o7777).toString(8), p, ...kind]);
+      const r = spawnSync(c, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+      if (r.error || (c !== 'mknod' && r.status === 127 && !r.stderr.length)) return -ENOSYS;
       if (r.status !== 0) {
         const msg = r.stderr.toString();
         if (/Operation not permitted/.test(msg)) return -1;
@@ -334,13 +363,13 @@ export function hostSide(): Side {
       // Whole seconds go through Node; nanoseconds through touch(1) (-h: the link itself).
       if (a.nsec === 0 && m.nsec === 0) return h(() => { fs.lutimesSync(p, toDate(a), toDate(m)); return 0; });
       for (const [flag, t] of [['-a', a], ['-m', m]] as const) {
-        const r = tool('touch', ['-h', flag, '-d', `@${paxTime(t)}`, '--', p.toString('utf8')]);
+        const r = tool('touch', ['-h', flag, '-d', `@${paxTime(t)}`, '--', p]);
         if (typeof r === 'number') return r;
       }
       return 0;
     },
     async dataMap(_fd, p, size) {
-      const r = tool('perl', ['-e', PERL_MAP, '--', p.toString('utf8'), String(size)]);
+      const r = tool('perl', ['-e', PERL_MAP, '--', p, String(size)]);
       if (typeof r === 'number') return null; // no perl, or no SEEK_DATA here: read it all
       const map: [number, number][] = [];
       for (const line of r.toString().split('\n')) {
@@ -355,26 +384,26 @@ export function hostSide(): Side {
       // One getfattr for many paths (a spawn per file is slow); paths it does not list have
       // none. If anything goes wrong (an error on one path), each is asked on its own later.
       for (let i = 0; i < paths.length; i += PREFETCH_BATCH) {
-        const names = paths.slice(i, i + PREFETCH_BATCH).map((p) => p.toString('utf8'));
-        const r = tool('getfattr', ['-h', '-d', '-m', '-', '-e', 'hex', '--absolute-names', '--', ...names]);
+        const batch = paths.slice(i, i + PREFETCH_BATCH);
+        const r = tool('getfattr', ['-h', '-d', '-m', '-', '-e', 'hex', '--absolute-names', '--', ...batch]);
         if (typeof r === 'number') return;
-        const got = parseGetfattr(r.toString('utf8'));
-        for (const n of names) cache.set(n, got.get(n) ?? new Map());
+        const got = parseGetfattr(r.toString('latin1'));
+        for (const p of batch) cache.set(byteKey(p), got.get(byteKey(p)) ?? new Map());
       }
     },
     async listXattrs(p) {
-      const key = p.toString('utf8');
+      const key = byteKey(p);
       const hit = cache.get(key);
       if (hit) {
         cache.delete(key);
         return hit;
       }
-      const r = tool('getfattr', ['-h', '-d', '-m', '-', '-e', 'hex', '--absolute-names', '--', key]);
+      const r = tool('getfattr', ['-h', '-d', '-m', '-', '-e', 'hex', '--absolute-names', '--', p]);
       if (typeof r === 'number') return r;
-      return parseGetfattr(r.toString('utf8')).get(key) ?? new Map();
+      return parseGetfattr(r.toString('latin1')).get(key) ?? new Map();
     },
     async setXattr(p, name, value) {
-      const r = tool('setfattr', ['-h', '-n', name, '-v', value.length ? `0x${value.toString('hex')}` : '', '--', p.toString('utf8')]);
+      const r = tool('setfattr', ['-h', '-n', name, '-v', value.length ? `0x${value.toString('hex')}` : '', '--', p]);
       return typeof r === 'number' ? r : 0;
     },
   };

@@ -265,12 +265,17 @@ export function createFakeKernel(hostRoot: string, statsFile?: string): FakeKern
     symlinkat: unsupported,
     symlink: (target, kp) => withPath('symlink', kp, true, (h) => fs.promises.symlink(str(target), h)),
     readlinkat: unsupported,
-    async readlink(kp) {
+    readlink: (async (kp: PathArg, buf?: Uint8Array) => {
       count('readlink', kp);
       const r = resolve(kp);
       if (typeof r === 'number') return r;
-      try { return await fs.promises.readlink(r.host); } catch (e) { return errno(e); }
-    },
+      try {
+        if (!buf) return await fs.promises.readlink(r.host);
+        const t = await fs.promises.readlink(r.host, { encoding: 'buffer' });
+        buf.set(t.subarray(0, buf.length));
+        return Math.min(t.length, buf.length);
+      } catch (e) { return errno(e); }
+    }) as Sys['readlink'],
     async fchmod(fd, mode) { const f = file(fd); return f ? wrap(() => promisify(fs.fchmod)(f.host, mode)) : -EBADF; },
     async fchmodat(dirfd, kp, mode) {
       if (dirfd !== AT_FDCWD) return -ENOSYS;

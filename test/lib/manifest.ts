@@ -88,6 +88,11 @@ export interface HostManifestOptions {
   hash?: boolean;
   /** Read xattrs with getfattr (default true; throws if getfattr is missing). */
   xattrs?: boolean;
+  /**
+   * Paths (and symlink targets) as byte strings, one char per byte (latin1), instead of
+   * UTF-8: names that are not valid UTF-8 (a byte 0xff) stay distinct and exact.
+   */
+  bytePaths?: boolean;
 }
 
 /** Read a tree through the HOST kernel: lstat (ns), readlink, readdir, one getfattr -R. */
@@ -95,9 +100,11 @@ export async function hostManifest(root: string, opts: HostManifestOptions = {})
   const entries: ManifestEntry[] = [];
   const byIno = new Map<string, ManifestEntry[]>();
   const large: { e: ManifestEntry; abs: string }[] = [];
+  const enc: BufferEncoding = opts.bytePaths ? 'latin1' : 'utf8';
   const walk = (rel: string) => {
     const abs = rel === '.' ? root : path.join(root, rel);
-    const st = fs.lstatSync(abs, { bigint: true });
+    const fsPath = opts.bytePaths ? Buffer.concat([Buffer.from(root), Buffer.from(rel === '.' ? '' : `/${rel}`, 'latin1')]) : abs;
+    const st = fs.lstatSync(fsPath, { bigint: true });
     const e: ManifestEntry = {
       path: rel,
       type: typeOf(st),
@@ -111,9 +118,9 @@ export async function hostManifest(root: string, opts: HostManifestOptions = {})
       ctimeNs: st.ctimeNs,
     };
     if (e.type === 'chr' || e.type === 'blk') e.rdev = rdevString(st.rdev);
-    if (e.type === 'symlink') e.target = fs.readlinkSync(abs, 'utf8');
+    if (e.type === 'symlink') e.target = fs.readlinkSync(fsPath, enc);
     if (e.type === 'file' && opts.hash !== false) {
-      if (e.size! >= SPARSE_AWARE_MIN) large.push({ e, abs }); else e.sha256 = hashFile(abs);
+      if (e.size! >= SPARSE_AWARE_MIN && !opts.bytePaths) large.push({ e, abs }); else e.sha256 = hashFile(fsPath);
     }
     entries.push(e);
     if (e.type !== 'dir') {
@@ -122,7 +129,7 @@ export async function hostManifest(root: string, opts: HostManifestOptions = {})
       if (g) g.push(e); else byIno.set(key, [e]);
     }
     if (e.type === 'dir') {
-      for (const name of fs.readdirSync(abs)) {
+      for (const name of fs.readdirSync(fsPath, { encoding: enc })) {
         const child = rel === '.' ? name : `${rel}/${name}`;
         if (!matchPath(child, opts.exclude)) walk(child);
       }
@@ -136,7 +143,7 @@ export async function hostManifest(root: string, opts: HostManifestOptions = {})
     for (const e of g) e.links = paths;
   }
   if (opts.xattrs !== false) {
-    const xa = await readXattrs(root);
+    const xa = await readXattrs(root, enc);
     for (const e of entries) {
       const x = xa.get(e.path);
       e.xattrs = x ? sortedRecord(x) : {};
@@ -157,7 +164,7 @@ function typeOf(st: fs.BigIntStats): FileType {
 }
 
 /** sha256 of a file, streamed in 4 MiB reads (sparse files of several GiB included). */
-export function hashFile(abs: string): string {
+export function hashFile(abs: string | Buffer): string {
   const h = crypto.createHash('sha256');
   const fd = fs.openSync(abs, 'r');
   try {
@@ -269,11 +276,11 @@ function sortedRecord(m: Map<string, string>): Record<string, string> {
   return out;
 }
 
-/** getfattr's escapes (\ooo for backslash, control characters) back to bytes, then UTF-8. */
-function unescapeGetfattr(s: string): string {
+/** getfattr's escapes (\ooo for backslash, control characters) back to bytes, then `enc` (UTF-8). */
+function unescapeGetfattr(s: string, enc: BufferEncoding = 'utf8'): string {
   if (!s.includes('\\')) return s;
   const bytes: number[] = [];
-  const raw = Buffer.from(s, 'utf8');
+  const raw = Buffer.from(s, enc);
   for (let i = 0; i < raw.length; i++) {
     if (raw[i] === 0x5c && i + 3 < raw.length && /^[0-7]{3}$/.test(raw.subarray(i + 1, i + 4).toString('latin1'))) {
       bytes.push(parseInt(raw.subarray(i + 1, i + 4).toString('latin1'), 8));
@@ -282,25 +289,25 @@ function unescapeGetfattr(s: string): string {
       bytes.push(raw[i]!);
     }
   }
-  return Buffer.from(bytes).toString('utf8');
+  return Buffer.from(bytes).toString(enc);
 }
 
-/** All xattrs under root (no symlink following), as relative path → name → hex. */
-export async function readXattrs(root: string): Promise<Map<string, Map<string, string>>> {
+/** All xattrs under root (no symlink following), as relative path → name → hex (paths in `enc`, as hostManifest's). */
+export async function readXattrs(root: string, enc: BufferEncoding = 'utf8'): Promise<Map<string, Map<string, string>>> {
   if (!which('getfattr')) throw new Error('getfattr is missing (apt-get install attr)');
   const r = await run('getfattr', ['-R', '-P', '-h', '-d', '-m', '-', '-e', 'hex', '--absolute-names', '.'],
     { cwd: root, allowFail: true, timeoutMs: 600_000 });
   if (r.code !== 0 && r.stdout === '') throw new Error(`getfattr failed: ${r.stderr}`);
-  return parseGetfattr(r.stdout);
+  return parseGetfattr(r.stdoutBuf.toString(enc), enc);
 }
 
 /** Parse `getfattr -d -e hex` output of paths given relative to '.' (exported for tests). */
-export function parseGetfattr(text: string): Map<string, Map<string, string>> {
+export function parseGetfattr(text: string, enc: BufferEncoding = 'utf8'): Map<string, Map<string, string>> {
   const out = new Map<string, Map<string, string>>();
   let cur: Map<string, string> | null = null;
   for (const line of text.split('\n')) {
     if (line.startsWith('# file: ')) {
-      let p = unescapeGetfattr(line.slice('# file: '.length));
+      let p = unescapeGetfattr(line.slice('# file: '.length), enc);
       if (p === '.' || p === './') p = '.';
       else p = p.replace(/^\.\//, '');
       cur = new Map();
@@ -309,8 +316,8 @@ export function parseGetfattr(text: string): Map<string, Map<string, string>> {
     }
     if (!cur || line === '') continue;
     const eq = line.indexOf('=');
-    if (eq < 0) { cur.set(unescapeGetfattr(line), ''); continue; }
-    const name = unescapeGetfattr(line.slice(0, eq));
+    if (eq < 0) { cur.set(unescapeGetfattr(line, enc), ''); continue; }
+    const name = unescapeGetfattr(line.slice(0, eq), enc);
     const v = line.slice(eq + 1);
     if (!v.startsWith('0x')) throw new Error(`getfattr value not in hex: ${line}`);
     cur.set(name, v.slice(2).toLowerCase());

@@ -163,4 +163,5 @@ export const TOOL_PACKAGE: Readonly<Record<string, string>> = {
   'losetup': 'mount', 'mount': 'mount', 'umount': 'mount',
   'mknod': 'coreutils', 'touch': 'coreutils', 'truncate': 'coreutils',
   'sfdisk': 'fdisk', 'sgdisk': 'gdisk', 'stress-ng': 'stress-ng',
+  'script': 'bsdutils', 'stty': 'coreutils', 'lsattr': 'e2fsprogs', 'chattr': 'e2fsprogs',
 };

@@ -59,7 +59,7 @@ t.test('errors: one line, non-zero exit, image unchanged', { skip: whyNot(['mkfs
   ];
   for (const c of cases) {
     const r = await tool(c.prog, c.args);
-    t.not(r.code, 0, `${c.name}: non-zero exit`);
+    t.equal(r.code, 1, `${c.name}: exit status 1, as documented`);
     t.equal(r.stdout, '', `${c.name}: nothing on stdout`);
     const lines = r.stderr.split('\n').filter(Boolean);
     t.equal(lines.length, 1, `${c.name}: one line (${r.stderr.trim()})`);

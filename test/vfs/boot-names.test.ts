@@ -244,7 +244,16 @@ t.test('symlinkat and readlinkat', async (t) => {
   const dfd = await s.open('/s', O_RDONLY);
   t.equal(await s.symlinkat('target', dfd, 'at'), 0);
   t.equal(await s.readlinkat(dfd, 'at'), 'target');
+  // With a buffer, as in C: the target's bytes (not UTF-8 here), truncated to the buffer.
+  t.equal(await s.symlink(new Uint8Array([0x74, 0xff, 0xfe, 0x2f, 0x78]), '/s/bytes'), 0);
+  const buf = new Uint8Array(16);
+  t.equal(await s.readlink('/s/bytes', buf), 5, 'readlink into a buffer: the byte count');
+  t.same([...buf.subarray(0, 5)], [0x74, 0xff, 0xfe, 0x2f, 0x78], 'the bytes as stored');
+  const small = new Uint8Array(2);
+  t.equal(await s.readlinkat(dfd, 'bytes', small), 2, 'truncated to the buffer, as readlink(2)');
+  t.same([...small], [0x74, 0xff]);
   await table(t, [
+    ['readlink into an empty buffer', () => s.readlink('/s/bytes', new Uint8Array(0)), EINVAL],
     ['readlink of a file', () => s.readlink('/s/f'), EINVAL],
     ['readlink of a directory', () => s.readlink('/s'), EINVAL],
     ['readlink ENOENT', () => s.readlink('/s/none'), ENOENT],

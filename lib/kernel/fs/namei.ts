@@ -781,7 +781,13 @@ define_syscall(NR.__NR_renameat, 'renameat', async (odfd: number, op: PathArg, n
   return 0;
 });
 
-define_syscall(NR.__NR_readlinkat, 'readlinkat', async (dfd: number, p: PathArg) => {
+/*
+ * readlinkat(dfd, path[, buf]): with a buffer, as in C — the target's bytes are copied into
+ * it (truncated to its length, no NUL added) and the count is returned; EINVAL for an empty
+ * buffer. Without one, the target is returned as a string (UTF-8 decoded).
+ */
+define_syscall(NR.__NR_readlinkat, 'readlinkat', async (dfd: number, p: PathArg, buf?: Uint8Array) => {
+  if (buf !== undefined && (!(buf instanceof Uint8Array) || buf.length === 0)) throw err(EINVAL);
   const name = getname(p);
   const path = await path_lookupat(dfd, name, LOOKUP_EMPTY);
   try {
@@ -789,7 +795,10 @@ define_syscall(NR.__NR_readlinkat, 'readlinkat', async (dfd: number, p: PathArg)
     // An empty path names the descriptor itself: not a symlink is then ENOENT.
     if (!S_ISLNK(inode.i_mode)) throw err(name === '' ? ENOENT : EINVAL);
     const target = await get_link(path.dentry, inode);
-    return bstrToUtf8(target);
+    if (buf === undefined) return bstrToUtf8(target);
+    const n = Math.min(target.length, buf.length);
+    for (let i = 0; i < n; i++) buf[i] = target.charCodeAt(i);
+    return n;
   } finally { await path_put(path); }
 });
 

@@ -42,7 +42,10 @@ export interface Sys {
   symlink(target: PathArg, linkpath: PathArg): Ret;
   /** Resolves to the target (UTF-8 decoded) or -errno. */
   readlinkat(dirfd: number, path: PathArg): RetOr<string>;
+  /** As in C: the target's bytes into buf (truncated to its length), resolves to the count. */
+  readlinkat(dirfd: number, path: PathArg, buf: Uint8Array): Ret;
   readlink(path: PathArg): RetOr<string>;
+  readlink(path: PathArg, buf: Uint8Array): Ret;
   fchmod(fd: number, mode: number): Ret;
   fchmodat(dirfd: number, path: PathArg, mode: number, flags: number): Ret;
   chmod(path: PathArg, mode: number): Ret;
