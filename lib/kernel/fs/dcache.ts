@@ -16,7 +16,7 @@
 import { pr_err } from '../kernel/printk.js';
 import { Dentry, type Inode, type Path, type super_block, SB_ACTIVE } from '../include/fs.js';
 import { wait_queue_head, wait_event } from '../kernel/wait.js';
-import { iput } from './inode.js';
+import { iput, SHRINK_BATCH } from './inode.js';
 
 /** d_flags bits. */
 export const DCACHE_PAR_LOOKUP = 1 << 0, DCACHE_DISCONNECTED = 1 << 1, DCACHE_CANT_MOUNT = 1 << 2,
@@ -142,7 +142,7 @@ export async function dput(d: Dentry | null): Promise<void> {
       !(d.d_inode && d.d_inode.i_nlink === 0);
     if (keep) {
       dc.lru.add(d);
-      if (dc.lru.size > DENTRY_LRU_MAX) await prune_dcache(dc.lru.size - DENTRY_LRU_MAX);
+      if (dc.lru.size > DENTRY_LRU_MAX) await prune_dcache(dc.lru.size - DENTRY_LRU_MAX + SHRINK_BATCH);
       return;
     }
     d = await dentry_kill(d);
@@ -152,8 +152,11 @@ export async function dput(d: Dentry | null): Promise<void> {
 /** prune_dcache: free up to n unused dentries, oldest first. Returns how many were freed. */
 export async function prune_dcache(n: number): Promise<number> {
   let freed = 0;
+  // One iterator over the live set: a new one per dentry restarted the scan over every slot
+  // deleted so far, quadratic in a walk of a big directory.
+  const lru = dc.lru.values();
   while (freed < n) {
-    const it = dc.lru.values().next();
+    const it = lru.next();
     if (it.done) break;
     const d = it.value;
     if (d.d_count !== 0) { dc.lru.delete(d); continue; }

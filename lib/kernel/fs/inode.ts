@@ -28,6 +28,8 @@ import { blkdevOpenFops, chrdevOpenFops, badSockFops } from './devices.js';
 
 /** Unused, still-linked inodes kept in core before iput starts evicting the oldest. */
 export let INODE_LRU_MAX = 10000;
+/** How many objects a cache shrinks by at least, once over its bound (Linux's SHRINK_BATCH). */
+export const SHRINK_BATCH = 128;
 export function setInodeLruMax(n: number): void { INODE_LRU_MAX = n; }
 
 class IcacheState {
@@ -151,7 +153,9 @@ export async function iput(inode: Inode): Promise<void> {
   const drop = sb.s_op?.drop_inode ? sb.s_op.drop_inode(inode) : generic_drop_inode(inode);
   if (!drop && (sb.s_flags & SB_ACTIVE)) {
     ic.lru.add(inode);
-    if (ic.lru.size > INODE_LRU_MAX) await prune_icache(ic.lru.size - INODE_LRU_MAX);
+    // Shrink in batches (the shrinker's SHRINK_BATCH): pruning one inode per iput over the
+    // bound made each iput walk the whole LRU, quadratic in a walk of a big directory.
+    if (ic.lru.size > INODE_LRU_MAX) await prune_icache(ic.lru.size - INODE_LRU_MAX + SHRINK_BATCH);
     return;
   }
   await evict(inode);
@@ -190,7 +194,9 @@ export function truncate_inode_pages_final(inode: Inode): void {
 /** prune_icache_sb: evict up to n unused clean inodes, oldest first. */
 export async function prune_icache(n: number): Promise<number> {
   let freed = 0;
-  for (const inode of [...ic.lru]) {
+  // The live set, not a copy: entries deleted meanwhile are skipped, and copying the whole
+  // LRU for each call cost O(LRU) however few were wanted.
+  for (const inode of ic.lru) {
     if (freed >= n) break;
     if (inode.i_count !== 0 || (inode.i_state & I_DIRTY)) continue;
     ic.lru.delete(inode);
