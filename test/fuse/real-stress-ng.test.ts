@@ -32,6 +32,7 @@ const EXCLUDED: Record<string, string> = {
   'bind-mount': 'pathological (stress-ng disables it itself): mount namespaces, not the filesystem',
   binderfs: "Android's binder filesystem: mounts its own, nothing of the mount under test",
   procfs: "reads the host's /proc, not the mount",
+  fanotify: "marks every mount of the host (it walks /proc/mounts): its events' descriptors hold files open on other mounts, whose unmount then fails with EBUSY (seen in CI: a parallel test's fusermount -u)",
   dirmany: 'fills the filesystem with files until ENOSPC within a second, which starves every other stressor; run it alone (soak / by hand)',
   'file-ioctl': "its FIOQSIZE check is answered by the host kernel from the i_blocks FUSE cached (0 right after a write), not by lklfuse",
 };
