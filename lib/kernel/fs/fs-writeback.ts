@@ -177,10 +177,7 @@ export async function do_writepages(m: address_space, wbc: writeback_control): P
 
 /** filemap_fdatawait_range: wait for writeback, then report (and clear) a recorded error. */
 export async function filemap_fdatawait(m: address_space, start = 0, end = Infinity): Promise<void> {
-  for (const p of dirtyPagesOf(m, start, end)) {
-    if (p.test(PG_writeback)) { get_page(p); await wait_on_page_writeback(p); put_page(p); }
-  }
-  if (m.wb_err) { m.wb_err = 0; throw err(EIO); }
+  if (await filemap_fdatawait_range_keep_errors(m, start, end)) { m.wb_err = 0; throw err(EIO); }
 }
 /**
  * filemap_fdatawait_range_keep_errors: wait for writeback of the range; a recorded error

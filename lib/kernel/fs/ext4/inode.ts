@@ -30,7 +30,7 @@ import {
 } from './extents_status.js';
 import {
   asMapper, block_commit_write, block_invalidate_folio, block_truncate_page, block_write_begin, block_write_full_page,
-  clean_bdev_aliases, page_buffers, sb_breadahead, sb_getblk, sync_dirty_buffer, try_to_free_buffers, type BlockMapper, type buffer_head,
+  __find_get_block, clean_bdev_aliases, page_buffers, sb_breadahead, sync_dirty_buffer, try_to_free_buffers, type BlockMapper, type buffer_head,
 } from '../buffer.js';
 import { BH_Delay, BH_New, BH_Uptodate } from '../../include/blk.js';
 import {
@@ -106,9 +106,9 @@ async function ext4_inode_table_readahead(sb: super_block, block: number, group:
   const sbi = EXT4_SB(sb);
   const ra = sbi.s_inode_readahead_blks;
   if (ra <= 1 || !sb.s_bdev || sb.s_blocksize !== sbi.s_blocksize || sbi.s_blocksize > PAGE_SIZE || sbi.s_overlay.has(block)) return;
-  const first = await sb_getblk(sb, block);
-  const cached = first.test(BH_Uptodate);
-  brelse(first);
+  const first = __find_get_block(sb.s_bdev, block, sb.s_blocksize);
+  const cached = first?.test(BH_Uptodate) ?? false;
+  if (first) brelse(first);
   if (cached) return;
   const gd = sbi.s_group_desc[group]!;
   const table = ext4_inode_table(gd);
