@@ -63,6 +63,8 @@ const OPTIONS_HELP = `Options for -o (comma-separated; repeat -o as you like; "\
   attr_timeout=S       seconds the host may cache attributes (default 1)
   hard_remove          libfuse's hard_remove (unlinked open files then stop being readable;
                        by default lklfuse keeps them readable without .fuse_hidden files)
+  intr                 libfuse's intr: a read-only request whose caller got a signal ends
+                       with EINTR (by default it completes, as on a local filesystem)
   any other option     passed to FUSE (e.g. uid=, gid=, umask=, nodev, noexec, max_read=)
   dev, suid, exec, auto, noauto, user, users, nofail, _netdev, defaults, x-*, comment=
                        accepted from mount(8)/fstab and ignored

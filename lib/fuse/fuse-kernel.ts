@@ -59,6 +59,8 @@ export interface KernelMountOptions {
   /** One request at a time (-s). */
   serialize?: boolean;
   readdirplus?: boolean;
+  /** -o intr: interrupted read-only requests are answered EINTR (fuse-session.ts). */
+  intr?: boolean;
 }
 
 export class KernelMountError extends Error {}
@@ -177,7 +179,7 @@ export class KernelFuseMount extends EventEmitter {
     m.session = new FuseSession(ll, sys, write, {
       maxWrite: opts.maxWrite, entryTimeout: opts.entryTimeout, attrTimeout: opts.attrTimeout,
       sysFor: opts.sysFor, log: opts.log, readOnly: opts.readOnly, serialize: opts.serialize,
-      readdirplus: opts.readdirplus,
+      readdirplus: opts.readdirplus, intr: opts.intr,
     });
     m.reader = makeReader(opts.reader, fd, opts.maxWrite + 4096 + 40 + 80);
     let reading = false;

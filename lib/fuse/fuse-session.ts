@@ -6,11 +6,17 @@
  *
  * Rules it keeps (Documentation/filesystems/fuse.rst):
  *  - every request but FORGET, BATCH_FORGET and INTERRUPT gets exactly one reply;
- *  - INTERRUPT: a request that only reads (lookup, getattr, read, readdir, ...) is answered
- *    EINTR at once and its late result dropped; one that changes something runs to its end
- *    (its effect cannot be taken back) and answers normally. An INTERRUPT for a request not
- *    seen yet is remembered, and that request is answered EINTR when it arrives. (The
- *    kernel resends an interrupt answered EAGAIN; nothing here needs that.)
+ *  - INTERRUPT: by default the target runs to its end and answers normally, as a Linux
+ *    filesystem finishes a system call whose process got a signal (nothing in the lkl-ts
+ *    kernel sleeps interruptibly, and every request ends in bounded time) and as libfuse
+ *    does without -o intr. The host kernel returns a FUSE request's EINTR to the program
+ *    as is, never restarting it: answering EINTR would make mkdir, open or chown fail in a
+ *    program that merely caught a signal. With `intr` (libfuse's -o intr): a request that
+ *    only reads (lookup, getattr, read, readdir, ...) is answered EINTR at once and its
+ *    late result dropped; one that changes something still runs to its end (its effect
+ *    cannot be taken back); an INTERRUPT for a request not seen yet is remembered, and
+ *    that request is answered EINTR when it arrives. (The kernel resends an interrupt
+ *    answered EAGAIN; nothing here needs that.)
  *  - nothing is served before INIT; after DESTROY nothing more.
  */
 import fs from 'node:fs';
@@ -53,9 +59,11 @@ export interface SessionOptions {
   serialize?: boolean;
   /** Offer READDIRPLUS (default true). */
   readdirplus?: boolean;
+  /** -o intr: answer interrupted read-only requests EINTR (default: complete them). */
+  intr?: boolean;
 }
 
-/* Requests that only read: safe to answer EINTR and drop the result. */
+/* Requests that only read: safe to answer EINTR and drop the result (with intr). */
 const READ_ONLY_OPS = new Set(['lookup', 'getattr', 'readlink', 'read', 'readdir', 'readdirplus', 'statfs',
   'getxattr', 'listxattr', 'access', 'lseek']);
 
@@ -213,14 +221,14 @@ export class FuseSession {
     const f = this.inflight.get(t);
     if (f) {
       f.interrupted = true;
-      if (READ_ONLY_OPS.has(f.op) && !f.answered) {
+      if (this.opts.intr && READ_ONLY_OPS.has(f.op) && !f.answered) {
         f.answered = true;
         this.send(replyFrame(t, -EINTR));
       }
       return;
     }
     // Not seen yet (interrupts overtake the queue) or already answered.
-    if (t > this.highestUnique) {
+    if (this.opts.intr && t > this.highestUnique) {
       if (this.earlyInterrupts.size > 1024) this.earlyInterrupts.clear();
       this.earlyInterrupts.add(t);
     }

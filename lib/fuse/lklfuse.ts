@@ -356,7 +356,7 @@ export async function runDaemon(args: LklfuseArgs): Promise<number> {
         allowOther: opts.allowOther, defaultPermissions: opts.defaultPermissions,
         extra: opts.fuse, maxWrite: KERNEL_MAX_WRITE,
         entryTimeout: opts.entryTimeout ?? 1, attrTimeout: opts.attrTimeout ?? 1,
-        reader: opts.reader ?? 'poll', serialize: args.singleThreaded, readdirplus: !opts.noReaddirplus,
+        reader: opts.reader ?? 'poll', serialize: args.singleThreaded, readdirplus: !opts.noReaddirplus, intr: opts.intr,
         sysFor: k.sysAs ? (c) => k.sysAs!(c) : undefined,
         log,
       }).catch(async (e: Error) => {
@@ -373,6 +373,7 @@ export async function runDaemon(args: LklfuseArgs): Promise<number> {
         // The kernel runs every request as root: with allow_other, let the host check modes.
         ...(opts.allowOther ? ['allow_other', 'default_permissions'] : opts.defaultPermissions ? ['default_permissions'] : []),
         ...(opts.hardRemove ? ['hard_remove'] : []),
+        ...(opts.intr ? ['intr'] : []),
         ...(opts.entryTimeout !== undefined ? [`entry_timeout=${opts.entryTimeout}`] : []),
         ...(opts.attrTimeout !== undefined ? [`attr_timeout=${opts.attrTimeout}`] : []),
         ...(args.debug ? ['debug'] : []),

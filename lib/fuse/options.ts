@@ -39,6 +39,8 @@ export interface LklfuseOptions {
   defaultPermissions: boolean;
   /** Pass hard_remove to libfuse instead of lklfuse's own handling of unlinked open files. */
   hardRemove: boolean;
+  /** intr (libfuse's name): interrupted requests may end with EINTR; both transports. */
+  intr: boolean;
   /** transport=: undefined = choose (kernel transport as root with /dev/fuse, else fuse-native). */
   transport?: 'kernel' | 'fuse-native';
   /** reader= (kernel transport): how /dev/fuse is read, 'poll' (default) or 'worker'. */
@@ -158,7 +160,7 @@ export const DEFAULT_HUNG_TASK_TIMEOUT = 120;
 export function parseOptions(lists: string[]): LklfuseOptions {
   const o: LklfuseOptions = {
     part: 0, readOnly: false, mb: DEFAULT_MB, hungTaskTimeout: DEFAULT_HUNG_TASK_TIMEOUT, mountFlags: 0, mountData: '', nolock: false,
-    allowOther: false, defaultPermissions: false, hardRemove: false, fuse: [], ignored: [],
+    allowOther: false, defaultPermissions: false, hardRemove: false, intr: false, fuse: [], ignored: [],
   };
   let fsOpts = '';
   for (const list of lists) {
@@ -186,6 +188,7 @@ export function parseOptions(lists: string[]): LklfuseOptions {
         case 'allow_other': o.allowOther = true; break;
         case 'default_permissions': o.defaultPermissions = true; break;
         case 'hard_remove': o.hardRemove = true; break;
+        case 'intr': o.intr = true; break;
         case 'transport': {
           const v = need();
           if (v !== 'kernel' && v !== 'fuse-native') throw new OptionError(`transport must be kernel or fuse-native: '${v}'`);
@@ -225,7 +228,7 @@ export function parseOptions(lists: string[]): LklfuseOptions {
 export const OWN_OPTIONS = [
   'type=', 'part=', 'ro', 'rw', 'mb=', 'opts=', 'lock=', 'nolock', 'log=', 'fsname=', 'subtype=',
   'allow_other', 'default_permissions', 'transport=', 'noreaddirplus', 'entry_timeout=', 'attr_timeout=',
-  'hard_remove', 'hung_task_timeout=',
+  'hard_remove', 'intr', 'hung_task_timeout=',
 ] as const;
 const OPTION_VALUES: Record<string, readonly string[]> = { type: SUPPORTED_TYPES, transport: ['kernel', 'fuse-native'] };
 

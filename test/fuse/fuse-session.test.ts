@@ -45,13 +45,13 @@ let kernel: Kernel;
 t.before(async () => { kernel = await startKernel({ memMiB: 32 }); });
 t.teardown(async () => { await kernel.halt(); });
 
-async function session(t: Test, groups: Record<number, number[]> = {}) {
+async function session(t: Test, groups: Record<number, number[]> = {}, extra: { intr?: boolean } = {}) {
   const ll = await LowLevelOps.create(kernel.sys, { root: '/' });
   if (typeof ll === 'number') throw new Error(`root: ${ll}`);
   const replies: Reply[] = [];
   const s = new FuseSession(ll, kernel.sys, (f) => { replies.push(parseReply(f)); }, {
     maxWrite: 1 << 20, entryTimeout: 1, attrTimeout: 1, sysFor: (c) => kernel.sysAs(c),
-    groupsOf: (pid) => groups[pid] ?? [], log: () => undefined,
+    groupsOf: (pid) => groups[pid] ?? [], log: () => undefined, ...extra,
   });
   t.teardown(() => ll.closeAll());
   let unique = 100;
@@ -223,47 +223,63 @@ t.test('nodes of non-directories pin no kernel descriptor; FORGET releases direc
   t.equal(sess.ll.nodeCount, 1 + 1 + 200, 'the root, /many and the 200 files are left');
 });
 
-t.test('INTERRUPT: a read is answered EINTR once; a write runs to its end; early interrupts count', async (t) => {
-  const { s, ll, replies, call, nextUnique } = await session(t);
-  await call({ opcode: FUSE_INIT }, initBody(31, 0));
-  const fd = await kernel.sys.open('/intr', O_CREAT | O_RDWR, 0o644);
-  await kernel.sys.close(fd);
-  const n = await call({ opcode: FUSE_LOOKUP }, cstr('intr'));
-  const nodeid = Number(n.body.readBigUInt64LE(0));
-  const op = await call({ opcode: FUSE_OPEN, nodeid }, u32s(O_RDWR, 0));
-  const fh = Number(op.body.readBigUInt64LE(0));
-  // Hold reads and writes until released.
-  let release!: () => void;
-  const gate = new Promise<void>((r) => { release = r; });
-  const origRead = ll.read.bind(ll), origWrite = ll.write.bind(ll);
-  ll.read = async (...a) => { await gate; return origRead(...a); };
-  ll.write = async (...a) => { await gate; return origWrite(...a); };
-  const readBody = Buffer.concat([u64(fh), u64(0), u32s(4096, 0), u64(0), u32s(0, 0)]);
-  const ru = nextUnique();
-  s.handle(frame({ opcode: FUSE_READ, unique: ru, nodeid }, readBody));
-  // The kernel sends an INTERRUPT with the unique of its target, FUSE_INT_REQ_BIT set.
-  s.handle(frame({ opcode: FUSE_INTERRUPT, unique: ru | 1, nodeid: 0 }, u64(ru)));
-  const wu = nextUnique();
-  const data = Buffer.from('written');
-  s.handle(frame({ opcode: FUSE_WRITE, unique: wu, nodeid }, Buffer.concat([u64(fh), u64(0), u32s(data.length, 0), u64(0), u32s(0, 0), data])));
-  s.handle(frame({ opcode: FUSE_INTERRUPT, unique: wu | 1, nodeid: 0 }, u64(wu)));
-  // An interrupt for a read that has not arrived yet.
-  const early = nextUnique();
-  s.handle(frame({ opcode: FUSE_INTERRUPT, unique: early | 1, nodeid: 0 }, u64(early)));
-  s.handle(frame({ opcode: FUSE_READ, unique: early, nodeid }, readBody));
-  release();
-  await s.idle();
-  const of = (u: number) => replies.filter((r) => r.unique === BigInt(u));
-  t.same(of(ru).map((r) => r.error), [-EINTR], 'the read: one reply, EINTR');
-  t.same(of(wu).map((r) => [r.error, r.body.readUInt32LE(0)]), [[0, data.length]], 'the write: one reply, done');
-  t.same(of(early).map((r) => r.error), [-EINTR], 'the read interrupted before it arrived: EINTR');
-  t.ok(s.stats.droppedLate >= 1, 'the late read result was dropped');
-  const buf = new Uint8Array(16);
-  const fd3 = await kernel.sys.open('/intr', O_RDONLY);
-  t.equal(await kernel.sys.pread64(fd3, buf, 0), data.length, 'the write reached the file');
-  await kernel.sys.close(fd3);
-  ll.read = origRead; ll.write = origWrite;
-});
+for (const intr of [false, true]) {
+  const name = intr
+    ? 'INTERRUPT with intr: a read is answered EINTR once; a write runs to its end; early interrupts count'
+    : 'INTERRUPT by default: every request completes and answers once (as a local filesystem finishes a system call)';
+  t.test(name, async (t) => {
+    const { s, ll, replies, call, nextUnique } = await session(t, {}, { intr });
+    await call({ opcode: FUSE_INIT }, initBody(31, 0));
+    const fd = await kernel.sys.open('/intr', O_CREAT | O_RDWR, 0o644);
+    await kernel.sys.close(fd);
+    const n = await call({ opcode: FUSE_LOOKUP }, cstr('intr'));
+    const nodeid = Number(n.body.readBigUInt64LE(0));
+    const op = await call({ opcode: FUSE_OPEN, nodeid }, u32s(O_RDWR, 0));
+    const fh = Number(op.body.readBigUInt64LE(0));
+    // Hold reads and writes until released.
+    let release!: () => void;
+    const gate = new Promise<void>((r) => { release = r; });
+    const origRead = ll.read.bind(ll), origWrite = ll.write.bind(ll);
+    ll.read = async (...a) => { await gate; return origRead(...a); };
+    ll.write = async (...a) => { await gate; return origWrite(...a); };
+    const readBody = Buffer.concat([u64(fh), u64(0), u32s(4096, 0), u64(0), u32s(0, 0)]);
+    const ru = nextUnique();
+    s.handle(frame({ opcode: FUSE_READ, unique: ru, nodeid }, readBody));
+    // The kernel sends an INTERRUPT with the unique of its target, FUSE_INT_REQ_BIT set.
+    s.handle(frame({ opcode: FUSE_INTERRUPT, unique: ru | 1, nodeid: 0 }, u64(ru)));
+    const wu = nextUnique();
+    const data = Buffer.from('written');
+    s.handle(frame({ opcode: FUSE_WRITE, unique: wu, nodeid }, Buffer.concat([u64(fh), u64(0), u32s(data.length, 0), u64(0), u32s(0, 0), data])));
+    s.handle(frame({ opcode: FUSE_INTERRUPT, unique: wu | 1, nodeid: 0 }, u64(wu)));
+    // An interrupt for a read that has not arrived yet.
+    const early = nextUnique();
+    s.handle(frame({ opcode: FUSE_INTERRUPT, unique: early | 1, nodeid: 0 }, u64(early)));
+    s.handle(frame({ opcode: FUSE_READ, unique: early, nodeid }, readBody));
+    release();
+    await s.idle();
+    const of = (u: number) => replies.filter((r) => r.unique === BigInt(u));
+    t.same(of(wu).map((r) => [r.error, r.body.readUInt32LE(0)]), [[0, data.length]], 'the write: one reply, done');
+    t.equal(s.stats.interrupts, 3, 'three interrupts counted');
+    if (intr) {
+      t.same(of(ru).map((r) => r.error), [-EINTR], 'the read: one reply, EINTR');
+      t.same(of(early).map((r) => r.error), [-EINTR], 'the read interrupted before it arrived: EINTR');
+      t.ok(s.stats.droppedLate >= 1, 'the late read result was dropped');
+    } else {
+      // The read ran while the write waited at the same gate: it saw the file empty or written.
+      for (const [u, what] of [[ru, 'the interrupted read'], [early, 'the read interrupted before it arrived']] as const) {
+        const r = of(u);
+        t.same(r.map((x) => x.error), [0], `${what}: one reply, success`);
+        t.ok(r[0] && (r[0].body.length === 0 || r[0].body.toString() === 'written'), `${what}: its data`);
+      }
+      t.equal(s.stats.droppedLate, 0, 'no result dropped');
+    }
+    const buf = new Uint8Array(16);
+    const fd3 = await kernel.sys.open('/intr', O_RDONLY);
+    t.equal(await kernel.sys.pread64(fd3, buf, 0), data.length, 'the write reached the file');
+    await kernel.sys.close(fd3);
+    ll.read = origRead; ll.write = origWrite;
+  });
+}
 
 t.test('fuzz: malformed frames get errors, never a crash or a second reply', async (t) => {
   const { s, replies, call } = await session(t);

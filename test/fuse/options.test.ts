@@ -40,7 +40,7 @@ t.test('parseOptions', async (t) => {
   const base = parseOptions([]);
   t.same(base, {
     part: 0, readOnly: false, mb: 64, hungTaskTimeout: 120, mountFlags: 0, mountData: '', nolock: false, allowOther: false,
-    defaultPermissions: false, hardRemove: false, fuse: [], ignored: [],
+    defaultPermissions: false, hardRemove: false, intr: false, fuse: [], ignored: [],
   }, 'defaults');
   const rows: [string, string[], Partial<LklfuseOptions>][] = [
     ['type', ['type=ext4'], { type: 'ext4' }],
@@ -55,6 +55,7 @@ t.test('parseOptions', async (t) => {
     ['fsname and subtype', ['fsname=disk\\,1,subtype=foo'], { fsname: 'disk,1', subtype: 'foo' }],
     ['allow_other and default_permissions', ['allow_other,default_permissions'], { allowOther: true, defaultPermissions: true }],
     ['hard_remove', ['hard_remove'], { hardRemove: true }],
+    ['intr is lklfuse\'s on both transports (handed to libfuse by fuse-native)', ['intr'], { intr: true, fuse: [] }],
     ['hung_task_timeout', ['hung_task_timeout=0'], { hungTaskTimeout: 0 }],
     ['lklfuse\'s own FUSE choices are not repeated', ['big_writes,max_write=65536,use_ino'], { fuse: [] }],
     ['everything else goes to FUSE', ['uid=1000,umask=077,nodev,noexec,max_read=65536'],
