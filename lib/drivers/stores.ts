@@ -216,8 +216,22 @@ export interface StoreFault {
   len?: number;
   /** Fail only this many times (default: always). */
   times?: number;
+  /** Only the nth operation of this kind (1 = the first) counted from when the fault was added. */
+  nth?: number;
+  /** Fail a matching operation with this probability (0..1), drawn from `seed`. */
+  probability?: number;
+  seed?: number;
+  /** Only operations whose data this accepts (writes: what would be written). */
+  match?: (buf: Uint8Array, pos: number) => boolean;
+  /**
+   * A short transfer: only the first `short` bytes are read or written, then the operation
+   * fails (a torn write / partial read), instead of failing with nothing transferred.
+   */
+  short?: number;
   /** What to reject with (default: an EIO error). */
   error?: Error;
+  /** How many operations this fault failed (filled in by the store). */
+  hits?: number;
 }
 
 export interface FaultyStoreOptions {
@@ -236,9 +250,13 @@ export class FaultyStore implements BlockStore {
   readonly discard?: (pos: number, len: number) => Promise<void>;
   readonly writeZeroes?: (pos: number, len: number) => Promise<void>;
   private readonly delay?: FaultyStoreOptions['delay'];
+  /** Per fault: matching operations seen (for nth) and the state of its random draws. */
+  private readonly seen = new Map<StoreFault, number>();
+  private readonly draws = new Map<StoreFault, number>();
 
   constructor(readonly inner: BlockStore, opts: FaultyStoreOptions = {}) {
     this.faults = opts.faults ?? [];
+    for (const f of this.faults) this.seen.set(f, 0);
     this.delay = opts.delay;
     const { discard, writeZeroes } = inner;
     if (discard) this.discard = (pos, len) => this.pass('discard', pos, len, () => discard.call(inner, pos, len));
@@ -249,29 +267,51 @@ export class FaultyStore implements BlockStore {
   get readOnly(): boolean { return this.inner.readOnly; }
   get flushes(): number { return this.counts.flush; }
 
-  addFault(f: StoreFault): void { this.faults.push(f); }
+  addFault(f: StoreFault): void { this.faults.push(f); this.seen.set(f, 0); }
   clearFaults(): void { this.faults.length = 0; }
 
   read(buf: Uint8Array, pos: number): Promise<void> {
-    return this.pass('read', pos, buf.length, () => this.inner.read(buf, pos));
+    return this.pass('read', pos, buf.length, () => this.inner.read(buf, pos), buf,
+      (n) => this.inner.read(buf.subarray(0, n), pos));
   }
   write(buf: Uint8Array, pos: number): Promise<void> {
-    return this.pass('write', pos, buf.length, () => this.inner.write(buf, pos));
+    return this.pass('write', pos, buf.length, () => this.inner.write(buf, pos), buf,
+      (n) => this.inner.write(buf.subarray(0, n), pos));
   }
   flush(): Promise<void> {
     return this.pass('flush', 0, 0, () => this.inner.flush());
   }
   close(): Promise<void> { return this.inner.close(); }
 
-  private async pass(op: StoreOp, pos: number, len: number, run: () => Promise<void>): Promise<void> {
+  /** Does fault f fail this operation? Counts it for nth and draws for probability. */
+  private hits(f: StoreFault, op: StoreOp, pos: number, len: number, buf?: Uint8Array): boolean {
+    if (f.op !== op || (f.times !== undefined && f.times <= 0)) return false;
+    if (f.pos !== undefined && !(pos < f.pos + (f.len ?? 1) && f.pos < pos + Math.max(len, 1))) return false;
+    if (f.match && !(buf && f.match(buf, pos))) return false;
+    const n = (this.seen.get(f) ?? 0) + 1;
+    this.seen.set(f, n);
+    if (f.nth !== undefined && n !== f.nth) return false;
+    if (f.probability !== undefined) {
+      // xorshift32 per fault, so a seed replays the same failures.
+      let x = this.draws.get(f) ?? ((Math.imul((f.seed ?? 1) + 1, 2654435761) >>> 0) || 1);
+      x ^= x << 13; x ^= x >>> 17; x ^= x << 5; x >>>= 0;
+      this.draws.set(f, x);
+      if (x / 4294967296 >= f.probability) return false;
+    }
+    return true;
+  }
+
+  private async pass(op: StoreOp, pos: number, len: number, run: () => Promise<void>, buf?: Uint8Array,
+    partial?: (n: number) => Promise<void>): Promise<void> {
     this.counts[op]++;
     const ms = this.delay?.(op, pos, len) ?? 0;
     if (ms > 0) await new Promise((r) => setTimeout(r, ms));
-    const f = this.faults.find((f) => f.op === op && (f.times === undefined || f.times > 0) &&
-      (f.pos === undefined || (pos < f.pos + (f.len ?? 1) && f.pos < pos + Math.max(len, 1))));
+    const f = this.faults.find((f) => this.hits(f, op, pos, len, buf));
     if (f) {
       if (f.times !== undefined) f.times--;
-      throw f.error ?? storeError('EIO', EIO, `injected ${op} fault at ${pos}+${len}`);
+      f.hits = (f.hits ?? 0) + 1;
+      if (f.short !== undefined && partial && f.short > 0) await partial(Math.min(f.short, len));
+      throw f.error ?? storeError('EIO', EIO, `injected ${op} fault at ${pos}+${len}${f.short ? ` after ${Math.min(f.short, len)} bytes` : ''}`);
     }
     return run();
   }

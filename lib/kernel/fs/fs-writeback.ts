@@ -274,9 +274,18 @@ export async function generic_file_fsync(file: File, start: number, end: number,
 /** vfs_fsync_range: the filesystem's fsync, or the generic one. */
 export async function vfs_fsync_range(file: File, start: number, end: number, datasync: boolean): Promise<void> {
   const f = file.f_op.fsync;
-  if (f) await f(file, start, end, datasync);
-  else if (file.f_inode.i_sb.s_flags & SB_RDONLY) return;
-  else await generic_file_fsync(file, start, end, datasync);
+  let failed: unknown = null;
+  try {
+    if (f) await f(file, start, end, datasync);
+    else if (!(file.f_inode.i_sb.s_flags & SB_RDONLY)) await generic_file_fsync(file, start, end, datasync);
+  } catch (e) { failed = e; }
+  // file_check_and_advance_wb_err: a writeback error recorded since this file last looked
+  // is reported to it, once, even if another file's fsync already reported (and cleared) it.
+  const seq = file.f_inode.i_mapping?.wb_err_seq ?? 0;
+  const fresh = seq !== file.f_wb_err;
+  file.f_wb_err = seq;
+  if (failed) throw failed;
+  if (fresh) throw err(EIO);
 }
 
 /* ---- background and throttled writeback ---- */

@@ -189,8 +189,15 @@ export class address_space {
   a_ops: address_space_operations | null = null;
   /** Number of dirty pages (kept by set/clear dirty helpers). */
   nrdirty = 0;
-  /** Errors from asynchronous writeback, reported at the next fsync (AS_EIO / errseq). */
-  wb_err = 0;
+  private _wb_err = 0;
+  /**
+   * errseq_t's sequence: advanced each time a writeback error is recorded, so that every
+   * open file reports it once at its next fsync (file_check_and_advance_wb_err).
+   */
+  wb_err_seq = 0;
+  /** Errors from asynchronous writeback, reported at the next fsync (AS_EIO); setting one is mapping_set_error. */
+  get wb_err(): number { return this._wb_err; }
+  set wb_err(v: number) { if (v) this.wb_err_seq++; this._wb_err = v; }
   /** Serializes writeback of this mapping. */
   readonly wb_lock = new Mutex('wb_lock');
   /** Private list of buffers dirtied for this inode's metadata (mark_buffer_dirty_inode). */
@@ -282,9 +289,12 @@ export class File {
   f_op: file_operations;
   readonly f_pos_lock = new Mutex('f_pos_lock');
   private_data: unknown = null;
-  /** Write-back error sequence seen at open (errseq_t-lite). */
+  /** The mapping's write-back error sequence this file has seen (errseq_sample at open). */
   f_wb_err = 0;
-  constructor(public readonly f_path: Path, public readonly f_inode: Inode, fop: file_operations) { this.f_op = fop; }
+  constructor(public readonly f_path: Path, public readonly f_inode: Inode, fop: file_operations) {
+    this.f_op = fop;
+    this.f_wb_err = f_inode?.i_mapping?.wb_err_seq ?? 0;
+  }
 }
 
 export interface xattr_handler {

@@ -52,9 +52,34 @@ export function ext4_error(sb: super_block, func: string, msg: string, where: Ex
     } else if (sbi.test_opt(EXT4_MOUNT_ERRORS_RO) && !(sb.s_flags & SB_RDONLY)) {
       printk(`${KERN_CRIT}EXT4-fs (${sb.s_id}): Remounting filesystem read-only`);
       sb.s_flags |= SB_RDONLY;
+      sbi.s_ro_by_error = true;
     }
   }
   return err(where.csum ? EFSBADCRC : EFSCORRUPTED, `${func}: ${msg}`);
+}
+
+/**
+ * ext4_abort (__ext4_error with force_ro): an error after which the filesystem cannot go
+ * on writing (the journal aborted). Recorded like ext4_error; then read-only whatever
+ * errors= says, except errors=panic, which shuts the filesystem down.
+ */
+export function ext4_abort(sb: super_block, func: string, msg: string): void {
+  const sbi = sbiOf(sb);
+  const line = `EXT4-fs error (device ${sb.s_id}): ${func}: ${msg}`;
+  if (!sbi || !sbi.s_error_printed.has(line)) {
+    sbi?.s_error_printed.add(line);
+    printk(KERN_CRIT + line);
+  }
+  if (!sbi) return;
+  sbi.s_has_errors = true;
+  sbi.s_error_count++;
+  if (sbi.test_opt(EXT4_MOUNT_ERRORS_PANIC)) {
+    if (!sbi.s_shutdown) printk(`${KERN_CRIT}EXT4-fs (${sb.s_id}): panic forced after error (filesystem shut down)`);
+    sbi.s_shutdown = true;
+  } else if (!(sb.s_flags & SB_RDONLY)) {
+    printk(`${KERN_CRIT}EXT4-fs (${sb.s_id}): Remounting filesystem read-only`);
+    sb.s_flags |= SB_RDONLY;
+  }
 }
 
 /** ext4_error for a checksum mismatch: the call fails with EFSBADCRC (EBADMSG). */

@@ -114,6 +114,8 @@ export class ext4_sb_info {
   s_mount_state = 0;
   /** Set after an ext4_error: the filesystem has errors (s_state |= EXT4_ERROR_FS). */
   s_has_errors = false;
+  /** Made read-only by an error (errors=remount-ro, an aborted journal), not mounted so. */
+  s_ro_by_error = false;
   /** errors=panic hit: everything fails from now on (we cannot really panic). */
   s_shutdown = false;
   /** The driver has no write support yet: modifying operations fail with EROFS. */

@@ -25,7 +25,7 @@ import { EIO, EROFS } from '../../include/uapi.js';
 import { brelse, mark_buffer_dirty, sb_bread, sb_getblk, sync_dirty_buffer, type buffer_head } from '../buffer.js';
 import { BH_Dirty, BH_Uptodate } from '../../include/blk.js';
 import { EXT4_MOUNT_DATA_FLAGS, EXT4_MOUNT_ORDERED_DATA, EXT4_SB } from './ext4.js';
-import { ext4_error } from './errors.js';
+import { ext4_abort, ext4_error } from './errors.js';
 import type { Journal } from '../jbd2/journal.js';
 import { jbd2_journal_force_commit } from '../jbd2/journal.js';
 import {
@@ -84,6 +84,11 @@ export function ext4_journal_start_sb(sb: super_block, type: number, credits: nu
   const sbi = EXT4_SB(sb);
   if (sbi.s_shutdown) throw err(EIO);
   if (sb.s_flags & 1 /* SB_RDONLY */ || sbi.s_readonly_driver) throw err(EROFS);
+  if (sbi.s_journal?.j_aborted) {
+    // ext4_journal_check_start: a failed commit aborted the journal; nothing more can be logged.
+    ext4_abort(sb, '__ext4_journal_start_sb', 'Detected aborted journal');
+    throw err(EROFS);
+  }
   const handle = new handle_t(sb, type, credits);
   const j = ext4_journal_writable(sb);
   if (j) {

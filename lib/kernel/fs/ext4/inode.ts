@@ -127,7 +127,14 @@ export async function ext4_read_raw_inode(sb: super_block, ino: number, func = '
   if (!ext4_block_valid(sb, loc.block))
     throw ext4_error(sb, func, `Invalid inode table block ${loc.block} in block_group ${loc.group}`, { ino });
   await ext4_inode_table_readahead(sb, loc.block, loc.group);
-  const buf = await ext4_sb_bread(sb, loc.block, func, ino);
+  let buf: Uint8Array;
+  try {
+    buf = await ext4_sb_bread(sb, loc.block, func, ino);
+  } catch (e) {
+    // __ext4_get_inode_loc: a failed read is an ext4 error (errors= applies); the call fails with EIO.
+    if ((e as { errno?: number }).errno === EIO) ext4_error(sb, func, 'unable to read itable block', { ino, block: loc.block });
+    throw e;
+  }
   return { raw: buf.slice(loc.offset, loc.offset + sbi.s_inode_size), block: loc.block, offset: loc.offset };
 }
 

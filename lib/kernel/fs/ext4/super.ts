@@ -873,6 +873,11 @@ async function ext4_put_super(sb: super_block): Promise<void> {
     ext4_journal_abort_on_error(sb);
     await ext4_journal_end_rw(sb).catch(() => {});
   }
+  if (sbi.s_ro_by_error && sbi.s_has_errors && !sbi.s_dev.readOnly) {
+    // The error state reaches the disk (Linux commits it when the error happens), so that
+    // the next fsck is forced; the journal is left as it is, to be replayed.
+    await ext4_commit_super(sb, true).catch((e) => ext4_msg(sb, 'KERN_ERR', `unable to record the error state: ${(e as Error).message}`));
+  }
   if (!(sb.s_flags & SB_RDONLY) && !sbi.s_readonly_driver) {
     try {
       await ext4_journal_end_rw(sb);
