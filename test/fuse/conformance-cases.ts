@@ -231,6 +231,10 @@ export function conformanceCases(): Case[] {
   add('link-nowrite-dir', 'link into a directory without write permission → EACCES', [...file('f', 0o666), ...dir('d', 0o755)], [{ op: 'link', src: 'f', dst: 'd/g', as: U1, expect: 'EACCES' }]);
   add('link-protected', 'a user cannot link a root file it cannot write (protected_hardlinks)', [...file('f', 0o644), ...dir('d', 0o777)], [{ op: 'link', src: 'f', dst: 'd/g', as: U1, expect: 'EPERM' }]);
   add('link-own-file', 'a user links its own file', [...dir('d', 0o777), ...file('d/f'), own('d/f', U1)], [{ op: 'link', src: 'd/f', dst: 'd/g', as: U1, expect: 'ok' }, st('d/g')]);
+  add('link-unlink-other-name', 'after unlinking a hard link\'s name seen last, the file still opens by its first name', [...file('f'), { op: 'link', src: 'f', dst: 'g' }],
+    [st('g'), { op: 'unlink', path: 'g', expect: 'ok' }, { op: 'read', path: 'f', expect: 'ok:data' }, { op: 'write', path: 'f', data: 'D', expect: 'ok:1' }, st('f', 'ok:reg mode=0644 uid=0 gid=0 nlink=1 size=4')]);
+  add('link-rename-then-unlink', 'a renamed hard link is still found after its first name goes', [...file('f'), { op: 'link', src: 'f', dst: 'g' }],
+    [st('g'), { op: 'rename', src: 'g', dst: 'h', expect: 'ok' }, { op: 'unlink', path: 'f', expect: 'ok' }, { op: 'read', path: 'h', expect: 'ok:data' }]);
   add('link-many', 'ten links: nlink 11, then unlinking them one by one', file('f'),
     [...Array.from({ length: 10 }, (_, i) => ({ op: 'link', src: 'f', dst: `l${i}` })), st('f', 'ok:reg mode=0644 uid=0 gid=0 nlink=11 size=4'),
       ...Array.from({ length: 10 }, (_, i) => ({ op: 'unlink', path: `l${i}` })), st('f', 'ok:reg mode=0644 uid=0 gid=0 nlink=1 size=4')]);

@@ -14,8 +14,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { spawnSync } from 'node:child_process';
-import { e2fsckClean, fsckVfatClean, makeExtImage, makeVfatImage, withLoopMount } from '../lib/images.js';
-import { diffManifests, hostManifest, mtoolsManifest, type Manifest } from '../lib/manifest.js';
+import { e2fsckClean, fsckVfatClean, makeExtImage, makeVfatImage, mtoolsList, withLoopMount } from '../lib/images.js';
+import { diffManifests, hostManifest, type Manifest } from '../lib/manifest.js';
 import { run, whyNot } from '../lib/sh.js';
 import { box, fuseSkip, startForeground, transportSkip, within, isMounted, type Transport } from './real-helpers.js';
 import { conformanceCases, OTHER, type Case, type Step } from './conformance-cases.js';
@@ -197,3 +197,61 @@ function report(t: Test, label: string, c: Comparison, ms: number): void {
     }), [], 'and it is the tree the host\'s own run left (times aside)');
   });
 }
+
+// ---------------------------------------------------------------------------------------
+// FAT through lklfuse, against the host's ext4 run: there is no host vfat driver here.
+
+/** What FAT cannot do at all (cases using it are not run on FAT), and why. */
+const FAT_UNSUPPORTED: Record<string, string> = {
+  symlink: 'no symlinks (EPERM)', link: 'no hard links (EPERM)', mknod: 'no device nodes, fifos or sockets (EPERM)',
+  mkfifo: 'no fifos (EPERM)', readlink: 'no symlinks',
+  chown: 'one owner for the whole mount (uid=/gid=); chown to another is EPERM', fchown: 'as chown',
+  chmod: 'modes come from fmask/dmask; only the w bits (read-only attribute) are kept', fchmod: 'as chmod',
+  access: 'modes come from fmask/dmask',
+  setxattr: 'no xattrs (EOPNOTSUPP)', getxattr: 'no xattrs', listxattr: 'no xattrs', removexattr: 'no xattrs',
+  setacl: 'no ACLs', getacl: 'no ACLs',
+  as: 'every file belongs to the mount\'s uid/gid with the masks\' modes: permission checks for other users say nothing about lkl-ts',
+};
+function fatExcluded(c: Case): string | undefined {
+  for (const s of [...c.setup, ...c.ops]) {
+    if (s.as) return FAT_UNSUPPORTED.as;
+    if (FAT_UNSUPPORTED[s.op]) return FAT_UNSUPPORTED[s.op];
+  }
+  return undefined;
+}
+/** What FAT keeps differently: owners and modes are the mount's; directory sizes are clusters. */
+function fatProject(r: string): string {
+  return r.replace(/ ?(mode|uid|gid)=\d+/g, '').replace(/^ok:(dir.*?) size=\d+/, 'ok:$1');
+}
+const FAT_TIMES = 'FAT: mtimes are kept in 2 s, atimes as a date only, in 1980-2107 (the exact times set differ)';
+const FAT_DIFFERENCES: Difference[] = [
+  { id: 'read-empty-atime', slot: 'times:f', why: EOF_READ },
+  { id: 'truncate-0', slot: 'times:f', why: `${EOF_READ} (the read after truncating to 0)` },
+  { id: 'rename-exchange', slot: '*', why: 'lkl-ts FAT: RENAME_EXCHANGE is EINVAL, as in Linux before 6.0 (vfat_rename_exchange came in 6.0)' },
+  ...['utime-explicit', 'utime-explicit-a', 'utime-pre-epoch', 'utime-2100', 'utime-dir'].map((id) => ({ id, slot: 'op1', why: FAT_TIMES })),
+];
+
+t.test('FAT through lklfuse (kernel transport): the outcomes of the host ext4 run, but for FAT\'s documented differences', { skip: skip || transportSkip('kernel') }, async (t) => {
+  const host = await hostOnce(B.dir);
+  const cases = CASES.filter((c) => !fatExcluded(c));
+  const img = await makeVfatImage({ fat: 32, sizeMiB: 64, path: B.path('fat.img') });
+  const mnt = B.mnt('mnt-fat');
+  const other = B.path('other-fat');
+  fs.mkdirSync(other);
+  const d = await startForeground(img, mnt, ['-o', 'allow_other,default_permissions,transport=kernel']);
+  const root = path.join(mnt, 'conf');
+  fs.mkdirSync(root);
+  const t0 = Date.now();
+  const outcomes = await runCases(root, other, cases);
+  const ms = Date.now() - t0;
+  report(t, 'FAT via lklfuse (kernel)', compare(host.outcomes, outcomes, cases, FAT_DIFFERENCES, fatProject), ms);
+  t.comment(`FAT: ${CASES.length - cases.length} of ${CASES.length} cases not run (${[...new Set(CASES.map(fatExcluded).filter(Boolean))].length} documented reasons)`);
+  const seen = await hostManifest(root, { producer: 'lklfuse FAT', exclude: DEEP_EXCLUDE, xattrs: false });
+  await unmount(t, d, mnt);
+  const ck = await fsckVfatClean(img);
+  t.ok(ck.clean, 'fsck.vfat -n clean', { output: ck.output });
+  // mdir (mcopy cannot copy the 4 KiB-deep trees out to the host).
+  const mt = new Set((await mtoolsList(img)).entries.map((e) => e.path));
+  const missing = seen.entries.filter((e) => e.path !== '.' && !mt.has(`conf/${e.path}`)).map((e) => e.path);
+  t.strictSame(missing, [], `mtools sees every name the run left (${seen.entries.length - 1} seen through the mount)`);
+});
