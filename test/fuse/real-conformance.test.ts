@@ -118,18 +118,14 @@ const DEEP_EXCLUDE = [/(^|\/)p{254}$/];
 
 const EOF_READ = 'FUSE: the host kernel answers a read at the end of the size it holds (0 here) itself, without a READ, so the lkl-ts kernel never sees the read that would update the atime';
 const NO_ACL = 'FUSE: lklfuse does not ask for FUSE_POSIX_ACL, so with default_permissions the host kernel checks the mode bits only (ACL entries grant nothing) and applies the umask before the request (a default ACL cannot override it); the ACL xattrs themselves are stored';
-const READLINK_ATIME = 'BUG (lkl-ts kernel): readlink and following a symlink do not update the symlink\'s atime; Linux calls touch_atime in do_readlinkat and pick_link (lkl-ts has only file_accessed, for open files)';
 const FUSE_DIFFERENCES: Difference[] = [
   { id: 'read-empty-atime', slot: 'times:f', why: EOF_READ },
   { id: 'truncate-0', slot: 'times:f', why: `${EOF_READ} (the read after truncating to 0)` },
   { id: 'chown-noop', slot: 'times:f', why: 'FUSE: chown(-1, -1) reaches the daemon as a SETATTR with nothing to set (FATTR_CTIME is not sent), so the ctime stays' },
   { id: 'chown-nonowner-noop', slot: 'times:f', why: 'FUSE: as chown-noop' },
-  { id: 'chmod-symlink-follows', slot: 'times:s', why: READLINK_ATIME },
-  { id: 'utime-follow', slot: 'times:s', why: READLINK_ATIME },
-  { id: 'times-readlink', slot: 'times:s', why: READLINK_ATIME },
   { id: 'write-clears-2767-other', slot: 'op1', why: 'BUG (not yet understood): a write by a non-member of the group to a 2767 file keeps S_ISGID through lklfuse; Linux 6.x drops it (setattr_should_drop_sgid: setgid without group-execute is dropped for writers outside the group), while the truncate cases agree' },
   { id: 'dir-read-noexec', slot: 'op0', why: 'BUG (lklfuse, kernel transport): READDIRPLUS runs the lookups of the entries as the caller, which fails EACCES in a directory the caller may read (r) but not search (no x); Linux lists the names' },
-  { id: 'xattr-list', slot: 'op1', why: 'BUG (lkl-ts kernel): listxattr shows trusted.* names to a caller without CAP_SYS_ADMIN; Linux\'s ext4_xattr_trusted_list hides them' },
+  { id: 'xattr-list', slot: 'op1', why: 'FUSE: a request carries the caller\'s uid/gid but no capabilities; lklfuse acts as a file server does (the caller\'s fsuid, its own CAP_SYS_ADMIN), so its listxattr includes trusted.* for anyone, and the host kernel filters trusted.* for getxattr/setxattr only, not in a listing' },
   { id: 'acl-grants', slot: 'op0', why: NO_ACL },
   { id: 'acl-mask-limits', slot: 'op1', why: NO_ACL },
   { id: 'acl-dir-grants-search', slot: 'op0', why: NO_ACL },

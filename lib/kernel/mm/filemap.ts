@@ -19,15 +19,13 @@ import {
   alloc_page, get_page, put_page, register_shrinker, memInfo,
 } from './page_alloc.js';
 import type { address_space, File, Inode } from '../include/fs.js';
-import {
-  ATTR_KILL_SGID, ATTR_KILL_SUID, CAP_FSETID, I_DIRTY_SYNC, MNT_NOATIME, MNT_NODIRATIME,
-  MNT_READONLY, SB_NOATIME, SB_RDONLY,
-} from '../include/fs.js';
+import { ATTR_KILL_SGID, ATTR_KILL_SUID, CAP_FSETID, I_DIRTY_SYNC } from '../include/fs.js';
 import { err } from '../include/errno.js';
-import { EFBIG, EIO, ENOMEM, ENOSPC, O_DIRECT, O_DSYNC, O_NOATIME, S_IFMT, S_IFDIR, S_ISGID, S_ISUID, S_IXGRP } from '../include/uapi.js';
+import { EFBIG, EIO, ENOMEM, ENOSPC, O_DIRECT, O_DSYNC, O_NOATIME, S_ISGID, S_ISUID, S_IXGRP } from '../include/uapi.js';
 import { current_time, tsCompare } from '../fs/time.js';
 import * as wb from '../fs/fs-writeback.js';
 import { capable } from '../kernel/cred.js';
+import { touch_atime } from '../fs/inode.js';
 import { initcall, INIT_CORE } from '../arch/setup.js';
 
 export { PAGE_SIZE, PAGE_SHIFT };
@@ -484,22 +482,10 @@ export function invalidate_mapping_pages(m: address_space): number {
 
 /* ---- atime ---- */
 
-/** touch_atime with relatime semantics (the Linux default; strictatime is not offered). */
+/** file_accessed (include/linux/fs.h): touch_atime of the file's path, unless O_NOATIME. */
 export async function file_accessed(file: File): Promise<void> {
   if (file.f_flags & O_NOATIME) return;
-  const inode = file.f_inode;
-  const sb = inode.i_sb;
-  if (sb.s_flags & (SB_RDONLY | SB_NOATIME)) return;
-  const mf = file.f_path.mnt.mnt_flags;
-  if (mf & (MNT_NOATIME | MNT_READONLY)) return;
-  if ((mf & MNT_NODIRATIME) && (inode.i_mode & S_IFMT) === S_IFDIR) return;
-  const now = current_time(inode);
-  // relatime: update only if atime is older than mtime/ctime or than a day.
-  const older = tsCompare(inode.i_atime, inode.i_mtime) <= 0 || tsCompare(inode.i_atime, inode.i_ctime) <= 0
-    || now.sec - inode.i_atime.sec >= 24 * 3600;
-  if (!older || tsCompare(inode.i_atime, now) === 0) return;
-  inode.i_atime = now;
-  await wb.mark_inode_dirty(inode, I_DIRTY_SYNC);
+  await touch_atime(file.f_path);
 }
 
 export function memoryPressure(): boolean {
