@@ -414,7 +414,7 @@ export class LowLevelOps {
     }
     const where = n.isDir ? [n.fd, Buffer.from('.')] as [number, Buffer] : this.at(n);
     if (typeof where === 'number') return where;
-    const fd = await sys.openat(where[0], where[1], n.isDir ? f : f | O_NOFOLLOW);
+    const fd = n.isDir ? await this.openDir(sys, n, f) : await sys.openat(where[0], where[1], f | O_NOFOLLOW);
     if (fd < 0) return fd;
     // The name may now be another inode's (the node's inode lost that name): refuse it.
     const st = await sys.fstat(fd);
@@ -487,10 +487,28 @@ export class LowLevelOps {
 
   /* ---- directories ---- */
 
+  /**
+   * Opens a directory node as the caller. By its name in its parent first: an open of "."
+   * from the node's descriptor would need search (x) permission on the directory itself,
+   * which open(2) of a directory does not (a 0744 directory lists for others, as in Linux).
+   * The name may be another inode's by now (then, and for the root, "." it is).
+   */
+  private async openDir(sys: Sys, n: Node, flags: number): Promise<number> {
+    if (n.parent && n.live) {
+      const fd = await sys.openat(n.parent.fd, n.name, flags | O_NOFOLLOW);
+      if (fd >= 0) {
+        const st = await sys.fstat(fd);
+        if (typeof st !== 'number' && st.ino === n.ino) return fd;
+        await sys.close(fd);
+      }
+    }
+    return sys.openat(n.fd, '.', flags);
+  }
+
   async opendir(sys: Sys, nodeid: number): Promise<number> {
     const n = this.node(nodeid);
     if (!n) return -ESTALE;
-    const fd = await sys.openat(n.fd, '.', O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    const fd = await this.openDir(sys, n, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0) return fd;
     this.addHandle(fd, null);
     this.dirs.set(fd, { node: n, pos: 0, pending: [], eof: false });

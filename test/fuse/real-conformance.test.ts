@@ -123,7 +123,6 @@ const FUSE_DIFFERENCES: Difference[] = [
   { id: 'truncate-0', slot: 'times:f', why: `${EOF_READ} (the read after truncating to 0)` },
   { id: 'chown-noop', slot: 'times:f', why: 'FUSE: chown(-1, -1) reaches the daemon as a SETATTR with nothing to set (FATTR_CTIME is not sent), so the ctime stays' },
   { id: 'chown-nonowner-noop', slot: 'times:f', why: 'FUSE: as chown-noop' },
-  { id: 'dir-read-noexec', slot: 'op0', why: 'BUG (lklfuse, kernel transport): READDIRPLUS runs the lookups of the entries as the caller, which fails EACCES in a directory the caller may read (r) but not search (no x); Linux lists the names' },
   { id: 'xattr-list', slot: 'op1', why: 'FUSE: a request carries the caller\'s uid/gid but no capabilities; lklfuse acts as a file server does (the caller\'s fsuid, its own CAP_SYS_ADMIN), so its listxattr includes trusted.* for anyone, and the host kernel filters trusted.* for getxattr/setxattr only, not in a listing' },
   { id: 'acl-grants', slot: 'op0', why: NO_ACL },
   { id: 'acl-mask-limits', slot: 'op1', why: NO_ACL },
