@@ -8,9 +8,11 @@
  * it FORGETs). A directory node keeps an O_PATH descriptor of its inode in the lkl-ts
  * kernel: the dirfd of the *at() calls on its children (lookup, mkdir, unlink, rename,
  * ...), and with AT_EMPTY_PATH the way to the directory itself whatever happens to its
- * name. Other nodes are reached by the name they were last seen under, their parent's
- * descriptor and their name, kept up to date on lookup and rename (all renames pass through
- * here) and dropped on unlink; an inode number that no longer matches is ESTALE. Keeping
+ * name. Other nodes are reached by a name they were seen under, their parent's descriptor
+ * and their name, kept up to date on lookup and rename (all renames pass through here) and
+ * dropped on unlink; a file seen under several names (hard links: the host kernel gives
+ * them one node id) keeps them all, so unlinking one leaves it reachable by another; an
+ * inode number that no longer matches is ESTALE. Keeping
  * descriptors for directories only bounds what the daemon pins: the host's dentry cache may
  * hold far more files than the kernel's 65536 descriptors, and each pinned inode is memory
  * the lkl-ts kernel cannot reclaim. Open files are reached through their handle (so they
@@ -23,9 +25,9 @@
 import type { Dirent64, Stat, Statfs, Timespec } from '../kernel/include/uapi.js';
 import type { Sys } from '../kernel/include/sys.js';
 import {
-  AT_EACCESS, AT_EMPTY_PATH, AT_REMOVEDIR, AT_SYMLINK_NOFOLLOW, EBADF, EINVAL, EIO, ENAMETOOLONG, ENOENT,
+  AT_EACCESS, AT_EMPTY_PATH, AT_REMOVEDIR, AT_SYMLINK_NOFOLLOW, EBADF, EINVAL, EIO, ENAMETOOLONG, ENOENT, EPERM,
   ERANGE, ESTALE, O_CLOEXEC, O_CREAT, O_DIRECTORY, O_EXCL, O_NOCTTY, O_NOFOLLOW, O_PATH,
-  O_RDONLY, O_WRONLY, RENAME_EXCHANGE, X_OK, SEEK_SET, S_IFMT, S_IFDIR, UTIME_NOW, UTIME_OMIT,
+  O_RDONLY, O_WRONLY, RENAME_EXCHANGE, W_OK, X_OK, SEEK_SET, S_IFMT, S_IFDIR, S_ISGID, S_ISUID, UTIME_NOW, UTIME_OMIT,
 } from '../kernel/include/uapi.js';
 import { nameBytesTooLong } from './names.js';
 import {
@@ -44,9 +46,11 @@ interface Node {
   fd: number;
   ino: number;
   isDir: boolean;
-  /** Where the node was last seen: parent node and name (null parent: the root). */
+  /** Where the node was seen: parent node and name (null parent: the root). */
   parent: Node | null;
   name: Buffer;
+  /** A non-directory's other names seen (its hard links), used once `name` is gone. */
+  links: { parent: Node; name: Buffer }[];
   /** LOOKUPs not yet FORGotten. */
   nlookup: number;
   /** Still reachable by its name (false once that name is unlinked or replaced). */
@@ -86,7 +90,7 @@ export class LowLevelOps {
     const st = await sys.newfstatat(fd, '', AT_EMPTY_PATH);
     if (typeof st === 'number') { await sys.close(fd); return st; }
     const ll = new LowLevelOps(sys, rootPath);
-    const root: Node = { id: FUSE_ROOT_ID, fd, ino: st.ino, isDir: true, parent: null, name: Buffer.alloc(0), nlookup: 1, live: true, open: new Set() };
+    const root: Node = { id: FUSE_ROOT_ID, fd, ino: st.ino, isDir: true, parent: null, name: Buffer.alloc(0), links: [], nlookup: 1, live: true, open: new Set() };
     ll.nodes.set(root.id, root);
     ll.byIno.set(root.ino, root);
     return ll;
@@ -147,19 +151,46 @@ export class LowLevelOps {
     return Buffer.concat(chunks);
   }
 
+  private isName(parent: Node | null, name: Buffer, p: Node, nm: Uint8Array): boolean {
+    return parent === p && name.equals(nm);
+  }
+
+  /** `n` (found by inode) is also `name` in `parent`: a directory moves, a file gains a name. */
+  private seenAs(n: Node, parent: Node, name: Uint8Array): void {
+    if (this.isName(n.parent, n.name, parent, name) || n.links.some((l) => this.isName(l.parent, l.name, parent, name))) return;
+    if (n.isDir || !n.parent) { this.setName(n, parent, name); return; }
+    n.links.push({ parent, name: Buffer.from(name) });
+    this.byName.set(this.key(parent, name), n);
+  }
+
+  /** One of the node's names moved (rename). */
+  private moveName(n: Node, from: Node, fromName: Uint8Array, to: Node, toName: Uint8Array): void {
+    const l = n.links.find((x) => this.isName(x.parent, x.name, from, fromName));
+    if (!l) { this.setName(n, to, toName); return; }
+    const old = this.key(from, fromName);
+    if (this.byName.get(old) === n) this.byName.delete(old);
+    l.parent = to;
+    l.name = Buffer.from(toName);
+    this.byName.set(this.key(to, toName), n);
+  }
+
   /**
-   * The node's name is gone (unlink, rmdir, replaced by a rename): it no longer has a name
-   * to be reached by, nor a claim to its inode number (which may be reused). A hard link's
-   * other names get a node of their own at their next lookup.
+   * One of the node's names is gone (unlink, rmdir, replaced by a rename). With another name
+   * left (a hard link seen before) it is reached by that one; with none it no longer has a
+   * name to be reached by, nor a claim to its inode number (which may be reused). A hard
+   * link never seen gets a node of its own at its next lookup.
    */
-  private unlinked(n: Node | undefined): void {
+  private unlinked(n: Node | undefined, parent: Node, name: Uint8Array): void {
     if (!n) return;
+    const k = this.key(parent, name);
+    if (this.byName.get(k) === n) this.byName.delete(k);
+    const i = n.links.findIndex((x) => this.isName(x.parent, x.name, parent, name));
+    if (i >= 0) { n.links.splice(i, 1); return; }
+    if (!this.isName(n.parent, n.name, parent, name)) return;
+    const next = n.links.shift();
+    if (next) { n.parent = next.parent; n.name = next.name; return; }
     n.live = false;
     if (this.byIno.get(n.ino) === n) this.byIno.delete(n.ino);
-    if (n.parent) {
-      const k = this.key(n.parent, n.name);
-      if (this.byName.get(k) === n) this.byName.delete(k);
-    }
   }
 
   /* ---- names ---- */
@@ -178,7 +209,7 @@ export class LowLevelOps {
     let n = this.byIno.get(st.ino);
     if (n && n.live) {
       n.nlookup++;
-      if (n.parent !== parent || !n.name.equals(name)) this.setName(n, parent, name);
+      this.seenAs(n, parent, name);
       return { nodeid: n.id, generation: 0, attr: st };
     }
     let fd = -1, st2 = st;
@@ -193,7 +224,7 @@ export class LowLevelOps {
       if (fd >= 0) await this.sys.close(fd);
       return -EIO;
     }
-    n = { id: this.nextId++, fd, ino: st2.ino, isDir: fd >= 0, parent: null, name: Buffer.alloc(0), nlookup: 1, live: true, open: new Set() };
+    n = { id: this.nextId++, fd, ino: st2.ino, isDir: fd >= 0, parent: null, name: Buffer.alloc(0), links: [], nlookup: 1, live: true, open: new Set() };
     this.nodes.set(n.id, n);
     this.byIno.set(n.ino, n);
     this.setName(n, parent, name);
@@ -207,8 +238,8 @@ export class LowLevelOps {
     if (n.nlookup > 0) return;
     this.nodes.delete(n.id);
     if (this.byIno.get(n.ino) === n) this.byIno.delete(n.ino);
-    if (n.parent) {
-      const k = this.key(n.parent, n.name);
+    for (const l of [...(n.parent ? [{ parent: n.parent, name: n.name }] : []), ...n.links]) {
+      const k = this.key(l.parent, l.name);
       if (this.byName.get(k) === n) this.byName.delete(k);
     }
     if (n.fd >= 0) await this.sys.close(n.fd);
@@ -231,6 +262,22 @@ export class LowLevelOps {
     return typeof st !== 'number' && st.ino !== n.ino ? -ESTALE : st;
   }
 
+  /**
+   * A write or truncate by someone other than the owner: without FUSE_HANDLE_KILLPRIV the
+   * host kernel clears S_ISUID/S_ISGID itself, with a SETATTR of the mode as the writer,
+   * which the owner check of chmod refuses in the lkl-ts kernel (EPERM; a libfuse daemon
+   * running as root does it). A mode that only drops those bits, asked by a caller who may
+   * write the file, is what a write would do: it is done with the daemon's credentials.
+   */
+  private async killPriv(sys: Sys, fh: number | undefined, dfd: number, name: Uint8Array | string, empty: number, mode: number): Promise<number> {
+    const cur = fh !== undefined ? await sys.fstat(fh) : await sys.newfstatat(dfd, name, empty | AT_SYMLINK_NOFOLLOW);
+    if (typeof cur === 'number') return -EPERM;
+    const was = cur.mode & 0o7777;
+    if (was === mode || (was & ~(S_ISUID | S_ISGID)) !== (mode & ~(S_ISUID | S_ISGID)) || (mode & ~was) !== 0) return -EPERM;
+    if (fh === undefined && await sys.faccessat(dfd, name, W_OK, AT_EACCESS | empty) < 0) return -EPERM;
+    return fh !== undefined ? this.sys.fchmod(fh, mode) : this.sys.fchmodat(dfd, name, mode, empty);
+  }
+
   async setattr(sys: Sys, nodeid: number, a: SetattrIn): Promise<Stat | number> {
     const n = this.node(nodeid);
     if (!n) return -ESTALE;
@@ -241,6 +288,7 @@ export class LowLevelOps {
     let r: number;
     if (a.valid & FATTR_MODE) {
       r = fh !== undefined ? await sys.fchmod(fh, a.mode & 0o7777) : await sys.fchmodat(dfd, name, a.mode & 0o7777, empty);
+      if (r === -EPERM) r = await this.killPriv(sys, fh, dfd, name, empty, a.mode & 0o7777);
       if (r < 0) return r;
     }
     if (a.valid & (FATTR_UID | FATTR_GID)) {
@@ -326,7 +374,7 @@ export class LowLevelOps {
     if (!p) return -ESTALE;
     if (nameBytesTooLong(name)) return -ENAMETOOLONG;
     const r = await sys.unlinkat(p.fd, name, dir ? AT_REMOVEDIR : 0);
-    if (r === 0) this.unlinked(this.byName.get(this.key(p, name)));
+    if (r === 0) this.unlinked(this.byName.get(this.key(p, name)), p, name);
     return r;
   }
 
@@ -338,13 +386,15 @@ export class LowLevelOps {
     const replaced = this.byName.get(this.key(np, newName));
     const r = await sys.renameat2(p.fd, name, np.fd, newName, flags);
     if (r < 0) return r;
+    // Two names of one inode: Linux's rename does nothing (both names stay).
+    if (moved && moved === replaced) return 0;
     if (flags & RENAME_EXCHANGE) {
-      if (moved) this.setName(moved, np, newName);
-      if (replaced) this.setName(replaced, p, name);
+      if (moved) this.moveName(moved, p, name, np, newName);
+      if (replaced) this.moveName(replaced, np, newName, p, name);
       return 0;
     }
-    if (replaced && replaced !== moved) this.unlinked(replaced);
-    if (moved) this.setName(moved, np, newName);
+    if (replaced) this.unlinked(replaced, np, newName);
+    if (moved) this.moveName(moved, p, name, np, newName);
     return 0;
   }
 
@@ -364,7 +414,7 @@ export class LowLevelOps {
     }
     const where = n.isDir ? [n.fd, Buffer.from('.')] as [number, Buffer] : this.at(n);
     if (typeof where === 'number') return where;
-    const fd = await sys.openat(where[0], where[1], n.isDir ? f : f | O_NOFOLLOW);
+    const fd = n.isDir ? await this.openDir(sys, n, f) : await sys.openat(where[0], where[1], f | O_NOFOLLOW);
     if (fd < 0) return fd;
     // The name may now be another inode's (the node's inode lost that name): refuse it.
     const st = await sys.fstat(fd);
@@ -437,10 +487,28 @@ export class LowLevelOps {
 
   /* ---- directories ---- */
 
+  /**
+   * Opens a directory node as the caller. By its name in its parent first: an open of "."
+   * from the node's descriptor would need search (x) permission on the directory itself,
+   * which open(2) of a directory does not (a 0744 directory lists for others, as in Linux).
+   * The name may be another inode's by now (then, and for the root, "." it is).
+   */
+  private async openDir(sys: Sys, n: Node, flags: number): Promise<number> {
+    if (n.parent && n.live) {
+      const fd = await sys.openat(n.parent.fd, n.name, flags | O_NOFOLLOW);
+      if (fd >= 0) {
+        const st = await sys.fstat(fd);
+        if (typeof st !== 'number' && st.ino === n.ino) return fd;
+        await sys.close(fd);
+      }
+    }
+    return sys.openat(n.fd, '.', flags);
+  }
+
   async opendir(sys: Sys, nodeid: number): Promise<number> {
     const n = this.node(nodeid);
     if (!n) return -ESTALE;
-    const fd = await sys.openat(n.fd, '.', O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    const fd = await this.openDir(sys, n, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0) return fd;
     this.addHandle(fd, null);
     this.dirs.set(fd, { node: n, pos: 0, pending: [], eof: false });

@@ -16,7 +16,7 @@ import {
   MAY_WRITE, S_APPEND, S_IMMUTABLE, type Dentry, type Iattr, type Inode,
 } from '../include/fs.js';
 import { err } from '../include/errno.js';
-import { EFBIG, EINVAL, EPERM, S_ISGID, S_ISUID, S_IXGRP } from '../include/uapi.js';
+import { EFBIG, EINVAL, EPERM, S_ISGID, S_ISREG, S_ISUID, S_IXGRP } from '../include/uapi.js';
 import { capable, current_cred, in_group_p } from '../kernel/cred.js';
 import { current_time, timestamp_truncate } from './time.js';
 import { inode_owner_or_capable, inode_permission } from './namei.js';
@@ -85,6 +85,20 @@ export function setattr_should_drop_sgid(inode: Inode): number {
   if (!(mode & S_ISGID)) return 0;
   if (mode & S_IXGRP) return ATTR_KILL_SGID;
   if (!in_group_or_capable(inode.i_gid)) return ATTR_KILL_SGID;
+  return 0;
+}
+
+/**
+ * setattr_should_drop_suidgid: what a write by the caller clears on a regular file (what
+ * file_remove_privs applies): S_ISUID always, S_ISGID as setattr_should_drop_sgid says (with
+ * group-execute, or for a caller outside the file's group), nothing with CAP_FSETID.
+ */
+export function setattr_should_drop_suidgid(inode: Inode): number {
+  const mode = inode.i_mode;
+  let kill = 0;
+  if (mode & S_ISUID) kill = ATTR_KILL_SUID;
+  kill |= setattr_should_drop_sgid(inode);
+  if (kill && !capable(CAP_FSETID) && S_ISREG(mode)) return kill;
   return 0;
 }
 

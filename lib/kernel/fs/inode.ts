@@ -13,17 +13,18 @@
  */
 import { pr_err, pr_warn } from '../kernel/printk.js';
 import {
-  Inode, I_NEW, I_FREEING, I_CLEAR, I_DIRTY, SB_ACTIVE, CAP_FSETID, type super_block,
+  Inode, I_NEW, I_FREEING, I_CLEAR, I_DIRTY, I_DIRTY_SYNC, SB_ACTIVE, CAP_FSETID, MNT_NOATIME, MNT_NODIRATIME,
+  MNT_READONLY, SB_NOATIME, SB_RDONLY, type Path, type super_block,
 } from '../include/fs.js';
 import { S_IFMT, S_ISDIR, S_ISGID, S_IXGRP, S_ISBLK, S_ISCHR, S_ISFIFO, S_ISSOCK } from '../include/uapi.js';
 import { wait_queue_head, wait_event } from '../kernel/wait.js';
-import { current_time, timestamp_truncate } from './time.js';
+import { current_time, timestamp_truncate, tsCompare } from './time.js';
 import { current_cred, capable, in_group_p } from '../kernel/cred.js';
 import { delete_from_page_cache } from '../mm/filemap.js';
 import { register_shrinker } from '../mm/page_alloc.js';
 import { workqueue_struct, work_struct } from '../kernel/workqueue.js';
 import { dcacheStats, prune_dcache } from './dcache.js';
-import { inodeClean } from './fs-writeback.js';
+import { inodeClean, mark_inode_dirty } from './fs-writeback.js';
 import { blkdevOpenFops, chrdevOpenFops, badSockFops } from './devices.js';
 
 /** Unused, still-linked inodes kept in core before iput starts evicting the oldest. */
@@ -271,4 +272,31 @@ export function init_special_inode(inode: Inode, mode: number, rdev: number): vo
   else if (S_ISBLK(mode)) { inode.i_fop = blkdevOpenFops; inode.i_rdev = rdev; }
   else if (S_ISFIFO(mode) || S_ISSOCK(mode)) inode.i_fop = badSockFops;
   else pr_err(`init_special_inode: bogus i_mode (${(mode & S_IFMT).toString(8)}) for inode ${inode.i_ino}`);
+}
+
+/* ---- atime ---- */
+
+/**
+ * atime_needs_update with relatime semantics (the Linux default; strictatime is not
+ * offered): not on noatime / read-only mounts or superblocks, nor on directories with
+ * nodiratime; otherwise when the atime is not after the mtime or the ctime, or is a day old.
+ */
+export function atime_needs_update(path: Path, inode: Inode): boolean {
+  const sb = inode.i_sb;
+  if (sb.s_flags & (SB_RDONLY | SB_NOATIME)) return false;
+  const mf = path.mnt.mnt_flags;
+  if (mf & (MNT_NOATIME | MNT_READONLY)) return false;
+  if ((mf & MNT_NODIRATIME) && S_ISDIR(inode.i_mode)) return false;
+  const now = current_time(inode);
+  const older = tsCompare(inode.i_atime, inode.i_mtime) <= 0 || tsCompare(inode.i_atime, inode.i_ctime) <= 0
+    || now.sec - inode.i_atime.sec >= 24 * 3600;
+  return older && tsCompare(inode.i_atime, now) !== 0;
+}
+
+/** touch_atime: the access time of what `path` names (reads, readdir, readlink, following a symlink). */
+export async function touch_atime(path: Path): Promise<void> {
+  const inode = path.dentry.d_inode!;
+  if (!atime_needs_update(path, inode)) return;
+  inode.i_atime = current_time(inode);
+  await mark_inode_dirty(inode, I_DIRTY_SYNC);
 }

@@ -38,6 +38,7 @@ import {
   is_subdir, shrink_dcache_parent, DCACHE_PAR_LOOKUP,
 } from './dcache.js';
 import { current_fs } from './fs_struct.js';
+import { touch_atime } from './inode.js';
 import { fget_raw, fput } from './file_table.js';
 import { lookup_mnt, mntget, mntput, mnt_want_write } from './namespace.js';
 
@@ -258,6 +259,7 @@ export async function get_link(dentry: Dentry, inode: Inode): Promise<string> {
 async function pick_link(nd: Nameidata, link: Path): Promise<void> {
   try {
     if (++nd.totalLinks > MAXSYMLINKS) throw err(ELOOP);
+    await touch_atime(link);
     const target = await get_link(link.dentry, link.dentry.d_inode!);
     if (target === '') throw err(ENOENT);
     const saveTrailing = nd.trailing;
@@ -794,6 +796,7 @@ define_syscall(NR.__NR_readlinkat, 'readlinkat', async (dfd: number, p: PathArg,
     const inode = path.dentry.d_inode!;
     // An empty path names the descriptor itself: not a symlink is then ENOENT.
     if (!S_ISLNK(inode.i_mode)) throw err(name === '' ? ENOENT : EINVAL);
+    await touch_atime(path);
     const target = await get_link(path.dentry, inode);
     if (buf === undefined) return bstrToUtf8(target);
     const n = Math.min(target.length, buf.length);

@@ -19,15 +19,13 @@ import {
   alloc_page, get_page, put_page, register_shrinker, memInfo,
 } from './page_alloc.js';
 import type { address_space, File, Inode } from '../include/fs.js';
-import {
-  ATTR_KILL_SGID, ATTR_KILL_SUID, CAP_FSETID, I_DIRTY_SYNC, MNT_NOATIME, MNT_NODIRATIME,
-  MNT_READONLY, SB_NOATIME, SB_RDONLY,
-} from '../include/fs.js';
+import { ATTR_KILL_SGID, ATTR_KILL_SUID, I_DIRTY_SYNC } from '../include/fs.js';
 import { err } from '../include/errno.js';
-import { EFBIG, EIO, ENOMEM, ENOSPC, O_DIRECT, O_DSYNC, O_NOATIME, S_IFMT, S_IFDIR, S_ISGID, S_ISUID, S_IXGRP } from '../include/uapi.js';
+import { EFBIG, EIO, ENOMEM, ENOSPC, O_DIRECT, O_DSYNC, O_NOATIME, S_ISGID, S_ISUID } from '../include/uapi.js';
 import { current_time, tsCompare } from '../fs/time.js';
 import * as wb from '../fs/fs-writeback.js';
-import { capable } from '../kernel/cred.js';
+import { touch_atime } from '../fs/inode.js';
+import { setattr_should_drop_suidgid } from '../fs/attr.js';
 import { initcall, INIT_CORE } from '../arch/setup.js';
 
 export { PAGE_SIZE, PAGE_SHIFT };
@@ -310,16 +308,6 @@ export async function filemap_read(file: File, buf: Uint8Array, pos: number): Pr
 
 /* ---- writing ---- */
 
-/** file_remove_privs: a write by someone without CAP_FSETID clears setuid/setgid. */
-export function should_remove_suid(inode: Inode): number {
-  const mode = inode.i_mode;
-  let kill = 0;
-  if (mode & S_ISUID) kill |= ATTR_KILL_SUID;
-  if ((mode & S_ISGID) && (mode & S_IXGRP)) kill |= ATTR_KILL_SGID;
-  if (kill && !capable(CAP_FSETID)) return kill;
-  return 0;
-}
-
 /** file_update_time: mtime and ctime to now, inode dirty. */
 export async function file_update_time(file: File): Promise<void> {
   const inode = file.f_inode;
@@ -370,7 +358,8 @@ export async function generic_file_write_iter(file: File, buf: Uint8Array, pos: 
   let len = buf.length;
   if (pos >= sb.s_maxbytes) throw err(EFBIG);
   if (pos + len > sb.s_maxbytes) len = sb.s_maxbytes - pos;
-  const kill = should_remove_suid(inode);
+  // file_remove_privs: a write by someone without CAP_FSETID clears setuid/setgid.
+  const kill = setattr_should_drop_suidgid(inode);
   if (kill) {
     inode.i_mode &= ~((kill & ATTR_KILL_SUID ? S_ISUID : 0) | (kill & ATTR_KILL_SGID ? S_ISGID : 0));
     await wb.mark_inode_dirty(inode, I_DIRTY_SYNC);
@@ -484,22 +473,10 @@ export function invalidate_mapping_pages(m: address_space): number {
 
 /* ---- atime ---- */
 
-/** touch_atime with relatime semantics (the Linux default; strictatime is not offered). */
+/** file_accessed (include/linux/fs.h): touch_atime of the file's path, unless O_NOATIME. */
 export async function file_accessed(file: File): Promise<void> {
   if (file.f_flags & O_NOATIME) return;
-  const inode = file.f_inode;
-  const sb = inode.i_sb;
-  if (sb.s_flags & (SB_RDONLY | SB_NOATIME)) return;
-  const mf = file.f_path.mnt.mnt_flags;
-  if (mf & (MNT_NOATIME | MNT_READONLY)) return;
-  if ((mf & MNT_NODIRATIME) && (inode.i_mode & S_IFMT) === S_IFDIR) return;
-  const now = current_time(inode);
-  // relatime: update only if atime is older than mtime/ctime or than a day.
-  const older = tsCompare(inode.i_atime, inode.i_mtime) <= 0 || tsCompare(inode.i_atime, inode.i_ctime) <= 0
-    || now.sec - inode.i_atime.sec >= 24 * 3600;
-  if (!older || tsCompare(inode.i_atime, now) === 0) return;
-  inode.i_atime = now;
-  await wb.mark_inode_dirty(inode, I_DIRTY_SYNC);
+  await touch_atime(file.f_path);
 }
 
 export function memoryPressure(): boolean {
