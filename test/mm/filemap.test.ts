@@ -5,7 +5,7 @@ import t from 'tap';
 import { startKernel } from '../../lib/index.js';
 import { runAsInit } from '../../lib/kernel/arch/threads.js';
 import {
-  address_space, File, Inode, super_block, vfsmount, Dentry,
+  address_space, File, Inode, super_block, vfsmount,
   type address_space_operations, type file_system_type,
 } from '../../lib/kernel/include/fs.js';
 import {
@@ -17,6 +17,7 @@ import {
   set_page_dirty, vfs_fsync_range, writebackStats,
 } from '../../lib/kernel/fs/fs-writeback.js';
 import { Errno } from '../../lib/kernel/include/errno.js';
+import { d_make_root } from '../../lib/kernel/fs/dcache.js';
 
 /** A toy block-less filesystem: page index -> bytes in a Map ("the disk"). */
 function toyFs(failWrites = false) {
@@ -66,7 +67,8 @@ function toyFs(failWrites = false) {
     },
   };
   inode.i_mapping.a_ops = aops;
-  const root = new Dentry('/', null, sb);
+  // The file's dentry holds the inode, as a real open file's does (file_accessed touches its atime).
+  const root = d_make_root(inode);
   const mnt = new vfsmount(root, sb, null, null);
   const file = new File({ mnt, dentry: root }, inode, {});
   return { disk, stats, inode, file, sb };
