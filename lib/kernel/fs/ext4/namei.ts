@@ -173,8 +173,9 @@ export async function dx_leaf_blocks(dir: Ext4Inode): Promise<{ leaves: number[]
 /**
  * Search one leaf block for `name`; the inode number or 0 (ext4_search_dir). As Linux does,
  * the scan compares raw bytes without decoding every record, and fully checks only the
- * entry that matches; a record whose length cannot be followed sends the block to the
- * checked walk, which reports the corruption by name.
+ * entry that matches (ext4_check_dir_entry); a record whose length cannot be followed, or a
+ * match that fails the check, sends the block to the checked walk, which reports the
+ * corruption by name.
  */
 async function search_dirblock(dir: Ext4Inode, lblk: number, name: string): Promise<number> {
   const blk = await ext4_read_dirblock(dir, lblk, 'leaf');
@@ -196,7 +197,11 @@ async function search_dirblock(dir: Ext4Inode, lblk: number, name: string): Prom
     if (ino !== 0 && nameLen === len) {
       let i = 0;
       while (i < len && buf[off + 8 + i] === name.charCodeAt(i)) i++;
-      if (i === len) return searchChecked(dir, blk.buf, blk.pblk, name);
+      if (i === len) {
+        // The match gets ext4_check_dir_entry's full check; the checked walk names a failure.
+        if (ext4_check_dir_entry(buf, off, bs, bs, maxIno)) return searchChecked(dir, blk.buf, blk.pblk, name);
+        return ino;
+      }
     }
     off += recLen;
   }
