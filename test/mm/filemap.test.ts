@@ -131,6 +131,48 @@ t.test('read-ahead and reclaim under memory pressure', async (t) => {
   t.ok(memInfo().failures === 0, 'no allocation failed');
 });
 
+t.test('read-ahead: a sequential reader finds its pages requested before it gets there; a random one reads little', async (t) => {
+  const k = await startKernel({ memMiB: 32 });
+  t.teardown(() => k.halt());
+  const r = await runAsInit('test', async () => {
+    const fs = toyFs();
+    const pages = 2000;
+    for (let i = 0; i < pages; i++) fs.disk.set(i, new Uint8Array(PAGE_SIZE).fill(i & 0xff));
+    fs.inode.i_size = pages * PAGE_SIZE;
+    const m = fs.inode.i_mapping;
+    // Sequential, 16 KiB at a time: a call whose first page is not in the page cache yet
+    // waits for I/O (a synchronous miss); the PG_readahead marker should prevent all but the first.
+    const buf = new Uint8Array(4 * PAGE_SIZE);
+    let syncMisses = 0, ok = true;
+    for (let pos = 0; pos < fs.inode.i_size; pos += buf.length) {
+      if (!m.pages.has(pos / PAGE_SIZE)) syncMisses++;
+      const n = await filemap_read(fs.file, buf, pos);
+      if (n !== buf.length || buf[0] !== ((pos / PAGE_SIZE) & 0xff)) ok = false;
+    }
+    const seq = { syncMisses, ok, reads: fs.stats.reads, batches: fs.stats.raBatches };
+    // Random single pages of a second file: each miss reads a small window, not a big one.
+    const g = toyFs();
+    for (let i = 0; i < pages; i++) g.disk.set(i, new Uint8Array(PAGE_SIZE).fill(i & 0xff));
+    g.inode.i_size = pages * PAGE_SIZE;
+    const one = new Uint8Array(PAGE_SIZE);
+    let x = 12345, calls = 0;
+    for (let i = 0; i < 50; i++) {
+      x = (x * 1103515245 + 12345) % 2147483648;
+      const idx = 1 + (x % (pages - 1));
+      await filemap_read(g.file, one, idx * PAGE_SIZE);
+      calls++;
+      if (one[0] !== (idx & 0xff)) ok = false;
+    }
+    return { seq, rnd: { reads: g.stats.reads, calls, ok } };
+  });
+  t.ok(r.seq.ok, 'the sequential reader read the right bytes');
+  t.equal(r.seq.reads, 2000, 'every page read from "disk" once');
+  t.equal(r.seq.syncMisses, 1, 'only the first call found its page not yet requested (later windows were started at the marker, ahead of the reader)');
+  t.ok(r.seq.batches <= 20, `the windows grew to 1 MiB (${r.seq.batches} read-ahead batches for 2000 pages)`);
+  t.ok(r.rnd.ok, 'the random reader read the right bytes');
+  t.ok(r.rnd.reads <= r.rnd.calls * 8, `random single-page reads read at most 8 pages each (${r.rnd.reads} for ${r.rnd.calls})`);
+});
+
 t.test('dirty pages bigger than memory are written back, not lost', async (t) => {
   const k = await startKernel({ memMiB: 4 });
   t.teardown(() => k.halt());

@@ -15,7 +15,7 @@
  */
 import { wait_queue_head, sleepOn } from '../kernel/wait.js';
 import {
-  PAGE_SHIFT, PAGE_SIZE, PG_dirty, PG_error, PG_locked, PG_uptodate, PG_writeback, Page,
+  PAGE_SHIFT, PAGE_SIZE, PG_dirty, PG_error, PG_locked, PG_readahead, PG_uptodate, PG_writeback, Page,
   alloc_page, get_page, put_page, register_shrinker, memInfo,
 } from './page_alloc.js';
 import type { address_space, File, Inode } from '../include/fs.js';
@@ -206,16 +206,26 @@ export async function find_or_create_page(m: address_space, index: number, zero 
 
 /* ---- reading ---- */
 
-/** Per-file read-ahead state (struct file_ra_state, reduced). */
-interface RaState { prevIndex: number; window: number }
-const raStates = new WeakMap<object, RaState>();
+/*
+ * Per-file read-ahead state (struct file_ra_state): the current window [start, start+size)
+ * and how many of its last pages are the asynchronous part (async_size), whose first page
+ * carries PG_readahead. A reader reaching that page starts the next window without waiting
+ * for it, so a sequential reader finds its pages in flight or cached (mm/readahead.c:
+ * page_cache_sync_ra on a miss, page_cache_async_ra at the marker).
+ */
+interface file_ra_state { start: number; size: number; async_size: number; prev_index: number }
+const raStates = new WeakMap<object, file_ra_state>();
 const RA_MIN = 8, RA_MAX = 256; // pages: 32 KiB .. 1 MiB
+
+/** get_next_ra_size: the next window of a sequential stream. */
+const get_next_ra_size = (size: number): number => Math.min(RA_MAX, Math.max(RA_MIN, size * 2));
 
 /**
  * Start reading pages [index, index+nr) that are not cached (page_cache_ra_unbounded):
- * allocate them locked and hand them to readahead/readpage without waiting.
+ * allocate them locked and hand them to readahead/readpage without waiting. The page at
+ * `mark`, if this call allocates it, gets PG_readahead.
  */
-async function do_page_cache_ra(m: address_space, file: File | null, index: number, nr: number): Promise<void> {
+async function do_page_cache_ra(m: address_space, file: File | null, index: number, nr: number, mark = -1): Promise<void> {
   const aops = m.a_ops;
   if (!aops) return;
   const batch: Page[] = [];
@@ -231,11 +241,56 @@ async function do_page_cache_ra(m: address_space, file: File | null, index: numb
     // Read-ahead never forces writeback (skip if memory is short) and needs no zeroing.
     const p = alloc_page(false);
     if (!p) break;
+    if (i === mark) p.set(PG_readahead);
     add_to_page_cache_lru(m, p, i);
     get_page(p);
     batch.push(p);
   }
   await flush();
+}
+
+/** ra_submit: read the window, marking its asynchronous part's first page. */
+async function ra_submit(m: address_space, file: File, ra: file_ra_state, lastPage: number): Promise<void> {
+  ra.size = Math.max(0, Math.min(ra.size, lastPage - ra.start + 1));
+  ra.async_size = Math.min(ra.async_size, ra.size);
+  if (ra.size === 0) return;
+  await do_page_cache_ra(m, file, ra.start, ra.size, ra.async_size > 0 ? ra.start + ra.size - ra.async_size : -1);
+}
+
+/**
+ * page_cache_sync_ra: a miss at `index` for a request of `req` pages. A sequential stream
+ * (the page after the last one read, or the window's end) reads a growing window whose part
+ * beyond the request is asynchronous; a random read reads the request and a small window.
+ */
+async function page_cache_sync_ra(m: address_space, file: File, ra: file_ra_state, index: number, req: number, lastPage: number): Promise<void> {
+  const sequential = index === ra.prev_index + 1 || index === ra.prev_index || index === 0;
+  if (sequential && ra.size > 0 && index === ra.start + ra.size) {
+    ra.start = index;
+    ra.size = Math.max(req, get_next_ra_size(ra.size));
+    ra.async_size = ra.size - req;
+  } else if (sequential) {
+    ra.start = index;
+    ra.size = Math.max(req, Math.min(RA_MAX, Math.max(RA_MIN, req * 2)));
+    ra.async_size = ra.size - req;
+  } else {
+    ra.start = index;
+    ra.size = Math.max(req, RA_MIN);
+    ra.async_size = 0;
+  }
+  await ra_submit(m, file, ra, lastPage);
+}
+
+/**
+ * page_cache_async_ra: the reader reached a PG_readahead page at `index`: the next window
+ * starts after the current one (or at `index` when the marker belongs to an older window).
+ */
+async function page_cache_async_ra(m: address_space, file: File, ra: file_ra_state, index: number, lastPage: number): Promise<void> {
+  if (index === ra.start + ra.size - ra.async_size) ra.start += ra.size;
+  else ra.start = index + 1;
+  ra.size = get_next_ra_size(ra.size);
+  ra.async_size = ra.size;
+  if (ra.start > lastPage) return;
+  await ra_submit(m, file, ra, lastPage);
 }
 
 /** read_cache_page: the page at index, uptodate and unlocked, with a reference; EIO on failure. */
@@ -269,7 +324,7 @@ export async function filemap_read(file: File, buf: Uint8Array, pos: number): Pr
   if (buf.length === 0) return 0;
   if (pos >= inode.i_size) { await file_accessed(file); return 0; }
   let ra = raStates.get(file);
-  if (!ra) { ra = { prevIndex: -2, window: RA_MIN }; raStates.set(file, ra); }
+  if (!ra) { ra = { start: 0, size: 0, async_size: 0, prev_index: -2 }; raStates.set(file, ra); }
   let done = 0;
   const lastByte = Math.min(pos + buf.length, inode.i_size);
   const lastIndex = Math.floor((lastByte - 1) / PAGE_SIZE);
@@ -277,17 +332,20 @@ export async function filemap_read(file: File, buf: Uint8Array, pos: number): Pr
     while (pos + done < lastByte) {
       const cur = pos + done;
       const index = Math.floor(cur / PAGE_SIZE);
+      const fileLast = Math.floor((inode.i_size - 1) / PAGE_SIZE);
       let p = find_get_page(m, index);
-      if (!p || !p.test(PG_uptodate)) {
-        if (!p) {
-          // Miss: read this request's pages plus a window that grows on sequential access.
-          const sequential = index === ra.prevIndex + 1 || index === ra.prevIndex;
-          ra.window = sequential ? Math.min(RA_MAX, ra.window * 2) : RA_MIN;
-          const fileLast = Math.floor((inode.i_size - 1) / PAGE_SIZE);
-          const want = Math.min(Math.max(lastIndex - index + 1, ra.window), fileLast - index + 1);
-          await do_page_cache_ra(m, file, index, Math.max(1, want));
-        } else put_page(p);
+      if (!p) {
+        await page_cache_sync_ra(m, file, ra, index, lastIndex - index + 1, fileLast);
         p = await read_cache_page(m, index, file);
+      } else {
+        if (p.test(PG_readahead)) {
+          p.clear(PG_readahead);
+          await page_cache_async_ra(m, file, ra, index, fileLast);
+        }
+        if (!p.test(PG_uptodate)) {
+          put_page(p);
+          p = await read_cache_page(m, index, file);
+        }
       }
       // i_size may have shrunk while we slept.
       const end = Math.min(lastByte, inode.i_size);
@@ -297,7 +355,7 @@ export async function filemap_read(file: File, buf: Uint8Array, pos: number): Pr
       buf.set(p.data.subarray(off, off + n), done);
       put_page(p);
       done += n;
-      ra.prevIndex = index;
+      ra.prev_index = index;
     }
   } catch (e) {
     if (done === 0) throw e;

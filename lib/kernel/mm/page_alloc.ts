@@ -13,7 +13,9 @@ export const PAGE_SIZE = 1 << PAGE_SHIFT;
 
 /** Page flags (a few of include/linux/page-flags.h). */
 export const PG_locked = 1 << 0, PG_uptodate = 1 << 1, PG_dirty = 1 << 2, PG_writeback = 1 << 3,
-  PG_error = 1 << 4, PG_lru = 1 << 5, PG_private = 1 << 6, PG_referenced = 1 << 7, PG_reserved = 1 << 8;
+  PG_error = 1 << 4, PG_lru = 1 << 5, PG_private = 1 << 6, PG_referenced = 1 << 7, PG_reserved = 1 << 8,
+  /* The read-ahead marker: reaching this page starts reading the next window (mm/readahead.c). */
+  PG_readahead = 1 << 9;
 
 /** struct page: one per allocated frame. */
 export class Page {
