@@ -179,7 +179,7 @@ export class KernelFuseMount extends EventEmitter {
     m.session = new FuseSession(ll, sys, write, {
       maxWrite: opts.maxWrite, entryTimeout: opts.entryTimeout, attrTimeout: opts.attrTimeout,
       sysFor: opts.sysFor, log: opts.log, readOnly: opts.readOnly, serialize: opts.serialize,
-      readdirplus: opts.readdirplus, intr: opts.intr,
+      readdirplus: opts.readdirplus, intr: opts.intr, writeConsumesFrame: true,
     });
     m.reader = makeReader(opts.reader, fd, opts.maxWrite + 4096 + 40 + 80);
     let reading = false;

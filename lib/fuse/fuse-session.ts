@@ -61,7 +61,15 @@ export interface SessionOptions {
   readdirplus?: boolean;
   /** -o intr: answer interrupted read-only requests EINTR (default: complete them). */
   intr?: boolean;
+  /**
+   * The write callback is done with a frame when it returns (a write(2) to /dev/fuse): READ
+   * replies then come from a few reused buffers instead of a new one per request.
+   */
+  writeConsumesFrame?: boolean;
 }
+
+/* READ reply buffers kept for reuse (each in-flight READ holds one). */
+const READ_POOL_MAX = 16;
 
 /* Requests that only read: safe to answer EINTR and drop the result (with intr). */
 const READ_ONLY_OPS = new Set(['lookup', 'getattr', 'readlink', 'read', 'readdir', 'readdirplus', 'statfs',
@@ -94,6 +102,7 @@ export class FuseSession {
   private groupCache = new Map<number, { groups: number[]; at: number }>();
   private idleWaiters: (() => void)[] = [];
   private tail: Promise<void> = Promise.resolve();
+  private readPool: Buffer[] = [];
 
   constructor(private readonly ll: LowLevelOps, private readonly sys: Sys,
     private readonly write: (frame: Buffer) => void, private readonly opts: SessionOptions) {}
@@ -348,17 +357,24 @@ export class FuseSession {
   }
 
   private async read(req: FuseRequest & { fh: number; offset: number; size: number }): Promise<void> {
-    const buf = Buffer.allocUnsafe(OUT_HEADER_SIZE + req.size);
-    const n = await this.ll.read(this.sysOf(req), req.fh, buf.subarray(OUT_HEADER_SIZE), req.offset);
-    if (n < 0) { this.reply(req.unique, n); return; }
-    const f = this.inflight.get(req.unique);
-    if (f?.answered) { this.stats.droppedLate++; this.finish(req.unique); return; }
-    if (f) f.answered = true;
-    const frame = buf.subarray(0, OUT_HEADER_SIZE + n);
-    writeOutHeader(frame, req.unique, 0);
-    this.send(frame);
-    this.finish(req.unique);
+    const need = OUT_HEADER_SIZE + req.size;
+    let buf = this.opts.writeConsumesFrame ? this.readPool.pop() : undefined;
+    if (!buf || buf.length < need) buf = Buffer.allocUnsafe(need);
+    try {
+      const n = await this.ll.read(this.sysOf(req), req.fh, buf.subarray(OUT_HEADER_SIZE, need), req.offset);
+      if (n < 0) { this.reply(req.unique, n); return; }
+      const f = this.inflight.get(req.unique);
+      if (f?.answered) { this.stats.droppedLate++; this.finish(req.unique); return; }
+      if (f) f.answered = true;
+      const frame = buf.subarray(0, OUT_HEADER_SIZE + n);
+      writeOutHeader(frame, req.unique, 0);
+      this.send(frame);
+      this.finish(req.unique);
+    } finally {
+      if (this.opts.writeConsumesFrame && this.readPool.length < READ_POOL_MAX) this.readPool.push(buf);
+    }
   }
+
 
   private async readdir(req: FuseRequest & { fh: number; offset: number; size: number }, sys: Sys): Promise<void> {
     const plus = req.op === 'readdirplus';
