@@ -17,6 +17,7 @@ import { format } from 'node:util';
 import v8 from 'node:v8';
 import createDebug from 'debug';
 import type { Sys } from '../kernel/include/sys.js';
+import type { BlockStore } from '../drivers/block-store.js';
 import { EBADMSG, EINVAL, ENODEV, EUCLEAN, MS_RDONLY, O_DIRECTORY, O_RDONLY, strerror } from '../kernel/include/uapi.js';
 import { detectFs } from './detect.js';
 import { FuseMount } from './fuse-native.js';
@@ -41,7 +42,7 @@ export interface LklKernel {
   sys: Sys;
   /** A Sys acting with a caller's fsuid/fsgid/groups (lib/index.ts); the kernel transport needs it. */
   sysAs?(caller: { uid: number; gid: number; groups: number[] }): Sys;
-  diskAdd(store: { path?: string; fd?: number; readOnly?: boolean }): Promise<number>;
+  diskAdd(store: { path?: string; fd?: number; readOnly?: boolean; store?: BlockStore }): Promise<number>;
   mountDev(diskId: number, part: number, fsType: string, flags: number, opts: string): Promise<string | number>;
   umountDev(diskId: number, part: number, flags: number, timeoutMs?: number): Promise<number>;
   diskRemove(diskId: number): Promise<number>;
@@ -77,6 +78,21 @@ export interface LklfuseArgs {
 export const READY_FD_ENV = 'LKLFUSE_READY_FD';
 /** Test only: serve this host directory through test/fuse/fake-kernel instead of the kernel. */
 export const FAKE_KERNEL_ENV = 'LKLFUSE_TEST_FAKE_KERNEL';
+/**
+ * Test only: a JSON list of store faults (lib/drivers/stores.ts StoreFault, without the
+ * functions) that the image's store injects: fault tests through a real mount.
+ */
+export const FAULTS_ENV = 'LKLFUSE_TEST_FAULTS';
+
+/** The image as a FaultyStore failing what FAULTS_ENV lists. */
+async function faultyImage(image: string, readOnly: boolean, spec: string): Promise<BlockStore> {
+  const { FaultyStore, FileStore } = await import('../drivers/stores.js');
+  let faults: unknown;
+  try { faults = JSON.parse(spec); } catch (e) { throw new LklfuseError(`${FAULTS_ENV}: ${(e as Error).message}`); }
+  if (!Array.isArray(faults)) throw new LklfuseError(`${FAULTS_ENV}: not a JSON list`);
+  debug('injecting store faults %o', faults);
+  return new FaultyStore(await FileStore.open(image, { readOnly }), { faults });
+}
 
 const FUSE_DEVICE = () => process.env.LKLFUSE_TEST_FUSE_DEVICE || '/dev/fuse';
 const MAX_WRITE = 131072;
@@ -287,7 +303,10 @@ export async function runDaemon(args: LklfuseArgs): Promise<number> {
       });
     });
     const { sys } = kernel;
-    diskId = await kernel.diskAdd({ path: image, readOnly: opts.readOnly });
+    const faults = process.env[FAULTS_ENV];
+    diskId = faults
+      ? await kernel.diskAdd({ store: await faultyImage(image, opts.readOnly, faults) })
+      : await kernel.diskAdd({ path: image, readOnly: opts.readOnly });
     if (diskId < 0) throw new LklfuseError(`${image}: cannot attach the image: ${strerror(diskId)}`);
 
     const dev = diskName(diskId, opts.part);

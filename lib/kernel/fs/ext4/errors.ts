@@ -76,9 +76,14 @@ export function ext4_abort(sb: super_block, func: string, msg: string): void {
   if (sbi.test_opt(EXT4_MOUNT_ERRORS_PANIC)) {
     if (!sbi.s_shutdown) printk(`${KERN_CRIT}EXT4-fs (${sb.s_id}): panic forced after error (filesystem shut down)`);
     sbi.s_shutdown = true;
-  } else if (!(sb.s_flags & SB_RDONLY)) {
-    printk(`${KERN_CRIT}EXT4-fs (${sb.s_id}): Remounting filesystem read-only`);
-    sb.s_flags |= SB_RDONLY;
+  } else {
+    if (!(sb.s_flags & SB_RDONLY)) {
+      printk(`${KERN_CRIT}EXT4-fs (${sb.s_id}): Remounting filesystem read-only`);
+      sb.s_flags |= SB_RDONLY;
+    }
+    // Read-only because of the error: the error state reaches the disk (ext4_put_super),
+    // as Linux's ext4_handle_error commits it, so the next fsck is forced.
+    sbi.s_ro_by_error = true;
   }
 }
 
