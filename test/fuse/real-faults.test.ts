@@ -1,4 +1,4 @@
-// Device faults through a real lklfuse mount (issue 15, faults): the daemon's image store
+// Device faults through a real lklfuse mount, ext4 and vfat: the daemon's image store
 // fails chosen reads or writes (LKLFUSE_TEST_FAULTS, a FaultyStore around the image), and
 // host processes using the mount see what Linux's ext4 gives them — EIO for the failed
 // read, EIO from fsync and then EROFS once the journal is aborted — while the daemon keeps
@@ -13,12 +13,14 @@ import { promisify } from 'node:util';
 import {
   box, fuseSkip, isMounted, overTransports, startForeground, within, type Daemon,
 } from './real-helpers.js';
-import { e2fsckClean, makeExtImage, withLoopMount } from '../lib/images.js';
+import {
+  e2fsckClean, fsckVfatClean, makeExtImage, makeVfatImage, mtools, mtoolsReadFile, withLoopMount,
+} from '../lib/images.js';
 import { run, whyNot } from '../lib/sh.js';
 import type { Test } from 'tap';
 
 const execFileP = promisify(execFile);
-const skip = fuseSkip(['mke2fs', 'e2fsck', 'debugfs', 'dumpe2fs', 'losetup', 'mount', 'python3'])
+const skip = fuseSkip(['mke2fs', 'e2fsck', 'debugfs', 'dumpe2fs', 'losetup', 'mount', 'python3', 'mkfs.vfat', 'fsck.vfat', 'mcopy'])
   || whyNot([], { root: true });
 
 /** A host process's view: exit status and stderr (never rejects). */
@@ -129,6 +131,32 @@ if (skip) {
         t.equal(sha(fs.readFileSync(path.join(m, 'kept.bin'))), sha(kept), 'the host kernel reads the file that was there before');
         t.notOk(fs.existsSync(path.join(m, 'later.txt')), 'nothing was created after the abort');
       });
+    });
+
+    t.test('vfat: a failed cluster read is EIO for that file only; the rest is served and written', async (t) => {
+      const b = box(t, 'faults-vfat');
+      const img = await makeVfatImage({ fat: 32, sizeMiB: 40, path: b.path('v.img') });
+      const bad = crypto.randomBytes(128 * 1024), good = crypto.randomBytes(128 * 1024);
+      fs.writeFileSync(b.path('bad.bin'), bad);
+      fs.writeFileSync(b.path('good.bin'), good);
+      await mtools('mcopy', ['-i', img, b.path('bad.bin'), b.path('good.bin'), '::/']);
+      // Where bad.bin's clusters are: its (random, so unique) bytes in the image.
+      const at = fs.readFileSync(img).indexOf(bad.subarray(0, 4096));
+      t.ok(at > 0 && at % 512 === 0, `bad.bin's first cluster found at byte ${at}`);
+      const mnt = b.mnt();
+      const d = await startForeground(img, mnt, [], { LKLFUSE_TEST_FAULTS: JSON.stringify([{ op: 'read', pos: at, len: bad.length }]) });
+      const c = await sh('cat', [path.join(mnt, 'bad.bin')]);
+      t.not(c.code, 0, 'reading the file whose clusters fail fails');
+      t.match(c.err, /Input\/output error/, 'with EIO');
+      const g = await sh('sha256sum', [path.join(mnt, 'good.bin')]);
+      t.equal(g.out.split(' ')[0], sha(good), 'the other file reads back intact');
+      t.equal(await writeFsync(path.join(mnt, 'new.txt'), 'written after the failure\n'), 'ok', 'writes still work');
+      t.equal(d.child.exitCode, null, 'the daemon is alive');
+      t.equal(await unmount(t, d, mnt), 0, 'and exits 0 on unmount');
+      const f = await fsckVfatClean(img);
+      t.ok(f.clean, 'fsck.vfat -n clean', { output: f.output });
+      t.equal(sha(await mtoolsReadFile(img, '::/bad.bin')), sha(bad), 'mtools reads the file that failed: its data were never touched');
+      t.equal((await mtoolsReadFile(img, '::/new.txt')).toString(), 'written after the failure\n', 'mtools reads the file written through the mount');
     });
   });
 }
