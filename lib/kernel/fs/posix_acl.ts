@@ -16,7 +16,7 @@ import { EACCES, EINVAL, EIO, EOPNOTSUPP, EPERM, S_IFDIR, S_IFLNK, S_IFMT, S_ISG
 import {
   ACL_EXECUTE, ACL_GROUP, ACL_GROUP_OBJ, ACL_MASK, ACL_NOT_CACHED, ACL_OTHER, ACL_READ, ACL_TYPE_ACCESS, ACL_TYPE_DEFAULT,
   ACL_UNDEFINED_ID, ACL_USER, ACL_USER_OBJ, ACL_WRITE, POSIX_ACL_XATTR_VERSION, is_uncached_acl,
-  posix_acl_clone, posix_acl_from_xattr as decode_acl_xattr, type posix_acl,
+  posix_acl_clone, posix_acl_from_xattr as decode_acl_xattr, type posix_acl, type PosixAclEntry,
 } from '../include/posix_acl.js';
 import { le32 } from '../lib/struct.js';
 import { capable, current_cred, in_group_p } from '../kernel/cred.js';
@@ -35,10 +35,6 @@ export function set_cached_acl(inode: Inode, type: number, acl: posix_acl | null
 }
 export function forget_cached_acl(inode: Inode, type: number): void {
   if (type === ACL_TYPE_ACCESS) inode.i_acl = ACL_NOT_CACHED; else inode.i_default_acl = ACL_NOT_CACHED;
-}
-export function forget_all_cached_acls(inode: Inode): void {
-  inode.i_acl = ACL_NOT_CACHED;
-  inode.i_default_acl = ACL_NOT_CACHED;
 }
 
 /**
@@ -70,7 +66,7 @@ export async function get_inode_acl(inode: Inode, type: number): Promise<posix_a
  * MASK (required when there are named entries), OTHER, in this order, once each; only
  * rwx permission bits.
  */
-export function posix_acl_valid(acl: readonly posix_acl[number][]): boolean {
+export function posix_acl_valid(acl: readonly PosixAclEntry[]): boolean {
   const S_USER_OBJ = 1, S_USER = 2, S_GROUP = 3, S_OTHER = 4, S_DONE = 0;
   let state = S_USER_OBJ;
   let needs_mask = false;
@@ -112,7 +108,7 @@ export function posix_acl_valid(acl: readonly posix_acl[number][]): boolean {
  * posix_acl_equiv_mode: the permission bits the ACL implies (group bits from the mask when
  * there is one) over `mode`, and whether the ACL says more than the mode can.
  */
-export function posix_acl_equiv_mode(acl: readonly posix_acl[number][], mode: number): { mode: number; not_equiv: boolean } {
+export function posix_acl_equiv_mode(acl: readonly PosixAclEntry[], mode: number): { mode: number; not_equiv: boolean } {
   let m = 0;
   let not_equiv = false;
   for (const pa of acl) {
@@ -134,7 +130,7 @@ export function posix_acl_equiv_mode(acl: readonly posix_acl[number][], mode: nu
  * grants all of `want` (limited by the mask); a caller in one of those groups but granted by
  * none is refused; anyone else gets the other entry. Throws EACCES.
  */
-export function posix_acl_permission(inode: Inode, acl: readonly posix_acl[number][], want: number): void {
+export function posix_acl_permission(inode: Inode, acl: readonly PosixAclEntry[], want: number): void {
   const cred = current_cred();
   want &= ACL_READ | ACL_WRITE | ACL_EXECUTE;
   let found = false;
@@ -183,7 +179,7 @@ export function posix_acl_permission(inode: Inode, acl: readonly posix_acl[numbe
  */
 function posix_acl_create_masq(acl: posix_acl, mode_p: { mode: number }): boolean {
   let mode = mode_p.mode;
-  let group_obj: posix_acl[number] | null = null, mask_obj: posix_acl[number] | null = null;
+  let group_obj: PosixAclEntry | null = null, mask_obj: PosixAclEntry | null = null;
   let not_equiv = false;
   for (const pa of acl) {
     switch (pa.e_tag) {
@@ -236,9 +232,9 @@ export async function posix_acl_create(dir: Inode, mode: number): Promise<{ mode
  * the mode's bits, and so does the mask (or, without a mask, the owning group's entry);
  * named entries stay. Returns a new ACL.
  */
-export function __posix_acl_chmod(acl: readonly posix_acl[number][], mode: number): posix_acl {
+export function __posix_acl_chmod(acl: readonly PosixAclEntry[], mode: number): posix_acl {
   const out = posix_acl_clone(acl);
-  let group_obj: posix_acl[number] | null = null, mask_obj: posix_acl[number] | null = null;
+  let group_obj: PosixAclEntry | null = null, mask_obj: PosixAclEntry | null = null;
   for (const pa of out) {
     switch (pa.e_tag) {
       case ACL_USER_OBJ: pa.e_perm = (mode & S_IRWXU) >> 6; break;
