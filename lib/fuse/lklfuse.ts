@@ -40,8 +40,8 @@ const LOGLEVEL_ERR = 3;
 /** The part of lib/index.ts's Kernel that lklfuse uses. */
 export interface LklKernel {
   sys: Sys;
-  /** A Sys acting with a caller's fsuid/fsgid/groups (lib/index.ts); the kernel transport needs it. */
-  sysAs?(caller: { uid: number; gid: number; groups: number[] }): Sys;
+  /** A Sys acting with a caller's fsuid/fsgid/groups (and umask) (lib/index.ts); the kernel transport needs it. */
+  sysAs?(caller: { uid: number; gid: number; groups: number[]; umask?: number }): Sys;
   diskAdd(store: { path?: string; fd?: number; readOnly?: boolean; store?: BlockStore }): Promise<number>;
   mountDev(diskId: number, part: number, fsType: string, flags: number, opts: string): Promise<string | number>;
   umountDev(diskId: number, part: number, flags: number, timeoutMs?: number): Promise<number>;
