@@ -41,7 +41,8 @@ const OPTIONS_HELP = `Options for -o (comma-separated; repeat -o as you like; "\
   subtype=NAME         type shown as fuse.NAME (default: lklfuse)
   allow_other          let other users in (non-root users need user_allow_other in
                        /etc/fuse.conf); over fuse-native it implies default_permissions,
-                       over the kernel transport each request runs as its caller
+                       over the kernel transport each request runs as its caller (on
+                       ext4 with ACLs the host checks them too: default_permissions)
   default_permissions  let the host kernel check file modes
   transport=T          how lklfuse talks to the host's FUSE (default: kernel when run as
                        root with /dev/fuse, fuse-native otherwise):

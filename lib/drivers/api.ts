@@ -21,8 +21,11 @@ import type { Sys, PathArg } from '../kernel/include/sys.js';
 import '../kernel/built-in.js';
 import { diskRemove, disksBoot, disksHalt, mountDev, umountDev } from './disks.js';
 
-/** Who a Sys from sysAs acts for: fsuid, fsgid and supplementary groups of its calls. */
-export interface Caller { uid: number; gid: number; groups: number[] }
+/**
+ * Who a Sys from sysAs acts for: fsuid, fsgid and supplementary groups of its calls, and
+ * optionally the umask its calls create files with (default: the process's).
+ */
+export interface Caller { uid: number; gid: number; groups: number[]; umask?: number }
 
 /** A running kernel, whatever its host (lib/index.ts's Kernel adds diskAdd for Node stores). */
 export interface KernelCore {
@@ -64,10 +67,11 @@ export interface BootOptions {
  * Build the typed `sys` object for one boot: each method is one system call (*at forms for
  * the short ones). Its calls carry that boot's generation, so a call made after halt (or
  * after a later boot) resolves to -ENOSYS at once instead of reaching another kernel. With
- * `fscred`, every call runs with those filesystem credentials (sysAs).
+ * `fscred`, every call runs with those filesystem credentials (sysAs), with `umask` with
+ * that umask.
  */
-export function makeSys(generation: number, fscred?: FsCredOverride): Sys {
-  const call = (nr: number, args: unknown[]) => syscall(nr, args, { gen: generation, fscred });
+export function makeSys(generation: number, fscred?: FsCredOverride, umask?: number): Sys {
+  const call = (nr: number, args: unknown[]) => syscall(nr, args, { gen: generation, fscred, umask });
   const s = (nr: number) => (...args: unknown[]) => call(nr, args);
   const sys: Sys = {
     openat: s(NR.__NR_openat) as Sys['openat'],
@@ -178,7 +182,7 @@ export async function bootKernel(host: HostOps, opts: BootOptions): Promise<Kern
   let halted = false;
   return {
     sys,
-    sysAs: (c) => makeSys(generation, { fsuid: c.uid, fsgid: c.gid, groups: c.groups }),
+    sysAs: (c) => makeSys(generation, { fsuid: c.uid, fsgid: c.gid, groups: c.groups }, c.umask),
     async halt() {
       if (halted) return;
       halted = true;

@@ -61,6 +61,8 @@ export interface KernelMountOptions {
   readdirplus?: boolean;
   /** -o intr: interrupted read-only requests are answered EINTR (fuse-session.ts). */
   intr?: boolean;
+  /** The mounted filesystem keeps POSIX ACLs: ask for FUSE_POSIX_ACL and FUSE_DONT_MASK (fuse-session.ts). */
+  posixAcl?: boolean;
 }
 
 export class KernelMountError extends Error {}
@@ -179,7 +181,7 @@ export class KernelFuseMount extends EventEmitter {
     m.session = new FuseSession(ll, sys, write, {
       maxWrite: opts.maxWrite, entryTimeout: opts.entryTimeout, attrTimeout: opts.attrTimeout,
       sysFor: opts.sysFor, log: opts.log, readOnly: opts.readOnly, serialize: opts.serialize,
-      readdirplus: opts.readdirplus, intr: opts.intr, writeConsumesFrame: true,
+      readdirplus: opts.readdirplus, intr: opts.intr, writeConsumesFrame: true, posixAcl: opts.posixAcl,
     });
     m.reader = makeReader(opts.reader, fd, opts.maxWrite + 4096 + 40 + 80);
     let reading = false;

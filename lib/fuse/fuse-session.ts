@@ -33,14 +33,14 @@ import {
   OPCODE_NAMES, OUT_HEADER_SIZE, direntSize, direntplusSize, encodeAttrOut, encodeCreateOut, encodeEntry,
   encodeInitOut, encodeOpenOut, encodeStatfsOut, encodeU32Pair, encodeU64, parseHeader, parseRequest,
   replyFrame, writeDirent, writeEntry, writeOutHeader, type Entry, type FuseRequest, type InHeader,
-  FUSE_AUTO_INVAL_DATA,
+  FUSE_AUTO_INVAL_DATA, FUSE_DONT_MASK, FUSE_POSIX_ACL,
 } from './fuse-abi.js';
 import type { LowLevelOps } from './ll-ops.js';
 
 const debug = createDebug('lkl:fuse:kernel');
 
-/** Who a request runs as. */
-export interface Caller { uid: number; gid: number; groups: number[] }
+/** Who a request runs as (and, for a create with FUSE_DONT_MASK, with which umask). */
+export interface Caller { uid: number; gid: number; groups: number[]; umask?: number }
 
 export interface SessionOptions {
   /** Largest WRITE we accept (max_write); the read buffer must hold it plus 4 KiB. */
@@ -66,6 +66,13 @@ export interface SessionOptions {
    * replies then come from a few reused buffers instead of a new one per request.
    */
   writeConsumesFrame?: boolean;
+  /**
+   * The filesystem keeps POSIX ACLs: offer FUSE_POSIX_ACL (the host kernel then checks
+   * permissions with the ACLs it reads through getxattr, and leaves the umask to the
+   * filesystem) and FUSE_DONT_MASK (creates carry the mode unmasked and the caller's umask,
+   * which the lkl-ts kernel applies unless the directory has a default ACL). Needs sysFor.
+   */
+  posixAcl?: boolean;
 }
 
 /* READ reply buffers kept for reuse (each in-flight READ holds one). */
@@ -90,6 +97,8 @@ export function procGroups(pid: number): number[] {
 export class FuseSession {
   /** The minor version agreed in INIT (0 before). */
   minor = 0;
+  /** The flags agreed in INIT. */
+  initFlags = 0;
   initialized = false;
   destroyed = false;
   /** Counters, for tests and the debug log. */
@@ -121,16 +130,19 @@ export class FuseSession {
 
   private log(msg: string): void { (this.opts.log ?? ((m: string) => debug(m)))(msg); }
 
-  /** The Sys a request runs with: the caller's fsuid/fsgid/groups. */
-  private sysOf(h: InHeader): Sys {
+  /**
+   * The Sys a request runs with: the caller's fsuid/fsgid/groups; with `umask` (a create's,
+   * under FUSE_DONT_MASK) its calls also create files with that umask.
+   */
+  private sysOf(h: InHeader, umask?: number): Sys {
     const { sysFor } = this.opts;
-    if (!sysFor || (h.uid === 0 && h.gid === 0)) return this.sys;
+    if (!sysFor || (h.uid === 0 && h.gid === 0 && umask === undefined)) return this.sys;
     const groups = h.uid === 0 ? [] : this.groupsOf(h.pid);
-    const key = `${h.uid}:${h.gid}:${groups.join(',')}`;
+    const key = `${h.uid}:${h.gid}:${groups.join(',')}${umask === undefined ? '' : `:${umask}`}`;
     let s = this.sysCache.get(key);
     if (!s) {
       if (this.sysCache.size > 256) this.sysCache.clear();
-      s = sysFor({ uid: h.uid, gid: h.gid, groups });
+      s = sysFor(umask === undefined ? { uid: h.uid, gid: h.gid, groups } : { uid: h.uid, gid: h.gid, groups, umask });
       this.sysCache.set(key, s);
     }
     return s;
@@ -249,6 +261,8 @@ export class FuseSession {
   private async dispatch(req: FuseRequest): Promise<void> {
     const u = req.unique;
     const sys = this.sysOf(req);
+    // FUSE_DONT_MASK: the mode of a create is the caller's, unmasked; its umask comes along.
+    const createSys = (umask: number) => this.initFlags & FUSE_DONT_MASK ? this.sysOf(req, umask & 0o777) : sys;
     const ll = this.ll;
     const done = (r: number) => this.reply(u, r < 0 ? r : 0);
     const entryOr = (r: Entry | number) => {
@@ -269,8 +283,8 @@ export class FuseSession {
         return typeof r === 'number' ? this.reply(u, r) : this.reply(u, 0, Buffer.from(r));
       }
       case 'symlink': return entryOr(await ll.symlink(sys, req.nodeid, req.name, req.target));
-      case 'mknod': return entryOr(await ll.mknod(sys, req.nodeid, req.name, req.mode, req.rdev));
-      case 'mkdir': return entryOr(await ll.mkdir(sys, req.nodeid, req.name, req.mode));
+      case 'mknod': return entryOr(await ll.mknod(createSys(req.umask), req.nodeid, req.name, req.mode, req.rdev));
+      case 'mkdir': return entryOr(await ll.mkdir(createSys(req.umask), req.nodeid, req.name, req.mode));
       case 'unlink': return done(await ll.unlink(sys, req.nodeid, req.name, false));
       case 'rmdir': return done(await ll.unlink(sys, req.nodeid, req.name, true));
       case 'rename': return done(await ll.rename(sys, req.nodeid, req.name, req.newdir, req.newname, req.flags));
@@ -284,7 +298,7 @@ export class FuseSession {
         return fh < 0 ? this.reply(u, fh) : this.reply(u, 0, encodeOpenOut(fh, FOPEN_KEEP_CACHE | FOPEN_CACHE_DIR));
       }
       case 'create': {
-        const r = await ll.create(sys, req.nodeid, req.name, req.flags, req.mode);
+        const r = await ll.create(createSys(req.umask), req.nodeid, req.name, req.flags, req.mode);
         if (typeof r === 'number') return this.reply(u, r);
         return this.reply(u, 0, encodeCreateOut(r.entry, this.opts.entryTimeout, this.opts.attrTimeout, r.fh, FOPEN_KEEP_CACHE));
       }
@@ -342,8 +356,11 @@ export class FuseSession {
     // READDIRPLUS (auto: the kernel asks for it on a directory's first read and after
     // lookups in it) saves a LOOKUP per entry for ls -l, find, cp -r, diff -r, but makes a
     // names-only listing read every inode (noreaddirplus turns it off).
-    const offered = this.opts.readdirplus === false ? want & ~(FUSE_DO_READDIRPLUS | FUSE_READDIRPLUS_AUTO) : want;
+    let offered = this.opts.readdirplus === false ? want & ~(FUSE_DO_READDIRPLUS | FUSE_READDIRPLUS_AUTO) : want;
+    // ACLs (FUSE_POSIX_ACL since 7.26; the umask in CREATE/MKDIR/MKNOD since 7.12): see SessionOptions.posixAcl.
+    if (this.opts.posixAcl && this.opts.sysFor && this.minor >= 26) offered |= FUSE_POSIX_ACL | FUSE_DONT_MASK;
     const flags = (req.flags & offered) >>> 0;
+    this.initFlags = flags;
     const maxPages = Math.ceil(this.opts.maxWrite / 4096);
     this.initialized = true;
     debug('INIT: kernel %d.%d flags %s; answering 7.%d flags %s max_write %d', req.major, req.minor, req.flags.toString(16), this.minor, flags.toString(16), this.opts.maxWrite);

@@ -18,7 +18,7 @@ import v8 from 'node:v8';
 import createDebug from 'debug';
 import type { Sys } from '../kernel/include/sys.js';
 import type { BlockStore } from '../drivers/block-store.js';
-import { EBADMSG, EINVAL, ENODEV, EUCLEAN, MS_RDONLY, O_DIRECTORY, O_RDONLY, strerror } from '../kernel/include/uapi.js';
+import { EBADMSG, EINVAL, ENODATA, ENODEV, EUCLEAN, MS_RDONLY, O_DIRECTORY, O_RDONLY, strerror } from '../kernel/include/uapi.js';
 import { detectFs } from './detect.js';
 import { FuseMount } from './fuse-native.js';
 import { KernelFuseMount, kernelOptionProblem } from './fuse-kernel.js';
@@ -40,8 +40,8 @@ const LOGLEVEL_ERR = 3;
 /** The part of lib/index.ts's Kernel that lklfuse uses. */
 export interface LklKernel {
   sys: Sys;
-  /** A Sys acting with a caller's fsuid/fsgid/groups (lib/index.ts); the kernel transport needs it. */
-  sysAs?(caller: { uid: number; gid: number; groups: number[] }): Sys;
+  /** A Sys acting with a caller's fsuid/fsgid/groups (and umask) (lib/index.ts); the kernel transport needs it. */
+  sysAs?(caller: { uid: number; gid: number; groups: number[]; umask?: number }): Sys;
   diskAdd(store: { path?: string; fd?: number; readOnly?: boolean; store?: BlockStore }): Promise<number>;
   mountDev(diskId: number, part: number, fsType: string, flags: number, opts: string): Promise<string | number>;
   umountDev(diskId: number, part: number, flags: number, timeoutMs?: number): Promise<number>;
@@ -364,8 +364,14 @@ export async function runDaemon(args: LklfuseArgs): Promise<number> {
     let fuse: TransportMount;
     let closeOps: () => Promise<void>;
     if (transport.kind === 'kernel') {
-      // The host kernel applies the caller's umask before it sends a mode (no FUSE_DONT_MASK).
+      // Without FUSE_DONT_MASK the host kernel applies the caller's umask before it sends a
+      // mode; with it (ACLs, below) each create carries its umask and runs with it.
       await sys.umask(0);
+      // POSIX ACLs: getxattr of the root's ACL is ENODATA or the ACL where the filesystem keeps
+      // them, EOPNOTSUPP where it does not (vfat, ext4 -o noacl).
+      const aclProbe = await sys.lgetxattr(root === '' ? '/' : root, 'system.posix_acl_access');
+      const posixAcl = typeof aclProbe !== 'number' || aclProbe === -ENODATA;
+      debug('POSIX ACLs: %s', posixAcl ? 'yes' : 'no');
       const ll = await LowLevelOps.create(sys, { root });
       if (typeof ll === 'number') throw new LklfuseError(`cannot open the mounted filesystem's root in the kernel: ${strerror(ll)}`);
       closeOps = () => ll.closeAll();
@@ -376,7 +382,7 @@ export async function runDaemon(args: LklfuseArgs): Promise<number> {
         extra: opts.fuse, maxWrite: KERNEL_MAX_WRITE,
         entryTimeout: opts.entryTimeout ?? 1, attrTimeout: opts.attrTimeout ?? 1,
         reader: opts.reader ?? 'poll', serialize: args.singleThreaded, readdirplus: !opts.noReaddirplus, intr: opts.intr,
-        sysFor: k.sysAs ? (c) => k.sysAs!(c) : undefined,
+        sysFor: k.sysAs ? (c) => k.sysAs!(c) : undefined, posixAcl,
         log,
       }).catch(async (e: Error) => {
         await ll.closeAll(); // its descriptors would keep the kernel's mount busy

@@ -487,5 +487,13 @@ export function conformanceCases(): Case[] {
   add('acl-get-missing', 'getting an ACL never set → ENODATA', file('f'), [{ op: 'getacl', path: 'f', expect: 'ENODATA' }]);
   add('acl-dir-grants-search', 'an ACL on a directory grants search to a named user', [...dir('d', 0o700), ...file('d/f'), { op: 'setacl', path: 'd', acl: 'u::rwx,u:1001:--x,g::---,m::--x,o::---' }], [st('d/f', undefined, U1), st('d/f', undefined, U2)]);
 
+  add('acl-chmod-recheck', 'chmod narrows and widens the mask: a named user\'s access follows at once (no stale cached ACL)', [...file('f', 0o640), { op: 'setacl', path: 'f', acl: ACL }],
+    [{ op: 'write', path: 'f', data: 'a', as: U1, expect: 'ok:1' }, { op: 'chmod', path: 'f', mode: 0o640, expect: 'ok' }, { op: 'write', path: 'f', data: 'b', as: U1, expect: 'EACCES' },
+      { op: 'chmod', path: 'f', mode: 0o660, expect: 'ok' }, { op: 'write', path: 'f', data: 'c', as: U1, expect: 'ok:1' }]);
+  add('acl-default-inherit-more', 'a default ACL: a fifo and a directory get it (the umask 022 ignored); its named user may write a new file', [...dir('d'), { op: 'setacl', path: 'd', default: true, acl: 'u::rwx,u:1001:rw-,g::r-x,g:2000:rwx,m::rwx,o::---' }],
+    [{ op: 'mkfifo', path: 'd/q', mode: 0o666, expect: 'ok' }, { op: 'getacl', path: 'd/q', expect: 'ok:u::rw-,u:1001:rw-,g::r-x,g:2000:rwx,m::rw-,o::---' }, { op: 'stat', path: 'd/q', fields: ['mode'], expect: 'ok:mode=0660' },
+      { op: 'mkdir', path: 'd/s', mode: 0o777, expect: 'ok' }, { op: 'stat', path: 'd/s', fields: ['mode'], expect: 'ok:mode=0770' }, { op: 'getacl', path: 'd/s', default: true },
+      { op: 'open', path: 'd/n', flags: ['O_CREAT', 'O_WRONLY'], mode: 0o664, expect: 'ok' }, { op: 'write', path: 'd/n', data: 'x', as: U1, expect: 'ok:1' }, { op: 'read', path: 'd/n', as: U2, expect: 'EACCES' }]);
+
   return cases;
 }

@@ -11,7 +11,8 @@ import { startKernel, type Kernel } from '../../lib/index.js';
 import {
   FUSE_ASYNC_READ, FUSE_DO_READDIRPLUS, FUSE_INIT, FUSE_LOOKUP, FUSE_GETATTR, FUSE_MKDIR, FUSE_OPEN, FUSE_READ,
   FUSE_INTERRUPT, FUSE_WRITE, FUSE_POSIX_LOCKS, FUSE_MAX_PAGES, FUSE_READDIRPLUS, FUSE_OPENDIR, FUSE_CREATE,
-  FUSE_FORGET, FUSE_BATCH_FORGET, FUSE_RELEASE, IN_HEADER_SIZE, OPCODE_NAMES, parseRequest,
+  FUSE_FORGET, FUSE_BATCH_FORGET, FUSE_RELEASE, IN_HEADER_SIZE, OPCODE_NAMES, parseRequest, FUSE_POSIX_ACL, FUSE_DONT_MASK,
+  FUSE_MKNOD,
 } from '../../lib/fuse/fuse-abi.js';
 import { FuseSession } from '../../lib/fuse/fuse-session.js';
 import { LowLevelOps } from '../../lib/fuse/ll-ops.js';
@@ -45,7 +46,7 @@ let kernel: Kernel;
 t.before(async () => { kernel = await startKernel({ memMiB: 32 }); });
 t.teardown(async () => { await kernel.halt(); });
 
-async function session(t: Test, groups: Record<number, number[]> = {}, extra: { intr?: boolean } = {}) {
+async function session(t: Test, groups: Record<number, number[]> = {}, extra: { intr?: boolean; posixAcl?: boolean } = {}) {
   const ll = await LowLevelOps.create(kernel.sys, { root: '/' });
   if (typeof ll === 'number') throw new Error(`root: ${ll}`);
   const replies: Reply[] = [];
@@ -74,6 +75,7 @@ t.test('INIT: 7.31 or the kernel\'s minor; max_write 1 MiB with max_pages; no lo
   const flags = r.body.readUInt32LE(12);
   t.ok(flags & FUSE_ASYNC_READ && flags & FUSE_DO_READDIRPLUS && flags & FUSE_MAX_PAGES, 'async reads, readdirplus, max_pages');
   t.notOk(flags & FUSE_POSIX_LOCKS, 'no POSIX locks (the lkl-ts kernel has none: the host keeps them)');
+  t.notOk(flags & (FUSE_POSIX_ACL | FUSE_DONT_MASK), 'no POSIX_ACL or DONT_MASK unless the filesystem keeps ACLs');
   t.equal(r.body.readUInt32LE(20), 1 << 20, 'max_write 1 MiB');
   t.equal(r.body.readUInt16LE(28), 256, 'max_pages 256');
   t.equal(s.minor, 31);
@@ -151,6 +153,45 @@ t.test('times: signed seconds and nanoseconds both ways', async (t) => {
   if (typeof st === 'number') throw new Error(String(st));
   t.same(st.mtime, { sec: 8_000_000_000, nsec: 7 }, 'mtime set after 2038, nanoseconds kept');
   t.same(st.atime, { sec: -1, nsec: 999_999_999 }, 'atime untouched');
+});
+
+t.test('posixAcl: POSIX_ACL and DONT_MASK offered; creates then run with the request\'s umask', async (t) => {
+  const before = await kernel.sys.umask(0);
+  t.teardown(async () => { await kernel.sys.umask(before); });
+  await kernel.sys.mkdir('/um', 0o777);
+  const mode = async (p: string) => { const st = await kernel.sys.stat(p); return typeof st === 'number' ? st : st.mode; };
+  const mkdirBody = (m: number, umask: number, name: string) => Buffer.concat([u32s(m, umask), cstr(name)]);
+  const createBody = (m: number, umask: number, name: string) => Buffer.concat([u32s(O_CREAT | O_RDWR, m, umask, 0), cstr(name)]);
+  const mknodBody = (m: number, umask: number, name: string) => Buffer.concat([u32s(m, 0, umask, 0), cstr(name)]);
+  {
+    const { call } = await session(t, {}, { posixAcl: true });
+    const r = await call({ opcode: FUSE_INIT }, initBody(31, 0x73fffffb));
+    const flags = r.body.readUInt32LE(12);
+    t.ok(flags & FUSE_POSIX_ACL, 'POSIX_ACL offered');
+    t.ok(flags & FUSE_DONT_MASK, 'DONT_MASK offered');
+    const um = Number((await call({ opcode: FUSE_LOOKUP }, cstr('um'))).body.readBigUInt64LE(0));
+    const who = { uid: 65534, gid: 65534, pid: 1234 };
+    await kernel.sys.chmod('/um', 0o777);
+    const mk = await call({ opcode: FUSE_MKDIR, nodeid: um, ...who }, mkdirBody(0o777, 0o027, 'd'));
+    t.equal(mk.error, 0, 'MKDIR');
+    t.equal(mk.body.readUInt32LE(40 + 60) & 0o7777, 0o750, 'made with the request\'s umask 027');
+    t.equal(await mode('/um/d') & 0o7777, 0o750, 'the kernel agrees');
+    const cr = await call({ opcode: FUSE_CREATE, nodeid: um, ...who }, createBody(0o100666, 0o077, 'f'));
+    t.equal(cr.error, 0, 'CREATE');
+    t.equal(await mode('/um/f') & 0o7777, 0o600, 'created with umask 077');
+    await call({ opcode: FUSE_RELEASE, ...who }, Buffer.concat([cr.body.subarray(128, 136), Buffer.alloc(16)]));
+    t.equal((await call({ opcode: FUSE_MKNOD, nodeid: um }, mknodBody(0o010666, 0o002, 'p'))).error, 0, 'MKNOD of a fifo as root');
+    t.equal(await mode('/um/p'), 0o010664, 'with umask 002');
+    t.equal(await kernel.sys.umask(0), 0, 'the daemon\'s own umask is untouched');
+  }
+  {
+    const { call } = await session(t);
+    const r = await call({ opcode: FUSE_INIT }, initBody(31, 0x73fffffb));
+    t.notOk(r.body.readUInt32LE(12) & FUSE_DONT_MASK, 'without posixAcl: no DONT_MASK');
+    const um = Number((await call({ opcode: FUSE_LOOKUP }, cstr('um'))).body.readBigUInt64LE(0));
+    t.equal((await call({ opcode: FUSE_MKDIR, nodeid: um }, mkdirBody(0o775, 0o027, 'd2'))).error, 0, 'MKDIR');
+    t.equal(await mode('/um/d2') & 0o7777, 0o775, 'the mode as sent: the host applied the umask already');
+  }
 });
 
 t.test('credentials: new files belong to the caller; the kernel decides with its uid and groups', async (t) => {

@@ -117,21 +117,12 @@ const DEEP_EXCLUDE = [/(^|\/)p{254}$/];
 // What the FUSE binding makes different (ext4 through lklfuse vs the host's ext4).
 
 const EOF_READ = 'FUSE: the host kernel answers a read at the end of the size it holds (0 here) itself, without a READ, so the lkl-ts kernel never sees the read that would update the atime';
-const NO_ACL = 'FUSE: lklfuse does not ask for FUSE_POSIX_ACL, so with default_permissions the host kernel checks the mode bits only (ACL entries grant nothing) and applies the umask before the request (a default ACL cannot override it); the ACL xattrs themselves are stored';
 const FUSE_DIFFERENCES: Difference[] = [
   { id: 'read-empty-atime', slot: 'times:f', why: EOF_READ },
   { id: 'truncate-0', slot: 'times:f', why: `${EOF_READ} (the read after truncating to 0)` },
   { id: 'chown-noop', slot: 'times:f', why: 'FUSE: chown(-1, -1) reaches the daemon as a SETATTR with nothing to set (FATTR_CTIME is not sent), so the ctime stays' },
   { id: 'chown-nonowner-noop', slot: 'times:f', why: 'FUSE: as chown-noop' },
   { id: 'xattr-list', slot: 'op1', why: 'FUSE: a request carries the caller\'s uid/gid but no capabilities; lklfuse acts as a file server does (the caller\'s fsuid, its own CAP_SYS_ADMIN), so its listxattr includes trusted.* for anyone, and the host kernel filters trusted.* for getxattr/setxattr only, not in a listing' },
-  { id: 'acl-grants', slot: 'op0', why: NO_ACL },
-  { id: 'acl-mask-limits', slot: 'op1', why: NO_ACL },
-  { id: 'acl-dir-grants-search', slot: 'op0', why: NO_ACL },
-  { id: 'acl-default-inherit', slot: 'op2', why: NO_ACL },
-  { id: 'acl-default-inherit', slot: 'op5', why: NO_ACL },
-  { id: 'acl-default-inherit', slot: 'op1', why: 'BUG (lkl-ts kernel, or lklfuse): a file created in a directory with a default ACL gets no access ACL (ENODATA); Linux gives it one from the default ACL (posix_acl_create)' },
-  { id: 'acl-default-inherit', slot: 'op4', why: 'BUG: as op1, a subdirectory gets no default ACL' },
-  { id: 'acl-chmod-mask', slot: 'op1', why: 'BUG (lkl-ts kernel): chmod of a file with an extended ACL does not update the ACL\'s mask entry (Linux: posix_acl_chmod)' },
 ];
 
 t.test('host ext4: the case list matches what Linux answers', { skip }, async (t) => {

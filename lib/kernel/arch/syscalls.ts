@@ -12,7 +12,10 @@
  * fs context and file table live in `processCtx` and are installed into each syscall thread
  * before it runs a request. A request may carry filesystem credentials of its own (fsuid,
  * fsgid, group_info: a file server acting for its caller, as nfsd does); the thread then
- * runs that one call with the process's cred overridden by them (override_fscreds).
+ * runs that one call with the process's cred overridden by them (override_fscreds). It may
+ * carry a umask too (the FUSE request's, whose file mode the host did not mask): the call
+ * then runs with a view of the process's fs_struct whose umask is that one, as nfsd sets
+ * current->fs->umask to its client's for a create.
  */
 import { pr_err } from '../kernel/printk.js';
 import { current } from './cpu.js';
@@ -27,7 +30,7 @@ import type { Cred } from '../include/fs.js';
 
 export type SyscallHandler = (...args: any[]) => Promise<unknown> | unknown;
 
-interface SyscallRequest { nr: number; args: unknown[]; resolve: (r: unknown) => void; fscred?: FsCredOverride }
+interface SyscallRequest { nr: number; args: unknown[]; resolve: (r: unknown) => void; fscred?: FsCredOverride; umask?: number }
 
 const table = new Map<number, { name: string; fn: SyscallHandler }>();
 
@@ -82,6 +85,7 @@ export function syscallInit(nThreads: number): void {
         me.inFlight++;
         Object.assign(t.ctx, me.processCtx);
         if (req.fscred && me.processCtx.cred) t.ctx.cred = override_fscreds(me.processCtx.cred as Cred, req.fscred);
+        if (req.umask !== undefined && me.processCtx.fs) t.ctx.fs = fs_with_umask(me.processCtx.fs as object, req.umask);
         let result: unknown;
         t.syscall_nr = req.nr;
         try { result = await runHandler(req.nr, req.args); } finally {
@@ -97,6 +101,23 @@ export function syscallInit(nThreads: number): void {
     });
     me.threads.push(t);
   }
+}
+
+/**
+ * The process's fs_struct as one call sees it with its own umask: root, pwd and the rest
+ * are the process's (read and written through), the umask is the call's (umask(2) in that
+ * call changes only it).
+ */
+function fs_with_umask(fs: object, umask: number): object {
+  let mask = umask & 0o777;
+  return new Proxy(fs, {
+    get: (target, key) => key === 'umask' ? mask : Reflect.get(target, key),
+    set: (target, key, value) => {
+      if (key === 'umask') mask = value as number;
+      else Reflect.set(target, key, value);
+      return true;
+    },
+  });
 }
 
 async function runHandler(nr: number, args: unknown[]): Promise<unknown> {
@@ -116,12 +137,12 @@ async function runHandler(nr: number, args: unknown[]): Promise<unknown> {
  * Host side: make system call `nr`. Never rejects; resolves with the result or -errno.
  * With no kernel running, or when `opts.gen` names another boot than the running one, it
  * resolves to -ENOSYS at once. `opts.fscred`: run this one call with these filesystem
- * credentials (see override_fscreds).
+ * credentials (see override_fscreds); `opts.umask`: and with this umask.
  */
-export function syscall(nr: number, args: unknown[], opts: { gen?: number; fscred?: FsCredOverride } = {}): Promise<any> {
-  const { gen, fscred } = opts;
+export function syscall(nr: number, args: unknown[], opts: { gen?: number; fscred?: FsCredOverride; umask?: number } = {}): Promise<any> {
+  const { gen, fscred, umask } = opts;
   if (generation === 0 || (gen !== undefined && gen !== generation)) return Promise.resolve(-ENOSYS);
-  return new Promise((resolve) => trigger_irq(IRQ_SYSCALL, { nr, args, resolve, fscred } satisfies SyscallRequest));
+  return new Promise((resolve) => trigger_irq(IRQ_SYSCALL, { nr, args, resolve, fscred, umask } satisfies SyscallRequest));
 }
 
 /** Stop the syscall threads once idle (from a kernel thread at halt). */

@@ -22,6 +22,9 @@ export function current_fs(): fs_struct {
   return fs;
 }
 
+/** current_umask(): the umask new files' modes are masked with (unless a default ACL decides). */
+export function current_umask(): number { return current_fs().umask; }
+
 /** set_fs_root: takes over the caller's reference on `path`. */
 export async function set_fs_root(fs: fs_struct, path: Path): Promise<void> {
   const old = fs.root;

@@ -37,7 +37,9 @@ import {
   d_alloc, d_add, d_delete, d_exchange, dget, d_lookup, d_lookup_done, d_move, dput, d_unhash, d_wait_lookup,
   is_subdir, shrink_dcache_parent, DCACHE_PAR_LOOKUP,
 } from './dcache.js';
-import { current_fs } from './fs_struct.js';
+import { current_fs, current_umask } from './fs_struct.js';
+import { IS_POSIXACL, get_inode_acl, posix_acl_permission } from './posix_acl.js';
+import { ACL_TYPE_ACCESS } from '../include/posix_acl.js';
 import { touch_atime } from './inode.js';
 import { fget_raw, fput } from './file_table.js';
 import { lookup_mnt, mntget, mntput, mnt_want_write } from './namespace.js';
@@ -73,18 +75,40 @@ export function getname(p: PathArg | null | undefined): string {
 /* ---- permission ---- */
 
 /**
- * generic_permission: the owner, group or other bits (only the first class that matches
- * the caller counts), then capabilities: CAP_DAC_OVERRIDE grants read and write always
- * and execute if any x bit is set (search on directories always); CAP_DAC_READ_SEARCH
- * grants read, and search on directories.
+ * acl_permission_check: the owner's bits for the owner; else, on a filesystem with POSIX
+ * ACLs and an inode whose group class grants anything, the access ACL when there is one
+ * (check_acl); else the group bits for a member of the file's group and the other bits for
+ * the rest. Throws EACCES.
  */
-export function generic_permission(inode: Inode, mask: number): void {
+async function acl_permission_check(inode: Inode, mask: number): Promise<void> {
   const cred = current_cred();
   let mode = inode.i_mode;
-  if (cred.fsuid === inode.i_uid) mode >>= 6;
-  else if (in_group_p(inode.i_gid)) mode >>= 3;
   const want = mask & (MAY_READ | MAY_WRITE | MAY_EXEC);
-  if ((want & ~mode & 7) === 0) return;
+  if (cred.fsuid === inode.i_uid) {
+    if (want & ~(mode >> 6) & 7) throw err(EACCES);
+    return;
+  }
+  if (IS_POSIXACL(inode) && (mode & 0o070)) {
+    const acl = await get_inode_acl(inode, ACL_TYPE_ACCESS);
+    if (acl) { posix_acl_permission(inode, acl, want); return; }
+  }
+  if (in_group_p(inode.i_gid)) mode >>= 3;
+  if (want & ~mode & 7) throw err(EACCES);
+}
+
+/**
+ * generic_permission: acl_permission_check, then capabilities: CAP_DAC_OVERRIDE grants
+ * read and write always and execute if any x bit is set (search on directories always);
+ * CAP_DAC_READ_SEARCH grants read, and search on directories.
+ */
+export async function generic_permission(inode: Inode, mask: number): Promise<void> {
+  try {
+    await acl_permission_check(inode, mask);
+    return;
+  } catch (e) {
+    if (!(e instanceof Errno) || e.errno !== EACCES) throw e;
+  }
+  const want = mask & (MAY_READ | MAY_WRITE | MAY_EXEC);
   if (S_ISDIR(inode.i_mode)) {
     if (!(want & MAY_WRITE) && capable(CAP_DAC_READ_SEARCH)) return;
     if (capable(CAP_DAC_OVERRIDE)) return;
@@ -95,6 +119,15 @@ export function generic_permission(inode: Inode, mask: number): void {
   throw err(EACCES);
 }
 
+/**
+ * mode_strip_umask: the VFS masks a new inode's mode with the umask, except on a filesystem
+ * with POSIX ACLs, where posix_acl_create does (or the directory's default ACL replaces it).
+ */
+export function mode_strip_umask(dir: Inode, mode: number): number {
+  if (!IS_POSIXACL(dir)) mode &= ~current_umask();
+  return mode;
+}
+
 /** inode_permission: read-only filesystems and immutable files first, then the mode. */
 export async function inode_permission(inode: Inode, mask: number): Promise<void> {
   if (mask & MAY_WRITE) {
@@ -103,7 +136,7 @@ export async function inode_permission(inode: Inode, mask: number): Promise<void
     if (inode.i_flags & S_IMMUTABLE) throw err(EPERM);
   }
   if (inode.i_op.permission) await inode.i_op.permission(inode, mask);
-  else generic_permission(inode, mask);
+  else await generic_permission(inode, mask);
 }
 
 /** inode_owner_or_capable. */
@@ -634,8 +667,8 @@ async function do_mknodat(dfd: number, name: string, mode: number, dev: number):
   }
   const c = await filename_create(dfd, name, false);
   try {
-    mode &= ~current_fs().umask | S_IFMT;
     const dir = c.parent.dentry.d_inode!;
+    mode = mode_strip_umask(dir, mode);
     switch (mode & S_IFMT) {
       case 0: case S_IFREG: await vfs_create(dir, c.dentry, mode, true); break;
       case S_IFCHR: case S_IFBLK: await vfs_mknod(dir, c.dentry, mode, dev >>> 0); break;
@@ -652,7 +685,8 @@ define_syscall(NR.__NR_mknodat, 'mknodat', async (dfd: number, p: PathArg, mode:
 define_syscall(NR.__NR_mkdirat, 'mkdirat', async (dfd: number, p: PathArg, mode: number) => {
   const c = await filename_create(dfd, getname(p), true);
   try {
-    await vfs_mkdir(c.parent.dentry.d_inode!, c.dentry, (mode >>> 0) & ~current_fs().umask);
+    const dir = c.parent.dentry.d_inode!;
+    await vfs_mkdir(dir, c.dentry, mode_strip_umask(dir, mode >>> 0));
   } finally { await done_path_create(c); }
   return 0;
 });

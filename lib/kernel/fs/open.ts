@@ -34,7 +34,7 @@ import { capable, current_cred } from '../kernel/cred.js';
 import { current } from '../arch/cpu.js';
 import {
   LAST_NORM, LOOKUP_EMPTY, getname, inode_owner_or_capable, inode_permission, lookupLastFrom,
-  lookup_one_len, may_create, open_last_lookups, path_get, path_put, path_lookupat, user_path_at, vfs_create,
+  lookup_one_len, may_create, mode_strip_umask, open_last_lookups, path_get, path_put, path_lookupat, user_path_at, vfs_create,
 } from './namei.js';
 import {
   alloc_file, fd_install, fd_remove, filp_close, fput, fget_raw, withFile, fget,
@@ -159,7 +159,7 @@ async function do_filp_open(dfd: number, name: string, flags: number, mode: numb
         if (!d.d_inode) {
           if (roErr) throw roErr;
           await may_create(dir, d);
-          await vfs_create(dir, d, mode & ~current_fs().umask, (flags & O_EXCL) !== 0);
+          await vfs_create(dir, d, mode_strip_umask(dir, mode), (flags & O_EXCL) !== 0);
           created = true;
         } else if (flags & O_EXCL) throw err(EEXIST);
       } catch (e) { dir.i_rwsem.upWrite(); await dput(d); throw e; }

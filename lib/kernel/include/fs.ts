@@ -17,6 +17,7 @@ import type { Timespec, Statfs } from './uapi.js';
 import type { Page } from '../mm/page_alloc.js';
 import type { block_device } from './blk.js';
 import { rw_semaphore, Mutex } from '../kernel/wait.js';
+import { ACL_NOT_CACHED, type cached_acl, type posix_acl } from './posix_acl.js';
 
 /* superblock flags (SB_*, same bits as MS_*) */
 export const SB_RDONLY = 1, SB_NOSUID = 2, SB_NODEV = 4, SB_NOEXEC = 8, SB_SYNCHRONOUS = 16,
@@ -125,6 +126,10 @@ export interface inode_operations {
   listxattr?(dentry: Dentry): Promise<string[]>;
   update_time?(inode: Inode, flags: number): Promise<void>;
   tmpfile?(dir: Inode, dentry: Dentry, mode: number): Promise<void>;
+  /** The inode's ACL of this type (ACL_TYPE_ACCESS/DEFAULT) from the filesystem, null if none (get_acl loads and caches it). */
+  get_inode_acl?(inode: Inode, type: number): Promise<posix_acl | null>;
+  /** Store (null: remove) the ACL of this type; the filesystem updates i_mode and the cache (set_cached_acl). */
+  set_acl?(dentry: Dentry, acl: posix_acl | null, type: number): Promise<void>;
 }
 
 /** Passed to iterate_shared: the fs emits entries from `pos` on and advances `pos`. */
@@ -239,6 +244,9 @@ export class Inode {
   /** Device inodes: the block device (for /dev/vdX nodes). */
   i_bdev: block_device | null = null;
   i_private: unknown = null;
+  /** Cached POSIX ACLs (fs/posix_acl.ts): ACL_NOT_CACHED until read, null for none. */
+  i_acl: cached_acl = ACL_NOT_CACHED;
+  i_default_acl: cached_acl = ACL_NOT_CACHED;
   /** Unique in-process id (debugging, Map keys independent of ino reuse). */
   readonly seq = nextInodeSeq++;
   constructor(public readonly i_sb: super_block) { this.i_mapping = new address_space(this); }

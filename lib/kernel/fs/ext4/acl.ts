@@ -2,35 +2,32 @@
  * POSIX ACLs (fs/ext4/acl.c): stored in system.posix_acl_access / _default in ext4's
  * compact form (4-byte entries without ids for USER_OBJ, GROUP_OBJ, MASK, OTHER) and
  * handed to user space in the posix_acl_xattr form (version 2, 8-byte entries), which is
- * what getxattr(2) returns on Linux. Setting (ext4_set_acl) converts the xattr form back,
- * validates it (posix_acl_valid), folds an ACL equivalent to the mode bits into i_mode
- * (posix_acl_update_mode) and stores the rest with ext4_xattr_set_handle.
+ * what getxattr(2) returns on Linux. ext4_get_acl reads one (the VFS caches it on the inode,
+ * fs/posix_acl.ts), ext4_set_acl stores one (an access ACL equivalent to the mode bits is
+ * folded into i_mode instead: posix_acl_update_mode), ext4_init_acl gives a new inode what
+ * its directory's default ACL says (posix_acl_create), and ext4_setattr's chmod updates the
+ * access ACL through posix_acl_chmod.
  */
-import type { Inode, xattr_handler } from '../../include/fs.js';
-import { CAP_FSETID } from '../../include/fs.js';
+import type { Dentry, Inode, xattr_handler } from '../../include/fs.js';
 import { err } from '../../include/errno.js';
-import {
-  EACCES, EINVAL, EOPNOTSUPP, EPERM, S_IFMT, S_IFDIR, S_IFLNK, S_ISGID, ENODATA,
-} from '../../include/uapi.js';
+import { EACCES, EOPNOTSUPP, S_IFMT, S_IFDIR, ENODATA, XATTR_CREATE } from '../../include/uapi.js';
+import { ACL_TYPE_ACCESS, ACL_TYPE_DEFAULT, posix_acl_to_xattr, type posix_acl } from '../../include/posix_acl.js';
 import { EXT4_XATTR_INDEX_POSIX_ACL_ACCESS, EXT4_XATTR_INDEX_POSIX_ACL_DEFAULT } from './xattr.h.js';
-import {
-  ACL_GROUP, ACL_GROUP_OBJ, ACL_MASK, ACL_OTHER, ACL_READ, ACL_UNDEFINED_ID, ACL_USER, ACL_USER_OBJ,
-  ACL_WRITE, ACL_EXECUTE, POSIX_ACL_XATTR_VERSION, ext4_acl_from_disk, ext4_acl_to_disk, posix_acl_from_xattr,
-  posix_acl_to_xattr, type PosixAclEntry,
-} from './acl.h.js';
-import { le32 } from '../../lib/struct.js';
+import { ext4_acl_from_disk, ext4_acl_to_disk, type PosixAclEntry } from './acl.h.js';
 import { EXT4_I, EXT4_SB, EXT4_MOUNT_POSIX_ACL } from './ext4.js';
 import { ext4_error } from './errors.js';
 import { ext4_xattr_get, ext4_xattr_set_handle } from './xattr.js';
-import { EXT4_DATA_TRANS_BLOCKS, EXT4_HT_XATTR, ext4_journal_start, ext4_journal_stop } from './ext4_jbd2.js';
+import { EXT4_DATA_TRANS_BLOCKS, EXT4_HT_XATTR, ext4_journal_start, ext4_journal_stop, type handle_t } from './ext4_jbd2.js';
 import { ext4_mark_inode_dirty } from './inode.js';
 import { current_time } from '../time.js';
-import { capable, in_group_p } from '../../kernel/cred.js';
-import { inode_owner_or_capable } from '../namei.js';
+import {
+  forget_cached_acl, get_inode_acl, posix_acl_create, posix_acl_equiv_mode, posix_acl_from_xattr, posix_acl_update_mode,
+  posix_acl_valid, set_cached_acl, set_posix_acl,
+} from '../posix_acl.js';
 
-export const ACL_TYPE_ACCESS = 0x8000, ACL_TYPE_DEFAULT = 0x4000;
+export { ACL_TYPE_ACCESS, ACL_TYPE_DEFAULT, posix_acl_valid, posix_acl_equiv_mode };
 
-/** ext4_get_acl: the ACL of this type, null if there is none. Malformed ACLs are corruption. */
+/** ext4_get_acl (i_op.get_inode_acl): the ACL of this type, null if there is none. Malformed ACLs are corruption. */
 export async function ext4_get_acl(inode: Inode, type: number): Promise<PosixAclEntry[] | null> {
   const index = type === ACL_TYPE_ACCESS ? EXT4_XATTR_INDEX_POSIX_ACL_ACCESS : EXT4_XATTR_INDEX_POSIX_ACL_DEFAULT;
   let v: Uint8Array;
@@ -49,109 +46,45 @@ export async function ext4_get_acl(inode: Inode, type: number): Promise<PosixAcl
 /** The value getxattr returns for an ACL: the posix_acl_xattr encoding. */
 export function ext4_acl_to_xattr(acl: readonly PosixAclEntry[]): Uint8Array { return posix_acl_to_xattr(acl); }
 
-/**
- * posix_acl_from_xattr: the ACL in a value set by user space. A header of another version
- * is EOPNOTSUPP, a bad size or tag or an undefined id EINVAL; a bare header is no ACL (null).
- */
-export function ext4_posix_acl_from_xattr(v: Uint8Array): PosixAclEntry[] | null {
-  if (v.length < 4) throw err(EINVAL);
-  if (le32(v, 0) !== POSIX_ACL_XATTR_VERSION) throw err(EOPNOTSUPP);
-  if ((v.length - 4) % 8 !== 0) throw err(EINVAL);
-  if (v.length === 4) return null;
-  const acl = posix_acl_from_xattr(v);
-  if (typeof acl === 'string') throw err(EINVAL);
-  for (const e of acl) if ((e.e_tag === ACL_USER || e.e_tag === ACL_GROUP) && e.e_id === ACL_UNDEFINED_ID) throw err(EINVAL);
-  return acl;
-}
+/** posix_acl_from_xattr with its checks (EOPNOTSUPP for another version, EINVAL for bad entries). */
+export function ext4_posix_acl_from_xattr(v: Uint8Array): PosixAclEntry[] | null { return posix_acl_from_xattr(v); }
 
 /**
- * posix_acl_valid: USER_OBJ, USERs (ids increasing), GROUP_OBJ, GROUPs (ids increasing),
- * MASK (required when there are named entries), OTHER, in this order, once each; only
- * rwx permission bits.
+ * __ext4_set_acl: store (null: remove) the ACL of this type under `handle`, and cache it.
+ * A default ACL exists only on directories.
  */
-export function posix_acl_valid(acl: readonly PosixAclEntry[]): boolean {
-  const S_USER_OBJ = 1, S_USER = 2, S_GROUP = 3, S_OTHER = 4, S_DONE = 0;
-  let state = S_USER_OBJ;
-  let needs_mask = false;
-  let prev = -1;
-  for (const pa of acl) {
-    if (pa.e_perm & ~(ACL_READ | ACL_WRITE | ACL_EXECUTE)) return false;
-    switch (pa.e_tag) {
-      case ACL_USER_OBJ:
-        if (state !== S_USER_OBJ) return false;
-        state = S_USER; prev = -1;
-        break;
-      case ACL_USER:
-        if (state !== S_USER || pa.e_id <= prev) return false;
-        prev = pa.e_id; needs_mask = true;
-        break;
-      case ACL_GROUP_OBJ:
-        if (state !== S_USER) return false;
-        state = S_GROUP; prev = -1;
-        break;
-      case ACL_GROUP:
-        if (state !== S_GROUP || pa.e_id <= prev) return false;
-        prev = pa.e_id; needs_mask = true;
-        break;
-      case ACL_MASK:
-        if (state !== S_GROUP) return false;
-        state = S_OTHER;
-        break;
-      case ACL_OTHER:
-        if (state === S_OTHER || (state === S_GROUP && !needs_mask)) { state = S_DONE; break; }
-        return false;
-      default:
-        return false;
-    }
-  }
-  return state === S_DONE;
-}
-
-/**
- * posix_acl_equiv_mode: the permission bits the ACL implies (group bits from the mask when
- * there is one) over `mode`, and whether the ACL says more than the mode can.
- */
-export function posix_acl_equiv_mode(acl: readonly PosixAclEntry[], mode: number): { mode: number; not_equiv: boolean } {
-  let m = 0;
-  let not_equiv = false;
-  for (const pa of acl) {
-    switch (pa.e_tag) {
-      case ACL_USER_OBJ: m |= (pa.e_perm & 0o7) << 6; break;
-      case ACL_GROUP_OBJ: m |= (pa.e_perm & 0o7) << 3; break;
-      case ACL_OTHER: m |= pa.e_perm & 0o7; break;
-      case ACL_MASK: m = (m & ~0o70) | ((pa.e_perm & 0o7) << 3); not_equiv = true; break;
-      case ACL_USER: case ACL_GROUP: not_equiv = true; break;
-      default: throw err(EINVAL);
-    }
-  }
-  return { mode: (mode & ~0o777) | m, not_equiv };
-}
-
-/**
- * ext4_set_acl (with __ext4_set_acl): an access ACL equal to the mode bits is not stored
- * but folded into i_mode (and an old one removed); otherwise i_mode follows it (group bits
- * = mask). A default ACL exists only on directories. null removes.
- */
-export async function ext4_set_acl(inode: Inode, acl: PosixAclEntry[] | null, type: number): Promise<void> {
-  const ei = EXT4_I(inode);
+async function __ext4_set_acl(handle: handle_t, inode: Inode, type: number, acl: posix_acl | null, xattr_flags: number): Promise<void> {
   if (type === ACL_TYPE_DEFAULT && (inode.i_mode & S_IFMT) !== S_IFDIR) {
     if (acl) throw err(EACCES);
     return;
   }
+  const index = type === ACL_TYPE_ACCESS ? EXT4_XATTR_INDEX_POSIX_ACL_ACCESS : EXT4_XATTR_INDEX_POSIX_ACL_DEFAULT;
+  try {
+    await ext4_xattr_set_handle(handle, EXT4_I(inode), index, '', acl ? ext4_acl_to_disk(acl) : null, xattr_flags);
+  } catch (e) {
+    forget_cached_acl(inode, type);
+    throw e;
+  }
+  set_cached_acl(inode, type, acl);
+}
+
+/**
+ * ext4_set_acl: an access ACL equal to the mode bits is not stored but folded into i_mode
+ * (and an old one removed); otherwise i_mode follows it (group bits = mask), and S_ISGID
+ * goes for a caller outside the file's group without CAP_FSETID. null removes.
+ */
+export async function ext4_set_acl(inode: Inode, acl: PosixAclEntry[] | null, type: number): Promise<void> {
   const handle = ext4_journal_start(inode, EXT4_HT_XATTR, EXT4_DATA_TRANS_BLOCKS);
   try {
     let mode = inode.i_mode;
     let update_mode = false;
     if (type === ACL_TYPE_ACCESS && acl) {
-      /* posix_acl_update_mode */
-      const r = posix_acl_equiv_mode(acl, mode);
-      if (!r.not_equiv) acl = null;
+      const r = posix_acl_update_mode(inode, acl);
+      acl = r.acl;
       mode = r.mode;
-      if (!in_group_p(inode.i_gid) && !capable(CAP_FSETID)) mode &= ~S_ISGID;
       update_mode = mode !== inode.i_mode;
     }
-    const index = type === ACL_TYPE_ACCESS ? EXT4_XATTR_INDEX_POSIX_ACL_ACCESS : EXT4_XATTR_INDEX_POSIX_ACL_DEFAULT;
-    await ext4_xattr_set_handle(handle, ei, index, '', acl ? ext4_acl_to_disk(acl) : null, 0);
+    await __ext4_set_acl(handle, inode, type, acl, 0);
     if (update_mode) {
       inode.i_mode = mode;
       inode.i_ctime = current_time(inode);
@@ -164,6 +97,25 @@ export async function ext4_set_acl(inode: Inode, acl: PosixAclEntry[] | null, ty
   await ext4_journal_stop(handle);
 }
 
+/** i_op.set_acl */
+export function ext4_set_acl_op(dentry: Dentry, acl: posix_acl | null, type: number): Promise<void> {
+  return ext4_set_acl(dentry.d_inode!, acl, type);
+}
+
+/**
+ * ext4_init_acl: a new inode in `dir` (from __ext4_new_inode, before it is linked): its
+ * mode as posix_acl_create makes it (the umask, or the directory's default ACL), a copy of
+ * that default ACL on a new directory and the derived access ACL, stored with XATTR_CREATE.
+ */
+export async function ext4_init_acl(handle: handle_t, inode: Inode, dir: Inode): Promise<void> {
+  const r = await posix_acl_create(dir, inode.i_mode);
+  inode.i_mode = r.mode;
+  if (r.default_acl) await __ext4_set_acl(handle, inode, ACL_TYPE_DEFAULT, r.default_acl, XATTR_CREATE);
+  else set_cached_acl(inode, ACL_TYPE_DEFAULT, null);
+  if (r.acl) await __ext4_set_acl(handle, inode, ACL_TYPE_ACCESS, r.acl, XATTR_CREATE);
+  else set_cached_acl(inode, ACL_TYPE_ACCESS, null);
+}
+
 function aclHandler(name: string, type: number): xattr_handler {
   return {
     name,
@@ -171,22 +123,15 @@ function aclHandler(name: string, type: number): xattr_handler {
     async get(_dentry, inode: Inode, _suffix: string) {
       if (!EXT4_SB(inode.i_sb).test_opt(EXT4_MOUNT_POSIX_ACL)) throw err(EOPNOTSUPP);
       if (type === ACL_TYPE_DEFAULT && (inode.i_mode & S_IFMT) !== S_IFDIR) throw err(ENODATA);
-      const acl = await ext4_get_acl(inode, type);
+      if (!inode.i_op.get_inode_acl) throw err(EOPNOTSUPP); /* symlinks */
+      const acl = await get_inode_acl(inode, type);
       if (!acl) throw err(ENODATA);
       return ext4_acl_to_xattr(acl);
     },
-    /* the VFS's set_posix_acl checks, then ext4_set_acl; XATTR_CREATE/REPLACE do not apply */
-    async set(_dentry, inode: Inode, _suffix: string, value: Uint8Array | null, _flags: number) {
-      if (!EXT4_SB(inode.i_sb).test_opt(EXT4_MOUNT_POSIX_ACL)) throw err(EOPNOTSUPP);
-      if ((inode.i_mode & S_IFMT) === S_IFLNK) throw err(EOPNOTSUPP); /* symlinks have no set_acl */
+    /* the VFS's vfs_set_acl: the value decoded, then set_posix_acl's checks; XATTR_CREATE/REPLACE do not apply */
+    async set(dentry, _inode: Inode, _suffix: string, value: Uint8Array | null, _flags: number) {
       const acl = value ? ext4_posix_acl_from_xattr(value) : null;
-      if (acl && !posix_acl_valid(acl)) throw err(EINVAL);
-      if (type === ACL_TYPE_DEFAULT && (inode.i_mode & S_IFMT) !== S_IFDIR) {
-        if (acl) throw err(EACCES);
-        return;
-      }
-      if (!inode_owner_or_capable(inode)) throw err(EPERM);
-      await ext4_set_acl(inode, acl, type);
+      await set_posix_acl(dentry!, type, acl); /* vfs_setxattr always passes the dentry */
     },
   };
 }

@@ -16,6 +16,7 @@ import { EXT4_IMMUTABLE_FL, EXT4_INLINE_DATA_FL } from './layout.js';
 import { EXT4_I, EXT4_SB, EXT4_STATE_DA_ALLOC_CLOSE, type Ext4Inode } from './ext4.js';
 import { ext4_alloc_da_blocks, ext4_file_getattr, ext4_map_blocks, ext4_setattr } from './inode.js';
 import { ext4_listxattr } from './xattr.js';
+import { ext4_get_acl, ext4_set_acl_op } from './acl.js';
 import { ext4_fallocate } from './extents.js';
 import { ext4_convert_inline_data } from './inline.js';
 import { ext4_force_commit } from './ext4_jbd2.js';
@@ -107,4 +108,6 @@ export const ext4_file_inode_operations: inode_operations = {
   getattr: ext4_file_getattr,
   setattr: ext4_setattr,
   listxattr: ext4_listxattr,
+  get_inode_acl: ext4_get_acl,
+  set_acl: ext4_set_acl_op,
 };

@@ -10,7 +10,8 @@
 import { I_NEW, type Inode, type super_block } from '../../include/fs.js';
 import { err } from '../../include/errno.js';
 import { ENOSPC, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG } from '../../include/uapi.js';
-import { insert_inode_hash, inode_init_owner, new_inode } from '../inode.js';
+import { clear_nlink, insert_inode_hash, inode_init_owner, iput, new_inode, unlock_new_inode } from '../inode.js';
+import { ext4_init_acl } from './acl.js';
 import { current_time } from '../time.js';
 import { sb_getblk } from '../buffer.js';
 import { BH_Uptodate } from '../../include/blk.js';
@@ -224,6 +225,15 @@ export async function __ext4_new_inode(handle: handle_t, dir: Ext4Inode, mode: n
   }
   inode.i_state_flags |= EXT4_STATE_NEW;
   insert_inode_hash(inode);
+  try {
+    await ext4_init_acl(handle, inode, dir);
+  } catch (e) {
+    /* as a new inode that cannot be linked: no links, evicted (its number freed) */
+    clear_nlink(inode);
+    unlock_new_inode(inode);
+    await iput(inode);
+    throw e;
+  }
   return inode;
 }
 

@@ -7,7 +7,7 @@
  * and file.ts; on-disk layouts in layout.ts.
  */
 import {
-  ATTR_CTIME, ATTR_MTIME, ATTR_SIZE, I_DIRTY_DATASYNC, I_DIRTY_SYNC, I_FREEING, I_NEW, SB_RDONLY, type Dentry, type Iattr, type Inode, type Kstat,
+  ATTR_CTIME, ATTR_MODE, ATTR_MTIME, ATTR_SIZE, I_DIRTY_DATASYNC, I_DIRTY_SYNC, I_FREEING, I_NEW, SB_RDONLY, type Dentry, type Iattr, type Inode, type Kstat,
   type super_block, type File, type address_space_operations, type address_space, type writeback_control,
 } from '../../include/fs.js';
 import type { MappedBlock } from '../../include/blk.js';
@@ -69,6 +69,7 @@ import { ext4_free_inode } from './ialloc.js';
 import { ext4_xattr_delete_inode } from './xattr.js';
 import { ext4_orphan_del } from './orphan.js';
 import { EXT4_STATE_NEW } from './ext4.js';
+import { posix_acl_chmod } from '../posix_acl.js';
 import { ext4_convert_inline_data, ext4_find_inline_data, ext4_read_inline_data } from './inline.js';
 import { ext4_file_inode_operations, ext4_file_operations } from './file.js';
 import { ext4_dir_inode_operations, ext4_special_inode_operations } from './namei.js';
@@ -996,6 +997,8 @@ export async function ext4_setattr(dentry: Dentry, attr: Iattr): Promise<void> {
   setattr_copy(inode, attr);
   const handle = ext4_journal_start(inode, EXT4_HT_INODE, 3);
   try { await ext4_mark_inode_dirty(handle, inode); } finally { await ext4_journal_stop(handle); }
+  /* the access ACL follows the new mode (its own transaction, as in Linux) */
+  if (attr.ia_valid & ATTR_MODE) await posix_acl_chmod(dentry, inode.i_mode);
 }
 
 function ext4_max_bitmap_size_of(inode: Inode): number { return inode.i_sb.s_maxbytes; }
