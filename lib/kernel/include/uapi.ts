@@ -128,6 +128,48 @@ export const MS_RDONLY = 1, MS_NOSUID = 2, MS_NODEV = 4, MS_NOEXEC = 8, MS_SYNCH
   MS_NODIRATIME = 2048, MS_BIND = 4096, MS_MOVE = 8192, MS_REC = 16384, MS_SILENT = 32768,
   MS_POSIXACL = 1 << 16, MS_RELATIME = 1 << 21, MS_STRICTATIME = 1 << 24, MS_LAZYTIME = 1 << 25;
 export const MNT_FORCE = 1, MNT_DETACH = 2, MNT_EXPIRE = 4, UMOUNT_NOFOLLOW = 8;
+/*
+ * ioctl(2) requests (include/uapi/asm-generic/ioctl.h encodes them: direction in bits 30-31,
+ * argument size in 16-29, type in 8-15, number in 0-7; sizes are x86-64's, so `long` is 8).
+ * The *GETFLAGS/*GETVERSION requests say `long` but Linux reads and writes an int (4 bytes).
+ */
+export const _IOC_NONE = 0, _IOC_WRITE = 1, _IOC_READ = 2;
+export const _IOC = (dir: number, type: number, nr: number, size: number) => ((dir << 30) | (size << 16) | (type << 8) | nr) >>> 0;
+export const _IOC_DIR = (cmd: number) => (cmd >>> 30) & 3;
+export const _IOC_SIZE = (cmd: number) => (cmd >>> 16) & 0x3fff;
+/* include/uapi/linux/fs.h */
+export const FS_IOC_GETFLAGS = 0x80086601, FS_IOC_SETFLAGS = 0x40086602,
+  FS_IOC_GETVERSION = 0x80087601, FS_IOC_SETVERSION = 0x40087602,
+  FS_IOC32_GETFLAGS = 0x80046601, FS_IOC32_SETFLAGS = 0x40046602,
+  FS_IOC_FSGETXATTR = 0x801c581f, FS_IOC_FSSETXATTR = 0x401c5820,
+  FIGETBSZ = 0x00000002, FIBMAP = 0x00000001;
+/* include/uapi/asm-generic/ioctls.h */
+export const FIONREAD = 0x541b, FIONBIO = 0x5421, FIONCLEX = 0x5450, FIOCLEX = 0x5451,
+  FIOASYNC = 0x5452, FIOQSIZE = 0x5460;
+/* fs/ext4/ext4.h (EXT4_IOC_GETVERSION_OLD/SETVERSION_OLD are FS_IOC_GETVERSION/SETVERSION) */
+export const EXT4_IOC_GETVERSION = 0x80086603, EXT4_IOC_SETVERSION = 0x40086604;
+/* include/uapi/linux/msdos_fs.h */
+export const FAT_IOCTL_GET_ATTRIBUTES = 0x80047210, FAT_IOCTL_SET_ATTRIBUTES = 0x40047211,
+  FAT_IOCTL_GET_VOLUME_ID = 0x80047213;
+/* FS_IOC_GETFLAGS/SETFLAGS flags (include/uapi/linux/fs.h; ext2/ext4 on-disk values) */
+export const FS_SECRM_FL = 0x1, FS_UNRM_FL = 0x2, FS_COMPR_FL = 0x4, FS_SYNC_FL = 0x8,
+  FS_IMMUTABLE_FL = 0x10, FS_APPEND_FL = 0x20, FS_NODUMP_FL = 0x40, FS_NOATIME_FL = 0x80,
+  FS_DIRTY_FL = 0x100, FS_COMPRBLK_FL = 0x200, FS_NOCOMP_FL = 0x400, FS_ENCRYPT_FL = 0x800,
+  FS_INDEX_FL = 0x1000, FS_IMAGIC_FL = 0x2000, FS_JOURNAL_DATA_FL = 0x4000, FS_NOTAIL_FL = 0x8000,
+  FS_DIRSYNC_FL = 0x10000, FS_TOPDIR_FL = 0x20000, FS_HUGE_FILE_FL = 0x40000, FS_EXTENT_FL = 0x80000,
+  FS_VERITY_FL = 0x100000, FS_EA_INODE_FL = 0x200000, FS_EOFBLOCKS_FL = 0x400000, FS_NOCOW_FL = 0x800000,
+  FS_DAX_FL = 0x2000000, FS_INLINE_DATA_FL = 0x10000000, FS_PROJINHERIT_FL = 0x20000000,
+  FS_CASEFOLD_FL = 0x40000000, FS_RESERVED_FL = 0x80000000;
+/* struct fsxattr's fsx_xflags */
+export const FS_XFLAG_REALTIME = 0x1, FS_XFLAG_PREALLOC = 0x2, FS_XFLAG_IMMUTABLE = 0x8,
+  FS_XFLAG_APPEND = 0x10, FS_XFLAG_SYNC = 0x20, FS_XFLAG_NOATIME = 0x40, FS_XFLAG_NODUMP = 0x80,
+  FS_XFLAG_RTINHERIT = 0x100, FS_XFLAG_PROJINHERIT = 0x200, FS_XFLAG_NOSYMLINKS = 0x400,
+  FS_XFLAG_EXTSIZE = 0x800, FS_XFLAG_EXTSZINHERIT = 0x1000, FS_XFLAG_NODEFRAG = 0x2000,
+  FS_XFLAG_FILESTREAM = 0x4000, FS_XFLAG_DAX = 0x8000, FS_XFLAG_COWEXTSIZE = 0x10000,
+  FS_XFLAG_VERITY = 0x20000, FS_XFLAG_HASATTR = 0x80000000;
+/** sizeof(struct fsxattr): five __u32 and 8 bytes of padding. */
+export const FSXATTR_SIZE = 28;
+
 /* clock ids */
 export const CLOCK_REALTIME = 0, CLOCK_MONOTONIC = 1, CLOCK_BOOTTIME = 7;
 /* reboot(2) */

@@ -19,6 +19,7 @@ import { ext4_listxattr } from './xattr.js';
 import { ext4_fallocate } from './extents.js';
 import { ext4_convert_inline_data } from './inline.js';
 import { ext4_force_commit } from './ext4_jbd2.js';
+import { ext4_fileattr_get, ext4_fileattr_set, ext4_ioctl } from './ioctl.js';
 
 /** ext4_seek_data / ext4_seek_hole over the mapping. */
 export async function ext4_seek_data_hole(inode: Ext4Inode, pos: number, wantData: boolean): Promise<number> {
@@ -101,10 +102,13 @@ export const ext4_file_operations: file_operations = {
   write: ext4_file_write_iter,
   fallocate: ext4_fallocate,
   fsync: ext4_sync_file,
+  unlocked_ioctl: ext4_ioctl,
 };
 
 export const ext4_file_inode_operations: inode_operations = {
   getattr: ext4_file_getattr,
   setattr: ext4_setattr,
   listxattr: ext4_listxattr,
+  fileattr_get: ext4_fileattr_get,
+  fileattr_set: ext4_fileattr_set,
 };

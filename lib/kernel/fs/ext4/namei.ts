@@ -46,6 +46,7 @@ import { ext4_dir_operations } from './dir.js';
 import { DxFallback, dir_blocks, ext4_read_dirblock, ext4_walk_dirblock, is_dx } from './dir.js';
 import { ext4_convert_inline_dir, ext4_inline_dir_view } from './inline.js';
 import { ext4_listxattr } from './xattr.js';
+import { ext4_fileattr_get, ext4_fileattr_set } from './ioctl.js';
 
 /** The hash version of an htree, with the unsigned-char offset the superblock asks for. */
 export function dx_hash_version(dir: Ext4Inode, rootVersion: number): number {
@@ -1191,6 +1192,8 @@ export const ext4_dir_inode_operations: inode_operations = {
   getattr: ext4_getattr,
   setattr: ext4_setattr,
   listxattr: ext4_listxattr,
+  fileattr_get: ext4_fileattr_get,
+  fileattr_set: ext4_fileattr_set,
 };
 
 export const ext4_special_inode_operations: inode_operations = {
