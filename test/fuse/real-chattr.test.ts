@@ -8,18 +8,20 @@
  * ioctl), directories included (FUSE_IOCTL_DIR). The flags hold through the mount: an
  * immutable file cannot be written or removed, an append-only one only appended to. After
  * unmount e2fsck -fn is clean and the host's lsattr on the image lklfuse wrote equals its
- * lsattr on the image it wrote itself. Over fuse-native (libfuse 2 through fuse-native,
- * whose binding has no ioctl operation) lsattr and chattr fail, as README says.
+ * lsattr on the image it wrote itself. On vfat (no inode flags in Linux either) the lkl-ts
+ * kernel answers ENOTTY, which the host's fuse passes on as EOPNOTSUPP. Over fuse-native
+ * (libfuse 2 through fuse-native, whose binding has no ioctl operation) lsattr and chattr
+ * fail, as README says.
  */
 import t from 'tap';
 import type { Test } from 'tap';
 import fs from 'node:fs';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { e2fsckClean, makeExtImage, withLoopMount } from '../lib/images.js';
+import { e2fsckClean, fsckVfatClean, makeExtImage, makeVfatImage, withLoopMount } from '../lib/images.js';
 import { box, daemonsFor, fuseSkip, isMounted, startForeground, transportSkip, within } from './real-helpers.js';
 
-const skip = fuseSkip(['mke2fs', 'e2fsck', 'losetup', 'mount', 'umount', 'chattr', 'lsattr', 'sh']) || transportSkip('kernel');
+const skip = fuseSkip(['mke2fs', 'e2fsck', 'mkfs.vfat', 'fsck.vfat', 'losetup', 'mount', 'umount', 'chattr', 'lsattr', 'sh']) || transportSkip('kernel');
 
 function sh(cmd: string, args: string[]): { status: number | null; stdout: string; stderr: string } {
   const r = spawnSync(cmd, args, { encoding: 'utf8' });
@@ -120,4 +122,21 @@ t.test('chattr and lsattr through the kernel transport do what they do on the ho
     t.not(ch.status, 0, 'chattr fails');
     await stopDaemon(t, m2, n);
   });
+});
+
+t.test('vfat through the kernel transport has no inode flags (ENOTTY, which the host\'s fuse reports as EOPNOTSUPP)', { skip }, async (t) => {
+  const b = box(t, 'chattr-vfat');
+  const img = await makeVfatImage({ path: b.path('v.img'), fat: 16, sizeMiB: 32 });
+  const mnt = b.mnt();
+  const d = await startForeground(img, mnt, ['-o', 'transport=kernel']);
+  fs.writeFileSync(path.join(mnt, 'a.txt'), 'a\n');
+  const ls = sh('lsattr', [path.join(mnt, 'a.txt')]);
+  t.not(ls.status, 0, 'lsattr fails');
+  t.match(ls.stderr, /Operation not supported While reading flags/, `lsattr: ${ls.stderr.trim()}`);
+  const ch = sh('chattr', ['+d', path.join(mnt, 'a.txt')]);
+  t.not(ch.status, 0, 'chattr fails');
+  t.match(ch.stderr, /Operation not supported while reading flags/, `chattr: ${ch.stderr.trim()}`);
+  await stopDaemon(t, mnt, d);
+  const fsck = await fsckVfatClean(img);
+  t.ok(fsck.clean, 'fsck.vfat -n clean', { output: fsck.output });
 });
