@@ -133,10 +133,8 @@ export const MNT_FORCE = 1, MNT_DETACH = 2, MNT_EXPIRE = 4, UMOUNT_NOFOLLOW = 8;
  * argument size in 16-29, type in 8-15, number in 0-7; sizes are x86-64's, so `long` is 8).
  * The *GETFLAGS/*GETVERSION requests say `long` but Linux reads and writes an int (4 bytes).
  */
-export const _IOC_NONE = 0, _IOC_WRITE = 1, _IOC_READ = 2;
-export const _IOC = (dir: number, type: number, nr: number, size: number) => ((dir << 30) | (size << 16) | (type << 8) | nr) >>> 0;
+export const _IOC_WRITE = 1, _IOC_READ = 2;
 export const _IOC_DIR = (cmd: number) => (cmd >>> 30) & 3;
-export const _IOC_SIZE = (cmd: number) => (cmd >>> 16) & 0x3fff;
 /* include/uapi/linux/fs.h */
 export const FS_IOC_GETFLAGS = 0x80086601, FS_IOC_SETFLAGS = 0x40086602,
   FS_IOC_GETVERSION = 0x80087601, FS_IOC_SETVERSION = 0x40087602,
