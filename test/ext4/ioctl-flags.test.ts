@@ -12,23 +12,27 @@
 // chmod and setxattr (EPERM), an append-only file takes only O_APPEND writes; another owner
 // gets EPERM, the owner without CAP_LINUX_IMMUTABLE cannot set i or a; a read-only mount is
 // EROFS; unknown requests, and FS_IOC_GETFLAGS on vfat, are ENOTTY; bad descriptors EBADF.
+// vfat's FAT_IOCTL_GET/SET_ATTRIBUTES and GET_VOLUME_ID are judged by mattrib and mkfs.vfat.
 
 import t from 'tap';
 import fs from 'node:fs';
 import path from 'node:path';
-import { makeExtImage, makeVfatImage, withLoopMount, e2fsckClean, fsckVfatClean, type ExtImageOptions } from '../lib/images.js';
+import { makeExtImage, makeVfatImage, mtools, withLoopMount, e2fsckClean, fsckVfatClean, type ExtImageOptions } from '../lib/images.js';
 import { run, whyNot } from '../lib/sh.js';
 import { scratchDir } from '../lib/scratch.js';
 import {
   startKernel, strerror, type Kernel, O_APPEND, O_CREAT, O_PATH, O_RDONLY, O_WRONLY, O_TRUNC,
   FS_IOC_GETFLAGS, FS_IOC_SETFLAGS, FS_IOC_FSGETXATTR, FS_IOC_FSSETXATTR, FS_IOC_GETVERSION, FS_IOC_SETVERSION,
   EXT4_IOC_GETVERSION, FIGETBSZ, FIONREAD, FS_IMMUTABLE_FL, FS_APPEND_FL, FS_NODUMP_FL, FS_EXTENT_FL,
-  FS_XFLAG_IMMUTABLE, FS_XFLAG_NODUMP, FS_JOURNAL_DATA_FL, MS_RDONLY,
+  FS_XFLAG_IMMUTABLE, FS_XFLAG_NODUMP, FS_JOURNAL_DATA_FL, MS_RDONLY, FAT_IOCTL_GET_ATTRIBUTES,
+  FAT_IOCTL_SET_ATTRIBUTES, FAT_IOCTL_GET_VOLUME_ID,
 } from '../../lib/index.js';
 
-const skip = whyNot(['mke2fs', 'e2fsck', 'losetup', 'mount', 'chattr', 'lsattr', 'mkfs.vfat', 'fsck.vfat'], { root: true });
+const skip = whyNot(['mke2fs', 'e2fsck', 'losetup', 'mount', 'chattr', 'lsattr', 'mkfs.vfat', 'fsck.vfat', 'mattrib'], { root: true });
 
-const EPERM = 1, EBADF = 9, EFAULT = 14, ENOTTY = 25, EROFS = 30, EOPNOTSUPP = 95;
+const EPERM = 1, EBADF = 9, EFAULT = 14, EINVAL = 22, ENOTTY = 25, EROFS = 30, EOPNOTSUPP = 95;
+/* FAT attribute bits (msdos_fs.h) */
+const ATTR_RO = 0x01, ATTR_HIDDEN = 0x02, ATTR_SYS = 0x04, ATTR_VOLUME = 0x08, ATTR_DIR = 0x10, ATTR_ARCH = 0x20;
 
 /* chattr's letters (e2fsprogs lib/e2p/pf.c) and the FS_*_FL bits they stand for. */
 const LETTER: Record<string, number> = {
@@ -268,8 +272,8 @@ if (skip) {
     });
   }
 
-  t.test('vfat: no inode flags (ENOTTY)', async (t) => {
-    const img = await makeVfatImage({ path: path.join(dir, 'v.img'), fat: 16, sizeMiB: 32 });
+  t.test('vfat: no inode flags (ENOTTY); the attribute byte and the volume id (FAT_IOCTL_*)', async (t) => {
+    const img = await makeVfatImage({ path: path.join(dir, 'v.img'), fat: 16, sizeMiB: 32, volumeId: '1234abcd' });
     const id = await k.diskAdd({ path: img });
     const mnt = await k.mountDev(id, 0, 'vfat', 0, '');
     t.type(mnt, 'string', 'mounted');
@@ -283,10 +287,39 @@ if (skip) {
     const bsz = new Uint8Array(4);
     t.equal(await k.sys.ioctl(fd, FIGETBSZ, bsz), 0, 'FIGETBSZ works on any file');
     t.ok(u32(bsz) >= 512, `FIGETBSZ: ${u32(bsz)}`);
+    const a = new Uint8Array(4);
+    t.equal(await k.sys.ioctl(fd, FAT_IOCTL_GET_ATTRIBUTES, a), 0, 'FAT_IOCTL_GET_ATTRIBUTES');
+    t.equal(u32(a), ATTR_ARCH, 'a new file: archive');
+    const vid = new Uint8Array(4);
+    t.equal(await k.sys.ioctl(fd, FAT_IOCTL_GET_VOLUME_ID, vid), 0, 'FAT_IOCTL_GET_VOLUME_ID');
+    t.equal(u32(vid), 0x1234abcd, 'the volume id mkfs.vfat wrote');
+    const set = (fd: number, v: number, s = k.sys) => { const b = new Uint8Array(4); Buffer.from(b.buffer).writeUInt32LE(v); return s.ioctl(fd, FAT_IOCTL_SET_ATTRIBUTES, b); };
+    // VOLUME and DIR cannot be set; RO is a chmod: the write bits go.
+    t.equal(await set(fd, ATTR_RO | ATTR_HIDDEN | ATTR_SYS | ATTR_VOLUME | ATTR_DIR), 0, 'FAT_IOCTL_SET_ATTRIBUTES');
+    t.equal(await k.sys.ioctl(fd, FAT_IOCTL_GET_ATTRIBUTES, a), 0);
+    t.equal(u32(a), ATTR_RO | ATTR_HIDDEN | ATTR_SYS, 'read-only, hidden, system (not volume or directory; archive cleared)');
+    const st = await k.sys.fstat(fd);
+    t.ok(typeof st !== 'number' && (st.mode & 0o222) === 0, 'read-only: no write bits in the mode');
     t.equal(await k.sys.close(fd), 0);
+    const root = await k.sys.open(mnt, O_RDONLY, 0);
+    t.equal(await set(root, ATTR_HIDDEN), -EINVAL, 'the root directory has no attributes: EINVAL');
+    t.equal(await k.sys.close(root), 0);
+    const dfd = await k.sys.mkdir(`${mnt}/sub`, 0o755);
+    t.equal(dfd, 0, 'mkdir sub');
+    const sfd = await k.sys.open(`${mnt}/sub`, O_RDONLY, 0);
+    t.equal(await set(sfd, ATTR_HIDDEN), 0, 'a directory: hidden');
+    t.equal(await k.sys.ioctl(sfd, FAT_IOCTL_GET_ATTRIBUTES, a), 0);
+    t.equal(u32(a), ATTR_DIR | ATTR_HIDDEN, 'which keeps ATTR_DIR');
+    t.equal(await k.sys.ioctl(sfd, FS_IOC_GETFLAGS, new Uint8Array(4)), -ENOTTY, 'FS_IOC_GETFLAGS on a directory: ENOTTY');
+    t.equal(await k.sys.close(sfd), 0);
     t.equal(await k.umountDev(id, 0), 0);
     await k.diskRemove(id);
     const fsck = await fsckVfatClean(img);
     t.ok(fsck.clean, 'fsck.vfat -n clean', { output: fsck.output });
+    // mtools reads the attribute bytes: R, H, S on a.txt, H on sub.
+    const ma = await mtools('mattrib', ['-i', img, '::/A.TXT', '::/SUB']);
+    const letters = (name: string) => [...(new RegExp(`^(.*?)::/${name}$`, 'm').exec(ma.stdout)?.[1] ?? '?').replace(/\s/g, '')].sort().join('');
+    t.equal(letters('A.TXT'), 'HRS', 'mattrib: a.txt read-only, system, hidden (no archive)');
+    t.equal(letters('SUB'), 'H', 'mattrib: sub hidden');
   });
 }

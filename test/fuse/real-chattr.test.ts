@@ -9,7 +9,9 @@
  * immutable file cannot be written or removed, an append-only one only appended to. After
  * unmount e2fsck -fn is clean and the host's lsattr on the image lklfuse wrote equals its
  * lsattr on the image it wrote itself. On vfat (no inode flags in Linux either) the lkl-ts
- * kernel answers ENOTTY, which the host's fuse passes on as EOPNOTSUPP. Over fuse-native
+ * kernel answers ENOTTY, which the host's fuse passes on as EOPNOTSUPP, while FAT's own
+ * requests (FAT_IOCTL_SET/GET_ATTRIBUTES, GET_VOLUME_ID) work and mtools reads the
+ * attributes set. Over fuse-native
  * (libfuse 2 through fuse-native, whose binding has no ioctl operation) lsattr and chattr
  * fail, as README says.
  */
@@ -18,10 +20,10 @@ import type { Test } from 'tap';
 import fs from 'node:fs';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { e2fsckClean, fsckVfatClean, makeExtImage, makeVfatImage, withLoopMount } from '../lib/images.js';
+import { e2fsckClean, fsckVfatClean, makeExtImage, makeVfatImage, mtools, withLoopMount } from '../lib/images.js';
 import { box, daemonsFor, fuseSkip, isMounted, startForeground, transportSkip, within } from './real-helpers.js';
 
-const skip = fuseSkip(['mke2fs', 'e2fsck', 'mkfs.vfat', 'fsck.vfat', 'losetup', 'mount', 'umount', 'chattr', 'lsattr', 'sh']) || transportSkip('kernel');
+const skip = fuseSkip(['mke2fs', 'e2fsck', 'mkfs.vfat', 'fsck.vfat', 'losetup', 'mount', 'umount', 'chattr', 'lsattr', 'sh', 'python3', 'mattrib']) || transportSkip('kernel');
 
 function sh(cmd: string, args: string[]): { status: number | null; stdout: string; stderr: string } {
   const r = spawnSync(cmd, args, { encoding: 'utf8' });
@@ -126,7 +128,7 @@ t.test('chattr and lsattr through the kernel transport do what they do on the ho
 
 t.test('vfat through the kernel transport has no inode flags (ENOTTY, which the host\'s fuse reports as EOPNOTSUPP)', { skip }, async (t) => {
   const b = box(t, 'chattr-vfat');
-  const img = await makeVfatImage({ path: b.path('v.img'), fat: 16, sizeMiB: 32 });
+  const img = await makeVfatImage({ path: b.path('v.img'), fat: 16, sizeMiB: 32, volumeId: '1234abcd' });
   const mnt = b.mnt();
   const d = await startForeground(img, mnt, ['-o', 'transport=kernel']);
   fs.writeFileSync(path.join(mnt, 'a.txt'), 'a\n');
@@ -136,7 +138,21 @@ t.test('vfat through the kernel transport has no inode flags (ENOTTY, which the 
   const ch = sh('chattr', ['+d', path.join(mnt, 'a.txt')]);
   t.not(ch.status, 0, 'chattr fails');
   t.match(ch.stderr, /Operation not supported while reading flags/, `chattr: ${ch.stderr.trim()}`);
+  // FAT's own requests pass as restricted ioctls: set hidden+system, read them back.
+  const py = [
+    'import fcntl, struct, sys',
+    'fd = open(sys.argv[1], "rb")',
+    'fcntl.ioctl(fd, 0x40047211, struct.pack("I", 0x06))',
+    'a = fcntl.ioctl(fd, 0x80047210, b"\\0" * 4)',
+    'v = fcntl.ioctl(fd, 0x80047213, b"\\0" * 4)',
+    'print(struct.unpack("I", a)[0], "%08x" % struct.unpack("I", v)[0])',
+  ].join('\n');
+  const r = sh('python3', ['-c', py, path.join(mnt, 'a.txt')]);
+  t.equal(r.status, 0, `FAT_IOCTL_SET/GET_ATTRIBUTES, GET_VOLUME_ID through the mount ${r.stderr}`);
+  t.equal(r.stdout.trim(), '6 1234abcd', 'hidden and system, and the volume id');
   await stopDaemon(t, mnt, d);
   const fsck = await fsckVfatClean(img);
   t.ok(fsck.clean, 'fsck.vfat -n clean', { output: fsck.output });
+  const ma = await mtools('mattrib', ['-i', img, '::/A.TXT']);
+  t.equal([...(/^(.*?)::\/A\.TXT$/m.exec(ma.stdout)?.[1] ?? '?').replace(/\s/g, '')].sort().join(''), 'HS', 'mattrib reads hidden and system');
 });
