@@ -51,11 +51,13 @@ const OPTIONS_HELP = `Options for -o (comma-separated; repeat -o as you like; "\
                                       inode numbers, each request with its caller's
                                       uid/gid/groups (owners of new files, permission
                                       checks), touch -a/-m, fallocate, SEEK_DATA/SEEK_HOLE,
-                                      copy_file_range, readdirplus, 1 MiB writes
+                                      copy_file_range, readdirplus, 1 MiB writes,
+                                      lsattr/chattr (ext4 inode flags)
                          fuse-native  libfuse 2 through fuse-native (any user): times in
                                       whole milliseconds from 1970 on, 32-bit inode numbers,
                                       every request as the daemon's user, no one-sided
-                                      time updates, no fallocate/lseek/copy_file_range
+                                      time updates, no fallocate/lseek/copy_file_range,
+                                      no lsattr/chattr
                        flock and fcntl locks are kept by the host kernel on either
   noreaddirplus        kernel transport: no READDIRPLUS at all (by default a directory's
                        first read gets names only, later reads the host marks as

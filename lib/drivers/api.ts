@@ -127,6 +127,7 @@ export function makeSys(generation: number, fscred?: FsCredOverride, umask?: num
     dup2: (o, n) => o === n ? call(NR.__NR_fcntl, [o, 1 /* F_GETFD */, 0]).then((r: number) => (r < 0 ? r : n)) : call(NR.__NR_dup3, [o, n, 0]),
     dup3: s(NR.__NR_dup3) as Sys['dup3'],
     fcntl: (fd, cmd, arg = 0) => call(NR.__NR_fcntl, [fd, cmd, arg]),
+    ioctl: (fd, cmd, arg = 0) => call(NR.__NR_ioctl, [fd, cmd, arg]),
     statfs: s(NR.__NR_statfs) as Sys['statfs'],
     fstatfs: s(NR.__NR_fstatfs) as Sys['fstatfs'],
     sync: s(NR.__NR_sync) as Sys['sync'],

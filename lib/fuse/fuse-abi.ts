@@ -399,6 +399,17 @@ export function encodeU32Pair(a: number, b2 = 0): Buffer {
 }
 export function encodeU64(v: number): Buffer { const b = Buffer.alloc(8); wu64(b, 0, v); return b; }
 
+/* fuse_ioctl_in.flags */
+export const FUSE_IOCTL_COMPAT = 1 << 0, FUSE_IOCTL_UNRESTRICTED = 1 << 1, FUSE_IOCTL_RETRY = 1 << 2,
+  FUSE_IOCTL_32BIT = 1 << 3, FUSE_IOCTL_DIR = 1 << 4, FUSE_IOCTL_COMPAT_X32 = 1 << 5;
+/** struct fuse_ioctl_out (result, flags, in_iovs, out_iovs) and the data the caller reads back. */
+export function encodeIoctlOut(result: number, data?: Uint8Array): Buffer {
+  const b = Buffer.alloc(16 + (data?.length ?? 0));
+  b.writeInt32LE(result, 0);
+  if (data) b.set(data, 16);
+  return b;
+}
+
 /** Bytes a struct fuse_dirent with `nameLen` takes (FUSE_DIRENT_ALIGN: 8). */
 export const direntSize = (nameLen: number) => (DIRENT_SIZE + nameLen + 7) & ~7;
 export const direntplusSize = (nameLen: number) => ENTRY_OUT_SIZE + direntSize(nameLen);

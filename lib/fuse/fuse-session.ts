@@ -23,7 +23,7 @@ import fs from 'node:fs';
 import createDebug from 'debug';
 import type { Sys } from '../kernel/include/sys.js';
 import type { Stat, Statfs } from '../kernel/include/uapi.js';
-import { EINTR, EIO, ENOSYS, ENOTTY } from '../kernel/include/uapi.js';
+import { EINTR, EIO, ENOSYS } from '../kernel/include/uapi.js';
 
 const EPROTO = 71;
 import {
@@ -33,7 +33,7 @@ import {
   OPCODE_NAMES, OUT_HEADER_SIZE, direntSize, direntplusSize, encodeAttrOut, encodeCreateOut, encodeEntry,
   encodeInitOut, encodeOpenOut, encodeStatfsOut, encodeU32Pair, encodeU64, parseHeader, parseRequest,
   replyFrame, writeDirent, writeEntry, writeOutHeader, type Entry, type FuseRequest, type InHeader,
-  FUSE_AUTO_INVAL_DATA, FUSE_DONT_MASK, FUSE_POSIX_ACL,
+  FUSE_AUTO_INVAL_DATA, FUSE_DONT_MASK, FUSE_POSIX_ACL, FUSE_HAS_IOCTL_DIR, encodeIoctlOut,
 } from './fuse-abi.js';
 import type { LowLevelOps } from './ll-ops.js';
 
@@ -333,8 +333,10 @@ export class FuseSession {
         const r = await ll.copyFileRange(sys, req.fhIn, req.offIn, req.fhOut, req.offOut, req.len, req.flags);
         return r < 0 ? this.reply(u, r) : this.reply(u, 0, encodeU32Pair(Math.min(r, 0xffffffff)));
       }
-      // The lkl-ts kernel has no ioctl(2): FS_IOC_GETFLAGS/SETFLAGS cannot be served.
-      case 'ioctl': return this.reply(u, -ENOTTY);
+      case 'ioctl': {
+        const r = await ll.ioctl(sys, req.fh, req.cmd, req.flags, req.data, req.outSize);
+        return typeof r === 'number' ? this.reply(u, r) : this.reply(u, 0, encodeIoctlOut(r.result, r.out));
+      }
       // No locks in the lkl-ts kernel: POSIX_LOCKS/FLOCK_LOCKS are not offered in INIT, so the
       // host kernel keeps locks on this mount itself; should it ask anyway, say so.
       case 'lk': return this.reply(u, -ENOSYS);
@@ -352,7 +354,7 @@ export class FuseSession {
     }
     this.minor = Math.min(req.minor, FUSE_KERNEL_MINOR_VERSION);
     const want = FUSE_ASYNC_READ | FUSE_ATOMIC_O_TRUNC | FUSE_BIG_WRITES | FUSE_DO_READDIRPLUS |
-      FUSE_READDIRPLUS_AUTO | FUSE_PARALLEL_DIROPS | FUSE_MAX_PAGES | FUSE_AUTO_INVAL_DATA;
+      FUSE_READDIRPLUS_AUTO | FUSE_PARALLEL_DIROPS | FUSE_MAX_PAGES | FUSE_AUTO_INVAL_DATA | FUSE_HAS_IOCTL_DIR;
     // READDIRPLUS (auto: the kernel asks for it on a directory's first read and after
     // lookups in it) saves a LOOKUP per entry for ls -l, find, cp -r, diff -r, but makes a
     // names-only listing read every inode (noreaddirplus turns it off).

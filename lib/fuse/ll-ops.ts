@@ -31,6 +31,18 @@ import {
 } from '../kernel/include/uapi.js';
 import { nameBytesTooLong } from './names.js';
 import {
+  ENOTTY, EXT4_IOC_GETVERSION, EXT4_IOC_SETVERSION, FAT_IOCTL_GET_ATTRIBUTES, FAT_IOCTL_GET_VOLUME_ID, FAT_IOCTL_SET_ATTRIBUTES, FS_IOC_FSGETXATTR, FS_IOC_FSSETXATTR, FS_IOC_GETFLAGS,
+  FS_IOC_GETVERSION, FS_IOC_SETFLAGS, FS_IOC_SETVERSION, FSXATTR_SIZE, _IOC_DIR, _IOC_READ, _IOC_WRITE,
+} from '../kernel/include/uapi.js';
+import { FUSE_IOCTL_UNRESTRICTED } from './fuse-abi.js';
+
+/** The ioctls served over FUSE and the bytes of their argument as Linux reads or writes it. */
+const IOCTL_ARG_SIZE = new Map<number, number>([
+  [FS_IOC_GETFLAGS, 4], [FS_IOC_SETFLAGS, 4], [FS_IOC_GETVERSION, 4], [FS_IOC_SETVERSION, 4],
+  [EXT4_IOC_GETVERSION, 4], [EXT4_IOC_SETVERSION, 4], [FS_IOC_FSGETXATTR, FSXATTR_SIZE], [FS_IOC_FSSETXATTR, FSXATTR_SIZE],
+  [FAT_IOCTL_GET_ATTRIBUTES, 4], [FAT_IOCTL_SET_ATTRIBUTES, 4], [FAT_IOCTL_GET_VOLUME_ID, 4],
+]);
+import {
   FATTR_ATIME, FATTR_ATIME_NOW, FATTR_FH, FATTR_GID, FATTR_MODE, FATTR_MTIME, FATTR_MTIME_NOW, FATTR_SIZE,
   FATTR_UID, FUSE_ROOT_ID, type Entry, type SetattrIn,
 } from './fuse-abi.js';
@@ -563,6 +575,33 @@ export class LowLevelOps {
       d.pos = e.off;
       add(out);
     }
+  }
+
+  /* ---- ioctl ---- */
+
+  /**
+   * FUSE_IOCTL, restricted (the host kernel has copied the argument in, sized by the
+   * request's _IOC_SIZE or, for the inode flags it asks through its fileattr code, by the
+   * 4-byte int or struct fsxattr it passes): the requests whose argument lkl-ts knows, on
+   * the handle (FUSE_IOCTL_DIR: a directory's, from OPENDIR), as the caller. The reply
+   * carries the bytes Linux's handler writes (an int is 4 bytes even where the request
+   * number says long: a caller's int must not be overrun). Unknown requests are ENOTTY;
+   * unrestricted ioctls (CUSE's retry protocol) EPERM, as libfuse answers them.
+   */
+  async ioctl(sys: Sys, fh: number, cmd: number, flags: number, input: Uint8Array, outSize: number): Promise<{ result: number; out?: Uint8Array } | number> {
+    if (flags & FUSE_IOCTL_UNRESTRICTED) return -EPERM;
+    if (!this.handles.has(fh)) return -EBADF;
+    const size = IOCTL_ARG_SIZE.get(cmd >>> 0);
+    if (size === undefined) return -ENOTTY;
+    const dir = _IOC_DIR(cmd);
+    const buf = new Uint8Array(size);
+    if (dir & _IOC_WRITE) {
+      if (input.length < size) return -EINVAL;
+      buf.set(input.subarray(0, size));
+    }
+    const r = await sys.ioctl(fh, cmd, buf);
+    if (r < 0) return r;
+    return { result: r, out: dir & _IOC_READ ? buf.subarray(0, Math.min(size, outSize)) : undefined };
   }
 
   /* ---- the rest ---- */

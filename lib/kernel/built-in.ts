@@ -20,6 +20,7 @@ import './fs/read_write.js';
 import './fs/stat.js';
 import './fs/readdir.js';
 import './fs/xattr.js';
+import './fs/ioctl.js';
 import './fs/sync.js';
 import './fs/ramfs/inode.js';
 import './fs/fat/super.js';

@@ -337,7 +337,7 @@ export function createFakeKernel(hostRoot: string, statsFile?: string): FakeKern
       f.refs.n++;
       return newFd({ ...f, dir: undefined });
     },
-    dup2: unsupported, dup3: unsupported, fcntl: unsupported,
+    dup2: unsupported, dup3: unsupported, fcntl: unsupported, ioctl: unsupported,
     async statfs(kp) {
       const r = resolve(kp);
       if (typeof r === 'number') return r;

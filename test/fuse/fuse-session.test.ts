@@ -12,11 +12,17 @@ import {
   FUSE_ASYNC_READ, FUSE_DO_READDIRPLUS, FUSE_INIT, FUSE_LOOKUP, FUSE_GETATTR, FUSE_MKDIR, FUSE_OPEN, FUSE_READ,
   FUSE_INTERRUPT, FUSE_WRITE, FUSE_POSIX_LOCKS, FUSE_MAX_PAGES, FUSE_READDIRPLUS, FUSE_OPENDIR, FUSE_CREATE,
   FUSE_FORGET, FUSE_BATCH_FORGET, FUSE_RELEASE, IN_HEADER_SIZE, OPCODE_NAMES, parseRequest, FUSE_POSIX_ACL, FUSE_DONT_MASK,
-  FUSE_MKNOD,
+  FUSE_MKNOD, FUSE_IOCTL, FUSE_IOCTL_DIR, FUSE_IOCTL_UNRESTRICTED, FUSE_HAS_IOCTL_DIR, FUSE_RELEASEDIR,
 } from '../../lib/fuse/fuse-abi.js';
+import { e2fsckClean, makeExtImage } from '../lib/images.js';
+import { scratchDir } from '../lib/scratch.js';
+import { whyNot } from '../lib/sh.js';
 import { FuseSession } from '../../lib/fuse/fuse-session.js';
 import { LowLevelOps } from '../../lib/fuse/ll-ops.js';
-import { EACCES, EINTR, EIO, O_CREAT, O_RDONLY, O_RDWR } from '../../lib/kernel/include/uapi.js';
+import {
+  EACCES, EBADF, EINTR, EIO, ENOTTY, EPERM, O_CREAT, O_RDONLY, O_RDWR, FS_IOC_GETFLAGS, FS_IOC_SETFLAGS,
+  FS_IOC_GETVERSION, FS_EXTENT_FL, FS_NODUMP_FL, FS_IOC_FSGETXATTR, FS_XFLAG_NODUMP,
+} from '../../lib/kernel/include/uapi.js';
 
 interface Hdr { opcode: number; unique: number; nodeid?: number; uid?: number; gid?: number; pid?: number }
 
@@ -46,8 +52,8 @@ let kernel: Kernel;
 t.before(async () => { kernel = await startKernel({ memMiB: 32 }); });
 t.teardown(async () => { await kernel.halt(); });
 
-async function session(t: Test, groups: Record<number, number[]> = {}, extra: { intr?: boolean; posixAcl?: boolean } = {}) {
-  const ll = await LowLevelOps.create(kernel.sys, { root: '/' });
+async function session(t: Test, groups: Record<number, number[]> = {}, extra: { intr?: boolean; posixAcl?: boolean } = {}, root = '/') {
+  const ll = await LowLevelOps.create(kernel.sys, { root });
   if (typeof ll === 'number') throw new Error(`root: ${ll}`);
   const replies: Reply[] = [];
   const s = new FuseSession(ll, kernel.sys, (f) => { replies.push(parseReply(f)); }, {
@@ -235,6 +241,64 @@ t.test('credentials: new files belong to the caller; the kernel decides with its
   const fst = await kernel.sys.fstat(fresh);
   await kernel.sys.close(fresh);
   t.ok(typeof fst !== 'number' && fst.uid === 0, 'and its own files are root\'s');
+});
+
+/* struct fuse_ioctl_in: fh, flags, cmd, arg, in_size, out_size; then the input bytes. */
+const ioctlIn = (fh: Buffer, flags: number, cmd: number, outSize: number, data = Buffer.alloc(0)) =>
+  Buffer.concat([fh, u32s(flags, cmd), u64(0), u32s(data.length, outSize), data]);
+
+t.test('IOCTL: the inode flags of an ext4 file and directory, as the caller; ENOTTY, EPERM, EBADF', { skip: whyNot(['mke2fs', 'e2fsck']) }, async (t) => {
+  const img = await makeExtImage({ path: `${scratchDir(t, 'fuse-ioctl')}/a.img`, type: 'ext4', sizeMiB: 8, blockSize: 4096 });
+  const id = await kernel.diskAdd({ path: img });
+  const mnt = await kernel.mountDev(id, 0, 'ext4', 0, '');
+  if (typeof mnt !== 'string') throw new Error(`mount: ${mnt}`);
+  const { call, ll } = await session(t, {}, {}, mnt);
+  const init = await call({ opcode: FUSE_INIT }, initBody(31, FUSE_HAS_IOCTL_DIR));
+  t.ok(init.body.readUInt32LE(12) & FUSE_HAS_IOCTL_DIR, 'INIT: ioctls on directories offered');
+  const cr = await call({ opcode: FUSE_CREATE }, Buffer.concat([u32s(O_CREAT | O_RDWR, 0o100644, 0, 0), cstr('f')]));
+  t.equal(cr.error, 0, 'created f');
+  const fh = cr.body.subarray(128, 136);
+  const flagsOf = (r: { body: Buffer }) => r.body.readUInt32LE(16);
+  // The host's fileattr code asks FS_IOC_GETFLAGS with a 4-byte int.
+  const g = await call({ opcode: FUSE_IOCTL }, ioctlIn(fh, 0, FS_IOC_GETFLAGS, 4));
+  t.equal(g.error, 0, 'FS_IOC_GETFLAGS answered');
+  t.equal(g.body.readInt32LE(0), 0, 'result 0');
+  t.equal(g.body.length, 16 + 4, 'fuse_ioctl_out and the int');
+  t.equal(flagsOf(g), FS_EXTENT_FL, 'a new ext4 file: e');
+  const set = await call({ opcode: FUSE_IOCTL }, ioctlIn(fh, 0, FS_IOC_SETFLAGS, 0, u32s(FS_EXTENT_FL | FS_NODUMP_FL)));
+  t.equal(set.error, 0, 'FS_IOC_SETFLAGS with the int');
+  t.equal(set.body.length, 16, 'nothing to copy back');
+  t.equal(flagsOf(await call({ opcode: FUSE_IOCTL }, ioctlIn(fh, 0, FS_IOC_GETFLAGS, 4))), FS_EXTENT_FL | FS_NODUMP_FL, 'd is set');
+  const x = await call({ opcode: FUSE_IOCTL }, ioctlIn(fh, 0, FS_IOC_FSGETXATTR, 28));
+  t.equal(x.body.length, 16 + 28, 'FS_IOC_FSGETXATTR: struct fsxattr');
+  t.equal(x.body.readUInt32LE(16), FS_XFLAG_NODUMP, 'fsx_xflags: nodump');
+  // lsattr -v's request says long (8 bytes) but Linux writes an int: only 4 come back.
+  const v = await call({ opcode: FUSE_IOCTL }, ioctlIn(fh, 0, FS_IOC_GETVERSION, 8));
+  t.equal(v.body.length, 16 + 4, 'FS_IOC_GETVERSION: 4 bytes for an 8-byte request');
+  const kfd = await kernel.sys.open(`${mnt}/f`, O_RDONLY, 0);
+  const kv = new Uint8Array(4);
+  await kernel.sys.ioctl(kfd, FS_IOC_GETVERSION, kv);
+  await kernel.sys.close(kfd);
+  t.equal(v.body.readUInt32LE(16), Buffer.from(kv).readUInt32LE(0), 'the generation');
+  const other = await call({ opcode: FUSE_IOCTL, uid: 1000, gid: 1000 }, ioctlIn(fh, 0, FS_IOC_SETFLAGS, 0, u32s(FS_EXTENT_FL)));
+  t.equal(other.error, -EPERM, 'another user\'s FS_IOC_SETFLAGS: EPERM (runs as the caller)');
+  t.equal((await call({ opcode: FUSE_IOCTL }, ioctlIn(fh, 0, 0x12345678, 0))).error, -ENOTTY, 'an unknown request: ENOTTY');
+  t.equal((await call({ opcode: FUSE_IOCTL }, ioctlIn(fh, FUSE_IOCTL_UNRESTRICTED, FS_IOC_GETFLAGS, 4))).error, -EPERM, 'unrestricted: EPERM');
+  t.equal((await call({ opcode: FUSE_IOCTL }, ioctlIn(u64(9999), 0, FS_IOC_GETFLAGS, 4))).error, -EBADF, 'an unknown handle: EBADF');
+  await call({ opcode: FUSE_RELEASE }, Buffer.concat([fh, Buffer.alloc(16)]));
+  // A directory: its OPENDIR handle, FUSE_IOCTL_DIR.
+  const od = await call({ opcode: FUSE_OPENDIR }, u32s(O_RDONLY, 0));
+  t.equal(od.error, 0, 'opendir of the root');
+  const dh = od.body.subarray(0, 8);
+  const dg = await call({ opcode: FUSE_IOCTL }, ioctlIn(dh, FUSE_IOCTL_DIR, FS_IOC_GETFLAGS, 4));
+  t.equal(dg.error, 0, 'FS_IOC_GETFLAGS on a directory');
+  t.equal(flagsOf(dg), FS_EXTENT_FL, 'mke2fs\'s root directory: e');
+  await call({ opcode: FUSE_RELEASEDIR }, Buffer.concat([dh, Buffer.alloc(16)]));
+  await ll.closeAll();
+  t.equal(await kernel.umountDev(id, 0), 0, 'unmounted');
+  await kernel.diskRemove(id);
+  const fsck = await e2fsckClean(img);
+  t.ok(fsck.clean, 'e2fsck -fn clean', { output: fsck.output });
 });
 
 t.test('nodes of non-directories pin no kernel descriptor; FORGET releases directories\' ones', async (t) => {

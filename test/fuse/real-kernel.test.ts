@@ -71,7 +71,9 @@ t.test('ext4 times through the kernel transport equal the host kernel\'s, to the
     const r = sh('stat', ['-c', FMT, path.join(root, n)]);
     return r.stdout.trim().replace(root + '/', '');
   });
-  const host = await withLoopMount(img, { ro: true, noload: true }, async (dir) => statAll(dir));
+  // (Lines sorted: directory order may differ, lsattr lists in readdir order.)
+  const lsattr = (root: string) => sh('lsattr', ['-v', path.join(root, 'd')]).stdout.split(root + '/').join('').split('\n').sort().join('\n');
+  const [host, hostAttrs] = await withLoopMount(img, { ro: true, noload: true }, async (dir) => [statAll(dir), lsattr(dir)] as const);
   t.match(host.find((l) => l.startsWith('d/pre1970 ')) ?? '', /mtime=1960-01-01 00:00:00\.123456789/, 'the host sees the pre-1970 time');
 
   const mnt = b.mnt();
@@ -81,10 +83,9 @@ t.test('ext4 times through the kernel transport equal the host kernel\'s, to the
   // Seconds as signed numbers, too (stat -c %Y prints them without a calendar).
   const secs = sh('stat', ['-c', '%X %Y', path.join(mnt, 'd', 'pre1970')]).stdout.trim();
   t.equal(secs, '-1 -315619200', 'times before 1970 are negative seconds (atime 1969-12-31 23:59:59.999999999, mtime 1960)');
-  // The lkl-ts kernel has no ioctl(2): FS_IOC_GETFLAGS is answered ENOTTY, which the host's
-  // fuse turns into EOPNOTSUPP for lsattr (ext4 flags cannot be shown through the mount yet).
-  const ls = sh('lsattr', [path.join(mnt, 'd', 'pre1970')]);
-  t.ok(ls.status !== 0 && /Operation not supported/.test(ls.stderr), `lsattr: ${ls.stderr.trim()}`);
+  // The inode flags and generations (FS_IOC_GETFLAGS, FS_IOC_GETVERSION) too: real-chattr.test.ts changes them.
+  t.equal(lsattr(mnt), hostAttrs, 'lsattr -v through lklfuse equals the host kernel\'s');
+  t.match(hostAttrs, /e-+ d\/pre1970/, 'which shows the extents flag');
   await stopDaemon(t, mnt, d);
 });
 

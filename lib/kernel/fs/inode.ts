@@ -14,7 +14,7 @@
 import { pr_err, pr_warn } from '../kernel/printk.js';
 import {
   Inode, I_NEW, I_FREEING, I_CLEAR, I_DIRTY, I_DIRTY_SYNC, SB_ACTIVE, CAP_FSETID, MNT_NOATIME, MNT_NODIRATIME,
-  MNT_READONLY, SB_NOATIME, SB_RDONLY, type Path, type super_block,
+  MNT_READONLY, SB_NOATIME, SB_RDONLY, S_NOATIME, type Path, type super_block,
 } from '../include/fs.js';
 import { S_IFMT, S_ISDIR, S_ISGID, S_IXGRP, S_ISBLK, S_ISCHR, S_ISFIFO, S_ISSOCK } from '../include/uapi.js';
 import { wait_queue_head, wait_event } from '../kernel/wait.js';
@@ -283,6 +283,7 @@ export function init_special_inode(inode: Inode, mode: number, rdev: number): vo
  */
 export function atime_needs_update(path: Path, inode: Inode): boolean {
   const sb = inode.i_sb;
+  if (inode.i_flags & S_NOATIME) return false;
   if (sb.s_flags & (SB_RDONLY | SB_NOATIME)) return false;
   const mf = path.mnt.mnt_flags;
   if (mf & (MNT_NOATIME | MNT_READONLY)) return false;

@@ -22,3 +22,9 @@ export function err(errno: number, msg?: string): Errno {
   try { return new Errno(Math.abs(errno), msg); } finally { ErrorCtor.stackTraceLimit = limit; }
 }
 export function isErrno(e: unknown): e is Errno { return e instanceof Errno; }
+
+/**
+ * Kernel-internal errnos (include/linux/errno.h): never returned to user space.
+ * ENOIOCTLCMD: "no such ioctl here", turned into ENOTTY at the system call.
+ */
+export const ENOIOCTLCMD = 515;

@@ -45,7 +45,8 @@ export const LOOKUP_FOLLOW = 1, LOOKUP_DIRECTORY = 2, LOOKUP_CREATE = 0x200, LOO
 export const MAY_EXEC = 1, MAY_WRITE = 2, MAY_READ = 4, MAY_APPEND = 8, MAY_ACCESS = 16, MAY_OPEN = 32,
   MAY_NOT_BLOCK = 128;
 /* in-core inode flags (i_flags: S_* of include/linux/fs.h) */
-export const S_SYNC = 1, S_NOATIME = 2, S_APPEND = 4, S_IMMUTABLE = 8, S_DEAD = 16;
+export const S_SYNC = 1, S_NOATIME = 2, S_APPEND = 4, S_IMMUTABLE = 8, S_DEAD = 16, S_DIRSYNC = 64,
+  S_DAX = 8192, S_ENCRYPTED = 16384, S_CASEFOLD = 32768, S_VERITY = 65536;
 /* file system type flags */
 export const FS_REQUIRES_DEV = 1;
 
@@ -130,7 +131,25 @@ export interface inode_operations {
   get_inode_acl?(inode: Inode, type: number): Promise<posix_acl | null>;
   /** Store (null: remove) the ACL of this type; the filesystem updates i_mode and the cache (set_cached_acl). */
   set_acl?(dentry: Dentry, acl: posix_acl | null, type: number): Promise<void>;
+  /** FS_IOC_GETFLAGS / FS_IOC_FSGETXATTR: fill `fa` (fileattr_fill_flags). */
+  fileattr_get?(dentry: Dentry, fa: fileattr): Promise<void>;
+  /** FS_IOC_SETFLAGS / FS_IOC_FSSETXATTR, after vfs_fileattr_set's checks, with i_rwsem held. */
+  fileattr_set?(dentry: Dentry, fa: fileattr): Promise<void>;
 }
+
+/**
+ * struct fileattr (include/linux/fileattr.h): the inode flags of FS_IOC_GETFLAGS (`flags`,
+ * FS_*_FL) and of FS_IOC_FSGETXATTR (fsx_*), both filled, with which one the caller gave.
+ */
+export interface fileattr {
+  flags: number;
+  fsx_xflags: number; fsx_extsize: number; fsx_nextents: number; fsx_projid: number; fsx_cowextsize: number;
+  flags_valid: boolean;
+  fsx_valid: boolean;
+}
+
+/** What ioctl(2)'s third argument is here: a buffer the call reads or fills in place (C's pointer), or a number. */
+export type IoctlArg = Uint8Array | number;
 
 /** Passed to iterate_shared: the fs emits entries from `pos` on and advances `pos`. */
 export interface dir_context {
@@ -151,6 +170,8 @@ export interface file_operations {
   release?(inode: Inode, file: File): Promise<void>;
   fsync?(file: File, start: number, end: number, datasync: boolean): Promise<void>;
   fallocate?(file: File, mode: number, offset: number, len: number): Promise<void>;
+  /** ioctl requests the VFS does not handle itself; unknown ones throw ENOTTY (or ENOIOCTLCMD). */
+  unlocked_ioctl?(file: File, cmd: number, arg: IoctlArg): Promise<number>;
 }
 
 export interface writeback_control {

@@ -71,6 +71,12 @@ export interface Sys {
   dup2(oldfd: number, newfd: number): Ret;
   dup3(oldfd: number, newfd: number, flags: number): Ret;
   fcntl(fd: number, cmd: number, arg?: number): Ret;
+  /**
+   * `arg` is what C passes as a pointer: a buffer the request reads from or fills in place
+   * (FS_IOC_GETFLAGS/SETFLAGS an int in its first 4 bytes, little-endian; FS_IOC_FSGETXATTR
+   * a 28-byte struct fsxattr), or a number. ENOTTY for a request the file does not know.
+   */
+  ioctl(fd: number, cmd: number, arg?: Uint8Array | number): Ret;
   statfs(path: PathArg): RetOr<Statfs>;
   fstatfs(fd: number): RetOr<Statfs>;
   sync(): Ret;

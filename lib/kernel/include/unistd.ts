@@ -2,7 +2,7 @@
 export const __NR_setxattr = 5, __NR_lsetxattr = 6, __NR_fsetxattr = 7, __NR_getxattr = 8,
   __NR_lgetxattr = 9, __NR_fgetxattr = 10, __NR_listxattr = 11, __NR_llistxattr = 12,
   __NR_flistxattr = 13, __NR_removexattr = 14, __NR_lremovexattr = 15, __NR_fremovexattr = 16,
-  __NR_getcwd = 17, __NR_dup = 23, __NR_dup3 = 24, __NR_fcntl = 25, __NR_mknodat = 33,
+  __NR_getcwd = 17, __NR_dup = 23, __NR_dup3 = 24, __NR_fcntl = 25, __NR_ioctl = 29, __NR_mknodat = 33,
   __NR_mkdirat = 34, __NR_unlinkat = 35, __NR_symlinkat = 36, __NR_linkat = 37,
   __NR_renameat = 38, __NR_umount2 = 39, __NR_mount = 40, __NR_statfs = 43, __NR_fstatfs = 44,
   __NR_truncate = 45, __NR_ftruncate = 46, __NR_fallocate = 47, __NR_faccessat = 48,

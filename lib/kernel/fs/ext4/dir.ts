@@ -34,6 +34,7 @@ import { ext4_force_commit } from './ext4_jbd2.js';
 import { ext4_inline_dir_view, INLINE_DOTDOT_OFFSET } from './inline.js';
 import { ext4fs_dirhash } from './hash.js';
 import { dx_leaf_blocks } from './namei.js';
+import { ext4_ioctl } from './ioctl.js';
 
 /** ext4_filetype_table: on-disk file type → d_type. */
 const FILETYPE_TABLE = [DT_UNKNOWN, DT_REG, DT_DIR, DT_CHR, DT_BLK, DT_FIFO, DT_SOCK, DT_LNK];
@@ -286,5 +287,6 @@ export const ext4_dir_operations: file_operations = {
   /* With a journal, a directory's changes are durable once committed (nojournal: nothing to do). */
   async fsync(file: File) { await ext4_force_commit(file.f_inode.i_sb); },
   async release(_inode, file) { file.private_data = null; },
+  unlocked_ioctl: ext4_ioctl,
 };
 

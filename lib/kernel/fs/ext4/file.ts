@@ -20,6 +20,7 @@ import { ext4_get_acl, ext4_set_acl_op } from './acl.js';
 import { ext4_fallocate } from './extents.js';
 import { ext4_convert_inline_data } from './inline.js';
 import { ext4_force_commit } from './ext4_jbd2.js';
+import { ext4_fileattr_get, ext4_fileattr_set, ext4_ioctl } from './ioctl.js';
 
 /** ext4_seek_data / ext4_seek_hole over the mapping. */
 export async function ext4_seek_data_hole(inode: Ext4Inode, pos: number, wantData: boolean): Promise<number> {
@@ -102,6 +103,7 @@ export const ext4_file_operations: file_operations = {
   write: ext4_file_write_iter,
   fallocate: ext4_fallocate,
   fsync: ext4_sync_file,
+  unlocked_ioctl: ext4_ioctl,
 };
 
 export const ext4_file_inode_operations: inode_operations = {
@@ -110,4 +112,6 @@ export const ext4_file_inode_operations: inode_operations = {
   listxattr: ext4_listxattr,
   get_inode_acl: ext4_get_acl,
   set_acl: ext4_set_acl_op,
+  fileattr_get: ext4_fileattr_get,
+  fileattr_set: ext4_fileattr_set,
 };

@@ -26,6 +26,7 @@ import { ext4_inode_bitmap_csum_verify, ext4_inode_csum_seed } from './csum.js';
 import { EXT4_SB, type Ext4Inode, EXT4_STATE_NEW, type ext4_sb_info } from './ext4.js';
 import { ext4_error } from './errors.js';
 import { ext4_block_valid } from './block_validity.js';
+import { ext4_set_inode_flags } from './inode.js';
 import {
   ext4_clear_bit, ext4_free_clusters_after_init, ext4_group_desc_write, ext4_has_group_desc_csum, ext4_mark_bitmap_end,
   ext4_read_bitmap_verified, ext4_read_block_bitmap, ext4_set_bit, ext4_test_bit,
@@ -210,6 +211,7 @@ export async function __ext4_new_inode(handle: handle_t, dir: Ext4Inode, mode: n
   inode.i_blkbits = sbi.s_blocksize_bits;
   inode.i_ext4_flags = ext4_mask_flags(mode, dir.i_ext4_flags & EXT4_FL_INHERITED);
   inode.i_ext4_flags &= ~EXT4_INDEX_FL;
+  ext4_set_inode_flags(inode);
   inode.i_projid = dir.i_projid;
   inode.i_data.fill(0);
   inode.i_file_acl = 0;

@@ -7,7 +7,8 @@
  * and file.ts; on-disk layouts in layout.ts.
  */
 import {
-  ATTR_CTIME, ATTR_MODE, ATTR_MTIME, ATTR_SIZE, I_DIRTY_DATASYNC, I_DIRTY_SYNC, I_FREEING, I_NEW, SB_RDONLY, type Dentry, type Iattr, type Inode, type Kstat,
+  ATTR_CTIME, ATTR_MODE, ATTR_MTIME, ATTR_SIZE, I_DIRTY_DATASYNC, I_DIRTY_SYNC, I_FREEING, I_NEW, SB_RDONLY,
+  S_APPEND, S_CASEFOLD, S_DAX, S_DIRSYNC, S_ENCRYPTED, S_IMMUTABLE, S_NOATIME, S_SYNC, S_VERITY, type Dentry, type Iattr, type Inode, type Kstat,
   type super_block, type File, type address_space_operations, type address_space, type writeback_control,
 } from '../../include/fs.js';
 import type { MappedBlock } from '../../include/blk.js';
@@ -44,6 +45,7 @@ import {
   EXT4_FEATURE_INCOMPAT_LARGEDIR, EXT4_FEATURE_RO_COMPAT_HUGE_FILE, EXT4_FEATURE_RO_COMPAT_PROJECT,
   EXT4_IMMUTABLE_FL, EXT4_INLINE_DATA_FL, EXT4_INODE_OFF, EXT4_JOURNAL_INO, EXT4_ROOT_INO,
   EXT4_NODUMP_FL, EXT4_COMPR_FL, EXT4_VERITY_FL, EXT4_DAX_FL, ext4_fits_in_inode,
+  EXT4_SYNC_FL, EXT4_NOATIME_FL, EXT4_DIRSYNC_FL, EXT4_CASEFOLD_FL,
   ext4_inode_blocks, ext4_inode_check_extra_isize, ext4_inode_decode, ext4_inode_file_acl,
   ext4_inode_get_time, ext4_inode_gid, ext4_inode_projid, ext4_inode_table, ext4_inode_uid, ext4_itable_unused_count,
   ext4_isize, le32, EXT4_GOOD_OLD_INODE_SIZE, put_le16, put_le32, ext4_inode_uid_set, ext4_inode_gid_set,
@@ -198,6 +200,7 @@ async function ext4_fill_inode(inode: Ext4Inode, flags: number): Promise<void> {
   inode.i_gid = sbi.test_opt(EXT4_MOUNT_NO_UID32) ? di.i_gid : ext4_inode_gid(di);
   inode.i_nlink = di.i_links_count;
   inode.i_ext4_flags = di.i_flags >>> 0;
+  ext4_set_inode_flags(inode);
   inode.i_dtime = di.i_dtime;
   inode.i_generation = di.i_generation;
   inode.i_blkbits = sbi.s_blocksize_bits;
@@ -278,6 +281,26 @@ async function ext4_fill_inode(inode: Ext4Inode, flags: number): Promise<void> {
   }
   if (inode.i_ext4_flags & EXT4_EA_INODE_FL && !(flags & EXT4_IGET_EA_INODE) && mode !== S_IFREG)
     throw ext4_error(sb, 'ext4_iget', 'iget: EA_INODE flag on a non-regular inode', { ino });
+}
+
+/**
+ * ext4_set_inode_flags: the VFS's view of the on-disk flags (S_SYNC, S_APPEND, S_IMMUTABLE,
+ * S_NOATIME, S_DIRSYNC, S_ENCRYPTED, S_CASEFOLD, S_VERITY); other i_flags bits stay. No
+ * S_DAX: there is no DAX device here.
+ */
+export function ext4_set_inode_flags(inode: Ext4Inode): void {
+  const f = inode.i_ext4_flags;
+  let fl = 0;
+  if (f & EXT4_SYNC_FL) fl |= S_SYNC;
+  if (f & EXT4_APPEND_FL) fl |= S_APPEND;
+  if (f & EXT4_IMMUTABLE_FL) fl |= S_IMMUTABLE;
+  if (f & EXT4_NOATIME_FL) fl |= S_NOATIME;
+  if (f & EXT4_DIRSYNC_FL) fl |= S_DIRSYNC;
+  if (f & EXT4_ENCRYPT_FL) fl |= S_ENCRYPTED;
+  if (f & EXT4_CASEFOLD_FL) fl |= S_CASEFOLD;
+  if (f & EXT4_VERITY_FL) fl |= S_VERITY;
+  const mask = S_SYNC | S_APPEND | S_IMMUTABLE | S_NOATIME | S_DIRSYNC | S_DAX | S_ENCRYPTED | S_CASEFOLD | S_VERITY;
+  inode.i_flags = (inode.i_flags & ~mask) | fl;
 }
 
 /** old_decode_dev: 8-bit major and minor in 16 bits. */

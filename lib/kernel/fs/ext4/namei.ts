@@ -47,6 +47,7 @@ import { DxFallback, dir_blocks, ext4_read_dirblock, ext4_walk_dirblock, is_dx }
 import { ext4_convert_inline_dir, ext4_inline_dir_view } from './inline.js';
 import { ext4_listxattr } from './xattr.js';
 import { ext4_get_acl, ext4_set_acl_op } from './acl.js';
+import { ext4_fileattr_get, ext4_fileattr_set } from './ioctl.js';
 
 /** The hash version of an htree, with the unsigned-char offset the superblock asks for. */
 export function dx_hash_version(dir: Ext4Inode, rootVersion: number): number {
@@ -1199,6 +1200,8 @@ export const ext4_dir_inode_operations: inode_operations = {
   listxattr: ext4_listxattr,
   get_inode_acl: ext4_get_acl,
   set_acl: ext4_set_acl_op,
+  fileattr_get: ext4_fileattr_get,
+  fileattr_set: ext4_fileattr_set,
 };
 
 export const ext4_special_inode_operations: inode_operations = {

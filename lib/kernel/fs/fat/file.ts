@@ -12,12 +12,14 @@ import type {
   writeback_control,
 } from '../../include/fs.js';
 import {
+  CAP_LINUX_IMMUTABLE, S_IMMUTABLE, type IoctlArg,
   ATTR_ATIME, ATTR_ATIME_SET, ATTR_CTIME, ATTR_GID, ATTR_MTIME_SET, ATTR_TIMES_SET, ATTR_MODE, ATTR_MTIME, ATTR_SIZE, ATTR_UID, I_DIRTY_DATASYNC, I_DIRTY_SYNC,
   SB_RDONLY,
 } from '../../include/fs.js';
 import { err } from '../../include/errno.js';
 import {
-  EFBIG, EIO, EOPNOTSUPP, EPERM, EROFS, FALLOC_FL_KEEP_SIZE, S_IFMT, S_IFDIR, S_IFREG, type Timespec,
+  EFBIG, EINVAL, EIO, ENOTTY, EOPNOTSUPP, EPERM, EROFS, FALLOC_FL_KEEP_SIZE, S_IFMT, S_IFDIR, S_IFREG, type Timespec,
+  FAT_IOCTL_GET_ATTRIBUTES, FAT_IOCTL_GET_VOLUME_ID, FAT_IOCTL_SET_ATTRIBUTES,
 } from '../../include/uapi.js';
 import { PAGE_SIZE, PG_uptodate, put_page, type Page } from '../../mm/page_alloc.js';
 import {
@@ -28,12 +30,16 @@ import { block_commit_write, block_invalidate_folio, block_write_full_page, try_
 import { mpage_readahead, mpage_read_folio, mpage_writepages } from '../mpage.js';
 import type { GetBlock } from '../../include/blk.js';
 import { fat_fs_error } from './misc.js';
-import { FAT_VALID_MODE, MSDOS_I, MSDOS_SB, S_IRUGO, S_IWUGO, S_IXUGO, type MsdosInode } from './fat.js';
+import { FAT_VALID_MODE, MSDOS_I, MSDOS_ROOT_INO, MSDOS_SB, S_IRUGO, S_IRWXUGO, S_IWUGO, S_IXUGO, type MsdosInode } from './fat.js';
 import { fat_bmap, fat_cache_inval_inode, fat_get_cluster } from './cache.js';
 import {
   fat_add_clusters, fat_ent_read, fat_ent_set_locked, fat_free_clusters, fat_nr_clusters,
 } from './fatent.js';
-import { FAT_ENT_EOF } from './layout.js';
+import { ATTR_DIR, ATTR_RO, ATTR_SYS, ATTR_VOLUME, FAT_ENT_EOF } from './layout.js';
+import { ATTR_UNUSED, fat_make_attrs, fat_make_mode } from './inode.js';
+import { get_user_u32, put_user_u32 } from '../ioctl.js';
+import { mnt_want_write } from '../namespace.js';
+import { capable } from '../../kernel/cred.js';
 import { fat_truncate_time } from './misc.js';
 import { ktime_get_real_ts64 } from '../../kernel/timer.js';
 import { generic_fillattr } from '../libfs.js';
@@ -349,7 +355,68 @@ async function fat_fallocate(file: File, mode: number, offset: number, len: numb
   await mark_inode_dirty(inode);
 }
 
+/* ---- ioctl ---- */
+
+/** fat_save_attrs: what i_mode does not express (ATTR_RO too where i_mode cannot say it). */
+function fat_save_attrs(inode: Inode, attrs: number): void {
+  MSDOS_I(inode).i_attrs = fat_mode_can_hold_ro(inode) ? attrs & ATTR_UNUSED : attrs & (ATTR_UNUSED | ATTR_RO);
+}
+
+/**
+ * FAT_IOCTL_SET_ATTRIBUTES (fat_ioctl_set_attributes): the attribute byte, but never
+ * ATTR_VOLUME or ATTR_DIR (nor the NTFS bits above 8); ATTR_RO is a chmod (owner only,
+ * through fat_setattr); none on the root (EINVAL); with sys_immutable, ATTR_SYS is the
+ * immutable flag and needs CAP_LINUX_IMMUTABLE.
+ */
+async function fat_ioctl_set_attributes(file: File, arg: IoctlArg): Promise<number> {
+  const inode = file.f_inode;
+  const sbi = MSDOS_SB(inode.i_sb);
+  const isDir = (inode.i_mode & S_IFMT) === S_IFDIR;
+  let attr = get_user_u32(arg);
+  mnt_want_write(file.f_path.mnt);
+  await inode.i_rwsem.downWrite();
+  try {
+    attr &= 0xff & ~(ATTR_VOLUME | ATTR_DIR);
+    attr |= (MSDOS_I(inode).i_attrs & ATTR_VOLUME) | (isDir ? ATTR_DIR : 0);
+    const oldattr = fat_make_attrs(inode);
+    const ia: Iattr = {
+      ia_valid: ATTR_MODE | ATTR_CTIME,
+      ia_ctime: fat_truncate_time(inode.i_sb, currentNow(), 'ctime'),
+      ia_mode: isDir ? fat_make_mode(sbi, attr, S_IRWXUGO) : fat_make_mode(sbi, attr, S_IRUGO | S_IWUGO | (inode.i_mode & S_IXUGO)),
+    };
+    if (inode.i_ino === MSDOS_ROOT_INO && attr !== ATTR_DIR) throw err(EINVAL);
+    if (sbi.options.sys_immutable && ((attr | oldattr) & ATTR_SYS) && !capable(CAP_LINUX_IMMUTABLE)) throw err(EPERM);
+    await fat_setattr(file.f_path.dentry, ia);
+    if (sbi.options.sys_immutable) {
+      if (attr & ATTR_SYS) inode.i_flags |= S_IMMUTABLE; else inode.i_flags &= ~S_IMMUTABLE;
+    }
+    fat_save_attrs(inode, attr);
+    await mark_inode_dirty(inode);
+  } finally { inode.i_rwsem.upWrite(); }
+  return 0;
+}
+
+/** fat_generic_ioctl: the attribute byte and the volume id; no inode flags (ENOTTY). */
+export async function fat_generic_ioctl(file: File, cmd: number, arg: IoctlArg): Promise<number> {
+  const inode = file.f_inode;
+  switch (cmd) {
+    case FAT_IOCTL_GET_ATTRIBUTES: {
+      await inode.i_rwsem.downRead();
+      let attr: number;
+      try { attr = fat_make_attrs(inode); } finally { inode.i_rwsem.upRead(); }
+      put_user_u32(arg, attr);
+      return 0;
+    }
+    case FAT_IOCTL_SET_ATTRIBUTES: return fat_ioctl_set_attributes(file, arg);
+    case FAT_IOCTL_GET_VOLUME_ID:
+      put_user_u32(arg, MSDOS_SB(inode.i_sb).volId);
+      return 0;
+  }
+  throw err(ENOTTY);
+}
+
 export const fat_file_operations: file_operations = {
+  unlocked_ioctl: fat_generic_ioctl,
   fallocate: fat_fallocate,
   read: filemap_read,
   async write(file: File, buf: Uint8Array, pos: number): Promise<number> {

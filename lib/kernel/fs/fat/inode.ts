@@ -7,7 +7,7 @@
  * evict frees the clusters of an unlinked file at its last close.
  */
 import type { Inode, super_block } from '../../include/fs.js';
-import { I_NEW, SB_RDONLY } from '../../include/fs.js';
+import { I_NEW, SB_RDONLY, S_IMMUTABLE } from '../../include/fs.js';
 import { S_IFDIR, S_IFMT, S_IFREG } from '../../include/uapi.js';
 import { S_IRUGO, S_IRWXUGO, S_IWUGO } from './fat.js';
 import {
@@ -30,7 +30,7 @@ import { fat_fs_error } from './misc.js';
 import { EIO } from '../../include/uapi.js';
 
 /** Attributes kept as they are (ATTR_UNUSED in Linux): not expressed by i_mode. */
-const ATTR_UNUSED = ATTR_VOLUME | ATTR_ARCH | ATTR_SYS | ATTR_HIDDEN;
+export const ATTR_UNUSED = ATTR_VOLUME | ATTR_ARCH | ATTR_SYS | ATTR_HIDDEN;
 
 /** fat_make_mode: permission bits from the attributes and the umask options. */
 export function fat_make_mode(sbi: MsdosSbInfo, attrs: number, mode: number): number {
@@ -120,6 +120,7 @@ export async function fat_fill_inode(inode: MsdosInode, de: MsdosDirEntry): Prom
     set_nlink(inode, 1);
   }
   inode.i_attrs = de.attr & ATTR_UNUSED;
+  if (sbi.options.sys_immutable && (de.attr & ATTR_SYS)) inode.i_flags |= S_IMMUTABLE;
   inode.i_blocks = Math.ceil(inode.i_size / sbi.clusterSize) * (sbi.clusterSize / 512);
   const t = fat_entry_times(sb, de);
   inode.i_mtime = t.mtime;

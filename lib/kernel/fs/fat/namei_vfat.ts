@@ -39,7 +39,7 @@ import { fat_attach, fat_build_inode, fat_detach, fat_write_inode } from './inod
 import { fat_free_clusters } from './fatent.js';
 import { fat_time_unix2fat } from './time.js';
 import { fat_truncate_time } from './misc.js';
-import { fat_getattr, fat_setattr } from './file.js';
+import { fat_generic_ioctl, fat_getattr, fat_setattr } from './file.js';
 
 function nameToUni(dir: Inode, name: string): Uint16Array | number {
   const sbi = MSDOS_SB(dir.i_sb);
@@ -398,6 +398,8 @@ export const vfat_dir_inode_operations: inode_operations = {
 };
 
 export const fat_dir_operations: file_operations = {
+  // fat_dir_ioctl: VFAT_IOCTL_READDIR_BOTH/SHORT are not served here (ENOTTY).
+  unlocked_ioctl: fat_generic_ioctl,
   async iterate_shared(file: File, ctx: dir_context): Promise<void> {
     const dir = MSDOS_I(file.f_inode);
     const parent = file.f_path.dentry.d_parent.d_inode;
