@@ -167,6 +167,20 @@ export async function startForeground(image: string, mnt: string, args: string[]
   return { child, exited, stderr: () => err };
 }
 
+/**
+ * fusermount -u, tried again for up to `ms` while it says the mount is busy: another
+ * process of the machine (CI runs test files in parallel; a test's own children exiting)
+ * may hold a file of the mount for a moment, and a user would try again.
+ */
+export async function fusermountU(mnt: string, ms = 30_000): Promise<{ status: number | null; stderr: string }> {
+  let um = spawnSync('fusermount', ['-u', mnt], { encoding: 'utf8' });
+  for (const t0 = Date.now(); um.status !== 0 && /busy/i.test(um.stderr) && Date.now() - t0 < ms;) {
+    await sleep(500);
+    um = spawnSync('fusermount', ['-u', mnt], { encoding: 'utf8' });
+  }
+  return { status: um.status, stderr: um.stderr };
+}
+
 /** Resolves true once `p` settles within `ms`, false otherwise. */
 export async function within<T>(p: Promise<T>, ms: number): Promise<{ ok: true; value: T } | { ok: false }> {
   let timer: NodeJS.Timeout | undefined;

@@ -14,7 +14,7 @@ import { fsckVfatClean, makeVfatImage } from '../lib/images.js';
 import { diffManifests, hostManifest, mtoolsManifest, projectToFat } from '../lib/manifest.js';
 import { run } from '../lib/sh.js';
 import { prngBytes, seedOf } from '../lib/tree.js';
-import { box, daemonsFor, fatDirtyBit, fuseSkip, isMounted, sleep, startForeground, waitFor, within, overTransports } from './real-helpers.js';
+import { box, daemonsFor, fatDirtyBit, fuseSkip, fusermountU, isMounted, startForeground, waitFor, within, overTransports } from './real-helpers.js';
 
 const skip = fuseSkip(['mkfs.vfat', 'fsck.vfat', 'mcopy', 'mdir', 'diff', 'cp']);
 
@@ -122,14 +122,8 @@ overTransports(t, (t) => {
     t.strictSame(bad.slice(0, 30), [], 'sizes and mtimes (2 s) through the mount');
     t.equal(fs.readdirSync(path.join(mnt, 'flat')).length, 452, 'readdir of a 452-entry directory');
 
-    // EBUSY while another process of the machine holds a file of the mount for a moment (CI
-    // runs test files in parallel): tried again for up to 30 s, as a user would.
-    let um = spawnSync('fusermount', ['-u', mnt], { encoding: 'utf8' });
-    for (const t0 = Date.now(); um.status !== 0 && /busy/i.test(um.stderr) && Date.now() - t0 < 30_000;) {
-      await sleep(500);
-      um = spawnSync('fusermount', ['-u', mnt], { encoding: 'utf8' });
-    }
-    t.equal(um.status, 0, 'fusermount -u', { stderr: um.stderr });
+    const um = await fusermountU(mnt);
+    t.equal(um.status, 0, 'fusermount -u (tried again while busy)', { stderr: um.stderr });
     const ex = await within(d.exited, 60_000);
     t.ok(ex.ok && ex.value === 0, `the daemon exits 0 (${ex.ok ? ex.value : 'still running after 60 s'})`, { stderr: d.stderr() });
     t.notOk(await isMounted(mnt), 'no mount left');
