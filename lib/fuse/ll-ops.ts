@@ -16,8 +16,8 @@
  * descriptors for directories only bounds what the daemon pins: the host's dentry cache may
  * hold far more files than the kernel's 65536 descriptors, and each pinned inode is memory
  * the lkl-ts kernel cannot reclaim. Open files are reached through their handle (so they
- * stay usable after unlink, also once their directory is gone), xattrs through the path
- * from the root (the x*attr calls have no *at form). Node ids are never reused, so
+ * stay usable after unlink, also once their directory is gone), xattrs through the
+ * *xattrat calls like the rest (so at any depth). Node ids are never reused, so
  * (nodeid, generation 0) is unique for the mount's life.
  *
  * Handles: kernel file descriptors (the fh of open/create/opendir), closed on release.
@@ -149,18 +149,6 @@ export class LowLevelOps {
     if (n.isDir) return [n.fd, '', AT_EMPTY_PATH];
     const w = this.at(n);
     return typeof w === 'number' ? w : [w[0], w[1], 0];
-  }
-
-  /** The path of the node from the kernel's root (for the xattr calls, which have no *at form). */
-  private fullPath(n: Node): Buffer {
-    const parts: Buffer[] = [];
-    for (let x: Node | null = n; x && x.parent; x = x.parent) parts.unshift(x.name);
-    const sep = Buffer.from('/');
-    const base = Buffer.from(this.rootPath);
-    if (parts.length === 0) return base;
-    const chunks: Buffer[] = [base.length === 1 && base[0] === 0x2f ? Buffer.alloc(0) : base];
-    for (const p of parts) chunks.push(sep, p);
-    return Buffer.concat(chunks);
   }
 
   private isName(parent: Node | null, name: Buffer, p: Node, nm: Uint8Array): boolean {
@@ -620,11 +608,16 @@ export class LowLevelOps {
     return typeof w === 'number' ? w : sys.faccessat(w[0], w[1], mask, AT_EACCESS | w[2] | AT_SYMLINK_NOFOLLOW);
   }
 
-  private xpath(nodeid: number): Buffer | number {
+  /**
+   * The node for the *xattrat calls, at any depth: [dirfd, name], a directory as "." in its
+   * own descriptor (an O_PATH one, which f*xattr and AT_EMPTY_PATH refuse), anything else
+   * by its name in its parent's.
+   */
+  private xat(nodeid: number): [number, Uint8Array | string] | number {
     const n = this.node(nodeid);
     if (!n) return -ESTALE;
     if (!n.live && n.parent) return -ENOENT;
-    return this.fullPath(n);
+    return n.isDir ? [n.fd, '.'] : this.at(n);
   }
 
   private xhandle(nodeid: number): number | undefined {
@@ -635,24 +628,24 @@ export class LowLevelOps {
   async setxattr(sys: Sys, nodeid: number, name: string, value: Uint8Array, flags: number): Promise<number> {
     const h = this.xhandle(nodeid);
     if (h !== undefined) return sys.fsetxattr(h, name, value, flags);
-    const p = this.xpath(nodeid);
-    return typeof p === 'number' ? p : sys.lsetxattr(p, name, value, flags);
+    const p = this.xat(nodeid);
+    return typeof p === 'number' ? p : sys.setxattrat(p[0], p[1], AT_SYMLINK_NOFOLLOW, name, value, flags);
   }
   /** The value, its size when `size` is 0, or -errno (ERANGE if it does not fit `size`). */
   async getxattr(sys: Sys, nodeid: number, name: string, size: number): Promise<Uint8Array | number> {
     const h = this.xhandle(nodeid);
-    const p = h !== undefined ? h : this.xpath(nodeid);
+    const p = h !== undefined ? h : this.xat(nodeid);
     if (typeof p === 'number' && h === undefined) return p;
-    const v = h !== undefined ? await sys.fgetxattr(h, name) : await sys.lgetxattr(p as Buffer, name);
+    const v = typeof p === 'number' ? await sys.fgetxattr(p, name) : await sys.getxattrat(p[0], p[1], AT_SYMLINK_NOFOLLOW, name);
     if (typeof v === 'number') return v;
     if (size === 0) return v.length;
     return v.length > size ? -ERANGE : v;
   }
   async listxattr(sys: Sys, nodeid: number, size: number): Promise<Uint8Array | number> {
     const h = this.xhandle(nodeid);
-    const p = h !== undefined ? h : this.xpath(nodeid);
+    const p = h !== undefined ? h : this.xat(nodeid);
     if (typeof p === 'number' && h === undefined) return p;
-    const names = h !== undefined ? await sys.flistxattr(h) : await sys.llistxattr(p as Buffer);
+    const names = typeof p === 'number' ? await sys.flistxattr(p) : await sys.listxattrat(p[0], p[1], AT_SYMLINK_NOFOLLOW);
     if (typeof names === 'number') return names;
     const list = Buffer.from(names.map((x) => x + '\0').join(''));
     if (size === 0) return list.length;
@@ -661,8 +654,8 @@ export class LowLevelOps {
   async removexattr(sys: Sys, nodeid: number, name: string): Promise<number> {
     const h = this.xhandle(nodeid);
     if (h !== undefined) return sys.fremovexattr(h, name);
-    const p = this.xpath(nodeid);
-    return typeof p === 'number' ? p : sys.lremovexattr(p, name);
+    const p = this.xat(nodeid);
+    return typeof p === 'number' ? p : sys.removexattrat(p[0], p[1], AT_SYMLINK_NOFOLLOW, name);
   }
 
   /**

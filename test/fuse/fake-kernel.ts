@@ -232,7 +232,7 @@ export function createFakeKernel(hostRoot: string, statsFile?: string): FakeKern
       }
       return out;
     },
-    mkdirat: unsupported,
+    mkdirat: async (dirfd, kp, mode) => dirfd === AT_FDCWD ? sys.mkdir(kp, mode) : -ENOSYS,
     mkdir: (kp, mode) => withPath('mkdir', kp, true, (h) => fs.promises.mkdir(h, mode)),
     async unlinkat(dirfd, kp, flags) {
       if (dirfd !== AT_FDCWD) return -ENOSYS;
@@ -253,7 +253,7 @@ export function createFakeKernel(hostRoot: string, statsFile?: string): FakeKern
       if (ra.ro) return -EROFS;
       return wrap(() => fs.promises.rename(ra.host, rb.host));
     },
-    linkat: unsupported,
+    linkat: async (od, op, nd, np, flags) => od !== AT_FDCWD || nd !== AT_FDCWD ? -ENOSYS : flags ? -EINVAL : sys.link(op, np),
     async link(a, b) {
       count('link', a, b);
       const ra = resolve(a), rb = resolve(b);
@@ -262,9 +262,10 @@ export function createFakeKernel(hostRoot: string, statsFile?: string): FakeKern
       if (ra.ro) return -EROFS;
       return wrap(() => fs.promises.link(ra.host, rb.host));
     },
-    symlinkat: unsupported,
+    symlinkat: async (target, dirfd, kp) => dirfd === AT_FDCWD ? sys.symlink(target, kp) : -ENOSYS,
     symlink: (target, kp) => withPath('symlink', kp, true, (h) => fs.promises.symlink(str(target), h)),
-    readlinkat: unsupported,
+    readlinkat: (async (dirfd: number, kp: PathArg, buf?: Uint8Array) =>
+      dirfd === AT_FDCWD ? (buf ? sys.readlink(kp, buf) : sys.readlink(kp)) : -ENOSYS) as Sys['readlinkat'],
     readlink: (async (kp: PathArg, buf?: Uint8Array) => {
       count('readlink', kp);
       const r = resolve(kp);
@@ -283,7 +284,8 @@ export function createFakeKernel(hostRoot: string, statsFile?: string): FakeKern
     },
     chmod: (kp, mode) => withPath('chmod', kp, true, (h) => fs.promises.chmod(h, mode)),
     async fchown(fd, uid, gid) { const f = file(fd); return f ? wrap(() => promisify(fs.fchown)(f.host, uid, gid)) : -EBADF; },
-    fchownat: unsupported,
+    fchownat: async (dirfd, kp, uid, gid, flags) =>
+      dirfd !== AT_FDCWD ? -ENOSYS : flags & AT_SYMLINK_NOFOLLOW ? sys.lchown(kp, uid, gid) : sys.chown(kp, uid, gid),
     chown: (kp, uid, gid) => withPath('chown', kp, true, (h) => fs.promises.chown(h, uid, gid)),
     lchown: (kp, uid, gid) => withPath('lchown', kp, true, async (h) => {
       // node rejects -1 ("leave it"): fill in the current owner.
@@ -317,7 +319,7 @@ export function createFakeKernel(hostRoot: string, statsFile?: string): FakeKern
     },
     async faccessat(dirfd, kp, mode) { return dirfd === AT_FDCWD ? sys.access(kp, mode) : -ENOSYS; },
     access: (kp, mode) => withPath('access', kp, false, (h) => fs.promises.access(h, mode)),
-    mknodat: unsupported,
+    mknodat: async (dirfd, kp, mode, dev) => dirfd === AT_FDCWD ? sys.mknod(kp, mode, dev) : -ENOSYS,
     mknod: (kp, mode, _dev) => withPath('mknod', kp, true, async (h) => {
       if ((mode & S_IFMT) !== S_IFREG && (mode & S_IFMT) !== 0) throw Object.assign(new Error('mknod'), { errno: -EPERM });
       await fs.promises.writeFile(h, '', { flag: 'wx', mode: mode & 0o7777 });
@@ -361,6 +363,8 @@ export function createFakeKernel(hostRoot: string, statsFile?: string): FakeKern
     getxattr: async () => -EOPNOTSUPP, lgetxattr: async () => -EOPNOTSUPP, fgetxattr: async () => -EOPNOTSUPP,
     listxattr: async () => [], llistxattr: async () => [], flistxattr: async () => [],
     removexattr: async () => -EOPNOTSUPP, lremovexattr: async () => -EOPNOTSUPP, fremovexattr: async () => -EOPNOTSUPP,
+    setxattrat: async () => -EOPNOTSUPP, getxattrat: async () => -EOPNOTSUPP,
+    listxattrat: async () => [], removexattrat: async () => -EOPNOTSUPP,
     mount: unsupported, umount2: unsupported, nanosleep: unsupported,
     clock_gettime: async () => ({ sec: Math.floor(Date.now() / 1000), nsec: (Date.now() % 1000) * 1e6 }),
     clock_settime: unsupported,

@@ -2,9 +2,11 @@
  * Long paths through a real lklfuse mount (issue 12, item 1), over both transports, on a
  * read-write ext4: a relative path argument of 4,095 bytes (PATH_MAX - 1) works as on Linux
  * and 4,096 is ENAMETOOLONG; and a tree deeper than 4 KiB below the mount root is reachable
- * step by step through a deep working directory over the kernel transport (it walks by node,
- * so depth has no limit). Over fuse-native, libfuse 2 hands the daemon whole paths from the
- * root, so that depth stays out of reach: the test says so and checks the error is clean.
+ * step by step through a deep working directory, as on Linux, which has no depth limit:
+ * over the kernel transport because it walks by node, over fuse-native (whose libfuse 2
+ * hands the daemon whole paths from the root) because ops.ts walks such paths in pieces.
+ * There, files are made, written, read, stat'ed, chmod'ed, renamed, given an xattr,
+ * symlinked and deleted; then e2fsck and the host kernel check the image.
  */
 import t from 'tap';
 import path from 'node:path';
@@ -12,7 +14,7 @@ import { spawnSync } from 'node:child_process';
 import { e2fsckClean, makeExtImage, withLoopMount } from '../lib/images.js';
 import { box, daemonsFor, fuseSkip, lklfuse, overTransports, waitFor } from './real-helpers.js';
 
-const skip = fuseSkip(['mke2fs', 'e2fsck', 'mkdir', 'test']);
+const skip = fuseSkip(['mke2fs', 'e2fsck', 'mkdir', 'test', 'setfattr', 'getfattr']);
 
 /** Components of `len` bytes joined by '/', `total` bytes long overall (the last one shorter). */
 function pathOf(total: number, comp = 200): string {
@@ -27,6 +29,43 @@ function pathOf(total: number, comp = 200): string {
   }
   return parts.join('/');
 }
+
+/*
+ * Run in the mount, with the deep path as argument: steps down (mkdir + relative chdir),
+ * then works in the deep directory and prints what it saw as JSON. setfattr/getfattr are
+ * run from there too (children inherit the deep working directory).
+ */
+const WALKER = `const fs = require('fs'); const { execFileSync } = require('child_process');
+  for (const c of process.argv[1].split('/')) { fs.mkdirSync(c); process.chdir(c); }
+  const out = {};
+  fs.writeFileSync('old', 'deep\\n');
+  fs.renameSync('old', 'file');
+  out.read = fs.readFileSync('file', 'utf8');
+  out.size = fs.statSync('file').size;
+  fs.chmodSync('file', 0o640);
+  out.mode = (fs.statSync('file').mode & 0o7777).toString(8);
+  out.renamedGone = !fs.existsSync('old');
+  execFileSync('setfattr', ['-n', 'user.deep', '-v', 'there', 'file']);
+  out.xattr = execFileSync('getfattr', ['--absolute-names', '-n', 'user.deep', 'file'], { encoding: 'utf8' })
+    .split('\\n').find((l) => l.startsWith('user.deep'));
+  fs.symlinkSync('file', 'link');
+  out.link = fs.readlinkSync('link');
+  out.viaLink = fs.readFileSync('link', 'utf8');
+  out.linkIsLink = fs.lstatSync('link').isSymbolicLink();
+  fs.writeFileSync('gone', 'x'); fs.unlinkSync('gone'); out.goneGone = !fs.existsSync('gone');
+  fs.mkdirSync('sub'); fs.rmdirSync('sub'); out.subGone = !fs.existsSync('sub');
+  out.list = fs.readdirSync('.').sort();
+  process.stdout.write(JSON.stringify(out));`;
+
+/* The same tree read back through the host kernel's ext4 (loop mount). */
+const HOST_READER = `const fs = require('fs'); const { execFileSync } = require('child_process');
+  for (const c of process.argv[1].split('/')) process.chdir(c);
+  process.stdout.write(JSON.stringify({
+    read: fs.readFileSync('file', 'utf8'), mode: (fs.statSync('file').mode & 0o7777).toString(8),
+    xattr: execFileSync('getfattr', ['--absolute-names', '-n', 'user.deep', 'file'], { encoding: 'utf8' })
+      .split('\\n').find((l) => l.startsWith('user.deep')),
+    link: fs.readlinkSync('link'), list: fs.readdirSync('.').sort(),
+  }));`;
 
 overTransports(t, (t, transport) => {
   t.test('PATH_MAX - 1 bytes work, PATH_MAX is ENAMETOOLONG; depth past 4 KiB', { skip }, async (t) => {
@@ -46,31 +85,29 @@ overTransports(t, (t, transport) => {
     t.not(tooLong.status, 0, 'a 4,096-byte path fails');
     t.match(tooLong.stderr, /File name too long/, 'with ENAMETOOLONG');
 
-    // 25 levels of 201-byte names: about 5 KiB below the root, reached relative to a deep
+    // 25 levels of 200-byte names: about 5 KiB below the root, reached relative to a deep
     // working directory (each step a relative chdir, as a shell user would cd down).
     const deepRel = Array.from({ length: 25 }, (_, i) => String.fromCharCode(65 + i).repeat(200)).join('/');
-    const walker = `const fs = require('fs');
-      for (const c of process.argv[1].split('/')) { fs.mkdirSync(c); process.chdir(c); }
-      fs.writeFileSync('file', 'deep\\n'); process.stdout.write(fs.readFileSync('file', 'utf8'));`;
-    const deep = spawnSync(process.execPath, ['-e', walker, deepRel], { cwd: mnt, encoding: 'utf8' });
-    if (transport === 'kernel') {
-      t.equal(deep.status, 0, 'a tree 5 KiB deep is made and written step by step', { stderr: deep.stderr });
-      t.equal(deep.stdout, 'deep\n', 'and read back');
-    } else {
-      t.not(deep.status, 0, 'fuse-native cannot reach past 4 KiB below the root (libfuse 2 passes whole paths): a clean failure');
-      t.match(deep.stderr, /ENAMETOOLONG/, 'ENAMETOOLONG, no hang');
-    }
+    t.ok(Buffer.byteLength(deepRel) > 5000, 'the tree is over 5,000 bytes deep');
+    const deep = spawnSync(process.execPath, ['-e', WALKER, deepRel], { cwd: mnt, encoding: 'utf8' });
+    t.equal(deep.status, 0, 'the deep work ran', { stderr: deep.stderr });
+    const got = deep.status === 0 ? JSON.parse(deep.stdout) as Record<string, unknown> : {};
+    t.same(got, {
+      read: 'deep\n', size: 5, mode: '640', renamedGone: true, xattr: 'user.deep="there"',
+      link: 'file', viaLink: 'deep\n', linkIsLink: true, goneGone: true, subGone: true,
+      list: ['file', 'link'],
+    }, 'made, written, read, stat, chmod, rename, xattr, symlink and delete 5 KiB deep');
     t.equal(spawnSync('fusermount', ['-u', mnt]).status, 0, 'fusermount -u');
     t.ok(await waitFor(() => daemonsFor(mnt).length === 0, 60_000), 'the daemon exits');
     const ck = await e2fsckClean(img);
     t.ok(ck.clean, 'e2fsck -fn is clean', { output: ck.output });
     await withLoopMount(img, { ro: true }, async (m) => {
       t.equal(spawnSync('test', ['-d', p4095], { cwd: m }).status, 0, 'the host kernel finds the 4,095-byte path');
-      if (transport === 'kernel') {
-        const read = `const fs = require('fs'); for (const c of process.argv[1].split('/')) process.chdir(c);
-          process.stdout.write(fs.readFileSync('file', 'utf8'));`;
-        t.equal(spawnSync(process.execPath, ['-e', read, deepRel], { cwd: m, encoding: 'utf8' }).stdout, 'deep\n', 'and the deep file');
-      }
+      const host = spawnSync(process.execPath, ['-e', HOST_READER, deepRel], { cwd: m, encoding: 'utf8' });
+      t.equal(host.status, 0, 'the host reader ran', { stderr: host.stderr });
+      t.same(host.status === 0 ? JSON.parse(host.stdout) : {}, {
+        read: 'deep\n', mode: '640', xattr: 'user.deep="there"', link: 'file', list: ['file', 'link'],
+      }, 'and the deep tree: the file, its mode and xattr, the symlink, nothing deleted left');
     });
   });
 });

@@ -1,8 +1,8 @@
 // Boot suite, part 3: attributes — chmod family, chown family, truncate/ftruncate,
-// fallocate, utimensat, faccessat, mknodat, and the 12 xattr calls.
+// fallocate, utimensat, faccessat, mknodat, the 12 xattr calls and the 4 *xattrat ones.
 import t from 'tap';
 import {
-  AT_EMPTY_PATH, AT_FDCWD, AT_SYMLINK_NOFOLLOW, E2BIG, EACCES, EBADF, EEXIST, EFBIG, EINVAL, EISDIR,
+  AT_EMPTY_PATH, AT_FDCWD, AT_SYMLINK_NOFOLLOW, E2BIG, EACCES, EBADF, EEXIST, EFAULT, EFBIG, EINVAL, EISDIR,
   ENODATA, ENOENT, ENOTDIR, EOPNOTSUPP, EPERM, ERANGE, EROFS, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE,
   F_OK, MS_RDONLY, MS_REMOUNT, O_PATH, O_RDONLY, O_RDWR, O_WRONLY, R_OK, S_IFBLK, S_IFCHR, S_IFDIR,
   S_IFIFO, S_IFMT, S_IFREG, S_IFSOCK, UTIME_NOW, UTIME_OMIT, W_OK, X_OK, XATTR_CREATE, XATTR_REPLACE,
@@ -383,4 +383,45 @@ t.test('extended attributes', async (t) => {
   t.same(await s.getxattr('/x/ro', 'user.a'), v, 'reads still work');
   t.equal(await s.umount2('/x/ro', 0), 0);
   t.equal(O_WRONLY, 1);
+});
+
+t.test('the *xattrat calls', async (t) => {
+  const s = k.sys;
+  t.equal(await s.mkdir('/xa', 0o755), 0);
+  t.equal(await writeFile(s, '/xa/f', 'x'), 0);
+  t.equal(await s.symlink('f', '/xa/l'), 0);
+  const d = await s.open('/xa', O_PATH);
+  const v = enc('at');
+  await table(t, [
+    ['setxattrat relative to an O_PATH dirfd', () => s.setxattrat(d, 'f', 0, 'user.a', v, 0), 0],
+    ['setxattrat follows a final symlink', () => s.setxattrat(d, 'l', 0, 'user.b', v, 0), 0],
+    ['AT_SYMLINK_NOFOLLOW: user. on the symlink itself', () => s.setxattrat(d, 'l', AT_SYMLINK_NOFOLLOW, 'user.c', v, 0), EPERM],
+    ['bad at_flags', () => s.getxattrat(d, 'f', 0x2, 'user.a'), EINVAL],
+    ['bad at_flags before a bad name', () => s.getxattrat(d, 'f', 0x2, ''), EINVAL],
+    ['bad setxattr flags', () => s.setxattrat(d, 'f', 0, 'user.a', v, 4), EINVAL],
+    ['empty name', () => s.getxattrat(d, 'f', 0, ''), ERANGE],
+    ['missing', () => s.getxattrat(d, 'none', 0, 'user.a'), ENOENT],
+    ['empty path without AT_EMPTY_PATH', () => s.getxattrat(d, '', 0, 'user.a'), ENOENT],
+    ['AT_EMPTY_PATH on an O_PATH descriptor', () => s.getxattrat(d, '', AT_EMPTY_PATH, 'user.a'), EBADF],
+    ['null path with AT_EMPTY_PATH on an O_PATH descriptor', () => s.getxattrat(d, null, AT_EMPTY_PATH, 'user.a'), EBADF],
+    ['null path without AT_EMPTY_PATH', () => s.getxattrat(d, null, 0, 'user.a'), EFAULT],
+    ['. of an O_PATH directory is the directory', () => s.setxattrat(d, '.', 0, 'user.dir', v, 0), 0],
+    ['lgetxattr sees what setxattrat set', () => s.lgetxattr('/xa/f', 'user.a'), 0],
+  ]);
+  t.same(await s.getxattrat(d, 'f', AT_SYMLINK_NOFOLLOW, 'user.a'), v, 'getxattrat');
+  t.same(await s.getxattrat(d, 'l', 0, 'user.b'), v, 'getxattrat follows');
+  t.equal(await s.getxattrat(d, 'l', AT_SYMLINK_NOFOLLOW, 'user.b'), -ENODATA, 'and not with AT_SYMLINK_NOFOLLOW');
+  t.same(await s.getxattr('/xa', 'user.dir'), v, 'the directory got it');
+  t.same([...await s.listxattrat(d, 'f', 0) as string[]].sort(), ['user.a', 'user.b'], 'listxattrat');
+  t.same(await s.listxattrat(d, 'l', AT_SYMLINK_NOFOLLOW), [], 'listxattrat of the symlink');
+  const fd = await s.open('/xa/f', O_RDONLY);
+  t.same(await s.getxattrat(fd, '', AT_EMPTY_PATH, 'user.a'), v, 'AT_EMPTY_PATH on an open file');
+  t.equal(await s.removexattrat(fd, null, AT_EMPTY_PATH, 'user.b'), 0, 'removexattrat of the open file');
+  t.equal(await s.removexattrat(d, 'f', 0, 'user.b'), -ENODATA, 'gone');
+  t.equal(await s.chdir('/xa'), 0);
+  t.same(await s.getxattrat(AT_FDCWD, '', AT_EMPTY_PATH, 'user.dir'), v, 'AT_FDCWD with AT_EMPTY_PATH: the working directory');
+  t.equal(await s.removexattrat(AT_FDCWD, 'f', 0, 'user.a'), 0, 'removexattrat relative to the cwd');
+  t.equal(await s.chdir('/'), 0);
+  t.equal(await s.getxattrat(94, 'f', 0, 'user.a'), -EBADF, 'bad dirfd');
+  await s.close(fd); await s.close(d);
 });

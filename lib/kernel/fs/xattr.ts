@@ -1,6 +1,7 @@
 /*
- * Extended attributes (fs/xattr.c): the 12 system calls, name checks, namespace
- * permissions, and dispatch to the superblock's handlers by prefix.
+ * Extended attributes (fs/xattr.c): the 12 system calls and the four *xattrat ones of
+ * Linux 6.13, name checks, namespace permissions, and dispatch to the superblock's
+ * handlers by prefix.
  *
  * Names are checked first (ERANGE when empty or longer than 255 bytes, E2BIG for values
  * over 64 KiB, EINVAL for unknown flags), then the path, then xattr_permission: writing
@@ -13,19 +14,19 @@
  */
 import { define_syscall } from '../arch/syscalls.js';
 import {
-  CAP_SYS_ADMIN, LOOKUP_FOLLOW, MAY_READ, MAY_WRITE, S_APPEND, S_IMMUTABLE,
+  CAP_SYS_ADMIN, LOOKUP_FOLLOW, MAY_READ, MAY_WRITE, S_APPEND, S_IMMUTABLE, type File,
   type Dentry, type Inode, type Path, type xattr_handler,
 } from '../include/fs.js';
 import { err } from '../include/errno.js';
 import {
-  E2BIG, EFAULT, EINVAL, ENODATA, EOPNOTSUPP, EPERM, ERANGE, S_ISDIR, S_ISREG, S_ISVTX,
+  AT_EMPTY_PATH, AT_SYMLINK_NOFOLLOW, E2BIG, EFAULT, EINVAL, ENODATA, EOPNOTSUPP, EPERM, ERANGE, S_ISDIR, S_ISREG, S_ISVTX,
   XATTR_CREATE, XATTR_LIST_MAX, XATTR_NAME_MAX, XATTR_REPLACE, XATTR_SIZE_MAX,
 } from '../include/uapi.js';
 import { bstrToUtf8, utf8ToBstr } from '../lib/bstr.js';
 import type { PathArg } from '../include/sys.js';
 import * as NR from '../include/unistd.js';
 import { capable } from '../kernel/cred.js';
-import { inode_owner_or_capable, inode_permission, path_put, user_path_at } from './namei.js';
+import { LOOKUP_EMPTY, inode_owner_or_capable, inode_permission, path_put, user_path_at } from './namei.js';
 import { withFile } from './file_table.js';
 import { mnt_want_write } from './namespace.js';
 
@@ -147,4 +148,50 @@ define_syscall(NR.__NR_lremovexattr, 'lremovexattr', removeOn(false));
 define_syscall(NR.__NR_fremovexattr, 'fremovexattr', async (fd: number, name: string) => {
   const n = xattrName(name);
   return withFile(fd, async (f) => { mnt_want_write(f.f_path.mnt); await vfs_setxattr(f.f_path.dentry, n, null, 0); return 0; });
+});
+
+/*
+ * The *xattrat calls: at_flags first (EINVAL beyond AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH),
+ * then the name and value, then getname_maybe_null: with AT_EMPTY_PATH, a null or empty
+ * path names dirfd itself: an open file (fdget: EBADF for an O_PATH descriptor), or for
+ * AT_FDCWD the working directory; any other path is looked up relative to dirfd (a null
+ * one is EFAULT), following a final symlink unless AT_SYMLINK_NOFOLLOW.
+ */
+async function xattrAt<T>(dfd: number, p: PathArg | null, atFlags: number, onFile: (f: File) => Promise<T>, onPath: (path: Path) => Promise<T>): Promise<T> {
+  const empty = p === null || p === undefined || (typeof p === 'string' ? p === '' || p[0] === '\0' : p.length === 0 || p[0] === 0);
+  let how = atFlags & AT_SYMLINK_NOFOLLOW ? 0 : LOOKUP_FOLLOW;
+  if (empty && (atFlags & AT_EMPTY_PATH)) {
+    if (dfd >= 0) return withFile(dfd, onFile);
+    p = '';
+    how |= LOOKUP_EMPTY;
+  }
+  const path = await user_path_at(dfd, p, how);
+  try { return await onPath(path); } finally { await path_put(path); }
+}
+function atFlagsOk(atFlags: number): number {
+  atFlags = atFlags ?? 0;
+  if (atFlags & ~(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH)) throw err(EINVAL);
+  return atFlags;
+}
+
+define_syscall(NR.__NR_setxattrat, 'setxattrat', async (dfd: number, p: PathArg | null, atFlags: number, name: string, value: Uint8Array, flags: number) => {
+  atFlags = atFlagsOk(atFlags);
+  const [n, v] = checkSet(name, value, flags ?? 0);
+  const set = async (path: Path) => { mnt_want_write(path.mnt); await vfs_setxattr(path.dentry, n, v, flags ?? 0); return 0; };
+  return xattrAt(dfd, p, atFlags, (f) => set(f.f_path), set);
+});
+define_syscall(NR.__NR_getxattrat, 'getxattrat', async (dfd: number, p: PathArg | null, atFlags: number, name: string) => {
+  atFlags = atFlagsOk(atFlags);
+  const n = xattrName(name);
+  return xattrAt(dfd, p, atFlags, (f) => vfs_getxattr(f.f_path.dentry, n), (path) => vfs_getxattr(path.dentry, n));
+});
+define_syscall(NR.__NR_listxattrat, 'listxattrat', async (dfd: number, p: PathArg | null, atFlags: number) => {
+  atFlags = atFlagsOk(atFlags);
+  return xattrAt(dfd, p, atFlags, (f) => vfs_listxattr(f.f_path.dentry), (path) => vfs_listxattr(path.dentry));
+});
+define_syscall(NR.__NR_removexattrat, 'removexattrat', async (dfd: number, p: PathArg | null, atFlags: number, name: string) => {
+  atFlags = atFlagsOk(atFlags);
+  const n = xattrName(name);
+  const remove = async (path: Path) => { mnt_want_write(path.mnt); await vfs_setxattr(path.dentry, n, null, 0); return 0; };
+  return xattrAt(dfd, p, atFlags, (f) => remove(f.f_path), remove);
 });

@@ -97,6 +97,15 @@ export interface Sys {
   removexattr(path: PathArg, name: string): Ret;
   lremovexattr(path: PathArg, name: string): Ret;
   fremovexattr(fd: number, name: string): Ret;
+  /*
+   * The *xattrat calls (Linux 6.13): `atFlags` takes AT_SYMLINK_NOFOLLOW and AT_EMPTY_PATH;
+   * a null or (with AT_EMPTY_PATH) empty path means the open file dirfd itself (EBADF for an
+   * O_PATH descriptor, as f*xattr). C's struct xattr_args becomes the value and flags here.
+   */
+  setxattrat(dirfd: number, path: PathArg | null, atFlags: number, name: string, value: Uint8Array, flags: number): Ret;
+  getxattrat(dirfd: number, path: PathArg | null, atFlags: number, name: string): RetOr<Uint8Array>;
+  listxattrat(dirfd: number, path: PathArg | null, atFlags: number): RetOr<string[]>;
+  removexattrat(dirfd: number, path: PathArg | null, atFlags: number, name: string): Ret;
   mount(source: PathArg | null, target: PathArg, fstype: string | null, flags: number, data: string | null): Ret;
   umount2(target: PathArg, flags: number): Ret;
   nanosleep(req: Timespec): Ret;

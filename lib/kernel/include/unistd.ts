@@ -15,7 +15,8 @@ export const __NR_setxattr = 5, __NR_lsetxattr = 6, __NR_fsetxattr = 7, __NR_get
   __NR_setgid = 144, __NR_setuid = 146, __NR_setresuid = 147, __NR_getresuid = 148,
   __NR_setresgid = 149, __NR_getresgid = 150, __NR_getgroups = 158, __NR_setgroups = 159,
   __NR_umask = 166, __NR_getpid = 172, __NR_getuid = 174, __NR_geteuid = 175, __NR_getgid = 176,
-  __NR_getegid = 177, __NR_gettid = 178, __NR_syncfs = 267, __NR_renameat2 = 276, __NR_statx = 291;
+  __NR_getegid = 177, __NR_gettid = 178, __NR_syncfs = 267, __NR_renameat2 = 276, __NR_statx = 291,
+  __NR_setxattrat = 463, __NR_getxattrat = 464, __NR_listxattrat = 465, __NR_removexattrat = 466;
 /* LKL's arch-specific calls (arch/lkl/include/uapi/asm/unistd.h): __NR_arch_specific_syscall + n. */
 export const __NR_arch_specific_syscall = 244;
 export const __NR_virtio_mmio_device_add = __NR_arch_specific_syscall + 0;
