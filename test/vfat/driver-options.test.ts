@@ -10,8 +10,10 @@ import {
   EINVAL, EIO, EPERM, EROFS, MS_RDONLY, MS_REMOUNT, O_CREAT, O_RDONLY, O_WRONLY,
 } from '../../lib/index.js';
 import { TOOL_ENV, bootWithImage, imageDirty, mkfs, scratchDir } from './driver-util.js';
-import { fat_boot_sector_decode, fat_ent_set, fat_fill_geometry } from '../../lib/kernel/fs/fat/layout.js';
-import { mshowfat } from './fatimage.js';
+import { fat_boot_sector_decode } from '../../lib/kernel/fs/fat/layout.js';
+import { fat_ent_set } from '../../lib/kernel/fs/fat/fatent.js';
+import { fat_fill_geometry } from '../../lib/kernel/fs/fat/super.js';
+import { IMAGE_SB, mshowfat } from './fatimage.js';
 
 async function mountedImage(t: Test, opts: string, prep?: (img: string) => void, flags = 0) {
   const dir = scratchDir('opt');
@@ -86,9 +88,7 @@ function breakChain(img: string, path: string): void {
   const clusters = mshowfat(img, path);
   if (clusters.length < 2) throw new Error(`need a multi-cluster file, got ${clusters}`);
   const data = readFileSync(img);
-  const g = fat_fill_geometry(fat_boot_sector_decode(data));
-  if (!g.ok) throw new Error(g.error);
-  const s = g.value;
+  const s = fat_fill_geometry(IMAGE_SB, fat_boot_sector_decode(data), true);
   for (let copy = 0; copy < s.fats; copy++) {
     const off = (s.fatStart + copy * s.fatLength) * s.sectorSize;
     fat_ent_set(data.subarray(off, off + s.fatLength * s.sectorSize), s.fatBits, clusters[0]!, 0);

@@ -6,17 +6,15 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { mkdirSync, readFileSync } from 'node:fs';
-import {
-  type FatSbInfo,
-  fat_boot_sector_decode,
-  fat_chain,
-  fat_dir_records,
-  fat_ent_get,
-  fat_ent_set,
-  fat_fill_geometry,
-  FAT_START_ENT,
-  type FatDirRecord,
-} from '../../lib/kernel/fs/fat/layout.js';
+import type { super_block } from '../../lib/kernel/include/fs.js';
+import { FAT_ENT_EOF, FAT_ENT_FREE, FAT_START_ENT, fat_boot_sector_decode } from '../../lib/kernel/fs/fat/layout.js';
+import { fat_valid_entry, type FatSbInfo } from '../../lib/kernel/fs/fat/fat.js';
+import { fat_ent_get, fat_ent_set } from '../../lib/kernel/fs/fat/fatent.js';
+import { fat_dir_records, type FatDirRecord } from '../../lib/kernel/fs/fat/dir.js';
+import { fat_fill_geometry } from '../../lib/kernel/fs/fat/super.js';
+
+/** The super_block the geometry checks name in their messages when an image is read offline. */
+export const IMAGE_SB = { s_id: 'image' } as unknown as super_block;
 
 export const SCRATCH = join(tmpdir(), 'lkl-ts-vfatcodec');
 export const TOOL_ENV = { ...process.env, MTOOLS_SKIP_CHECK: '1', LC_ALL: 'C.UTF-8', TZ: 'UTC' };
@@ -41,9 +39,7 @@ export class FatImage {
   readonly fat: Uint8Array;
 
   constructor(readonly img: Uint8Array) {
-    const g = fat_fill_geometry(fat_boot_sector_decode(img.subarray(0, 512)));
-    if (!g.ok) throw new Error(g.error);
-    this.sbi = g.value;
+    this.sbi = fat_fill_geometry(IMAGE_SB, fat_boot_sector_decode(img.subarray(0, 512)), true);
     const s = this.sbi;
     this.fat = img.subarray(s.fatStart * s.sectorSize, (s.fatStart + s.fatLength) * s.sectorSize);
   }
@@ -62,10 +58,23 @@ export class FatImage {
     return this.sector((c - FAT_START_ENT) * s.secPerClus + s.dataStart, s.secPerClus);
   }
 
+  /**
+   * The clusters of the chain from `start`, or an Error saying why the chain is broken
+   * (free entry or out-of-range link, as fat_get_cluster reports; a loop, which Linux only
+   * catches by the chain outgrowing the volume).
+   */
   chain(start: number): number[] {
-    const r = fat_chain(this.fat, this.sbi, start);
-    if (!r.ok) throw new Error(r.error);
-    return r.value;
+    const out: number[] = [];
+    let c = start;
+    while (true) {
+      if (!fat_valid_entry(this.sbi, c)) throw new Error(`invalid cluster chain (i_pos ${start}) at ${c}`);
+      out.push(c);
+      if (out.length > this.sbi.totalClusters) throw new Error(`cluster chain loops (start ${start})`);
+      const next = fat_ent_get(this.fat, this.sbi.fatBits, c);
+      if (next === FAT_ENT_EOF) return out;
+      if (next === FAT_ENT_FREE) throw new Error(`chain of cluster ${start} runs into a free cluster at ${c}`);
+      c = next;
+    }
   }
 
   /** A directory's bytes: the FAT12/16 root area, or its clusters joined. */

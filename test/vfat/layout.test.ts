@@ -13,34 +13,40 @@ import {
   type FatBootSector,
   fat_boot_sector_decode,
   fat_boot_sector_encode,
-  fat_checksum,
-  fat_dir_records,
-  fat_ent1_clean,
-  fat_ent1_set_clean,
-  fat_ent_get,
-  fat_ent_get_raw,
-  fat_ent_offset,
-  fat_ent_set,
-  fat_fill_geometry,
-  fat_find_volume_label,
-  fat_fsinfo_check,
   fat_fsinfo_decode,
   fat_fsinfo_encode,
   fat_fsinfo_new,
-  fat_get_start,
-  fat_get_state_dirty,
-  fat_set_start,
-  fat_set_state,
-  fat_type_from_clusters,
   LAST_LONG_ENTRY,
   msdos_dir_entry_decode,
   msdos_dir_entry_encode,
   msdos_dir_entry_new,
   msdos_dir_slot_decode,
-  vfat_encode_record,
-  vfat_split_long_name,
 } from '../../lib/kernel/fs/fat/layout.js';
+import { fat_checksum, fat_get_start, fat_set_start } from '../../lib/kernel/fs/fat/fat.js';
+import {
+  fat_ent1_clean, fat_ent1_set_clean, fat_ent_get, fat_ent_get_raw, fat_ent_offset, fat_ent_set,
+} from '../../lib/kernel/fs/fat/fatent.js';
+import { fat_dir_records, fat_find_volume_label } from '../../lib/kernel/fs/fat/dir.js';
+import { vfat_encode_record, vfat_split_long_name } from '../../lib/kernel/fs/fat/namei_vfat.js';
+import {
+  fat_fill_geometry, fat_fsinfo_check, fat_get_state_dirty, fat_set_state_bytes, fat_type_from_clusters,
+} from '../../lib/kernel/fs/fat/super.js';
 import { str_to_uni, uni_to_str } from '../../lib/kernel/fs/fat/names.js';
+import type { super_block } from '../../lib/kernel/include/fs.js';
+import { EINVAL } from '../../lib/kernel/include/uapi.js';
+import { register_console, unregister_console } from '../../lib/kernel/kernel/printk.js';
+
+/* The checks below run without a mounted volume: a super_block with just a name. */
+const SB = { s_id: 'vda' } as unknown as super_block;
+
+/** What the kernel printed while fn ran. */
+function printed(fn: () => void): string[] {
+  const out: string[] = [];
+  const con = { write: (_level: number, text: string) => void out.push(text) };
+  register_console(con);
+  try { fn(); } finally { unregister_console(con); }
+  return out;
+}
 
 const latin1 = (s: string) => Uint8Array.from(s, (c) => c.charCodeAt(0));
 
@@ -106,30 +112,34 @@ t.test('fat_fill_geometry refuses what Linux refuses', async (t) => {
   for (const [name, mutate, error] of rows) {
     const bs = fat16Boot();
     mutate(bs);
-    t.same(fat_fill_geometry(bs), { ok: false, error }, name);
+    const said = printed(() => t.throws(() => fat_fill_geometry(SB, bs, false), { errno: EINVAL, message: error }, name));
+    t.same(said, [`FAT-fs (vda): ${error}`], `${name}: Linux's message`);
+    t.same(printed(() => t.throws(() => fat_fill_geometry(SB, bs, true), { errno: EINVAL, message: error }, `${name}, silent`)), [], `${name}: silent says nothing`);
   }
   for (const media of [0xf0, 0xf8, 0xff]) {
     const bs = fat16Boot();
     bs.media = media;
-    t.ok(fat_fill_geometry(bs).ok, `media 0x${media.toString(16)} accepted`);
+    t.doesNotThrow(() => fat_fill_geometry(SB, bs, false), `media 0x${media.toString(16)} accepted`);
   }
   const bs = fat16Boot();
   bs.secsTrack = 0;
   bs.heads = 0;
-  t.ok(fat_fill_geometry(bs).ok, 'zero heads and sectors per track accepted');
+  t.doesNotThrow(() => fat_fill_geometry(SB, bs, false), 'zero heads and sectors per track accepted');
 });
 
 t.test('geometry and FAT type', async (t) => {
-  const g = fat_fill_geometry(fat16Boot());
-  if (!g.ok) return t.fail(g.error);
-  t.match(g.value, { fatBits: 16, fatStart: 1, fatLength: 64, dirStart: 129, dataStart: 161, totalClusters: 16343, maxCluster: 16345, clusterSize: 2048, dirty: false, volId: 0x1234abcd });
+  const g = fat_fill_geometry(SB, fat16Boot(), false);
+  t.match(g, { fatBits: 16, fatStart: 1, fatLength: 64, dirStart: 129, dataStart: 161, totalClusters: 16343, maxCluster: 16345, clusterSize: 2048, dirty: false, volId: 0x1234abcd });
 
   const at = (clusters: number) => {
     const b = fat16Boot();
     b.secPerClus = 1;
     b.totalSect = 161 + clusters;
-    const r = fat_fill_geometry(b);
-    return r.ok ? r.value.fatBits : r.error;
+    try {
+      return fat_fill_geometry(SB, b, true).fatBits;
+    } catch (e) {
+      return (e as Error).message;
+    }
   };
   t.equal(at(4084), 12, '4084 clusters: FAT12');
   t.equal(at(4085), 16, '4085 clusters: FAT16');
@@ -140,14 +150,13 @@ t.test('geometry and FAT type', async (t) => {
 
   const b = fat16Boot();
   b.fatLength = 1;
-  const small = fat_fill_geometry(b);
-  t.equal(small.ok && small.value.totalClusters, 254, 'clusters clamped to what a 1-sector FAT16 holds');
+  const small = fat_fill_geometry(SB, b, false);
+  t.equal(small.totalClusters, 254, 'clusters clamped to what a 1-sector FAT16 holds');
 
   const b32 = fat32Boot();
   b32.fat32.infoSector = 0;
-  const g32 = fat_fill_geometry(b32);
-  if (!g32.ok) return t.fail(g32.error);
-  t.match(g32.value, { fatBits: 32, fatLength: 1077, rootCluster: 2, fsinfoSector: 1, backupBoot: 6, dataStart: 32 + 2 * 1077, dirEntries: 0 });
+  const g32 = fat_fill_geometry(SB, b32, false);
+  t.match(g32, { fatBits: 32, fatLength: 1077, rootCluster: 2, fsinfoSector: 1, backupBoot: 6, dataStart: 32 + 2 * 1077, dirEntries: 0 });
 });
 
 t.test('the dirty bit lives where fat_set_state puts it', async (t) => {
@@ -155,16 +164,15 @@ t.test('the dirty bit lives where fat_set_state puts it', async (t) => {
     const boot = new Uint8Array(512);
     boot[off] = 0x40;
     t.notOk(fat_get_state_dirty(boot, bits));
-    fat_set_state(boot, bits, true);
+    fat_set_state_bytes(boot, bits, true);
     t.equal(boot[off], 0x41, `FAT${bits}: set at 0x${off.toString(16)}, other bits kept`);
     t.ok(fat_get_state_dirty(boot, bits));
-    fat_set_state(boot, bits, false);
+    fat_set_state_bytes(boot, bits, false);
     t.equal(boot[off], 0x40, `FAT${bits}: cleared`);
   }
   const bs = fat32Boot();
   bs.fat32.state = 1;
-  const g = fat_fill_geometry(bs);
-  t.ok(g.ok && g.value.dirty, 'geometry reports a dirty FAT32 volume');
+  t.ok(fat_fill_geometry(SB, bs, false).dirty, 'geometry reports a dirty FAT32 volume');
   const fat = new Uint8Array(8);
   fat_ent_set(fat, 32, 1, 0x0fffffff);
   t.ok(fat_ent1_clean(fat, 32));
@@ -180,16 +188,19 @@ t.test('FSInfo', async (t) => {
   t.same([...buf.subarray(508, 512)], [0, 0, 0x55, 0xaa], 'trail');
   const fsi = fat_fsinfo_decode(buf);
   t.match(fsi, { signature1: FAT_FSINFO_SIG1, freeClusters: 1000, nextCluster: 17 });
-  const g = fat_fill_geometry(fat32Boot());
-  if (!g.ok) return t.fail(g.error);
-  const sbi = g.value;
-  t.same(fat_fsinfo_check(fsi, sbi), { ok: true, value: { freeClusters: 1000, prevFree: 17 } });
-  t.same(fat_fsinfo_check({ ...fsi, freeClusters: sbi.totalClusters + 1 }, sbi), { ok: true, value: { freeClusters: -1, prevFree: 17 } }, 'free count above cluster count is unknown');
-  t.same(fat_fsinfo_check({ ...fsi, freeClusters: 0xffffffff, nextCluster: 0xffffffff }, sbi), { ok: true, value: { freeClusters: -1, prevFree: 0xffffffff % sbi.maxCluster } }, 'unknown hints');
-  t.same(fat_fsinfo_check({ ...fsi, nextCluster: sbi.maxCluster + 1 }, sbi), { ok: true, value: { freeClusters: 1000, prevFree: 2 } }, 'next free wraps and is raised to 2');
-  const bad = fat_fsinfo_check({ ...fsi, signature2: 0 }, sbi);
-  t.same(bad, { ok: false, error: 'Invalid FSINFO signature: 0x41615252, 0x00000000 (sector = 1)' });
-  t.ok(fat_fsinfo_check({ ...fsi, trailSignature: 0 }, sbi).ok, 'trail signature is not checked');
+  const sbi = fat_fill_geometry(SB, fat32Boot(), false);
+  const check = (f: typeof fsi) => {
+    let r: ReturnType<typeof fat_fsinfo_check> | undefined;
+    const said = printed(() => (r = fat_fsinfo_check(SB, f, sbi, false)));
+    return { ...r!, said };
+  };
+  t.same(check(fsi), { freeClusters: 1000, prevFree: 17, said: [] });
+  t.same(check({ ...fsi, freeClusters: sbi.totalClusters + 1 }), { freeClusters: -1, prevFree: 17, said: [] }, 'free count above cluster count is unknown');
+  t.same(check({ ...fsi, freeClusters: 0xffffffff, nextCluster: 0xffffffff }), { freeClusters: -1, prevFree: 0xffffffff % sbi.maxCluster, said: [] }, 'unknown hints');
+  t.same(check({ ...fsi, nextCluster: sbi.maxCluster + 1 }), { freeClusters: 1000, prevFree: 2, said: [] }, 'next free wraps and is raised to 2');
+  const bad = check({ ...fsi, signature2: 0 });
+  t.same(bad, { freeClusters: -1, prevFree: 2, said: ['FAT-fs (vda): Invalid FSINFO signature: 0x41615252, 0x00000000 (sector = 1)'] }, 'a wrong signature: the warning, and both hints ignored');
+  t.same(check({ ...fsi, trailSignature: 0 }), { freeClusters: 1000, prevFree: 17, said: [] }, 'trail signature is not checked');
 });
 
 t.test('FAT entries', async (t) => {

@@ -13,16 +13,166 @@ import { err } from '../../include/errno.js';
 import { DT_DIR, DT_REG, EIO, ENOSPC } from '../../include/uapi.js';
 import { bytesToBstr } from '../../lib/bstr.js';
 import { mark_inode_dirty } from '../fs-writeback.js';
-import { MSDOS_SB, MSDOS_ROOT_INO, fat_make_ipos, type MsdosInode, type MsdosSbInfo } from './fat.js';
 import {
-  ATTR_DIR, DELETED_FLAG, FAT_MAX_DIR_ENTRIES, MSDOS_DIR_ENTRY_SIZE, MSDOS_DOT, MSDOS_DOTDOT,
-  fat_dir_records, fat_is_dot, fat_set_start, msdos_dir_entry_encode, msdos_dir_entry_new,
-  type FatDirRecord, type MsdosDirEntry,
+  MSDOS_SB, MSDOS_ROOT_INO, fat_checksum, fat_make_ipos, fat_set_start, type MsdosInode, type MsdosSbInfo,
+} from './fat.js';
+import {
+  ATTR_DIR, ATTR_EXT, ATTR_VOLUME, DE_ATTR, DELETED_FLAG, DS_ATTR, FAT_LFN_CHARS_PER_SLOT, FAT_MAX_DIR_ENTRIES,
+  FAT_MAX_LFN_SLOTS, LAST_LONG_ENTRY, MSDOS_DIR_ENTRY_SIZE, MSDOS_DOT, MSDOS_DOTDOT, MSDOS_NAME, fat_is_free,
+  msdos_dir_entry_decode, msdos_dir_entry_encode, msdos_dir_entry_new, msdos_dir_slot_decode, type MsdosDirEntry,
 } from './layout.js';
 import { fat_parse_short, utf16s_to_utf8s, vfat_name_key, vfat_striptail_len } from './names.js';
 import { fat_bmap } from './cache.js';
 import { fat_add_clusters, fat_alloc_clusters } from './fatent.js';
 import { fat_fs_error } from './misc.js';
+
+/* ---- A directory's bytes: records (fat_parse_long, the walk of __fat_readdir) ---- */
+
+/** The 8.3 name is "." or "..". */
+export function fat_is_dot(name: Uint8Array): boolean {
+  return bytesEqStr(name, MSDOS_DOT) || bytesEqStr(name, MSDOS_DOTDOT);
+}
+
+function bytesEqStr(b: Uint8Array, s: string): boolean {
+  if (b.length < s.length) return false;
+  for (let i = 0; i < s.length; i++) if (b[i] !== s.charCodeAt(i)) return false;
+  return true;
+}
+
+/** One directory record as readdir/lookup see it: an 8.3 entry and its long name, if any. */
+export interface FatDirRecord {
+  /** Byte offset of the 8.3 entry in the directory. */
+  offset: number;
+  /** Byte offset of the record's first slot (= offset when there is no long name). */
+  slotOffset: number;
+  /** Long-name slots that belong to the entry (0: none, or they failed the checksum). */
+  nrSlots: number;
+  de: MsdosDirEntry;
+  /** The long name up to its 0x0000 terminator, or null. */
+  longName: Uint16Array | null;
+}
+
+export interface FatDirParseOptions {
+  /** Treat long-name slots at all (vfat); msdos mode reads 8.3 entries only. */
+  isvfat?: boolean;
+  /**
+   * Stop at the first entry whose name[0] is 0. Linux never stops there (it scans the whole
+   * directory, treating 0 as free); DOS, mtools and fsck.fat do. Default false.
+   */
+  stopAtZero?: boolean;
+}
+
+/**
+ * __fat_readdir / fat_search_long over a directory's bytes (all its clusters, or the
+ * FAT12/16 root area, concatenated): yields each live 8.3 entry with its long name.
+ * Free and deleted entries and volume labels are skipped. Long names are gathered exactly
+ * as fat_parse_long does: the run must start with a LAST_LONG_ENTRY slot of 1..20, count
+ * down with one checksum; a slot out of sequence restarts the parse at that slot (which is
+ * dropped if it cannot start a run); a deleted, free or volume entry after the run drops
+ * the record; an 8.3 entry whose checksum differs keeps only its short name.
+ */
+export function* fat_dir_records(buf: Uint8Array, opts: FatDirParseOptions = {}): Generator<FatDirRecord> {
+  const isvfat = opts.isvfat ?? true;
+  const n = Math.floor(buf.length / MSDOS_DIR_ENTRY_SIZE);
+  let i = 0;
+  while (i < n) {
+    const off = i * MSDOS_DIR_ENTRY_SIZE;
+    const name0 = buf[off]!;
+    const attr = buf[off + DE_ATTR]!;
+    if (name0 === 0 && opts.stopAtZero) return;
+    if (isvfat) {
+      if (name0 === DELETED_FLAG) { i++; continue; }
+      if (attr !== ATTR_EXT && attr & ATTR_VOLUME) { i++; continue; }
+      if (attr !== ATTR_EXT && fat_is_free(name0)) { i++; continue; }
+    } else if (attr & ATTR_VOLUME || fat_is_free(name0)) {
+      i++;
+      continue;
+    }
+    if (!(isvfat && attr === ATTR_EXT)) {
+      yield { offset: off, slotOffset: off, nrSlots: 0, de: msdos_dir_entry_decode(buf, off), longName: null };
+      i++;
+      continue;
+    }
+    const r = parseLong(buf, i, n);
+    if (r.kind === 'eof') return;
+    if (r.kind === 'invalid') { i = r.next; continue; }
+    if (r.kind === 'notlong') { i = r.next; continue; /* re-parsed as an ordinary entry */ }
+    yield r.record;
+    i = r.next;
+  }
+}
+
+type ParseLong =
+  | { kind: 'ok'; record: FatDirRecord; next: number }
+  | { kind: 'invalid'; next: number }
+  | { kind: 'notlong'; next: number }
+  | { kind: 'eof' };
+
+/* fat_parse_long: i indexes an ATTR_EXT entry. On 'invalid', next skips the entry the parse
+ * stopped on; on 'notlong', next is that entry, to be read as a record of its own. */
+function parseLong(buf: Uint8Array, start: number, n: number): ParseLong {
+  let i = start;
+  restart: while (true) {
+    const first = i;
+    let ds = msdos_dir_slot_decode(buf, i * MSDOS_DIR_ENTRY_SIZE);
+    if (!(ds.id & LAST_LONG_ENTRY)) return { kind: 'invalid', next: i + 1 };
+    const slots = ds.id & ~LAST_LONG_ENTRY;
+    if (slots > FAT_MAX_LFN_SLOTS || !slots) return { kind: 'invalid', next: i + 1 };
+    const checksum = ds.aliasChecksum;
+    const unicode = new Uint16Array(slots * FAT_LFN_CHARS_PER_SLOT);
+    let slot = slots;
+    while (true) {
+      slot--;
+      unicode.set(ds.name, slot * FAT_LFN_CHARS_PER_SLOT);
+      i++;
+      if (i >= n) return { kind: 'eof' };
+      if (slot === 0) break;
+      const off = i * MSDOS_DIR_ENTRY_SIZE;
+      if (buf[off + DS_ATTR] !== ATTR_EXT) return { kind: 'notlong', next: i };
+      ds = msdos_dir_slot_decode(buf, off);
+      if ((ds.id & ~LAST_LONG_ENTRY) !== slot || ds.aliasChecksum !== checksum) continue restart;
+    }
+    const off = i * MSDOS_DIR_ENTRY_SIZE;
+    const name0 = buf[off]!;
+    const attr = buf[off + DE_ATTR]!;
+    if (name0 === DELETED_FLAG) return { kind: 'invalid', next: i + 1 };
+    if (attr === ATTR_EXT) continue restart;
+    if (fat_is_free(name0) || attr & ATTR_VOLUME) return { kind: 'invalid', next: i + 1 };
+    const de = msdos_dir_entry_decode(buf, off);
+    if (fat_checksum(de.name) !== checksum)
+      return { kind: 'ok', record: { offset: off, slotOffset: off, nrSlots: 0, de, longName: null }, next: i + 1 };
+    let len = unicode.indexOf(0);
+    if (len < 0) len = unicode.length;
+    return {
+      kind: 'ok',
+      record: {
+        offset: off,
+        slotOffset: first * MSDOS_DIR_ENTRY_SIZE,
+        nrSlots: slots,
+        de,
+        longName: unicode.slice(0, len),
+      },
+      next: i + 1,
+    };
+  }
+}
+
+/**
+ * The volume label: the first entry with ATTR_VOLUME that is not a long-name slot (root
+ * directory only). Returns its 11 bytes, or null.
+ */
+export function fat_find_volume_label(buf: Uint8Array): Uint8Array | null {
+  for (let off = 0; off + MSDOS_DIR_ENTRY_SIZE <= buf.length; off += MSDOS_DIR_ENTRY_SIZE) {
+    const name0 = buf[off]!;
+    if (name0 === 0) return null;
+    const attr = buf[off + DE_ATTR]!;
+    if (name0 !== DELETED_FLAG && attr !== ATTR_EXT && attr & ATTR_VOLUME)
+      return buf.slice(off, off + MSDOS_NAME);
+  }
+  return null;
+}
+
+/* ---- Directories through metadata buffers ---- */
 
 /** A directory's bytes and, per block of it, the disk block (for i_pos and writes). */
 export interface DirImage {

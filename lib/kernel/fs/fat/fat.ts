@@ -1,17 +1,19 @@
 /*
  * The vfat driver's in-memory state (fs/fat/fat.h): struct msdos_sb_info, struct
- * msdos_inode_info, struct fat_mount_options, and the small accessors every other file
- * of the driver uses. On-disk layouts live in layout.ts; this file holds no disk format.
+ * msdos_inode_info, struct fat_mount_options, the small accessors every other file of
+ * the driver uses, and fat.h's inline helpers (fat_clus_to_blknr, fat_valid_entry,
+ * fat_get_start / fat_set_start, fat_checksum). On-disk layouts live in layout.ts.
  *
  * Files of the driver, as in Linux's fs/fat:
  *   super.ts (mount, options, statfs, sync, unmount)   inode.ts (inodes <-> 8.3 entries)
  *   fatent.ts (the FAT: read, allocate, free)          cache.ts (cluster-chain cache, bmap)
  *   dir.ts (directory format: iterate, add, remove)    namei_vfat.ts (VFS glue, long names)
  *   file.ts (data path, setattr, fsync)                misc.ts (errors, times, buffers)
+ *   layout.ts (on-disk structs, msdos_fs.h)            names.ts (8.3 and long names)
  */
 import { Inode, type super_block } from '../../include/fs.js';
 import { Mutex } from '../../kernel/wait.js';
-import type { FatSbInfo } from './layout.js';
+import { FAT_START_ENT, MSDOS_NAME, type MsdosDirEntry } from './layout.js';
 import type { FatTzOptions } from './time.js';
 import type { VfatFold } from './names.js';
 
@@ -96,6 +98,43 @@ export interface FatBlockOps {
   invalidate(): void;
 }
 
+/** The geometry fat_fill_super derives (a subset of struct msdos_sb_info, same names). */
+export interface FatSbInfo {
+  sectorSize: number;
+  secPerClus: number;
+  clusterSize: number;
+  fats: number;
+  /** 12, 16 or 32. */
+  fatBits: 12 | 16 | 32;
+  /** First sector of FAT #0 (= reserved sectors). */
+  fatStart: number;
+  /** Sectors per FAT. */
+  fatLength: number;
+  /** First sector of the FAT12/16 root directory (after the FATs). */
+  dirStart: number;
+  /** FAT12/16 root directory entries (0 on FAT32). */
+  dirEntries: number;
+  /** First sector of cluster 2. */
+  dataStart: number;
+  totalSectors: number;
+  /** Usable data clusters, already clamped to what the FAT can describe. */
+  totalClusters: number;
+  /** One past the last valid cluster number (total_clusters + FAT_START_ENT). */
+  maxCluster: number;
+  /** FAT32 root directory's first cluster; 0 on FAT12/16. */
+  rootCluster: number;
+  /** FAT32 FSInfo sector (Linux reads sector 1 when the BPB says 0); 0 on FAT12/16. */
+  fsinfoSector: number;
+  /** FAT32 backup boot sector; 0 on FAT12/16. */
+  backupBoot: number;
+  /** FAT32 extended flags (mirroring / active FAT). */
+  fat32Flags: number;
+  /** The volume was not cleanly unmounted (state byte bit 0). */
+  dirty: boolean;
+  volId: number;
+  media: number;
+}
+
 /** struct msdos_sb_info. */
 export interface MsdosSbInfo extends FatSbInfo {
   options: FatMountOptions;
@@ -173,4 +212,39 @@ export function fat_ipos_block(sbi: MsdosSbInfo, i_pos: number): { blk: number; 
 }
 export function fat_make_ipos(sbi: MsdosSbInfo, blk: number, off: number): number {
   return blk * sbi.dirPerBlock + off / 32;
+}
+
+/* ---- fat.h inline helpers ---- */
+
+/** fat_clus_to_blknr: first sector of a data cluster. */
+export function fat_clus_to_blknr(sbi: FatSbInfo, cluster: number): number {
+  return (cluster - FAT_START_ENT) * sbi.secPerClus + sbi.dataStart;
+}
+
+/** fat_valid_entry: a cluster number that may appear in a chain or an inode. */
+export function fat_valid_entry(sbi: FatSbInfo, entry: number): boolean {
+  return entry >= FAT_START_ENT && entry < sbi.maxCluster;
+}
+
+/** fat_get_start: starthi counts only on FAT32 (on FAT12/16 it is EA-index garbage). */
+export function fat_get_start(de: MsdosDirEntry, fatBits: number): number {
+  let c = de.start;
+  if (fatBits === 32) c = (c | (de.starthi << 16)) >>> 0;
+  return c;
+}
+
+/** fat_set_start: both halves, as Linux writes them whatever the FAT width. */
+export function fat_set_start(de: MsdosDirEntry, cluster: number): void {
+  de.start = cluster & 0xffff;
+  de.starthi = (cluster >>> 16) & 0xffff;
+}
+
+/** fat_checksum: the 8.3 alias checksum every long-name slot of the alias carries. */
+export function fat_checksum(name: Uint8Array | string): number {
+  let s = 0;
+  for (let i = 0; i < MSDOS_NAME; i++) {
+    const c = typeof name === 'string' ? name.charCodeAt(i) & 0xff : name[i]!;
+    s = ((((s & 1) << 7) | ((s & 0xfe) >> 1)) + c) & 0xff;
+  }
+  return s;
 }

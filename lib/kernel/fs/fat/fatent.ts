@@ -1,8 +1,9 @@
 /*
- * The File Allocation Table (fs/fat/fatent.c): reading and writing entries through
+ * The File Allocation Table (fs/fat/fatent.c): the FAT12/16/32 entry codecs (on a FAT
+ * held in memory, as tools and tests use them), reading and writing entries through
  * metadata buffers, every FAT copy written when mirroring, cluster allocation (from the
  * next-free hint, so files tend to be contiguous), freeing, the free-cluster count, and
- * the FAT32 FSInfo sector and boot-sector state byte that summarise them.
+ * the FAT32 FSInfo sector that summarises them.
  *
  * All changes to the FAT happen under sbi.fat_lock: a kernel thread sleeps on buffer reads
  * in the middle of an allocation, and another must not grab the same free clusters.
@@ -11,13 +12,101 @@ import type { super_block } from '../../include/fs.js';
 import { err } from '../../include/errno.js';
 import { EIO, ENOSPC } from '../../include/uapi.js';
 import { mark_inode_dirty } from '../fs-writeback.js';
-import { MSDOS_SB, type FatBuffer, type MsdosInode, type MsdosSbInfo } from './fat.js';
+import { MSDOS_SB, fat_valid_entry, type FatBuffer, type MsdosInode, type MsdosSbInfo } from './fat.js';
 import {
-  BAD_FAT12, BAD_FAT16, BAD_FAT32, FAT_ENT_EOF, FAT_ENT_FREE, FAT_START_ENT, fat_ent_offset,
-  fat_fsinfo_decode, fat_fsinfo_encode, fat_set_state as fat_set_state_bytes, FAT_FSINFO_SIG1, FAT_FSINFO_SIG2,
+  BAD_FAT12, BAD_FAT16, BAD_FAT32, FAT_ENT_EOF, FAT_ENT_FREE, FAT_START_ENT, FAT16_CLN_SHUT_BIT, FAT32_CLN_SHUT_BIT,
+  fat_fsinfo_decode, fat_fsinfo_encode, fat_is_fsinfo,
 } from './layout.js';
 import { fat_fs_error, fat_msg } from './misc.js';
 import { fat_cache_inval_inode, fat_get_cluster } from './cache.js';
+
+/* ---- Entries of a FAT held in memory (fat12/16/32_ent_get / _ent_put on a byte array) ---- */
+
+/**
+ * Byte offset of entry `entry` inside a FAT. A FAT12 entry is 1.5 bytes: even entries use
+ * a byte and the low nibble of the next, odd entries the high nibble and the next byte, so
+ * an entry may straddle a sector boundary (the driver must then hold both sectors).
+ */
+export function fat_ent_offset(fatBits: number, entry: number): number {
+  if (fatBits === 12) return entry + (entry >> 1);
+  return entry * (fatBits >> 3);
+}
+
+/** Bytes an entry touches starting at fat_ent_offset (2 for FAT12). */
+export function fat_ent_bytes(fatBits: number): number {
+  return fatBits === 32 ? 4 : 2;
+}
+
+/** The value as stored, masked to the entry width (FAT32: low 28 bits). */
+export function fat_ent_get_raw(fat: Uint8Array, fatBits: number, entry: number): number {
+  const off = fat_ent_offset(fatBits, entry);
+  if (fatBits === 12) {
+    const v = fat[off]! | (fat[off + 1]! << 8);
+    return entry & 1 ? v >> 4 : v & 0xfff;
+  }
+  if (fatBits === 16) return fat[off]! | (fat[off + 1]! << 8);
+  return (fat[off]! | (fat[off + 1]! << 8) | (fat[off + 2]! << 16) | (fat[off + 3]! << 24)) & 0x0fffffff;
+}
+
+/**
+ * fat_ent_read's view: FAT_ENT_FREE, a next cluster, or FAT_ENT_EOF for anything from the
+ * width's bad-cluster mark up (Linux folds "bad" and every end-of-chain value into EOF).
+ */
+export function fat_ent_get(fat: Uint8Array, fatBits: number, entry: number): number {
+  const v = fat_ent_get_raw(fat, fatBits, entry);
+  const bad = fatBits === 12 ? BAD_FAT12 : fatBits === 16 ? BAD_FAT16 : BAD_FAT32;
+  return v >= bad ? FAT_ENT_EOF : v;
+}
+
+/**
+ * Stores `value` (FAT_ENT_EOF / FAT_ENT_BAD are narrowed to the width). FAT12 keeps the
+ * neighbour's nibble; FAT32 keeps the top 4 reserved bits of the old entry, as Microsoft
+ * requires and Linux's fat32_ent_put does.
+ */
+export function fat_ent_set(fat: Uint8Array, fatBits: number, entry: number, value: number): void {
+  const off = fat_ent_offset(fatBits, entry);
+  if (fatBits === 12) {
+    const v = value & 0xfff;
+    if (entry & 1) {
+      fat[off] = (fat[off]! & 0x0f) | ((v & 0x0f) << 4);
+      fat[off + 1] = v >> 4;
+    } else {
+      fat[off] = v & 0xff;
+      fat[off + 1] = (fat[off + 1]! & 0xf0) | (v >> 8);
+    }
+  } else if (fatBits === 16) {
+    fat[off] = value & 0xff;
+    fat[off + 1] = (value >> 8) & 0xff;
+  } else {
+    const v = ((value & 0x0fffffff) | ((fat[off + 3]! & 0xf0) << 24)) >>> 0;
+    fat[off] = v & 0xff;
+    fat[off + 1] = (v >>> 8) & 0xff;
+    fat[off + 2] = (v >>> 16) & 0xff;
+    fat[off + 3] = v >>> 24;
+  }
+}
+
+/** The value FAT[0] holds on a fresh volume: the media byte with all other bits set. */
+export function fat_ent0_value(fatBits: number, media: number): number {
+  const mask = fatBits === 12 ? 0xfff : fatBits === 16 ? 0xffff : 0x0fffffff;
+  return (mask & ~0xff) | media;
+}
+
+/** Microsoft's FAT[1] "clean shutdown" flag (set = clean). FAT12 has none: always true. */
+export function fat_ent1_clean(fat: Uint8Array, fatBits: number): boolean {
+  if (fatBits === 12) return true;
+  const v = fat_ent_get_raw(fat, fatBits, 1);
+  return (v & (fatBits === 32 ? FAT32_CLN_SHUT_BIT : FAT16_CLN_SHUT_BIT)) !== 0;
+}
+
+export function fat_ent1_set_clean(fat: Uint8Array, fatBits: number, clean: boolean): void {
+  if (fatBits === 12) return;
+  const bit = fatBits === 32 ? FAT32_CLN_SHUT_BIT : FAT16_CLN_SHUT_BIT;
+  const v = fat_ent_get_raw(fat, fatBits, 1);
+  fat_ent_set(fat, fatBits, 1, clean ? v | bit : v & ~bit);
+}
+
+/* ---- The FAT on the device, through metadata buffers ---- */
 
 /** Where the bytes of `entry` live in FAT copy `copy`: one block, or two for a straddling FAT12 entry. */
 function entPlace(sbi: MsdosSbInfo, copy: number, entry: number): { blk: number; off: number; straddle: boolean } {
@@ -48,7 +137,7 @@ function releaseAll(sb: super_block, bhs: FatBuffer[]): void {
 /** fat_ent_read: FAT_ENT_FREE, the next cluster, or FAT_ENT_EOF (bad and end marks alike). */
 export async function fat_ent_read(sb: super_block, entry: number): Promise<number> {
   const sbi = MSDOS_SB(sb);
-  if (entry < FAT_START_ENT || entry >= sbi.maxCluster) {
+  if (!fat_valid_entry(sbi, entry)) {
     throw fat_fs_error(sb, `invalid access to FAT (entry 0x${entry.toString(16).padStart(8, '0')})`, EIO);
   }
   const p = entPlace(sbi, sbi.fatActive, entry);
@@ -228,20 +317,7 @@ export function fat_nr_clusters(inode: MsdosInode): number {
   return Math.round(inode.i_blocks / (MSDOS_SB(inode.i_sb).clusterSize / 512));
 }
 
-/* ---- FSInfo and the state byte ---- */
-
-/** fat_set_state: the dirty bit in the boot sector, written through at once. */
-export async function fat_set_state(sb: super_block, set: boolean): Promise<void> {
-  const sbi = MSDOS_SB(sb);
-  if (sbi.dirtyAtMount) return; // only fsck may clear someone else's dirt
-  const bh = await sbi.bops.bread(0);
-  const before = bh.b_data[sbi.fatBits === 32 ? 0x41 : 0x25];
-  fat_set_state_bytes(bh.b_data, sbi.fatBits, set);
-  const changed = bh.b_data[sbi.fatBits === 32 ? 0x41 : 0x25] !== before;
-  if (changed) sbi.bops.markDirty(bh, null);
-  sbi.bops.brelse(bh);
-  if (changed) await sbi.bops.syncBuffers(null);
-}
+/* ---- FSInfo ---- */
 
 /** fat_clusters_flush: write the free count and next-free hint into FSInfo (FAT32). */
 export async function fat_clusters_flush(sb: super_block): Promise<void> {
@@ -249,7 +325,7 @@ export async function fat_clusters_flush(sb: super_block): Promise<void> {
   if (sbi.fatBits !== 32 || !sbi.fsinfo_dirty || !sbi.fsinfoSector) return;
   const bh = await sbi.bops.bread(sbi.fsinfoSector);
   const fsi = fat_fsinfo_decode(bh.b_data);
-  if (fsi.signature1 !== FAT_FSINFO_SIG1 || fsi.signature2 !== FAT_FSINFO_SIG2) {
+  if (!fat_is_fsinfo(fsi)) {
     fat_msg(sb, 'error', `Invalid FSINFO signature: 0x${fsi.signature1.toString(16).padStart(8, '0')}, ` +
       `0x${fsi.signature2.toString(16).padStart(8, '0')} (sector = ${sbi.fsinfoSector})`);
     sbi.bops.brelse(bh);

@@ -15,10 +15,12 @@ import {
 } from '../inode.js';
 import { inodeClean } from '../fs-writeback.js';
 import { truncate_inode_pages } from '../../mm/filemap.js';
-import { MSDOS_SB, MSDOS_I, MSDOS_ROOT_INO, type MsdosInode, type MsdosSbInfo } from './fat.js';
+import {
+  MSDOS_SB, MSDOS_I, MSDOS_ROOT_INO, fat_get_start, fat_set_start, type MsdosInode, type MsdosSbInfo,
+} from './fat.js';
 import {
   ATTR_ARCH, ATTR_DIR, ATTR_HIDDEN, ATTR_RO, ATTR_SYS, ATTR_VOLUME,
-  fat_get_start, msdos_dir_entry_decode, msdos_dir_entry_encode, fat_set_start, type MsdosDirEntry,
+  msdos_dir_entry_decode, msdos_dir_entry_encode, type MsdosDirEntry,
 } from './layout.js';
 import { fat_entry_times, fat_set_entry_times } from './misc.js';
 import { fat_subdirs } from './dir.js';

@@ -22,10 +22,11 @@ import { clear_nlink, drop_nlink, inc_nlink, iput } from '../inode.js';
 import { dget, d_instantiate, dput, d_unhash } from '../dcache.js';
 import { mark_inode_dirty } from '../fs-writeback.js';
 import { ktime_get_real_ts64 } from '../../kernel/timer.js';
-import { MSDOS_I, MSDOS_SB, MSDOS_ROOT_INO, type MsdosInode } from './fat.js';
+import { MSDOS_I, MSDOS_SB, MSDOS_ROOT_INO, fat_checksum, fat_set_start, type MsdosInode } from './fat.js';
 import {
-  ATTR_ARCH, ATTR_DIR, fat_set_start, msdos_dir_entry_decode, msdos_dir_entry_new,
-  vfat_encode_record, type MsdosDirEntry,
+  ATTR_ARCH, ATTR_DIR, ATTR_EXT, FAT_LFN_CHARS_PER_SLOT, FAT_MAX_LFN_SLOTS, LAST_LONG_ENTRY, MSDOS_DIR_ENTRY_SIZE,
+  msdos_dir_entry_decode, msdos_dir_entry_encode, msdos_dir_entry_new, msdos_dir_slot_encode, type MsdosDirEntry,
+  type MsdosDirSlot,
 } from './layout.js';
 import {
   vfat_create_shortname, vfat_name_eq, vfat_name_key, vfat_valid_longname, vfat_xlate_to_uni, vfat_striptail_len,
@@ -115,6 +116,44 @@ export async function vfat_lookup(dirI: Inode, dentry: Dentry, flags: number): P
 }
 
 /* ---- adding an entry ---- */
+
+/**
+ * vfat_build_slots' long part: splits a long name (UTF-16, already validated, at most 255
+ * units) into slots in disk order, the LAST_LONG_ENTRY slot first. A name that does not
+ * fill its last slot is ended by one 0x0000 then padded with 0xFFFF; a name that fills it
+ * exactly gets neither.
+ */
+export function vfat_split_long_name(uname: Uint16Array, aliasChecksum: number): MsdosDirSlot[] {
+  const n = Math.ceil(uname.length / FAT_LFN_CHARS_PER_SLOT);
+  if (n === 0 || n > FAT_MAX_LFN_SLOTS) throw new RangeError(`long name of ${uname.length} units`);
+  const padded = new Uint16Array(n * FAT_LFN_CHARS_PER_SLOT).fill(0xffff);
+  padded.set(uname);
+  if (uname.length < padded.length) padded[uname.length] = 0;
+  const slots: MsdosDirSlot[] = [];
+  for (let i = n; i >= 1; i--) {
+    slots.push({
+      id: i === n ? i | LAST_LONG_ENTRY : i,
+      name: padded.slice((i - 1) * FAT_LFN_CHARS_PER_SLOT, i * FAT_LFN_CHARS_PER_SLOT),
+      attr: ATTR_EXT,
+      reserved: 0,
+      aliasChecksum,
+      start: 0,
+    });
+  }
+  return slots;
+}
+
+/**
+ * Encodes a whole directory record: long-name slots (if uname is given) then the 8.3 entry,
+ * whose name provides the alias checksum. Returns (slots + 1) * 32 bytes.
+ */
+export function vfat_encode_record(de: MsdosDirEntry, uname: Uint16Array | null): Uint8Array {
+  const slots = uname && uname.length ? vfat_split_long_name(uname, fat_checksum(de.name)) : [];
+  const out = new Uint8Array((slots.length + 1) * MSDOS_DIR_ENTRY_SIZE);
+  slots.forEach((s, i) => msdos_dir_slot_encode(s, out, i * MSDOS_DIR_ENTRY_SIZE));
+  msdos_dir_entry_encode(de, out, slots.length * MSDOS_DIR_ENTRY_SIZE);
+  return out;
+}
 
 /**
  * vfat_add_entry: validate the name, make its alias, write slots + 8.3 entry. Returns the

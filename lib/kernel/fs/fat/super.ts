@@ -1,7 +1,8 @@
 /*
  * vfat superblock (fs/fat/inode.c's super half, fs/fat/namei_vfat.c's registration):
- * mount options as Linux parses them, fat_fill_super (boot sector, geometry, FSInfo,
- * the dirty bit, the root inode), statfs, sync_fs, remount and put_super.
+ * mount options as Linux parses them, fat_fill_super (fat_read_bpb, the geometry, FSInfo,
+ * the dirty bit through fat_set_state, the root inode), statfs, sync_fs, remount and
+ * put_super. A boot sector it cannot use is refused with Linux's message and EINVAL.
  *
  * The dirty bit (bit 0 of the boot sector's state byte) is set while the volume is
  * mounted read-write and cleared at a clean unmount, as Linux's fat_set_state does; a
@@ -16,14 +17,15 @@ import { d_make_root } from '../dcache.js';
 import { register_filesystem } from '../super.js';
 import { iput } from '../inode.js';
 import {
-  FAT_MAX_FILESIZE, MSDOS_SB, MSDOS_SUPER_MAGIC, MsdosInode, type FatMountOptions, type MsdosSbInfo,
+  FAT_MAX_FILESIZE, MSDOS_SB, MSDOS_SUPER_MAGIC, MsdosInode, type FatMountOptions, type FatSbInfo, type MsdosSbInfo,
 } from './fat.js';
 import {
-  fat_boot_sector_decode, fat_fill_geometry, fat_fsinfo_check, fat_fsinfo_decode, FAT_START_ENT,
+  BS16_STATE, BS32_STATE, FAT_START_ENT, FAT_STATE_DIRTY, MAX_FAT12, MAX_FAT16, MAX_FAT32, MSDOS_DIR_ENTRY_SIZE,
+  fat_boot_sector_decode, fat_fsinfo_decode, fat_is_fsinfo, fat_valid_media, type FatBootSector, type FatFsInfo,
 } from './layout.js';
 import { vfat_shortname_flags, type VfatShortnameOption } from './names.js';
 import { fat_msg } from './misc.js';
-import { fat_clusters_flush, fat_count_free_clusters, fat_set_state } from './fatent.js';
+import { fat_clusters_flush, fat_count_free_clusters } from './fatent.js';
 import { fat_evict_inode, fat_read_root, fat_write_inode } from './inode.js';
 import { bdevBlockOps } from './blockdev.js';
 import { sb_min_blocksize, sb_set_blocksize } from '../../block/bdev.js';
@@ -141,6 +143,183 @@ export function fat_show_options(sb: super_block): string {
   return parts.join(',');
 }
 
+/* ---- the boot sector: fat_read_bpb and fat_fill_super's geometry ---- */
+
+function isPowerOf2(n: number): boolean {
+  return n > 0 && (n & (n - 1)) === 0;
+}
+
+function hex2(n: number): string {
+  return n.toString(16).padStart(2, '0');
+}
+
+/**
+ * A boot sector fat_fill_super cannot use: Linux's message (unless `silent`) and EINVAL,
+ * as fat_read_bpb and fat_fill_super do. The errno carries the message too.
+ */
+function fat_bogus(sb: super_block, silent: boolean, msg: string): never {
+  if (!silent) fat_msg(sb, 'error', msg);
+  throw err(EINVAL, msg);
+}
+
+/**
+ * fat_read_bpb: the sanity checks Linux applies to a boot sector before trusting any
+ * geometry in it, in Linux's order and with Linux's messages. Throws EINVAL.
+ */
+export function fat_read_bpb(sb: super_block, bs: FatBootSector, silent: boolean): void {
+  if (!bs.reserved) fat_bogus(sb, silent, 'bogus number of reserved sectors');
+  if (!bs.fats) fat_bogus(sb, silent, 'bogus number of FAT structure');
+  /* Zero sectors-per-track or heads is legal: real volumes have it. */
+  if (!fat_valid_media(bs.media)) fat_bogus(sb, silent, `invalid media value (0x${hex2(bs.media)})`);
+  if (!isPowerOf2(bs.sectorSize) || bs.sectorSize < 512 || bs.sectorSize > 4096)
+    fat_bogus(sb, silent, `bogus logical sector size ${bs.sectorSize}`);
+  if (!isPowerOf2(bs.secPerClus)) fat_bogus(sb, silent, `bogus sectors per cluster ${bs.secPerClus}`);
+  if (bs.fatLength === 0 && bs.fat32.length === 0) fat_bogus(sb, silent, 'bogus number of FAT sectors');
+}
+
+/**
+ * fat_fill_super's geometry: validates with fat_read_bpb, then decides FAT32 the way Linux
+ * does (16-bit FAT length is 0 and the 32-bit one is not) and FAT12 vs FAT16 by cluster
+ * count (> MAX_FAT12 = 4084 clusters is FAT16), which agrees with Microsoft's rule
+ * (fat_type_from_clusters) for every volume a conforming formatter made. A boot sector it
+ * refuses: Linux's message (unless `silent`) and EINVAL.
+ */
+export function fat_fill_geometry(sb: super_block, bs: FatBootSector, silent: boolean): FatSbInfo {
+  fat_read_bpb(sb, bs, silent);
+
+  const isFat32 = bs.fatLength === 0 && bs.fat32.length !== 0;
+  const sectorSize = bs.sectorSize;
+  const fatLength = isFat32 ? bs.fat32.length : bs.fatLength;
+  const fatStart = bs.reserved;
+  const dirStart = fatStart + bs.fats * fatLength;
+  const dirEntries = bs.dirEntries;
+  const dirPerBlock = sectorSize / MSDOS_DIR_ENTRY_SIZE;
+  if (dirEntries % dirPerBlock) fat_bogus(sb, silent, `bogus number of directory entries (${dirEntries})`);
+
+  const rootdirSectors = (dirEntries * MSDOS_DIR_ENTRY_SIZE) / sectorSize;
+  const dataStart = dirStart + rootdirSectors;
+  const totalSectors = bs.sectors !== 0 ? bs.sectors : bs.totalSect;
+  /* Linux computes this in unsigned 32-bit arithmetic: a data area past the end wraps and
+   * is then clamped by the FAT size below. Reproduce that rather than invent a check. */
+  // bits32: u32 arithmetic, as fat_fill_super does it (a data start past the end wraps and fails below)
+  let totalClusters = Math.floor(((totalSectors - dataStart) >>> 0) / bs.secPerClus);
+
+  const fatBits: 12 | 16 | 32 = isFat32 ? 32 : totalClusters > MAX_FAT12 ? 16 : 12;
+  const fatClusters = fat_calc_fat_clusters(fatBits, fatLength, sectorSize);
+  totalClusters = Math.min(totalClusters, fatClusters - FAT_START_ENT);
+  const maxFat = fatBits === 32 ? MAX_FAT32 : fatBits === 16 ? MAX_FAT16 : MAX_FAT12;
+  if (totalClusters > maxFat) fat_bogus(sb, silent, `count of clusters too big (${totalClusters})`);
+
+  let fsinfoSector = 0;
+  if (isFat32) fsinfoSector = bs.fat32.infoSector === 0 ? 1 : bs.fat32.infoSector;
+  const ext = isFat32 ? bs.fat32 : bs.fat16;
+  return {
+    sectorSize,
+    secPerClus: bs.secPerClus,
+    clusterSize: sectorSize * bs.secPerClus,
+    fats: bs.fats,
+    fatBits,
+    fatStart,
+    fatLength,
+    dirStart,
+    dirEntries,
+    dataStart,
+    totalSectors,
+    totalClusters,
+    maxCluster: totalClusters + FAT_START_ENT,
+    rootCluster: isFat32 ? bs.fat32.rootCluster : 0,
+    fsinfoSector,
+    backupBoot: isFat32 ? bs.fat32.backupBoot : 0,
+    fat32Flags: isFat32 ? bs.fat32.flags : 0,
+    dirty: (ext.state & FAT_STATE_DIRTY) !== 0,
+    volId: ext.volId,
+    media: bs.media,
+  };
+}
+
+/** calc_fat_clusters: how many entries the FAT can hold (12-bit entries divide last). */
+export function fat_calc_fat_clusters(fatBits: number, fatLength: number, sectorSize: number): number {
+  if (fatBits !== 12) return Math.floor((sectorSize * 8) / fatBits) * fatLength;
+  return Math.floor((fatLength * sectorSize * 8) / 12);
+}
+
+/** Microsoft's rule (fatgen103): the FAT type is decided by the count of data clusters alone. */
+export function fat_type_from_clusters(clusters: number): 12 | 16 | 32 {
+  if (clusters < 4085) return 12;
+  if (clusters < 65525) return 16;
+  return 32;
+}
+
+/**
+ * What fat_fill_super takes from the FSInfo sector: IS_FSINFO decides whether the two hints
+ * are used at all (a wrong signature is a warning, unless `silent`, and the hints are
+ * ignored: free count unknown, next-free search from the start). A free count above the
+ * volume's cluster count becomes unknown, and the next-free hint is reduced modulo
+ * max_cluster and raised to 2.
+ */
+export function fat_fsinfo_check(
+  sb: super_block,
+  fsi: FatFsInfo,
+  sbi: FatSbInfo,
+  silent: boolean,
+): { freeClusters: number; prevFree: number } {
+  if (!fat_is_fsinfo(fsi)) {
+    if (!silent)
+      fat_msg(
+        sb,
+        'warn',
+        `Invalid FSINFO signature: 0x${fsi.signature1.toString(16).padStart(8, '0')}, ` +
+          `0x${fsi.signature2.toString(16).padStart(8, '0')} (sector = ${sbi.fsinfoSector})`,
+      );
+    return { freeClusters: -1, prevFree: FAT_START_ENT };
+  }
+  let freeClusters = fsi.freeClusters === 0xffffffff ? -1 : fsi.freeClusters;
+  if (freeClusters !== -1 && freeClusters > sbi.totalClusters) freeClusters = -1;
+  let prevFree = fsi.nextCluster % sbi.maxCluster;
+  if (prevFree < FAT_START_ENT) prevFree = FAT_START_ENT;
+  return { freeClusters, prevFree };
+}
+
+/* ---- the dirty bit (fat_set_state) ---- */
+
+/**
+ * Where Linux (fat_set_state) and fsck.fat keep "mounted, not cleanly unmounted": bit 0 of
+ * the BPB state byte, 0x25 on FAT12/16 and 0x41 on FAT32. Linux never touches the FAT[1]
+ * flags (fatent.ts's fat_ent1_* are for Windows-made volumes only).
+ */
+export function fat_state_offset(fatBits: number): number {
+  return fatBits === 32 ? BS32_STATE : BS16_STATE;
+}
+
+export function fat_get_state_dirty(boot: Uint8Array, fatBits: number): boolean {
+  return (boot[fat_state_offset(fatBits)]! & FAT_STATE_DIRTY) !== 0;
+}
+
+/** fat_set_state's change to the boot-sector bytes: the dirty bit set or cleared. */
+export function fat_set_state_bytes(boot: Uint8Array, fatBits: number, set: boolean): void {
+  const off = fat_state_offset(fatBits);
+  if (set) boot[off] = boot[off]! | FAT_STATE_DIRTY;
+  else boot[off] = boot[off]! & ~FAT_STATE_DIRTY;
+}
+
+/**
+ * fat_set_state: the dirty bit in the boot sector, written through at once. Called with
+ * set=true at a read-write mount and set=false at unmount, but a volume that was already
+ * dirty at mount time is left alone: only fsck may clear someone else's dirt.
+ */
+export async function fat_set_state(sb: super_block, set: boolean): Promise<void> {
+  const sbi = MSDOS_SB(sb);
+  if (sbi.dirtyAtMount) return;
+  const bh = await sbi.bops.bread(0);
+  const off = fat_state_offset(sbi.fatBits);
+  const before = bh.b_data[off];
+  fat_set_state_bytes(bh.b_data, sbi.fatBits, set);
+  const changed = bh.b_data[off] !== before;
+  if (changed) sbi.bops.markDirty(bh, null);
+  sbi.bops.brelse(bh);
+  if (changed) await sbi.bops.syncBuffers(null);
+}
+
 /* ---- super operations ---- */
 
 async function fat_statfs(dentry: Dentry): Promise<Statfs> {
@@ -229,17 +408,8 @@ export async function fat_fill_super(sb: super_block, data: string, silent: bool
     fat_msg(sb, 'error', 'unable to read boot sector');
     throw err(EIO);
   }
-  const bs = fat_boot_sector_decode(boot);
-  const geo = fat_fill_geometry(bs);
-  if (!geo.ok) {
-    if (!silent) fat_msg(sb, 'error', geo.error);
-    throw err(EINVAL);
-  }
-  const g = geo.value;
-  if (g.totalClusters < 1) {
-    if (!silent) fat_msg(sb, 'error', 'bogus number of clusters');
-    throw err(EINVAL);
-  }
+  const g = fat_fill_geometry(sb, fat_boot_sector_decode(boot), silent);
+  if (g.totalClusters < 1) fat_bogus(sb, silent, 'bogus number of clusters');
   if (g.sectorSize !== lbs) {
     if (!(await sb_set_blocksize(sb, g.sectorSize))) {
       fat_msg(sb, 'error', `unable to set blocksize ${g.sectorSize}`);
@@ -288,12 +458,10 @@ export async function fat_fill_super(sb: super_block, data: string, silent: bool
       const fbh = await bops.bread(g.fsinfoSector);
       const fsi = fat_fsinfo_decode(fbh.b_data);
       bops.brelse(fbh);
-      const c = fat_fsinfo_check(fsi, g);
-      if (c.ok) {
-        sbi.free_clusters = c.value.freeClusters;
-        sbi.prev_free = c.value.prevFree;
-        if (options.usefree && sbi.free_clusters !== -1) sbi.free_clus_valid = true;
-      } else if (!silent) fat_msg(sb, 'warn', c.error);
+      const c = fat_fsinfo_check(sb, fsi, g, silent);
+      sbi.free_clusters = c.freeClusters;
+      sbi.prev_free = c.prevFree;
+      if (options.usefree && sbi.free_clusters !== -1) sbi.free_clus_valid = true;
     } catch {
       fat_msg(sb, 'error', 'bread failed, FSINFO block');
       throw err(EIO);
