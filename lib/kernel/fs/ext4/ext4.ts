@@ -193,6 +193,13 @@ export class Ext4Inode extends Inode {
   i_loc_offset = 0;
   /** Delayed allocation: blocks reserved for this inode's BH_Delay buffers (one each). */
   i_reserved_data_blocks = 0;
+  /**
+   * The last transactions that changed this inode (i_sync_tid) and that changed what
+   * fdatasync must make durable: its data's size or blocks (i_datasync_tid). fsync commits
+   * up to the one it needs, or nothing when that one is committed (ext4_fsync_journal).
+   */
+  i_sync_tid = 0;
+  i_datasync_tid = 0;
   /** The extent status cache (i_es_tree; one entry here: extents_status.ts). */
   i_es_cache: extent_status | null = null;
 }

@@ -24,7 +24,7 @@ import { err } from '../../include/errno.js';
 import { EIO, EROFS } from '../../include/uapi.js';
 import { brelse, mark_buffer_dirty, sb_bread, sb_getblk, sync_dirty_buffer, type buffer_head } from '../buffer.js';
 import { BH_Dirty, BH_Uptodate } from '../../include/blk.js';
-import { EXT4_MOUNT_DATA_FLAGS, EXT4_MOUNT_ORDERED_DATA, EXT4_SB } from './ext4.js';
+import { EXT4_MOUNT_DATA_FLAGS, EXT4_MOUNT_ORDERED_DATA, EXT4_SB, type Ext4Inode } from './ext4.js';
 import { ext4_abort, ext4_error } from './errors.js';
 import type { Journal } from '../jbd2/journal.js';
 import { jbd2_journal_force_commit } from '../jbd2/journal.js';
@@ -131,6 +131,9 @@ export async function ext4_handle_dirty_metadata(handle: handle_t, inode: Inode 
   const j = handle.h_journal;
   if (j && handle.h_transaction) {
     jbd2_journal_dirty_metadata(j, handle, bh);
+    // A block of the inode's own (extent tree, directory, xattr block): fdatasync needs it.
+    // Its slot in the inode table is judged by ext4_do_update_inode.
+    if (inode && 'i_datasync_tid' in inode && bh.b_blocknr !== (inode as Ext4Inode).i_loc_block) ext4_update_inode_fsync_trans(handle, inode as Ext4Inode, true);
     handle.h_buffers++;
     if (inode && (inode.i_flags & S_SYNC)) handle.h_sync = true;
     return;
@@ -139,6 +142,17 @@ export async function ext4_handle_dirty_metadata(handle: handle_t, inode: Inode 
   mark_buffer_dirty(bh);
   handle.h_buffers++;
   if (inode && (inode.i_flags & S_SYNC)) await sync_dirty_buffer(bh);
+}
+
+/**
+ * ext4_update_inode_fsync_trans: the handle's transaction changed the inode (and, with
+ * `datasync`, what fdatasync must make durable).
+ */
+export function ext4_update_inode_fsync_trans(handle: handle_t, inode: Ext4Inode, datasync: boolean): void {
+  const t = handle.h_transaction;
+  if (!t) return;
+  inode.i_sync_tid = t.t_tid;
+  if (datasync) inode.i_datasync_tid = t.t_tid;
 }
 
 /**

@@ -19,7 +19,8 @@ import { ext4_listxattr } from './xattr.js';
 import { ext4_get_acl, ext4_set_acl_op } from './acl.js';
 import { ext4_fallocate } from './extents.js';
 import { ext4_convert_inline_data } from './inline.js';
-import { ext4_force_commit } from './ext4_jbd2.js';
+import { ext4_journal_writable } from './ext4_jbd2.js';
+import { jbd2_complete_transaction } from '../jbd2/commit.js';
 import { ext4_fileattr_get, ext4_fileattr_set, ext4_ioctl } from './ioctl.js';
 
 /** ext4_seek_data / ext4_seek_hole over the mapping. */
@@ -71,8 +72,9 @@ async function ext4_file_write_iter(file: File, buf: Uint8Array, pos: number): P
 }
 
 /**
- * ext4_sync_file (nojournal): the range's pages, the inode, the metadata buffers of the
- * device, then a cache flush, as Linux's ext4_fsync_nojournal does with sync_mapping_buffers.
+ * ext4_sync_file: the range's pages and the inode; then with a journal, the commit the
+ * inode needs (ext4_fsync_journal), without one the metadata buffers of the device and a
+ * cache flush, as Linux's ext4_fsync_nojournal does with sync_mapping_buffers.
  */
 async function ext4_sync_file(file: File, start: number, end: number, datasync: boolean): Promise<void> {
   const inode = file.f_inode;
@@ -80,9 +82,17 @@ async function ext4_sync_file(file: File, start: number, end: number, datasync: 
   await filemap_write_and_wait_range(inode.i_mapping, start, end);
   if (sb.s_flags & SB_RDONLY || EXT4_SB(sb).s_readonly_driver) return;
   await write_inode_now(inode, true, datasync);
-  // With a journal the inode and everything it depends on are durable once committed
-  // (ext4_fsync_journal; this commits the whole running transaction).
-  await ext4_force_commit(sb);
+  const j = ext4_journal_writable(sb);
+  if (j) {
+    // ext4_fsync_journal: the inode and what it depends on are durable once the transaction
+    // that last changed it (for fdatasync: its data's size or blocks) is committed. A commit
+    // run now flushes the device around its commit block; if that transaction was committed
+    // already (an overwrite in place, times only), one flush makes the data just written durable.
+    const ei = EXT4_I(inode);
+    if (await jbd2_complete_transaction(j, datasync ? ei.i_datasync_tid : ei.i_sync_tid)) return;
+    await EXT4_SB(sb).s_dev.flush?.();
+    return;
+  }
   if (sb.s_bdev) await sync_blockdev(sb.s_bdev);
   await EXT4_SB(sb).s_dev.flush?.();
 }

@@ -66,6 +66,7 @@ import { ext4_ind_map_blocks, ext4_ind_map_blocks_create, ext4_ind_truncate } fr
 import {
   brelse, EXT4_DATA_TRANS_BLOCKS, ext4_force_commit, EXT4_HT_INODE, EXT4_HT_MAP_BLOCKS, EXT4_HT_TRUNCATE, EXT4_HT_WRITE_PAGE, ext4_handle_dirty_metadata,
   ext4_journal_get_write_access, ext4_journal_start, ext4_journal_stop, ext4_jbd2_inode_add_write, ext4_sb_bread_bh, type handle_t,
+  ext4_update_inode_fsync_trans,
 } from './ext4_jbd2.js';
 import { ext4_free_inode } from './ialloc.js';
 import { ext4_xattr_delete_inode } from './xattr.js';
@@ -888,6 +889,8 @@ export async function ext4_do_update_inode(handle: handle_t, inode: Ext4Inode): 
     await ext4_journal_get_write_access(handle, sb, bh);
     if (inode.i_raw.length !== isz) { const r = new Uint8Array(isz); r.set(inode.i_raw.subarray(0, isz)); inode.i_raw = r; }
     const raw = inode.i_raw;
+    const before = raw.slice();
+    const wasNew = (inode.i_state_flags & EXT4_STATE_NEW) !== 0;
     if (isz > EXT4_GOOD_OLD_INODE_SIZE) put_le16(raw, EXT4_INODE_OFF.i_extra_isize, inode.i_extra_isize);
     const di = ext4_inode_decode(raw, 0, isz);
     di.i_mode = inode.i_mode;
@@ -923,8 +926,26 @@ export async function ext4_do_update_inode(handle: handle_t, inode: Ext4Inode): 
     inode.i_loc_block = loc.block;
     inode.i_loc_offset = loc.offset;
     inode.i_state_flags &= ~EXT4_STATE_NEW;
+    // fdatasync needs this transaction unless only times (and so the checksum) changed.
+    ext4_update_inode_fsync_trans(handle, inode, wasNew || !ext4_inode_same_but_times(before, raw));
     await ext4_handle_dirty_metadata(handle, inode, bh);
   } finally { brelse(bh); }
+}
+
+/* The bytes of an on-disk inode that only say when (times) or check it (checksum). */
+const TIME_ONLY_BYTES: readonly (readonly [number, number])[] = [
+  [EXT4_INODE_OFF.i_atime, 4], [EXT4_INODE_OFF.i_ctime, 4], [EXT4_INODE_OFF.i_mtime, 4],
+  [EXT4_INODE_OFF.l_i_checksum_lo, 2], [EXT4_INODE_OFF.i_checksum_hi, 2], [EXT4_INODE_OFF.i_ctime_extra, 4],
+  [EXT4_INODE_OFF.i_mtime_extra, 4], [EXT4_INODE_OFF.i_atime_extra, 4], [EXT4_INODE_OFF.i_crtime, 4],
+  [EXT4_INODE_OFF.i_crtime_extra, 4],
+];
+/** Two raw inodes differ in nothing but their times and checksum. */
+function ext4_inode_same_but_times(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  const skip = new Uint8Array(a.length);
+  for (const [off, n] of TIME_ONLY_BYTES) if (off + n <= a.length) skip.fill(1, off, off + n);
+  for (let i = 0; i < a.length; i++) if (!skip[i] && a[i] !== b[i]) return false;
+  return true;
 }
 
 /** ext4_mark_inode_dirty: write the in-core inode into its buffer now. */

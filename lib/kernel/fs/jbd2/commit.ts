@@ -51,6 +51,31 @@ export async function jbd2_journal_commit_running(j: Journal): Promise<void> {
   } finally { j.j_commit_mutex.unlock(); }
 }
 
+/**
+ * jbd2_complete_transaction: transaction `tid` (and every one before it) committed. The
+ * running transaction is committed if it is that one; true when this call ran the commit
+ * (whose flushes, before and after the commit block, covered every write completed before
+ * it), false when `tid` was committed already, possibly by a commit that began before the
+ * caller's data writes completed: the caller then flushes the device itself
+ * (jbd2_trans_will_send_data_barrier's case in ext4_fsync_journal). EIO when the journal
+ * aborted before `tid` was committed (jbd2_log_wait_commit).
+ */
+export async function jbd2_complete_transaction(j: Journal, tid: number): Promise<boolean> {
+  if (!j.j_ops) return false;
+  const committed = () => tid_geq(j.j_commit_sequence, tid);
+  if (committed()) return false;
+  await j.j_commit_mutex.lock();
+  try {
+    if (committed()) return false;
+    if (j.j_aborted) throw err(EIO);
+    await j.j_ops.beforeCommit();
+    if (!j.j_running_transaction || committed()) return false;
+    await jbd2_journal_commit_transaction(j);
+    if (j.j_aborted && !committed()) throw err(EIO);
+    return true;
+  } finally { j.j_commit_mutex.unlock(); }
+}
+
 /** How many tags fit in a descriptor block (the first one carries the 16-byte uuid). */
 function tags_per_descriptor(j: Journal): number {
   let room = j.j_blocksize - JBD2_HEADER_SIZE;
