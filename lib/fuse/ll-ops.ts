@@ -609,15 +609,16 @@ export class LowLevelOps {
   }
 
   /**
-   * The node for the *xattrat calls, at any depth: [dirfd, name], a directory as "." in its
-   * own descriptor (an O_PATH one, which f*xattr and AT_EMPTY_PATH refuse), anything else
-   * by its name in its parent's.
+   * The node for the *xattrat calls, at any depth: [dirfd, name], by its name in its
+   * parent's descriptor, directories too (as "." in its own, a lookup needing search
+   * permission on it, a 0744 directory's ACL could not be read by others: the host asks for
+   * it before listing); the root as "." in its own.
    */
   private xat(nodeid: number): [number, Uint8Array | string] | number {
     const n = this.node(nodeid);
     if (!n) return -ESTALE;
     if (!n.live && n.parent) return -ENOENT;
-    return n.isDir ? [n.fd, '.'] : this.at(n);
+    return this.at(n);
   }
 
   private xhandle(nodeid: number): number | undefined {
