@@ -129,7 +129,7 @@ for (const type of TYPES) {
       /* mtools allocates after the FSInfo hint: point it back at the hole (our encoder). */
       const raw = FatImage.load(img);
       const sec = raw.sector(raw.sbi.fsinfoSector);
-      fat_fsinfo_encode({ ...fat_fsinfo_decode(sec), nextCluster: 2 }, sec);
+      fat_fsinfo_encode({ ...fat_fsinfo_decode(sec), next_cluster: 2 }, sec);
       writeFileSync(img, raw.img);
     }
     run('mcopy', ['-i', img, `${dir}.frag`, '::frag.bin']);
@@ -140,7 +140,7 @@ for (const type of TYPES) {
 
     t.test('boot sector, FATs, FSInfo', async (t) => {
       const boot = fat_boot_sector_decode(fi.img);
-      t.equal(boot.bootSignature, 0xaa55);
+      t.equal(boot.boot_signature, 0xaa55);
       /* fsck.fat -v prints the geometry it derived: ours must agree field by field. */
       const info = fsck(img, ['-v']).out;
       const has = (re: string, what: string) => t.match(info, new RegExp(re), what);
@@ -229,7 +229,7 @@ for (const type of TYPES) {
       const sn = vfat_create_shortname(uname, { shortname: vfat_shortname_flags(opt) }, (n) => taken.some((x) => msdos_name_eq(x, n)));
       if (typeof sn === 'number') throw new Error(`shortname ${sn}`);
       const de = msdos_dir_entry_new(sn.name, attr);
-      Object.assign(de, { lcase: sn.lcase, time: now.time, date: now.date, ctime: now.time, cdate: now.date, ctimeCs: now.timeCs, adate: now.date, size });
+      Object.assign(de, { lcase: sn.lcase, time: now.time, date: now.date, ctime: now.time, cdate: now.date, ctime_cs: now.timeCs, adate: now.date, size });
       fat_set_start(de, start);
       const rec = vfat_encode_record(de, sn.isShortname ? null : uname);
       let run = 0;
@@ -280,7 +280,7 @@ for (const type of TYPES) {
     if (sbi.fatBits === 32) {
       const buf = fi.sector(sbi.fsinfoSector);
       const fsi = fat_fsinfo_decode(buf);
-      fat_fsinfo_encode({ ...fsi, freeClusters: fi.countFree(), nextCluster: innerChain[innerChain.length - 1]! }, buf);
+      fat_fsinfo_encode({ ...fsi, free_clusters: fi.countFree(), next_cluster: innerChain[innerChain.length - 1]! }, buf);
     }
     writeFileSync(img, fi.img);
 
@@ -309,7 +309,7 @@ for (const type of TYPES) {
     const back = walk(FatImage.load(img));
     t.ok(back.some((s) => s.path === '/Encoded Directory/emoji 😀 name.txt'), 'surrogate pair survives our own round trip');
     const mine = back.find((s) => s.long === 'My Encoded Long File Name.txt')!;
-    t.same(fat_time_fat2unix(FAT_TZ_UTC, mine.de.ctime, mine.de.cdate, mine.de.ctimeCs), { sec: 1234567891, nsec: 250000000 }, 'creation time to 10 ms');
+    t.same(fat_time_fat2unix(FAT_TZ_UTC, mine.de.ctime, mine.de.cdate, mine.de.ctime_cs), { sec: 1234567891, nsec: 250000000 }, 'creation time to 10 ms');
 
     t.test('dirty bit as fsck.vfat sees it', async (t) => {
       const raw = new Uint8Array(readFileSync(img));

@@ -21,6 +21,7 @@ import {
   msdos_dir_entry_encode,
   msdos_dir_entry_new,
   msdos_dir_slot_decode,
+  msdos_dir_slot_name,
 } from '../../lib/kernel/fs/fat/layout.js';
 import { fat_checksum, fat_get_start, fat_set_start } from '../../lib/kernel/fs/fat/fat.js';
 import {
@@ -56,29 +57,29 @@ function fat16Boot(): FatBootSector {
   buf.set([0xeb, 0x3c, 0x90]);
   const bs = fat_boot_sector_decode(buf);
   Object.assign(bs, {
-    systemId: latin1('mkfs.fat'),
-    sectorSize: 512,
-    secPerClus: 4,
+    system_id: latin1('mkfs.fat'),
+    sector_size: 512,
+    sec_per_clus: 4,
     reserved: 1,
     fats: 2,
-    dirEntries: 512,
+    dir_entries: 512,
     sectors: 0,
     media: 0xf8,
-    fatLength: 64,
-    secsTrack: 32,
+    fat_length: 64,
+    secs_track: 32,
     heads: 8,
     hidden: 0,
-    totalSect: 65536,
-    bootSignature: 0xaa55,
+    total_sect: 65536,
+    boot_signature: 0xaa55,
   });
-  Object.assign(bs.fat16, { driveNumber: 0x80, signature: 0x29, volId: 0x1234abcd, volLabel: latin1('NO NAME    '), fsType: latin1('FAT16   ') });
+  Object.assign(bs.fat16, { drive_number: 0x80, signature: 0x29, vol_id: 0x1234abcd, vol_label: latin1('NO NAME    '), fs_type: latin1('FAT16   ') });
   return bs;
 }
 
 function fat32Boot(): FatBootSector {
   const bs = fat16Boot();
-  Object.assign(bs, { secPerClus: 1, reserved: 32, dirEntries: 0, fatLength: 0, totalSect: 140000 });
-  Object.assign(bs.fat32, { length: 1077, rootCluster: 2, infoSector: 1, backupBoot: 6, driveNumber: 0x80, signature: 0x29, volId: 7, volLabel: latin1('NO NAME    '), fsType: latin1('FAT32   ') });
+  Object.assign(bs, { sec_per_clus: 1, reserved: 32, dir_entries: 0, fat_length: 0, total_sect: 140000 });
+  Object.assign(bs.fat32, { length: 1077, root_cluster: 2, info_sector: 1, backup_boot: 6, drive_number: 0x80, signature: 0x29, vol_id: 7, vol_label: latin1('NO NAME    '), fs_type: latin1('FAT32   ') });
   return bs;
 }
 
@@ -90,7 +91,7 @@ t.test('boot sector encode/decode round trip', async (t) => {
     const again = new Uint8Array(512);
     fat_boot_sector_encode(back, again);
     t.same(again, buf, `${name} bytes`);
-    t.equal(back.bootSignature, 0xaa55);
+    t.equal(back.boot_signature, 0xaa55);
   }
 });
 
@@ -100,14 +101,14 @@ t.test('fat_fill_geometry refuses what Linux refuses', async (t) => {
     ['zero FATs', (b) => (b.fats = 0), 'bogus number of FAT structure'],
     ['media 0x00', (b) => (b.media = 0), 'invalid media value (0x00)'],
     ['media 0xf7', (b) => (b.media = 0xf7), 'invalid media value (0xf7)'],
-    ['sector size 256', (b) => (b.sectorSize = 256), 'bogus logical sector size 256'],
-    ['sector size 768', (b) => (b.sectorSize = 768), 'bogus logical sector size 768'],
-    ['sector size 8192', (b) => (b.sectorSize = 8192), 'bogus logical sector size 8192'],
-    ['3 sectors per cluster', (b) => (b.secPerClus = 3), 'bogus sectors per cluster 3'],
-    ['0 sectors per cluster', (b) => (b.secPerClus = 0), 'bogus sectors per cluster 0'],
-    ['no FAT length at all', (b) => ((b.fatLength = 0), (b.fat32.length = 0)), 'bogus number of FAT sectors'],
-    ['root entries not filling a sector', (b) => (b.dirEntries = 500), 'bogus number of directory entries (500)'],
-    ['FAT16 with too many clusters', (b) => ((b.secPerClus = 1), (b.fatLength = 256), (b.totalSect = 200000)), 'count of clusters too big (65534)'],
+    ['sector size 256', (b) => (b.sector_size = 256), 'bogus logical sector size 256'],
+    ['sector size 768', (b) => (b.sector_size = 768), 'bogus logical sector size 768'],
+    ['sector size 8192', (b) => (b.sector_size = 8192), 'bogus logical sector size 8192'],
+    ['3 sectors per cluster', (b) => (b.sec_per_clus = 3), 'bogus sectors per cluster 3'],
+    ['0 sectors per cluster', (b) => (b.sec_per_clus = 0), 'bogus sectors per cluster 0'],
+    ['no FAT length at all', (b) => ((b.fat_length = 0), (b.fat32.length = 0)), 'bogus number of FAT sectors'],
+    ['root entries not filling a sector', (b) => (b.dir_entries = 500), 'bogus number of directory entries (500)'],
+    ['FAT16 with too many clusters', (b) => ((b.sec_per_clus = 1), (b.fat_length = 256), (b.total_sect = 200000)), 'count of clusters too big (65534)'],
   ];
   for (const [name, mutate, error] of rows) {
     const bs = fat16Boot();
@@ -122,7 +123,7 @@ t.test('fat_fill_geometry refuses what Linux refuses', async (t) => {
     t.doesNotThrow(() => fat_fill_geometry(SB, bs, false), `media 0x${media.toString(16)} accepted`);
   }
   const bs = fat16Boot();
-  bs.secsTrack = 0;
+  bs.secs_track = 0;
   bs.heads = 0;
   t.doesNotThrow(() => fat_fill_geometry(SB, bs, false), 'zero heads and sectors per track accepted');
 });
@@ -133,8 +134,8 @@ t.test('geometry and FAT type', async (t) => {
 
   const at = (clusters: number) => {
     const b = fat16Boot();
-    b.secPerClus = 1;
-    b.totalSect = 161 + clusters;
+    b.sec_per_clus = 1;
+    b.total_sect = 161 + clusters;
     try {
       return fat_fill_geometry(SB, b, true).fatBits;
     } catch (e) {
@@ -149,12 +150,12 @@ t.test('geometry and FAT type', async (t) => {
   t.equal(fat_type_from_clusters(65525), 32);
 
   const b = fat16Boot();
-  b.fatLength = 1;
+  b.fat_length = 1;
   const small = fat_fill_geometry(SB, b, false);
   t.equal(small.totalClusters, 254, 'clusters clamped to what a 1-sector FAT16 holds');
 
   const b32 = fat32Boot();
-  b32.fat32.infoSector = 0;
+  b32.fat32.info_sector = 0;
   const g32 = fat_fill_geometry(SB, b32, false);
   t.match(g32, { fatBits: 32, fatLength: 1077, rootCluster: 2, fsinfoSector: 1, backupBoot: 6, dataStart: 32 + 2 * 1077, dirEntries: 0 });
 });
@@ -187,7 +188,7 @@ t.test('FSInfo', async (t) => {
   t.same([...buf.subarray(484, 488)], [0x72, 0x72, 0x41, 0x61], 'rrAa');
   t.same([...buf.subarray(508, 512)], [0, 0, 0x55, 0xaa], 'trail');
   const fsi = fat_fsinfo_decode(buf);
-  t.match(fsi, { signature1: FAT_FSINFO_SIG1, freeClusters: 1000, nextCluster: 17 });
+  t.match(fsi, { signature1: FAT_FSINFO_SIG1, free_clusters: 1000, next_cluster: 17 });
   const sbi = fat_fill_geometry(SB, fat32Boot(), false);
   const check = (f: typeof fsi) => {
     let r: ReturnType<typeof fat_fsinfo_check> | undefined;
@@ -195,12 +196,12 @@ t.test('FSInfo', async (t) => {
     return { ...r!, said };
   };
   t.same(check(fsi), { freeClusters: 1000, prevFree: 17, said: [] });
-  t.same(check({ ...fsi, freeClusters: sbi.totalClusters + 1 }), { freeClusters: -1, prevFree: 17, said: [] }, 'free count above cluster count is unknown');
-  t.same(check({ ...fsi, freeClusters: 0xffffffff, nextCluster: 0xffffffff }), { freeClusters: -1, prevFree: 0xffffffff % sbi.maxCluster, said: [] }, 'unknown hints');
-  t.same(check({ ...fsi, nextCluster: sbi.maxCluster + 1 }), { freeClusters: 1000, prevFree: 2, said: [] }, 'next free wraps and is raised to 2');
+  t.same(check({ ...fsi, free_clusters: sbi.totalClusters + 1 }), { freeClusters: -1, prevFree: 17, said: [] }, 'free count above cluster count is unknown');
+  t.same(check({ ...fsi, free_clusters: 0xffffffff, next_cluster: 0xffffffff }), { freeClusters: -1, prevFree: 0xffffffff % sbi.maxCluster, said: [] }, 'unknown hints');
+  t.same(check({ ...fsi, next_cluster: sbi.maxCluster + 1 }), { freeClusters: 1000, prevFree: 2, said: [] }, 'next free wraps and is raised to 2');
   const bad = check({ ...fsi, signature2: 0 });
   t.same(bad, { freeClusters: -1, prevFree: 2, said: ['FAT-fs (vda): Invalid FSINFO signature: 0x41615252, 0x00000000 (sector = 1)'] }, 'a wrong signature: the warning, and both hints ignored');
-  t.same(check({ ...fsi, trailSignature: 0 }), { freeClusters: 1000, prevFree: 17, said: [] }, 'trail signature is not checked');
+  t.same(check({ ...fsi, trail_signature: 0 }), { freeClusters: 1000, prevFree: 17, said: [] }, 'trail signature is not checked');
 });
 
 t.test('FAT entries', async (t) => {
@@ -255,7 +256,7 @@ t.test('FAT entries', async (t) => {
 
 t.test('directory entries', async (t) => {
   const de = msdos_dir_entry_new('README  TXT', ATTR_ARCH);
-  Object.assign(de, { lcase: 0x18, ctimeCs: 199, ctime: 0x1234, cdate: 0x5678, adate: 0x9abc, time: 0xdef0, date: 0x1357, size: 0xfffffffe });
+  Object.assign(de, { lcase: 0x18, ctime_cs: 199, ctime: 0x1234, cdate: 0x5678, adate: 0x9abc, time: 0xdef0, date: 0x1357, size: 0xfffffffe });
   fat_set_start(de, 0x0abcdef1);
   const buf = new Uint8Array(64);
   msdos_dir_entry_encode(de, buf, 32);
@@ -275,12 +276,12 @@ t.test('long-name slots', async (t) => {
     t.equal(s.length, 1);
     t.equal(s[0]!.id, 1 | LAST_LONG_ENTRY);
     t.equal(s[0]!.attr, ATTR_EXT);
-    t.equal(uni_to_str(s[0]!.name), 'abcdefghijklm');
+    t.equal(uni_to_str(msdos_dir_slot_name(s[0]!)), 'abcdefghijklm');
   });
   t.test('14 units: 0x0000 then 0xFFFF padding', async (t) => {
     const s = vfat_split_long_name(str_to_uni('abcdefghijklmn'), 0x42);
     t.same(s.map((x) => x.id), [0x42, 0x01], 'last slot first on disk');
-    t.same([...s[0]!.name], [0x6e, 0, ...Array(11).fill(0xffff)]);
+    t.same([...msdos_dir_slot_name(s[0]!)], [0x6e, 0, ...Array(11).fill(0xffff)]);
   });
   t.test('255 units take 20 slots', async (t) => {
     const s = vfat_split_long_name(str_to_uni('x'.repeat(255)), 0);
@@ -299,7 +300,7 @@ t.test('long-name slots', async (t) => {
     t.equal(rec[13], fat_checksum(de.name));
     t.same([...rec.subarray(26, 28)], [0, 0], 'start 0');
     t.same([...rec.subarray(1, 5)], [0x61, 0, 0x6d, 0], 'name0_4 of the last slot: "am"');
-    t.same(msdos_dir_slot_decode(rec, 32).name, str_to_uni('A long file n'));
+    t.same(msdos_dir_slot_name(msdos_dir_slot_decode(rec, 32)), str_to_uni('A long file n'));
   });
 
   const dir = (...parts: Uint8Array[]) => {

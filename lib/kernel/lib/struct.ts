@@ -7,13 +7,15 @@
  * le32, be16, be32, put_le16 ...). Pure code: imports nothing.
  */
 /**
- * A field's on-disk shape: integers, a byte string of n bytes, or an array of n le32s.
+ * A field's on-disk shape: integers, a byte string of n bytes, or an array of n u16s or u32s
+ * (u16x for fat's long-name slots, whose UTF-16 units Linux declares as byte arrays).
  * u64 fields decode to a number, exact up to 2^53 (block numbers, byte counters and times
  * never get there; a corrupt value above it is not written back bit for bit).
  */
-export type FieldKind = 'u8' | 'u16' | 's16' | 'u32' | 'u64' | `bytes${number}` | `u32x${number}`;
+export type FieldKind = 'u8' | 'u16' | 's16' | 'u32' | 'u64' | `bytes${number}` | `u16x${number}` | `u32x${number}`;
 export type FieldDef = readonly [name: string, offset: number, kind: FieldKind];
-type KindType<K> = K extends `bytes${number}` ? Uint8Array : K extends `u32x${number}` ? number[] : number;
+type KindType<K> = K extends `bytes${number}` ? Uint8Array
+  : K extends `u16x${number}` | `u32x${number}` ? number[] : number;
 /** The decoded struct a field table describes: one property per field. */
 export type StructOf<F extends readonly FieldDef[]> = { -readonly [E in F[number] as E[0]]: KindType<E[2]> };
 
@@ -29,7 +31,8 @@ export function fieldSize(kind: FieldKind): number {
     case 'u32': return 4;
     case 'u64': return 8;
     default:
-      return kind.startsWith('bytes') ? Number(kind.slice(5)) : 4 * Number(kind.slice(4));
+      if (kind.startsWith('bytes')) return Number(kind.slice(5));
+      return (kind.startsWith('u16x') ? 2 : 4) * Number(kind.slice(4));
   }
 }
 
@@ -48,9 +51,9 @@ function readField(dv: DataView, off: number, kind: FieldKind, le: boolean): unk
         const n = Number(kind.slice(5));
         return new Uint8Array(dv.buffer.slice(dv.byteOffset + off, dv.byteOffset + off + n));
       } else {
-        const n = Number(kind.slice(4));
+        const n = Number(kind.slice(4)), w = kind.startsWith('u16x') ? 2 : 4;
         const a: number[] = [];
-        for (let i = 0; i < n; i++) a.push(dv.getUint32(off + 4 * i, le));
+        for (let i = 0; i < n; i++) a.push(w === 2 ? dv.getUint16(off + 2 * i, le) : dv.getUint32(off + 4 * i, le));
         return a;
       }
   }
@@ -76,8 +79,9 @@ function writeField(dv: DataView, off: number, kind: FieldKind, v: unknown, le: 
         for (let i = 0; i < n; i++) dv.setUint8(off + i, i < src.length ? src[i] : 0);
       } else {
         const n = Number(kind.slice(4));
-        const a = v as number[];
-        for (let i = 0; i < n; i++) dv.setUint32(off + 4 * i, (a[i] ?? 0) >>> 0, le);
+        const a = v as ArrayLike<number>;
+        if (kind.startsWith('u16x')) for (let i = 0; i < n; i++) dv.setUint16(off + 2 * i, a[i] ?? 0, le);
+        else for (let i = 0; i < n; i++) dv.setUint32(off + 4 * i, (a[i] ?? 0) >>> 0, le);
       }
   }
 }
@@ -94,7 +98,7 @@ export function decodeStruct<F extends readonly FieldDef[]>(table: F, buf: Uint8
   for (const [name, o, kind] of table) {
     if (o + fieldSize(kind) <= limit) out[name] = readField(dv, off + o, kind, le);
     else out[name] = kind.startsWith('bytes') ? new Uint8Array(fieldSize(kind))
-      : kind.startsWith('u32x') ? new Array<number>(fieldSize(kind) / 4).fill(0) : 0;
+      : kind.startsWith('u32x') || kind.startsWith('u16x') ? new Array<number>(Number(kind.slice(4))).fill(0) : 0;
   }
   return out as StructOf<F>;
 }

@@ -19,7 +19,7 @@ import {
 import {
   ATTR_DIR, ATTR_EXT, ATTR_VOLUME, DE_ATTR, DELETED_FLAG, DS_ATTR, FAT_LFN_CHARS_PER_SLOT, FAT_MAX_DIR_ENTRIES,
   FAT_MAX_LFN_SLOTS, LAST_LONG_ENTRY, MSDOS_DIR_ENTRY_SIZE, MSDOS_DOT, MSDOS_DOTDOT, MSDOS_NAME, fat_is_free,
-  msdos_dir_entry_decode, msdos_dir_entry_encode, msdos_dir_entry_new, msdos_dir_slot_decode, type MsdosDirEntry,
+  msdos_dir_entry_decode, msdos_dir_entry_encode, msdos_dir_entry_new, msdos_dir_slot_decode, msdos_dir_slot_name, type MsdosDirEntry,
 } from './layout.js';
 import { fat_parse_short, utf16s_to_utf8s, vfat_name_key, vfat_striptail_len } from './names.js';
 import { fat_bmap } from './cache.js';
@@ -118,19 +118,19 @@ function parseLong(buf: Uint8Array, start: number, n: number): ParseLong {
     if (!(ds.id & LAST_LONG_ENTRY)) return { kind: 'invalid', next: i + 1 };
     const slots = ds.id & ~LAST_LONG_ENTRY;
     if (slots > FAT_MAX_LFN_SLOTS || !slots) return { kind: 'invalid', next: i + 1 };
-    const checksum = ds.aliasChecksum;
+    const checksum = ds.alias_checksum;
     const unicode = new Uint16Array(slots * FAT_LFN_CHARS_PER_SLOT);
     let slot = slots;
     while (true) {
       slot--;
-      unicode.set(ds.name, slot * FAT_LFN_CHARS_PER_SLOT);
+      unicode.set(msdos_dir_slot_name(ds), slot * FAT_LFN_CHARS_PER_SLOT);
       i++;
       if (i >= n) return { kind: 'eof' };
       if (slot === 0) break;
       const off = i * MSDOS_DIR_ENTRY_SIZE;
       if (buf[off + DS_ATTR] !== ATTR_EXT) return { kind: 'notlong', next: i };
       ds = msdos_dir_slot_decode(buf, off);
-      if ((ds.id & ~LAST_LONG_ENTRY) !== slot || ds.aliasChecksum !== checksum) continue restart;
+      if ((ds.id & ~LAST_LONG_ENTRY) !== slot || ds.alias_checksum !== checksum) continue restart;
     }
     const off = i * MSDOS_DIR_ENTRY_SIZE;
     const name0 = buf[off]!;
@@ -517,7 +517,7 @@ export async function fat_alloc_new_dir(dir: MsdosInode, stamp: MsdosDirEntry): 
       const dotdot = msdos_dir_entry_new(MSDOS_DOTDOT, ATTR_DIR);
       for (const d of [dot, dotdot]) {
         d.time = stamp.time; d.date = stamp.date; d.ctime = stamp.ctime; d.cdate = stamp.cdate;
-        d.ctimeCs = stamp.ctimeCs; d.adate = stamp.adate;
+        d.ctime_cs = stamp.ctime_cs; d.adate = stamp.adate;
       }
       fat_set_start(dot, c!);
       fat_set_start(dotdot, dir.i_ino === MSDOS_ROOT_INO ? 0 : dir.i_logstart);

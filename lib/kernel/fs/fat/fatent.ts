@@ -331,8 +331,8 @@ export async function fat_clusters_flush(sb: super_block): Promise<void> {
     sbi.bops.brelse(bh);
     return;
   }
-  if (sbi.free_clusters !== -1) fsi.freeClusters = sbi.free_clusters;
-  if (sbi.prev_free !== -1) fsi.nextCluster = sbi.prev_free;
+  if (sbi.free_clusters !== -1) fsi.free_clusters = sbi.free_clusters;
+  if (sbi.prev_free !== -1) fsi.next_cluster = sbi.prev_free;
   fat_fsinfo_encode(fsi, bh.b_data);
   sbi.bops.markDirty(bh, null);
   sbi.bops.brelse(bh);

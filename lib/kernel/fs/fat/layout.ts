@@ -3,12 +3,15 @@
  * constants, field offsets and the codecs of struct fat_boot_sector, struct
  * fat_boot_fsinfo, struct msdos_dir_entry and struct msdos_dir_slot.
  *
- * Pure codecs over Uint8Array/DataView: no kernel runtime, no I/O, no checks beyond what
- * msdos_fs.h itself defines (FAT_VALID_MEDIA, IS_FREE, IS_FSINFO). What the driver does
- * with the fields lives where Linux keeps it: fat_read_bpb and the geometry in super.ts
+ * Pure codecs: each struct is a FieldDef table with the field names of msdos_fs.h, read and
+ * written by lib/struct.ts (the codec ext4 and jbd2 use). No kernel runtime, no I/O, no
+ * checks beyond what msdos_fs.h itself defines (FAT_VALID_MEDIA, IS_FREE, IS_FSINFO).
+ * What the driver does with the fields lives where Linux keeps it: fat_read_bpb and the geometry in super.ts
  * (inode.c's super half), FAT entries in fatent.ts, directory records in dir.ts, long-name
  * slots in namei_vfat.ts, the fat.h inline helpers in fat.ts.
  */
+
+import { decodeStruct, encodeStruct, type FieldDef, type StructOf } from '../../lib/struct.js';
 
 /* ---- Constants (msdos_fs.h) ---- */
 
@@ -156,73 +159,15 @@ export const FAT_MAX_LFN_SLOTS = 20;
 /** Long-name slots plus the 8.3 entry (MSDOS_SLOTS). */
 export const MSDOS_SLOTS = 21;
 
-function view(buf: Uint8Array): DataView {
-  return new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-}
-
-/* =================================================================================== */
-/* Boot sector                                                                         */
-/* =================================================================================== */
-
-/** Extended BPB of FAT12/16 or the tail of FAT32's: same fields, different offsets. */
-export interface FatExtBpb {
-  driveNumber: number;
-  /** Undocumented by Microsoft; Linux keeps FAT_STATE_DIRTY here. */
-  state: number;
-  /** 0x29 when volId/volLabel/fsType are present. */
-  signature: number;
-  volId: number;
-  volLabel: Uint8Array; /* 11 bytes */
-  fsType: Uint8Array; /* 8 bytes */
-}
-
-/** Every field of struct fat_boot_sector, raw, both union arms decoded. */
-export interface FatBootSector {
-  jump: Uint8Array; /* 3 */
-  systemId: Uint8Array; /* 8 */
-  sectorSize: number;
-  secPerClus: number;
-  reserved: number;
-  fats: number;
-  dirEntries: number;
-  sectors: number;
-  media: number;
-  fatLength: number;
-  secsTrack: number;
-  heads: number;
-  hidden: number;
-  totalSect: number;
-  fat16: FatExtBpb;
-  fat32: FatExtBpb & {
-    length: number;
-    flags: number;
-    version: number; /* major << 8 | minor */
-    rootCluster: number;
-    infoSector: number;
-    backupBoot: number;
-  };
-  /** The 16-bit word at 510 (0xAA55 when present). */
-  bootSignature: number;
-}
-
-function decodeExt(buf: Uint8Array, dv: DataView, base: number): FatExtBpb {
-  return {
-    driveNumber: buf[base]!,
-    state: buf[base + 1]!,
-    signature: buf[base + 2]!,
-    volId: dv.getUint32(base + 3, true),
-    volLabel: buf.slice(base + 7, base + 18),
-    fsType: buf.slice(base + 18, base + 26),
-  };
-}
-
-function encodeExt(e: FatExtBpb, buf: Uint8Array, dv: DataView, base: number): void {
-  buf[base] = e.driveNumber;
-  buf[base + 1] = e.state;
-  buf[base + 2] = e.signature;
-  dv.setUint32(base + 3, e.volId >>> 0, true);
-  buf.set(padBytes(e.volLabel, 11), base + 7);
-  buf.set(padBytes(e.fsType, 8), base + 18);
+/**
+ * Bytes a byte-string field is written with: `b` when it has n bytes or more, else `b`
+ * over what buf already holds there (the hand-written encoders' buf.set of a short array).
+ */
+function overlay(b: Uint8Array, buf: Uint8Array, off: number, n: number): Uint8Array {
+  if (b.length >= n) return b;
+  const out = buf.slice(off, off + n);
+  out.set(b);
+  return out;
 }
 
 function padBytes(b: Uint8Array, n: number): Uint8Array {
@@ -231,75 +176,99 @@ function padBytes(b: Uint8Array, n: number): Uint8Array {
   return out;
 }
 
+/* =================================================================================== */
+/* Boot sector                                                                         */
+/* =================================================================================== */
+
+/*
+ * struct fat_boot_sector. Where Linux declares a byte array because the field is unaligned
+ * (sector_size[2], dir_entries[2], sectors[2]) or a byte string (vol_id[4], version[2]),
+ * the table decodes the little-endian integer it holds, as fat_read_bpb reads them
+ * (get_unaligned_le16 and friends). Offsets are from the start of the sector, for the
+ * union arms too.
+ */
+export const fat_boot_sector_fields = [
+  ['ignored', 0x00, 'bytes3'], /* boot-strap jump */
+  ['system_id', 0x03, 'bytes8'], /* OEM name; encode pads it with spaces */
+  ['sector_size', 0x0b, 'u16'], /* C: __u8 sector_size[2] */
+  ['sec_per_clus', 0x0d, 'u8'],
+  ['reserved', 0x0e, 'u16'], /* reserved sectors, boot sector included */
+  ['fats', 0x10, 'u8'],
+  ['dir_entries', 0x11, 'u16'], /* C: __u8 dir_entries[2]; 0 on FAT32 */
+  ['sectors', 0x13, 'u16'], /* C: __u8 sectors[2]; 0 when total_sect holds the count */
+  ['media', 0x15, 'u8'],
+  ['fat_length', 0x16, 'u16'], /* sectors per FAT; 0 means FAT32 */
+  ['secs_track', 0x18, 'u16'],
+  ['heads', 0x1a, 'u16'],
+  ['hidden', 0x1c, 'u32'],
+  ['total_sect', 0x20, 'u32'],
+  /* Not in struct fat_boot_sector: the 16-bit word at 510 (0xAA55 when present). */
+  ['boot_signature', BS_BOOT_SIGNATURE, 'u16'],
+] as const satisfies readonly FieldDef[];
+
+/* union arm fat16: the FAT12/16 extended BPB. */
+export const fat_boot_fat16_fields = [
+  ['drive_number', 0x24, 'u8'],
+  ['state', 0x25, 'u8'], /* undocumented by Microsoft; Linux keeps FAT_STATE_DIRTY here */
+  ['signature', 0x26, 'u8'], /* 0x29 (or 0x28) when vol_id, vol_label, fs_type are present */
+  ['vol_id', 0x27, 'u32'], /* C: __u8 vol_id[4] */
+  ['vol_label', 0x2b, 'bytes11'], /* encode pads it with spaces */
+  ['fs_type', 0x36, 'bytes8'], /* encode pads it with spaces */
+] as const satisfies readonly FieldDef[];
+
+/*
+ * union arm fat32. reserved2[6] (0x34..0x3f) is left out: not decoded, and encode leaves
+ * those bytes as they are.
+ */
+export const fat_boot_fat32_fields = [
+  ['length', 0x24, 'u32'], /* sectors per FAT */
+  ['flags', 0x28, 'u16'], /* bit 7 mirroring off, bits 0-3 active FAT */
+  ['version', 0x2a, 'u16'], /* C: __u8 version[2] (minor, major): major << 8 | minor */
+  ['root_cluster', 0x2c, 'u32'],
+  ['info_sector', 0x30, 'u16'], /* FSInfo sector */
+  ['backup_boot', 0x32, 'u16'], /* backup boot sector */
+  ['drive_number', 0x40, 'u8'],
+  ['state', 0x41, 'u8'],
+  ['signature', 0x42, 'u8'],
+  ['vol_id', 0x43, 'u32'], /* C: __u8 vol_id[4] */
+  ['vol_label', 0x47, 'bytes11'],
+  ['fs_type', 0x52, 'bytes8'],
+] as const satisfies readonly FieldDef[];
+
+/** The extended BPB of either arm: the fields fat16 and fat32 share. */
+export type FatExtBpb = StructOf<typeof fat_boot_fat16_fields>;
+
+/** Every decoded field of struct fat_boot_sector, both union arms decoded. */
+export type FatBootSector = StructOf<typeof fat_boot_sector_fields> & {
+  fat16: FatExtBpb;
+  fat32: StructOf<typeof fat_boot_fat32_fields>;
+};
+
 /** Decodes the first 512 bytes of a volume. Checks nothing: see fat_read_bpb. */
 export function fat_boot_sector_decode(buf: Uint8Array): FatBootSector {
   if (buf.length < 512) throw new RangeError('boot sector buffer shorter than 512 bytes');
-  const dv = view(buf);
-  const ext32 = decodeExt(buf, dv, BS32_DRIVE_NUMBER);
   return {
-    jump: buf.slice(BS_JUMP, BS_JUMP + 3),
-    systemId: buf.slice(BS_SYSTEM_ID, BS_SYSTEM_ID + 8),
-    sectorSize: dv.getUint16(BS_SECTOR_SIZE, true),
-    secPerClus: buf[BS_SEC_PER_CLUS]!,
-    reserved: dv.getUint16(BS_RESERVED, true),
-    fats: buf[BS_FATS]!,
-    dirEntries: dv.getUint16(BS_DIR_ENTRIES, true),
-    sectors: dv.getUint16(BS_SECTORS, true),
-    media: buf[BS_MEDIA]!,
-    fatLength: dv.getUint16(BS_FAT_LENGTH, true),
-    secsTrack: dv.getUint16(BS_SECS_TRACK, true),
-    heads: dv.getUint16(BS_HEADS, true),
-    hidden: dv.getUint32(BS_HIDDEN, true),
-    totalSect: dv.getUint32(BS_TOTAL_SECT, true),
-    fat16: decodeExt(buf, dv, BS16_DRIVE_NUMBER),
-    fat32: {
-      ...ext32,
-      length: dv.getUint32(BS32_LENGTH, true),
-      flags: dv.getUint16(BS32_FLAGS, true),
-      version: (buf[BS32_VERSION + 1]! << 8) | buf[BS32_VERSION]!,
-      rootCluster: dv.getUint32(BS32_ROOT_CLUSTER, true),
-      infoSector: dv.getUint16(BS32_INFO_SECTOR, true),
-      backupBoot: dv.getUint16(BS32_BACKUP_BOOT, true),
-    },
-    bootSignature: dv.getUint16(BS_BOOT_SIGNATURE, true),
+    ...decodeStruct(fat_boot_sector_fields, buf),
+    fat16: decodeStruct(fat_boot_fat16_fields, buf),
+    fat32: decodeStruct(fat_boot_fat32_fields, buf),
   };
+}
+
+/** The extended BPB fields as encode writes them: labels padded with spaces. */
+function padExt<E extends FatExtBpb>(e: E): E {
+  return { ...e, vol_label: padBytes(e.vol_label, 11), fs_type: padBytes(e.fs_type, 8) };
 }
 
 /**
  * Writes a boot sector's fields into buf (512 bytes at least), leaving the boot code alone.
- * Only the union arm that matches the layout is written: fat32 when fatLength is 0 (as
+ * Only the union arm that matches the layout is written: fat32 when fat_length is 0 (as
  * Linux decides FAT32), fat16 otherwise, so the two never overwrite each other.
  */
 export function fat_boot_sector_encode(bs: FatBootSector, buf: Uint8Array): void {
-  const dv = view(buf);
-  buf.set(bs.jump.subarray(0, 3), BS_JUMP);
-  buf.set(padBytes(bs.systemId, 8), BS_SYSTEM_ID);
-  dv.setUint16(BS_SECTOR_SIZE, bs.sectorSize, true);
-  buf[BS_SEC_PER_CLUS] = bs.secPerClus;
-  dv.setUint16(BS_RESERVED, bs.reserved, true);
-  buf[BS_FATS] = bs.fats;
-  dv.setUint16(BS_DIR_ENTRIES, bs.dirEntries, true);
-  dv.setUint16(BS_SECTORS, bs.sectors, true);
-  buf[BS_MEDIA] = bs.media;
-  dv.setUint16(BS_FAT_LENGTH, bs.fatLength, true);
-  dv.setUint16(BS_SECS_TRACK, bs.secsTrack, true);
-  dv.setUint16(BS_HEADS, bs.heads, true);
-  dv.setUint32(BS_HIDDEN, bs.hidden >>> 0, true);
-  dv.setUint32(BS_TOTAL_SECT, bs.totalSect >>> 0, true);
-  if (bs.fatLength === 0) {
-    const f = bs.fat32;
-    dv.setUint32(BS32_LENGTH, f.length >>> 0, true); // bits32: a u32 field, decoded from 32 bits
-    dv.setUint16(BS32_FLAGS, f.flags, true);
-    buf[BS32_VERSION] = f.version & 0xff;
-    buf[BS32_VERSION + 1] = f.version >> 8;
-    dv.setUint32(BS32_ROOT_CLUSTER, f.rootCluster >>> 0, true);
-    dv.setUint16(BS32_INFO_SECTOR, f.infoSector, true);
-    dv.setUint16(BS32_BACKUP_BOOT, f.backupBoot, true);
-    encodeExt(f, buf, dv, BS32_DRIVE_NUMBER);
-  } else {
-    encodeExt(bs.fat16, buf, dv, BS16_DRIVE_NUMBER);
-  }
-  dv.setUint16(BS_BOOT_SIGNATURE, bs.bootSignature, true);
+  encodeStruct(fat_boot_sector_fields,
+    { ...bs, ignored: overlay(bs.ignored, buf, 0x00, 3), system_id: padBytes(bs.system_id, 8) }, buf);
+  if (bs.fat_length === 0) encodeStruct(fat_boot_fat32_fields, padExt(bs.fat32), buf);
+  else encodeStruct(fat_boot_fat16_fields, padExt(bs.fat16), buf);
 }
 
 /** FAT_VALID_MEDIA: 0xF0 (removable) or 0xF8..0xFF. */
@@ -311,35 +280,28 @@ export function fat_valid_media(media: number): boolean {
 /* FSInfo (FAT32)                                                                      */
 /* =================================================================================== */
 
-export interface FatFsInfo {
-  signature1: number;
-  signature2: number;
-  /** Free cluster count, 0xFFFFFFFF when unknown. */
-  freeClusters: number;
-  /** Allocation hint, 0xFFFFFFFF when unknown. */
-  nextCluster: number;
-  trailSignature: number;
-}
+/*
+ * struct fat_boot_fsinfo. reserved1[120] and reserved2[0..2] are left out (encode leaves
+ * them as they are); reserved2[3] is decoded as trail_signature, which Linux does not name
+ * or check but fsck.fat and Windows do.
+ */
+export const fat_boot_fsinfo_fields = [
+  ['signature1', 0, 'u32'],
+  ['signature2', 484, 'u32'],
+  ['free_clusters', 488, 'u32'], /* 0xFFFFFFFF when unknown */
+  ['next_cluster', 492, 'u32'], /* allocation hint, 0xFFFFFFFF when unknown */
+  ['trail_signature', 508, 'u32'],
+] as const satisfies readonly FieldDef[];
+
+export type FatFsInfo = StructOf<typeof fat_boot_fsinfo_fields>;
 
 export function fat_fsinfo_decode(buf: Uint8Array): FatFsInfo {
-  const dv = view(buf);
-  return {
-    signature1: dv.getUint32(FSI_SIGNATURE1, true),
-    signature2: dv.getUint32(FSI_SIGNATURE2, true),
-    freeClusters: dv.getUint32(FSI_FREE_CLUSTERS, true),
-    nextCluster: dv.getUint32(FSI_NEXT_CLUSTER, true),
-    trailSignature: dv.getUint32(FSI_TRAIL_SIG, true),
-  };
+  return decodeStruct(fat_boot_fsinfo_fields, buf);
 }
 
 /** Writes all five fields; the reserved areas between them are left as they are. */
 export function fat_fsinfo_encode(fsi: FatFsInfo, buf: Uint8Array): void {
-  const dv = view(buf);
-  dv.setUint32(FSI_SIGNATURE1, fsi.signature1 >>> 0, true);
-  dv.setUint32(FSI_SIGNATURE2, fsi.signature2 >>> 0, true);
-  dv.setUint32(FSI_FREE_CLUSTERS, fsi.freeClusters >>> 0, true);
-  dv.setUint32(FSI_NEXT_CLUSTER, fsi.nextCluster >>> 0, true);
-  dv.setUint32(FSI_TRAIL_SIG, fsi.trailSignature >>> 0, true);
+  encodeStruct(fat_boot_fsinfo_fields, fsi, buf);
 }
 
 /** IS_FSINFO: the lead and structure signatures make the sector an FSInfo (the trail one is not checked). */
@@ -348,13 +310,13 @@ export function fat_is_fsinfo(fsi: FatFsInfo): boolean {
 }
 
 /** A fresh FSInfo with both hints unknown. */
-export function fat_fsinfo_new(freeClusters = 0xffffffff, nextCluster = 0xffffffff): FatFsInfo {
+export function fat_fsinfo_new(free_clusters = 0xffffffff, next_cluster = 0xffffffff): FatFsInfo {
   return {
     signature1: FAT_FSINFO_SIG1,
     signature2: FAT_FSINFO_SIG2,
-    freeClusters,
-    nextCluster,
-    trailSignature: FAT_FSINFO_TRAIL_SIG,
+    free_clusters,
+    next_cluster,
+    trail_signature: FAT_FSINFO_TRAIL_SIG,
   };
 }
 
@@ -362,56 +324,30 @@ export function fat_fsinfo_new(freeClusters = 0xffffffff, nextCluster = 0xffffff
 /* Directory entries                                                                   */
 /* =================================================================================== */
 
-export interface MsdosDirEntry {
-  /** 11 bytes, base padded with spaces to 8 then extension to 3; name[0] 0x05 = 0xE5. */
-  name: Uint8Array;
-  attr: number;
-  /** NTRes: CASE_LOWER_BASE / CASE_LOWER_EXT. */
-  lcase: number;
-  /** Creation time: centiseconds 0..199 on top of the 2-second ctime. */
-  ctimeCs: number;
-  ctime: number;
-  cdate: number;
-  adate: number;
-  starthi: number;
-  time: number;
-  date: number;
-  start: number;
-  size: number;
-}
+/* struct msdos_dir_entry */
+export const msdos_dir_entry_fields = [
+  ['name', 0, 'bytes11'], /* base padded with spaces to 8, then extension to 3; name[0] 0x05 = 0xE5 */
+  ['attr', 11, 'u8'],
+  ['lcase', 12, 'u8'], /* NTRes: CASE_LOWER_BASE / CASE_LOWER_EXT */
+  ['ctime_cs', 13, 'u8'], /* creation time: centiseconds 0..199 on top of the 2-second ctime */
+  ['ctime', 14, 'u16'],
+  ['cdate', 16, 'u16'],
+  ['adate', 18, 'u16'],
+  ['starthi', 20, 'u16'],
+  ['time', 22, 'u16'],
+  ['date', 24, 'u16'],
+  ['start', 26, 'u16'],
+  ['size', 28, 'u32'],
+] as const satisfies readonly FieldDef[];
+
+export type MsdosDirEntry = StructOf<typeof msdos_dir_entry_fields>;
 
 export function msdos_dir_entry_decode(buf: Uint8Array, off = 0): MsdosDirEntry {
-  const dv = view(buf);
-  return {
-    name: buf.slice(off + DE_NAME, off + DE_NAME + MSDOS_NAME),
-    attr: buf[off + DE_ATTR]!,
-    lcase: buf[off + DE_LCASE]!,
-    ctimeCs: buf[off + DE_CTIME_CS]!,
-    ctime: dv.getUint16(off + DE_CTIME, true),
-    cdate: dv.getUint16(off + DE_CDATE, true),
-    adate: dv.getUint16(off + DE_ADATE, true),
-    starthi: dv.getUint16(off + DE_STARTHI, true),
-    time: dv.getUint16(off + DE_TIME, true),
-    date: dv.getUint16(off + DE_DATE, true),
-    start: dv.getUint16(off + DE_START, true),
-    size: dv.getUint32(off + DE_SIZE, true),
-  };
+  return decodeStruct(msdos_dir_entry_fields, buf, off);
 }
 
 export function msdos_dir_entry_encode(de: MsdosDirEntry, buf: Uint8Array, off = 0): void {
-  const dv = view(buf);
-  buf.set(de.name.subarray(0, MSDOS_NAME), off + DE_NAME);
-  buf[off + DE_ATTR] = de.attr;
-  buf[off + DE_LCASE] = de.lcase;
-  buf[off + DE_CTIME_CS] = de.ctimeCs;
-  dv.setUint16(off + DE_CTIME, de.ctime, true);
-  dv.setUint16(off + DE_CDATE, de.cdate, true);
-  dv.setUint16(off + DE_ADATE, de.adate, true);
-  dv.setUint16(off + DE_STARTHI, de.starthi, true);
-  dv.setUint16(off + DE_TIME, de.time, true);
-  dv.setUint16(off + DE_DATE, de.date, true);
-  dv.setUint16(off + DE_START, de.start, true);
-  dv.setUint32(off + DE_SIZE, de.size >>> 0, true); // bits32: FAT file sizes are u32
+  encodeStruct(msdos_dir_entry_fields, { ...de, name: overlay(de.name, buf, off + DE_NAME, MSDOS_NAME) }, buf, off);
 }
 
 /** A zeroed entry with the given 11-byte name (strings are taken as Latin-1 bytes). */
@@ -421,7 +357,7 @@ export function msdos_dir_entry_new(name: Uint8Array | string, attr: number): Ms
     name: padBytes(n, MSDOS_NAME),
     attr,
     lcase: 0,
-    ctimeCs: 0,
+    ctime_cs: 0,
     ctime: 0,
     cdate: 0,
     adate: 0,
@@ -440,52 +376,37 @@ export function fat_is_free(name0: number): boolean {
 
 /* ---- Long-name slots ---- */
 
-export interface MsdosDirSlot {
-  /** Sequence number 1..20, | LAST_LONG_ENTRY on the slot holding the end of the name. */
-  id: number;
-  /** The slot's 13 UTF-16 units (name0_4, name5_10, name11_12 joined). */
-  name: Uint16Array;
-  attr: number;
-  reserved: number;
-  aliasChecksum: number;
-  start: number;
-}
+/*
+ * struct msdos_dir_slot. Linux declares the name parts as byte arrays (name0_4[10],
+ * name5_10[12], name11_12[4]); here they decode as the little-endian UTF-16 units they
+ * hold: 5, 6 and 2 units. msdos_dir_slot_name joins them.
+ */
+export const msdos_dir_slot_fields = [
+  ['id', 0, 'u8'], /* sequence number 1..20, | LAST_LONG_ENTRY on the slot holding the end of the name */
+  ['name0_4', 1, 'u16x5'],
+  ['attr', 11, 'u8'],
+  ['reserved', 12, 'u8'],
+  ['alias_checksum', 13, 'u8'],
+  ['name5_10', 14, 'u16x6'],
+  ['start', 26, 'u16'],
+  ['name11_12', 28, 'u16x2'],
+] as const satisfies readonly FieldDef[];
 
-const SLOT_UNIT_OFFSETS: number[] = (() => {
-  const o: number[] = [];
-  for (let i = 0; i < 5; i++) o.push(DS_NAME0_4 + 2 * i);
-  for (let i = 0; i < 6; i++) o.push(DS_NAME5_10 + 2 * i);
-  for (let i = 0; i < 2; i++) o.push(DS_NAME11_12 + 2 * i);
-  return o;
-})();
+export type MsdosDirSlot = StructOf<typeof msdos_dir_slot_fields>;
 
 export function msdos_dir_slot_decode(buf: Uint8Array, off = 0): MsdosDirSlot {
-  const name = new Uint16Array(FAT_LFN_CHARS_PER_SLOT);
-  for (let i = 0; i < FAT_LFN_CHARS_PER_SLOT; i++) {
-    const p = off + SLOT_UNIT_OFFSETS[i]!;
-    name[i] = buf[p]! | (buf[p + 1]! << 8);
-  }
-  return {
-    id: buf[off + DS_ID]!,
-    name,
-    attr: buf[off + DS_ATTR]!,
-    reserved: buf[off + DS_RESERVED]!,
-    aliasChecksum: buf[off + DS_ALIAS_CHECKSUM]!,
-    start: buf[off + DS_START]! | (buf[off + DS_START + 1]! << 8),
-  };
+  return decodeStruct(msdos_dir_slot_fields, buf, off);
 }
 
 export function msdos_dir_slot_encode(ds: MsdosDirSlot, buf: Uint8Array, off = 0): void {
-  buf[off + DS_ID] = ds.id;
-  for (let i = 0; i < FAT_LFN_CHARS_PER_SLOT; i++) {
-    const p = off + SLOT_UNIT_OFFSETS[i]!;
-    const u = ds.name[i]!;
-    buf[p] = u & 0xff;
-    buf[p + 1] = u >> 8;
-  }
-  buf[off + DS_ATTR] = ds.attr;
-  buf[off + DS_RESERVED] = ds.reserved;
-  buf[off + DS_ALIAS_CHECKSUM] = ds.aliasChecksum;
-  buf[off + DS_START] = ds.start & 0xff;
-  buf[off + DS_START + 1] = ds.start >> 8;
+  encodeStruct(msdos_dir_slot_fields, ds, buf, off);
+}
+
+/** The slot's 13 UTF-16 units: name0_4, name5_10, name11_12 joined. */
+export function msdos_dir_slot_name(ds: MsdosDirSlot): Uint16Array {
+  const u = new Uint16Array(FAT_LFN_CHARS_PER_SLOT);
+  u.set(ds.name0_4, 0);
+  u.set(ds.name5_10, 5);
+  u.set(ds.name11_12, 11);
+  return u;
 }

@@ -52,7 +52,7 @@ export function fat_entry_times(sb: super_block, de: MsdosDirEntry): { mtime: Ti
   const tz = MSDOS_SB(sb).options.tz;
   const mtime = fat_time_fat2unix(tz, de.time, de.date, 0);
   const atime = fat_time_fat2unix(tz, 0, de.adate, 0);
-  const btime = de.cdate ? fat_time_fat2unix(tz, de.ctime, de.cdate, de.ctimeCs) : { ...mtime };
+  const btime = de.cdate ? fat_time_fat2unix(tz, de.ctime, de.cdate, de.ctime_cs) : { ...mtime };
   return { mtime, atime, btime };
 }
 
@@ -69,7 +69,7 @@ export function fat_set_entry_times(sb: super_block, inode: Inode, de: MsdosDirE
     const c = fat_time_unix2fat(tz, b.sec, b.nsec);
     de.ctime = c.time;
     de.cdate = c.date;
-    de.ctimeCs = c.timeCs;
+    de.ctime_cs = c.timeCs;
   }
 }
 

@@ -131,13 +131,16 @@ export function vfat_split_long_name(uname: Uint16Array, aliasChecksum: number):
   if (uname.length < padded.length) padded[uname.length] = 0;
   const slots: MsdosDirSlot[] = [];
   for (let i = n; i >= 1; i--) {
+    const base = (i - 1) * FAT_LFN_CHARS_PER_SLOT;
     slots.push({
       id: i === n ? i | LAST_LONG_ENTRY : i,
-      name: padded.slice((i - 1) * FAT_LFN_CHARS_PER_SLOT, i * FAT_LFN_CHARS_PER_SLOT),
+      name0_4: Array.from(padded.subarray(base, base + 5)),
       attr: ATTR_EXT,
       reserved: 0,
-      aliasChecksum,
+      alias_checksum: aliasChecksum,
+      name5_10: Array.from(padded.subarray(base + 5, base + 11)),
       start: 0,
+      name11_12: Array.from(padded.subarray(base + 11, base + 13)),
     });
   }
   return slots;
@@ -174,7 +177,7 @@ async function vfat_add_entry(dir: MsdosInode, name: string, isDir: boolean, clu
   de.lcase = sn.lcase;
   const t = fat_time_unix2fat(sbi.options.tz, ts.sec, ts.nsec);
   de.time = t.time; de.date = t.date;
-  de.ctime = t.time; de.cdate = t.date; de.ctimeCs = t.timeCs;
+  de.ctime = t.time; de.cdate = t.date; de.ctime_cs = t.timeCs;
   de.adate = t.date;
   fat_set_start(de, cluster);
   const rec = vfat_encode_record(de, sn.isShortname ? null : uname);
@@ -227,7 +230,7 @@ async function vfat_mkdir(dirI: Inode, dentry: Dentry, _mode: number): Promise<v
     if (await fat_search_long(dir, uname)) throw err(EEXIST);
     const stamp = msdos_dir_entry_new('', ATTR_DIR);
     const t = fat_time_unix2fat(sbi.options.tz, ts.sec, ts.nsec);
-    stamp.time = t.time; stamp.date = t.date; stamp.ctime = t.time; stamp.cdate = t.date; stamp.ctimeCs = t.timeCs; stamp.adate = t.date;
+    stamp.time = t.time; stamp.date = t.date; stamp.ctime = t.time; stamp.cdate = t.date; stamp.ctime_cs = t.timeCs; stamp.adate = t.date;
     const cluster = await fat_alloc_new_dir(dir, stamp);
     let i_pos: number;
     try {

@@ -171,10 +171,10 @@ export function fat_read_bpb(sb: super_block, bs: FatBootSector, silent: boolean
   if (!bs.fats) fat_bogus(sb, silent, 'bogus number of FAT structure');
   /* Zero sectors-per-track or heads is legal: real volumes have it. */
   if (!fat_valid_media(bs.media)) fat_bogus(sb, silent, `invalid media value (0x${hex2(bs.media)})`);
-  if (!isPowerOf2(bs.sectorSize) || bs.sectorSize < 512 || bs.sectorSize > 4096)
-    fat_bogus(sb, silent, `bogus logical sector size ${bs.sectorSize}`);
-  if (!isPowerOf2(bs.secPerClus)) fat_bogus(sb, silent, `bogus sectors per cluster ${bs.secPerClus}`);
-  if (bs.fatLength === 0 && bs.fat32.length === 0) fat_bogus(sb, silent, 'bogus number of FAT sectors');
+  if (!isPowerOf2(bs.sector_size) || bs.sector_size < 512 || bs.sector_size > 4096)
+    fat_bogus(sb, silent, `bogus logical sector size ${bs.sector_size}`);
+  if (!isPowerOf2(bs.sec_per_clus)) fat_bogus(sb, silent, `bogus sectors per cluster ${bs.sec_per_clus}`);
+  if (bs.fat_length === 0 && bs.fat32.length === 0) fat_bogus(sb, silent, 'bogus number of FAT sectors');
 }
 
 /**
@@ -187,22 +187,22 @@ export function fat_read_bpb(sb: super_block, bs: FatBootSector, silent: boolean
 export function fat_fill_geometry(sb: super_block, bs: FatBootSector, silent: boolean): FatSbInfo {
   fat_read_bpb(sb, bs, silent);
 
-  const isFat32 = bs.fatLength === 0 && bs.fat32.length !== 0;
-  const sectorSize = bs.sectorSize;
-  const fatLength = isFat32 ? bs.fat32.length : bs.fatLength;
+  const isFat32 = bs.fat_length === 0 && bs.fat32.length !== 0;
+  const sectorSize = bs.sector_size;
+  const fatLength = isFat32 ? bs.fat32.length : bs.fat_length;
   const fatStart = bs.reserved;
   const dirStart = fatStart + bs.fats * fatLength;
-  const dirEntries = bs.dirEntries;
+  const dirEntries = bs.dir_entries;
   const dirPerBlock = sectorSize / MSDOS_DIR_ENTRY_SIZE;
   if (dirEntries % dirPerBlock) fat_bogus(sb, silent, `bogus number of directory entries (${dirEntries})`);
 
   const rootdirSectors = (dirEntries * MSDOS_DIR_ENTRY_SIZE) / sectorSize;
   const dataStart = dirStart + rootdirSectors;
-  const totalSectors = bs.sectors !== 0 ? bs.sectors : bs.totalSect;
+  const totalSectors = bs.sectors !== 0 ? bs.sectors : bs.total_sect;
   /* Linux computes this in unsigned 32-bit arithmetic: a data area past the end wraps and
    * is then clamped by the FAT size below. Reproduce that rather than invent a check. */
   // bits32: u32 arithmetic, as fat_fill_super does it (a data start past the end wraps and fails below)
-  let totalClusters = Math.floor(((totalSectors - dataStart) >>> 0) / bs.secPerClus);
+  let totalClusters = Math.floor(((totalSectors - dataStart) >>> 0) / bs.sec_per_clus);
 
   const fatBits: 12 | 16 | 32 = isFat32 ? 32 : totalClusters > MAX_FAT12 ? 16 : 12;
   const fatClusters = fat_calc_fat_clusters(fatBits, fatLength, sectorSize);
@@ -211,12 +211,12 @@ export function fat_fill_geometry(sb: super_block, bs: FatBootSector, silent: bo
   if (totalClusters > maxFat) fat_bogus(sb, silent, `count of clusters too big (${totalClusters})`);
 
   let fsinfoSector = 0;
-  if (isFat32) fsinfoSector = bs.fat32.infoSector === 0 ? 1 : bs.fat32.infoSector;
+  if (isFat32) fsinfoSector = bs.fat32.info_sector === 0 ? 1 : bs.fat32.info_sector;
   const ext = isFat32 ? bs.fat32 : bs.fat16;
   return {
     sectorSize,
-    secPerClus: bs.secPerClus,
-    clusterSize: sectorSize * bs.secPerClus,
+    secPerClus: bs.sec_per_clus,
+    clusterSize: sectorSize * bs.sec_per_clus,
     fats: bs.fats,
     fatBits,
     fatStart,
@@ -227,12 +227,12 @@ export function fat_fill_geometry(sb: super_block, bs: FatBootSector, silent: bo
     totalSectors,
     totalClusters,
     maxCluster: totalClusters + FAT_START_ENT,
-    rootCluster: isFat32 ? bs.fat32.rootCluster : 0,
+    rootCluster: isFat32 ? bs.fat32.root_cluster : 0,
     fsinfoSector,
-    backupBoot: isFat32 ? bs.fat32.backupBoot : 0,
+    backupBoot: isFat32 ? bs.fat32.backup_boot : 0,
     fat32Flags: isFat32 ? bs.fat32.flags : 0,
     dirty: (ext.state & FAT_STATE_DIRTY) !== 0,
-    volId: ext.volId,
+    volId: ext.vol_id,
     media: bs.media,
   };
 }
@@ -273,9 +273,9 @@ export function fat_fsinfo_check(
       );
     return { freeClusters: -1, prevFree: FAT_START_ENT };
   }
-  let freeClusters = fsi.freeClusters === 0xffffffff ? -1 : fsi.freeClusters;
+  let freeClusters = fsi.free_clusters === 0xffffffff ? -1 : fsi.free_clusters;
   if (freeClusters !== -1 && freeClusters > sbi.totalClusters) freeClusters = -1;
-  let prevFree = fsi.nextCluster % sbi.maxCluster;
+  let prevFree = fsi.next_cluster % sbi.maxCluster;
   if (prevFree < FAT_START_ENT) prevFree = FAT_START_ENT;
   return { freeClusters, prevFree };
 }
