@@ -21,7 +21,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { e2fsckClean, fsckVfatClean, makeExtImage, makeVfatImage, mtools, withLoopMount } from '../lib/images.js';
-import { box, daemonsFor, fuseSkip, isMounted, startForeground, transportSkip, within } from './real-helpers.js';
+import { box, daemonsFor, fuseSkip, isMounted, startForeground, stopDaemon, transportSkip, within } from './real-helpers.js';
 
 const skip = fuseSkip(['mke2fs', 'e2fsck', 'mkfs.vfat', 'fsck.vfat', 'losetup', 'mount', 'umount', 'chattr', 'lsattr', 'sh', 'python3', 'mattrib']) || transportSkip('kernel');
 
@@ -30,13 +30,6 @@ function sh(cmd: string, args: string[]): { status: number | null; stdout: strin
   return { status: r.status, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
 }
 
-async function stopDaemon(t: Test, mnt: string, d: { exited: Promise<number | null> }): Promise<void> {
-  t.equal(sh('umount', [mnt]).status, 0, 'umount exits 0');
-  const r = await within(d.exited, 20000);
-  t.ok(r.ok && r.value === 0, 'the daemon exits 0 after umount');
-  t.notOk(await isMounted(mnt), 'no mount left');
-  t.same(daemonsFor(mnt), [], 'no daemon left');
-}
 
 const FILES = ['f1', 'f2', 'imm', 'app', 'small', 'big', 'plain'];
 const DIRS = ['d', 'd2'];

@@ -181,6 +181,15 @@ export async function fusermountU(mnt: string, ms = 30_000): Promise<{ status: n
   return { status: um.status, stderr: um.stderr };
 }
 
+/** umount (as root), then the daemon exits 0 within 20 s and neither mount nor daemon is left. */
+export async function stopDaemon(t: Test, mnt: string, d: { exited: Promise<number | null> }): Promise<void> {
+  t.equal(spawnSync('umount', [mnt]).status, 0, 'umount exits 0');
+  const r = await within(d.exited, 20000);
+  t.ok(r.ok && r.value === 0, 'the daemon exits 0 after umount');
+  t.notOk(await isMounted(mnt), 'no mount left');
+  t.same(daemonsFor(mnt), [], 'no daemon left');
+}
+
 /** Resolves true once `p` settles within `ms`, false otherwise. */
 export async function within<T>(p: Promise<T>, ms: number): Promise<{ ok: true; value: T } | { ok: false }> {
   let timer: NodeJS.Timeout | undefined;

@@ -18,7 +18,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { fsckVfatClean, makeExtImage, makeVfatImage, withLoopMount } from '../lib/images.js';
-import { box, daemonsFor, fuseSkip, isMounted, startForeground, transportSkip, waitFor, within } from './real-helpers.js';
+import { box, daemonsFor, fuseSkip, isMounted, startForeground, stopDaemon, transportSkip, waitFor, within } from './real-helpers.js';
 
 const skip = fuseSkip(['mke2fs', 'mkfs.vfat', 'losetup', 'mount', 'umount', 'touch', 'stat', 'setpriv', 'python3', 'flock', 'fallocate', 'chown', 'chgrp', 'ln', 'lsattr'])
   || transportSkip('kernel');
@@ -34,13 +34,6 @@ function asUser(groups: number[], argv: string[]) {
   return sh('setpriv', ['--reuid=65534', '--regid=65534', ...g, '--', ...argv]);
 }
 
-async function stopDaemon(t: Test, mnt: string, d: { exited: Promise<number | null> }): Promise<void> {
-  t.equal(sh('umount', [mnt]).status, 0, 'umount exits 0');
-  const r = await within(d.exited, 20000);
-  t.ok(r.ok && r.value === 0, 'the daemon exits 0 after umount');
-  t.notOk(await isMounted(mnt), 'no mount left');
-  t.same(daemonsFor(mnt), [], 'no daemon left');
-}
 
 const TIMES = [
   ['pre1970', '1960-01-01 00:00:00.123456789'],
