@@ -37,9 +37,11 @@ interface Sizes {
   treeFiles: number;
   /** Largest file taken into the source tree. */
   treeMaxFile: number;
+  /** How long the hot-stat row stats its file. */
+  hotStatSeconds: number;
 }
-const FULL: Sizes = { imageMiB: 512, vfatMiB: 512, fileMiB: 256, nFiles: 5000, treeFiles: 3000, treeMaxFile: 256 * 1024 };
-const QUICK: Sizes = { imageMiB: 128, vfatMiB: 128, fileMiB: 32, nFiles: 500, treeFiles: 300, treeMaxFile: 256 * 1024 };
+const FULL: Sizes = { imageMiB: 512, vfatMiB: 512, fileMiB: 256, nFiles: 5000, treeFiles: 3000, treeMaxFile: 256 * 1024, hotStatSeconds: 5 };
+const QUICK: Sizes = { imageMiB: 128, vfatMiB: 128, fileMiB: 32, nFiles: 500, treeFiles: 300, treeMaxFile: 256 * 1024, hotStatSeconds: 2 };
 
 interface Args {
   quick: boolean;
@@ -186,7 +188,7 @@ async function work(ctx: Ctx, m: Mounter | undefined, op: WorkOp): Promise<WorkR
   }
 }
 
-type RowId = 'write' | 'read' | 'create' | 'stat' | 'readdir' | 'unlink' | 'cp' | 'diff' | 'rss';
+type RowId = 'write' | 'read' | 'create' | 'stat' | 'hotstat' | 'readdir' | 'unlink' | 'cp' | 'diff' | 'rss';
 
 interface RowDef { id: RowId; label: string; unit: string; better: 'higher' | 'lower' }
 
@@ -196,6 +198,7 @@ function rowDefs(s: Sizes, tree: Ctx['tree']): RowDef[] {
     { id: 'read', label: `seq read ${s.fileMiB} MiB, cold`, unit: 'MB/s', better: 'higher' },
     { id: 'create', label: `create ${s.nFiles} x 4 KiB files`, unit: 'ops/s', better: 'higher' },
     { id: 'stat', label: `stat ${s.nFiles} files, cold`, unit: 'ops/s', better: 'higher' },
+    { id: 'hotstat', label: 'stat of one hot file, attr caching off', unit: 'ops/s', better: 'higher' },
     { id: 'readdir', label: `readdir ${s.nFiles} entries, cold`, unit: 'ent/s', better: 'higher' },
     { id: 'unlink', label: `unlink ${s.nFiles} files`, unit: 'ops/s', better: 'higher' },
     { id: 'cp', label: `cp -r tree (${tree.files} files, ${tree.dirs} dirs, ${(tree.bytes / MiB).toFixed(1)} MiB)`, unit: 's', better: 'lower' },
@@ -227,11 +230,11 @@ async function runSuite(ctx: Ctx, m: Mounter, fsType: 'ext4' | 'vfat'): Promise<
     log(`${fsType} ${m.name} ${id}: ${r.ok ? `${value(r).toFixed(2)}${note ? ` (${note})` : ''}` : `n/a (${r.error})`}`);
     return r.ok;
   };
-  const session = async (ids: RowId[], body: () => Promise<void>) => {
+  const session = async (ids: RowId[], body: () => Promise<void>, fuseOpts: string[] = []) => {
     if (mountFailure === undefined) {
       await ctx.dropCaches();
       try {
-        await m.mount();
+        await m.mount(fuseOpts);
         mountedOnce = true;
       } catch (e) {
         mountFailure = `mount failed: ${errMsg(e)}`;
@@ -331,6 +334,13 @@ async function runSuite(ctx: Ctx, m: Mounter, fsType: 'ext4' | 'vfat'): Promise<
     else cells.stat = { na: metaMissing };
   });
   verifiedBy('create', 'stat');
+
+  // 3b. Per-request cost: stat of one file in a loop, every FUSE cache of names and
+  // attributes off, so each stat is a round trip to the daemon (the host: its kernel's stat).
+  await session(['hotstat'], async () => {
+    if (sha) record('hotstat', await work(ctx, m, { op: 'hotstat', file: P.big, size: bytes, seconds: sizes.hotStatSeconds }), perS, bigNote);
+    else cells.hotstat = { na: bigMissing };
+  }, ['entry_timeout=0', 'attr_timeout=0']);
 
   // 4. Cold readdir, unlink all, cp -r the tree in.
   let treeOk = false, treeNote: string | undefined;

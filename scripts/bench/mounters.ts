@@ -36,11 +36,19 @@ export abstract class Mounter {
 
   constructor(readonly image: string, readonly mnt: string) {}
 
+  /** Extra mount options (FUSE options: `-o` of the daemon) for the current mount. */
+  protected mountOpts: string[] = [];
+
   protected abstract doMount(): Promise<void>;
   protected abstract findDaemon(): number | undefined;
 
-  async mount(): Promise<void> {
+  /**
+   * Mounts; `fuseOpts` are options for a FUSE daemon (e.g. entry_timeout=0), which the
+   * host mounter, whose caches are its kernel's, does not take.
+   */
+  async mount(fuseOpts: string[] = []): Promise<void> {
     if (this.mounted) throw new Error(`${this.name}: already mounted`);
+    this.mountOpts = fuseOpts;
     if (isMounted(this.mnt)) throw new Error(`${this.mnt} is already a mount point`);
     if (stopping) throw new Error('interrupted');
     this.broken = undefined;
@@ -144,7 +152,7 @@ export async function detachLoops(image: string): Promise<void> {
 export class Fuse2fsMounter extends Mounter {
   readonly name = 'fuse2fs' as const;
   protected async doMount(): Promise<void> {
-    const r = await run('fuse2fs', [this.image, this.mnt], { timeoutMs: MOUNT_TIMEOUT_MS });
+    const r = await run('fuse2fs', [this.image, this.mnt, ...(this.mountOpts.length ? ['-o', this.mountOpts.join(',')] : [])], { timeoutMs: MOUNT_TIMEOUT_MS });
     if (r.status !== 0) throw new Error(`fuse2fs: ${describeRun(r)}`);
   }
   protected findDaemon(): number | undefined {
@@ -161,7 +169,7 @@ export class LklfuseMounter extends Mounter {
     super(image, mnt);
   }
   protected async doMount(): Promise<void> {
-    const opts = [`log=${this.logFile}`, `transport=${LKLFUSE_TRANSPORT[this.name]}`, ...this.options].join(',');
+    const opts = [`log=${this.logFile}`, `transport=${LKLFUSE_TRANSPORT[this.name]}`, ...this.options, ...this.mountOpts].join(',');
     const r = await run(process.execPath, [this.script, this.image, this.mnt, '-o', opts], { timeoutMs: MOUNT_TIMEOUT_MS });
     if (r.status !== 0) {
       // A timed-out start may have left a daemon behind.

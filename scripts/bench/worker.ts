@@ -22,6 +22,7 @@ export type WorkOp =
   | { op: 'seqread'; file: string; bytes: number; chunk: number; sha256: string }
   | { op: 'create'; dir: string; n: number; size: number }
   | { op: 'stat'; dir: string; n: number; size: number }
+  | { op: 'hotstat'; file: string; size: number; seconds: number }
   | { op: 'readdir'; dir: string; n: number }
   | { op: 'unlink'; dir: string; n: number }
   | { op: 'cp'; src: string; dst: string; files: number; timeoutMs: number }
@@ -121,6 +122,24 @@ function runWork(w: WorkOp): WorkResult {
         check(fs.readFileSync(`${w.dir}/${smallName(i)}`).equals(smallContent(i, w.size)), `${smallName(i)}: wrong content`);
       }
       return { ok: true, seconds, count: w.n };
+    }
+    case 'hotstat': {
+      // The same file again and again: with caching off every stat is a LOOKUP + GETATTR
+      // answered by the daemon. A warm-up first (the file's inode and blocks in the daemon's caches).
+      let bad = 0;
+      for (const end = Date.now() + 200; Date.now() < end;) fs.statSync(w.file);
+      const t0 = now(), ns = BigInt(Math.round(w.seconds * 1e9));
+      let n = 0;
+      while (now() - t0 < ns) {
+        for (let i = 0; i < 100; i++) {
+          const st = fs.statSync(w.file);
+          if (!st.isFile() || st.size !== w.size) bad++;
+        }
+        n += 100;
+      }
+      const seconds = secondsSince(t0);
+      check(bad === 0, `${bad} stats saw the wrong type or size`);
+      return { ok: true, seconds, count: n };
     }
     case 'readdir': {
       const t0 = now();
