@@ -23,7 +23,7 @@ export type Op =
   | { op: 'chmod'; p: string; mode: number }
   | { op: 'chown'; p: string; uid: number; gid: number }
   | { op: 'times'; p: string; sec: number; nsec: number }
-  | { op: 'fallocate'; p: string; mode: 'alloc' | 'keep' | 'punch' | 'zero'; off: number; len: number };
+  | { op: 'fallocate'; p: string; mode: 'alloc' | 'keep' | 'punch' | 'zero' | 'collapse' | 'insert'; off: number; len: number };
 
 export function pattern(n: number, seed: number): Uint8Array {
   const b = new Uint8Array(n);
@@ -93,6 +93,22 @@ export function script(sparseFar: number, extents: boolean): Op[] {
       { op: 'write', p: 'new/prealloc', size: 10_000, seed: 22, at: 1 * MiB, mode: 'keep' },
       { op: 'write', p: 'new/b-moved/big', size: 1, seed: 23, at: 0, mode: 'keep' },
       { op: 'fallocate', p: 'new/b-moved/big', mode: 'punch', off: 4096 * 3, len: 1 * MiB },
+      // Collapse and insert range (4 KiB-aligned: whole blocks of every block size here):
+      // a long extent cut and split, and fa's holes and unwritten extents moved.
+      { op: 'write', p: 'new/ci', size: 600_000, seed: 24 },
+      { op: 'fallocate', p: 'new/ci', mode: 'collapse', off: 4096 * 10, len: 4096 * 20 },
+      { op: 'fallocate', p: 'new/ci', mode: 'insert', off: 4096 * 5, len: 4096 * 8 },
+      { op: 'write', p: 'new/ci', size: 5000, seed: 25, at: 4096 * 6, mode: 'keep' },
+      { op: 'fallocate', p: 'new/fa', mode: 'collapse', off: 4096 * 2, len: 4096 * 4 },
+      { op: 'fallocate', p: 'new/fa', mode: 'insert', off: 4096 * 30, len: 4096 * 3 },
+    );
+    // A file of 200 separate extents (an extent tree with leaf blocks) collapsed across
+    // leaves and opened up in the middle.
+    for (let i = 0; i < 200; i++) ops.push({ op: 'write', p: 'new/sparse-ci', size: 4096, seed: 300 + i, at: 8192 * i, mode: 'keep' });
+    ops.push(
+      { op: 'fallocate', p: 'new/sparse-ci', mode: 'collapse', off: 8192 * 50, len: 8192 * 60 + 4096 },
+      { op: 'fallocate', p: 'new/sparse-ci', mode: 'insert', off: 8192 * 20, len: 4096 * 7 },
+      { op: 'fallocate', p: 'new/sparse-ci', mode: 'collapse', off: 0, len: 8192 * 3 },
     );
   }
   else {
@@ -151,7 +167,7 @@ export async function lklApply(k: Kernel, root: string, ops: Op[]): Promise<void
       case 'chown': ok(`chown ${o.p}`, await sys.lchown(P(o.p), o.uid, o.gid)); break;
       case 'fallocate': {
         const fd = ok(`open ${o.p}`, await sys.open(P(o.p), O_WRONLY | O_CREAT, 0o644));
-        const mode = { alloc: 0, keep: 1, punch: 3, zero: 0x10 }[o.mode];
+        const mode = { alloc: 0, keep: 1, punch: 3, zero: 0x10, collapse: 0x08, insert: 0x20 }[o.mode];
         ok(`fallocate ${o.p}`, await sys.fallocate(fd, mode, o.off, o.len));
         ok('close', await sys.close(fd));
         break;
@@ -196,7 +212,7 @@ export async function hostApply(root: string, ops: Op[]): Promise<void> {
       case 'chmod': fs.chmodSync(P(o.p), o.mode); break;
       case 'chown': fs.lchownSync(P(o.p), o.uid, o.gid); break;
       case 'fallocate': {
-        const flag = { alloc: [], keep: ['-n'], punch: ['-p'], zero: ['-z'] }[o.mode];
+        const flag = { alloc: [], keep: ['-n'], punch: ['-p'], zero: ['-z'], collapse: ['-c'], insert: ['-i'] }[o.mode];
         await run('fallocate', [...flag, '-o', String(o.off), '-l', String(o.len), P(o.p)]);
         break;
       }

@@ -5,12 +5,16 @@
  * validated before use: magic, depth as expected, entries <= max, entries ordered and
  * inside the filesystem, and its checksum. The write side (below) inserts extents (merging
  * with the left neighbour, splitting full nodes, growing the tree in depth), converts
- * unwritten extents that are written to, and removes space from the end (truncate).
+ * unwritten extents that are written to, removes space (truncate, punch) and shifts the
+ * extents after a point (collapse and insert range).
  */
 import type { MappedBlock } from '../../include/blk.js';
 import type { File } from '../../include/fs.js';
 import { err } from '../../include/errno.js';
-import { EFBIG, EOPNOTSUPP, EROFS, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, FALLOC_FL_ZERO_RANGE } from '../../include/uapi.js';
+import {
+  EFBIG, EINVAL, EOPNOTSUPP, EROFS, FALLOC_FL_COLLAPSE_RANGE, FALLOC_FL_INSERT_RANGE, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE,
+  FALLOC_FL_ZERO_RANGE,
+} from '../../include/uapi.js';
 import { PAGE_SIZE, truncate_inode_pages_range } from '../../mm/filemap.js';
 import { filemap_write_and_wait_range } from '../fs-writeback.js';
 import { current_time } from '../time.js';
@@ -27,7 +31,8 @@ import { le16, le32, put_le16, put_le32 } from '../../lib/struct.js';
 import { ext4_extent_block_csum_set, ext4_extent_block_csum_verify } from './csum.js';
 import {
   brelse, EXT4_DATA_TRANS_BLOCKS, EXT4_HT_MAP_BLOCKS, EXT4_HT_TRUNCATE, ext4_forget, ext4_handle_dirty_metadata,
-  ext4_journal_get_create_access, ext4_journal_start, ext4_journal_stop, ext4_sb_bread_bh, ext4_sb_getblk_zero, type handle_t,
+  ext4_journal_get_create_access, ext4_journal_get_write_access, ext4_journal_start, ext4_journal_stop, ext4_sb_bread_bh,
+  ext4_sb_getblk_zero, type handle_t,
 } from './ext4_jbd2.js';
 // inode.ts imports this file too: only its functions are used, at call time.
 import { ext4_map_blocks, ext4_mark_inode_dirty } from './inode.js';
@@ -301,9 +306,10 @@ async function ext4_ext_insert_at(handle: handle_t, inode: Ext4Inode, path: WNod
 
 /**
  * ext4_ext_insert_extent: add a mapping to the tree, merged into its left neighbour when
- * it continues it logically and physically (and both are written extents).
+ * it continues it logically and physically (and both are written extents) unless `merge`
+ * is false (a split that must stay split).
  */
-export async function ext4_ext_insert_extent(handle: handle_t, inode: Ext4Inode, ex: Ext4Extent): Promise<void> {
+export async function ext4_ext_insert_extent(handle: handle_t, inode: Ext4Inode, ex: Ext4Extent, merge = true): Promise<void> {
   for (let attempt = 0; attempt <= EXT4_MAX_EXTENT_DEPTH + 1; attempt++) {
     const path = await ext4_find_extent_rw(inode, ex.ee_block);
     try {
@@ -313,7 +319,7 @@ export async function ext4_ext_insert_extent(handle: handle_t, inode: Ext4Inode,
       if (n > 0) {
         const cur = ext4_extent_decode(leaf.buf, 0, leaf.idx);
         const max = ex.unwritten ? EXT_UNWRITTEN_MAX_LEN : EXT_INIT_MAX_LEN;
-        if (cur.ee_block + cur.len === ex.ee_block && cur.start + cur.len === ex.start && cur.unwritten === ex.unwritten &&
+        if (merge && cur.ee_block + cur.len === ex.ee_block && cur.start + cur.len === ex.start && cur.unwritten === ex.unwritten &&
           cur.len + ex.len <= max) {
           ext4_extent_encode({ ...cur, len: cur.len + ex.len }, leaf.buf, 0, leaf.idx);
           await ext4_ext_dirty(handle, inode, leaf);
@@ -520,15 +526,146 @@ async function ext4_zero_partial_block(inode: Ext4Inode, from: number, to: numbe
 }
 
 /**
+ * ext4_ext_shift_extents: every extent starting at or after logical block `from` moves by
+ * `shift` blocks (negative: left, for collapse; positive: right, for insert). The caller
+ * has made sure no extent straddles `from` and that the blocks moved onto are free. Index
+ * keys of the nodes visited become their children's first keys again; after a left shift,
+ * neighbours that now continue each other (logically and physically, same state) merge,
+ * as Linux's ext4_ext_shift_path_extents does. The caller holds i_data_sem for writing.
+ */
+async function ext4_ext_shift_extents(handle: handle_t, inode: Ext4Inode, from: number, shift: number): Promise<void> {
+  const sb = inode.i_sb;
+  const bs = sbi_bs(inode);
+  const depth = ext_depth(inode);
+  ext4_ext_check_node(inode, inode.i_data, 0, depth, ext4_ext_space_root(), 0);
+  /** Returns whether the node changed. */
+  const visit = async (buf: Uint8Array, d: number): Promise<boolean> => {
+    const n = entries_of(buf);
+    let changed = false;
+    if (d === 0) {
+      const list: Ext4Extent[] = [];
+      for (let i = 0; i < n; i++) {
+        const ex = ext4_extent_decode(buf, 0, i);
+        if (ex.ee_block >= from) { ex.ee_block += shift; changed = true; }
+        const prev = list[list.length - 1];
+        const max = ex.unwritten ? EXT_UNWRITTEN_MAX_LEN : EXT_INIT_MAX_LEN;
+        if (shift < 0 && changed && prev && prev.ee_block + prev.len === ex.ee_block && prev.start + prev.len === ex.start &&
+          prev.unwritten === ex.unwritten && prev.len + ex.len <= max) {
+          prev.len += ex.len;
+          continue;
+        }
+        list.push(ex);
+      }
+      if (changed) {
+        buf.fill(0, EXT4_EXTENT_HEADER_SIZE, entry_at(max_of(buf)));
+        list.forEach((ex, i) => ext4_extent_encode(ex, buf, 0, i));
+        put_le16(buf, 2, list.length);
+      }
+      return changed;
+    }
+    for (let i = 0; i < n; i++) {
+      const ix = ext4_extent_idx_decode(buf, 0, i);
+      const next = i + 1 < n ? ext4_extent_idx_decode(buf, 0, i + 1).ei_block : EXT_MAX_BLOCKS;
+      if (next <= from && i + 1 < n) continue; /* all of this child is before `from` */
+      const bh = await ext4_sb_bread_bh(sb, ix.leaf, 'ext4_ext_shift_extents', inode.i_ino);
+      try {
+        ext4_ext_check_node(inode, bh.b_data, 0, d - 1, ext4_ext_space_block(bs), ix.leaf);
+        await ext4_journal_get_write_access(handle, sb, bh);
+        if (!(await visit(bh.b_data, d - 1))) continue;
+        changed = true;
+        await ext4_ext_dirty(handle, inode, { bh, buf: bh.b_data, blk: ix.leaf, depth: d - 1, idx: -1 });
+        if (entries_of(bh.b_data)) put_le32(buf, entry_at(i), key_of(bh.b_data, 0));
+      } finally { brelse(bh); }
+    }
+    return changed;
+  };
+  await visit(inode.i_data, depth);
+}
+
+/**
+ * Split the extent that holds logical block `lblk` inside it (not at its start) into two
+ * at `lblk` (ext4_split_extent_at), so that a shift from `lblk` moves only whole extents.
+ */
+async function ext4_ext_split_at(handle: handle_t, inode: Ext4Inode, lblk: number): Promise<void> {
+  const path = await ext4_find_extent_rw(inode, lblk);
+  let right: Ext4Extent | null = null;
+  try {
+    const leaf = path[path.length - 1]!;
+    if (leaf.idx < 0) return;
+    const ex = ext4_extent_decode(leaf.buf, 0, leaf.idx);
+    if (!(ex.ee_block < lblk && lblk < ex.ee_block + ex.len)) return;
+    const head = lblk - ex.ee_block;
+    await ext4_ext_journal_access(handle, inode, leaf);
+    ext4_extent_encode({ ...ex, len: head }, leaf.buf, 0, leaf.idx);
+    await ext4_ext_dirty(handle, inode, leaf);
+    right = { ee_block: lblk, len: ex.len - head, start: ex.start + head, unwritten: ex.unwritten };
+  } finally { release_path(path); }
+  if (right) await ext4_ext_insert_extent(handle, inode, right, false);
+}
+
+/** Write access to a tree block about to change (the root is the inode's, journalled with it). */
+async function ext4_ext_journal_access(handle: handle_t, inode: Ext4Inode, node: WNode): Promise<void> {
+  if (node.bh) await ext4_journal_get_write_access(handle, inode.i_sb, node.bh);
+}
+
+/**
+ * ext4_collapse_range: the blocks of [offset, offset + len) go and everything after moves
+ * down by len; the file shrinks by len. ext4_insert_range: everything from offset moves up
+ * by len, leaving a hole there; the file grows by len. Both on block-aligned ranges of
+ * extent files, with offset + len before the end (collapse) or offset before it (insert).
+ */
+async function ext4_shift_range(inode: Ext4Inode, collapse: boolean, offset: number, len: number): Promise<void> {
+  const sb = inode.i_sb;
+  const bs = sbi_bs(inode);
+  if (offset % bs !== 0 || len % bs !== 0) throw err(EINVAL);
+  if (!(inode.i_ext4_flags & EXT4_EXTENTS_FL)) throw err(EOPNOTSUPP);
+  if (collapse) {
+    if (offset + len >= inode.i_size) throw err(EINVAL);
+  } else {
+    if (len > sb.s_maxbytes - inode.i_size) throw err(EFBIG);
+    if (offset >= inode.i_size) throw err(EINVAL);
+  }
+  if (sb.s_flags & 1 /* SB_RDONLY */) throw err(EROFS);
+  // Everything from offset on goes to the disk first (delayed blocks get theirs), and the
+  // page cache from there is dropped: the pages' file offsets change.
+  await filemap_write_and_wait_range(inode.i_mapping, offset, Number.MAX_SAFE_INTEGER);
+  await truncate_inode_pages_range(inode.i_mapping, offset, Number.MAX_SAFE_INTEGER);
+  const start = offset / bs, n = len / bs;
+  const handle = ext4_journal_start(inode, EXT4_HT_TRUNCATE, EXT4_DATA_TRANS_BLOCKS * 4);
+  try {
+    await inode.i_data_sem.downWrite();
+    ext4_es_remove_extent(inode);
+    try {
+      if (collapse) {
+        await ext4_ext_remove_space(handle, inode, start, start + n);
+        await ext4_ext_shift_extents(handle, inode, start + n, -n);
+      } else {
+        await ext4_ext_split_at(handle, inode, start);
+        await ext4_ext_shift_extents(handle, inode, start, n);
+      }
+    } finally { inode.i_data_sem.upWrite(); }
+    const size = collapse ? inode.i_size - len : inode.i_size + len;
+    inode.i_size = size;
+    inode.i_disksize = size;
+    const now = current_time(inode);
+    inode.i_mtime = now;
+    inode.i_ctime = { ...now };
+    await ext4_mark_inode_dirty(handle, inode);
+  } finally { await ext4_journal_stop(handle); }
+}
+
+/**
  * ext4_fallocate for extent files: preallocation (mode 0, KEEP_SIZE) as unwritten extents,
- * PUNCH_HOLE (blocks freed, edges zeroed) and ZERO_RANGE (a punched range made unwritten
- * again). COLLAPSE_RANGE and INSERT_RANGE are not built (EOPNOTSUPP); block-mapped files
- * cannot hold unwritten extents: only PUNCH_HOLE works on them (ext4_ind_remove_space).
+ * PUNCH_HOLE (blocks freed, edges zeroed), ZERO_RANGE (a punched range made unwritten
+ * again), COLLAPSE_RANGE and INSERT_RANGE (ext4_shift_range). Block-mapped files cannot
+ * hold unwritten extents nor shift: only PUNCH_HOLE works on them (ext4_ind_remove_space).
  */
 export async function ext4_fallocate(file: File, mode: number, offset: number, len: number): Promise<void> {
   const inode = file.f_inode as Ext4Inode;
   const sb = inode.i_sb;
   if (inode.i_ext4_flags & EXT4_INLINE_DATA_FL) await ext4_convert_inline_data(inode);
+  if (mode & (FALLOC_FL_COLLAPSE_RANGE | FALLOC_FL_INSERT_RANGE))
+    return ext4_shift_range(inode, (mode & FALLOC_FL_COLLAPSE_RANGE) !== 0, offset, len);
   // Block-mapped files can only have holes punched (they cannot hold unwritten extents).
   const extents = (inode.i_ext4_flags & EXT4_EXTENTS_FL) !== 0;
   if (!extents && mode !== (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE)) throw err(EOPNOTSUPP);

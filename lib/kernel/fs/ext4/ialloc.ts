@@ -16,7 +16,7 @@ import { current_time } from '../time.js';
 import { sb_getblk } from '../buffer.js';
 import { BH_Uptodate } from '../../include/blk.js';
 import {
-  EXT4_BG_BLOCK_UNINIT, EXT4_BG_INODE_UNINIT, EXT4_EXTENTS_FL, EXT4_FEATURE_INCOMPAT_EXTENTS,
+  EXT4_BG_BLOCK_UNINIT, EXT4_BG_INODE_UNINIT, EXT4_EA_INODE_FL, EXT4_EXTENTS_FL, EXT4_FEATURE_INCOMPAT_EXTENTS,
   EXT4_FEATURE_INCOMPAT_FLEX_BG, EXT4_GOOD_OLD_INODE_SIZE, EXT4_INDEX_FL, EXT4_TOPDIR_FL, ext4_free_group_clusters,
   ext4_free_group_clusters_set, ext4_free_inodes_count, ext4_free_inodes_set, ext4_inode_bitmap, ext4_itable_unused_count,
   ext4_itable_unused_set, ext4_used_dirs_count, ext4_used_dirs_set, EXT4_ROOT_INO,
@@ -187,11 +187,14 @@ async function ext4_init_group_blocks(handle: handle_t, sb: super_block, group: 
  * disk, owner and flags set, hashed and still I_NEW (the caller instantiates the dentry and
  * unlocks it). The on-disk inode is written by the first ext4_mark_inode_dirty.
  */
-export async function __ext4_new_inode(handle: handle_t, dir: Ext4Inode, mode: number, owner?: { uid: number; gid: number }): Promise<Ext4Inode> {
+export async function __ext4_new_inode(handle: handle_t, dir: Ext4Inode, mode: number, owner?: { uid: number; gid: number },
+  goal = 0, i_flags = 0): Promise<Ext4Inode> {
   const sb = dir.i_sb;
   const sbi = EXT4_SB(sb);
   const isDir = (mode & S_IFMT) === S_IFDIR;
-  let g = isDir ? find_group_orlov(sbi, dir) : find_group_other(sbi, dir);
+  // A goal inode (an ea_inode's is the owner's number + 1) names the group to try first.
+  let g = goal > 0 && goal <= sbi.s_es.s_inodes_count ? group_of(sbi, goal)
+    : isDir ? find_group_orlov(sbi, dir) : find_group_other(sbi, dir);
   if (g < 0) throw err(ENOSPC);
   const ino = await ext4_claim_inode(handle, sb, g, isDir);
   g = group_of(sbi, ino);
@@ -211,6 +214,7 @@ export async function __ext4_new_inode(handle: handle_t, dir: Ext4Inode, mode: n
   inode.i_blkbits = sbi.s_blocksize_bits;
   inode.i_ext4_flags = ext4_mask_flags(mode, dir.i_ext4_flags & EXT4_FL_INHERITED);
   inode.i_ext4_flags &= ~EXT4_INDEX_FL;
+  inode.i_ext4_flags = (inode.i_ext4_flags | i_flags) >>> 0;
   ext4_set_inode_flags(inode);
   inode.i_projid = dir.i_projid;
   inode.i_data.fill(0);
@@ -227,6 +231,8 @@ export async function __ext4_new_inode(handle: handle_t, dir: Ext4Inode, mode: n
   }
   inode.i_state_flags |= EXT4_STATE_NEW;
   insert_inode_hash(inode);
+  /* an ea_inode holds one value: no ACL or security attributes of its own */
+  if (i_flags & EXT4_EA_INODE_FL) return inode;
   try {
     await ext4_init_acl(handle, inode, dir);
   } catch (e) {

@@ -1080,7 +1080,7 @@ export async function ext4_evict_inode(inode: Inode): Promise<void> {
         else await ext4_ind_truncate(handle, ei, 0);
       } finally { ei.i_data_sem.upWrite(); }
     }
-    if (ei.i_file_acl) await ext4_xattr_delete_inode(handle, ei);
+    await ext4_xattr_delete_inode(handle, ei);
     await ext4_orphan_del(handle, ei);
     ei.i_dtime = Math.max(0, Math.floor(Date.now() / 1000)) >>> 0;
     await ext4_mark_inode_dirty(handle, ei);

@@ -12,7 +12,8 @@ export const EXT4_XATTR_HEADER_SIZE = 32;     /* struct ext4_xattr_header (block
 export const EXT4_XATTR_IBODY_HEADER_SIZE = 4; /* struct ext4_xattr_ibody_header */
 export const EXT4_XATTR_ENTRY_SIZE = 16;      /* struct ext4_xattr_entry without the name */
 export const EXT4_XATTR_REFCOUNT_MAX = 1024;
-export const EXT4_XATTR_MIN_LARGE_EA_SIZE = (blockSize: number): number => blockSize;
+/** EXT4_XATTR_MIN_LARGE_EA_SIZE: a padded value bigger than this goes to an ea_inode (with the feature). */
+export const EXT4_XATTR_MIN_LARGE_EA_SIZE = (blockSize: number): number => blockSize - EXT4_XATTR_ROUND - EXT4_XATTR_ENTRY_SIZE - 4;
 export const EXT4_XATTR_INDEX_USER = 1, EXT4_XATTR_INDEX_POSIX_ACL_ACCESS = 2,
   EXT4_XATTR_INDEX_POSIX_ACL_DEFAULT = 3, EXT4_XATTR_INDEX_TRUSTED = 4, EXT4_XATTR_INDEX_LUSTRE = 5,
   EXT4_XATTR_INDEX_SECURITY = 6, EXT4_XATTR_INDEX_SYSTEM = 7, EXT4_XATTR_INDEX_RICHACL = 8,
@@ -65,6 +66,7 @@ export interface Ext4XattrEntry {
   e_value_size: number; e_hash: number; e_name: Uint8Array;
 }
 export const EXT4_XATTR_PAD = 4;
+export const EXT4_XATTR_ROUND = EXT4_XATTR_PAD - 1;
 export const EXT4_XATTR_LEN = (nameLen: number): number => (nameLen + EXT4_XATTR_ENTRY_SIZE + 3) & ~3;
 export const EXT4_XATTR_SIZE = (size: number): number => Math.ceil(size / 4) * 4;
 /** IS_LAST_ENTRY: the list ends with four zero bytes. */

@@ -4,21 +4,28 @@
  * ibody header magic), in one external block (shared between inodes by refcount, with its
  * own header checksum), and large values in separate ea_inodes. Lookup and listing go
  * ibody first, then the block, as Linux does. The xattr_handler objects go in sb.s_xattr;
- * ACL handlers are acl.ts's.
+ * ACL handlers are acl.ts's. With the ea_inode feature a value too big for the block (or
+ * bigger than a block's worth) gets an inode of its own, as Linux's ext4_xattr_inode_*
+ * functions do: the ea_inode holds the value as its data (written as metadata through the
+ * journal), its reference count in ctime seconds (high word) and i_version (low word), and
+ * the crc32c of the value in atime seconds; the entry names it in e_value_inum and hashes
+ * that crc in place of the value. (Linux also finds an existing ea_inode with the same value
+ * through mbcache and shares it; here every new value gets its own.)
  */
 import type { Dentry, Inode, super_block, xattr_handler } from '../../include/fs.js';
 import { CAP_SYS_ADMIN } from '../../include/fs.js';
 import { err } from '../../include/errno.js';
-import { EEXIST, EIO, ENODATA, ENOSPC, EOPNOTSUPP, EPERM, ERANGE } from '../../include/uapi.js';
+import { EEXIST, EINVAL, EIO, ENODATA, ENOSPC, EOPNOTSUPP, EPERM, ERANGE, S_IFREG } from '../../include/uapi.js';
 import { capable } from '../../kernel/cred.js';
 import {
-  EXT4_EA_INODE_FL, EXT4_FEATURE_COMPAT_EXT_ATTR, EXT4_GOOD_OLD_INODE_SIZE, EXT4_INLINE_DATA_FL, le16, le32,
-  put_le16, put_le32,
+  EXT4_EA_INODE_FL, EXT4_FEATURE_COMPAT_EXT_ATTR, EXT4_FEATURE_INCOMPAT_EA_INODE, EXT4_GOOD_OLD_INODE_SIZE,
+  EXT4_INLINE_DATA_FL, EXT4_INODE_OFF, ext4_fits_in_inode, le16, le32, put_le16, put_le32,
 } from './layout.js';
 import {
   EXT4_XATTR_INDEX_SECURITY, EXT4_XATTR_INDEX_TRUSTED, EXT4_XATTR_INDEX_POSIX_ACL_ACCESS,
   EXT4_XATTR_INDEX_POSIX_ACL_DEFAULT, EXT4_XATTR_IBODY_HEADER_SIZE, EXT4_XATTR_LEN, EXT4_XATTR_SIZE,
-  ext4_xattr_block_hash, ext4_xattr_hash_entry, ext4_xattr_header_encode, ext4_xattr_is_last_entry,
+  ext4_xattr_block_hash, ext4_xattr_hash_entry, ext4_xattr_hash_entry_ea_inode, ext4_xattr_header_encode,
+  ext4_xattr_is_last_entry, EXT4_XATTR_MIN_LARGE_EA_SIZE,
 } from './xattr.h.js';
 import {
   EXT4_XATTR_HEADER_SIZE, EXT4_XATTR_INDEX_USER, EXT4_XATTR_MAGIC, ext4_xattr_entries,
@@ -41,8 +48,15 @@ import { ext4_csum_error, ext4_error } from './errors.js';
 import { ext4_sb_bread } from './block_validity.js';
 import { current_time } from '../time.js';
 // inode.ts and inline.ts import this file too: only their functions are used, at call time.
-import { ext4_iget, ext4_iput, ext4_mark_inode_dirty, ext4_read_data, EXT4_IGET_EA_INODE } from './inode.js';
+import {
+  ext4_aops, ext4_iget, ext4_iput, ext4_map_blocks_create, ext4_mark_inode_dirty, ext4_read_data, EXT4_IGET_EA_INODE,
+} from './inode.js';
 import { ext4_find_inline_data } from './inline.js';
+import { __ext4_new_inode } from './ialloc.js';
+import { ext4_orphan_add, ext4_orphan_del } from './orphan.js';
+import { ext4_file_inode_operations, ext4_file_operations } from './file.js';
+import { clear_nlink, set_nlink, unlock_new_inode } from '../inode.js';
+import { crc32c } from '../../lib/crc32c.js';
 
 /** One attribute as found: where its value is and how big. */
 export interface Ext4XattrFound {
@@ -92,10 +106,8 @@ export async function ext4_xattr_value(inode: Ext4Inode, f: Ext4XattrFound): Pro
   const e = f.entry;
   if (e.e_value_inum === 0) return f.buf.slice(f.valueOff, f.valueOff + e.e_value_size);
   const sb = inode.i_sb;
-  const ea = await ext4_iget(sb, e.e_value_inum, EXT4_IGET_EA_INODE);
+  const ea = await ext4_xattr_inode_iget(inode, e.e_value_inum);
   try {
-    if (!(ea.i_ext4_flags & EXT4_EA_INODE_FL))
-      throw ext4_error(sb, 'ext4_xattr_inode_iget', `EA inode ${e.e_value_inum} does not have EXT4_EA_INODE_FL flag`, { ino: inode.i_ino });
     if (ea.i_size !== e.e_value_size)
       throw ext4_error(sb, 'ext4_xattr_inode_get', `ea_inode file size=${ea.i_size} entry size=${e.e_value_size}`, { ino: ea.i_ino });
     const out = new Uint8Array(e.e_value_size);
@@ -182,12 +194,192 @@ export const ext4_xattr_security_handler: xattr_handler = {
   },
 };
 
+/* ------------------------------------------------------------------------------------ */
+/* ea_inodes                                                                             */
+
+/** ext4_xattr_inode_iget: the ea_inode `ea_ino` named by an entry of `parent`, checked. */
+async function ext4_xattr_inode_iget(parent: Ext4Inode, ea_ino: number): Promise<Ext4Inode> {
+  const sb = parent.i_sb;
+  const sbi = EXT4_SB(sb);
+  if (ea_ino === parent.i_ino)
+    throw ext4_error(sb, 'ext4_xattr_inode_iget', `Parent and EA inode have the same ino ${ea_ino}`, { ino: parent.i_ino });
+  if (ea_ino < sbi.s_first_ino || ea_ino > sbi.s_es.s_inodes_count)
+    throw ext4_error(sb, 'ext4_xattr_inode_iget', `invalid ea_ino ${ea_ino}`, { ino: parent.i_ino });
+  const ea = await ext4_iget(sb, ea_ino, EXT4_IGET_EA_INODE);
+  if (!(ea.i_ext4_flags & EXT4_EA_INODE_FL)) {
+    await ext4_iput(ea);
+    throw ext4_error(sb, 'ext4_xattr_inode_iget', `EA inode ${ea_ino} does not have EXT4_EA_INODE_FL flag`, { ino: parent.i_ino });
+  }
+  return ea;
+}
+
+/** ext4_xattr_inode_hash: crc32c of the value, seeded with s_csum_seed. */
+function ext4_xattr_inode_hash(sb: super_block, value: Uint8Array): number {
+  return crc32c(EXT4_SB(sb).s_csum_seed, value, 0, value.length) >>> 0;
+}
+
+/** ext4_xattr_inode_get_ref: ctime seconds are the high word, the raw i_version the low. */
+function ext4_xattr_inode_get_ref(ea: Ext4Inode): number {
+  return ea.i_ctime.sec * 2 ** 32 + le32(ea.i_raw, EXT4_INODE_OFF.l_i_version);
+}
+function ext4_xattr_inode_set_ref(ea: Ext4Inode, ref: number): void {
+  ea.i_ctime = { sec: Math.floor(ref / 2 ** 32), nsec: 0 };
+  put_le32(ea.i_raw, EXT4_INODE_OFF.l_i_version, ref % 2 ** 32);
+  if (ext4_fits_in_inode(ea.i_extra_isize, EXT4_INODE_OFF.i_version_hi + 4)) put_le32(ea.i_raw, EXT4_INODE_OFF.i_version_hi, 0);
+}
+
 /**
- * ext4_xattr_delete_inode (the block part, ext4_xattr_release_block): the inode's xattr
- * block loses a reference; the last one frees it. Values in ea_inodes are not released
- * (the write side does not create them; an inode owning one is refused by the caller).
+ * ext4_xattr_inode_update_ref: one reference more or less. The last one gone, the ea_inode
+ * loses its link and goes on the orphan list, so that a crash before its eviction still
+ * frees it; the caller's iput evicts it.
+ */
+async function ext4_xattr_inode_update_ref(handle: handle_t, ea: Ext4Inode, delta: number): Promise<void> {
+  const ref = ext4_xattr_inode_get_ref(ea) + delta;
+  if (ref < 0) {
+    ext4_error(ea.i_sb, 'ext4_xattr_inode_update_ref', `EA inode ${ea.i_ino} ref_count=${ref}`, { ino: ea.i_ino });
+    return;
+  }
+  ext4_xattr_inode_set_ref(ea, ref);
+  if (delta > 0 && ref === 1) {
+    set_nlink(ea, 1);
+    await ext4_orphan_del(handle, ea);
+  } else if (delta < 0 && ref === 0) {
+    clear_nlink(ea);
+    await ext4_orphan_add(handle, ea);
+  }
+  await ext4_mark_inode_dirty(handle, ea);
+}
+
+/** Add `delta` to the reference count of ea_inode `ea_ino` (ext4_xattr_inode_inc_ref / dec_ref). */
+async function ext4_xattr_inode_ref(handle: handle_t, parent: Ext4Inode, ea_ino: number, delta: number): Promise<void> {
+  const ea = await ext4_xattr_inode_iget(parent, ea_ino);
+  try {
+    await ext4_xattr_inode_update_ref(handle, ea, delta);
+  } finally { await ext4_iput(ea); }
+}
+
+/** The ea_inode numbers an area's entries hold (ext4_xattr_inode_inc_ref_all / dec_ref_all walk these). */
+function ext4_xattr_area_ea_inodes(buf: Uint8Array, first: number, end: number, skip = -1): number[] {
+  const out: number[] = [];
+  for (let o = first; o + 4 <= end && !ext4_xattr_is_last_entry(buf, o); o += XATTR_LEN_AT(buf, o)) {
+    const ino = le32(buf, o + 4);
+    if (ino !== 0 && o !== skip) out.push(ino);
+  }
+  return out;
+}
+
+/**
+ * ext4_xattr_inode_create + ext4_xattr_inode_write: a new ea_inode holding `value`, owned
+ * by the owner's uid and gid, near the owner (goal: the next inode number), one reference.
+ * Its blocks are written as metadata under the handle, so the value commits with the entry.
+ */
+async function ext4_xattr_inode_create(handle: handle_t, inode: Ext4Inode, value: Uint8Array, hash: number): Promise<Ext4Inode> {
+  const sb = inode.i_sb;
+  const root = sb.s_root?.d_inode;
+  if (!root) throw err(EINVAL, 'ext4_xattr_inode_create: refuse to create EA inode when umounting');
+  const ea = await __ext4_new_inode(handle, EXT4_I(root), S_IFREG | 0o600, { uid: inode.i_uid, gid: inode.i_gid },
+    inode.i_ino + 1, EXT4_EA_INODE_FL);
+  ea.i_op = ext4_file_inode_operations;
+  ea.i_fop = ext4_file_operations;
+  ea.i_mapping.a_ops = ext4_aops;
+  unlock_new_inode(ea);
+  ext4_xattr_inode_set_ref(ea, 1);
+  ea.i_atime = { sec: hash, nsec: 0 };
+  try {
+    await ext4_mark_inode_dirty(handle, ea);
+    const bs = EXT4_SB(sb).s_blocksize;
+    const nblocks = Math.ceil(value.length / bs);
+    for (let lblk = 0; lblk < nblocks;) {
+      const m = await ext4_map_blocks_create(handle, ea, lblk, nblocks - lblk);
+      if (!m.pblk || m.len <= 0) throw ext4_error(sb, 'ext4_xattr_inode_write', 'no block mapped', { ino: ea.i_ino });
+      const n = Math.min(m.len, nblocks - lblk);
+      for (let k = 0; k < n; k++) {
+        const from = (lblk + k) * bs;
+        const bh = await ext4_sb_getblk_zero(sb, m.pblk + k);
+        try {
+          await ext4_journal_get_create_access(handle, sb, bh);
+          const chunk = value.subarray(from, Math.min(value.length, from + bs));
+          bh.b_data.set(chunk);
+          bh.b_data.fill(0, chunk.length, bs);
+          await ext4_handle_dirty_metadata(handle, ea, bh);
+        } finally { brelse(bh); }
+      }
+      lblk += n;
+    }
+    ea.i_size = value.length;
+    ea.i_disksize = value.length;
+    await ext4_mark_inode_dirty(handle, ea);
+  } catch (e) {
+    /* not referenced by anything: its last reference goes, and the iput frees it */
+    await ext4_xattr_inode_update_ref(handle, ea, -1).catch(() => {});
+    await ext4_iput(ea);
+    throw e;
+  }
+  return ea;
+}
+
+/**
+ * The entry at s.here was given the value's place holder by ext4_xattr_set_entry: make the
+ * ea_inode and name it there. The entry hash was already computed from the value's crc.
+ */
+async function ext4_xattr_set_ea_inode(handle: handle_t, inode: Ext4Inode, i: ext4_xattr_info, s: ext4_xattr_search,
+  refs: ext4_xattr_refs): Promise<void> {
+  const ea = await ext4_xattr_inode_create(handle, inode, i.value!, i.ea_hash);
+  put_le32(s.base, s.here + 4, ea.i_ino);
+  refs.made.push(ea.i_ino);
+  refs.quota += ext4_xattr_inode_quota(inode.i_sb, i.value!.length);
+  await ext4_iput(ea);
+}
+
+/**
+ * The ea_inode references one ext4_xattr_set_handle changes: `drop`, those the replaced or
+ * removed entries held (let go once the change is in); `made`, the new ea_inodes (let go
+ * again if the change fails, which frees them).
+ */
+interface ext4_xattr_refs { drop: number[]; made: number[]; quota: number }
+
+/**
+ * The space an ea_inode value is charged to the inode that names it, in 512-byte sectors:
+ * Linux charges it through the quota calls (ext4_xattr_inode_alloc_quota), which add it to
+ * i_blocks even with quotas off, and e2fsck expects it there.
+ */
+function ext4_xattr_inode_quota(sb: super_block, value_len: number): number {
+  const bs = EXT4_SB(sb).s_blocksize;
+  return Math.ceil(value_len / bs) * (bs / 512);
+}
+
+/** The references the entries in [first, end) of `buf` hold, all dropped (ext4_xattr_inode_dec_ref_all). */
+async function ext4_xattr_inode_dec_ref_all(handle: handle_t, parent: Ext4Inode, buf: Uint8Array, first: number, end: number): Promise<void> {
+  for (const ea_ino of ext4_xattr_area_ea_inodes(buf, first, end)) {
+    try {
+      await ext4_xattr_inode_ref(handle, parent, ea_ino, -1);
+    } catch (e) {
+      /* as Linux: a bad ea_inode reference is reported (ext4_error) and skipped */
+      if ((e as { errno?: number }).errno === undefined) throw e;
+    }
+  }
+}
+
+/**
+ * ext4_xattr_delete_inode: an inode being freed lets go of its attributes: the references
+ * its in-inode entries hold on ea_inodes, then its block (ext4_xattr_release_block).
  */
 export async function ext4_xattr_delete_inode(handle: handle_t, inode: Ext4Inode): Promise<void> {
+  const sb = inode.i_sb;
+  const sbi = EXT4_SB(sb);
+  if (sbi.has_incompat(EXT4_FEATURE_INCOMPAT_EA_INODE) && inode.i_state_flags & EXT4_STATE_XATTR && ext4_inode_has_xattr_space(inode)) {
+    const hdr = EXT4_GOOD_OLD_INODE_SIZE + inode.i_extra_isize;
+    if (le32(inode.i_raw, hdr) === EXT4_XATTR_MAGIC)
+      await ext4_xattr_inode_dec_ref_all(handle, inode, inode.i_raw, hdr + EXT4_XATTR_IBODY_HEADER_SIZE, sbi.s_inode_size);
+  }
+  if (inode.i_file_acl) await ext4_xattr_release_block(handle, inode);
+}
+
+/**
+ * ext4_xattr_release_block: the inode's xattr block loses a reference; the last one frees
+ * it, with the references its entries hold on ea_inodes.
+ */
+async function ext4_xattr_release_block(handle: handle_t, inode: Ext4Inode): Promise<void> {
   const sb = inode.i_sb;
   const sbi = EXT4_SB(sb);
   const blk = inode.i_file_acl;
@@ -199,6 +391,8 @@ export async function ext4_xattr_delete_inode(handle: handle_t, inode: Ext4Inode
       throw ext4_error(sb, 'ext4_xattr_release_block', `inode ${inode.i_ino}: bad block ${blk}`, { ino: inode.i_ino });
     }
     if (h.h_refcount <= 1) {
+      if (sbi.has_incompat(EXT4_FEATURE_INCOMPAT_EA_INODE))
+        await ext4_xattr_inode_dec_ref_all(handle, inode, bh.b_data, EXT4_XATTR_HEADER_SIZE, sbi.s_blocksize);
       ext4_forget(handle, bh);
       await ext4_free_blocks(handle, inode, blk, 1, EXT4_FREE_BLOCKS_METADATA);
     } else {
@@ -220,7 +414,16 @@ interface ext4_xattr_info {
   name_index: number;
   name: Uint8Array;
   value: Uint8Array | null;
+  /** the value goes to an ea_inode (Linux's i->in_inode) */
+  in_inode: boolean;
+  /** its crc32c (ext4_xattr_inode_hash), when in_inode */
+  ea_hash: number;
 }
+
+/** EXT4_XATTR_BLOCK_RESERVE: with ea_inode, a value in the block leaves this much for names. */
+const EXT4_XATTR_BLOCK_RESERVE = (bs: number): number => Math.min(bs / 8, 1024);
+/** The place holder ext4_xattr_set_entry leaves in e_value_inum until the ea_inode exists. */
+const EA_INODE_PENDING = 0xffffffff;
 
 /**
  * ext4_xattr_search over a private copy of the area (the inode body or the block): `vb` is
@@ -286,13 +489,6 @@ function ext4_xattr_find_entry(s: ext4_xattr_search, index: number, name: Uint8A
   }
   s.here = o;
   s.not_found = cmp !== 0;
-}
-
-/** Does the area hold any value in an ea_inode? The write side does not manage their refcounts. */
-function ext4_xattr_has_ea_inode(s: ext4_xattr_search): boolean {
-  for (let o = s.first; !ext4_xattr_is_last_entry(s.base, o); o += XATTR_LEN_AT(s.base, o))
-    if (le32(s.base, o + 4) !== 0) return true;
-  return false;
 }
 
 /** EXT4_INODE_HAS_XATTR_SPACE (an inode whose i_extra_isize is 0 is left alone: Linux would grow it). */
@@ -366,15 +562,21 @@ function ext4_xattr_rehash(buf: Uint8Array): void {
  * ext4_xattr_set_entry: set, replace or remove the entry at s.here in the area, as Linux
  * edits it: names grow from the start (a new name goes at s.here), values are packed down
  * from the end, a removed value's hole is closed by moving the lower values up. ENOSPC
- * (before any change) when the area cannot hold the result.
+ * (before any change) when the area cannot hold the result; `reserve` bytes must stay free
+ * for names (EXT4_XATTR_BLOCK_RESERVE). A value for an ea_inode takes no room here: its
+ * entry gets EA_INODE_PENDING, which the caller replaces with the new inode's number.
+ * Returns the ea_inode the entry named before (0 if none) and its value's size: its
+ * reference and its charge are the caller's to drop once the change is in.
  */
-function ext4_xattr_set_entry(i: ext4_xattr_info, s: ext4_xattr_search, is_block: boolean): void {
+function ext4_xattr_set_entry(i: ext4_xattr_info, s: ext4_xattr_search, is_block: boolean, reserve = 0): [inum: number, size: number] {
   const buf = s.base;
   const here = s.here;
   const name_len = i.name.length;
   const found = !s.not_found;
-  const old_size = found && le32(buf, here + 4) === 0 ? EXT4_XATTR_SIZE(le32(buf, here + 8)) : 0;
-  const new_size = i.value ? EXT4_XATTR_SIZE(i.value.length) : 0;
+  const old_inum = found ? le32(buf, here + 4) : 0;
+  const old_value_size = found ? le32(buf, here + 8) : 0;
+  const old_size = found && old_inum === 0 ? EXT4_XATTR_SIZE(le32(buf, here + 8)) : 0;
+  const new_size = i.value && !i.in_inode ? EXT4_XATTR_SIZE(i.value.length) : 0;
   const value = i.value;
 
   if (value && new_size && new_size === old_size) {
@@ -394,6 +596,7 @@ function ext4_xattr_set_entry(i: ext4_xattr_info, s: ext4_xattr_search, is_block
       let free = s.vb + min_offs - last - 4;
       if (found) free += EXT4_XATTR_LEN(name_len) + old_size;
       if (free < EXT4_XATTR_LEN(name_len) + new_size) throw err(ENOSPC);
+      if (reserve && new_size && min_offs + old_size - new_size < reserve) throw err(ENOSPC);
     }
     if (found && le32(buf, here + 8) !== 0 && le32(buf, here + 4) === 0) {
       /* take the old value out: the values below it move up by its size */
@@ -428,7 +631,9 @@ function ext4_xattr_set_entry(i: ext4_xattr_info, s: ext4_xattr_search, is_block
       put_le32(buf, here + 8, 0);
     }
     if (value) {
-      if (value.length) {
+      if (i.in_inode) {
+        put_le32(buf, here + 4, EA_INODE_PENDING);
+      } else if (value.length) {
         const voff = min_offs - new_size;
         put_le16(buf, here + 2, voff);
         buf.set(value, s.vb + voff);
@@ -438,9 +643,12 @@ function ext4_xattr_set_entry(i: ext4_xattr_info, s: ext4_xattr_search, is_block
     }
   }
   if (value) {
-    /* in-inode entries carry no hash; block entries hash name and padded value */
+    /* in-inode entries carry no hash; block entries hash name and padded value; an
+       ea_inode entry, wherever it is, hashes the value's crc in place of the value */
     let hash = 0;
-    if (is_block) {
+    if (i.in_inode) {
+      hash = ext4_xattr_hash_entry_ea_inode(i.name, i.ea_hash);
+    } else if (is_block) {
       const v = s.vb + le16(buf, here + 2);
       hash = ext4_xattr_hash_entry(i.name, value.length ? buf.subarray(v, v + new_size) : new Uint8Array(0));
     }
@@ -449,12 +657,23 @@ function ext4_xattr_set_entry(i: ext4_xattr_info, s: ext4_xattr_search, is_block
   if (is_block) ext4_xattr_rehash(buf);
   const why = ext4_xattr_check_area(buf, s.first, s.end, s.vb);
   if (why) throw err(EIO, `ext4_xattr_set_entry: refusing to write a bad xattr area (${why})`);
+  return [old_inum, old_value_size];
 }
 
-/** ext4_xattr_ibody_set: into the inode's copy; committed by ext4_xattr_ibody_commit. */
-function ext4_xattr_ibody_set(i: ext4_xattr_info, is: ext4_xattr_ibody_find | null): void {
+/**
+ * ext4_xattr_ibody_set: into the inode's copy (committed by ext4_xattr_ibody_commit), with
+ * the ea_inode made for a value that goes to one. The reference the replaced entry held is
+ * added to `drop`.
+ */
+async function ext4_xattr_ibody_set(handle: handle_t, inode: Ext4Inode, i: ext4_xattr_info,
+  is: ext4_xattr_ibody_find | null, refs: ext4_xattr_refs): Promise<void> {
   if (!is) throw err(ENOSPC);
-  ext4_xattr_set_entry(i, is.s, false);
+  /* on a copy of the copy: a failed try leaves is.s as it was for the next one */
+  const s: ext4_xattr_search = { ...is.s, base: is.s.base.slice() };
+  const [old, old_size] = ext4_xattr_set_entry(i, s, false);
+  if (i.value && i.in_inode) await ext4_xattr_set_ea_inode(handle, inode, i, s, refs);
+  is.s.base = s.base;
+  if (old) { refs.drop.push(old); refs.quota -= ext4_xattr_inode_quota(inode.i_sb, old_size); }
   is.dirty = true;
 }
 
@@ -481,32 +700,48 @@ async function ext4_xattr_ibody_commit(inode: Ext4Inode, is: ext4_xattr_ibody_fi
  * identical block to share through mbcache; without one a new block is always allocated.)
  */
 async function ext4_xattr_block_set(handle: handle_t, inode: Ext4Inode, i: ext4_xattr_info,
-  bs: ext4_xattr_block_find): Promise<void> {
+  bs: ext4_xattr_block_find, refs: ext4_xattr_refs): Promise<void> {
   const sb = inode.i_sb;
   const sbi = EXT4_SB(sb);
   const bsize = sbi.s_blocksize;
   let s: ext4_xattr_search;
   let inPlace = false;
+  let unshared = 0; /* the charge of a shared entry replaced in the copy (counted once this succeeds) */
   if (bs.bh && bs.s) {
-    s = bs.s;
-    if (ext4_xattr_has_ea_inode(s)) throw err(EOPNOTSUPP, 'ext4_xattr_block_set: block with ea_inode values');
+    /* on a copy of the copy: a failed try leaves bs.s as it was for the next one */
+    s = { ...bs.s, base: bs.s.base.slice() };
     if (le32(s.base, 4) === 1) inPlace = true;
-    else put_le32(s.base, 4, 1); /* the copy is this inode's alone */
+    else {
+      put_le32(s.base, 4, 1); /* the copy is this inode's alone */
+      /* the ea_inode reference of the entry being replaced stays with the shared block;
+         only this inode's charge for it goes */
+      if (!s.not_found && le32(s.base, s.here + 4) !== 0) {
+        unshared = ext4_xattr_inode_quota(sb, le32(s.base, s.here + 8));
+        put_le32(s.base, s.here + 4, 0);
+        put_le32(s.base, s.here + 8, 0);
+      }
+    }
   } else {
     const base = new Uint8Array(bsize);
     ext4_xattr_header_encode({ h_magic: EXT4_XATTR_MAGIC, h_refcount: 1, h_blocks: 1, h_hash: 0, h_checksum: 0 }, base, 0);
     s = { base, vb: 0, first: EXT4_XATTR_HEADER_SIZE, end: bsize, here: EXT4_XATTR_HEADER_SIZE, not_found: true };
     ext4_xattr_find_entry(s, i.name_index, i.name, true);
   }
-  ext4_xattr_set_entry(i, s, true);
+  const reserve = sbi.has_incompat(EXT4_FEATURE_INCOMPAT_EA_INODE) ? EXT4_XATTR_BLOCK_RESERVE(bsize) : 0;
+  const [old, old_size] = ext4_xattr_set_entry(i, s, true, reserve);
+  if (i.value && i.in_inode) await ext4_xattr_set_ea_inode(handle, inode, i, s, refs);
+  if (old) { refs.drop.push(old); refs.quota -= ext4_xattr_inode_quota(sb, old_size); }
   const empty = ext4_xattr_is_last_entry(s.base, s.first);
-  if (!empty && inPlace) {
+  if (inPlace) {
+    /* the block is this inode's: changed where it is (and freed below if now empty, with
+       nothing left in it to release) */
     const bh = bs.bh!;
     await ext4_journal_get_write_access(handle, sb, bh);
     bh.b_data.set(s.base);
     if (sbi.s_csum?.metadata_csum) ext4_xattr_block_csum_set(sbi.s_csum, inode.i_file_acl, bh.b_data, 0);
     await ext4_handle_dirty_metadata(handle, inode, bh);
-    return;
+    refs.made = []; /* the block names it now */
+    if (!empty) return;
   }
   let newBlk = 0;
   if (!empty) {
@@ -519,13 +754,18 @@ async function ext4_xattr_block_set(handle: handle_t, inode: Ext4Inode, i: ext4_
       if (sbi.s_csum?.metadata_csum) ext4_xattr_block_csum_set(sbi.s_csum, newBlk, nbh.b_data, 0);
       await ext4_handle_dirty_metadata(handle, inode, nbh);
     } finally { brelse(nbh); }
+    /* a new block holds new references to the ea_inodes it names (the one just made has its own) */
+    for (const ea_ino of ext4_xattr_area_ea_inodes(s.base, s.first, s.end, i.value && i.in_inode ? s.here : -1))
+      await ext4_xattr_inode_ref(handle, inode, ea_ino, 1);
   }
   /* drop the old block (its last reference frees it), then point at the new one */
-  if (inode.i_file_acl) await ext4_xattr_delete_inode(handle, inode);
+  if (inode.i_file_acl) await ext4_xattr_release_block(handle, inode);
   if (newBlk) {
     inode.i_file_acl = newBlk;
     inode.i_blocks += bsize / 512;
   }
+  refs.made = []; /* the block names it now */
+  refs.quota -= unshared;
 }
 
 /** ext4_xattr_update_super_block: the first attribute turns on the ext_attr feature. */
@@ -549,9 +789,12 @@ export async function ext4_xattr_set_handle(handle: handle_t, inode: Ext4Inode, 
   if (name.length > 255) throw err(ERANGE);
   const nb = new Uint8Array(name.length);
   for (let k = 0; k < name.length; k++) nb[k] = name.charCodeAt(k) & 0xff; // bits32: a byte of the name
-  const i: ext4_xattr_info = { name_index, name: nb, value };
+  const sb = inode.i_sb;
+  const ea_feature = EXT4_SB(sb).has_incompat(EXT4_FEATURE_INCOMPAT_EA_INODE);
+  const i: ext4_xattr_info = { name_index, name: nb, value, in_inode: false, ea_hash: 0 };
   const is = ext4_xattr_ibody_find(inode, i);
   let bs: ext4_xattr_block_find = { s: null, bh: null };
+  const refs: ext4_xattr_refs = { drop: [], made: [], quota: 0 };
   try {
     if (!is || is.s.not_found) bs = await ext4_xattr_block_find(inode, i);
     const inIbody = !!is && !is.s.not_found;
@@ -560,41 +803,74 @@ export async function ext4_xattr_set_handle(handle: handle_t, inode: Ext4Inode, 
       if (flags & XATTR_REPLACE) throw err(ENODATA);
       if (!value) return;
     } else if (flags & XATTR_CREATE) throw err(EEXIST);
-    const cur = inIbody ? is!.s : inBlock ? bs.s! : null;
-    if (cur && le32(cur.base, cur.here + 4) !== 0) throw err(EOPNOTSUPP, 'ext4_xattr_set_handle: value in an ea_inode');
-
     if (!value) {
-      if (inIbody) ext4_xattr_ibody_set(i, is);
-      else await ext4_xattr_block_set(handle, inode, i, bs);
+      if (inIbody) await ext4_xattr_ibody_set(handle, inode, i, is, refs);
+      else await ext4_xattr_block_set(handle, inode, i, bs, refs);
     } else {
       if (inIbody && ext4_xattr_value_same(is!.s, i)) return;
       if (inBlock && ext4_xattr_value_same(bs.s!, i)) return;
-      let ibodyFull = false;
-      try {
-        ext4_xattr_ibody_set(i, is);
-      } catch (e) {
-        if ((e as { errno?: number }).errno !== ENOSPC) throw e;
-        ibodyFull = true;
-      }
-      if (!ibodyFull) {
-        if (inBlock) await ext4_xattr_block_set(handle, inode, { ...i, value: null }, bs);
-      } else {
+      const isENOSPC = (e: unknown) => (e as { errno?: number }).errno === ENOSPC;
+      const toEaInode = () => { i.in_inode = true; i.ea_hash = ext4_xattr_inode_hash(sb, value); };
+      if (ea_feature && EXT4_XATTR_SIZE(value.length) > EXT4_XATTR_MIN_LARGE_EA_SIZE(EXT4_SB(sb).s_blocksize)) toEaInode();
+      /* in the inode; else in the block; else, with ea_inode, in an ea_inode (named from the
+         inode, else from the block): Linux's order of tries */
+      for (;;) {
+        try {
+          await ext4_xattr_ibody_set(handle, inode, i, is, refs);
+          if (inBlock) await ext4_xattr_block_set(handle, inode, { ...i, value: null, in_inode: false }, bs, refs);
+          break;
+        } catch (e) { if (!isENOSPC(e)) throw e; }
         if (inode.i_file_acl && !bs.bh) bs = await ext4_xattr_block_find(inode, i);
-        await ext4_xattr_block_set(handle, inode, i, bs);
-        if (inIbody) ext4_xattr_ibody_set({ ...i, value: null }, is);
+        try {
+          await ext4_xattr_block_set(handle, inode, i, bs, refs);
+          if (inIbody) await ext4_xattr_ibody_set(handle, inode, { ...i, value: null, in_inode: false }, is, refs);
+          break;
+        } catch (e) {
+          if (!isENOSPC(e) || !ea_feature || i.in_inode || !value.length) throw e;
+          toEaInode();
+        }
       }
     }
     if (is?.dirty) await ext4_xattr_ibody_commit(inode, is);
+    refs.made = [];
+    for (const ea_ino of refs.drop) await ext4_xattr_inode_ref(handle, inode, ea_ino, -1);
+    inode.i_blocks = Math.max(0, inode.i_blocks + refs.quota);
     ext4_xattr_update_super_block(inode.i_sb);
     inode.i_ctime = current_time(inode);
     await ext4_mark_inode_dirty(handle, inode);
+  } catch (e) {
+    /* an ea_inode made for a change that did not go in: its one reference goes, freeing it */
+    for (const ea_ino of refs.made) await ext4_xattr_inode_ref(handle, inode, ea_ino, -1).catch(() => {});
+    throw e;
   } finally { if (bs.bh) brelse(bs.bh); }
+}
+
+/**
+ * __ext4_xattr_set_credits: the owner inode, the old and new blocks with their bitmaps and
+ * descriptors; with ea_inode, the new ea_inode with its data blocks and their bitmaps, and
+ * (unless creating) the old ea_inode's release, plus a reference update for every ea_inode
+ * a cloned block names.
+ */
+function ext4_xattr_set_credits(inode: Ext4Inode, value_len: number, is_create: boolean): number {
+  const sb = inode.i_sb;
+  const sbi = EXT4_SB(sb);
+  let credits = EXT4_DATA_TRANS_BLOCKS;
+  if (!sbi.has_incompat(EXT4_FEATURE_INCOMPAT_EA_INODE)) return credits;
+  const bs = sbi.s_blocksize;
+  let blocks = Math.ceil(value_len / bs) + 1;
+  credits += 4 + blocks * 3;
+  if (!is_create) {
+    blocks = Math.floor(65536 / bs) + 1;
+    credits += 4 + blocks * 2;
+  }
+  /* a cloned block: one reference update per entry at most (a block holds few) */
+  return credits + Math.floor(bs / 32);
 }
 
 /** ext4_xattr_set: one attribute change in its own handle. */
 export async function ext4_xattr_set(inode: Ext4Inode, name_index: number, name: string,
   value: Uint8Array | null, flags: number): Promise<void> {
-  const handle = ext4_journal_start(inode, EXT4_HT_XATTR, EXT4_DATA_TRANS_BLOCKS);
+  const handle = ext4_journal_start(inode, EXT4_HT_XATTR, ext4_xattr_set_credits(inode, value?.length ?? 0, (flags & XATTR_CREATE) !== 0));
   try {
     await ext4_xattr_set_handle(handle, inode, name_index, name, value, flags);
   } catch (e) {
