@@ -209,7 +209,8 @@ if (skip) {
      * FAT write errors. Linux's fat calls fat_fs_error (and so applies errors=) only for
      * corruption it finds in what it reads; a failed write is an I/O error for the caller
      * that waits for it (fat_file_fsync: the pages, then the entry, then the FAT buffers,
-     * each returning -EIO), and the filesystem stays writable under every errors= value.
+     * returning -EIO from the first that fails), and the filesystem stays writable under
+     * every errors= value.
      * A failed data page stays in the page cache, clean and marked in error; a failed buffer
      * is no longer uptodate nor dirty: nothing retries it later. So: fsync says EIO, other
      * files are read and written as before, the daemon survives and unmounts, and on disk
