@@ -157,6 +157,11 @@ export function timespecFromMs(v: number): Timespec {
   return { sec, nsec: (v - sec * 1000) * 1e6 };
 }
 
+/** A 64-bit two's-complement count of ms from its low and high 32-bit halves. */
+export function msFromU32s(lo: number, hi: number): number {
+  return (hi >= 0x80000000 ? hi - 4294967296 : hi) * 4294967296 + lo;
+}
+
 /* Offsets in fuse-native's fuse_thread_locals_t on LP64 Linux: ... uid_t uid @96, gid_t gid @100, size_t atime @104, size_t mtime @112 */
 const LOCALS_ATIME = 104, LOCALS_MTIME = 112;
 
@@ -259,11 +264,13 @@ function makeFuse(mnt: string, ops: FuseOperations, optString: string, gate: Gat
       call('ftruncate', () => ops.ftruncate(p, fh, lo + hi * 4294967296), done(signal));
     }
     _op_utimens(signal: Signal, p: string, aLo: number, aHi: number, mLo: number, mHi: number): void {
-      const atimeMs = aLo + aHi * 4294967296;
-      let mtimeMs = mLo + mHi * 4294967296; // == atime: fuse-native passes atime twice
+      // fuse-native's timespec_to_uint64 computes tv_sec * 1000 + ms in signed arithmetic:
+      // read back as a signed 64-bit number, a time before 1970 is negative again.
+      const atimeMs = msFromU32s(aLo, aHi);
+      let mtimeMs = msFromU32s(mLo, mHi); // == atime: fuse-native passes atime twice
       const l = this.utimensLocals;
-      if (l && l.length >= LOCALS_MTIME + 8 && Number(l.readBigUInt64LE(LOCALS_ATIME)) === atimeMs) {
-        mtimeMs = Number(l.readBigUInt64LE(LOCALS_MTIME));
+      if (l && l.length >= LOCALS_MTIME + 8 && Number(l.readBigInt64LE(LOCALS_ATIME)) === atimeMs) {
+        mtimeMs = Number(l.readBigInt64LE(LOCALS_MTIME));
       }
       call('utimens', () => ops.utimens(p, timespecFromMs(atimeMs), timespecFromMs(mtimeMs)), done(signal));
     }

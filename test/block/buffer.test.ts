@@ -128,6 +128,34 @@ t.test('buffer I/O errors', async (t) => {
   });
 });
 
+t.test('a page written back after one of its buffers failed earlier: only this writeback\'s buffers count', async (t) => {
+  await withDisk(t, 1 * MiB, async (store, mem) => {
+    await runAsInit('bh-err-page', async () => {
+      const bdev = bdevByName('vda')!;
+      await set_blocksize(bdev, 1024);
+      const m = bdev.bd_inode.i_mapping;
+      // Blocks 40 and 41 share page 10; block 40 cannot be written.
+      const a = await B.bread(bdev, 40, 1024), b = await B.bread(bdev, 41, 1024);
+      store.addFault({ op: 'write', pos: 40 * 1024, len: 1024 });
+      a.b_data.fill(0x61); b.b_data.fill(0x62);
+      B.mark_buffer_dirty(a); B.mark_buffer_dirty(b);
+      await expectErrno(t, filemap_write_and_wait_range(m), EIO, 'writeback of the page with the failing block');
+      t.ok(a.test(1 << 11 /* BH_Write_EIO */), 'block 40 keeps BH_Write_EIO');
+      // Block 41 alone changes again and is written: that writeback succeeds, as on Linux
+      // (end_buffer_async_write records the error of the buffer that failed, once).
+      b.b_data.fill(0x63);
+      B.mark_buffer_dirty(b);
+      try {
+        await filemap_write_and_wait_range(m);
+        t.pass('the next writeback of the page, without block 40, reports no error');
+      } catch (e) { t.fail(`the next writeback reported ${String(e)}: the old error of block 40 again`); }
+      t.equal(mem.data[41 * 1024], 0x63, 'block 41 is on disk');
+      store.clearFaults();
+      B.brelse(a); B.brelse(b);
+    });
+  });
+});
+
 t.test('file data over get_block: holes, unwritten, new blocks, partial writes, truncate', async (t) => {
   await withDisk(t, 2 * MiB, async (_store, mem) => {
     const model = mem.data.slice();

@@ -1,6 +1,6 @@
 /* The conversions between lkl-ts structures and fuse-native's uint32 arrays. */
 import t from 'tap';
-import { statArray, statfsArray, timespecFromMs } from '../../lib/fuse/fuse-native.js';
+import { msFromU32s, statArray, statfsArray, timespecFromMs } from '../../lib/fuse/fuse-native.js';
 
 t.test('statArray', async (t) => {
   const a = statArray({
@@ -26,6 +26,15 @@ t.test('timespecFromMs', async (t) => {
     [1073, { sec: 1, nsec: 73_000_000 }],
   ];
   for (const [ms, want] of rows) t.same(timespecFromMs(ms), want, `${ms} ms`);
+});
+
+t.test('msFromU32s: utimens times as fuse-native hands them (a signed 64-bit count in two halves)', async (t) => {
+  for (const v of [0, 1073, 2 ** 32 * 1000 + 999, -1, -1_000_000_000_000, -(2 ** 31) * 1000]) {
+    const u = BigInt.asUintN(64, BigInt(v));
+    t.equal(msFromU32s(Number(u & 0xffffffffn), Number(u >> 32n)), v, `${v} ms`);
+  }
+  t.same(timespecFromMs(-1_000_000_000_000), { sec: -1_000_000_000, nsec: 0 }, 'before 1970: a negative timespec');
+  t.same(timespecFromMs(-1500), { sec: -2, nsec: 500_000_000 }, 'and its nanoseconds stay positive');
 });
 
 t.test('statfsArray scales block counts that do not fit 32 bits', async (t) => {

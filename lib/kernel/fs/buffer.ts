@@ -391,6 +391,14 @@ function removeAssoc(bh: buffer_head): void {
   bh.b_assoc_map = null;
 }
 
+/**
+ * Pages whose writeback in progress lost a buffer write. Only the buffers of this writeback
+ * count: a buffer of the page that failed earlier and was not written again keeps its
+ * BH_Write_EIO, but that error was reported then (Linux's end_buffer_async_write records
+ * the failing buffer's error alone).
+ */
+const writebackFailed = new WeakSet<Page>();
+
 /** mark_buffer_async_write's completion (end_buffer_async_write): page writeback ends with the last buffer. */
 export function end_buffer_async_write(bh: buffer_head, uptodate: boolean): void {
   const page = bh.b_page;
@@ -399,12 +407,13 @@ export function end_buffer_async_write(bh: buffer_head, uptodate: boolean): void
     buffer_io_error(bh, 'lost async page write');
     mark_buffer_write_io_error(bh);
     bh.clear(BH_Uptodate);
+    writebackFailed.add(page);
   }
   bh.clear(BH_Async_Write);
   unlock_buffer(bh);
   const bhs = page_buffers(page);
   if (bhs && bhs.some((b) => b.test(BH_Async_Write))) return;
-  const failed = bhs ? bhs.some((b) => b.test(BH_Write_EIO)) : !uptodate;
+  const failed = writebackFailed.delete(page) || !uptodate;
   end_page_writeback(page, failed);
 }
 

@@ -1021,7 +1021,12 @@ export async function ext4_setattr(dentry: Dentry, attr: Iattr): Promise<void> {
     inode_newsize_ok(inode, size);
     if (!(inode.i_ext4_flags & EXT4_EXTENTS_FL) && size > ext4_max_bitmap_size_of(inode)) throw err(EFBIG);
     if (inode.i_ext4_flags & EXT4_INLINE_DATA_FL) await ext4_convert_inline_data(inode);
-    if (size !== inode.i_size) {
+    if (size === inode.i_size) {
+      // Linux's ext4_setattr sets mtime and ctime for every size change that does not
+      // shrink, to the same size too (truncate(2) of a file to its size changes them).
+      const now = current_time(inode);
+      inode.i_mtime = now; inode.i_ctime = { ...now };
+    } else {
       const old = inode.i_size;
       if (!(attr.ia_valid & (ATTR_MTIME | ATTR_CTIME))) {
         const now = current_time(inode);

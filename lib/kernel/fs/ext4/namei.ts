@@ -549,15 +549,22 @@ async function ext4_empty_dir(dir: Ext4Inode): Promise<boolean> {
   return true;
 }
 
-/** ext4_inc_count / ext4_dec_count with dir_nlink: past EXT4_LINK_MAX a directory's count is 1. */
+/**
+ * ext4_inc_count / ext4_dec_count: past EXT4_LINK_MAX an htree directory's count is 1 ("too
+ * many to count"), and stays 1 when it gains more (1 -> 2 is set back to 1).
+ */
 function ext4_inc_count(inode: Inode): void {
   inc_nlink(inode);
-  if ((inode.i_mode & S_IFMT) === S_IFDIR && inode.i_nlink > EXT4_LINK_MAX) set_nlink(inode, 1);
+  if (is_dx(EXT4_I(inode)) && (inode.i_nlink > EXT4_LINK_MAX || inode.i_nlink === 2)) set_nlink(inode, 1);
 }
 function ext4_dec_count(inode: Inode): void {
   if ((inode.i_mode & S_IFMT) !== S_IFDIR || inode.i_nlink > 2) drop_nlink(inode);
 }
 const EXT4_LINK_MAX = 65000;
+/** EXT4_DIR_LINK_MAX: `dir` cannot take another subdirectory (only an htree one with dir_nlink can go past the limit). */
+function EXT4_DIR_LINK_MAX(dir: Ext4Inode): boolean {
+  return dir.i_nlink >= EXT4_LINK_MAX && !(EXT4_SB(dir.i_sb).has_ro_compat(EXT4_FEATURE_RO_COMPAT_DIR_NLINK) && is_dx(dir));
+}
 
 /** The common tail of create/mknod/symlink: the entry, then the dentry (ext4_add_nondir). */
 async function ext4_add_nondir(handle: handle_t, dir: Ext4Inode, dentry: Dentry, inode: Ext4Inode): Promise<void> {
@@ -660,7 +667,7 @@ async function ext4_symlink(dirI: Inode, dentry: Dentry, target: string): Promis
 async function ext4_mkdir(dirI: Inode, dentry: Dentry, mode: number): Promise<void> {
   const dir = EXT4_I(dirI);
   if (dentry.d_name.length > EXT4_NAME_LEN) throw err(ENAMETOOLONG);
-  if (dir.i_nlink >= EXT4_LINK_MAX && !EXT4_SB(dir.i_sb).has_ro_compat(EXT4_FEATURE_RO_COMPAT_DIR_NLINK)) throw err(EMLINK);
+  if (EXT4_DIR_LINK_MAX(dir)) throw err(EMLINK);
   const { handle, inode } = await ext4_new_inode_start_handle(dir, (mode & ~S_IFMT) | S_IFDIR, CREATE_CREDITS + 1);
   try {
     inode.i_op = ext4_dir_inode_operations;
@@ -837,8 +844,7 @@ async function ext4_rename(oldDirI: Inode, oldDentry: Dentry, newDirI: Inode, ne
       if (!newLoc || newLoc.ino !== target.i_ino) throw err(ENOENT);
       await ext4_setent(handle, newDir, newLoc, old.i_ino, old.i_mode);
     } else {
-      if (oldIsDir && oldDir !== newDir && newDir.i_nlink >= EXT4_LINK_MAX &&
-        !EXT4_SB(newDir.i_sb).has_ro_compat(EXT4_FEATURE_RO_COMPAT_DIR_NLINK)) throw err(EMLINK);
+      if (oldIsDir && oldDir !== newDir && EXT4_DIR_LINK_MAX(newDir)) throw err(EMLINK);
       await ext4_add_entry(handle, newDir, newDentry.d_name, old);
     }
     // The old entry may have moved if the add split its block: find it again.
