@@ -19,7 +19,7 @@
 import t from 'tap';
 import fs from 'node:fs';
 import path from 'node:path';
-import { makeExtImage, withLoopMount, e2fsckClean, type ExtImageOptions } from '../lib/images.js';
+import { makeExtImage, withLoopMount, e2fsckClean, dumpe2fsHeader, type ExtImageOptions } from '../lib/images.js';
 import { readXattrs } from '../lib/manifest.js';
 import { run, whyNot } from '../lib/sh.js';
 import { scratchDir } from '../lib/scratch.js';
@@ -377,4 +377,62 @@ if (skip) {
     }
     t.ok((await e2fsckClean(img)).clean, 'e2fsck -fn is clean');
   });
+
+  /*
+   * Identical blocks are shared, as Linux shares them through mbcache: the same steps by
+   * the host on one copy and by lkl-ts on another (128-byte inodes, so every attribute is in
+   * a block) leave the same files sharing the same number of blocks with the same refcounts,
+   * and the same free block count; with nombcache lkl-ts gives each file its own.
+   */
+  for (const opts of ['', 'nombcache']) {
+    t.test(`identical blocks shared as the host shares them${opts ? ` (${opts}: not shared)` : ''}`, async (t) => {
+      const base = path.join(dir, `share${opts}.img`);
+      await makeExtImage({ type: 'ext4', path: base, sizeMiB: 16, blockSize: 4096, inodeSize: 128, features: ['^has_journal'] });
+      await withLoopMount(base, {}, async (m) => {
+        for (const f of ['a', 'b', 'c', 'd', 'e']) fs.writeFileSync(path.join(m, f), f);
+      });
+      const hostImg = `${base}.host`, lklImg = `${base}.lkl`;
+      fs.copyFileSync(base, hostImg);
+      fs.copyFileSync(base, lklImg);
+      const v1 = pattern(100, 1), v2 = pattern(200, 2), v3 = pattern(50, 3);
+      /* a..d get the same two values (one block, four references); c then changes one (its
+         own block); d changes to what c has now (shares c's); e gets a..b's set (shares it) */
+      const steps: [string, string, Uint8Array][] = [
+        ['a', 'user.x', v1], ['a', 'user.y', v2], ['b', 'user.x', v1], ['b', 'user.y', v2],
+        ['c', 'user.x', v1], ['c', 'user.y', v2], ['d', 'user.x', v1], ['d', 'user.y', v2],
+        ['c', 'user.y', v3], ['d', 'user.y', v3], ['e', 'user.x', v1], ['e', 'user.y', v2],
+      ];
+      await withLoopMount(hostImg, {}, async (m) => {
+        for (const [f, n, v] of steps) await run('setfattr', ['-n', n, '-v', `0x${hex(v)}`, path.join(m, f)]);
+      });
+      const id = await k.diskAdd({ path: lklImg });
+      const mnt = await k.mountDev(id, 0, 'ext4', 0, opts);
+      if (typeof mnt !== 'string') { t.fail(`mount: ${mnt}`); return; }
+      try {
+        for (const [f, n, v] of steps) {
+          const r = await k.sys.setxattr(`${mnt}/${f}`, n, v, 0);
+          if (r !== 0) t.fail(`${f} ${n}: ${r}`);
+        }
+      } finally { t.equal(await k.umountDev(id, 0), 0, 'unmounted'); }
+      t.ok((await e2fsckClean(lklImg)).clean, 'e2fsck -fn is clean');
+      /* which files share a block, and each block's refcount */
+      const sharing = async (img: string) => {
+        const blk: Record<string, number> = {};
+        for (const f of ['a', 'b', 'c', 'd', 'e']) blk[f] = await fileAcl(img, f);
+        const groups = new Map<number, string[]>();
+        for (const [f, b] of Object.entries(blk)) groups.set(b, [...(groups.get(b) ?? []), f]);
+        const out: string[] = [];
+        for (const [b, fs_] of groups) out.push(`${fs_.join('')}: refcount ${await blockRefcount(img, b)}`);
+        return out.sort();
+      };
+      const [h, l] = [await sharing(hostImg), await sharing(lklImg)];
+      t.same(h, ['abe: refcount 3', 'cd: refcount 2'], 'the host shares a, b, e and c, d');
+      if (opts) t.same(l, ['a: refcount 1', 'b: refcount 1', 'c: refcount 1', 'd: refcount 1', 'e: refcount 1'], 'lkl-ts with nombcache: a block each');
+      else t.same(l, h, 'lkl-ts shares them the same way');
+      const free = async (img: string) => (await dumpe2fsHeader(img)).get('Free blocks');
+      if (!opts) t.equal(await free(lklImg), await free(hostImg), 'and leaves as many free blocks');
+      const xa = async (img: string) => withLoopMount(img, { ro: true }, async (m) => readXattrs(m));
+      t.same([...(await xa(lklImg))].sort(), [...(await xa(hostImg))].sort(), 'the host reads the same attributes from both');
+    });
+  }
 }

@@ -9,6 +9,7 @@
  * read-only mount live in an overlay (s_overlay) that ext4_sb_bread consults first, so the
  * image itself is never written.
  */
+import type { mb_cache } from '../mbcache.js';
 import type { extent_status } from './extents_status.js';
 import { Inode, type super_block } from '../../include/fs.js';
 import { rw_semaphore } from '../../kernel/wait.js';
@@ -37,7 +38,7 @@ export interface Ext4Dev {
 export const EXT4_GET_BLOCKS_CREATE = 0x0001, EXT4_GET_BLOCKS_DELALLOC_RESERVE = 0x0004;
 
 /* Mount option bits (sbi->s_mount_opt), Linux's names. */
-export const EXT4_MOUNT_NO_UID32 = 0x00002, EXT4_MOUNT_DEBUG = 0x00008, EXT4_MOUNT_ERRORS_CONT = 0x00010,
+export const EXT4_MOUNT_NO_MBCACHE = 0x00001, EXT4_MOUNT_NO_UID32 = 0x00002, EXT4_MOUNT_DEBUG = 0x00008, EXT4_MOUNT_ERRORS_CONT = 0x00010,
   EXT4_MOUNT_ERRORS_RO = 0x00020, EXT4_MOUNT_ERRORS_PANIC = 0x00040, EXT4_MOUNT_MINIX_DF = 0x00080,
   EXT4_MOUNT_NOLOAD = 0x00100, EXT4_MOUNT_DATA_FLAGS = 0x00c00, EXT4_MOUNT_JOURNAL_DATA = 0x00400,
   EXT4_MOUNT_ORDERED_DATA = 0x00800, EXT4_MOUNT_WRITEBACK_DATA = 0x00c00, EXT4_MOUNT_UPDATE_JOURNAL = 0x01000,
@@ -148,6 +149,8 @@ export class ext4_sb_info {
    * file back with its blocks already holding someone else's data.
    */
   s_busy_blocks: Set<number> = new Set();
+  /** xattr blocks by their hash, to share identical ones (null with nombcache) */
+  s_ea_block_cache: mb_cache | null = null;
   /** Inode generation counter for new inodes (s_next_generation). */
   s_next_generation = 0;
   s_max_links = 65000;

@@ -51,7 +51,7 @@ import {
   EXT4_MOUNT_ERRORS_RO, EXT4_MOUNT_JOURNAL_DATA, EXT4_MOUNT_MINIX_DF, EXT4_MOUNT_NOLOAD,
   EXT4_MOUNT_NO_UID32, EXT4_MOUNT_ORDERED_DATA, EXT4_MOUNT_POSIX_ACL, EXT4_MOUNT_WRITEBACK_DATA,
   EXT4_MOUNT_XATTR_USER, EXT4_MOUNT2_JOURNAL_CHECKSUM, EXT4_MOUNT2_JOURNAL_ASYNC_COMMIT, EXT4_MOUNT_DEBUG,
-  EXT4_MOUNT_NO_AUTO_DA_ALLOC, EXT4_MOUNT_QUOTA, EXT4_MOUNT_DATA_ERR_ABORT,
+  EXT4_MOUNT_NO_AUTO_DA_ALLOC, EXT4_MOUNT_QUOTA, EXT4_MOUNT_DATA_ERR_ABORT, EXT4_MOUNT_NO_MBCACHE,
   EXT4_SB, Ext4Inode, ext4_sb_info, type Ext4Dev, type Ext4Flavour,
 } from './ext4.js';
 import { ext4_msg } from './errors.js';
@@ -93,6 +93,10 @@ import { blkdev_issue_flush } from '../../block/bio.js';
 import { BH_Uptodate } from '../../include/blk.js';
 import { PAGE_SIZE } from '../../mm/page_alloc.js';
 import { jbd2_superblock_csum_set } from '../jbd2/csum.js';
+import { mb_cache_create, mb_cache_destroy } from '../mbcache.js';
+
+/** EXT4_CACHE_BUCKET_BITS: the size of the xattr block cache (2^10 buckets in Linux). */
+const EXT4_CACHE_BUCKET_BITS = 10;
 
 /* ---- mount options ---- */
 
@@ -179,11 +183,12 @@ export function ext4_parse_options(sb: super_block, sbi: ext4_sb_info, data: str
       case 'quota': case 'usrquota': case 'grpquota': case 'prjquota': case 'usrjquota': case 'grpjquota':
         sbi.s_mount_opt |= EXT4_MOUNT_QUOTA; break;
       case 'noquota': sbi.s_mount_opt &= ~EXT4_MOUNT_QUOTA; break;
+      case 'nombcache': case 'no_mbcache': sbi.s_mount_opt |= EXT4_MOUNT_NO_MBCACHE; break;
       /* accepted, meaningless for this driver (or handled by the VFS flags) */
       case 'i_version': case 'lazytime': case 'nolazytime': case 'noatime': case 'atime': case 'relatime':
       case 'strictatime': case 'nodiratime': case 'init_itable': case 'noinit_itable': case 'stripe':
       case 'max_batch_time': case 'min_batch_time': case 'journal_ioprio': case 'grpid': case 'bsdgroups':
-      case 'nogrpid': case 'sysvgroups': case 'oldalloc': case 'orlov': case 'nombcache': case 'no_mbcache':
+      case 'nogrpid': case 'sysvgroups': case 'oldalloc': case 'orlov':
       case 'prefetch_block_bitmaps': case 'no_prefetch_block_bitmaps': case 'dioread_nolock': case 'dioread_lock':
       case 'nodev': case 'nosuid': case 'noexec': case 'dev': case 'suid': case 'exec': case 'sync': case 'async':
       case 'mb_optimize_scan': case 'auto': case 'noauto': case 'defaults':
@@ -571,6 +576,7 @@ export async function ext4_fill_super_dev(sb: super_block, dev: Ext4Dev, data: s
   await ext4_load_super(sb, sbi, sbByteOff, silent, true);
   ext4_set_def_opts(sbi);
   ext4_parse_options(sb, sbi, data);
+  if (!sbi.test_opt(EXT4_MOUNT_NO_MBCACHE)) sbi.s_ea_block_cache = mb_cache_create(EXT4_CACHE_BUCKET_BITS);
   const forceRo = ext4_check_features(sb, sbi, !wantRw);
   sbi.s_mount_state = sbi.s_es.s_state;
   if (sbi.s_es.s_state & EXT4_ERROR_FS) ext4_msg(sb, 'KERN_WARNING', 'warning: mounting fs with errors, running e2fsck is recommended');
@@ -868,6 +874,7 @@ function makeRoot(inode: Inode): Dentry { return d_make_root(inode); }
 
 async function ext4_put_super(sb: super_block): Promise<void> {
   const sbi = EXT4_SB(sb);
+  if (sbi.s_ea_block_cache) { mb_cache_destroy(sbi.s_ea_block_cache); sbi.s_ea_block_cache = null; }
   if (sbi.s_journal?.j_ops && (sb.s_flags & SB_RDONLY || sbi.s_readonly_driver)) {
     // Made read-only by an error (errors=remount-ro): the journal stops without committing.
     ext4_journal_abort_on_error(sb);

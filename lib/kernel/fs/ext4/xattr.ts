@@ -28,7 +28,7 @@ import {
   ext4_xattr_is_last_entry, EXT4_XATTR_MIN_LARGE_EA_SIZE,
 } from './xattr.h.js';
 import {
-  EXT4_XATTR_HEADER_SIZE, EXT4_XATTR_INDEX_USER, EXT4_XATTR_MAGIC, ext4_xattr_entries,
+  EXT4_XATTR_HEADER_SIZE, EXT4_XATTR_INDEX_USER, EXT4_XATTR_MAGIC, EXT4_XATTR_REFCOUNT_MAX, ext4_xattr_entries,
   ext4_xattr_full_name, ext4_xattr_header_decode, type Ext4XattrEntry,
 } from './xattr.h.js';
 import { ext4_xattr_block_csum_set, ext4_xattr_block_csum_verify } from './csum.js';
@@ -57,6 +57,10 @@ import { ext4_orphan_add, ext4_orphan_del } from './orphan.js';
 import { ext4_file_inode_operations, ext4_file_operations } from './file.js';
 import { clear_nlink, set_nlink, unlock_new_inode } from '../inode.js';
 import { crc32c } from '../../lib/crc32c.js';
+import {
+  mb_cache_entry_create, mb_cache_entry_delete, mb_cache_entry_find_first, mb_cache_entry_find_next, mb_cache_entry_get,
+  mb_cache_entry_touch,
+} from '../mbcache.js';
 
 /** One attribute as found: where its value is and how big. */
 export interface Ext4XattrFound {
@@ -98,6 +102,7 @@ export async function ext4_xattr_block_entries(inode: Ext4Inode): Promise<Ext4Xa
   const r = ext4_xattr_entries(buf, EXT4_XATTR_HEADER_SIZE, bs, 0, bs);
   if (typeof r === 'string')
     throw ext4_error(sb, 'ext4_xattr_block_get', `corrupted xattr block ${blk}: ${r}`, { ino: inode.i_ino });
+  ext4_xattr_block_cache_insert(sb, blk, buf);
   return r.map((entry) => ({ entry, buf, valueOff: entry.e_value_offs }));
 }
 
@@ -390,7 +395,10 @@ async function ext4_xattr_release_block(handle: handle_t, inode: Ext4Inode): Pro
     if (h.h_magic !== EXT4_XATTR_MAGIC || h.h_blocks !== 1) {
       throw ext4_error(sb, 'ext4_xattr_release_block', `inode ${inode.i_ino}: bad block ${blk}`, { ino: inode.i_ino });
     }
+    const cache = sbi.s_ea_block_cache;
     if (h.h_refcount <= 1) {
+      /* out of the cache before it is freed: nobody may share it from now on */
+      if (cache) mb_cache_entry_delete(cache, h.h_hash, blk);
       if (sbi.has_incompat(EXT4_FEATURE_INCOMPAT_EA_INODE))
         await ext4_xattr_inode_dec_ref_all(handle, inode, bh.b_data, EXT4_XATTR_HEADER_SIZE, sbi.s_blocksize);
       ext4_forget(handle, bh);
@@ -398,6 +406,9 @@ async function ext4_xattr_release_block(handle: handle_t, inode: Ext4Inode): Pro
     } else {
       await ext4_journal_get_write_access(handle, sb, bh);
       put_le32(bh.b_data, 4, h.h_refcount - 1);
+      /* below the limit again: it can be shared once more */
+      const ce = cache && h.h_refcount - 1 === EXT4_XATTR_REFCOUNT_MAX - 1 ? mb_cache_entry_get(cache, h.h_hash, blk) : null;
+      if (ce) ce.e_reusable = true;
       if (sbi.s_csum?.metadata_csum) ext4_xattr_block_csum_set(sbi.s_csum, blk, bh.b_data, 0);
       await ext4_handle_dirty_metadata(handle, inode, bh);
     }
@@ -534,6 +545,7 @@ async function ext4_xattr_block_find(inode: Ext4Inode, i: ext4_xattr_info): Prom
     const bs = sbi.s_blocksize;
     const why = ext4_xattr_check_area(bh.b_data, EXT4_XATTR_HEADER_SIZE, bs, 0);
     if (why) throw ext4_error(sb, 'ext4_xattr_block_find', `corrupted xattr block ${blk}: ${why}`, { ino: inode.i_ino });
+    ext4_xattr_block_cache_insert(sb, blk, bh.b_data);
     const s: ext4_xattr_search = { base: bh.b_data.slice(0, bs), vb: 0, first: EXT4_XATTR_HEADER_SIZE, end: bs,
       here: EXT4_XATTR_HEADER_SIZE, not_found: true };
     ext4_xattr_find_entry(s, i.name_index, i.name, true);
@@ -694,10 +706,97 @@ async function ext4_xattr_ibody_commit(inode: Ext4Inode, is: ext4_xattr_ibody_fi
 }
 
 /**
+ * ext4_xattr_block_cache_insert: a checked xattr block goes into the cache under its hash,
+ * reusable while its refcount is below EXT4_XATTR_REFCOUNT_MAX. Blocks naming ea_inodes are
+ * not offered for sharing here (a shared block's ea_inode references are the block's, and
+ * values are not shared between ea_inodes either: see ext4_xattr_inode_create).
+ */
+function ext4_xattr_block_cache_insert(sb: super_block, blk: number, buf: Uint8Array): void {
+  const sbi = EXT4_SB(sb);
+  const cache = sbi.s_ea_block_cache;
+  const hash = le32(buf, 12);
+  if (!cache || !hash) return;
+  if (ext4_xattr_area_ea_inodes(buf, EXT4_XATTR_HEADER_SIZE, sbi.s_blocksize).length) return;
+  mb_cache_entry_create(cache, hash, blk, le32(buf, 4) < EXT4_XATTR_REFCOUNT_MAX);
+}
+
+/** ext4_xattr_cmp: do two blocks hold the same attributes (names, hashes, sizes, values)? */
+function ext4_xattr_cmp(a: Uint8Array, b: Uint8Array): boolean {
+  let oa = EXT4_XATTR_HEADER_SIZE, ob = EXT4_XATTR_HEADER_SIZE;
+  while (!ext4_xattr_is_last_entry(a, oa)) {
+    if (ext4_xattr_is_last_entry(b, ob)) return false;
+    const nlen = a[oa]!;
+    if (nlen !== b[ob] || a[oa + 1] !== b[ob + 1] || le32(a, oa + 4) !== le32(b, ob + 4) ||
+      le32(a, oa + 8) !== le32(b, ob + 8) || le32(a, oa + 12) !== le32(b, ob + 12)) return false;
+    for (let k = 0; k < nlen; k++) if (a[oa + 16 + k] !== b[ob + 16 + k]) return false;
+    const size = le32(a, oa + 8);
+    if (le32(a, oa + 4) === 0 && size) {
+      const va = le16(a, oa + 2), vb = le16(b, ob + 2);
+      if (va + size > a.length || vb + size > b.length) return false;
+      for (let k = 0; k < size; k++) if (a[va + k] !== b[vb + k]) return false;
+    }
+    oa += EXT4_XATTR_LEN(nlen);
+    ob += EXT4_XATTR_LEN(nlen);
+  }
+  return ext4_xattr_is_last_entry(b, ob);
+}
+
+/**
+ * ext4_xattr_block_cache_find: a block already on the disk holding exactly the attributes
+ * of `base`, found through the cache by its hash and checked, or null.
+ */
+async function ext4_xattr_block_cache_find(inode: Ext4Inode, base: Uint8Array): Promise<buffer_head | null> {
+  const sb = inode.i_sb;
+  const sbi = EXT4_SB(sb);
+  const cache = sbi.s_ea_block_cache;
+  const hash = le32(base, 12);
+  if (!cache || !hash) return null;
+  for (let ce = mb_cache_entry_find_first(cache, hash); ce;) {
+    const next = mb_cache_entry_find_next(cache, ce);
+    const bh = await ext4_sb_bread_bh(sb, ce.e_value, 'ext4_xattr_block_cache_find', inode.i_ino).catch(() => null);
+    if (bh) {
+      const h = ext4_xattr_header_decode(bh.b_data, 0);
+      const sound = h.h_magic === EXT4_XATTR_MAGIC && h.h_blocks === 1 && h.h_hash === hash &&
+        (!sbi.s_csum?.metadata_csum || ext4_xattr_block_csum_verify(sbi.s_csum, ce.e_value, bh.b_data, 0));
+      if (sound && ext4_xattr_cmp(base, bh.b_data)) {
+        mb_cache_entry_touch(cache, ce);
+        return bh;
+      }
+      brelse(bh);
+      if (!sound) mb_cache_entry_delete(cache, hash, ce.e_value);
+    } else mb_cache_entry_delete(cache, hash, ce.e_value);
+    ce = next;
+  }
+  return null;
+}
+
+/**
+ * Share `found`, a block equal to the one this inode needs: one more reference on it (false
+ * when it has EXT4_XATTR_REFCOUNT_MAX already: it stops being offered).
+ */
+async function ext4_xattr_block_share(handle: handle_t, inode: Ext4Inode, found: buffer_head): Promise<boolean> {
+  const sb = inode.i_sb;
+  const sbi = EXT4_SB(sb);
+  const ref = le32(found.b_data, 4) + 1;
+  const ce = sbi.s_ea_block_cache ? mb_cache_entry_get(sbi.s_ea_block_cache, le32(found.b_data, 12), found.b_blocknr) : null;
+  if (ref > EXT4_XATTR_REFCOUNT_MAX) {
+    if (ce) ce.e_reusable = false;
+    return false;
+  }
+  await ext4_journal_get_write_access(handle, sb, found);
+  put_le32(found.b_data, 4, ref);
+  if (ref === EXT4_XATTR_REFCOUNT_MAX && ce) ce.e_reusable = false;
+  if (sbi.s_csum?.metadata_csum) ext4_xattr_block_csum_set(sbi.s_csum, found.b_blocknr, found.b_data, 0);
+  await ext4_handle_dirty_metadata(handle, inode, found);
+  return true;
+}
+
+/**
  * ext4_xattr_block_set: the change applied to the inode's block. A block only this inode
  * uses is changed in place; a shared one (h_refcount > 1) is copied to a new block and the
- * old one loses a reference; a block left empty is released. (Linux also looks for an
- * identical block to share through mbcache; without one a new block is always allocated.)
+ * old one loses a reference; a block left empty is released. A block on the disk equal to
+ * the one the inode needs is shared instead of a new one (or of the one just changed in
+ * place), found through the block cache (mbcache), as Linux does.
  */
 async function ext4_xattr_block_set(handle: handle_t, inode: Ext4Inode, i: ext4_xattr_info,
   bs: ext4_xattr_block_find, refs: ext4_xattr_refs): Promise<void> {
@@ -732,19 +831,52 @@ async function ext4_xattr_block_set(handle: handle_t, inode: Ext4Inode, i: ext4_
   if (i.value && i.in_inode) await ext4_xattr_set_ea_inode(handle, inode, i, s, refs);
   if (old) { refs.drop.push(old); refs.quota -= ext4_xattr_inode_quota(sb, old_size); }
   const empty = ext4_xattr_is_last_entry(s.base, s.first);
+  const cache = sbi.s_ea_block_cache;
+  const shareable = !empty && !ext4_xattr_area_ea_inodes(s.base, s.first, s.end).length;
   if (inPlace) {
     /* the block is this inode's: changed where it is (and freed below if now empty, with
-       nothing left in it to release) */
+       nothing left in it to release), out of the cache while it changes */
     const bh = bs.bh!;
+    if (cache) mb_cache_entry_delete(cache, le32(bh.b_data, 12), inode.i_file_acl);
     await ext4_journal_get_write_access(handle, sb, bh);
     bh.b_data.set(s.base);
     if (sbi.s_csum?.metadata_csum) ext4_xattr_block_csum_set(sbi.s_csum, inode.i_file_acl, bh.b_data, 0);
     await ext4_handle_dirty_metadata(handle, inode, bh);
     refs.made = []; /* the block names it now */
-    if (!empty) return;
+    if (!empty) {
+      /* another block equal to it now? then that one is shared and this one goes */
+      const other = shareable ? await ext4_xattr_block_cache_find(inode, s.base) : null;
+      const reused = other && other.b_blocknr !== inode.i_file_acl && await ext4_xattr_block_share(handle, inode, other);
+      if (!reused) {
+        if (other) brelse(other);
+        ext4_xattr_block_cache_insert(sb, inode.i_file_acl, bh.b_data);
+        return;
+      }
+      const blk = other!.b_blocknr;
+      brelse(other);
+      await ext4_xattr_release_block(handle, inode);
+      inode.i_file_acl = blk;
+      inode.i_blocks += bsize / 512;
+      return;
+    }
   }
   let newBlk = 0;
   if (!empty) {
+    /* a block on the disk equal to the new one is shared instead (mbcache) */
+    const found = shareable ? await ext4_xattr_block_cache_find(inode, s.base) : null;
+    if (found && found.b_blocknr === inode.i_file_acl) {
+      /* the block this inode has already holds exactly this: keep it */
+      brelse(found);
+      refs.quota -= unshared;
+      return;
+    }
+    if (found) {
+      const ok = await ext4_xattr_block_share(handle, inode, found);
+      if (ok) newBlk = found.b_blocknr;
+      brelse(found);
+    }
+  }
+  if (!empty && !newBlk) {
     const group = Math.floor((inode.i_ino - 1) / sbi.s_inodes_per_group);
     newBlk = await ext4_new_meta_blocks(handle, inode, ext4_group_first_block_no(sbi, group));
     const nbh = await ext4_sb_getblk_zero(sb, newBlk);
@@ -753,6 +885,7 @@ async function ext4_xattr_block_set(handle: handle_t, inode: Ext4Inode, i: ext4_
       nbh.b_data.set(s.base);
       if (sbi.s_csum?.metadata_csum) ext4_xattr_block_csum_set(sbi.s_csum, newBlk, nbh.b_data, 0);
       await ext4_handle_dirty_metadata(handle, inode, nbh);
+      ext4_xattr_block_cache_insert(sb, newBlk, nbh.b_data);
     } finally { brelse(nbh); }
     /* a new block holds new references to the ea_inodes it names (the one just made has its own) */
     for (const ea_ino of ext4_xattr_area_ea_inodes(s.base, s.first, s.end, i.value && i.in_inode ? s.here : -1))
