@@ -16,7 +16,7 @@ import {
   fat_fsinfo_decode,
   fat_fsinfo_encode,
   msdos_dir_entry_new,
-  type MsdosDirEntry,
+  type msdos_dir_entry,
 } from '../../lib/kernel/fs/fat/layout.js';
 import { fat_get_start, fat_set_start } from '../../lib/kernel/fs/fat/fat.js';
 import { fat_is_dot } from '../../lib/kernel/fs/fat/dir.js';
@@ -72,7 +72,7 @@ const TREE: Record<string, Uint8Array> = {
 
 interface Seen {
   dir: string;
-  de: MsdosDirEntry;
+  de: msdos_dir_entry;
   long: string;
   short: string;
   path: string;
@@ -96,7 +96,7 @@ function walk(img: FatImage): Seen[] {
   return out;
 }
 
-function fatDate(de: MsdosDirEntry): { date: string; time: string } {
+function fatDate(de: msdos_dir_entry): { date: string; time: string } {
   const y = (de.date >> 9) + 1980;
   const m = (de.date >> 5) & 15;
   const d = de.date & 31;

@@ -10,7 +10,7 @@ import {
   EOF_FAT32,
   FAT_ENT_EOF,
   FAT_FSINFO_SIG1,
-  type FatBootSector,
+  type fat_boot_sector,
   fat_boot_sector_decode,
   fat_boot_sector_encode,
   fat_fsinfo_decode,
@@ -52,7 +52,7 @@ function printed(fn: () => void): string[] {
 const latin1 = (s: string) => Uint8Array.from(s, (c) => c.charCodeAt(0));
 
 /** A FAT16 boot sector: 512-byte sectors, 4 per cluster, 1 reserved, 2 FATs of 64 sectors. */
-function fat16Boot(): FatBootSector {
+function fat16Boot(): fat_boot_sector {
   const buf = new Uint8Array(512);
   buf.set([0xeb, 0x3c, 0x90]);
   const bs = fat_boot_sector_decode(buf);
@@ -76,7 +76,7 @@ function fat16Boot(): FatBootSector {
   return bs;
 }
 
-function fat32Boot(): FatBootSector {
+function fat32Boot(): fat_boot_sector {
   const bs = fat16Boot();
   Object.assign(bs, { sec_per_clus: 1, reserved: 32, dir_entries: 0, fat_length: 0, total_sect: 140000 });
   Object.assign(bs.fat32, { length: 1077, root_cluster: 2, info_sector: 1, backup_boot: 6, drive_number: 0x80, signature: 0x29, vol_id: 7, vol_label: latin1('NO NAME    '), fs_type: latin1('FAT32   ') });
@@ -96,7 +96,7 @@ t.test('boot sector encode/decode round trip', async (t) => {
 });
 
 t.test('fat_fill_geometry refuses what Linux refuses', async (t) => {
-  const rows: [string, (b: FatBootSector) => void, string][] = [
+  const rows: [string, (b: fat_boot_sector) => void, string][] = [
     ['zero reserved sectors', (b) => (b.reserved = 0), 'bogus number of reserved sectors'],
     ['zero FATs', (b) => (b.fats = 0), 'bogus number of FAT structure'],
     ['media 0x00', (b) => (b.media = 0), 'invalid media value (0x00)'],

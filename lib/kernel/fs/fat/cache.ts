@@ -5,18 +5,18 @@
  * contiguous runs it has walked; truncation invalidates them.
  */
 import { EIO } from '../../include/uapi.js';
-import { MSDOS_SB, MSDOS_ROOT_INO, type MsdosInode } from './fat.js';
+import { MSDOS_SB, MSDOS_ROOT_INO, type msdos_inode_info } from './fat.js';
 import { FAT_ENT_EOF, FAT_ENT_FREE, FAT_START_ENT } from './layout.js';
 import { fat_fs_error } from './misc.js';
 import { fat_ent_read } from './fatent.js';
 
 const FAT_MAX_CACHE = 8;
 
-export function fat_cache_inval_inode(inode: MsdosInode): void {
+export function fat_cache_inval_inode(inode: msdos_inode_info): void {
   inode.cache = [];
 }
 
-function cacheAdd(inode: MsdosInode, fclus: number, dclus: number): void {
+function cacheAdd(inode: msdos_inode_info, fclus: number, dclus: number): void {
   const c = inode.cache;
   for (const e of c) {
     if (fclus === e.fcluster + e.len && dclus === e.dcluster + e.len) { e.len++; return; }
@@ -31,7 +31,7 @@ function cacheAdd(inode: MsdosInode, fclus: number, dclus: number): void {
  * first, `eof` is set and fclus/dclus name the last cluster (want = MAX_SAFE_INTEGER
  * finds the last cluster). The file must have a start cluster.
  */
-export async function fat_get_cluster(inode: MsdosInode, want: number): Promise<{ fclus: number; dclus: number; eof: boolean }> {
+export async function fat_get_cluster(inode: msdos_inode_info, want: number): Promise<{ fclus: number; dclus: number; eof: boolean }> {
   const sb = inode.i_sb;
   const sbi = MSDOS_SB(sb);
   if (inode.i_start === 0) throw fat_fs_error(sb, `fat_get_cluster: empty chain (i_pos ${inode.i_pos})`, EIO);
@@ -65,7 +65,7 @@ export async function fat_get_cluster(inode: MsdosInode, want: number): Promise<
  * following blocks are contiguous on disk (at most to the end of that cluster), or
  * {pblk: 0} past the end of the chain. The FAT12/16 root directory is its fixed area.
  */
-export async function fat_bmap(inode: MsdosInode, iblock: number): Promise<{ pblk: number; len: number }> {
+export async function fat_bmap(inode: msdos_inode_info, iblock: number): Promise<{ pblk: number; len: number }> {
   const sbi = MSDOS_SB(inode.i_sb);
   if (inode.i_ino === MSDOS_ROOT_INO && sbi.fatBits !== 32) {
     const n = sbi.dataStart - sbi.dirStart;

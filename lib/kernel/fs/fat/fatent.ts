@@ -12,7 +12,7 @@ import type { super_block } from '../../include/fs.js';
 import { err } from '../../include/errno.js';
 import { EIO, ENOSPC } from '../../include/uapi.js';
 import { mark_inode_dirty } from '../fs-writeback.js';
-import { MSDOS_SB, fat_valid_entry, type FatBuffer, type MsdosInode, type MsdosSbInfo } from './fat.js';
+import { MSDOS_SB, fat_valid_entry, type FatBuffer, type msdos_inode_info, type msdos_sb_info } from './fat.js';
 import {
   BAD_FAT12, BAD_FAT16, BAD_FAT32, FAT_ENT_EOF, FAT_ENT_FREE, FAT_START_ENT, FAT16_CLN_SHUT_BIT, FAT32_CLN_SHUT_BIT,
   fat_fsinfo_decode, fat_fsinfo_encode, fat_is_fsinfo,
@@ -109,7 +109,7 @@ export function fat_ent1_set_clean(fat: Uint8Array, fatBits: number, clean: bool
 /* ---- The FAT on the device, through metadata buffers ---- */
 
 /** Where the bytes of `entry` live in FAT copy `copy`: one block, or two for a straddling FAT12 entry. */
-function entPlace(sbi: MsdosSbInfo, copy: number, entry: number): { blk: number; off: number; straddle: boolean } {
+function entPlace(sbi: msdos_sb_info, copy: number, entry: number): { blk: number; off: number; straddle: boolean } {
   const off = fat_ent_offset(sbi.fatBits, entry);
   const blk = sbi.fatStart + copy * sbi.fatLength + Math.floor(off / sbi.blocksize);
   const o = off % sbi.blocksize;
@@ -285,7 +285,7 @@ export async function fat_count_free_clusters(sb: super_block): Promise<number> 
  * fat_chain_add: append the new clusters (already chained among themselves) to the file.
  * An empty file gets its start cluster; the inode is dirtied so the entry follows.
  */
-export async function fat_chain_add(inode: MsdosInode, newClusters: number[]): Promise<void> {
+export async function fat_chain_add(inode: msdos_inode_info, newClusters: number[]): Promise<void> {
   const sb = inode.i_sb;
   const first = newClusters[0]!;
   if (inode.i_start === 0) {
@@ -301,7 +301,7 @@ export async function fat_chain_add(inode: MsdosInode, newClusters: number[]): P
 }
 
 /** fat_add_cluster(s): allocate `nr` clusters and append them to the inode's chain. */
-export async function fat_add_clusters(inode: MsdosInode, nr: number): Promise<number[]> {
+export async function fat_add_clusters(inode: msdos_inode_info, nr: number): Promise<number[]> {
   const got = await fat_alloc_clusters(inode.i_sb, nr);
   try {
     await fat_chain_add(inode, got);
@@ -313,7 +313,7 @@ export async function fat_add_clusters(inode: MsdosInode, nr: number): Promise<n
 }
 
 /** Clusters allocated to an inode (i_blocks is kept in 512-byte units of whole clusters). */
-export function fat_nr_clusters(inode: MsdosInode): number {
+export function fat_nr_clusters(inode: msdos_inode_info): number {
   return Math.round(inode.i_blocks / (MSDOS_SB(inode.i_sb).clusterSize / 512));
 }
 

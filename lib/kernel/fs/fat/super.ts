@@ -8,20 +8,20 @@
  * mounted read-write and cleared at a clean unmount, as Linux's fat_set_state does; a
  * volume found dirty is mounted with Linux's warning and left dirty for fsck.
  */
-import type { Dentry, file_system_type, Inode, super_block, super_operations } from '../../include/fs.js';
+import type { dentry, file_system_type, inode, super_block, super_operations } from '../../include/fs.js';
 import { FS_REQUIRES_DEV, SB_RDONLY } from '../../include/fs.js';
 import { err } from '../../include/errno.js';
-import { EINVAL, EIO, type Statfs } from '../../include/uapi.js';
-import { Mutex } from '../../kernel/wait.js';
+import { EINVAL, EIO, type statfs } from '../../include/uapi.js';
+import { mutex } from '../../kernel/wait.js';
 import { d_make_root } from '../dcache.js';
 import { register_filesystem } from '../super.js';
 import { iput } from '../inode.js';
 import {
-  FAT_MAX_FILESIZE, MSDOS_SB, MSDOS_SUPER_MAGIC, MsdosInode, type FatMountOptions, type FatSbInfo, type MsdosSbInfo,
+  FAT_MAX_FILESIZE, MSDOS_SB, MSDOS_SUPER_MAGIC, msdos_inode_info, type fat_mount_options, type FatSbInfo, type msdos_sb_info,
 } from './fat.js';
 import {
   BS16_STATE, BS32_STATE, FAT_START_ENT, FAT_STATE_DIRTY, MAX_FAT12, MAX_FAT16, MAX_FAT32, MSDOS_DIR_ENTRY_SIZE,
-  fat_boot_sector_decode, fat_fsinfo_decode, fat_is_fsinfo, fat_valid_media, type FatBootSector, type FatFsInfo,
+  fat_boot_sector_decode, fat_fsinfo_decode, fat_is_fsinfo, fat_valid_media, type fat_boot_sector, type fat_boot_fsinfo,
 } from './layout.js';
 import { vfat_shortname_flags, type VfatShortnameOption } from './names.js';
 import { fat_msg } from './misc.js';
@@ -32,7 +32,7 @@ import { sb_min_blocksize, sb_set_blocksize } from '../../block/bdev.js';
 
 /* ---- options (parse_options) ---- */
 
-export function fat_default_options(): FatMountOptions {
+export function fat_default_options(): fat_mount_options {
   return {
     fs_uid: 0, fs_gid: 0, fs_fmask: 0o022, fs_dmask: 0o022, allow_utime: -1, allow_utime_set: false,
     codepage: 437, iocharset: 'utf8', shortname: vfat_shortname_flags('mixed'), shortname_name: 'mixed',
@@ -47,7 +47,7 @@ function parseOct(v: string): number | null { return /^[0-7]+$/.test(v) ? parseI
 function parseDec(v: string): number | null { return /^-?\d+$/.test(v) ? parseInt(v, 10) : null; }
 
 /** parse_options: returns the options or throws EINVAL after Linux's message. */
-export function fat_parse_options(sb: super_block, data: string, silent: boolean, base?: FatMountOptions): FatMountOptions {
+export function fat_parse_options(sb: super_block, data: string, silent: boolean, base?: fat_mount_options): fat_mount_options {
   const o = base ? { ...base, tz: { ...base.tz } } : fat_default_options();
   const bad = (p: string): never => {
     if (!silent) fat_msg(sb, 'error', `Unrecognized mount option "${p}" or missing value`);
@@ -95,7 +95,7 @@ export function fat_parse_options(sb: super_block, data: string, silent: boolean
       case 'errors': {
         const v = need();
         if (v !== 'continue' && v !== 'remount-ro' && v !== 'panic') bad(p);
-        o.errors = v as FatMountOptions['errors'];
+        o.errors = v as fat_mount_options['errors'];
         break;
       }
       case 'check': {
@@ -166,7 +166,7 @@ function fat_bogus(sb: super_block, silent: boolean, msg: string): never {
  * fat_read_bpb: the sanity checks Linux applies to a boot sector before trusting any
  * geometry in it, in Linux's order and with Linux's messages. Throws EINVAL.
  */
-export function fat_read_bpb(sb: super_block, bs: FatBootSector, silent: boolean): void {
+export function fat_read_bpb(sb: super_block, bs: fat_boot_sector, silent: boolean): void {
   if (!bs.reserved) fat_bogus(sb, silent, 'bogus number of reserved sectors');
   if (!bs.fats) fat_bogus(sb, silent, 'bogus number of FAT structure');
   /* Zero sectors-per-track or heads is legal: real volumes have it. */
@@ -184,7 +184,7 @@ export function fat_read_bpb(sb: super_block, bs: FatBootSector, silent: boolean
  * (fat_type_from_clusters) for every volume a conforming formatter made. A boot sector it
  * refuses: Linux's message (unless `silent`) and EINVAL.
  */
-export function fat_fill_geometry(sb: super_block, bs: FatBootSector, silent: boolean): FatSbInfo {
+export function fat_fill_geometry(sb: super_block, bs: fat_boot_sector, silent: boolean): FatSbInfo {
   fat_read_bpb(sb, bs, silent);
 
   const isFat32 = bs.fat_length === 0 && bs.fat32.length !== 0;
@@ -259,7 +259,7 @@ export function fat_type_from_clusters(clusters: number): 12 | 16 | 32 {
  */
 export function fat_fsinfo_check(
   sb: super_block,
-  fsi: FatFsInfo,
+  fsi: fat_boot_fsinfo,
   sbi: FatSbInfo,
   silent: boolean,
 ): { freeClusters: number; prevFree: number } {
@@ -322,7 +322,7 @@ export async function fat_set_state(sb: super_block, set: boolean): Promise<void
 
 /* ---- super operations ---- */
 
-async function fat_statfs(dentry: Dentry): Promise<Statfs> {
+async function fat_statfs(dentry: dentry): Promise<statfs> {
   const sb = dentry.d_sb;
   const sbi = MSDOS_SB(sb);
   if (sbi.free_clusters === -1 || !sbi.free_clus_valid) await fat_count_free_clusters(sb);
@@ -373,7 +373,7 @@ async function fat_remount(sb: super_block, flags: number, data: string): Promis
 }
 
 export const fat_sops: super_operations = {
-  alloc_inode: (sb: super_block) => new MsdosInode(sb),
+  alloc_inode: (sb: super_block) => new msdos_inode_info(sb),
   write_inode: fat_write_inode,
   evict_inode: fat_evict_inode,
   put_super: fat_put_super,
@@ -422,7 +422,7 @@ export async function fat_fill_super(sb: super_block, data: string, silent: bool
   }
   const mirrorOff = g.fatBits === 32 && (g.fat32Flags & 0x80) !== 0;
   const active = mirrorOff ? Math.min(g.fat32Flags & 0xf, g.fats - 1) : 0;
-  const sbi: MsdosSbInfo = {
+  const sbi: msdos_sb_info = {
     ...g,
     options,
     bops,
@@ -436,8 +436,8 @@ export async function fat_fill_super(sb: super_block, data: string, silent: bool
     fsinfo_dirty: false,
     fatCopies: mirrorOff ? [active] : Array.from({ length: g.fats }, (_, i) => i),
     fatActive: active,
-    fat_lock: new Mutex('fat_lock'),
-    s_lock: new Mutex('s_lock'),
+    fat_lock: new mutex('fat_lock'),
+    s_lock: new mutex('s_lock'),
     inode_hash: new Map(),
     ino_of_pos: new Map(),
     next_ino: 2,
@@ -470,7 +470,7 @@ export async function fat_fill_super(sb: super_block, data: string, silent: bool
   if (g.dirty && !silent) {
     fat_msg(sb, 'warn', 'Volume was not properly unmounted. Some data may be corrupt. Please run fsck.');
   }
-  let root: Inode | null = null;
+  let root: inode | null = null;
   try {
     root = await fat_read_root(sb);
     if (!(sb.s_flags & SB_RDONLY)) await fat_set_state(sb, true);
