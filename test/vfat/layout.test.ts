@@ -130,14 +130,14 @@ t.test('fat_fill_geometry refuses what Linux refuses', async (t) => {
 
 t.test('geometry and FAT type', async (t) => {
   const g = fat_fill_geometry(SB, fat16Boot(), false);
-  t.match(g, { fatBits: 16, fatStart: 1, fatLength: 64, dirStart: 129, dataStart: 161, totalClusters: 16343, maxCluster: 16345, clusterSize: 2048, dirty: false, volId: 0x1234abcd });
+  t.match(g, { fat_bits: 16, fat_start: 1, fat_length: 64, dir_start: 129, data_start: 161, totalClusters: 16343, max_cluster: 16345, cluster_size: 2048, dirty: false, vol_id: 0x1234abcd });
 
   const at = (clusters: number) => {
     const b = fat16Boot();
     b.sec_per_clus = 1;
     b.total_sect = 161 + clusters;
     try {
-      return fat_fill_geometry(SB, b, true).fatBits;
+      return fat_fill_geometry(SB, b, true).fat_bits;
     } catch (e) {
       return (e as Error).message;
     }
@@ -157,7 +157,7 @@ t.test('geometry and FAT type', async (t) => {
   const b32 = fat32Boot();
   b32.fat32.info_sector = 0;
   const g32 = fat_fill_geometry(SB, b32, false);
-  t.match(g32, { fatBits: 32, fatLength: 1077, rootCluster: 2, fsinfoSector: 1, backupBoot: 6, dataStart: 32 + 2 * 1077, dirEntries: 0 });
+  t.match(g32, { fat_bits: 32, fat_length: 1077, root_cluster: 2, fsinfo_sector: 1, backupBoot: 6, data_start: 32 + 2 * 1077, dir_entries: 0 });
 });
 
 t.test('the dirty bit lives where fat_set_state puts it', async (t) => {
@@ -197,8 +197,8 @@ t.test('FSInfo', async (t) => {
   };
   t.same(check(fsi), { freeClusters: 1000, prevFree: 17, said: [] });
   t.same(check({ ...fsi, free_clusters: sbi.totalClusters + 1 }), { freeClusters: -1, prevFree: 17, said: [] }, 'free count above cluster count is unknown');
-  t.same(check({ ...fsi, free_clusters: 0xffffffff, next_cluster: 0xffffffff }), { freeClusters: -1, prevFree: 0xffffffff % sbi.maxCluster, said: [] }, 'unknown hints');
-  t.same(check({ ...fsi, next_cluster: sbi.maxCluster + 1 }), { freeClusters: 1000, prevFree: 2, said: [] }, 'next free wraps and is raised to 2');
+  t.same(check({ ...fsi, free_clusters: 0xffffffff, next_cluster: 0xffffffff }), { freeClusters: -1, prevFree: 0xffffffff % sbi.max_cluster, said: [] }, 'unknown hints');
+  t.same(check({ ...fsi, next_cluster: sbi.max_cluster + 1 }), { freeClusters: 1000, prevFree: 2, said: [] }, 'next free wraps and is raised to 2');
   const bad = check({ ...fsi, signature2: 0 });
   t.same(bad, { freeClusters: -1, prevFree: 2, said: ['FAT-fs (vda): Invalid FSINFO signature: 0x41615252, 0x00000000 (sector = 1)'] }, 'a wrong signature: the warning, and both hints ignored');
   t.same(check({ ...fsi, trail_signature: 0 }), { freeClusters: 1000, prevFree: 17, said: [] }, 'trail signature is not checked');

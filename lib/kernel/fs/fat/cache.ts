@@ -13,11 +13,11 @@ import { fat_ent_read } from './fatent.js';
 const FAT_MAX_CACHE = 8;
 
 export function fat_cache_inval_inode(inode: msdos_inode_info): void {
-  inode.cache = [];
+  inode.cache_lru = [];
 }
 
 function cacheAdd(inode: msdos_inode_info, fclus: number, dclus: number): void {
-  const c = inode.cache;
+  const c = inode.cache_lru;
   for (const e of c) {
     if (fclus === e.fcluster + e.len && dclus === e.dcluster + e.len) { e.len++; return; }
     if (fclus >= e.fcluster && fclus < e.fcluster + e.len) return;
@@ -38,7 +38,7 @@ export async function fat_get_cluster(inode: msdos_inode_info, want: number): Pr
   let fclus = 0;
   let dclus = inode.i_start;
   let best = null;
-  for (const e of inode.cache) if (e.fcluster <= want && (!best || e.fcluster > best.fcluster)) best = e;
+  for (const e of inode.cache_lru) if (e.fcluster <= want && (!best || e.fcluster > best.fcluster)) best = e;
   if (best) {
     const off = Math.min(want - best.fcluster, best.len - 1);
     fclus = best.fcluster + off;
@@ -48,7 +48,7 @@ export async function fat_get_cluster(inode: msdos_inode_info, want: number): Pr
   const limit = sbi.totalClusters;
   while (fclus < want) {
     const next = await fat_ent_read(sb, dclus);
-    if (next === FAT_ENT_FREE || (next !== FAT_ENT_EOF && (next < FAT_START_ENT || next >= sbi.maxCluster))) {
+    if (next === FAT_ENT_FREE || (next !== FAT_ENT_EOF && (next < FAT_START_ENT || next >= sbi.max_cluster))) {
       throw fat_fs_error(sb, `fat_get_cluster: invalid cluster chain (i_pos ${inode.i_pos})`, EIO);
     }
     if (next === FAT_ENT_EOF) return { fclus, dclus, eof: true };
@@ -67,15 +67,15 @@ export async function fat_get_cluster(inode: msdos_inode_info, want: number): Pr
  */
 export async function fat_bmap(inode: msdos_inode_info, iblock: number): Promise<{ pblk: number; len: number }> {
   const sbi = MSDOS_SB(inode.i_sb);
-  if (inode.i_ino === MSDOS_ROOT_INO && sbi.fatBits !== 32) {
-    const n = sbi.dataStart - sbi.dirStart;
+  if (inode.i_ino === MSDOS_ROOT_INO && sbi.fat_bits !== 32) {
+    const n = sbi.data_start - sbi.dir_start;
     if (iblock >= n) return { pblk: 0, len: 0 };
-    return { pblk: sbi.dirStart + iblock, len: n - iblock };
+    return { pblk: sbi.dir_start + iblock, len: n - iblock };
   }
   if (inode.i_start === 0) return { pblk: 0, len: 0 };
-  const cl = Math.floor(iblock / sbi.secPerClus);
-  const off = iblock % sbi.secPerClus;
+  const cl = Math.floor(iblock / sbi.sec_per_clus);
+  const off = iblock % sbi.sec_per_clus;
   const r = await fat_get_cluster(inode, cl);
   if (r.eof) return { pblk: 0, len: 0 };
-  return { pblk: (r.dclus - FAT_START_ENT) * sbi.secPerClus + sbi.dataStart + off, len: sbi.secPerClus - off };
+  return { pblk: (r.dclus - FAT_START_ENT) * sbi.sec_per_clus + sbi.data_start + off, len: sbi.sec_per_clus - off };
 }

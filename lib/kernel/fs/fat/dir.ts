@@ -400,20 +400,20 @@ async function dirWrite(dir: msdos_inode_info, img: DirImage, offset: number, by
 async function fat_extend_dir(dir: msdos_inode_info, img: DirImage): Promise<void> {
   const sb = dir.i_sb;
   const sbi = MSDOS_SB(sb);
-  if (dir.i_ino === MSDOS_ROOT_INO && sbi.fatBits !== 32) throw err(ENOSPC);
-  if ((dir.i_size + sbi.clusterSize) / MSDOS_DIR_ENTRY_SIZE > FAT_MAX_DIR_ENTRIES) throw err(ENOSPC);
+  if (dir.i_ino === MSDOS_ROOT_INO && sbi.fat_bits !== 32) throw err(ENOSPC);
+  if ((dir.i_size + sbi.cluster_size) / MSDOS_DIR_ENTRY_SIZE > FAT_MAX_DIR_ENTRIES) throw err(ENOSPC);
   const [c] = await fat_add_clusters(dir, 1);
-  const first = (c! - 2) * sbi.secPerClus + sbi.dataStart;
-  const nbuf = new Uint8Array(img.buf.length + sbi.clusterSize);
+  const first = (c! - 2) * sbi.sec_per_clus + sbi.data_start;
+  const nbuf = new Uint8Array(img.buf.length + sbi.cluster_size);
   nbuf.set(img.buf);
-  for (let b = 0; b < sbi.secPerClus; b++) {
+  for (let b = 0; b < sbi.sec_per_clus; b++) {
     const bh = await sbi.bops.getblkZero(first + b);
     sbi.bops.markDirty(bh, dir);
     sbi.bops.brelse(bh);
     img.blocks.push(first + b);
   }
   img.buf = nbuf;
-  dir.i_size += sbi.clusterSize;
+  dir.i_size += sbi.cluster_size;
   dir.mmu_private = dir.i_size;
   await mark_inode_dirty(dir);
 }
@@ -480,8 +480,8 @@ export async function fat_remove_entries(dir: msdos_inode_info, record: FatDirRe
 
 /** Rewrite the 8.3 entry at i_pos (fat_sync_inode's write; also for '..' fixes). */
 export async function fat_update_entry(dir: msdos_inode_info | null, sbi: msdos_sb_info, i_pos: number, fn: (de: Uint8Array, off: number) => void): Promise<void> {
-  const blk = Math.floor(i_pos / sbi.dirPerBlock);
-  const off = (i_pos % sbi.dirPerBlock) * MSDOS_DIR_ENTRY_SIZE;
+  const blk = Math.floor(i_pos / sbi.dir_per_block);
+  const off = (i_pos % sbi.dir_per_block) * MSDOS_DIR_ENTRY_SIZE;
   const bh = await sbi.bops.bread(blk);
   fn(bh.b_data, off);
   sbi.bops.markDirty(bh, dir);
@@ -509,8 +509,8 @@ export async function fat_alloc_new_dir(dir: msdos_inode_info, stamp: msdos_dir_
   const sb = dir.i_sb;
   const sbi = MSDOS_SB(sb);
   const [c] = await fat_alloc_clusters(sb, 1);
-  const first = (c! - 2) * sbi.secPerClus + sbi.dataStart;
-  for (let b = 0; b < sbi.secPerClus; b++) {
+  const first = (c! - 2) * sbi.sec_per_clus + sbi.data_start;
+  for (let b = 0; b < sbi.sec_per_clus; b++) {
     const bh = await sbi.bops.getblkZero(first + b);
     if (b === 0) {
       const dot = msdos_dir_entry_new(MSDOS_DOT, ATTR_DIR);

@@ -101,37 +101,40 @@ export interface FatBlockOps {
 /** The geometry fat_fill_super derives (a subset of struct msdos_sb_info, same names). */
 export interface FatSbInfo {
   sectorSize: number;
-  secPerClus: number;
-  clusterSize: number;
+  sec_per_clus: number;
+  cluster_size: number;
   fats: number;
   /** 12, 16 or 32. */
-  fatBits: 12 | 16 | 32;
+  fat_bits: 12 | 16 | 32;
   /** First sector of FAT #0 (= reserved sectors). */
-  fatStart: number;
+  fat_start: number;
   /** Sectors per FAT. */
-  fatLength: number;
+  fat_length: number;
   /** First sector of the FAT12/16 root directory (after the FATs). */
-  dirStart: number;
+  dir_start: number;
   /** FAT12/16 root directory entries (0 on FAT32). */
-  dirEntries: number;
+  dir_entries: number;
   /** First sector of cluster 2. */
-  dataStart: number;
+  data_start: number;
   totalSectors: number;
   /** Usable data clusters, already clamped to what the FAT can describe. */
   totalClusters: number;
   /** One past the last valid cluster number (total_clusters + FAT_START_ENT). */
-  maxCluster: number;
+  max_cluster: number;
   /** FAT32 root directory's first cluster; 0 on FAT12/16. */
-  rootCluster: number;
+  root_cluster: number;
   /** FAT32 FSInfo sector (Linux reads sector 1 when the BPB says 0); 0 on FAT12/16. */
-  fsinfoSector: number;
+  fsinfo_sector: number;
   /** FAT32 backup boot sector; 0 on FAT12/16. */
   backupBoot: number;
   /** FAT32 extended flags (mirroring / active FAT). */
   fat32Flags: number;
-  /** The volume was not cleanly unmounted (state byte bit 0). */
+  /**
+   * The volume was not cleanly unmounted (state byte bit 0): the fs state before mount.
+   * fat_set_state then leaves the bit alone, for fsck.
+   */
   dirty: boolean;
-  volId: number;
+  vol_id: number;
   media: number;
 }
 
@@ -143,8 +146,8 @@ export interface msdos_sb_info extends FatSbInfo {
   blocksize: number;
   blocksizeBits: number;
   /** Directory entries per block, and its log2 (for i_pos). */
-  dirPerBlock: number;
-  dirPerBlockBits: number;
+  dir_per_block: number;
+  dir_per_block_bits: number;
   /** Free clusters, -1 when unknown (counted on demand). */
   free_clusters: number;
   /** Whether free_clusters is trustworthy (computed by us, not read from FSInfo). */
@@ -162,12 +165,10 @@ export interface msdos_sb_info extends FatSbInfo {
   /** Serializes directory operations of the whole volume (s_lock). */
   s_lock: mutex;
   /** i_pos -> in-core inode (the fat inode hash). */
-  inode_hash: Map<number, msdos_inode_info>;
+  inode_hashtable: Map<number, msdos_inode_info>;
   /** i_pos -> inode number given out during this mount (keeps numbers stable). */
   ino_of_pos: Map<number, number>;
   next_ino: number;
-  /** The volume was already dirty at mount: leave the state bit for fsck. */
-  dirtyAtMount: boolean;
   /** Seed for the hashed ~N tails. */
   tailSeed: number;
 }
@@ -187,12 +188,12 @@ export class msdos_inode_info extends inode {
   i_logstart = 0;
   /** DOS attribute bits (hidden, system, archive...) not expressed in i_mode. */
   i_attrs = 0;
-  /** Position of the 8.3 entry: (block << dirPerBlockBits) | index; 0 = none (root). */
+  /** Position of the 8.3 entry: (block << dir_per_block_bits) | index; 0 = none (root). */
   i_pos = 0;
   /** Bytes of the file that are allocated and initialized (zeroed or written). */
   mmu_private = 0;
   /** Cluster-chain cache (cache.ts). */
-  cache: fat_cache[] = [];
+  cache_lru: fat_cache[] = [];
   /** Directories: parsed entries (dir.ts DirCache), dropped whenever the entries change. */
   dircache: unknown = null;
   /** Creation time in centiseconds precision is kept in i_btime. */
@@ -207,23 +208,23 @@ export function MSDOS_I(inode: inode): msdos_inode_info {
 
 /** Block of the i_pos, and the entry's byte offset inside that block. */
 export function fat_ipos_block(sbi: msdos_sb_info, i_pos: number): { blk: number; off: number } {
-  const blk = Math.floor(i_pos / sbi.dirPerBlock);
-  return { blk, off: (i_pos % sbi.dirPerBlock) * 32 };
+  const blk = Math.floor(i_pos / sbi.dir_per_block);
+  return { blk, off: (i_pos % sbi.dir_per_block) * 32 };
 }
 export function fat_make_ipos(sbi: msdos_sb_info, blk: number, off: number): number {
-  return blk * sbi.dirPerBlock + off / 32;
+  return blk * sbi.dir_per_block + off / 32;
 }
 
 /* ---- fat.h inline helpers ---- */
 
 /** fat_clus_to_blknr: first sector of a data cluster. */
 export function fat_clus_to_blknr(sbi: FatSbInfo, cluster: number): number {
-  return (cluster - FAT_START_ENT) * sbi.secPerClus + sbi.dataStart;
+  return (cluster - FAT_START_ENT) * sbi.sec_per_clus + sbi.data_start;
 }
 
 /** fat_valid_entry: a cluster number that may appear in a chain or an inode. */
 export function fat_valid_entry(sbi: FatSbInfo, entry: number): boolean {
-  return entry >= FAT_START_ENT && entry < sbi.maxCluster;
+  return entry >= FAT_START_ENT && entry < sbi.max_cluster;
 }
 
 /** fat_get_start: starthi counts only on FAT32 (on FAT12/16 it is EA-index garbage). */

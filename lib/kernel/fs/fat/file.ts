@@ -75,7 +75,7 @@ async function fat_fill_page(mi: msdos_inode_info, page: page): Promise<void> {
 /** Clusters so that the file's chain covers `size` bytes (allocation is all or nothing). */
 async function fat_cover(mi: msdos_inode_info, size: number): Promise<void> {
   const sbi = MSDOS_SB(mi.i_sb);
-  const need = Math.ceil(size / sbi.clusterSize) - fat_nr_clusters(mi);
+  const need = Math.ceil(size / sbi.cluster_size) - fat_nr_clusters(mi);
   if (need > 0) await fat_add_clusters(mi, need);
 }
 
@@ -207,7 +207,7 @@ export async function fat_truncate_blocks(mi: msdos_inode_info, offset: number):
   const sb = mi.i_sb;
   const sbi = MSDOS_SB(sb);
   const isDir = (mi.i_mode & S_IFMT) === S_IFDIR;
-  const keep = Math.ceil(offset / sbi.clusterSize);
+  const keep = Math.ceil(offset / sbi.cluster_size);
   if (mi.i_start === 0) return;
   let freeFrom: number;
   if (keep === 0) {
@@ -219,14 +219,14 @@ export async function fat_truncate_blocks(mi: msdos_inode_info, offset: number):
     if (mi.i_pos) await fat_write_inode(mi, false);
   } else {
     const last = await fat_get_cluster(mi, keep - 1);
-    if (last.eof) { mi.i_blocks = (last.fclus + 1) * (sbi.clusterSize / 512); return; }
+    if (last.eof) { mi.i_blocks = (last.fclus + 1) * (sbi.cluster_size / 512); return; }
     const next = await fat_ent_read(sb, last.dclus);
     fat_cache_inval_inode(mi);
-    if (next === FAT_ENT_EOF) { mi.i_blocks = keep * (sbi.clusterSize / 512); return; }
+    if (next === FAT_ENT_EOF) { mi.i_blocks = keep * (sbi.cluster_size / 512); return; }
     await fat_ent_set_locked(sb, last.dclus, FAT_ENT_EOF);
     freeFrom = next;
   }
-  mi.i_blocks = keep * (sbi.clusterSize / 512);
+  mi.i_blocks = keep * (sbi.cluster_size / 512);
   await fat_free_clusters(sb, freeFrom, isDir);
 }
 
@@ -342,7 +342,7 @@ async function fat_fallocate(file: file, mode: number, offset: number, len: numb
   const end = offset + len;
   if (end > 0xffffffff) throw err(EFBIG);
   if (mode & FALLOC_FL_KEEP_SIZE) {
-    const need = Math.ceil(end / sbi.clusterSize) - fat_nr_clusters(mi);
+    const need = Math.ceil(end / sbi.cluster_size) - fat_nr_clusters(mi);
     if (need > 0) await fat_add_clusters(mi, need);
     return;
   }
@@ -409,7 +409,7 @@ export async function fat_generic_ioctl(file: file, cmd: number, arg: IoctlArg):
     }
     case FAT_IOCTL_SET_ATTRIBUTES: return fat_ioctl_set_attributes(file, arg);
     case FAT_IOCTL_GET_VOLUME_ID:
-      put_user_u32(arg, MSDOS_SB(inode.i_sb).volId);
+      put_user_u32(arg, MSDOS_SB(inode.i_sb).vol_id);
       return 0;
   }
   throw err(ENOTTY);
@@ -440,7 +440,7 @@ export async function fat_getattr(dentry: dentry, stat: kstat): Promise<void> {
   const inode = dentry.d_inode!;
   const sb = inode.i_sb;
   generic_fillattr(inode, stat);
-  stat.blksize = MSDOS_SB(sb).clusterSize;
+  stat.blksize = MSDOS_SB(sb).cluster_size;
   stat.mtime = fat_truncate_time(sb, inode.i_mtime, 'mtime');
   stat.atime = fat_truncate_time(sb, inode.i_atime, 'atime');
   if (inode.i_btime) stat.btime = { ...inode.i_btime };

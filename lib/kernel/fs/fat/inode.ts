@@ -75,13 +75,13 @@ async function fat_calc_dir_size(inode: msdos_inode_info): Promise<void> {
       if (n > sbi.totalClusters) throw fat_fs_error(inode.i_sb, `fat_calc_dir_size: detected the cluster chain loop (i_pos ${inode.i_pos})`, EIO);
       const next = await fat_ent_read(inode.i_sb, c);
       if (next === FAT_ENT_EOF) break;
-      if (next < FAT_START_ENT || next >= sbi.maxCluster) {
+      if (next < FAT_START_ENT || next >= sbi.max_cluster) {
         throw fat_fs_error(inode.i_sb, `fat_calc_dir_size: invalid cluster chain (i_pos ${inode.i_pos})`, EIO);
       }
       c = next;
     }
   }
-  inode.i_size = n * sbi.clusterSize;
+  inode.i_size = n * sbi.cluster_size;
 }
 
 function setOps(inode: msdos_inode_info): void {
@@ -102,9 +102,9 @@ export async function fat_fill_inode(inode: msdos_inode_info, de: msdos_dir_entr
   inode.i_uid = sbi.options.fs_uid;
   inode.i_gid = sbi.options.fs_gid;
   inode.i_generation = 1;
-  inode.i_start = fat_get_start(de, sbi.fatBits);
+  inode.i_start = fat_get_start(de, sbi.fat_bits);
   inode.i_logstart = inode.i_start;
-  if (inode.i_start && (inode.i_start < FAT_START_ENT || inode.i_start >= sbi.maxCluster)) {
+  if (inode.i_start && (inode.i_start < FAT_START_ENT || inode.i_start >= sbi.max_cluster)) {
     throw fat_fs_error(sb, `fat_fill_inode: invalid start cluster ${inode.i_start} (i_pos ${inode.i_pos})`, EIO);
   }
   if (de.attr & ATTR_DIR && !(de.attr & ATTR_VOLUME)) {
@@ -123,7 +123,7 @@ export async function fat_fill_inode(inode: msdos_inode_info, de: msdos_dir_entr
   }
   inode.i_attrs = de.attr & ATTR_UNUSED;
   if (sbi.options.sys_immutable && (de.attr & ATTR_SYS)) inode.i_flags |= S_IMMUTABLE;
-  inode.i_blocks = Math.ceil(inode.i_size / sbi.clusterSize) * (sbi.clusterSize / 512);
+  inode.i_blocks = Math.ceil(inode.i_size / sbi.cluster_size) * (sbi.cluster_size / 512);
   const t = fat_entry_times(sb, de);
   inode.i_mtime = t.mtime;
   inode.i_ctime = { ...t.mtime };
@@ -136,7 +136,7 @@ export function fat_attach(inode: msdos_inode_info, i_pos: number): void {
   const sbi = MSDOS_SB(inode.i_sb);
   inode.i_pos = i_pos;
   if (i_pos) {
-    sbi.inode_hash.set(i_pos, inode);
+    sbi.inode_hashtable.set(i_pos, inode);
     sbi.ino_of_pos.set(i_pos, inode.i_ino);
   }
 }
@@ -145,7 +145,7 @@ export function fat_attach(inode: msdos_inode_info, i_pos: number): void {
 export function fat_detach(inode: msdos_inode_info): void {
   const sbi = MSDOS_SB(inode.i_sb);
   if (inode.i_pos) {
-    if (sbi.inode_hash.get(inode.i_pos) === inode) sbi.inode_hash.delete(inode.i_pos);
+    if (sbi.inode_hashtable.get(inode.i_pos) === inode) sbi.inode_hashtable.delete(inode.i_pos);
     if (sbi.ino_of_pos.get(inode.i_pos) === inode.i_ino) sbi.ino_of_pos.delete(inode.i_pos);
   }
   inode.i_pos = 0;
@@ -154,7 +154,7 @@ export function fat_detach(inode: msdos_inode_info): void {
 /** fat_build_inode: the inode of the entry `de` at i_pos (referenced). */
 export async function fat_build_inode(sb: super_block, de: msdos_dir_entry, i_pos: number): Promise<msdos_inode_info> {
   const sbi = MSDOS_SB(sb);
-  const cached = sbi.inode_hash.get(i_pos);
+  const cached = sbi.inode_hashtable.get(i_pos);
   let ino = cached ? cached.i_ino : sbi.ino_of_pos.get(i_pos);
   if (ino === undefined) {
     ino = sbi.next_ino++;
@@ -184,16 +184,16 @@ export async function fat_read_root(sb: super_block): Promise<msdos_inode_info> 
   inode.i_mode = fat_make_mode(sbi, ATTR_DIR, S_IRWXUGO);
   setOps(inode);
   inode.i_pos = 0;
-  if (sbi.fatBits === 32) {
-    inode.i_start = sbi.rootCluster;
+  if (sbi.fat_bits === 32) {
+    inode.i_start = sbi.root_cluster;
     await fat_calc_dir_size(inode);
   } else {
     inode.i_start = 0;
-    inode.i_size = sbi.dirEntries * 32;
+    inode.i_size = sbi.dir_entries * 32;
   }
   inode.i_logstart = 0;
   inode.mmu_private = inode.i_size;
-  inode.i_blocks = Math.ceil(inode.i_size / sbi.clusterSize) * (sbi.clusterSize / 512);
+  inode.i_blocks = Math.ceil(inode.i_size / sbi.cluster_size) * (sbi.cluster_size / 512);
   inode.i_attrs = ATTR_DIR;
   const zero = { sec: 0, nsec: 0 };
   inode.i_mtime = { ...zero }; inode.i_atime = { ...zero }; inode.i_ctime = { ...zero };
@@ -211,10 +211,10 @@ export async function fat_write_inode(inode: inode, _sync: boolean): Promise<voi
   for (;;) {
     const i_pos = mi.i_pos;
     if (!i_pos) return;
-    const blk = Math.floor(i_pos / sbi.dirPerBlock);
+    const blk = Math.floor(i_pos / sbi.dir_per_block);
     const bh = await sbi.bops.bread(blk);
     if (mi.i_pos !== i_pos) { sbi.bops.brelse(bh); continue; } // moved by a rename while we slept
-    const off = (i_pos % sbi.dirPerBlock) * 32;
+    const off = (i_pos % sbi.dir_per_block) * 32;
     const de = msdos_dir_entry_decode(bh.b_data, off);
     const isDir = (inode.i_mode & 0o170000) === S_IFDIR;
     de.attr = fat_make_attrs(inode);
@@ -245,7 +245,7 @@ export async function fat_evict_inode(inode: inode): Promise<void> {
       inodeClean(inode);
     }
   } else if ((inode.i_mode & S_IFMT) === S_IFREG && !(inode.i_sb.s_flags & SB_RDONLY) &&
-    fat_nr_clusters(mi) > Math.ceil(inode.i_size / MSDOS_SB(inode.i_sb).clusterSize)) {
+    fat_nr_clusters(mi) > Math.ceil(inode.i_size / MSDOS_SB(inode.i_sb).cluster_size)) {
     // fat_free_eofblocks: clusters fallocate(KEEP_SIZE) added past i_size go back.
     await fat_truncate_blocks(mi, inode.i_size).catch(() => {});
     if (mi.i_pos) await fat_write_inode(mi, false).catch(() => {});

@@ -211,9 +211,9 @@ async function instantiateAt(dir: msdos_inode_info, dentry: dentry, i_pos: numbe
 /** The inode of the entry just written at i_pos. */
 async function inodeAt(dir: msdos_inode_info, i_pos: number): Promise<msdos_inode_info> {
   const sbi = MSDOS_SB(dir.i_sb);
-  const blk = Math.floor(i_pos / sbi.dirPerBlock);
+  const blk = Math.floor(i_pos / sbi.dir_per_block);
   const bh = await sbi.bops.bread(blk);
-  const de = msdos_dir_entry_decode(bh.b_data, (i_pos % sbi.dirPerBlock) * 32);
+  const de = msdos_dir_entry_decode(bh.b_data, (i_pos % sbi.dir_per_block) * 32);
   sbi.bops.brelse(bh);
   return fat_build_inode(dir.i_sb, de, i_pos);
 }
