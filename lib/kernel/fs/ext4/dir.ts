@@ -28,7 +28,7 @@ import {
 import { ext4_dirblock_csum_verify, ext4_dx_csum_verify } from './csum.js';
 import { EXT4_I, EXT4_SB, type ext4_inode_info } from './ext4.js';
 import { ext4_csum_error, ext4_error } from './errors.js';
-import { ext4_sb_bread } from './block_validity.js';
+import { ext4_sb_bread } from './super.js';
 import { ext4_map_blocks } from './inode.js';
 import { ext4_force_commit } from './ext4_jbd2.js';
 import { ext4_inline_dir_view, INLINE_DOTDOT_OFFSET } from './inline.js';

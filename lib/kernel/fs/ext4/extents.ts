@@ -43,7 +43,8 @@ import {
 } from './mballoc.js';
 import { EXT4_GET_BLOCKS_DELALLOC_RESERVE, EXT4_SB, type ext4_inode_info } from './ext4.js';
 import { ext4_csum_error, ext4_error } from './errors.js';
-import { ext4_block_valid, ext4_sb_bread } from './block_validity.js';
+import { ext4_block_valid } from './block_validity.js';
+import { ext4_sb_bread } from './super.js';
 import { ext4_es_remove_extent } from './extents_status.js';
 
 /** EXT_MAX_BLOCKS: logical block numbers are 32-bit. */

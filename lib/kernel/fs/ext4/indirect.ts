@@ -16,7 +16,8 @@ import {
 import { EXT4_MB_DELALLOC_RESERVED, EXT4_MB_HINT_DATA, EXT4_MB_USE_RESERVED, ext4_free_blocks, ext4_inode_to_goal_block, ext4_mb_new_blocks, ext4_new_meta_blocks } from './mballoc.js';
 import { EXT4_GET_BLOCKS_DELALLOC_RESERVE, EXT4_SB, type ext4_inode_info } from './ext4.js';
 import { ext4_error } from './errors.js';
-import { ext4_block_valid, ext4_sb_bread } from './block_validity.js';
+import { ext4_block_valid } from './block_validity.js';
+import { ext4_sb_bread } from './super.js';
 
 /**
  * ext4_block_to_path: the slot in i_block and the index in each indirect level for `lblk`,

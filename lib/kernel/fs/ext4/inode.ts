@@ -59,7 +59,8 @@ import {
 } from './ext4.js';
 import { ext4_csum_error, ext4_error, ext4_check_shutdown, ext4_msg } from './errors.js';
 import { ext4_claim_free_clusters } from './mballoc.js';
-import { ext4_block_valid, ext4_sb_bread } from './block_validity.js';
+import { ext4_block_valid } from './block_validity.js';
+import { ext4_sb_bread } from './super.js';
 import { ext4_has_group_desc_csum } from './balloc.js';
 import { EXT_MAX_BLOCKS, ext4_ext_map_blocks, ext4_ext_map_blocks_create, ext4_ext_truncate } from './extents.js';
 import { ext4_ind_map_blocks, ext4_ind_map_blocks_create, ext4_ind_truncate } from './indirect.js';

@@ -54,11 +54,10 @@ import {
   EXT4_MOUNT_NO_AUTO_DA_ALLOC, EXT4_MOUNT_QUOTA, EXT4_MOUNT_DATA_ERR_ABORT, EXT4_MOUNT_NO_MBCACHE,
   EXT4_SB, ext4_inode_info, ext4_sb_info, type Ext4Dev, type Ext4Flavour,
 } from './ext4.js';
-import { ext4_msg } from './errors.js';
+import { ext4_error, ext4_msg } from './errors.js';
 import { ext4_force_commit } from './ext4_jbd2.js';
 import { jbd2_log_start_commit } from '../jbd2/transaction.js';
 import { KERN_ERR, printk } from '../../kernel/printk.js';
-import { ext4_raw_bread } from './block_validity.js';
 import {
   ext4_evict_inode, ext4_iget, ext4_iput, ext4_map_blocks, ext4_normal_submit_inode_data_buffers, ext4_write_inode,
   EXT4_IGET_SPECIAL,
@@ -322,6 +321,28 @@ function bigalloc_as_clusters(es: ext4_super_block): ext4_super_block {
   return { ...es, s_blocks_per_group: es.s_clusters_per_group, s_first_data_block: first,
     s_blocks_count_lo: clusters >>> 0, s_blocks_count_hi: Math.floor(clusters / 2 ** 32),
     s_feature_ro_compat: es.s_feature_ro_compat };
+}
+
+/**
+ * ext4_sb_bread: the bytes of block `blk` (shared: never modify), after checking it against
+ * the geometry; blocks replayed from the journal into memory (read-only recovery) come from
+ * the overlay before the device. `func`/`ino` name the reader in errors.
+ */
+export async function ext4_sb_bread(sb: super_block, blk: number, func = 'ext4_sb_bread', ino?: number): Promise<Uint8Array> {
+  const sbi = EXT4_SB(sb);
+  if (!(Number.isInteger(blk) && blk >= 0 && blk < sbi.s_blocks_count))
+    throw ext4_error(sb, func, `invalid block reference ${blk}`, { ino });
+  const o = sbi.s_overlay.get(blk);
+  if (o) return o;
+  return sbi.s_dev.bread(blk);
+}
+
+/** Read a block without geometry checks (superblock probing, journal with its own bounds). */
+export async function ext4_raw_bread(sb: super_block, blk: number): Promise<Uint8Array> {
+  const sbi = EXT4_SB(sb);
+  const o = sbi.s_overlay.get(blk);
+  if (o) return o;
+  return sbi.s_dev.bread(blk);
 }
 
 async function ext4_raw_bread_dev(sbi: ext4_sb_info, blk: number): Promise<Uint8Array> {

@@ -45,7 +45,7 @@ import {
   EXT4_I, EXT4_SB, EXT4_MOUNT_XATTR_USER, EXT4_MOUNT_POSIX_ACL, EXT4_STATE_XATTR, type ext4_inode_info,
 } from './ext4.js';
 import { ext4_csum_error, ext4_error } from './errors.js';
-import { ext4_sb_bread } from './block_validity.js';
+import { ext4_sb_bread } from './super.js';
 import { current_time } from '../time.js';
 // inode.ts and inline.ts import this file too: only their functions are used, at call time.
 import {
