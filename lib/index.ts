@@ -15,6 +15,10 @@ import { bootKernel, type KernelCore } from './drivers/api.js';
 import { diskAdd, type DiskOptions } from './drivers/disk.js';
 
 export * from './kernel/include/uapi.js';
+/* the kernel's structs under the public API's names */
+export type {
+  timespec64 as Timespec, stat as Stat, statx as Statx, statfs as Statfs, linux_dirent64 as Dirent64,
+} from './kernel/include/uapi.js';
 export type { Sys, PathArg } from './kernel/include/sys.js';
 export { opendir, Dir, type Caller } from './drivers/api.js';
 

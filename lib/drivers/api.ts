@@ -15,7 +15,7 @@ import type { FsCredOverride } from '../kernel/include/fs.js';
 import * as NR from '../kernel/include/unistd.js';
 import {
   AT_FDCWD, AT_REMOVEDIR, AT_SYMLINK_NOFOLLOW, LINUX_REBOOT_CMD_HALT, LINUX_REBOOT_MAGIC1,
-  LINUX_REBOOT_MAGIC2, O_DIRECTORY, O_RDONLY, type Dirent64,
+  LINUX_REBOOT_MAGIC2, O_DIRECTORY, O_RDONLY, type linux_dirent64,
 } from '../kernel/include/uapi.js';
 import type { Sys, PathArg } from '../kernel/include/sys.js';
 import '../kernel/built-in.js';
@@ -218,11 +218,11 @@ export async function opendir(sys: Sys, path: PathArg): Promise<Dir | number> {
 }
 
 export class Dir {
-  private buf: Dirent64[] = [];
+  private buf: linux_dirent64[] = [];
   private eof = false;
   constructor(private readonly sys: Sys, readonly fd: number) {}
   /** Next entry, null at the end, or -errno. */
-  async readdir(): Promise<Dirent64 | null | number> {
+  async readdir(): Promise<linux_dirent64 | null | number> {
     if (this.buf.length === 0 && !this.eof) {
       const r = await this.sys.getdents64(this.fd, 32768);
       if (typeof r === 'number') return r;

@@ -19,7 +19,7 @@
  * A driver that corrupts the ring itself (avail idx jumping past the queue size) breaks
  * that queue: DEVICE_NEEDS_RESET is set and a configuration interrupt raised (2.1.2).
  */
-import type { VirtioMmioDevice, VirtioUsedElem } from '../kernel/host-ops.js';
+import type { VirtioMmioDevice, vring_used_elem } from '../kernel/host-ops.js';
 import {
   VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET, VIRTIO_CONFIG_S_DRIVER_OK, VIRTIO_CONFIG_S_FAILED,
   VIRTIO_CONFIG_S_FEATURES_OK, VIRTIO_F_INDIRECT_DESC, VIRTIO_F_VERSION_1, featureWindow,
@@ -38,7 +38,7 @@ import {
 } from '../kernel/include/uapi/linux/virtio_mmio.js';
 import {
   VIRTQ_AVAIL_ALIGN, VIRTQ_AVAIL_F_NO_INTERRUPT, VIRTQ_DESC_ALIGN, VIRTQ_DESC_F_INDIRECT,
-  VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE, VIRTQ_DESC_SIZE, VIRTQ_USED_ALIGN, Vring, availRingSize,
+  VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE, VIRTQ_DESC_SIZE, VIRTQ_USED_ALIGN, vring, availRingSize,
   descTableSize, isValidQueueSize, readDesc, usedRingSize,
 } from '../kernel/include/uapi/linux/virtio_ring.js';
 
@@ -120,7 +120,7 @@ export class HostVirtqueue {
   epoch = 0;
   /** Set when the driver corrupted the ring; cleared by reset. */
   broken = false;
-  ring: Vring | null = null;
+  ring: vring | null = null;
   /** Heads popped and not yet completed, to catch a driver reusing one. */
   private inflight: Uint8Array;
 
@@ -157,7 +157,7 @@ export class HostVirtqueue {
       if (addr % align !== 0) return `${what} at ${addr} is not ${align}-aligned`;
       if (addr + size > mem.byteLength) return `${what} at ${addr}+${size} is beyond memory (${mem.byteLength})`;
     }
-    this.ring = new Vring(mem, this.num, this.descAddr, this.driverAddr, this.deviceAddr);
+    this.ring = new vring(mem, this.num, this.descAddr, this.driverAddr, this.deviceAddr);
     if (this.inflight.length !== this.num) this.inflight = new Uint8Array(this.num);
     /* 2.7.13 the device starts from the indices the driver left (normally 0 after reset) */
     this.lastAvail = this.ring.availIdx;
@@ -224,7 +224,7 @@ export class HostVirtqueue {
     return true;
   }
 
-  private walk(ring: Vring, head: number): VirtqChain | string {
+  private walk(ring: vring, head: number): VirtqChain | string {
     const limit = ring.mem.byteLength;
     const inMemory = (addr: number, len: number) => Number.isSafeInteger(addr) && addr + len <= limit;
     const chain = this.emptyChain(head);
@@ -285,7 +285,7 @@ export abstract class VirtioMmioHost implements VirtioMmioDevice {
   interruptStatus = 0;
   configGeneration = 0;
 
-  private pendingUsed: VirtioUsedElem[] = [];
+  private pendingUsed: vring_used_elem[] = [];
   private configIrqPending = false;
   private irqScheduled = false;
   private readonly inflight = new Set<Promise<unknown>>();
@@ -456,7 +456,7 @@ export abstract class VirtioMmioHost implements VirtioMmioDevice {
     this.scheduleIrq();
   }
 
-  usedAdded(e: VirtioUsedElem): void {
+  usedAdded(e: vring_used_elem): void {
     this.stats.completed++;
     this.pendingUsed.push(e);
     this.scheduleIrq();

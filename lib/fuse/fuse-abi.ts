@@ -311,7 +311,7 @@ function wu64(b: Buffer, off: number, v: number): void {
   b.writeUInt32LE(Math.floor(n / U32) % U32, off + 4);
 }
 
-/** What struct fuse_attr carries (a Stat from the kernel fits). */
+/** What struct fuse_attr carries (the kernel's struct stat fits). */
 export interface AttrSource {
   ino: number; size: number; blocks: number; mode: number; nlink: number; uid: number; gid: number;
   rdev: number; blksize: number;

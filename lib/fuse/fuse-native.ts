@@ -28,7 +28,7 @@ import { execFile } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import path from 'node:path';
 import createDebug from 'debug';
-import type { Stat, Statfs, Timespec } from '../kernel/include/uapi.js';
+import type { stat, statfs, timespec64 } from '../kernel/include/uapi.js';
 import { EIO, ENODATA, ERANGE, errnoName } from '../kernel/include/uapi.js';
 import { findMount } from './mountinfo.js';
 
@@ -68,8 +68,8 @@ type R<T> = Promise<T | number>;
  */
 export interface FuseOperations {
   init?(): Promise<void>;
-  getattr(path: string): R<Stat>;
-  fgetattr(path: string, fh: number): R<Stat>;
+  getattr(path: string): R<stat>;
+  fgetattr(path: string, fh: number): R<stat>;
   access(path: string, mode: number): Promise<number>;
   readlink(path: string): R<string>;
   mknod(path: string, mode: number, dev: number): Promise<number>;
@@ -83,12 +83,12 @@ export interface FuseOperations {
   chown(path: string, uid: number, gid: number): Promise<number>;
   truncate(path: string, size: number): Promise<number>;
   ftruncate(path: string, fh: number, size: number): Promise<number>;
-  utimens(path: string, atime: Timespec, mtime: Timespec): Promise<number>;
+  utimens(path: string, atime: timespec64, mtime: timespec64): Promise<number>;
   open(path: string, flags: number): Promise<number>;
   create(path: string, mode: number): Promise<number>;
   read(path: string, fh: number, buf: Buffer, pos: number): Promise<number>;
   write(path: string, fh: number, buf: Buffer, pos: number): Promise<number>;
-  statfs(path: string): R<Statfs>;
+  statfs(path: string): R<statfs>;
   flush(path: string, fh: number): Promise<number>;
   release(path: string, fh: number): Promise<number>;
   fsync(path: string, datasync: boolean, fh: number): Promise<number>;
@@ -113,9 +113,9 @@ function setU64(a: Uint32Array, i: number, v: number): void {
   a[i] = n % 4294967296;
   a[i + 1] = Math.floor(n / 4294967296);
 }
-const ms = (t: Timespec) => t.sec * 1000 + Math.floor(t.nsec / 1e6);
+const ms = (t: timespec64) => t.sec * 1000 + Math.floor(t.nsec / 1e6);
 
-export function statArray(st: Stat): Uint32Array {
+export function statArray(st: stat): Uint32Array {
   const a = new Uint32Array(18);
   a[0] = st.mode; a[1] = st.uid; a[2] = st.gid;
   setU64(a, 3, st.size);
@@ -128,7 +128,7 @@ export function statArray(st: Stat): Uint32Array {
 }
 
 /* struct statvfs in 11 uint32: bsize frsize blocks bfree bavail files ffree favail fsid flag namemax */
-export function statfsArray(s: Statfs): Uint32Array {
+export function statfsArray(s: statfs): Uint32Array {
   const a = new Uint32Array(11);
   let frsize = s.frsize || s.bsize;
   let { blocks, bfree, bavail } = s;
@@ -152,7 +152,7 @@ export function statfsArray(s: Statfs): Uint32Array {
  * flag_utime_omit_ok, which fuse-native never sets. So 1073 ms (what fuse-native would
  * make of UTIME_NOW's or UTIME_OMIT's tv_nsec) is 1970-01-01 00:00:01.073, not "now".
  */
-export function timespecFromMs(v: number): Timespec {
+export function timespecFromMs(v: number): timespec64 {
   const sec = Math.floor(v / 1000);
   return { sec, nsec: (v - sec * 1000) * 1e6 };
 }

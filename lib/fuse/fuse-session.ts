@@ -22,7 +22,7 @@
 import fs from 'node:fs';
 import createDebug from 'debug';
 import type { Sys } from '../kernel/include/sys.js';
-import type { Stat, Statfs } from '../kernel/include/uapi.js';
+import type { stat, statfs } from '../kernel/include/uapi.js';
 import { EINTR, EIO, ENOSYS } from '../kernel/include/uapi.js';
 
 const EPROTO = 71;
@@ -256,7 +256,7 @@ export class FuseSession {
   }
 
   private entry(e: Entry): Buffer { return encodeEntry(e, this.opts.entryTimeout, this.opts.attrTimeout); }
-  private attr(st: Stat): Buffer { return encodeAttrOut(st, this.opts.attrTimeout); }
+  private attr(st: stat): Buffer { return encodeAttrOut(st, this.opts.attrTimeout); }
 
   private async dispatch(req: FuseRequest): Promise<void> {
     const u = req.unique;
@@ -271,7 +271,7 @@ export class FuseSession {
       if (this.inflight.get(u)?.answered) void ll.forget(r.nodeid, 1);
       return this.reply(u, 0, this.entry(r));
     };
-    const attrOr = (r: Stat | number) => typeof r === 'number' ? this.reply(u, r) : this.reply(u, 0, this.attr(r));
+    const attrOr = (r: stat | number) => typeof r === 'number' ? this.reply(u, r) : this.reply(u, 0, this.attr(r));
     switch (req.op) {
       case 'init': return this.init(req);
       case 'destroy': this.destroyed = true; return this.reply(u, 0);
@@ -438,7 +438,7 @@ export class FuseSession {
 
 const utf8 = (b: Buffer) => b.toString('utf8');
 
-function statfsOut(s: Statfs): Buffer {
+function statfsOut(s: statfs): Buffer {
   return encodeStatfsOut({
     blocks: s.blocks, bfree: s.bfree, bavail: s.bavail, files: s.files, ffree: s.ffree,
     bsize: s.bsize, namelen: s.namelen, frsize: s.frsize || s.bsize,

@@ -22,7 +22,7 @@
  *
  * Handles: kernel file descriptors (the fh of open/create/opendir), closed on release.
  */
-import type { Dirent64, Stat, Statfs, Timespec } from '../kernel/include/uapi.js';
+import type { linux_dirent64, stat, statfs, timespec64 } from '../kernel/include/uapi.js';
 import type { Sys } from '../kernel/include/sys.js';
 import {
   AT_EACCESS, AT_EMPTY_PATH, AT_REMOVEDIR, AT_SYMLINK_NOFOLLOW, EBADF, EINVAL, EIO, ENAMETOOLONG, ENOENT, EPERM,
@@ -71,7 +71,7 @@ interface Node {
   open: Set<number>;
 }
 
-interface DirHandle { node: Node; pos: number; pending: Dirent64[]; eof: boolean }
+interface DirHandle { node: Node; pos: number; pending: linux_dirent64[]; eof: boolean }
 
 export interface DirEntryOut { ino: number; off: number; type: number; name: Uint8Array; entry?: Entry | null }
 
@@ -205,7 +205,7 @@ export class LowLevelOps {
   }
 
   /** Makes (or finds) the node for `st`, found as `name` in `parent`, and counts a lookup. */
-  private async enter(sys: Sys, parent: Node, name: Uint8Array, st: Stat): Promise<Entry | number> {
+  private async enter(sys: Sys, parent: Node, name: Uint8Array, st: stat): Promise<Entry | number> {
     let n = this.byIno.get(st.ino);
     if (n && n.live) {
       n.nlookup++;
@@ -247,7 +247,7 @@ export class LowLevelOps {
 
   /* ---- attributes ---- */
 
-  async getattr(sys: Sys, nodeid: number, fh?: number): Promise<Stat | number> {
+  async getattr(sys: Sys, nodeid: number, fh?: number): Promise<stat | number> {
     if (fh !== undefined && this.handles.has(fh)) {
       const r = await sys.fstat(fh);
       if (r !== -EBADF) return r;
@@ -278,7 +278,7 @@ export class LowLevelOps {
     return fh !== undefined ? this.sys.fchmod(fh, mode) : this.sys.fchmodat(dfd, name, mode, empty);
   }
 
-  async setattr(sys: Sys, nodeid: number, a: SetattrIn): Promise<Stat | number> {
+  async setattr(sys: Sys, nodeid: number, a: SetattrIn): Promise<stat | number> {
     const n = this.node(nodeid);
     if (!n) return -ESTALE;
     const fh = a.valid & FATTR_FH && this.handles.has(a.fh) ? a.fh : this.anyHandle(n);
@@ -309,9 +309,9 @@ export class LowLevelOps {
       if (r < 0) return r;
     }
     if (a.valid & (FATTR_ATIME | FATTR_MTIME | FATTR_ATIME_NOW | FATTR_MTIME_NOW)) {
-      const t = (set: number, now: number, sec: number, nsec: number): Timespec =>
+      const t = (set: number, now: number, sec: number, nsec: number): timespec64 =>
         a.valid & now ? { sec: 0, nsec: UTIME_NOW } : a.valid & set ? { sec, nsec } : { sec: 0, nsec: UTIME_OMIT };
-      const times: [Timespec, Timespec] = [
+      const times: [timespec64, timespec64] = [
         t(FATTR_ATIME, FATTR_ATIME_NOW, a.atime, a.atimensec),
         t(FATTR_MTIME, FATTR_MTIME_NOW, a.mtime, a.mtimensec),
       ];
@@ -594,7 +594,7 @@ export class LowLevelOps {
 
   /* ---- the rest ---- */
 
-  async statfs(sys: Sys, nodeid: number): Promise<Statfs | number> {
+  async statfs(sys: Sys, nodeid: number): Promise<statfs | number> {
     const root = this.node(FUSE_ROOT_ID)!; // one filesystem: every node's answer is the root's
     void nodeid;
     const r = await sys.fstatfs(root.fd);

@@ -32,7 +32,7 @@
  * does not.
  */
 import type { Sys } from '../kernel/include/sys.js';
-import type { Stat, Statfs, Timespec } from '../kernel/include/uapi.js';
+import type { stat, statfs, timespec64 } from '../kernel/include/uapi.js';
 import {
   AT_FDCWD, AT_REMOVEDIR, AT_SYMLINK_NOFOLLOW, EBADF, EINVAL, EISDIR, ENAMETOOLONG, ENOENT,
   O_CLOEXEC, O_CREAT, O_DIRECTORY, O_NOCTTY, O_NONBLOCK, O_PATH, O_RDONLY, O_RDWR, O_WRONLY,
@@ -154,7 +154,7 @@ export function lklfuseOps(sys: Sys, root = '', relative = false): LklfuseOps {
 
   /* libfuse hides an open file by renaming it; make it an unlink, keeping a kernel fd of it. */
   async function hide(from: string, to: string): Promise<number | undefined> {
-    const st = await at<Stat>(kpath(from), (d, n) => sys.newfstatat(d, n, AT_SYMLINK_NOFOLLOW));
+    const st = await at<stat>(kpath(from), (d, n) => sys.newfstatat(d, n, AT_SYMLINK_NOFOLLOW));
     if (typeof st === 'number') return st;
     for (const fh of handles) {
       const fst = await sys.fstat(fh);
@@ -177,7 +177,7 @@ export function lklfuseOps(sys: Sys, root = '', relative = false): LklfuseOps {
     async getattr(p) {
       const h = hidden.get(p);
       if (h !== undefined) return sys.fstat(h);
-      return namedAt<Stat>(p, (d, n) => sys.newfstatat(d, n, AT_SYMLINK_NOFOLLOW));
+      return namedAt<stat>(p, (d, n) => sys.newfstatat(d, n, AT_SYMLINK_NOFOLLOW));
     },
     async fgetattr(p, fh) {
       const r = await sys.fstat(fh);
@@ -226,7 +226,7 @@ export function lklfuseOps(sys: Sys, root = '', relative = false): LklfuseOps {
         splitLongPath(kp) ? at(kp, (d, n) => truncateAt(d, n, size)) : sys.truncate(kp, size));
     },
     ftruncate: (_p, fh, size) => sys.ftruncate(fh, size),
-    async utimens(p, atime: Timespec, mtime: Timespec) {
+    async utimens(p, atime: timespec64, mtime: timespec64) {
       const h = hidden.get(p);
       if (h !== undefined) return sys.utimensat(h, null, [atime, mtime], 0);
       return namedAt(p, (d, n) => sys.utimensat(d, n, [atime, mtime], AT_SYMLINK_NOFOLLOW));
@@ -237,8 +237,8 @@ export function lklfuseOps(sys: Sys, root = '', relative = false): LklfuseOps {
     create: (p, mode) => namedAt(p, async (d, n) => opened(await sys.openat(d, n, O_CREAT | O_RDWR, mode))),
     read: (_p, fh, buf, pos) => sys.pread64(fh, buf, pos),
     write: (_p, fh, buf, pos) => sys.pwrite64(fh, buf, pos),
-    statfs: (p) => named<Statfs>(p, (kp) =>
-      splitLongPath(kp) ? at<Statfs>(kp, (d, n) => withTarget<Statfs>(d, n, (fd) => sys.fstatfs(fd))()) : sys.statfs(kp)),
+    statfs: (p) => named<statfs>(p, (kp) =>
+      splitLongPath(kp) ? at<statfs>(kp, (d, n) => withTarget<statfs>(d, n, (fd) => sys.fstatfs(fd))()) : sys.statfs(kp)),
     // close(2) of a dup would flush; the kernel fd stays open until release, as in lklfuse.c.
     flush: async () => 0,
     release: (_p, fh) => closed(fh),

@@ -68,7 +68,7 @@ export interface HostOps {
  */
 
 /** One used-ring entry: the head of a completed chain and the bytes written into it. */
-export interface VirtioUsedElem {
+export interface vring_used_elem {
   id: number;
   len: number;
   /** The virtqueue the entry belongs to (0 for single-queue devices). */
@@ -80,7 +80,7 @@ export interface VirtioUsedElem {
  * in completion order (which need not be submission order). The same entries are in the
  * used ring in memory. An empty array is a configuration-change interrupt.
  */
-export type VirtioIrqData = VirtioUsedElem[];
+export type VirtioIrqData = vring_used_elem[];
 
 export interface VirtioMmioDevice {
   readonly name: string;

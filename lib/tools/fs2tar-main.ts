@@ -15,7 +15,7 @@ import yargs from 'yargs';
 import type { Sys } from '../kernel/include/sys.js';
 import {
   EIO, O_NOFOLLOW, O_RDONLY, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK,
-  major, minor, strerror, type Stat,
+  major, minor, strerror, type stat,
 } from '../kernel/include/uapi.js';
 import { ImageSession, ToolError, hostError, joinPath, lastArg, parseCommandLine, say, show, usageError, version } from './image.js';
 import { badName, imageSide } from './sides.js';
@@ -175,7 +175,7 @@ class Archiver {
     return this.a.xattrs && out.size ? out : undefined;
   }
 
-  private async entryBody(rel: Buffer): Promise<Stat | undefined> {
+  private async entryBody(rel: Buffer): Promise<stat | undefined> {
     if (this.stop()) throw new ToolError('interrupted (the archive is incomplete)');
     const abs = Buffer.concat([Buffer.from('/'), rel]);
     const st = await this.sys.lstat(abs);
@@ -238,7 +238,7 @@ class Archiver {
   }
 
   /** A regular file: its header, then its data; with holes, as a sparse 1.0 entry. */
-  private async file(abs: Buffer, rel: Buffer, st: Stat, e: TarEntry): Promise<void> {
+  private async file(abs: Buffer, rel: Buffer, st: stat, e: TarEntry): Promise<void> {
     const fd = await this.sys.open(abs, O_RDONLY | O_NOFOLLOW, 0);
     if (fd < 0) this.fail(rel, fd, 'cannot open');
     try {

@@ -17,7 +17,7 @@ import type { Sys } from '../kernel/include/sys.js';
 import {
   AT_FDCWD, AT_SYMLINK_NOFOLLOW, PATH_MAX, EINVAL, EIO, ENODATA, ENOSYS, ENXIO, EOPNOTSUPP, SEEK_DATA, SEEK_HOLE, strerror, O_CREAT, O_DIRECTORY, O_NOFOLLOW, O_RDONLY, O_TRUNC,
   O_WRONLY, S_IFBLK, S_IFCHR, S_IFIFO, S_IFMT, S_IFSOCK, major as kmajor, makedev, minor as kminor,
-  type Stat, type Timespec,
+  type stat, type timespec64,
 } from '../kernel/include/uapi.js';
 import { hostErrno } from './image.js';
 
@@ -27,7 +27,7 @@ export interface FStat {
   id: string;
   /** Device number of a device node. */
   major: number; minor: number;
-  atime: Timespec; mtime: Timespec; ctime: Timespec;
+  atime: timespec64; mtime: timespec64; ctime: timespec64;
   /** 512-byte blocks allocated (fewer than the size needs: the file may have holes). */
   blocks: number;
 }
@@ -76,7 +76,7 @@ export interface Side {
   lchown(p: Buffer, uid: number, gid: number): Promise<number>;
   chmod(p: Buffer, mode: number): Promise<number>;
   /** Set atime and mtime (to the nanosecond), not following a final symlink. */
-  utimes(p: Buffer, atime: Timespec, mtime: Timespec): Promise<number>;
+  utimes(p: Buffer, atime: timespec64, mtime: timespec64): Promise<number>;
   /** The data extents of the open file `fd` (at path p) of `size` bytes (SEEK_DATA/SEEK_HOLE). */
   dataMap(fd: number, p: Buffer, size: number): Promise<R<DataMap>>;
   /** Every extended attribute (ACLs as system.posix_acl_*), not following a final symlink. */
@@ -89,7 +89,7 @@ export interface Side {
 
 /* ---- the image: the kernel's system calls ---- */
 
-function fromKstat(s: Stat): FStat {
+function fromKstat(s: stat): FStat {
   return {
     mode: s.mode, uid: s.uid, gid: s.gid, size: s.size, nlink: s.nlink, id: `${s.dev}:${s.ino}`,
     major: kmajor(s.rdev), minor: kminor(s.rdev), atime: s.atime, mtime: s.mtime, ctime: s.ctime, blocks: s.blocks,
@@ -121,7 +121,7 @@ async function seekMap(lseek: (off: number, whence: number) => Promise<number>, 
  *   writing past the end would only fill zeros, so the zeros are written).
  */
 export function imageSide(sys: Sys, holes = true): Side {
-  const st = async (p: Promise<Stat | number>) => {
+  const st = async (p: Promise<stat | number>) => {
     const r = await p;
     return typeof r === 'number' ? r : fromKstat(r);
   };
@@ -206,7 +206,7 @@ export function imageSide(sys: Sys, holes = true): Side {
 /* ---- the host: Node's fs ---- */
 
 const NS = 1_000_000_000n;
-function ts(ns: bigint): Timespec {
+function ts(ns: bigint): timespec64 {
   let sec = ns / NS;
   let nsec = ns % NS;
   if (nsec < 0n) { nsec += NS; sec -= 1n; }
@@ -310,7 +310,7 @@ function h<T>(fn: () => T): R<T> {
 }
 
 /** Host timestamps go through a double (Node has no nanosecond utimensat): ~0.2 us precision. */
-const toDate = (t: Timespec) => t.sec + t.nsec / 1e9;
+const toDate = (t: timespec64) => t.sec + t.nsec / 1e9;
 
 export function hostSide(): Side {
   /** Xattrs read ahead by prefetchXattrs: path -> name -> value (each used once). */

@@ -9,7 +9,7 @@
  * carries data-state (idle, busy, mounted, error) and data-seq (one more after each action
  * finished), which is what an automated test waits on.
  */
-import { S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK, STATX_BTIME, major, minor, type Timespec } from '../kernel/include/uapi.js';
+import { S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK, STATX_BTIME, major, minor, type timespec64 } from '../kernel/include/uapi.js';
 import { Explorer, ExplorerError, baseName, dirName, joinPath, type Details, type DirEntry } from './explorer.js';
 
 const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
@@ -300,7 +300,7 @@ function modeString(mode: number): string {
 }
 
 /** A time to the nanosecond, in UTC: 2024-05-01T12:00:00.123456789Z. */
-export function fmtTime(t: Timespec): string {
+export function fmtTime(t: timespec64): string {
   const d = new Date(t.sec * 1000);
   if (Number.isNaN(d.getTime())) return `${t.sec}.${String(t.nsec).padStart(9, '0')} s`;
   return d.toISOString().replace(/\.\d{3}Z$/, `.${String(t.nsec).padStart(9, '0')}Z`);

@@ -14,7 +14,7 @@ import { SUPPORTED_TYPES } from '../fuse/options.js';
 import {
   AT_FDCWD, AT_SYMLINK_NOFOLLOW, EBADMSG, EEXIST, EINVAL, ENODEV, EUCLEAN, MS_RDONLY, MS_REMOUNT,
   O_CREAT, O_DIRECTORY, O_EXCL, O_NOFOLLOW, O_RDONLY, O_WRONLY, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO,
-  S_IFLNK, S_IFMT, S_IFREG, STATX_BASIC_STATS, STATX_BTIME, major, minor, strerror, type Statx,
+  S_IFLNK, S_IFMT, S_IFREG, STATX_BASIC_STATS, STATX_BTIME, major, minor, strerror, type statx,
 } from '../kernel/include/uapi.js';
 import type { Sys } from '../kernel/include/sys.js';
 import { entryHeader, padding, trailer, type TarEntry, type TarType } from '../tools/tar-format.js';
@@ -65,7 +65,7 @@ export interface DirEntry { name: string; path: string; isDir: boolean; type: nu
 
 export interface Details {
   path: string;
-  st: Statx;
+  st: statx;
   linkTarget?: string;
   xattrs: [string, Uint8Array][];
 }

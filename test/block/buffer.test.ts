@@ -10,7 +10,7 @@ import { runAsInit } from '../../lib/kernel/arch/threads.js';
 import { bdevByName, set_blocksize, sync_blockdev } from '../../lib/kernel/block/bdev.js';
 import * as B from '../../lib/kernel/fs/buffer.js';
 import * as M from '../../lib/kernel/fs/mpage.js';
-import { Inode, super_block, type address_space_operations } from '../../lib/kernel/include/fs.js';
+import { inode as Inode, super_block, type address_space_operations } from '../../lib/kernel/include/fs.js';
 import type { GetBlock } from '../../lib/kernel/include/blk.js';
 import { read_cache_page } from '../../lib/kernel/mm/filemap.js';
 import { filemap_write_and_wait_range } from '../../lib/kernel/fs/fs-writeback.js';

@@ -18,7 +18,7 @@ import { run, whyNot } from '../lib/sh.js';
 import { scratchDir } from '../lib/scratch.js';
 import { jbd2_debug } from '../../lib/kernel/fs/jbd2/journal.js';
 import { EXTENT_STATUS_WRITTEN, ext4_es_lookup_extent } from '../../lib/kernel/fs/ext4/extents_status.js';
-import type { Ext4Inode } from '../../lib/kernel/fs/ext4/ext4.js';
+import type { ext4_inode_info } from '../../lib/kernel/fs/ext4/ext4.js';
 import { truncate_inode_pages } from '../../lib/kernel/mm/filemap.js';
 import { allSupers } from '../../lib/kernel/fs/fs-writeback.js';
 import {
@@ -221,7 +221,7 @@ if (skip) {
     const st = await sys.fstat(fd);
     if (typeof st === 'number') throw new Error(String(st));
     const inode = [...allSupers]
-      .flatMap((sb) => [...sb.s_inodes.values()]).find((i) => i.i_ino === st.ino && i.i_size === MiB) as Ext4Inode;
+      .flatMap((sb) => [...sb.s_inodes.values()]).find((i) => i.i_ino === st.ino && i.i_size === MiB) as ext4_inode_info;
     t.ok(inode, 'the in-core inode');
     const readAt = async (off: number, len: number) => {
       const b = new Uint8Array(len);

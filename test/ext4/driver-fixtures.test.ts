@@ -10,11 +10,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { run, whyNot } from '../lib/sh.js';
-import { super_block, SB_RDONLY, File, type dir_context } from '../../lib/kernel/include/fs.js';
+import { super_block, SB_RDONLY, file as File, type dir_context } from '../../lib/kernel/include/fs.js';
 import { isErrno } from '../../lib/kernel/include/errno.js';
 import { ext4_fill_super_dev, ext4_fs_type } from '../../lib/kernel/fs/ext4/super.js';
 import { captureKernelMessages } from '../lib/printk.js';
-import type { Ext4Inode } from '../../lib/kernel/fs/ext4/ext4.js';
+import type { ext4_inode_info } from '../../lib/kernel/fs/ext4/ext4.js';
 import { ext4_iget, ext4_read_data } from '../../lib/kernel/fs/ext4/inode.js';
 import { ext4_find_entry } from '../../lib/kernel/fs/ext4/namei.js';
 import { ext4_readdir } from '../../lib/kernel/fs/ext4/dir.js';
@@ -64,7 +64,7 @@ if (skip) {
       }
       mounted++;
       let n = 0;
-      const walk = async (inode: Ext4Inode, depth: number): Promise<void> => {
+      const walk = async (inode: ext4_inode_info, depth: number): Promise<void> => {
         if (depth > 64 || n > 5000 || Date.now() - t0 > PER_IMAGE_MS) return;
         n++;
         try {
@@ -95,7 +95,7 @@ if (skip) {
           }
         }
       };
-      await walk(sb.s_root!.d_inode as Ext4Inode, 0);
+      await walk(sb.s_root!.d_inode as ext4_inode_info, 0);
       walked += n;
       captureKernelMessages(null);
       t.same(bugs, [], `${name}: ${n} inodes walked, every failure an errno`);

@@ -14,11 +14,11 @@ import crypto from 'node:crypto';
 import { run, whyNot } from '../lib/sh.js';
 import { scratchDir } from '../lib/scratch.js';
 import { makeExtImage, withLoopMount } from '../lib/images.js';
-import { super_block, SB_RDONLY, File, type dir_context } from '../../lib/kernel/include/fs.js';
+import { super_block, SB_RDONLY, file as File, type dir_context } from '../../lib/kernel/include/fs.js';
 import { utf8ToBstr } from '../../lib/kernel/lib/bstr.js';
 import { ext4_fill_super_dev, ext4_fs_type } from '../../lib/kernel/fs/ext4/super.js';
 import { captureKernelMessages } from '../lib/printk.js';
-import { EXT4_SB, type Ext4Inode } from '../../lib/kernel/fs/ext4/ext4.js';
+import { EXT4_SB, type ext4_inode_info } from '../../lib/kernel/fs/ext4/ext4.js';
 import { ext4_iget, ext4_read_data } from '../../lib/kernel/fs/ext4/inode.js';
 import { ext4_find_entry } from '../../lib/kernel/fs/ext4/namei.js';
 import { ext4_readdir, is_dx } from '../../lib/kernel/fs/ext4/dir.js';
@@ -33,7 +33,7 @@ import { memDev } from './driver-util.js';
 
 const skip = whyNot(['mke2fs', 'debugfs', 'tune2fs', 'losetup', 'mount', 'python3'], { root: true });
 
-interface Mounted { sb: super_block; msgs: string[]; root: Ext4Inode }
+interface Mounted { sb: super_block; msgs: string[]; root: ext4_inode_info }
 
 async function mountMem(img: Uint8Array, data = '', flavour: 'ext2' | 'ext3' | 'ext4' = 'ext4'): Promise<Mounted> {
   const msgs: string[] = [];
@@ -42,10 +42,10 @@ async function mountMem(img: Uint8Array, data = '', flavour: 'ext2' | 'ext3' | '
   sb.s_flags = SB_RDONLY;
   sb.s_id = 'vda';
   await ext4_fill_super_dev(sb, memDev(img), data, false, flavour);
-  return { sb, msgs, root: sb.s_root!.d_inode as Ext4Inode };
+  return { sb, msgs, root: sb.s_root!.d_inode as ext4_inode_info };
 }
 
-async function lookupPath(m: Mounted, p: string): Promise<Ext4Inode> {
+async function lookupPath(m: Mounted, p: string): Promise<ext4_inode_info> {
   let cur = m.root;
   for (const part of p.split('/').filter(Boolean)) {
     const ino = await ext4_find_entry(cur, utf8ToBstr(part));
@@ -55,13 +55,13 @@ async function lookupPath(m: Mounted, p: string): Promise<Ext4Inode> {
   return cur;
 }
 
-async function readAll(inode: Ext4Inode): Promise<Buffer> {
+async function readAll(inode: ext4_inode_info): Promise<Buffer> {
   const out = new Uint8Array(inode.i_size);
   await ext4_read_data(inode, 0, out);
   return Buffer.from(out);
 }
 
-async function readdirAll(dir: Ext4Inode, bufEntries = 7): Promise<{ name: string; ino: number; pos: number }[]> {
+async function readdirAll(dir: ext4_inode_info, bufEntries = 7): Promise<{ name: string; ino: number; pos: number }[]> {
   const file = new File({ mnt: null as never, dentry: null as never }, dir, dir.i_fop);
   const out: { name: string; ino: number; pos: number }[] = [];
   for (let guard = 0; guard < 100000; guard++) {

@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import type { Sys } from '../../lib/kernel/include/sys.js';
 import {
   AT_FDCWD, AT_SYMLINK_NOFOLLOW, O_DIRECTORY, O_RDONLY, SEEK_DATA, SEEK_HOLE, ENXIO, S_IFMT,
-  type Stat,
+  type stat,
 } from '../../lib/kernel/include/uapi.js';
 import { comparePaths, fingerprintFile, matchPath, rdevString, type FileType, type Manifest, type ManifestEntry, type PathPattern } from '../lib/manifest.js';
 import type { Ext4Dev } from '../../lib/kernel/fs/ext4/ext4.js';
@@ -77,7 +77,7 @@ export async function lklManifest(sys: Sys, root: string, opts: LklManifestOptio
   const modeOf = new Map<ManifestEntry, number>();
   const walk = async (rel: string): Promise<void> => {
     const abs = rel === '.' ? root : `${root}/${rel}`;
-    const st = await check<Stat>('lstat ' + abs, await sys.newfstatat(AT_FDCWD, abs, AT_SYMLINK_NOFOLLOW));
+    const st = await check<stat>('lstat ' + abs, await sys.newfstatat(AT_FDCWD, abs, AT_SYMLINK_NOFOLLOW));
     const e: ManifestEntry = {
       path: rel, type: typeOfMode(st.mode), mode: st.mode & 0o7777, uid: st.uid, gid: st.gid,
       size: st.size, nlink: st.nlink, atimeNs: tsNs(st.atime), mtimeNs: tsNs(st.mtime), ctimeNs: tsNs(st.ctime),

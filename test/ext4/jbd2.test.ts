@@ -29,7 +29,7 @@ function loadImage(name: string): Image | null {
 }
 
 interface Report {
-  jsb: J.JournalSuperblock; sbCheck: string | null; sbCsum: boolean;
+  jsb: J.journal_superblock_t; sbCheck: string | null; sbCsum: boolean;
   transactions: number; descriptors: number; tags: number; revokes: number; revoked: number;
   escaped: number; failures: string[];
 }
@@ -120,7 +120,7 @@ t.test('descriptor, commit and revoke blocks built from scratch verify', async (
     t.equal(J.jbd2_superblock_check(jsb, bs), null);
     const seed = JC.jbd2_csum_seed(jsb);
     const data = [new Uint8Array(bs).fill(1), new Uint8Array(bs).fill(2)];
-    const tags: J.JournalBlockTag[] = [
+    const tags: J.journal_block_tag_t[] = [
       { blocknr: J.jbd2_has_feature_64bit(jsb) ? 2 ** 33 + 7 : 7, t_flags: 0, t_checksum: JC.jbd2_block_tag_csum_value(jsb, seed, 42, data[0]), uuid: jsb.s_uuid },
       { blocknr: 9, t_flags: J.JBD2_FLAG_SAME_UUID | J.JBD2_FLAG_LAST_TAG, t_checksum: JC.jbd2_block_tag_csum_value(jsb, seed, 42, data[1]), uuid: null },
     ];

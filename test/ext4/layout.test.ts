@@ -1,7 +1,7 @@
 import t from 'tap';
 import {
   ACL_GROUP, ACL_GROUP_OBJ, ACL_MASK, ACL_OTHER, ACL_UNDEFINED_ID, ACL_USER, ACL_USER_OBJ,
-  type PosixAclEntry, ext4_acl_from_disk, ext4_acl_to_disk, posix_acl_from_xattr,
+  type posix_acl_entry, ext4_acl_from_disk, ext4_acl_to_disk, posix_acl_from_xattr,
   posix_acl_to_xattr,
 } from '../../lib/kernel/fs/ext4/acl.h.js';
 import {
@@ -23,12 +23,12 @@ import {
   ext4_unknown_features, le32, put_le16, put_le32,
 } from '../../lib/kernel/fs/ext4/layout.js';
 import {
-  EXT4_EXT_MAGIC, type Ext4Extent, ext4_ext_check, ext4_ext_header_decode, ext4_ext_header_encode,
+  EXT4_EXT_MAGIC, type ext4_extent, ext4_ext_check, ext4_ext_header_decode, ext4_ext_header_encode,
   ext4_ext_space_block, ext4_extent_decode, ext4_extent_encode, ext4_extent_idx_decode,
   ext4_extent_idx_encode, ext4_extent_tail_offset,
 } from '../../lib/kernel/fs/ext4/ext4_extents.h.js';
 import {
-  EXT4_XATTR_MAGIC, EXT4_XATTR_SIZE, type Ext4XattrEntry, ext4_xattr_block_hash,
+  EXT4_XATTR_MAGIC, EXT4_XATTR_SIZE, type ext4_xattr_entry, ext4_xattr_block_hash,
   ext4_xattr_entries, ext4_xattr_entry_encode, ext4_xattr_full_name, ext4_xattr_hash_entry,
   ext4_xattr_header_decode, ext4_xattr_header_encode, ext4_xattr_split_name,
 } from '../../lib/kernel/fs/ext4/xattr.h.js';
@@ -180,7 +180,7 @@ t.test('inode: i_blocks with huge_file, size, file_acl, uid/gid', async (t) => {
 t.test('extents: header, index, leaf, unwritten length encoding', async (t) => {
   const b = new Uint8Array(60);
   ext4_ext_header_encode({ eh_magic: EXT4_EXT_MAGIC, eh_entries: 3, eh_max: 4, eh_depth: 0, eh_generation: 0 }, b);
-  const exts: Ext4Extent[] = [
+  const exts: ext4_extent[] = [
     { ee_block: 0, len: 32768, unwritten: false, start: 2 ** 40 + 1 },
     { ee_block: 32768, len: 32767, unwritten: true, start: 5 },
     { ee_block: 70000, len: 1, unwritten: true, start: 6 },
@@ -293,7 +293,7 @@ t.test('xattr names, entries and hashes', async (t) => {
   const value = new TextEncoder().encode('bar!x');
   const vo = 1024 - EXT4_XATTR_SIZE(value.length);
   blk.set(value, vo);
-  const e: Ext4XattrEntry = { e_name_len: 3, e_name_index: 1, e_value_offs: vo, e_value_inum: 0,
+  const e: ext4_xattr_entry = { e_name_len: 3, e_name_index: 1, e_value_offs: vo, e_value_inum: 0,
     e_value_size: value.length, e_hash: ext4_xattr_hash_entry(name, value), e_name: name };
   ext4_xattr_entry_encode(e, blk, 32);
   const got = ext4_xattr_entries(blk, 32, 1024, 0, 1024);
@@ -308,7 +308,7 @@ t.test('xattr names, entries and hashes', async (t) => {
 });
 
 t.test('ACL: ext4 disk form <-> POSIX xattr form', async (t) => {
-  const acl: PosixAclEntry[] = [
+  const acl: posix_acl_entry[] = [
     { e_tag: ACL_USER_OBJ, e_perm: 6, e_id: ACL_UNDEFINED_ID },
     { e_tag: ACL_USER, e_perm: 4, e_id: 1000 },
     { e_tag: ACL_GROUP_OBJ, e_perm: 4, e_id: ACL_UNDEFINED_ID },

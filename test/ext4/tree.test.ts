@@ -8,7 +8,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   ACL_GROUP_OBJ, ACL_MASK, ACL_OTHER, ACL_UNDEFINED_ID, ACL_USER, ACL_USER_OBJ, EXT4_ACL_VERSION,
-  type PosixAclEntry, ext4_acl_from_disk, ext4_acl_to_disk, posix_acl_to_xattr,
+  type posix_acl_entry, ext4_acl_from_disk, ext4_acl_to_disk, posix_acl_to_xattr,
 } from '../../lib/kernel/fs/ext4/acl.h.js';
 import {
   DX_ROOT_COUNT_OFFSET, EXT4_INDEX_FL, EXT4_INLINE_DATA_FL, EXT4_ROOT_INO, dx_countlimit_decode,
@@ -44,7 +44,7 @@ const fsck = spawnSync('e2fsck', ['-fyD', img], { encoding: 'utf8' });
 if (fsck.status !== 0 && fsck.status !== 1) throw new Error(`e2fsck -fyD: ${fsck.status} ${fsck.stdout}`);
 const bigValue = new Uint8Array(1500).map((_, i) => (i * 37) & 0xff);
 writeFileSync(join(dir, 'big.val'), bigValue);
-const acl: PosixAclEntry[] = [
+const acl: posix_acl_entry[] = [
   { e_tag: ACL_USER_OBJ, e_perm: 6, e_id: ACL_UNDEFINED_ID },
   { e_tag: ACL_USER, e_perm: 4, e_id: 1000 },
   { e_tag: ACL_GROUP_OBJ, e_perm: 4, e_id: ACL_UNDEFINED_ID },
@@ -168,7 +168,7 @@ t.test('xattrs: block with checksum and hashes, ibody entries, ACL in ext4 form'
     t.equal(le32(a.v, 0), EXT4_ACL_VERSION, 'ext4 ACL version 1 on disk');
     t.same(ext4_acl_from_disk(a.v), acl, 'decodes to the ACL written');
     t.same(a.v, ext4_acl_to_disk(acl), 'our encoding is byte-identical to e2fsprogs\'');
-    t.same(posix_acl_to_xattr(ext4_acl_from_disk(a.v) as PosixAclEntry[]), posix_acl_to_xattr(acl), 'back to the xattr form');
+    t.same(posix_acl_to_xattr(ext4_acl_from_disk(a.v) as posix_acl_entry[]), posix_acl_to_xattr(acl), 'back to the xattr form');
   }
 });
 

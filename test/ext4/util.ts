@@ -4,7 +4,7 @@ import { mkdtempSync, readFileSync, rmSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  EXT4_EXTENTS_FL, type Ext4DirEntry, type Ext4GroupDesc, type Ext4Inode, type Ext4SuperBlock,
+  EXT4_EXTENTS_FL, type ext4_dir_entry_2, type ext4_group_desc, type ext4_inode, type ext4_super_block,
   ext4_block_size, ext4_desc_size, ext4_dir_entry_decode, ext4_group_desc_decode,
   ext4_groups_count, ext4_i_block_words, ext4_inode_decode, ext4_inode_size, ext4_inode_table,
   ext4_super_decode, le32,
@@ -36,7 +36,7 @@ export function dumpe2fsH(img: string): Map<string, string> {
 
 export class Image {
   readonly data: Uint8Array;
-  readonly sb: Ext4SuperBlock;
+  readonly sb: ext4_super_block;
   readonly bs: number;
   constructor(path: string) {
     this.data = new Uint8Array(readFileSync(path));
@@ -48,15 +48,15 @@ export class Image {
   get groups(): number { return ext4_groups_count(this.sb); }
   /** Byte offset of group g's descriptor (no meta_bg in these tests). */
   gdOffset(g: number): number { return (this.sb.s_first_data_block + 1) * this.bs + g * this.descSize; }
-  gd(g: number): Ext4GroupDesc { return ext4_group_desc_decode(this.data, this.gdOffset(g), this.descSize); }
+  gd(g: number): ext4_group_desc { return ext4_group_desc_decode(this.data, this.gdOffset(g), this.descSize); }
   inodeOffset(ino: number): number {
     const g = Math.floor((ino - 1) / this.sb.s_inodes_per_group);
     const idx = (ino - 1) % this.sb.s_inodes_per_group;
     return ext4_inode_table(this.gd(g)) * this.bs + idx * ext4_inode_size(this.sb);
   }
-  inode(ino: number): Ext4Inode { return ext4_inode_decode(this.data, this.inodeOffset(ino), ext4_inode_size(this.sb)); }
+  inode(ino: number): ext4_inode { return ext4_inode_decode(this.data, this.inodeOffset(ino), ext4_inode_size(this.sb)); }
   /** Physical block of each logical block of an inode, through extents or the block map. */
-  blocks(inode: Ext4Inode): number[] {
+  blocks(inode: ext4_inode): number[] {
     const out: number[] = [];
     if (inode.i_flags & EXT4_EXTENTS_FL) {
       const walk = (buf: Uint8Array, off: number): void => {
@@ -84,8 +84,8 @@ export class Image {
     return out;
   }
   /** Entries of a linear directory block. */
-  dirents(blk: Uint8Array): Ext4DirEntry[] {
-    const out: Ext4DirEntry[] = [];
+  dirents(blk: Uint8Array): ext4_dir_entry_2[] {
+    const out: ext4_dir_entry_2[] = [];
     for (let o = 0; o < this.bs;) {
       const de = ext4_dir_entry_decode(blk, o, this.bs);
       if (de.rec_len < 12) break;

@@ -14,7 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import type { PathArg, Sys } from '../../lib/kernel/include/sys.js';
-import type { Dirent64, Stat, Statfs, Timespec } from '../../lib/kernel/include/uapi.js';
+import type { linux_dirent64, stat, statfs, timespec64 } from '../../lib/kernel/include/uapi.js';
 import {
   AT_EMPTY_PATH, AT_FDCWD, AT_REMOVEDIR, AT_SYMLINK_NOFOLLOW, EBADF, EINVAL, EIO, ENODEV, ENOENT,
   ENOSYS, ENOTDIR, ENXIO, EOPNOTSUPP, EPERM, EROFS, MS_RDONLY, NAME_MAX, O_ACCMODE, O_RDONLY,
@@ -55,8 +55,8 @@ function errno(err: unknown): number {
 async function wrap(fn: () => Promise<unknown> | unknown): Promise<number> {
   try { await fn(); return 0; } catch (e) { return errno(e); }
 }
-const ts = (ns: bigint): Timespec => ({ sec: Number(ns / 1000000000n), nsec: Number(ns % 1000000000n) });
-function toStat(s: fs.BigIntStats): Stat {
+const ts = (ns: bigint): timespec64 => ({ sec: Number(ns / 1000000000n), nsec: Number(ns % 1000000000n) });
+function toStat(s: fs.BigIntStats): stat {
   return {
     dev: Number(s.dev), ino: Number(s.ino), mode: Number(s.mode), nlink: Number(s.nlink),
     uid: Number(s.uid), gid: Number(s.gid), rdev: Number(s.rdev), size: Number(s.size),
@@ -70,7 +70,7 @@ interface File {
   host: number;
   refs: { n: number };
   hostPath: string;
-  dir?: { ents: Dirent64[]; pos: number };
+  dir?: { ents: linux_dirent64[]; pos: number };
 }
 
 /** Checks the superblock as the kernel's mount would; returns 0 or -errno. */
@@ -143,12 +143,12 @@ export function createFakeKernel(hostRoot: string, statsFile?: string): FakeKern
   const file = (fd: number) => files.get(fd);
   const fdRo = (f: File) => [...mounts.values()].some((m) => m.readOnly && f.hostPath.startsWith(m.host));
 
-  async function statPath(kp: PathArg, follow: boolean): Promise<Stat | number> {
+  async function statPath(kp: PathArg, follow: boolean): Promise<stat | number> {
     const r = resolve(kp);
     if (typeof r === 'number') return r;
     try { return toStat(await (follow ? fs.promises.stat : fs.promises.lstat)(r.host, { bigint: true })); } catch (e) { return errno(e); }
   }
-  async function fstat(fd: number): Promise<Stat | number> {
+  async function fstat(fd: number): Promise<stat | number> {
     const f = file(fd);
     if (!f) return -EBADF;
     try { return toStat(await promisify(fs.fstat)(f.host, { bigint: true }) as fs.BigIntStats); } catch (e) { return errno(e); }
@@ -163,9 +163,9 @@ export function createFakeKernel(hostRoot: string, statsFile?: string): FakeKern
       return newFd({ host, refs: { n: 1 }, hostPath: r.host });
     } catch (e) { return errno(e); }
   }
-  async function readDir(f: File): Promise<Dirent64[]> {
+  async function readDir(f: File): Promise<linux_dirent64[]> {
     const names = ['.', '..', ...await fs.promises.readdir(f.hostPath)];
-    const out: Dirent64[] = [];
+    const out: linux_dirent64[] = [];
     let off = 0;
     for (const name of names) {
       try {
@@ -220,7 +220,7 @@ export function createFakeKernel(hostRoot: string, statsFile?: string): FakeKern
       try {
         f.dir ??= { ents: await readDir(f), pos: 0 };
       } catch (e) { return errno(e); }
-      const out: Dirent64[] = [];
+      const out: linux_dirent64[] = [];
       let used = 0;
       while (f.dir.pos < f.dir.ents.length) {
         const e = f.dir.ents[f.dir.pos]!;
@@ -310,7 +310,7 @@ export function createFakeKernel(hostRoot: string, statsFile?: string): FakeKern
       }
       return wrap(async () => {
         const cur = kp === null ? await fs.promises.stat(host) : await fs.promises.lstat(host);
-        const pick = (t: Timespec | undefined, old: number) =>
+        const pick = (t: timespec64 | undefined, old: number) =>
           !t || t.nsec === UTIME_NOW ? Date.now() / 1000 : t.nsec === UTIME_OMIT ? old / 1000 : t.sec + t.nsec / 1e9;
         const a = pick(times?.[0], cur.atimeMs), m = pick(times?.[1], cur.mtimeMs);
         if (flags & AT_SYMLINK_NOFOLLOW) await fs.promises.lutimes(host, a, m);
@@ -345,7 +345,7 @@ export function createFakeKernel(hostRoot: string, statsFile?: string): FakeKern
       if (typeof r === 'number') return r;
       try {
         const s = await fs.promises.statfs(r.host);
-        const out: Statfs = {
+        const out: statfs = {
           type: s.type, bsize: s.bsize, blocks: s.blocks, bfree: s.bfree, bavail: s.bavail,
           files: s.files, ffree: s.ffree, fsid: [0, 0], namelen: NAME_MAX, frsize: s.bsize,
           flags: r.ro ? MS_RDONLY : 0,

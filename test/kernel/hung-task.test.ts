@@ -6,7 +6,7 @@ import t from 'tap';
 import { startKernel } from '../../lib/index.js';
 import { kthread_run } from '../../lib/kernel/arch/threads.js';
 import { runAsInit } from '../../lib/kernel/arch/threads.js';
-import { Mutex, wait_event, wait_queue_head } from '../../lib/kernel/kernel/wait.js';
+import { mutex, wait_event, wait_queue_head } from '../../lib/kernel/kernel/wait.js';
 import { captureKernelMessages } from '../lib/printk.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -17,7 +17,7 @@ t.test('a task stuck on a held mutex is reported with the lock and its holder', 
   captureKernelMessages((m) => msgs.push(m));
   t.teardown(() => captureKernelMessages(null));
 
-  const lock = new Mutex('test_stuck_lock');
+  const lock = new mutex('test_stuck_lock');
   const release = new wait_queue_head();
   let released = false;
   let victimGot = false;

@@ -5,14 +5,14 @@ import t from 'tap';
 import { startKernel } from '../../lib/index.js';
 import { runAsInit } from '../../lib/kernel/arch/threads.js';
 import {
-  address_space, File, Inode, super_block, vfsmount,
+  address_space, file as File, inode as Inode, super_block, vfsmount,
   type address_space_operations, type file_system_type,
 } from '../../lib/kernel/include/fs.js';
 import {
   PAGE_SIZE, end_page_read, end_page_writeback, find_or_create_page, filemap_read, generic_perform_write,
   set_page_writeback, truncate_pagecache, unlock_page, pageCacheStats,
 } from '../../lib/kernel/mm/filemap.js';
-import { put_page, PG_uptodate, memInfo, type Page } from '../../lib/kernel/mm/page_alloc.js';
+import { put_page, PG_uptodate, memInfo, type page } from '../../lib/kernel/mm/page_alloc.js';
 import {
   set_page_dirty, vfs_fsync_range, writebackStats,
 } from '../../lib/kernel/fs/fs-writeback.js';
@@ -29,7 +29,7 @@ function toyFs(failWrites = false) {
   const inode = new Inode(sb);
   inode.i_mode = 0o100644;
   const aops: address_space_operations = {
-    async readpage(_f, page: Page) {
+    async readpage(_f, page: page) {
       stats.reads++;
       const d = disk.get(page.index);
       if (d) page.data.set(d); else page.data.fill(0);
@@ -39,7 +39,7 @@ function toyFs(failWrites = false) {
       stats.raBatches++;
       for (const p of pages) await aops.readpage(null, p);
     },
-    async writepage(page: Page) {
+    async writepage(page: page) {
       stats.writes++;
       set_page_writeback(page);
       unlock_page(page);
@@ -58,7 +58,7 @@ function toyFs(failWrites = false) {
       }
       return page;
     },
-    async write_end(_f, m: address_space, pos: number, _len: number, copied: number, page: Page) {
+    async write_end(_f, m: address_space, pos: number, _len: number, copied: number, page: page) {
       if (pos + copied > m.host.i_size) m.host.i_size = pos + copied;
       set_page_dirty(page);
       unlock_page(page);

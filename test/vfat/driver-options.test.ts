@@ -90,8 +90,8 @@ function breakChain(img: string, path: string): void {
   const data = readFileSync(img);
   const s = fat_fill_geometry(IMAGE_SB, fat_boot_sector_decode(data), true);
   for (let copy = 0; copy < s.fats; copy++) {
-    const off = (s.fatStart + copy * s.fatLength) * s.sectorSize;
-    fat_ent_set(data.subarray(off, off + s.fatLength * s.sectorSize), s.fatBits, clusters[0]!, 0);
+    const off = (s.fat_start + copy * s.fat_length) * s.sectorSize;
+    fat_ent_set(data.subarray(off, off + s.fat_length * s.sectorSize), s.fat_bits, clusters[0]!, 0);
   }
   writeFileSync(img, data);
 }

@@ -41,7 +41,7 @@ export class FatImage {
   constructor(readonly img: Uint8Array) {
     this.sbi = fat_fill_geometry(IMAGE_SB, fat_boot_sector_decode(img.subarray(0, 512)), true);
     const s = this.sbi;
-    this.fat = img.subarray(s.fatStart * s.sectorSize, (s.fatStart + s.fatLength) * s.sectorSize);
+    this.fat = img.subarray(s.fat_start * s.sectorSize, (s.fat_start + s.fat_length) * s.sectorSize);
   }
 
   static load(path: string): FatImage {
@@ -55,7 +55,7 @@ export class FatImage {
 
   cluster(c: number): Uint8Array {
     const s = this.sbi;
-    return this.sector((c - FAT_START_ENT) * s.secPerClus + s.dataStart, s.secPerClus);
+    return this.sector((c - FAT_START_ENT) * s.sec_per_clus + s.data_start, s.sec_per_clus);
   }
 
   /**
@@ -70,7 +70,7 @@ export class FatImage {
       if (!fat_valid_entry(this.sbi, c)) throw new Error(`invalid cluster chain (i_pos ${start}) at ${c}`);
       out.push(c);
       if (out.length > this.sbi.totalClusters) throw new Error(`cluster chain loops (start ${start})`);
-      const next = fat_ent_get(this.fat, this.sbi.fatBits, c);
+      const next = fat_ent_get(this.fat, this.sbi.fat_bits, c);
       if (next === FAT_ENT_EOF) return out;
       if (next === FAT_ENT_FREE) throw new Error(`chain of cluster ${start} runs into a free cluster at ${c}`);
       c = next;
@@ -79,10 +79,10 @@ export class FatImage {
 
   /** A directory's bytes: the FAT12/16 root area, or its clusters joined. */
   dirBytes(start: number): Uint8Array {
-    if (start === 0 && this.sbi.fatBits !== 32) return this.sector(this.sbi.dirStart, (this.sbi.dirEntries * 32) / this.sbi.sectorSize);
-    const c = this.chain(start === 0 ? this.sbi.rootCluster : start);
-    const out = new Uint8Array(c.length * this.sbi.clusterSize);
-    c.forEach((cl, i) => out.set(this.cluster(cl), i * this.sbi.clusterSize));
+    if (start === 0 && this.sbi.fat_bits !== 32) return this.sector(this.sbi.dir_start, (this.sbi.dir_entries * 32) / this.sbi.sectorSize);
+    const c = this.chain(start === 0 ? this.sbi.root_cluster : start);
+    const out = new Uint8Array(c.length * this.sbi.cluster_size);
+    c.forEach((cl, i) => out.set(this.cluster(cl), i * this.sbi.cluster_size));
     return out;
   }
 
@@ -92,28 +92,28 @@ export class FatImage {
 
   readFile(start: number, size: number): Uint8Array {
     if (start === 0) return new Uint8Array(0);
-    const out = new Uint8Array(this.chain(start).length * this.sbi.clusterSize);
-    this.chain(start).forEach((cl, i) => out.set(this.cluster(cl), i * this.sbi.clusterSize));
+    const out = new Uint8Array(this.chain(start).length * this.sbi.cluster_size);
+    this.chain(start).forEach((cl, i) => out.set(this.cluster(cl), i * this.sbi.cluster_size));
     return out.subarray(0, size);
   }
 
   /** Sets an entry in every FAT copy. */
   setEnt(entry: number, value: number): void {
     const s = this.sbi;
-    for (let i = 0; i < s.fats; i++) fat_ent_set(this.sector(s.fatStart + i * s.fatLength, s.fatLength), s.fatBits, entry, value);
+    for (let i = 0; i < s.fats; i++) fat_ent_set(this.sector(s.fat_start + i * s.fat_length, s.fat_length), s.fat_bits, entry, value);
   }
 
   /** n free clusters, lowest first. */
   freeClusters(n: number): number[] {
     const out: number[] = [];
-    for (let c = FAT_START_ENT; c < this.sbi.maxCluster && out.length < n; c++) if (fat_ent_get(this.fat, this.sbi.fatBits, c) === 0) out.push(c);
+    for (let c = FAT_START_ENT; c < this.sbi.max_cluster && out.length < n; c++) if (fat_ent_get(this.fat, this.sbi.fat_bits, c) === 0) out.push(c);
     if (out.length < n) throw new Error('volume full');
     return out;
   }
 
   countFree(): number {
     let n = 0;
-    for (let c = FAT_START_ENT; c < this.sbi.maxCluster; c++) if (fat_ent_get(this.fat, this.sbi.fatBits, c) === 0) n++;
+    for (let c = FAT_START_ENT; c < this.sbi.max_cluster; c++) if (fat_ent_get(this.fat, this.sbi.fat_bits, c) === 0) n++;
     return n;
   }
 }

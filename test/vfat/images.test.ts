@@ -16,7 +16,7 @@ import {
   fat_fsinfo_decode,
   fat_fsinfo_encode,
   msdos_dir_entry_new,
-  type MsdosDirEntry,
+  type msdos_dir_entry,
 } from '../../lib/kernel/fs/fat/layout.js';
 import { fat_get_start, fat_set_start } from '../../lib/kernel/fs/fat/fat.js';
 import { fat_is_dot } from '../../lib/kernel/fs/fat/dir.js';
@@ -72,7 +72,7 @@ const TREE: Record<string, Uint8Array> = {
 
 interface Seen {
   dir: string;
-  de: MsdosDirEntry;
+  de: msdos_dir_entry;
   long: string;
   short: string;
   path: string;
@@ -88,7 +88,7 @@ function walk(img: FatImage): Seen[] {
       const long = r.longName ? uni_to_str(r.longName) : '';
       const path = `${dir === '/' ? '' : dir}/${long || short}`;
       out.push({ dir, de: r.de, long, short, path });
-      if (r.de.attr & ATTR_DIR && !fat_is_dot(r.de.name)) subdirs.push([fat_get_start(r.de, img.sbi.fatBits), path]);
+      if (r.de.attr & ATTR_DIR && !fat_is_dot(r.de.name)) subdirs.push([fat_get_start(r.de, img.sbi.fat_bits), path]);
     }
     for (const [s, p] of subdirs) visit(s, p);
   };
@@ -96,7 +96,7 @@ function walk(img: FatImage): Seen[] {
   return out;
 }
 
-function fatDate(de: MsdosDirEntry): { date: string; time: string } {
+function fatDate(de: msdos_dir_entry): { date: string; time: string } {
   const y = (de.date >> 9) + 1980;
   const m = (de.date >> 5) & 15;
   const d = de.date & 31;
@@ -128,7 +128,7 @@ for (const type of TYPES) {
     if (type.bits === 32) {
       /* mtools allocates after the FSInfo hint: point it back at the hole (our encoder). */
       const raw = FatImage.load(img);
-      const sec = raw.sector(raw.sbi.fsinfoSector);
+      const sec = raw.sector(raw.sbi.fsinfo_sector);
       fat_fsinfo_encode({ ...fat_fsinfo_decode(sec), next_cluster: 2 }, sec);
       writeFileSync(img, raw.img);
     }
@@ -136,7 +136,7 @@ for (const type of TYPES) {
     t.equal(fsck(img).status, 0, 'fsck.vfat -n accepts the mtools image');
 
     const fi = FatImage.load(img);
-    t.equal(fi.sbi.fatBits, type.bits, `decided FAT${type.bits}`);
+    t.equal(fi.sbi.fat_bits, type.bits, `decided FAT${type.bits}`);
 
     t.test('boot sector, FATs, FSInfo', async (t) => {
       const boot = fat_boot_sector_decode(fi.img);
@@ -146,24 +146,24 @@ for (const type of TYPES) {
       const has = (re: string, what: string) => t.match(info, new RegExp(re), what);
       const g = fi.sbi;
       has(`\\b${g.sectorSize} bytes per logical sector`, 'sector size');
-      has(`\\b${g.clusterSize} bytes per cluster`, 'cluster size');
-      has(`\\b${g.fatStart} reserved sectors?\\b`, 'reserved sectors');
-      has(`\\b${g.fats} FATs, ${g.fatBits} bit entries`, 'FAT count and width');
-      has(`\\(= ${g.fatLength} sectors\\)`, 'FAT length');
-      has(`Data area starts at byte \\d+ \\(sector ${g.dataStart}\\)`, 'data start');
+      has(`\\b${g.cluster_size} bytes per cluster`, 'cluster size');
+      has(`\\b${g.fat_start} reserved sectors?\\b`, 'reserved sectors');
+      has(`\\b${g.fats} FATs, ${g.fat_bits} bit entries`, 'FAT count and width');
+      has(`\\(= ${g.fat_length} sectors\\)`, 'FAT length');
+      has(`Data area starts at byte \\d+ \\(sector ${g.data_start}\\)`, 'data start');
       has(`\\b${g.totalClusters} data clusters`, 'cluster count');
       has(`\\b${g.totalSectors} sectors total`, 'total sectors');
-      for (let i = 1; i < fi.sbi.fats; i++) t.same(fi.sector(fi.sbi.fatStart + i * fi.sbi.fatLength, fi.sbi.fatLength), fi.fat, `FAT copy ${i} equals FAT 0`);
+      for (let i = 1; i < fi.sbi.fats; i++) t.same(fi.sector(fi.sbi.fat_start + i * fi.sbi.fat_length, fi.sbi.fat_length), fi.fat, `FAT copy ${i} equals FAT 0`);
       if (type.bits === 32) {
-        has(`Root directory start at cluster ${g.rootCluster} `, 'root cluster');
+        has(`Root directory start at cluster ${g.root_cluster} `, 'root cluster');
         t.same(fi.sector(fi.sbi.backupBoot).subarray(0, 512), fi.img.subarray(0, 512), 'backup boot sector');
-        const fsi = fat_fsinfo_decode(fi.sector(fi.sbi.fsinfoSector));
+        const fsi = fat_fsinfo_decode(fi.sector(fi.sbi.fsinfo_sector));
         t.match(fsi, { signature1: FAT_FSINFO_SIG1, signature2: FAT_FSINFO_SIG2 });
         const c = fat_fsinfo_check(IMAGE_SB, fsi, fi.sbi, false);
         t.same(c.freeClusters, fi.countFree(), 'FSInfo free count = free FAT entries');
       } else {
-        has(`Root directory starts at byte \\d+ \\(sector ${g.dirStart}\\)`, 'root directory start');
-        has(`\\b${g.dirEntries} root directory entries`, 'root entries');
+        has(`Root directory starts at byte \\d+ \\(sector ${g.dir_start}\\)`, 'root directory start');
+        has(`\\b${g.dir_entries} root directory entries`, 'root entries');
       }
     });
 
@@ -191,18 +191,18 @@ for (const type of TYPES) {
           t.fail(`missing /${p}`);
           continue;
         }
-        const start = fat_get_start(s.de, fi.sbi.fatBits);
+        const start = fat_get_start(s.de, fi.sbi.fat_bits);
         t.equal(s.de.size, content.length, `${p}: size`);
         t.same(fi.readFile(start, s.de.size), content, `${p}: content`);
-        t.equal(start === 0 ? 0 : fi.chain(start).length, Math.ceil(content.length / fi.sbi.clusterSize), `${p}: chain length`);
+        t.equal(start === 0 ? 0 : fi.chain(start).length, Math.ceil(content.length / fi.sbi.cluster_size), `${p}: chain length`);
         t.equal(fat_time_fat2unix(FAT_TZ_UTC, s.de.time, s.de.date).sec, MTIME - 1, `${p}: mtime`);
       }
       for (const name of ['big.bin', 'frag.bin']) {
         const s = seen.find((x) => x.path === `/${name}`)!;
-        t.same(fi.chain(fat_get_start(s.de, fi.sbi.fatBits)), mshowfat(img, `/${name}`), `${name}: chain equals mshowfat`);
+        t.same(fi.chain(fat_get_start(s.de, fi.sbi.fat_bits)), mshowfat(img, `/${name}`), `${name}: chain equals mshowfat`);
       }
       const frag = seen.find((x) => x.path === '/frag.bin')!;
-      const chain = fi.chain(fat_get_start(frag.de, fi.sbi.fatBits));
+      const chain = fi.chain(fat_get_start(frag.de, fi.sbi.fat_bits));
       t.ok(chain.some((c, i) => i > 0 && c !== chain[i - 1]! + 1), 'frag.bin is fragmented');
       t.same(fi.readFile(chain[0]!, frag.de.size), readFileSync(`${dir}.frag`), 'frag.bin content');
       if (type.bits === 12) t.ok(fi.chain(fat_get_start(seen.find((x) => x.path === '/big.bin')!.de, 12)).includes(341), 'FAT12 chain crosses entry 341, which straddles FAT sectors 0 and 1');
@@ -220,7 +220,7 @@ for (const type of TYPES) {
 
     /* A directory we may write to: the FAT12/16 root area or the first cluster. */
     const dirView = (start: number) =>
-      start === 0 && sbi.fatBits !== 32 ? fi.sector(sbi.dirStart, (sbi.dirEntries * 32) / sbi.sectorSize) : fi.cluster(start === 0 ? sbi.rootCluster : start);
+      start === 0 && sbi.fat_bits !== 32 ? fi.sector(sbi.dir_start, (sbi.dir_entries * 32) / sbi.sectorSize) : fi.cluster(start === 0 ? sbi.root_cluster : start);
 
     const add = (dirStart: number, name: string, attr: number, start: number, size: number, opt: VfatShortnameOption = 'mixed') => {
       const buf = dirView(dirStart);
@@ -249,9 +249,9 @@ for (const type of TYPES) {
       return chain;
     };
     const fill = (chain: number[], content: Uint8Array) =>
-      chain.forEach((c, i) => fi.cluster(c).set(content.subarray(i * sbi.clusterSize, (i + 1) * sbi.clusterSize)));
+      chain.forEach((c, i) => fi.cluster(c).set(content.subarray(i * sbi.cluster_size, (i + 1) * sbi.cluster_size)));
 
-    const big = bytes(Math.floor(3.5 * sbi.clusterSize), 9);
+    const big = bytes(Math.floor(3.5 * sbi.cluster_size), 9);
     const bigChain = alloc(4, 1);
     fill(bigChain, big);
     const bigSn = add(0, 'My Encoded Long File Name.txt', ATTR_ARCH, bigChain[0]!, big.length);
@@ -271,14 +271,14 @@ for (const type of TYPES) {
     fat_set_start(dotdot, 0); /* the parent is the root: 0, also on FAT32 */
     fi.cluster(dirChain[0]!).set(vfat_encode_record(dot, null), 0);
     fi.cluster(dirChain[0]!).set(vfat_encode_record(dotdot, null), 32);
-    const inner = bytes(sbi.clusterSize + 1, 10);
+    const inner = bytes(sbi.cluster_size + 1, 10);
     const innerChain = alloc(2);
     fill(innerChain, inner);
     add(dirChain[0]!, 'inner file ünïcödé.bin', ATTR_ARCH, innerChain[0]!, inner.length);
     add(dirChain[0]!, 'emoji 😀 name.txt', ATTR_ARCH, 0, 0);
 
-    if (sbi.fatBits === 32) {
-      const buf = fi.sector(sbi.fsinfoSector);
+    if (sbi.fat_bits === 32) {
+      const buf = fi.sector(sbi.fsinfo_sector);
       const fsi = fat_fsinfo_decode(buf);
       fat_fsinfo_encode({ ...fsi, free_clusters: fi.countFree(), next_cluster: innerChain[innerChain.length - 1]! }, buf);
     }
@@ -313,12 +313,12 @@ for (const type of TYPES) {
 
     t.test('dirty bit as fsck.vfat sees it', async (t) => {
       const raw = new Uint8Array(readFileSync(img));
-      fat_set_state_bytes(raw, sbi.fatBits, true);
+      fat_set_state_bytes(raw, sbi.fat_bits, true);
       writeFileSync(img, raw);
       const dirty = fsck(img);
       /* fsck.fat reads only the state byte (0x25 / 0x41), so this proves where the bit is. */
       t.match(dirty.out, /Dirty bit is set/);
-      fat_set_state_bytes(raw, sbi.fatBits, false);
+      fat_set_state_bytes(raw, sbi.fat_bits, false);
       writeFileSync(img, raw);
       t.equal(fsck(img).status, 0, 'clean again');
     });

@@ -10,7 +10,7 @@ import {
   EOF_FAT32,
   FAT_ENT_EOF,
   FAT_FSINFO_SIG1,
-  type FatBootSector,
+  type fat_boot_sector,
   fat_boot_sector_decode,
   fat_boot_sector_encode,
   fat_fsinfo_decode,
@@ -52,7 +52,7 @@ function printed(fn: () => void): string[] {
 const latin1 = (s: string) => Uint8Array.from(s, (c) => c.charCodeAt(0));
 
 /** A FAT16 boot sector: 512-byte sectors, 4 per cluster, 1 reserved, 2 FATs of 64 sectors. */
-function fat16Boot(): FatBootSector {
+function fat16Boot(): fat_boot_sector {
   const buf = new Uint8Array(512);
   buf.set([0xeb, 0x3c, 0x90]);
   const bs = fat_boot_sector_decode(buf);
@@ -76,7 +76,7 @@ function fat16Boot(): FatBootSector {
   return bs;
 }
 
-function fat32Boot(): FatBootSector {
+function fat32Boot(): fat_boot_sector {
   const bs = fat16Boot();
   Object.assign(bs, { sec_per_clus: 1, reserved: 32, dir_entries: 0, fat_length: 0, total_sect: 140000 });
   Object.assign(bs.fat32, { length: 1077, root_cluster: 2, info_sector: 1, backup_boot: 6, drive_number: 0x80, signature: 0x29, vol_id: 7, vol_label: latin1('NO NAME    '), fs_type: latin1('FAT32   ') });
@@ -96,7 +96,7 @@ t.test('boot sector encode/decode round trip', async (t) => {
 });
 
 t.test('fat_fill_geometry refuses what Linux refuses', async (t) => {
-  const rows: [string, (b: FatBootSector) => void, string][] = [
+  const rows: [string, (b: fat_boot_sector) => void, string][] = [
     ['zero reserved sectors', (b) => (b.reserved = 0), 'bogus number of reserved sectors'],
     ['zero FATs', (b) => (b.fats = 0), 'bogus number of FAT structure'],
     ['media 0x00', (b) => (b.media = 0), 'invalid media value (0x00)'],
@@ -130,14 +130,14 @@ t.test('fat_fill_geometry refuses what Linux refuses', async (t) => {
 
 t.test('geometry and FAT type', async (t) => {
   const g = fat_fill_geometry(SB, fat16Boot(), false);
-  t.match(g, { fatBits: 16, fatStart: 1, fatLength: 64, dirStart: 129, dataStart: 161, totalClusters: 16343, maxCluster: 16345, clusterSize: 2048, dirty: false, volId: 0x1234abcd });
+  t.match(g, { fat_bits: 16, fat_start: 1, fat_length: 64, dir_start: 129, data_start: 161, totalClusters: 16343, max_cluster: 16345, cluster_size: 2048, dirty: false, vol_id: 0x1234abcd });
 
   const at = (clusters: number) => {
     const b = fat16Boot();
     b.sec_per_clus = 1;
     b.total_sect = 161 + clusters;
     try {
-      return fat_fill_geometry(SB, b, true).fatBits;
+      return fat_fill_geometry(SB, b, true).fat_bits;
     } catch (e) {
       return (e as Error).message;
     }
@@ -157,7 +157,7 @@ t.test('geometry and FAT type', async (t) => {
   const b32 = fat32Boot();
   b32.fat32.info_sector = 0;
   const g32 = fat_fill_geometry(SB, b32, false);
-  t.match(g32, { fatBits: 32, fatLength: 1077, rootCluster: 2, fsinfoSector: 1, backupBoot: 6, dataStart: 32 + 2 * 1077, dirEntries: 0 });
+  t.match(g32, { fat_bits: 32, fat_length: 1077, root_cluster: 2, fsinfo_sector: 1, backupBoot: 6, data_start: 32 + 2 * 1077, dir_entries: 0 });
 });
 
 t.test('the dirty bit lives where fat_set_state puts it', async (t) => {
@@ -197,8 +197,8 @@ t.test('FSInfo', async (t) => {
   };
   t.same(check(fsi), { freeClusters: 1000, prevFree: 17, said: [] });
   t.same(check({ ...fsi, free_clusters: sbi.totalClusters + 1 }), { freeClusters: -1, prevFree: 17, said: [] }, 'free count above cluster count is unknown');
-  t.same(check({ ...fsi, free_clusters: 0xffffffff, next_cluster: 0xffffffff }), { freeClusters: -1, prevFree: 0xffffffff % sbi.maxCluster, said: [] }, 'unknown hints');
-  t.same(check({ ...fsi, next_cluster: sbi.maxCluster + 1 }), { freeClusters: 1000, prevFree: 2, said: [] }, 'next free wraps and is raised to 2');
+  t.same(check({ ...fsi, free_clusters: 0xffffffff, next_cluster: 0xffffffff }), { freeClusters: -1, prevFree: 0xffffffff % sbi.max_cluster, said: [] }, 'unknown hints');
+  t.same(check({ ...fsi, next_cluster: sbi.max_cluster + 1 }), { freeClusters: 1000, prevFree: 2, said: [] }, 'next free wraps and is raised to 2');
   const bad = check({ ...fsi, signature2: 0 });
   t.same(bad, { freeClusters: -1, prevFree: 2, said: ['FAT-fs (vda): Invalid FSINFO signature: 0x41615252, 0x00000000 (sector = 1)'] }, 'a wrong signature: the warning, and both hints ignored');
   t.same(check({ ...fsi, trail_signature: 0 }), { freeClusters: 1000, prevFree: 17, said: [] }, 'trail signature is not checked');

@@ -10,7 +10,7 @@ import {
   type FatTzOptions,
 } from '../../lib/kernel/fs/fat/time.js';
 
-const tz = (min: number): FatTzOptions => ({ tzSet: true, timeOffset: min });
+const tz = (min: number): FatTzOptions => ({ tz_set: true, time_offset: min });
 
 /* Both directions must agree with these (the cases of Linux's fs/fat/fat_test.c, plus ours). */
 const cases: { name: string; sec: number; nsec: number; time: number; date: number; cs: number; off: number }[] = [
@@ -67,9 +67,9 @@ t.test('round trip of every even second sampled 1980..2107', async (t) => {
 });
 
 t.test('time zone selection', async (t) => {
-  t.equal(fat_tz_offset({ tzSet: true, timeOffset: 120 }), -7200, 'time_offset=120: disk is UTC+2');
-  t.equal(fat_tz_offset({ tzSet: false, timeOffset: 0, sysTzMinutesWest: 300 }), 18000, 'sys_tz minuteswest');
-  t.equal(fat_tz_offset({ tzSet: false, timeOffset: 0 }), 0, 'no sys_tz: UTC');
+  t.equal(fat_tz_offset({ tz_set: true, time_offset: 120 }), -7200, 'time_offset=120: disk is UTC+2');
+  t.equal(fat_tz_offset({ tz_set: false, time_offset: 0, sysTzMinutesWest: 300 }), 18000, 'sys_tz minuteswest');
+  t.equal(fat_tz_offset({ tz_set: false, time_offset: 0 }), 0, 'no sys_tz: UTC');
 });
 
 t.test('truncation', async (t) => {

@@ -6,7 +6,7 @@ import {
   ENODATA, ENOENT, ENOTDIR, EOPNOTSUPP, EPERM, ERANGE, EROFS, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE,
   F_OK, MS_RDONLY, MS_REMOUNT, O_PATH, O_RDONLY, O_RDWR, O_WRONLY, R_OK, S_IFBLK, S_IFCHR, S_IFDIR,
   S_IFIFO, S_IFMT, S_IFREG, S_IFSOCK, UTIME_NOW, UTIME_OMIT, W_OK, X_OK, XATTR_CREATE, XATTR_REPLACE,
-  makedev, type Stat,
+  makedev, type stat,
 } from '../../lib/index.js';
 import { asUser, boot, dec, enc, readFile, table, writeFile, type Booted } from './helpers.js';
 
@@ -14,7 +14,7 @@ let k: Booted;
 t.before(async () => { k = await boot(); });
 t.teardown(async () => { await k.halt(); });
 
-const st = (r: Stat | number): Stat => { if (typeof r === 'number') throw new Error(`stat failed: ${r}`); return r; };
+const st = (r: stat | number): stat => { if (typeof r === 'number') throw new Error(`stat failed: ${r}`); return r; };
 const mode = async (p: string) => st(await k.sys.lstat(p)).mode;
 
 t.test('chmod, fchmod, fchmodat', async (t) => {

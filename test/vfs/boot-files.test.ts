@@ -8,7 +8,7 @@ import {
   O_APPEND, O_CLOEXEC, O_CREAT, O_DIRECTORY, O_EXCL, O_NOATIME, O_NOFOLLOW, O_PATH, O_RDONLY, O_RDWR,
   O_TRUNC, O_WRONLY, SEEK_CUR, SEEK_DATA, SEEK_END, SEEK_HOLE, SEEK_SET, STATX_BASIC_STATS, STATX_BTIME,
   S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK, DT_DIR, DT_LNK, DT_REG, opendir,
-  type Dirent64, type Stat, type Statx,
+  type linux_dirent64, type stat, type statx,
 } from '../../lib/index.js';
 import { icacheStats } from '../../lib/kernel/fs/inode.js';
 import { nrFiles } from '../../lib/kernel/fs/file_table.js';
@@ -18,7 +18,7 @@ let k: Booted;
 t.before(async () => { k = await boot(); });
 t.teardown(async () => { await k.halt(); });
 
-const st = (r: Stat | number): Stat => { if (typeof r === 'number') throw new Error(`stat failed: ${r}`); return r; };
+const st = (r: stat | number): stat => { if (typeof r === 'number') throw new Error(`stat failed: ${r}`); return r; };
 
 t.test('open and close', async (t) => {
   const s = k.sys;
@@ -244,7 +244,7 @@ t.test('stat, lstat, fstat, newfstatat, statx', async (t) => {
   t.equal(st(await s.newfstatat(dfd, '', AT_EMPTY_PATH)).ino, d.ino, 'AT_EMPTY_PATH stats the dirfd');
   t.equal(st(await s.newfstatat(AT_FDCWD, '/st/l', AT_SYMLINK_NOFOLLOW)).mode & S_IFMT, S_IFLNK);
   t.equal(st(await s.fstat(dfd)).ino, d.ino);
-  const sx = await s.statx(AT_FDCWD, '/st/f', 0, STATX_BASIC_STATS | STATX_BTIME) as Statx;
+  const sx = await s.statx(AT_FDCWD, '/st/f', 0, STATX_BASIC_STATS | STATX_BTIME) as statx;
   t.equal(typeof sx, 'object');
   t.equal(sx.mask & STATX_BASIC_STATS, STATX_BASIC_STATS, 'statx basic mask');
   t.equal(sx.size, 3);
@@ -267,10 +267,10 @@ t.test('stat, lstat, fstat, newfstatat, statx', async (t) => {
   });
 });
 
-async function listDir(path: string): Promise<Dirent64[]> {
+async function listDir(path: string): Promise<linux_dirent64[]> {
   const d = await opendir(k.sys, path);
   if (typeof d === 'number') throw new Error(`opendir ${path}: ${d}`);
-  const out: Dirent64[] = [];
+  const out: linux_dirent64[] = [];
   for (;;) {
     const e = await d.readdir();
     if (e === null) break;
@@ -298,24 +298,24 @@ t.test('getdents64', async (t) => {
   t.equal(all.find((e) => e.name === 'file-7')!.ino, st(await s.stat('/gd/file-7')).ino, 'inode numbers match stat');
   // The count limit counts linux_dirent64 records: ALIGN(19 + namelen + 1, 8) bytes each.
   const fd = await s.open('/gd', O_RDONLY | O_DIRECTORY);
-  const first = await s.getdents64(fd, 24 + 24) as Dirent64[];
+  const first = await s.getdents64(fd, 24 + 24) as linux_dirent64[];
   t.same(first.map((e) => e.name), ['.', '..'], 'two 24-byte records fit in 48 bytes');
-  const next = await s.getdents64(fd, 32) as Dirent64[];
+  const next = await s.getdents64(fd, 32) as linux_dirent64[];
   t.equal(next.length, 1, 'one 32-byte record ("file-0") fits in 32 bytes');
   t.equal(await s.getdents64(fd, 31), -EINVAL, 'a buffer too small for the next record is EINVAL');
   // d_off is a cookie to resume after the entry.
   const cookie = next[0]!.off;
-  const rest = await s.getdents64(fd, 65536) as Dirent64[];
+  const rest = await s.getdents64(fd, 65536) as linux_dirent64[];
   t.equal(await s.lseek(fd, cookie, SEEK_SET), cookie);
-  const again = await s.getdents64(fd, 65536) as Dirent64[];
+  const again = await s.getdents64(fd, 65536) as linux_dirent64[];
   t.same(again.map((e) => e.name), rest.map((e) => e.name), 'seeking to a d_off resumes there');
   t.same(await s.getdents64(fd, 65536), [], 'end of directory');
   // Removing entries between calls neither repeats nor loses the remaining ones.
   t.equal(await s.lseek(fd, 0, SEEK_SET), 0);
-  const part = await s.getdents64(fd, 200) as Dirent64[];
+  const part = await s.getdents64(fd, 200) as linux_dirent64[];
   for (const e of part) if (e.name.startsWith('file-')) t.equal(await s.unlink(`/gd/${e.name}`), 0);
   const seen = new Set(part.map((e) => e.name));
-  for (const e of await s.getdents64(fd, 65536) as Dirent64[]) {
+  for (const e of await s.getdents64(fd, 65536) as linux_dirent64[]) {
     t.notOk(seen.has(e.name), `${e.name} not repeated`);
     seen.add(e.name);
   }

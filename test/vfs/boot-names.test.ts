@@ -7,7 +7,7 @@ import {
   EISDIR, ELOOP, EMLINK, ENAMETOOLONG, ENODEV, ENOENT, ENOTDIR, ENOTEMPTY, EPERM, EROFS, EXDEV,
   MNT_DETACH, MS_BIND, MS_RDONLY, MS_REMOUNT, O_CREAT, O_DIRECTORY, O_PATH, O_RDONLY, O_RDWR,
   O_NOFOLLOW, RENAME_EXCHANGE, RENAME_NOREPLACE, RENAME_WHITEOUT, S_IFDIR, S_IFMT, S_IFREG,
-  S_IFLNK, type Stat,
+  S_IFLNK, type stat,
 } from '../../lib/index.js';
 import { register_filesystem } from '../../lib/kernel/fs/super.js';
 import { ramfs_fs_type } from '../../lib/kernel/fs/ramfs/inode.js';
@@ -24,7 +24,7 @@ let k: Booted;
 t.before(async () => { k = await boot(); });
 t.teardown(async () => { await k.halt(); });
 
-const st = (r: Stat | number): Stat => { if (typeof r === 'number') throw new Error(`stat failed: ${r}`); return r; };
+const st = (r: stat | number): stat => { if (typeof r === 'number') throw new Error(`stat failed: ${r}`); return r; };
 
 t.test('mkdirat', async (t) => {
   const s = k.sys;

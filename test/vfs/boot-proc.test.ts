@@ -5,7 +5,7 @@ import {
   AT_FDCWD, EACCES, EBADF, EINVAL, ENOENT, ENOTDIR, EPERM, F_DUPFD, F_DUPFD_CLOEXEC, F_GETFD, F_GETFL,
   F_SETFD, F_SETFL, FD_CLOEXEC, MS_NOSUID, MS_RDONLY, O_APPEND, O_CLOEXEC, O_CREAT, O_DIRECTORY,
   O_LARGEFILE, O_NONBLOCK, O_PATH, O_RDONLY, O_RDWR, O_WRONLY, SEEK_CUR, SEEK_SET, S_IFMT, S_IFREG,
-  type Stat, type Statfs,
+  type stat, type statfs,
 } from '../../lib/index.js';
 import { asUser, boot, enc, readFile, table, writeFile, type Booted } from './helpers.js';
 
@@ -13,7 +13,7 @@ let k: Booted;
 t.before(async () => { k = await boot(); });
 t.teardown(async () => { await k.halt(); });
 
-const st = (r: Stat | number): Stat => { if (typeof r === 'number') throw new Error(`stat failed: ${r}`); return r; };
+const st = (r: stat | number): stat => { if (typeof r === 'number') throw new Error(`stat failed: ${r}`); return r; };
 
 t.test('umask', async (t) => {
   const s = k.sys;
@@ -147,14 +147,14 @@ t.test('dup, dup3, fcntl', async (t) => {
 
 t.test('statfs, fstatfs', async (t) => {
   const s = k.sys;
-  const r = await s.statfs('/') as Statfs;
+  const r = await s.statfs('/') as statfs;
   t.equal(r.type, 0x858458f6, 'RAMFS_MAGIC');
   t.equal(r.bsize, 4096);
   t.equal(r.namelen, 255);
   t.equal(r.flags & 1, 0, 'not read-only');
   t.equal(await s.mkdir('/sf', 0o755), 0);
   t.equal(await s.mount('none', '/sf', 'ramfs', MS_RDONLY | MS_NOSUID, null), 0);
-  const ro = await s.statfs('/sf') as Statfs;
+  const ro = await s.statfs('/sf') as statfs;
   t.equal(ro.flags & 1, 1, 'ST_RDONLY');
   t.equal(ro.flags & 2, 2, 'ST_NOSUID');
   const fd = await s.open('/sf', O_RDONLY);

@@ -6,7 +6,7 @@ import { O_CREAT, O_RDONLY, O_WRONLY } from '../../lib/index.js';
 import { allTasks, kthread_run } from '../../lib/kernel/arch/threads.js';
 import { alloc_irq_number, free_irq, request_irq, trigger_irq } from '../../lib/kernel/arch/irq.js';
 import { sleepNs } from '../../lib/kernel/kernel/wait.js';
-import { add_timer, pendingTimers, type KTimer } from '../../lib/kernel/kernel/timer.js';
+import { add_timer, pendingTimers, type timer_list } from '../../lib/kernel/kernel/timer.js';
 import { boot, dec, enc } from './helpers.js';
 
 /** Run body as a kernel thread and resolve (on the host side) when it ends. */
@@ -77,7 +77,7 @@ t.test('execution model', async (t) => {
     const fired: number[] = [];
     const deadlines: number[] = [];
     await inKthread('timers', async () => {
-      const ts: KTimer[] = [];
+      const ts: timer_list[] = [];
       for (let i = 0; i < 100; i++) {
         const delay = ((i * 7919) % 100) * 2e5; // 0 .. 20 ms, shuffled
         const tm = add_timer(delay, () => fired.push(tm.expires));

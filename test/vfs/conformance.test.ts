@@ -21,7 +21,7 @@ import {
   ENOSPC, ENOTDIR, ENOTEMPTY, EPERM, EROFS, MS_RDONLY, O_APPEND, O_CREAT, O_DIRECTORY, O_EXCL,
   O_NOFOLLOW, O_RDONLY, O_RDWR, O_TRUNC, O_WRONLY, RENAME_EXCHANGE, RENAME_NOREPLACE, SEEK_CUR, SEEK_END,
   SEEK_SET, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, UTIME_OMIT, errnoName, startKernel,
-  type Dirent64, type Kernel, type Stat, type Statfs, type Sys,
+  type linux_dirent64, type Kernel, type stat, type statfs, type Sys,
 } from '../../lib/index.js';
 import { e2fsckClean, fsckVfatClean, makeExtImage, makeVfatImage } from '../lib/images.js';
 import { whyNot } from '../lib/sh.js';
@@ -178,11 +178,11 @@ const FILESYSTEMS: Profile[] = [
 // ---------------------------------------------------------------------------------------
 // Checks that know the table's bug list.
 
-const st = (r: Stat | number, what = 'stat'): Stat => {
+const st = (r: stat | number, what = 'stat'): stat => {
   if (typeof r === 'number') throw new Error(`${what} failed: ${errnoName(r)}`);
   return r;
 };
-const sfs = (r: Statfs | number): Statfs => {
+const sfs = (r: statfs | number): statfs => {
   if (typeof r === 'number') throw new Error(`statfs failed: ${errnoName(r)}`);
   return r;
 };
@@ -209,16 +209,16 @@ class Ctx {
     return n < 0 ? n : n === b.length ? 0 : -9999;
   }
   async read(name: string): Promise<string | number> { return readAll(this.sys, this.p(name)).then((r) => (typeof r === 'number' ? r : dec(r))); }
-  async stat(name: string): Promise<Stat> { return st(await this.sys.lstat(this.p(name)), `lstat ${name}`); }
+  async stat(name: string): Promise<stat> { return st(await this.sys.lstat(this.p(name)), `lstat ${name}`); }
 }
 
 const readAll = readBytes;
 
 /** Every entry of a directory, read `count` bytes at a time. */
-async function listDir(sys: Sys, p: string, count = 4096): Promise<Dirent64[] | number> {
+async function listDir(sys: Sys, p: string, count = 4096): Promise<linux_dirent64[] | number> {
   const fd = await sys.open(p, O_RDONLY | O_DIRECTORY, 0);
   if (fd < 0) return fd;
-  const out: Dirent64[] = [];
+  const out: linux_dirent64[] = [];
   for (;;) {
     const r = await sys.getdents64(fd, count);
     if (typeof r === 'number') { await sys.close(fd); return r; }

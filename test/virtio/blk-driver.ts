@@ -4,7 +4,7 @@
  * request chains and completes them from the IRQ's data, checking that the used ring in
  * memory says the same thing. Also posts raw chains, for malformed-chain tests.
  */
-import type { VirtioMmioDevice, VirtioUsedElem } from '../../lib/kernel/host-ops.js';
+import type { VirtioMmioDevice, vring_used_elem } from '../../lib/kernel/host-ops.js';
 import {
   VIRTIO_BLK_CFG_CAPACITY, VIRTIO_BLK_REQ_RESERVED, VIRTIO_BLK_REQ_SECTOR, VIRTIO_BLK_REQ_TYPE,
   VIRTIO_BLK_T_GET_ID, VIRTIO_BLK_T_IN,
@@ -24,7 +24,7 @@ import {
   VIRTIO_MMIO_STATUS, VIRTIO_MMIO_VERSION,
 } from '../../lib/kernel/include/uapi/linux/virtio_mmio.js';
 import {
-  VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE, VIRTQ_DESC_SIZE, Vring, setU64,
+  VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE, VIRTQ_DESC_SIZE, vring, setU64,
   vring_size, writeDesc,
 } from '../../lib/kernel/include/uapi/linux/virtio_ring.js';
 
@@ -49,7 +49,7 @@ interface Pending {
 export class TestBlkDriver {
   readonly mem: Uint8Array;
   readonly view: DataView;
-  ring!: Vring;
+  ring!: vring;
   num: number;
   offered = 0n;
   negotiated = 0n;
@@ -66,14 +66,14 @@ export class TestBlkDriver {
   irqs = 0;
   configIrqs = 0;
   /** Entries for heads nobody waits for (malformed chains completed by the device). */
-  readonly orphans: VirtioUsedElem[] = [];
+  readonly orphans: vring_used_elem[] = [];
 
   constructor(readonly dev: VirtioMmioDevice, opts: DriverOptions = {}) {
     this.mem = new Uint8Array(new SharedArrayBuffer(opts.memBytes ?? 64 << 20));
     this.view = new DataView(this.mem.buffer);
     this.num = opts.num ?? 256;
     this.brk = 0x1000;
-    dev.attach(this.mem, (data) => this.irq(data as VirtioUsedElem[]));
+    dev.attach(this.mem, (data) => this.irq(data as vring_used_elem[]));
   }
 
   /** A fresh buffer in "physical memory" (never freed). */
@@ -116,7 +116,7 @@ export class TestBlkDriver {
     if (max < this.num) this.num = max;
     const layout = vring_size(this.num);
     const base16 = this.alloc(layout.totalSize, 4096);
-    this.ring = new Vring(this.mem, this.num, base16 + layout.descOffset, base16 + layout.availOffset, base16 + layout.usedOffset);
+    this.ring = new vring(this.mem, this.num, base16 + layout.descOffset, base16 + layout.availOffset, base16 + layout.usedOffset);
     d.write(VIRTIO_MMIO_QUEUE_NUM, this.num);
     d.write(VIRTIO_MMIO_QUEUE_DESC_LOW, this.ring.desc);
     d.write(VIRTIO_MMIO_QUEUE_DESC_HIGH, 0);
@@ -214,7 +214,7 @@ export class TestBlkDriver {
     return h;
   }
 
-  private irq(data: VirtioUsedElem[]): void {
+  private irq(data: vring_used_elem[]): void {
     this.irqs++;
     const isr = this.dev.read(VIRTIO_MMIO_INTERRUPT_STATUS);
     this.dev.write(VIRTIO_MMIO_INTERRUPT_ACK, isr);

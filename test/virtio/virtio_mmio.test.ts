@@ -19,7 +19,7 @@ import {
 import { VIRTQ_AVAIL_F_NO_INTERRUPT, vring_size } from '../../lib/kernel/include/uapi/linux/virtio_ring.js';
 import { MemoryStore } from '../../lib/drivers/stores.js';
 import { VirtioBlkHost } from '../../lib/drivers/virtio-blk.js';
-import type { VirtioUsedElem } from '../../lib/kernel/host-ops.js';
+import type { vring_used_elem } from '../../lib/kernel/host-ops.js';
 import { TestBlkDriver } from './blk-driver.js';
 
 const ACK = VIRTIO_CONFIG_S_ACKNOWLEDGE, DRV = VIRTIO_CONFIG_S_DRIVER;
@@ -29,8 +29,8 @@ const tick = () => new Promise((r) => setImmediate(r));
 function bare() {
   const dev = new VirtioBlkHost(new MemoryStore(1 << 20), { name: 'vdt' });
   const mem = new Uint8Array(new SharedArrayBuffer(1 << 20));
-  const irqs: VirtioUsedElem[][] = [];
-  dev.attach(mem, (d) => irqs.push(d as VirtioUsedElem[]));
+  const irqs: vring_used_elem[][] = [];
+  dev.attach(mem, (d) => irqs.push(d as vring_used_elem[]));
   return { dev, mem, irqs };
 }
 
@@ -130,14 +130,14 @@ t.test('interrupt status, ACK, batching, NO_INTERRUPT', async (t) => {
   const drv = new TestBlkDriver(dev, { memBytes: 8 << 20 });
   drv.init();
   const irqs: unknown[] = [];
-  const orig = (drv as unknown as { irq: (d: VirtioUsedElem[]) => void }).irq.bind(drv);
-  dev.attach(drv.mem, (d) => { irqs.push(d); orig(d as VirtioUsedElem[]); });
+  const orig = (drv as unknown as { irq: (d: vring_used_elem[]) => void }).irq.bind(drv);
+  dev.attach(drv.mem, (d) => { irqs.push(d); orig(d as vring_used_elem[]); });
   const buf = drv.alloc(4096);
   const ps = [0, 1, 2, 3].map((i) => drv.request(VIRTIO_BLK_T_IN, i, [{ addr: buf + 512 * i, len: 512 }]));
   t.equal(irqs.length, 0, 'never raised synchronously inside a register access');
   await Promise.all(ps);
   t.equal(irqs.length, 1, 'completions of one tick share an IRQ');
-  t.equal((irqs[0] as VirtioUsedElem[]).length, 4);
+  t.equal((irqs[0] as vring_used_elem[]).length, 4);
   t.equal(dev.read(VIRTIO_MMIO_INTERRUPT_STATUS), 0, 'the driver ACKed');
 
   /* with NO_INTERRUPT the driver polls; the ring still gets the entry */

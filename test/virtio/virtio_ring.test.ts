@@ -2,7 +2,7 @@
 import t from 'tap';
 import {
   VIRTQ_AVAIL_ALIGN, VIRTQ_DESC_ALIGN, VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE,
-  VIRTQ_DESC_SIZE, VIRTQ_USED_ALIGN, VIRTQ_USED_ELEM_SIZE, Vring, availRingSize, descTableSize,
+  VIRTQ_DESC_SIZE, VIRTQ_USED_ALIGN, VIRTQ_USED_ELEM_SIZE, vring, availRingSize, descTableSize,
   isValidQueueSize, readDesc, usedRingSize, vring_size, writeDesc,
 } from '../../lib/kernel/include/uapi/linux/virtio_ring.js';
 import {
@@ -74,7 +74,7 @@ t.test('accessors write the spec layout, little-endian', async (t) => {
   const mem = new Uint8Array(new SharedArrayBuffer(8192));
   const l = vring_size(num);
   const base = 1024;
-  const r = new Vring(mem, num, base, base + l.availOffset, base + l.usedOffset);
+  const r = new vring(mem, num, base, base + l.availOffset, base + l.usedOffset);
   t.ok(r.u16, 'atomic 16-bit view on a SharedArrayBuffer');
   const dv = new DataView(mem.buffer);
 
@@ -113,7 +113,7 @@ t.test('accessors write the spec layout, little-endian', async (t) => {
   t.equal(r.availEvent, 0xcafe);
 
   /* a non-shared buffer falls back to DataView */
-  const plain = new Vring(new Uint8Array(8192), num, 0, l.availOffset, l.usedOffset);
+  const plain = new vring(new Uint8Array(8192), num, 0, l.availOffset, l.usedOffset);
   t.equal(plain.u16, null);
   plain.availIdx = 0x20001;
   t.equal(plain.availIdx, 1);

@@ -26,7 +26,7 @@ import { wait_queue_head, wait_event, wait_event_idle } from '../kernel/wait.js'
 import { Errno } from '../include/errno.js';
 import { EIO, ENOSYS } from '../include/uapi.js';
 import { override_fscreds, type FsCredOverride } from '../kernel/override_creds.js';
-import type { Cred } from '../include/fs.js';
+import type { cred } from '../include/fs.js';
 
 export type SyscallHandler = (...args: any[]) => Promise<unknown> | unknown;
 
@@ -84,7 +84,7 @@ export function syscallInit(nThreads: number): void {
         if (!req) return;
         me.inFlight++;
         Object.assign(t.ctx, me.processCtx);
-        if (req.fscred && me.processCtx.cred) t.ctx.cred = override_fscreds(me.processCtx.cred as Cred, req.fscred);
+        if (req.fscred && me.processCtx.cred) t.ctx.cred = override_fscreds(me.processCtx.cred as cred, req.fscred);
         if (req.umask !== undefined && me.processCtx.fs) t.ctx.fs = fs_with_umask(me.processCtx.fs as object, req.umask);
         let result: unknown;
         t.syscall_nr = req.nr;

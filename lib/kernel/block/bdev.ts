@@ -23,10 +23,10 @@ import {
 } from '../include/uapi.js';
 import type { block_device as BlockDeviceIface } from '../include/blk.js';
 import {
-  File, Inode, SB_NOATIME, SB_RDONLY, super_block, type address_space_operations, type file_operations,
+  file, inode, SB_NOATIME, SB_RDONLY, super_block, type address_space_operations, type file_operations,
   type file_system_type, type writeback_control,
 } from '../include/fs.js';
-import type { Page } from '../mm/page_alloc.js';
+import type { page } from '../mm/page_alloc.js';
 import { PAGE_SIZE } from '../mm/page_alloc.js';
 import { filemap_read, generic_file_write_iter, invalidate_mapping_pages, truncate_inode_pages } from '../mm/filemap.js';
 import { filemap_write_and_wait_range, setBlockHooks } from '../fs/fs-writeback.js';
@@ -65,7 +65,7 @@ function blockdevSuperblock(): super_block {
 let nextIno = 1;
 
 export class block_device implements BlockDeviceIface {
-  readonly bd_inode: Inode;
+  readonly bd_inode: inode;
   bd_block_size: number;
   bd_holder: unknown = null;
   /** Nested claims by the same holder. */
@@ -84,17 +84,17 @@ export class block_device implements BlockDeviceIface {
     whole: block_device | null,
   ) {
     this.bd_contains = whole ?? this;
-    const inode = new Inode(blockdevSuperblock());
-    inode.i_ino = nextIno++;
-    inode.i_mode = S_IFBLK | 0o600;
-    inode.i_rdev = bd_dev;
-    inode.i_nlink = 1;
-    inode.i_bdev = this;
-    inode.i_size = bd_nr_sectors * 512;
-    inode.i_mapping.a_ops = def_blk_aops;
-    this.bd_inode = inode;
+    const bd_inode = new inode(blockdevSuperblock());
+    bd_inode.i_ino = nextIno++;
+    bd_inode.i_mode = S_IFBLK | 0o600;
+    bd_inode.i_rdev = bd_dev;
+    bd_inode.i_nlink = 1;
+    bd_inode.i_bdev = this;
+    bd_inode.i_size = bd_nr_sectors * 512;
+    bd_inode.i_mapping.a_ops = def_blk_aops;
+    this.bd_inode = bd_inode;
     this.bd_block_size = initBlocksize(this);
-    inode.i_blkbits = Math.log2(this.bd_block_size);
+    bd_inode.i_blkbits = Math.log2(this.bd_block_size);
   }
   readonly bd_contains: block_device;
   get bd_read_only(): boolean { return this.bd_disk.readOnly || this.bd_part_ro; }
@@ -147,19 +147,19 @@ const blkdevGetBlock: BlockMapper = asMapper(async (inode, iblock, maxBlocks) =>
 });
 
 export const def_blk_aops: address_space_operations = {
-  async readpage(_file: File | null, page: Page): Promise<void> {
+  async readpage(_file: file | null, page: page): Promise<void> {
     await block_read_full_folio(page, blkdevGetBlock);
   },
-  async readahead(_m, pages: Page[]): Promise<void> {
+  async readahead(_m, pages: page[]): Promise<void> {
     await mpage_readahead(pages, blkdevGetBlock);
   },
-  async writepage(page: Page, wbc: writeback_control): Promise<void> {
+  async writepage(page: page, wbc: writeback_control): Promise<void> {
     await block_write_full_page(page, blkdevGetBlock, wbc);
   },
   async writepages(m, wbc): Promise<void> {
     await mpage_writepages(m, wbc, blkdevGetBlock);
   },
-  async write_begin(_file, m, pos, len): Promise<Page> {
+  async write_begin(_file, m, pos, len): Promise<page> {
     return block_write_begin(m, pos, len, blkdevGetBlock);
   },
   async write_end(_file, m, pos, len, copied, page): Promise<number> {
@@ -291,9 +291,9 @@ export async function kill_bdev(b: BlockDeviceIface): Promise<void> {
 
 /* ---- file operations on /dev/vdaN (block/fops.c) ---- */
 
-interface BlkFileState { bdev: block_device; shadow: File; exclusive: boolean }
-const fileState = new WeakMap<File, BlkFileState>();
-function stateOf(file: File): BlkFileState {
+interface BlkFileState { bdev: block_device; shadow: file; exclusive: boolean }
+const fileState = new WeakMap<file, BlkFileState>();
+function stateOf(file: file): BlkFileState {
   const s = fileState.get(file);
   if (!s) throw err(ENXIO);
   return s;
@@ -301,18 +301,18 @@ function stateOf(file: File): BlkFileState {
 
 /**
  * The page-cache helpers work on file.f_inode's mapping; a device node's inode belongs to
- * the filesystem it lives on, so each open file gets a shadow File whose inode is the
+ * the filesystem it lives on, so each open file gets a shadow file whose inode is the
  * device's bd_inode (Linux points f_mapping there instead).
  */
-function shadowFile(file: File, bdev: block_device): File {
-  const f = new File(file.f_path, bdev.bd_inode, def_blk_fops);
-  f.f_flags = file.f_flags;
-  f.f_mode = file.f_mode;
+function shadowFile(filp: file, bdev: block_device): file {
+  const f = new file(filp.f_path, bdev.bd_inode, def_blk_fops);
+  f.f_flags = filp.f_flags;
+  f.f_mode = filp.f_mode;
   return f;
 }
 
 export const def_blk_fops: file_operations = {
-  async open(inode: Inode, file: File): Promise<void> {
+  async open(inode: inode, file: file): Promise<void> {
     const bdev = lookupBdevByDev(inode.i_rdev);
     if (!bdev || bdev.bd_disk.dead) throw err(ENXIO);
     /* O_EXCL on a block device asks for an exclusive open (EBUSY while mounted) */
@@ -320,13 +320,13 @@ export const def_blk_fops: file_operations = {
     blkdev_get(bdev, exclusive ? file : null);
     fileState.set(file, { bdev, shadow: shadowFile(file, bdev), exclusive });
   },
-  async release(_inode: Inode, file: File): Promise<void> {
+  async release(_inode: inode, file: file): Promise<void> {
     const s = fileState.get(file);
     if (!s) return;
     fileState.delete(file);
     await blkdev_put(s.bdev, s.exclusive ? file : null);
   },
-  async read(file: File, buf: Uint8Array, pos: number): Promise<number> {
+  async read(file: file, buf: Uint8Array, pos: number): Promise<number> {
     const { bdev, shadow } = stateOf(file);
     if (bdev.bd_disk.dead) throw err(ENXIO);
     if (pos >= bdev.size || buf.length === 0) return 0;
@@ -334,7 +334,7 @@ export const def_blk_fops: file_operations = {
     shadow.f_flags = file.f_flags;
     return filemap_read(shadow, n === buf.length ? buf : buf.subarray(0, n), pos);
   },
-  async write(file: File, buf: Uint8Array, pos: number): Promise<number> {
+  async write(file: file, buf: Uint8Array, pos: number): Promise<number> {
     const { bdev, shadow } = stateOf(file);
     if (bdev.bd_disk.dead) throw err(ENXIO);
     if (bdev.bd_read_only) throw err(EPERM);
@@ -344,7 +344,7 @@ export const def_blk_fops: file_operations = {
     shadow.f_flags = file.f_flags;
     return generic_file_write_iter(shadow, n === buf.length ? buf : buf.subarray(0, n), pos);
   },
-  async llseek(file: File, offset: number, whence: number): Promise<number> {
+  async llseek(file: file, offset: number, whence: number): Promise<number> {
     const size = fileState.get(file)?.bdev.size ?? file.f_inode.i_size;
     let pos: number;
     switch (whence) {
@@ -360,7 +360,7 @@ export const def_blk_fops: file_operations = {
     return pos;
   },
   /** blkdev_fsync: the device's dirty pages, then a cache flush (FLUSH reaches the store). */
-  async fsync(file: File, start: number, end: number): Promise<void> {
+  async fsync(file: file, start: number, end: number): Promise<void> {
     const b = fileState.get(file)?.bdev ?? (file.f_inode.i_bdev as block_device | null);
     if (!b) throw err(ENXIO);
     await filemap_write_and_wait_range(b.bd_inode.i_mapping, start, end);

@@ -12,25 +12,25 @@
  * throws the errno (EIO for an I/O error).
  */
 import { pr_err, pr_warn } from '../kernel/printk.js';
-import { Completion } from '../kernel/wait.js';
+import { completion } from '../kernel/wait.js';
 import { err } from '../include/errno.js';
 import { ENOMEM } from '../include/uapi.js';
 import {
-  BLK_STS_IOERR, BLK_STS_OK, Bio, REQ_OP_FLUSH, REQ_OP_WRITE, REQ_PREFLUSH, REQ_SYNC, SECTOR_SIZE,
+  BLK_STS_IOERR, BLK_STS_OK, bio, REQ_OP_FLUSH, REQ_OP_WRITE, REQ_PREFLUSH, REQ_SYNC, SECTOR_SIZE,
   type block_device,
 } from '../include/blk.js';
-import { alloc_page, put_page, PAGE_SIZE, type Page } from '../mm/page_alloc.js';
+import { alloc_page, put_page, PAGE_SIZE, type page } from '../mm/page_alloc.js';
 import { BIO_MAX_VECS, bio_endio, blk_mq_submit_bio, blk_status_to_errno, op_is_write } from './blk-core.js';
 import { bdevQueue, bdevDisk } from './bdev.js';
 
-export { Bio, bio_endio as bioEndio, blk_status_to_errno as blkStatusToErrno };
+export { bio, bio_endio as bioEndio, blk_status_to_errno as blkStatusToErrno };
 
 /** bio_alloc: an empty bio for `bdev` with operation and flags `opf`. */
-export function bio_alloc(bdev: block_device, opf: number, sector = 0): Bio {
-  const bio = new Bio(bdev);
-  bio.bi_opf = opf;
-  bio.bi_sector = sector;
-  return bio;
+export function bio_alloc(bdev: block_device, opf: number, sector = 0): bio {
+  const b = new bio(bdev);
+  b.bi_opf = opf;
+  b.bi_sector = sector;
+  return b;
 }
 
 /**
@@ -38,7 +38,7 @@ export function bio_alloc(bdev: block_device, opf: number, sector = 0): Bio {
  * and sectors of its queue). False means "full": submit it and start another. Segments
  * that continue the previous one in the same page are folded into it.
  */
-export function bio_add_page(bio: Bio, page: Page, len: number, offset: number): boolean {
+export function bio_add_page(bio: bio, page: page, len: number, offset: number): boolean {
   const q = bdevQueue(bio.bi_bdev);
   const last = bio.bi_io_vec[bio.bi_io_vec.length - 1];
   if (Math.floor((bio.bi_size + len) / SECTOR_SIZE) > q.max_sectors) return false;
@@ -52,14 +52,14 @@ export function bio_add_page(bio: Bio, page: Page, len: number, offset: number):
   return true;
 }
 
-const remapped = new WeakSet<Bio>();
+const remapped = new WeakSet<bio>();
 const roWarned = new WeakSet<block_device>();
 
 /**
  * submit_bio: check and remap, then hand the bio to its disk's request queue. May sleep
  * while the queue is full; returns when the bio is queued, not when it is done.
  */
-export async function submit_bio(bio: Bio): Promise<void> {
+export async function submit_bio(bio: bio): Promise<void> {
   const bdev = bio.bi_bdev;
   const disk = bdevDisk(bdev);
   const op = bio.op;
@@ -97,8 +97,8 @@ export async function submit_bio(bio: Bio): Promise<void> {
 }
 
 /** submit_bio_wait: submit and sleep until done; throws the errno of a failure. */
-export async function submit_bio_wait(bio: Bio): Promise<void> {
-  const done = new Completion();
+export async function submit_bio_wait(bio: bio): Promise<void> {
+  const done = new completion();
   const prev = bio.bi_end_io;
   bio.bi_end_io = (b) => { done.complete(); if (prev) prev(b); };
   await submit_bio(bio);
@@ -118,7 +118,7 @@ export async function blkdev_issue_flush(bdev: block_device): Promise<void> {
  * partition scanning. Throws EIO on failure.
  */
 export async function bdev_rw_sectors(bdev: block_device, op: number, sector: number, buf: Uint8Array): Promise<void> {
-  const pages: Page[] = [];
+  const pages: page[] = [];
   try {
     let bio = bio_alloc(bdev, op, sector);
     const bios = [bio];

@@ -33,8 +33,8 @@ import { wait_queue_head, wait_event } from '../kernel/wait.js';
 import { add_timer } from '../kernel/timer.js';
 import {
   BLK_STS_IOERR, BLK_STS_MEDIUM, BLK_STS_NOSPC, BLK_STS_NOTSUPP, BLK_STS_OK, BLK_STS_RESOURCE,
-  Bio, REQ_FUA, REQ_OP_DISCARD, REQ_OP_FLUSH, REQ_OP_MASK, REQ_OP_READ, REQ_OP_WRITE,
-  REQ_OP_WRITE_ZEROES, REQ_PREFLUSH, SECTOR_SIZE, type BlockDriver, type Request,
+  bio, REQ_FUA, REQ_OP_DISCARD, REQ_OP_FLUSH, REQ_OP_MASK, REQ_OP_READ, REQ_OP_WRITE,
+  REQ_OP_WRITE_ZEROES, REQ_PREFLUSH, SECTOR_SIZE, type BlockDriver, request,
 } from '../include/blk.js';
 import { EIO, ENODATA, ENOMEM, ENOSPC, EOPNOTSUPP } from '../include/uapi.js';
 
@@ -57,28 +57,6 @@ export function op_is_write(op: number): boolean {
   return op === REQ_OP_WRITE || op === REQ_OP_DISCARD || op === REQ_OP_WRITE_ZEROES || op === REQ_OP_FLUSH;
 }
 
-/** A request as the block layer keeps it: the driver sees the Request fields. */
-export class BlkRequest implements Request {
-  op: number;
-  flags: number;
-  sector: number;
-  nr_sectors: number;
-  bios: Bio[] = [];
-  nr_phys_segments = 0;
-  /** Counts against the queue depth (requests of the flush machinery do not). */
-  readonly tagged: boolean;
-  /** May bios still be merged into it? (only before dispatch, never flushes or FUA data) */
-  mergeable: boolean;
-  /** Completion: ends the bios, or steps a flush sequence. Runs in IRQ context. */
-  end: (status: number) => void;
-  constructor(op: number, flags: number, sector: number, nrSectors: number, tagged: boolean) {
-    this.op = op; this.flags = flags; this.sector = sector; this.nr_sectors = nrSectors;
-    this.tagged = tagged;
-    this.mergeable = tagged && (op === REQ_OP_READ || op === REQ_OP_WRITE);
-    this.end = (status) => { for (const b of this.bios) bio_endio(b, status); };
-  }
-}
-
 export interface QueueStats {
   bios: number;
   requests: number;
@@ -95,7 +73,7 @@ export interface QueueStats {
 /** struct request_queue + its single blk_mq_hw_ctx. */
 export class request_queue {
   /** Requests built and not yet dispatched, in submission order (the merge candidates). */
-  readonly pending: BlkRequest[] = [];
+  readonly pending: request[] = [];
   /** Dispatched to the driver and not completed. */
   inFlight = 0;
   /** Tagged requests in existence (pending + in flight). */
@@ -148,7 +126,7 @@ export class request_queue {
   }
 
   /** blk_mq_end_request + tag release; then whatever was waiting goes out. */
-  private finish(rq: BlkRequest, status: number, dispatched: boolean): void {
+  private finish(rq: request, status: number, dispatched: boolean): void {
     if (dispatched) this.inFlight--;
     if (rq.tagged) { this.tags--; this.tagWq.wakeUp(1); }
     if (status !== BLK_STS_OK) this.stats.errors++;
@@ -168,7 +146,7 @@ export class request_queue {
   }
 
   /** Add an untagged request (flush machinery) and dispatch it soon. */
-  addInternal(rq: BlkRequest): void {
+  addInternal(rq: request): void {
     this.stats.requests++;
     this.pending.push(rq);
     this.scheduleDispatch();
@@ -203,7 +181,7 @@ initcall(INIT_CORE, 'blk_softirq', () => {
 /* ---- bios ---- */
 
 /** bio_endio: record the status (the first error wins) and call bi_end_io. */
-export function bio_endio(bio: Bio, status: number): void {
+export function bio_endio(bio: bio, status: number): void {
   if (status !== BLK_STS_OK && bio.bi_status === BLK_STS_OK) bio.bi_status = status;
   const fn = bio.bi_end_io;
   if (fn) fn(bio);
@@ -214,19 +192,19 @@ export interface QueueTarget {
   queue: request_queue;
 }
 
-function sectorsOf(bio: Bio): number { return Math.floor(bio.bi_size / SECTOR_SIZE); }
+function sectorsOf(bio: bio): number { return Math.floor(bio.bi_size / SECTOR_SIZE); }
 
 /**
  * Split a bio that exceeds the queue limits into children covering it in order; the parent
  * completes when the last child does (bio_split + bio_chain). Splits fall on bio_vec
  * boundaries where the byte count is a whole number of sectors.
  */
-function splitToLimits(q: request_queue, bio: Bio): Bio[] {
-  const vecs = bio.bi_io_vec;
-  if (vecs.length <= q.max_segments && sectorsOf(bio) <= q.max_sectors) return [bio];
-  const children: Bio[] = [];
-  let cur: Bio | null = null;
-  let sector = bio.bi_sector;
+function splitToLimits(q: request_queue, parent: bio): bio[] {
+  const vecs = parent.bi_io_vec;
+  if (vecs.length <= q.max_segments && sectorsOf(parent) <= q.max_sectors) return [parent];
+  const children: bio[] = [];
+  let cur: bio | null = null;
+  let sector = parent.bi_sector;
   for (const v of vecs) {
     if (cur && cur.bi_size % 512 === 0 &&
       (cur.bi_io_vec.length + 1 > q.max_segments || Math.floor((cur.bi_size + v.len) / SECTOR_SIZE) > q.max_sectors)) {
@@ -234,8 +212,8 @@ function splitToLimits(q: request_queue, bio: Bio): Bio[] {
       cur = null;
     }
     if (!cur) {
-      cur = new Bio(bio.bi_bdev);
-      cur.bi_opf = bio.bi_opf;
+      cur = new bio(parent.bi_bdev);
+      cur.bi_opf = parent.bi_opf;
       cur.bi_sector = sector;
       children.push(cur);
     }
@@ -249,8 +227,8 @@ function splitToLimits(q: request_queue, bio: Bio): Bio[] {
   let left = children.length;
   for (const c of children) {
     c.bi_end_io = (child) => {
-      if (child.bi_status !== BLK_STS_OK && bio.bi_status === BLK_STS_OK) bio.bi_status = child.bi_status;
-      if (--left === 0) bio_endio(bio, bio.bi_status);
+      if (child.bi_status !== BLK_STS_OK && parent.bi_status === BLK_STS_OK) parent.bi_status = child.bi_status;
+      if (--left === 0) bio_endio(parent, parent.bi_status);
     };
   }
   q.stats.splits += children.length - 1;
@@ -258,7 +236,7 @@ function splitToLimits(q: request_queue, bio: Bio): Bio[] {
 }
 
 /** Try to put a bio into a request that has not been dispatched (blk_attempt_plug_merge). */
-function attemptMerge(q: request_queue, bio: Bio): boolean {
+function attemptMerge(q: request_queue, bio: bio): boolean {
   const op = bio.op;
   const nr = sectorsOf(bio);
   const segs = bio.bi_io_vec.length;
@@ -288,7 +266,7 @@ function attemptMerge(q: request_queue, bio: Bio): boolean {
 }
 
 /** Queue one bio that fits the limits and needs no flush sequencing. May sleep for a tag. */
-async function queueBio(q: request_queue, bio: Bio, mergeable = true): Promise<void> {
+async function queueBio(q: request_queue, bio: bio, mergeable = true): Promise<void> {
   for (;;) {
     if (q.dying) { bio_endio(bio, BLK_STS_IOERR); return; }
     if (mergeable && attemptMerge(q, bio)) return;
@@ -298,7 +276,8 @@ async function queueBio(q: request_queue, bio: Bio, mergeable = true): Promise<v
   }
   q.tags++;
   q.stats.requests++;
-  const rq = new BlkRequest(bio.op, bio.bi_opf & ~REQ_OP_MASK, bio.bi_sector, sectorsOf(bio), true);
+  const rq = new request(bio.op, bio.bi_opf & ~REQ_OP_MASK, bio.bi_sector, sectorsOf(bio), true);
+  rq.end = (status) => { for (const b of rq.bios) bio_endio(b, status); };
   if (!mergeable) rq.mergeable = false;
   rq.bios.push(bio);
   rq.nr_phys_segments = bio.bi_io_vec.length;
@@ -315,19 +294,19 @@ function issueFlush(q: request_queue, then: (status: number) => void): void {
       return;
     }
   }
-  const rq = new BlkRequest(REQ_OP_FLUSH, 0, 0, 0, false) as FlushRequest;
+  const rq = new request(REQ_OP_FLUSH, 0, 0, 0, false) as FlushRequest;
   rq.waiters = [then];
   rq.end = (status) => { for (const w of rq.waiters.splice(0)) w(status); };
   q.stats.flushes++;
   q.addInternal(rq);
 }
-interface FlushRequest extends BlkRequest { waiters: Array<(status: number) => void> }
+interface FlushRequest extends request { waiters: Array<(status: number) => void> }
 
 /**
  * Submit a bio whose sector is already absolute on the disk and whose bounds were checked
  * (blk_mq_submit_bio). Returns once the bio is queued; completion comes through bi_end_io.
  */
-export async function blk_mq_submit_bio(q: request_queue, bio: Bio): Promise<void> {
+export async function blk_mq_submit_bio(q: request_queue, bio: bio): Promise<void> {
   q.stats.bios++;
   const op = bio.op;
   const flags = bio.bi_opf;
@@ -354,7 +333,7 @@ export async function blk_mq_submit_bio(q: request_queue, bio: Bio): Promise<voi
  * blk_insert_flush: PREFLUSH → FLUSH, then the data write, then (FUA) FLUSH. The steps run
  * from completions (IRQ context), so the data write is an untagged request.
  */
-async function flushSequence(q: request_queue, bio: Bio): Promise<void> {
+async function flushSequence(q: request_queue, bio: bio): Promise<void> {
   const pre = (bio.bi_opf & REQ_PREFLUSH) !== 0;
   const post = (bio.bi_opf & REQ_FUA) !== 0;
   const postflush = () => {
@@ -362,7 +341,7 @@ async function flushSequence(q: request_queue, bio: Bio): Promise<void> {
     issueFlush(q, (s) => bio_endio(bio, s));
   };
   const data = () => {
-    const rq = new BlkRequest(REQ_OP_WRITE, bio.bi_opf & ~(REQ_OP_MASK | REQ_PREFLUSH | REQ_FUA), bio.bi_sector, sectorsOf(bio), false);
+    const rq = new request(REQ_OP_WRITE, bio.bi_opf & ~(REQ_OP_MASK | REQ_PREFLUSH | REQ_FUA), bio.bi_sector, sectorsOf(bio), false);
     rq.bios.push(bio);
     rq.nr_phys_segments = bio.bi_io_vec.length;
     rq.end = (s) => { if (s !== BLK_STS_OK) bio_endio(bio, s); else postflush(); };
@@ -373,7 +352,7 @@ async function flushSequence(q: request_queue, bio: Bio): Promise<void> {
 }
 
 /** A request's segments, flattened, as a driver maps them (blk_rq_map_sg without merging). */
-export function rqSegments(rq: Request): { page: import('../mm/page_alloc.js').Page; offset: number; len: number }[] {
+export function rqSegments(rq: request): { page: import('../mm/page_alloc.js').page; offset: number; len: number }[] {
   const out = [];
   for (const b of rq.bios) for (const v of b.bi_io_vec) out.push(v);
   return out;

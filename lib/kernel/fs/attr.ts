@@ -13,7 +13,7 @@
 import {
   ATTR_ATIME, ATTR_ATIME_SET, ATTR_CTIME, ATTR_FORCE, ATTR_GID, ATTR_KILL_SGID, ATTR_KILL_SUID,
   ATTR_MODE, ATTR_MTIME, ATTR_MTIME_SET, ATTR_SIZE, ATTR_TIMES_SET, ATTR_UID, CAP_CHOWN, CAP_FSETID,
-  MAY_WRITE, S_APPEND, S_IMMUTABLE, type Dentry, type Iattr, type Inode,
+  MAY_WRITE, S_APPEND, S_IMMUTABLE, type dentry, type iattr, type inode,
 } from '../include/fs.js';
 import { err } from '../include/errno.js';
 import { EFBIG, EINVAL, EPERM, S_ISGID, S_ISREG, S_ISUID, S_IXGRP } from '../include/uapi.js';
@@ -30,26 +30,26 @@ function in_group_or_capable(gid: number): boolean {
 }
 
 /** chown_ok: the owner may "change" to itself; otherwise CAP_CHOWN. */
-function chown_ok(inode: Inode, uid: number): boolean {
+function chown_ok(inode: inode, uid: number): boolean {
   const cred = current_cred();
   if (cred.fsuid === inode.i_uid && uid === inode.i_uid) return true;
   return capable(CAP_CHOWN);
 }
 /** chgrp_ok: the owner may pick one of their groups; otherwise CAP_CHOWN. */
-function chgrp_ok(inode: Inode, gid: number): boolean {
+function chgrp_ok(inode: inode, gid: number): boolean {
   const cred = current_cred();
   if (cred.fsuid === inode.i_uid && (gid === inode.i_gid || in_group_p(gid))) return true;
   return capable(CAP_CHOWN);
 }
 
 /** inode_newsize_ok: EFBIG beyond the filesystem's maximum file size. */
-export function inode_newsize_ok(inode: Inode, size: number): void {
+export function inode_newsize_ok(inode: inode, size: number): void {
   if (size < 0) throw err(EINVAL);
   if (size > inode.i_sb.s_maxbytes) throw err(EFBIG);
 }
 
 /** setattr_prepare: may the caller make this change? (Filesystems call it from setattr.) */
-export async function setattr_prepare(d: Dentry, attr: Iattr): Promise<void> {
+export async function setattr_prepare(d: dentry, attr: iattr): Promise<void> {
   const inode = d.d_inode!;
   const v = attr.ia_valid;
   if (v & ATTR_SIZE) inode_newsize_ok(inode, attr.ia_size!);
@@ -65,7 +65,7 @@ export async function setattr_prepare(d: Dentry, attr: Iattr): Promise<void> {
 }
 
 /** setattr_copy: apply the (checked) change to the in-core inode. */
-export function setattr_copy(inode: Inode, attr: Iattr): void {
+export function setattr_copy(inode: inode, attr: iattr): void {
   const v = attr.ia_valid;
   if (v & ATTR_UID) inode.i_uid = attr.ia_uid!;
   if (v & ATTR_GID) inode.i_gid = attr.ia_gid!;
@@ -80,7 +80,7 @@ export function setattr_copy(inode: Inode, attr: Iattr): void {
 }
 
 /** setattr_should_drop_sgid */
-export function setattr_should_drop_sgid(inode: Inode): number {
+export function setattr_should_drop_sgid(inode: inode): number {
   const mode = inode.i_mode;
   if (!(mode & S_ISGID)) return 0;
   if (mode & S_IXGRP) return ATTR_KILL_SGID;
@@ -93,7 +93,7 @@ export function setattr_should_drop_sgid(inode: Inode): number {
  * file_remove_privs applies): S_ISUID always, S_ISGID as setattr_should_drop_sgid says (with
  * group-execute, or for a caller outside the file's group), nothing with CAP_FSETID.
  */
-export function setattr_should_drop_suidgid(inode: Inode): number {
+export function setattr_should_drop_suidgid(inode: inode): number {
   const mode = inode.i_mode;
   let kill = 0;
   if (mode & S_ISUID) kill = ATTR_KILL_SUID;
@@ -107,7 +107,7 @@ export function setattr_should_drop_suidgid(inode: Inode): number {
  * (simple_setattr by default). The caller holds the inode's i_rwsem and has done
  * mnt_want_write.
  */
-export async function notify_change(d: Dentry, attr: Iattr): Promise<void> {
+export async function notify_change(d: dentry, attr: iattr): Promise<void> {
   const inode = d.d_inode!;
   let v = attr.ia_valid;
   if ((v & (ATTR_MODE | ATTR_UID | ATTR_GID | ATTR_TIMES_SET)) && (inode.i_flags & (S_IMMUTABLE | S_APPEND))) throw err(EPERM);

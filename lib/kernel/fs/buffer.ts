@@ -49,12 +49,12 @@ import { EINVAL, EIO } from '../include/uapi.js';
 import {
   BH_Async_Read, BH_Async_Write, BH_Delay, BH_Dirty, BH_Lock, BH_Mapped, BH_New, BH_Req, BH_Unwritten,
   BH_Uptodate, BH_Write_EIO, BLK_STS_OK, REQ_OP_MASK, REQ_OP_READ, REQ_OP_WRITE, REQ_SYNC,
-  SECTOR_SIZE, type Bio, type block_device, type GetBlock, type MappedBlock,
+  SECTOR_SIZE, type bio, type block_device, type GetBlock, type MappedBlock,
 } from '../include/blk.js';
-import type { address_space, Inode, super_block, writeback_control } from '../include/fs.js';
+import type { address_space, inode, super_block, writeback_control } from '../include/fs.js';
 import { I_DIRTY_DATASYNC, I_DIRTY_SYNC } from '../include/fs.js';
 import {
-  PAGE_SHIFT, PAGE_SIZE, PG_private, PG_uptodate, PG_writeback, put_page, type Page,
+  PAGE_SHIFT, PAGE_SIZE, PG_private, PG_uptodate, PG_writeback, put_page, type page,
 } from '../mm/page_alloc.js';
 import {
   end_page_read, end_page_writeback, find_get_page, find_or_create_page, invalidate_mapping_pages,
@@ -81,7 +81,7 @@ export class buffer_head {
   readonly b_data: Uint8Array;
   /** Waiters for BH_Lock, created on first use. */
   wq: wait_queue_head | null = null;
-  constructor(readonly b_page: Page, readonly b_offset: number, readonly b_size: number) {
+  constructor(readonly b_page: page, readonly b_offset: number, readonly b_size: number) {
     this.b_data = b_page.data.subarray(b_offset, b_offset + b_size);
   }
   test(bit: number): boolean { return (this.b_state & bit) !== 0; }
@@ -108,14 +108,14 @@ export function put_bh(bh: buffer_head): void {
 export function brelse(bh: buffer_head | null | undefined): void { if (bh) put_bh(bh); }
 export const bforget = brelse;
 
-export function page_buffers(page: Page): buffer_head[] | null {
+export function page_buffers(page: page): buffer_head[] | null {
   return (page.private as buffer_head[] | null) ?? null;
 }
-function attachBuffers(page: Page, bhs: buffer_head[]): void {
+function attachBuffers(page: page, bhs: buffer_head[]): void {
   page.private = bhs;
   page.set(PG_private);
 }
-function detachBuffers(page: Page): void {
+function detachBuffers(page: page): void {
   page.private = null;
   page.clear(PG_private);
 }
@@ -170,7 +170,7 @@ export async function submit_bh(opf: number, bh: buffer_head): Promise<void> {
   const bio = bio_alloc(bh.b_bdev, opf, bh.b_blocknr * (bh.b_size / SECTOR_SIZE));
   bio.addPage(bh.b_page, bh.b_size, bh.b_offset);
   bio.bi_private = bh;
-  bio.bi_end_io = (b: Bio) => {
+  bio.bi_end_io = (b: bio) => {
     const h = b.bi_private as buffer_head;
     if (h.b_end_io) h.b_end_io(h, b.bi_status === BLK_STS_OK);
   };
@@ -237,7 +237,7 @@ function bitsOf(size: number): number {
 }
 
 /** create_empty_buffers: `PAGE_SIZE / blocksize` unmapped buffers with state `b_state`. */
-export function create_empty_buffers(page: Page, blocksize: number, b_state = 0): buffer_head[] {
+export function create_empty_buffers(page: page, blocksize: number, b_state = 0): buffer_head[] {
   const bhs: buffer_head[] = [];
   for (let off = 0; off < PAGE_SIZE; off += blocksize) {
     const bh = new buffer_head(page, off, blocksize);
@@ -255,7 +255,7 @@ export function create_empty_buffers(page: Page, blocksize: number, b_state = 0)
  * covers (grow_dev_page's init_page_buffers). Existing buffers of another size are dropped
  * if nothing uses them.
  */
-function bdevPageBuffers(bdev: block_device, page: Page, size: number): buffer_head[] {
+function bdevPageBuffers(bdev: block_device, page: page, size: number): buffer_head[] {
   let bhs = page_buffers(page);
   if (bhs && bhs[0]!.b_size !== size) {
     if (!try_to_free_buffers(page)) {
@@ -371,7 +371,7 @@ export function mark_buffer_dirty(bh: buffer_head): void {
 }
 
 /** mark_buffer_dirty_inode: dirty, and written by fsync of `inode` (sync_mapping_buffers). */
-export function mark_buffer_dirty_inode(bh: buffer_head, inode: Inode): void {
+export function mark_buffer_dirty_inode(bh: buffer_head, inode: inode): void {
   mark_buffer_dirty(bh);
   const m = inode.i_mapping;
   if (bh.b_assoc_map !== m) {
@@ -397,7 +397,7 @@ function removeAssoc(bh: buffer_head): void {
  * BH_Write_EIO, but that error was reported then (Linux's end_buffer_async_write records
  * the failing buffer's error alone).
  */
-const writebackFailed = new WeakSet<Page>();
+const writebackFailed = new WeakSet<page>();
 
 /** mark_buffer_async_write's completion (end_buffer_async_write): page writeback ends with the last buffer. */
 export function end_buffer_async_write(bh: buffer_head, uptodate: boolean): void {
@@ -475,7 +475,7 @@ export async function sync_mapping_buffers(m: address_space): Promise<void> {
 }
 
 /** Drop the inode's list of associated buffers without writing them (eviction). */
-export function invalidate_inode_buffers(inode: Inode): void {
+export function invalidate_inode_buffers(inode: inode): void {
   for (const bh of (inode.i_mapping.private_list as buffer_head[]).splice(0)) bh.b_assoc_map = null;
 }
 
@@ -514,7 +514,7 @@ export interface BlockMap {
   delay?: boolean;
 }
 /** The internal form of get_block; the bdev maps every block onto itself (block 0 included). */
-export type BlockMapper = (inode: Inode, iblock: number, maxBlocks: number, create: boolean) => Promise<BlockMap>;
+export type BlockMapper = (inode: inode, iblock: number, maxBlocks: number, create: boolean) => Promise<BlockMap>;
 
 /** A filesystem's GetBlock as a BlockMapper: pblk 0 is a hole. */
 export function mapperOf(getBlock: GetBlock): BlockMapper {
@@ -534,14 +534,14 @@ export function toMapper(g: GetBlock | BlockMapper): BlockMapper {
 /** Mark a function as a BlockMapper (the bdev's identity mapping). */
 export function asMapper(fn: BlockMapper): BlockMapper { (fn as { __mapper?: boolean }).__mapper = true; return fn; }
 
-export function inodeOf(page: Page): Inode {
+export function inodeOf(page: page): inode {
   const m = page.mapping as address_space | null;
   if (!m) throw new Error('page not in a mapping');
   return m.host;
 }
 
 /** Apply a mapping to a buffer; returns false for a hole. */
-function setMapped(bh: buffer_head, inode: Inode, map: BlockMap, offsetInRun: number): void {
+function setMapped(bh: buffer_head, inode: inode, map: BlockMap, offsetInRun: number): void {
   bh.b_bdev = inode.i_bdev ?? inode.i_sb.s_bdev;
   if (map.delay) {
     /* mapped to no block yet: submit_bh refuses it until writeback allocates one */
@@ -559,7 +559,7 @@ function setMapped(bh: buffer_head, inode: Inode, map: BlockMap, offsetInRun: nu
  * Map the buffers of a page that are not mapped yet, one get_block call per contiguous run
  * (`create` allocates). Only buffers for which `want(i)` holds are mapped.
  */
-async function mapPageBuffers(inode: Inode, page: Page, bhs: buffer_head[], mapper: BlockMapper, create: boolean,
+async function mapPageBuffers(inode: inode, page: page, bhs: buffer_head[], mapper: BlockMapper, create: boolean,
   want: (i: number) => boolean, lastBlock = Infinity): Promise<void> {
   const bits = inode.i_blkbits;
   const first = page.index * 2 ** (PAGE_SHIFT - bits);
@@ -586,7 +586,7 @@ async function mapPageBuffers(inode: Inode, page: Page, bhs: buffer_head[], mapp
  * unwritten blocks and blocks past i_size are zeroed. The page is unlocked when the last
  * read completes (or at once when nothing needs reading).
  */
-export async function block_read_full_folio(page: Page, getBlock: GetBlock | BlockMapper): Promise<void> {
+export async function block_read_full_folio(page: page, getBlock: GetBlock | BlockMapper): Promise<void> {
   const mapper = toMapper(getBlock);
   const inode = inodeOf(page);
   const blocksize = 1 << inode.i_blkbits;
@@ -634,7 +634,7 @@ export async function block_read_full_folio(page: Page, getBlock: GetBlock | Blo
  * as data). A page wholly past it (a truncate raced with writeback) is dropped and unlocked
  * instead, and false says there is nothing to write.
  */
-export function zeroPastEof(page: Page, iSize: number): boolean {
+export function zeroPastEof(page: page, iSize: number): boolean {
   const endIndex = Math.floor(iSize / PAGE_SIZE);
   const tail = iSize % PAGE_SIZE;
   if (page.index > endIndex || (page.index === endIndex && tail === 0)) {
@@ -652,7 +652,7 @@ export function zeroPastEof(page: Page, iSize: number): boolean {
  * the part of the page past i_size is zeroed and not written. The page is unlocked with
  * PG_writeback set; writeback ends when the last buffer's write completes.
  */
-export async function block_write_full_page(page: Page, getBlock: GetBlock | BlockMapper, wbc: writeback_control): Promise<void> {
+export async function block_write_full_page(page: page, getBlock: GetBlock | BlockMapper, wbc: writeback_control): Promise<void> {
   const mapper = toMapper(getBlock);
   const inode = inodeOf(page);
   const bits = inode.i_blkbits;
@@ -708,7 +708,7 @@ export async function block_write_full_page(page: Page, getBlock: GetBlock | Blo
  * its buffers mapped (allocating with create) and the blocks the write only partly covers
  * read in — or zeroed when they are new. Throws (page released) on failure.
  */
-export async function block_write_begin(m: address_space, pos: number, len: number, getBlock: GetBlock | BlockMapper): Promise<Page> {
+export async function block_write_begin(m: address_space, pos: number, len: number, getBlock: GetBlock | BlockMapper): Promise<page> {
   // Not zero-filled: every byte of a buffer is read, zeroed or overwritten before the buffer
   // is uptodate, and writeback zeroes what lies past EOF.
   const page = await find_or_create_page(m, Math.floor(pos / PAGE_SIZE), false);
@@ -724,7 +724,7 @@ export async function block_write_begin(m: address_space, pos: number, len: numb
 }
 
 /** __block_write_begin_int on a locked page, for bytes [from, to) of it. */
-export async function block_prepare_write(page: Page, from: number, to: number, getBlock: GetBlock | BlockMapper): Promise<void> {
+export async function block_prepare_write(page: page, from: number, to: number, getBlock: GetBlock | BlockMapper): Promise<void> {
   const mapper = toMapper(getBlock);
   const inode = inodeOf(page);
   const blocksize = 1 << inode.i_blkbits;
@@ -774,7 +774,7 @@ export async function block_prepare_write(page: Page, from: number, to: number, 
  * uptodate and dirty, the page uptodate when all of it is, grow i_size, unlock and release
  * the page. Returns `copied`.
  */
-export async function generic_write_end(m: address_space, pos: number, len: number, copied: number, page: Page): Promise<number> {
+export async function generic_write_end(m: address_space, pos: number, len: number, copied: number, page: page): Promise<number> {
   const inode = m.host;
   const from = pos % PAGE_SIZE;
   if (copied < len && !page.test(PG_uptodate)) copied = 0;
@@ -788,7 +788,7 @@ export async function generic_write_end(m: address_space, pos: number, len: numb
 }
 
 /** __block_commit_write: buffers in [from, to) uptodate and dirty; page uptodate if all are. */
-export function block_commit_write(page: Page, from: number, to: number): void {
+export function block_commit_write(page: page, from: number, to: number): void {
   const bhs = page_buffers(page);
   if (!bhs) { page.set(PG_uptodate); set_page_dirty(page); return; }
   let partial = false;
@@ -854,7 +854,7 @@ function bufferBusy(bh: buffer_head): boolean {
 }
 
 /** try_to_free_buffers (release_folio): detach the page's buffers unless one is in use. */
-export function try_to_free_buffers(page: Page): boolean {
+export function try_to_free_buffers(page: page): boolean {
   const bhs = page_buffers(page);
   if (!bhs) return true;
   if (page.test(PG_writeback)) return false;
@@ -869,7 +869,7 @@ export function try_to_free_buffers(page: Page): boolean {
  * (truncate): their buffers lose their dirty state and mapping; when the whole page goes,
  * its buffers are detached.
  */
-export function block_invalidate_folio(page: Page, offset: number, length: number): void {
+export function block_invalidate_folio(page: page, offset: number, length: number): void {
   const bhs = page_buffers(page);
   if (!bhs) return;
   const stop = offset + length;

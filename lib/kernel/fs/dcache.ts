@@ -1,7 +1,7 @@
 /*
  * The directory-entry cache (fs/dcache.c).
  *
- * Every name the VFS has looked up lives here as a Dentry: positive (with an inode) or
+ * Every name the VFS has looked up lives here as a dentry: positive (with an inode) or
  * negative (the name is known not to exist, so the next lookup needs no filesystem call).
  * A dentry is "hashed" while it sits in its parent's d_subdirs map under its name; lookups
  * find only hashed dentries. Each child holds a reference on its parent, so a dentry with no
@@ -14,7 +14,7 @@
  * May touch: inode.ts (iput), the wait queues.
  */
 import { pr_err } from '../kernel/printk.js';
-import { Dentry, type Inode, type Path, type super_block, SB_ACTIVE } from '../include/fs.js';
+import { dentry, type inode, type path, type super_block, SB_ACTIVE } from '../include/fs.js';
 import { wait_queue_head, wait_event } from '../kernel/wait.js';
 import { iput, SHRINK_BATCH } from './inode.js';
 
@@ -27,7 +27,7 @@ export let DENTRY_LRU_MAX = 20000;
 export function setDentryLruMax(n: number): void { DENTRY_LRU_MAX = n; }
 
 class DcacheState {
-  lru = new Set<Dentry>();
+  lru = new Set<dentry>();
   /** Woken when a parallel lookup finishes (d_alloc_parallel's in-lookup wait). */
   inLookupWq = new wait_queue_head();
   nrDentry = 0;
@@ -44,14 +44,14 @@ export function dcacheStats(): { nrDentry: number; nrUnused: number } {
   return { nrDentry: dc.nrDentry, nrUnused: dc.lru.size };
 }
 
-export function dget(d: Dentry): Dentry {
+export function dget(d: dentry): dentry {
   if (d.d_count++ === 0) dc.lru.delete(d);
   return d;
 }
 
 /** d_alloc: a new hashed, negative dentry `name` under `parent` (referenced). */
-export function d_alloc(parent: Dentry, name: string): Dentry {
-  const d = new Dentry(name, parent, parent.d_sb);
+export function d_alloc(parent: dentry, name: string): dentry {
+  const d = new dentry(name, parent, parent.d_sb);
   dget(parent);
   const old = parent.d_subdirs.get(name);
   if (old) d_unhash(old);
@@ -61,48 +61,48 @@ export function d_alloc(parent: Dentry, name: string): Dentry {
 }
 
 /** d_make_root: the root dentry of a new superblock, owning the caller's inode reference. */
-export function d_make_root(inode: Inode): Dentry {
-  const d = new Dentry('/', null, inode.i_sb);
+export function d_make_root(inode: inode): dentry {
+  const d = new dentry('/', null, inode.i_sb);
   d.d_inode = inode;
   dc.nrDentry++;
   return d;
 }
 
 /** d_lookup: the hashed child `name` of parent, referenced, or null. */
-export function d_lookup(parent: Dentry, name: string): Dentry | null {
+export function d_lookup(parent: dentry, name: string): dentry | null {
   const d = parent.d_subdirs.get(name);
   if (!d || d.d_unhashed) return null;
   return dget(d);
 }
 
 /** Wait until a lookup running in another thread on `d` finishes (d_wait_lookup). */
-export async function d_wait_lookup(d: Dentry): Promise<void> {
+export async function d_wait_lookup(d: dentry): Promise<void> {
   await wait_event(dc.inLookupWq, () => (d.d_flags & DCACHE_PAR_LOOKUP) === 0);
 }
-export function d_lookup_done(d: Dentry): void {
+export function d_lookup_done(d: dentry): void {
   d.d_flags &= ~DCACHE_PAR_LOOKUP;
   dc.inLookupWq.wakeUpAll();
 }
 
 /** d_instantiate: give a negative dentry its inode (takes over the inode reference). */
-export function d_instantiate(d: Dentry, inode: Inode | null): void {
+export function d_instantiate(d: dentry, inode: inode | null): void {
   if (d.d_inode) throw new Error(`d_instantiate on positive dentry ${d.d_name}`);
   d.d_inode = inode;
 }
 /** d_add: instantiate (our dentries are hashed from birth). */
-export function d_add(d: Dentry, inode: Inode | null): void { d_instantiate(d, inode); }
+export function d_add(d: dentry, inode: inode | null): void { d_instantiate(d, inode); }
 
 /**
  * d_splice_alias: what a filesystem's lookup hands back. We keep one dentry per directory
  * inode by construction (rename moves dentries), so this is d_add.
  */
-export function d_splice_alias(inode: Inode | null, d: Dentry): Dentry {
+export function d_splice_alias(inode: inode | null, d: dentry): dentry {
   d_add(d, inode);
   return d;
 }
 
 /** __d_drop: unhash, so that lookups stop finding it (its parent link stays). */
-export function d_unhash(d: Dentry): void {
+export function d_unhash(d: dentry): void {
   if (d.d_unhashed) return;
   d.d_unhashed = true;
   if (!d.isRoot && d.d_parent.d_subdirs.get(d.d_name) === d) d.d_parent.d_subdirs.delete(d.d_name);
@@ -114,7 +114,7 @@ export const d_drop = d_unhash;
  * dentry negative at once (the name is now known absent); otherwise somebody (an open
  * file, a cwd) still uses it: unhash it and let the last dput release the inode.
  */
-export async function d_delete(d: Dentry): Promise<void> {
+export async function d_delete(d: dentry): Promise<void> {
   if (d.d_count === 1 && d.d_inode) {
     const inode = d.d_inode;
     d.d_inode = null;
@@ -123,7 +123,7 @@ export async function d_delete(d: Dentry): Promise<void> {
 }
 
 /** Free a dentry nobody references; returns its parent for the caller to dput. */
-async function dentry_kill(d: Dentry): Promise<Dentry | null> {
+async function dentry_kill(d: dentry): Promise<dentry | null> {
   dc.lru.delete(d);
   d_unhash(d);
   dc.nrDentry--;
@@ -134,7 +134,7 @@ async function dentry_kill(d: Dentry): Promise<Dentry | null> {
 }
 
 /** dput: drop a reference; unused dentries are cached on the LRU unless unhashed. */
-export async function dput(d: Dentry | null): Promise<void> {
+export async function dput(d: dentry | null): Promise<void> {
   while (d) {
     if (d.d_count <= 0) { pr_err(`BUG: dput of unused dentry ${d.d_name}`); return; }
     if (--d.d_count > 0) return;
@@ -177,7 +177,7 @@ export async function shrink_dcache_for_umount(sb: super_block): Promise<void> {
   const root = sb.s_root;
   if (!root) return;
   // Depth-first, children before parents, dropping every reference below the root.
-  const kill = async (d: Dentry): Promise<void> => {
+  const kill = async (d: dentry): Promise<void> => {
     for (const c of [...d.d_subdirs.values()]) await kill(c);
     d.d_subdirs.clear();
     dc.lru.delete(d);
@@ -193,14 +193,14 @@ export async function shrink_dcache_for_umount(sb: super_block): Promise<void> {
 }
 
 /** Drop all unused children of d (shrink_dcache_parent), e.g. before rmdir or umount checks. */
-export async function shrink_dcache_parent(d: Dentry): Promise<void> {
+export async function shrink_dcache_parent(d: dentry): Promise<void> {
   for (const c of [...d.d_subdirs.values()]) {
     if (c.d_count === 0) { c.d_count = 1; dc.lru.delete(c); d_unhash(c); await dput(c); }
   }
 }
 
 /** d_move: rename d to take target's place (target gets unhashed). */
-export async function d_move(d: Dentry, target: Dentry): Promise<void> {
+export async function d_move(d: dentry, target: dentry): Promise<void> {
   const oldParent = d.d_parent;
   const newParent = target.d_parent;
   d_unhash(target);
@@ -217,7 +217,7 @@ export async function d_move(d: Dentry, target: Dentry): Promise<void> {
 }
 
 /** d_exchange: swap the names and parents of two positive dentries (RENAME_EXCHANGE). */
-export function d_exchange(a: Dentry, b: Dentry): void {
+export function d_exchange(a: dentry, b: dentry): void {
   const pa = a.d_parent, pb = b.d_parent, na = a.d_name, nb = b.d_name;
   pa.d_subdirs.delete(na);
   pb.d_subdirs.delete(nb);
@@ -229,7 +229,7 @@ export function d_exchange(a: Dentry, b: Dentry): void {
 }
 
 /** is_subdir: is d equal to or below ancestor (within one filesystem)? */
-export function is_subdir(d: Dentry, ancestor: Dentry): boolean {
+export function is_subdir(d: dentry, ancestor: dentry): boolean {
   for (let p = d; ; p = p.d_parent) {
     if (p === ancestor) return true;
     if (p.isRoot) return false;
@@ -237,14 +237,14 @@ export function is_subdir(d: Dentry, ancestor: Dentry): boolean {
 }
 
 /** d_unlinked: removed from the tree (rmdir'ed cwd, deleted open file). */
-export function d_unlinked(d: Dentry): boolean { return d.d_unhashed && !d.isRoot; }
+export function d_unlinked(d: dentry): boolean { return d.d_unhashed && !d.isRoot; }
 
 /**
  * d_path / getcwd's prepend_path: the path of `path` as seen from `root`, walking up
  * dentries and across mounts. `reachable` is false when the walk reached the top of the
  * mount tree without meeting root (a cwd outside a chroot).
  */
-export function d_path(path: Path, root: Path): { name: string; reachable: boolean } {
+export function d_path(path: path, root: path): { name: string; reachable: boolean } {
   const parts: string[] = [];
   let mnt = path.mnt, d = path.dentry;
   for (;;) {

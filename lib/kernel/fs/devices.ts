@@ -9,7 +9,7 @@
  * May touch: namei (path lookup for lookup_bdev).
  */
 import type { block_device } from '../include/blk.js';
-import type { File, file_operations, Inode } from '../include/fs.js';
+import type { file, file_operations, inode } from '../include/fs.js';
 import { MNT_NODEV } from '../include/fs.js';
 import { err } from '../include/errno.js';
 import { EACCES, ENOTBLK, ENXIO, S_ISBLK } from '../include/uapi.js';
@@ -50,7 +50,7 @@ export async function lookup_bdev(path: string): Promise<block_device> {
 
 /** def_blk_fops' open: hand the file over to the driver's operations. */
 export const blkdevOpenFops: file_operations = {
-  async open(inode: Inode, file: File): Promise<void> {
+  async open(inode: inode, file: file): Promise<void> {
     if (file.f_path.mnt.mnt_flags & MNT_NODEV) throw err(EACCES);
     const e = blkdevLookup?.(inode.i_rdev);
     if (!e) throw err(ENXIO);
@@ -62,7 +62,7 @@ export const blkdevOpenFops: file_operations = {
 
 /** def_chr_fops' open: no character drivers exist. */
 export const chrdevOpenFops: file_operations = {
-  async open(_inode: Inode, file: File): Promise<void> {
+  async open(_inode: inode, file: file): Promise<void> {
     if (file.f_path.mnt.mnt_flags & MNT_NODEV) throw err(EACCES);
     throw err(ENXIO);
   },

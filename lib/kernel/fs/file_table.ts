@@ -1,17 +1,17 @@
 /*
  * Open files and the descriptor table (fs/file_table.c, fs/file.c, fs/fcntl.c).
  *
- * A File holds a reference on its path (vfsmount + dentry); the last fput releases it,
+ * A file holds a reference on its path (vfsmount + dentry); the last fput releases it,
  * which is what keeps an unlinked-but-open inode alive (its dentry pins it) until the last
- * close. The descriptor table maps small integers to Files, lowest free number first.
- * System calls take their own reference on the File for their whole duration (fget /
+ * close. The descriptor table maps small integers to files, lowest free number first.
+ * System calls take their own reference on the file for their whole duration (fget /
  * fput), because a call may sleep and another thread may close the descriptor meanwhile.
  *
  * May touch: fs_struct, namei (path refs), inode (i_writecount), the process context.
  */
 import { current } from '../arch/cpu.js';
 import { define_syscall, processContext } from '../arch/syscalls.js';
-import { File, FMODE_PATH, FMODE_WRITE, CAP_FOWNER, type file_operations, type Path } from '../include/fs.js';
+import { file, FMODE_PATH, FMODE_WRITE, CAP_FOWNER, type file_operations, type path } from '../include/fs.js';
 import { err } from '../include/errno.js';
 import {
   EBADF, EINVAL, EMFILE, EPERM, F_DUPFD, F_DUPFD_CLOEXEC, F_GETFD, F_GETFL, F_SETFD, F_SETFL,
@@ -25,7 +25,7 @@ import { current_cred, capable } from '../kernel/cred.js';
 export const NR_OPEN_MAX = 65536;
 
 export class files_struct {
-  fdt: Array<File | null> = [];
+  fdt: Array<file | null> = [];
   cloexec = new Set<number>();
   /** Lowest possibly-free descriptor (next_fd). */
   nextFd = 0;
@@ -38,25 +38,25 @@ export function current_files(): files_struct {
 }
 
 let openFiles = 0;
-/** Number of Files alive (nr_files); tests use it to check that nothing leaks. */
+/** Number of files alive (nr_files); tests use it to check that nothing leaks. */
 export function nrFiles(): number { return openFiles; }
 export function resetFileCount(): void { openFiles = 0; }
 
 /** alloc_file: takes over the caller's reference on `path`. */
-export function alloc_file(path: Path, flags: number, mode: number, fop: file_operations): File {
+export function alloc_file(path: path, flags: number, mode: number, fop: file_operations): file {
   const inode = path.dentry.d_inode;
   if (!inode) throw new Error('allocFile on a negative dentry');
-  const f = new File(path, inode, fop);
+  const f = new file(path, inode, fop);
   f.f_flags = flags;
   f.f_mode = mode;
   openFiles++;
   return f;
 }
 
-export function get_file(f: File): File { f.f_count++; return f; }
+export function get_file(f: file): file { f.f_count++; return f; }
 
 /** fput: drop a reference; the last one releases the file (__fput). */
-export async function fput(f: File): Promise<void> {
+export async function fput(f: file): Promise<void> {
   if (f.f_count <= 0) throw new Error('fput of a dead file');
   if (--f.f_count > 0) return;
   const inode = f.f_inode;
@@ -70,27 +70,27 @@ export async function fput(f: File): Promise<void> {
   }
 }
 
-/** fget_raw: the File behind fd, with a reference (O_PATH files included). */
-export function fget_raw(fd: number): File {
+/** fget_raw: the file behind fd, with a reference (O_PATH files included). */
+export function fget_raw(fd: number): file {
   const files = current_files();
   const f = Number.isInteger(fd) && fd >= 0 ? files.fdt[fd] : null;
   if (!f) throw err(EBADF);
   return get_file(f);
 }
 /** fget: as fget_raw, but O_PATH descriptors do not count (EBADF), as for I/O calls. */
-export function fget(fd: number): File {
+export function fget(fd: number): file {
   const f = fget_raw(fd);
   if (f.f_mode & FMODE_PATH) { f.f_count--; throw err(EBADF); }
   return f;
 }
-/** Run fn with a reference on fd's File (fdget ... fdput). */
-export async function withFile<T>(fd: number, fn: (f: File) => Promise<T> | T, raw = false): Promise<T> {
+/** Run fn with a reference on fd's file (fdget ... fdput). */
+export async function withFile<T>(fd: number, fn: (f: file) => Promise<T> | T, raw = false): Promise<T> {
   const f = raw ? fget_raw(fd) : fget(fd);
   try { return await fn(f); } finally { await fput(f); }
 }
 
 /** get_unused_fd + fd_install: the lowest free descriptor >= start. */
-export function fd_install(file: File, cloexec: boolean, start = 0): number {
+export function fd_install(file: file, cloexec: boolean, start = 0): number {
   const files = current_files();
   let fd = Math.max(start, start === 0 ? files.nextFd : start);
   while (fd < files.fdt.length && files.fdt[fd]) fd++;
@@ -102,8 +102,8 @@ export function fd_install(file: File, cloexec: boolean, start = 0): number {
   return fd;
 }
 
-/** Remove fd from the table and return its File (the table's reference goes to the caller). */
-export function fd_remove(fd: number): File {
+/** Remove fd from the table and return its file (the table's reference goes to the caller). */
+export function fd_remove(fd: number): file {
   const files = current_files();
   const f = Number.isInteger(fd) && fd >= 0 ? files.fdt[fd] : null;
   if (!f) throw err(EBADF);
@@ -115,13 +115,13 @@ export function fd_remove(fd: number): File {
 }
 
 /** filp_close: flush, then drop the table's reference. */
-export async function filp_close(f: File): Promise<void> {
+export async function filp_close(f: file): Promise<void> {
   try {
     if (!(f.f_mode & FMODE_PATH) && f.f_op.flush) await f.f_op.flush(f);
   } finally { await fput(f); }
 }
 
-/** close_range(0, ~0): used at halt so that every File is released before unmounting. */
+/** close_range(0, ~0): used at halt so that every file is released before unmounting. */
 export async function close_files(files: files_struct): Promise<void> {
   for (let fd = 0; fd < files.fdt.length; fd++) {
     const f = files.fdt[fd];
@@ -136,7 +136,7 @@ export async function close_files(files: files_struct): Promise<void> {
 
 /* ---- dup, dup3, fcntl ---- */
 
-function do_dup2(oldfd: number, newfd: number, cloexec: boolean): File | null {
+function do_dup2(oldfd: number, newfd: number, cloexec: boolean): file | null {
   const files = current_files();
   const f = files.fdt[oldfd];
   if (!f) throw err(EBADF);

@@ -15,8 +15,8 @@
 import { wait_queue_head, sleepOn, wait_event } from '../kernel/wait.js';
 import { workqueue_struct, delayed_work } from '../kernel/workqueue.js';
 import { ktime_get_ns } from '../kernel/timer.js';
-import { PG_dirty, PG_writeback, memInfo, get_page, put_page, type Page } from '../mm/page_alloc.js';
-import type { address_space, File, Inode, super_block, writeback_control } from '../include/fs.js';
+import { PG_dirty, PG_writeback, memInfo, get_page, put_page, type page } from '../mm/page_alloc.js';
+import type { address_space, file, inode, super_block, writeback_control } from '../include/fs.js';
 import { I_DIRTY_DATASYNC, I_DIRTY_INODE, I_DIRTY_PAGES, I_DIRTY_SYNC, I_FREEING, SB_RDONLY } from '../include/fs.js';
 import type { block_device } from '../include/blk.js';
 import { err } from '../include/errno.js';
@@ -47,7 +47,7 @@ class WbState {
   dirtyPages = 0;
   writebackPages = 0;
   /** Dirty inodes in dirtying order (the oldest first). */
-  dirtyInodes = new Map<Inode, number>();
+  dirtyInodes = new Map<inode, number>();
   wq: workqueue_struct | null = null;
   work: delayed_work | null = null;
   throttleWq = new wait_queue_head();
@@ -91,7 +91,7 @@ function wbWakeupNow(): void {
 }
 
 /** set_page_dirty for page-cache pages backed by storage. Returns true if newly dirtied. */
-export function set_page_dirty(p: Page): boolean {
+export function set_page_dirty(p: page): boolean {
   if (p.test(PG_dirty)) return false;
   p.set(PG_dirty);
   const m = p.mapping as address_space | null;
@@ -103,7 +103,7 @@ export function set_page_dirty(p: Page): boolean {
 }
 
 /** clear_page_dirty_for_io: the page is locked; returns whether it was dirty. */
-export function clear_page_dirty_for_io(p: Page): boolean {
+export function clear_page_dirty_for_io(p: page): boolean {
   if (!p.test(PG_dirty)) return false;
   p.clear(PG_dirty);
   const m = p.mapping as address_space | null;
@@ -111,11 +111,11 @@ export function clear_page_dirty_for_io(p: Page): boolean {
   return true;
 }
 
-function inodeDirtyPages(inode: Inode): void {
+function inodeDirtyPages(inode: inode): void {
   if (!(inode.i_state & I_DIRTY_PAGES)) inode.i_state |= I_DIRTY_PAGES;
   queueDirtyInode(inode);
 }
-function queueDirtyInode(inode: Inode): void {
+function queueDirtyInode(inode: inode): void {
   if (!st.dirtyInodes.has(inode)) st.dirtyInodes.set(inode, ktime_get_ns());
   inode.i_sb.s_dirty.add(inode);
   wb_wakeup_delayed();
@@ -126,7 +126,7 @@ function queueDirtyInode(inode: Inode): void {
  * block map: fdatasync must write it), I_DIRTY_PAGES. Calls s_op.dirty_inode for inode
  * flags (journalling filesystems log the inode there).
  */
-export async function mark_inode_dirty(inode: Inode, flags: number = I_DIRTY_SYNC | I_DIRTY_DATASYNC): Promise<void> {
+export async function mark_inode_dirty(inode: inode, flags: number = I_DIRTY_SYNC | I_DIRTY_DATASYNC): Promise<void> {
   const sb = inode.i_sb;
   if (flags & I_DIRTY_INODE && sb.s_op?.dirty_inode) await sb.s_op.dirty_inode(inode, flags);
   if ((inode.i_state & flags) === flags && st.dirtyInodes.has(inode)) return;
@@ -137,14 +137,14 @@ export async function mark_inode_dirty(inode: Inode, flags: number = I_DIRTY_SYN
 }
 
 /** Drop an inode from the dirty lists (it is being evicted or was written). */
-export function inodeClean(inode: Inode): void {
+export function inodeClean(inode: inode): void {
   st.dirtyInodes.delete(inode);
   inode.i_sb.s_dirty.delete(inode);
 }
 
-function dirtyPagesOf(m: address_space, start: number, end: number): Page[] {
+function dirtyPagesOf(m: address_space, start: number, end: number): page[] {
   const first = Math.floor(start / 4096), last = end === Infinity ? Infinity : Math.floor(end / 4096);
-  const out: Page[] = [];
+  const out: page[] = [];
   for (const [i, p] of m.pages) if (i >= first && i <= last && (p.flags & (PG_dirty | PG_writeback))) out.push(p);
   return out.sort((a, b) => a.index - b.index);
 }
@@ -200,7 +200,7 @@ export async function filemap_write_and_wait_range(m: address_space, start = 0, 
 }
 
 /** write_inode_now / sync_inode_metadata: write the inode itself if it is dirty. */
-export async function write_inode_now(inode: Inode, sync: boolean, datasyncOnly = false): Promise<void> {
+export async function write_inode_now(inode: inode, sync: boolean, datasyncOnly = false): Promise<void> {
   const mask = datasyncOnly ? I_DIRTY_DATASYNC : I_DIRTY_INODE;
   if (!(inode.i_state & mask)) return;
   inode.i_state &= ~I_DIRTY_INODE;
@@ -209,7 +209,7 @@ export async function write_inode_now(inode: Inode, sync: boolean, datasyncOnly 
 }
 
 /** writeback_single_inode: its pages, then the inode; off the dirty list if clean. */
-export async function writeback_single_inode(inode: Inode, wbc: writeback_control): Promise<void> {
+export async function writeback_single_inode(inode: inode, wbc: writeback_control): Promise<void> {
   const m = inode.i_mapping;
   await do_writepages(m, wbc);
   if (wbc.sync_mode === 'all') {
@@ -258,7 +258,7 @@ export async function syncAll(): Promise<void> {
  * generic_file_fsync / __generic_file_fsync: data pages, the inode's metadata buffers,
  * the inode, then a device cache flush. Used by filesystems without a journal.
  */
-export async function generic_file_fsync(file: File, start: number, end: number, datasync: boolean): Promise<void> {
+export async function generic_file_fsync(file: file, start: number, end: number, datasync: boolean): Promise<void> {
   const inode = file.f_inode;
   const m = inode.i_mapping;
   let error: unknown = null;
@@ -272,7 +272,7 @@ export async function generic_file_fsync(file: File, start: number, end: number,
 }
 
 /** vfs_fsync_range: the filesystem's fsync, or the generic one. */
-export async function vfs_fsync_range(file: File, start: number, end: number, datasync: boolean): Promise<void> {
+export async function vfs_fsync_range(file: file, start: number, end: number, datasync: boolean): Promise<void> {
   const f = file.f_op.fsync;
   let failed: unknown = null;
   try {

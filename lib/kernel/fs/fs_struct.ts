@@ -7,12 +7,12 @@
  */
 import { current } from '../arch/cpu.js';
 import { processContext } from '../arch/syscalls.js';
-import type { Path } from '../include/fs.js';
+import type { path } from '../include/fs.js';
 import { path_get, path_put } from './namei.js';
 
 export class fs_struct {
   umask = 0o022;
-  constructor(public root: Path, public pwd: Path) {}
+  constructor(public root: path, public pwd: path) {}
 }
 
 /** current->fs: the running task's context, falling back to the process's. */
@@ -26,13 +26,13 @@ export function current_fs(): fs_struct {
 export function current_umask(): number { return current_fs().umask; }
 
 /** set_fs_root: takes over the caller's reference on `path`. */
-export async function set_fs_root(fs: fs_struct, path: Path): Promise<void> {
+export async function set_fs_root(fs: fs_struct, path: path): Promise<void> {
   const old = fs.root;
   fs.root = path;
   await path_put(old);
 }
 /** set_fs_pwd: takes over the caller's reference on `path`. */
-export async function set_fs_pwd(fs: fs_struct, path: Path): Promise<void> {
+export async function set_fs_pwd(fs: fs_struct, path: path): Promise<void> {
   const old = fs.pwd;
   fs.pwd = path;
   await path_put(old);

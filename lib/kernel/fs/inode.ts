@@ -13,8 +13,8 @@
  */
 import { pr_err, pr_warn } from '../kernel/printk.js';
 import {
-  Inode, I_NEW, I_FREEING, I_CLEAR, I_DIRTY, I_DIRTY_SYNC, SB_ACTIVE, CAP_FSETID, MNT_NOATIME, MNT_NODIRATIME,
-  MNT_READONLY, SB_NOATIME, SB_RDONLY, S_NOATIME, type Path, type super_block,
+  inode, I_NEW, I_FREEING, I_CLEAR, I_DIRTY, I_DIRTY_SYNC, SB_ACTIVE, CAP_FSETID, MNT_NOATIME, MNT_NODIRATIME,
+  MNT_READONLY, SB_NOATIME, SB_RDONLY, S_NOATIME, type path, type super_block,
 } from '../include/fs.js';
 import { S_IFMT, S_ISDIR, S_ISGID, S_IXGRP, S_ISBLK, S_ISCHR, S_ISFIFO, S_ISSOCK } from '../include/uapi.js';
 import { wait_queue_head, wait_event } from '../kernel/wait.js';
@@ -34,10 +34,10 @@ export const SHRINK_BATCH = 128;
 export function setInodeLruMax(n: number): void { INODE_LRU_MAX = n; }
 
 class IcacheState {
-  lru = new Set<Inode>();
+  lru = new Set<inode>();
   wq = new wait_queue_head();
   /** Unlinked inodes still in use, per superblock (the in-core orphan list). */
-  orphans = new Map<super_block, Set<Inode>>();
+  orphans = new Map<super_block, Set<inode>>();
   nextIno = 1;
   nrInodes = 0;
   evicted = 0;
@@ -77,25 +77,25 @@ export function proc_nr_inodes(): string { return `${ic.nrInodes}\t${ic.lru.size
 /** get_next_ino: inode numbers for filesystems without on-disk numbers (ramfs). */
 export function get_next_ino(): number { return ic.nextIno++; }
 
-function alloc_inode(sb: super_block): Inode {
-  const inode = sb.s_op?.alloc_inode ? sb.s_op.alloc_inode(sb) : new Inode(sb);
-  inode.i_blkbits = sb.s_blocksize_bits;
-  inode.i_count = 1;
+function alloc_inode(sb: super_block): inode {
+  const ip = sb.s_op?.alloc_inode ? sb.s_op.alloc_inode(sb) : new inode(sb);
+  ip.i_blkbits = sb.s_blocksize_bits;
+  ip.i_count = 1;
   ic.nrInodes++;
-  return inode;
+  return ip;
 }
 
 /** new_inode: an inode with no number in the hash yet (the caller sets i_ino and hashes). */
-export function new_inode(sb: super_block): Inode { return alloc_inode(sb); }
+export function new_inode(sb: super_block): inode { return alloc_inode(sb); }
 
 /** insert_inode_hash: make the inode findable by number. */
-export function insert_inode_hash(inode: Inode): void { inode.i_sb.s_inodes.set(inode.i_ino, inode); }
+export function insert_inode_hash(inode: inode): void { inode.i_sb.s_inodes.set(inode.i_ino, inode); }
 
 /**
  * iget_locked: the cached inode `ino` (referenced), or a new I_NEW one the caller must
  * fill and then unlock_new_inode (or iget_failed).
  */
-export async function iget_locked(sb: super_block, ino: number): Promise<Inode> {
+export async function iget_locked(sb: super_block, ino: number): Promise<inode> {
   for (;;) {
     const inode = sb.s_inodes.get(ino);
     if (!inode) break;
@@ -114,18 +114,18 @@ export async function iget_locked(sb: super_block, ino: number): Promise<Inode> 
 }
 
 /** ilookup: the cached inode `ino` if present (referenced), without creating it. */
-export async function ilookup(sb: super_block, ino: number): Promise<Inode | null> {
+export async function ilookup(sb: super_block, ino: number): Promise<inode | null> {
   if (!sb.s_inodes.has(ino)) return null;
   return iget_locked(sb, ino);
 }
 
-export function unlock_new_inode(inode: Inode): void {
+export function unlock_new_inode(inode: inode): void {
   inode.i_state &= ~I_NEW;
   ic.wq.wakeUpAll();
 }
 
 /** iget_failed: the filesystem could not read the inode: unhash and drop it. */
-export async function iget_failed(inode: Inode): Promise<void> {
+export async function iget_failed(inode: inode): Promise<void> {
   inode.i_nlink = 0;
   if (inode.i_sb.s_inodes.get(inode.i_ino) === inode) inode.i_sb.s_inodes.delete(inode.i_ino);
   inode.i_state &= ~I_NEW;
@@ -134,20 +134,20 @@ export async function iget_failed(inode: Inode): Promise<void> {
   await iput(inode);
 }
 
-export function ihold(inode: Inode): Inode {
+export function ihold(inode: inode): inode {
   if (inode.i_count++ === 0) ic.lru.delete(inode);
   return inode;
 }
 
 /** generic_drop_inode: evict at last iput when unlinked or no longer findable. */
-export function generic_drop_inode(inode: Inode): boolean {
+export function generic_drop_inode(inode: inode): boolean {
   return inode.i_nlink === 0 || inode.i_sb.s_inodes.get(inode.i_ino) !== inode;
 }
 /** generic_delete_inode: never cache (ramfs-like filesystems whose dentries pin inodes). */
-export function generic_delete_inode(_inode: Inode): boolean { return true; }
+export function generic_delete_inode(_inode: inode): boolean { return true; }
 
 /** iput: drop a reference; the last one caches or evicts the inode. */
-export async function iput(inode: Inode): Promise<void> {
+export async function iput(inode: inode): Promise<void> {
   if (inode.i_count <= 0) { pr_err(`BUG: iput of unused inode ${inode.i_ino}`); return; }
   if (--inode.i_count > 0) return;
   const sb = inode.i_sb;
@@ -163,7 +163,7 @@ export async function iput(inode: Inode): Promise<void> {
 }
 
 /** evict: take the inode out of the cache and let the filesystem release it. */
-async function evict(inode: Inode): Promise<void> {
+async function evict(inode: inode): Promise<void> {
   const sb = inode.i_sb;
   inode.i_state |= I_FREEING;
   ic.lru.delete(inode);
@@ -186,7 +186,7 @@ async function evict(inode: Inode): Promise<void> {
 }
 
 /** Drop every page of the inode's mapping (truncate_inode_pages_final, for clean caches). */
-export function truncate_inode_pages_final(inode: Inode): void {
+export function truncate_inode_pages_final(inode: inode): void {
   const m = inode.i_mapping;
   for (const p of [...m.pages.values()]) delete_from_page_cache(p);
   m.nrdirty = 0;
@@ -225,7 +225,7 @@ export async function evict_inodes(sb: super_block): Promise<void> {
 
 /* ---- link counts (the orphan list follows nlink) ---- */
 
-function noteNlink(inode: Inode): void {
+function noteNlink(inode: inode): void {
   const sb = inode.i_sb;
   if (inode.i_nlink === 0 && inode.i_count > 0) {
     let s = ic.orphans.get(sb);
@@ -233,16 +233,16 @@ function noteNlink(inode: Inode): void {
     s.add(inode);
   } else ic.orphans.get(sb)?.delete(inode);
 }
-export function set_nlink(inode: Inode, n: number): void { inode.i_nlink = n; noteNlink(inode); }
-export function inc_nlink(inode: Inode): void { inode.i_nlink++; noteNlink(inode); }
-export function drop_nlink(inode: Inode): void {
+export function set_nlink(inode: inode, n: number): void { inode.i_nlink = n; noteNlink(inode); }
+export function inc_nlink(inode: inode): void { inode.i_nlink++; noteNlink(inode); }
+export function drop_nlink(inode: inode): void {
   if (inode.i_nlink === 0) { pr_err(`BUG: drop_nlink of inode ${inode.i_ino} at 0`); return; }
   inode.i_nlink--;
   noteNlink(inode);
 }
-export function clear_nlink(inode: Inode): void { inode.i_nlink = 0; noteNlink(inode); }
+export function clear_nlink(inode: inode): void { inode.i_nlink = 0; noteNlink(inode); }
 /** Orphans (unlinked, still open) of a superblock. */
-export function orphansOf(sb: super_block): Inode[] { return [...(ic.orphans.get(sb) ?? [])]; }
+export function orphansOf(sb: super_block): inode[] { return [...(ic.orphans.get(sb) ?? [])]; }
 
 /* ---- ownership and times ---- */
 
@@ -251,7 +251,7 @@ export function orphansOf(sb: super_block): Inode[] { return [...(ic.orphans.get
  * is inherited (and new subdirectories inherit the bit), and a non-member without
  * CAP_FSETID cannot create a group-executable set-group-ID file.
  */
-export function inode_init_owner(inode: Inode, dir: Inode | null, mode: number): void {
+export function inode_init_owner(inode: inode, dir: inode | null, mode: number): void {
   const cred = current_cred();
   inode.i_uid = cred.fsuid;
   if (dir && (dir.i_mode & S_ISGID)) {
@@ -266,7 +266,7 @@ export function inode_init_owner(inode: Inode, dir: Inode | null, mode: number):
 export { current_time as currentTime, timestamp_truncate as timestampTruncate };
 
 /** init_special_inode: device, fifo and socket inodes get the VFS's own open routines. */
-export function init_special_inode(inode: Inode, mode: number, rdev: number): void {
+export function init_special_inode(inode: inode, mode: number, rdev: number): void {
   inode.i_mode = mode;
   if (S_ISCHR(mode)) { inode.i_fop = chrdevOpenFops; inode.i_rdev = rdev; }
   else if (S_ISBLK(mode)) { inode.i_fop = blkdevOpenFops; inode.i_rdev = rdev; }
@@ -281,7 +281,7 @@ export function init_special_inode(inode: Inode, mode: number, rdev: number): vo
  * offered): not on noatime / read-only mounts or superblocks, nor on directories with
  * nodiratime; otherwise when the atime is not after the mtime or the ctime, or is a day old.
  */
-export function atime_needs_update(path: Path, inode: Inode): boolean {
+export function atime_needs_update(path: path, inode: inode): boolean {
   const sb = inode.i_sb;
   if (inode.i_flags & S_NOATIME) return false;
   if (sb.s_flags & (SB_RDONLY | SB_NOATIME)) return false;
@@ -295,7 +295,7 @@ export function atime_needs_update(path: Path, inode: Inode): boolean {
 }
 
 /** touch_atime: the access time of what `path` names (reads, readdir, readlink, following a symlink). */
-export async function touch_atime(path: Path): Promise<void> {
+export async function touch_atime(path: path): Promise<void> {
   const inode = path.dentry.d_inode!;
   if (!atime_needs_update(path, inode)) return;
   inode.i_atime = current_time(inode);

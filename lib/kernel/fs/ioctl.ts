@@ -17,7 +17,7 @@
  */
 import { define_syscall } from '../arch/syscalls.js';
 import {
-  CAP_LINUX_IMMUTABLE, FMODE_PATH, type Dentry, type File, type Inode, type IoctlArg, type fileattr,
+  CAP_LINUX_IMMUTABLE, FMODE_PATH, type dentry, type file, type inode, type IoctlArg, type fileattr,
 } from '../include/fs.js';
 import { ENOIOCTLCMD, err, isErrno } from '../include/errno.js';
 import {
@@ -104,14 +104,14 @@ export function fileattr_fill_flags(fa: fileattr, flags: number): void {
 }
 
 /** vfs_fileattr_get: ENOIOCTLCMD when the filesystem has no inode flags. */
-export async function vfs_fileattr_get(dentry: Dentry, fa: fileattr): Promise<void> {
+export async function vfs_fileattr_get(dentry: dentry, fa: fileattr): Promise<void> {
   const inode = dentry.d_inode!;
   if (!inode.i_op.fileattr_get) throw err(ENOIOCTLCMD);
   await inode.i_op.fileattr_get(dentry, fa);
 }
 
 /** fileattr_set_prepare: the checks every filesystem gets. */
-function fileattr_set_prepare(inode: Inode, old: fileattr, fa: fileattr): void {
+function fileattr_set_prepare(inode: inode, old: fileattr, fa: fileattr): void {
   // The IMMUTABLE and APPEND_ONLY flags can only be changed with the capability.
   if (((fa.flags ^ old.flags) & (FS_APPEND_FL | FS_IMMUTABLE_FL)) && !capable(CAP_LINUX_IMMUTABLE)) throw err(EPERM);
   if (fa.fsx_projid === 0xffffffff) throw err(EINVAL); // projid_valid
@@ -137,7 +137,7 @@ function fileattr_set_prepare(inode: Inode, old: fileattr, fa: fileattr): void {
  * caller did not give are taken from the current ones, then the common checks, then the
  * filesystem's fileattr_set.
  */
-export async function vfs_fileattr_set(dentry: Dentry, fa: fileattr): Promise<void> {
+export async function vfs_fileattr_set(dentry: dentry, fa: fileattr): Promise<void> {
   const inode = dentry.d_inode!;
   if (!inode.i_op.fileattr_set) throw err(ENOIOCTLCMD);
   if (!inode_owner_or_capable(inode)) throw err(EPERM);
@@ -160,9 +160,9 @@ export async function vfs_fileattr_set(dentry: Dentry, fa: fileattr): Promise<vo
 }
 
 /** mnt_want_write_file */
-function mnt_want_write_file(f: File): void { mnt_want_write(f.f_path.mnt); }
+function mnt_want_write_file(f: file): void { mnt_want_write(f.f_path.mnt); }
 
-async function ioctl_getflags(f: File, arg: IoctlArg): Promise<number> {
+async function ioctl_getflags(f: file, arg: IoctlArg): Promise<number> {
   const fa = emptyFileattr();
   fa.flags_valid = true; // a hint only
   await vfs_fileattr_get(f.f_path.dentry, fa);
@@ -170,7 +170,7 @@ async function ioctl_getflags(f: File, arg: IoctlArg): Promise<number> {
   return 0;
 }
 
-async function ioctl_setflags(f: File, arg: IoctlArg): Promise<number> {
+async function ioctl_setflags(f: file, arg: IoctlArg): Promise<number> {
   const flags = get_user_u32(arg);
   mnt_want_write_file(f);
   const fa = emptyFileattr();
@@ -179,7 +179,7 @@ async function ioctl_setflags(f: File, arg: IoctlArg): Promise<number> {
   return 0;
 }
 
-async function ioctl_fsgetxattr(f: File, arg: IoctlArg): Promise<number> {
+async function ioctl_fsgetxattr(f: file, arg: IoctlArg): Promise<number> {
   const fa = emptyFileattr();
   fa.fsx_valid = true; // a hint only
   await vfs_fileattr_get(f.f_path.dentry, fa);
@@ -191,7 +191,7 @@ async function ioctl_fsgetxattr(f: File, arg: IoctlArg): Promise<number> {
   return 0;
 }
 
-async function ioctl_fssetxattr(f: File, arg: IoctlArg): Promise<number> {
+async function ioctl_fssetxattr(f: file, arg: IoctlArg): Promise<number> {
   const b = userBuf(arg, FSXATTR_SIZE);
   const fa = emptyFileattr();
   // copy_fsxattr_from_user
@@ -206,7 +206,7 @@ async function ioctl_fssetxattr(f: File, arg: IoctlArg): Promise<number> {
 }
 
 /** vfs_ioctl: the file's own requests; ENOTTY when it has none or does not know this one. */
-export async function vfs_ioctl(f: File, cmd: number, arg: IoctlArg): Promise<number> {
+export async function vfs_ioctl(f: file, cmd: number, arg: IoctlArg): Promise<number> {
   if (!f.f_op.unlocked_ioctl) throw err(ENOTTY);
   try { return await f.f_op.unlocked_ioctl(f, cmd, arg); } catch (e) {
     if (isErrno(e) && e.errno === ENOIOCTLCMD) throw err(ENOTTY);
@@ -215,7 +215,7 @@ export async function vfs_ioctl(f: File, cmd: number, arg: IoctlArg): Promise<nu
 }
 
 /** do_vfs_ioctl: the requests every file answers the same way; ENOIOCTLCMD for the others. */
-async function do_vfs_ioctl(f: File, fd: number, cmd: number, arg: IoctlArg): Promise<number> {
+async function do_vfs_ioctl(f: file, fd: number, cmd: number, arg: IoctlArg): Promise<number> {
   const inode = f.f_inode;
   switch (cmd) {
     case FIOCLEX: current_files().cloexec.add(fd); return 0;

@@ -11,13 +11,13 @@
  * May touch: dcache, inode, attr, filemap.
  */
 import {
-  ATTR_SIZE, CAP_SYS_ADMIN, I_DIRTY_SYNC, type Dentry, type dir_context, type File, type file_operations,
-  type Iattr, type Inode, type Kstat, type xattr_handler,
+  ATTR_SIZE, CAP_SYS_ADMIN, I_DIRTY_SYNC, type dentry, type dir_context, type file, type file_operations,
+  type iattr, type inode, type kstat, type xattr_handler,
 } from '../include/fs.js';
 import { err } from '../include/errno.js';
 import {
   EINVAL, ENAMETOOLONG, ENODATA, EEXIST, ENOTEMPTY, DT_DIR, NAME_MAX, SEEK_CUR, SEEK_SET,
-  STATX_BASIC_STATS, XATTR_CREATE, XATTR_REPLACE, S_ISDIR, dt_from_mode, type Statfs,
+  STATX_BASIC_STATS, XATTR_CREATE, XATTR_REPLACE, S_ISDIR, dt_from_mode, type statfs,
 } from '../include/uapi.js';
 import { capable } from '../kernel/cred.js';
 import { dget, dput } from './dcache.js';
@@ -28,30 +28,30 @@ import { truncate_pagecache } from '../mm/filemap.js';
 import { PAGE_SIZE } from '../mm/page_alloc.js';
 
 /** simple_lookup: a name not in the dcache does not exist (ENAMETOOLONG past NAME_MAX). */
-export async function simple_lookup(_dir: Inode, dentry: Dentry): Promise<Inode | null> {
+export async function simple_lookup(_dir: inode, dentry: dentry): Promise<inode | null> {
   if (dentry.d_name.length > NAME_MAX) throw err(ENAMETOOLONG);
   return null;
 }
 
 /* ---- stable directory offsets ---- */
 
-interface OffsetCtx { next: number; entries: Dentry[] }
-const offsetCtx = new WeakMap<Inode, OffsetCtx>();
-const dentryOffset = new WeakMap<Dentry, number>();
+interface OffsetCtx { next: number; entries: dentry[] }
+const offsetCtx = new WeakMap<inode, OffsetCtx>();
+const dentryOffset = new WeakMap<dentry, number>();
 
 /** simple_offset_init: offsets 0 and 1 are "." and "..". */
-export function simple_offset_init(dir: Inode): void { offsetCtx.set(dir, { next: 2, entries: [] }); }
-function ctxOf(dir: Inode): OffsetCtx {
+export function simple_offset_init(dir: inode): void { offsetCtx.set(dir, { next: 2, entries: [] }); }
+function ctxOf(dir: inode): OffsetCtx {
   let c = offsetCtx.get(dir);
   if (!c) { c = { next: 2, entries: [] }; offsetCtx.set(dir, c); }
   return c;
 }
-export function simple_offset_add(dir: Inode, d: Dentry): void {
+export function simple_offset_add(dir: inode, d: dentry): void {
   const c = ctxOf(dir);
   dentryOffset.set(d, c.next++);
   c.entries.push(d);
 }
-export function simple_offset_remove(dir: Inode, d: Dentry): void {
+export function simple_offset_remove(dir: inode, d: dentry): void {
   const c = ctxOf(dir);
   const i = c.entries.indexOf(d);
   if (i >= 0) c.entries.splice(i, 1);
@@ -59,7 +59,7 @@ export function simple_offset_remove(dir: Inode, d: Dentry): void {
 }
 
 /** dir_emit_dots then the entries from ctx.pos on (offset_readdir). */
-export async function offset_readdir(file: File, ctx: dir_context): Promise<void> {
+export async function offset_readdir(file: file, ctx: dir_context): Promise<void> {
   const d = file.f_path.dentry;
   const dir = file.f_inode;
   if (ctx.pos === 0) {
@@ -92,7 +92,7 @@ export async function offset_readdir(file: File, ctx: dir_context): Promise<void
 }
 
 /** offset_dir_llseek / dcache_dir_lseek: SEEK_SET and SEEK_CUR only. */
-export async function offset_dir_llseek(file: File, offset: number, whence: number): Promise<number> {
+export async function offset_dir_llseek(file: file, offset: number, whence: number): Promise<number> {
   let pos: number;
   if (whence === SEEK_SET) pos = offset;
   else if (whence === SEEK_CUR) pos = file.f_pos + offset;
@@ -113,19 +113,19 @@ export const dcache_readdir = offset_readdir;
 /* ---- directory operations on pinned dentries ---- */
 
 /** simple_positive children of a directory dentry (hashed, with an inode). */
-export function simple_empty(d: Dentry): boolean {
+export function simple_empty(d: dentry): boolean {
   for (const c of d.d_subdirs.values()) if (c.d_inode && !c.d_unhashed) return false;
   return true;
 }
 
-function touchDir(dir: Inode): void {
+function touchDir(dir: inode): void {
   const now = currentTime(dir);
   dir.i_mtime = now;
   dir.i_ctime = now;
 }
 
 /** simple_link: another name, pinned like the first. */
-export async function simple_link(old: Dentry, dir: Inode, d: Dentry): Promise<void> {
+export async function simple_link(old: dentry, dir: inode, d: dentry): Promise<void> {
   const inode = old.d_inode!;
   inode.i_ctime = currentTime(inode);
   touchDir(dir);
@@ -137,7 +137,7 @@ export async function simple_link(old: Dentry, dir: Inode, d: Dentry): Promise<v
 }
 
 /** simple_unlink: drop a link and the pin on the dentry. */
-export async function simple_unlink(dir: Inode, d: Dentry): Promise<void> {
+export async function simple_unlink(dir: inode, d: dentry): Promise<void> {
   const inode = d.d_inode!;
   const now = currentTime(inode);
   inode.i_ctime = now;
@@ -149,7 +149,7 @@ export async function simple_unlink(dir: Inode, d: Dentry): Promise<void> {
 }
 
 /** simple_rmdir: only empty directories; they lose "." and the parent loses "..". */
-export async function simple_rmdir(dir: Inode, d: Dentry): Promise<void> {
+export async function simple_rmdir(dir: inode, d: dentry): Promise<void> {
   if (!simple_empty(d)) throw err(ENOTEMPTY);
   const inode = d.d_inode!;
   drop_nlink(inode);
@@ -158,7 +158,7 @@ export async function simple_rmdir(dir: Inode, d: Dentry): Promise<void> {
 }
 
 /** simple_rename (with RENAME_EXCHANGE) over pinned dentries. */
-export async function simple_rename(oldDir: Inode, oldD: Dentry, newDir: Inode, newD: Dentry, flags: number): Promise<void> {
+export async function simple_rename(oldDir: inode, oldD: dentry, newDir: inode, newD: dentry, flags: number): Promise<void> {
   const RENAME_EXCHANGE = 2;
   if (flags & ~(1 | RENAME_EXCHANGE)) throw err(EINVAL);
   const a = oldD.d_inode!;
@@ -196,7 +196,7 @@ export async function simple_rename(oldDir: Inode, oldD: Dentry, newDir: Inode, 
 /* ---- attributes ---- */
 
 /** generic_fillattr */
-export function generic_fillattr(inode: Inode, stat: Kstat): void {
+export function generic_fillattr(inode: inode, stat: kstat): void {
   stat.result_mask = STATX_BASIC_STATS;
   stat.dev = inode.i_sb.s_dev;
   stat.ino = inode.i_ino;
@@ -215,14 +215,14 @@ export function generic_fillattr(inode: Inode, stat: Kstat): void {
 }
 
 /** simple_getattr: as generic_fillattr, blocks counted from the page cache. */
-export async function simple_getattr(d: Dentry, stat: Kstat): Promise<void> {
+export async function simple_getattr(d: dentry, stat: kstat): Promise<void> {
   const inode = d.d_inode!;
   generic_fillattr(inode, stat);
   stat.blocks = inode.i_mapping.pages.size * (PAGE_SIZE / 512);
 }
 
 /** simple_setattr: checks, size change through the page cache, then copy. */
-export async function simple_setattr(d: Dentry, attr: Iattr): Promise<void> {
+export async function simple_setattr(d: dentry, attr: iattr): Promise<void> {
   const inode = d.d_inode!;
   await setattr_prepare(d, attr);
   if (attr.ia_valid & ATTR_SIZE && attr.ia_size !== inode.i_size) {
@@ -234,7 +234,7 @@ export async function simple_setattr(d: Dentry, attr: Iattr): Promise<void> {
 }
 
 /** simple_statfs */
-export async function simple_statfs(d: Dentry): Promise<Statfs> {
+export async function simple_statfs(d: dentry): Promise<statfs> {
   const sb = d.d_sb;
   return {
     type: sb.s_magic, bsize: 4096, blocks: 0, bfree: 0, bavail: 0, files: 0, ffree: 0,
@@ -245,7 +245,7 @@ export async function simple_statfs(d: Dentry): Promise<Statfs> {
 /* ---- in-memory extended attributes (simple_xattr) ---- */
 
 /** Per-inode attributes by full name ("user.foo"). */
-export class SimpleXattrs {
+export class simple_xattrs {
   readonly map = new Map<string, Uint8Array>();
   get(name: string): Uint8Array {
     const v = this.map.get(name);
@@ -269,8 +269,8 @@ export class SimpleXattrs {
   }
 }
 
-/** Handlers for user., trusted. and security. over a SimpleXattrs found by `of(inode)`. */
-export function simple_xattr_handlers(of: (inode: Inode) => SimpleXattrs): xattr_handler[] {
+/** Handlers for user., trusted. and security. over a simple_xattrs found by `of(inode)`. */
+export function simple_xattr_handlers(of: (inode: inode) => simple_xattrs): xattr_handler[] {
   const mk = (prefix: string): xattr_handler => ({
     prefix,
     list: () => prefix !== 'trusted.' || capable(CAP_SYS_ADMIN),

@@ -5,11 +5,11 @@
  */
 import {
   BH_Delay, BH_Dirty, BH_Lock, BH_Mapped, BH_New, BH_Unwritten, BH_Uptodate, BH_Write_EIO, BLK_STS_OK, REQ_OP_READ,
-  REQ_OP_WRITE, REQ_SYNC, SECTOR_SIZE, type Bio, type GetBlock,
+  REQ_OP_WRITE, REQ_SYNC, SECTOR_SIZE, type bio, type GetBlock,
 } from '../include/blk.js';
 import type { address_space, writeback_control } from '../include/fs.js';
 import {
-  PAGE_SHIFT, PAGE_SIZE, PG_dirty, PG_locked, PG_uptodate, PG_writeback, get_page, put_page, type Page,
+  PAGE_SHIFT, PAGE_SIZE, PG_dirty, PG_locked, PG_uptodate, PG_writeback, get_page, put_page, type page,
 } from '../mm/page_alloc.js';
 import {
   end_page_read, end_page_writeback, lock_page, set_page_writeback, trylock_page, unlock_page, wait_on_page_writeback,
@@ -24,26 +24,26 @@ import {
 /* ---- mpage: whole pages of contiguous blocks in one bio ---- */
 
 interface MpageReadState {
-  bio: Bio | null;
+  bio: bio | null;
   /** Next physical block the current bio would continue with. */
   nextPblk: number;
   run: BlockMap | null;
   runStart: number;
 }
 
-function mpage_end_io(bio: Bio): void {
+function mpage_end_io(bio: bio): void {
   const ok = bio.bi_status === BLK_STS_OK;
   for (const v of bio.bi_io_vec) end_page_read(v.page, ok);
 }
 
-async function mpageSubmit(st: { bio: Bio | null }): Promise<void> {
+async function mpageSubmit(st: { bio: bio | null }): Promise<void> {
   const bio = st.bio;
   st.bio = null;
   if (bio) await submit_bio(bio);
 }
 
 /** do_mpage_readpage: one page; falls back to block_read_full_folio when the page is not simple. */
-async function do_mpage_readpage(st: MpageReadState, page: Page, mapper: BlockMapper): Promise<void> {
+async function do_mpage_readpage(st: MpageReadState, page: page, mapper: BlockMapper): Promise<void> {
   const inode = inodeOf(page);
   const bits = inode.i_blkbits;
   const blocksize = 1 << bits;
@@ -91,7 +91,7 @@ async function do_mpage_readpage(st: MpageReadState, page: Page, mapper: BlockMa
 }
 
 /** mpage_readahead: read locked, not-uptodate pages (ascending index), merging contiguous blocks. */
-export async function mpage_readahead(pages: Page[], getBlock: GetBlock | BlockMapper): Promise<void> {
+export async function mpage_readahead(pages: page[], getBlock: GetBlock | BlockMapper): Promise<void> {
   const mapper = toMapper(getBlock);
   const st: MpageReadState = { bio: null, nextPblk: -1, run: null, runStart: 0 };
   const sorted = [...pages].sort((a, b) => a.index - b.index);
@@ -110,12 +110,12 @@ export async function mpage_readahead(pages: Page[], getBlock: GetBlock | BlockM
 }
 
 /** mpage_read_folio: one page, through the same path. */
-export async function mpage_read_folio(page: Page, getBlock: GetBlock | BlockMapper): Promise<void> {
+export async function mpage_read_folio(page: page, getBlock: GetBlock | BlockMapper): Promise<void> {
   await mpage_readahead([page], getBlock);
 }
 
 /** The dirty pages of the writeback range, in index order (the tagged walk of writepages). */
-export function dirty_pages_in_range(m: address_space, wbc: writeback_control): Page[] {
+export function dirty_pages_in_range(m: address_space, wbc: writeback_control): page[] {
   const first = Math.floor(wbc.range_start / PAGE_SIZE);
   const last = wbc.range_end === Infinity ? Infinity : Math.floor(wbc.range_end / PAGE_SIZE);
   return [...m.pages.values()].filter((p) => p.index >= first && p.index <= last && p.test(PG_dirty))
@@ -124,12 +124,12 @@ export function dirty_pages_in_range(m: address_space, wbc: writeback_control): 
 
 /** mpage_data's write side: the bio being built and the block that would continue it. */
 interface MpageWriteState {
-  bio: Bio | null;
+  bio: bio | null;
   last_block_in_bio: number;
 }
 
 /** mpage_write_end_io: every page of the bio is written (or failed). IRQ context. */
-function mpage_write_end_io(bio: Bio): void {
+function mpage_write_end_io(bio: bio): void {
   const failed = bio.bi_status !== BLK_STS_OK;
   for (const v of bio.bi_io_vec) {
     const bhs = page_buffers(v.page);
@@ -145,7 +145,7 @@ function mpage_write_end_io(bio: Bio): void {
  * ("confused") is written by block_write_full_page, buffer by buffer. Returns false when
  * the page was not taken (the caller falls back).
  */
-async function __mpage_writepage(st: MpageWriteState, page: Page, wbc: writeback_control, mapper: BlockMapper): Promise<boolean> {
+async function __mpage_writepage(st: MpageWriteState, page: page, wbc: writeback_control, mapper: BlockMapper): Promise<boolean> {
   const inode = inodeOf(page);
   if ((page.index + 1) * PAGE_SIZE > inode.i_size) return false;
   const bits = inode.i_blkbits;

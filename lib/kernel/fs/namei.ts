@@ -6,7 +6,7 @@
  * directory, find the child in the dcache or ask the filesystem (lookup_slow), step over
  * mount points onto the mounted root, and follow symlinks (in the middle always, at the end
  * with LOOKUP_FOLLOW) with at most MAXSYMLINKS links per walk. `..` never climbs above the
- * process root and crosses back from a mount root to its mount point. Every Path held during
+ * process root and crosses back from a mount root to its mount point. Every path held during
  * the walk carries references, because a walk may sleep and the caches may be pruned.
  *
  * Then the vfs_* operations (create, mkdir, mknod, symlink, link, unlink, rmdir, rename),
@@ -19,7 +19,7 @@ import { define_syscall } from '../arch/syscalls.js';
 import {
   CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER, CAP_MKNOD, LOOKUP_DIRECTORY, LOOKUP_FOLLOW, LOOKUP_RENAME_TARGET,
   MAY_EXEC, MAY_READ, MAY_WRITE, S_APPEND, S_DEAD, S_IMMUTABLE, SB_RDONLY,
-  type Dentry, type Inode, type Path, type vfsmount,
+  type dentry, type inode, type path, type vfsmount,
 } from '../include/fs.js';
 import { err, Errno } from '../include/errno.js';
 import {
@@ -32,7 +32,7 @@ import { bytesToBstr, utf8ToBstr, bstrToUtf8 } from '../lib/bstr.js';
 import type { PathArg } from '../include/sys.js';
 import * as NR from '../include/unistd.js';
 import { capable, current_cred, in_group_p } from '../kernel/cred.js';
-import { Mutex } from '../kernel/wait.js';
+import { mutex } from '../kernel/wait.js';
 import {
   d_alloc, d_add, d_delete, d_exchange, dget, d_lookup, d_lookup_done, d_move, dput, d_unhash, d_wait_lookup,
   is_subdir, shrink_dcache_parent, DCACHE_PAR_LOOKUP,
@@ -50,9 +50,9 @@ export const LOOKUP_EMPTY = 0x4000;
 
 /* ---- path references ---- */
 
-export function path_get(p: Path): Path { mntget(p.mnt); dget(p.dentry); return { mnt: p.mnt, dentry: p.dentry }; }
-export async function path_put(p: Path): Promise<void> { await dput(p.dentry); await mntput(p.mnt); }
-export function pathEqual(a: Path, b: Path): boolean { return a.mnt === b.mnt && a.dentry === b.dentry; }
+export function path_get(p: path): path { mntget(p.mnt); dget(p.dentry); return { mnt: p.mnt, dentry: p.dentry }; }
+export async function path_put(p: path): Promise<void> { await dput(p.dentry); await mntput(p.mnt); }
+export function pathEqual(a: path, b: path): boolean { return a.mnt === b.mnt && a.dentry === b.dentry; }
 
 /**
  * getname: a user path (UTF-8 string or raw bytes, C-string semantics: stops at NUL) as a
@@ -80,7 +80,7 @@ export function getname(p: PathArg | null | undefined): string {
  * (check_acl); else the group bits for a member of the file's group and the other bits for
  * the rest. Throws EACCES.
  */
-async function acl_permission_check(inode: Inode, mask: number): Promise<void> {
+async function acl_permission_check(inode: inode, mask: number): Promise<void> {
   const cred = current_cred();
   let mode = inode.i_mode;
   const want = mask & (MAY_READ | MAY_WRITE | MAY_EXEC);
@@ -101,7 +101,7 @@ async function acl_permission_check(inode: Inode, mask: number): Promise<void> {
  * read and write always and execute if any x bit is set (search on directories always);
  * CAP_DAC_READ_SEARCH grants read, and search on directories.
  */
-export async function generic_permission(inode: Inode, mask: number): Promise<void> {
+export async function generic_permission(inode: inode, mask: number): Promise<void> {
   try {
     await acl_permission_check(inode, mask);
     return;
@@ -123,13 +123,13 @@ export async function generic_permission(inode: Inode, mask: number): Promise<vo
  * mode_strip_umask: the VFS masks a new inode's mode with the umask, except on a filesystem
  * with POSIX ACLs, where posix_acl_create does (or the directory's default ACL replaces it).
  */
-export function mode_strip_umask(dir: Inode, mode: number): number {
+export function mode_strip_umask(dir: inode, mode: number): number {
   if (!IS_POSIXACL(dir)) mode &= ~current_umask();
   return mode;
 }
 
 /** inode_permission: read-only filesystems and immutable files first, then the mode. */
-export async function inode_permission(inode: Inode, mask: number): Promise<void> {
+export async function inode_permission(inode: inode, mask: number): Promise<void> {
   if (mask & MAY_WRITE) {
     const m = inode.i_mode & S_IFMT;
     if ((inode.i_sb.s_flags & SB_RDONLY) && (m === S_IFREG || m === S_IFDIR || m === 0o120000)) throw err(30 /* EROFS */);
@@ -140,15 +140,15 @@ export async function inode_permission(inode: Inode, mask: number): Promise<void
 }
 
 /** inode_owner_or_capable. */
-export function inode_owner_or_capable(inode: Inode): boolean {
+export function inode_owner_or_capable(inode: inode): boolean {
   return current_cred().fsuid === inode.i_uid || capable(CAP_FOWNER);
 }
 
 /* ---- the walk ---- */
 
 class Nameidata {
-  path!: Path;
-  root!: Path;
+  path!: path;
+  root!: path;
   last = '';
   lastType = LAST_ROOT;
   /** The last component was followed by a slash: it must be a directory. */
@@ -157,7 +157,7 @@ class Nameidata {
   depth = 0;
   constructor(public flags: number) {}
   /** Replace nd.path by p (whose reference we take over), dropping the old one. */
-  async setPath(p: Path): Promise<void> {
+  async setPath(p: path): Promise<void> {
     const old = this.path;
     this.path = p;
     await path_put(old);
@@ -186,7 +186,7 @@ async function path_init(nd: Nameidata, dfd: number, name: string): Promise<void
 }
 
 /** follow_mount: while something is mounted on p, step onto the mounted root. */
-async function follow_mount(p: Path): Promise<Path> {
+async function follow_mount(p: path): Promise<path> {
   while (p.dentry.d_mounted > 0) {
     const m = lookup_mnt(p.mnt, p.dentry);
     if (!m) break;
@@ -198,7 +198,7 @@ async function follow_mount(p: Path): Promise<Path> {
 }
 
 /** Parent lookup under the parent's lock (lookup_one_qstr_excl): dcache, else the fs. */
-export async function lookup_one_len(parent: Dentry, name: string, flags = 0): Promise<Dentry> {
+export async function lookup_one_len(parent: dentry, name: string, flags = 0): Promise<dentry> {
   return (await lookup_dcache(parent, name, flags)) ?? lookup_slow(parent, name, flags);
 }
 
@@ -206,7 +206,7 @@ export async function lookup_one_len(parent: Dentry, name: string, flags = 0): P
  * lookup_dcache: the cached child, once any lookup of it in flight has finished, if the
  * filesystem still trusts it for these flags; null means "ask the filesystem".
  */
-async function lookup_dcache(parent: Dentry, name: string, flags: number): Promise<Dentry | null> {
+async function lookup_dcache(parent: dentry, name: string, flags: number): Promise<dentry | null> {
   let d = d_lookup(parent, name);
   while (d && (d.d_flags & DCACHE_PAR_LOOKUP)) {
     await d_wait_lookup(d);
@@ -223,12 +223,12 @@ async function lookup_dcache(parent: Dentry, name: string, flags: number): Promi
 }
 
 /** d_revalidate through the superblock's dentry operations (true = still good). */
-function d_revalidate(d: Dentry, flags: number): boolean {
+function d_revalidate(d: dentry, flags: number): boolean {
   const rv = d.d_sb.s_d_op?.d_revalidate;
   return rv ? rv(d, flags) : true;
 }
 
-async function lookup_slow(parent: Dentry, name: string, flags: number): Promise<Dentry> {
+async function lookup_slow(parent: dentry, name: string, flags: number): Promise<dentry> {
   const dir = parent.d_inode!;
   if (dir.i_flags & S_DEAD) throw err(ENOENT);
   const d = d_alloc(parent, name);
@@ -248,7 +248,7 @@ async function lookup_slow(parent: Dentry, name: string, flags: number): Promise
 }
 
 /** lookup_fast / lookup_slow: the child `name` of parent (referenced, maybe negative). */
-async function lookupChild(parent: Dentry, name: string, flags: number): Promise<Dentry> {
+async function lookupChild(parent: dentry, name: string, flags: number): Promise<dentry> {
   const d = await lookup_dcache(parent, name, flags);
   if (d) return d;
   const dir = parent.d_inode!;
@@ -279,7 +279,7 @@ async function follow_dotdot(nd: Nameidata): Promise<void> {
 }
 
 /** Read a symlink's target (the fs's get_link, or the cached fast-symlink body). */
-export async function get_link(dentry: Dentry, inode: Inode): Promise<string> {
+export async function get_link(dentry: dentry, inode: inode): Promise<string> {
   if (inode.i_link !== null) return inode.i_link;
   if (!inode.i_op.get_link) throw err(EINVAL);
   return inode.i_op.get_link(dentry, inode);
@@ -289,7 +289,7 @@ export async function get_link(dentry: Dentry, inode: Inode): Promise<string> {
  * Follow the symlink at `link` (referenced; consumed) found in the directory nd.path:
  * walk its target and resolve its last component, leaving the result in nd.path.
  */
-async function pick_link(nd: Nameidata, link: Path): Promise<void> {
+async function pick_link(nd: Nameidata, link: path): Promise<void> {
   try {
     if (++nd.totalLinks > MAXSYMLINKS) throw err(ELOOP);
     await touch_atime(link);
@@ -367,10 +367,10 @@ async function withNameidata<T>(dfd: number, name: string, flags: number, fn: (n
 }
 
 /**
- * filename_lookup / path_lookupat: the Path `name` names, relative to dfd (referenced).
+ * filename_lookup / path_lookupat: the path `name` names, relative to dfd (referenced).
  * flags: LOOKUP_FOLLOW (follow a final symlink), LOOKUP_DIRECTORY, LOOKUP_EMPTY.
  */
-export async function path_lookupat(dfd: number, name: string, flags: number): Promise<Path> {
+export async function path_lookupat(dfd: number, name: string, flags: number): Promise<path> {
   return withNameidata(dfd, name, flags, async (nd) => {
     await link_path_walk(nd, name);
     await walkLast(nd, (flags & LOOKUP_FOLLOW) !== 0);
@@ -379,13 +379,13 @@ export async function path_lookupat(dfd: number, name: string, flags: number): P
   });
 }
 /** kern_path: lookup of a kernel byte-string path from the cwd. */
-export function kern_path(name: string, flags: number): Promise<Path> { return path_lookupat(AT_FDCWD, name, flags); }
+export function kern_path(name: string, flags: number): Promise<path> { return path_lookupat(AT_FDCWD, name, flags); }
 /** user_path_at: getname + path lookup. */
-export function user_path_at(dfd: number, p: PathArg | null, flags: number): Promise<Path> {
+export function user_path_at(dfd: number, p: PathArg | null, flags: number): Promise<path> {
   return path_lookupat(dfd, getname(p), flags);
 }
 
-export interface ParentResult { parent: Path; last: string; lastType: number; trailing: boolean }
+export interface ParentResult { parent: path; last: string; lastType: number; trailing: boolean }
 
 /** filename_parentat: the directory holding the last component, and that component. */
 export async function path_parentat(dfd: number, name: string, flags = 0): Promise<ParentResult> {
@@ -398,11 +398,11 @@ export async function path_parentat(dfd: number, name: string, flags = 0): Promi
 /**
  * Open's last-component resolution (open_last_lookups): follows trailing symlinks by
  * re-walking their targets, and hands each candidate (parent locked or not) to `step`,
- * which returns a result or a symlink Path to follow.
+ * which returns a result or a symlink path to follow.
  */
 export async function open_last_lookups<T>(
   dfd: number, name: string, flags: number,
-  step: (parent: Path, last: string, lastType: number, trailing: boolean) => Promise<{ done: T } | { link: Path }>,
+  step: (parent: path, last: string, lastType: number, trailing: boolean) => Promise<{ done: T } | { link: path }>,
 ): Promise<T> {
   return withNameidata(dfd, name, flags, async (nd) => {
     await link_path_walk(nd, name);
@@ -421,7 +421,7 @@ export async function open_last_lookups<T>(
 }
 
 /** Resolve `last` in `parent` fully (as walkLast), for callers of open_last_lookups. */
-export async function lookupLastFrom(parent: Path, last: string, lastType: number, trailing: boolean, follow: boolean, flags: number): Promise<Path> {
+export async function lookupLastFrom(parent: path, last: string, lastType: number, trailing: boolean, follow: boolean, flags: number): Promise<path> {
   const nd = new Nameidata(flags);
   const fs = current_fs();
   nd.root = path_get(fs.root);
@@ -436,17 +436,17 @@ export async function lookupLastFrom(parent: Path, last: string, lastType: numbe
 
 /* ---- creation and deletion checks ---- */
 
-function isDeadDir(inode: Inode): boolean { return (inode.i_flags & S_DEAD) !== 0; }
+function isDeadDir(inode: inode): boolean { return (inode.i_flags & S_DEAD) !== 0; }
 
 /** may_create: the name must be free, the directory alive and writable+searchable. */
-export async function may_create(dir: Inode, child: Dentry): Promise<void> {
+export async function may_create(dir: inode, child: dentry): Promise<void> {
   if (child.d_inode) throw err(EEXIST);
   if (isDeadDir(dir)) throw err(ENOENT);
   await inode_permission(dir, MAY_WRITE | MAY_EXEC);
 }
 
 /** check_sticky: in a sticky directory only the file's or directory's owner may delete. */
-export function check_sticky(dir: Inode, inode: Inode): boolean {
+export function check_sticky(dir: inode, inode: inode): boolean {
   if (!(dir.i_mode & S_ISVTX)) return false;
   const uid = current_cred().fsuid;
   if (inode.i_uid === uid || dir.i_uid === uid) return false;
@@ -454,7 +454,7 @@ export function check_sticky(dir: Inode, inode: Inode): boolean {
 }
 
 /** may_delete: may victim be removed from (or renamed out of / over in) dir? */
-export async function may_delete(dir: Inode, victim: Dentry, isdir: boolean): Promise<void> {
+export async function may_delete(dir: inode, victim: dentry, isdir: boolean): Promise<void> {
   const inode = victim.d_inode;
   if (!inode) throw err(ENOENT);
   await inode_permission(dir, MAY_WRITE | MAY_EXEC);
@@ -471,13 +471,13 @@ export async function may_delete(dir: Inode, victim: Dentry, isdir: boolean): Pr
 
 const S_IALLUGO = 0o7777;
 
-export async function vfs_create(dir: Inode, dentry: Dentry, mode: number, excl: boolean): Promise<void> {
+export async function vfs_create(dir: inode, dentry: dentry, mode: number, excl: boolean): Promise<void> {
   await may_create(dir, dentry);
   if (!dir.i_op.create) throw err(EACCES);
   await dir.i_op.create(dir, dentry, (mode & S_IALLUGO) | S_IFREG, excl);
 }
 
-export async function vfs_mkdir(dir: Inode, dentry: Dentry, mode: number): Promise<void> {
+export async function vfs_mkdir(dir: inode, dentry: dentry, mode: number): Promise<void> {
   await may_create(dir, dentry);
   if (!dir.i_op.mkdir) throw err(EPERM);
   const max = dir.i_sb.s_max_links;
@@ -485,20 +485,20 @@ export async function vfs_mkdir(dir: Inode, dentry: Dentry, mode: number): Promi
   await dir.i_op.mkdir(dir, dentry, mode & (0o777 | S_ISVTX));
 }
 
-export async function vfs_mknod(dir: Inode, dentry: Dentry, mode: number, dev: number): Promise<void> {
+export async function vfs_mknod(dir: inode, dentry: dentry, mode: number, dev: number): Promise<void> {
   await may_create(dir, dentry);
   if ((S_ISCHR(mode) || S_ISBLK(mode)) && !capable(CAP_MKNOD)) throw err(EPERM);
   if (!dir.i_op.mknod) throw err(EPERM);
   await dir.i_op.mknod(dir, dentry, mode, dev);
 }
 
-export async function vfs_symlink(dir: Inode, dentry: Dentry, target: string): Promise<void> {
+export async function vfs_symlink(dir: inode, dentry: dentry, target: string): Promise<void> {
   await may_create(dir, dentry);
   if (!dir.i_op.symlink) throw err(EPERM);
   await dir.i_op.symlink(dir, dentry, target);
 }
 
-export async function vfs_link(oldDentry: Dentry, dir: Inode, newDentry: Dentry): Promise<void> {
+export async function vfs_link(oldDentry: dentry, dir: inode, newDentry: dentry): Promise<void> {
   const inode = oldDentry.d_inode;
   if (!inode) throw err(ENOENT);
   await may_create(dir, newDentry);
@@ -515,7 +515,7 @@ export async function vfs_link(oldDentry: Dentry, dir: Inode, newDentry: Dentry)
   } finally { inode.i_rwsem.upWrite(); }
 }
 
-export async function vfs_unlink(dir: Inode, dentry: Dentry): Promise<void> {
+export async function vfs_unlink(dir: inode, dentry: dentry): Promise<void> {
   await may_delete(dir, dentry, false);
   if (!dir.i_op.unlink) throw err(EPERM);
   if (dentry.d_mounted > 0) throw err(EBUSY);
@@ -527,7 +527,7 @@ export async function vfs_unlink(dir: Inode, dentry: Dentry): Promise<void> {
   await d_delete(dentry);
 }
 
-export async function vfs_rmdir(dir: Inode, dentry: Dentry): Promise<void> {
+export async function vfs_rmdir(dir: inode, dentry: dentry): Promise<void> {
   await may_delete(dir, dentry, true);
   if (!dir.i_op.rmdir) throw err(EPERM);
   const inode = dentry.d_inode!;
@@ -546,7 +546,7 @@ export async function vfs_rmdir(dir: Inode, dentry: Dentry): Promise<void> {
  * needs write access to the directory itself, for its ".."), then the filesystem, then the
  * dcache. Renaming a name onto a hard link of the same inode does nothing, successfully.
  */
-export async function vfs_rename(oldDir: Inode, oldDentry: Dentry, newDir: Inode, newDentry: Dentry, flags: number): Promise<void> {
+export async function vfs_rename(oldDir: inode, oldDentry: dentry, newDir: inode, newDentry: dentry, flags: number): Promise<void> {
   const source = oldDentry.d_inode!;
   const target = newDentry.d_inode;
   const isDir = S_ISDIR(source.i_mode);
@@ -576,15 +576,15 @@ export async function vfs_rename(oldDir: Inode, oldDentry: Dentry, newDir: Inode
 
 /* ---- lock_rename ---- */
 
-const renameMutexes = new WeakMap<object, Mutex>();
-function renameMutex(sb: object): Mutex {
+const renameMutexes = new WeakMap<object, mutex>();
+function renameMutex(sb: object): mutex {
   let m = renameMutexes.get(sb);
-  if (!m) renameMutexes.set(sb, (m = new Mutex('s_vfs_rename_mutex')));
+  if (!m) renameMutexes.set(sb, (m = new mutex('s_vfs_rename_mutex')));
   return m;
 }
 
 /** lock_rename: lock both parents, ancestors first, under the per-sb rename mutex. */
-async function lock_rename(p1: Dentry, p2: Dentry): Promise<() => void> {
+async function lock_rename(p1: dentry, p2: dentry): Promise<() => void> {
   const i1 = p1.d_inode!, i2 = p2.d_inode!;
   // Two dentries can name one directory (vfat: "data" and "DATA"): lock its inode once.
   if (p1 === p2 || i1 === i2) {
@@ -601,7 +601,7 @@ async function lock_rename(p1: Dentry, p2: Dentry): Promise<() => void> {
 
 /* ---- filename_create ---- */
 
-export interface CreateResult { parent: Path; dentry: Dentry; unlock: () => void }
+export interface CreateResult { parent: path; dentry: dentry; unlock: () => void }
 
 /**
  * filename_create: lock the parent and return the negative dentry of the last component.
@@ -617,7 +617,7 @@ export async function filename_create(dfd: number, name: string, isDir: boolean)
     try { mnt_want_write(parent.mnt); } catch (e) { roErr = e; }
     const dir = parent.dentry.d_inode!;
     await dir.i_rwsem.downWrite();
-    let dentry: Dentry | null = null;
+    let dentry: dentry | null = null;
     try {
       dentry = await lookup_one_len(parent.dentry, r.last, 0);
       if (dentry.d_inode) throw err(EEXIST);

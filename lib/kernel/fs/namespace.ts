@@ -5,7 +5,7 @@
  * A vfsmount attaches a superblock's tree (from mnt_root) onto a dentry of a parent mount.
  * References: the tree holds one on each attached mount; a child holds one on its parent
  * mount and one on its mount-point dentry (whose d_mounted counts the mounts on it); every
- * Path (open file, cwd, root, a walk in progress) holds one on its mount. So a mount is busy
+ * path (open file, cwd, root, a walk in progress) holds one on its mount. So a mount is busy
  * when its count exceeds the tree's plus the caller's own. A detached mount (umount, or lazy
  * MNT_DETACH while still in use) is torn down when its last reference goes: its root dentry
  * is released and its superblock deactivated (unmounted when no mount uses it).
@@ -20,7 +20,7 @@ import {
   vfsmount, CAP_SYS_ADMIN, LOOKUP_FOLLOW, MNT_NOATIME, MNT_NODEV, MNT_NODIRATIME, MNT_NOEXEC,
   MNT_NOSUID, MNT_READONLY, MNT_RELATIME, SB_RDONLY, SB_SILENT, SB_SYNCHRONOUS, SB_DIRSYNC,
   SB_LAZYTIME, SB_MANDLOCK,
-  type Dentry, type Path, type super_block,
+  type dentry, type path, type super_block,
 } from '../include/fs.js';
 import { err } from '../include/errno.js';
 import {
@@ -68,7 +68,7 @@ export async function mntput(m: vfsmount): Promise<void> {
 }
 
 /** lookup_mnt: the mount most recently attached on dentry d of mount m. */
-export function lookup_mnt(m: vfsmount, d: Dentry): vfsmount | null {
+export function lookup_mnt(m: vfsmount, d: dentry): vfsmount | null {
   let found: vfsmount | null = null;
   for (const c of m.mnt_children) if (c.mnt_mountpoint === d) found = c;
   return found;
@@ -84,7 +84,7 @@ export function mnt_want_write(m: vfsmount): void {
 }
 
 /** vfs_create_mount: a detached mount of sb's root (takes over an s_active reference). */
-function alloc_vfsmnt(sb: super_block, root: Dentry, devName: string, flags: number): vfsmount {
+function alloc_vfsmnt(sb: super_block, root: dentry, devName: string, flags: number): vfsmount {
   const m = new vfsmount(dget(root), sb, null, null);
   m.mnt_devname = devName;
   m.mnt_flags = flags;
@@ -92,7 +92,7 @@ function alloc_vfsmnt(sb: super_block, root: Dentry, devName: string, flags: num
 }
 
 /** attach_recursive_mnt: hang m on the mount point `where` (holding refs on both). */
-function attach_mnt(m: vfsmount, where: Path): void {
+function attach_mnt(m: vfsmount, where: path): void {
   m.mnt_parent = mntget(where.mnt);
   m.mnt_mountpoint = dget(where.dentry);
   where.dentry.d_mounted++;
@@ -147,7 +147,7 @@ function sbFlagsFrom(flags: number): number {
  * do_new_mount: create (or, for device filesystems, claim) a superblock and attach it on
  * `where`. The mount point must be a directory when the new root is one.
  */
-async function do_new_mount(where: Path, fstype: string, flags: number, devName: string, data: string): Promise<vfsmount> {
+async function do_new_mount(where: path, fstype: string, flags: number, devName: string, data: string): Promise<vfsmount> {
   const type = get_fs_type(fstype);
   if (!type) throw err(ENODEV);
   if (d_unlinked(where.dentry)) throw err(ENOENT);
@@ -162,7 +162,7 @@ async function do_new_mount(where: Path, fstype: string, flags: number, devName:
 }
 
 /** do_remount: change superblock flags (MS_RDONLY) or, with MS_BIND, per-mount flags. */
-async function do_remount(where: Path, flags: number, data: string): Promise<void> {
+async function do_remount(where: path, flags: number, data: string): Promise<void> {
   const m = where.mnt;
   if (where.dentry !== m.mnt_root) throw err(EINVAL);
   if (flags & MS_BIND) {
@@ -186,7 +186,7 @@ async function do_remount(where: Path, flags: number, data: string): Promise<voi
 }
 
 /** do_loopback: bind mount the tree at `from` on `where`. */
-async function do_loopback(where: Path, from: Path, flags: number): Promise<void> {
+async function do_loopback(where: path, from: path, flags: number): Promise<void> {
   if (S_ISDIR(from.dentry.d_inode!.i_mode) !== S_ISDIR(where.dentry.d_inode!.i_mode)) throw err(ENOTDIR);
   const sb = from.mnt.mnt_sb;
   sb.s_active++;
@@ -196,7 +196,7 @@ async function do_loopback(where: Path, from: Path, flags: number): Promise<void
 }
 
 /** do_move_mount: move the mount rooted at `from` onto `where`. */
-async function do_move_mount(where: Path, from: Path): Promise<void> {
+async function do_move_mount(where: path, from: path): Promise<void> {
   const m = from.mnt;
   if (from.dentry !== m.mnt_root || m.mnt_parent === m) throw err(EINVAL);
   // Moving a mount below itself would detach it from the tree.
@@ -242,7 +242,7 @@ export async function do_mount(devName: string | null, dirPath: string, fsType: 
  * do_umount: umount2(2)'s guts on a resolved mount root. EBUSY when in use (open files,
  * cwd, submounts) unless MNT_DETACH, which detaches now and tears down at the last use.
  */
-export async function do_umount(where: Path, flags: number): Promise<void> {
+export async function do_umount(where: path, flags: number): Promise<void> {
   const m = where.mnt;
   if (where.dentry !== m.mnt_root) throw err(EINVAL);
   if (!ns.mounts.has(m)) throw err(EINVAL);
@@ -298,7 +298,7 @@ initcall(INIT_FS, 'rootfs', async () => {
   const m = alloc_vfsmnt(sb, sb.s_root!, 'rootfs', MNT_RELATIME);
   ns.root = m;
   ns.mounts.add(m);
-  const root: Path = { mnt: m, dentry: m.mnt_root };
+  const root: path = { mnt: m, dentry: m.mnt_root };
   const fs = new fs_struct(path_get(root), path_get(root));
   processContext().fs = fs;
   processContext().files = new files_struct();
@@ -320,7 +320,7 @@ exitcall(INIT_LATE, 'vfs', async () => {
   const fs = processContext().fs as fs_struct | undefined;
   if (ns.root) {
     if (fs) {
-      const root: Path = { mnt: ns.root, dentry: ns.root.mnt_root };
+      const root: path = { mnt: ns.root, dentry: ns.root.mnt_root };
       const oldRoot = fs.root, oldPwd = fs.pwd;
       fs.root = path_get(root); fs.pwd = path_get(root);
       await path_put(oldRoot); await path_put(oldPwd);

@@ -16,7 +16,7 @@ import {
   CAP_DAC_OVERRIDE, CAP_SYS_CHROOT, FMODE_LSEEK, FMODE_PATH, FMODE_PREAD, FMODE_PWRITE, FMODE_READ,
   FMODE_WRITE, LOOKUP_DIRECTORY, LOOKUP_FOLLOW, MAY_APPEND, MAY_EXEC, MAY_OPEN, MAY_READ,
   MAY_WRITE, MNT_NODEV, MNT_NOEXEC, S_APPEND, S_IMMUTABLE,
-  type Cred, type File, type Iattr, type Path,
+  type cred, type file, type iattr, type path,
 } from '../include/fs.js';
 import { err } from '../include/errno.js';
 import {
@@ -26,7 +26,7 @@ import {
   O_ACCMODE, O_APPEND, O_CLOEXEC, O_CREAT, O_DIRECTORY, O_EXCL, O_LARGEFILE, O_NOATIME, O_NOCTTY,
   O_NOFOLLOW, O_PATH, O_TMPFILE, O_TRUNC, O_RDONLY, R_OK, W_OK, X_OK, S_ISBLK, S_ISCHR, S_ISDIR,
   S_ISFIFO, S_ISLNK, S_ISREG, S_ISSOCK, UTIME_NOW, UTIME_OMIT, O_DIRECT, O_DSYNC, O_NONBLOCK,
-  O_SYNC, type Timespec,
+  O_SYNC, type timespec64,
 } from '../include/uapi.js';
 import type { PathArg } from '../include/sys.js';
 import * as NR from '../include/unistd.js';
@@ -72,7 +72,7 @@ function buildOpenFlags(flags: number): { flags: number; accMode: number } {
 const O_WRONLY = 1, O_RDWR = 2;
 
 /** may_open: the file type and the access mode. */
-async function may_open(path: Path, accMode: number, flags: number): Promise<void> {
+async function may_open(path: path, accMode: number, flags: number): Promise<void> {
   const inode = path.dentry.d_inode!;
   const mode = inode.i_mode;
   if (S_ISLNK(mode)) throw err(ELOOP);
@@ -93,10 +93,10 @@ async function may_open(path: Path, accMode: number, flags: number): Promise<voi
 }
 
 /**
- * vfs_open / do_dentry_open: a File on `path` (whose reference the File takes over).
+ * vfs_open / do_dentry_open: a file on `path` (whose reference the file takes over).
  * O_PATH files get no file operations and never reach the filesystem.
  */
-async function do_dentry_open(path: Path, flags: number): Promise<File> {
+async function do_dentry_open(path: path, flags: number): Promise<file> {
   const inode = path.dentry.d_inode!;
   if (flags & O_PATH) return alloc_file(path, flags & ~O_CLOEXEC, FMODE_PATH, {});
   let fmode = FMODE_LSEEK | FMODE_PREAD | FMODE_PWRITE;
@@ -117,11 +117,11 @@ async function do_dentry_open(path: Path, flags: number): Promise<File> {
 }
 
 /** do_truncate: the size change behind truncate, ftruncate and O_TRUNC. */
-export async function do_truncate(path: Path, length: number, timeAttrs: number, file: File | null): Promise<void> {
+export async function do_truncate(path: path, length: number, timeAttrs: number, file: file | null): Promise<void> {
   if (length < 0) throw err(EINVAL);
   const d = path.dentry;
   const inode = d.d_inode!;
-  const attr: Iattr = { ia_valid: ATTR_SIZE | timeAttrs, ia_size: length };
+  const attr: iattr = { ia_valid: ATTR_SIZE | timeAttrs, ia_size: length };
   if (file) { attr.ia_valid |= ATTR_FILE; attr.ia_file = file; }
   // Truncation by someone without CAP_FSETID clears set-user/group-ID, as a write would.
   const kill = (inode.i_mode & 0o4000 ? ATTR_KILL_SUID : 0) | setattr_should_drop_sgid(inode);
@@ -131,17 +131,17 @@ export async function do_truncate(path: Path, length: number, timeAttrs: number,
   try { await notify_change(d, attr); } finally { inode.i_rwsem.upWrite(); }
 }
 
-async function do_filp_open(dfd: number, name: string, flags: number, mode: number): Promise<File> {
+async function do_filp_open(dfd: number, name: string, flags: number, mode: number): Promise<file> {
   const { flags: oflags, accMode } = buildOpenFlags(flags);
   flags = oflags;
   const lookupFlags = (flags & O_NOFOLLOW ? 0 : LOOKUP_FOLLOW) | (flags & O_DIRECTORY ? LOOKUP_DIRECTORY : 0) |
     (flags & O_PATH ? 0 : 0);
   let created = false;
-  let path: Path;
+  let path: path;
   if (!(flags & O_CREAT)) {
     path = await path_lookupat(dfd, name, lookupFlags);
   } else {
-    path = await open_last_lookups<Path>(dfd, name, 0, async (parent, last, lastType, trailing) => {
+    path = await open_last_lookups<path>(dfd, name, 0, async (parent, last, lastType, trailing) => {
       if (lastType !== LAST_NORM) {
         // "." ".." "/": existing directories; O_CREAT on them is EISDIR.
         throw err(EISDIR);
@@ -164,7 +164,7 @@ async function do_filp_open(dfd: number, name: string, flags: number, mode: numb
         } else if (flags & O_EXCL) throw err(EEXIST);
       } catch (e) { dir.i_rwsem.upWrite(); await dput(d); throw e; }
       dir.i_rwsem.upWrite();
-      const p: Path = path_get({ mnt: parent.mnt, dentry: d });
+      const p: path = path_get({ mnt: parent.mnt, dentry: d });
       await dput(d);
       const inode = p.dentry.d_inode!;
       if (!created && S_ISLNK(inode.i_mode) && !(flags & O_NOFOLLOW)) return { link: p };
@@ -196,7 +196,7 @@ async function do_filp_open(dfd: number, name: string, flags: number, mode: numb
 }
 
 /** filp_open for kernel users (byte-string path). */
-export function filp_open(name: string, flags: number, mode: number): Promise<File> {
+export function filp_open(name: string, flags: number, mode: number): Promise<file> {
   return do_filp_open(AT_FDCWD, name, flags, mode);
 }
 
@@ -246,7 +246,7 @@ const FALLOC_FL_SUPPORTED_MASK = FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FA
   FALLOC_FL_ZERO_RANGE | FALLOC_FL_INSERT_RANGE;
 
 /** vfs_fallocate: the mode and range checks, then the filesystem. */
-export async function vfs_fallocate(f: File, mode: number, offset: number, len: number): Promise<void> {
+export async function vfs_fallocate(f: file, mode: number, offset: number, len: number): Promise<void> {
   const inode = f.f_inode;
   if (offset < 0 || len <= 0) throw err(EINVAL);
   if (mode & ~FALLOC_FL_SUPPORTED_MASK) throw err(EOPNOTSUPP);
@@ -282,13 +282,13 @@ define_syscall(NR.__NR_faccessat, 'faccessat', async (dfd: number, p: PathArg, m
   if (mode & ~(R_OK | W_OK | X_OK)) throw err(EINVAL);
   if (flags & ~(AT_EACCESS | AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH)) throw err(EINVAL);
   const task = current();
-  const saved = task.ctx.cred as Cred | undefined;
+  const saved = task.ctx.cred as cred | undefined;
   const real = current_cred();
   if (!(flags & AT_EACCESS)) {
     // access_override_creds: root's powers count only for a real uid of 0.
     const caps = new Set<number>();
     if (real.uid === 0) for (let i = 0; i < 41; i++) caps.add(i);
-    task.ctx.cred = { ...real, fsuid: real.uid, fsgid: real.gid, groups: real.groups, caps } satisfies Cred;
+    task.ctx.cred = { ...real, fsuid: real.uid, fsgid: real.gid, groups: real.groups, caps } satisfies cred;
   }
   try {
     let how = flags & AT_SYMLINK_NOFOLLOW ? 0 : LOOKUP_FOLLOW;
@@ -353,7 +353,7 @@ define_syscall(NR.__NR_umask, 'umask', (mask: number) => {
 
 /* ---- chmod, chown ---- */
 
-async function chmod_common(path: Path, mode: number): Promise<void> {
+async function chmod_common(path: path, mode: number): Promise<void> {
   mnt_want_write(path.mnt);
   const inode = path.dentry.d_inode!;
   await inode.i_rwsem.downWrite();
@@ -380,9 +380,9 @@ define_syscall(NR.__NR_fchmodat, 'fchmodat', async (dfd: number, p: PathArg, mod
   return 0;
 });
 
-async function chown_common(path: Path, uid: number, gid: number): Promise<void> {
+async function chown_common(path: path, uid: number, gid: number): Promise<void> {
   const inode = path.dentry.d_inode!;
-  const attr: Iattr = { ia_valid: ATTR_CTIME };
+  const attr: iattr = { ia_valid: ATTR_CTIME };
   if (uid !== -1 && uid !== 0xffffffff) { attr.ia_valid |= ATTR_UID; attr.ia_uid = uid >>> 0; }
   if (gid !== -1 && gid !== 0xffffffff) { attr.ia_valid |= ATTR_GID; attr.ia_gid = gid >>> 0; }
   mnt_want_write(path.mnt);
@@ -411,9 +411,9 @@ define_syscall(NR.__NR_fchownat, 'fchownat', async (dfd: number, p: PathArg, uid
 
 const nsecValid = (n: number) => n === UTIME_NOW || n === UTIME_OMIT || (Number.isInteger(n) && n >= 0 && n <= 999999999);
 
-async function vfs_utimes(path: Path, times: [Timespec, Timespec] | null): Promise<void> {
+async function vfs_utimes(path: path, times: [timespec64, timespec64] | null): Promise<void> {
   if (times && times[0].nsec === UTIME_NOW && times[1].nsec === UTIME_NOW) times = null;
-  const attr: Iattr = { ia_valid: ATTR_CTIME | ATTR_MTIME | ATTR_ATIME };
+  const attr: iattr = { ia_valid: ATTR_CTIME | ATTR_MTIME | ATTR_ATIME };
   if (times) {
     if (times[0].nsec === UTIME_OMIT) attr.ia_valid &= ~ATTR_ATIME;
     else if (times[0].nsec !== UTIME_NOW) { attr.ia_valid |= ATTR_ATIME_SET; attr.ia_atime = { ...times[0] }; }
@@ -427,7 +427,7 @@ async function vfs_utimes(path: Path, times: [Timespec, Timespec] | null): Promi
   try { await notify_change(path.dentry, attr); } finally { inode.i_rwsem.upWrite(); }
 }
 
-define_syscall(NR.__NR_utimensat, 'utimensat', async (dfd: number, p: PathArg | null, times: [Timespec, Timespec] | null, flags: number) => {
+define_syscall(NR.__NR_utimensat, 'utimensat', async (dfd: number, p: PathArg | null, times: [timespec64, timespec64] | null, flags: number) => {
   flags = flags ?? 0;
   if (times) {
     if (!Array.isArray(times) || times.length !== 2) throw err(EINVAL);

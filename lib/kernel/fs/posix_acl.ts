@@ -9,14 +9,14 @@
  *
  * May touch: namei (owner checks), the cred, the inode's i_op.
  */
-import type { Dentry, Inode } from '../include/fs.js';
+import type { dentry, inode } from '../include/fs.js';
 import { CAP_FSETID, SB_POSIXACL } from '../include/fs.js';
 import { err } from '../include/errno.js';
 import { EACCES, EINVAL, EIO, EOPNOTSUPP, EPERM, S_IFDIR, S_IFLNK, S_IFMT, S_ISGID } from '../include/uapi.js';
 import {
   ACL_EXECUTE, ACL_GROUP, ACL_GROUP_OBJ, ACL_MASK, ACL_NOT_CACHED, ACL_OTHER, ACL_READ, ACL_TYPE_ACCESS, ACL_TYPE_DEFAULT,
   ACL_UNDEFINED_ID, ACL_USER, ACL_USER_OBJ, ACL_WRITE, POSIX_ACL_XATTR_VERSION, is_uncached_acl,
-  posix_acl_clone, posix_acl_from_xattr as decode_acl_xattr, type posix_acl, type PosixAclEntry,
+  posix_acl_clone, posix_acl_from_xattr as decode_acl_xattr, type posix_acl, type posix_acl_entry,
 } from '../include/posix_acl.js';
 import { le32 } from '../lib/struct.js';
 import { capable, current_cred, in_group_p } from '../kernel/cred.js';
@@ -26,14 +26,14 @@ import { inode_owner_or_capable } from './namei.js';
 const S_IRWXU = 0o700, S_IRWXG = 0o070, S_IRWXO = 0o007, S_IRWXUGO = 0o777;
 
 /** IS_POSIXACL: the inode's filesystem keeps POSIX ACLs (and so applies the umask itself). */
-export function IS_POSIXACL(inode: Inode): boolean { return (inode.i_sb.s_flags & SB_POSIXACL) !== 0; }
+export function IS_POSIXACL(inode: inode): boolean { return (inode.i_sb.s_flags & SB_POSIXACL) !== 0; }
 
 /* ---- the cache ---- */
 
-export function set_cached_acl(inode: Inode, type: number, acl: posix_acl | null): void {
+export function set_cached_acl(inode: inode, type: number, acl: posix_acl | null): void {
   if (type === ACL_TYPE_ACCESS) inode.i_acl = acl; else inode.i_default_acl = acl;
 }
-export function forget_cached_acl(inode: Inode, type: number): void {
+export function forget_cached_acl(inode: inode, type: number): void {
   if (type === ACL_TYPE_ACCESS) inode.i_acl = ACL_NOT_CACHED; else inode.i_default_acl = ACL_NOT_CACHED;
 }
 
@@ -41,7 +41,7 @@ export function forget_cached_acl(inode: Inode, type: number): void {
  * get_inode_acl: the inode's ACL of this type (null: none), from the cache or the
  * filesystem. The result is shared: copy it (posix_acl_clone) before changing it.
  */
-export async function get_inode_acl(inode: Inode, type: number): Promise<posix_acl | null> {
+export async function get_inode_acl(inode: inode, type: number): Promise<posix_acl | null> {
   const cached = type === ACL_TYPE_ACCESS ? inode.i_acl : inode.i_default_acl;
   if (!is_uncached_acl(cached)) return cached;
   if (!inode.i_op.get_inode_acl) { set_cached_acl(inode, type, null); return null; }
@@ -66,7 +66,7 @@ export async function get_inode_acl(inode: Inode, type: number): Promise<posix_a
  * MASK (required when there are named entries), OTHER, in this order, once each; only
  * rwx permission bits.
  */
-export function posix_acl_valid(acl: readonly PosixAclEntry[]): boolean {
+export function posix_acl_valid(acl: readonly posix_acl_entry[]): boolean {
   const S_USER_OBJ = 1, S_USER = 2, S_GROUP = 3, S_OTHER = 4, S_DONE = 0;
   let state = S_USER_OBJ;
   let needs_mask = false;
@@ -108,7 +108,7 @@ export function posix_acl_valid(acl: readonly PosixAclEntry[]): boolean {
  * posix_acl_equiv_mode: the permission bits the ACL implies (group bits from the mask when
  * there is one) over `mode`, and whether the ACL says more than the mode can.
  */
-export function posix_acl_equiv_mode(acl: readonly PosixAclEntry[], mode: number): { mode: number; not_equiv: boolean } {
+export function posix_acl_equiv_mode(acl: readonly posix_acl_entry[], mode: number): { mode: number; not_equiv: boolean } {
   let m = 0;
   let not_equiv = false;
   for (const pa of acl) {
@@ -130,7 +130,7 @@ export function posix_acl_equiv_mode(acl: readonly PosixAclEntry[], mode: number
  * grants all of `want` (limited by the mask); a caller in one of those groups but granted by
  * none is refused; anyone else gets the other entry. Throws EACCES.
  */
-export function posix_acl_permission(inode: Inode, acl: readonly PosixAclEntry[], want: number): void {
+export function posix_acl_permission(inode: inode, acl: readonly posix_acl_entry[], want: number): void {
   const cred = current_cred();
   want &= ACL_READ | ACL_WRITE | ACL_EXECUTE;
   let found = false;
@@ -179,7 +179,7 @@ export function posix_acl_permission(inode: Inode, acl: readonly PosixAclEntry[]
  */
 function posix_acl_create_masq(acl: posix_acl, mode_p: { mode: number }): boolean {
   let mode = mode_p.mode;
-  let group_obj: PosixAclEntry | null = null, mask_obj: PosixAclEntry | null = null;
+  let group_obj: posix_acl_entry | null = null, mask_obj: posix_acl_entry | null = null;
   let not_equiv = false;
   for (const pa of acl) {
     switch (pa.e_tag) {
@@ -211,7 +211,7 @@ function posix_acl_create_masq(acl: posix_acl, mode_p: { mode: number }): boolea
  * umask is ignored, the mode is limited by the default ACL, the inode gets an access ACL
  * when the result is not plain mode bits, and a directory inherits the default ACL too.
  */
-export async function posix_acl_create(dir: Inode, mode: number): Promise<{ mode: number; default_acl: posix_acl | null; acl: posix_acl | null }> {
+export async function posix_acl_create(dir: inode, mode: number): Promise<{ mode: number; default_acl: posix_acl | null; acl: posix_acl | null }> {
   if ((mode & S_IFMT) === S_IFLNK || !IS_POSIXACL(dir)) return { mode, default_acl: null, acl: null };
   let p: posix_acl | null;
   try {
@@ -232,9 +232,9 @@ export async function posix_acl_create(dir: Inode, mode: number): Promise<{ mode
  * the mode's bits, and so does the mask (or, without a mask, the owning group's entry);
  * named entries stay. Returns a new ACL.
  */
-export function __posix_acl_chmod(acl: readonly PosixAclEntry[], mode: number): posix_acl {
+export function __posix_acl_chmod(acl: readonly posix_acl_entry[], mode: number): posix_acl {
   const out = posix_acl_clone(acl);
-  let group_obj: PosixAclEntry | null = null, mask_obj: PosixAclEntry | null = null;
+  let group_obj: posix_acl_entry | null = null, mask_obj: posix_acl_entry | null = null;
   for (const pa of out) {
     switch (pa.e_tag) {
       case ACL_USER_OBJ: pa.e_perm = (mode & S_IRWXU) >> 6; break;
@@ -255,7 +255,7 @@ export function __posix_acl_chmod(acl: readonly PosixAclEntry[], mode: number): 
  * posix_acl_chmod: after a mode change (ATTR_MODE in setattr), the access ACL follows the
  * new mode. Nothing to do without ACL support or without an access ACL.
  */
-export async function posix_acl_chmod(dentry: Dentry, mode: number): Promise<void> {
+export async function posix_acl_chmod(dentry: dentry, mode: number): Promise<void> {
   const inode = dentry.d_inode!;
   if (!IS_POSIXACL(inode)) return;
   if (!inode.i_op.set_acl) throw err(EOPNOTSUPP);
@@ -275,7 +275,7 @@ export async function posix_acl_chmod(dentry: Dentry, mode: number): Promise<voi
  * bits from the ACL, group bits from its mask; S_ISGID cleared unless the caller is in the
  * file's group or has CAP_FSETID), and the ACL still to store: null when the mode says it all.
  */
-export function posix_acl_update_mode(inode: Inode, acl: posix_acl): { mode: number; acl: posix_acl | null } {
+export function posix_acl_update_mode(inode: inode, acl: posix_acl): { mode: number; acl: posix_acl | null } {
   const r = posix_acl_equiv_mode(acl, inode.i_mode);
   let mode = r.mode;
   if (!in_group_p(inode.i_gid) && !capable(CAP_FSETID)) mode &= ~S_ISGID;
@@ -303,7 +303,7 @@ export function posix_acl_from_xattr(v: Uint8Array): posix_acl | null {
  * only on a directory (removing one elsewhere is a no-op), the owner (or CAP_FOWNER), a
  * valid ACL.
  */
-export async function set_posix_acl(dentry: Dentry, type: number, acl: posix_acl | null): Promise<void> {
+export async function set_posix_acl(dentry: dentry, type: number, acl: posix_acl | null): Promise<void> {
   const inode = dentry.d_inode!;
   if (!IS_POSIXACL(inode) || !inode.i_op.set_acl) throw err(EOPNOTSUPP);
   if (type !== ACL_TYPE_ACCESS && (inode.i_mode & S_IFMT) !== S_IFDIR) {

@@ -10,7 +10,7 @@
  * May touch: file_table, attr (nothing else).
  */
 import { define_syscall } from '../arch/syscalls.js';
-import { FMODE_LSEEK, FMODE_PREAD, FMODE_PWRITE, FMODE_READ, FMODE_WRITE, type File } from '../include/fs.js';
+import { FMODE_LSEEK, FMODE_PREAD, FMODE_PWRITE, FMODE_READ, FMODE_WRITE, type file } from '../include/fs.js';
 import { err } from '../include/errno.js';
 import {
   EBADF, EFAULT, EINVAL, EISDIR, ENXIO, ESPIPE, O_APPEND, SEEK_CUR, SEEK_DATA, SEEK_END, SEEK_HOLE,
@@ -29,7 +29,7 @@ function checkBuf(buf: unknown): Uint8Array {
 }
 
 /** vfs_setpos */
-export function vfs_setpos(file: File, offset: number, maxsize: number): number {
+export function vfs_setpos(file: file, offset: number, maxsize: number): number {
   if (offset < 0 || offset > maxsize) throw err(EINVAL);
   file.f_pos = offset;
   return offset;
@@ -39,7 +39,7 @@ export function vfs_setpos(file: File, offset: number, maxsize: number): number 
  * generic_file_llseek: SEEK_SET/CUR/END, and SEEK_DATA/SEEK_HOLE for filesystems without
  * holes information (all data up to EOF, one hole at EOF).
  */
-export async function generic_file_llseek(file: File, offset: number, whence: number): Promise<number> {
+export async function generic_file_llseek(file: file, offset: number, whence: number): Promise<number> {
   const inode = file.f_inode;
   const maxsize = inode.i_sb.s_maxbytes;
   const eof = inode.i_size;
@@ -62,12 +62,12 @@ export async function generic_file_llseek(file: File, offset: number, whence: nu
   return vfs_setpos(file, offset, maxsize);
 }
 
-function readCheck(f: File): void {
+function readCheck(f: file): void {
   if (!(f.f_mode & FMODE_READ)) throw err(EBADF);
   if (S_ISDIR(f.f_inode.i_mode)) throw err(EISDIR);
   if (!f.f_op.read) throw err(EINVAL);
 }
-function writeCheck(f: File): void {
+function writeCheck(f: file): void {
   if (!(f.f_mode & FMODE_WRITE)) throw err(EBADF);
   if (!f.f_op.write) throw err(EINVAL);
 }
@@ -77,7 +77,7 @@ function rw_verify_area(pos: number, count: number): void {
 }
 
 /** Read into each buffer in turn from pos; stops at a short read. */
-async function vfs_read(f: File, bufs: Uint8Array[], pos: number): Promise<number> {
+async function vfs_read(f: file, bufs: Uint8Array[], pos: number): Promise<number> {
   let total = 0;
   for (const b of bufs) {
     if (b.length === 0) continue;
@@ -93,7 +93,7 @@ async function vfs_read(f: File, bufs: Uint8Array[], pos: number): Promise<numbe
  * Write each buffer in turn at pos (the end of file for O_APPEND, decided under the lock);
  * returns [bytes written, position after].
  */
-async function vfs_write(f: File, bufs: Uint8Array[], pos: number): Promise<[number, number]> {
+async function vfs_write(f: file, bufs: Uint8Array[], pos: number): Promise<[number, number]> {
   const inode = f.f_inode;
   const reg = S_ISREG(inode.i_mode);
   if (reg) await inode.i_rwsem.downWrite();
@@ -176,7 +176,7 @@ define_syscall(NR.__NR_pwrite64, 'pwrite64', async (fd: number, buf: Uint8Array,
 });
 
 /** vfs_llseek */
-export async function vfs_llseek(f: File, offset: number, whence: number): Promise<number> {
+export async function vfs_llseek(f: file, offset: number, whence: number): Promise<number> {
   if (f.f_op.llseek) return f.f_op.llseek(f, offset, whence);
   if (!(f.f_mode & FMODE_LSEEK)) throw err(ESPIPE);
   return generic_file_llseek(f, offset, whence);

@@ -7,9 +7,9 @@
  * May touch: file_table, filemap (atime).
  */
 import { define_syscall } from '../arch/syscalls.js';
-import { S_DEAD, type dir_context, type File } from '../include/fs.js';
+import { S_DEAD, type dir_context, type file } from '../include/fs.js';
 import { err } from '../include/errno.js';
-import { EINVAL, ENOENT, ENOTDIR, S_ISDIR, type Dirent64 } from '../include/uapi.js';
+import { EINVAL, ENOENT, ENOTDIR, S_ISDIR, type linux_dirent64 } from '../include/uapi.js';
 import { bstrToBytes, bstrToUtf8 } from '../lib/bstr.js';
 import * as NR from '../include/unistd.js';
 import { withFile } from './file_table.js';
@@ -18,7 +18,7 @@ import { file_accessed } from '../mm/filemap.js';
 export const direntRecLen = (nameLen: number) => (19 + nameLen + 1 + 7) & ~7;
 
 /** iterate_dir: run the filesystem's iterator under the directory's shared lock. */
-export async function iterate_dir(file: File, ctx: dir_context): Promise<void> {
+export async function iterate_dir(file: file, ctx: dir_context): Promise<void> {
   const inode = file.f_inode;
   if (!file.f_op.iterate_shared) throw err(ENOTDIR);
   await inode.i_rwsem.downRead();
@@ -34,7 +34,7 @@ export async function iterate_dir(file: File, ctx: dir_context): Promise<void> {
 define_syscall(NR.__NR_getdents64, 'getdents64', async (fd: number, count: number) => {
   return withFile(fd, async (f) => {
     if (!S_ISDIR(f.f_inode.i_mode) || !f.f_op.iterate_shared) throw err(ENOTDIR);
-    const out: Dirent64[] = [];
+    const out: linux_dirent64[] = [];
     let used = 0;
     let tooSmall = false;
     const ctx: dir_context = {

@@ -5,11 +5,11 @@
  * May touch: namei, file_table, libfs (generic_fillattr).
  */
 import { define_syscall } from '../arch/syscalls.js';
-import { LOOKUP_FOLLOW, type Kstat, type Path } from '../include/fs.js';
+import { LOOKUP_FOLLOW, type kstat, type path } from '../include/fs.js';
 import { err } from '../include/errno.js';
 import {
   AT_EMPTY_PATH, AT_NO_AUTOMOUNT, AT_SYMLINK_NOFOLLOW, EINVAL, STATX_BASIC_STATS, STATX_BTIME,
-  type Stat, type Statx,
+  type stat, type statx,
 } from '../include/uapi.js';
 import type { PathArg } from '../include/sys.js';
 import * as NR from '../include/unistd.js';
@@ -21,12 +21,12 @@ const AT_STATX_SYNC_TYPE = 0x6000, AT_STATX_FORCE_SYNC = 0x2000, AT_STATX_DONT_S
 const STATX__RESERVED = 0x80000000;
 
 /** vfs_getattr */
-export async function vfs_getattr(path: Path, requestMask = STATX_BASIC_STATS, flags = 0): Promise<Kstat> {
+export async function vfs_getattr(path: path, requestMask = STATX_BASIC_STATS, flags = 0): Promise<kstat> {
   const inode = path.dentry.d_inode!;
   const stat = {
     result_mask: 0, mode: 0, nlink: 0, uid: 0, gid: 0, rdev: 0, dev: 0, ino: 0, size: 0, blksize: 0,
     blocks: 0, atime: { sec: 0, nsec: 0 }, mtime: { sec: 0, nsec: 0 }, ctime: { sec: 0, nsec: 0 }, attributes: 0,
-  } as Kstat;
+  } as kstat;
   if (inode.i_op.getattr) await inode.i_op.getattr(path.dentry, stat, requestMask, flags);
   else generic_fillattr(inode, stat);
   if (!stat.blksize) stat.blksize = 1 << inode.i_blkbits;
@@ -35,7 +35,7 @@ export async function vfs_getattr(path: Path, requestMask = STATX_BASIC_STATS, f
   return stat;
 }
 
-function toStat(k: Kstat): Stat {
+function toStat(k: kstat): stat {
   return {
     dev: k.dev, ino: k.ino, mode: k.mode, nlink: k.nlink, uid: k.uid, gid: k.gid, rdev: k.rdev,
     size: k.size, blksize: k.blksize, blocks: k.blocks,
@@ -43,7 +43,7 @@ function toStat(k: Kstat): Stat {
   };
 }
 
-async function statAt(dfd: number, p: PathArg, flags: number): Promise<Kstat> {
+async function statAt(dfd: number, p: PathArg, flags: number): Promise<kstat> {
   let how = flags & AT_SYMLINK_NOFOLLOW ? 0 : LOOKUP_FOLLOW;
   if (flags & AT_EMPTY_PATH) how |= LOOKUP_EMPTY;
   const path = await path_lookupat(dfd, getname(p), how);
@@ -68,7 +68,7 @@ define_syscall(NR.__NR_statx, 'statx', async (dfd: number, p: PathArg | null, fl
   const k = p === null || p === undefined
     ? await withFile(dfd, (f) => vfs_getattr(f.f_path, mask), true)
     : await statAt(dfd, p, flags);
-  const sx: Statx = {
+  const sx: statx = {
     ...toStat(k), mask: k.result_mask, btime: k.btime ? { ...k.btime } : { sec: 0, nsec: 0 }, attributes: k.attributes,
   };
   return sx;

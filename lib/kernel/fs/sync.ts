@@ -7,10 +7,10 @@
 import { define_syscall } from '../arch/syscalls.js';
 import {
   LOOKUP_FOLLOW, MNT_NOATIME, MNT_NODEV, MNT_NODIRATIME, MNT_NOEXEC, MNT_NOSUID, MNT_READONLY,
-  MNT_RELATIME, SB_MANDLOCK, SB_RDONLY, SB_SYNCHRONOUS, type Path,
+  MNT_RELATIME, SB_MANDLOCK, SB_RDONLY, SB_SYNCHRONOUS, type path,
 } from '../include/fs.js';
 import { err } from '../include/errno.js';
-import { ENOSYS, type Statfs } from '../include/uapi.js';
+import { ENOSYS, type statfs } from '../include/uapi.js';
 import type { PathArg } from '../include/sys.js';
 import * as NR from '../include/unistd.js';
 import { path_put, user_path_at } from './namei.js';
@@ -21,7 +21,7 @@ export const ST_RDONLY = 1, ST_NOSUID = 2, ST_NODEV = 4, ST_NOEXEC = 8, ST_SYNCH
   ST_VALID = 0x20, ST_MANDLOCK = 64, ST_NOATIME = 1024, ST_NODIRATIME = 2048, ST_RELATIME = 4096;
 
 /** calculate_f_flags: the mount's and superblock's flags as ST_*. */
-function fFlags(p: Path): number {
+function fFlags(p: path): number {
   const m = p.mnt.mnt_flags, s = p.mnt.mnt_sb.s_flags;
   let f = ST_VALID;
   if (m & MNT_READONLY || s & SB_RDONLY) f |= ST_RDONLY;
@@ -37,11 +37,11 @@ function fFlags(p: Path): number {
 }
 
 /** vfs_statfs */
-export async function vfs_statfs(p: Path): Promise<Statfs> {
+export async function vfs_statfs(p: path): Promise<statfs> {
   const sb = p.dentry.d_sb;
   if (!sb.s_op.statfs) throw err(ENOSYS);
   const st = await sb.s_op.statfs(p.dentry);
-  const r: Statfs = { ...st, fsid: [...st.fsid] as [number, number] };
+  const r: statfs = { ...st, fsid: [...st.fsid] as [number, number] };
   if (!r.frsize) r.frsize = r.bsize;
   r.flags = fFlags(p);
   return r;

@@ -3,10 +3,10 @@
  * filesystem can store it, truncated to s_time_gran and clamped to its range.
  */
 import { ktime_get_real_ts64 } from '../kernel/timer.js';
-import type { Inode, super_block } from '../include/fs.js';
-import type { Timespec } from '../include/uapi.js';
+import type { inode, super_block } from '../include/fs.js';
+import type { timespec64 } from '../include/uapi.js';
 
-export function timestamp_truncate(t: Timespec, sb: super_block): Timespec {
+export function timestamp_truncate(t: timespec64, sb: super_block): timespec64 {
   let { sec, nsec } = t;
   if (sec < sb.s_time_min) { sec = sb.s_time_min; nsec = 0; }
   if (sec > sb.s_time_max) { sec = sb.s_time_max; nsec = 0; }
@@ -21,10 +21,10 @@ export function timestamp_truncate(t: Timespec, sb: super_block): Timespec {
 }
 
 /** current_time(inode). */
-export function current_time(inode: Inode): Timespec {
+export function current_time(inode: inode): timespec64 {
   return timestamp_truncate(ktime_get_real_ts64(), inode.i_sb);
 }
-export function tsCompare(a: Timespec, b: Timespec): number {
+export function tsCompare(a: timespec64, b: timespec64): number {
   return a.sec !== b.sec ? a.sec - b.sec : a.nsec - b.nsec;
 }
-export function tsEqual(a: Timespec, b: Timespec): boolean { return a.sec === b.sec && a.nsec === b.nsec; }
+export function tsEqual(a: timespec64, b: timespec64): boolean { return a.sec === b.sec && a.nsec === b.nsec; }

@@ -14,8 +14,8 @@
  */
 import { define_syscall } from '../arch/syscalls.js';
 import {
-  CAP_SYS_ADMIN, LOOKUP_FOLLOW, MAY_READ, MAY_WRITE, S_APPEND, S_IMMUTABLE, type File,
-  type Dentry, type Inode, type Path, type xattr_handler,
+  CAP_SYS_ADMIN, LOOKUP_FOLLOW, MAY_READ, MAY_WRITE, S_APPEND, S_IMMUTABLE, type file,
+  type dentry, type inode, type path, type xattr_handler,
 } from '../include/fs.js';
 import { err } from '../include/errno.js';
 import {
@@ -55,7 +55,7 @@ export function xattrResolveName(handlers: xattr_handler[], name: string): { h: 
 }
 
 /** xattr_permission */
-export async function xattr_permission(inode: Inode, name: string, mask: number): Promise<void> {
+export async function xattr_permission(inode: inode, name: string, mask: number): Promise<void> {
   if ((mask & MAY_WRITE) && (inode.i_flags & (S_IMMUTABLE | S_APPEND))) throw err(EPERM);
   if (name.startsWith('security.') || name.startsWith('system.')) return;
   if (name.startsWith('trusted.')) {
@@ -70,7 +70,7 @@ export async function xattr_permission(inode: Inode, name: string, mask: number)
 }
 
 /** vfs_setxattr (value null = vfs_removexattr) */
-export async function vfs_setxattr(d: Dentry, name: string, value: Uint8Array | null, flags: number): Promise<void> {
+export async function vfs_setxattr(d: dentry, name: string, value: Uint8Array | null, flags: number): Promise<void> {
   const inode = d.d_inode!;
   await inode.i_rwsem.downWrite();
   try {
@@ -82,7 +82,7 @@ export async function vfs_setxattr(d: Dentry, name: string, value: Uint8Array | 
 }
 
 /** vfs_getxattr */
-export async function vfs_getxattr(d: Dentry, name: string): Promise<Uint8Array> {
+export async function vfs_getxattr(d: dentry, name: string): Promise<Uint8Array> {
   const inode = d.d_inode!;
   await xattr_permission(inode, name, MAY_READ);
   const { h, suffix } = xattrResolveName(inode.i_sb.s_xattr, name);
@@ -92,7 +92,7 @@ export async function vfs_getxattr(d: Dentry, name: string): Promise<Uint8Array>
 }
 
 /** vfs_listxattr */
-export async function vfs_listxattr(d: Dentry): Promise<string[]> {
+export async function vfs_listxattr(d: dentry): Promise<string[]> {
   const inode = d.d_inode!;
   const names = inode.i_op.listxattr ? await inode.i_op.listxattr(d) : [];
   let total = 0;
@@ -109,7 +109,7 @@ function checkSet(name: unknown, value: unknown, flags: number): [string, Uint8A
   return [n, value];
 }
 
-async function onPath<T>(p: PathArg, follow: boolean, fn: (path: Path) => Promise<T>): Promise<T> {
+async function onPath<T>(p: PathArg, follow: boolean, fn: (path: path) => Promise<T>): Promise<T> {
   const path = await user_path_at(-100, p, follow ? LOOKUP_FOLLOW : 0);
   try { return await fn(path); } finally { await path_put(path); }
 }
@@ -157,7 +157,7 @@ define_syscall(NR.__NR_fremovexattr, 'fremovexattr', async (fd: number, name: st
  * AT_FDCWD the working directory; any other path is looked up relative to dirfd (a null
  * one is EFAULT), following a final symlink unless AT_SYMLINK_NOFOLLOW.
  */
-async function xattrAt<T>(dfd: number, p: PathArg | null, atFlags: number, onFile: (f: File) => Promise<T>, onPath: (path: Path) => Promise<T>): Promise<T> {
+async function xattrAt<T>(dfd: number, p: PathArg | null, atFlags: number, onFile: (f: file) => Promise<T>, onPath: (path: path) => Promise<T>): Promise<T> {
   const empty = p === null || p === undefined || (typeof p === 'string' ? p === '' || p[0] === '\0' : p.length === 0 || p[0] === 0);
   let how = atFlags & AT_SYMLINK_NOFOLLOW ? 0 : LOOKUP_FOLLOW;
   if (empty && (atFlags & AT_EMPTY_PATH)) {
@@ -177,7 +177,7 @@ function atFlagsOk(atFlags: number): number {
 define_syscall(NR.__NR_setxattrat, 'setxattrat', async (dfd: number, p: PathArg | null, atFlags: number, name: string, value: Uint8Array, flags: number) => {
   atFlags = atFlagsOk(atFlags);
   const [n, v] = checkSet(name, value, flags ?? 0);
-  const set = async (path: Path) => { mnt_want_write(path.mnt); await vfs_setxattr(path.dentry, n, v, flags ?? 0); return 0; };
+  const set = async (path: path) => { mnt_want_write(path.mnt); await vfs_setxattr(path.dentry, n, v, flags ?? 0); return 0; };
   return xattrAt(dfd, p, atFlags, (f) => set(f.f_path), set);
 });
 define_syscall(NR.__NR_getxattrat, 'getxattrat', async (dfd: number, p: PathArg | null, atFlags: number, name: string) => {
@@ -192,6 +192,6 @@ define_syscall(NR.__NR_listxattrat, 'listxattrat', async (dfd: number, p: PathAr
 define_syscall(NR.__NR_removexattrat, 'removexattrat', async (dfd: number, p: PathArg | null, atFlags: number, name: string) => {
   atFlags = atFlagsOk(atFlags);
   const n = xattrName(name);
-  const remove = async (path: Path) => { mnt_want_write(path.mnt); await vfs_setxattr(path.dentry, n, null, 0); return 0; };
+  const remove = async (path: path) => { mnt_want_write(path.mnt); await vfs_setxattr(path.dentry, n, null, 0); return 0; };
   return xattrAt(dfd, p, atFlags, (f) => remove(f.f_path), remove);
 });

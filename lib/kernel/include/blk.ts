@@ -4,8 +4,8 @@
  * (lib/kernel/drivers/block/virtio_blk.ts).
  * Sectors are 512 bytes as in Linux, whatever the device's logical block size.
  */
-import type { Page } from '../mm/page_alloc.js';
-import type { Inode } from './fs.js';
+import type { page } from '../mm/page_alloc.js';
+import type { inode } from './fs.js';
 
 export const SECTOR_SHIFT = 9, SECTOR_SIZE = 512;
 
@@ -20,9 +20,9 @@ export const REQ_OP_MASK = 0xff;
 export const BLK_STS_OK = 0, BLK_STS_NOTSUPP = 1, BLK_STS_IOERR = 10, BLK_STS_RESOURCE = 9,
   BLK_STS_NOSPC = 3, BLK_STS_MEDIUM = 7;
 
-export interface bio_vec { page: Page; offset: number; len: number }
+export interface bio_vec { page: page; offset: number; len: number }
 
-export class Bio {
+export class bio {
   bi_opf = REQ_OP_READ;
   /** Start sector relative to the whole disk after partition remapping (the fs gives it relative to bi_bdev). */
   bi_sector = 0;
@@ -30,11 +30,11 @@ export class Bio {
   bi_size = 0;
   bi_status = BLK_STS_OK;
   /** Completion callback: runs in IRQ context, must not sleep. */
-  bi_end_io: ((bio: Bio) => void) | null = null;
+  bi_end_io: ((bio: bio) => void) | null = null;
   bi_private: unknown = null;
   constructor(public bi_bdev: block_device) {}
   get op(): number { return this.bi_opf & REQ_OP_MASK; }
-  addPage(page: Page, len: number, offset: number): void {
+  addPage(page: page, len: number, offset: number): void {
     this.bi_io_vec.push({ page, offset, len });
     this.bi_size += len;
   }
@@ -60,16 +60,31 @@ export interface BlockDriver {
    * Must not sleep; completion calls `done(status)` later, in IRQ context.
    * Returns false if the device is busy (no ring space): retried after a completion.
    */
-  queue_rq(rq: Request, done: (status: number) => void): boolean;
+  queue_rq(rq: request, done: (status: number) => void): boolean;
 }
 
-/** A request: bios merged into one contiguous device operation. */
-export interface Request {
+/**
+ * struct request (include/linux/blk-mq.h): bios merged into one contiguous device operation.
+ * The driver reads op, flags, sector, nr_sectors and bios; the rest is the block layer's.
+ */
+export class request {
   op: number;
   flags: number;
   sector: number;
   nr_sectors: number;
-  bios: Bio[];
+  bios: bio[] = [];
+  nr_phys_segments = 0;
+  /** Counts against the queue depth (requests of the flush machinery do not). */
+  readonly tagged: boolean;
+  /** May bios still be merged into it? (only before dispatch, never flushes or FUA data) */
+  mergeable: boolean;
+  /** Completion: ends the bios, or steps a flush sequence (set by whoever makes the request). Runs in IRQ context. */
+  end!: (status: number) => void;
+  constructor(op: number, flags: number, sector: number, nrSectors: number, tagged: boolean) {
+    this.op = op; this.flags = flags; this.sector = sector; this.nr_sectors = nrSectors;
+    this.tagged = tagged;
+    this.mergeable = tagged && (op === REQ_OP_READ || op === REQ_OP_WRITE);
+  }
 }
 
 /** struct gendisk + struct block_device (a whole disk or one partition). */
@@ -82,7 +97,7 @@ export interface block_device {
   readonly bd_start_sect: number;
   readonly bd_nr_sectors: number;
   /** The block device inode whose page cache holds buffer-head pages. */
-  readonly bd_inode: Inode;
+  readonly bd_inode: inode;
   /** Soft block size for buffer heads (set_blocksize). */
   bd_block_size: number;
   readonly bd_read_only: boolean;
@@ -110,4 +125,4 @@ export interface MappedBlock {
   unwritten?: boolean;
 }
 /** get_block_t: map (and with create, allocate) up to maxBlocks blocks from iblock. */
-export type GetBlock = (inode: Inode, iblock: number, maxBlocks: number, create: boolean) => Promise<MappedBlock>;
+export type GetBlock = (inode: inode, iblock: number, maxBlocks: number, create: boolean) => Promise<MappedBlock>;

@@ -13,10 +13,10 @@
  *   create/link/unlink/mkdir/rmdir/mknod/symlink/rename, the inode's for setattr and
  *   write; the filesystem does not take them again.
  */
-import type { Timespec, Statfs } from './uapi.js';
-import type { Page } from '../mm/page_alloc.js';
+import type { timespec64, statfs } from './uapi.js';
+import type { page } from '../mm/page_alloc.js';
 import type { block_device } from './blk.js';
-import { rw_semaphore, Mutex } from '../kernel/wait.js';
+import { rw_semaphore, mutex } from '../kernel/wait.js';
 import { ACL_NOT_CACHED, type cached_acl, type posix_acl } from './posix_acl.js';
 
 /* superblock flags (SB_*, same bits as MS_*) */
@@ -51,7 +51,7 @@ export const S_SYNC = 1, S_NOATIME = 2, S_APPEND = 4, S_IMMUTABLE = 8, S_DEAD = 
 export const FS_REQUIRES_DEV = 1;
 
 /** Credentials of the task performing an operation (include/linux/cred.h). */
-export interface Cred {
+export interface cred {
   uid: number; gid: number; suid: number; sgid: number; euid: number; egid: number;
   fsuid: number; fsgid: number; groups: number[];
   /** Capabilities (CAP_* bit numbers) that are in effect: root has them all. */
@@ -61,16 +61,16 @@ export const CAP_CHOWN = 0, CAP_DAC_OVERRIDE = 1, CAP_DAC_READ_SEARCH = 2, CAP_F
   CAP_FSETID = 4, CAP_SETGID = 6, CAP_SETUID = 7, CAP_LINUX_IMMUTABLE = 9, CAP_SYS_CHROOT = 18,
   CAP_SYS_ADMIN = 21, CAP_SYS_BOOT = 22, CAP_SYS_RESOURCE = 24, CAP_SYS_TIME = 25, CAP_MKNOD = 27;
 
-export interface Iattr {
+export interface iattr {
   ia_valid: number; ia_mode?: number; ia_uid?: number; ia_gid?: number; ia_size?: number;
-  ia_atime?: Timespec; ia_mtime?: Timespec; ia_ctime?: Timespec; ia_file?: File;
+  ia_atime?: timespec64; ia_mtime?: timespec64; ia_ctime?: timespec64; ia_file?: file;
 }
 
-/** What getattr fills (struct kstat); the VFS turns it into Stat/Statx. */
-export interface Kstat {
+/** What getattr fills (struct kstat); the VFS turns it into stat/statx. */
+export interface kstat {
   result_mask: number; mode: number; nlink: number; uid: number; gid: number; rdev: number;
   dev: number; ino: number; size: number; blksize: number; blocks: number;
-  atime: Timespec; mtime: Timespec; ctime: Timespec; btime?: Timespec; attributes: number;
+  atime: timespec64; mtime: timespec64; ctime: timespec64; btime?: timespec64; attributes: number;
 }
 
 export interface file_system_type {
@@ -89,52 +89,52 @@ export interface file_system_type {
 }
 
 export interface super_operations {
-  /** Allocate the fs-specific inode object (an Inode subclass); default: new Inode(sb). */
-  alloc_inode?(sb: super_block): Inode;
-  destroy_inode?(inode: Inode): void;
+  /** Allocate the fs-specific inode object (an inode subclass); default: new inode(sb). */
+  alloc_inode?(sb: super_block): inode;
+  destroy_inode?(inode: inode): void;
   /** Mark inode dirty (called after the VFS changed fields). */
-  dirty_inode?(inode: Inode, flags: number): Promise<void>;
+  dirty_inode?(inode: inode, flags: number): Promise<void>;
   /** Write the in-core inode to its on-disk copy (sync = wait for I/O). */
-  write_inode?(inode: Inode, sync: boolean): Promise<void>;
+  write_inode?(inode: inode, sync: boolean): Promise<void>;
   /** Last reference dropped: return true to evict now (e.g. nlink 0), false to cache. */
-  drop_inode?(inode: Inode): boolean;
+  drop_inode?(inode: inode): boolean;
   /** Release on-disk/in-core resources of an inode leaving the cache (truncate+free if nlink 0). */
-  evict_inode?(inode: Inode): Promise<void>;
+  evict_inode?(inode: inode): Promise<void>;
   put_super?(sb: super_block): Promise<void>;
   sync_fs?(sb: super_block, wait: boolean): Promise<void>;
   freeze_fs?(sb: super_block): Promise<void>;
-  statfs(dentry: Dentry): Promise<Statfs>;
+  statfs(dentry: dentry): Promise<statfs>;
   remount_fs?(sb: super_block, flags: number, data: string): Promise<number>;
   show_options?(sb: super_block): string;
 }
 
 export interface inode_operations {
   /** Find `dentry.d_name` in dir: return the inode, or null for a negative entry. */
-  lookup?(dir: Inode, dentry: Dentry, flags: number): Promise<Inode | null>;
-  create?(dir: Inode, dentry: Dentry, mode: number, excl: boolean): Promise<void>;
-  link?(oldDentry: Dentry, dir: Inode, dentry: Dentry): Promise<void>;
-  unlink?(dir: Inode, dentry: Dentry): Promise<void>;
-  symlink?(dir: Inode, dentry: Dentry, target: string): Promise<void>;
-  mkdir?(dir: Inode, dentry: Dentry, mode: number): Promise<void>;
-  rmdir?(dir: Inode, dentry: Dentry): Promise<void>;
-  mknod?(dir: Inode, dentry: Dentry, mode: number, rdev: number): Promise<void>;
-  rename?(oldDir: Inode, oldDentry: Dentry, newDir: Inode, newDentry: Dentry, flags: number): Promise<void>;
+  lookup?(dir: inode, dentry: dentry, flags: number): Promise<inode | null>;
+  create?(dir: inode, dentry: dentry, mode: number, excl: boolean): Promise<void>;
+  link?(oldDentry: dentry, dir: inode, dentry: dentry): Promise<void>;
+  unlink?(dir: inode, dentry: dentry): Promise<void>;
+  symlink?(dir: inode, dentry: dentry, target: string): Promise<void>;
+  mkdir?(dir: inode, dentry: dentry, mode: number): Promise<void>;
+  rmdir?(dir: inode, dentry: dentry): Promise<void>;
+  mknod?(dir: inode, dentry: dentry, mode: number, rdev: number): Promise<void>;
+  rename?(oldDir: inode, oldDentry: dentry, newDir: inode, newDentry: dentry, flags: number): Promise<void>;
   /** Symlink target as a byte string. */
-  get_link?(dentry: Dentry | null, inode: Inode): Promise<string>;
-  permission?(inode: Inode, mask: number): Promise<void>;
-  setattr?(dentry: Dentry, attr: Iattr): Promise<void>;
-  getattr?(dentry: Dentry, stat: Kstat, requestMask: number, flags: number): Promise<void>;
-  listxattr?(dentry: Dentry): Promise<string[]>;
-  update_time?(inode: Inode, flags: number): Promise<void>;
-  tmpfile?(dir: Inode, dentry: Dentry, mode: number): Promise<void>;
+  get_link?(dentry: dentry | null, inode: inode): Promise<string>;
+  permission?(inode: inode, mask: number): Promise<void>;
+  setattr?(dentry: dentry, attr: iattr): Promise<void>;
+  getattr?(dentry: dentry, stat: kstat, requestMask: number, flags: number): Promise<void>;
+  listxattr?(dentry: dentry): Promise<string[]>;
+  update_time?(inode: inode, flags: number): Promise<void>;
+  tmpfile?(dir: inode, dentry: dentry, mode: number): Promise<void>;
   /** The inode's ACL of this type (ACL_TYPE_ACCESS/DEFAULT) from the filesystem, null if none (get_acl loads and caches it). */
-  get_inode_acl?(inode: Inode, type: number): Promise<posix_acl | null>;
+  get_inode_acl?(inode: inode, type: number): Promise<posix_acl | null>;
   /** Store (null: remove) the ACL of this type; the filesystem updates i_mode and the cache (set_cached_acl). */
-  set_acl?(dentry: Dentry, acl: posix_acl | null, type: number): Promise<void>;
+  set_acl?(dentry: dentry, acl: posix_acl | null, type: number): Promise<void>;
   /** FS_IOC_GETFLAGS / FS_IOC_FSGETXATTR: fill `fa` (fileattr_fill_flags). */
-  fileattr_get?(dentry: Dentry, fa: fileattr): Promise<void>;
+  fileattr_get?(dentry: dentry, fa: fileattr): Promise<void>;
   /** FS_IOC_SETFLAGS / FS_IOC_FSSETXATTR, after vfs_fileattr_set's checks, with i_rwsem held. */
-  fileattr_set?(dentry: Dentry, fa: fileattr): Promise<void>;
+  fileattr_set?(dentry: dentry, fa: fileattr): Promise<void>;
 }
 
 /**
@@ -159,19 +159,19 @@ export interface dir_context {
 }
 
 export interface file_operations {
-  llseek?(file: File, offset: number, whence: number): Promise<number>;
+  llseek?(file: file, offset: number, whence: number): Promise<number>;
   /** read_iter: read into buf at pos; return bytes read (0 at EOF). */
-  read?(file: File, buf: Uint8Array, pos: number): Promise<number>;
+  read?(file: file, buf: Uint8Array, pos: number): Promise<number>;
   /** write_iter: write buf at pos (the VFS resolves O_APPEND first); return bytes written. */
-  write?(file: File, buf: Uint8Array, pos: number): Promise<number>;
-  iterate_shared?(file: File, ctx: dir_context): Promise<void>;
-  open?(inode: Inode, file: File): Promise<void>;
-  flush?(file: File): Promise<void>;
-  release?(inode: Inode, file: File): Promise<void>;
-  fsync?(file: File, start: number, end: number, datasync: boolean): Promise<void>;
-  fallocate?(file: File, mode: number, offset: number, len: number): Promise<void>;
+  write?(file: file, buf: Uint8Array, pos: number): Promise<number>;
+  iterate_shared?(file: file, ctx: dir_context): Promise<void>;
+  open?(inode: inode, file: file): Promise<void>;
+  flush?(file: file): Promise<void>;
+  release?(inode: inode, file: file): Promise<void>;
+  fsync?(file: file, start: number, end: number, datasync: boolean): Promise<void>;
+  fallocate?(file: file, mode: number, offset: number, len: number): Promise<void>;
   /** ioctl requests the VFS does not handle itself; unknown ones throw ENOTTY (or ENOIOCTLCMD). */
-  unlocked_ioctl?(file: File, cmd: number, arg: IoctlArg): Promise<number>;
+  unlocked_ioctl?(file: file, cmd: number, arg: IoctlArg): Promise<number>;
 }
 
 export interface writeback_control {
@@ -189,29 +189,29 @@ export interface address_space_operations {
    * data is in, set PG_uptodate (or PG_error) and unlock the page — possibly later, from
    * I/O completion. Returning does not mean the read is done: callers wait on the page lock.
    */
-  readpage(file: File | null, page: Page): Promise<void>;
+  readpage(file: file | null, page: page): Promise<void>;
   /** Optional batch read-ahead of locked, not-uptodate pages (same contract per page). */
-  readahead?(mapping: address_space, pages: Page[]): Promise<void>;
+  readahead?(mapping: address_space, pages: page[]): Promise<void>;
   /**
    * writepage: called with the page locked, its dirty bit already cleared for I/O. Set
    * PG_writeback, unlock, submit; end writeback at I/O completion (end_page_writeback).
    */
-  writepage?(page: Page, wbc: writeback_control): Promise<void>;
+  writepage?(page: page, wbc: writeback_control): Promise<void>;
   writepages?(mapping: address_space, wbc: writeback_control): Promise<void>;
   /** Prepare the page covering [pos, pos+len) for a write: return it locked (read first if partial). */
-  write_begin?(file: File | null, mapping: address_space, pos: number, len: number): Promise<Page>;
+  write_begin?(file: file | null, mapping: address_space, pos: number, len: number): Promise<page>;
   /** After `copied` bytes went into the page: mark dirty, update i_size, unlock. Return copied. */
-  write_end?(file: File | null, mapping: address_space, pos: number, len: number, copied: number, page: Page): Promise<number>;
+  write_end?(file: file | null, mapping: address_space, pos: number, len: number, copied: number, page: page): Promise<number>;
   /** Drop fs-private state of a page leaving the cache (buffer heads). */
-  invalidate_folio?(page: Page, offset: number, length: number): void;
+  invalidate_folio?(page: page, offset: number, length: number): void;
   /** May this clean page be freed? (false if buffers are busy) */
-  release_folio?(page: Page): boolean;
+  release_folio?(page: page): boolean;
   bmap?(mapping: address_space, block: number): Promise<number>;
 }
 
 /** struct address_space: the page cache of one inode (or block device). */
 export class address_space {
-  readonly pages = new Map<number, Page>();
+  readonly pages = new Map<number, page>();
   a_ops: address_space_operations | null = null;
   /** Number of dirty pages (kept by set/clear dirty helpers). */
   nrdirty = 0;
@@ -225,14 +225,14 @@ export class address_space {
   get wb_err(): number { return this._wb_err; }
   set wb_err(v: number) { if (v) this.wb_err_seq++; this._wb_err = v; }
   /** Serializes writeback of this mapping. */
-  readonly wb_lock = new Mutex('wb_lock');
+  readonly wb_lock = new mutex('wb_lock');
   /** Private list of buffers dirtied for this inode's metadata (mark_buffer_dirty_inode). */
   private_list: unknown[] = [];
-  constructor(public readonly host: Inode) {}
+  constructor(public readonly host: inode) {}
 }
 
 let nextInodeSeq = 1;
-export class Inode {
+export class inode {
   i_ino = 0;
   i_mode = 0;
   i_uid = 0;
@@ -243,11 +243,11 @@ export class Inode {
   /** 512-byte sectors allocated. */
   i_blocks = 0;
   i_blkbits = 12;
-  i_atime: Timespec = { sec: 0, nsec: 0 };
-  i_mtime: Timespec = { sec: 0, nsec: 0 };
-  i_ctime: Timespec = { sec: 0, nsec: 0 };
+  i_atime: timespec64 = { sec: 0, nsec: 0 };
+  i_mtime: timespec64 = { sec: 0, nsec: 0 };
+  i_ctime: timespec64 = { sec: 0, nsec: 0 };
   /** Creation time where the filesystem has one (statx btime). */
-  i_btime: Timespec | null = null;
+  i_btime: timespec64 | null = null;
   i_generation = 0;
   i_flags = 0;
   i_state = 0;
@@ -274,11 +274,11 @@ export class Inode {
 }
 
 let nextDentrySeq = 1;
-export class Dentry {
-  d_inode: Inode | null = null;
-  d_parent: Dentry;
+export class dentry {
+  d_inode: inode | null = null;
+  d_parent: dentry;
   /** Children in the dcache, by name (positive and negative). */
-  readonly d_subdirs = new Map<string, Dentry>();
+  readonly d_subdirs = new Map<string, dentry>();
   d_count = 1;
   /** A vfsmount is mounted on this dentry (count of mounts). */
   d_mounted = 0;
@@ -288,7 +288,7 @@ export class Dentry {
   /** Unhashed (deleted or invalidated): lookups no longer find it. */
   d_unhashed = false;
   readonly seq = nextDentrySeq++;
-  constructor(public d_name: string, parent: Dentry | null, public readonly d_sb: super_block) {
+  constructor(public d_name: string, parent: dentry | null, public readonly d_sb: super_block) {
     this.d_parent = parent ?? this;
   }
   get isRoot(): boolean { return this.d_parent === this; }
@@ -297,30 +297,30 @@ export class Dentry {
 export class vfsmount {
   mnt_flags = 0;
   mnt_parent: vfsmount;
-  mnt_mountpoint: Dentry;
+  mnt_mountpoint: dentry;
   readonly mnt_children = new Set<vfsmount>();
   mnt_count = 1;
   /** Device name as given to mount (for /proc/mounts-like reporting). */
   mnt_devname = '';
-  constructor(public readonly mnt_root: Dentry, public readonly mnt_sb: super_block, parent: vfsmount | null, mountpoint: Dentry | null) {
+  constructor(public readonly mnt_root: dentry, public readonly mnt_sb: super_block, parent: vfsmount | null, mountpoint: dentry | null) {
     this.mnt_parent = parent ?? this;
     this.mnt_mountpoint = mountpoint ?? mnt_root;
   }
 }
 
-export interface Path { mnt: vfsmount; dentry: Dentry }
+export interface path { mnt: vfsmount; dentry: dentry }
 
-export class File {
+export class file {
   f_pos = 0;
   f_flags = 0;
   f_mode = 0;
   f_count = 1;
   f_op: file_operations;
-  readonly f_pos_lock = new Mutex('f_pos_lock');
+  readonly f_pos_lock = new mutex('f_pos_lock');
   private_data: unknown = null;
   /** The mapping's write-back error sequence this file has seen (errseq_sample at open). */
   f_wb_err = 0;
-  constructor(public readonly f_path: Path, public readonly f_inode: Inode, fop: file_operations) {
+  constructor(public readonly f_path: path, public readonly f_inode: inode, fop: file_operations) {
     this.f_op = fop;
     this.f_wb_err = f_inode?.i_mapping?.wb_err_seq ?? 0;
   }
@@ -331,11 +331,11 @@ export interface xattr_handler {
   name?: string;
   prefix?: string;
   /** Is this namespace visible to listxattr for this dentry? */
-  list?(dentry: Dentry): boolean;
+  list?(dentry: dentry): boolean;
   /** name is the part after the prefix. Return the value or throw ENODATA. */
-  get(dentry: Dentry | null, inode: Inode, name: string): Promise<Uint8Array>;
+  get(dentry: dentry | null, inode: inode, name: string): Promise<Uint8Array>;
   /** value null = remove. flags: XATTR_CREATE / XATTR_REPLACE. */
-  set?(dentry: Dentry | null, inode: Inode, name: string, value: Uint8Array | null, flags: number): Promise<void>;
+  set?(dentry: dentry | null, inode: inode, name: string, value: Uint8Array | null, flags: number): Promise<void>;
 }
 
 /** dentry_operations, per superblock (Linux keeps them in sb->s_d_op for new dentries). */
@@ -345,7 +345,7 @@ export interface dentry_operations {
    * false makes the VFS drop it and ask the filesystem again (vfat uses this so that a
    * rename target that differs only in case is looked up afresh).
    */
-  d_revalidate?(dentry: Dentry, flags: number): boolean;
+  d_revalidate?(dentry: dentry, flags: number): boolean;
 }
 
 let nextDev = 1;
@@ -360,7 +360,7 @@ export class super_block {
   s_op!: super_operations;
   s_xattr: xattr_handler[] = [];
   s_d_op: dentry_operations | null = null;
-  s_root: Dentry | null = null;
+  s_root: dentry | null = null;
   s_bdev: block_device | null = null;
   s_fs_info: unknown = null;
   /** Timestamp granularity in ns (1 = ns; vfat: 2e9 for mtime is handled by the fs). */
@@ -370,9 +370,9 @@ export class super_block {
   /** Identifier for messages ("vda1", "ramfs"). */
   s_id = '';
   /** Inode cache of this superblock, by inode number. */
-  readonly s_inodes = new Map<number, Inode>();
+  readonly s_inodes = new Map<number, inode>();
   /** Inodes with I_DIRTY set (writeback list). */
-  readonly s_dirty = new Set<Inode>();
+  readonly s_dirty = new Set<inode>();
   readonly s_umount = new rw_semaphore('s_umount');
   /** Number of vfsmounts using this superblock. */
   s_active = 0;

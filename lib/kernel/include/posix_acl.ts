@@ -17,9 +17,9 @@ export const ACL_TYPE_ACCESS = 0x8000, ACL_TYPE_DEFAULT = 0x4000;
 export const XATTR_NAME_POSIX_ACL_ACCESS = 'system.posix_acl_access';
 export const XATTR_NAME_POSIX_ACL_DEFAULT = 'system.posix_acl_default';
 
-export interface PosixAclEntry { e_tag: number; e_perm: number; e_id: number }
+export interface posix_acl_entry { e_tag: number; e_perm: number; e_id: number }
 /** struct posix_acl: the entries, in the order posix_acl_valid requires. */
-export type posix_acl = PosixAclEntry[];
+export type posix_acl = posix_acl_entry[];
 
 /**
  * ACL_NOT_CACHED: what inode.i_acl / i_default_acl hold until the filesystem was asked. Any
@@ -32,7 +32,7 @@ export type cached_acl = posix_acl | null | symbol;
 export function is_uncached_acl(acl: cached_acl): acl is symbol { return typeof acl === 'symbol'; }
 
 /** posix_acl_to_xattr: version 2 header, 8-byte entries; ids of *_OBJ/MASK/OTHER undefined. */
-export function posix_acl_to_xattr(acl: readonly PosixAclEntry[]): Uint8Array {
+export function posix_acl_to_xattr(acl: readonly posix_acl_entry[]): Uint8Array {
   const b = new Uint8Array(4 + 8 * acl.length);
   put_le32(b, 0, POSIX_ACL_XATTR_VERSION);
   acl.forEach((e, i) => {
@@ -44,10 +44,10 @@ export function posix_acl_to_xattr(acl: readonly PosixAclEntry[]): Uint8Array {
 }
 
 /** The entries of an xattr-form ACL, or the reason it is malformed. */
-export function posix_acl_from_xattr(v: Uint8Array): PosixAclEntry[] | string {
+export function posix_acl_from_xattr(v: Uint8Array): posix_acl_entry[] | string {
   if (v.length < 4 || le32(v, 0) !== POSIX_ACL_XATTR_VERSION) return 'bad posix acl xattr version';
   if ((v.length - 4) % 8 !== 0) return 'bad posix acl xattr size';
-  const out: PosixAclEntry[] = [];
+  const out: posix_acl_entry[] = [];
   for (let o = 4; o < v.length; o += 8) {
     const tag = le16(v, o);
     if (![ACL_USER_OBJ, ACL_USER, ACL_GROUP_OBJ, ACL_GROUP, ACL_MASK, ACL_OTHER].includes(tag))
@@ -59,6 +59,6 @@ export function posix_acl_from_xattr(v: Uint8Array): PosixAclEntry[] | string {
 }
 
 /** posix_acl_clone: a private copy to edit (posix_acl_create_masq and __posix_acl_chmod change entries). */
-export function posix_acl_clone(acl: readonly PosixAclEntry[]): posix_acl {
+export function posix_acl_clone(acl: readonly posix_acl_entry[]): posix_acl {
   return acl.map((e) => ({ ...e }));
 }

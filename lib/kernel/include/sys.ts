@@ -5,7 +5,7 @@
  * the object instead (or to a negative errno number): test with `typeof r === 'number'`.
  * Paths are strings (UTF-8) or raw bytes. Buffers are filled or read in place, as in C.
  */
-import type { Dirent64, Stat, Statfs, Statx, Timespec } from './uapi.js';
+import type { linux_dirent64, stat, statfs, statx, timespec64 } from './uapi.js';
 
 export type PathArg = string | Uint8Array;
 export type Ret = Promise<number>;
@@ -22,13 +22,13 @@ export interface Sys {
   readv(fd: number, iov: Uint8Array[]): Ret;
   writev(fd: number, iov: Uint8Array[]): Ret;
   lseek(fd: number, offset: number, whence: number): Ret;
-  fstat(fd: number): RetOr<Stat>;
-  newfstatat(dirfd: number, path: PathArg, flags: number): RetOr<Stat>;
-  stat(path: PathArg): RetOr<Stat>;
-  lstat(path: PathArg): RetOr<Stat>;
-  statx(dirfd: number, path: PathArg, flags: number, mask: number): RetOr<Statx>;
+  fstat(fd: number): RetOr<stat>;
+  newfstatat(dirfd: number, path: PathArg, flags: number): RetOr<stat>;
+  stat(path: PathArg): RetOr<stat>;
+  lstat(path: PathArg): RetOr<stat>;
+  statx(dirfd: number, path: PathArg, flags: number, mask: number): RetOr<statx>;
   /** Reads directory entries worth at most `count` bytes of linux_dirent64 records. */
-  getdents64(fd: number, count: number): RetOr<Dirent64[]>;
+  getdents64(fd: number, count: number): RetOr<linux_dirent64[]>;
   mkdirat(dirfd: number, path: PathArg, mode: number): Ret;
   mkdir(path: PathArg, mode: number): Ret;
   unlinkat(dirfd: number, path: PathArg, flags: number): Ret;
@@ -57,7 +57,7 @@ export interface Sys {
   ftruncate(fd: number, length: number): Ret;
   fallocate(fd: number, mode: number, offset: number, len: number): Ret;
   /** times: [atime, mtime] (nsec may be UTIME_NOW / UTIME_OMIT) or null for "now". path null = dirfd itself. */
-  utimensat(dirfd: number, path: PathArg | null, times: [Timespec, Timespec] | null, flags: number): Ret;
+  utimensat(dirfd: number, path: PathArg | null, times: [timespec64, timespec64] | null, flags: number): Ret;
   faccessat(dirfd: number, path: PathArg, mode: number, flags: number): Ret;
   access(path: PathArg, mode: number): Ret;
   mknodat(dirfd: number, path: PathArg, mode: number, dev: number): Ret;
@@ -77,8 +77,8 @@ export interface Sys {
    * a 28-byte struct fsxattr), or a number. ENOTTY for a request the file does not know.
    */
   ioctl(fd: number, cmd: number, arg?: Uint8Array | number): Ret;
-  statfs(path: PathArg): RetOr<Statfs>;
-  fstatfs(fd: number): RetOr<Statfs>;
+  statfs(path: PathArg): RetOr<statfs>;
+  fstatfs(fd: number): RetOr<statfs>;
   sync(): Ret;
   syncfs(fd: number): Ret;
   fsync(fd: number): Ret;
@@ -108,9 +108,9 @@ export interface Sys {
   removexattrat(dirfd: number, path: PathArg | null, atFlags: number, name: string): Ret;
   mount(source: PathArg | null, target: PathArg, fstype: string | null, flags: number, data: string | null): Ret;
   umount2(target: PathArg, flags: number): Ret;
-  nanosleep(req: Timespec): Ret;
-  clock_gettime(clockid: number): RetOr<Timespec>;
-  clock_settime(clockid: number, tp: Timespec): Ret;
+  nanosleep(req: timespec64): Ret;
+  clock_gettime(clockid: number): RetOr<timespec64>;
+  clock_settime(clockid: number, tp: timespec64): Ret;
   getpid(): Ret;
   gettid(): Ret;
   getuid(): Ret;

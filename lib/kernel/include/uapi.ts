@@ -181,21 +181,21 @@ export const major = (dev: number) => (dev >>> 8) & 0xfff;
 export const minor = (dev: number) => (dev & 0xff) | ((dev >>> 12) & 0xfff00);
 
 /** struct timespec. */
-export interface Timespec { sec: number; nsec: number }
+export interface timespec64 { sec: number; nsec: number }
 
 /** struct stat, as newfstatat fills it. Sizes fit in a double (2^53). */
-export interface Stat {
+export interface stat {
   dev: number; ino: number; mode: number; nlink: number; uid: number; gid: number;
   rdev: number; size: number; blksize: number; blocks: number;
-  atime: Timespec; mtime: Timespec; ctime: Timespec;
+  atime: timespec64; mtime: timespec64; ctime: timespec64;
 }
 /** struct statx: stat plus creation time and the mask of what the filesystem filled. */
-export interface Statx extends Stat { mask: number; btime: Timespec; attributes: number }
+export interface statx extends stat { mask: number; btime: timespec64; attributes: number }
 /** struct statfs. */
-export interface Statfs {
+export interface statfs {
   type: number; bsize: number; blocks: number; bfree: number; bavail: number;
   files: number; ffree: number; fsid: [number, number]; namelen: number; frsize: number;
   flags: number;
 }
 /** One struct linux_dirent64 as getdents64 returns it. `name` is UTF-8 decoded; `rawName` the bytes. */
-export interface Dirent64 { ino: number; off: number; type: number; name: string; rawName: Uint8Array }
+export interface linux_dirent64 { ino: number; off: number; type: number; name: string; rawName: Uint8Array }

@@ -7,7 +7,7 @@
  */
 import { current } from '../arch/cpu.js';
 import { processContext, define_syscall } from '../arch/syscalls.js';
-import type { Cred } from '../include/fs.js';
+import type { cred } from '../include/fs.js';
 import { CAP_SETGID, CAP_SETUID } from '../include/fs.js';
 import { err } from '../include/errno.js';
 import { EINVAL, EPERM } from '../include/uapi.js';
@@ -15,13 +15,13 @@ import * as NR from '../include/unistd.js';
 
 const ALL_CAPS = Array.from({ length: 41 }, (_, i) => i);
 
-export function rootCred(): Cred {
+export function rootCred(): cred {
   return { uid: 0, gid: 0, suid: 0, sgid: 0, euid: 0, egid: 0, fsuid: 0, fsgid: 0, groups: [], caps: new Set(ALL_CAPS) };
 }
 
 /** current_cred(): the credentials of the running task. */
-export function current_cred(): Cred {
-  const c = current().ctx.cred as Cred | undefined;
+export function current_cred(): cred {
+  const c = current().ctx.cred as cred | undefined;
   if (c) return c;
   const r = rootCred();
   current().ctx.cred = r;
@@ -34,16 +34,16 @@ export function in_group_p(gid: number): boolean {
 }
 
 /** Recompute capabilities after a uid change, as Linux's cap_emulate_setxuid does. */
-function fixCaps(c: Cred, oldRuid: number, oldEuid: number, oldSuid: number): void {
+function fixCaps(c: cred, oldRuid: number, oldEuid: number, oldSuid: number): void {
   const wasRoot = oldRuid === 0 || oldEuid === 0 || oldSuid === 0;
   if (wasRoot && c.uid !== 0 && c.euid !== 0 && c.suid !== 0) c.caps.clear();
   else if (oldEuid === 0 && c.euid !== 0) c.caps.clear();
   else if (oldEuid !== 0 && c.euid === 0) for (const x of ALL_CAPS) c.caps.add(x);
 }
 
-function setCred(mutator: (c: Cred) => void): void {
+function setCred(mutator: (c: cred) => void): void {
   // Changes apply to the process: the shared cred object every syscall thread installs.
-  const c = processContext().cred as Cred;
+  const c = processContext().cred as cred;
   mutator(c);
   current().ctx.cred = c;
 }

@@ -5,7 +5,7 @@
  * result as the syscall thread's cred for that one call; the process cred is not touched.
  * A leaf module (no syscall definitions), so arch/syscalls.ts may import it.
  */
-import type { Cred, FsCredOverride } from '../include/fs.js';
+import type { cred, FsCredOverride } from '../include/fs.js';
 export type { FsCredOverride };
 import {
   CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER, CAP_FSETID, CAP_LINUX_IMMUTABLE,
@@ -22,7 +22,7 @@ const CAP_FS_MASK = [CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNE
  * setfsuid's rule (cap_task_fix_setuid): a non-zero fsuid drops CAP_FS_MASK, fsuid 0 keeps
  * what the process has.
  */
-export function override_fscreds(base: Cred, o: FsCredOverride): Cred {
+export function override_fscreds(base: cred, o: FsCredOverride): cred {
   const caps = new Set(base.caps);
   if (o.fsuid !== 0) for (const c of CAP_FS_MASK) caps.delete(c);
   return { ...base, fsuid: o.fsuid, fsgid: o.fsgid, groups: [...o.groups].sort((a, b) => a - b), caps };

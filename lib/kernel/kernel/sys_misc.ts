@@ -14,7 +14,7 @@ import { err } from '../include/errno.js';
 import {
   CLOCK_BOOTTIME, CLOCK_MONOTONIC, CLOCK_REALTIME, EINVAL, EPERM, LINUX_REBOOT_CMD_HALT,
   LINUX_REBOOT_CMD_POWER_OFF, LINUX_REBOOT_CMD_RESTART, LINUX_REBOOT_MAGIC1, LINUX_REBOOT_MAGIC2,
-  type Timespec,
+  type timespec64,
 } from '../include/uapi.js';
 import * as NR from '../include/unistd.js';
 
@@ -27,10 +27,10 @@ initcall(INIT_CORE, 'process', () => {
   processContext().cred = rootCred();
 });
 
-const validTs = (t: Timespec) =>
+const validTs = (t: timespec64) =>
   t && Number.isFinite(t.sec) && Number.isInteger(t.nsec) && t.sec >= 0 && t.nsec >= 0 && t.nsec < 1e9;
 
-define_syscall(NR.__NR_nanosleep, 'nanosleep', async (req: Timespec) => {
+define_syscall(NR.__NR_nanosleep, 'nanosleep', async (req: timespec64) => {
   if (!validTs(req)) throw err(EINVAL);
   await sleepNs(req.sec * 1e9 + req.nsec);
   return 0;
@@ -40,7 +40,7 @@ define_syscall(NR.__NR_clock_gettime, 'clock_gettime', (clk: number) => {
   if (clk === CLOCK_MONOTONIC || clk === CLOCK_BOOTTIME) return ktime_get_ts64();
   throw err(EINVAL);
 });
-define_syscall(NR.__NR_clock_settime, 'clock_settime', (clk: number, tp: Timespec) => {
+define_syscall(NR.__NR_clock_settime, 'clock_settime', (clk: number, tp: timespec64) => {
   if (clk !== CLOCK_REALTIME) throw err(EINVAL);
   if (!validTs(tp)) throw err(EINVAL);
   if (!capable(CAP_SYS_TIME)) throw err(EPERM);

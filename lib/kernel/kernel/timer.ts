@@ -11,12 +11,12 @@ import type { HostTimer } from '../host-ops.js';
 import { host } from '../arch/cpu.js';
 import { request_irq, trigger_irq } from '../arch/irq.js';
 import { IRQ_TIMER } from '../arch/irq.js';
-import type { Timespec } from '../include/uapi.js';
+import type { timespec64 } from '../include/uapi.js';
 
-export interface KTimer { expires: number; fn: () => void; seq: number; active: boolean }
+export interface timer_list { expires: number; fn: () => void; seq: number; active: boolean }
 
 class TimerState {
-  timers: KTimer[] = []; // sorted by (expires, seq)
+  timers: timer_list[] = []; // sorted by (expires, seq)
   hostTimer: HostTimer | null = null;
   armedFor = Infinity;
   seq = 0;
@@ -49,19 +49,19 @@ export function timeHalt(): void {
 export function ktime_get_ns(): number { return host().monotonicNs() - ts.bootMono; }
 
 /** CLOCK_REALTIME as a timespec (ktime_get_real_ts64). */
-export function ktime_get_real_ts64(): Timespec {
+export function ktime_get_real_ts64(): timespec64 {
   const ns = ktime_get_ns();
   let sec = ts.wallSecAtBoot + Math.floor(ns / 1e9);
   let nsec = ts.wallNsecAtBoot + Math.floor(ns % 1e9);
   if (nsec >= 1e9) { sec++; nsec -= 1e9; }
   return { sec, nsec };
 }
-export function ktime_get_ts64(): Timespec {
+export function ktime_get_ts64(): timespec64 {
   const ns = ktime_get_ns();
   return { sec: Math.floor(ns / 1e9), nsec: Math.floor(ns % 1e9) };
 }
 /** clock_settime(CLOCK_REALTIME). */
-export function setRealtime(t: Timespec): void {
+export function setRealtime(t: timespec64): void {
   const ns = ktime_get_ns();
   // Choose the boot-time wall clock so that now reads as t.
   let sec = t.sec - Math.floor(ns / 1e9);
@@ -72,8 +72,8 @@ export function setRealtime(t: Timespec): void {
 }
 
 /** Arm a timer `deltaNs` from now. Returns a handle for del_timer. */
-export function add_timer(deltaNs: number, fn: () => void): KTimer {
-  const t: KTimer = { expires: ktime_get_ns() + Math.max(0, deltaNs), fn, seq: ts.seq++, active: true };
+export function add_timer(deltaNs: number, fn: () => void): timer_list {
+  const t: timer_list = { expires: ktime_get_ns() + Math.max(0, deltaNs), fn, seq: ts.seq++, active: true };
   // Insert keeping order; equal deadlines fire in arming order.
   let lo = 0, hi = ts.timers.length;
   while (lo < hi) {
@@ -85,7 +85,7 @@ export function add_timer(deltaNs: number, fn: () => void): KTimer {
   return t;
 }
 
-export function del_timer(t: KTimer): void {
+export function del_timer(t: timer_list): void {
   if (!t.active) return;
   t.active = false;
   const i = ts.timers.indexOf(t);

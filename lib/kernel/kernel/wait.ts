@@ -9,7 +9,7 @@
 import { current, schedule } from '../arch/cpu.js';
 import { wake_up_process, type task_struct } from '../arch/threads.js';
 import { in_irq } from '../arch/irq.js';
-import { add_timer, del_timer, type KTimer } from './timer.js';
+import { add_timer, del_timer, type timer_list } from './timer.js';
 
 interface WaitEntry { task: task_struct; exclusive: boolean }
 
@@ -69,7 +69,7 @@ export async function wait_event_timeout(wq: wait_queue_head, cond: () => boolea
   if (cond()) return true;
   const task = current();
   let expired = false;
-  const timer: KTimer = add_timer(timeoutNs, () => { expired = true; wake_up_process(task); });
+  const timer: timer_list = add_timer(timeoutNs, () => { expired = true; wake_up_process(task); });
   try {
     while (!cond()) {
       if (expired) return false;
@@ -99,7 +99,7 @@ export async function sleepNs(ns: number): Promise<void> {
 export function yieldCpu(): Promise<void> { return schedule(); }
 
 /** struct completion. */
-export class Completion {
+export class completion {
   done = 0;
   private wq = new wait_queue_head();
   complete(): void { this.done++; this.wq.wakeUp(1); }
@@ -112,7 +112,7 @@ export class Completion {
 }
 
 /** struct mutex: sleeping lock with an owner. */
-export class Mutex {
+export class mutex {
   owner: task_struct | null = null;
   /** The lock's name in hang reports (lockdep's class name); optional. */
   name: string;
@@ -178,7 +178,7 @@ export class rw_semaphore {
 }
 
 /** struct semaphore: counting semaphore. */
-export class Semaphore {
+export class semaphore {
   private wq = new wait_queue_head();
   constructor(private count: number) {}
   async down(): Promise<void> {

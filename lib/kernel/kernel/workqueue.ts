@@ -7,7 +7,7 @@
  */
 import { kthread_run, type task_struct } from '../arch/threads.js';
 import { wait_queue_head, wait_event, wait_event_idle } from './wait.js';
-import { add_timer, del_timer, type KTimer } from './timer.js';
+import { add_timer, del_timer, type timer_list } from './timer.js';
 
 export class work_struct {
   pending = false;
@@ -15,7 +15,7 @@ export class work_struct {
   constructor(public fn: () => Promise<void> | void) {}
 }
 export class delayed_work extends work_struct {
-  timer: KTimer | null = null;
+  timer: timer_list | null = null;
 }
 
 const allQueues = new Set<workqueue_struct>();

@@ -15,10 +15,10 @@
  */
 import { wait_queue_head, sleepOn } from '../kernel/wait.js';
 import {
-  PAGE_SHIFT, PAGE_SIZE, PG_dirty, PG_error, PG_locked, PG_readahead, PG_uptodate, PG_writeback, Page,
+  PAGE_SHIFT, PAGE_SIZE, PG_dirty, PG_error, PG_locked, PG_readahead, PG_uptodate, PG_writeback, page,
   alloc_page, get_page, put_page, register_shrinker, memInfo,
 } from './page_alloc.js';
-import type { address_space, File, Inode } from '../include/fs.js';
+import type { address_space, file, inode } from '../include/fs.js';
 import { ATTR_KILL_SGID, ATTR_KILL_SUID, I_DIRTY_SYNC } from '../include/fs.js';
 import { err } from '../include/errno.js';
 import { EFBIG, EIO, ENOMEM, ENOSPC, O_DIRECT, O_DSYNC, O_NOATIME, S_ISGID, S_ISUID } from '../include/uapi.js';
@@ -34,32 +34,32 @@ export { PAGE_SIZE, PAGE_SHIFT };
 
 const PAGE_WAIT_TABLE = 256;
 const pageWaitTable = Array.from({ length: PAGE_WAIT_TABLE }, () => new wait_queue_head());
-function pageWq(p: Page): wait_queue_head { return pageWaitTable[p.pfn % PAGE_WAIT_TABLE]!; }
+function pageWq(p: page): wait_queue_head { return pageWaitTable[p.pfn % PAGE_WAIT_TABLE]!; }
 
-export async function lock_page(p: Page): Promise<void> {
+export async function lock_page(p: page): Promise<void> {
   while (p.test(PG_locked)) await sleepOn(pageWq(p));
   p.set(PG_locked);
 }
-export function trylock_page(p: Page): boolean {
+export function trylock_page(p: page): boolean {
   if (p.test(PG_locked)) return false;
   p.set(PG_locked);
   return true;
 }
 /** Safe from IRQ context (I/O completion unlocks read pages). */
-export function unlock_page(p: Page): void {
+export function unlock_page(p: page): void {
   if (!p.test(PG_locked)) throw new Error(`unlock of unlocked page ${p.pfn}`);
   p.clear(PG_locked);
   pageWq(p).wakeUpAll();
 }
-export async function wait_on_page_locked(p: Page): Promise<void> {
+export async function wait_on_page_locked(p: page): Promise<void> {
   while (p.test(PG_locked)) await sleepOn(pageWq(p));
 }
-export async function wait_on_page_writeback(p: Page): Promise<void> {
+export async function wait_on_page_writeback(p: page): Promise<void> {
   while (p.test(PG_writeback)) await sleepOn(pageWq(p));
 }
-export function set_page_writeback(p: Page): void { p.set(PG_writeback); wb.accountWriteback(1); }
+export function set_page_writeback(p: page): void { p.set(PG_writeback); wb.accountWriteback(1); }
 /** end_page_writeback: from I/O completion (IRQ context). `error` records EIO on the mapping. */
-export function end_page_writeback(p: Page, error = false): void {
+export function end_page_writeback(p: page, error = false): void {
   if (!p.test(PG_writeback)) return;
   if (error) {
     p.set(PG_error);
@@ -71,7 +71,7 @@ export function end_page_writeback(p: Page, error = false): void {
   pageWq(p).wakeUpAll();
 }
 /** For readpage implementations: finish a read (IRQ context is fine). */
-export function end_page_read(p: Page, ok: boolean): void {
+export function end_page_read(p: page, ok: boolean): void {
   if (ok) { p.set(PG_uptodate); p.clear(PG_error); } else p.set(PG_error);
   unlock_page(p);
 }
@@ -79,7 +79,7 @@ export function end_page_read(p: Page, ok: boolean): void {
 /* ---- LRU of cached pages and reclaim ---- */
 
 /** Insertion-ordered set: first = least recently used. */
-const lru = new Set<Page>();
+const lru = new Set<page>();
 let lruClock = 0;
 /**
  * mark_page_accessed, approximately: a page moves to the young end only once it has aged by
@@ -87,7 +87,7 @@ let lruClock = 0;
  * tables: several lookups per block allocated) would otherwise be deleted from and re-added
  * to the Set on every lookup, which dominated write profiles.
  */
-function lruTouch(p: Page): void {
+function lruTouch(p: page): void {
   lruClock++;
   if (lruClock - p.lru_stamp < lru.size / 8 && lru.has(p)) return;
   p.lru_stamp = lruClock;
@@ -113,7 +113,7 @@ function shrinkPageCache(want: number): number {
 }
 function scanLru(want: number, limit: number): number {
   let freed = 0, scanned = 0;
-  const rotate: Page[] = [];
+  const rotate: page[] = [];
   for (const p of lru) {
     if (freed >= want || scanned++ >= limit) break;
     const m = p.mapping as address_space | null;
@@ -137,7 +137,7 @@ export function pageCacheStats(): { cached: number; reclaimed: number } { return
 /* ---- lookup and insertion ---- */
 
 /** find_get_page: the cached page with a reference, or null. */
-export function find_get_page(m: address_space, index: number): Page | null {
+export function find_get_page(m: address_space, index: number): page | null {
   const p = m.pages.get(index);
   if (!p) return null;
   lruTouch(p);
@@ -145,7 +145,7 @@ export function find_get_page(m: address_space, index: number): Page | null {
 }
 
 /** Allocate a frame for the page cache; ENOMEM only after reclaim and writeback could not help. */
-async function allocCachePage(zero = true): Promise<Page> {
+async function allocCachePage(zero = true): Promise<page> {
   let p = alloc_page(zero);
   for (let tries = 0; !p && tries < 8; tries++) {
     // Everything clean is in use: write dirty pages back so they become reclaimable.
@@ -157,7 +157,7 @@ async function allocCachePage(zero = true): Promise<Page> {
 }
 
 /** add_to_page_cache: insert a fresh locked page. Caller holds one reference besides the cache's. */
-function add_to_page_cache_lru(m: address_space, p: Page, index: number): void {
+function add_to_page_cache_lru(m: address_space, p: page, index: number): void {
   p.mapping = m;
   p.index = index;
   p.set(PG_locked);
@@ -167,7 +167,7 @@ function add_to_page_cache_lru(m: address_space, p: Page, index: number): void {
 }
 
 /** Remove from the cache (page locked or otherwise unreachable); drops the cache's reference. */
-export function delete_from_page_cache(p: Page): void {
+export function delete_from_page_cache(p: page): void {
   const m = p.mapping as address_space | null;
   if (!m) return;
   if (m.pages.get(p.index) === p) m.pages.delete(p.index);
@@ -185,7 +185,7 @@ export function delete_from_page_cache(p: Page): void {
  * whatever the frame held: for callers that fill or read every byte they will consider
  * valid (block_write_begin: buffers are read, zeroed or overwritten before uptodate).
  */
-export async function find_or_create_page(m: address_space, index: number, zero = true): Promise<Page> {
+export async function find_or_create_page(m: address_space, index: number, zero = true): Promise<page> {
   for (;;) {
     const p = find_get_page(m, index);
     if (p) {
@@ -225,10 +225,10 @@ const get_next_ra_size = (size: number): number => Math.min(RA_MAX, Math.max(RA_
  * allocate them locked and hand them to readahead/readpage without waiting. The page at
  * `mark`, if this call allocates it, gets PG_readahead.
  */
-async function do_page_cache_ra(m: address_space, file: File | null, index: number, nr: number, mark = -1): Promise<void> {
+async function do_page_cache_ra(m: address_space, file: file | null, index: number, nr: number, mark = -1): Promise<void> {
   const aops = m.a_ops;
   if (!aops) return;
-  const batch: Page[] = [];
+  const batch: page[] = [];
   const flush = async () => {
     if (!batch.length) return;
     if (aops.readahead) await aops.readahead(m, batch.slice());
@@ -250,7 +250,7 @@ async function do_page_cache_ra(m: address_space, file: File | null, index: numb
 }
 
 /** ra_submit: read the window, marking its asynchronous part's first page. */
-async function ra_submit(m: address_space, file: File, ra: file_ra_state, lastPage: number): Promise<void> {
+async function ra_submit(m: address_space, file: file, ra: file_ra_state, lastPage: number): Promise<void> {
   ra.size = Math.max(0, Math.min(ra.size, lastPage - ra.start + 1));
   ra.async_size = Math.min(ra.async_size, ra.size);
   if (ra.size === 0) return;
@@ -262,7 +262,7 @@ async function ra_submit(m: address_space, file: File, ra: file_ra_state, lastPa
  * (the page after the last one read, or the window's end) reads a growing window whose part
  * beyond the request is asynchronous; a random read reads the request and a small window.
  */
-async function page_cache_sync_ra(m: address_space, file: File, ra: file_ra_state, index: number, req: number, lastPage: number): Promise<void> {
+async function page_cache_sync_ra(m: address_space, file: file, ra: file_ra_state, index: number, req: number, lastPage: number): Promise<void> {
   const sequential = index === ra.prev_index + 1 || index === ra.prev_index || index === 0;
   if (sequential && ra.size > 0 && index === ra.start + ra.size) {
     ra.start = index;
@@ -284,7 +284,7 @@ async function page_cache_sync_ra(m: address_space, file: File, ra: file_ra_stat
  * page_cache_async_ra: the reader reached a PG_readahead page at `index`: the next window
  * starts after the current one (or at `index` when the marker belongs to an older window).
  */
-async function page_cache_async_ra(m: address_space, file: File, ra: file_ra_state, index: number, lastPage: number): Promise<void> {
+async function page_cache_async_ra(m: address_space, file: file, ra: file_ra_state, index: number, lastPage: number): Promise<void> {
   if (index === ra.start + ra.size - ra.async_size) ra.start += ra.size;
   else ra.start = index + 1;
   ra.size = get_next_ra_size(ra.size);
@@ -294,7 +294,7 @@ async function page_cache_async_ra(m: address_space, file: File, ra: file_ra_sta
 }
 
 /** read_cache_page: the page at index, uptodate and unlocked, with a reference; EIO on failure. */
-export async function read_cache_page(m: address_space, index: number, file: File | null = null): Promise<Page> {
+export async function read_cache_page(m: address_space, index: number, file: file | null = null): Promise<page> {
   for (let attempt = 0; ; attempt++) {
     let p = find_get_page(m, index);
     if (!p) {
@@ -318,7 +318,7 @@ export async function read_cache_page(m: address_space, index: number, file: Fil
  * generic_file_read_iter for buffered reads: copy from the page cache into buf, filling
  * missing pages with read-ahead. Returns bytes read (0 at or past EOF).
  */
-export async function filemap_read(file: File, buf: Uint8Array, pos: number): Promise<number> {
+export async function filemap_read(file: file, buf: Uint8Array, pos: number): Promise<number> {
   const inode = file.f_inode;
   const m = inode.i_mapping;
   if (buf.length === 0) return 0;
@@ -367,7 +367,7 @@ export async function filemap_read(file: File, buf: Uint8Array, pos: number): Pr
 /* ---- writing ---- */
 
 /** file_update_time: mtime and ctime to now, inode dirty. */
-export async function file_update_time(file: File): Promise<void> {
+export async function file_update_time(file: file): Promise<void> {
   const inode = file.f_inode;
   const now = current_time(inode);
   if (tsCompare(inode.i_mtime, now) === 0 && tsCompare(inode.i_ctime, now) === 0) return;
@@ -381,14 +381,14 @@ export async function file_update_time(file: File): Promise<void> {
  * has checked limits and holds i_rwsem. Returns bytes written; a failure after some bytes
  * returns the short count, as write(2) does.
  */
-export async function generic_perform_write(file: File | null, m: address_space, buf: Uint8Array, pos: number): Promise<number> {
+export async function generic_perform_write(file: file | null, m: address_space, buf: Uint8Array, pos: number): Promise<number> {
   const aops = m.a_ops!;
   let done = 0;
   while (done < buf.length) {
     const cur = pos + done;
     const off = cur % PAGE_SIZE;
     const n = Math.min(PAGE_SIZE - off, buf.length - done);
-    let page: Page;
+    let page: page;
     try {
       page = await aops.write_begin!(file, m, cur, n);
     } catch (e) {
@@ -409,7 +409,7 @@ export async function generic_perform_write(file: File | null, m: address_space,
  * timestamps, the copy, and O_SYNC/O_DSYNC. The VFS has resolved O_APPEND into pos and
  * holds the inode's i_rwsem for writing.
  */
-export async function generic_file_write_iter(file: File, buf: Uint8Array, pos: number): Promise<number> {
+export async function generic_file_write_iter(file: file, buf: Uint8Array, pos: number): Promise<number> {
   const inode = file.f_inode;
   const sb = inode.i_sb;
   if (buf.length === 0) return 0;
@@ -433,11 +433,11 @@ export async function generic_file_write_iter(file: File, buf: Uint8Array, pos: 
 /* ---- simple (memory-only) address space, as libfs's for ramfs ---- */
 
 export const simple_aops = {
-  async readpage(_file: File | null, page: Page): Promise<void> {
+  async readpage(_file: file | null, page: page): Promise<void> {
     page.data.fill(0);
     end_page_read(page, true);
   },
-  async write_begin(_file: File | null, m: address_space, pos: number, len: number): Promise<Page> {
+  async write_begin(_file: file | null, m: address_space, pos: number, len: number): Promise<page> {
     const page = await find_or_create_page(m, Math.floor(pos / PAGE_SIZE));
     if (!page.test(PG_uptodate)) {
       // A fresh page is zero-filled by the allocator: that is the right content for ramfs.
@@ -446,7 +446,7 @@ export const simple_aops = {
     void len;
     return page;
   },
-  async write_end(_file: File | null, m: address_space, pos: number, _len: number, copied: number, page: Page): Promise<number> {
+  async write_end(_file: file | null, m: address_space, pos: number, _len: number, copied: number, page: page): Promise<number> {
     const inode = m.host;
     if (pos + copied > inode.i_size) inode.i_size = pos + copied;
     page.set(PG_dirty); // never written anywhere: the cache is the storage (not accounted)
@@ -513,7 +513,7 @@ export async function truncate_inode_pages_range(m: address_space, lstart: numbe
 }
 
 /** truncate_pagecache(inode, newsize): after i_size was set to newsize. */
-export async function truncate_pagecache(inode: Inode, newsize: number): Promise<void> {
+export async function truncate_pagecache(inode: inode, newsize: number): Promise<void> {
   await truncate_inode_pages(inode.i_mapping, newsize);
 }
 
@@ -532,7 +532,7 @@ export function invalidate_mapping_pages(m: address_space): number {
 /* ---- atime ---- */
 
 /** file_accessed (include/linux/fs.h): touch_atime of the file's path, unless O_NOATIME. */
-export async function file_accessed(file: File): Promise<void> {
+export async function file_accessed(file: file): Promise<void> {
   if (file.f_flags & O_NOATIME) return;
   await touch_atime(file.f_path);
 }

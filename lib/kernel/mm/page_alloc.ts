@@ -18,7 +18,7 @@ export const PG_locked = 1 << 0, PG_uptodate = 1 << 1, PG_dirty = 1 << 2, PG_wri
   PG_readahead = 1 << 9;
 
 /** struct page: one per allocated frame. */
-export class Page {
+export class page {
   flags = 0;
   /** Reference count; the frame is freed when it drops to 0. */
   count = 1;
@@ -82,7 +82,7 @@ export function unregister_shrinker(s: Shrinker): void {
  * overwritten by I/O, and readpage implementations zero what I/O does not fill), or null
  * when memory is exhausted even after shrinking.
  */
-export function alloc_page(zero = true): Page | null {
+export function alloc_page(zero = true): page | null {
   let pfn = mem.freeList.pop();
   if (pfn === undefined) {
     for (const s of shrinkers) { if (s(32) > 0 && mem.freeList.length) break; }
@@ -90,19 +90,19 @@ export function alloc_page(zero = true): Page | null {
     if (pfn === undefined) { mem.failures++; return null; }
   }
   mem.allocated++;
-  const p = new Page(pfn);
+  const p = new page(pfn);
   if (zero) p.data.fill(0);
   return p;
 }
 
 /** Drop a reference; the frame returns to the free list at zero. */
-export function put_page(p: Page): void {
+export function put_page(p: page): void {
   if (--p.count > 0) return;
   if (p.count < 0) throw new Error(`page ${p.pfn} freed twice`);
   mem.allocated--;
   mem.freeList.push(p.pfn);
 }
-export function get_page(p: Page): Page { p.count++; return p; }
+export function get_page(p: page): page { p.count++; return p; }
 
 export interface MemInfo { totalPages: number; freePages: number; allocatedPages: number; failures: number }
 export function memInfo(): MemInfo {

@@ -21,9 +21,9 @@ import { err } from '../../include/errno.js';
 import { EBUSY, EINVAL, EIO } from '../../include/uapi.js';
 import {
   BLK_STS_IOERR, BLK_STS_NOTSUPP, BLK_STS_OK, REQ_OP_DISCARD, REQ_OP_FLUSH, REQ_OP_READ,
-  REQ_OP_WRITE, REQ_OP_WRITE_ZEROES, type BlockDriver, type Request,
+  REQ_OP_WRITE, REQ_OP_WRITE_ZEROES, type BlockDriver, type request,
 } from '../../include/blk.js';
-import { PAGE_SIZE, alloc_page, physMem, put_page, type Page } from '../../mm/page_alloc.js';
+import { PAGE_SIZE, alloc_page, physMem, put_page, type page } from '../../mm/page_alloc.js';
 import { add_disk, del_gendisk, diskBusy, type gendisk } from '../../block/genhd.js';
 import {
   VIRTIO_BLK_CFG_BLK_SIZE, VIRTIO_BLK_CFG_CAPACITY, VIRTIO_BLK_CFG_MAX_DISCARD_SECTORS,
@@ -44,14 +44,14 @@ import {
 } from '../virtio/virtio.js';
 import { virtio_mmio_remove_all } from '../virtio/virtio_mmio.js';
 import {
-  VRING_INDIRECT_MAX, VRING_MAX_NUM_ONE_PAGE, type Sg, type Virtqueue,
+  VRING_INDIRECT_MAX, VRING_MAX_NUM_ONE_PAGE, type Sg, type virtqueue,
 } from '../virtio/virtio_ring.js';
 
 /* the per-request slot: header, discard/write-zeroes range, status */
 const SLOT_SIZE = 64, SLOT_HDR = 0, SLOT_DWZ = 16, SLOT_STATUS = 32;
 const SLOTS_PER_PAGE = PAGE_SIZE / SLOT_SIZE;
 
-interface InFlight { rq: Request; done: (status: number) => void; slot: number }
+interface InFlight { rq: request; done: (status: number) => void; slot: number }
 
 export class VirtioBlk implements BlockDriver {
   readonly name: string;
@@ -67,8 +67,8 @@ export class VirtioBlk implements BlockDriver {
   /** A device being torn down no longer accepts requests. */
   removing = false;
   private sectors = 0;
-  private vq!: Virtqueue;
-  private slotPages: Page[] = [];
+  private vq!: virtqueue;
+  private slotPages: page[] = [];
   private freeSlots: number[] = [];
   private readonly view: DataView;
   private readonly mem: Uint8Array;
@@ -128,7 +128,7 @@ export class VirtioBlk implements BlockDriver {
   }
 
   /** virtio_queue_rq: one request onto the ring; false when the ring or slots are full. */
-  queue_rq(rq: Request, done: (status: number) => void): boolean {
+  queue_rq(rq: request, done: (status: number) => void): boolean {
     if (this.removing) { done(BLK_STS_IOERR); return true; }
     let type: number;
     switch (rq.op) {
@@ -176,7 +176,7 @@ export class VirtioBlk implements BlockDriver {
   }
 
   /** virtblk_done: the IRQ's half — every finished chain ends its request. */
-  private done(vq: Virtqueue): void {
+  private done(vq: virtqueue): void {
     for (let b = vq.getBuf(); b; b = vq.getBuf()) {
       const t = b.token as InFlight;
       const st = this.mem[this.slotAddr(t.slot) + SLOT_STATUS]!;

@@ -19,7 +19,7 @@ import {
   VIRTIO_CONFIG_S_ACKNOWLEDGE, VIRTIO_CONFIG_S_DRIVER, VIRTIO_CONFIG_S_DRIVER_OK,
   VIRTIO_CONFIG_S_FAILED, VIRTIO_CONFIG_S_FEATURES_OK, VIRTIO_F_VERSION_1, features, hasFeature,
 } from '../../include/uapi/linux/virtio_config.js';
-import type { Virtqueue } from './virtio_ring.js';
+import type { virtqueue } from './virtio_ring.js';
 
 /** What a transport offers the core and the drivers (struct virtio_config_ops). */
 export interface virtio_config_ops {
@@ -32,7 +32,7 @@ export interface virtio_config_ops {
   /** Write the driver's feature choice (before FEATURES_OK). */
   finalizeFeatures(f: bigint): void;
   /** Set up queue `index` with at most `maxNum` entries; `callback` runs in IRQ context. */
-  setupVq(vdev: virtio_device, index: number, maxNum: number, callback: (vq: Virtqueue) => void): Virtqueue;
+  setupVq(vdev: virtio_device, index: number, maxNum: number, callback: (vq: virtqueue) => void): virtqueue;
   /** Tear the queues down (after reset) and give their memory back. */
   delVqs(vdev: virtio_device): void;
   /** Device-specific config space, little-endian, read consistently (generation counter). */
@@ -47,7 +47,7 @@ export class virtio_device {
   /** The driver bound to it, and its private state. */
   driver: virtio_driver | null = null;
   priv: unknown = null;
-  readonly vqs: Virtqueue[] = [];
+  readonly vqs: virtqueue[] = [];
   /** Set when a config-change interrupt arrives; drivers may look. */
   configChanged = 0;
   /** Set when the device reported DEVICE_NEEDS_RESET or the driver gave up. */

@@ -39,13 +39,13 @@ import {
 import {
   virtio_device, virtio_config_changed, virtio_device_probe, virtio_device_remove, type virtio_config_ops,
 } from './virtio.js';
-import { vring_create_virtqueue, type Virtqueue } from './virtio_ring.js';
+import { vring_create_virtqueue, type virtqueue } from './virtio_ring.js';
 
 const hi32 = (v: number) => Math.floor(v / 0x100000000);
 const lo32 = (v: number) => v % 0x100000000;
 
 /** struct virtio_mmio_device: one host device seen through its registers. */
-export class VirtioMmioTransport implements virtio_config_ops {
+export class virtio_mmio_device implements virtio_config_ops {
   readonly irq: number;
   vdev!: virtio_device;
   private readonly debug = host().debug?.('lkl:virtio:mmio');
@@ -106,7 +106,7 @@ export class VirtioMmioTransport implements virtio_config_ops {
   }
 
   /** vm_setup_vq: a queue of min(maxNum, QueueNumMax, one page's worth) entries. */
-  setupVq(vdev: virtio_device, index: number, maxNum: number, callback: (vq: Virtqueue) => void): Virtqueue {
+  setupVq(vdev: virtio_device, index: number, maxNum: number, callback: (vq: virtqueue) => void): virtqueue {
     const d = this.dev;
     d.write(VIRTIO_MMIO_QUEUE_SEL, index);
     if (d.read(VIRTIO_MMIO_QUEUE_READY)) throw err(ENODEV, `${d.name}: queue ${index} already set up`);
@@ -165,7 +165,7 @@ export class VirtioMmioTransport implements virtio_config_ops {
 }
 
 let nextIndex = 0;
-const byDevice = new Map<VirtioMmioDevice, VirtioMmioTransport>();
+const byDevice = new Map<VirtioMmioDevice, virtio_mmio_device>();
 
 /**
  * Register and probe a device (kernel context, may sleep). Resolves with the virtio device
@@ -173,7 +173,7 @@ const byDevice = new Map<VirtioMmioDevice, VirtioMmioTransport>();
  */
 export async function virtio_mmio_add(dev: VirtioMmioDevice): Promise<virtio_device> {
   if (byDevice.has(dev)) throw err(EIO, `${dev.name}: registered twice`);
-  const t = new VirtioMmioTransport(dev);
+  const t = new virtio_mmio_device(dev);
   const id = t.check();
   const vdev = new virtio_device(nextIndex++, id, t, dev.name);
   t.vdev = vdev;

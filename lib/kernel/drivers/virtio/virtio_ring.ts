@@ -20,9 +20,9 @@
  */
 import { pr_warn } from '../../kernel/printk.js';
 import { host } from '../../arch/cpu.js';
-import { alloc_page, put_page, physMem, PAGE_SIZE, type Page } from '../../mm/page_alloc.js';
+import { alloc_page, put_page, physMem, PAGE_SIZE, type page } from '../../mm/page_alloc.js';
 import {
-  VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE, VIRTQ_DESC_SIZE, Vring,
+  VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE, VIRTQ_DESC_SIZE, vring,
   vring_size, writeDesc,
 } from '../../include/uapi/linux/virtio_ring.js';
 
@@ -34,15 +34,15 @@ export const VRING_MAX_NUM_ONE_PAGE = 128;
 /** Descriptors in one indirect table (one page). */
 export const VRING_INDIRECT_MAX = PAGE_SIZE / VIRTQ_DESC_SIZE;
 
-export class Virtqueue {
-  readonly ring: Vring;
+export class virtqueue {
+  readonly ring: vring;
   /** Free descriptor indices (a stack). */
   private readonly freeList: number[] = [];
   /** Per head: the caller's token, the descriptors it holds, its indirect page. */
   private readonly tokens: unknown[];
   private readonly chains: (number[] | null)[];
-  private readonly indirectOf: (Page | null)[];
-  private readonly indirectPool: Page[] = [];
+  private readonly indirectOf: (page | null)[];
+  private readonly indirectPool: page[] = [];
   /** Our copy of avail idx (we are its only writer) and the used idx we consumed up to. */
   private availIdx = 0;
   private lastUsedIdx = 0;
@@ -57,15 +57,15 @@ export class Virtqueue {
   constructor(
     readonly index: number,
     readonly num: number,
-    private readonly page: Page,
+    private readonly page: page,
     readonly useIndirect: boolean,
-    private readonly notifyFn: (vq: Virtqueue) => void,
-    readonly callback: (vq: Virtqueue) => void,
+    private readonly notifyFn: (vq: virtqueue) => void,
+    readonly callback: (vq: virtqueue) => void,
   ) {
     const l = vring_size(num);
     if (l.totalSize > PAGE_SIZE) throw new RangeError(`virtqueue of ${num} entries does not fit one page`);
     const base = page.phys;
-    this.ring = new Vring(physMem(), num, base + l.descOffset, base + l.availOffset, base + l.usedOffset);
+    this.ring = new vring(physMem(), num, base + l.descOffset, base + l.availOffset, base + l.usedOffset);
     for (let i = num - 1; i >= 0; i--) this.freeList.push(i);
     this.tokens = new Array(num).fill(null);
     this.chains = new Array(num).fill(null);
@@ -207,8 +207,8 @@ export class Virtqueue {
 
 /** vring_create_virtqueue: a queue of `num` entries in a fresh page. Null without memory. */
 export function vring_create_virtqueue(index: number, num: number, useIndirect: boolean,
-  notify: (vq: Virtqueue) => void, callback: (vq: Virtqueue) => void): Virtqueue | null {
+  notify: (vq: virtqueue) => void, callback: (vq: virtqueue) => void): virtqueue | null {
   const page = alloc_page();
   if (!page) return null;
-  return new Virtqueue(index, num, page, useIndirect, notify, callback);
+  return new virtqueue(index, num, page, useIndirect, notify, callback);
 }

@@ -7,9 +7,9 @@ import { le16, le32, put_le16, put_le32 } from '../../lib/struct.js';
 
 export {
   ACL_USER_OBJ, ACL_USER, ACL_GROUP_OBJ, ACL_GROUP, ACL_MASK, ACL_OTHER, ACL_READ, ACL_WRITE, ACL_EXECUTE,
-  ACL_UNDEFINED_ID, POSIX_ACL_XATTR_VERSION, posix_acl_to_xattr, posix_acl_from_xattr, type PosixAclEntry,
+  ACL_UNDEFINED_ID, POSIX_ACL_XATTR_VERSION, posix_acl_to_xattr, posix_acl_from_xattr, type posix_acl_entry,
 } from '../../include/posix_acl.js';
-import { ACL_USER, ACL_GROUP, ACL_USER_OBJ, ACL_GROUP_OBJ, ACL_MASK, ACL_OTHER, ACL_UNDEFINED_ID, type PosixAclEntry } from '../../include/posix_acl.js';
+import { ACL_USER, ACL_GROUP, ACL_USER_OBJ, ACL_GROUP_OBJ, ACL_MASK, ACL_OTHER, ACL_UNDEFINED_ID, type posix_acl_entry } from '../../include/posix_acl.js';
 export const EXT4_ACL_VERSION = 0x0001;
 
 /**
@@ -17,10 +17,10 @@ export const EXT4_ACL_VERSION = 0x0001;
  * MASK and OTHER and 8-byte ones (with an id) for USER and GROUP. Returns a reason on
  * malformed input (Linux's EINVAL).
  */
-export function ext4_acl_from_disk(v: Uint8Array): PosixAclEntry[] | string {
+export function ext4_acl_from_disk(v: Uint8Array): posix_acl_entry[] | string {
   if (v.length < 4) return 'acl too short';
   if (le32(v, 0) !== EXT4_ACL_VERSION) return 'bad acl version';
-  const out: PosixAclEntry[] = [];
+  const out: posix_acl_entry[] = [];
   let o = 4;
   while (o < v.length) {
     if (o + 4 > v.length) return 'truncated acl entry';
@@ -41,7 +41,7 @@ export function ext4_acl_from_disk(v: Uint8Array): PosixAclEntry[] | string {
   }
   return out;
 }
-export function ext4_acl_to_disk(acl: readonly PosixAclEntry[]): Uint8Array {
+export function ext4_acl_to_disk(acl: readonly posix_acl_entry[]): Uint8Array {
   let n = 4;
   for (const e of acl) n += e.e_tag === ACL_USER || e.e_tag === ACL_GROUP ? 8 : 4;
   const b = new Uint8Array(n);

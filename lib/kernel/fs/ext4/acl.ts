@@ -8,12 +8,12 @@
  * its directory's default ACL says (posix_acl_create), and ext4_setattr's chmod updates the
  * access ACL through posix_acl_chmod.
  */
-import type { Dentry, Inode, xattr_handler } from '../../include/fs.js';
+import type { dentry, inode, xattr_handler } from '../../include/fs.js';
 import { err } from '../../include/errno.js';
 import { EACCES, EOPNOTSUPP, S_IFMT, S_IFDIR, ENODATA, XATTR_CREATE } from '../../include/uapi.js';
 import { ACL_TYPE_ACCESS, ACL_TYPE_DEFAULT, posix_acl_to_xattr, type posix_acl } from '../../include/posix_acl.js';
 import { EXT4_XATTR_INDEX_POSIX_ACL_ACCESS, EXT4_XATTR_INDEX_POSIX_ACL_DEFAULT } from './xattr.h.js';
-import { ext4_acl_from_disk, ext4_acl_to_disk, type PosixAclEntry } from './acl.h.js';
+import { ext4_acl_from_disk, ext4_acl_to_disk, type posix_acl_entry } from './acl.h.js';
 import { EXT4_I, EXT4_SB, EXT4_MOUNT_POSIX_ACL } from './ext4.js';
 import { ext4_error } from './errors.js';
 import { ext4_xattr_get, ext4_xattr_set_handle } from './xattr.js';
@@ -28,7 +28,7 @@ import {
 export { ACL_TYPE_ACCESS, ACL_TYPE_DEFAULT, posix_acl_valid, posix_acl_equiv_mode };
 
 /** ext4_get_acl (i_op.get_inode_acl): the ACL of this type, null if there is none. Malformed ACLs are corruption. */
-export async function ext4_get_acl(inode: Inode, type: number): Promise<PosixAclEntry[] | null> {
+export async function ext4_get_acl(inode: inode, type: number): Promise<posix_acl_entry[] | null> {
   const index = type === ACL_TYPE_ACCESS ? EXT4_XATTR_INDEX_POSIX_ACL_ACCESS : EXT4_XATTR_INDEX_POSIX_ACL_DEFAULT;
   let v: Uint8Array;
   try {
@@ -44,16 +44,16 @@ export async function ext4_get_acl(inode: Inode, type: number): Promise<PosixAcl
 }
 
 /** The value getxattr returns for an ACL: the posix_acl_xattr encoding. */
-export function ext4_acl_to_xattr(acl: readonly PosixAclEntry[]): Uint8Array { return posix_acl_to_xattr(acl); }
+export function ext4_acl_to_xattr(acl: readonly posix_acl_entry[]): Uint8Array { return posix_acl_to_xattr(acl); }
 
 /** posix_acl_from_xattr with its checks (EOPNOTSUPP for another version, EINVAL for bad entries). */
-export function ext4_posix_acl_from_xattr(v: Uint8Array): PosixAclEntry[] | null { return posix_acl_from_xattr(v); }
+export function ext4_posix_acl_from_xattr(v: Uint8Array): posix_acl_entry[] | null { return posix_acl_from_xattr(v); }
 
 /**
  * __ext4_set_acl: store (null: remove) the ACL of this type under `handle`, and cache it.
  * A default ACL exists only on directories.
  */
-async function __ext4_set_acl(handle: handle_t, inode: Inode, type: number, acl: posix_acl | null, xattr_flags: number): Promise<void> {
+async function __ext4_set_acl(handle: handle_t, inode: inode, type: number, acl: posix_acl | null, xattr_flags: number): Promise<void> {
   if (type === ACL_TYPE_DEFAULT && (inode.i_mode & S_IFMT) !== S_IFDIR) {
     if (acl) throw err(EACCES);
     return;
@@ -73,7 +73,7 @@ async function __ext4_set_acl(handle: handle_t, inode: Inode, type: number, acl:
  * (and an old one removed); otherwise i_mode follows it (group bits = mask), and S_ISGID
  * goes for a caller outside the file's group without CAP_FSETID. null removes.
  */
-export async function ext4_set_acl(inode: Inode, acl: PosixAclEntry[] | null, type: number): Promise<void> {
+export async function ext4_set_acl(inode: inode, acl: posix_acl_entry[] | null, type: number): Promise<void> {
   const handle = ext4_journal_start(inode, EXT4_HT_XATTR, EXT4_DATA_TRANS_BLOCKS);
   try {
     let mode = inode.i_mode;
@@ -98,7 +98,7 @@ export async function ext4_set_acl(inode: Inode, acl: PosixAclEntry[] | null, ty
 }
 
 /** i_op.set_acl */
-export function ext4_set_acl_op(dentry: Dentry, acl: posix_acl | null, type: number): Promise<void> {
+export function ext4_set_acl_op(dentry: dentry, acl: posix_acl | null, type: number): Promise<void> {
   return ext4_set_acl(dentry.d_inode!, acl, type);
 }
 
@@ -107,7 +107,7 @@ export function ext4_set_acl_op(dentry: Dentry, acl: posix_acl | null, type: num
  * mode as posix_acl_create makes it (the umask, or the directory's default ACL), a copy of
  * that default ACL on a new directory and the derived access ACL, stored with XATTR_CREATE.
  */
-export async function ext4_init_acl(handle: handle_t, inode: Inode, dir: Inode): Promise<void> {
+export async function ext4_init_acl(handle: handle_t, inode: inode, dir: inode): Promise<void> {
   const r = await posix_acl_create(dir, inode.i_mode);
   inode.i_mode = r.mode;
   if (r.default_acl) await __ext4_set_acl(handle, inode, ACL_TYPE_DEFAULT, r.default_acl, XATTR_CREATE);
@@ -120,7 +120,7 @@ function aclHandler(name: string, type: number): xattr_handler {
   return {
     name,
     list: (dentry) => EXT4_SB(dentry.d_sb).test_opt(EXT4_MOUNT_POSIX_ACL),
-    async get(_dentry, inode: Inode, _suffix: string) {
+    async get(_dentry, inode: inode, _suffix: string) {
       if (!EXT4_SB(inode.i_sb).test_opt(EXT4_MOUNT_POSIX_ACL)) throw err(EOPNOTSUPP);
       if (type === ACL_TYPE_DEFAULT && (inode.i_mode & S_IFMT) !== S_IFDIR) throw err(ENODATA);
       if (!inode.i_op.get_inode_acl) throw err(EOPNOTSUPP); /* symlinks */
@@ -129,7 +129,7 @@ function aclHandler(name: string, type: number): xattr_handler {
       return ext4_acl_to_xattr(acl);
     },
     /* the VFS's vfs_set_acl: the value decoded, then set_posix_acl's checks; XATTR_CREATE/REPLACE do not apply */
-    async set(dentry, _inode: Inode, _suffix: string, value: Uint8Array | null, _flags: number) {
+    async set(dentry, _inode: inode, _suffix: string, value: Uint8Array | null, _flags: number) {
       const acl = value ? ext4_posix_acl_from_xattr(value) : null;
       await set_posix_acl(dentry!, type, acl); /* vfs_setxattr always passes the dentry */
     },

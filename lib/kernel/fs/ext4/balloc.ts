@@ -7,11 +7,11 @@
  * checksums. Allocation itself is mballoc.ts's. Counts come from the group descriptors, as
  * Linux's percpu counters are initialised from them.
  */
-import type { Dentry, super_block } from '../../include/fs.js';
+import type { dentry, super_block } from '../../include/fs.js';
 import { sb_getblk, type buffer_head } from '../buffer.js';
 import type { Ext4CsumCtx } from './csum.js';
 import { BH_Uptodate } from '../../include/blk.js';
-import type { Statfs } from '../../include/uapi.js';
+import type { statfs } from '../../include/uapi.js';
 import {
   EXT4_FEATURE_COMPAT_SPARSE_SUPER2, EXT4_FEATURE_INCOMPAT_EXTENTS, EXT4_FEATURE_INCOMPAT_META_BG,
   EXT4_FEATURE_RO_COMPAT_SPARSE_SUPER, EXT4_NAME_LEN, EXT4_SUPER_MAGIC, ext4_free_group_clusters,
@@ -111,7 +111,7 @@ export function ext4_statfs_init(sbi: ext4_sb_info, journalBlocks: number): void
 export function ext4_resv_clusters(sbi: ext4_sb_info): number { return statfsState.get(sbi)?.resvClusters ?? 0; }
 
 /** ext4_statfs. */
-export function ext4_statfs_sb(sb: super_block): Statfs {
+export function ext4_statfs_sb(sb: super_block): statfs {
   const sbi = EXT4_SB(sb);
   const st = statfsState.get(sbi) ?? { overhead: 0, resvClusters: 0 };
   const ratio = sbi.s_cluster_ratio;
@@ -129,7 +129,7 @@ export function ext4_statfs_sb(sb: super_block): Statfs {
   };
 }
 
-export async function ext4_statfs(dentry: Dentry): Promise<Statfs> {
+export async function ext4_statfs(dentry: dentry): Promise<statfs> {
   return ext4_statfs_sb(dentry.d_sb);
 }
 

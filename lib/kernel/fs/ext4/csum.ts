@@ -22,7 +22,7 @@ import {
 } from './layout.js';
 import { EXT4_EXTENT_ENTRY_SIZE } from './ext4_extents.h.js';
 import { EXT4_EXTENT_HEADER_SIZE } from './ext4_extents.h.js';
-import type { Ext4SuperBlock } from './layout.js';
+import type { ext4_super_block } from './layout.js';
 
 /** What the checksum code needs from the superblock, computed once at mount (ext4_sb_info). */
 export interface Ext4CsumCtx {
@@ -46,12 +46,12 @@ export interface Ext4CsumCtx {
 const dummy_csum = new Uint8Array(4);
 
 /** sbi->s_csum_seed: s_checksum_seed with CSUM_SEED, else crc32c(~0, s_uuid). */
-export function ext4_csum_seed(sb: Ext4SuperBlock): number {
+export function ext4_csum_seed(sb: ext4_super_block): number {
   if (sb.s_feature_incompat & EXT4_FEATURE_INCOMPAT_CSUM_SEED) return sb.s_checksum_seed >>> 0;
   return crc32c(0xffffffff, sb.s_uuid, 0, 16);
 }
 
-export function ext4_csum_ctx(sb: Ext4SuperBlock): Ext4CsumCtx {
+export function ext4_csum_ctx(sb: ext4_super_block): Ext4CsumCtx {
   const is64bit = (sb.s_feature_incompat & EXT4_FEATURE_INCOMPAT_64BIT) !== 0;
   return {
     metadata_csum: (sb.s_feature_ro_compat & EXT4_FEATURE_RO_COMPAT_METADATA_CSUM) !== 0,

@@ -13,7 +13,7 @@
  *  - inline directories: "." at 0, ".." at 12, entries at Linux's inline offsets.
  * All knowledge of the directory layout is here; namei.ts is the glue to the VFS.
  */
-import type { dir_context, File, file_operations } from '../../include/fs.js';
+import type { dir_context, file, file_operations } from '../../include/fs.js';
 import { err } from '../../include/errno.js';
 import {
   DT_BLK, DT_CHR, DT_DIR, DT_FIFO, DT_LNK, DT_REG, DT_SOCK, DT_UNKNOWN, EINVAL, SEEK_CUR, SEEK_END,
@@ -26,9 +26,9 @@ import {
   ext4_rec_len_from_disk, EXT4_FT_MAX,
 } from './layout.js';
 import { ext4_dirblock_csum_verify, ext4_dx_csum_verify } from './csum.js';
-import { EXT4_I, EXT4_SB, type Ext4Inode } from './ext4.js';
+import { EXT4_I, EXT4_SB, type ext4_inode_info } from './ext4.js';
 import { ext4_csum_error, ext4_error } from './errors.js';
-import { ext4_sb_bread } from './block_validity.js';
+import { ext4_sb_bread } from './super.js';
 import { ext4_map_blocks } from './inode.js';
 import { ext4_force_commit } from './ext4_jbd2.js';
 import { ext4_inline_dir_view, INLINE_DOTDOT_OFFSET } from './inline.js';
@@ -38,13 +38,13 @@ import { ext4_ioctl } from './ioctl.js';
 
 /** ext4_filetype_table: on-disk file type → d_type. */
 const FILETYPE_TABLE = [DT_UNKNOWN, DT_REG, DT_DIR, DT_CHR, DT_BLK, DT_FIFO, DT_SOCK, DT_LNK];
-export function ext4_get_dtype(inode: Ext4Inode, ft: number): number {
+export function ext4_get_dtype(inode: ext4_inode_info, ft: number): number {
   if (!EXT4_SB(inode.i_sb).has_incompat(EXT4_FEATURE_INCOMPAT_FILETYPE) || ft >= EXT4_FT_MAX) return DT_UNKNOWN;
   return FILETYPE_TABLE[ft];
 }
 
 /** is_dx: an htree directory (dir_index feature and EXT4_INDEX_FL). */
-export function is_dx(dir: Ext4Inode): boolean {
+export function is_dx(dir: ext4_inode_info): boolean {
   return EXT4_SB(dir.i_sb).has_compat(EXT4_FEATURE_COMPAT_DIR_INDEX) && (dir.i_ext4_flags & EXT4_INDEX_FL) !== 0 &&
     !(dir.i_ext4_flags & EXT4_INLINE_DATA_FL);
 }
@@ -55,7 +55,7 @@ export type DirblockType = 'leaf' | 'index' | 'any';
  * ext4_read_dirblock: logical block `lblk` of a directory, checksum verified (leaf blocks by
  * their tail, index blocks by their dx tail). Returns null for a hole; `pblk` is reported.
  */
-export async function ext4_read_dirblock(dir: Ext4Inode, lblk: number, type: DirblockType):
+export async function ext4_read_dirblock(dir: ext4_inode_info, lblk: number, type: DirblockType):
   Promise<{ buf: Uint8Array; pblk: number } | null> {
   const sb = dir.i_sb;
   const sbi = EXT4_SB(sb);
@@ -89,7 +89,7 @@ export interface DirEnt { ino: number; name: string; file_type: number; off: num
  * ext4_check_dir_entry does. `fn` sees live entries (inode != 0); returning false stops.
  * Throws EFSCORRUPTED through ext4_error on the first bad record.
  */
-export function ext4_walk_dirblock(dir: Ext4Inode, buf: Uint8Array, size: number, pblk: number,
+export function ext4_walk_dirblock(dir: ext4_inode_info, buf: Uint8Array, size: number, pblk: number,
   fn: (de: DirEnt) => boolean | void, startOff = 0): void {
   const sb = dir.i_sb;
   const sbi = EXT4_SB(sb);
@@ -110,7 +110,7 @@ export function ext4_walk_dirblock(dir: Ext4Inode, buf: Uint8Array, size: number
 }
 
 /** Number of blocks a directory spans (i_size must be block aligned for block dirs). */
-export function dir_blocks(dir: Ext4Inode): number {
+export function dir_blocks(dir: ext4_inode_info): number {
   return Math.ceil(dir.i_size / EXT4_SB(dir.i_sb).s_blocksize);
 }
 
@@ -123,7 +123,7 @@ export function hash2pos(major: number, minor: number): number {
 
 interface DxDirInfo { entries: { pos: number; name: string; ino: number; dtype: number }[] }
 
-async function ext4_readdir_linear(dir: Ext4Inode, ctx: dir_context): Promise<void> {
+async function ext4_readdir_linear(dir: ext4_inode_info, ctx: dir_context): Promise<void> {
   const sb = dir.i_sb;
   const bs = EXT4_SB(sb).s_blocksize;
   while (ctx.pos < dir.i_size) {
@@ -172,7 +172,7 @@ async function ext4_readdir_linear(dir: Ext4Inode, ctx: dir_context): Promise<vo
   }
 }
 
-async function ext4_readdir_inline(dir: Ext4Inode, ctx: dir_context): Promise<void> {
+async function ext4_readdir_inline(dir: ext4_inode_info, ctx: dir_context): Promise<void> {
   const view = await ext4_inline_dir_view(dir);
   if (ctx.pos === 0) {
     if (!ctx.emit('.', dir.i_ino, DT_DIR)) return;
@@ -199,7 +199,7 @@ async function ext4_readdir_inline(dir: Ext4Inode, ctx: dir_context): Promise<vo
 }
 
 /** ext4_htree_fill_tree + call_filldir: every entry, sorted by (hash, minor hash). */
-async function ext4_dx_fill(dir: Ext4Inode): Promise<DxDirInfo> {
+async function ext4_dx_fill(dir: ext4_inode_info): Promise<DxDirInfo> {
   const sbi = EXT4_SB(dir.i_sb);
   const { leaves, hashVersion, dotdot } = await dx_leaf_blocks(dir);
   const list: { major: number; minor: number; name: string; ino: number; dtype: number }[] = [];
@@ -227,7 +227,7 @@ async function ext4_dx_fill(dir: Ext4Inode): Promise<DxDirInfo> {
   }) };
 }
 
-async function ext4_dx_readdir(file: File, dir: Ext4Inode, ctx: dir_context): Promise<void> {
+async function ext4_dx_readdir(file: file, dir: ext4_inode_info, ctx: dir_context): Promise<void> {
   if (ctx.pos >= EXT4_HTREE_EOF_COOKIE) return;
   let info = file.private_data as DxDirInfo | null;
   if (!info || ctx.pos === 0) {
@@ -247,7 +247,7 @@ async function ext4_dx_readdir(file: File, dir: Ext4Inode, ctx: dir_context): Pr
 }
 
 /** ext4_readdir (iterate_shared). */
-export async function ext4_readdir(file: File, ctx: dir_context): Promise<void> {
+export async function ext4_readdir(file: file, ctx: dir_context): Promise<void> {
   const dir = EXT4_I(file.f_inode);
   if (dir.i_ext4_flags & EXT4_INLINE_DATA_FL) return ext4_readdir_inline(dir, ctx);
   if (is_dx(dir)) {
@@ -266,7 +266,7 @@ export async function ext4_readdir(file: File, ctx: dir_context): Promise<void> 
 /** Thrown by dx_probe-like code for a malformed index that a linear walk can still read. */
 export class DxFallback extends Error {}
 
-async function ext4_dir_llseek(file: File, offset: number, whence: number): Promise<number> {
+async function ext4_dir_llseek(file: file, offset: number, whence: number): Promise<number> {
   const dir = EXT4_I(file.f_inode);
   let pos: number;
   switch (whence) {
@@ -285,7 +285,7 @@ export const ext4_dir_operations: file_operations = {
   async read() { throw err(EISDIR); },
   iterate_shared: ext4_readdir,
   /* With a journal, a directory's changes are durable once committed (nojournal: nothing to do). */
-  async fsync(file: File) { await ext4_force_commit(file.f_inode.i_sb); },
+  async fsync(file: file) { await ext4_force_commit(file.f_inode.i_sb); },
   async release(_inode, file) { file.private_data = null; },
   unlocked_ioctl: ext4_ioctl,
 };

@@ -1,6 +1,6 @@
 /*
  * ext4's in-memory state (fs/ext4/ext4.h): the superblock info (ext4_sb_info), the inode
- * info (ext4_inode_info, here an Inode subclass), the mount options, and the one door to
+ * info (ext4_inode_info, here an inode subclass), the mount options, and the one door to
  * the disk every other file of the driver uses (ext4_sb_bread over an Ext4Dev).
  * On-disk structures and their codecs are layout.ts's; nothing here touches disk bytes.
  *
@@ -11,11 +11,11 @@
  */
 import type { mb_cache } from '../mbcache.js';
 import type { extent_status } from './extents_status.js';
-import { Inode, type super_block } from '../../include/fs.js';
+import { inode, type super_block } from '../../include/fs.js';
 import { rw_semaphore } from '../../kernel/wait.js';
-import type { Ext4SuperBlock, Ext4GroupDesc } from './layout.js';
+import type { ext4_super_block, ext4_group_desc } from './layout.js';
 import type { Ext4CsumCtx } from './csum.js';
-import type { Journal } from '../jbd2/journal.js';
+import type { journal_t } from '../jbd2/journal.js';
 
 /** What the driver needs from a block device. Blocks are filesystem blocks (setBlockSize). */
 export interface Ext4Dev {
@@ -69,7 +69,7 @@ export const EXT4_DEF_INODE_READAHEAD_BLKS = 32;
 
 export class ext4_sb_info {
   /** Decoded on-disk superblock (s_es) and its raw 1024 bytes (buffer of s_sbh). */
-  s_es!: Ext4SuperBlock;
+  s_es!: ext4_super_block;
   s_sbraw!: Uint8Array;
   /** Block holding the superblock and the superblock's offset inside it. */
   s_sb_block = 1;
@@ -95,7 +95,7 @@ export class ext4_sb_info {
   s_addr_per_block_bits = 0;
   s_log_groups_per_flex = 0;
   /** Group descriptors, decoded (s_group_desc). */
-  s_group_desc: Ext4GroupDesc[] = [];
+  s_group_desc: ext4_group_desc[] = [];
   /** Where each group's descriptor lives: block number and byte offset (for the write side). */
   s_group_desc_loc: { block: number; off: number }[] = [];
   s_csum: Ext4CsumCtx | null = null;
@@ -121,7 +121,7 @@ export class ext4_sb_info {
   s_shutdown = false;
   /** The driver has no write support yet: modifying operations fail with EROFS. */
   s_readonly_driver = true;
-  s_journal: Journal | null = null;
+  s_journal: journal_t | null = null;
   /** Blocks replayed from the journal into memory only (read-only recovery). */
   s_overlay: Map<number, Uint8Array> = new Map();
   /**
@@ -162,7 +162,7 @@ export class ext4_sb_info {
   /** Orphan inodes found at mount (reported, not processed, on a read-only mount). */
   s_orphans: number[] = [];
   /** The s_last_orphan chain in memory, head first (sbi->s_orphan). */
-  s_orphan_list: Ext4Inode[] = [];
+  s_orphan_list: ext4_inode_info[] = [];
   constructor(public readonly sb: super_block) {}
   has_incompat(mask: number): boolean { return (this.s_es.s_feature_incompat & mask) !== 0; }
   has_ro_compat(mask: number): boolean { return (this.s_es.s_feature_ro_compat & mask) !== 0; }
@@ -171,7 +171,7 @@ export class ext4_sb_info {
 }
 
 /** struct ext4_inode_info: the VFS inode plus ext4's per-inode state. */
-export class Ext4Inode extends Inode {
+export class ext4_inode_info extends inode {
   /** i_data_sem: the block map / extent tree (readers map blocks, writers change it). */
   i_data_sem = new rw_semaphore('i_data_sem');
   /** i_block: extent root, block map, inline data or fast symlink (60 bytes, raw). */
@@ -208,4 +208,4 @@ export class Ext4Inode extends Inode {
 }
 
 export function EXT4_SB(sb: super_block): ext4_sb_info { return sb.s_fs_info as ext4_sb_info; }
-export function EXT4_I(inode: Inode): Ext4Inode { return inode as Ext4Inode; }
+export function EXT4_I(inode: inode): ext4_inode_info { return inode as ext4_inode_info; }

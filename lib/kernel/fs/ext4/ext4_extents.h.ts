@@ -12,40 +12,40 @@ export const EXT4_MAX_EXTENT_DEPTH = 5;
 export const EXT_INIT_MAX_LEN = 32768, EXT_UNWRITTEN_MAX_LEN = 32767;
 export const EXT4_EXTENT_HEADER_SIZE = 12, EXT4_EXTENT_ENTRY_SIZE = 12, EXT4_EXTENT_TAIL_SIZE = 4;
 
-export interface Ext4ExtentHeader { eh_magic: number; eh_entries: number; eh_max: number; eh_depth: number; eh_generation: number }
+export interface ext4_extent_header { eh_magic: number; eh_entries: number; eh_max: number; eh_depth: number; eh_generation: number }
 /** A leaf, decoded: ee_len already split into length and the unwritten bit. */
-export interface Ext4Extent { ee_block: number; len: number; unwritten: boolean; start: number }
+export interface ext4_extent { ee_block: number; len: number; unwritten: boolean; start: number }
 /** An index entry: logical start and the physical block of the next level. */
-export interface Ext4ExtentIdx { ei_block: number; leaf: number }
+export interface ext4_extent_idx { ei_block: number; leaf: number }
 
-export function ext4_ext_header_decode(buf: Uint8Array, off = 0): Ext4ExtentHeader {
+export function ext4_ext_header_decode(buf: Uint8Array, off = 0): ext4_extent_header {
   return { eh_magic: le16(buf, off), eh_entries: le16(buf, off + 2), eh_max: le16(buf, off + 4),
     eh_depth: le16(buf, off + 6), eh_generation: le32(buf, off + 8) };
 }
-export function ext4_ext_header_encode(h: Ext4ExtentHeader, buf: Uint8Array, off = 0): void {
+export function ext4_ext_header_encode(h: ext4_extent_header, buf: Uint8Array, off = 0): void {
   put_le16(buf, off, h.eh_magic); put_le16(buf, off + 2, h.eh_entries); put_le16(buf, off + 4, h.eh_max);
   put_le16(buf, off + 6, h.eh_depth); put_le32(buf, off + 8, h.eh_generation);
 }
 /** Leaf entry i (0-based) of the node whose header is at `off`. */
-export function ext4_extent_decode(buf: Uint8Array, off: number, i: number): Ext4Extent {
+export function ext4_extent_decode(buf: Uint8Array, off: number, i: number): ext4_extent {
   const o = off + EXT4_EXTENT_HEADER_SIZE + EXT4_EXTENT_ENTRY_SIZE * i;
   const raw = le16(buf, o + 4);
   const unwritten = raw > EXT_INIT_MAX_LEN;
   return { ee_block: le32(buf, o), len: unwritten ? raw - EXT_INIT_MAX_LEN : raw, unwritten,
     start: le16(buf, o + 6) * HI32 + le32(buf, o + 8) };
 }
-export function ext4_extent_encode(e: Ext4Extent, buf: Uint8Array, off: number, i: number): void {
+export function ext4_extent_encode(e: ext4_extent, buf: Uint8Array, off: number, i: number): void {
   const o = off + EXT4_EXTENT_HEADER_SIZE + EXT4_EXTENT_ENTRY_SIZE * i;
   put_le32(buf, o, e.ee_block);
   put_le16(buf, o + 4, e.unwritten ? e.len + EXT_INIT_MAX_LEN : e.len);
   put_le16(buf, o + 6, hi32(e.start) & 0xffff);
   put_le32(buf, o + 8, lo32(e.start));
 }
-export function ext4_extent_idx_decode(buf: Uint8Array, off: number, i: number): Ext4ExtentIdx {
+export function ext4_extent_idx_decode(buf: Uint8Array, off: number, i: number): ext4_extent_idx {
   const o = off + EXT4_EXTENT_HEADER_SIZE + EXT4_EXTENT_ENTRY_SIZE * i;
   return { ei_block: le32(buf, o), leaf: le16(buf, o + 8) * HI32 + le32(buf, o + 4) };
 }
-export function ext4_extent_idx_encode(x: Ext4ExtentIdx, buf: Uint8Array, off: number, i: number): void {
+export function ext4_extent_idx_encode(x: ext4_extent_idx, buf: Uint8Array, off: number, i: number): void {
   const o = off + EXT4_EXTENT_HEADER_SIZE + EXT4_EXTENT_ENTRY_SIZE * i;
   put_le32(buf, o, x.ei_block); put_le32(buf, o + 4, lo32(x.leaf));
   put_le16(buf, o + 8, hi32(x.leaf) & 0xffff); put_le16(buf, o + 10, 0);
@@ -55,7 +55,7 @@ export const ext4_ext_space_root = (): number => (60 - EXT4_EXTENT_HEADER_SIZE) 
 export const ext4_ext_space_block = (blockSize: number): number =>
   Math.floor((blockSize - EXT4_EXTENT_HEADER_SIZE) / EXT4_EXTENT_ENTRY_SIZE);
 /** Where the struct ext4_extent_tail of a tree block lies: after eh_max entries. */
-export const ext4_extent_tail_offset = (h: Ext4ExtentHeader): number =>
+export const ext4_extent_tail_offset = (h: ext4_extent_header): number =>
   EXT4_EXTENT_HEADER_SIZE + EXT4_EXTENT_ENTRY_SIZE * h.eh_max;
 
 /**

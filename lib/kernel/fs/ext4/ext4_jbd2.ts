@@ -17,16 +17,16 @@
  * Metadata buffers are the block device's buffer cache (sb_bread / sb_getblk): a block the
  * write side changes in place is what every later read of it sees.
  */
-import type { Inode, super_block } from '../../include/fs.js';
+import type { inode, super_block } from '../../include/fs.js';
 import { S_SYNC } from '../../include/fs.js';
 import { S_IFMT, S_IFREG } from '../../include/uapi.js';
 import { err } from '../../include/errno.js';
 import { EIO, EROFS } from '../../include/uapi.js';
 import { brelse, mark_buffer_dirty, sb_bread, sb_getblk, sync_dirty_buffer, type buffer_head } from '../buffer.js';
 import { BH_Dirty, BH_Uptodate } from '../../include/blk.js';
-import { EXT4_MOUNT_DATA_FLAGS, EXT4_MOUNT_ORDERED_DATA, EXT4_SB, type Ext4Inode } from './ext4.js';
+import { EXT4_MOUNT_DATA_FLAGS, EXT4_MOUNT_ORDERED_DATA, EXT4_SB, type ext4_inode_info } from './ext4.js';
 import { ext4_abort, ext4_error } from './errors.js';
-import type { Journal } from '../jbd2/journal.js';
+import type { journal_t } from '../jbd2/journal.js';
 import { jbd2_journal_force_commit } from '../jbd2/journal.js';
 import {
   jbd2_journal_block_freed, jbd2_journal_dirty_metadata, jbd2_journal_forget, jbd2_journal_get_create_access,
@@ -53,7 +53,7 @@ export class handle_t {
   h_buffers = 0;
   /** The jbd2 transaction this handle is part of (null: nojournal). */
   h_transaction: transaction_t | null = null;
-  h_journal: Journal | null = null;
+  h_journal: journal_t | null = null;
   /** A synchronous update (IS_SYNC inode): its transaction is committed when it stops. */
   h_sync = false;
   constructor(public readonly h_sb: super_block, public readonly h_type: number, public h_buffer_credits: number) {}
@@ -65,7 +65,7 @@ export function ext4_handle_valid(handle: handle_t | null): boolean {
 }
 
 /** The journal if it is loaded for writing (not for a nojournal or read-only mount). */
-export function ext4_journal_writable(sb: super_block): Journal | null {
+export function ext4_journal_writable(sb: super_block): journal_t | null {
   const j = EXT4_SB(sb).s_journal;
   return j && j.j_ops ? j : null;
 }
@@ -97,7 +97,7 @@ export function ext4_journal_start_sb(sb: super_block, type: number, credits: nu
   }
   return handle;
 }
-export function ext4_journal_start(inode: Inode, type: number, credits: number): handle_t {
+export function ext4_journal_start(inode: inode, type: number, credits: number): handle_t {
   return ext4_journal_start_sb(inode.i_sb, type, credits);
 }
 
@@ -127,13 +127,13 @@ export async function ext4_journal_get_create_access(handle: handle_t, _sb: supe
  * ext4_handle_dirty_metadata: the buffer changed. nojournal: mark it dirty, and write it
  * now if the inode is synchronous (as Linux's __ext4_handle_dirty_metadata does).
  */
-export async function ext4_handle_dirty_metadata(handle: handle_t, inode: Inode | null, bh: buffer_head): Promise<void> {
+export async function ext4_handle_dirty_metadata(handle: handle_t, inode: inode | null, bh: buffer_head): Promise<void> {
   const j = handle.h_journal;
   if (j && handle.h_transaction) {
     jbd2_journal_dirty_metadata(j, handle, bh);
     // A block of the inode's own (extent tree, directory, xattr block): fdatasync needs it.
     // Its slot in the inode table is judged by ext4_do_update_inode.
-    if (inode && 'i_datasync_tid' in inode && bh.b_blocknr !== (inode as Ext4Inode).i_loc_block) ext4_update_inode_fsync_trans(handle, inode as Ext4Inode, true);
+    if (inode && 'i_datasync_tid' in inode && bh.b_blocknr !== (inode as ext4_inode_info).i_loc_block) ext4_update_inode_fsync_trans(handle, inode as ext4_inode_info, true);
     handle.h_buffers++;
     if (inode && (inode.i_flags & S_SYNC)) handle.h_sync = true;
     return;
@@ -148,7 +148,7 @@ export async function ext4_handle_dirty_metadata(handle: handle_t, inode: Inode 
  * ext4_update_inode_fsync_trans: the handle's transaction changed the inode (and, with
  * `datasync`, what fdatasync must make durable).
  */
-export function ext4_update_inode_fsync_trans(handle: handle_t, inode: Ext4Inode, datasync: boolean): void {
+export function ext4_update_inode_fsync_trans(handle: handle_t, inode: ext4_inode_info, datasync: boolean): void {
   const t = handle.h_transaction;
   if (!t) return;
   inode.i_sync_tid = t.t_tid;
@@ -159,7 +159,7 @@ export function ext4_update_inode_fsync_trans(handle: handle_t, inode: Ext4Inode
  * ext4_should_order_data: a regular file's new blocks are ordered by the journal (data=ordered,
  * the default). data=writeback orders nothing; data=journal mounts read-only here.
  */
-export function ext4_should_order_data(inode: Inode): boolean {
+export function ext4_should_order_data(inode: inode): boolean {
   if (!ext4_journal_writable(inode.i_sb) || (inode.i_mode & S_IFMT) !== S_IFREG) return false;
   return (EXT4_SB(inode.i_sb).s_mount_opt & EXT4_MOUNT_DATA_FLAGS) === EXT4_MOUNT_ORDERED_DATA;
 }
@@ -169,7 +169,7 @@ export function ext4_should_order_data(inode: Inode): boolean {
  * blocks (or had blocks zeroed) under `handle`; in data=ordered their data reaches the disk
  * before the handle's transaction commits (jbd2_journal_inode_ranged_write).
  */
-export function ext4_jbd2_inode_add_write(handle: handle_t, inode: Inode, start_byte: number, length: number): void {
+export function ext4_jbd2_inode_add_write(handle: handle_t, inode: inode, start_byte: number, length: number): void {
   if (!handle.h_journal || !handle.h_transaction || !ext4_should_order_data(inode)) return;
   jbd2_journal_inode_ranged_write(handle.h_journal, handle, inode, start_byte, length);
 }

@@ -9,7 +9,7 @@
  * extents after a point (collapse and insert range).
  */
 import type { MappedBlock } from '../../include/blk.js';
-import type { File } from '../../include/fs.js';
+import type { file } from '../../include/fs.js';
 import { err } from '../../include/errno.js';
 import {
   EFBIG, EINVAL, EOPNOTSUPP, EROFS, FALLOC_FL_COLLAPSE_RANGE, FALLOC_FL_INSERT_RANGE, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE,
@@ -23,7 +23,7 @@ import { ext4_convert_inline_data } from './inline.js';
 import type { buffer_head } from '../buffer.js';
 import {
   EXT4_MAX_EXTENT_DEPTH, ext4_ext_check, ext4_ext_header_decode, ext4_ext_space_block,
-  ext4_ext_space_root, ext4_extent_decode, ext4_extent_idx_decode, type Ext4Extent,
+  ext4_ext_space_root, ext4_extent_decode, ext4_extent_idx_decode, type ext4_extent,
   EXT4_EXTENT_HEADER_SIZE, EXT4_EXTENT_ENTRY_SIZE, EXT4_EXT_MAGIC, EXT_INIT_MAX_LEN, EXT_UNWRITTEN_MAX_LEN,
   ext4_ext_header_encode, ext4_extent_encode, ext4_extent_idx_encode,
 } from './ext4_extents.h.js';
@@ -41,9 +41,10 @@ import {
   EXT4_MB_DELALLOC_RESERVED, EXT4_MB_HINT_DATA, EXT4_MB_USE_RESERVED, ext4_free_blocks, ext4_inode_to_goal_block, ext4_mb_new_blocks,
   ext4_new_meta_blocks,
 } from './mballoc.js';
-import { EXT4_GET_BLOCKS_DELALLOC_RESERVE, EXT4_SB, type Ext4Inode } from './ext4.js';
+import { EXT4_GET_BLOCKS_DELALLOC_RESERVE, EXT4_SB, type ext4_inode_info } from './ext4.js';
 import { ext4_csum_error, ext4_error } from './errors.js';
-import { ext4_block_valid, ext4_sb_bread } from './block_validity.js';
+import { ext4_block_valid } from './block_validity.js';
+import { ext4_sb_bread } from './super.js';
 import { ext4_es_remove_extent } from './extents_status.js';
 
 /** EXT_MAX_BLOCKS: logical block numbers are 32-bit. */
@@ -53,7 +54,7 @@ export const EXT_MAX_BLOCKS = 0xffffffff;
 interface PathNode { buf: Uint8Array; off: number; depth: number; entries: number; idx: number; blk: number }
 
 /** Validate one node (__ext4_ext_check); throws through ext4_error. */
-function ext4_ext_check_node(inode: Ext4Inode, buf: Uint8Array, off: number, depth: number, max: number,
+function ext4_ext_check_node(inode: ext4_inode_info, buf: Uint8Array, off: number, depth: number, max: number,
   blk: number): void {
   const sb = inode.i_sb;
   const sbi = EXT4_SB(sb);
@@ -71,7 +72,7 @@ function ext4_ext_check_node(inode: Ext4Inode, buf: Uint8Array, off: number, dep
 }
 
 /** Root depth, validated (ext4_ext_check_inode). */
-export function ext_depth(inode: Ext4Inode): number {
+export function ext_depth(inode: ext4_inode_info): number {
   const h = ext4_ext_header_decode(inode.i_data, 0);
   if (h.eh_depth > EXT4_MAX_EXTENT_DEPTH)
     throw ext4_error(inode.i_sb, 'ext4_ext_check_inode', `bad header: too large eh_depth ${h.eh_depth}`, { ino: inode.i_ino });
@@ -83,7 +84,7 @@ export function ext_depth(inode: Ext4Inode): number {
  * records the index of the entry chosen (the last one starting at or before lblk, or the
  * first one), as ext4_ext_binsearch(_idx) do.
  */
-export async function ext4_find_extent(inode: Ext4Inode, lblk: number): Promise<PathNode[]> {
+export async function ext4_find_extent(inode: ext4_inode_info, lblk: number): Promise<PathNode[]> {
   const sb = inode.i_sb;
   const depth = ext_depth(inode);
   ext4_ext_check_node(inode, inode.i_data, 0, depth, ext4_ext_space_root(), 0);
@@ -109,7 +110,7 @@ export async function ext4_find_extent(inode: Ext4Inode, lblk: number): Promise<
   return path;
 }
 
-function sbi_bs(inode: Ext4Inode): number { return EXT4_SB(inode.i_sb).s_blocksize; }
+function sbi_bs(inode: ext4_inode_info): number { return EXT4_SB(inode.i_sb).s_blocksize; }
 
 /** ext4_ext_next_allocated_block: the first logical block mapped after the path's position. */
 function next_allocated(path: PathNode[]): number {
@@ -128,11 +129,11 @@ function next_allocated(path: PathNode[]): number {
  * blocks the mapping continues (at most `max`). Holes come back with pblk 0 and the
  * hole's length; unwritten extents with `unwritten` set (they read as zeros).
  */
-export async function ext4_ext_map_blocks(inode: Ext4Inode, lblk: number, max: number): Promise<MappedBlock> {
+export async function ext4_ext_map_blocks(inode: ext4_inode_info, lblk: number, max: number): Promise<MappedBlock> {
   const path = await ext4_find_extent(inode, lblk);
   const leaf = path[path.length - 1];
   if (leaf.idx >= 0) {
-    const ex: Ext4Extent = ext4_extent_decode(leaf.buf, leaf.off, leaf.idx);
+    const ex: ext4_extent = ext4_extent_decode(leaf.buf, leaf.off, leaf.idx);
     if (lblk >= ex.ee_block && lblk < ex.ee_block + ex.len) {
       const off = lblk - ex.ee_block;
       return { pblk: ex.start + off, len: Math.min(max, ex.len - off), unwritten: ex.unwritten };
@@ -144,7 +145,7 @@ export async function ext4_ext_map_blocks(inode: Ext4Inode, lblk: number, max: n
 }
 
 /** Every extent of the inode in logical order (for SEEK_DATA/SEEK_HOLE, fiemap-like walks and tests). */
-export async function ext4_ext_walk(inode: Ext4Inode, fn: (ex: Ext4Extent) => boolean | void): Promise<void> {
+export async function ext4_ext_walk(inode: ext4_inode_info, fn: (ex: ext4_extent) => boolean | void): Promise<void> {
   const sb = inode.i_sb;
   const depth = ext_depth(inode);
   ext4_ext_check_node(inode, inode.i_data, 0, depth, ext4_ext_space_root(), 0);
@@ -174,7 +175,7 @@ const entry_at = (i: number): number => EXT4_EXTENT_HEADER_SIZE + EXT4_EXTENT_EN
 const key_of = (buf: Uint8Array, i: number): number => le32(buf, entry_at(i));
 
 /** The path to `lblk` with live buffers, each node checked (ext4_find_extent for writing). */
-async function ext4_find_extent_rw(inode: Ext4Inode, lblk: number): Promise<WNode[]> {
+async function ext4_find_extent_rw(inode: ext4_inode_info, lblk: number): Promise<WNode[]> {
   const sb = inode.i_sb;
   const depth = ext_depth(inode);
   ext4_ext_check_node(inode, inode.i_data, 0, depth, ext4_ext_space_root(), 0);
@@ -202,7 +203,7 @@ async function ext4_find_extent_rw(inode: Ext4Inode, lblk: number): Promise<WNod
 function release_path(path: WNode[]): void { for (const p of path) brelse(p.bh); }
 
 /** A node changed: a tree block gets its checksum and is dirtied; the root is the inode's. */
-async function ext4_ext_dirty(handle: handle_t, inode: Ext4Inode, node: WNode): Promise<void> {
+async function ext4_ext_dirty(handle: handle_t, inode: ext4_inode_info, node: WNode): Promise<void> {
   if (!node.bh) return; /* i_data: written by the caller's ext4_mark_inode_dirty */
   const sbi = EXT4_SB(inode.i_sb);
   if (sbi.s_csum?.metadata_csum) ext4_extent_block_csum_set(sbi.s_csum, inode.i_csum_seed, node.buf, 0);
@@ -210,7 +211,7 @@ async function ext4_ext_dirty(handle: handle_t, inode: Ext4Inode, node: WNode): 
 }
 
 /** A new, empty tree block at `depth` (ext4_ext_new_meta_block + header). */
-async function ext4_ext_new_node(handle: handle_t, inode: Ext4Inode, goal: number, depth: number): Promise<WNode> {
+async function ext4_ext_new_node(handle: handle_t, inode: ext4_inode_info, goal: number, depth: number): Promise<WNode> {
   const sb = inode.i_sb;
   const blk = await ext4_new_meta_blocks(handle, inode, goal, EXT4_MB_USE_RESERVED);
   const bh = await ext4_sb_getblk_zero(sb, blk);
@@ -225,7 +226,7 @@ async function ext4_ext_new_node(handle: handle_t, inode: Ext4Inode, goal: numbe
  * ext4_ext_grow_indepth: the root is full: its entries move to a new block and the root
  * becomes an index of one entry pointing there, one level deeper.
  */
-async function ext4_ext_grow_indepth(handle: handle_t, inode: Ext4Inode): Promise<void> {
+async function ext4_ext_grow_indepth(handle: handle_t, inode: ext4_inode_info): Promise<void> {
   const root = inode.i_data;
   const h = ext4_ext_header_decode(root, 0);
   if (h.eh_depth >= EXT4_MAX_EXTENT_DEPTH)
@@ -245,7 +246,7 @@ async function ext4_ext_grow_indepth(handle: handle_t, inode: Ext4Inode): Promis
 }
 
 /** ext4_ext_correct_indexes: a node's first key changed: its parents' index keys follow. */
-async function ext4_ext_correct_indexes(handle: handle_t, inode: Ext4Inode, path: WNode[], level: number): Promise<void> {
+async function ext4_ext_correct_indexes(handle: handle_t, inode: ext4_inode_info, path: WNode[], level: number): Promise<void> {
   let key = key_of(path[level]!.buf, 0);
   for (let k = level; k > 0; k--) {
     const parent = path[k - 1]!;
@@ -265,7 +266,7 @@ type EntryWriter = { key: number; write(buf: Uint8Array, i: number): void };
  * nodes), and an index entry for it goes into the parent. When no node up to the root
  * has room the tree first grows a level and false is returned: the caller starts again.
  */
-async function ext4_ext_insert_at(handle: handle_t, inode: Ext4Inode, path: WNode[], level: number, pos: number,
+async function ext4_ext_insert_at(handle: handle_t, inode: ext4_inode_info, path: WNode[], level: number, pos: number,
   e: EntryWriter): Promise<boolean> {
   const node = path[level]!;
   const n = entries_of(node.buf);
@@ -309,7 +310,7 @@ async function ext4_ext_insert_at(handle: handle_t, inode: Ext4Inode, path: WNod
  * it continues it logically and physically (and both are written extents) unless `merge`
  * is false (a split that must stay split).
  */
-export async function ext4_ext_insert_extent(handle: handle_t, inode: Ext4Inode, ex: Ext4Extent, merge = true): Promise<void> {
+export async function ext4_ext_insert_extent(handle: handle_t, inode: ext4_inode_info, ex: ext4_extent, merge = true): Promise<void> {
   for (let attempt = 0; attempt <= EXT4_MAX_EXTENT_DEPTH + 1; attempt++) {
     const path = await ext4_find_extent_rw(inode, ex.ee_block);
     try {
@@ -336,7 +337,7 @@ export async function ext4_ext_insert_extent(handle: handle_t, inode: Ext4Inode,
 }
 
 /** ext4_ext_find_goal: next to the extent before `lblk`, else near the inode. */
-function ext4_ext_find_goal(inode: Ext4Inode, path: PathNode[], lblk: number): number {
+function ext4_ext_find_goal(inode: ext4_inode_info, path: PathNode[], lblk: number): number {
   const leaf = path[path.length - 1];
   if (leaf && leaf.idx >= 0) {
     const ex = ext4_extent_decode(leaf.buf, leaf.off, leaf.idx);
@@ -352,7 +353,7 @@ function ext4_ext_find_goal(inode: Ext4Inode, path: PathNode[], lblk: number): n
  * converted: the extent is split around the written part (ext4_ext_convert_to_initialized).
  * The caller holds i_data_sem for writing and writes the inode afterwards.
  */
-export async function ext4_ext_map_blocks_create(handle: handle_t, inode: Ext4Inode, lblk: number, max: number, flags = 0): Promise<MappedBlock> {
+export async function ext4_ext_map_blocks_create(handle: handle_t, inode: ext4_inode_info, lblk: number, max: number, flags = 0): Promise<MappedBlock> {
   if (lblk >= EXT_MAX_BLOCKS) throw err(EFBIG);
   const path = await ext4_find_extent(inode, lblk);
   const leaf = path[path.length - 1]!;
@@ -386,10 +387,10 @@ export async function ext4_ext_map_blocks_create(handle: handle_t, inode: Ext4In
  * its unwritten head (or is replaced by the written part), and the written part and the
  * unwritten tail are inserted after it.
  */
-async function ext4_ext_convert_to_initialized(handle: handle_t, inode: Ext4Inode, ex: Ext4Extent, lblk: number, len: number): Promise<void> {
+async function ext4_ext_convert_to_initialized(handle: handle_t, inode: ext4_inode_info, ex: ext4_extent, lblk: number, len: number): Promise<void> {
   const head = lblk - ex.ee_block;
   const tail = ex.ee_block + ex.len - (lblk + len);
-  const mid: Ext4Extent = { ee_block: lblk, len, start: ex.start + head, unwritten: false };
+  const mid: ext4_extent = { ee_block: lblk, len, start: ex.start + head, unwritten: false };
   const path = await ext4_find_extent_rw(inode, ex.ee_block);
   try {
     const leaf = path[path.length - 1]!;
@@ -407,12 +408,12 @@ async function ext4_ext_convert_to_initialized(handle: handle_t, inode: Ext4Inod
  * removed, index keys follow their children's first keys, and an emptied tree becomes a
  * depth-0 root again. The caller holds i_data_sem for writing.
  */
-export async function ext4_ext_remove_space(handle: handle_t, inode: Ext4Inode, first: number, end: number): Promise<void> {
+export async function ext4_ext_remove_space(handle: handle_t, inode: ext4_inode_info, first: number, end: number): Promise<void> {
   const sb = inode.i_sb;
   const bs = sbi_bs(inode);
   const depth = ext_depth(inode);
   ext4_ext_check_node(inode, inode.i_data, 0, depth, ext4_ext_space_root(), 0);
-  const pending: Ext4Extent[] = [];
+  const pending: ext4_extent[] = [];
   const free = async (pblk: number, n: number) => {
     if (n <= 0) return;
     await ext4_free_blocks(handle, inode, pblk, n);
@@ -484,7 +485,7 @@ export async function ext4_ext_remove_space(handle: handle_t, inode: Ext4Inode, 
 }
 
 /** ext4_ext_truncate: every block from logical block `first` on is freed. */
-export async function ext4_ext_truncate(handle: handle_t, inode: Ext4Inode, first: number): Promise<void> {
+export async function ext4_ext_truncate(handle: handle_t, inode: ext4_inode_info, first: number): Promise<void> {
   await ext4_ext_remove_space(handle, inode, first, EXT_MAX_BLOCKS);
 }
 
@@ -492,7 +493,7 @@ export async function ext4_ext_truncate(handle: handle_t, inode: Ext4Inode, firs
  * Unwritten extents for the holes of logical range [first, end) (ext4_alloc_file_blocks):
  * they read as zeros until written. Mapped blocks are left as they are.
  */
-export async function ext4_alloc_file_blocks(handle: handle_t, inode: Ext4Inode, first: number, end: number): Promise<void> {
+export async function ext4_alloc_file_blocks(handle: handle_t, inode: ext4_inode_info, first: number, end: number): Promise<void> {
   let lblk = first;
   while (lblk < end) {
     const m = await ext4_ext_map_blocks(inode, lblk, Math.min(end - lblk, EXT_UNWRITTEN_MAX_LEN));
@@ -514,7 +515,7 @@ export async function ext4_alloc_file_blocks(handle: handle_t, inode: Ext4Inode,
  * Zero bytes [from, to) of one block through the page cache if the block is written (a
  * hole or an unwritten extent reads as zeros already): the edges of a punched hole.
  */
-async function ext4_zero_partial_block(inode: Ext4Inode, from: number, to: number): Promise<void> {
+async function ext4_zero_partial_block(inode: ext4_inode_info, from: number, to: number): Promise<void> {
   if (from >= to) return;
   const bs = sbi_bs(inode);
   const m = await ext4_map_blocks(inode, Math.floor(from / bs), 1);
@@ -533,7 +534,7 @@ async function ext4_zero_partial_block(inode: Ext4Inode, from: number, to: numbe
  * neighbours that now continue each other (logically and physically, same state) merge,
  * as Linux's ext4_ext_shift_path_extents does. The caller holds i_data_sem for writing.
  */
-async function ext4_ext_shift_extents(handle: handle_t, inode: Ext4Inode, from: number, shift: number): Promise<void> {
+async function ext4_ext_shift_extents(handle: handle_t, inode: ext4_inode_info, from: number, shift: number): Promise<void> {
   const sb = inode.i_sb;
   const bs = sbi_bs(inode);
   const depth = ext_depth(inode);
@@ -543,7 +544,7 @@ async function ext4_ext_shift_extents(handle: handle_t, inode: Ext4Inode, from: 
     const n = entries_of(buf);
     let changed = false;
     if (d === 0) {
-      const list: Ext4Extent[] = [];
+      const list: ext4_extent[] = [];
       for (let i = 0; i < n; i++) {
         const ex = ext4_extent_decode(buf, 0, i);
         if (ex.ee_block >= from) { ex.ee_block += shift; changed = true; }
@@ -586,9 +587,9 @@ async function ext4_ext_shift_extents(handle: handle_t, inode: Ext4Inode, from: 
  * Split the extent that holds logical block `lblk` inside it (not at its start) into two
  * at `lblk` (ext4_split_extent_at), so that a shift from `lblk` moves only whole extents.
  */
-async function ext4_ext_split_at(handle: handle_t, inode: Ext4Inode, lblk: number): Promise<void> {
+async function ext4_ext_split_at(handle: handle_t, inode: ext4_inode_info, lblk: number): Promise<void> {
   const path = await ext4_find_extent_rw(inode, lblk);
-  let right: Ext4Extent | null = null;
+  let right: ext4_extent | null = null;
   try {
     const leaf = path[path.length - 1]!;
     if (leaf.idx < 0) return;
@@ -604,7 +605,7 @@ async function ext4_ext_split_at(handle: handle_t, inode: Ext4Inode, lblk: numbe
 }
 
 /** Write access to a tree block about to change (the root is the inode's, journalled with it). */
-async function ext4_ext_journal_access(handle: handle_t, inode: Ext4Inode, node: WNode): Promise<void> {
+async function ext4_ext_journal_access(handle: handle_t, inode: ext4_inode_info, node: WNode): Promise<void> {
   if (node.bh) await ext4_journal_get_write_access(handle, inode.i_sb, node.bh);
 }
 
@@ -614,7 +615,7 @@ async function ext4_ext_journal_access(handle: handle_t, inode: Ext4Inode, node:
  * by len, leaving a hole there; the file grows by len. Both on block-aligned ranges of
  * extent files, with offset + len before the end (collapse) or offset before it (insert).
  */
-async function ext4_shift_range(inode: Ext4Inode, collapse: boolean, offset: number, len: number): Promise<void> {
+async function ext4_shift_range(inode: ext4_inode_info, collapse: boolean, offset: number, len: number): Promise<void> {
   const sb = inode.i_sb;
   const bs = sbi_bs(inode);
   if (offset % bs !== 0 || len % bs !== 0) throw err(EINVAL);
@@ -660,8 +661,8 @@ async function ext4_shift_range(inode: Ext4Inode, collapse: boolean, offset: num
  * again), COLLAPSE_RANGE and INSERT_RANGE (ext4_shift_range). Block-mapped files cannot
  * hold unwritten extents nor shift: only PUNCH_HOLE works on them (ext4_ind_remove_space).
  */
-export async function ext4_fallocate(file: File, mode: number, offset: number, len: number): Promise<void> {
-  const inode = file.f_inode as Ext4Inode;
+export async function ext4_fallocate(file: file, mode: number, offset: number, len: number): Promise<void> {
+  const inode = file.f_inode as ext4_inode_info;
   const sb = inode.i_sb;
   if (inode.i_ext4_flags & EXT4_INLINE_DATA_FL) await ext4_convert_inline_data(inode);
   if (mode & (FALLOC_FL_COLLAPSE_RANGE | FALLOC_FL_INSERT_RANGE))

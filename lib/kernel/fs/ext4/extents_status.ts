@@ -11,7 +11,7 @@
  * the range it may change (ext4_es_remove_extent) before changing anything; entries are
  * inserted only under i_data_sem held for reading, from what the tree says. Pure kernel code.
  */
-import type { Ext4Inode } from './ext4.js';
+import type { ext4_inode_info } from './ext4.js';
 
 /* es_status */
 export const EXTENT_STATUS_WRITTEN = 1, EXTENT_STATUS_UNWRITTEN = 2, EXTENT_STATUS_DELAYED = 4, EXTENT_STATUS_HOLE = 8;
@@ -26,13 +26,13 @@ export interface extent_status {
 }
 
 /** ext4_es_lookup_extent: the cached entry covering `lblk`, or null. */
-export function ext4_es_lookup_extent(inode: Ext4Inode, lblk: number): extent_status | null {
+export function ext4_es_lookup_extent(inode: ext4_inode_info, lblk: number): extent_status | null {
   const es = inode.i_es_cache;
   return es && lblk >= es.es_lblk && lblk < es.es_lblk + es.es_len ? es : null;
 }
 
 /** ext4_es_insert_extent: remember what the tree says of [lblk, lblk + len). */
-export function ext4_es_insert_extent(inode: Ext4Inode, lblk: number, len: number, pblk: number, status: number): void {
+export function ext4_es_insert_extent(inode: ext4_inode_info, lblk: number, len: number, pblk: number, status: number): void {
   if (len <= 0) return;
   const es = inode.i_es_cache;
   if (es) { es.es_lblk = lblk; es.es_len = len; es.es_pblk = pblk; es.es_status = status; return; }
@@ -40,7 +40,7 @@ export function ext4_es_insert_extent(inode: Ext4Inode, lblk: number, len: numbe
 }
 
 /** ext4_es_remove_extent: forget what is cached of [lblk, lblk + len) (the tree is about to change). */
-export function ext4_es_remove_extent(inode: Ext4Inode, lblk = 0, len = Number.MAX_SAFE_INTEGER): void {
+export function ext4_es_remove_extent(inode: ext4_inode_info, lblk = 0, len = Number.MAX_SAFE_INTEGER): void {
   const es = inode.i_es_cache;
   if (es && es.es_lblk < lblk + len && lblk < es.es_lblk + es.es_len) inode.i_es_cache = null;
 }

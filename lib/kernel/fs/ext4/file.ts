@@ -5,7 +5,7 @@
  * through the page cache (ext4_aops: delayed allocation, blocks given at writeback), and fsync.
  * fallocate is extents.ts's (ext4_fallocate).
  */
-import type { File, file_operations, Inode, inode_operations } from '../../include/fs.js';
+import type { file, file_operations, inode, inode_operations } from '../../include/fs.js';
 import { err } from '../../include/errno.js';
 import { EINVAL, ENXIO, EOPNOTSUPP, EPERM, EROFS, SEEK_CUR, SEEK_DATA, SEEK_END, SEEK_HOLE, SEEK_SET } from '../../include/uapi.js';
 import { SB_RDONLY } from '../../include/fs.js';
@@ -13,7 +13,7 @@ import { filemap_read, generic_file_write_iter } from '../../mm/filemap.js';
 import { filemap_write_and_wait_range, write_inode_now } from '../fs-writeback.js';
 import { sync_blockdev } from '../../block/bdev.js';
 import { EXT4_IMMUTABLE_FL, EXT4_INLINE_DATA_FL } from './layout.js';
-import { EXT4_I, EXT4_SB, EXT4_STATE_DA_ALLOC_CLOSE, type Ext4Inode } from './ext4.js';
+import { EXT4_I, EXT4_SB, EXT4_STATE_DA_ALLOC_CLOSE, type ext4_inode_info } from './ext4.js';
 import { ext4_alloc_da_blocks, ext4_file_getattr, ext4_map_blocks, ext4_setattr } from './inode.js';
 import { ext4_listxattr } from './xattr.js';
 import { ext4_get_acl, ext4_set_acl_op } from './acl.js';
@@ -24,7 +24,7 @@ import { jbd2_complete_transaction } from '../jbd2/commit.js';
 import { ext4_fileattr_get, ext4_fileattr_set, ext4_ioctl } from './ioctl.js';
 
 /** ext4_seek_data / ext4_seek_hole over the mapping. */
-export async function ext4_seek_data_hole(inode: Ext4Inode, pos: number, wantData: boolean): Promise<number> {
+export async function ext4_seek_data_hole(inode: ext4_inode_info, pos: number, wantData: boolean): Promise<number> {
   const size = inode.i_size;
   if (pos < 0 || pos >= size) throw err(ENXIO);
   if (inode.i_ext4_flags & EXT4_INLINE_DATA_FL) return wantData ? pos : size;
@@ -44,7 +44,7 @@ export async function ext4_seek_data_hole(inode: Ext4Inode, pos: number, wantDat
 }
 
 /** ext4_llseek. */
-export async function ext4_llseek(file: File, offset: number, whence: number): Promise<number> {
+export async function ext4_llseek(file: file, offset: number, whence: number): Promise<number> {
   const inode = EXT4_I(file.f_inode);
   let pos: number;
   switch (whence) {
@@ -61,7 +61,7 @@ export async function ext4_llseek(file: File, offset: number, whence: number): P
 }
 
 /** ext4_file_write_iter: buffered writes through write_begin/write_end (no inline data yet). */
-async function ext4_file_write_iter(file: File, buf: Uint8Array, pos: number): Promise<number> {
+async function ext4_file_write_iter(file: file, buf: Uint8Array, pos: number): Promise<number> {
   const inode = EXT4_I(file.f_inode);
   const sbi = EXT4_SB(inode.i_sb);
   if (inode.i_sb.s_flags & SB_RDONLY || sbi.s_readonly_driver) throw err(EROFS);
@@ -76,7 +76,7 @@ async function ext4_file_write_iter(file: File, buf: Uint8Array, pos: number): P
  * inode needs (ext4_fsync_journal), without one the metadata buffers of the device and a
  * cache flush, as Linux's ext4_fsync_nojournal does with sync_mapping_buffers.
  */
-async function ext4_sync_file(file: File, start: number, end: number, datasync: boolean): Promise<void> {
+async function ext4_sync_file(file: file, start: number, end: number, datasync: boolean): Promise<void> {
   const inode = file.f_inode;
   const sb = inode.i_sb;
   await filemap_write_and_wait_range(inode.i_mapping, start, end);
@@ -98,7 +98,7 @@ async function ext4_sync_file(file: File, start: number, end: number, datasync: 
 }
 
 /** ext4_release_file: a file truncated to nothing and rewritten gets its blocks at close. */
-async function ext4_release_file(inode: Inode, _file: File): Promise<void> {
+async function ext4_release_file(inode: inode, _file: file): Promise<void> {
   const ei = EXT4_I(inode);
   if (ei.i_state_flags & EXT4_STATE_DA_ALLOC_CLOSE) {
     ei.i_state_flags &= ~EXT4_STATE_DA_ALLOC_CLOSE;

@@ -9,7 +9,7 @@ import {
   DX_HASH_TEA, DX_HASH_TEA_UNSIGNED,
 } from './layout.js';
 
-export interface DxHashInfo { hash: number; minor_hash: number }
+export interface dx_hash_info { hash: number; minor_hash: number }
 
 /* The largest 32-bit hash; 0x7fffffff << 1 is reserved as the end-of-directory cookie. */
 export const EXT4_HTREE_EOF_32BIT = 0x7fffffff;
@@ -97,7 +97,7 @@ function str2hashbuf(msg: Uint8Array, off: number, len: number, out: Uint32Array
  * all-zero (or absent) seed means the MD4 initial state.
  * Returns null for versions this code does not implement.
  */
-export function ext4fs_dirhash(name: Uint8Array, version: number, seed?: readonly number[] | null): DxHashInfo | null {
+export function ext4fs_dirhash(name: Uint8Array, version: number, seed?: readonly number[] | null): dx_hash_info | null {
   const buf = new Uint32Array([0x67452301, 0xefcdab89, 0x98badcfe, 0x10325476]);
   if (seed && seed.some((w) => w !== 0)) for (let i = 0; i < 4; i++) buf[i] = seed[i];
   let hash: number, minor = 0;

@@ -7,7 +7,7 @@
  * A bitmap is searched and its bit set without yielding, so two creations never get the
  * same inode number.
  */
-import { I_NEW, type Inode, type super_block } from '../../include/fs.js';
+import { I_NEW, type inode, type super_block } from '../../include/fs.js';
 import { err } from '../../include/errno.js';
 import { ENOSPC, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG } from '../../include/uapi.js';
 import { clear_nlink, insert_inode_hash, inode_init_owner, iput, new_inode, unlock_new_inode } from '../inode.js';
@@ -23,7 +23,7 @@ import {
 } from './layout.js';
 import { ext4_ext_header_encode, EXT4_EXT_MAGIC, ext4_ext_space_root } from './ext4_extents.h.js';
 import { ext4_inode_bitmap_csum_verify, ext4_inode_csum_seed } from './csum.js';
-import { EXT4_SB, type Ext4Inode, EXT4_STATE_NEW, type ext4_sb_info } from './ext4.js';
+import { EXT4_SB, type ext4_inode_info, EXT4_STATE_NEW, type ext4_sb_info } from './ext4.js';
 import { ext4_error } from './errors.js';
 import { ext4_block_valid } from './block_validity.js';
 import { ext4_set_inode_flags } from './inode.js';
@@ -79,13 +79,13 @@ function group_of(sbi: ext4_sb_info, ino: number): number { return Math.floor((i
  * blocks and the fewest directories; deeper directories stay near their parent when the
  * parent's group has room above the averages.
  */
-function find_group_orlov(sbi: ext4_sb_info, parent: Inode): number {
+function find_group_orlov(sbi: ext4_sb_info, parent: inode): number {
   const n = sbi.s_groups_count;
   let freeI = 0, freeB = 0, dirs = 0;
   for (const gd of sbi.s_group_desc) { freeI += ext4_free_inodes_count(gd); freeB += ext4_free_group_clusters(gd); dirs += ext4_used_dirs_count(gd); }
   const avgI = freeI / n, avgB = freeB / n;
   const pg = group_of(sbi, parent.i_ino);
-  const topdir = parent.i_ino === EXT4_ROOT_INO || !!((parent as Ext4Inode).i_ext4_flags & EXT4_TOPDIR_FL);
+  const topdir = parent.i_ino === EXT4_ROOT_INO || !!((parent as ext4_inode_info).i_ext4_flags & EXT4_TOPDIR_FL);
   if (topdir) {
     let best = -1, bestDirs = Infinity, bestFree = -1;
     for (let g = 0; g < n; g++) {
@@ -111,7 +111,7 @@ function find_group_orlov(sbi: ext4_sb_info, parent: Inode): number {
 }
 
 /** find_group_other: the parent's group if it has a free inode and blocks, else the first with a free inode. */
-function find_group_other(sbi: ext4_sb_info, parent: Inode): number {
+function find_group_other(sbi: ext4_sb_info, parent: inode): number {
   const n = sbi.s_groups_count;
   let pg = group_of(sbi, parent.i_ino);
   const flexSize = 2 ** sbi.s_log_groups_per_flex;
@@ -187,8 +187,8 @@ async function ext4_init_group_blocks(handle: handle_t, sb: super_block, group: 
  * disk, owner and flags set, hashed and still I_NEW (the caller instantiates the dentry and
  * unlocks it). The on-disk inode is written by the first ext4_mark_inode_dirty.
  */
-export async function __ext4_new_inode(handle: handle_t, dir: Ext4Inode, mode: number, owner?: { uid: number; gid: number },
-  goal = 0, i_flags = 0): Promise<Ext4Inode> {
+export async function __ext4_new_inode(handle: handle_t, dir: ext4_inode_info, mode: number, owner?: { uid: number; gid: number },
+  goal = 0, i_flags = 0): Promise<ext4_inode_info> {
   const sb = dir.i_sb;
   const sbi = EXT4_SB(sb);
   const isDir = (mode & S_IFMT) === S_IFDIR;
@@ -199,7 +199,7 @@ export async function __ext4_new_inode(handle: handle_t, dir: Ext4Inode, mode: n
   const ino = await ext4_claim_inode(handle, sb, g, isDir);
   g = group_of(sbi, ino);
   await ext4_init_group_blocks(handle, sb, g);
-  const inode = new_inode(sb) as Ext4Inode;
+  const inode = new_inode(sb) as ext4_inode_info;
   inode.i_ino = ino;
   inode.i_state = I_NEW;
   if (owner) { inode.i_uid = owner.uid; inode.i_gid = owner.gid; inode.i_mode = mode; }
@@ -249,7 +249,7 @@ export async function __ext4_new_inode(handle: handle_t, dir: Ext4Inode, mode: n
  * ext4_free_inode: the inode's bit goes back (the caller has freed its blocks and written
  * it with i_dtime set), with the descriptor's counts.
  */
-export async function ext4_free_inode(handle: handle_t, inode: Ext4Inode): Promise<void> {
+export async function ext4_free_inode(handle: handle_t, inode: ext4_inode_info): Promise<void> {
   const sb = inode.i_sb;
   const sbi = EXT4_SB(sb);
   const ino = inode.i_ino;

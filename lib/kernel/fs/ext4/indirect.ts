@@ -14,9 +14,10 @@ import {
   ext4_sb_bread_bh, ext4_sb_getblk_zero, type handle_t,
 } from './ext4_jbd2.js';
 import { EXT4_MB_DELALLOC_RESERVED, EXT4_MB_HINT_DATA, EXT4_MB_USE_RESERVED, ext4_free_blocks, ext4_inode_to_goal_block, ext4_mb_new_blocks, ext4_new_meta_blocks } from './mballoc.js';
-import { EXT4_GET_BLOCKS_DELALLOC_RESERVE, EXT4_SB, type Ext4Inode } from './ext4.js';
+import { EXT4_GET_BLOCKS_DELALLOC_RESERVE, EXT4_SB, type ext4_inode_info } from './ext4.js';
 import { ext4_error } from './errors.js';
-import { ext4_block_valid, ext4_sb_bread } from './block_validity.js';
+import { ext4_block_valid } from './block_validity.js';
+import { ext4_sb_bread } from './super.js';
 
 /**
  * ext4_block_to_path: the slot in i_block and the index in each indirect level for `lblk`,
@@ -44,7 +45,7 @@ function spanOf(path: number[], level: number, a: number): number {
  * ext4_ind_map_blocks (lookup only): pblk and contiguous length from `lblk`, or a hole
  * (pblk 0) with the number of unmapped blocks that follow within the same pointer block.
  */
-export async function ext4_ind_map_blocks(inode: Ext4Inode, lblk: number, max: number): Promise<MappedBlock> {
+export async function ext4_ind_map_blocks(inode: ext4_inode_info, lblk: number, max: number): Promise<MappedBlock> {
   const sb = inode.i_sb;
   const a = EXT4_SB(sb).s_blocksize / 4;
   const path = ext4_block_to_path(lblk, a);
@@ -98,7 +99,7 @@ function blockAtPath(path: number[], level: number, a: number): number {
 /* ---- the write side: allocating branches (ext4_ind_map_blocks with create) and truncate ---- */
 
 /** ext4_find_near: the block before the slot in the same pointer block, else the holder, else near the inode. */
-function ext4_find_near(inode: Ext4Inode, buf: Uint8Array, off: number, start: number, holderBlk: number): number {
+function ext4_find_near(inode: ext4_inode_info, buf: Uint8Array, off: number, start: number, holderBlk: number): number {
   for (let o = off - 4; o >= start; o -= 4) { const p = le32(buf, o); if (p) return p + (off - o) / 4; }
   if (holderBlk) return holderBlk + 1;
   return ext4_inode_to_goal_block(inode);
@@ -109,7 +110,7 @@ function ext4_find_near(inode: Ext4Inode, buf: Uint8Array, off: number, start: n
  * blocks on its path and up to `max` data blocks for the run of empty slots it starts
  * (ext4_alloc_branch / ext4_splice_branch). The caller holds i_data_sem and writes the inode.
  */
-export async function ext4_ind_map_blocks_create(handle: handle_t, inode: Ext4Inode, lblk: number, max: number, flags = 0): Promise<MappedBlock> {
+export async function ext4_ind_map_blocks_create(handle: handle_t, inode: ext4_inode_info, lblk: number, max: number, flags = 0): Promise<MappedBlock> {
   const sb = inode.i_sb;
   const bs = EXT4_SB(sb).s_blocksize;
   const a = bs / 4;
@@ -165,7 +166,7 @@ export async function ext4_ind_map_blocks_create(handle: handle_t, inode: Ext4In
 }
 
 /** ext4_ind_truncate: free every data block from logical block `first` on. */
-export async function ext4_ind_truncate(handle: handle_t, inode: Ext4Inode, first: number): Promise<void> {
+export async function ext4_ind_truncate(handle: handle_t, inode: ext4_inode_info, first: number): Promise<void> {
   await ext4_ind_remove_space(handle, inode, first, Infinity);
 }
 
@@ -173,7 +174,7 @@ export async function ext4_ind_truncate(handle: handle_t, inode: Ext4Inode, firs
  * ext4_ind_remove_space: free every data block of logical range [first, end), and every
  * indirect block whose whole range lies inside it; pointers to them are cleared.
  */
-export async function ext4_ind_remove_space(handle: handle_t, inode: Ext4Inode, first: number, end: number): Promise<void> {
+export async function ext4_ind_remove_space(handle: handle_t, inode: ext4_inode_info, first: number, end: number): Promise<void> {
   const sb = inode.i_sb;
   const bs = EXT4_SB(sb).s_blocksize;
   const a = bs / 4;

@@ -10,7 +10,7 @@ import { EXT4_XATTR_INDEX_SYSTEM } from './xattr.h.js';
 import { EXT4_XATTR_SYSTEM_DATA } from './xattr.h.js';
 import { bytesToBstr } from '../../lib/bstr.js';
 import {
-  EXT4_MIN_INLINE_DATA_SIZE, EXT4_INLINE_DOTDOT_SIZE, EXT4_SB, EXT4_STATE_MAY_INLINE_DATA, type Ext4Inode,
+  EXT4_MIN_INLINE_DATA_SIZE, EXT4_INLINE_DOTDOT_SIZE, EXT4_SB, EXT4_STATE_MAY_INLINE_DATA, type ext4_inode_info,
 } from './ext4.js';
 import { ext4_error } from './errors.js';
 import { ext4_xattr_ibody_entries, ext4_xattr_set_handle } from './xattr.js';
@@ -31,7 +31,7 @@ import { ext4_map_blocks_create, ext4_mark_inode_dirty } from './inode.js';
 import { ext4_es_remove_extent } from './extents_status.js';
 
 /** ext4_find_inline_data_nolock: locate system.data; i_inline_off/size describe it. */
-export async function ext4_find_inline_data(inode: Ext4Inode): Promise<void> {
+export async function ext4_find_inline_data(inode: ext4_inode_info): Promise<void> {
   inode.i_inline_off = -1;
   inode.i_inline_size = 0;
   for (const f of ext4_xattr_ibody_entries(inode)) {
@@ -48,7 +48,7 @@ export async function ext4_find_inline_data(inode: Ext4Inode): Promise<void> {
 }
 
 /** All inline bytes: i_block then the system.data value (ext4_read_inline_data), i_size long at most. */
-export async function ext4_read_inline_data(inode: Ext4Inode): Promise<Uint8Array> {
+export async function ext4_read_inline_data(inode: ext4_inode_info): Promise<Uint8Array> {
   const total = inode.i_inline_size || EXT4_MIN_INLINE_DATA_SIZE;
   const out = new Uint8Array(total);
   out.set(inode.i_data.subarray(0, EXT4_MIN_INLINE_DATA_SIZE));
@@ -73,7 +73,7 @@ export interface InlineDirView {
 export const INLINE_DOTDOT_OFFSET = 12;  /* EXT4_DIR_REC_LEN(1) */
 export const INLINE_EXTRA_OFFSET = 24 - EXT4_INLINE_DOTDOT_SIZE; /* dotdot_size - EXT4_INLINE_DOTDOT_SIZE */
 
-export async function ext4_inline_dir_view(inode: Ext4Inode): Promise<InlineDirView> {
+export async function ext4_inline_dir_view(inode: ext4_inode_info): Promise<InlineDirView> {
   const data = await ext4_read_inline_data(inode);
   const parent = data[0] | (data[1] << 8) | (data[2] << 16) | (data[3] << 24);
   const areas: InlineDirView['areas'] = [];
@@ -93,7 +93,7 @@ export async function ext4_inline_dir_view(inode: Ext4Inode): Promise<InlineDirV
  * inode set up for blocks (an empty extent tree with the extents feature, else an empty
  * block map).
  */
-async function ext4_destroy_inline_data(handle: handle_t, inode: Ext4Inode): Promise<void> {
+async function ext4_destroy_inline_data(handle: handle_t, inode: ext4_inode_info): Promise<void> {
   // The flag goes first: with it set, the xattr code keeps looking for system.data.
   inode.i_ext4_flags &= ~EXT4_INLINE_DATA_FL;
   await ext4_xattr_set_handle(handle, inode, EXT4_XATTR_INDEX_SYSTEM, EXT4_XATTR_SYSTEM_DATA, null, 0);
@@ -115,7 +115,7 @@ async function ext4_destroy_inline_data(handle: handle_t, inode: Ext4Inode): Pro
  * The block is written at once (it is file data written outside the page cache, so no
  * copy of it may stay dirty in the device's cache).
  */
-export async function ext4_convert_inline_data(inode: Ext4Inode): Promise<void> {
+export async function ext4_convert_inline_data(inode: ext4_inode_info): Promise<void> {
   if (!(inode.i_ext4_flags & EXT4_INLINE_DATA_FL)) return;
   const sb = inode.i_sb;
   const data = (await ext4_read_inline_data(inode)).slice();
@@ -147,7 +147,7 @@ export async function ext4_convert_inline_data(inode: Ext4Inode): Promise<void> 
  * entries of an inline directory move into block 0, after real "." and ".." records, with
  * the checksum tail; the directory is then an ordinary one-block directory.
  */
-export async function ext4_convert_inline_dir(dir: Ext4Inode): Promise<void> {
+export async function ext4_convert_inline_dir(dir: ext4_inode_info): Promise<void> {
   if (!(dir.i_ext4_flags & EXT4_INLINE_DATA_FL)) return;
   const sb = dir.i_sb;
   const sbi = EXT4_SB(sb);

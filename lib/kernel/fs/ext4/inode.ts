@@ -8,8 +8,8 @@
  */
 import {
   ATTR_CTIME, ATTR_MODE, ATTR_MTIME, ATTR_SIZE, I_DIRTY_DATASYNC, I_DIRTY_SYNC, I_FREEING, I_NEW, SB_RDONLY,
-  S_APPEND, S_CASEFOLD, S_DAX, S_DIRSYNC, S_ENCRYPTED, S_IMMUTABLE, S_NOATIME, S_SYNC, S_VERITY, type Dentry, type Iattr, type Inode, type Kstat,
-  type super_block, type File, type address_space_operations, type address_space, type writeback_control,
+  S_APPEND, S_CASEFOLD, S_DAX, S_DIRSYNC, S_ENCRYPTED, S_IMMUTABLE, S_NOATIME, S_SYNC, S_VERITY, type dentry, type iattr, type inode, type kstat,
+  type super_block, type file, type address_space_operations, type address_space, type writeback_control,
 } from '../../include/fs.js';
 import type { MappedBlock } from '../../include/blk.js';
 import { err } from '../../include/errno.js';
@@ -18,7 +18,7 @@ import {
   S_IFSOCK, STATX_BASIC_STATS, STATX_BTIME, makedev, major, minor,
 } from '../../include/uapi.js';
 import { iget_failed, iget_locked, iput, truncate_inode_pages_final, unlock_new_inode } from '../inode.js';
-import { get_page, put_page, PG_dirty, PG_uptodate, PG_writeback, type Page } from '../../mm/page_alloc.js';
+import { get_page, put_page, PG_dirty, PG_uptodate, PG_writeback, type page } from '../../mm/page_alloc.js';
 import {
   PAGE_SIZE, end_page_read, lock_page, trylock_page, truncate_inode_pages, truncate_pagecache, unlock_page,
   wait_on_page_writeback,
@@ -55,11 +55,12 @@ import { ext4_inode_csum_seed, ext4_inode_csum_set, ext4_inode_csum_verify } fro
 import {
   EXT4_GET_BLOCKS_CREATE, EXT4_GET_BLOCKS_DELALLOC_RESERVE, EXT4_I, EXT4_MOUNT_DELALLOC, EXT4_MOUNT_NO_AUTO_DA_ALLOC,
   EXT4_MOUNT_NO_UID32, EXT4_SB, EXT4_STATE_DA_ALLOC_CLOSE,
-  type Ext4Inode,
+  type ext4_inode_info,
 } from './ext4.js';
 import { ext4_csum_error, ext4_error, ext4_check_shutdown, ext4_msg } from './errors.js';
 import { ext4_claim_free_clusters } from './mballoc.js';
-import { ext4_block_valid, ext4_sb_bread } from './block_validity.js';
+import { ext4_block_valid } from './block_validity.js';
+import { ext4_sb_bread } from './super.js';
 import { ext4_has_group_desc_csum } from './balloc.js';
 import { EXT_MAX_BLOCKS, ext4_ext_map_blocks, ext4_ext_map_blocks_create, ext4_ext_truncate } from './extents.js';
 import { ext4_ind_map_blocks, ext4_ind_map_blocks_create, ext4_ind_truncate } from './indirect.js';
@@ -155,13 +156,13 @@ function ino_valid(sb: super_block, ino: number, flags: number): boolean {
  * ext4_iget: the in-core inode for `ino`, read and validated on first use (iget_locked +
  * fill + unlock_new_inode; a failed read is iget_failed).
  */
-export async function ext4_iget(sb: super_block, ino: number, flags = EXT4_IGET_NORMAL): Promise<Ext4Inode> {
+export async function ext4_iget(sb: super_block, ino: number, flags = EXT4_IGET_NORMAL): Promise<ext4_inode_info> {
   ext4_check_shutdown(sb);
   if (!ino_valid(sb, ino, flags)) {
     if (flags & EXT4_IGET_HANDLE) throw err(ESTALE);
     throw ext4_error(sb, 'ext4_iget', `iget: illegal inode #${ino}`, { ino });
   }
-  const inode = (await iget_locked(sb, ino)) as Ext4Inode;
+  const inode = (await iget_locked(sb, ino)) as ext4_inode_info;
   if (!(inode.i_state & I_NEW)) return inode;
   try {
     await ext4_fill_inode(inode, flags);
@@ -174,11 +175,11 @@ export async function ext4_iget(sb: super_block, ino: number, flags = EXT4_IGET_
 }
 
 /** Drop a reference from ext4_iget (iput). */
-export async function ext4_iput(inode: Inode | null): Promise<void> {
+export async function ext4_iput(inode: inode | null): Promise<void> {
   if (inode) await iput(inode);
 }
 
-async function ext4_fill_inode(inode: Ext4Inode, flags: number): Promise<void> {
+async function ext4_fill_inode(inode: ext4_inode_info, flags: number): Promise<void> {
   const sb = inode.i_sb;
   const sbi = EXT4_SB(sb);
   const ino = inode.i_ino;
@@ -289,7 +290,7 @@ async function ext4_fill_inode(inode: Ext4Inode, flags: number): Promise<void> {
  * S_NOATIME, S_DIRSYNC, S_ENCRYPTED, S_CASEFOLD, S_VERITY); other i_flags bits stay. No
  * S_DAX: there is no DAX device here.
  */
-export function ext4_set_inode_flags(inode: Ext4Inode): void {
+export function ext4_set_inode_flags(inode: ext4_inode_info): void {
   const f = inode.i_ext4_flags;
   let fl = 0;
   if (f & EXT4_SYNC_FL) fl |= S_SYNC;
@@ -314,7 +315,7 @@ export function new_decode_dev(v: number): number {
 }
 
 /** ext4_inode_is_fast_symlink. */
-export function ext4_inode_is_fast_symlink(inode: Ext4Inode): boolean {
+export function ext4_inode_is_fast_symlink(inode: ext4_inode_info): boolean {
   if ((inode.i_mode & S_IFMT) !== S_IFLNK) return false;
   if (inode.i_ext4_flags & EXT4_EA_INODE_FL) return inode.i_size > 0 && inode.i_size < 60;
   if (inode.i_ext4_flags & EXT4_INLINE_DATA_FL) return false;
@@ -327,7 +328,7 @@ export function ext4_inode_is_fast_symlink(inode: Ext4Inode): boolean {
  * ext4_map_blocks (lookup): mapping of `lblk` for up to `max` blocks through the extent
  * tree or the block map. Inline-data inodes have no blocks.
  */
-export async function ext4_map_blocks(inode: Ext4Inode, lblk: number, max: number): Promise<MappedBlock> {
+export async function ext4_map_blocks(inode: ext4_inode_info, lblk: number, max: number): Promise<MappedBlock> {
   ext4_check_shutdown(inode.i_sb);
   if (inode.i_ext4_flags & EXT4_INLINE_DATA_FL) return { pblk: 0, len: Math.max(1, max) };
   const extents = (inode.i_ext4_flags & EXT4_EXTENTS_FL) !== 0;
@@ -361,7 +362,7 @@ function es_to_map(es: extent_status, lblk: number, max: number): MappedBlock {
  * handle, and the new blocks come back marked new so that the page zeroes what the write
  * does not cover.
  */
-export async function ext4_get_block(inode: Inode, iblock: number, maxBlocks: number, create: boolean): Promise<MappedBlock> {
+export async function ext4_get_block(inode: inode, iblock: number, maxBlocks: number, create: boolean): Promise<MappedBlock> {
   const ei = EXT4_I(inode);
   if (!create) return ext4_map_blocks(ei, iblock, maxBlocks);
   ext4_check_shutdown(inode.i_sb);
@@ -379,7 +380,7 @@ export async function ext4_get_block(inode: Inode, iblock: number, maxBlocks: nu
  * ext4_map_blocks with EXT4_GET_BLOCKS_CREATE: the mapping of `lblk`, allocating up to
  * `max` blocks of the hole it falls in. i_data_sem is held for writing around the change.
  */
-export async function ext4_map_blocks_create(handle: handle_t, inode: Ext4Inode, lblk: number, max: number, flags = EXT4_GET_BLOCKS_CREATE): Promise<MappedBlock> {
+export async function ext4_map_blocks_create(handle: handle_t, inode: ext4_inode_info, lblk: number, max: number, flags = EXT4_GET_BLOCKS_CREATE): Promise<MappedBlock> {
   if (inode.i_ext4_flags & EXT4_INLINE_DATA_FL) throw err(EROFS);
   await inode.i_data_sem.downWrite();
   ext4_es_remove_extent(inode);
@@ -400,7 +401,7 @@ export async function ext4_map_blocks_create(handle: handle_t, inode: Ext4Inode,
 }
 
 /** ext4_chunk_trans_blocks (an estimate: the journal uses it, nojournal ignores it). */
-export function ext4_chunk_trans_blocks(_inode: Inode, nrblocks: number): number {
+export function ext4_chunk_trans_blocks(_inode: inode, nrblocks: number): number {
   return EXT4_DATA_TRANS_BLOCKS + Math.min(nrblocks, 64);
 }
 
@@ -409,7 +410,7 @@ export function ext4_chunk_trans_blocks(_inode: Inode, nrblocks: number): number
  * mapping: holes and unwritten extents read as zeros, inline data from the inode. Used by
  * readpage and by code that needs data without the page cache (slow symlinks, ea_inodes).
  */
-export async function ext4_read_data(inode: Ext4Inode, pos: number, out: Uint8Array, outOff = 0, len = out.length - outOff): Promise<void> {
+export async function ext4_read_data(inode: ext4_inode_info, pos: number, out: Uint8Array, outOff = 0, len = out.length - outOff): Promise<void> {
   const sb = inode.i_sb;
   const bs = EXT4_SB(sb).s_blocksize;
   if (inode.i_ext4_flags & EXT4_INLINE_DATA_FL) {
@@ -448,7 +449,7 @@ export async function ext4_read_data(inode: Ext4Inode, pos: number, out: Uint8Ar
  * bio per contiguous run)? Not for inline data, not for blocks larger than a page, and not
  * while journal-replayed blocks live in memory (the overlay must be consulted).
  */
-function ext4_use_mpage(inode: Ext4Inode): boolean {
+function ext4_use_mpage(inode: ext4_inode_info): boolean {
   const sbi = EXT4_SB(inode.i_sb);
   return !(inode.i_ext4_flags & EXT4_INLINE_DATA_FL) && sbi.s_blocksize <= PAGE_SIZE && sbi.s_overlay.size === 0 &&
     !!inode.i_sb.s_bdev;
@@ -458,8 +459,8 @@ function ext4_use_mpage(inode: Ext4Inode): boolean {
  * read_folio: fill one page-cache page. The slow path reads block by block through the
  * metadata path (overlay first); the tail past i_size is zeroed.
  */
-async function ext4_readpage(_file: File | null, page: Page): Promise<void> {
-  const inode = EXT4_I((page.mapping as { host: Inode }).host);
+async function ext4_readpage(_file: file | null, page: page): Promise<void> {
+  const inode = EXT4_I((page.mapping as { host: inode }).host);
   if (ext4_use_mpage(inode)) { await mpage_read_folio(page, ext4_get_block); return; }
   try {
     const pos = page.index * PAGE_SIZE;
@@ -473,7 +474,7 @@ async function ext4_readpage(_file: File | null, page: Page): Promise<void> {
   }
 }
 
-async function ext4_readahead(mapping: address_space, pages: Page[]): Promise<void> {
+async function ext4_readahead(mapping: address_space, pages: page[]): Promise<void> {
   const inode = EXT4_I(mapping.host);
   if (ext4_use_mpage(inode)) { await mpage_readahead(pages, ext4_get_block); return; }
   for (const p of pages) await ext4_readpage(null, p);
@@ -486,7 +487,7 @@ async function ext4_readahead(mapping: address_space, pages: Page[]): Promise<vo
  * the running transaction freed become usable once it commits, so ENOSPC is retried once
  * after a commit.
  */
-async function ext4_write_begin_retry(ei: Ext4Inode, pos: number, len: number, begin: () => Promise<Page>): Promise<Page> {
+async function ext4_write_begin_retry(ei: ext4_inode_info, pos: number, len: number, begin: () => Promise<page>): Promise<page> {
   for (let retry = 0; ; retry++) {
     try {
       return await begin();
@@ -511,7 +512,7 @@ async function ext4_write_begin_retry(ei: Ext4Inode, pos: number, len: number, b
  * Does this inode's data go through delayed allocation? (ext4_should_dioread_nolock-like
  * test of test_opt(DELALLOC): regular files with blocks, delalloc mounted, no data=journal.)
  */
-function ext4_use_delalloc(inode: Ext4Inode): boolean {
+function ext4_use_delalloc(inode: ext4_inode_info): boolean {
   return EXT4_SB(inode.i_sb).test_opt(EXT4_MOUNT_DELALLOC) && (inode.i_mode & S_IFMT) === S_IFREG &&
     !(inode.i_ext4_flags & EXT4_INLINE_DATA_FL);
 }
@@ -529,7 +530,7 @@ function ext4_nonda_switch(sbi: ReturnType<typeof EXT4_SB>): boolean {
 const EXT4_FREECLUSTERS_WATERMARK = 64;
 
 /** ext4_da_reserve_space: one block for a delayed buffer, or ENOSPC. */
-function ext4_da_reserve_space(inode: Ext4Inode): void {
+function ext4_da_reserve_space(inode: ext4_inode_info): void {
   const sbi = EXT4_SB(inode.i_sb);
   if (!ext4_claim_free_clusters(sbi, 1, 0)) throw err(ENOSPC);
   inode.i_reserved_data_blocks++;
@@ -539,7 +540,7 @@ function ext4_da_reserve_space(inode: Ext4Inode): void {
  * ext4_da_release_space / ext4_da_update_reserve_space: `n` reserved blocks are given back
  * (their buffers were invalidated) or were allocated at writeback.
  */
-export function ext4_da_release_space(inode: Ext4Inode, n: number): void {
+export function ext4_da_release_space(inode: ext4_inode_info, n: number): void {
   if (n <= 0) return;
   const sbi = EXT4_SB(inode.i_sb);
   if (n > inode.i_reserved_data_blocks) {
@@ -570,7 +571,7 @@ const ext4_da_get_block_prep: BlockMapper = asMapper(async (inode, iblock, _max,
 });
 
 /** ext4_da_write_begin: the page for [pos, pos+len) with its new blocks reserved, not allocated. */
-async function ext4_da_write_begin(m: address_space, pos: number, len: number): Promise<Page> {
+async function ext4_da_write_begin(m: address_space, pos: number, len: number): Promise<page> {
   const ei = EXT4_I(m.host);
   if (!ext4_use_delalloc(ei) || ext4_nonda_switch(EXT4_SB(ei.i_sb))) {
     return ext4_write_begin_retry(ei, pos, len, () => block_write_begin(m, pos, len, ext4_get_block));
@@ -585,7 +586,7 @@ async function ext4_da_write_begin(m: address_space, pos: number, len: number): 
  * at the new end already has its block — otherwise writeback sets it once the blocks are
  * allocated, so that no committed size ever covers blocks that are not there.
  */
-async function ext4_da_write_end(m: address_space, pos: number, len: number, copied: number, page: Page): Promise<number> {
+async function ext4_da_write_end(m: address_space, pos: number, len: number, copied: number, page: page): Promise<number> {
   const ei = EXT4_I(m.host);
   const from = pos % PAGE_SIZE;
   if (copied < len && !page.test(PG_uptodate)) copied = 0;
@@ -609,7 +610,7 @@ async function ext4_da_write_end(m: address_space, pos: number, len: number, cop
 }
 
 /** ext4_da_invalidate_folio: reservations of the delayed buffers going away are given back. */
-function ext4_da_invalidate_folio(page: Page, offset: number, length: number): void {
+function ext4_da_invalidate_folio(page: page, offset: number, length: number): void {
   const bhs = page_buffers(page);
   if (bhs) {
     let n = 0;
@@ -629,7 +630,7 @@ function ext4_da_invalidate_folio(page: Page, offset: number, length: number): v
  * that its blocks are allocated in the running transaction — before a rename or close
  * that a crash must not find committed without the data (auto_da_alloc).
  */
-export async function ext4_alloc_da_blocks(inode: Ext4Inode): Promise<void> {
+export async function ext4_alloc_da_blocks(inode: ext4_inode_info): Promise<void> {
   if (!inode.i_reserved_data_blocks) return;
   await filemap_fdatawrite(inode.i_mapping, 0, Infinity, 'none');
 }
@@ -643,7 +644,7 @@ const MAX_WRITEPAGES_EXTENT_LEN = 2048;
  * (mpage_map_and_submit_extent), in one handle, and i_disksize follows the pages as far as
  * they are now backed (ext4_update_disksize_before_punch's counterpart at writeback).
  */
-async function mpage_map_delayed(inode: Ext4Inode, pages: Page[]): Promise<void> {
+async function mpage_map_delayed(inode: ext4_inode_info, pages: page[]): Promise<void> {
   const bs = EXT4_SB(inode.i_sb).s_blocksize;
   const perPage = PAGE_SIZE / bs;
   const runs: { lblk: number; bhs: buffer_head[] }[] = [];
@@ -691,7 +692,7 @@ async function mpage_map_delayed(inode: Ext4Inode, pages: Page[]): Promise<void>
   }
 }
 
-function page_has_delayed(p: Page): boolean {
+function page_has_delayed(p: page): boolean {
   return !!page_buffers(p)?.some((bh) => bh.test(BH_Delay));
 }
 
@@ -711,7 +712,7 @@ async function ext4_do_writepages(m: address_space, wbc: writeback_control, canM
   try {
     for (let i = 0; i < pages.length && wbc.nr_to_write > 0;) {
       /* lock a batch of consecutive dirty pages */
-      const batch: Page[] = [];
+      const batch: page[] = [];
       for (; i < pages.length && batch.length * perPage < MAX_WRITEPAGES_EXTENT_LEN; i++) {
         const p = pages[i]!;
         if (batch.length && p.index !== batch[batch.length - 1]!.index + 1) break;
@@ -766,7 +767,7 @@ async function ext4_do_writepages(m: address_space, wbc: writeback_control, canM
  * pages of bytes [start, end] whose blocks exist, written and waited for; delayed pages
  * stay for writeback.
  */
-export async function ext4_normal_submit_inode_data_buffers(inode: Inode, start = 0, end = Infinity): Promise<void> {
+export async function ext4_normal_submit_inode_data_buffers(inode: inode, start = 0, end = Infinity): Promise<void> {
   const m = inode.i_mapping;
   await m.wb_lock.lock();
   try {
@@ -786,13 +787,13 @@ export const ext4_aops: address_space_operations = {
     const m = await ext4_map_blocks(EXT4_I(mapping.host), block, 1);
     return m.unwritten ? 0 : m.pblk;
   },
-  async write_begin(_file: File | null, m: address_space, pos: number, len: number): Promise<Page> {
+  async write_begin(_file: file | null, m: address_space, pos: number, len: number): Promise<page> {
     return ext4_da_write_begin(m, pos, len);
   },
-  async write_end(_file: File | null, m: address_space, pos: number, len: number, copied: number, page: Page): Promise<number> {
+  async write_end(_file: file | null, m: address_space, pos: number, len: number, copied: number, page: page): Promise<number> {
     return ext4_da_write_end(m, pos, len, copied, page);
   },
-  async writepage(page: Page, wbc: writeback_control): Promise<void> {
+  async writepage(page: page, wbc: writeback_control): Promise<void> {
     if (page_has_delayed(page)) {
       // ext4_writepage: no allocation from a single-page writeout (reclaim); keep it dirty.
       set_page_dirty(page);
@@ -804,16 +805,16 @@ export const ext4_aops: address_space_operations = {
   async writepages(m: address_space, wbc: writeback_control): Promise<void> {
     await ext4_do_writepages(m, wbc, !wbc.for_reclaim);
   },
-  invalidate_folio(page: Page, offset: number, length: number): void {
+  invalidate_folio(page: page, offset: number, length: number): void {
     ext4_da_invalidate_folio(page, offset, length);
   },
-  release_folio(page: Page): boolean {
+  release_folio(page: page): boolean {
     return try_to_free_buffers(page);
   },
 };
 
 /** ext4_getattr: generic attributes plus btime and the statx attribute flags. */
-export async function ext4_getattr(dentry: Dentry, stat: Kstat, _requestMask: number, _flags: number): Promise<void> {
+export async function ext4_getattr(dentry: dentry, stat: kstat, _requestMask: number, _flags: number): Promise<void> {
   const inode = EXT4_I(dentry.d_inode!);
   stat.result_mask = STATX_BASIC_STATS;
   stat.mode = inode.i_mode;
@@ -846,7 +847,7 @@ export async function ext4_getattr(dentry: Dentry, stat: Kstat, _requestMask: nu
  * ext4_file_getattr: regular files with inline data report at least the sectors their
  * size needs (Linux: so that tar and rsync do not take them for sparse).
  */
-export async function ext4_file_getattr(dentry: Dentry, stat: Kstat, requestMask: number, flags: number): Promise<void> {
+export async function ext4_file_getattr(dentry: dentry, stat: kstat, requestMask: number, flags: number): Promise<void> {
   await ext4_getattr(dentry, stat, requestMask, flags);
   const inode = EXT4_I(dentry.d_inode!);
   if (inode.i_ext4_flags & EXT4_INLINE_DATA_FL) stat.blocks += Math.ceil(stat.size / 512);
@@ -865,7 +866,7 @@ function new_encode_dev(dev: number): number {
 }
 
 /** Set i_block for a device inode as ext4_do_update_inode writes it. */
-export function ext4_set_dev(inode: Ext4Inode, rdev: number): void {
+export function ext4_set_dev(inode: ext4_inode_info, rdev: number): void {
   inode.i_data.fill(0);
   if (old_valid_dev(rdev)) put_le32(inode.i_data, 0, old_encode_dev(rdev));
   else put_le32(inode.i_data, 4, new_encode_dev(rdev));
@@ -876,7 +877,7 @@ export function ext4_set_dev(inode: Ext4Inode, rdev: number): void {
  * the raw copy, so in-inode xattrs and fields we do not model survive), with its checksum,
  * the table block dirtied under `handle`.
  */
-export async function ext4_do_update_inode(handle: handle_t, inode: Ext4Inode): Promise<void> {
+export async function ext4_do_update_inode(handle: handle_t, inode: ext4_inode_info): Promise<void> {
   const sb = inode.i_sb;
   const sbi = EXT4_SB(sb);
   const isz = sbi.s_inode_size;
@@ -949,7 +950,7 @@ function ext4_inode_same_but_times(a: Uint8Array, b: Uint8Array): boolean {
 }
 
 /** ext4_mark_inode_dirty: write the in-core inode into its buffer now. */
-export async function ext4_mark_inode_dirty(handle: handle_t, inode: Inode): Promise<void> {
+export async function ext4_mark_inode_dirty(handle: handle_t, inode: inode): Promise<void> {
   await ext4_do_update_inode(handle, EXT4_I(inode));
 }
 
@@ -957,7 +958,7 @@ export async function ext4_mark_inode_dirty(handle: handle_t, inode: Inode): Pro
  * ext4_write_inode (nojournal): the inode into its buffer, and for a synchronous write the
  * buffer to disk.
  */
-export async function ext4_write_inode(inode: Inode, sync: boolean): Promise<void> {
+export async function ext4_write_inode(inode: inode, sync: boolean): Promise<void> {
   const sb = inode.i_sb;
   if (sb.s_flags & SB_RDONLY || EXT4_SB(sb).s_readonly_driver) return;
   if (inode.i_nlink === 0 && (inode.i_state & I_FREEING)) return;
@@ -975,7 +976,7 @@ export async function ext4_write_inode(inode: Inode, sync: boolean): Promise<voi
  * ext4_truncate: free the blocks past i_size (rounded up to a block) and zero the tail of
  * the last block. The caller has set i_size and dropped the page cache past it.
  */
-export async function ext4_truncate(inode: Ext4Inode): Promise<void> {
+export async function ext4_truncate(inode: ext4_inode_info): Promise<void> {
   // auto_da_alloc: a file truncated to nothing and written again ("rewrite in place") gets
   // its new data allocated at close (ext4_release_file), not up to 30 s later.
   if (inode.i_size === 0 && !EXT4_SB(inode.i_sb).test_opt(EXT4_MOUNT_NO_AUTO_DA_ALLOC)) inode.i_state_flags |= EXT4_STATE_DA_ALLOC_CLOSE;
@@ -1010,7 +1011,7 @@ export async function ext4_truncate(inode: Ext4Inode): Promise<void> {
  * ext4_setattr: ownership, mode and times (setattr_copy after the VFS's checks), and size:
  * a shrink drops the page cache past it and frees the blocks, a grow leaves a hole.
  */
-export async function ext4_setattr(dentry: Dentry, attr: Iattr): Promise<void> {
+export async function ext4_setattr(dentry: dentry, attr: iattr): Promise<void> {
   const inode = EXT4_I(dentry.d_inode!);
   const sb = inode.i_sb;
   if (sb.s_flags & SB_RDONLY || EXT4_SB(sb).s_readonly_driver) throw err(EROFS);
@@ -1050,13 +1051,13 @@ export async function ext4_setattr(dentry: Dentry, attr: Iattr): Promise<void> {
   if (attr.ia_valid & ATTR_MODE) await posix_acl_chmod(dentry, inode.i_mode);
 }
 
-function ext4_max_bitmap_size_of(inode: Inode): number { return inode.i_sb.s_maxbytes; }
+function ext4_max_bitmap_size_of(inode: inode): number { return inode.i_sb.s_maxbytes; }
 
 /**
  * ext4_evict_inode: an inode with no links left gives back its blocks, its xattr block and
  * its number (i_dtime set, as e2fsck expects of a deleted inode); others just leave the cache.
  */
-export async function ext4_evict_inode(inode: Inode): Promise<void> {
+export async function ext4_evict_inode(inode: inode): Promise<void> {
   const ei = EXT4_I(inode);
   const sb = inode.i_sb;
   await truncate_inode_pages(inode.i_mapping, 0);
@@ -1095,7 +1096,7 @@ export async function ext4_evict_inode(inode: Inode): Promise<void> {
   }
 }
 
-function ext4_has_blocks(inode: Ext4Inode): boolean {
+function ext4_has_blocks(inode: ext4_inode_info): boolean {
   return inode.i_blocks > 0 || (inode.i_ext4_flags & EXT4_EXTENTS_FL) !== 0;
 }
-function is_bad_ext4_inode(inode: Ext4Inode): boolean { return inode.i_mode === 0; }
+function is_bad_ext4_inode(inode: ext4_inode_info): boolean { return inode.i_mode === 0; }

@@ -20,7 +20,7 @@
  *  - CASEFOLD: filesystems with the casefold feature do not mount here, so it is always
  *    EOPNOTSUPP, as Linux answers without the feature.
  */
-import { S_DAX, S_IMMUTABLE, S_SYNC, type Dentry, type File, type IoctlArg, type fileattr } from '../../include/fs.js';
+import { S_DAX, S_IMMUTABLE, S_SYNC, type dentry, type file, type IoctlArg, type fileattr } from '../../include/fs.js';
 import { err } from '../../include/errno.js';
 import {
   EINVAL, ENOTTY, EOPNOTSUPP, EPERM, EROFS, EXT4_IOC_GETVERSION, EXT4_IOC_SETVERSION, FS_IOC_GETVERSION,
@@ -39,7 +39,7 @@ import {
   EXT4_IMMUTABLE_FL, EXT4_INLINE_DATA_FL, EXT4_JOURNAL_DATA_FL, EXT4_VERITY_FL, ext4_blocks_count,
   ext4_fits_in_inode, put_le32,
 } from './layout.js';
-import { EXT4_I, EXT4_MOUNT_DELALLOC, EXT4_SB, type Ext4Inode } from './ext4.js';
+import { EXT4_I, EXT4_MOUNT_DELALLOC, EXT4_SB, type ext4_inode_info } from './ext4.js';
 import { ext4_mask_flags } from './ialloc.js';
 import { ext4_alloc_da_blocks, ext4_mark_inode_dirty, ext4_set_inode_flags } from './inode.js';
 import { EXT4_HT_INODE, EXT4_HT_MIGRATE, ext4_journal_start, ext4_journal_stop, ext4_journal_writable } from './ext4_jbd2.js';
@@ -57,7 +57,7 @@ const EXT4_NDIR_BLOCKS = 12;
 const EXT4_MAX_BLOCK_FILE_PHYS = 0xffffffff;
 
 /** ext4_fileattr_get. */
-export async function ext4_fileattr_get(dentry: Dentry, fa: fileattr): Promise<void> {
+export async function ext4_fileattr_get(dentry: dentry, fa: fileattr): Promise<void> {
   const inode = EXT4_I(dentry.d_inode!);
   let flags = (inode.i_ext4_flags & EXT4_FL_USER_VISIBLE) >>> 0;
   if (S_ISREG(inode.i_mode)) flags = (flags & ~FS_PROJINHERIT_FL) >>> 0;
@@ -66,7 +66,7 @@ export async function ext4_fileattr_get(dentry: Dentry, fa: fileattr): Promise<v
 }
 
 /** ext4_ioctl_check_immutable: an immutable inode may only lose its immutability. */
-function ext4_ioctl_check_immutable(inode: Ext4Inode, projid: number, flags: number): void {
+function ext4_ioctl_check_immutable(inode: ext4_inode_info, projid: number, flags: number): void {
   const old = inode.i_ext4_flags;
   if (!(old & EXT4_IMMUTABLE_FL) || !(flags & EXT4_IMMUTABLE_FL)) return;
   if (((old & ~EXT4_IMMUTABLE_FL) >>> 0) !== ((flags & ~EXT4_IMMUTABLE_FL) >>> 0)) throw err(EPERM);
@@ -74,7 +74,7 @@ function ext4_ioctl_check_immutable(inode: Ext4Inode, projid: number, flags: num
 }
 
 /** dax_compatible */
-function dax_compatible(inode: Ext4Inode, oldflags: number, flags: number): boolean {
+function dax_compatible(inode: ext4_inode_info, oldflags: number, flags: number): boolean {
   if ((inode.i_mode & 0o170000) === 0o040000) {
     flags &= ~EXT4_INLINE_DATA_FL;
     oldflags &= ~EXT4_INLINE_DATA_FL;
@@ -85,7 +85,7 @@ function dax_compatible(inode: Ext4Inode, oldflags: number, flags: number): bool
 }
 
 /** ext4_ioctl_setflags: `flags` already masked to EXT4_FL_USER_MODIFIABLE. */
-async function ext4_ioctl_setflags(inode: Ext4Inode, flags: number): Promise<void> {
+async function ext4_ioctl_setflags(inode: ext4_inode_info, flags: number): Promise<void> {
   const oldflags = inode.i_ext4_flags;
   if (((flags ^ oldflags) & EXT4_JOURNAL_DATA_FL) && !capable(CAP_SYS_RESOURCE)) throw err(EPERM);
   if (!dax_compatible(inode, oldflags, flags)) throw err(EOPNOTSUPP);
@@ -119,7 +119,7 @@ async function ext4_ioctl_setflags(inode: Ext4Inode, flags: number): Promise<voi
  * ext4_change_inode_journal_flag: without a journal the flag means nothing and is left
  * alone, as in Linux; with one, lkl-ts cannot journal a file's data (EOPNOTSUPP).
  */
-async function ext4_change_inode_journal_flag(inode: Ext4Inode, _val: boolean): Promise<void> {
+async function ext4_change_inode_journal_flag(inode: ext4_inode_info, _val: boolean): Promise<void> {
   const j = ext4_journal_writable(inode.i_sb);
   if (!j) return;
   if (j.j_aborted) throw err(EROFS);
@@ -130,7 +130,7 @@ async function ext4_change_inode_journal_flag(inode: Ext4Inode, _val: boolean): 
  * ext4_ext_migrate: a block-mapped inode to an extent tree. Without blocks that is a new
  * empty root; converting a map with blocks is not done here (EOPNOTSUPP).
  */
-async function ext4_ext_migrate(inode: Ext4Inode): Promise<void> {
+async function ext4_ext_migrate(inode: ext4_inode_info): Promise<void> {
   const sbi = EXT4_SB(inode.i_sb);
   if (!sbi.has_incompat(EXT4_FEATURE_INCOMPAT_EXTENTS) || (inode.i_ext4_flags & EXT4_EXTENTS_FL) ||
     (inode.i_ext4_flags & EXT4_INLINE_DATA_FL)) throw err(EINVAL);
@@ -154,7 +154,7 @@ async function ext4_ext_migrate(inode: Ext4Inode): Promise<void> {
  * ext4_ind_migrate (fs/ext4/migrate.c): an extent inode back to a block map, possible only
  * for a tree of one leaf extent (or none) within the 12 direct blocks.
  */
-async function ext4_ind_migrate(inode: Ext4Inode): Promise<void> {
+async function ext4_ind_migrate(inode: ext4_inode_info): Promise<void> {
   const sbi = EXT4_SB(inode.i_sb);
   if (sbi.has_ro_compat(EXT4_FEATURE_RO_COMPAT_BIGALLOC)) throw err(EOPNOTSUPP);
   if (!sbi.has_incompat(EXT4_FEATURE_INCOMPAT_EXTENTS) || !(inode.i_ext4_flags & EXT4_EXTENTS_FL)) throw err(EINVAL);
@@ -188,7 +188,7 @@ async function ext4_ind_migrate(inode: Ext4Inode): Promise<void> {
 }
 
 /** ext4_ioctl_setproject: the project id (no quota files here, so nothing to transfer). */
-async function ext4_ioctl_setproject(inode: Ext4Inode, projid: number): Promise<void> {
+async function ext4_ioctl_setproject(inode: ext4_inode_info, projid: number): Promise<void> {
   const sbi = EXT4_SB(inode.i_sb);
   if (!sbi.has_ro_compat(EXT4_FEATURE_RO_COMPAT_PROJECT)) {
     if (projid !== 0) throw err(EOPNOTSUPP);
@@ -207,7 +207,7 @@ async function ext4_ioctl_setproject(inode: Ext4Inode, projid: number): Promise<
 }
 
 /** ext4_fileattr_set: under i_rwsem, after vfs_fileattr_set's checks. */
-export async function ext4_fileattr_set(dentry: Dentry, fa: fileattr): Promise<void> {
+export async function ext4_fileattr_set(dentry: dentry, fa: fileattr): Promise<void> {
   const inode = EXT4_I(dentry.d_inode!);
   let flags = fa.flags >>> 0;
   if (flags & ~EXT4_FL_USER_VISIBLE) throw err(EOPNOTSUPP);
@@ -221,7 +221,7 @@ export async function ext4_fileattr_set(dentry: Dentry, fa: fileattr): Promise<v
 }
 
 /** ext4_ioctl: the requests the VFS left to ext4. */
-export async function ext4_ioctl(file: File, cmd: number, arg: IoctlArg): Promise<number> {
+export async function ext4_ioctl(file: file, cmd: number, arg: IoctlArg): Promise<number> {
   const inode = EXT4_I(file.f_inode);
   switch (cmd) {
     case EXT4_IOC_GETVERSION:

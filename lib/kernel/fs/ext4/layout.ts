@@ -164,14 +164,14 @@ export const ext4_super_block_fields = [
   ['s_checksum', 0x3fc, 'u32'],
 ] as const satisfies readonly FieldDef[];
 
-export type Ext4SuperBlock = StructOf<typeof ext4_super_block_fields>;
+export type ext4_super_block = StructOf<typeof ext4_super_block_fields>;
 export const EXT4_SB_OFF = offsetsOf(ext4_super_block_fields);
 
 /** Decodes the 1024-byte superblock found at `off` (pass 1024 for a whole-device buffer). */
-export function ext4_super_decode(buf: Uint8Array, off = 0): Ext4SuperBlock {
+export function ext4_super_decode(buf: Uint8Array, off = 0): ext4_super_block {
   return decodeStruct(ext4_super_block_fields, buf, off);
 }
-export function ext4_super_encode(sb: Ext4SuperBlock, buf: Uint8Array, off = 0): void {
+export function ext4_super_encode(sb: ext4_super_block, buf: Uint8Array, off = 0): void {
   encodeStruct(ext4_super_block_fields, sb, buf, off);
 }
 
@@ -281,21 +281,21 @@ export const EXT4_FEATURE_RO_COMPAT_SUPP = EXT4_FEATURE_RO_COMPAT_SPARSE_SUPER |
 
 export type FeatureWord = 'compat' | 'incompat' | 'ro_compat';
 
-export function ext4_has_compat(sb: Ext4SuperBlock, mask: number): boolean {
+export function ext4_has_compat(sb: ext4_super_block, mask: number): boolean {
   return (sb.s_feature_compat & mask) !== 0;
 }
-export function ext4_has_incompat(sb: Ext4SuperBlock, mask: number): boolean {
+export function ext4_has_incompat(sb: ext4_super_block, mask: number): boolean {
   return (sb.s_feature_incompat & mask) !== 0;
 }
-export function ext4_has_ro_compat(sb: Ext4SuperBlock, mask: number): boolean {
+export function ext4_has_ro_compat(sb: ext4_super_block, mask: number): boolean {
   return (sb.s_feature_ro_compat & mask) !== 0;
 }
-export function ext4_has_metadata_csum(sb: Ext4SuperBlock): boolean {
+export function ext4_has_metadata_csum(sb: ext4_super_block): boolean {
   return ext4_has_ro_compat(sb, EXT4_FEATURE_RO_COMPAT_METADATA_CSUM);
 }
 
 /** Feature bits set on disk that the named Linux driver does not know, per word (0 = none). */
-export function ext4_unknown_features(sb: Ext4SuperBlock, driver: 'ext2' | 'ext3' | 'ext4' = 'ext4'):
+export function ext4_unknown_features(sb: ext4_super_block, driver: 'ext2' | 'ext3' | 'ext4' = 'ext4'):
   { compat: number; incompat: number; ro_compat: number } {
   const [c, i, r] = driver === 'ext2'
     ? [EXT2_FEATURE_COMPAT_SUPP, EXT2_FEATURE_INCOMPAT_SUPP, EXT2_FEATURE_RO_COMPAT_SUPP]
@@ -339,7 +339,7 @@ export function ext4_feature_name(word: FeatureWord, bit: number): string {
 }
 
 /** The set features in dumpe2fs's order: compat, incompat, ro_compat, low bit first. */
-export function ext4_feature_names(sb: Ext4SuperBlock): string[] {
+export function ext4_feature_names(sb: ext4_super_block): string[] {
   const out: string[] = [];
   const words: [FeatureWord, number][] = [['compat', sb.s_feature_compat],
     ['incompat', sb.s_feature_incompat], ['ro_compat', sb.s_feature_ro_compat]];
@@ -353,41 +353,41 @@ export function ext4_feature_names(sb: Ext4SuperBlock): string[] {
 }
 
 /* Derived superblock quantities, as Linux computes them */
-export function ext4_block_size(sb: Ext4SuperBlock): number { return 1024 * 2 ** sb.s_log_block_size; }
-export function ext4_cluster_size(sb: Ext4SuperBlock): number { return 1024 * 2 ** sb.s_log_cluster_size; }
-export function ext4_inode_size(sb: Ext4SuperBlock): number {
+export function ext4_block_size(sb: ext4_super_block): number { return 1024 * 2 ** sb.s_log_block_size; }
+export function ext4_cluster_size(sb: ext4_super_block): number { return 1024 * 2 ** sb.s_log_cluster_size; }
+export function ext4_inode_size(sb: ext4_super_block): number {
   return sb.s_rev_level === EXT4_GOOD_OLD_REV ? EXT4_GOOD_OLD_INODE_SIZE : sb.s_inode_size;
 }
-export function ext4_first_ino(sb: Ext4SuperBlock): number {
+export function ext4_first_ino(sb: ext4_super_block): number {
   return sb.s_rev_level === EXT4_GOOD_OLD_REV ? EXT4_GOOD_OLD_FIRST_INO : sb.s_first_ino;
 }
 export const EXT4_MIN_DESC_SIZE = 32, EXT4_MIN_DESC_SIZE_64BIT = 64, EXT4_MAX_DESC_SIZE = 1024;
 /** Bytes per group descriptor: s_desc_size with INCOMPAT_64BIT, else 32. */
-export function ext4_desc_size(sb: Ext4SuperBlock): number {
+export function ext4_desc_size(sb: ext4_super_block): number {
   return ext4_has_incompat(sb, EXT4_FEATURE_INCOMPAT_64BIT) ? sb.s_desc_size : EXT4_MIN_DESC_SIZE;
 }
-function sb64(sb: Ext4SuperBlock, lo: number, hi: number): number {
+function sb64(sb: ext4_super_block, lo: number, hi: number): number {
   return ext4_has_incompat(sb, EXT4_FEATURE_INCOMPAT_64BIT) ? hi * HI32 + lo : lo;
 }
-export function ext4_blocks_count(sb: Ext4SuperBlock): number {
+export function ext4_blocks_count(sb: ext4_super_block): number {
   return sb64(sb, sb.s_blocks_count_lo, sb.s_blocks_count_hi);
 }
-export function ext4_r_blocks_count(sb: Ext4SuperBlock): number {
+export function ext4_r_blocks_count(sb: ext4_super_block): number {
   return sb64(sb, sb.s_r_blocks_count_lo, sb.s_r_blocks_count_hi);
 }
-export function ext4_free_blocks_count(sb: Ext4SuperBlock): number {
+export function ext4_free_blocks_count(sb: ext4_super_block): number {
   return sb64(sb, sb.s_free_blocks_count_lo, sb.s_free_blocks_count_hi);
 }
-export function ext4_blocks_count_set(sb: Ext4SuperBlock, v: number): void {
+export function ext4_blocks_count_set(sb: ext4_super_block, v: number): void {
   sb.s_blocks_count_lo = lo32(v); sb.s_blocks_count_hi = hi32(v);
 }
-export function ext4_r_blocks_count_set(sb: Ext4SuperBlock, v: number): void {
+export function ext4_r_blocks_count_set(sb: ext4_super_block, v: number): void {
   sb.s_r_blocks_count_lo = lo32(v); sb.s_r_blocks_count_hi = hi32(v);
 }
-export function ext4_free_blocks_count_set(sb: Ext4SuperBlock, v: number): void {
+export function ext4_free_blocks_count_set(sb: ext4_super_block, v: number): void {
   sb.s_free_blocks_count_lo = lo32(v); sb.s_free_blocks_count_hi = hi32(v);
 }
-export function ext4_groups_count(sb: Ext4SuperBlock): number {
+export function ext4_groups_count(sb: ext4_super_block): number {
   return Math.ceil((ext4_blocks_count(sb) - sb.s_first_data_block) / sb.s_blocks_per_group);
 }
 /** A superblock time with its 8 extra high bits (s_wtime + s_wtime_hi...), unsigned as Linux. */
@@ -397,7 +397,7 @@ export function ext4_split_tstamp(sec: number): [lo: number, hi: number] {
   return [lo32(sec), hi32(sec) & 0xff];
 }
 /** The hash version offset Linux adds for unsigned-char directory hashes (s_hash_unsigned). */
-export function ext4_hash_unsigned(sb: Ext4SuperBlock): number {
+export function ext4_hash_unsigned(sb: ext4_super_block): number {
   return sb.s_flags & EXT2_FLAGS_UNSIGNED_HASH ? 3 : 0;
 }
 
@@ -405,7 +405,7 @@ export function ext4_hash_unsigned(sb: Ext4SuperBlock): number {
  * The superblock checks ext4_fill_super makes before trusting geometry, with Linux's
  * messages. Returns the reason or null. Feature-set policy is ext4_unknown_features'.
  */
-export function ext4_super_check(sb: Ext4SuperBlock): string | null {
+export function ext4_super_check(sb: ext4_super_block): string | null {
   if (sb.s_magic !== EXT4_SUPER_MAGIC) return "Can't find ext4 filesystem";
   if (sb.s_log_block_size > EXT4_MAX_BLOCK_LOG_SIZE - EXT4_MIN_BLOCK_LOG_SIZE)
     return `Invalid log block size: ${sb.s_log_block_size}`;
@@ -468,7 +468,7 @@ export const ext4_group_desc_fields = [
   ['bg_inode_bitmap_csum_hi', 0x3a, 'u16'],
   ['bg_reserved', 0x3c, 'u32'],
 ] as const satisfies readonly FieldDef[];
-export type Ext4GroupDesc = StructOf<typeof ext4_group_desc_fields>;
+export type ext4_group_desc = StructOf<typeof ext4_group_desc_fields>;
 export const EXT4_BG_OFF = offsetsOf(ext4_group_desc_fields);
 /* Ends of the checksum-hi fields: a descriptor shorter than this has no hi half (ext4.h). */
 export const EXT4_BG_INODE_BITMAP_CSUM_HI_END = 0x3c;
@@ -477,43 +477,43 @@ export const EXT4_BG_BLOCK_BITMAP_CSUM_HI_END = 0x3a;
 export const EXT4_BG_INODE_UNINIT = 0x0001, EXT4_BG_BLOCK_UNINIT = 0x0002, EXT4_BG_INODE_ZEROED = 0x0004;
 
 /** Decodes one descriptor of `descSize` bytes (ext4_desc_size); hi halves read 0 below 64. */
-export function ext4_group_desc_decode(buf: Uint8Array, off: number, descSize: number): Ext4GroupDesc {
+export function ext4_group_desc_decode(buf: Uint8Array, off: number, descSize: number): ext4_group_desc {
   return decodeStruct(ext4_group_desc_fields, buf, off, descSize);
 }
-export function ext4_group_desc_encode(gd: Ext4GroupDesc, buf: Uint8Array, off: number, descSize: number): void {
+export function ext4_group_desc_encode(gd: ext4_group_desc, buf: Uint8Array, off: number, descSize: number): void {
   encodeStruct(ext4_group_desc_fields, gd, buf, off, descSize);
 }
 /* The lo/hi combinations of ext4_block_bitmap() & co.; hi is 0 for 32-byte descriptors. */
-export const ext4_block_bitmap = (g: Ext4GroupDesc): number => g.bg_block_bitmap_hi * HI32 + g.bg_block_bitmap_lo;
-export const ext4_inode_bitmap = (g: Ext4GroupDesc): number => g.bg_inode_bitmap_hi * HI32 + g.bg_inode_bitmap_lo;
-export const ext4_inode_table = (g: Ext4GroupDesc): number => g.bg_inode_table_hi * HI32 + g.bg_inode_table_lo;
-export const ext4_free_group_clusters = (g: Ext4GroupDesc): number =>
+export const ext4_block_bitmap = (g: ext4_group_desc): number => g.bg_block_bitmap_hi * HI32 + g.bg_block_bitmap_lo;
+export const ext4_inode_bitmap = (g: ext4_group_desc): number => g.bg_inode_bitmap_hi * HI32 + g.bg_inode_bitmap_lo;
+export const ext4_inode_table = (g: ext4_group_desc): number => g.bg_inode_table_hi * HI32 + g.bg_inode_table_lo;
+export const ext4_free_group_clusters = (g: ext4_group_desc): number =>
   g.bg_free_blocks_count_hi * 0x10000 + g.bg_free_blocks_count_lo;
-export const ext4_free_inodes_count = (g: Ext4GroupDesc): number =>
+export const ext4_free_inodes_count = (g: ext4_group_desc): number =>
   g.bg_free_inodes_count_hi * 0x10000 + g.bg_free_inodes_count_lo;
-export const ext4_used_dirs_count = (g: Ext4GroupDesc): number =>
+export const ext4_used_dirs_count = (g: ext4_group_desc): number =>
   g.bg_used_dirs_count_hi * 0x10000 + g.bg_used_dirs_count_lo;
-export const ext4_itable_unused_count = (g: Ext4GroupDesc): number =>
+export const ext4_itable_unused_count = (g: ext4_group_desc): number =>
   g.bg_itable_unused_hi * 0x10000 + g.bg_itable_unused_lo;
-export function ext4_block_bitmap_set(g: Ext4GroupDesc, v: number): void {
+export function ext4_block_bitmap_set(g: ext4_group_desc, v: number): void {
   g.bg_block_bitmap_lo = lo32(v); g.bg_block_bitmap_hi = hi32(v);
 }
-export function ext4_inode_bitmap_set(g: Ext4GroupDesc, v: number): void {
+export function ext4_inode_bitmap_set(g: ext4_group_desc, v: number): void {
   g.bg_inode_bitmap_lo = lo32(v); g.bg_inode_bitmap_hi = hi32(v);
 }
-export function ext4_inode_table_set(g: Ext4GroupDesc, v: number): void {
+export function ext4_inode_table_set(g: ext4_group_desc, v: number): void {
   g.bg_inode_table_lo = lo32(v); g.bg_inode_table_hi = hi32(v);
 }
-export function ext4_free_group_clusters_set(g: Ext4GroupDesc, v: number): void {
+export function ext4_free_group_clusters_set(g: ext4_group_desc, v: number): void {
   g.bg_free_blocks_count_lo = v & 0xffff; g.bg_free_blocks_count_hi = (v >>> 16) & 0xffff;
 }
-export function ext4_free_inodes_set(g: Ext4GroupDesc, v: number): void {
+export function ext4_free_inodes_set(g: ext4_group_desc, v: number): void {
   g.bg_free_inodes_count_lo = v & 0xffff; g.bg_free_inodes_count_hi = (v >>> 16) & 0xffff;
 }
-export function ext4_used_dirs_set(g: Ext4GroupDesc, v: number): void {
+export function ext4_used_dirs_set(g: ext4_group_desc, v: number): void {
   g.bg_used_dirs_count_lo = v & 0xffff; g.bg_used_dirs_count_hi = (v >>> 16) & 0xffff;
 }
-export function ext4_itable_unused_set(g: Ext4GroupDesc, v: number): void {
+export function ext4_itable_unused_set(g: ext4_group_desc, v: number): void {
   g.bg_itable_unused_lo = v & 0xffff; g.bg_itable_unused_hi = (v >>> 16) & 0xffff;
 }
 
@@ -557,7 +557,7 @@ export const ext4_inode_fields = [
   ['i_version_hi', 0x98, 'u32'],
   ['i_projid', 0x9c, 'u32'],
 ] as const satisfies readonly FieldDef[];
-export type Ext4Inode = StructOf<typeof ext4_inode_fields>;
+export type ext4_inode = StructOf<typeof ext4_inode_fields>;
 export const EXT4_INODE_OFF = offsetsOf(ext4_inode_fields);
 /** sizeof(struct ext4_inode) today; i_extra_isize beyond 160 - 128 is corruption. */
 export const EXT4_INODE_STRUCT_SIZE = 0xa0;
@@ -571,7 +571,7 @@ export function ext4_fits_in_inode(extraIsize: number, fieldEnd: number): boolea
  * Decodes the inode at `off`, `inodeSize` bytes long (s_inode_size). Large-inode fields
  * that i_extra_isize does not cover read as 0, as Linux treats them.
  */
-export function ext4_inode_decode(buf: Uint8Array, off: number, inodeSize: number): Ext4Inode {
+export function ext4_inode_decode(buf: Uint8Array, off: number, inodeSize: number): ext4_inode {
   let limit = EXT4_GOOD_OLD_INODE_SIZE;
   let extra = 0;
   if (inodeSize > EXT4_GOOD_OLD_INODE_SIZE) {
@@ -583,7 +583,7 @@ export function ext4_inode_decode(buf: Uint8Array, off: number, inodeSize: numbe
   return ino;
 }
 /** Encodes into the inode slot at `off`; writes large fields only where i_extra_isize covers. */
-export function ext4_inode_encode(ino: Ext4Inode, buf: Uint8Array, off: number, inodeSize: number): void {
+export function ext4_inode_encode(ino: ext4_inode, buf: Uint8Array, off: number, inodeSize: number): void {
   const limit = inodeSize > EXT4_GOOD_OLD_INODE_SIZE
     ? Math.min(inodeSize, EXT4_GOOD_OLD_INODE_SIZE + Math.max(ino.i_extra_isize, 2))
     : EXT4_GOOD_OLD_INODE_SIZE;
@@ -591,7 +591,7 @@ export function ext4_inode_encode(ino: Ext4Inode, buf: Uint8Array, off: number, 
 }
 
 /** Checks ext4_iget makes on i_extra_isize, with its messages. */
-export function ext4_inode_check_extra_isize(ino: Ext4Inode, inodeSize: number): string | null {
+export function ext4_inode_check_extra_isize(ino: ext4_inode, inodeSize: number): string | null {
   if (inodeSize <= EXT4_GOOD_OLD_INODE_SIZE) return null;
   const e = ino.i_extra_isize;
   if (EXT4_GOOD_OLD_INODE_SIZE + e > inodeSize || (e & 3) !== 0)
@@ -640,7 +640,7 @@ export function ext4_encode_extra_time(t: Ext4Time): [base: number, extra: numbe
 export type Ext4InodeTime = 'atime' | 'ctime' | 'mtime' | 'crtime';
 const TIME_EXTRA_END: Record<Ext4InodeTime, number> = { ctime: 0x88, mtime: 0x8c, atime: 0x90, crtime: 0x98 };
 /** An inode time as Linux reads it: with nsec/epoch if the extra field fits, else seconds. */
-export function ext4_inode_get_time(ino: Ext4Inode, which: Ext4InodeTime): Ext4Time {
+export function ext4_inode_get_time(ino: ext4_inode, which: Ext4InodeTime): Ext4Time {
   const base = ino[`i_${which}`];
   if (ext4_fits_in_inode(ino.i_extra_isize, TIME_EXTRA_END[which]))
     return ext4_decode_extra_time(base, ino[`i_${which}_extra`]);
@@ -648,7 +648,7 @@ export function ext4_inode_get_time(ino: Ext4Inode, which: Ext4InodeTime): Ext4T
   return { sec: base | 0, nsec: 0 };
 }
 /** Stores a time; without room for the extra word, only the clamped 32-bit seconds. */
-export function ext4_inode_set_time(ino: Ext4Inode, which: Ext4InodeTime, t: Ext4Time): void {
+export function ext4_inode_set_time(ino: ext4_inode, which: Ext4InodeTime, t: Ext4Time): void {
   if (ext4_fits_in_inode(ino.i_extra_isize, TIME_EXTRA_END[which])) {
     const [b, e] = ext4_encode_extra_time(t);
     ino[`i_${which}`] = b;
@@ -659,18 +659,18 @@ export function ext4_inode_set_time(ino: Ext4Inode, which: Ext4InodeTime, t: Ext
 }
 
 /** i_size: the high word counts for regular files and, with largedir, directories. */
-export function ext4_isize(ino: Ext4Inode, largedir = false): number {
+export function ext4_isize(ino: ext4_inode, largedir = false): number {
   if (largedir || (ino.i_mode & 0o170000) === 0o100000) return ino.i_size_high * HI32 + ino.i_size_lo;
   return ino.i_size_lo;
 }
-export function ext4_isize_set(ino: Ext4Inode, size: number): void {
+export function ext4_isize_set(ino: ext4_inode, size: number): void {
   ino.i_size_lo = lo32(size); ino.i_size_high = hi32(size);
 }
 /**
  * i_blocks in 512-byte sectors, as ext4_inode_blocks: the 48-bit count needs huge_file;
  * with HUGE_FILE_FL set on the inode it counts filesystem blocks instead.
  */
-export function ext4_inode_blocks(ino: Ext4Inode, hugeFile: boolean, blockSize: number): number {
+export function ext4_inode_blocks(ino: ext4_inode, hugeFile: boolean, blockSize: number): number {
   if (!hugeFile) return ino.i_blocks_lo;
   const n = ino.l_i_blocks_high * HI32 + ino.i_blocks_lo;
   return ino.i_flags & EXT4_HUGE_FILE_FL ? n * (blockSize / 512) : n;
@@ -679,7 +679,7 @@ export function ext4_inode_blocks(ino: Ext4Inode, hugeFile: boolean, blockSize: 
  * ext4_inode_blocks_set: returns false if `sectors` cannot be represented (EFBIG). Chooses
  * the encoding Linux would and sets or clears HUGE_FILE_FL accordingly.
  */
-export function ext4_inode_blocks_set(ino: Ext4Inode, sectors: number, hugeFile: boolean, blockSize: number): boolean {
+export function ext4_inode_blocks_set(ino: ext4_inode, sectors: number, hugeFile: boolean, blockSize: number): boolean {
   if (sectors <= 0xffffffff) {
     ino.i_blocks_lo = sectors; ino.l_i_blocks_high = 0;
     ino.i_flags = (ino.i_flags & ~EXT4_HUGE_FILE_FL) >>> 0;
@@ -698,28 +698,28 @@ export function ext4_inode_blocks_set(ino: Ext4Inode, sectors: number, hugeFile:
   return true;
 }
 /** The xattr block: 48 bits with 64BIT, else the low 32. */
-export function ext4_inode_file_acl(ino: Ext4Inode, is64bit: boolean): number {
+export function ext4_inode_file_acl(ino: ext4_inode, is64bit: boolean): number {
   return is64bit ? ino.l_i_file_acl_high * HI32 + ino.i_file_acl_lo : ino.i_file_acl_lo;
 }
-export function ext4_inode_file_acl_set(ino: Ext4Inode, blk: number): void {
+export function ext4_inode_file_acl_set(ino: ext4_inode, blk: number): void {
   ino.i_file_acl_lo = lo32(blk); ino.l_i_file_acl_high = hi32(blk) & 0xffff;
 }
 /** uid/gid: 32 bits from the lo and hi halves (Linux ignores hi only under no_uid32). */
-export const ext4_inode_uid = (ino: Ext4Inode): number => (ino.l_i_uid_high << 16 | ino.i_uid) >>> 0;
-export const ext4_inode_gid = (ino: Ext4Inode): number => (ino.l_i_gid_high << 16 | ino.i_gid) >>> 0;
-export function ext4_inode_uid_set(ino: Ext4Inode, uid: number): void {
+export const ext4_inode_uid = (ino: ext4_inode): number => (ino.l_i_uid_high << 16 | ino.i_uid) >>> 0;
+export const ext4_inode_gid = (ino: ext4_inode): number => (ino.l_i_gid_high << 16 | ino.i_gid) >>> 0;
+export function ext4_inode_uid_set(ino: ext4_inode, uid: number): void {
   ino.i_uid = uid & 0xffff; ino.l_i_uid_high = (uid >>> 16) & 0xffff;
 }
-export function ext4_inode_gid_set(ino: Ext4Inode, gid: number): void {
+export function ext4_inode_gid_set(ino: ext4_inode, gid: number): void {
   ino.i_gid = gid & 0xffff; ino.l_i_gid_high = (gid >>> 16) & 0xffff;
 }
 export const EXT4_DEF_PROJID = 0;
 /** i_projid when the project feature is on and the field fits, else EXT4_DEF_PROJID. */
-export function ext4_inode_projid(ino: Ext4Inode, projectFeature: boolean): number {
+export function ext4_inode_projid(ino: ext4_inode, projectFeature: boolean): number {
   return projectFeature && ext4_fits_in_inode(ino.i_extra_isize, 0xa0) ? ino.i_projid : EXT4_DEF_PROJID;
 }
 /** Block-map inodes: i_block as its 15 le32 slots (12 direct, IND, DIND, TIND). */
-export function ext4_i_block_words(ino: Ext4Inode): number[] {
+export function ext4_i_block_words(ino: ext4_inode): number[] {
   const w: number[] = [];
   for (let i = 0; i < EXT4_N_BLOCKS; i++) w.push(le32(ino.i_block, 4 * i));
   return w;
@@ -772,16 +772,16 @@ export function ext4_rec_len_to_disk(len: number, blockSize: number): number {
   return (len & 65532) | ((len >>> 16) & 3); // bits32: rec_len is at most 2^18
 }
 
-export interface Ext4DirEntry { inode: number; rec_len: number; name_len: number; file_type: number; name: Uint8Array }
+export interface ext4_dir_entry_2 { inode: number; rec_len: number; name_len: number; file_type: number; name: Uint8Array }
 
 /** The entry at `off`; rec_len decoded; name is a view (not a copy) of name_len bytes. */
-export function ext4_dir_entry_decode(buf: Uint8Array, off: number, blockSize: number): Ext4DirEntry {
+export function ext4_dir_entry_decode(buf: Uint8Array, off: number, blockSize: number): ext4_dir_entry_2 {
   const name_len = buf[off + 6];
   return { inode: le32(buf, off), rec_len: ext4_rec_len_from_disk(le16(buf, off + 4), blockSize),
     name_len, file_type: buf[off + 7], name: buf.subarray(off + 8, off + 8 + name_len) };
 }
 /** Writes header and name; bytes between the name and rec_len are left as they are. */
-export function ext4_dir_entry_encode(de: Ext4DirEntry, buf: Uint8Array, off: number, blockSize: number): void {
+export function ext4_dir_entry_encode(de: ext4_dir_entry_2, buf: Uint8Array, off: number, blockSize: number): void {
   put_le32(buf, off, de.inode);
   put_le16(buf, off + 4, ext4_rec_len_to_disk(de.rec_len, blockSize));
   buf[off + 6] = de.name_len;
@@ -836,17 +836,17 @@ export const DX_ROOT_INFO_OFFSET = 0x18, DX_ROOT_COUNT_OFFSET = 0x20, DX_NODE_CO
 export const DX_ENTRY_SIZE = 8, DX_TAIL_SIZE = 8;
 export const EXT4_HTREE_LEVEL_COMPAT = 2, EXT4_HTREE_LEVEL = 3;
 
-export interface DxRootInfo { reserved_zero: number; hash_version: number; info_length: number;
+export interface dx_root_info { reserved_zero: number; hash_version: number; info_length: number;
   indirect_levels: number; unused_flags: number }
-export interface DxCountLimit { limit: number; count: number }
-export interface DxEntry { hash: number; block: number }
+export interface dx_countlimit { limit: number; count: number }
+export interface dx_entry { hash: number; block: number }
 
-export function dx_root_info_decode(buf: Uint8Array, off = 0): DxRootInfo {
+export function dx_root_info_decode(buf: Uint8Array, off = 0): dx_root_info {
   const o = off + DX_ROOT_INFO_OFFSET;
   return { reserved_zero: le32(buf, o), hash_version: buf[o + 4], info_length: buf[o + 5],
     indirect_levels: buf[o + 6], unused_flags: buf[o + 7] };
 }
-export function dx_root_info_encode(i: DxRootInfo, buf: Uint8Array, off = 0): void {
+export function dx_root_info_encode(i: dx_root_info, buf: Uint8Array, off = 0): void {
   const o = off + DX_ROOT_INFO_OFFSET;
   put_le32(buf, o, i.reserved_zero); buf[o + 4] = i.hash_version; buf[o + 5] = i.info_length;
   buf[o + 6] = i.indirect_levels; buf[o + 7] = i.unused_flags;
@@ -869,18 +869,18 @@ export function dx_node_init(buf: Uint8Array, blockSize: number, off = 0): void 
   buf[off + 6] = 0; buf[off + 7] = 0;
 }
 /** count/limit pair at byte `at` (DX_ROOT_COUNT_OFFSET or DX_NODE_COUNT_OFFSET from the block). */
-export function dx_countlimit_decode(buf: Uint8Array, at: number): DxCountLimit {
+export function dx_countlimit_decode(buf: Uint8Array, at: number): dx_countlimit {
   return { limit: le16(buf, at), count: le16(buf, at + 2) };
 }
-export function dx_countlimit_encode(c: DxCountLimit, buf: Uint8Array, at: number): void {
+export function dx_countlimit_encode(c: dx_countlimit, buf: Uint8Array, at: number): void {
   put_le16(buf, at, c.limit); put_le16(buf, at + 2, c.count);
 }
 /** dx_entry i of the array at `at`; entry 0's hash slot is the count/limit, so its hash is 0. */
-export function dx_entry_decode(buf: Uint8Array, at: number, i: number): DxEntry {
+export function dx_entry_decode(buf: Uint8Array, at: number, i: number): dx_entry {
   const o = at + DX_ENTRY_SIZE * i;
   return { hash: i === 0 ? 0 : le32(buf, o), block: le32(buf, o + 4) };
 }
-export function dx_entry_encode(e: DxEntry, buf: Uint8Array, at: number, i: number): void {
+export function dx_entry_encode(e: dx_entry, buf: Uint8Array, at: number, i: number): void {
   const o = at + DX_ENTRY_SIZE * i;
   if (i !== 0) put_le32(buf, o, e.hash);
   put_le32(buf, o + 4, e.block);
@@ -948,22 +948,22 @@ export const ext4_mmp_fields = [
   /* mmp_pad2[226] */
   ['mmp_checksum', 0x3fc, 'u32'],
 ] as const satisfies readonly FieldDef[];
-export type Ext4Mmp = StructOf<typeof ext4_mmp_fields>;
+export type mmp_struct = StructOf<typeof ext4_mmp_fields>;
 export const EXT4_MMP_OFF = offsetsOf(ext4_mmp_fields);
-export const ext4_mmp_decode = (buf: Uint8Array, off = 0): Ext4Mmp => decodeStruct(ext4_mmp_fields, buf, off);
-export function ext4_mmp_encode(m: Ext4Mmp, buf: Uint8Array, off = 0): void { encodeStruct(ext4_mmp_fields, m, buf, off); }
+export const ext4_mmp_decode = (buf: Uint8Array, off = 0): mmp_struct => decodeStruct(ext4_mmp_fields, buf, off);
+export function ext4_mmp_encode(m: mmp_struct, buf: Uint8Array, off = 0): void { encodeStruct(ext4_mmp_fields, m, buf, off); }
 
 /* struct ext4_orphan_block_tail: the last 8 bytes of each orphan file block */
 export const EXT4_ORPHAN_BLOCK_MAGIC = 0x0b10ca04;
 export const EXT4_ORPHAN_BLOCK_TAIL_SIZE = 8;
 export const ext4_inodes_per_orphan_block = (blockSize: number): number =>
   (blockSize - EXT4_ORPHAN_BLOCK_TAIL_SIZE) / 4;
-export interface Ext4OrphanBlockTail { ob_magic: number; ob_checksum: number }
-export function ext4_orphan_block_tail_decode(buf: Uint8Array, blockSize: number, off = 0): Ext4OrphanBlockTail {
+export interface ext4_orphan_block_tail { ob_magic: number; ob_checksum: number }
+export function ext4_orphan_block_tail_decode(buf: Uint8Array, blockSize: number, off = 0): ext4_orphan_block_tail {
   const t = off + blockSize - EXT4_ORPHAN_BLOCK_TAIL_SIZE;
   return { ob_magic: le32(buf, t), ob_checksum: le32(buf, t + 4) };
 }
-export function ext4_orphan_block_tail_encode(tl: Ext4OrphanBlockTail, buf: Uint8Array, blockSize: number, off = 0): void {
+export function ext4_orphan_block_tail_encode(tl: ext4_orphan_block_tail, buf: Uint8Array, blockSize: number, off = 0): void {
   const t = off + blockSize - EXT4_ORPHAN_BLOCK_TAIL_SIZE;
   put_le32(buf, t, tl.ob_magic); put_le32(buf, t + 4, tl.ob_checksum);
 }

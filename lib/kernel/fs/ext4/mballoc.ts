@@ -13,7 +13,7 @@
  * (EXT4_MB_USE_RESERVED). With a journal, blocks freed by a transaction stay out of reach
  * until it commits (s_busy_blocks).
  */
-import type { Inode } from '../../include/fs.js';
+import type { inode } from '../../include/fs.js';
 import { CAP_SYS_RESOURCE } from '../../include/fs.js';
 import { err } from '../../include/errno.js';
 import { ENOSPC } from '../../include/uapi.js';
@@ -42,7 +42,7 @@ export const EXT4_FREE_BLOCKS_METADATA = 0x0001, EXT4_FREE_BLOCKS_FORGET = 0x000
 
 /** struct ext4_allocation_request (the parts used). */
 export interface ext4_allocation_request {
-  inode: Inode | null;
+  inode: inode | null;
   /** Preferred physical block. */
   goal: number;
   /** Blocks wanted (at least one is allocated, or ENOSPC). */
@@ -162,7 +162,7 @@ export async function ext4_mb_new_blocks(handle: handle_t, ar: ext4_allocation_r
 }
 
 /** ext4_new_meta_blocks: one metadata block near `goal` (extent tree, index, xattr block). */
-export async function ext4_new_meta_blocks(handle: handle_t, inode: Inode | null, goal: number, flags = 0): Promise<number> {
+export async function ext4_new_meta_blocks(handle: handle_t, inode: inode | null, goal: number, flags = 0): Promise<number> {
   const r = await ext4_mb_new_blocks(handle, { inode, goal, len: 1, flags: flags | EXT4_MB_HINT_METADATA });
   return r.pblk;
 }
@@ -172,7 +172,7 @@ export async function ext4_new_meta_blocks(handle: handle_t, inode: Inode | null
  * already free is corruption (Linux: "bit already cleared"). Buffers of freed metadata
  * are forgotten so that a stale write cannot land on the block's next owner.
  */
-export async function ext4_free_blocks(handle: handle_t, _inode: Inode | null, block: number, count: number, _flags = 0): Promise<void> {
+export async function ext4_free_blocks(handle: handle_t, _inode: inode | null, block: number, count: number, _flags = 0): Promise<void> {
   const sb = handle.h_sb;
   const sbi = EXT4_SB(sb);
   if (count <= 0) return;
@@ -226,7 +226,7 @@ export async function ext4_free_blocks(handle: handle_t, _inode: Inode | null, b
  * or with flex_bg of the flex group (regular files one group further on, so that their data
  * does not crowd the directories' blocks next to the inode tables).
  */
-export function ext4_inode_to_goal_block(inode: Inode): number {
+export function ext4_inode_to_goal_block(inode: inode): number {
   const sbi = EXT4_SB(inode.i_sb);
   let group = Math.floor((inode.i_ino - 1) / sbi.s_inodes_per_group);
   const flexSize = 2 ** sbi.s_log_groups_per_flex;

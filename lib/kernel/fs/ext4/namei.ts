@@ -5,7 +5,7 @@
  * layout is in dir.ts. The write side: adding entries (linear, and through the index for
  * htree directories), deleting them, and create/mknod/symlink/mkdir/link/unlink/rmdir/rename.
  */
-import type { Dentry, Inode, inode_operations } from '../../include/fs.js';
+import type { dentry, inode, inode_operations } from '../../include/fs.js';
 import { err } from '../../include/errno.js';
 import {
   EEXIST, EINVAL, EMLINK, ENAMETOOLONG, ENOENT, ENOSPC, ENOTEMPTY, EROFS, ESTALE, RENAME_EXCHANGE, RENAME_WHITEOUT,
@@ -19,7 +19,7 @@ import {
   DX_ENTRY_SIZE, DX_HASH_TEA, DX_ROOT_INFO_OFFSET, DX_NODE_COUNT_OFFSET, EXT4_FEATURE_INCOMPAT_LARGEDIR,
   EXT4_HTREE_LEVEL, EXT4_HTREE_LEVEL_COMPAT, EXT4_NAME_LEN, EXT4_ROOT_INO, dx_countlimit_decode, dx_countlimit_encode,
   dx_entry_decode, dx_entry_encode, dx_node_check, dx_node_init, dx_node_limit,
-  dx_root_check, dx_root_info_decode, dx_root_info_encode, type DxCountLimit, ext4_dir_entry_decode, ext4_rec_len_from_disk,
+  dx_root_check, dx_root_info_decode, dx_root_info_encode, type dx_countlimit, ext4_dir_entry_decode, ext4_rec_len_from_disk,
   EXT4_INLINE_DATA_FL, EXT4_DIR_TAIL_SIZE, EXT4_FEATURE_INCOMPAT_FILETYPE, EXT4_FEATURE_RO_COMPAT_DIR_NLINK,
   EXT4_EXTENTS_FL, EXT4_N_BLOCKS, ext4_check_dir_entry, ext4_dir_entry_encode, ext4_dir_rec_len, ext4_dir_tail_init,
   ext4_rec_len_to_disk, ext4_type_by_mode, le16, le32, put_le16, put_le32,
@@ -35,7 +35,7 @@ import { __ext4_new_inode } from './ialloc.js';
 import { ext4_file_inode_operations, ext4_file_operations } from './file.js';
 import { ext4_fast_symlink_inode_operations, ext4_symlink_inode_operations } from './symlink.js';
 import { ext4fs_dirhash } from './hash.js';
-import { EXT4_I, EXT4_MOUNT_NO_AUTO_DA_ALLOC, EXT4_SB, type Ext4Inode } from './ext4.js';
+import { EXT4_I, EXT4_MOUNT_NO_AUTO_DA_ALLOC, EXT4_SB, type ext4_inode_info } from './ext4.js';
 import { ext4_error, ext4_warning } from './errors.js';
 import { ext4_orphan_add } from './orphan.js';
 import {
@@ -50,7 +50,7 @@ import { ext4_get_acl, ext4_set_acl_op } from './acl.js';
 import { ext4_fileattr_get, ext4_fileattr_set } from './ioctl.js';
 
 /** The hash version of an htree, with the unsigned-char offset the superblock asks for. */
-export function dx_hash_version(dir: Ext4Inode, rootVersion: number): number {
+export function dx_hash_version(dir: ext4_inode_info, rootVersion: number): number {
   let v = rootVersion;
   if (v <= DX_HASH_TEA) v += EXT4_SB(dir.i_sb).s_hash_unsigned;
   return v;
@@ -68,7 +68,7 @@ function nameBytes(name: string): Uint8Array {
 const DX_BLOCK_MASK = 0x0fffffff;
 
 /** Read and check the root; returns what the rest of the walk needs. Structural trouble → DxFallback. */
-async function dx_root(dir: Ext4Inode): Promise<{ buf: Uint8Array; at: number; levels: number; hashVersion: number; dotdot: number }> {
+async function dx_root(dir: ext4_inode_info): Promise<{ buf: Uint8Array; at: number; levels: number; hashVersion: number; dotdot: number }> {
   const sb = dir.i_sb;
   const sbi = EXT4_SB(sb);
   const root = await ext4_read_dirblock(dir, 0, 'index');
@@ -85,7 +85,7 @@ async function dx_root(dir: Ext4Inode): Promise<{ buf: Uint8Array; at: number; l
     hashVersion: dx_hash_version(dir, info.hash_version), dotdot };
 }
 
-async function dx_node(dir: Ext4Inode, lblk: number): Promise<{ buf: Uint8Array; at: number }> {
+async function dx_node(dir: ext4_inode_info, lblk: number): Promise<{ buf: Uint8Array; at: number }> {
   const sb = dir.i_sb;
   const sbi = EXT4_SB(sb);
   const n = await ext4_read_dirblock(dir, lblk, 'index');
@@ -98,7 +98,7 @@ async function dx_node(dir: Ext4Inode, lblk: number): Promise<{ buf: Uint8Array;
   return { buf: n.buf, at: DX_NODE_COUNT_OFFSET };
 }
 
-function dx_block_of(dir: Ext4Inode, buf: Uint8Array, at: number, i: number): number {
+function dx_block_of(dir: ext4_inode_info, buf: Uint8Array, at: number, i: number): number {
   const b = dx_entry_decode(buf, at, i).block & DX_BLOCK_MASK; // bits32: a le32 field
   if (b >= dir_blocks(dir)) {
     ext4_warning(dir.i_sb, 'dx_probe', `inode #${dir.i_ino}: dx entry: block ${b} beyond i_size`);
@@ -108,7 +108,7 @@ function dx_block_of(dir: Ext4Inode, buf: Uint8Array, at: number, i: number): nu
 }
 
 /** dx_probe: the path of index frames leading to the leaf that holds `hash`. */
-async function dx_probe(dir: Ext4Inode, hash: number, root?: Awaited<ReturnType<typeof dx_root>>): Promise<{ frames: DxFrame[]; leaf: number }> {
+async function dx_probe(dir: ext4_inode_info, hash: number, root?: Awaited<ReturnType<typeof dx_root>>): Promise<{ frames: DxFrame[]; leaf: number }> {
   const r = root ?? await dx_root(dir);
   const frames: DxFrame[] = [];
   let buf = r.buf, at = r.at;
@@ -132,7 +132,7 @@ async function dx_probe(dir: Ext4Inode, hash: number, root?: Awaited<ReturnType<
  * ext4_htree_next_block: step to the next leaf if it continues our hash (a collision run
  * spilled over). Returns the next leaf's block or -1.
  */
-async function ext4_htree_next_block(dir: Ext4Inode, hash: number, frames: DxFrame[]): Promise<number> {
+async function ext4_htree_next_block(dir: ext4_inode_info, hash: number, frames: DxFrame[]): Promise<number> {
   let i = frames.length - 1;
   for (; i >= 0; i--) {
     const f = frames[i];
@@ -154,7 +154,7 @@ async function ext4_htree_next_block(dir: Ext4Inode, hash: number, frames: DxFra
 }
 
 /** Every leaf block of an htree in index order, with the hash version and ".."'s inode. */
-export async function dx_leaf_blocks(dir: Ext4Inode): Promise<{ leaves: number[]; hashVersion: number; dotdot: number }> {
+export async function dx_leaf_blocks(dir: ext4_inode_info): Promise<{ leaves: number[]; hashVersion: number; dotdot: number }> {
   const r = await dx_root(dir);
   const leaves: number[] = [];
   const walk = async (buf: Uint8Array, at: number, level: number): Promise<void> => {
@@ -179,7 +179,7 @@ export async function dx_leaf_blocks(dir: Ext4Inode): Promise<{ leaves: number[]
  * match that fails the check, sends the block to the checked walk, which reports the
  * corruption by name.
  */
-async function search_dirblock(dir: Ext4Inode, lblk: number, name: string): Promise<number> {
+async function search_dirblock(dir: ext4_inode_info, lblk: number, name: string): Promise<number> {
   const blk = await ext4_read_dirblock(dir, lblk, 'leaf');
   if (!blk) return 0;
   const sbi = EXT4_SB(dir.i_sb);
@@ -211,7 +211,7 @@ async function search_dirblock(dir: Ext4Inode, lblk: number, name: string): Prom
 }
 
 /** The checked walk over one block: the inode number of `name` or 0; throws on corruption. */
-function searchChecked(dir: Ext4Inode, buf: Uint8Array, pblk: number, name: string): number {
+function searchChecked(dir: ext4_inode_info, buf: Uint8Array, pblk: number, name: string): number {
   let found = 0;
   ext4_walk_dirblock(dir, buf, EXT4_SB(dir.i_sb).s_blocksize, pblk, (de) => {
     if (de.name === name) { found = de.ino; return false; }
@@ -224,7 +224,7 @@ function searchChecked(dir: Ext4Inode, buf: Uint8Array, pblk: number, name: stri
  * while a collision run continues), until `visit` returns something. Throws DxFallback
  * when the index is unusable.
  */
-async function ext4_dx_search<T>(dir: Ext4Inode, name: string, visit: (lblk: number) => Promise<T | null>): Promise<T | null> {
+async function ext4_dx_search<T>(dir: ext4_inode_info, name: string, visit: (lblk: number) => Promise<T | null>): Promise<T | null> {
   const r = await dx_root(dir);
   const h = ext4fs_dirhash(nameBytes(name), r.hashVersion, EXT4_SB(dir.i_sb).s_hash_seed);
   if (!h) throw new DxFallback();
@@ -237,12 +237,12 @@ async function ext4_dx_search<T>(dir: Ext4Inode, name: string, visit: (lblk: num
 }
 
 /** ext4_dx_find_entry. Throws DxFallback when the index is unusable. */
-async function ext4_dx_find_entry(dir: Ext4Inode, name: string): Promise<number> {
+async function ext4_dx_find_entry(dir: ext4_inode_info, name: string): Promise<number> {
   return (await ext4_dx_search(dir, name, async (blk) => (await search_dirblock(dir, blk, name)) || null)) ?? 0;
 }
 
 /** ext4_find_entry: the inode number `name` refers to in `dir`, or 0. */
-export async function ext4_find_entry(dir: Ext4Inode, name: string): Promise<number> {
+export async function ext4_find_entry(dir: ext4_inode_info, name: string): Promise<number> {
   if (name.length > EXT4_NAME_LEN) throw err(ENAMETOOLONG);
   if (dir.i_ext4_flags & EXT4_INLINE_DATA_FL) {
     const view = await ext4_inline_dir_view(dir);
@@ -272,13 +272,13 @@ export async function ext4_find_entry(dir: Ext4Inode, name: string): Promise<num
 }
 
 /** ext4_valid_inum. */
-function ext4_valid_inum(dir: Ext4Inode, ino: number): boolean {
+function ext4_valid_inum(dir: ext4_inode_info, ino: number): boolean {
   const sbi = EXT4_SB(dir.i_sb);
   return ino === EXT4_ROOT_INO || (ino >= sbi.s_first_ino && ino <= sbi.s_es.s_inodes_count);
 }
 
 /** ext4_lookup. */
-export async function ext4_lookup(dirI: Inode, dentry: Dentry, _flags: number): Promise<Inode | null> {
+export async function ext4_lookup(dirI: inode, dentry: dentry, _flags: number): Promise<inode | null> {
   const dir = EXT4_I(dirI);
   const ino = await ext4_find_entry(dir, dentry.d_name);
   if (!ino) return null;
@@ -294,7 +294,7 @@ export async function ext4_lookup(dirI: Inode, dentry: Dentry, _flags: number): 
 }
 
 /** ext4_get_parent (for the VFS's ".." of a disconnected dentry). */
-export async function ext4_get_parent(dir: Ext4Inode): Promise<Ext4Inode> {
+export async function ext4_get_parent(dir: ext4_inode_info): Promise<ext4_inode_info> {
   const ino = await ext4_find_entry(dir, '..');
   if (!ino || !ext4_valid_inum(dir, ino))
     throw ext4_error(dir.i_sb, 'ext4_get_parent', `bad parent inode number: ${ino}`, { ino: dir.i_ino });
@@ -304,20 +304,20 @@ export async function ext4_get_parent(dir: Ext4Inode): Promise<Ext4Inode> {
 /* ---- the write side: adding and removing entries, and the directory operations ---- */
 
 /** Bytes of a leaf block that entries may use (the checksum tail takes the last 12). */
-function ext4_usable_size(dir: Ext4Inode): number {
+function ext4_usable_size(dir: ext4_inode_info): number {
   const sbi = EXT4_SB(dir.i_sb);
   return sbi.s_blocksize - (sbi.s_csum?.metadata_csum ? EXT4_DIR_TAIL_SIZE : 0);
 }
 
 /** The live buffer of directory block `lblk` (null for a hole). */
-async function ext4_dirblock_bh(dir: Ext4Inode, lblk: number): Promise<buffer_head | null> {
+async function ext4_dirblock_bh(dir: ext4_inode_info, lblk: number): Promise<buffer_head | null> {
   const m = await ext4_map_blocks(dir, lblk, 1);
   if (m.pblk === 0 || m.unwritten) return null;
   return ext4_sb_bread_bh(dir.i_sb, m.pblk, 'ext4_bread', dir.i_ino);
 }
 
 /** A leaf block changed: its checksum tail, remembered as verified, dirtied (ext4_handle_dirty_dirblock). */
-async function ext4_handle_dirty_dirblock(handle: handle_t, dir: Ext4Inode, bh: buffer_head): Promise<void> {
+async function ext4_handle_dirty_dirblock(handle: handle_t, dir: ext4_inode_info, bh: buffer_head): Promise<void> {
   const sbi = EXT4_SB(dir.i_sb);
   if (sbi.s_csum?.metadata_csum) {
     if (!ext4_dirblock_csum_set(sbi.s_csum, dir.i_csum_seed, bh.b_data, 0))
@@ -329,7 +329,7 @@ async function ext4_handle_dirty_dirblock(handle: handle_t, dir: Ext4Inode, bh: 
 }
 
 /** An index block changed: its dx tail checksum, then dirty. */
-async function ext4_handle_dirty_dx_node(handle: handle_t, dir: Ext4Inode, bh: buffer_head): Promise<void> {
+async function ext4_handle_dirty_dx_node(handle: handle_t, dir: ext4_inode_info, bh: buffer_head): Promise<void> {
   const sbi = EXT4_SB(dir.i_sb);
   if (sbi.s_csum?.metadata_csum) {
     ext4_dx_csum_set(sbi.s_csum, dir.i_csum_seed, bh.b_data, 0);
@@ -342,7 +342,7 @@ async function ext4_handle_dirty_dx_node(handle: handle_t, dir: Ext4Inode, bh: b
  * add_dirent_to_buf: put `name` -> `ino` into a block of `size` usable bytes, in the first
  * record that is free and big enough or whose slack after its own name is. False if full.
  */
-function add_dirent_to_buf(dir: Ext4Inode, buf: Uint8Array, size: number, pblk: number, name: Uint8Array, ino: number, ftype: number): boolean {
+function add_dirent_to_buf(dir: ext4_inode_info, buf: Uint8Array, size: number, pblk: number, name: Uint8Array, ino: number, ftype: number): boolean {
   const bs = EXT4_SB(dir.i_sb).s_blocksize;
   const need = ext4_dir_rec_len(name.length);
   const inodes = EXT4_SB(dir.i_sb).s_es.s_inodes_count;
@@ -369,12 +369,12 @@ function add_dirent_to_buf(dir: Ext4Inode, buf: Uint8Array, size: number, pblk: 
   return false;
 }
 
-function ext4_ftype(dir: Ext4Inode, mode: number): number {
+function ext4_ftype(dir: ext4_inode_info, mode: number): number {
   return EXT4_SB(dir.i_sb).has_incompat(EXT4_FEATURE_INCOMPAT_FILETYPE) ? ext4_type_by_mode(mode) : 0;
 }
 
 /** An empty leaf block: one free record spanning it, and the checksum tail. */
-function ext4_init_leaf(dir: Ext4Inode, buf: Uint8Array): void {
+function ext4_init_leaf(dir: ext4_inode_info, buf: Uint8Array): void {
   const sbi = EXT4_SB(dir.i_sb);
   const bs = sbi.s_blocksize;
   buf.fill(0);
@@ -383,7 +383,7 @@ function ext4_init_leaf(dir: Ext4Inode, buf: Uint8Array): void {
 }
 
 /** ext4_append: a new block at the end of the directory (i_size grows by a block). */
-async function ext4_append(handle: handle_t, dir: Ext4Inode): Promise<{ bh: buffer_head; lblk: number }> {
+async function ext4_append(handle: handle_t, dir: ext4_inode_info): Promise<{ bh: buffer_head; lblk: number }> {
   const sbi = EXT4_SB(dir.i_sb);
   const lblk = dir_blocks(dir);
   if (!sbi.has_incompat(EXT4_FEATURE_INCOMPAT_LARGEDIR) && (lblk + 1) * sbi.s_blocksize > 0xffffffff) throw err(ENOSPC);
@@ -399,7 +399,7 @@ async function ext4_append(handle: handle_t, dir: Ext4Inode): Promise<{ bh: buff
  * ext4_add_entry: link `name` to `inode` in `dir`. Htree directories insert through the
  * index (ext4_dx_add_entry); others take the first block with room, or a new block.
  */
-export async function ext4_add_entry(handle: handle_t, dir: Ext4Inode, name: string, inode: Inode): Promise<void> {
+export async function ext4_add_entry(handle: handle_t, dir: ext4_inode_info, name: string, inode: inode): Promise<void> {
   if (name.length > EXT4_NAME_LEN) throw err(ENAMETOOLONG);
   if (dir.i_ext4_flags & EXT4_INLINE_DATA_FL) await ext4_convert_inline_dir(dir);
   const nb = nameBytes(name);
@@ -443,7 +443,7 @@ export async function ext4_add_entry(handle: handle_t, dir: Ext4Inode, name: str
 }
 
 /** A directory's contents changed: mtime and ctime now, inode written. */
-async function ext4_touch_dir(handle: handle_t, dir: Ext4Inode): Promise<void> {
+async function ext4_touch_dir(handle: handle_t, dir: ext4_inode_info): Promise<void> {
   const now = current_time(dir);
   dir.i_mtime = now;
   dir.i_ctime = { ...now };
@@ -453,7 +453,7 @@ async function ext4_touch_dir(handle: handle_t, dir: Ext4Inode): Promise<void> {
 /** Where an entry lives: directory block, byte offset, and its inode. */
 interface DirLoc { lblk: number; off: number; ino: number }
 
-function find_in_block(dir: Ext4Inode, buf: Uint8Array, pblk: number, name: string): { off: number; ino: number } | null {
+function find_in_block(dir: ext4_inode_info, buf: Uint8Array, pblk: number, name: string): { off: number; ino: number } | null {
   let r: { off: number; ino: number } | null = null;
   ext4_walk_dirblock(dir, buf, EXT4_SB(dir.i_sb).s_blocksize, pblk, (de) => {
     if (de.name === name) { r = { off: de.off, ino: de.ino }; return false; }
@@ -462,7 +462,7 @@ function find_in_block(dir: Ext4Inode, buf: Uint8Array, pblk: number, name: stri
 }
 
 /** ext4_find_entry returning where the entry is (for delete and rename). */
-async function ext4_find_entry_loc(dir: Ext4Inode, name: string): Promise<DirLoc | null> {
+async function ext4_find_entry_loc(dir: ext4_inode_info, name: string): Promise<DirLoc | null> {
   if (is_dx(dir) && name !== '.' && name !== '..') {
     try {
       return await ext4_dx_search(dir, name, async (blk): Promise<DirLoc | null> => {
@@ -488,7 +488,7 @@ async function ext4_find_entry_loc(dir: Ext4Inode, name: string): Promise<DirLoc
  * ext4_delete_entry / ext4_generic_delete_entry: the record is merged into the one before
  * it in its block, or (first in the block) its inode is zeroed.
  */
-async function ext4_delete_entry(handle: handle_t, dir: Ext4Inode, loc: DirLoc): Promise<void> {
+async function ext4_delete_entry(handle: handle_t, dir: ext4_inode_info, loc: DirLoc): Promise<void> {
   const bs = EXT4_SB(dir.i_sb).s_blocksize;
   const bh = await ext4_dirblock_bh(dir, loc.lblk);
   if (!bh) throw ext4_error(dir.i_sb, 'ext4_delete_entry', `hole at directory block ${loc.lblk}`, { ino: dir.i_ino });
@@ -516,7 +516,7 @@ async function ext4_delete_entry(handle: handle_t, dir: Ext4Inode, loc: DirLoc):
 }
 
 /** Point an existing entry at another inode (ext4_setent, for rename over a target). */
-async function ext4_setent(handle: handle_t, dir: Ext4Inode, loc: DirLoc, ino: number, mode: number): Promise<void> {
+async function ext4_setent(handle: handle_t, dir: ext4_inode_info, loc: DirLoc, ino: number, mode: number): Promise<void> {
   const bh = await ext4_dirblock_bh(dir, loc.lblk);
   if (!bh) throw ext4_error(dir.i_sb, 'ext4_setent', `hole at directory block ${loc.lblk}`, { ino: dir.i_ino });
   try {
@@ -528,7 +528,7 @@ async function ext4_setent(handle: handle_t, dir: Ext4Inode, loc: DirLoc, ino: n
 }
 
 /** empty_dir: only "." and ".." are left. */
-async function ext4_empty_dir(dir: Ext4Inode): Promise<boolean> {
+async function ext4_empty_dir(dir: ext4_inode_info): Promise<boolean> {
   if (dir.i_ext4_flags & EXT4_INLINE_DATA_FL) {
     const view = await ext4_inline_dir_view(dir);
     let empty = true;
@@ -553,21 +553,21 @@ async function ext4_empty_dir(dir: Ext4Inode): Promise<boolean> {
  * ext4_inc_count / ext4_dec_count: past EXT4_LINK_MAX an htree directory's count is 1 ("too
  * many to count"), and stays 1 when it gains more (1 -> 2 is set back to 1).
  */
-function ext4_inc_count(inode: Inode): void {
+function ext4_inc_count(inode: inode): void {
   inc_nlink(inode);
   if (is_dx(EXT4_I(inode)) && (inode.i_nlink > EXT4_LINK_MAX || inode.i_nlink === 2)) set_nlink(inode, 1);
 }
-function ext4_dec_count(inode: Inode): void {
+function ext4_dec_count(inode: inode): void {
   if ((inode.i_mode & S_IFMT) !== S_IFDIR || inode.i_nlink > 2) drop_nlink(inode);
 }
 const EXT4_LINK_MAX = 65000;
 /** EXT4_DIR_LINK_MAX: `dir` cannot take another subdirectory (only an htree one with dir_nlink can go past the limit). */
-function EXT4_DIR_LINK_MAX(dir: Ext4Inode): boolean {
+function EXT4_DIR_LINK_MAX(dir: ext4_inode_info): boolean {
   return dir.i_nlink >= EXT4_LINK_MAX && !(EXT4_SB(dir.i_sb).has_ro_compat(EXT4_FEATURE_RO_COMPAT_DIR_NLINK) && is_dx(dir));
 }
 
 /** The common tail of create/mknod/symlink: the entry, then the dentry (ext4_add_nondir). */
-async function ext4_add_nondir(handle: handle_t, dir: Ext4Inode, dentry: Dentry, inode: Ext4Inode): Promise<void> {
+async function ext4_add_nondir(handle: handle_t, dir: ext4_inode_info, dentry: dentry, inode: ext4_inode_info): Promise<void> {
   try {
     await ext4_mark_inode_dirty(handle, inode);
     await ext4_add_entry(handle, dir, dentry.d_name, inode);
@@ -580,13 +580,13 @@ async function ext4_add_nondir(handle: handle_t, dir: Ext4Inode, dentry: Dentry,
 }
 
 /** A new inode that could not be linked: no links, evicted (its number and blocks freed). */
-async function ext4_undo_new_inode(inode: Ext4Inode): Promise<void> {
+async function ext4_undo_new_inode(inode: ext4_inode_info): Promise<void> {
   clear_nlink(inode);
   unlock_new_inode(inode);
   await iput(inode);
 }
 
-async function ext4_new_inode_start_handle(dir: Ext4Inode, mode: number, credits: number): Promise<{ handle: handle_t; inode: Ext4Inode }> {
+async function ext4_new_inode_start_handle(dir: ext4_inode_info, mode: number, credits: number): Promise<{ handle: handle_t; inode: ext4_inode_info }> {
   await ext4_convert_inline_dir(dir);
   const handle = ext4_journal_start(dir, EXT4_HT_DIR, credits);
   try {
@@ -600,7 +600,7 @@ async function ext4_new_inode_start_handle(dir: Ext4Inode, mode: number, credits
 
 const CREATE_CREDITS = EXT4_DATA_TRANS_BLOCKS + EXT4_INDEX_EXTRA_TRANS_BLOCKS + 3;
 
-async function ext4_create(dirI: Inode, dentry: Dentry, mode: number, _excl: boolean): Promise<void> {
+async function ext4_create(dirI: inode, dentry: dentry, mode: number, _excl: boolean): Promise<void> {
   const dir = EXT4_I(dirI);
   if (dentry.d_name.length > EXT4_NAME_LEN) throw err(ENAMETOOLONG);
   const { handle, inode } = await ext4_new_inode_start_handle(dir, (mode & ~S_IFMT) | S_IFREG, CREATE_CREDITS);
@@ -612,7 +612,7 @@ async function ext4_create(dirI: Inode, dentry: Dentry, mode: number, _excl: boo
   } finally { await ext4_journal_stop(handle); }
 }
 
-async function ext4_mknod(dirI: Inode, dentry: Dentry, mode: number, rdev: number): Promise<void> {
+async function ext4_mknod(dirI: inode, dentry: dentry, mode: number, rdev: number): Promise<void> {
   const dir = EXT4_I(dirI);
   if (dentry.d_name.length > EXT4_NAME_LEN) throw err(ENAMETOOLONG);
   const { handle, inode } = await ext4_new_inode_start_handle(dir, mode, CREATE_CREDITS);
@@ -624,7 +624,7 @@ async function ext4_mknod(dirI: Inode, dentry: Dentry, mode: number, rdev: numbe
   } finally { await ext4_journal_stop(handle); }
 }
 
-async function ext4_symlink(dirI: Inode, dentry: Dentry, target: string): Promise<void> {
+async function ext4_symlink(dirI: inode, dentry: dentry, target: string): Promise<void> {
   const dir = EXT4_I(dirI);
   if (dentry.d_name.length > EXT4_NAME_LEN) throw err(ENAMETOOLONG);
   const len = target.length;
@@ -664,7 +664,7 @@ async function ext4_symlink(dirI: Inode, dentry: Dentry, target: string): Promis
   } finally { await ext4_journal_stop(handle); }
 }
 
-async function ext4_mkdir(dirI: Inode, dentry: Dentry, mode: number): Promise<void> {
+async function ext4_mkdir(dirI: inode, dentry: dentry, mode: number): Promise<void> {
   const dir = EXT4_I(dirI);
   if (dentry.d_name.length > EXT4_NAME_LEN) throw err(ENAMETOOLONG);
   if (EXT4_DIR_LINK_MAX(dir)) throw err(EMLINK);
@@ -700,7 +700,7 @@ async function ext4_mkdir(dirI: Inode, dentry: Dentry, mode: number): Promise<vo
   } finally { await ext4_journal_stop(handle); }
 }
 
-async function ext4_link(oldDentry: Dentry, dirI: Inode, dentry: Dentry): Promise<void> {
+async function ext4_link(oldDentry: dentry, dirI: inode, dentry: dentry): Promise<void> {
   const dir = EXT4_I(dirI);
   const inode = EXT4_I(oldDentry.d_inode!);
   if (dentry.d_name.length > EXT4_NAME_LEN) throw err(ENAMETOOLONG);
@@ -723,13 +723,13 @@ async function ext4_link(oldDentry: Dentry, dirI: Inode, dentry: Dentry): Promis
 }
 
 /** The entry `name` of `dir`, which must name `inode`, is deleted (ENOENT if it does not). */
-async function ext4_remove_entry(handle: handle_t, dir: Ext4Inode, name: string, inode: Inode): Promise<void> {
+async function ext4_remove_entry(handle: handle_t, dir: ext4_inode_info, name: string, inode: inode): Promise<void> {
   const loc = await ext4_find_entry_loc(dir, name);
   if (!loc || loc.ino !== inode.i_ino) throw err(ENOENT);
   await ext4_delete_entry(handle, dir, loc);
 }
 
-async function ext4_unlink(dirI: Inode, dentry: Dentry): Promise<void> {
+async function ext4_unlink(dirI: inode, dentry: dentry): Promise<void> {
   const dir = EXT4_I(dirI);
   const inode = EXT4_I(dentry.d_inode!);
   await ext4_convert_inline_dir(dir);
@@ -746,7 +746,7 @@ async function ext4_unlink(dirI: Inode, dentry: Dentry): Promise<void> {
   } finally { await ext4_journal_stop(handle); }
 }
 
-async function ext4_rmdir(dirI: Inode, dentry: Dentry): Promise<void> {
+async function ext4_rmdir(dirI: inode, dentry: dentry): Promise<void> {
   const dir = EXT4_I(dirI);
   const inode = EXT4_I(dentry.d_inode!);
   if (!(await ext4_empty_dir(inode))) throw err(ENOTEMPTY);
@@ -766,7 +766,7 @@ async function ext4_rmdir(dirI: Inode, dentry: Dentry): Promise<void> {
 }
 
 /** The ".." entry of a directory being moved: its block and offset (always block 0, second record). */
-async function ext4_dotdot_loc(dir: Ext4Inode): Promise<DirLoc> {
+async function ext4_dotdot_loc(dir: ext4_inode_info): Promise<DirLoc> {
   await ext4_convert_inline_dir(dir);
   const blk = await ext4_read_dirblock(dir, 0, 'any');
   if (!blk) throw ext4_error(dir.i_sb, 'ext4_rename', 'directory has no block 0', { ino: dir.i_ino });
@@ -779,7 +779,7 @@ async function ext4_dotdot_loc(dir: Ext4Inode): Promise<DirLoc> {
 }
 
 /** Rewrite ".." of a moved directory (in an htree root the same record: dx_root keeps it). */
-async function ext4_set_dotdot(handle: handle_t, dir: Ext4Inode, parent: Ext4Inode): Promise<void> {
+async function ext4_set_dotdot(handle: handle_t, dir: ext4_inode_info, parent: ext4_inode_info): Promise<void> {
   const loc = await ext4_dotdot_loc(dir);
   const bh = await ext4_dirblock_bh(dir, 0);
   if (!bh) throw ext4_error(dir.i_sb, 'ext4_rename', 'directory has no block 0', { ino: dir.i_ino });
@@ -796,7 +796,7 @@ async function ext4_set_dotdot(handle: handle_t, dir: Ext4Inode, parent: Ext4Ino
  * NOREPLACE and that a directory is not moved below itself; emptiness of a replaced
  * directory is checked here, as Linux does.
  */
-async function ext4_rename(oldDirI: Inode, oldDentry: Dentry, newDirI: Inode, newDentry: Dentry, flags: number): Promise<void> {
+async function ext4_rename(oldDirI: inode, oldDentry: dentry, newDirI: inode, newDentry: dentry, flags: number): Promise<void> {
   const oldDir = EXT4_I(oldDirI), newDir = EXT4_I(newDirI);
   const old = EXT4_I(oldDentry.d_inode!);
   const target = newDentry.d_inode ? EXT4_I(newDentry.d_inode) : null;
@@ -882,7 +882,7 @@ async function ext4_rename(oldDirI: Inode, oldDentry: Dentry, newDirI: Inode, ne
  * for block 1), and block 1 is split at once with the new name (do_split), leaving a
  * root and two leaves.
  */
-async function make_indexed_dir(handle: handle_t, dir: Ext4Inode, name: Uint8Array, ino: number, ftype: number): Promise<void> {
+async function make_indexed_dir(handle: handle_t, dir: ext4_inode_info, name: Uint8Array, ino: number, ftype: number): Promise<void> {
   const sb = dir.i_sb;
   const sbi = EXT4_SB(sb);
   const bs = sbi.s_blocksize;
@@ -924,7 +924,7 @@ async function make_indexed_dir(handle: handle_t, dir: Ext4Inode, name: Uint8Arr
 }
 
 /** dx_make_map over the records in [from, to) of a block. */
-function dx_make_map_range(dir: Ext4Inode, buf: Uint8Array, from: number, to: number, pblk: number, hashVersion: number): DxMapEntry[] {
+function dx_make_map_range(dir: ext4_inode_info, buf: Uint8Array, from: number, to: number, pblk: number, hashVersion: number): DxMapEntry[] {
   const view = new Uint8Array(to - from);
   view.set(buf.subarray(from, to));
   const map = dx_make_map(dir, view, to - from, pblk, hashVersion);
@@ -938,14 +938,14 @@ function dx_make_map_range(dir: Ext4Inode, buf: Uint8Array, from: number, to: nu
 }
 
 /** ext4_dir_htree_level: levels of index a tree may have (root included). */
-function ext4_dir_htree_level(dir: Ext4Inode): number {
+function ext4_dir_htree_level(dir: ext4_inode_info): number {
   return EXT4_SB(dir.i_sb).has_incompat(EXT4_FEATURE_INCOMPAT_LARGEDIR) ? EXT4_HTREE_LEVEL : EXT4_HTREE_LEVEL_COMPAT;
 }
 
 /** One index level of the write path: the live buffer of the index block, its entries and the chosen slot. */
 interface DxWriteFrame { bh: buffer_head; lblk: number; at: number; idx: number }
 
-function dx_frame_count(f: DxWriteFrame): DxCountLimit {
+function dx_frame_count(f: DxWriteFrame): dx_countlimit {
   return dx_countlimit_decode(f.bh.b_data, f.at);
 }
 
@@ -953,7 +953,7 @@ function dx_frame_count(f: DxWriteFrame): DxCountLimit {
  * The frames dx_probe chose (read from checked copies), as live buffers for writing. The
  * live block must be the one that was checked: anything else means the cache moved under us.
  */
-async function dx_write_frames(dir: Ext4Inode, probed: DxFrame[]): Promise<DxWriteFrame[]> {
+async function dx_write_frames(dir: ext4_inode_info, probed: DxFrame[]): Promise<DxWriteFrame[]> {
   const out: DxWriteFrame[] = [];
   try {
     let lblk = 0;
@@ -993,7 +993,7 @@ interface DxMapEntry {
 }
 
 /** dx_make_map: the live entries of a leaf with their hashes. */
-function dx_make_map(dir: Ext4Inode, buf: Uint8Array, size: number, pblk: number, hashVersion: number): DxMapEntry[] {
+function dx_make_map(dir: ext4_inode_info, buf: Uint8Array, size: number, pblk: number, hashVersion: number): DxMapEntry[] {
   const sbi = EXT4_SB(dir.i_sb);
   const bs = sbi.s_blocksize;
   const map: DxMapEntry[] = [];
@@ -1024,7 +1024,7 @@ function dx_map_bytes(map: DxMapEntry[]): number {
  * A leaf rebuilt from `map`: records packed from the start, the last one's rec_len running
  * to the end of the usable space, and the checksum tail (dx_move_dirents + dx_pack_dirents).
  */
-function dx_fill_leaf(dir: Ext4Inode, buf: Uint8Array, map: DxMapEntry[]): void {
+function dx_fill_leaf(dir: ext4_inode_info, buf: Uint8Array, map: DxMapEntry[]): void {
   const bs = EXT4_SB(dir.i_sb).s_blocksize;
   const size = ext4_usable_size(dir);
   ext4_init_leaf(dir, buf);
@@ -1046,7 +1046,7 @@ function dx_fill_leaf(dir: Ext4Inode, buf: Uint8Array, map: DxMapEntry[]): void 
  * last kept entry has the same hash). The new name is added to the half its hash belongs to.
  * Everything is checked to fit before anything is written.
  */
-async function do_split(handle: handle_t, dir: Ext4Inode, bh: buffer_head, frame: DxWriteFrame, hash: number,
+async function do_split(handle: handle_t, dir: ext4_inode_info, bh: buffer_head, frame: DxWriteFrame, hash: number,
   hashVersion: number, name: Uint8Array, ino: number, ftype: number): Promise<void> {
   const size = ext4_usable_size(dir);
   const map = dx_make_map(dir, bh.b_data, size, bh.b_blocknr, hashVersion);
@@ -1094,7 +1094,7 @@ async function do_split(handle: handle_t, dir: Ext4Inode, bh: buffer_head, frame
  * block and leave the root pointing to it (a level more). ENOSPC when the tree is as deep
  * as it may be.
  */
-async function dx_grow_index(handle: handle_t, dir: Ext4Inode, frames: DxWriteFrame[]): Promise<void> {
+async function dx_grow_index(handle: handle_t, dir: ext4_inode_info, frames: DxWriteFrame[]): Promise<void> {
   const sb = dir.i_sb;
   const sbi = EXT4_SB(sb);
   const bs = sbi.s_blocksize;
@@ -1159,7 +1159,7 @@ async function dx_grow_index(handle: handle_t, dir: Ext4Inode, frames: DxWriteFr
  * a full index node is split, or the tree grows a level, as Linux's ext4_dx_add_entry does.
  * After an index change the path is probed again (Linux's restart).
  */
-async function ext4_dx_add_entry(handle: handle_t, dir: Ext4Inode, name: Uint8Array, ino: number, ftype: number): Promise<void> {
+async function ext4_dx_add_entry(handle: handle_t, dir: ext4_inode_info, name: Uint8Array, ino: number, ftype: number): Promise<void> {
   const sb = dir.i_sb;
   const sbi = EXT4_SB(sb);
   const size = ext4_usable_size(dir);

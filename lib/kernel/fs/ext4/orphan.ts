@@ -16,7 +16,7 @@ import {
   ext4_inodes_per_orphan_block, ext4_orphan_block_tail_decode, le32,
 } from './layout.js';
 import { ext4_orphan_file_block_csum_verify } from './csum.js';
-import { EXT4_I, EXT4_SB, type Ext4Inode } from './ext4.js';
+import { EXT4_I, EXT4_SB, type ext4_inode_info } from './ext4.js';
 import { ext4_update_super } from './super.js';
 import { brelse, sb_bread } from '../buffer.js';
 import {
@@ -94,7 +94,7 @@ async function ext4_handle_dirty_super(handle: handle_t, sb: super_block): Promi
  * ext4_orphan_add: `inode` lost its last link (or is being truncated) under `handle`: it
  * goes to the head of the chain — its i_dtime names the old head, s_last_orphan names it.
  */
-export async function ext4_orphan_add(handle: handle_t, inode: Ext4Inode): Promise<void> {
+export async function ext4_orphan_add(handle: handle_t, inode: ext4_inode_info): Promise<void> {
   const sb = inode.i_sb;
   const sbi = EXT4_SB(sb);
   if (sbi.s_orphan_list.includes(inode)) return;
@@ -109,7 +109,7 @@ export async function ext4_orphan_add(handle: handle_t, inode: Ext4Inode): Promi
  * ext4_orphan_del: take `inode` off the chain (it is being deleted, or it is linked again):
  * its predecessor — the superblock or the inode before it — names its successor.
  */
-export async function ext4_orphan_del(handle: handle_t | null, inode: Ext4Inode): Promise<void> {
+export async function ext4_orphan_del(handle: handle_t | null, inode: ext4_inode_info): Promise<void> {
   const sb = inode.i_sb;
   const sbi = EXT4_SB(sb);
   const i = sbi.s_orphan_list.indexOf(inode);
@@ -158,7 +158,7 @@ export async function ext4_orphan_cleanup(sb: super_block, chain: number[]): Pro
   if (!chain.length || sb.s_flags & SB_RDONLY || sbi.s_readonly_driver) return;
   // The chain as it is on disk, head first: each inode's i_dtime names the next. Inodes
   // with no links can be read only now (EXT4_ORPHAN_FS).
-  const inodes: Ext4Inode[] = [];
+  const inodes: ext4_inode_info[] = [];
   sbi.s_mount_state |= EXT4_ORPHAN_FS;
   try {
     for (const ino of chain) {

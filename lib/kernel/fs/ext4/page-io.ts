@@ -10,9 +10,9 @@
  * way); it leaves the page unlocked under writeback, which ends when the bio holding its
  * last buffer completes (end_buffer_async_write). Pure kernel code.
  */
-import { BH_Async_Write, BH_Delay, BH_Dirty, BH_Mapped, BH_New, BH_Uptodate, BLK_STS_OK, REQ_OP_WRITE, REQ_SYNC, SECTOR_SIZE, type Bio } from '../../include/blk.js';
-import type { Inode, writeback_control } from '../../include/fs.js';
-import type { Page } from '../../mm/page_alloc.js';
+import { BH_Async_Write, BH_Delay, BH_Dirty, BH_Mapped, BH_New, BH_Uptodate, BLK_STS_OK, REQ_OP_WRITE, REQ_SYNC, SECTOR_SIZE, type bio } from '../../include/blk.js';
+import type { inode, writeback_control } from '../../include/fs.js';
+import type { page } from '../../mm/page_alloc.js';
 import { PAGE_SIZE, end_page_writeback, set_page_writeback, unlock_page } from '../../mm/filemap.js';
 import { set_page_dirty } from '../fs-writeback.js';
 import { bio_add_page, bio_alloc, submit_bio } from '../../block/bio.js';
@@ -23,9 +23,9 @@ import {
 /** struct ext4_io_submit: the bio being built, the block that would continue it, and full bios to send. */
 export interface ext4_io_submit {
   io_wbc: writeback_control;
-  io_bio: Bio | null;
+  io_bio: bio | null;
   io_next_block: number;
-  io_full: Bio[];
+  io_full: bio[];
 }
 
 export function ext4_io_submit_init(wbc: writeback_control): ext4_io_submit {
@@ -33,7 +33,7 @@ export function ext4_io_submit_init(wbc: writeback_control): ext4_io_submit {
 }
 
 /** ext4_end_bio: every buffer of the bio is written (or failed). IRQ context. */
-function ext4_end_bio(bio: Bio): void {
+function ext4_end_bio(bio: bio): void {
   const ok = bio.bi_status === BLK_STS_OK;
   for (const bh of bio.bi_private as buffer_head[]) end_buffer_async_write(bh, ok);
 }
@@ -74,7 +74,7 @@ function io_submit_add_bh(io: ext4_io_submit, bh: buffer_head): void {
 }
 
 /** True if every dirty buffer of the page has a block (the page can go by ext4_bio_write_folio). */
-export function ext4_page_buffers_mapped(page: Page, blocksize: number): boolean {
+export function ext4_page_buffers_mapped(page: page, blocksize: number): boolean {
   const bhs = page_buffers(page);
   if (!bhs || bhs[0]!.b_size !== blocksize) return false;
   for (const bh of bhs) if (bh.test(BH_Dirty) && (!bh.test(BH_Mapped) || bh.test(BH_Delay))) return false;
@@ -86,7 +86,7 @@ export function ext4_page_buffers_mapped(page: Page, blocksize: number): boolean
  * every dirty buffer mapped) to the bio being built. The part past i_size is zeroed and
  * not written; a page wholly past it (a truncate raced with writeback) is dropped.
  */
-export async function ext4_bio_write_folio(io: ext4_io_submit, inode: Inode, page: Page): Promise<void> {
+export async function ext4_bio_write_folio(io: ext4_io_submit, inode: inode, page: page): Promise<void> {
   const iSize = inode.i_size;
   if (!zeroPastEof(page, iSize)) return;
   const bhs = page_buffers(page)!;

@@ -22,7 +22,7 @@
  * The superblock's free counts are written from the counters (outside the journal, as Linux).
  */
 import {
-  FS_REQUIRES_DEV, SB_POSIXACL, SB_RDONLY, type Dentry, type file_system_type, type Inode,
+  FS_REQUIRES_DEV, SB_POSIXACL, SB_RDONLY, type dentry, type file_system_type, type inode,
   type super_block, type super_operations,
 } from '../../include/fs.js';
 import { err, isErrno } from '../../include/errno.js';
@@ -39,7 +39,7 @@ import {
   ext4_blocks_count, ext4_desc_size, ext4_first_ino, ext4_group_desc_decode,
   ext4_has_metadata_csum, ext4_hash_unsigned, ext4_inode_bitmap, ext4_inode_size, ext4_inode_table,
   ext4_super_check, ext4_super_decode, ext4_unknown_features, put_le32, EXT4_SB_OFF, le32,
-  type Ext4SuperBlock, EXT4_FEATURE_INCOMPAT_INLINE_DATA, EXT4_FEATURE_RO_COMPAT_QUOTA, EXT4_FEATURE_INCOMPAT_ENCRYPT,
+  type ext4_super_block, EXT4_FEATURE_INCOMPAT_INLINE_DATA, EXT4_FEATURE_RO_COMPAT_QUOTA, EXT4_FEATURE_INCOMPAT_ENCRYPT,
   EXT4_FEATURE_INCOMPAT_MMP, ext4_free_blocks_count_set, ext4_super_encode,
 } from './layout.js';
 import {
@@ -52,13 +52,12 @@ import {
   EXT4_MOUNT_NO_UID32, EXT4_MOUNT_ORDERED_DATA, EXT4_MOUNT_POSIX_ACL, EXT4_MOUNT_WRITEBACK_DATA,
   EXT4_MOUNT_XATTR_USER, EXT4_MOUNT2_JOURNAL_CHECKSUM, EXT4_MOUNT2_JOURNAL_ASYNC_COMMIT, EXT4_MOUNT_DEBUG,
   EXT4_MOUNT_NO_AUTO_DA_ALLOC, EXT4_MOUNT_QUOTA, EXT4_MOUNT_DATA_ERR_ABORT, EXT4_MOUNT_NO_MBCACHE,
-  EXT4_SB, Ext4Inode, ext4_sb_info, type Ext4Dev, type Ext4Flavour,
+  EXT4_SB, ext4_inode_info, ext4_sb_info, type Ext4Dev, type Ext4Flavour,
 } from './ext4.js';
-import { ext4_msg } from './errors.js';
+import { ext4_error, ext4_msg } from './errors.js';
 import { ext4_force_commit } from './ext4_jbd2.js';
 import { jbd2_log_start_commit } from '../jbd2/transaction.js';
 import { KERN_ERR, printk } from '../../kernel/printk.js';
-import { ext4_raw_bread } from './block_validity.js';
 import {
   ext4_evict_inode, ext4_iget, ext4_iput, ext4_map_blocks, ext4_normal_submit_inode_data_buffers, ext4_write_inode,
   EXT4_IGET_SPECIAL,
@@ -69,7 +68,7 @@ import { ext4_xattr_security_handler, ext4_xattr_trusted_handler, ext4_xattr_use
 import { ext4_posix_acl_access_handler, ext4_posix_acl_default_handler } from './acl.js';
 import {
   jbd2_journal_abort, jbd2_journal_destroy, jbd2_journal_init, jbd2_journal_load_rw, jbd2_journal_set_features, jbd2_write_superblock,
-  type Journal, type JournalWriteOps,
+  type journal_t, type JournalWriteOps,
 } from '../jbd2/journal.js';
 import { jbd2_journal_recover } from '../jbd2/recovery.js';
 import {
@@ -314,7 +313,7 @@ async function ext4_load_super(sb: super_block, sbi: ext4_sb_info, sbByteOff: nu
 }
 
 /** A view of a bigalloc superblock in cluster units, for the geometry checks. */
-function bigalloc_as_clusters(es: Ext4SuperBlock): Ext4SuperBlock {
+function bigalloc_as_clusters(es: ext4_super_block): ext4_super_block {
   const ratio = 2 ** (es.s_log_cluster_size - es.s_log_block_size);
   const blocks = ext4_blocks_count(es);
   const first = Math.floor(es.s_first_data_block / ratio);
@@ -322,6 +321,28 @@ function bigalloc_as_clusters(es: Ext4SuperBlock): Ext4SuperBlock {
   return { ...es, s_blocks_per_group: es.s_clusters_per_group, s_first_data_block: first,
     s_blocks_count_lo: clusters >>> 0, s_blocks_count_hi: Math.floor(clusters / 2 ** 32),
     s_feature_ro_compat: es.s_feature_ro_compat };
+}
+
+/**
+ * ext4_sb_bread: the bytes of block `blk` (shared: never modify), after checking it against
+ * the geometry; blocks replayed from the journal into memory (read-only recovery) come from
+ * the overlay before the device. `func`/`ino` name the reader in errors.
+ */
+export async function ext4_sb_bread(sb: super_block, blk: number, func = 'ext4_sb_bread', ino?: number): Promise<Uint8Array> {
+  const sbi = EXT4_SB(sb);
+  if (!(Number.isInteger(blk) && blk >= 0 && blk < sbi.s_blocks_count))
+    throw ext4_error(sb, func, `invalid block reference ${blk}`, { ino });
+  const o = sbi.s_overlay.get(blk);
+  if (o) return o;
+  return sbi.s_dev.bread(blk);
+}
+
+/** Read a block without geometry checks (superblock probing, journal with its own bounds). */
+export async function ext4_raw_bread(sb: super_block, blk: number): Promise<Uint8Array> {
+  const sbi = EXT4_SB(sb);
+  const o = sbi.s_overlay.get(blk);
+  if (o) return o;
+  return sbi.s_dev.bread(blk);
 }
 
 async function ext4_raw_bread_dev(sbi: ext4_sb_info, blk: number): Promise<Uint8Array> {
@@ -427,7 +448,7 @@ export function ext4_max_bitmap_size(bits: number, hugeFiles: boolean): number {
 
 /* ---- journal ---- */
 
-async function ext4_journal_dev(sb: super_block, jinode: Ext4Inode) {
+async function ext4_journal_dev(sb: super_block, jinode: ext4_inode_info) {
   const sbi = EXT4_SB(sb);
   return {
     blockSize: sbi.s_blocksize,
@@ -459,7 +480,7 @@ async function ext4_load_journal(sb: super_block, sbi: ext4_sb_info, wantRw: boo
     ext4_msg(sb, 'KERN_WARNING', 'external journal devices are not supported; journal not loaded');
     return 0;
   }
-  let jinode: Ext4Inode;
+  let jinode: ext4_inode_info;
   try {
     jinode = await ext4_iget(sb, es.s_journal_inum, EXT4_IGET_SPECIAL);
   } catch (e) {
@@ -482,7 +503,7 @@ async function ext4_load_journal(sb: super_block, sbi: ext4_sb_info, wantRw: boo
     await ext4_iput(jinode);
     return jblocks;
   }
-  let journal: Journal;
+  let journal: journal_t;
   try {
     journal = await jbd2_journal_init(await ext4_journal_dev(sb, jinode), sb.s_id, printk);
   } catch (e) {
@@ -619,7 +640,7 @@ export async function ext4_fill_super_dev(sb: super_block, dev: Ext4Dev, data: s
       throw isErrno(e) ? e : err(EIO);
     }
   }
-  let root: Ext4Inode;
+  let root: ext4_inode_info;
   try {
     root = await ext4_iget(sb, EXT4_ROOT_INO, EXT4_IGET_SPECIAL);
   } catch (e) {
@@ -725,7 +746,7 @@ function ext4_journal_write_ops(sb: super_block): JournalWriteOps {
       // waited for (ext4_journal_submit_inode_data_buffers + _finish_). Pages under writeback
       // (started elsewhere) count too: their data must be on the disk.
       for (const ji of jinodes) {
-        const inode = ji.i_vfs_inode as Inode;
+        const inode = ji.i_vfs_inode as inode;
         if (inode.i_state & I_FREEING || !inode.i_mapping.pages.size) continue;
         try { await ext4_normal_submit_inode_data_buffers(inode, ji.i_dirty_start, ji.i_dirty_end); } catch (e) {
           ext4_msg(sb, 'KERN_ERR', `error writing data of inode ${inode.i_ino} before a commit: ${(e as Error).message}`);
@@ -868,7 +889,7 @@ function uuidStr(u: Uint8Array): string {
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
 }
 
-function makeRoot(inode: Inode): Dentry { return d_make_root(inode); }
+function makeRoot(inode: inode): dentry { return d_make_root(inode); }
 
 /* ---- super operations ---- */
 
@@ -933,7 +954,7 @@ function ext4_show_options(sb: super_block): string {
 }
 
 export const ext4_sops: super_operations = {
-  alloc_inode: (sb) => new Ext4Inode(sb),
+  alloc_inode: (sb) => new ext4_inode_info(sb),
   statfs: ext4_statfs,
   put_super: ext4_put_super,
   sync_fs: ext4_sync_fs,

@@ -5,7 +5,7 @@
  * reading them fails with EOPNOTSUPP (Linux without the key shows an encoded name;
  * without CONFIG_FS_ENCRYPTION it refuses the same way).
  */
-import type { Dentry, Inode, inode_operations } from '../../include/fs.js';
+import type { dentry, inode, inode_operations } from '../../include/fs.js';
 import { err } from '../../include/errno.js';
 import { EOPNOTSUPP } from '../../include/uapi.js';
 import { bytesToBstr } from '../../lib/bstr.js';
@@ -14,12 +14,12 @@ import { ext4_error } from './errors.js';
 import { ext4_getattr, ext4_read_data, ext4_setattr } from './inode.js';
 import { ext4_listxattr } from './xattr.js';
 
-async function ext4_get_fast_link(_dentry: Dentry | null, inode: Inode): Promise<string> {
+async function ext4_get_fast_link(_dentry: dentry | null, inode: inode): Promise<string> {
   return inode.i_link ?? '';
 }
 
 /** page_get_link for slow (block or inline) symlinks: i_size bytes, cut at a NUL. */
-async function ext4_get_link(_dentry: Dentry | null, inode: Inode): Promise<string> {
+async function ext4_get_link(_dentry: dentry | null, inode: inode): Promise<string> {
   const ei = EXT4_I(inode);
   const bs = EXT4_SB(inode.i_sb).s_blocksize;
   if (ei.i_size <= 0 || ei.i_size > Math.max(bs, 4096))

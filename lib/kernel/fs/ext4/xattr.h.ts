@@ -47,13 +47,13 @@ export function ext4_xattr_split_name(name: string): { index: number; suffix: st
   return null;
 }
 
-export interface Ext4XattrHeader { h_magic: number; h_refcount: number; h_blocks: number; h_hash: number; h_checksum: number }
-export function ext4_xattr_header_decode(buf: Uint8Array, off = 0): Ext4XattrHeader {
+export interface ext4_xattr_header { h_magic: number; h_refcount: number; h_blocks: number; h_hash: number; h_checksum: number }
+export function ext4_xattr_header_decode(buf: Uint8Array, off = 0): ext4_xattr_header {
   return { h_magic: le32(buf, off), h_refcount: le32(buf, off + 4), h_blocks: le32(buf, off + 8),
     h_hash: le32(buf, off + 12), h_checksum: le32(buf, off + 16) };
 }
 /** Writes the header; h_reserved is zeroed as Linux creates it. */
-export function ext4_xattr_header_encode(h: Ext4XattrHeader, buf: Uint8Array, off = 0): void {
+export function ext4_xattr_header_encode(h: ext4_xattr_header, buf: Uint8Array, off = 0): void {
   put_le32(buf, off, h.h_magic); put_le32(buf, off + 4, h.h_refcount); put_le32(buf, off + 8, h.h_blocks);
   put_le32(buf, off + 12, h.h_hash); put_le32(buf, off + 16, h.h_checksum);
   buf.fill(0, off + 20, off + EXT4_XATTR_HEADER_SIZE);
@@ -61,7 +61,7 @@ export function ext4_xattr_header_encode(h: Ext4XattrHeader, buf: Uint8Array, of
 /** Where in-inode xattrs start: after the 128 bytes and i_extra_isize, the 4-byte magic. */
 export const ext4_xattr_ibody_offset = (extraIsize: number): number => EXT4_GOOD_OLD_INODE_SIZE + extraIsize;
 
-export interface Ext4XattrEntry {
+export interface ext4_xattr_entry {
   e_name_len: number; e_name_index: number; e_value_offs: number; e_value_inum: number;
   e_value_size: number; e_hash: number; e_name: Uint8Array;
 }
@@ -72,13 +72,13 @@ export const EXT4_XATTR_SIZE = (size: number): number => Math.ceil(size / 4) * 4
 /** IS_LAST_ENTRY: the list ends with four zero bytes. */
 export const ext4_xattr_is_last_entry = (buf: Uint8Array, off: number): boolean => le32(buf, off) === 0;
 
-export function ext4_xattr_entry_decode(buf: Uint8Array, off: number): Ext4XattrEntry {
+export function ext4_xattr_entry_decode(buf: Uint8Array, off: number): ext4_xattr_entry {
   const n = buf[off];
   return { e_name_len: n, e_name_index: buf[off + 1], e_value_offs: le16(buf, off + 2),
     e_value_inum: le32(buf, off + 4), e_value_size: le32(buf, off + 8), e_hash: le32(buf, off + 12),
     e_name: buf.slice(off + 16, off + 16 + n) };
 }
-export function ext4_xattr_entry_encode(e: Ext4XattrEntry, buf: Uint8Array, off: number): void {
+export function ext4_xattr_entry_encode(e: ext4_xattr_entry, buf: Uint8Array, off: number): void {
   buf[off] = e.e_name_len; buf[off + 1] = e.e_name_index; put_le16(buf, off + 2, e.e_value_offs);
   put_le32(buf, off + 4, e.e_value_inum); put_le32(buf, off + 8, e.e_value_size); put_le32(buf, off + 12, e.e_hash);
   buf.set(e.e_name.subarray(0, e.e_name_len), off + 16);
@@ -92,8 +92,8 @@ export function ext4_xattr_entry_encode(e: Ext4XattrEntry, buf: Uint8Array, off:
  * Returns the entries or a reason.
  */
 export function ext4_xattr_entries(buf: Uint8Array, first: number, end: number, valueBase: number,
-  valueEnd: number): Ext4XattrEntry[] | string {
-  const out: Ext4XattrEntry[] = [];
+  valueEnd: number): ext4_xattr_entry[] | string {
+  const out: ext4_xattr_entry[] = [];
   let o = first;
   for (;;) {
     if (o + 4 > end) return 'xattr entries run off the end';

@@ -12,7 +12,7 @@
  * that crc in place of the value. (Linux also finds an existing ea_inode with the same value
  * through mbcache and shares it; here every new value gets its own.)
  */
-import type { Dentry, Inode, super_block, xattr_handler } from '../../include/fs.js';
+import type { dentry, inode, super_block, xattr_handler } from '../../include/fs.js';
 import { CAP_SYS_ADMIN } from '../../include/fs.js';
 import { err } from '../../include/errno.js';
 import { EEXIST, EINVAL, EIO, ENODATA, ENOSPC, EOPNOTSUPP, EPERM, ERANGE, S_IFREG } from '../../include/uapi.js';
@@ -29,7 +29,7 @@ import {
 } from './xattr.h.js';
 import {
   EXT4_XATTR_HEADER_SIZE, EXT4_XATTR_INDEX_USER, EXT4_XATTR_MAGIC, EXT4_XATTR_REFCOUNT_MAX, ext4_xattr_entries,
-  ext4_xattr_full_name, ext4_xattr_header_decode, type Ext4XattrEntry,
+  ext4_xattr_full_name, ext4_xattr_header_decode, type ext4_xattr_entry,
 } from './xattr.h.js';
 import { ext4_xattr_block_csum_set, ext4_xattr_block_csum_verify } from './csum.js';
 import type { buffer_head } from '../buffer.js';
@@ -42,10 +42,10 @@ import { EXT4_FREE_BLOCKS_METADATA, ext4_free_blocks, ext4_new_meta_blocks } fro
 import { ext4_group_first_block_no } from './balloc.js';
 import { bytesToBstr } from '../../lib/bstr.js';
 import {
-  EXT4_I, EXT4_SB, EXT4_MOUNT_XATTR_USER, EXT4_MOUNT_POSIX_ACL, EXT4_STATE_XATTR, type Ext4Inode,
+  EXT4_I, EXT4_SB, EXT4_MOUNT_XATTR_USER, EXT4_MOUNT_POSIX_ACL, EXT4_STATE_XATTR, type ext4_inode_info,
 } from './ext4.js';
 import { ext4_csum_error, ext4_error } from './errors.js';
-import { ext4_sb_bread } from './block_validity.js';
+import { ext4_sb_bread } from './super.js';
 import { current_time } from '../time.js';
 // inode.ts and inline.ts import this file too: only their functions are used, at call time.
 import {
@@ -64,14 +64,14 @@ import {
 
 /** One attribute as found: where its value is and how big. */
 export interface Ext4XattrFound {
-  entry: Ext4XattrEntry;
+  entry: ext4_xattr_entry;
   /** Buffer holding the value (inode bytes or block bytes) and the value's offset in it. */
   buf: Uint8Array;
   valueOff: number;
 }
 
 /** The in-inode attributes (ext4_xattr_ibody_get's walk), or [] when there is no ibody area. */
-export function ext4_xattr_ibody_entries(inode: Ext4Inode): Ext4XattrFound[] {
+export function ext4_xattr_ibody_entries(inode: ext4_inode_info): Ext4XattrFound[] {
   const sbi = EXT4_SB(inode.i_sb);
   const isz = sbi.s_inode_size;
   if (isz <= EXT4_GOOD_OLD_INODE_SIZE || inode.i_extra_isize === 0 && isz === EXT4_GOOD_OLD_INODE_SIZE) return [];
@@ -87,7 +87,7 @@ export function ext4_xattr_ibody_entries(inode: Ext4Inode): Ext4XattrFound[] {
 }
 
 /** The external block's attributes (ext4_xattr_block_get's walk), validated. */
-export async function ext4_xattr_block_entries(inode: Ext4Inode): Promise<Ext4XattrFound[]> {
+export async function ext4_xattr_block_entries(inode: ext4_inode_info): Promise<Ext4XattrFound[]> {
   const sb = inode.i_sb;
   const sbi = EXT4_SB(sb);
   const blk = inode.i_file_acl;
@@ -107,7 +107,7 @@ export async function ext4_xattr_block_entries(inode: Ext4Inode): Promise<Ext4Xa
 }
 
 /** The value of a found attribute; ea_inode values are read from their inode. */
-export async function ext4_xattr_value(inode: Ext4Inode, f: Ext4XattrFound): Promise<Uint8Array> {
+export async function ext4_xattr_value(inode: ext4_inode_info, f: Ext4XattrFound): Promise<Uint8Array> {
   const e = f.entry;
   if (e.e_value_inum === 0) return f.buf.slice(f.valueOff, f.valueOff + e.e_value_size);
   const sb = inode.i_sb;
@@ -121,12 +121,12 @@ export async function ext4_xattr_value(inode: Ext4Inode, f: Ext4XattrFound): Pro
   } finally { await ext4_iput(ea); }
 }
 
-function nameMatches(e: Ext4XattrEntry, index: number, name: string): boolean {
+function nameMatches(e: ext4_xattr_entry, index: number, name: string): boolean {
   return e.e_name_index === index && e.e_name_len === name.length && bytesToBstr(e.e_name) === name;
 }
 
 /** ext4_xattr_get: the value of (index, name) or ENODATA. `name` is the stored suffix (a byte string). */
-export async function ext4_xattr_get(inode: Ext4Inode, index: number, name: string): Promise<Uint8Array> {
+export async function ext4_xattr_get(inode: ext4_inode_info, index: number, name: string): Promise<Uint8Array> {
   if (name.length > 255) throw err(34 /* ERANGE */);
   for (const f of ext4_xattr_ibody_entries(inode)) if (nameMatches(f.entry, index, name)) return ext4_xattr_value(inode, f);
   for (const f of await ext4_xattr_block_entries(inode)) if (nameMatches(f.entry, index, name)) return ext4_xattr_value(inode, f);
@@ -134,7 +134,7 @@ export async function ext4_xattr_get(inode: Ext4Inode, index: number, name: stri
 }
 
 /** Can this namespace be listed for this dentry (xattr_handler_can_list)? */
-function can_list(inode: Ext4Inode, index: number): boolean {
+function can_list(inode: ext4_inode_info, index: number): boolean {
   const sbi = EXT4_SB(inode.i_sb);
   switch (index) {
     case EXT4_XATTR_INDEX_USER: return sbi.test_opt(EXT4_MOUNT_XATTR_USER);
@@ -147,7 +147,7 @@ function can_list(inode: Ext4Inode, index: number): boolean {
 }
 
 /** ext4_listxattr: full names (byte strings), ibody entries first, then the block's. */
-export async function ext4_listxattr_inode(inode: Ext4Inode): Promise<string[]> {
+export async function ext4_listxattr_inode(inode: ext4_inode_info): Promise<string[]> {
   const out: string[] = [];
   const add = (fs: Ext4XattrFound[]) => {
     for (const f of fs) {
@@ -161,18 +161,18 @@ export async function ext4_listxattr_inode(inode: Ext4Inode): Promise<string[]> 
   return out;
 }
 
-export async function ext4_listxattr(dentry: Dentry): Promise<string[]> {
+export async function ext4_listxattr(dentry: dentry): Promise<string[]> {
   return ext4_listxattr_inode(EXT4_I(dentry.d_inode!));
 }
 
 export const ext4_xattr_user_handler: xattr_handler = {
   prefix: 'user.',
   list: (dentry) => EXT4_SB(dentry.d_sb).test_opt(EXT4_MOUNT_XATTR_USER),
-  async get(_dentry, inode: Inode, name: string) {
+  async get(_dentry, inode: inode, name: string) {
     if (!EXT4_SB(inode.i_sb).test_opt(EXT4_MOUNT_XATTR_USER)) throw err(EOPNOTSUPP);
     return ext4_xattr_get(EXT4_I(inode), EXT4_XATTR_INDEX_USER, name);
   },
-  async set(_dentry, inode: Inode, name: string, value: Uint8Array | null, flags: number) {
+  async set(_dentry, inode: inode, name: string, value: Uint8Array | null, flags: number) {
     if (!EXT4_SB(inode.i_sb).test_opt(EXT4_MOUNT_XATTR_USER)) throw err(EOPNOTSUPP);
     await ext4_xattr_set(EXT4_I(inode), EXT4_XATTR_INDEX_USER, name, value, flags);
   },
@@ -180,10 +180,10 @@ export const ext4_xattr_user_handler: xattr_handler = {
 export const ext4_xattr_trusted_handler: xattr_handler = {
   prefix: 'trusted.',
   list: () => capable(CAP_SYS_ADMIN),
-  async get(_dentry, inode: Inode, name: string) {
+  async get(_dentry, inode: inode, name: string) {
     return ext4_xattr_get(EXT4_I(inode), EXT4_XATTR_INDEX_TRUSTED, name);
   },
-  async set(_dentry, inode: Inode, name: string, value: Uint8Array | null, flags: number) {
+  async set(_dentry, inode: inode, name: string, value: Uint8Array | null, flags: number) {
     /* the VFS has checked CAP_SYS_ADMIN (xattr_permission); checked again, cheaply */
     if (!capable(CAP_SYS_ADMIN)) throw err(EPERM);
     await ext4_xattr_set(EXT4_I(inode), EXT4_XATTR_INDEX_TRUSTED, name, value, flags);
@@ -191,10 +191,10 @@ export const ext4_xattr_trusted_handler: xattr_handler = {
 };
 export const ext4_xattr_security_handler: xattr_handler = {
   prefix: 'security.',
-  async get(_dentry, inode: Inode, name: string) {
+  async get(_dentry, inode: inode, name: string) {
     return ext4_xattr_get(EXT4_I(inode), EXT4_XATTR_INDEX_SECURITY, name);
   },
-  async set(_dentry, inode: Inode, name: string, value: Uint8Array | null, flags: number) {
+  async set(_dentry, inode: inode, name: string, value: Uint8Array | null, flags: number) {
     await ext4_xattr_set(EXT4_I(inode), EXT4_XATTR_INDEX_SECURITY, name, value, flags);
   },
 };
@@ -203,7 +203,7 @@ export const ext4_xattr_security_handler: xattr_handler = {
 /* ea_inodes                                                                             */
 
 /** ext4_xattr_inode_iget: the ea_inode `ea_ino` named by an entry of `parent`, checked. */
-async function ext4_xattr_inode_iget(parent: Ext4Inode, ea_ino: number): Promise<Ext4Inode> {
+async function ext4_xattr_inode_iget(parent: ext4_inode_info, ea_ino: number): Promise<ext4_inode_info> {
   const sb = parent.i_sb;
   const sbi = EXT4_SB(sb);
   if (ea_ino === parent.i_ino)
@@ -224,10 +224,10 @@ function ext4_xattr_inode_hash(sb: super_block, value: Uint8Array): number {
 }
 
 /** ext4_xattr_inode_get_ref: ctime seconds are the high word, the raw i_version the low. */
-function ext4_xattr_inode_get_ref(ea: Ext4Inode): number {
+function ext4_xattr_inode_get_ref(ea: ext4_inode_info): number {
   return ea.i_ctime.sec * 2 ** 32 + le32(ea.i_raw, EXT4_INODE_OFF.l_i_version);
 }
-function ext4_xattr_inode_set_ref(ea: Ext4Inode, ref: number): void {
+function ext4_xattr_inode_set_ref(ea: ext4_inode_info, ref: number): void {
   ea.i_ctime = { sec: Math.floor(ref / 2 ** 32), nsec: 0 };
   put_le32(ea.i_raw, EXT4_INODE_OFF.l_i_version, ref % 2 ** 32);
   if (ext4_fits_in_inode(ea.i_extra_isize, EXT4_INODE_OFF.i_version_hi + 4)) put_le32(ea.i_raw, EXT4_INODE_OFF.i_version_hi, 0);
@@ -238,7 +238,7 @@ function ext4_xattr_inode_set_ref(ea: Ext4Inode, ref: number): void {
  * loses its link and goes on the orphan list, so that a crash before its eviction still
  * frees it; the caller's iput evicts it.
  */
-async function ext4_xattr_inode_update_ref(handle: handle_t, ea: Ext4Inode, delta: number): Promise<void> {
+async function ext4_xattr_inode_update_ref(handle: handle_t, ea: ext4_inode_info, delta: number): Promise<void> {
   const ref = ext4_xattr_inode_get_ref(ea) + delta;
   if (ref < 0) {
     ext4_error(ea.i_sb, 'ext4_xattr_inode_update_ref', `EA inode ${ea.i_ino} ref_count=${ref}`, { ino: ea.i_ino });
@@ -256,7 +256,7 @@ async function ext4_xattr_inode_update_ref(handle: handle_t, ea: Ext4Inode, delt
 }
 
 /** Add `delta` to the reference count of ea_inode `ea_ino` (ext4_xattr_inode_inc_ref / dec_ref). */
-async function ext4_xattr_inode_ref(handle: handle_t, parent: Ext4Inode, ea_ino: number, delta: number): Promise<void> {
+async function ext4_xattr_inode_ref(handle: handle_t, parent: ext4_inode_info, ea_ino: number, delta: number): Promise<void> {
   const ea = await ext4_xattr_inode_iget(parent, ea_ino);
   try {
     await ext4_xattr_inode_update_ref(handle, ea, delta);
@@ -278,7 +278,7 @@ function ext4_xattr_area_ea_inodes(buf: Uint8Array, first: number, end: number, 
  * by the owner's uid and gid, near the owner (goal: the next inode number), one reference.
  * Its blocks are written as metadata under the handle, so the value commits with the entry.
  */
-async function ext4_xattr_inode_create(handle: handle_t, inode: Ext4Inode, value: Uint8Array, hash: number): Promise<Ext4Inode> {
+async function ext4_xattr_inode_create(handle: handle_t, inode: ext4_inode_info, value: Uint8Array, hash: number): Promise<ext4_inode_info> {
   const sb = inode.i_sb;
   const root = sb.s_root?.d_inode;
   if (!root) throw err(EINVAL, 'ext4_xattr_inode_create: refuse to create EA inode when umounting');
@@ -327,7 +327,7 @@ async function ext4_xattr_inode_create(handle: handle_t, inode: Ext4Inode, value
  * The entry at s.here was given the value's place holder by ext4_xattr_set_entry: make the
  * ea_inode and name it there. The entry hash was already computed from the value's crc.
  */
-async function ext4_xattr_set_ea_inode(handle: handle_t, inode: Ext4Inode, i: ext4_xattr_info, s: ext4_xattr_search,
+async function ext4_xattr_set_ea_inode(handle: handle_t, inode: ext4_inode_info, i: ext4_xattr_info, s: ext4_xattr_search,
   refs: ext4_xattr_refs): Promise<void> {
   const ea = await ext4_xattr_inode_create(handle, inode, i.value!, i.ea_hash);
   put_le32(s.base, s.here + 4, ea.i_ino);
@@ -354,7 +354,7 @@ function ext4_xattr_inode_quota(sb: super_block, value_len: number): number {
 }
 
 /** The references the entries in [first, end) of `buf` hold, all dropped (ext4_xattr_inode_dec_ref_all). */
-async function ext4_xattr_inode_dec_ref_all(handle: handle_t, parent: Ext4Inode, buf: Uint8Array, first: number, end: number): Promise<void> {
+async function ext4_xattr_inode_dec_ref_all(handle: handle_t, parent: ext4_inode_info, buf: Uint8Array, first: number, end: number): Promise<void> {
   for (const ea_ino of ext4_xattr_area_ea_inodes(buf, first, end)) {
     try {
       await ext4_xattr_inode_ref(handle, parent, ea_ino, -1);
@@ -369,7 +369,7 @@ async function ext4_xattr_inode_dec_ref_all(handle: handle_t, parent: Ext4Inode,
  * ext4_xattr_delete_inode: an inode being freed lets go of its attributes: the references
  * its in-inode entries hold on ea_inodes, then its block (ext4_xattr_release_block).
  */
-export async function ext4_xattr_delete_inode(handle: handle_t, inode: Ext4Inode): Promise<void> {
+export async function ext4_xattr_delete_inode(handle: handle_t, inode: ext4_inode_info): Promise<void> {
   const sb = inode.i_sb;
   const sbi = EXT4_SB(sb);
   if (sbi.has_incompat(EXT4_FEATURE_INCOMPAT_EA_INODE) && inode.i_state_flags & EXT4_STATE_XATTR && ext4_inode_has_xattr_space(inode)) {
@@ -384,7 +384,7 @@ export async function ext4_xattr_delete_inode(handle: handle_t, inode: Ext4Inode
  * ext4_xattr_release_block: the inode's xattr block loses a reference; the last one frees
  * it, with the references its entries hold on ea_inodes.
  */
-async function ext4_xattr_release_block(handle: handle_t, inode: Ext4Inode): Promise<void> {
+async function ext4_xattr_release_block(handle: handle_t, inode: ext4_inode_info): Promise<void> {
   const sb = inode.i_sb;
   const sbi = EXT4_SB(sb);
   const blk = inode.i_file_acl;
@@ -503,7 +503,7 @@ function ext4_xattr_find_entry(s: ext4_xattr_search, index: number, name: Uint8A
 }
 
 /** EXT4_INODE_HAS_XATTR_SPACE (an inode whose i_extra_isize is 0 is left alone: Linux would grow it). */
-function ext4_inode_has_xattr_space(inode: Ext4Inode): boolean {
+function ext4_inode_has_xattr_space(inode: ext4_inode_info): boolean {
   const isz = EXT4_SB(inode.i_sb).s_inode_size;
   return isz > EXT4_GOOD_OLD_INODE_SIZE && inode.i_extra_isize > 0 &&
     EXT4_GOOD_OLD_INODE_SIZE + inode.i_extra_isize + EXT4_XATTR_IBODY_HEADER_SIZE + 3 < isz &&
@@ -511,7 +511,7 @@ function ext4_inode_has_xattr_space(inode: Ext4Inode): boolean {
 }
 
 /** ext4_xattr_ibody_find: null when the inode has no room for attributes at all. */
-function ext4_xattr_ibody_find(inode: Ext4Inode, i: ext4_xattr_info): ext4_xattr_ibody_find | null {
+function ext4_xattr_ibody_find(inode: ext4_inode_info, i: ext4_xattr_info): ext4_xattr_ibody_find | null {
   if (!ext4_inode_has_xattr_space(inode)) return null;
   const isz = EXT4_SB(inode.i_sb).s_inode_size;
   const base = inode.i_raw.slice(0, isz);
@@ -530,7 +530,7 @@ function ext4_xattr_ibody_find(inode: Ext4Inode, i: ext4_xattr_info): ext4_xattr
 }
 
 /** ext4_xattr_block_find: the inode's block, checked, with a private copy to edit. */
-async function ext4_xattr_block_find(inode: Ext4Inode, i: ext4_xattr_info): Promise<ext4_xattr_block_find> {
+async function ext4_xattr_block_find(inode: ext4_inode_info, i: ext4_xattr_info): Promise<ext4_xattr_block_find> {
   const sb = inode.i_sb;
   const sbi = EXT4_SB(sb);
   const blk = inode.i_file_acl;
@@ -677,7 +677,7 @@ function ext4_xattr_set_entry(i: ext4_xattr_info, s: ext4_xattr_search, is_block
  * the ea_inode made for a value that goes to one. The reference the replaced entry held is
  * added to `drop`.
  */
-async function ext4_xattr_ibody_set(handle: handle_t, inode: Ext4Inode, i: ext4_xattr_info,
+async function ext4_xattr_ibody_set(handle: handle_t, inode: ext4_inode_info, i: ext4_xattr_info,
   is: ext4_xattr_ibody_find | null, refs: ext4_xattr_refs): Promise<void> {
   if (!is) throw err(ENOSPC);
   /* on a copy of the copy: a failed try leaves is.s as it was for the next one */
@@ -690,7 +690,7 @@ async function ext4_xattr_ibody_set(handle: handle_t, inode: Ext4Inode, i: ext4_
 }
 
 /** The edited in-inode area into inode.i_raw, with the header magic set or cleared. */
-async function ext4_xattr_ibody_commit(inode: Ext4Inode, is: ext4_xattr_ibody_find): Promise<void> {
+async function ext4_xattr_ibody_commit(inode: ext4_inode_info, is: ext4_xattr_ibody_find): Promise<void> {
   const s = is.s;
   const hdr = s.first - EXT4_XATTR_IBODY_HEADER_SIZE;
   if (!ext4_xattr_is_last_entry(s.base, s.first)) {
@@ -745,7 +745,7 @@ function ext4_xattr_cmp(a: Uint8Array, b: Uint8Array): boolean {
  * ext4_xattr_block_cache_find: a block already on the disk holding exactly the attributes
  * of `base`, found through the cache by its hash and checked, or null.
  */
-async function ext4_xattr_block_cache_find(inode: Ext4Inode, base: Uint8Array): Promise<buffer_head | null> {
+async function ext4_xattr_block_cache_find(inode: ext4_inode_info, base: Uint8Array): Promise<buffer_head | null> {
   const sb = inode.i_sb;
   const sbi = EXT4_SB(sb);
   const cache = sbi.s_ea_block_cache;
@@ -774,7 +774,7 @@ async function ext4_xattr_block_cache_find(inode: Ext4Inode, base: Uint8Array): 
  * Share `found`, a block equal to the one this inode needs: one more reference on it (false
  * when it has EXT4_XATTR_REFCOUNT_MAX already: it stops being offered).
  */
-async function ext4_xattr_block_share(handle: handle_t, inode: Ext4Inode, found: buffer_head): Promise<boolean> {
+async function ext4_xattr_block_share(handle: handle_t, inode: ext4_inode_info, found: buffer_head): Promise<boolean> {
   const sb = inode.i_sb;
   const sbi = EXT4_SB(sb);
   const ref = le32(found.b_data, 4) + 1;
@@ -798,7 +798,7 @@ async function ext4_xattr_block_share(handle: handle_t, inode: Ext4Inode, found:
  * the one the inode needs is shared instead of a new one (or of the one just changed in
  * place), found through the block cache (mbcache), as Linux does.
  */
-async function ext4_xattr_block_set(handle: handle_t, inode: Ext4Inode, i: ext4_xattr_info,
+async function ext4_xattr_block_set(handle: handle_t, inode: ext4_inode_info, i: ext4_xattr_info,
   bs: ext4_xattr_block_find, refs: ext4_xattr_refs): Promise<void> {
   const sb = inode.i_sb;
   const sbi = EXT4_SB(sb);
@@ -917,7 +917,7 @@ const XATTR_CREATE = 0x1, XATTR_REPLACE = 0x2;
  * In-inode first; what does not fit there goes to the block, and the copy in the other
  * place is removed. ctime changes when something changed.
  */
-export async function ext4_xattr_set_handle(handle: handle_t, inode: Ext4Inode, name_index: number, name: string,
+export async function ext4_xattr_set_handle(handle: handle_t, inode: ext4_inode_info, name_index: number, name: string,
   value: Uint8Array | null, flags: number): Promise<void> {
   if (name.length > 255) throw err(ERANGE);
   const nb = new Uint8Array(name.length);
@@ -984,7 +984,7 @@ export async function ext4_xattr_set_handle(handle: handle_t, inode: Ext4Inode, 
  * (unless creating) the old ea_inode's release, plus a reference update for every ea_inode
  * a cloned block names.
  */
-function ext4_xattr_set_credits(inode: Ext4Inode, value_len: number, is_create: boolean): number {
+function ext4_xattr_set_credits(inode: ext4_inode_info, value_len: number, is_create: boolean): number {
   const sb = inode.i_sb;
   const sbi = EXT4_SB(sb);
   let credits = EXT4_DATA_TRANS_BLOCKS;
@@ -1001,7 +1001,7 @@ function ext4_xattr_set_credits(inode: Ext4Inode, value_len: number, is_create: 
 }
 
 /** ext4_xattr_set: one attribute change in its own handle. */
-export async function ext4_xattr_set(inode: Ext4Inode, name_index: number, name: string,
+export async function ext4_xattr_set(inode: ext4_inode_info, name_index: number, name: string,
   value: Uint8Array | null, flags: number): Promise<void> {
   const handle = ext4_journal_start(inode, EXT4_HT_XATTR, ext4_xattr_set_credits(inode, value?.length ?? 0, (flags & XATTR_CREATE) !== 0));
   try {

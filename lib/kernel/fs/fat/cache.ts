@@ -5,19 +5,19 @@
  * contiguous runs it has walked; truncation invalidates them.
  */
 import { EIO } from '../../include/uapi.js';
-import { MSDOS_SB, MSDOS_ROOT_INO, type MsdosInode } from './fat.js';
+import { MSDOS_SB, MSDOS_ROOT_INO, type msdos_inode_info } from './fat.js';
 import { FAT_ENT_EOF, FAT_ENT_FREE, FAT_START_ENT } from './layout.js';
 import { fat_fs_error } from './misc.js';
 import { fat_ent_read } from './fatent.js';
 
 const FAT_MAX_CACHE = 8;
 
-export function fat_cache_inval_inode(inode: MsdosInode): void {
-  inode.cache = [];
+export function fat_cache_inval_inode(inode: msdos_inode_info): void {
+  inode.cache_lru = [];
 }
 
-function cacheAdd(inode: MsdosInode, fclus: number, dclus: number): void {
-  const c = inode.cache;
+function cacheAdd(inode: msdos_inode_info, fclus: number, dclus: number): void {
+  const c = inode.cache_lru;
   for (const e of c) {
     if (fclus === e.fcluster + e.len && dclus === e.dcluster + e.len) { e.len++; return; }
     if (fclus >= e.fcluster && fclus < e.fcluster + e.len) return;
@@ -31,14 +31,14 @@ function cacheAdd(inode: MsdosInode, fclus: number, dclus: number): void {
  * first, `eof` is set and fclus/dclus name the last cluster (want = MAX_SAFE_INTEGER
  * finds the last cluster). The file must have a start cluster.
  */
-export async function fat_get_cluster(inode: MsdosInode, want: number): Promise<{ fclus: number; dclus: number; eof: boolean }> {
+export async function fat_get_cluster(inode: msdos_inode_info, want: number): Promise<{ fclus: number; dclus: number; eof: boolean }> {
   const sb = inode.i_sb;
   const sbi = MSDOS_SB(sb);
   if (inode.i_start === 0) throw fat_fs_error(sb, `fat_get_cluster: empty chain (i_pos ${inode.i_pos})`, EIO);
   let fclus = 0;
   let dclus = inode.i_start;
   let best = null;
-  for (const e of inode.cache) if (e.fcluster <= want && (!best || e.fcluster > best.fcluster)) best = e;
+  for (const e of inode.cache_lru) if (e.fcluster <= want && (!best || e.fcluster > best.fcluster)) best = e;
   if (best) {
     const off = Math.min(want - best.fcluster, best.len - 1);
     fclus = best.fcluster + off;
@@ -48,7 +48,7 @@ export async function fat_get_cluster(inode: MsdosInode, want: number): Promise<
   const limit = sbi.totalClusters;
   while (fclus < want) {
     const next = await fat_ent_read(sb, dclus);
-    if (next === FAT_ENT_FREE || (next !== FAT_ENT_EOF && (next < FAT_START_ENT || next >= sbi.maxCluster))) {
+    if (next === FAT_ENT_FREE || (next !== FAT_ENT_EOF && (next < FAT_START_ENT || next >= sbi.max_cluster))) {
       throw fat_fs_error(sb, `fat_get_cluster: invalid cluster chain (i_pos ${inode.i_pos})`, EIO);
     }
     if (next === FAT_ENT_EOF) return { fclus, dclus, eof: true };
@@ -65,17 +65,17 @@ export async function fat_get_cluster(inode: MsdosInode, want: number): Promise<
  * following blocks are contiguous on disk (at most to the end of that cluster), or
  * {pblk: 0} past the end of the chain. The FAT12/16 root directory is its fixed area.
  */
-export async function fat_bmap(inode: MsdosInode, iblock: number): Promise<{ pblk: number; len: number }> {
+export async function fat_bmap(inode: msdos_inode_info, iblock: number): Promise<{ pblk: number; len: number }> {
   const sbi = MSDOS_SB(inode.i_sb);
-  if (inode.i_ino === MSDOS_ROOT_INO && sbi.fatBits !== 32) {
-    const n = sbi.dataStart - sbi.dirStart;
+  if (inode.i_ino === MSDOS_ROOT_INO && sbi.fat_bits !== 32) {
+    const n = sbi.data_start - sbi.dir_start;
     if (iblock >= n) return { pblk: 0, len: 0 };
-    return { pblk: sbi.dirStart + iblock, len: n - iblock };
+    return { pblk: sbi.dir_start + iblock, len: n - iblock };
   }
   if (inode.i_start === 0) return { pblk: 0, len: 0 };
-  const cl = Math.floor(iblock / sbi.secPerClus);
-  const off = iblock % sbi.secPerClus;
+  const cl = Math.floor(iblock / sbi.sec_per_clus);
+  const off = iblock % sbi.sec_per_clus;
   const r = await fat_get_cluster(inode, cl);
   if (r.eof) return { pblk: 0, len: 0 };
-  return { pblk: (r.dclus - FAT_START_ENT) * sbi.secPerClus + sbi.dataStart + off, len: sbi.secPerClus - off };
+  return { pblk: (r.dclus - FAT_START_ENT) * sbi.sec_per_clus + sbi.data_start + off, len: sbi.sec_per_clus - off };
 }

@@ -14,12 +14,12 @@ import { DT_DIR, DT_REG, EIO, ENOSPC } from '../../include/uapi.js';
 import { bytesToBstr } from '../../lib/bstr.js';
 import { mark_inode_dirty } from '../fs-writeback.js';
 import {
-  MSDOS_SB, MSDOS_ROOT_INO, fat_checksum, fat_make_ipos, fat_set_start, type MsdosInode, type MsdosSbInfo,
+  MSDOS_SB, MSDOS_ROOT_INO, fat_checksum, fat_make_ipos, fat_set_start, type msdos_inode_info, type msdos_sb_info,
 } from './fat.js';
 import {
   ATTR_DIR, ATTR_EXT, ATTR_VOLUME, DE_ATTR, DELETED_FLAG, DS_ATTR, FAT_LFN_CHARS_PER_SLOT, FAT_MAX_DIR_ENTRIES,
   FAT_MAX_LFN_SLOTS, LAST_LONG_ENTRY, MSDOS_DIR_ENTRY_SIZE, MSDOS_DOT, MSDOS_DOTDOT, MSDOS_NAME, fat_is_free,
-  msdos_dir_entry_decode, msdos_dir_entry_encode, msdos_dir_entry_new, msdos_dir_slot_decode, msdos_dir_slot_name, type MsdosDirEntry,
+  msdos_dir_entry_decode, msdos_dir_entry_encode, msdos_dir_entry_new, msdos_dir_slot_decode, msdos_dir_slot_name, type msdos_dir_entry,
 } from './layout.js';
 import { fat_parse_short, utf16s_to_utf8s, vfat_name_key, vfat_striptail_len } from './names.js';
 import { fat_bmap } from './cache.js';
@@ -47,7 +47,7 @@ export interface FatDirRecord {
   slotOffset: number;
   /** Long-name slots that belong to the entry (0: none, or they failed the checksum). */
   nrSlots: number;
-  de: MsdosDirEntry;
+  de: msdos_dir_entry;
   /** The long name up to its 0x0000 terminator, or null. */
   longName: Uint16Array | null;
 }
@@ -181,7 +181,7 @@ export interface DirImage {
 }
 
 /** Read every block of a directory (the FAT12/16 root: its fixed area). */
-export async function fat_read_dir(dir: MsdosInode): Promise<DirImage> {
+export async function fat_read_dir(dir: msdos_inode_info): Promise<DirImage> {
   const sbi = MSDOS_SB(dir.i_sb);
   const bs = sbi.blocksize;
   const nblocks = Math.floor(dir.i_size / bs);
@@ -202,13 +202,13 @@ export async function fat_read_dir(dir: MsdosInode): Promise<DirImage> {
   return { buf, blocks };
 }
 
-export function fat_record_ipos(sbi: MsdosSbInfo, img: DirImage, offset: number): number {
+export function fat_record_ipos(sbi: msdos_sb_info, img: DirImage, offset: number): number {
   const bs = sbi.blocksize;
   return fat_make_ipos(sbi, img.blocks[Math.floor(offset / bs)]!, offset % bs);
 }
 
 /** The inode number of the entry at i_pos: the in-core one, or one handed out for good. */
-export function fat_ino_for_pos(sbi: MsdosSbInfo, i_pos: number): number {
+export function fat_ino_for_pos(sbi: msdos_sb_info, i_pos: number): number {
   let ino = sbi.ino_of_pos.get(i_pos);
   if (ino === undefined) {
     ino = sbi.next_ino++;
@@ -226,12 +226,12 @@ export function fat_ino_for_pos(sbi: MsdosSbInfo, i_pos: number): number {
 export interface DirCache {
   img: DirImage;
   records: Array<FatDirRecord & { i_pos: number; keys: string[] }>;
-  byName: Map<string, FatSlotInfo>;
-  byPos: Map<number, FatSlotInfo>;
+  byName: Map<string, fat_slot_info>;
+  byPos: Map<number, fat_slot_info>;
   aliases: Set<string>;
 }
 
-function nameKey(sbi: MsdosSbInfo, u: ArrayLike<number>): string {
+function nameKey(sbi: msdos_sb_info, u: ArrayLike<number>): string {
   if (sbi.options.name_check === 's') {
     let s = '';
     for (let i = 0; i < vfat_striptail_len(u); i++) s += String.fromCharCode(u[i]!);
@@ -240,14 +240,14 @@ function nameKey(sbi: MsdosSbInfo, u: ArrayLike<number>): string {
   return vfat_name_key(u, sbi.options.fold);
 }
 
-function recordKeys(sbi: MsdosSbInfo, r: FatDirRecord): string[] {
+function recordKeys(sbi: msdos_sb_info, r: FatDirRecord): string[] {
   if (fat_is_dot(r.de.name)) return [];
   const keys = [nameKey(sbi, fat_parse_short(r.de.name, r.de.lcase, sbi.options.shortname))];
   if (r.longName) keys.unshift(nameKey(sbi, r.longName));
   return keys;
 }
 
-function cacheInsert(sbi: MsdosSbInfo, c: DirCache, r: FatDirRecord, sorted: boolean): void {
+function cacheInsert(sbi: msdos_sb_info, c: DirCache, r: FatDirRecord, sorted: boolean): void {
   const rec = Object.assign(r, { i_pos: fat_record_ipos(sbi, c.img, r.offset), keys: recordKeys(sbi, r) });
   if (sorted) c.records.push(rec);
   else {
@@ -261,7 +261,7 @@ function cacheInsert(sbi: MsdosSbInfo, c: DirCache, r: FatDirRecord, sorted: boo
   c.aliases.add(bytesToBstr(rec.de.name, 0, 11));
 }
 
-export async function fat_dir_cache(dir: MsdosInode): Promise<DirCache> {
+export async function fat_dir_cache(dir: msdos_inode_info): Promise<DirCache> {
   if (dir.dircache) return dir.dircache as DirCache;
   const sbi = MSDOS_SB(dir.i_sb);
   const img = await fat_read_dir(dir);
@@ -280,7 +280,7 @@ export async function fat_dir_cache(dir: MsdosInode): Promise<DirCache> {
 }
 
 /** The record just written at [at, at+len) joins the cache. */
-function cacheAdded(dir: MsdosInode, at: number, len: number): void {
+function cacheAdded(dir: msdos_inode_info, at: number, len: number): void {
   const c = dir.dircache as DirCache | null;
   if (!c) return;
   const sbi = MSDOS_SB(dir.i_sb);
@@ -295,7 +295,7 @@ function cacheAdded(dir: MsdosInode, at: number, len: number): void {
 }
 
 /** A removed record leaves the cache. */
-function cacheRemoved(dir: MsdosInode, record: FatDirRecord): void {
+function cacheRemoved(dir: msdos_inode_info, record: FatDirRecord): void {
   const c = dir.dircache as DirCache | null;
   if (!c) return;
   // Records are in offset order: find the one removed by bisection.
@@ -316,7 +316,7 @@ function cacheRemoved(dir: MsdosInode, record: FatDirRecord): void {
   for (let off = record.slotOffset; off <= record.offset; off += MSDOS_DIR_ENTRY_SIZE) c.img.buf[off] = DELETED_FLAG;
 }
 
-export function fat_dir_invalidate(dir: MsdosInode): void {
+export function fat_dir_invalidate(dir: msdos_inode_info): void {
   dir.dircache = null;
 }
 
@@ -335,7 +335,7 @@ export function fat_record_name(sb: super_block, r: FatDirRecord): string {
  * first slot; the root, which has no "." and "..", fakes them at 0 and 1 and shifts its
  * entries by 2, so every position stays stable while the directory changes.
  */
-export async function fat_readdir(dir: MsdosInode, ctx: dir_context, parentIno: number): Promise<void> {
+export async function fat_readdir(dir: msdos_inode_info, ctx: dir_context, parentIno: number): Promise<void> {
   const sb = dir.i_sb;
   const sbi = MSDOS_SB(sb);
   const isRoot = dir.i_ino === MSDOS_ROOT_INO;
@@ -362,7 +362,7 @@ export async function fat_readdir(dir: MsdosInode, ctx: dir_context, parentIno: 
 }
 
 /** A record found by name, with the i_pos of its 8.3 entry. */
-export interface FatSlotInfo {
+export interface fat_slot_info {
   record: FatDirRecord;
   i_pos: number;
 }
@@ -371,7 +371,7 @@ export interface FatSlotInfo {
  * fat_search_long: the record whose long name or displayed 8.3 name equals `uname`
  * (case-insensitively, trailing dots ignored). "." and ".." are not searched here.
  */
-export async function fat_search_long(dir: MsdosInode, uname: Uint16Array): Promise<FatSlotInfo | null> {
+export async function fat_search_long(dir: msdos_inode_info, uname: Uint16Array): Promise<fat_slot_info | null> {
   const sbi = MSDOS_SB(dir.i_sb);
   const cache = await fat_dir_cache(dir);
   return cache.byName.get(nameKey(sbi, uname)) ?? null;
@@ -383,7 +383,7 @@ export function fat_alias_exists(cache: DirCache, name11: Uint8Array): boolean {
 }
 
 /** Write bytes at a byte offset of the directory, 32 at a time (records may span blocks). */
-async function dirWrite(dir: MsdosInode, img: DirImage, offset: number, bytes: Uint8Array): Promise<void> {
+async function dirWrite(dir: msdos_inode_info, img: DirImage, offset: number, bytes: Uint8Array): Promise<void> {
   const sbi = MSDOS_SB(dir.i_sb);
   const bs = sbi.blocksize;
   for (let k = 0; k < bytes.length; k += MSDOS_DIR_ENTRY_SIZE) {
@@ -397,23 +397,23 @@ async function dirWrite(dir: MsdosInode, img: DirImage, offset: number, bytes: U
 }
 
 /** Grow a directory by one zeroed cluster (fat_add_new_entries). */
-async function fat_extend_dir(dir: MsdosInode, img: DirImage): Promise<void> {
+async function fat_extend_dir(dir: msdos_inode_info, img: DirImage): Promise<void> {
   const sb = dir.i_sb;
   const sbi = MSDOS_SB(sb);
-  if (dir.i_ino === MSDOS_ROOT_INO && sbi.fatBits !== 32) throw err(ENOSPC);
-  if ((dir.i_size + sbi.clusterSize) / MSDOS_DIR_ENTRY_SIZE > FAT_MAX_DIR_ENTRIES) throw err(ENOSPC);
+  if (dir.i_ino === MSDOS_ROOT_INO && sbi.fat_bits !== 32) throw err(ENOSPC);
+  if ((dir.i_size + sbi.cluster_size) / MSDOS_DIR_ENTRY_SIZE > FAT_MAX_DIR_ENTRIES) throw err(ENOSPC);
   const [c] = await fat_add_clusters(dir, 1);
-  const first = (c! - 2) * sbi.secPerClus + sbi.dataStart;
-  const nbuf = new Uint8Array(img.buf.length + sbi.clusterSize);
+  const first = (c! - 2) * sbi.sec_per_clus + sbi.data_start;
+  const nbuf = new Uint8Array(img.buf.length + sbi.cluster_size);
   nbuf.set(img.buf);
-  for (let b = 0; b < sbi.secPerClus; b++) {
+  for (let b = 0; b < sbi.sec_per_clus; b++) {
     const bh = await sbi.bops.getblkZero(first + b);
     sbi.bops.markDirty(bh, dir);
     sbi.bops.brelse(bh);
     img.blocks.push(first + b);
   }
   img.buf = nbuf;
-  dir.i_size += sbi.clusterSize;
+  dir.i_size += sbi.cluster_size;
   dir.mmu_private = dir.i_size;
   await mark_inode_dirty(dir);
 }
@@ -423,7 +423,7 @@ async function fat_extend_dir(dir: MsdosInode, img: DirImage): Promise<void> {
  * long enough, growing the directory when there is none. Free entries after the last used
  * one count (they reach into the new cluster). Returns the i_pos and offset of the 8.3 entry.
  */
-export async function fat_add_entries(dir: MsdosInode, record: Uint8Array): Promise<{ i_pos: number; offset: number }> {
+export async function fat_add_entries(dir: msdos_inode_info, record: Uint8Array): Promise<{ i_pos: number; offset: number }> {
   const sbi = MSDOS_SB(dir.i_sb);
   const img = (await fat_dir_cache(dir)).img;
   try {
@@ -436,7 +436,7 @@ export async function fat_add_entries(dir: MsdosInode, record: Uint8Array): Prom
   }
 }
 
-async function addEntries(dir: MsdosInode, sbi: MsdosSbInfo, img: DirImage, record: Uint8Array): Promise<{ i_pos: number; offset: number }> {
+async function addEntries(dir: msdos_inode_info, sbi: msdos_sb_info, img: DirImage, record: Uint8Array): Promise<{ i_pos: number; offset: number }> {
   const need = record.length / MSDOS_DIR_ENTRY_SIZE;
   const find = (): number => {
     const n = img!.buf.length / MSDOS_DIR_ENTRY_SIZE;
@@ -460,7 +460,7 @@ async function addEntries(dir: MsdosInode, sbi: MsdosSbInfo, img: DirImage, reco
 }
 
 /** fat_remove_entries: mark a record's slots and 8.3 entry deleted. */
-export async function fat_remove_entries(dir: MsdosInode, record: FatDirRecord): Promise<void> {
+export async function fat_remove_entries(dir: msdos_inode_info, record: FatDirRecord): Promise<void> {
   const sbi = MSDOS_SB(dir.i_sb);
   const bs = sbi.blocksize;
   const img = (await fat_dir_cache(dir)).img;
@@ -479,9 +479,9 @@ export async function fat_remove_entries(dir: MsdosInode, record: FatDirRecord):
 }
 
 /** Rewrite the 8.3 entry at i_pos (fat_sync_inode's write; also for '..' fixes). */
-export async function fat_update_entry(dir: MsdosInode | null, sbi: MsdosSbInfo, i_pos: number, fn: (de: Uint8Array, off: number) => void): Promise<void> {
-  const blk = Math.floor(i_pos / sbi.dirPerBlock);
-  const off = (i_pos % sbi.dirPerBlock) * MSDOS_DIR_ENTRY_SIZE;
+export async function fat_update_entry(dir: msdos_inode_info | null, sbi: msdos_sb_info, i_pos: number, fn: (de: Uint8Array, off: number) => void): Promise<void> {
+  const blk = Math.floor(i_pos / sbi.dir_per_block);
+  const off = (i_pos % sbi.dir_per_block) * MSDOS_DIR_ENTRY_SIZE;
   const bh = await sbi.bops.bread(blk);
   fn(bh.b_data, off);
   sbi.bops.markDirty(bh, dir);
@@ -489,14 +489,14 @@ export async function fat_update_entry(dir: MsdosInode | null, sbi: MsdosSbInfo,
 }
 
 /** fat_subdirs: entries with ATTR_DIR, "." and ".." included (the nlink of a directory). */
-export async function fat_subdirs(dir: MsdosInode): Promise<number> {
+export async function fat_subdirs(dir: msdos_inode_info): Promise<number> {
   let n = 0;
   for (const r of (await fat_dir_cache(dir)).records) if (r.de.attr & ATTR_DIR) n++;
   return n;
 }
 
 /** fat_dir_empty: nothing but "." and "..". */
-export async function fat_dir_empty(dir: MsdosInode): Promise<boolean> {
+export async function fat_dir_empty(dir: msdos_inode_info): Promise<boolean> {
   for (const r of (await fat_dir_cache(dir)).records) if (!fat_is_dot(r.de.name)) return false;
   return true;
 }
@@ -505,12 +505,12 @@ export async function fat_dir_empty(dir: MsdosInode): Promise<boolean> {
  * fat_alloc_new_dir: a zeroed cluster with "." (itself) and ".." (the parent's start
  * cluster, 0 for the root) stamped with the creation time. Returns the cluster.
  */
-export async function fat_alloc_new_dir(dir: MsdosInode, stamp: MsdosDirEntry): Promise<number> {
+export async function fat_alloc_new_dir(dir: msdos_inode_info, stamp: msdos_dir_entry): Promise<number> {
   const sb = dir.i_sb;
   const sbi = MSDOS_SB(sb);
   const [c] = await fat_alloc_clusters(sb, 1);
-  const first = (c! - 2) * sbi.secPerClus + sbi.dataStart;
-  for (let b = 0; b < sbi.secPerClus; b++) {
+  const first = (c! - 2) * sbi.sec_per_clus + sbi.data_start;
+  for (let b = 0; b < sbi.sec_per_clus; b++) {
     const bh = await sbi.bops.getblkZero(first + b);
     if (b === 0) {
       const dot = msdos_dir_entry_new(MSDOS_DOT, ATTR_DIR);
@@ -531,7 +531,7 @@ export async function fat_alloc_new_dir(dir: MsdosInode, stamp: MsdosDirEntry): 
 }
 
 /** Point a directory's ".." at a new parent (rename across directories). */
-export async function fat_set_dotdot(dir: MsdosInode, parent: MsdosInode): Promise<void> {
+export async function fat_set_dotdot(dir: msdos_inode_info, parent: msdos_inode_info): Promise<void> {
   const sbi = MSDOS_SB(dir.i_sb);
   const cache = await fat_dir_cache(dir);
   for (const r of cache.records) {

@@ -11,9 +11,9 @@
  *   file.ts (data path, setattr, fsync)                misc.ts (errors, times, buffers)
  *   layout.ts (on-disk structs, msdos_fs.h)            names.ts (8.3 and long names)
  */
-import { Inode, type super_block } from '../../include/fs.js';
-import { Mutex } from '../../kernel/wait.js';
-import { FAT_START_ENT, MSDOS_NAME, type MsdosDirEntry } from './layout.js';
+import { inode, type super_block } from '../../include/fs.js';
+import { mutex } from '../../kernel/wait.js';
+import { FAT_START_ENT, MSDOS_NAME, type msdos_dir_entry } from './layout.js';
 import type { FatTzOptions } from './time.js';
 import type { VfatFold } from './names.js';
 
@@ -32,7 +32,7 @@ export const FAT_MAX_FILESIZE = 0xffffffff;
 export type FatErrorsPolicy = 'continue' | 'remount-ro' | 'panic';
 
 /** struct fat_mount_options. */
-export interface FatMountOptions {
+export interface fat_mount_options {
   fs_uid: number;
   fs_gid: number;
   fs_fmask: number;
@@ -84,12 +84,12 @@ export interface FatBlockOps {
   /** sb_getblk for a block about to be overwritten entirely: zero-filled, not read. */
   getblkZero(blk: number): Promise<FatBuffer>;
   /** mark_buffer_dirty (and mark_buffer_dirty_inode when `inode` is given). */
-  markDirty(bh: FatBuffer, inode: Inode | null): void;
+  markDirty(bh: FatBuffer, inode: inode | null): void;
   brelse(bh: FatBuffer): void;
   /** bforget: a freed block's cached copy must never be written back over new data. */
   forget(blk: number): void;
   /** Write every dirty metadata buffer (of `inode` only, if given: sync_mapping_buffers). */
-  syncBuffers(inode: Inode | null): Promise<void>;
+  syncBuffers(inode: inode | null): Promise<void>;
   /** Read whole blocks of file data into `buf` (length a multiple of the block size). */
   readData(blk: number, buf: Uint8Array): Promise<void>;
   /** blkdev_issue_flush. */
@@ -101,50 +101,53 @@ export interface FatBlockOps {
 /** The geometry fat_fill_super derives (a subset of struct msdos_sb_info, same names). */
 export interface FatSbInfo {
   sectorSize: number;
-  secPerClus: number;
-  clusterSize: number;
+  sec_per_clus: number;
+  cluster_size: number;
   fats: number;
   /** 12, 16 or 32. */
-  fatBits: 12 | 16 | 32;
+  fat_bits: 12 | 16 | 32;
   /** First sector of FAT #0 (= reserved sectors). */
-  fatStart: number;
+  fat_start: number;
   /** Sectors per FAT. */
-  fatLength: number;
+  fat_length: number;
   /** First sector of the FAT12/16 root directory (after the FATs). */
-  dirStart: number;
+  dir_start: number;
   /** FAT12/16 root directory entries (0 on FAT32). */
-  dirEntries: number;
+  dir_entries: number;
   /** First sector of cluster 2. */
-  dataStart: number;
+  data_start: number;
   totalSectors: number;
   /** Usable data clusters, already clamped to what the FAT can describe. */
   totalClusters: number;
   /** One past the last valid cluster number (total_clusters + FAT_START_ENT). */
-  maxCluster: number;
+  max_cluster: number;
   /** FAT32 root directory's first cluster; 0 on FAT12/16. */
-  rootCluster: number;
+  root_cluster: number;
   /** FAT32 FSInfo sector (Linux reads sector 1 when the BPB says 0); 0 on FAT12/16. */
-  fsinfoSector: number;
+  fsinfo_sector: number;
   /** FAT32 backup boot sector; 0 on FAT12/16. */
   backupBoot: number;
   /** FAT32 extended flags (mirroring / active FAT). */
   fat32Flags: number;
-  /** The volume was not cleanly unmounted (state byte bit 0). */
+  /**
+   * The volume was not cleanly unmounted (state byte bit 0): the fs state before mount.
+   * fat_set_state then leaves the bit alone, for fsck.
+   */
   dirty: boolean;
-  volId: number;
+  vol_id: number;
   media: number;
 }
 
 /** struct msdos_sb_info. */
-export interface MsdosSbInfo extends FatSbInfo {
-  options: FatMountOptions;
+export interface msdos_sb_info extends FatSbInfo {
+  options: fat_mount_options;
   bops: FatBlockOps;
   /** Block (= logical sector) size used for buffers and data. */
   blocksize: number;
   blocksizeBits: number;
   /** Directory entries per block, and its log2 (for i_pos). */
-  dirPerBlock: number;
-  dirPerBlockBits: number;
+  dir_per_block: number;
+  dir_per_block_bits: number;
   /** Free clusters, -1 when unknown (counted on demand). */
   free_clusters: number;
   /** Whether free_clusters is trustworthy (computed by us, not read from FSInfo). */
@@ -158,83 +161,81 @@ export interface MsdosSbInfo extends FatSbInfo {
   /** The active FAT for reads (FAT32 without mirroring), else 0. */
   fatActive: number;
   /** Serializes FAT changes (fat_lock). */
-  fat_lock: Mutex;
+  fat_lock: mutex;
   /** Serializes directory operations of the whole volume (s_lock). */
-  s_lock: Mutex;
+  s_lock: mutex;
   /** i_pos -> in-core inode (the fat inode hash). */
-  inode_hash: Map<number, MsdosInode>;
+  inode_hashtable: Map<number, msdos_inode_info>;
   /** i_pos -> inode number given out during this mount (keeps numbers stable). */
   ino_of_pos: Map<number, number>;
   next_ino: number;
-  /** The volume was already dirty at mount: leave the state bit for fsck. */
-  dirtyAtMount: boolean;
   /** Seed for the hashed ~N tails. */
   tailSeed: number;
 }
 
 /** Cached run of a file's cluster chain: file cluster fcluster..fcluster+len-1 -> dcluster.. */
-export interface FatCacheEntry {
+export interface fat_cache {
   fcluster: number;
   dcluster: number;
   len: number;
 }
 
 /** struct msdos_inode_info: the in-core inode of a FAT file. */
-export class MsdosInode extends Inode {
+export class msdos_inode_info extends inode {
   /** First cluster, 0 for an empty file. */
   i_start = 0;
   /** i_logstart: the start cluster as last written to the entry. */
   i_logstart = 0;
   /** DOS attribute bits (hidden, system, archive...) not expressed in i_mode. */
   i_attrs = 0;
-  /** Position of the 8.3 entry: (block << dirPerBlockBits) | index; 0 = none (root). */
+  /** Position of the 8.3 entry: (block << dir_per_block_bits) | index; 0 = none (root). */
   i_pos = 0;
   /** Bytes of the file that are allocated and initialized (zeroed or written). */
   mmu_private = 0;
   /** Cluster-chain cache (cache.ts). */
-  cache: FatCacheEntry[] = [];
+  cache_lru: fat_cache[] = [];
   /** Directories: parsed entries (dir.ts DirCache), dropped whenever the entries change. */
   dircache: unknown = null;
   /** Creation time in centiseconds precision is kept in i_btime. */
 }
 
-export function MSDOS_SB(sb: super_block): MsdosSbInfo {
-  return sb.s_fs_info as MsdosSbInfo;
+export function MSDOS_SB(sb: super_block): msdos_sb_info {
+  return sb.s_fs_info as msdos_sb_info;
 }
-export function MSDOS_I(inode: Inode): MsdosInode {
-  return inode as MsdosInode;
+export function MSDOS_I(inode: inode): msdos_inode_info {
+  return inode as msdos_inode_info;
 }
 
 /** Block of the i_pos, and the entry's byte offset inside that block. */
-export function fat_ipos_block(sbi: MsdosSbInfo, i_pos: number): { blk: number; off: number } {
-  const blk = Math.floor(i_pos / sbi.dirPerBlock);
-  return { blk, off: (i_pos % sbi.dirPerBlock) * 32 };
+export function fat_ipos_block(sbi: msdos_sb_info, i_pos: number): { blk: number; off: number } {
+  const blk = Math.floor(i_pos / sbi.dir_per_block);
+  return { blk, off: (i_pos % sbi.dir_per_block) * 32 };
 }
-export function fat_make_ipos(sbi: MsdosSbInfo, blk: number, off: number): number {
-  return blk * sbi.dirPerBlock + off / 32;
+export function fat_make_ipos(sbi: msdos_sb_info, blk: number, off: number): number {
+  return blk * sbi.dir_per_block + off / 32;
 }
 
 /* ---- fat.h inline helpers ---- */
 
 /** fat_clus_to_blknr: first sector of a data cluster. */
 export function fat_clus_to_blknr(sbi: FatSbInfo, cluster: number): number {
-  return (cluster - FAT_START_ENT) * sbi.secPerClus + sbi.dataStart;
+  return (cluster - FAT_START_ENT) * sbi.sec_per_clus + sbi.data_start;
 }
 
 /** fat_valid_entry: a cluster number that may appear in a chain or an inode. */
 export function fat_valid_entry(sbi: FatSbInfo, entry: number): boolean {
-  return entry >= FAT_START_ENT && entry < sbi.maxCluster;
+  return entry >= FAT_START_ENT && entry < sbi.max_cluster;
 }
 
 /** fat_get_start: starthi counts only on FAT32 (on FAT12/16 it is EA-index garbage). */
-export function fat_get_start(de: MsdosDirEntry, fatBits: number): number {
+export function fat_get_start(de: msdos_dir_entry, fatBits: number): number {
   let c = de.start;
   if (fatBits === 32) c = (c | (de.starthi << 16)) >>> 0;
   return c;
 }
 
 /** fat_set_start: both halves, as Linux writes them whatever the FAT width. */
-export function fat_set_start(de: MsdosDirEntry, cluster: number): void {
+export function fat_set_start(de: msdos_dir_entry, cluster: number): void {
   de.start = cluster & 0xffff;
   de.starthi = (cluster >>> 16) & 0xffff;
 }

@@ -12,7 +12,7 @@ import type { super_block } from '../../include/fs.js';
 import { err } from '../../include/errno.js';
 import { EIO, ENOSPC } from '../../include/uapi.js';
 import { mark_inode_dirty } from '../fs-writeback.js';
-import { MSDOS_SB, fat_valid_entry, type FatBuffer, type MsdosInode, type MsdosSbInfo } from './fat.js';
+import { MSDOS_SB, fat_valid_entry, type FatBuffer, type msdos_inode_info, type msdos_sb_info } from './fat.js';
 import {
   BAD_FAT12, BAD_FAT16, BAD_FAT32, FAT_ENT_EOF, FAT_ENT_FREE, FAT_START_ENT, FAT16_CLN_SHUT_BIT, FAT32_CLN_SHUT_BIT,
   fat_fsinfo_decode, fat_fsinfo_encode, fat_is_fsinfo,
@@ -109,11 +109,11 @@ export function fat_ent1_set_clean(fat: Uint8Array, fatBits: number, clean: bool
 /* ---- The FAT on the device, through metadata buffers ---- */
 
 /** Where the bytes of `entry` live in FAT copy `copy`: one block, or two for a straddling FAT12 entry. */
-function entPlace(sbi: MsdosSbInfo, copy: number, entry: number): { blk: number; off: number; straddle: boolean } {
-  const off = fat_ent_offset(sbi.fatBits, entry);
-  const blk = sbi.fatStart + copy * sbi.fatLength + Math.floor(off / sbi.blocksize);
+function entPlace(sbi: msdos_sb_info, copy: number, entry: number): { blk: number; off: number; straddle: boolean } {
+  const off = fat_ent_offset(sbi.fat_bits, entry);
+  const blk = sbi.fat_start + copy * sbi.fat_length + Math.floor(off / sbi.blocksize);
   const o = off % sbi.blocksize;
-  return { blk, off: o, straddle: sbi.fatBits === 12 && o === sbi.blocksize - 1 };
+  return { blk, off: o, straddle: sbi.fat_bits === 12 && o === sbi.blocksize - 1 };
 }
 
 async function entBuffers(sb: super_block, blk: number, straddle: boolean): Promise<FatBuffer[]> {
@@ -144,13 +144,13 @@ export async function fat_ent_read(sb: super_block, entry: number): Promise<numb
   const bhs = await entBuffers(sb, p.blk, p.straddle);
   const d0 = bhs[0]!.b_data;
   let v: number;
-  if (sbi.fatBits === 12) {
+  if (sbi.fat_bits === 12) {
     const lo = d0[p.off]!;
     const hi = p.straddle ? bhs[1]!.b_data[0]! : d0[p.off + 1]!;
     const w = lo | (hi << 8);
     v = entry & 1 ? w >> 4 : w & 0xfff;
     if (v >= BAD_FAT12) v = FAT_ENT_EOF;
-  } else if (sbi.fatBits === 16) {
+  } else if (sbi.fat_bits === 16) {
     v = d0[p.off]! | (d0[p.off + 1]! << 8);
     if (v >= BAD_FAT16) v = FAT_ENT_EOF;
   } else {
@@ -168,7 +168,7 @@ export async function fat_ent_write(sb: super_block, entry: number, value: numbe
     const p = entPlace(sbi, copy, entry);
     const bhs = await entBuffers(sb, p.blk, p.straddle);
     const d0 = bhs[0]!.b_data;
-    if (sbi.fatBits === 12) {
+    if (sbi.fat_bits === 12) {
       const v = value & 0xfff;
       const hiBuf = p.straddle ? bhs[1]!.b_data : d0;
       const hiOff = p.straddle ? 0 : p.off + 1;
@@ -179,7 +179,7 @@ export async function fat_ent_write(sb: super_block, entry: number, value: numbe
         d0[p.off] = v & 0xff;
         hiBuf[hiOff] = (hiBuf[hiOff]! & 0xf0) | (v >> 8);
       }
-    } else if (sbi.fatBits === 16) {
+    } else if (sbi.fat_bits === 16) {
       d0[p.off] = value & 0xff;
       d0[p.off + 1] = (value >> 8) & 0xff;
     } else {
@@ -206,7 +206,7 @@ export async function fat_alloc_clusters(sb: super_block, nr: number): Promise<n
     const got: number[] = [];
     let c = sbi.prev_free + 1;
     for (let scanned = 0; scanned < sbi.totalClusters && got.length < nr; scanned++, c++) {
-      if (c >= sbi.maxCluster) c = FAT_START_ENT;
+      if (c >= sbi.max_cluster) c = FAT_START_ENT;
       if ((await fat_ent_read(sb, c)) === FAT_ENT_FREE) got.push(c);
     }
     if (got.length < nr) {
@@ -240,7 +240,7 @@ export async function fat_free_clusters(sb: super_block, cluster: number, isDir 
     let c = cluster;
     let n = 0;
     while (c !== FAT_ENT_EOF) {
-      if (c < FAT_START_ENT || c >= sbi.maxCluster) {
+      if (c < FAT_START_ENT || c >= sbi.max_cluster) {
         throw fat_fs_error(sb, `fat_free_clusters: invalid cluster chain (cluster ${c})`, EIO);
       }
       const next = await fat_ent_read(sb, c);
@@ -249,8 +249,8 @@ export async function fat_free_clusters(sb: super_block, cluster: number, isDir 
       }
       await fat_ent_write(sb, c, FAT_ENT_FREE);
       if (isDir) {
-        const first = (c - FAT_START_ENT) * sbi.secPerClus + sbi.dataStart;
-        for (let b = 0; b < sbi.secPerClus; b++) sbi.bops.forget(first + b);
+        const first = (c - FAT_START_ENT) * sbi.sec_per_clus + sbi.data_start;
+        for (let b = 0; b < sbi.sec_per_clus; b++) sbi.bops.forget(first + b);
       }
       if (sbi.free_clusters !== -1) sbi.free_clusters++;
       if (++n > sbi.totalClusters) throw fat_fs_error(sb, 'fat_free_clusters: detected the cluster chain loop', EIO);
@@ -273,7 +273,7 @@ export async function fat_count_free_clusters(sb: super_block): Promise<number> 
   await sbi.fat_lock.lock();
   try {
     let free = 0;
-    for (let c = FAT_START_ENT; c < sbi.maxCluster; c++) if ((await fat_ent_read(sb, c)) === FAT_ENT_FREE) free++;
+    for (let c = FAT_START_ENT; c < sbi.max_cluster; c++) if ((await fat_ent_read(sb, c)) === FAT_ENT_FREE) free++;
     sbi.free_clusters = free;
     sbi.free_clus_valid = true;
     sbi.fsinfo_dirty = true;
@@ -285,7 +285,7 @@ export async function fat_count_free_clusters(sb: super_block): Promise<number> 
  * fat_chain_add: append the new clusters (already chained among themselves) to the file.
  * An empty file gets its start cluster; the inode is dirtied so the entry follows.
  */
-export async function fat_chain_add(inode: MsdosInode, newClusters: number[]): Promise<void> {
+export async function fat_chain_add(inode: msdos_inode_info, newClusters: number[]): Promise<void> {
   const sb = inode.i_sb;
   const first = newClusters[0]!;
   if (inode.i_start === 0) {
@@ -297,11 +297,11 @@ export async function fat_chain_add(inode: MsdosInode, newClusters: number[]): P
     const last = await fat_get_cluster(inode, Number.MAX_SAFE_INTEGER);
     await fat_ent_set_locked(sb, last.dclus, first);
   }
-  inode.i_blocks += newClusters.length * (MSDOS_SB(sb).clusterSize / 512);
+  inode.i_blocks += newClusters.length * (MSDOS_SB(sb).cluster_size / 512);
 }
 
 /** fat_add_cluster(s): allocate `nr` clusters and append them to the inode's chain. */
-export async function fat_add_clusters(inode: MsdosInode, nr: number): Promise<number[]> {
+export async function fat_add_clusters(inode: msdos_inode_info, nr: number): Promise<number[]> {
   const got = await fat_alloc_clusters(inode.i_sb, nr);
   try {
     await fat_chain_add(inode, got);
@@ -313,8 +313,8 @@ export async function fat_add_clusters(inode: MsdosInode, nr: number): Promise<n
 }
 
 /** Clusters allocated to an inode (i_blocks is kept in 512-byte units of whole clusters). */
-export function fat_nr_clusters(inode: MsdosInode): number {
-  return Math.round(inode.i_blocks / (MSDOS_SB(inode.i_sb).clusterSize / 512));
+export function fat_nr_clusters(inode: msdos_inode_info): number {
+  return Math.round(inode.i_blocks / (MSDOS_SB(inode.i_sb).cluster_size / 512));
 }
 
 /* ---- FSInfo ---- */
@@ -322,12 +322,12 @@ export function fat_nr_clusters(inode: MsdosInode): number {
 /** fat_clusters_flush: write the free count and next-free hint into FSInfo (FAT32). */
 export async function fat_clusters_flush(sb: super_block): Promise<void> {
   const sbi = MSDOS_SB(sb);
-  if (sbi.fatBits !== 32 || !sbi.fsinfo_dirty || !sbi.fsinfoSector) return;
-  const bh = await sbi.bops.bread(sbi.fsinfoSector);
+  if (sbi.fat_bits !== 32 || !sbi.fsinfo_dirty || !sbi.fsinfo_sector) return;
+  const bh = await sbi.bops.bread(sbi.fsinfo_sector);
   const fsi = fat_fsinfo_decode(bh.b_data);
   if (!fat_is_fsinfo(fsi)) {
     fat_msg(sb, 'error', `Invalid FSINFO signature: 0x${fsi.signature1.toString(16).padStart(8, '0')}, ` +
-      `0x${fsi.signature2.toString(16).padStart(8, '0')} (sector = ${sbi.fsinfoSector})`);
+      `0x${fsi.signature2.toString(16).padStart(8, '0')} (sector = ${sbi.fsinfo_sector})`);
     sbi.bops.brelse(bh);
     return;
   }

@@ -8,7 +8,7 @@
  * entry, the FAT and directory buffers, then flushes the device cache.
  */
 import type {
-  address_space, address_space_operations, Dentry, File, file_operations, Iattr, Inode, inode_operations, Kstat,
+  address_space, address_space_operations, dentry, file, file_operations, iattr, inode, inode_operations, kstat,
   writeback_control,
 } from '../../include/fs.js';
 import {
@@ -18,10 +18,10 @@ import {
 } from '../../include/fs.js';
 import { err } from '../../include/errno.js';
 import {
-  EFBIG, EINVAL, EIO, ENOTTY, EOPNOTSUPP, EPERM, EROFS, FALLOC_FL_KEEP_SIZE, S_IFMT, S_IFDIR, S_IFREG, type Timespec,
+  EFBIG, EINVAL, EIO, ENOTTY, EOPNOTSUPP, EPERM, EROFS, FALLOC_FL_KEEP_SIZE, S_IFMT, S_IFDIR, S_IFREG, type timespec64,
   FAT_IOCTL_GET_ATTRIBUTES, FAT_IOCTL_GET_VOLUME_ID, FAT_IOCTL_SET_ATTRIBUTES,
 } from '../../include/uapi.js';
-import { PAGE_SIZE, PG_uptodate, put_page, type Page } from '../../mm/page_alloc.js';
+import { PAGE_SIZE, PG_uptodate, put_page, type page } from '../../mm/page_alloc.js';
 import {
   find_or_create_page, filemap_read, generic_file_write_iter, truncate_pagecache, unlock_page,
 } from '../../mm/filemap.js';
@@ -30,7 +30,7 @@ import { block_commit_write, block_invalidate_folio, block_write_full_page, try_
 import { mpage_readahead, mpage_read_folio, mpage_writepages } from '../mpage.js';
 import type { GetBlock } from '../../include/blk.js';
 import { fat_fs_error } from './misc.js';
-import { FAT_VALID_MODE, MSDOS_I, MSDOS_ROOT_INO, MSDOS_SB, S_IRUGO, S_IRWXUGO, S_IWUGO, S_IXUGO, type MsdosInode } from './fat.js';
+import { FAT_VALID_MODE, MSDOS_I, MSDOS_ROOT_INO, MSDOS_SB, S_IRUGO, S_IRWXUGO, S_IWUGO, S_IXUGO, type msdos_inode_info } from './fat.js';
 import { fat_bmap, fat_cache_inval_inode, fat_get_cluster } from './cache.js';
 import {
   fat_add_clusters, fat_ent_read, fat_ent_set_locked, fat_free_clusters, fat_nr_clusters,
@@ -50,7 +50,7 @@ import { fat_mode_can_hold_ro, fat_write_inode } from './inode.js';
 /* ---- block mapping for a page ---- */
 
 /** Read the blocks of `page` that hold initialised data; zero the rest. */
-async function fat_fill_page(mi: MsdosInode, page: Page): Promise<void> {
+async function fat_fill_page(mi: msdos_inode_info, page: page): Promise<void> {
   const sbi = MSDOS_SB(mi.i_sb);
   const bs = sbi.blocksize;
   const bpp = PAGE_SIZE / bs;
@@ -73,14 +73,14 @@ async function fat_fill_page(mi: MsdosInode, page: Page): Promise<void> {
 }
 
 /** Clusters so that the file's chain covers `size` bytes (allocation is all or nothing). */
-async function fat_cover(mi: MsdosInode, size: number): Promise<void> {
+async function fat_cover(mi: msdos_inode_info, size: number): Promise<void> {
   const sbi = MSDOS_SB(mi.i_sb);
-  const need = Math.ceil(size / sbi.clusterSize) - fat_nr_clusters(mi);
+  const need = Math.ceil(size / sbi.cluster_size) - fat_nr_clusters(mi);
   if (need > 0) await fat_add_clusters(mi, need);
 }
 
 /** A locked, uptodate page for writing [pos, pos+len), with the clusters under it allocated. */
-async function fat_prepare_page(mi: MsdosInode, pos: number, len: number): Promise<Page> {
+async function fat_prepare_page(mi: msdos_inode_info, pos: number, len: number): Promise<page> {
   await fat_cover(mi, pos + len);
   const page = await find_or_create_page(mi.i_mapping, Math.floor(pos / PAGE_SIZE));
   if (!page.test(PG_uptodate)) {
@@ -100,7 +100,7 @@ async function fat_prepare_page(mi: MsdosInode, pos: number, len: number): Promi
  * Commit bytes [from, to) of a prepared page (the write, and the zeros written before it
  * past the old initialised size): size, initialised size, dirty buffers (block_commit_write).
  */
-async function fat_commit(mi: MsdosInode, page: Page, from: number, to: number): Promise<void> {
+async function fat_commit(mi: msdos_inode_info, page: page, from: number, to: number): Promise<void> {
   if (to > mi.mmu_private) mi.mmu_private = to;
   const pageStart = page.index * PAGE_SIZE;
   block_commit_write(page, from - pageStart, Math.max(from, to) - pageStart);
@@ -130,7 +130,7 @@ export const fat_get_block: GetBlock = async (inode, iblock, maxBlocks, create) 
  * cont_expand_zero: zero-fill from the initialised size up to the page holding `pos`
  * (FAT cannot leave a hole), one page at a time through the page cache.
  */
-async function fat_cont_expand_zero(mi: MsdosInode, pos: number): Promise<void> {
+async function fat_cont_expand_zero(mi: msdos_inode_info, pos: number): Promise<void> {
   const target = Math.floor(pos / PAGE_SIZE);
   while (mi.mmu_private < pos) {
     const cur = mi.mmu_private;
@@ -145,31 +145,31 @@ async function fat_cont_expand_zero(mi: MsdosInode, pos: number): Promise<void> 
 }
 
 /** When a write fails half way, give back clusters allocated past i_size (fat_write_failed). */
-async function fat_write_failed(mi: MsdosInode): Promise<void> {
+async function fat_write_failed(mi: msdos_inode_info): Promise<void> {
   if (mi.mmu_private > mi.i_size) mi.mmu_private = mi.i_size;
   await fat_truncate_blocks(mi, mi.i_size);
 }
 
 export const fat_aops: address_space_operations = {
-  async readpage(_file: File | null, page: Page): Promise<void> {
+  async readpage(_file: file | null, page: page): Promise<void> {
     await mpage_read_folio(page, fat_get_block);
   },
-  async readahead(_m: address_space, pages: Page[]): Promise<void> {
+  async readahead(_m: address_space, pages: page[]): Promise<void> {
     await mpage_readahead(pages, fat_get_block);
   },
-  async writepage(page: Page, wbc: writeback_control): Promise<void> {
+  async writepage(page: page, wbc: writeback_control): Promise<void> {
     await block_write_full_page(page, fat_get_block, wbc);
   },
   async writepages(m: address_space, wbc: writeback_control): Promise<void> {
     await mpage_writepages(m, wbc, fat_get_block);
   },
-  invalidate_folio(page: Page, offset: number, length: number): void {
+  invalidate_folio(page: page, offset: number, length: number): void {
     block_invalidate_folio(page, offset, length);
   },
-  release_folio(page: Page): boolean {
+  release_folio(page: page): boolean {
     return try_to_free_buffers(page);
   },
-  async write_begin(_file: File | null, m: address_space, pos: number, len: number): Promise<Page> {
+  async write_begin(_file: file | null, m: address_space, pos: number, len: number): Promise<page> {
     const mi = MSDOS_I(m.host);
     try {
       if (pos > mi.mmu_private) await fat_cont_expand_zero(mi, pos);
@@ -184,7 +184,7 @@ export const fat_aops: address_space_operations = {
       throw e;
     }
   },
-  async write_end(_file: File | null, m: address_space, pos: number, _len: number, copied: number, page: Page): Promise<number> {
+  async write_end(_file: file | null, m: address_space, pos: number, _len: number, copied: number, page: page): Promise<number> {
     const mi = MSDOS_I(m.host);
     // Bytes between the old initialised size and pos on this page were zeroed by write_begin:
     // they are written too.
@@ -203,11 +203,11 @@ export const fat_aops: address_space_operations = {
  * fat_truncate_blocks: keep the clusters that hold `offset` bytes, free the rest. The new
  * chain end is written before the tail is freed, so a crash loses clusters, not data.
  */
-export async function fat_truncate_blocks(mi: MsdosInode, offset: number): Promise<void> {
+export async function fat_truncate_blocks(mi: msdos_inode_info, offset: number): Promise<void> {
   const sb = mi.i_sb;
   const sbi = MSDOS_SB(sb);
   const isDir = (mi.i_mode & S_IFMT) === S_IFDIR;
-  const keep = Math.ceil(offset / sbi.clusterSize);
+  const keep = Math.ceil(offset / sbi.cluster_size);
   if (mi.i_start === 0) return;
   let freeFrom: number;
   if (keep === 0) {
@@ -219,21 +219,21 @@ export async function fat_truncate_blocks(mi: MsdosInode, offset: number): Promi
     if (mi.i_pos) await fat_write_inode(mi, false);
   } else {
     const last = await fat_get_cluster(mi, keep - 1);
-    if (last.eof) { mi.i_blocks = (last.fclus + 1) * (sbi.clusterSize / 512); return; }
+    if (last.eof) { mi.i_blocks = (last.fclus + 1) * (sbi.cluster_size / 512); return; }
     const next = await fat_ent_read(sb, last.dclus);
     fat_cache_inval_inode(mi);
-    if (next === FAT_ENT_EOF) { mi.i_blocks = keep * (sbi.clusterSize / 512); return; }
+    if (next === FAT_ENT_EOF) { mi.i_blocks = keep * (sbi.cluster_size / 512); return; }
     await fat_ent_set_locked(sb, last.dclus, FAT_ENT_EOF);
     freeFrom = next;
   }
-  mi.i_blocks = keep * (sbi.clusterSize / 512);
+  mi.i_blocks = keep * (sbi.cluster_size / 512);
   await fat_free_clusters(sb, freeFrom, isDir);
 }
 
 /* ---- setattr ---- */
 
 /** fat_sanitize_mode: the modes FAT can express, or -EPERM (the change is then ignored). */
-function fat_sanitize_mode(inode: Inode, mode: number): number {
+function fat_sanitize_mode(inode: inode, mode: number): number {
   const sbi = MSDOS_SB(inode.i_sb);
   const mask = (inode.i_mode & S_IFMT) === S_IFDIR ? sbi.options.fs_dmask : sbi.options.fs_fmask;
   const perm = mode & ~(S_IFMT | mask);
@@ -248,7 +248,7 @@ function fat_sanitize_mode(inode: Inode, mode: number): number {
 const TIMES_SET_FLAGS = ATTR_MTIME_SET | ATTR_ATIME_SET | ATTR_TIMES_SET;
 
 /** fat_allow_set_time: allow_utime lets group members (S_IWGRP) or others (S_IWOTH) set times. */
-function fat_allow_set_time(inode: Inode): boolean {
+function fat_allow_set_time(inode: inode): boolean {
   const o = MSDOS_SB(inode.i_sb).options;
   let allow = o.allow_utime === -1 ? ~o.fs_dmask & 0o022 : o.allow_utime;
   if (current_cred().fsuid === inode.i_uid) return false;
@@ -257,7 +257,7 @@ function fat_allow_set_time(inode: Inode): boolean {
 }
 
 /** fat_setattr: setattr_prepare (ownership and permission, as Linux's), then what FAT can hold. */
-export async function fat_setattr(dentry: Dentry, attr: Iattr): Promise<void> {
+export async function fat_setattr(dentry: dentry, attr: iattr): Promise<void> {
   const inode = dentry.d_inode!;
   const mi = MSDOS_I(inode);
   const sb = inode.i_sb;
@@ -310,12 +310,12 @@ export async function fat_setattr(dentry: Dentry, attr: Iattr): Promise<void> {
   await mark_inode_dirty(inode);
 }
 
-function currentNow(): Timespec { return ktime_get_real_ts64(); }
+function currentNow(): timespec64 { return ktime_get_real_ts64(); }
 
 /* ---- file operations ---- */
 
 /** fat_file_fsync: pages, the entry, FAT and directory buffers, then the device cache. */
-export async function fat_file_fsync(file: File, start: number, end: number, _datasync: boolean): Promise<void> {
+export async function fat_file_fsync(file: file, start: number, end: number, _datasync: boolean): Promise<void> {
   const inode = file.f_inode;
   const sbi = MSDOS_SB(inode.i_sb);
   let error: unknown = null;
@@ -333,7 +333,7 @@ export async function fat_file_fsync(file: File, start: number, end: number, _da
  * holes); FALLOC_FL_KEEP_SIZE adds clusters past i_size, given back when the inode is
  * evicted (fat_free_eofblocks); hole punching and the rest are EOPNOTSUPP.
  */
-async function fat_fallocate(file: File, mode: number, offset: number, len: number): Promise<void> {
+async function fat_fallocate(file: file, mode: number, offset: number, len: number): Promise<void> {
   const inode = file.f_inode;
   const mi = MSDOS_I(inode);
   const sbi = MSDOS_SB(inode.i_sb);
@@ -342,7 +342,7 @@ async function fat_fallocate(file: File, mode: number, offset: number, len: numb
   const end = offset + len;
   if (end > 0xffffffff) throw err(EFBIG);
   if (mode & FALLOC_FL_KEEP_SIZE) {
-    const need = Math.ceil(end / sbi.clusterSize) - fat_nr_clusters(mi);
+    const need = Math.ceil(end / sbi.cluster_size) - fat_nr_clusters(mi);
     if (need > 0) await fat_add_clusters(mi, need);
     return;
   }
@@ -358,7 +358,7 @@ async function fat_fallocate(file: File, mode: number, offset: number, len: numb
 /* ---- ioctl ---- */
 
 /** fat_save_attrs: what i_mode does not express (ATTR_RO too where i_mode cannot say it). */
-function fat_save_attrs(inode: Inode, attrs: number): void {
+function fat_save_attrs(inode: inode, attrs: number): void {
   MSDOS_I(inode).i_attrs = fat_mode_can_hold_ro(inode) ? attrs & ATTR_UNUSED : attrs & (ATTR_UNUSED | ATTR_RO);
 }
 
@@ -368,7 +368,7 @@ function fat_save_attrs(inode: Inode, attrs: number): void {
  * through fat_setattr); none on the root (EINVAL); with sys_immutable, ATTR_SYS is the
  * immutable flag and needs CAP_LINUX_IMMUTABLE.
  */
-async function fat_ioctl_set_attributes(file: File, arg: IoctlArg): Promise<number> {
+async function fat_ioctl_set_attributes(file: file, arg: IoctlArg): Promise<number> {
   const inode = file.f_inode;
   const sbi = MSDOS_SB(inode.i_sb);
   const isDir = (inode.i_mode & S_IFMT) === S_IFDIR;
@@ -379,7 +379,7 @@ async function fat_ioctl_set_attributes(file: File, arg: IoctlArg): Promise<numb
     attr &= 0xff & ~(ATTR_VOLUME | ATTR_DIR);
     attr |= (MSDOS_I(inode).i_attrs & ATTR_VOLUME) | (isDir ? ATTR_DIR : 0);
     const oldattr = fat_make_attrs(inode);
-    const ia: Iattr = {
+    const ia: iattr = {
       ia_valid: ATTR_MODE | ATTR_CTIME,
       ia_ctime: fat_truncate_time(inode.i_sb, currentNow(), 'ctime'),
       ia_mode: isDir ? fat_make_mode(sbi, attr, S_IRWXUGO) : fat_make_mode(sbi, attr, S_IRUGO | S_IWUGO | (inode.i_mode & S_IXUGO)),
@@ -397,7 +397,7 @@ async function fat_ioctl_set_attributes(file: File, arg: IoctlArg): Promise<numb
 }
 
 /** fat_generic_ioctl: the attribute byte and the volume id; no inode flags (ENOTTY). */
-export async function fat_generic_ioctl(file: File, cmd: number, arg: IoctlArg): Promise<number> {
+export async function fat_generic_ioctl(file: file, cmd: number, arg: IoctlArg): Promise<number> {
   const inode = file.f_inode;
   switch (cmd) {
     case FAT_IOCTL_GET_ATTRIBUTES: {
@@ -409,7 +409,7 @@ export async function fat_generic_ioctl(file: File, cmd: number, arg: IoctlArg):
     }
     case FAT_IOCTL_SET_ATTRIBUTES: return fat_ioctl_set_attributes(file, arg);
     case FAT_IOCTL_GET_VOLUME_ID:
-      put_user_u32(arg, MSDOS_SB(inode.i_sb).volId);
+      put_user_u32(arg, MSDOS_SB(inode.i_sb).vol_id);
       return 0;
   }
   throw err(ENOTTY);
@@ -419,7 +419,7 @@ export const fat_file_operations: file_operations = {
   unlocked_ioctl: fat_generic_ioctl,
   fallocate: fat_fallocate,
   read: filemap_read,
-  async write(file: File, buf: Uint8Array, pos: number): Promise<number> {
+  async write(file: file, buf: Uint8Array, pos: number): Promise<number> {
     const inode = file.f_inode;
     if (pos + buf.length > 0xffffffff) {
       if (pos >= 0xffffffff) throw err(EFBIG);
@@ -436,11 +436,11 @@ export const fat_file_operations: file_operations = {
  * fat_getattr: the generic attributes, the cluster as preferred I/O size, the creation
  * time, and mtime/atime as the entry holds them (2 s, a date) even before write_inode.
  */
-export async function fat_getattr(dentry: Dentry, stat: Kstat): Promise<void> {
+export async function fat_getattr(dentry: dentry, stat: kstat): Promise<void> {
   const inode = dentry.d_inode!;
   const sb = inode.i_sb;
   generic_fillattr(inode, stat);
-  stat.blksize = MSDOS_SB(sb).clusterSize;
+  stat.blksize = MSDOS_SB(sb).cluster_size;
   stat.mtime = fat_truncate_time(sb, inode.i_mtime, 'mtime');
   stat.atime = fat_truncate_time(sb, inode.i_atime, 'atime');
   if (inode.i_btime) stat.btime = { ...inode.i_btime };

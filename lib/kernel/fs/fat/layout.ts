@@ -239,13 +239,13 @@ export const fat_boot_fat32_fields = [
 export type FatExtBpb = StructOf<typeof fat_boot_fat16_fields>;
 
 /** Every decoded field of struct fat_boot_sector, both union arms decoded. */
-export type FatBootSector = StructOf<typeof fat_boot_sector_fields> & {
+export type fat_boot_sector = StructOf<typeof fat_boot_sector_fields> & {
   fat16: FatExtBpb;
   fat32: StructOf<typeof fat_boot_fat32_fields>;
 };
 
 /** Decodes the first 512 bytes of a volume. Checks nothing: see fat_read_bpb. */
-export function fat_boot_sector_decode(buf: Uint8Array): FatBootSector {
+export function fat_boot_sector_decode(buf: Uint8Array): fat_boot_sector {
   if (buf.length < 512) throw new RangeError('boot sector buffer shorter than 512 bytes');
   return {
     ...decodeStruct(fat_boot_sector_fields, buf),
@@ -264,7 +264,7 @@ function padExt<E extends FatExtBpb>(e: E): E {
  * Only the union arm that matches the layout is written: fat32 when fat_length is 0 (as
  * Linux decides FAT32), fat16 otherwise, so the two never overwrite each other.
  */
-export function fat_boot_sector_encode(bs: FatBootSector, buf: Uint8Array): void {
+export function fat_boot_sector_encode(bs: fat_boot_sector, buf: Uint8Array): void {
   encodeStruct(fat_boot_sector_fields,
     { ...bs, ignored: overlay(bs.ignored, buf, 0x00, 3), system_id: padBytes(bs.system_id, 8) }, buf);
   if (bs.fat_length === 0) encodeStruct(fat_boot_fat32_fields, padExt(bs.fat32), buf);
@@ -293,24 +293,24 @@ export const fat_boot_fsinfo_fields = [
   ['trail_signature', 508, 'u32'],
 ] as const satisfies readonly FieldDef[];
 
-export type FatFsInfo = StructOf<typeof fat_boot_fsinfo_fields>;
+export type fat_boot_fsinfo = StructOf<typeof fat_boot_fsinfo_fields>;
 
-export function fat_fsinfo_decode(buf: Uint8Array): FatFsInfo {
+export function fat_fsinfo_decode(buf: Uint8Array): fat_boot_fsinfo {
   return decodeStruct(fat_boot_fsinfo_fields, buf);
 }
 
 /** Writes all five fields; the reserved areas between them are left as they are. */
-export function fat_fsinfo_encode(fsi: FatFsInfo, buf: Uint8Array): void {
+export function fat_fsinfo_encode(fsi: fat_boot_fsinfo, buf: Uint8Array): void {
   encodeStruct(fat_boot_fsinfo_fields, fsi, buf);
 }
 
 /** IS_FSINFO: the lead and structure signatures make the sector an FSInfo (the trail one is not checked). */
-export function fat_is_fsinfo(fsi: FatFsInfo): boolean {
+export function fat_is_fsinfo(fsi: fat_boot_fsinfo): boolean {
   return fsi.signature1 === FAT_FSINFO_SIG1 && fsi.signature2 === FAT_FSINFO_SIG2;
 }
 
 /** A fresh FSInfo with both hints unknown. */
-export function fat_fsinfo_new(free_clusters = 0xffffffff, next_cluster = 0xffffffff): FatFsInfo {
+export function fat_fsinfo_new(free_clusters = 0xffffffff, next_cluster = 0xffffffff): fat_boot_fsinfo {
   return {
     signature1: FAT_FSINFO_SIG1,
     signature2: FAT_FSINFO_SIG2,
@@ -340,18 +340,18 @@ export const msdos_dir_entry_fields = [
   ['size', 28, 'u32'],
 ] as const satisfies readonly FieldDef[];
 
-export type MsdosDirEntry = StructOf<typeof msdos_dir_entry_fields>;
+export type msdos_dir_entry = StructOf<typeof msdos_dir_entry_fields>;
 
-export function msdos_dir_entry_decode(buf: Uint8Array, off = 0): MsdosDirEntry {
+export function msdos_dir_entry_decode(buf: Uint8Array, off = 0): msdos_dir_entry {
   return decodeStruct(msdos_dir_entry_fields, buf, off);
 }
 
-export function msdos_dir_entry_encode(de: MsdosDirEntry, buf: Uint8Array, off = 0): void {
+export function msdos_dir_entry_encode(de: msdos_dir_entry, buf: Uint8Array, off = 0): void {
   encodeStruct(msdos_dir_entry_fields, { ...de, name: overlay(de.name, buf, off + DE_NAME, MSDOS_NAME) }, buf, off);
 }
 
 /** A zeroed entry with the given 11-byte name (strings are taken as Latin-1 bytes). */
-export function msdos_dir_entry_new(name: Uint8Array | string, attr: number): MsdosDirEntry {
+export function msdos_dir_entry_new(name: Uint8Array | string, attr: number): msdos_dir_entry {
   const n = typeof name === 'string' ? Uint8Array.from(name, (c) => c.charCodeAt(0) & 0xff) : name;
   return {
     name: padBytes(n, MSDOS_NAME),
@@ -392,18 +392,18 @@ export const msdos_dir_slot_fields = [
   ['name11_12', 28, 'u16x2'],
 ] as const satisfies readonly FieldDef[];
 
-export type MsdosDirSlot = StructOf<typeof msdos_dir_slot_fields>;
+export type msdos_dir_slot = StructOf<typeof msdos_dir_slot_fields>;
 
-export function msdos_dir_slot_decode(buf: Uint8Array, off = 0): MsdosDirSlot {
+export function msdos_dir_slot_decode(buf: Uint8Array, off = 0): msdos_dir_slot {
   return decodeStruct(msdos_dir_slot_fields, buf, off);
 }
 
-export function msdos_dir_slot_encode(ds: MsdosDirSlot, buf: Uint8Array, off = 0): void {
+export function msdos_dir_slot_encode(ds: msdos_dir_slot, buf: Uint8Array, off = 0): void {
   encodeStruct(msdos_dir_slot_fields, ds, buf, off);
 }
 
 /** The slot's 13 UTF-16 units: name0_4, name5_10, name11_12 joined. */
-export function msdos_dir_slot_name(ds: MsdosDirSlot): Uint16Array {
+export function msdos_dir_slot_name(ds: msdos_dir_slot): Uint16Array {
   const u = new Uint16Array(FAT_LFN_CHARS_PER_SLOT);
   u.set(ds.name0_4, 0);
   u.set(ds.name5_10, 5);

@@ -11,10 +11,10 @@
 import { host } from '../../arch/cpu.js';
 import { KERN_ERR, KERN_INFO, KERN_WARNING, printk } from '../../kernel/printk.js';
 import { err, type Errno } from '../../include/errno.js';
-import { SB_RDONLY, type Inode, type super_block } from '../../include/fs.js';
-import { EUCLEAN, type Timespec } from '../../include/uapi.js';
+import { SB_RDONLY, type inode, type super_block } from '../../include/fs.js';
+import { EUCLEAN, type timespec64 } from '../../include/uapi.js';
 import { MSDOS_SB } from './fat.js';
-import type { MsdosDirEntry } from './layout.js';
+import type { msdos_dir_entry } from './layout.js';
 import {
   fat_time_fat2unix, fat_time_unix2fat, fat_truncate_atime, fat_truncate_crtime,
   fat_truncate_mtime,
@@ -48,7 +48,7 @@ export function fat_fs_error(sb: super_block, msg: string, errno = EUCLEAN): Err
 /* ---- times (fat_time_fat2unix / fat_time_unix2fat / fat_truncate_time) ---- */
 
 /** Inode times from an entry: mtime 2 s, atime a date, ctime = mtime, btime to 10 ms. */
-export function fat_entry_times(sb: super_block, de: MsdosDirEntry): { mtime: Timespec; atime: Timespec; btime: Timespec } {
+export function fat_entry_times(sb: super_block, de: msdos_dir_entry): { mtime: timespec64; atime: timespec64; btime: timespec64 } {
   const tz = MSDOS_SB(sb).options.tz;
   const mtime = fat_time_fat2unix(tz, de.time, de.date, 0);
   const atime = fat_time_fat2unix(tz, 0, de.adate, 0);
@@ -57,7 +57,7 @@ export function fat_entry_times(sb: super_block, de: MsdosDirEntry): { mtime: Ti
 }
 
 /** Store an inode's times into an entry (creation time only when `withCreate`). */
-export function fat_set_entry_times(sb: super_block, inode: Inode, de: MsdosDirEntry, withCreate: boolean): void {
+export function fat_set_entry_times(sb: super_block, inode: inode, de: msdos_dir_entry, withCreate: boolean): void {
   const tz = MSDOS_SB(sb).options.tz;
   const m = fat_time_unix2fat(tz, inode.i_mtime.sec, inode.i_mtime.nsec);
   de.time = m.time;
@@ -74,7 +74,7 @@ export function fat_set_entry_times(sb: super_block, inode: Inode, de: MsdosDirE
 }
 
 /** fat_truncate_time for each kind: what the entry can hold of a time. */
-export function fat_truncate_time(sb: super_block, t: Timespec, kind: 'mtime' | 'atime' | 'ctime' | 'crtime'): Timespec {
+export function fat_truncate_time(sb: super_block, t: timespec64, kind: 'mtime' | 'atime' | 'ctime' | 'crtime'): timespec64 {
   const tz = MSDOS_SB(sb).options.tz;
   switch (kind) {
     case 'mtime': return fat_truncate_mtime(t);

@@ -9,24 +9,24 @@
  * lets a case-only rename reach vfat_rename, which then sees the real entry.
  */
 import type {
-  Dentry, dir_context, File, file_operations, Inode, inode_operations,
+  dentry, dir_context, file, file_operations, inode, inode_operations,
 } from '../../include/fs.js';
 import { LOOKUP_RENAME_TARGET } from '../../include/fs.js';
 import { err } from '../../include/errno.js';
 import {
   EEXIST, EINVAL, EISDIR, ENOENT, ENOTDIR, ENOTEMPTY, EPERM, RENAME_NOREPLACE,
-  S_IFMT, S_IFDIR, type Timespec,
+  S_IFMT, S_IFDIR, type timespec64,
 } from '../../include/uapi.js';
 import { bstrToBytes } from '../../lib/bstr.js';
 import { clear_nlink, drop_nlink, inc_nlink, iput } from '../inode.js';
 import { dget, d_instantiate, dput, d_unhash } from '../dcache.js';
 import { mark_inode_dirty } from '../fs-writeback.js';
 import { ktime_get_real_ts64 } from '../../kernel/timer.js';
-import { MSDOS_I, MSDOS_SB, MSDOS_ROOT_INO, fat_checksum, fat_set_start, type MsdosInode } from './fat.js';
+import { MSDOS_I, MSDOS_SB, MSDOS_ROOT_INO, fat_checksum, fat_set_start, type msdos_inode_info } from './fat.js';
 import {
   ATTR_ARCH, ATTR_DIR, ATTR_EXT, FAT_LFN_CHARS_PER_SLOT, FAT_MAX_LFN_SLOTS, LAST_LONG_ENTRY, MSDOS_DIR_ENTRY_SIZE,
-  msdos_dir_entry_decode, msdos_dir_entry_encode, msdos_dir_entry_new, msdos_dir_slot_encode, type MsdosDirEntry,
-  type MsdosDirSlot,
+  msdos_dir_entry_decode, msdos_dir_entry_encode, msdos_dir_entry_new, msdos_dir_slot_encode, type msdos_dir_entry,
+  type msdos_dir_slot,
 } from './layout.js';
 import {
   vfat_create_shortname, vfat_name_eq, vfat_name_key, vfat_valid_longname, vfat_xlate_to_uni, vfat_striptail_len,
@@ -34,7 +34,7 @@ import {
 } from './names.js';
 import {
   fat_add_entries, fat_alias_exists, fat_alloc_new_dir, fat_dir_cache, fat_dir_empty, fat_dir_invalidate, fat_readdir,
-  fat_remove_entries, fat_search_long, fat_set_dotdot, type FatSlotInfo,
+  fat_remove_entries, fat_search_long, fat_set_dotdot, type fat_slot_info,
 } from './dir.js';
 import { fat_attach, fat_build_inode, fat_detach, fat_write_inode } from './inode.js';
 import { fat_free_clusters } from './fatent.js';
@@ -42,19 +42,19 @@ import { fat_time_unix2fat } from './time.js';
 import { fat_truncate_time } from './misc.js';
 import { fat_generic_ioctl, fat_getattr, fat_setattr } from './file.js';
 
-function nameToUni(dir: Inode, name: string): Uint16Array | number {
+function nameToUni(dir: inode, name: string): Uint16Array | number {
   const sbi = MSDOS_SB(dir.i_sb);
   const bytes = bstrToBytes(name);
   const len = vfat_striptail_len(bytes);
   return vfat_xlate_to_uni(bytes.subarray(0, len), { utf8: sbi.options.utf8 });
 }
 
-function nowFor(dir: Inode): Timespec {
+function nowFor(dir: inode): timespec64 {
   return fat_truncate_time(dir.i_sb, ktime_get_real_ts64(), 'crtime');
 }
 
 /** Drop cached negative dentries of case variants of `name` under `parent`. */
-function vfat_d_invalidate_ci(parent: Dentry, name: string, keep: Dentry | null): void {
+function vfat_d_invalidate_ci(parent: dentry, name: string, keep: dentry | null): void {
   const sbi = MSDOS_SB(parent.d_sb);
   const u = nameToUni(parent.d_inode!, name);
   if (typeof u === 'number') return;
@@ -71,7 +71,7 @@ function vfat_d_invalidate_ci(parent: Dentry, name: string, keep: Dentry | null)
  * free the unused ones at once, so that an unlinked inode is not kept alive (its clusters
  * allocated) by a cached alias nobody uses.
  */
-async function vfat_drop_aliases(parent: Dentry, inode: Inode, keep: Dentry | null): Promise<void> {
+async function vfat_drop_aliases(parent: dentry, inode: inode, keep: dentry | null): Promise<void> {
   for (const d of [...parent.d_subdirs.values()]) {
     if (d === keep || d.d_inode !== inode) continue;
     dget(d);
@@ -82,7 +82,7 @@ async function vfat_drop_aliases(parent: Dentry, inode: Inode, keep: Dentry | nu
 
 /* ---- lookup ---- */
 
-async function vfat_find(dir: MsdosInode, name: string): Promise<FatSlotInfo | null> {
+async function vfat_find(dir: msdos_inode_info, name: string): Promise<fat_slot_info | null> {
   const u = nameToUni(dir, name);
   if (typeof u === 'number') {
     if (u === -EINVAL) return null;
@@ -92,7 +92,7 @@ async function vfat_find(dir: MsdosInode, name: string): Promise<FatSlotInfo | n
   return fat_search_long(dir, u);
 }
 
-export async function vfat_lookup(dirI: Inode, dentry: Dentry, flags: number): Promise<Inode | null> {
+export async function vfat_lookup(dirI: inode, dentry: dentry, flags: number): Promise<inode | null> {
   const dir = MSDOS_I(dirI);
   const sbi = MSDOS_SB(dir.i_sb);
   await sbi.s_lock.lock();
@@ -123,13 +123,13 @@ export async function vfat_lookup(dirI: Inode, dentry: Dentry, flags: number): P
  * fill its last slot is ended by one 0x0000 then padded with 0xFFFF; a name that fills it
  * exactly gets neither.
  */
-export function vfat_split_long_name(uname: Uint16Array, aliasChecksum: number): MsdosDirSlot[] {
+export function vfat_split_long_name(uname: Uint16Array, aliasChecksum: number): msdos_dir_slot[] {
   const n = Math.ceil(uname.length / FAT_LFN_CHARS_PER_SLOT);
   if (n === 0 || n > FAT_MAX_LFN_SLOTS) throw new RangeError(`long name of ${uname.length} units`);
   const padded = new Uint16Array(n * FAT_LFN_CHARS_PER_SLOT).fill(0xffff);
   padded.set(uname);
   if (uname.length < padded.length) padded[uname.length] = 0;
-  const slots: MsdosDirSlot[] = [];
+  const slots: msdos_dir_slot[] = [];
   for (let i = n; i >= 1; i--) {
     const base = (i - 1) * FAT_LFN_CHARS_PER_SLOT;
     slots.push({
@@ -150,7 +150,7 @@ export function vfat_split_long_name(uname: Uint16Array, aliasChecksum: number):
  * Encodes a whole directory record: long-name slots (if uname is given) then the 8.3 entry,
  * whose name provides the alias checksum. Returns (slots + 1) * 32 bytes.
  */
-export function vfat_encode_record(de: MsdosDirEntry, uname: Uint16Array | null): Uint8Array {
+export function vfat_encode_record(de: msdos_dir_entry, uname: Uint16Array | null): Uint8Array {
   const slots = uname && uname.length ? vfat_split_long_name(uname, fat_checksum(de.name)) : [];
   const out = new Uint8Array((slots.length + 1) * MSDOS_DIR_ENTRY_SIZE);
   slots.forEach((s, i) => msdos_dir_slot_encode(s, out, i * MSDOS_DIR_ENTRY_SIZE));
@@ -162,7 +162,7 @@ export function vfat_encode_record(de: MsdosDirEntry, uname: Uint16Array | null)
  * vfat_add_entry: validate the name, make its alias, write slots + 8.3 entry. Returns the
  * i_pos of the entry. EEXIST if the name (or a case variant) is taken.
  */
-async function vfat_add_entry(dir: MsdosInode, name: string, isDir: boolean, cluster: number, ts: Timespec): Promise<number> {
+async function vfat_add_entry(dir: msdos_inode_info, name: string, isDir: boolean, cluster: number, ts: timespec64): Promise<number> {
   const sb = dir.i_sb;
   const sbi = MSDOS_SB(sb);
   const uname = vfat_valid_longname(bstrToBytes(name), { utf8: sbi.options.utf8 });
@@ -173,7 +173,7 @@ async function vfat_add_entry(dir: MsdosInode, name: string, isDir: boolean, clu
     shortname: sbi.options.shortname, numtail: sbi.options.numtail, seed: sbi.tailSeed++,
   }, (n11) => fat_alias_exists(cache, n11));
   if (typeof sn === 'number') throw err(-sn);
-  const de: MsdosDirEntry = msdos_dir_entry_new(sn.name, isDir ? ATTR_DIR : ATTR_ARCH);
+  const de: msdos_dir_entry = msdos_dir_entry_new(sn.name, isDir ? ATTR_DIR : ATTR_ARCH);
   de.lcase = sn.lcase;
   const t = fat_time_unix2fat(sbi.options.tz, ts.sec, ts.nsec);
   de.time = t.time; de.date = t.date;
@@ -188,7 +188,7 @@ async function vfat_add_entry(dir: MsdosInode, name: string, isDir: boolean, clu
   return i_pos;
 }
 
-async function vfat_create(dirI: Inode, dentry: Dentry, _mode: number, _excl: boolean): Promise<void> {
+async function vfat_create(dirI: inode, dentry: dentry, _mode: number, _excl: boolean): Promise<void> {
   const dir = MSDOS_I(dirI);
   const sb = dir.i_sb;
   const sbi = MSDOS_SB(sb);
@@ -201,7 +201,7 @@ async function vfat_create(dirI: Inode, dentry: Dentry, _mode: number, _excl: bo
 }
 
 /** Attach the inode of the entry just written at i_pos (created at `ts`) to its dentry. */
-async function instantiateAt(dir: MsdosInode, dentry: Dentry, i_pos: number, ts: Timespec): Promise<void> {
+async function instantiateAt(dir: msdos_inode_info, dentry: dentry, i_pos: number, ts: timespec64): Promise<void> {
   const inode = await inodeAt(dir, i_pos);
   inode.i_btime = { ...ts };
   d_instantiate(dentry, inode);
@@ -209,16 +209,16 @@ async function instantiateAt(dir: MsdosInode, dentry: Dentry, i_pos: number, ts:
 }
 
 /** The inode of the entry just written at i_pos. */
-async function inodeAt(dir: MsdosInode, i_pos: number): Promise<MsdosInode> {
+async function inodeAt(dir: msdos_inode_info, i_pos: number): Promise<msdos_inode_info> {
   const sbi = MSDOS_SB(dir.i_sb);
-  const blk = Math.floor(i_pos / sbi.dirPerBlock);
+  const blk = Math.floor(i_pos / sbi.dir_per_block);
   const bh = await sbi.bops.bread(blk);
-  const de = msdos_dir_entry_decode(bh.b_data, (i_pos % sbi.dirPerBlock) * 32);
+  const de = msdos_dir_entry_decode(bh.b_data, (i_pos % sbi.dir_per_block) * 32);
   sbi.bops.brelse(bh);
   return fat_build_inode(dir.i_sb, de, i_pos);
 }
 
-async function vfat_mkdir(dirI: Inode, dentry: Dentry, _mode: number): Promise<void> {
+async function vfat_mkdir(dirI: inode, dentry: dentry, _mode: number): Promise<void> {
   const dir = MSDOS_I(dirI);
   const sb = dir.i_sb;
   const sbi = MSDOS_SB(sb);
@@ -246,13 +246,13 @@ async function vfat_mkdir(dirI: Inode, dentry: Dentry, _mode: number): Promise<v
 
 /* ---- removing ---- */
 
-async function findEntryOf(dir: MsdosInode, inode: MsdosInode): Promise<FatSlotInfo> {
+async function findEntryOf(dir: msdos_inode_info, inode: msdos_inode_info): Promise<fat_slot_info> {
   const s = (await fat_dir_cache(dir)).byPos.get(inode.i_pos);
   if (!s || !inode.i_pos) throw err(ENOENT);
   return s;
 }
 
-async function vfat_unlink(dirI: Inode, dentry: Dentry): Promise<void> {
+async function vfat_unlink(dirI: inode, dentry: dentry): Promise<void> {
   const dir = MSDOS_I(dirI);
   const inode = MSDOS_I(dentry.d_inode!);
   const sbi = MSDOS_SB(dir.i_sb);
@@ -271,7 +271,7 @@ async function vfat_unlink(dirI: Inode, dentry: Dentry): Promise<void> {
   } finally { sbi.s_lock.unlock(); }
 }
 
-async function vfat_rmdir(dirI: Inode, dentry: Dentry): Promise<void> {
+async function vfat_rmdir(dirI: inode, dentry: dentry): Promise<void> {
   const dir = MSDOS_I(dirI);
   const inode = MSDOS_I(dentry.d_inode!);
   const sbi = MSDOS_SB(dir.i_sb);
@@ -293,7 +293,7 @@ async function vfat_rmdir(dirI: Inode, dentry: Dentry): Promise<void> {
 
 /* ---- rename ---- */
 
-async function vfat_rename(oldDirI: Inode, oldDentry: Dentry, newDirI: Inode, newDentry: Dentry, flags: number): Promise<void> {
+async function vfat_rename(oldDirI: inode, oldDentry: dentry, newDirI: inode, newDentry: dentry, flags: number): Promise<void> {
   if (flags & ~RENAME_NOREPLACE) throw err(EINVAL); // RENAME_EXCHANGE, RENAME_WHITEOUT
   const oldDir = MSDOS_I(oldDirI);
   const newDir = MSDOS_I(newDirI);
@@ -405,19 +405,19 @@ async function vfat_rename(oldDirI: Inode, oldDentry: Dentry, newDirI: Inode, ne
  * The record (slots + 8.3 entry) for an existing file under a new name: its entry with a
  * new alias. `replacing`: the alias of an entry about to be removed, free for reuse.
  */
-async function vfat_build_record(dir: MsdosInode, uname: Uint16Array, old: MsdosDirEntry, replacing: Uint8Array | null): Promise<Uint8Array> {
+async function vfat_build_record(dir: msdos_inode_info, uname: Uint16Array, old: msdos_dir_entry, replacing: Uint8Array | null): Promise<Uint8Array> {
   const sbi = MSDOS_SB(dir.i_sb);
   const cache = await fat_dir_cache(dir);
   const sn = vfat_create_shortname(uname, {
     shortname: sbi.options.shortname, numtail: sbi.options.numtail, seed: sbi.tailSeed++,
   }, (n11) => (replacing !== null && n11.every((c, i) => c === replacing[i])) ? false : fat_alias_exists(cache, n11));
   if (typeof sn === 'number') throw err(-sn);
-  const de: MsdosDirEntry = { ...old, name: sn.name, lcase: sn.lcase };
+  const de: msdos_dir_entry = { ...old, name: sn.name, lcase: sn.lcase };
   return vfat_encode_record(de, sn.isShortname ? null : uname);
 }
 
 /** Add a record for an existing file (rename) where no entry has the name. */
-async function vfat_add_entry_de(dir: MsdosInode, uname: Uint16Array, old: MsdosDirEntry): Promise<number> {
+async function vfat_add_entry_de(dir: msdos_inode_info, uname: Uint16Array, old: msdos_dir_entry): Promise<number> {
   if (await fat_search_long(dir, uname)) throw err(EEXIST);
   const rec = await vfat_build_record(dir, uname, old, null);
   return (await fat_add_entries(dir, rec)).i_pos;
@@ -442,7 +442,7 @@ export const vfat_dir_inode_operations: inode_operations = {
 export const fat_dir_operations: file_operations = {
   // fat_dir_ioctl: VFAT_IOCTL_READDIR_BOTH/SHORT are not served here (ENOTTY).
   unlocked_ioctl: fat_generic_ioctl,
-  async iterate_shared(file: File, ctx: dir_context): Promise<void> {
+  async iterate_shared(file: file, ctx: dir_context): Promise<void> {
     const dir = MSDOS_I(file.f_inode);
     const parent = file.f_path.dentry.d_parent.d_inode;
     const parentIno = dir.i_ino === MSDOS_ROOT_INO || !parent ? dir.i_ino : parent.i_ino;
@@ -450,7 +450,7 @@ export const fat_dir_operations: file_operations = {
     await sbi.s_lock.lock();
     try { await fat_readdir(dir, ctx, parentIno); } finally { sbi.s_lock.unlock(); }
   },
-  async fsync(file: File): Promise<void> {
+  async fsync(file: file): Promise<void> {
     const sbi = MSDOS_SB(file.f_inode.i_sb);
     await fat_write_inode(file.f_inode, true);
     await sbi.bops.syncBuffers(null);

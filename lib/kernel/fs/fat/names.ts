@@ -54,7 +54,7 @@ const CP437_HIGH = [
 ];
 
 /** A single-byte on-disk code page, in the shape of Linux's struct nls_table. */
-export interface FatCodepage {
+export interface nls_table {
   /** Unicode -> byte, or -1 when the code page has no such character. */
   uni2char(u: number): number;
   /** Byte -> Unicode, or -1 (byte 0). */
@@ -63,7 +63,7 @@ export interface FatCodepage {
   tolower(c: number): number;
 }
 
-function buildCp437(): FatCodepage {
+function buildCp437(): nls_table {
   const toUni = new Int32Array(256);
   const fromUni = new Map<number, number>();
   for (let c = 0; c < 256; c++) {
@@ -95,7 +95,7 @@ function buildCp437(): FatCodepage {
   };
 }
 
-export const nls_cp437: FatCodepage = buildCp437();
+export const nls_cp437: nls_table = buildCp437();
 
 /* ---- UTF-8 <-> UTF-16 (fs/nls/nls_base.c) ---- */
 
@@ -260,7 +260,7 @@ interface ShortnameInfo {
 
 /* to_shortname_char: the alias byte for one unit, or -1 when the unit is skipped. Bytes
  * >= 0x7F make that part neither "all lower" nor "all upper", so it needs a long name. */
-function toShortnameChar(cp: FatCodepage, u: number, info: ShortnameInfo): number {
+function toShortnameChar(cp: nls_table, u: number, info: ShortnameInfo): number {
   if (vfat_skip_char(u)) {
     info.valid = false;
     return -1;
@@ -292,7 +292,7 @@ export interface VfatShortnameOptions {
   /** false with the nonumtail option: try the bare alias before adding ~1. Default true. */
   numtail?: boolean;
   /** On-disk code page; default cp437. */
-  codepage?: FatCodepage;
+  codepage?: nls_table;
   /**
    * Start of the hashed tail after ~1..~9 are taken. Linux uses jiffies (so the alias is
    * not reproducible); pass something deterministic in tests.
@@ -433,7 +433,7 @@ export function fat_parse_short(
   name: Uint8Array,
   lcase: number,
   shortnameFlags: number,
-  cp: FatCodepage = nls_cp437,
+  cp: nls_table = nls_cp437,
 ): Uint16Array {
   const work = name.slice(0, MSDOS_NAME);
   if (work[0] === KANJI_ESCAPE) work[0] = DELETED_FLAG;

@@ -8,20 +8,20 @@
  * mounted read-write and cleared at a clean unmount, as Linux's fat_set_state does; a
  * volume found dirty is mounted with Linux's warning and left dirty for fsck.
  */
-import type { Dentry, file_system_type, Inode, super_block, super_operations } from '../../include/fs.js';
+import type { dentry, file_system_type, inode, super_block, super_operations } from '../../include/fs.js';
 import { FS_REQUIRES_DEV, SB_RDONLY } from '../../include/fs.js';
 import { err } from '../../include/errno.js';
-import { EINVAL, EIO, type Statfs } from '../../include/uapi.js';
-import { Mutex } from '../../kernel/wait.js';
+import { EINVAL, EIO, type statfs } from '../../include/uapi.js';
+import { mutex } from '../../kernel/wait.js';
 import { d_make_root } from '../dcache.js';
 import { register_filesystem } from '../super.js';
 import { iput } from '../inode.js';
 import {
-  FAT_MAX_FILESIZE, MSDOS_SB, MSDOS_SUPER_MAGIC, MsdosInode, type FatMountOptions, type FatSbInfo, type MsdosSbInfo,
+  FAT_MAX_FILESIZE, MSDOS_SB, MSDOS_SUPER_MAGIC, msdos_inode_info, type fat_mount_options, type FatSbInfo, type msdos_sb_info,
 } from './fat.js';
 import {
   BS16_STATE, BS32_STATE, FAT_START_ENT, FAT_STATE_DIRTY, MAX_FAT12, MAX_FAT16, MAX_FAT32, MSDOS_DIR_ENTRY_SIZE,
-  fat_boot_sector_decode, fat_fsinfo_decode, fat_is_fsinfo, fat_valid_media, type FatBootSector, type FatFsInfo,
+  fat_boot_sector_decode, fat_fsinfo_decode, fat_is_fsinfo, fat_valid_media, type fat_boot_sector, type fat_boot_fsinfo,
 } from './layout.js';
 import { vfat_shortname_flags, type VfatShortnameOption } from './names.js';
 import { fat_msg } from './misc.js';
@@ -32,13 +32,13 @@ import { sb_min_blocksize, sb_set_blocksize } from '../../block/bdev.js';
 
 /* ---- options (parse_options) ---- */
 
-export function fat_default_options(): FatMountOptions {
+export function fat_default_options(): fat_mount_options {
   return {
     fs_uid: 0, fs_gid: 0, fs_fmask: 0o022, fs_dmask: 0o022, allow_utime: -1, allow_utime_set: false,
     codepage: 437, iocharset: 'utf8', shortname: vfat_shortname_flags('mixed'), shortname_name: 'mixed',
     name_check: 'n', errors: 'remount-ro', quiet: false, showexec: false, sys_immutable: false, dotsOK: true,
     isvfat: true, utf8: true, unicode_xlate: false, numtail: true, flush: false, nocase: false, usefree: false,
-    tz: { tzSet: false, timeOffset: 0, sysTzMinutesWest: 0 }, rodir: false, discard: false, nfs: false,
+    tz: { tz_set: false, time_offset: 0, sysTzMinutesWest: 0 }, rodir: false, discard: false, nfs: false,
     dos1xfloppy: false, fold: 'ascii',
   };
 }
@@ -47,7 +47,7 @@ function parseOct(v: string): number | null { return /^[0-7]+$/.test(v) ? parseI
 function parseDec(v: string): number | null { return /^-?\d+$/.test(v) ? parseInt(v, 10) : null; }
 
 /** parse_options: returns the options or throws EINVAL after Linux's message. */
-export function fat_parse_options(sb: super_block, data: string, silent: boolean, base?: FatMountOptions): FatMountOptions {
+export function fat_parse_options(sb: super_block, data: string, silent: boolean, base?: fat_mount_options): fat_mount_options {
   const o = base ? { ...base, tz: { ...base.tz } } : fat_default_options();
   const bad = (p: string): never => {
     if (!silent) fat_msg(sb, 'error', `Unrecognized mount option "${p}" or missing value`);
@@ -85,17 +85,17 @@ export function fat_parse_options(sb: super_block, data: string, silent: boolean
         o.shortname = vfat_shortname_flags(v); o.shortname_name = v;
         break;
       }
-      case 'tz': if (need() !== 'UTC') bad(p); o.tz = { tzSet: true, timeOffset: 0 }; break;
+      case 'tz': if (need() !== 'UTC') bad(p); o.tz = { tz_set: true, time_offset: 0 }; break;
       case 'time_offset': {
         const n = parseDec(need());
         if (n === null || n < -24 * 60 || n > 24 * 60) bad(p);
-        o.tz = { tzSet: true, timeOffset: n! };
+        o.tz = { tz_set: true, time_offset: n! };
         break;
       }
       case 'errors': {
         const v = need();
         if (v !== 'continue' && v !== 'remount-ro' && v !== 'panic') bad(p);
-        o.errors = v as FatMountOptions['errors'];
+        o.errors = v as fat_mount_options['errors'];
         break;
       }
       case 'check': {
@@ -135,7 +135,7 @@ export function fat_show_options(sb: super_block): string {
     `dmask=${o.fs_dmask.toString(8).padStart(4, '0')}`];
   if (o.allow_utime_set) parts.push(`allow_utime=${o.allow_utime.toString(8).padStart(4, '0')}`);
   parts.push(`codepage=${o.codepage}`, `iocharset=${o.iocharset}`, `shortname=${o.shortname_name}`);
-  if (o.tz.tzSet) parts.push(o.tz.timeOffset ? `time_offset=${o.tz.timeOffset}` : 'tz=UTC');
+  if (o.tz.tz_set) parts.push(o.tz.time_offset ? `time_offset=${o.tz.time_offset}` : 'tz=UTC');
   if (o.utf8) parts.push('utf8');
   if (!o.numtail) parts.push('nonumtail');
   for (const k of ['quiet', 'showexec', 'flush', 'rodir', 'usefree', 'discard', 'sys_immutable'] as const) if (o[k]) parts.push(k);
@@ -166,7 +166,7 @@ function fat_bogus(sb: super_block, silent: boolean, msg: string): never {
  * fat_read_bpb: the sanity checks Linux applies to a boot sector before trusting any
  * geometry in it, in Linux's order and with Linux's messages. Throws EINVAL.
  */
-export function fat_read_bpb(sb: super_block, bs: FatBootSector, silent: boolean): void {
+export function fat_read_bpb(sb: super_block, bs: fat_boot_sector, silent: boolean): void {
   if (!bs.reserved) fat_bogus(sb, silent, 'bogus number of reserved sectors');
   if (!bs.fats) fat_bogus(sb, silent, 'bogus number of FAT structure');
   /* Zero sectors-per-track or heads is legal: real volumes have it. */
@@ -184,7 +184,7 @@ export function fat_read_bpb(sb: super_block, bs: FatBootSector, silent: boolean
  * (fat_type_from_clusters) for every volume a conforming formatter made. A boot sector it
  * refuses: Linux's message (unless `silent`) and EINVAL.
  */
-export function fat_fill_geometry(sb: super_block, bs: FatBootSector, silent: boolean): FatSbInfo {
+export function fat_fill_geometry(sb: super_block, bs: fat_boot_sector, silent: boolean): FatSbInfo {
   fat_read_bpb(sb, bs, silent);
 
   const isFat32 = bs.fat_length === 0 && bs.fat32.length !== 0;
@@ -215,24 +215,24 @@ export function fat_fill_geometry(sb: super_block, bs: FatBootSector, silent: bo
   const ext = isFat32 ? bs.fat32 : bs.fat16;
   return {
     sectorSize,
-    secPerClus: bs.sec_per_clus,
-    clusterSize: sectorSize * bs.sec_per_clus,
+    sec_per_clus: bs.sec_per_clus,
+    cluster_size: sectorSize * bs.sec_per_clus,
     fats: bs.fats,
-    fatBits,
-    fatStart,
-    fatLength,
-    dirStart,
-    dirEntries,
-    dataStart,
+    fat_bits: fatBits,
+    fat_start: fatStart,
+    fat_length: fatLength,
+    dir_start: dirStart,
+    dir_entries: dirEntries,
+    data_start: dataStart,
     totalSectors,
     totalClusters,
-    maxCluster: totalClusters + FAT_START_ENT,
-    rootCluster: isFat32 ? bs.fat32.root_cluster : 0,
-    fsinfoSector,
+    max_cluster: totalClusters + FAT_START_ENT,
+    root_cluster: isFat32 ? bs.fat32.root_cluster : 0,
+    fsinfo_sector: fsinfoSector,
     backupBoot: isFat32 ? bs.fat32.backup_boot : 0,
     fat32Flags: isFat32 ? bs.fat32.flags : 0,
     dirty: (ext.state & FAT_STATE_DIRTY) !== 0,
-    volId: ext.vol_id,
+    vol_id: ext.vol_id,
     media: bs.media,
   };
 }
@@ -259,7 +259,7 @@ export function fat_type_from_clusters(clusters: number): 12 | 16 | 32 {
  */
 export function fat_fsinfo_check(
   sb: super_block,
-  fsi: FatFsInfo,
+  fsi: fat_boot_fsinfo,
   sbi: FatSbInfo,
   silent: boolean,
 ): { freeClusters: number; prevFree: number } {
@@ -269,13 +269,13 @@ export function fat_fsinfo_check(
         sb,
         'warn',
         `Invalid FSINFO signature: 0x${fsi.signature1.toString(16).padStart(8, '0')}, ` +
-          `0x${fsi.signature2.toString(16).padStart(8, '0')} (sector = ${sbi.fsinfoSector})`,
+          `0x${fsi.signature2.toString(16).padStart(8, '0')} (sector = ${sbi.fsinfo_sector})`,
       );
     return { freeClusters: -1, prevFree: FAT_START_ENT };
   }
   let freeClusters = fsi.free_clusters === 0xffffffff ? -1 : fsi.free_clusters;
   if (freeClusters !== -1 && freeClusters > sbi.totalClusters) freeClusters = -1;
-  let prevFree = fsi.next_cluster % sbi.maxCluster;
+  let prevFree = fsi.next_cluster % sbi.max_cluster;
   if (prevFree < FAT_START_ENT) prevFree = FAT_START_ENT;
   return { freeClusters, prevFree };
 }
@@ -309,11 +309,11 @@ export function fat_set_state_bytes(boot: Uint8Array, fatBits: number, set: bool
  */
 export async function fat_set_state(sb: super_block, set: boolean): Promise<void> {
   const sbi = MSDOS_SB(sb);
-  if (sbi.dirtyAtMount) return;
+  if (sbi.dirty) return;
   const bh = await sbi.bops.bread(0);
-  const off = fat_state_offset(sbi.fatBits);
+  const off = fat_state_offset(sbi.fat_bits);
   const before = bh.b_data[off];
-  fat_set_state_bytes(bh.b_data, sbi.fatBits, set);
+  fat_set_state_bytes(bh.b_data, sbi.fat_bits, set);
   const changed = bh.b_data[off] !== before;
   if (changed) sbi.bops.markDirty(bh, null);
   sbi.bops.brelse(bh);
@@ -322,16 +322,16 @@ export async function fat_set_state(sb: super_block, set: boolean): Promise<void
 
 /* ---- super operations ---- */
 
-async function fat_statfs(dentry: Dentry): Promise<Statfs> {
+async function fat_statfs(dentry: dentry): Promise<statfs> {
   const sb = dentry.d_sb;
   const sbi = MSDOS_SB(sb);
   if (sbi.free_clusters === -1 || !sbi.free_clus_valid) await fat_count_free_clusters(sb);
   const free = sbi.free_clusters;
   return {
-    type: MSDOS_SUPER_MAGIC, bsize: sbi.clusterSize, blocks: sbi.totalClusters, bfree: free, bavail: free,
+    type: MSDOS_SUPER_MAGIC, bsize: sbi.cluster_size, blocks: sbi.totalClusters, bfree: free, bavail: free,
     // f_namelen: FAT_LFN_LEN (255) UTF-16 units times NLS_MAX_CHARSET_SIZE (6) bytes, as Linux's.
-    files: 0, ffree: 0, fsid: [sbi.volId & 0xffff, (sbi.volId >>> 16) & 0xffff], namelen: 255 * 6,
-    frsize: sbi.clusterSize, flags: 0,
+    files: 0, ffree: 0, fsid: [sbi.vol_id & 0xffff, (sbi.vol_id >>> 16) & 0xffff], namelen: 255 * 6,
+    frsize: sbi.cluster_size, flags: 0,
   };
 }
 
@@ -373,7 +373,7 @@ async function fat_remount(sb: super_block, flags: number, data: string): Promis
 }
 
 export const fat_sops: super_operations = {
-  alloc_inode: (sb: super_block) => new MsdosInode(sb),
+  alloc_inode: (sb: super_block) => new msdos_inode_info(sb),
   write_inode: fat_write_inode,
   evict_inode: fat_evict_inode,
   put_super: fat_put_super,
@@ -420,29 +420,28 @@ export async function fat_fill_super(sb: super_block, data: string, silent: bool
   if (g.totalSectors * g.sectorSize > bdev.bd_nr_sectors * 512 && !silent) {
     fat_msg(sb, 'warn', `FAT volume (${g.totalSectors} sectors) is bigger than the device`);
   }
-  const mirrorOff = g.fatBits === 32 && (g.fat32Flags & 0x80) !== 0;
+  const mirrorOff = g.fat_bits === 32 && (g.fat32Flags & 0x80) !== 0;
   const active = mirrorOff ? Math.min(g.fat32Flags & 0xf, g.fats - 1) : 0;
-  const sbi: MsdosSbInfo = {
+  const sbi: msdos_sb_info = {
     ...g,
     options,
     bops,
     blocksize: g.sectorSize,
     blocksizeBits: Math.log2(g.sectorSize),
-    dirPerBlock: g.sectorSize / 32,
-    dirPerBlockBits: Math.log2(g.sectorSize / 32),
+    dir_per_block: g.sectorSize / 32,
+    dir_per_block_bits: Math.log2(g.sectorSize / 32),
     free_clusters: -1,
     free_clus_valid: false,
     prev_free: FAT_START_ENT,
     fsinfo_dirty: false,
     fatCopies: mirrorOff ? [active] : Array.from({ length: g.fats }, (_, i) => i),
     fatActive: active,
-    fat_lock: new Mutex('fat_lock'),
-    s_lock: new Mutex('s_lock'),
-    inode_hash: new Map(),
+    fat_lock: new mutex('fat_lock'),
+    s_lock: new mutex('s_lock'),
+    inode_hashtable: new Map(),
     ino_of_pos: new Map(),
     next_ino: 2,
-    dirtyAtMount: g.dirty,
-    tailSeed: (g.volId ^ 0x5a5a) >>> 0,
+    tailSeed: (g.vol_id ^ 0x5a5a) >>> 0,
   };
   sb.s_fs_info = sbi;
   sb.s_blocksize = g.sectorSize;
@@ -451,11 +450,11 @@ export async function fat_fill_super(sb: super_block, data: string, silent: bool
   sb.s_op = fat_sops;
   sb.s_maxbytes = FAT_MAX_FILESIZE;
   sb.s_time_gran = 10_000_000; // creation time: 10 ms; mtime and atime are truncated further
-  sb.s_time_min = 315532800 - (options.tz.tzSet ? options.tz.timeOffset * 60 : 0);
-  sb.s_time_max = 4354819198 - (options.tz.tzSet ? options.tz.timeOffset * 60 : 0);
-  if (g.fatBits === 32) {
+  sb.s_time_min = 315532800 - (options.tz.tz_set ? options.tz.time_offset * 60 : 0);
+  sb.s_time_max = 4354819198 - (options.tz.tz_set ? options.tz.time_offset * 60 : 0);
+  if (g.fat_bits === 32) {
     try {
-      const fbh = await bops.bread(g.fsinfoSector);
+      const fbh = await bops.bread(g.fsinfo_sector);
       const fsi = fat_fsinfo_decode(fbh.b_data);
       bops.brelse(fbh);
       const c = fat_fsinfo_check(sb, fsi, g, silent);
@@ -470,7 +469,7 @@ export async function fat_fill_super(sb: super_block, data: string, silent: bool
   if (g.dirty && !silent) {
     fat_msg(sb, 'warn', 'Volume was not properly unmounted. Some data may be corrupt. Please run fsck.');
   }
-  let root: Inode | null = null;
+  let root: inode | null = null;
   try {
     root = await fat_read_root(sb);
     if (!(sb.s_flags & SB_RDONLY)) await fat_set_state(sb, true);

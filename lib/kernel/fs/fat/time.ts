@@ -30,18 +30,18 @@ function isLeapYear(y: number): boolean {
 /** The options that decide the FAT <-> UTC offset (struct fat_mount_options subset). */
 export interface FatTzOptions {
   /** tz=UTC or time_offset= was given. */
-  tzSet: boolean;
+  tz_set: boolean;
   /** Minutes east of UTC of the times on disk (tz=UTC sets 0). */
-  timeOffset: number;
-  /** The kernel's sys_tz.tz_minuteswest, used when tzSet is false. */
+  time_offset: number;
+  /** The kernel's sys_tz.tz_minuteswest, used when tz_set is false. */
   sysTzMinutesWest?: number;
 }
 
-export const FAT_TZ_UTC: FatTzOptions = { tzSet: true, timeOffset: 0 };
+export const FAT_TZ_UTC: FatTzOptions = { tz_set: true, time_offset: 0 };
 
 /** fat_tz_offset: seconds to add to an on-disk (local) time to get UTC. */
 export function fat_tz_offset(o: FatTzOptions): number {
-  return (o.tzSet ? -o.timeOffset : (o.sysTzMinutesWest ?? 0)) * SECS_PER_MIN;
+  return (o.tz_set ? -o.time_offset : (o.sysTzMinutesWest ?? 0)) * SECS_PER_MIN;
 }
 
 export interface FatTimespec {

@@ -15,16 +15,16 @@
  */
 import { put_bh } from '../buffer.js';
 import { tid_geq, type cp_entry } from './transaction.js';
-import { jbd2_journal_update_sb_log_tail, type Journal } from './journal.js';
+import { jbd2_journal_update_sb_log_tail, type journal_t } from './journal.js';
 
-function drop_entry(j: Journal, e: cp_entry): void {
+function drop_entry(j: journal_t, e: cp_entry): void {
   j.j_cp.delete(e.blocknr);
   e.t.t_cp_count--;
   put_bh(e.bh);
 }
 
 /** Write blocks home in runs of consecutive block numbers (one request each). */
-export async function jbd2_write_runs(j: Journal, blocks: { pblk: number; data: Uint8Array }[], log: boolean): Promise<void> {
+export async function jbd2_write_runs(j: journal_t, blocks: { pblk: number; data: Uint8Array }[], log: boolean): Promise<void> {
   const ops = j.j_ops!;
   const bs = j.j_blocksize;
   let i = 0;
@@ -45,7 +45,7 @@ export async function jbd2_write_runs(j: Journal, blocks: { pblk: number; data: 
  * jbd2_log_do_checkpoint: every pending copy home, a flush, then the tail moves up to the
  * oldest transaction that still has something pending (or to the head: the log is empty).
  */
-export async function jbd2_log_do_checkpoint(j: Journal): Promise<void> {
+export async function jbd2_log_do_checkpoint(j: journal_t): Promise<void> {
   if (!j.j_ops || j.j_no_checkpoint) return;
   await j.j_checkpoint_mutex.lock();
   try {
@@ -60,13 +60,13 @@ export async function jbd2_log_do_checkpoint(j: Journal): Promise<void> {
 }
 
 /** Copies of blocks freed by a transaction that has committed: nothing to write. */
-export function jbd2_drop_cancelled(j: Journal): void {
+export function jbd2_drop_cancelled(j: journal_t): void {
   for (const e of [...j.j_cp.values()])
     if (e.cancelled_by !== null && tid_geq(j.j_commit_sequence, e.cancelled_by)) drop_entry(j, e);
 }
 
 /** Transactions with nothing pending leave the checkpoint list (from the oldest). */
-export function __jbd2_journal_clean_checkpoint_list(j: Journal): void {
+export function __jbd2_journal_clean_checkpoint_list(j: journal_t): void {
   const l = j.j_checkpoint_transactions;
   while (l.length && l[0]!.t_cp_count === 0) l.shift();
 }
@@ -75,7 +75,7 @@ export function __jbd2_journal_clean_checkpoint_list(j: Journal): void {
  * jbd2_cleanup_journal_tail: the oldest transaction still needed (its first log block), or
  * the head when the log holds nothing needed; written to the journal superblock if it moved.
  */
-export async function jbd2_cleanup_journal_tail(j: Journal): Promise<void> {
+export async function jbd2_cleanup_journal_tail(j: journal_t): Promise<void> {
   __jbd2_journal_clean_checkpoint_list(j);
   const first = j.j_checkpoint_transactions[0];
   let tid: number, blk: number;

@@ -26,7 +26,7 @@ import {
   JBD2_FEATURE_INCOMPAT_REVOKE, JBD2_FLAG_ESCAPE, JBD2_FLAG_LAST_TAG, JBD2_FLAG_SAME_UUID, JBD2_HEADER_SIZE,
   JBD2_MAGIC_NUMBER, be32, jbd2_commit_encode, jbd2_descriptor_tags_encode, jbd2_has_feature_64bit,
   jbd2_has_feature_async_commit, jbd2_has_feature_checksum, jbd2_has_feature_revoke, jbd2_header_encode,
-  journal_tag_bytes, type JournalBlockTag,
+  journal_tag_bytes, type journal_block_tag_t,
 } from './layout.js';
 import {
   crc32_be, jbd2_block_tag_csum_value, jbd2_commit_block_csum_set, jbd2_descriptor_block_csum_set,
@@ -39,11 +39,11 @@ import {
 } from './checkpoint.js';
 import {
   JBD2_MAX_COPY_BYTES, jbd2_journal_set_features, jbd2_journal_update_sb_log_tail, jbd2_log_space_left,
-  jbd2_write_superblock, type Journal,
+  jbd2_write_superblock, type journal_t,
 } from './journal.js';
 
 /** Commit the running transaction, if any, serialised with other commits. */
-export async function jbd2_journal_commit_running(j: Journal): Promise<void> {
+export async function jbd2_journal_commit_running(j: journal_t): Promise<void> {
   await j.j_commit_mutex.lock();
   try {
     if (!j.j_aborted && j.j_ops) await j.j_ops.beforeCommit();
@@ -60,7 +60,7 @@ export async function jbd2_journal_commit_running(j: Journal): Promise<void> {
  * (jbd2_trans_will_send_data_barrier's case in ext4_fsync_journal). EIO when the journal
  * aborted before `tid` was committed (jbd2_log_wait_commit).
  */
-export async function jbd2_complete_transaction(j: Journal, tid: number): Promise<boolean> {
+export async function jbd2_complete_transaction(j: journal_t, tid: number): Promise<boolean> {
   if (!j.j_ops) return false;
   const committed = () => tid_geq(j.j_commit_sequence, tid);
   if (committed()) return false;
@@ -77,19 +77,19 @@ export async function jbd2_complete_transaction(j: Journal, tid: number): Promis
 }
 
 /** How many tags fit in a descriptor block (the first one carries the 16-byte uuid). */
-function tags_per_descriptor(j: Journal): number {
+function tags_per_descriptor(j: journal_t): number {
   let room = j.j_blocksize - JBD2_HEADER_SIZE;
   if (jbd2_journal_has_csum_v2or3(j.j_sb)) room -= JBD2_DESCRIPTOR_TAIL_SIZE;
   return Math.floor((room - 16) / journal_tag_bytes(j.j_sb));
 }
 
 /** The next log block after `b` (the log wraps from j_last to j_first). */
-function log_next(j: Journal, b: number): number {
+function log_next(j: journal_t, b: number): number {
   return b + 1 >= j.j_last ? j.j_first : b + 1;
 }
 
 /** jbd2_journal_commit_transaction: commit j_running_transaction (the caller holds j_commit_mutex). */
-export async function jbd2_journal_commit_transaction(j: Journal): Promise<void> {
+export async function jbd2_journal_commit_transaction(j: journal_t): Promise<void> {
   const ops = j.j_ops!;
   const t = j.j_running_transaction!;
   if (t.t_state === T_RUNNING) t.t_state = T_LOCKED;
@@ -152,7 +152,7 @@ export async function jbd2_journal_commit_transaction(j: Journal): Promise<void>
     j.j_cp.size * j.j_blocksize > JBD2_MAX_COPY_BYTES)) await jbd2_log_do_checkpoint(j);
 }
 
-async function jbd2_write_transaction(j: Journal, t: transaction_t, snaps: cp_entry[], revokes: number[]): Promise<void> {
+async function jbd2_write_transaction(j: journal_t, t: transaction_t, snaps: cp_entry[], revokes: number[]): Promise<void> {
   const ops = j.j_ops!;
   const sb = j.j_sb;
   const bs = j.j_blocksize;
@@ -193,7 +193,7 @@ async function jbd2_write_transaction(j: Journal, t: transaction_t, snaps: cp_en
     const chunk = snaps.slice(i, i + per);
     const desc = new Uint8Array(bs);
     jbd2_header_encode({ h_magic: JBD2_MAGIC_NUMBER, h_blocktype: JBD2_DESCRIPTOR_BLOCK, h_sequence: tid }, desc, 0);
-    const tags: JournalBlockTag[] = [];
+    const tags: journal_block_tag_t[] = [];
     const datas: Uint8Array[] = [];
     chunk.forEach((e, k) => {
       if (e.blocknr >= ops.fsBlocks || (!is64 && e.blocknr >= 2 ** 32))

@@ -10,10 +10,10 @@ import {
   JBD2_COMMIT_OFF, JBD2_DESCRIPTOR_TAIL_SIZE, JBD2_SB_OFF, JBD2_SUPERBLOCK_SIZE,
   be32, jbd2_has_feature_csum3, jbd2_journal_has_csum_v2or3, put_be32,
 } from './layout.js';
-import type { JournalBlockTag, JournalSuperblock } from './layout.js';
+import type { journal_block_tag_t, journal_superblock_t } from './layout.js';
 
 /** j_csum_seed: crc32c(~0, s_uuid). */
-export function jbd2_csum_seed(sb: JournalSuperblock): number {
+export function jbd2_csum_seed(sb: journal_superblock_t): number {
   return crc32c(0xffffffff, sb.s_uuid, 0, 16);
 }
 
@@ -25,11 +25,11 @@ export function jbd2_superblock_csum(buf: Uint8Array, off = 0): number {
   c = crc32c(c, new Uint8Array(4));
   return crc32c(c, buf, off + O + 4, JBD2_SUPERBLOCK_SIZE - O - 4);
 }
-export function jbd2_superblock_csum_verify(sb: JournalSuperblock, buf: Uint8Array, off = 0): boolean {
+export function jbd2_superblock_csum_verify(sb: journal_superblock_t, buf: Uint8Array, off = 0): boolean {
   if (!jbd2_journal_has_csum_v2or3(sb)) return true;
   return be32(buf, off + JBD2_SB_OFF.s_checksum) === jbd2_superblock_csum(buf, off);
 }
-export function jbd2_superblock_csum_set(sb: JournalSuperblock, buf: Uint8Array, off = 0): void {
+export function jbd2_superblock_csum_set(sb: journal_superblock_t, buf: Uint8Array, off = 0): void {
   if (!jbd2_journal_has_csum_v2or3(sb)) return;
   put_be32(buf, off + JBD2_SB_OFF.s_checksum, jbd2_superblock_csum(buf, off));
 }
@@ -45,12 +45,12 @@ function whole_block_csum(seed: number, buf: Uint8Array, off: number, blockSize:
 export function jbd2_descriptor_block_csum(seed: number, buf: Uint8Array, blockSize: number, off = 0): number {
   return whole_block_csum(seed, buf, off, blockSize, blockSize - JBD2_DESCRIPTOR_TAIL_SIZE);
 }
-export function jbd2_descriptor_block_csum_verify(sb: JournalSuperblock, seed: number, buf: Uint8Array, off = 0): boolean {
+export function jbd2_descriptor_block_csum_verify(sb: journal_superblock_t, seed: number, buf: Uint8Array, off = 0): boolean {
   if (!jbd2_journal_has_csum_v2or3(sb)) return true;
   return be32(buf, off + sb.s_blocksize - JBD2_DESCRIPTOR_TAIL_SIZE) ===
     jbd2_descriptor_block_csum(seed, buf, sb.s_blocksize, off);
 }
-export function jbd2_descriptor_block_csum_set(sb: JournalSuperblock, seed: number, buf: Uint8Array, off = 0): void {
+export function jbd2_descriptor_block_csum_set(sb: journal_superblock_t, seed: number, buf: Uint8Array, off = 0): void {
   if (!jbd2_journal_has_csum_v2or3(sb)) return;
   put_be32(buf, off + sb.s_blocksize - JBD2_DESCRIPTOR_TAIL_SIZE, jbd2_descriptor_block_csum(seed, buf, sb.s_blocksize, off));
 }
@@ -67,12 +67,12 @@ export function jbd2_commit_block_csum(seed: number, buf: Uint8Array, blockSize:
   const at = JBD2_COMMIT_OFF.h_chksum;
   return whole_block_csum(seed, buf, off, blockSize, at);
 }
-export function jbd2_commit_block_csum_verify(sb: JournalSuperblock, seed: number, buf: Uint8Array, off = 0): boolean {
+export function jbd2_commit_block_csum_verify(sb: journal_superblock_t, seed: number, buf: Uint8Array, off = 0): boolean {
   if (!jbd2_journal_has_csum_v2or3(sb)) return true;
   return be32(buf, off + JBD2_COMMIT_OFF.h_chksum) === jbd2_commit_block_csum(seed, buf, sb.s_blocksize, off);
 }
 /** Sets h_chksum[0]; as Linux, the type and size bytes are left 0 for v2/v3. */
-export function jbd2_commit_block_csum_set(sb: JournalSuperblock, seed: number, buf: Uint8Array, off = 0): void {
+export function jbd2_commit_block_csum_set(sb: journal_superblock_t, seed: number, buf: Uint8Array, off = 0): void {
   if (!jbd2_journal_has_csum_v2or3(sb)) return;
   buf[off + JBD2_COMMIT_OFF.h_chksum_type] = 0;
   buf[off + JBD2_COMMIT_OFF.h_chksum_size] = 0;
@@ -90,14 +90,14 @@ export function jbd2_block_tag_csum(seed: number, sequence: number, data: Uint8A
   put_be32(seq, 0, sequence);
   return crc32c(crc32c(seed, seq), data, off, len);
 }
-export function jbd2_block_tag_csum_verify(sb: JournalSuperblock, seed: number, tag: JournalBlockTag, sequence: number,
+export function jbd2_block_tag_csum_verify(sb: journal_superblock_t, seed: number, tag: journal_block_tag_t, sequence: number,
   data: Uint8Array, off = 0): boolean {
   if (!jbd2_journal_has_csum_v2or3(sb)) return true;
   const c = jbd2_block_tag_csum(seed, sequence, data, off, sb.s_blocksize);
   return jbd2_has_feature_csum3(sb) ? tag.t_checksum === c : tag.t_checksum === (c & 0xffff);
 }
 /** The value to put in a tag's t_checksum for this block. */
-export function jbd2_block_tag_csum_value(sb: JournalSuperblock, seed: number, sequence: number, data: Uint8Array, off = 0): number {
+export function jbd2_block_tag_csum_value(sb: journal_superblock_t, seed: number, sequence: number, data: Uint8Array, off = 0): number {
   const c = jbd2_block_tag_csum(seed, sequence, data, off, sb.s_blocksize);
   return jbd2_has_feature_csum3(sb) ? c : c & 0xffff;
 }

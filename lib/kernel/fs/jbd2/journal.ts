@@ -11,11 +11,11 @@ import { err } from '../../include/errno.js';
 import { EFSBADCRC, EFSCORRUPTED, EINVAL } from '../../include/uapi.js';
 import {
   JBD2_MIN_FC_BLOCKS, jbd2_has_feature_fast_commit, jbd2_journal_has_csum_v2or3, jbd2_superblock_check,
-  jbd2_superblock_decode, type JournalSuperblock,
+  jbd2_superblock_decode, type journal_superblock_t,
 } from './layout.js';
 import { jbd2_csum_seed, jbd2_superblock_csum_set, jbd2_superblock_csum_verify } from './csum.js';
 import { JBD2_SB_OFF, be32, jbd2_superblock_encode } from './layout.js';
-import { Mutex, wait_queue_head } from '../../kernel/wait.js';
+import { mutex, wait_queue_head } from '../../kernel/wait.js';
 import { put_bh } from '../buffer.js';
 import { del_timer } from '../../kernel/timer.js';
 import { work_struct, workqueue_struct } from '../../kernel/workqueue.js';
@@ -75,11 +75,11 @@ export const JBD2_MAX_COPY_BYTES = 32 * 1024 * 1024;
  * Test hooks: `no_checkpoint` makes journals loaded from now on commit but never
  * checkpoint; `last` is the journal loaded for writing last (for its j_stats).
  */
-export const jbd2_debug: { no_checkpoint: boolean; last: Journal | null } = { no_checkpoint: false, last: null };
+export const jbd2_debug: { no_checkpoint: boolean; last: journal_t | null } = { no_checkpoint: false, last: null };
 
 /** journal_t (read-side fields). */
-export class Journal {
-  j_sb!: JournalSuperblock;
+export class journal_t {
+  j_sb!: journal_superblock_t;
   j_sbraw!: Uint8Array;
   j_blocksize = 0;
   /** The log area is [j_first, j_last); fast-commit blocks follow up to j_fc_last. */
@@ -113,8 +113,8 @@ export class Journal {
   j_aborted = false;
   j_max_transaction_buffers = 0;
   j_wait_updates = new wait_queue_head();
-  j_commit_mutex = new Mutex();
-  j_checkpoint_mutex = new Mutex();
+  j_commit_mutex = new mutex();
+  j_checkpoint_mutex = new mutex();
   j_wq: workqueue_struct | null = null;
   j_commit_work: work_struct | null = null;
   /** Test hook: commit, but never checkpoint (the log keeps everything). */
@@ -143,8 +143,8 @@ export class Journal {
  * journal and check it as Linux does (magic, block size, length, first block, features,
  * checksum). Throws with Linux's message on failure.
  */
-export async function jbd2_journal_init(dev: JournalDev, devName: string, print: (m: string) => void): Promise<Journal> {
-  const j = new Journal(dev, devName);
+export async function jbd2_journal_init(dev: JournalDev, devName: string, print: (m: string) => void): Promise<journal_t> {
+  const j = new journal_t(dev, devName);
   j.j_blocksize = dev.blockSize;
   const raw = (await j.jread(0)).slice(0, 1024);
   const sb = jbd2_superblock_decode(raw, 0);
@@ -178,7 +178,7 @@ export async function jbd2_journal_init(dev: JournalDev, devName: string, print:
 }
 
 /** Free log blocks between head and tail (one kept unused so that full and empty differ). */
-export function jbd2_log_space_left(j: Journal): number {
+export function jbd2_log_space_left(j: journal_t): number {
   const len = j.j_last - j.j_first;
   const used = (j.j_head - j.j_tail + len) % len;
   return len - used - 1;
@@ -188,7 +188,7 @@ export function jbd2_log_space_left(j: Journal): number {
  * jbd2_write_superblock: the in-memory superblock fields into journal block 0, checksummed,
  * written below the cache and flushed (Linux writes it with REQ_FUA).
  */
-export async function jbd2_write_superblock(j: Journal): Promise<void> {
+export async function jbd2_write_superblock(j: journal_t): Promise<void> {
   const ops = j.j_ops!;
   const raw = j.j_sbraw;
   jbd2_superblock_encode(j.j_sb, raw, 0);
@@ -201,7 +201,7 @@ export async function jbd2_write_superblock(j: Journal): Promise<void> {
 }
 
 /** jbd2_journal_update_sb_log_tail: the log now starts at (tid, block). */
-export async function jbd2_journal_update_sb_log_tail(j: Journal, tid: number, block: number): Promise<void> {
+export async function jbd2_journal_update_sb_log_tail(j: journal_t, tid: number, block: number): Promise<void> {
   j.j_sb.s_sequence = tid >>> 0;
   j.j_sb.s_start = block;
   await jbd2_write_superblock(j);
@@ -209,7 +209,7 @@ export async function jbd2_journal_update_sb_log_tail(j: Journal, tid: number, b
 }
 
 /** jbd2_mark_journal_empty: s_start 0, the next transaction's id in s_sequence. */
-export async function jbd2_mark_journal_empty(j: Journal): Promise<void> {
+export async function jbd2_mark_journal_empty(j: journal_t): Promise<void> {
   j.j_sb.s_sequence = j.j_tail_sequence >>> 0;
   j.j_sb.s_start = 0;
   await jbd2_write_superblock(j);
@@ -217,7 +217,7 @@ export async function jbd2_mark_journal_empty(j: Journal): Promise<void> {
 }
 
 /** jbd2_journal_set_features: add incompat features (in memory; written with the superblock). */
-export function jbd2_journal_set_features(j: Journal, compat: number, incompat: number): boolean {
+export function jbd2_journal_set_features(j: journal_t, compat: number, incompat: number): boolean {
   const sb = j.j_sb;
   if (sb.s_header.h_blocktype !== 4 /* JBD2_SUPERBLOCK_V2 */) return false;
   sb.s_feature_compat = (sb.s_feature_compat | compat) >>> 0;
@@ -230,7 +230,7 @@ export function jbd2_journal_set_features(j: Journal, compat: number, incompat: 
  * made so: a log that was not to be recovered is skipped, as jbd2_journal_skip_recovery
  * does), head and tail at the first log block, the commit worker ready.
  */
-export async function jbd2_journal_load_rw(j: Journal, ops: JournalWriteOps): Promise<void> {
+export async function jbd2_journal_load_rw(j: journal_t, ops: JournalWriteOps): Promise<void> {
   j.j_ops = ops;
   j.j_sbblock = (await ops.readBlock(await j.bmap(0))).slice();
   j.j_sbraw = j.j_sbblock.slice(0, 1024);
@@ -267,7 +267,7 @@ export async function jbd2_journal_load_rw(j: Journal, ops: JournalWriteOps): Pr
  * jbd2_journal_abort: stop writing the journal (a filesystem error): what is running is
  * never committed, the log keeps what was committed and will be replayed.
  */
-export function jbd2_journal_abort(j: Journal, why: string): void {
+export function jbd2_journal_abort(j: journal_t, why: string): void {
   if (j.j_aborted) return;
   j.j_aborted = true;
   j.j_ops?.print(`JBD2: journal ${j.devName} aborted: ${why}`);
@@ -277,13 +277,13 @@ export function jbd2_journal_abort(j: Journal, why: string): void {
  * jbd2_journal_force_commit: commit what is running now and wait for it (and for any
  * commit already in progress).
  */
-export async function jbd2_journal_force_commit(j: Journal): Promise<void> {
+export async function jbd2_journal_force_commit(j: journal_t): Promise<void> {
   if (!j.j_ops) return;
   await jbd2_journal_commit_running(j);
 }
 
 /** jbd2_journal_flush: commit, then checkpoint everything (the log holds nothing needed). */
-export async function jbd2_journal_flush(j: Journal): Promise<void> {
+export async function jbd2_journal_flush(j: journal_t): Promise<void> {
   await jbd2_journal_force_commit(j);
   await jbd2_log_do_checkpoint(j);
 }
@@ -292,7 +292,7 @@ export async function jbd2_journal_flush(j: Journal): Promise<void> {
  * jbd2_journal_destroy: commit, checkpoint everything, mark the log empty, stop the
  * worker. After this the journal is read-only again.
  */
-export async function jbd2_journal_destroy(j: Journal): Promise<void> {
+export async function jbd2_journal_destroy(j: journal_t): Promise<void> {
   if (!j.j_ops) return;
   let failed: unknown = null;
   try {

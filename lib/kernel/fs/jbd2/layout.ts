@@ -45,11 +45,11 @@ const HI32 = 0x100000000;
 
 /* ---- journal_header_t --------------------------------------------------------------- */
 
-export interface JournalHeader { h_magic: number; h_blocktype: number; h_sequence: number }
-export function jbd2_header_decode(buf: Uint8Array, off = 0): JournalHeader {
+export interface journal_header_t { h_magic: number; h_blocktype: number; h_sequence: number }
+export function jbd2_header_decode(buf: Uint8Array, off = 0): journal_header_t {
   return { h_magic: be32(buf, off), h_blocktype: be32(buf, off + 4), h_sequence: be32(buf, off + 8) };
 }
-export function jbd2_header_encode(h: JournalHeader, buf: Uint8Array, off = 0): void {
+export function jbd2_header_encode(h: journal_header_t, buf: Uint8Array, off = 0): void {
   put_be32(buf, off, h.h_magic); put_be32(buf, off + 4, h.h_blocktype); put_be32(buf, off + 8, h.h_sequence);
 }
 /** The block type if this is a journal block (right magic), else 0. */
@@ -59,8 +59,8 @@ export function jbd2_block_type(buf: Uint8Array, off = 0): number {
 
 /* ---- journal_superblock_t ----------------------------------------------------------- */
 
-export interface JournalSuperblock {
-  s_header: JournalHeader;
+export interface journal_superblock_t {
+  s_header: journal_header_t;
   /* static information describing the journal */
   s_blocksize: number; s_maxlen: number; s_first: number;
   /* dynamic information: where the log starts */
@@ -82,7 +82,7 @@ export const JBD2_SB_OFF = {
   s_checksum_type: 0x50, s_num_fc_blks: 0x54, s_head: 0x58, s_checksum: 0xfc, s_users: 0x100,
 } as const;
 
-export function jbd2_superblock_decode(buf: Uint8Array, off = 0): JournalSuperblock {
+export function jbd2_superblock_decode(buf: Uint8Array, off = 0): journal_superblock_t {
   const O = JBD2_SB_OFF;
   return {
     s_header: jbd2_header_decode(buf, off),
@@ -103,7 +103,7 @@ export function jbd2_superblock_decode(buf: Uint8Array, off = 0): JournalSuperbl
   };
 }
 /** Writes every field; padding bytes are left as they are. */
-export function jbd2_superblock_encode(sb: JournalSuperblock, buf: Uint8Array, off = 0): void {
+export function jbd2_superblock_encode(sb: journal_superblock_t, buf: Uint8Array, off = 0): void {
   const O = JBD2_SB_OFF;
   jbd2_header_encode(sb.s_header, buf, off);
   put_be32(buf, off + O.s_blocksize, sb.s_blocksize); put_be32(buf, off + O.s_maxlen, sb.s_maxlen);
@@ -123,26 +123,26 @@ export function jbd2_superblock_encode(sb: JournalSuperblock, buf: Uint8Array, o
 }
 
 /** Version-1 superblocks carry no feature words; Linux treats them as all-zero. */
-function features(sb: JournalSuperblock): { compat: number; incompat: number; ro_compat: number } {
+function features(sb: journal_superblock_t): { compat: number; incompat: number; ro_compat: number } {
   if (sb.s_header.h_blocktype === JBD2_SUPERBLOCK_V1) return { compat: 0, incompat: 0, ro_compat: 0 };
   return { compat: sb.s_feature_compat, incompat: sb.s_feature_incompat, ro_compat: sb.s_feature_ro_compat };
 }
-export const jbd2_has_feature_64bit = (sb: JournalSuperblock): boolean => (features(sb).incompat & JBD2_FEATURE_INCOMPAT_64BIT) !== 0;
-export const jbd2_has_feature_csum2 = (sb: JournalSuperblock): boolean => (features(sb).incompat & JBD2_FEATURE_INCOMPAT_CSUM_V2) !== 0;
-export const jbd2_has_feature_csum3 = (sb: JournalSuperblock): boolean => (features(sb).incompat & JBD2_FEATURE_INCOMPAT_CSUM_V3) !== 0;
-export const jbd2_has_feature_revoke = (sb: JournalSuperblock): boolean => (features(sb).incompat & JBD2_FEATURE_INCOMPAT_REVOKE) !== 0;
-export const jbd2_has_feature_async_commit = (sb: JournalSuperblock): boolean => (features(sb).incompat & JBD2_FEATURE_INCOMPAT_ASYNC_COMMIT) !== 0;
-export const jbd2_has_feature_fast_commit = (sb: JournalSuperblock): boolean => (features(sb).incompat & JBD2_FEATURE_INCOMPAT_FAST_COMMIT) !== 0;
-export const jbd2_has_feature_checksum = (sb: JournalSuperblock): boolean => (features(sb).compat & JBD2_FEATURE_COMPAT_CHECKSUM) !== 0;
+export const jbd2_has_feature_64bit = (sb: journal_superblock_t): boolean => (features(sb).incompat & JBD2_FEATURE_INCOMPAT_64BIT) !== 0;
+export const jbd2_has_feature_csum2 = (sb: journal_superblock_t): boolean => (features(sb).incompat & JBD2_FEATURE_INCOMPAT_CSUM_V2) !== 0;
+export const jbd2_has_feature_csum3 = (sb: journal_superblock_t): boolean => (features(sb).incompat & JBD2_FEATURE_INCOMPAT_CSUM_V3) !== 0;
+export const jbd2_has_feature_revoke = (sb: journal_superblock_t): boolean => (features(sb).incompat & JBD2_FEATURE_INCOMPAT_REVOKE) !== 0;
+export const jbd2_has_feature_async_commit = (sb: journal_superblock_t): boolean => (features(sb).incompat & JBD2_FEATURE_INCOMPAT_ASYNC_COMMIT) !== 0;
+export const jbd2_has_feature_fast_commit = (sb: journal_superblock_t): boolean => (features(sb).incompat & JBD2_FEATURE_INCOMPAT_FAST_COMMIT) !== 0;
+export const jbd2_has_feature_checksum = (sb: journal_superblock_t): boolean => (features(sb).compat & JBD2_FEATURE_COMPAT_CHECKSUM) !== 0;
 /** jbd2_journal_has_csum_v2or3: the journal carries crc32c block checksums. */
-export const jbd2_journal_has_csum_v2or3 = (sb: JournalSuperblock): boolean => jbd2_has_feature_csum2(sb) || jbd2_has_feature_csum3(sb);
+export const jbd2_journal_has_csum_v2or3 = (sb: journal_superblock_t): boolean => jbd2_has_feature_csum2(sb) || jbd2_has_feature_csum3(sb);
 
 /**
  * journal_get_superblock's checks, with its messages. `devBlocks` is the journal's size in
  * blocks when known (inode size or device size) and `blockSize` the filesystem block size.
  * The superblock checksum is csum.ts's.
  */
-export function jbd2_superblock_check(sb: JournalSuperblock, blockSize: number, devBlocks?: number): string | null {
+export function jbd2_superblock_check(sb: journal_superblock_t, blockSize: number, devBlocks?: number): string | null {
   const h = sb.s_header;
   if (h.h_magic !== JBD2_MAGIC_NUMBER || sb.s_blocksize !== blockSize) return 'journal superblock invalid';
   if (h.h_blocktype !== JBD2_SUPERBLOCK_V1 && h.h_blocktype !== JBD2_SUPERBLOCK_V2)
@@ -170,13 +170,13 @@ export function jbd2_superblock_check(sb: JournalSuperblock, blockSize: number, 
  * journal_tag_bytes: v3 tags are always 16 bytes; otherwise 12 with 64BIT, 8 without, plus
  * 2 for csum v2 (a historical quirk: the 16-bit checksum field is already in the 12).
  */
-export function journal_tag_bytes(sb: JournalSuperblock): number {
+export function journal_tag_bytes(sb: journal_superblock_t): number {
   if (jbd2_has_feature_csum3(sb)) return 16;
   let sz = 12;
   if (jbd2_has_feature_csum2(sb)) sz += 2;
   return jbd2_has_feature_64bit(sb) ? sz : sz - 4;
 }
-export interface JournalBlockTag {
+export interface journal_block_tag_t {
   /** The filesystem block this journal block belongs at */
   blocknr: number;
   t_flags: number;
@@ -186,7 +186,7 @@ export interface JournalBlockTag {
   uuid: Uint8Array | null;
 }
 /** journal_block_tag_t / journal_block_tag3_t fields at `o`. */
-function tag_decode(sb: JournalSuperblock, buf: Uint8Array, o: number): Omit<JournalBlockTag, 'uuid'> {
+function tag_decode(sb: journal_superblock_t, buf: Uint8Array, o: number): Omit<journal_block_tag_t, 'uuid'> {
   const is64 = jbd2_has_feature_64bit(sb);
   if (jbd2_has_feature_csum3(sb)) {
     return { blocknr: be32(buf, o) + (is64 ? be32(buf, o + 8) * HI32 : 0), t_flags: be32(buf, o + 4),
@@ -195,7 +195,7 @@ function tag_decode(sb: JournalSuperblock, buf: Uint8Array, o: number): Omit<Jou
   return { blocknr: be32(buf, o) + (is64 ? be32(buf, o + 8) * HI32 : 0), t_flags: be16(buf, o + 6),
     t_checksum: jbd2_has_feature_csum2(sb) ? be16(buf, o + 4) : 0 };
 }
-function tag_encode(sb: JournalSuperblock, t: Omit<JournalBlockTag, 'uuid'>, buf: Uint8Array, o: number): void {
+function tag_encode(sb: journal_superblock_t, t: Omit<journal_block_tag_t, 'uuid'>, buf: Uint8Array, o: number): void {
   const is64 = jbd2_has_feature_64bit(sb);
   put_be32(buf, o, t.blocknr % HI32);
   if (jbd2_has_feature_csum3(sb)) {
@@ -213,11 +213,11 @@ function tag_encode(sb: JournalSuperblock, t: Omit<JournalBlockTag, 'uuid'>, buf
  * The tags of a descriptor block (header already checked): stops at LAST_TAG or where the
  * next tag would run into the checksum tail, as do_one_pass's count_tags does.
  */
-export function jbd2_descriptor_tags(sb: JournalSuperblock, buf: Uint8Array, off = 0): JournalBlockTag[] {
+export function jbd2_descriptor_tags(sb: journal_superblock_t, buf: Uint8Array, off = 0): journal_block_tag_t[] {
   const tagBytes = journal_tag_bytes(sb);
   let size = sb.s_blocksize;
   if (jbd2_journal_has_csum_v2or3(sb)) size -= JBD2_DESCRIPTOR_TAIL_SIZE;
-  const out: JournalBlockTag[] = [];
+  const out: journal_block_tag_t[] = [];
   let o = JBD2_HEADER_SIZE;
   while (o + tagBytes <= size) {
     const t = tag_decode(sb, buf, off + o);
@@ -237,7 +237,7 @@ export function jbd2_descriptor_tags(sb: JournalSuperblock, buf: Uint8Array, off
  * SAME_UUID on all but the first tag and LAST_TAG on the last. Returns the bytes used, or
  * -1 if the tags do not fit. The header and checksum tail are the caller's.
  */
-export function jbd2_descriptor_tags_encode(sb: JournalSuperblock, tags: readonly JournalBlockTag[], buf: Uint8Array, off = 0): number {
+export function jbd2_descriptor_tags_encode(sb: journal_superblock_t, tags: readonly journal_block_tag_t[], buf: Uint8Array, off = 0): number {
   const tagBytes = journal_tag_bytes(sb);
   let size = sb.s_blocksize;
   if (jbd2_journal_has_csum_v2or3(sb)) size -= JBD2_DESCRIPTOR_TAIL_SIZE;
@@ -258,15 +258,15 @@ export function jbd2_descriptor_tags_encode(sb: JournalSuperblock, tags: readonl
 
 /* ---- commit block (struct commit_header) -------------------------------------------- */
 
-export interface CommitHeader {
-  h_header: JournalHeader;
+export interface commit_header {
+  h_header: journal_header_t;
   h_chksum_type: number; h_chksum_size: number;
   /** h_chksum[8]: [0] holds the crc32 (v1) or crc32c (v2/v3) */
   h_chksum: number[];
   h_commit_sec: number; h_commit_nsec: number;
 }
 export const JBD2_COMMIT_OFF = { h_chksum_type: 12, h_chksum_size: 13, h_chksum: 16, h_commit_sec: 48, h_commit_nsec: 56 } as const;
-export function jbd2_commit_decode(buf: Uint8Array, off = 0): CommitHeader {
+export function jbd2_commit_decode(buf: Uint8Array, off = 0): commit_header {
   const O = JBD2_COMMIT_OFF;
   const h_chksum: number[] = [];
   for (let i = 0; i < JBD2_CHECKSUM_BYTES; i++) h_chksum.push(be32(buf, off + O.h_chksum + 4 * i));
@@ -277,7 +277,7 @@ export function jbd2_commit_decode(buf: Uint8Array, off = 0): CommitHeader {
     h_commit_nsec: be32(buf, off + O.h_commit_nsec),
   };
 }
-export function jbd2_commit_encode(c: CommitHeader, buf: Uint8Array, off = 0): void {
+export function jbd2_commit_encode(c: commit_header, buf: Uint8Array, off = 0): void {
   const O = JBD2_COMMIT_OFF;
   jbd2_header_encode(c.h_header, buf, off);
   buf[off + O.h_chksum_type] = c.h_chksum_type; buf[off + O.h_chksum_size] = c.h_chksum_size;
@@ -295,7 +295,7 @@ export function jbd2_commit_encode(c: CommitHeader, buf: Uint8Array, off = 0): v
  * records are 8 bytes with 64BIT, else 4. Returns a reason for a count beyond the block
  * (recovery's -EINVAL in scan_revoke_records); a count below the header just means none.
  */
-export function jbd2_revoke_records(sb: JournalSuperblock, buf: Uint8Array, off = 0): number[] | string {
+export function jbd2_revoke_records(sb: journal_superblock_t, buf: Uint8Array, off = 0): number[] | string {
   const rcount = be32(buf, off + JBD2_HEADER_SIZE);
   const recSize = jbd2_has_feature_64bit(sb) ? 8 : 4;
   let max = sb.s_blocksize;
@@ -308,7 +308,7 @@ export function jbd2_revoke_records(sb: JournalSuperblock, buf: Uint8Array, off 
   return out;
 }
 /** Writes records after the header and sets r_count; returns r_count or -1 if too many. */
-export function jbd2_revoke_records_encode(sb: JournalSuperblock, blocks: readonly number[], buf: Uint8Array, off = 0): number {
+export function jbd2_revoke_records_encode(sb: journal_superblock_t, blocks: readonly number[], buf: Uint8Array, off = 0): number {
   const recSize = jbd2_has_feature_64bit(sb) ? 8 : 4;
   let max = sb.s_blocksize;
   if (jbd2_journal_has_csum_v2or3(sb)) max -= JBD2_DESCRIPTOR_TAIL_SIZE;

@@ -17,14 +17,14 @@ import {
   JBD2_COMMIT_BLOCK, JBD2_CRC32_CHKSUM, JBD2_CRC32_CHKSUM_SIZE, JBD2_DESCRIPTOR_BLOCK, JBD2_FLAG_ESCAPE,
   JBD2_MAGIC_NUMBER, JBD2_REVOKE_BLOCK, be32, jbd2_commit_decode, jbd2_descriptor_tags,
   jbd2_has_feature_async_commit, jbd2_has_feature_checksum, jbd2_has_feature_fast_commit,
-  jbd2_journal_has_csum_v2or3, jbd2_revoke_records, put_be32, type JournalBlockTag,
+  jbd2_journal_has_csum_v2or3, jbd2_revoke_records, put_be32, type journal_block_tag_t,
 } from './layout.js';
 import {
   crc32_be, jbd2_block_tag_csum_verify, jbd2_commit_block_csum_verify, jbd2_descriptor_block_csum_verify,
 } from './csum.js';
-import type { Journal } from './journal.js';
+import type { journal_t } from './journal.js';
 
-export interface RecoveryInfo {
+export interface recovery_info {
   start_transaction: number;
   end_transaction: number;
   head_block: number;
@@ -63,11 +63,11 @@ class RevokeTable {
   }
 }
 
-function wrap(j: Journal, b: number): number {
+function wrap(j: journal_t, b: number): number {
   return b >= j.j_last ? b - (j.j_last - j.j_first) : b;
 }
 
-async function do_one_pass(j: Journal, info: RecoveryInfo, pass: Pass, revoke: RevokeTable,
+async function do_one_pass(j: journal_t, info: recovery_info, pass: Pass, revoke: RevokeTable,
   sink: ReplaySink | null, print: (m: string) => void): Promise<void> {
   const sb = j.j_sb;
   const bs = j.j_blocksize;
@@ -103,7 +103,7 @@ async function do_one_pass(j: Journal, info: RecoveryInfo, pass: Pass, revoke: R
           }
           needCheckCommitTime = true;
         }
-        const tags: JournalBlockTag[] = jbd2_descriptor_tags(sb, buf, 0);
+        const tags: journal_block_tag_t[] = jbd2_descriptor_tags(sb, buf, 0);
         if (pass !== PASS_REPLAY) {
           if (pass === PASS_SCAN && jbd2_has_feature_checksum(sb) && !needCheckCommitTime && !info.end_transaction) {
             // calc_chksums: the v1 checksum runs over the descriptor and every logged block.
@@ -203,8 +203,8 @@ async function do_one_pass(j: Journal, info: RecoveryInfo, pass: Pass, revoke: R
  * jbd2_journal_recover: replay the log into `sink`. Returns what was done; the journal's
  * j_transaction_sequence is set to the next transaction id. A log with s_start 0 is clean.
  */
-export async function jbd2_journal_recover(j: Journal, sink: ReplaySink, print: (m: string) => void): Promise<RecoveryInfo> {
-  const info: RecoveryInfo = { start_transaction: 0, end_transaction: 0, head_block: 0, nr_replays: 0,
+export async function jbd2_journal_recover(j: journal_t, sink: ReplaySink, print: (m: string) => void): Promise<recovery_info> {
+  const info: recovery_info = { start_transaction: 0, end_transaction: 0, head_block: 0, nr_replays: 0,
     nr_revokes: 0, nr_revoke_hits: 0, nr_bad_blocks: 0, fc_ignored: false };
   if (!j.j_sb.s_start) {
     j.j_transaction_sequence = (j.j_sb.s_sequence + 1) >>> 0;
@@ -225,8 +225,8 @@ export async function jbd2_journal_recover(j: Journal, sink: ReplaySink, print: 
 }
 
 /** Only the scan: how far the log goes (for tests and for deciding whether recovery is needed). */
-export async function jbd2_journal_scan(j: Journal, print: (m: string) => void): Promise<RecoveryInfo> {
-  const info: RecoveryInfo = { start_transaction: 0, end_transaction: 0, head_block: 0, nr_replays: 0,
+export async function jbd2_journal_scan(j: journal_t, print: (m: string) => void): Promise<recovery_info> {
+  const info: recovery_info = { start_transaction: 0, end_transaction: 0, head_block: 0, nr_replays: 0,
     nr_revokes: 0, nr_revoke_hits: 0, nr_bad_blocks: 0, fc_ignored: false };
   if (!j.j_sb.s_start) return info;
   await do_one_pass(j, info, PASS_SCAN, new RevokeTable(), null, print);

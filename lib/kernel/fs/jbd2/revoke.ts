@@ -14,7 +14,7 @@ import {
   jbd2_revoke_records_encode,
 } from './layout.js';
 import { jbd2_revoke_block_csum_set } from './csum.js';
-import type { Journal } from './journal.js';
+import type { journal_t } from './journal.js';
 import type { transaction_t } from './transaction.js';
 
 /** jbd2_journal_revoke: record that `blocknr` is freed by transaction t. */
@@ -28,7 +28,7 @@ export function jbd2_journal_cancel_revoke(t: transaction_t, blocknr: number): v
 }
 
 /** How many revoke records fit in one revoke block. */
-export function jbd2_revoke_records_per_block(j: Journal): number {
+export function jbd2_revoke_records_per_block(j: journal_t): number {
   const sb = j.j_sb;
   let room = j.j_blocksize - JBD2_REVOKE_HEADER_SIZE;
   if (jbd2_journal_has_csum_v2or3(sb)) room -= JBD2_DESCRIPTOR_TAIL_SIZE;
@@ -39,7 +39,7 @@ export function jbd2_revoke_records_per_block(j: Journal): number {
  * jbd2_journal_write_revoke_records: the revoke blocks of transaction `tid` for `blocks`
  * (with their checksum tails). The journal must have INCOMPAT_REVOKE (the caller sets it).
  */
-export function jbd2_journal_write_revoke_records(j: Journal, tid: number, blocks: readonly number[]): Uint8Array[] {
+export function jbd2_journal_write_revoke_records(j: journal_t, tid: number, blocks: readonly number[]): Uint8Array[] {
   const out: Uint8Array[] = [];
   const per = jbd2_revoke_records_per_block(j);
   for (let i = 0; i < blocks.length; i += per) {

@@ -29,8 +29,8 @@ import { EROFS } from '../../include/uapi.js';
 import { BH_Dirty, BH_JBD, BH_Uptodate } from '../../include/blk.js';
 import { get_bh, put_bh, type buffer_head } from '../buffer.js';
 import { add_timer, ktime_get_ns } from '../../kernel/timer.js';
-import type { KTimer } from '../../kernel/timer.js';
-import type { Journal } from './journal.js';
+import type { timer_list } from '../../kernel/timer.js';
+import type { journal_t } from './journal.js';
 import { jbd2_journal_cancel_revoke, jbd2_journal_revoke } from './revoke.js';
 
 /* t_state */
@@ -97,13 +97,13 @@ export class transaction_t {
   /** Entries of j_cp that belong to this transaction. */
   t_cp_count = 0;
   t_start_ns = 0;
-  t_timer: KTimer | null = null;
+  t_timer: timer_list | null = null;
   /**
    * Run once the transaction is committed (Linux's j_commit_callback: ext4 releases the
    * blocks the transaction freed for reuse only then).
    */
   t_commit_callbacks: (() => void)[] = [];
-  constructor(readonly t_tid: number, readonly t_journal: Journal) {}
+  constructor(readonly t_tid: number, readonly t_journal: journal_t) {}
 }
 
 /** The jbd2 side of a handle (ext4's handle_t carries these). */
@@ -121,7 +121,7 @@ function jbd2_journal_add_journal_head(bh: buffer_head): journal_head {
 }
 
 /** jbd2_get_transaction: a new running transaction, with its commit timer armed. */
-function jbd2_get_transaction(j: Journal): transaction_t {
+function jbd2_get_transaction(j: journal_t): transaction_t {
   const t = new transaction_t(j.j_transaction_sequence, j);
   j.j_transaction_sequence = (j.j_transaction_sequence + 1) >>> 0;
   t.t_start_ns = ktime_get_ns();
@@ -138,7 +138,7 @@ function jbd2_get_transaction(j: Journal): transaction_t {
  * jbd2_log_start_commit: ask for transaction `tid` to be committed (by the journal's
  * commit worker, kjournald2's job in Linux). Safe from timer context.
  */
-export function jbd2_log_start_commit(j: Journal, tid: number): void {
+export function jbd2_log_start_commit(j: journal_t, tid: number): void {
   const t = j.j_running_transaction;
   if (!t || t.t_tid !== tid || j.j_aborted || !j.j_wq || !j.j_commit_work) return;
   if (t.t_state === T_RUNNING) t.t_state = T_LOCKED;
@@ -150,7 +150,7 @@ export function jbd2_log_start_commit(j: Journal, tid: number): void {
  * there is none. If it would grow past the journal's maximum transaction size, its commit
  * is requested (it happens as soon as the handles in it are done).
  */
-export function jbd2_journal_start(j: Journal, handle: jbd2_handle, credits: number): void {
+export function jbd2_journal_start(j: journal_t, handle: jbd2_handle, credits: number): void {
   if (j.j_aborted || !j.j_ops) throw err(EROFS);
   const t = j.j_running_transaction ?? jbd2_get_transaction(j);
   t.t_updates++;
@@ -163,7 +163,7 @@ export function jbd2_journal_start(j: Journal, handle: jbd2_handle, credits: num
 }
 
 /** jbd2_journal_stop: the handle's updates are complete; a waiting commit may proceed. */
-export function jbd2_journal_stop(j: Journal, handle: jbd2_handle): void {
+export function jbd2_journal_stop(j: journal_t, handle: jbd2_handle): void {
   const t = handle.h_transaction;
   if (!t) return;
   handle.h_transaction = null;
@@ -177,7 +177,7 @@ export function jbd2_journal_stop(j: Journal, handle: jbd2_handle): void {
  * blocks in this handle's update; the transaction's commit writes and waits for that data
  * first (data=ordered), so that no committed metadata points at blocks holding stale data.
  */
-export function jbd2_journal_inode_ranged_write(j: Journal, handle: jbd2_handle, inode: object, start_byte: number, length: number): void {
+export function jbd2_journal_inode_ranged_write(j: journal_t, handle: jbd2_handle, inode: object, start_byte: number, length: number): void {
   const t = handle.h_transaction;
   if (!t || j.j_aborted || length <= 0) return;
   const end = start_byte + length - 1;
@@ -193,7 +193,7 @@ function jbd2_unfile_from_writeback(bh: buffer_head): void {
 }
 
 /** jbd2_journal_get_write_access: the handle is about to change an existing buffer. */
-export function jbd2_journal_get_write_access(j: Journal, handle: jbd2_handle, bh: buffer_head): void {
+export function jbd2_journal_get_write_access(j: journal_t, handle: jbd2_handle, bh: buffer_head): void {
   const t = handle.h_transaction;
   if (!t || j.j_aborted) throw err(EROFS);
   jbd2_journal_add_journal_head(bh);
@@ -203,7 +203,7 @@ export function jbd2_journal_get_write_access(j: Journal, handle: jbd2_handle, b
 }
 
 /** jbd2_journal_get_create_access: a newly allocated block is about to be filled. */
-export function jbd2_journal_get_create_access(j: Journal, handle: jbd2_handle, bh: buffer_head): void {
+export function jbd2_journal_get_create_access(j: journal_t, handle: jbd2_handle, bh: buffer_head): void {
   jbd2_journal_get_write_access(j, handle, bh);
 }
 
@@ -211,7 +211,7 @@ export function jbd2_journal_get_create_access(j: Journal, handle: jbd2_handle, 
  * jbd2_journal_dirty_metadata: the buffer belongs to the transaction; it is logged at
  * commit and not written in place before.
  */
-export function jbd2_journal_dirty_metadata(j: Journal, handle: jbd2_handle, bh: buffer_head): void {
+export function jbd2_journal_dirty_metadata(j: journal_t, handle: jbd2_handle, bh: buffer_head): void {
   const t = handle.h_transaction;
   if (!t || j.j_aborted) throw err(EROFS);
   bh.set(BH_Uptodate);
@@ -232,7 +232,7 @@ export function jbd2_journal_dirty_metadata(j: Journal, handle: jbd2_handle, bh:
  * checkpoint are not written home any more (the block may be reused for data), and the
  * block is revoked so that replay does not bring an old copy back.
  */
-export function jbd2_journal_block_freed(j: Journal, handle: jbd2_handle, blocknr: number): void {
+export function jbd2_journal_block_freed(j: journal_t, handle: jbd2_handle, blocknr: number): void {
   const t = handle.h_transaction;
   if (!t) return;
   const jh = t.t_buffers.get(blocknr);
@@ -249,7 +249,7 @@ export function jbd2_journal_block_freed(j: Journal, handle: jbd2_handle, blockn
 }
 
 /** jbd2_journal_forget: a metadata buffer of a block being freed (ext4_forget). */
-export function jbd2_journal_forget(j: Journal, handle: jbd2_handle, bh: buffer_head): void {
+export function jbd2_journal_forget(j: journal_t, handle: jbd2_handle, bh: buffer_head): void {
   jbd2_unfile_from_writeback(bh);
   jbd2_journal_block_freed(j, handle, bh.b_blocknr);
 }

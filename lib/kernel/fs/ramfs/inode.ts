@@ -10,8 +10,8 @@
  * May touch: libfs, inode, dcache, filemap.
  */
 import {
-  Inode, I_DIRTY_SYNC, type Dentry, type File, type file_operations, type file_system_type,
-  type inode_operations, type Kstat, type super_block, type super_operations,
+  inode, I_DIRTY_SYNC, type dentry, type file, type file_operations, type file_system_type,
+  type inode_operations, type kstat, type super_block, type super_operations,
 } from '../../include/fs.js';
 import { err } from '../../include/errno.js';
 import {
@@ -26,7 +26,7 @@ import {
   insert_inode_hash, new_inode,
 } from '../inode.js';
 import {
-  SimpleXattrs, noop_fsync, simple_empty, simple_getattr, simple_link, simple_lookup, simple_offset_add,
+  simple_xattrs, noop_fsync, simple_empty, simple_getattr, simple_link, simple_lookup, simple_offset_add,
   simple_offset_dir_operations, simple_offset_init, simple_rename, simple_rmdir, simple_setattr,
   simple_statfs, simple_unlink, simple_xattr_handlers,
 } from '../libfs.js';
@@ -37,12 +37,12 @@ import { simple_aops } from '../../mm/filemap.js';
 export const RAMFS_MAGIC = 0x858458f6;
 const RAMFS_DEFAULT_MODE = 0o755;
 
-class RamfsInode extends Inode {
-  readonly xattrs = new SimpleXattrs();
+class RamfsInode extends inode {
+  readonly xattrs = new simple_xattrs();
 }
 
 /** ramfs_fallocate (as shmem's, reduced): reserve by growing i_size; punch by zeroing. */
-async function ramfsFallocate(file: File, mode: number, offset: number, len: number): Promise<void> {
+async function ramfsFallocate(file: file, mode: number, offset: number, len: number): Promise<void> {
   const inode = file.f_inode;
   if (mode & ~(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE)) throw err(EOPNOTSUPP);
   const end = offset + len;
@@ -75,8 +75,8 @@ export const ramfs_file_operations: file_operations = {
   fallocate: ramfsFallocate,
 };
 
-const listxattr = async (d: Dentry) => (d.d_inode as RamfsInode).xattrs.list();
-const getattr = async (d: Dentry, stat: Kstat) => simple_getattr(d, stat);
+const listxattr = async (d: dentry) => (d.d_inode as RamfsInode).xattrs.list();
+const getattr = async (d: dentry, stat: kstat) => simple_getattr(d, stat);
 
 export const ramfs_file_inode_operations: inode_operations = {
   setattr: simple_setattr,
@@ -87,7 +87,7 @@ const ramfsSymlinkInodeOperations: inode_operations = { getattr, listxattr, seta
 const ramfsSpecialInodeOperations: inode_operations = { getattr, listxattr, setattr: simple_setattr };
 
 /** ramfs_get_inode */
-export function ramfs_get_inode(sb: super_block, dir: Inode | null, mode: number, dev: number): Inode {
+export function ramfs_get_inode(sb: super_block, dir: inode | null, mode: number, dev: number): inode {
   const inode = new_inode(sb);
   inode.i_ino = get_next_ino();
   insert_inode_hash(inode);
@@ -120,7 +120,7 @@ export function ramfs_get_inode(sb: super_block, dir: Inode | null, mode: number
 }
 
 /** ramfs_mknod: instantiate and pin the dentry (the dcache is the directory). */
-async function ramfsMknod(dir: Inode, d: Dentry, mode: number, dev: number): Promise<void> {
+async function ramfsMknod(dir: inode, d: dentry, mode: number, dev: number): Promise<void> {
   const inode = ramfs_get_inode(dir.i_sb, dir, mode, dev);
   d_instantiate(d, inode);
   dget(d);

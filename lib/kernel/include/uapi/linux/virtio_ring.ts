@@ -104,7 +104,7 @@ export interface vring_desc {
  * into QueueDesc/QueueDriver/QueueDevice; the caller has checked that each part lies
  * inside `mem`. Ring positions are taken modulo num here; indices are free-running u16s.
  */
-export class Vring {
+export class vring {
   readonly view: DataView;
   readonly u16: Uint16Array | null;
 
