@@ -13,7 +13,9 @@
  *
  * May touch: inode.ts (iput), the wait queues.
  */
-import { pr_err } from '../kernel/printk.js';
+import { pr_err, pr_warn } from '../kernel/printk.js';
+import { err } from '../include/errno.js';
+import { ELOOP, S_IFDIR, S_IFMT } from '../include/uapi.js';
 import { dentry, type inode, type path, type super_block, SB_ACTIVE } from '../include/fs.js';
 import { wait_queue_head, wait_event } from '../kernel/wait.js';
 import { iput, SHRINK_BATCH } from './inode.js';
@@ -94,9 +96,22 @@ export function d_add(d: dentry, inode: inode | null): void { d_instantiate(d, i
 
 /**
  * d_splice_alias: what a filesystem's lookup hands back. We keep one dentry per directory
- * inode by construction (rename moves dentries), so this is d_add.
+ * inode by construction (rename moves dentries), so this is d_add, but for one case a
+ * corrupt image makes: an entry naming its own directory or one of its ancestors. That
+ * directory would sit below itself (and rmdir would lock the same inode twice), so the
+ * lookup fails with ELOOP, as Linux's d_splice_alias answers it. The caller keeps its
+ * reference to the inode to drop.
  */
 export function d_splice_alias(inode: inode | null, d: dentry): dentry {
+  if (inode && (inode.i_mode & S_IFMT) === S_IFDIR && !d.isRoot) {
+    for (let p = d.d_parent; ; p = p.d_parent) {
+      if (p.d_inode === inode) {
+        pr_warn(`VFS: Lookup of '${d.d_name}' in ${inode.i_sb.s_type.name} ${inode.i_sb.s_id} would have caused loop`);
+        throw err(ELOOP);
+      }
+      if (p.isRoot) break;
+    }
+  }
   d_add(d, inode);
   return d;
 }

@@ -34,13 +34,13 @@ import * as NR from '../include/unistd.js';
 import { capable, current_cred, in_group_p } from '../kernel/cred.js';
 import { mutex } from '../kernel/wait.js';
 import {
-  d_alloc, d_add, d_delete, d_exchange, dget, d_lookup, d_lookup_done, d_move, dput, d_unhash, d_wait_lookup,
+  d_alloc, d_add, d_delete, d_splice_alias, d_exchange, dget, d_lookup, d_lookup_done, d_move, dput, d_unhash, d_wait_lookup,
   is_subdir, shrink_dcache_parent, DCACHE_PAR_LOOKUP,
 } from './dcache.js';
 import { current_fs, current_umask } from './fs_struct.js';
 import { IS_POSIXACL, get_inode_acl, posix_acl_permission } from './posix_acl.js';
 import { ACL_TYPE_ACCESS } from '../include/posix_acl.js';
-import { touch_atime } from './inode.js';
+import { iput, touch_atime } from './inode.js';
 import { fget_raw, fput } from './file_table.js';
 import { lookup_mnt, mntget, mntput, mnt_want_write } from './namespace.js';
 
@@ -236,7 +236,9 @@ async function lookup_slow(parent: dentry, name: string, flags: number): Promise
   try {
     if (!dir.i_op.lookup) throw err(ENOTDIR);
     const inode = await dir.i_op.lookup(dir, d, flags);
-    if (inode && !d.d_inode) d_add(d, inode);
+    if (inode && !d.d_inode) {
+      try { d_splice_alias(inode, d); } catch (e) { await iput(inode); throw e; }
+    }
   } catch (e) {
     d_unhash(d);
     d_lookup_done(d);

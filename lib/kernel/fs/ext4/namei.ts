@@ -284,6 +284,8 @@ export async function ext4_lookup(dirI: inode, dentry: dentry, _flags: number): 
   if (!ino) return null;
   if (!ext4_valid_inum(dir, ino))
     throw ext4_error(dir.i_sb, 'ext4_lookup', `bad inode number: ${ino}`, { ino: dir.i_ino });
+  if (ino === dir.i_ino)
+    throw ext4_error(dir.i_sb, 'ext4_lookup', `'${dentry.d_name}' linked to parent dir`, { ino: dir.i_ino });
   try {
     return await ext4_iget(dir.i_sb, ino);
   } catch (e) {
