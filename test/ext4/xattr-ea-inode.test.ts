@@ -21,6 +21,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { makeExtImage, withLoopMount, e2fsckClean, dumpe2fsHeader } from '../lib/images.js';
 import { readXattrs } from '../lib/manifest.js';
+import { parseDebugfsDump } from '../lib/debugfs.js';
 import { run, whyNot } from '../lib/sh.js';
 import { scratchDir } from '../lib/scratch.js';
 import { startKernel, O_CREAT, O_WRONLY, type Kernel } from '../../lib/index.js';
@@ -264,22 +265,7 @@ if (skip) {
       }
       return n;
     };
-    const dump = async (cmd: string, size: number) => {
-      const out = (await run('debugfs', ['-R', cmd, img])).stdout;
-      const parts: Buffer[] = [];
-      let len = 0;
-      let prev: Buffer | null = null;
-      for (const line of out.split('\n')) {
-        const m = /^([0-7]{4,})\s+((?:[0-9a-f]{4} ?){1,8})/.exec(line);
-        if (!m) continue;
-        const off = parseInt(m[1]!, 8);
-        while (prev && len < off) { parts.push(prev); len += prev.length; }
-        const b = Buffer.from(m[2]!.replace(/ /g, ''), 'hex');
-        parts.push(b); len += b.length; prev = b;
-      }
-      while (prev && len < size) { parts.push(prev); len += prev.length; }
-      return Buffer.concat(parts).subarray(0, size);
-    };
+    const dump = async (cmd: string, size: number) => parseDebugfsDump((await run('debugfs', ['-R', cmd, img])).stdout, size);
     const ibody = async (f: string) => {
       const raw = Buffer.from(await dump(`id /${f}`, 256));
       const start = 128 + raw.readUInt16LE(128);

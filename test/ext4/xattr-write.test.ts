@@ -21,6 +21,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { makeExtImage, withLoopMount, e2fsckClean, dumpe2fsHeader, type ExtImageOptions } from '../lib/images.js';
 import { readXattrs } from '../lib/manifest.js';
+import { parseDebugfsDump } from '../lib/debugfs.js';
 import { run, whyNot } from '../lib/sh.js';
 import { scratchDir } from '../lib/scratch.js';
 import { startKernel, O_CREAT, O_WRONLY, type Kernel } from '../../lib/index.js';
@@ -73,28 +74,7 @@ async function fileAcl(img: string, p: string): Promise<number> {
   if (!m) throw new Error(`debugfs stat /${p}: ${r.stdout} ${r.stderr}`);
   return Number(m[1]);
 }
-/**
- * The bytes of a debugfs hex dump (bd, id): lines "OFFS  hhhh hhhh ...  text" with octal
- * offsets; a "*" line stands for repeats of the line before up to the next offset (or, last,
- * up to `size`).
- */
-function parseDump(text: string, size: number): Buffer {
-  const parts: Buffer[] = [];
-  let len = 0;
-  let prev: Buffer | null = null;
-  for (const line of text.split('\n')) {
-    const m = /^([0-7]{4,})\s+((?:[0-9a-f]{4} ?){1,8})/.exec(line);
-    if (!m) continue;
-    const off = parseInt(m[1]!, 8);
-    while (prev && len < off) { parts.push(prev); len += prev.length; }
-    const b = Buffer.from(m[2]!.replace(/ /g, ''), 'hex');
-    parts.push(b); len += b.length; prev = b;
-  }
-  while (prev && len < size) { parts.push(prev); len += prev.length; }
-  const out = Buffer.concat(parts);
-  if (out.length !== size) throw new Error(`debugfs dump of ${out.length} bytes, not ${size}`);
-  return out;
-}
+const parseDump = parseDebugfsDump;
 
 /** h_refcount of an xattr block, from debugfs's hex dump of its first 16 bytes. */
 async function blockRefcount(img: string, blk: number): Promise<number> {
