@@ -361,6 +361,23 @@ t.test('unlinked open files (orphans)', async (t) => {
   t.equal(await s.mkdir('/orph/f', 0o755), 0, 'the name can be reused');
 });
 
+t.test('descriptors past 65,536 (lklfuse holds one per looked-up directory)', async (t) => {
+  const s = k.sys;
+  const fds: number[] = [];
+  let last = 0;
+  for (let i = 0; i < 70_000; i++) {
+    last = await s.open('/', O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (last < 0) break;
+    fds.push(last);
+  }
+  t.equal(fds.length, 70_000, `70,000 descriptors open at once (the last: ${last})`);
+  t.ok(fds[fds.length - 1]! >= 65_536, 'numbered past 65,536');
+  for (const fd of fds) await s.close(fd);
+  const one = await s.open('/', O_PATH | O_DIRECTORY | O_CLOEXEC);
+  t.equal(await s.fcntl(one, 0 /* F_DUPFD */, 1024 * 1024), -EINVAL, 'F_DUPFD at NR_OPEN (1024 * 1024) is EINVAL, as on Linux');
+  await s.close(one);
+});
+
 t.test('no leaked files', async (t) => {
   t.equal(nrFiles(), 0, 'every File was released');
 });

@@ -21,8 +21,14 @@ import * as NR from '../include/unistd.js';
 import { path_put } from './namei.js';
 import { current_cred, capable } from '../kernel/cred.js';
 
-/** Highest descriptor number + 1 (RLIMIT_NOFILE; LKL's process has no rlimit setup). */
-export const NR_OPEN_MAX = 65536;
+/**
+ * Highest descriptor number + 1: Linux's NR_OPEN (1024 * 1024, the default ceiling of
+ * fs.nr_open; LKL's process has no rlimit setup). lklfuse's kernel transport keeps an O_PATH
+ * descriptor for every directory the host has looked up and not yet forgotten, and the
+ * host forgets late: a walk of a directory with 65,000 subdirectories (e2fsprogs'
+ * f_many_subdirs) ran out of a 65,536 limit (EMFILE).
+ */
+export const NR_OPEN_MAX = 1024 * 1024;
 
 export class files_struct {
   fdt: Array<file | null> = [];
