@@ -288,7 +288,7 @@ define_syscall(NR.__NR_faccessat, 'faccessat', async (dfd: number, p: PathArg, m
     // access_override_creds: root's powers count only for a real uid of 0.
     const caps = new Set<number>();
     if (real.uid === 0) for (let i = 0; i < 41; i++) caps.add(i);
-    task.ctx.cred = { ...real, fsuid: real.uid, fsgid: real.gid, groups: real.groups, caps } satisfies cred;
+    task.ctx.cred = { ...real, fsuid: real.uid, fsgid: real.gid, groups: real.groups, cap_effective: caps } satisfies cred;
   }
   try {
     let how = flags & AT_SYMLINK_NOFOLLOW ? 0 : LOOKUP_FOLLOW;

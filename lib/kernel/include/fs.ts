@@ -55,7 +55,7 @@ export interface cred {
   uid: number; gid: number; suid: number; sgid: number; euid: number; egid: number;
   fsuid: number; fsgid: number; groups: number[];
   /** Capabilities (CAP_* bit numbers) that are in effect: root has them all. */
-  caps: Set<number>;
+  cap_effective: Set<number>;
 }
 export const CAP_CHOWN = 0, CAP_DAC_OVERRIDE = 1, CAP_DAC_READ_SEARCH = 2, CAP_FOWNER = 3,
   CAP_FSETID = 4, CAP_SETGID = 6, CAP_SETUID = 7, CAP_LINUX_IMMUTABLE = 9, CAP_SYS_CHROOT = 18,

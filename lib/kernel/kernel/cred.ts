@@ -16,7 +16,7 @@ import * as NR from '../include/unistd.js';
 const ALL_CAPS = Array.from({ length: 41 }, (_, i) => i);
 
 export function rootCred(): cred {
-  return { uid: 0, gid: 0, suid: 0, sgid: 0, euid: 0, egid: 0, fsuid: 0, fsgid: 0, groups: [], caps: new Set(ALL_CAPS) };
+  return { uid: 0, gid: 0, suid: 0, sgid: 0, euid: 0, egid: 0, fsuid: 0, fsgid: 0, groups: [], cap_effective: new Set(ALL_CAPS) };
 }
 
 /** current_cred(): the credentials of the running task. */
@@ -27,7 +27,7 @@ export function current_cred(): cred {
   current().ctx.cred = r;
   return r;
 }
-export function capable(cap: number): boolean { return current_cred().caps.has(cap); }
+export function capable(cap: number): boolean { return current_cred().cap_effective.has(cap); }
 export function in_group_p(gid: number): boolean {
   const c = current_cred();
   return c.fsgid === gid || c.groups.includes(gid);
@@ -36,9 +36,9 @@ export function in_group_p(gid: number): boolean {
 /** Recompute capabilities after a uid change, as Linux's cap_emulate_setxuid does. */
 function fixCaps(c: cred, oldRuid: number, oldEuid: number, oldSuid: number): void {
   const wasRoot = oldRuid === 0 || oldEuid === 0 || oldSuid === 0;
-  if (wasRoot && c.uid !== 0 && c.euid !== 0 && c.suid !== 0) c.caps.clear();
-  else if (oldEuid === 0 && c.euid !== 0) c.caps.clear();
-  else if (oldEuid !== 0 && c.euid === 0) for (const x of ALL_CAPS) c.caps.add(x);
+  if (wasRoot && c.uid !== 0 && c.euid !== 0 && c.suid !== 0) c.cap_effective.clear();
+  else if (oldEuid === 0 && c.euid !== 0) c.cap_effective.clear();
+  else if (oldEuid !== 0 && c.euid === 0) for (const x of ALL_CAPS) c.cap_effective.add(x);
 }
 
 function setCred(mutator: (c: cred) => void): void {

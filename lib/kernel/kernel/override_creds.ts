@@ -23,7 +23,7 @@ const CAP_FS_MASK = [CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNE
  * what the process has.
  */
 export function override_fscreds(base: cred, o: FsCredOverride): cred {
-  const caps = new Set(base.caps);
+  const caps = new Set(base.cap_effective);
   if (o.fsuid !== 0) for (const c of CAP_FS_MASK) caps.delete(c);
-  return { ...base, fsuid: o.fsuid, fsgid: o.fsgid, groups: [...o.groups].sort((a, b) => a - b), caps };
+  return { ...base, fsuid: o.fsuid, fsgid: o.fsgid, groups: [...o.groups].sort((a, b) => a - b), cap_effective: caps };
 }

@@ -13,7 +13,7 @@ import { request_irq, trigger_irq } from '../arch/irq.js';
 import { IRQ_TIMER } from '../arch/irq.js';
 import type { timespec64 } from '../include/uapi.js';
 
-export interface timer_list { expires: number; fn: () => void; seq: number; active: boolean }
+export interface timer_list { expires: number; function: () => void; seq: number; active: boolean }
 
 class TimerState {
   timers: timer_list[] = []; // sorted by (expires, seq)
@@ -73,7 +73,7 @@ export function setRealtime(t: timespec64): void {
 
 /** Arm a timer `deltaNs` from now. Returns a handle for del_timer. */
 export function add_timer(deltaNs: number, fn: () => void): timer_list {
-  const t: timer_list = { expires: ktime_get_ns() + Math.max(0, deltaNs), fn, seq: ts.seq++, active: true };
+  const t: timer_list = { expires: ktime_get_ns() + Math.max(0, deltaNs), function: fn, seq: ts.seq++, active: true };
   // Insert keeping order; equal deadlines fire in arming order.
   let lo = 0, hi = ts.timers.length;
   while (lo < hi) {
@@ -113,7 +113,7 @@ function runTimers(): void {
     const t = ts.timers.shift()!;
     t.active = false;
     ts.fired++;
-    t.fn();
+    t.function();
   }
   program();
 }
