@@ -164,7 +164,12 @@ async function __mpage_writepage(st: MpageWriteState, page: page, wbc: writeback
   } else {
     /* a page without buffers (written whole, nobh): map its blocks, one run for the page */
     if (!page.test(PG_uptodate)) return false;
-    const map = await mapper(inode, page.index * perPage, perPage, true);
+    // A mapping error is the buffer path's to handle ("confused", as Linux's goto confused):
+    // block_write_full_page unlocks the page and reports it. Thrown from here, the page
+    // stayed locked and the next truncate or unmount waited on it for ever (fuzz: fat12
+    // seed 472, a cluster size that put the file's blocks past its chain).
+    const map = await mapper(inode, page.index * perPage, perPage, true).catch(() => null);
+    if (!map) return false;
     if (!map.mapped || map.delay || map.unwritten || map.len < perPage) return false;
     first = map.pblk;
     if (map.isNew && inode.i_sb.s_bdev) clean_bdev_aliases(inode.i_sb.s_bdev, first, perPage, blocksize);
