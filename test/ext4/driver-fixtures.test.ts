@@ -5,11 +5,10 @@
 // clear message for a refused mount.
 
 import t from 'tap';
-import { E2FSPROGS_FIXTURES, fixturesSkip } from '../lib/fixtures.js';
+import { E2FSPROGS_FIXTURES, fixturesSkip, unpackFixture as unpack } from '../lib/fixtures.js';
 import fs from 'node:fs';
 import path from 'node:path';
-import zlib from 'node:zlib';
-import { run, whyNot } from '../lib/sh.js';
+import { whyNot } from '../lib/sh.js';
 import { super_block, SB_RDONLY, file as File, type dir_context } from '../../lib/kernel/include/fs.js';
 import { isErrno } from '../../lib/kernel/include/errno.js';
 import { ext4_fill_super_dev, ext4_fs_type } from '../../lib/kernel/fs/ext4/super.js';
@@ -24,15 +23,6 @@ import { memDev } from './driver-util.js';
 const FIX = E2FSPROGS_FIXTURES;
 const skip = fixturesSkip() || whyNot(['bzcat']);
 const PER_IMAGE_MS = 30_000;
-
-async function unpack(dir: string): Promise<Buffer | null> {
-  const f = fs.readdirSync(dir).find((x) => x.startsWith('image'));
-  if (!f) return null;
-  const p = path.join(dir, f);
-  if (f.endsWith('.gz')) return zlib.gunzipSync(fs.readFileSync(p));
-  if (f.endsWith('.bz2')) return (await run('bzcat', [p])).stdoutBuf;
-  return null;
-}
 
 if (skip) {
   t.plan(0, `skip: ${skip}`);

@@ -6,6 +6,8 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import zlib from 'node:zlib';
+import { run } from './sh.js';
 import { fileURLToPath } from 'node:url';
 
 // This file runs from <repo>/<outDir>/test/lib/: the repository is the nearest folder up
@@ -34,4 +36,17 @@ export const E2FSPROGS_FIXTURES = process.env.LKL_TS_FIXTURES
 export function fixturesSkip(): string | false {
   if (fs.existsSync(E2FSPROGS_FIXTURES)) return false;
   return `e2fsprogs fixtures not found at ${E2FSPROGS_FIXTURES} (no shared/ beside the repository; set LKL_TS_FIXTURES)`;
+}
+
+/**
+ * The image of one e2fsprogs test directory (image.gz or image.bz2), unpacked, or null
+ * when the directory has none.
+ */
+export async function unpackFixture(dir: string): Promise<Buffer | null> {
+  const f = fs.readdirSync(dir).find((x) => x.startsWith('image'));
+  if (!f) return null;
+  const p = path.join(dir, f);
+  if (f.endsWith('.gz')) return zlib.gunzipSync(fs.readFileSync(p));
+  if (f.endsWith('.bz2')) return (await run('bzcat', [p])).stdoutBuf;
+  return null;
 }
