@@ -18,7 +18,6 @@ import { ext4_alloc_da_blocks, ext4_file_getattr, ext4_map_blocks, ext4_setattr 
 import { ext4_listxattr } from './xattr.js';
 import { ext4_get_acl, ext4_set_acl_op } from './acl.js';
 import { ext4_fallocate } from './extents.js';
-import { ext4_convert_inline_data } from './inline.js';
 import { ext4_journal_writable } from './ext4_jbd2.js';
 import { jbd2_complete_transaction } from '../jbd2/commit.js';
 import { ext4_fileattr_get, ext4_fileattr_set, ext4_ioctl } from './ioctl.js';
@@ -60,13 +59,12 @@ export async function ext4_llseek(file: file, offset: number, whence: number): P
   return pos;
 }
 
-/** ext4_file_write_iter: buffered writes through write_begin/write_end (no inline data yet). */
+/** ext4_file_write_iter: buffered writes through write_begin/write_end (inline data: inline.ts). */
 async function ext4_file_write_iter(file: file, buf: Uint8Array, pos: number): Promise<number> {
   const inode = EXT4_I(file.f_inode);
   const sbi = EXT4_SB(inode.i_sb);
   if (inode.i_sb.s_flags & SB_RDONLY || sbi.s_readonly_driver) throw err(EROFS);
   if (inode.i_ext4_flags & (EXT4_IMMUTABLE_FL)) throw err(EPERM);
-  if (inode.i_ext4_flags & EXT4_INLINE_DATA_FL) await ext4_convert_inline_data(inode);
   // Block-mapped files end where their triple-indirect block ends (ext4_max_bitmap_size).
   return generic_file_write_iter(file, buf, pos);
 }

@@ -17,13 +17,14 @@ import { sb_getblk } from '../buffer.js';
 import { BH_Uptodate } from '../../include/blk.js';
 import {
   EXT4_BG_BLOCK_UNINIT, EXT4_BG_INODE_UNINIT, EXT4_EA_INODE_FL, EXT4_EXTENTS_FL, EXT4_FEATURE_INCOMPAT_EXTENTS,
+  EXT4_FEATURE_INCOMPAT_INLINE_DATA,
   EXT4_FEATURE_INCOMPAT_FLEX_BG, EXT4_GOOD_OLD_INODE_SIZE, EXT4_INDEX_FL, EXT4_TOPDIR_FL, ext4_free_group_clusters,
   ext4_free_group_clusters_set, ext4_free_inodes_count, ext4_free_inodes_set, ext4_inode_bitmap, ext4_itable_unused_count,
   ext4_itable_unused_set, ext4_used_dirs_count, ext4_used_dirs_set, EXT4_ROOT_INO,
 } from './layout.js';
 import { ext4_ext_header_encode, EXT4_EXT_MAGIC, ext4_ext_space_root } from './ext4_extents.h.js';
 import { ext4_inode_bitmap_csum_verify, ext4_inode_csum_seed } from './csum.js';
-import { EXT4_SB, type ext4_inode_info, EXT4_STATE_NEW, type ext4_sb_info } from './ext4.js';
+import { EXT4_SB, type ext4_inode_info, EXT4_STATE_MAY_INLINE_DATA, EXT4_STATE_NEW, type ext4_sb_info } from './ext4.js';
 import { ext4_error } from './errors.js';
 import { ext4_block_valid } from './block_validity.js';
 import { ext4_set_inode_flags } from './inode.js';
@@ -230,6 +231,9 @@ export async function __ext4_new_inode(handle: handle_t, dir: ext4_inode_info, m
       inode.i_data, 0);
   }
   inode.i_state_flags |= EXT4_STATE_NEW;
+  /* small files and directories start in the inode (inline.ts) */
+  if (sbi.has_incompat(EXT4_FEATURE_INCOMPAT_INLINE_DATA) && !(i_flags & EXT4_EA_INODE_FL))
+    inode.i_state_flags |= EXT4_STATE_MAY_INLINE_DATA;
   insert_inode_hash(inode);
   /* an ea_inode holds one value: no ACL or security attributes of its own */
   if (i_flags & EXT4_EA_INODE_FL) return inode;

@@ -72,9 +72,12 @@ import {
 import { ext4_free_inode } from './ialloc.js';
 import { ext4_xattr_delete_inode } from './xattr.js';
 import { ext4_orphan_del } from './orphan.js';
-import { EXT4_STATE_NEW } from './ext4.js';
+import { EXT4_STATE_MAY_INLINE_DATA, EXT4_STATE_NEW } from './ext4.js';
 import { posix_acl_chmod } from '../posix_acl.js';
-import { ext4_convert_inline_data, ext4_find_inline_data, ext4_read_inline_data } from './inline.js';
+import {
+  ext4_convert_inline_data, ext4_da_write_inline_data_begin, ext4_find_inline_data, ext4_inline_data_truncate, ext4_read_inline_data,
+  ext4_write_inline_data_end,
+} from './inline.js';
 import { ext4_file_inode_operations, ext4_file_operations } from './file.js';
 import { ext4_dir_inode_operations, ext4_special_inode_operations } from './namei.js';
 import { ext4_dir_operations } from './dir.js';
@@ -573,6 +576,11 @@ const ext4_da_get_block_prep: BlockMapper = asMapper(async (inode, iblock, _max,
 /** ext4_da_write_begin: the page for [pos, pos+len) with its new blocks reserved, not allocated. */
 async function ext4_da_write_begin(m: address_space, pos: number, len: number): Promise<page> {
   const ei = EXT4_I(m.host);
+  if (ei.i_state_flags & EXT4_STATE_MAY_INLINE_DATA || ei.i_ext4_flags & EXT4_INLINE_DATA_FL) {
+    if (ei.i_sb.s_flags & SB_RDONLY) throw err(EROFS);
+    const page = await ext4_da_write_inline_data_begin(m, ei, pos, len);
+    if (page) return page;
+  }
   if (!ext4_use_delalloc(ei) || ext4_nonda_switch(EXT4_SB(ei.i_sb))) {
     return ext4_write_begin_retry(ei, pos, len, () => block_write_begin(m, pos, len, ext4_get_block));
   }
@@ -588,6 +596,8 @@ async function ext4_da_write_begin(m: address_space, pos: number, len: number): 
  */
 async function ext4_da_write_end(m: address_space, pos: number, len: number, copied: number, page: page): Promise<number> {
   const ei = EXT4_I(m.host);
+  if (ei.i_state_flags & EXT4_STATE_MAY_INLINE_DATA && ei.i_ext4_flags & EXT4_INLINE_DATA_FL)
+    return ext4_write_inline_data_end(ei, pos, len, copied, page);
   const from = pos % PAGE_SIZE;
   if (copied < len && !page.test(PG_uptodate)) copied = 0;
   block_commit_write(page, from, from + copied);
@@ -984,7 +994,7 @@ export async function ext4_truncate(inode: ext4_inode_info): Promise<void> {
   const type = inode.i_mode & S_IFMT;
   if (!(type === S_IFREG || type === S_IFDIR || type === S_IFLNK)) return;
   if (type === S_IFLNK && ext4_inode_is_fast_symlink(inode)) return;
-  if (inode.i_ext4_flags & EXT4_INLINE_DATA_FL) throw err(EROFS);
+  if (inode.i_ext4_flags & EXT4_INLINE_DATA_FL) return ext4_inline_data_truncate(inode);
   if (inode.i_size % EXT4_SB(sb).s_blocksize && inode.i_mapping.a_ops === ext4_aops)
     await block_truncate_page(inode.i_mapping, inode.i_size, ext4_get_block);
   const first = Math.ceil(inode.i_size / EXT4_SB(sb).s_blocksize);
@@ -1021,7 +1031,9 @@ export async function ext4_setattr(dentry: dentry, attr: iattr): Promise<void> {
     if ((inode.i_mode & S_IFMT) !== S_IFREG) throw err(EINVAL);
     inode_newsize_ok(inode, size);
     if (!(inode.i_ext4_flags & EXT4_EXTENTS_FL) && size > ext4_max_bitmap_size_of(inode)) throw err(EFBIG);
-    if (inode.i_ext4_flags & EXT4_INLINE_DATA_FL) await ext4_convert_inline_data(inode);
+    // An inline file grown past its inline area moves to a block (Linux keeps it inline up
+    // to i_inline_size); a shrink keeps it inline (ext4_truncate -> ext4_inline_data_truncate).
+    if (inode.i_ext4_flags & EXT4_INLINE_DATA_FL && size > inode.i_size && size > inode.i_inline_size) await ext4_convert_inline_data(inode);
     if (size === inode.i_size) {
       // Linux's ext4_setattr sets mtime and ctime for every size change that does not
       // shrink, to the same size too (truncate(2) of a file to its size changes them).

@@ -35,7 +35,7 @@ import { __ext4_new_inode } from './ialloc.js';
 import { ext4_file_inode_operations, ext4_file_operations } from './file.js';
 import { ext4_fast_symlink_inode_operations, ext4_symlink_inode_operations } from './symlink.js';
 import { ext4fs_dirhash } from './hash.js';
-import { EXT4_I, EXT4_MOUNT_NO_AUTO_DA_ALLOC, EXT4_SB, type ext4_inode_info } from './ext4.js';
+import { EXT4_I, EXT4_MOUNT_NO_AUTO_DA_ALLOC, EXT4_SB, EXT4_STATE_MAY_INLINE_DATA, type ext4_inode_info } from './ext4.js';
 import { ext4_error, ext4_warning } from './errors.js';
 import { ext4_orphan_add } from './orphan.js';
 import {
@@ -44,7 +44,10 @@ import {
 } from './inode.js';
 import { ext4_dir_operations } from './dir.js';
 import { DxFallback, dir_blocks, ext4_read_dirblock, ext4_walk_dirblock, is_dx } from './dir.js';
-import { ext4_convert_inline_dir, ext4_inline_dir_view } from './inline.js';
+import {
+  ext4_delete_inline_entry, ext4_find_inline_entry, ext4_inline_dir_view, ext4_inline_set_dotdot, ext4_inline_setent,
+  ext4_try_add_inline_entry, ext4_try_create_inline_dir,
+} from './inline.js';
 import { ext4_listxattr } from './xattr.js';
 import { ext4_get_acl, ext4_set_acl_op } from './acl.js';
 import { ext4_fileattr_get, ext4_fileattr_set } from './ioctl.js';
@@ -344,7 +347,7 @@ async function ext4_handle_dirty_dx_node(handle: handle_t, dir: ext4_inode_info,
  * add_dirent_to_buf: put `name` -> `ino` into a block of `size` usable bytes, in the first
  * record that is free and big enough or whose slack after its own name is. False if full.
  */
-function add_dirent_to_buf(dir: ext4_inode_info, buf: Uint8Array, size: number, pblk: number, name: Uint8Array, ino: number, ftype: number): boolean {
+export function add_dirent_to_buf(dir: ext4_inode_info, buf: Uint8Array, size: number, pblk: number, name: Uint8Array, ino: number, ftype: number): boolean {
   const bs = EXT4_SB(dir.i_sb).s_blocksize;
   const need = ext4_dir_rec_len(name.length);
   const inodes = EXT4_SB(dir.i_sb).s_es.s_inodes_count;
@@ -403,9 +406,15 @@ async function ext4_append(handle: handle_t, dir: ext4_inode_info): Promise<{ bh
  */
 export async function ext4_add_entry(handle: handle_t, dir: ext4_inode_info, name: string, inode: inode): Promise<void> {
   if (name.length > EXT4_NAME_LEN) throw err(ENAMETOOLONG);
-  if (dir.i_ext4_flags & EXT4_INLINE_DATA_FL) await ext4_convert_inline_dir(dir);
   const nb = nameBytes(name);
   const ftype = ext4_ftype(dir, inode.i_mode);
+  if (dir.i_ext4_flags & EXT4_INLINE_DATA_FL) {
+    // In the inode if it fits; else the directory has just moved to block 0 (below).
+    if (await ext4_try_add_inline_entry(handle, dir, nb, inode.i_ino, ftype)) {
+      await ext4_touch_dir(handle, dir);
+      return;
+    }
+  }
   if (is_dx(dir)) {
     try {
       await ext4_dx_add_entry(handle, dir, nb, inode.i_ino, ftype);
@@ -452,7 +461,7 @@ async function ext4_touch_dir(handle: handle_t, dir: ext4_inode_info): Promise<v
   await ext4_mark_inode_dirty(handle, dir);
 }
 
-/** Where an entry lives: directory block, byte offset, and its inode. */
+/** Where an entry lives: directory block (-1: inline, off is then Linux's inline offset), byte offset, and its inode. */
 interface DirLoc { lblk: number; off: number; ino: number }
 
 function find_in_block(dir: ext4_inode_info, buf: Uint8Array, pblk: number, name: string): { off: number; ino: number } | null {
@@ -465,6 +474,7 @@ function find_in_block(dir: ext4_inode_info, buf: Uint8Array, pblk: number, name
 
 /** ext4_find_entry returning where the entry is (for delete and rename). */
 async function ext4_find_entry_loc(dir: ext4_inode_info, name: string): Promise<DirLoc | null> {
+  if (dir.i_ext4_flags & EXT4_INLINE_DATA_FL) return ext4_find_inline_entry(dir, name);
   if (is_dx(dir) && name !== '.' && name !== '..') {
     try {
       return await ext4_dx_search(dir, name, async (blk): Promise<DirLoc | null> => {
@@ -487,38 +497,51 @@ async function ext4_find_entry_loc(dir: ext4_inode_info, name: string): Promise<
 }
 
 /**
- * ext4_delete_entry / ext4_generic_delete_entry: the record is merged into the one before
- * it in its block, or (first in the block) its inode is zeroed.
+ * ext4_generic_delete_entry: the record at `at` (naming `ino`) in an area of `size` bytes is
+ * merged into the one before it, or (first in the area) its inode is zeroed; either way its
+ * bytes are wiped, as Linux does.
  */
-async function ext4_delete_entry(handle: handle_t, dir: ext4_inode_info, loc: DirLoc): Promise<void> {
+export function ext4_generic_delete_entry(dir: ext4_inode_info, buf: Uint8Array, size: number, at: number, ino: number, pblk: number): void {
   const bs = EXT4_SB(dir.i_sb).s_blocksize;
+  let prev = -1, off = 0;
+  while (off < at && off < size) {
+    const rl = ext4_rec_len_from_disk(le16(buf, off + 4), bs);
+    if (rl < 12) throw ext4_error(dir.i_sb, 'ext4_delete_entry', `bad rec_len at ${off}`, { ino: dir.i_ino, block: pblk });
+    prev = off;
+    off += rl;
+  }
+  if (off !== at || le32(buf, off) !== ino)
+    throw ext4_error(dir.i_sb, 'ext4_delete_entry', 'directory entry moved under us', { ino: dir.i_ino, block: pblk });
+  const rl = ext4_rec_len_from_disk(le16(buf, off + 4), bs);
+  if (rl < 12 || off + rl > size) throw ext4_error(dir.i_sb, 'ext4_delete_entry', `bad rec_len at ${off}`, { ino: dir.i_ino, block: pblk });
+  if (prev >= 0) {
+    const prl = ext4_rec_len_from_disk(le16(buf, prev + 4), bs);
+    put_le16(buf, prev + 4, ext4_rec_len_to_disk(prl + rl, bs));
+    buf.fill(0, off, off + rl);
+  } else {
+    put_le32(buf, off, 0);
+    buf.fill(0, off + 6, off + rl);
+  }
+}
+
+/** ext4_delete_entry: the entry at `loc` goes (in its block, or in the inode for inline directories). */
+async function ext4_delete_entry(handle: handle_t, dir: ext4_inode_info, loc: DirLoc): Promise<void> {
+  if (loc.lblk < 0) return ext4_delete_inline_entry(handle, dir, loc.off, loc.ino);
   const bh = await ext4_dirblock_bh(dir, loc.lblk);
   if (!bh) throw ext4_error(dir.i_sb, 'ext4_delete_entry', `hole at directory block ${loc.lblk}`, { ino: dir.i_ino });
   try {
     await ext4_journal_get_write_access(handle, dir.i_sb, bh);
-    const buf = bh.b_data;
-    let prev = -1, off = 0;
-    while (off < loc.off) {
-      const rl = ext4_rec_len_from_disk(le16(buf, off + 4), bs);
-      if (rl < 12) throw ext4_error(dir.i_sb, 'ext4_delete_entry', `bad rec_len at ${off}`, { ino: dir.i_ino, block: bh.b_blocknr });
-      prev = off;
-      off += rl;
-    }
-    if (off !== loc.off || le32(buf, off) !== loc.ino)
-      throw ext4_error(dir.i_sb, 'ext4_delete_entry', 'directory entry moved under us', { ino: dir.i_ino, block: bh.b_blocknr });
-    const rl = ext4_rec_len_from_disk(le16(buf, off + 4), bs);
-    if (prev >= 0) {
-      const prl = ext4_rec_len_from_disk(le16(buf, prev + 4), bs);
-      put_le16(buf, prev + 4, ext4_rec_len_to_disk(prl + rl, bs));
-    } else {
-      put_le32(buf, off, 0);
-    }
+    ext4_generic_delete_entry(dir, bh.b_data, ext4_usable_size(dir), loc.off, loc.ino, bh.b_blocknr);
     await ext4_handle_dirty_dirblock(handle, dir, bh);
   } finally { brelse(bh); }
 }
 
 /** Point an existing entry at another inode (ext4_setent, for rename over a target). */
 async function ext4_setent(handle: handle_t, dir: ext4_inode_info, loc: DirLoc, ino: number, mode: number): Promise<void> {
+  if (loc.lblk < 0) {
+    const ft = EXT4_SB(dir.i_sb).has_incompat(EXT4_FEATURE_INCOMPAT_FILETYPE) ? ext4_type_by_mode(mode) : null;
+    return ext4_inline_setent(handle, dir, loc.off, ino, ft);
+  }
   const bh = await ext4_dirblock_bh(dir, loc.lblk);
   if (!bh) throw ext4_error(dir.i_sb, 'ext4_setent', `hole at directory block ${loc.lblk}`, { ino: dir.i_ino });
   try {
@@ -589,7 +612,6 @@ async function ext4_undo_new_inode(inode: ext4_inode_info): Promise<void> {
 }
 
 async function ext4_new_inode_start_handle(dir: ext4_inode_info, mode: number, credits: number): Promise<{ handle: handle_t; inode: ext4_inode_info }> {
-  await ext4_convert_inline_dir(dir);
   const handle = ext4_journal_start(dir, EXT4_HT_DIR, credits);
   try {
     const inode = await __ext4_new_inode(handle, dir, mode);
@@ -676,19 +698,7 @@ async function ext4_mkdir(dirI: inode, dentry: dentry, mode: number): Promise<vo
     inode.i_fop = ext4_dir_operations;
     inode.i_mapping.a_ops = ext4_aops;
     try {
-      // ext4_init_new_dir: block 0 with "." and "..".
-      const { bh } = await ext4_append(handle, inode);
-      try {
-        const bs = EXT4_SB(dir.i_sb).s_blocksize;
-        const buf = bh.b_data;
-        ext4_init_leaf(inode, buf);
-        const ft = ext4_ftype(inode, S_IFDIR);
-        ext4_dir_entry_encode({ inode: inode.i_ino, rec_len: 12, name_len: 1, file_type: ft, name: nameBytes('.') }, buf, 0, bs);
-        ext4_dir_entry_encode({ inode: dir.i_ino, rec_len: ext4_usable_size(inode) - 12, name_len: 2, file_type: ft,
-          name: nameBytes('..') }, buf, 12, bs);
-        await ext4_handle_dirty_dirblock(handle, inode, bh);
-      } finally { brelse(bh); }
-      set_nlink(inode, 2);
+      await ext4_init_new_dir(handle, dir, inode);
       await ext4_mark_inode_dirty(handle, inode);
       await ext4_add_entry(handle, dir, dentry.d_name, inode);
     } catch (e) {
@@ -702,12 +712,31 @@ async function ext4_mkdir(dirI: inode, dentry: dentry, mode: number): Promise<vo
   } finally { await ext4_journal_stop(handle); }
 }
 
+/**
+ * ext4_init_new_dir: a new directory is inline when it may be (inline_data, room in the
+ * inode), else block 0 with "." and "..". Two links either way.
+ */
+async function ext4_init_new_dir(handle: handle_t, dir: ext4_inode_info, inode: ext4_inode_info): Promise<void> {
+  set_nlink(inode, 2);
+  if (inode.i_state_flags & EXT4_STATE_MAY_INLINE_DATA && await ext4_try_create_inline_dir(handle, dir, inode)) return;
+  const { bh } = await ext4_append(handle, inode);
+  try {
+    const bs = EXT4_SB(dir.i_sb).s_blocksize;
+    const buf = bh.b_data;
+    ext4_init_leaf(inode, buf);
+    const ft = ext4_ftype(inode, S_IFDIR);
+    ext4_dir_entry_encode({ inode: inode.i_ino, rec_len: 12, name_len: 1, file_type: ft, name: nameBytes('.') }, buf, 0, bs);
+    ext4_dir_entry_encode({ inode: dir.i_ino, rec_len: ext4_usable_size(inode) - 12, name_len: 2, file_type: ft,
+      name: nameBytes('..') }, buf, 12, bs);
+    await ext4_handle_dirty_dirblock(handle, inode, bh);
+  } finally { brelse(bh); }
+}
+
 async function ext4_link(oldDentry: dentry, dirI: inode, dentry: dentry): Promise<void> {
   const dir = EXT4_I(dirI);
   const inode = EXT4_I(oldDentry.d_inode!);
   if (dentry.d_name.length > EXT4_NAME_LEN) throw err(ENAMETOOLONG);
   if (inode.i_nlink >= EXT4_LINK_MAX) throw err(EMLINK);
-  await ext4_convert_inline_dir(dir);
   const handle = ext4_journal_start(dir, EXT4_HT_DIR, CREATE_CREDITS);
   try {
     inode.i_ctime = current_time(inode);
@@ -734,7 +763,6 @@ async function ext4_remove_entry(handle: handle_t, dir: ext4_inode_info, name: s
 async function ext4_unlink(dirI: inode, dentry: dentry): Promise<void> {
   const dir = EXT4_I(dirI);
   const inode = EXT4_I(dentry.d_inode!);
-  await ext4_convert_inline_dir(dir);
   const handle = ext4_journal_start(dir, EXT4_HT_DIR, EXT4_DATA_TRANS_BLOCKS + 2);
   try {
     await ext4_remove_entry(handle, dir, dentry.d_name, inode);
@@ -752,7 +780,6 @@ async function ext4_rmdir(dirI: inode, dentry: dentry): Promise<void> {
   const dir = EXT4_I(dirI);
   const inode = EXT4_I(dentry.d_inode!);
   if (!(await ext4_empty_dir(inode))) throw err(ENOTEMPTY);
-  await ext4_convert_inline_dir(dir);
   const handle = ext4_journal_start(dir, EXT4_HT_DIR, EXT4_DATA_TRANS_BLOCKS + 2);
   try {
     await ext4_remove_entry(handle, dir, dentry.d_name, inode);
@@ -769,7 +796,6 @@ async function ext4_rmdir(dirI: inode, dentry: dentry): Promise<void> {
 
 /** The ".." entry of a directory being moved: its block and offset (always block 0, second record). */
 async function ext4_dotdot_loc(dir: ext4_inode_info): Promise<DirLoc> {
-  await ext4_convert_inline_dir(dir);
   const blk = await ext4_read_dirblock(dir, 0, 'any');
   if (!blk) throw ext4_error(dir.i_sb, 'ext4_rename', 'directory has no block 0', { ino: dir.i_ino });
   const bs = EXT4_SB(dir.i_sb).s_blocksize;
@@ -782,6 +808,7 @@ async function ext4_dotdot_loc(dir: ext4_inode_info): Promise<DirLoc> {
 
 /** Rewrite ".." of a moved directory (in an htree root the same record: dx_root keeps it). */
 async function ext4_set_dotdot(handle: handle_t, dir: ext4_inode_info, parent: ext4_inode_info): Promise<void> {
+  if (dir.i_ext4_flags & EXT4_INLINE_DATA_FL) return ext4_inline_set_dotdot(handle, dir, parent.i_ino);
   const loc = await ext4_dotdot_loc(dir);
   const bh = await ext4_dirblock_bh(dir, 0);
   if (!bh) throw ext4_error(dir.i_sb, 'ext4_rename', 'directory has no block 0', { ino: dir.i_ino });
@@ -805,12 +832,6 @@ async function ext4_rename(oldDirI: inode, oldDentry: dentry, newDirI: inode, ne
   if (newDentry.d_name.length > EXT4_NAME_LEN) throw err(ENAMETOOLONG);
   if (flags & RENAME_WHITEOUT) throw err(EINVAL);
   const oldIsDir = (old.i_mode & S_IFMT) === S_IFDIR;
-  // Inline directories become block directories before the handle: entries move, and a
-  // moved directory's ".." is rewritten in its block.
-  await ext4_convert_inline_dir(oldDir);
-  await ext4_convert_inline_dir(newDir);
-  if (oldIsDir && oldDir !== newDir) await ext4_convert_inline_dir(old);
-  if (target && (flags & RENAME_EXCHANGE) && (target.i_mode & S_IFMT) === S_IFDIR && oldDir !== newDir) await ext4_convert_inline_dir(target);
   // auto_da_alloc: "write a new copy, rename it over the old one" must not leave an empty
   // file after a crash: the new copy's delayed data is allocated before the rename's handle.
   if (target && !(flags & RENAME_EXCHANGE) && (old.i_mode & S_IFMT) === S_IFREG &&

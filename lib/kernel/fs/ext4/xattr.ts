@@ -23,7 +23,7 @@ import {
 } from './layout.js';
 import {
   EXT4_XATTR_INDEX_SECURITY, EXT4_XATTR_INDEX_TRUSTED, EXT4_XATTR_INDEX_POSIX_ACL_ACCESS,
-  EXT4_XATTR_INDEX_POSIX_ACL_DEFAULT, EXT4_XATTR_IBODY_HEADER_SIZE, EXT4_XATTR_LEN, EXT4_XATTR_SIZE,
+  EXT4_XATTR_INDEX_POSIX_ACL_DEFAULT, EXT4_XATTR_INDEX_SYSTEM, EXT4_XATTR_IBODY_HEADER_SIZE, EXT4_XATTR_LEN, EXT4_XATTR_SIZE,
   ext4_xattr_block_hash, ext4_xattr_hash_entry, ext4_xattr_hash_entry_ea_inode, ext4_xattr_header_encode,
   ext4_xattr_is_last_entry, EXT4_XATTR_MIN_LARGE_EA_SIZE,
 } from './xattr.h.js';
@@ -703,6 +703,21 @@ async function ext4_xattr_ibody_commit(inode: ext4_inode_info, is: ext4_xattr_ib
   inode.i_raw.set(s.base.subarray(hdr, s.end), hdr);
   /* the system.data value may have moved */
   if (inode.i_ext4_flags & EXT4_INLINE_DATA_FL) await ext4_find_inline_data(inode);
+}
+
+/**
+ * ext4_xattr_ibody_set as inline.c calls it: the system.data attribute set to `value` (or
+ * removed, null) in the inode body only, never in the block: ENOSPC when it does not fit
+ * there. The caller writes the inode; times are not touched.
+ */
+export async function ext4_xattr_ibody_set_system_data(handle: handle_t, inode: ext4_inode_info, value: Uint8Array | null): Promise<void> {
+  const name = new Uint8Array([0x64, 0x61, 0x74, 0x61]); /* "data" */
+  const i: ext4_xattr_info = { name_index: EXT4_XATTR_INDEX_SYSTEM, name, value, in_inode: false, ea_hash: 0 };
+  const is = ext4_xattr_ibody_find(inode, i);
+  if (!is) throw err(ENOSPC);
+  if (!value && is.s.not_found) return;
+  await ext4_xattr_ibody_set(handle, inode, i, is, { drop: [], made: [], quota: 0 });
+  await ext4_xattr_ibody_commit(inode, is);
 }
 
 /**
