@@ -8,7 +8,8 @@
 // to 64 KiB, values just over and just under the size that goes to an ea_inode, a value that
 // moves there because the block is full, replacements both ways, removals, a file with
 // ea_inodes unlinked, one kept by a second link, changes to files whose ea_inodes or blocks
-// the host shares, a directory's and trusted./security. values. Every call must give the
+// the host shares, a directory's and trusted./security. values, the same value set on two
+// files and under two names (one ea_inode, shared by reference). Every call must give the
 // host's result; afterwards e2fsck -fn is clean on both (it checks each ea_inode's hash and
 // reference count), both have the same free inode and block counts (every ea_inode no
 // longer named is freed), and the host kernel reads exactly the same attributes from both.
@@ -125,6 +126,16 @@ function script(bs: number): Op[] {
     set('f6', 'security.s', 2 * bs, 25),
     set('f6', 'trusted.t', 2 * bs, 24),                 // the same value again
     set('f6', 'user.huge', 65537, 26),                  // over 64 KiB: E2BIG
+    { op: 'create', p: 'f7' },
+    { op: 'create', p: 'f8' },
+    set('f7', 'user.same', 3 * bs, 27),
+    set('f8', 'user.same', 3 * bs, 27),                 // the same value: the ea_inode is shared
+    set('f8', 'user.other', 3 * bs, 27),                // and again, under another name
+    { op: 'rm', p: 'f7', n: 'user.same' },              // one reference less, the value stays
+    set('f7', 'user.again', 3 * bs, 27),
+    set('f8', 'user.same', 3 * bs, 28),                 // replaced by another value: a new ea_inode
+    { op: 'create', p: 'f9' },
+    set('f9', 'user.shared', 2 * bs, 1),                // the host's shared value, not read since mount
   ];
 }
 

@@ -151,6 +151,8 @@ export class ext4_sb_info {
   s_busy_blocks: Set<number> = new Set();
   /** xattr blocks by their hash, to share identical ones (null with nombcache) */
   s_ea_block_cache: mb_cache | null = null;
+  /** ea_inodes by the crc32c of their value, to share identical values (ea_inode feature, not with nombcache) */
+  s_ea_inode_cache: mb_cache | null = null;
   /** Inode generation counter for new inodes (s_next_generation). */
   s_next_generation = 0;
   s_max_links = 65000;

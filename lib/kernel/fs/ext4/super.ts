@@ -83,7 +83,7 @@ import { find_get_page } from '../../mm/filemap.js';
 import { put_page } from '../../mm/page_alloc.js';
 import { write_inode_now } from '../fs-writeback.js';
 import { I_DIRTY_INODE, I_FREEING } from '../../include/fs.js';
-import { EXT4_FEATURE_INCOMPAT_64BIT } from './layout.js';
+import { EXT4_FEATURE_INCOMPAT_64BIT, EXT4_FEATURE_INCOMPAT_EA_INODE } from './layout.js';
 import { d_make_root } from '../dcache.js';
 import { register_filesystem } from '../super.js';
 import { bread, brelse, getblk, invalidate_bdev, mark_buffer_dirty, sb_bread, sync_dirty_buffer } from '../buffer.js';
@@ -597,7 +597,10 @@ export async function ext4_fill_super_dev(sb: super_block, dev: Ext4Dev, data: s
   await ext4_load_super(sb, sbi, sbByteOff, silent, true);
   ext4_set_def_opts(sbi);
   ext4_parse_options(sb, sbi, data);
-  if (!sbi.test_opt(EXT4_MOUNT_NO_MBCACHE)) sbi.s_ea_block_cache = mb_cache_create(EXT4_CACHE_BUCKET_BITS);
+  if (!sbi.test_opt(EXT4_MOUNT_NO_MBCACHE)) {
+    sbi.s_ea_block_cache = mb_cache_create(EXT4_CACHE_BUCKET_BITS);
+    if (sbi.has_incompat(EXT4_FEATURE_INCOMPAT_EA_INODE)) sbi.s_ea_inode_cache = mb_cache_create(EXT4_CACHE_BUCKET_BITS);
+  }
   const forceRo = ext4_check_features(sb, sbi, !wantRw);
   sbi.s_mount_state = sbi.s_es.s_state;
   if (sbi.s_es.s_state & EXT4_ERROR_FS) ext4_msg(sb, 'KERN_WARNING', 'warning: mounting fs with errors, running e2fsck is recommended');
@@ -896,6 +899,7 @@ function makeRoot(inode: inode): dentry { return d_make_root(inode); }
 async function ext4_put_super(sb: super_block): Promise<void> {
   const sbi = EXT4_SB(sb);
   if (sbi.s_ea_block_cache) { mb_cache_destroy(sbi.s_ea_block_cache); sbi.s_ea_block_cache = null; }
+  if (sbi.s_ea_inode_cache) { mb_cache_destroy(sbi.s_ea_inode_cache); sbi.s_ea_inode_cache = null; }
   if (sbi.s_journal?.j_ops && (sb.s_flags & SB_RDONLY || sbi.s_readonly_driver)) {
     // Made read-only by an error (errors=remount-ro): the journal stops without committing.
     ext4_journal_abort_on_error(sb);

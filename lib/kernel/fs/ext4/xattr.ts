@@ -9,8 +9,9 @@
  * functions do: the ea_inode holds the value as its data (written as metadata through the
  * journal), its reference count in ctime seconds (high word) and i_version (low word), and
  * the crc32c of the value in atime seconds; the entry names it in e_value_inum and hashes
- * that crc in place of the value. (Linux also finds an existing ea_inode with the same value
- * through mbcache and shares it; here every new value gets its own.)
+ * that crc in place of the value. An ea_inode already holding the same value (found by that
+ * crc in s_ea_inode_cache, which values created or read enter) is shared: it takes another
+ * reference, as Linux's ext4_xattr_inode_lookup_create does.
  */
 import type { dentry, inode, super_block, xattr_handler } from '../../include/fs.js';
 import { CAP_SYS_ADMIN } from '../../include/fs.js';
@@ -117,6 +118,10 @@ export async function ext4_xattr_value(inode: ext4_inode_info, f: Ext4XattrFound
       throw ext4_error(sb, 'ext4_xattr_inode_get', `ea_inode file size=${ea.i_size} entry size=${e.e_value_size}`, { ino: ea.i_ino });
     const out = new Uint8Array(e.e_value_size);
     await ext4_read_data(ea, 0, out);
+    // A value read whose crc is the one stored can be shared from now on (ext4_xattr_inode_get).
+    const cache = EXT4_SB(sb).s_ea_inode_cache;
+    const hash = ext4_xattr_inode_hash(sb, out);
+    if (cache && hash === ext4_xattr_inode_get_hash(ea)) mb_cache_entry_create(cache, hash, ea.i_ino, true);
     return out;
   } finally { await ext4_iput(ea); }
 }
@@ -223,6 +228,11 @@ function ext4_xattr_inode_hash(sb: super_block, value: Uint8Array): number {
   return crc32c(EXT4_SB(sb).s_csum_seed, value, 0, value.length) >>> 0;
 }
 
+/** ext4_xattr_inode_get_hash: the value's crc32c, kept in atime seconds. */
+function ext4_xattr_inode_get_hash(ea: ext4_inode_info): number {
+  return ea.i_atime.sec >>> 0;
+}
+
 /** ext4_xattr_inode_get_ref: ctime seconds are the high word, the raw i_version the low. */
 function ext4_xattr_inode_get_ref(ea: ext4_inode_info): number {
   return ea.i_ctime.sec * 2 ** 32 + le32(ea.i_raw, EXT4_INODE_OFF.l_i_version);
@@ -249,6 +259,9 @@ async function ext4_xattr_inode_update_ref(handle: handle_t, ea: ext4_inode_info
     set_nlink(ea, 1);
     await ext4_orphan_del(handle, ea);
   } else if (delta < 0 && ref === 0) {
+    /* no longer offered for sharing (ext4_evict_ea_inode's mb_cache_entry_delete) */
+    const cache = EXT4_SB(ea.i_sb).s_ea_inode_cache;
+    if (cache) mb_cache_entry_delete(cache, ext4_xattr_inode_get_hash(ea), ea.i_ino);
     clear_nlink(ea);
     await ext4_orphan_add(handle, ea);
   }
@@ -324,12 +337,61 @@ async function ext4_xattr_inode_create(handle: handle_t, inode: ext4_inode_info,
 }
 
 /**
+ * ext4_xattr_inode_cache_find: an ea_inode already holding exactly `value` (same crc, size
+ * and bytes), found through the ea_inode cache; null if none.
+ */
+async function ext4_xattr_inode_cache_find(inode: ext4_inode_info, value: Uint8Array, hash: number): Promise<ext4_inode_info | null> {
+  const cache = EXT4_SB(inode.i_sb).s_ea_inode_cache;
+  if (!cache) return null;
+  for (let ce = mb_cache_entry_find_first(cache, hash); ce; ce = mb_cache_entry_find_next(cache, ce)) {
+    let ea: ext4_inode_info;
+    try {
+      ea = await ext4_iget(inode.i_sb, ce.e_value, EXT4_IGET_EA_INODE);
+    } catch {
+      continue;
+    }
+    try {
+      if (ea.i_ext4_flags & EXT4_EA_INODE_FL && ea.i_nlink > 0 && ea.i_size === value.length &&
+        ext4_xattr_inode_get_hash(ea) === hash && ext4_xattr_inode_get_ref(ea) > 0) {
+        const data = new Uint8Array(value.length);
+        await ext4_read_data(ea, 0, data);
+        if (data.every((b, k) => b === value[k])) {
+          mb_cache_entry_touch(cache, ce);
+          const found = ea;
+          ea = null!;
+          return found;
+        }
+      }
+    } finally { if (ea) await ext4_iput(ea); }
+  }
+  return null;
+}
+
+/**
+ * ext4_xattr_inode_lookup_create: the ea_inode for `value`: an existing one with the same
+ * value takes another reference, else a new one is made and offered for sharing.
+ */
+async function ext4_xattr_inode_lookup_create(handle: handle_t, inode: ext4_inode_info, value: Uint8Array, hash: number): Promise<ext4_inode_info> {
+  const found = await ext4_xattr_inode_cache_find(inode, value, hash);
+  if (found) {
+    try {
+      await ext4_xattr_inode_update_ref(handle, found, 1);
+    } catch (e) { await ext4_iput(found); throw e; }
+    return found;
+  }
+  const ea = await ext4_xattr_inode_create(handle, inode, value, hash);
+  const cache = EXT4_SB(inode.i_sb).s_ea_inode_cache;
+  if (cache) mb_cache_entry_create(cache, hash, ea.i_ino, true);
+  return ea;
+}
+
+/**
  * The entry at s.here was given the value's place holder by ext4_xattr_set_entry: make the
  * ea_inode and name it there. The entry hash was already computed from the value's crc.
  */
 async function ext4_xattr_set_ea_inode(handle: handle_t, inode: ext4_inode_info, i: ext4_xattr_info, s: ext4_xattr_search,
   refs: ext4_xattr_refs): Promise<void> {
-  const ea = await ext4_xattr_inode_create(handle, inode, i.value!, i.ea_hash);
+  const ea = await ext4_xattr_inode_lookup_create(handle, inode, i.value!, i.ea_hash);
   put_le32(s.base, s.here + 4, ea.i_ino);
   refs.made.push(ea.i_ino);
   refs.quota += ext4_xattr_inode_quota(inode.i_sb, i.value!.length);
@@ -723,8 +785,8 @@ export async function ext4_xattr_ibody_set_system_data(handle: handle_t, inode: 
 /**
  * ext4_xattr_block_cache_insert: a checked xattr block goes into the cache under its hash,
  * reusable while its refcount is below EXT4_XATTR_REFCOUNT_MAX. Blocks naming ea_inodes are
- * not offered for sharing here (a shared block's ea_inode references are the block's, and
- * values are not shared between ea_inodes either: see ext4_xattr_inode_create).
+ * not offered for sharing here (a shared block's ea_inode references are the block's; the
+ * values themselves are shared through s_ea_inode_cache instead).
  */
 function ext4_xattr_block_cache_insert(sb: super_block, blk: number, buf: Uint8Array): void {
   const sbi = EXT4_SB(sb);
