@@ -1,8 +1,8 @@
 // The jbd2 write side against the host kernel: the script of test/ext4/write-script.ts
 // (shared with write-diff.test.ts) applied by lkl-ts and by the host kernel
 // to two copies of journalled images: default `mke2fs -t ext4` with 4 KiB and 1 KiB blocks,
-// and `-t ext3` (block maps, no checksums). lkl-ts mounts them read-write through its
-// journal (data=ordered). Both images must pass `e2fsck -fn`, the journal must be left
+// `-t ext3` (block maps, no checksums), and ext4 with inline_data. lkl-ts mounts them
+// read-write through its journal (data=ordered, and once data=writeback). Both images must pass `e2fsck -fn`, the journal must be left
 // empty and needs_recovery clear, and the host kernel must read both trees alike. The
 // lkl-ts image is also mounted with `commit=1` and written while commits run on the timer.
 
@@ -17,14 +17,22 @@ import { MiB, pattern, runDiffCase } from './write-script.js';
 
 const skip = whyNot(['mke2fs', 'e2fsck', 'losetup', 'mount', 'mknod', 'touch', 'fallocate'], { root: true });
 
-interface Case { name: string; fsType: 'ext2' | 'ext4'; image: Omit<ExtImageOptions, 'dir' | 'path'>; nsec: boolean; sparseFar: number }
+interface Case {
+  name: string; fsType: 'ext2' | 'ext4'; image: Omit<ExtImageOptions, 'dir' | 'path'>; nsec: boolean; sparseFar: number;
+  /** mount options besides commit=1 */
+  opts?: string;
+}
 const hasExtents = (c: Case) => c.fsType === 'ext4' && c.image.type !== 'ext3' && !(c.image.features ?? []).includes('^extent');
 
 const CASES: Case[] = [
   { name: 'ext4 default 4k', fsType: 'ext4', image: { type: 'ext4', sizeMiB: 256, blockSize: 4096 }, nsec: true, sparseFar: 3 * 1024 * MiB },
   { name: 'ext4 default 1k', fsType: 'ext4', image: { type: 'ext4', sizeMiB: 128, blockSize: 1024 }, nsec: true, sparseFar: 700 * MiB },
   { name: 'ext3 4k', fsType: 'ext4', image: { type: 'ext3', sizeMiB: 128, blockSize: 4096 }, nsec: false, sparseFar: 1024 * MiB },
-]
+  { name: 'ext4 default 4k, data=writeback', fsType: 'ext4', image: { type: 'ext4', sizeMiB: 256, blockSize: 4096 }, nsec: true,
+    sparseFar: 3 * 1024 * MiB, opts: 'data=writeback' },
+  { name: 'ext4 default 4k, inline_data', fsType: 'ext4', image: { type: 'ext4', sizeMiB: 128, blockSize: 4096, features: ['inline_data'] },
+    nsec: true, sparseFar: 1024 * MiB },
+];
 
 if (skip) {
   t.plan(0, `skip: ${skip}`);
@@ -35,7 +43,7 @@ if (skip) {
   t.teardown(async () => { await k?.halt(); });
 
   for (const c of CASES) {
-    t.test(c.name, async (t) => { await runDiffCase(t, k, dir, { ...c, extents: hasExtents(c) }, 'commit=1'); });
+    t.test(c.name, async (t) => { await runDiffCase(t, k, dir, { ...c, extents: hasExtents(c) }, c.opts ? `commit=1,${c.opts}` : 'commit=1'); });
   }
 
   t.test('journal state after a clean unmount', async (t) => {
