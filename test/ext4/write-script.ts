@@ -295,16 +295,23 @@ export async function runDiffCase(t: Test, k: Kernel, dir: string, c: DiffCase, 
     t.equal(await k.umountDev(id, 0), 0, 'unmounted');
   }
 
+  await checkBothImages(t, lklImg, hostImg, { ignore: ['ctime'], ignoreAt: [
+    { path: ['.', 'lost+found'], fields: ['atime', 'mtime'], why: 'the script does not set their times' },
+    ...(c.layout ? [c.layout] : []),
+  ] });
+  return lklImg;
+}
+
+/**
+ * The checks every differential case ends with: e2fsck -fn clean on the image lkl-ts wrote
+ * and on the host's, and the host kernel reading both trees alike (but for `opts`).
+ */
+export async function checkBothImages(t: Test, lklImg: string, hostImg: string, opts: Parameters<typeof diffManifests>[2]): Promise<void> {
   for (const [who, img] of [['lkl-ts', lklImg], ['host', hostImg]] as const) {
     const ck = await e2fsckClean(img);
     t.ok(ck.clean, `e2fsck -fn is clean on the image ${who} wrote`, { output: ck.output });
   }
   const ref = await withLoopMount(hostImg, { ro: true }, (m) => hostManifest(m, { producer: 'host' }));
   const got = await withLoopMount(lklImg, { ro: true }, (m) => hostManifest(m, { producer: 'lkl-ts' }));
-  const d = diffManifests(ref, got, { ignore: ['ctime'], ignoreAt: [
-    { path: ['.', 'lost+found'], fields: ['atime', 'mtime'], why: 'the script does not set their times' },
-    ...(c.layout ? [c.layout] : []),
-  ] });
-  t.same(d, [], 'the host kernel reads the tree lkl-ts wrote as the one it wrote itself');
-  return lklImg;
+  t.same(diffManifests(ref, got, opts), [], 'the host kernel reads the tree lkl-ts wrote as the one it wrote itself');
 }
