@@ -275,11 +275,14 @@ export async function runDaemon(args: LklfuseArgs): Promise<number> {
     // the hang reports: SIGUSR1's dump, and a hung task report from its "INFO: task" line on
     // (khungtaskd prints a report in one go, so it ends with the current event-loop turn).
     let inHungReport = false;
+    /** Error lines the kernel prints while a mount is tried (null when not mounting). */
+    let mountErrors: string[] | null = null;
     kernel = await loadKernel({
       memMiB: opts.mb, syscallThreads: args.singleThreaded ? 1 : undefined,
       cmdline: `sysctl.kernel.hung_task_timeout_secs=${opts.hungTaskTimeout}`,
       print: (msg, level) => {
         kernelDebug('%s', msg);
+        if (mountErrors && level !== undefined && level <= LOGLEVEL_ERR) mountErrors.push(msg);
         if (!inHungReport && level !== undefined && level <= LOGLEVEL_ERR && msg.startsWith('INFO: task ')) {
           inHungReport = true;
           setImmediate(() => { inHungReport = false; });
@@ -331,14 +334,19 @@ export async function runDaemon(args: LklfuseArgs): Promise<number> {
       type = det.type;
     }
 
+    // The kernel's error lines while mounting say why a mount failed (as dmesg does for mount(8)).
+    mountErrors = [];
     let mp = await kernel.mountDev(diskId, opts.part, type, opts.mountFlags, opts.mountData);
     if (mp === -ENODEV && (type === 'ext2' || type === 'ext3')) {
       mp = await kernel.mountDev(diskId, opts.part, 'ext4', opts.mountFlags, opts.mountData); // ext4 serves ext2/3
     }
     if (typeof mp === 'number') {
+      const why = mountErrors.length ? ` [kernel: ${mountErrors.map((m) => m.trim()).join('; ')}]` : '';
+      mountErrors = null;
       throw new LklfuseError(`${image}: cannot mount the ${type} filesystem: ${strerror(mp)}` +
-        (mp === -EINVAL || mp === -EUCLEAN || mp === -EBADMSG ? ' (corrupt or unsupported filesystem?)' : ''));
+        (mp === -EINVAL || mp === -EUCLEAN || mp === -EBADMSG ? ' (corrupt or unsupported filesystem?)' : '') + why);
     }
+    mountErrors = null;
     mounted = true;
     debug('mounted %s (%s) at %s in the kernel', dev, type, mp);
     outsideFd = await sys.open('/', O_RDONLY | O_DIRECTORY);

@@ -25,7 +25,7 @@ import { EXT4_SB } from '../../lib/kernel/fs/ext4/ext4.js';
 import { jbd2_journal_init } from '../../lib/kernel/fs/jbd2/journal.js';
 import { jbd2_journal_scan } from '../../lib/kernel/fs/jbd2/recovery.js';
 import { ext4_iget, ext4_map_blocks, EXT4_IGET_SPECIAL } from '../../lib/kernel/fs/ext4/inode.js';
-import { startKernel, MS_RDONLY, type Kernel } from '../../lib/index.js';
+import { startKernel, EOPNOTSUPP, MS_RDONLY, type Kernel } from '../../lib/index.js';
 import { lklManifest, memDev, sha256File } from './driver-util.js';
 
 const FIX = E2FSPROGS_FIXTURES;
@@ -151,6 +151,29 @@ if (skipFix) {
         }
         t.equal(await sha256File(img), before, `${f.name}: image unchanged`);
       }
+    } finally { await k.halt(); }
+  });
+
+  t.test('fast commits to replay: a read-write mount is refused, nothing written', async (t) => {
+    const k: Kernel = await startKernel({ memMiB: 64 });
+    try {
+      const img = path.join(dir, 'j_recover_fast_commit.rw.img');
+      fs.copyFileSync(images.get('j_recover_fast_commit')!, img);
+      const before = await sha256File(img);
+      const msgs: string[] = [];
+      captureKernelMessages((m) => msgs.push(m));
+      const id = await k.diskAdd({ path: img });
+      const mnt = await k.mountDev(id, 0, 'ext4', 0, '');
+      captureKernelMessages(null);
+      t.equal(mnt, -EOPNOTSUPP, 'mount read-write: EOPNOTSUPP', { msgs });
+      t.ok(msgs.some((m) => /fast commits \(transaction \d+\) that lkl-ts cannot replay: mount read-only, or replay them with e2fsck -fy/.test(m)),
+        'with a message saying why and what to do', { msgs });
+      t.equal(await sha256File(img), before, 'the image is unchanged (its fast commits are still there for e2fsck)');
+      const ro = await k.mountDev(id, 0, 'ext4', MS_RDONLY, '');
+      t.type(ro, 'string', 'a read-only mount is allowed (the replay stays in memory)');
+      if (typeof ro === 'string') t.equal(await k.umountDev(id, 0), 0);
+      t.equal(await sha256File(img), before, 'and leaves the image unchanged');
+      // The same for a journal with no fast commit pending: j_recover_csum3_64bit mounts read-write (below).
     } finally { await k.halt(); }
   });
 

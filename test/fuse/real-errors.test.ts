@@ -5,7 +5,9 @@
 import t from 'tap';
 import fs from 'node:fs';
 import { spawnSync } from 'node:child_process';
+import path from 'node:path';
 import { makeExtImage, makeVfatImage } from '../lib/images.js';
+import { E2FSPROGS_FIXTURES, unpackFixture } from '../lib/fixtures.js';
 import { readMountinfo } from '../../lib/fuse/mountinfo.js';
 import { BIN, box, type Box, fuseSkip, lklfuse, realEnv, sha256File, overTransports } from './real-helpers.js';
 
@@ -85,26 +87,37 @@ const cases: Case[] = [
   {
     name: 'ext4 superblock magic broken, type=ext4 given (the kernel refuses)',
     setup: async (b) => { const image = await ext4(b); poke(image, 1024 + 0x38, [0, 0]); return { image, mnt: b.mnt(), args: ['-o', 'type=ext4'] }; },
-    message: /^lklfuse: .*ext4\.img: cannot mount the ext4 filesystem: Invalid argument \(corrupt or unsupported filesystem\?\)$/,
+    message: /^lklfuse: .*ext4\.img: cannot mount the ext4 filesystem: Invalid argument \(corrupt or unsupported filesystem\?\) \[kernel: .+\]$/,
     foreground: true,
   },
   {
     name: 'ext4 superblock checksum wrong (metadata_csum)',
     // s_volume_name changed without updating s_checksum
     setup: async (b) => { const image = await ext4(b); poke(image, 1024 + 0x78, [0x58, 0x59]); return { image, mnt: b.mnt() }; },
-    message: /^lklfuse: .*ext4\.img: cannot mount the ext4 filesystem: Bad message \(corrupt or unsupported filesystem\?\)$/,
+    message: /^lklfuse: .*ext4\.img: cannot mount the ext4 filesystem: Bad message \(corrupt or unsupported filesystem\?\) \[kernel: .+\]$/,
     foreground: true,
   },
   {
     name: 'ext4 block size absurd (s_log_block_size = 32)',
     setup: async (b) => { const image = await ext4(b); poke(image, 1024 + 0x18, [32, 0, 0, 0]); return { image, mnt: b.mnt(), args: ['-o', 'ro'] }; },
-    message: /^lklfuse: .*ext4\.img: cannot mount the ext4 filesystem: (Invalid argument|Structure needs cleaning|Bad message) \(corrupt or unsupported filesystem\?\)$/,
+    message: /^lklfuse: .*ext4\.img: cannot mount the ext4 filesystem: (Invalid argument|Structure needs cleaning|Bad message) \(corrupt or unsupported filesystem\?\) \[kernel: .+\]$/,
   },
   {
     name: 'vfat with a bogus BPB (FAT32 sectors per FAT = 0)',
     setup: async (b) => { const image = await fat32(b); poke(image, 36, [0, 0, 0, 0]); return { image, mnt: b.mnt() }; },
-    message: /^lklfuse: .*fat32\.img: cannot mount the vfat filesystem: Invalid argument \(corrupt or unsupported filesystem\?\)$/,
+    message: /^lklfuse: .*fat32\.img: cannot mount the vfat filesystem: Invalid argument \(corrupt or unsupported filesystem\?\) \[kernel: .+\]$/,
     foreground: true,
+  },
+  {
+    name: 'ext4 whose journal holds fast commits (e2fsprogs j_recover_fast_commit), read-write',
+    setup: async (b) => {
+      const image = b.path('fc.img');
+      const img = await unpackFixture(path.join(E2FSPROGS_FIXTURES, 'j_recover_fast_commit'));
+      if (!img) throw new Error('no j_recover_fast_commit fixture');
+      fs.writeFileSync(image, img);
+      return { image, mnt: b.mnt() };
+    },
+    message: /^lklfuse: .*fc\.img: cannot mount the ext4 filesystem: Operation not supported \[kernel: EXT4-fs \(vda\): the journal holds fast commits \(transaction 6\) that lkl-ts cannot replay: mount read-only, or replay them with e2fsck -fy \(or the Linux kernel\) first\]$/,
   },
   {
     name: 'missing mountpoint',

@@ -27,7 +27,7 @@ import {
   type super_block, type super_operations,
 } from '../../include/fs.js';
 import { err, isErrno } from '../../include/errno.js';
-import { EFSBADCRC, EFSCORRUPTED, EINVAL, EIO, S_IFDIR, S_IFMT } from '../../include/uapi.js';
+import { EFSBADCRC, EFSCORRUPTED, EINVAL, EIO, EOPNOTSUPP, S_IFDIR, S_IFMT } from '../../include/uapi.js';
 import {
   EXT4_ERRORS_CONTINUE, EXT4_ERRORS_PANIC, EXT4_ERROR_FS, EXT4_FEATURE_COMPAT_HAS_JOURNAL,
   EXT4_FEATURE_INCOMPAT_CASEFOLD, EXT4_FEATURE_INCOMPAT_EXTENTS, EXT4_FEATURE_INCOMPAT_FLEX_BG,
@@ -71,7 +71,7 @@ import {
   jbd2_journal_abort, jbd2_journal_destroy, jbd2_journal_init, jbd2_journal_load_rw, jbd2_journal_set_features, jbd2_write_superblock,
   type journal_t, type JournalWriteOps,
 } from '../jbd2/journal.js';
-import { jbd2_journal_recover } from '../jbd2/recovery.js';
+import { jbd2_fc_pending, jbd2_journal_recover, jbd2_journal_scan } from '../jbd2/recovery.js';
 import {
   JBD2_CRC32C_CHKSUM, JBD2_FEATURE_COMPAT_CHECKSUM, JBD2_FEATURE_INCOMPAT_64BIT, JBD2_FEATURE_INCOMPAT_ASYNC_COMMIT,
   JBD2_FEATURE_INCOMPAT_CSUM_V2, JBD2_FEATURE_INCOMPAT_CSUM_V3, JBD2_FEATURE_INCOMPAT_FAST_COMMIT,
@@ -517,6 +517,15 @@ async function ext4_load_journal(sb: super_block, sbi: ext4_sb_info, wantRw: boo
   const dev = sbi.s_dev;
   const toDisk = wantRw && !dev.readOnly && !!dev.write;
   if (toDisk) {
+    // Fast commits (fsyncs since the last full commit) are not replayed here: replaying the
+    // rest to the disk and emptying the log would lose them. Refused before anything is written.
+    const fc = await jbd2_fc_pending(journal, await jbd2_journal_scan(journal, printk));
+    if (fc !== null) {
+      await ext4_iput(jinode);
+      ext4_msg(sb, 'KERN_ERR', `the journal holds fast commits (transaction ${fc}) that lkl-ts cannot replay: ` +
+        'mount read-only, or replay them with e2fsck -fy (or the Linux kernel) first');
+      throw err(EOPNOTSUPP);
+    }
     ext4_msg(sb, 'KERN_INFO', 'recovery required: replaying the journal');
   } else {
     ext4_msg(sb, 'KERN_INFO', 'INFO: recovery required on readonly filesystem');

@@ -214,14 +214,33 @@ export async function jbd2_journal_recover(j: journal_t, sink: ReplaySink, print
   await do_one_pass(j, info, PASS_SCAN, revoke, null, print);
   await do_one_pass(j, info, PASS_REVOKE, revoke, null, print);
   await do_one_pass(j, info, PASS_REPLAY, revoke, sink, print);
-  if (jbd2_has_feature_fast_commit(j.j_sb) && j.j_fc_first) {
+  const fc = await jbd2_fc_pending(j, info);
+  if (fc !== null) {
     info.fc_ignored = true;
-    print('JBD2: fast commit blocks are not replayed by lkl-ts (only full transactions were recovered)');
+    print(`JBD2: fast commits of transaction ${fc} are not replayed by lkl-ts (only full transactions were recovered)`);
   }
   j.j_transaction_sequence = (info.end_transaction + 1) >>> 0;
   j.j_head = info.head_block;
   if (info.nr_bad_blocks) throw Object.assign(err(EIO, 'JBD2: recovery failed for some blocks'), { info });
   return info;
+}
+
+/** EXT4_FC_TAG_HEAD: the tag a fast-commit area starts with (struct ext4_fc_head: features, tid). */
+const EXT4_FC_TAG_HEAD = 0x0009;
+
+/**
+ * Fast commits waiting to be replayed (what jbd2's fast-commit pass would hand to ext4's
+ * replay): the first fast-commit block starts with a head tag naming the transaction that
+ * follows the last full commit. Its tid, or null when there is nothing to replay.
+ */
+export async function jbd2_fc_pending(j: journal_t, info: recovery_info): Promise<number | null> {
+  if (!jbd2_has_feature_fast_commit(j.j_sb) || !j.j_fc_first || !j.j_sb.s_start) return null;
+  const b = await j.jread(j.j_fc_first);
+  const le16 = (o: number) => b[o]! | (b[o + 1]! << 8);
+  const le32 = (o: number) => (b[o]! | (b[o + 1]! << 8) | (b[o + 2]! << 16) | (b[o + 3]! << 24)) >>> 0;
+  if (le16(0) !== EXT4_FC_TAG_HEAD || le16(2) < 8) return null;
+  const tid = le32(8);
+  return tid === info.end_transaction ? tid : null;
 }
 
 /** Only the scan: how far the log goes (for tests and for deciding whether recovery is needed). */
