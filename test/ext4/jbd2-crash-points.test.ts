@@ -8,7 +8,8 @@
 // tree that the marks allow, the same tree, and e2fsck -fn must be clean; `e2fsck -fy` on a
 // third copy must find nothing worse than what replaying the journal fixes (exit 0 or 1):
 //   - a file fsync'd (or synced) and not touched since is there, whole;
-//   - a durable file renamed since is under exactly one of its two names, whole; one
+//   - a durable file renamed since is under exactly one of its names (a chain of renames
+//     since the last sync may have committed up to any link of it), whole; one
 //     renamed over another (an editor's save) leaves the target name with either whole;
 //   - an unlinked one is whole or gone (gone once a sync followed);
 //   - a file never made durable is absent or a prefix of what was written: never garbage;
@@ -36,7 +37,12 @@ function rng(seed: number): (n: number) => number {
 }
 
 /** What the workload did to one file (its identity is its content). */
-interface FileModel { data: Buffer; name: string; from?: string; durable: boolean; unlinked: boolean; gone: boolean }
+interface FileModel {
+  data: Buffer; name: string;
+  /** Its earlier names since the last sync (a chain of renames none of which may have committed). */
+  from: string[];
+  durable: boolean; unlinked: boolean; gone: boolean;
+}
 
 /** The files as the marks before log entry `at` leave them. */
 function modelAt(log: readonly LogEntry[], at: number, contents: Map<string, Buffer>): FileModel[] {
@@ -48,7 +54,7 @@ function modelAt(log: readonly LogEntry[], at: number, contents: Map<string, Buf
     if (e.kind !== 'mark') continue;
     const [op, a, b] = e.label.split(' ') as [string, string, string | undefined];
     if (op === 'create') {
-      const f: FileModel = { data: contents.get(a)!, name: a, durable: false, unlinked: false, gone: false };
+      const f: FileModel = { data: contents.get(a)!, name: a, from: [], durable: false, unlinked: false, gone: false };
       files.push(f);
       byName.set(a, f);
     } else if (op === 'fsync') byName.get(a)!.durable = true;
@@ -57,14 +63,14 @@ function modelAt(log: readonly LogEntry[], at: number, contents: Map<string, Buf
       drop(b!);
       const f = byName.get(a)!;
       byName.delete(a);
-      f.from = a;
+      if (!f.from.includes(a)) f.from.push(a);
       f.name = b!;
       byName.set(b!, f);
     } else if (op === 'unlink') drop(a);
     else if (op === 'sync') {
       for (const f of files) {
         if (f.unlinked) f.gone = true;
-        else { f.durable = true; f.from = undefined; }
+        else { f.durable = true; f.from = []; }
       }
     }
   }
@@ -82,9 +88,9 @@ function judge(tree: Map<string, Buffer>, model: FileModel[]): string[] {
   const holds = (f: FileModel, got: Buffer) => f.durable ? got.equals(f.data)
     : got.length <= f.data.length && got.equals(f.data.subarray(0, got.length));
   for (const f of model) {
-    const names = (f.from ? [f.name, f.from] : [f.name]).filter((n) => tree.has(n) && holds(f, tree.get(n)!));
+    const names = [...new Set([f.name, ...f.from])].filter((n) => tree.has(n) && holds(f, tree.get(n)!));
     names.forEach((n) => claimed.add(n));
-    const desc = `${f.name}${f.from ? ` (renamed from ${f.from})` : ''}${f.unlinked ? ' (unlinked or replaced)' : ''}`;
+    const desc = `${f.name}${f.from.length ? ` (renamed from ${f.from.join(', ')})` : ''}${f.unlinked ? ' (unlinked or replaced)' : ''}`;
     if (f.gone) { if (names.length && f.data.length) bad.push(`${desc}: gone after a sync, but there`); continue; }
     if (names.length > 1 && f.data.length) bad.push(`${desc}: under both names`);
     if (f.durable && !f.unlinked && names.length === 0) bad.push(`${desc}: durable but missing or not whole`);
