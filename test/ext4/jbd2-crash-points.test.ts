@@ -14,7 +14,10 @@
 //   - an unlinked one is whole or gone (gone once a sync followed);
 //   - a file never made durable is absent or a prefix of what was written: never garbage;
 //   - nothing else is there.
-// LKL_TEST_CRASH_SEEDS / LKL_TEST_CRASH_POINTS set the campaign's size (CI: 4 seeds x 25).
+// The same runs with data=journal (file data journalled too) keep the same promises.
+// LKL_TEST_CRASH_SEEDS / LKL_TEST_CRASH_JOURNAL_SEEDS / LKL_TEST_CRASH_POINTS set the
+// campaign's size (CI: 4 seeds, and 2 with data=journal, x 25 cuts), LKL_TEST_CRASH_FIRST_SEED
+// its first seed.
 import t from 'tap';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -28,6 +31,10 @@ import { O_CREAT, O_DIRECTORY, O_EXCL, O_RDONLY, O_WRONLY, startKernel, type Ker
 
 const skip = whyNot(['mke2fs', 'e2fsck', 'losetup', 'mount'], { root: true });
 const SEEDS = Number(process.env.LKL_TEST_CRASH_SEEDS ?? 4);
+/** Seeds run again with data=journal (file data through the journal too). */
+const JOURNAL_SEEDS = Number(process.env.LKL_TEST_CRASH_JOURNAL_SEEDS ?? 2);
+/** The first seed (a campaign's slice, or one seed replayed). */
+const FIRST_SEED = Number(process.env.LKL_TEST_CRASH_FIRST_SEED ?? 1);
 const POINTS = Number(process.env.LKL_TEST_CRASH_POINTS ?? 25);
 
 /** xorshift32, replayable from the seed. */
@@ -154,14 +161,18 @@ if (skip) {
   t.before(async () => { k = await startKernel({ memMiB: 64, print: () => {} }); });
   t.teardown(async () => { await k?.halt(); });
 
-  for (let seed = 1; seed <= SEEDS; seed++) {
-    t.test(`seed ${seed}: ${POINTS} power cuts replayed from the write log`, async (t) => {
-      const img = path.join(dir, `s${seed}.img`);
+  const runs: { seed: number; opts: string }[] = [
+    ...Array.from({ length: SEEDS }, (_, i) => ({ seed: FIRST_SEED + i, opts: '' })),
+    ...Array.from({ length: JOURNAL_SEEDS }, (_, i) => ({ seed: FIRST_SEED + i, opts: 'data=journal' })),
+  ];
+  for (const { seed, opts } of runs) {
+    t.test(`seed ${seed}${opts ? ` (${opts})` : ''}: ${POINTS} power cuts replayed from the write log`, async (t) => {
+      const img = path.join(dir, `s${seed}${opts ? '-dj' : ''}.img`);
       await makeExtImage({ type: 'ext4', sizeMiB: 32, blockSize: seed % 2 ? 4096 : 1024, path: img });
       const base = new Uint8Array(fs.readFileSync(img));
       const store = new RecordingStore(await FileStore.open(img));
       const id = await k.diskAdd({ store });
-      const mnt = await k.mountDev(id, 0, 'ext4', 0, '');
+      const mnt = await k.mountDev(id, 0, 'ext4', 0, opts);
       if (typeof mnt !== 'string') throw new Error(`mount: ${mnt}`);
       const w = `${mnt}/w`;
       t.equal(await k.sys.mkdir(w, 0o755), 0, 'mkdir w');

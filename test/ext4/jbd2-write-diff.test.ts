@@ -2,7 +2,8 @@
 // (shared with write-diff.test.ts) applied by lkl-ts and by the host kernel
 // to two copies of journalled images: default `mke2fs -t ext4` with 4 KiB and 1 KiB blocks,
 // `-t ext3` (block maps, no checksums), and ext4 with inline_data. lkl-ts mounts them
-// read-write through its journal (data=ordered, and once data=writeback). Both images must pass `e2fsck -fn`, the journal must be left
+// read-write through its journal (data=ordered; data=writeback once; data=journal, file
+// data journalled too, with 4 KiB and 1 KiB blocks). Both images must pass `e2fsck -fn`, the journal must be left
 // empty and needs_recovery clear, and the host kernel must read both trees alike. The
 // lkl-ts image is also mounted with `commit=1` and written while commits run on the timer.
 
@@ -30,6 +31,10 @@ const CASES: Case[] = [
   { name: 'ext3 4k', fsType: 'ext4', image: { type: 'ext3', sizeMiB: 128, blockSize: 4096 }, nsec: false, sparseFar: 1024 * MiB },
   { name: 'ext4 default 4k, data=writeback', fsType: 'ext4', image: { type: 'ext4', sizeMiB: 256, blockSize: 4096 }, nsec: true,
     sparseFar: 3 * 1024 * MiB, opts: 'data=writeback' },
+  { name: 'ext4 default 4k, data=journal', fsType: 'ext4', image: { type: 'ext4', sizeMiB: 256, blockSize: 4096 }, nsec: true,
+    sparseFar: 3 * 1024 * MiB, opts: 'data=journal' },
+  { name: 'ext4 default 1k, data=journal', fsType: 'ext4', image: { type: 'ext4', sizeMiB: 128, blockSize: 1024 }, nsec: true,
+    sparseFar: 700 * MiB, opts: 'data=journal' },
   { name: 'ext4 default 4k, inline_data', fsType: 'ext4', image: { type: 'ext4', sizeMiB: 128, blockSize: 4096, features: ['inline_data'] },
     nsec: true, sparseFar: 1024 * MiB },
 ];

@@ -203,12 +203,13 @@ async function readAll(k: Kernel, p: string, size: number): Promise<Uint8Array> 
 
 const sha = (b: Uint8Array) => crypto.createHash('sha256').update(b).digest('hex');
 
-interface Kind { name: string; fsType: 'ext2' | 'ext4'; image: Omit<ExtImageOptions, 'dir' | 'path'>; bs: number }
+interface Kind { name: string; fsType: 'ext2' | 'ext4'; image: Omit<ExtImageOptions, 'dir' | 'path'>; bs: number; opts?: string }
 const KINDS: Kind[] = [
   { name: 'ext4 ^has_journal 1k', fsType: 'ext4', image: { type: 'ext4', sizeMiB: 96, blockSize: 1024, features: ['^has_journal'] }, bs: 1024 },
   { name: 'ext4 ^has_journal 4k', fsType: 'ext4', image: { type: 'ext4', sizeMiB: 256, blockSize: 4096, features: ['^has_journal'] }, bs: 4096 },
   { name: 'ext2 1k', fsType: 'ext2', image: { type: 'ext2', sizeMiB: 96, blockSize: 1024 }, bs: 1024 },
   { name: 'ext4 with a journal (jbd2) 4k', fsType: 'ext4', image: { type: 'ext4', sizeMiB: 256, blockSize: 4096 }, bs: 4096 },
+  { name: 'ext4 data=journal 1k', fsType: 'ext4', image: { type: 'ext4', sizeMiB: 96, blockSize: 1024 }, bs: 1024, opts: 'data=journal' },
   { name: 'ext4 ^has_journal inline_data', fsType: 'ext4',
     image: { type: 'ext4', sizeMiB: 128, blockSize: 4096, features: ['^has_journal', 'inline_data'] }, bs: 4096 },
 ];
@@ -226,7 +227,7 @@ if (skip) {
         const img = path.join(dir, `${kind.name.replace(/\W+/g, '_')}-${seed}.img`);
         await makeExtImage({ ...kind.image, path: img });
         const id = await k.diskAdd({ path: img });
-        const mnt = await k.mountDev(id, 0, kind.fsType, 0, '');
+        const mnt = await k.mountDev(id, 0, kind.fsType, 0, kind.opts ?? '');
         if (typeof mnt !== 'string') { t.fail(`mount: ${mnt}`); return; }
         const model = new Model('.');
         const log: string[] = [];

@@ -24,7 +24,7 @@ import { err } from '../../include/errno.js';
 import { EIO, EROFS } from '../../include/uapi.js';
 import { brelse, mark_buffer_dirty, sb_bread, sb_getblk, sync_dirty_buffer, type buffer_head } from '../buffer.js';
 import { BH_Dirty, BH_Uptodate } from '../../include/blk.js';
-import { EXT4_MOUNT_DATA_FLAGS, EXT4_MOUNT_ORDERED_DATA, EXT4_SB, type ext4_inode_info } from './ext4.js';
+import { EXT4_MOUNT_DATA_FLAGS, EXT4_MOUNT_JOURNAL_DATA, EXT4_MOUNT_ORDERED_DATA, EXT4_SB, type ext4_inode_info } from './ext4.js';
 import { ext4_abort, ext4_error } from './errors.js';
 import type { journal_t } from '../jbd2/journal.js';
 import { jbd2_journal_force_commit } from '../jbd2/journal.js';
@@ -157,11 +157,20 @@ export function ext4_update_inode_fsync_trans(handle: handle_t, inode: ext4_inod
 
 /**
  * ext4_should_order_data: a regular file's new blocks are ordered by the journal (data=ordered,
- * the default). data=writeback orders nothing; data=journal mounts read-only here.
+ * the default). data=writeback orders nothing; data=journal journals the data itself.
  */
 export function ext4_should_order_data(inode: inode): boolean {
   if (!ext4_journal_writable(inode.i_sb) || (inode.i_mode & S_IFMT) !== S_IFREG) return false;
   return (EXT4_SB(inode.i_sb).s_mount_opt & EXT4_MOUNT_DATA_FLAGS) === EXT4_MOUNT_ORDERED_DATA;
+}
+
+/**
+ * ext4_should_journal_data: with data=journal a regular file's data blocks go through the
+ * journal as metadata does (inode.ts: ext4_journalled_write_end).
+ */
+export function ext4_should_journal_data(inode: inode): boolean {
+  if (!ext4_journal_writable(inode.i_sb) || (inode.i_mode & S_IFMT) !== S_IFREG) return false;
+  return (EXT4_SB(inode.i_sb).s_mount_opt & EXT4_MOUNT_DATA_FLAGS) === EXT4_MOUNT_JOURNAL_DATA;
 }
 
 /**

@@ -20,8 +20,8 @@ import {
 import { iget_failed, iget_locked, iput, truncate_inode_pages_final, unlock_new_inode } from '../inode.js';
 import { get_page, put_page, PG_dirty, PG_uptodate, PG_writeback, type page } from '../../mm/page_alloc.js';
 import {
-  PAGE_SIZE, end_page_read, lock_page, trylock_page, truncate_inode_pages, truncate_pagecache, unlock_page,
-  wait_on_page_writeback,
+  PAGE_SIZE, end_page_read, find_get_page, find_or_create_page, lock_page, trylock_page, truncate_inode_pages,
+  truncate_pagecache, unlock_page, wait_on_page_writeback,
 } from '../../mm/filemap.js';
 import { dirty_pages_in_range, mpage_readahead, mpage_read_folio } from '../mpage.js';
 import { ext4_bio_write_folio, ext4_io_submit, ext4_io_submit_init, ext4_page_buffers_mapped } from './page-io.js';
@@ -31,9 +31,9 @@ import {
 } from './extents_status.js';
 import {
   asMapper, block_commit_write, block_invalidate_folio, block_truncate_page, block_write_begin, block_write_full_page,
-  __find_get_block, clean_bdev_aliases, page_buffers, sb_breadahead, sync_dirty_buffer, try_to_free_buffers, type BlockMapper, type buffer_head,
+  __find_get_block, clean_bdev_aliases, page_buffers, sb_breadahead, sb_getblk, sync_dirty_buffer, try_to_free_buffers, type BlockMapper, type buffer_head,
 } from '../buffer.js';
-import { BH_Delay, BH_New, BH_Uptodate } from '../../include/blk.js';
+import { BH_Delay, BH_Dirty, BH_Mapped, BH_New, BH_Uptodate } from '../../include/blk.js';
 import {
   clear_page_dirty_for_io, filemap_fdatawait, filemap_fdatawait_range_keep_errors, filemap_fdatawrite, filemap_write_and_wait_range, mark_inode_dirty, set_page_dirty,
 } from '../fs-writeback.js';
@@ -67,7 +67,7 @@ import { ext4_ind_map_blocks, ext4_ind_map_blocks_create, ext4_ind_truncate } fr
 import {
   brelse, EXT4_DATA_TRANS_BLOCKS, ext4_force_commit, EXT4_HT_INODE, EXT4_HT_MAP_BLOCKS, EXT4_HT_TRUNCATE, EXT4_HT_WRITE_PAGE, ext4_handle_dirty_metadata,
   ext4_journal_get_write_access, ext4_journal_start, ext4_journal_stop, ext4_jbd2_inode_add_write, ext4_sb_bread_bh, type handle_t,
-  ext4_update_inode_fsync_trans,
+  ext4_should_journal_data, ext4_update_inode_fsync_trans,
 } from './ext4_jbd2.js';
 import { ext4_free_inode } from './ialloc.js';
 import { ext4_xattr_delete_inode } from './xattr.js';
@@ -455,7 +455,7 @@ export async function ext4_read_data(inode: ext4_inode_info, pos: number, out: U
 function ext4_use_mpage(inode: ext4_inode_info): boolean {
   const sbi = EXT4_SB(inode.i_sb);
   return !(inode.i_ext4_flags & EXT4_INLINE_DATA_FL) && sbi.s_blocksize <= PAGE_SIZE && sbi.s_overlay.size === 0 &&
-    !!inode.i_sb.s_bdev;
+    !!inode.i_sb.s_bdev && !ext4_should_journal_data(inode);
 }
 
 /**
@@ -573,9 +573,97 @@ const ext4_da_get_block_prep: BlockMapper = asMapper(async (inode, iblock, _max,
   return { mapped: true, pblk: 0, isNew: true, unwritten: false, len: 1, delay: true };
 });
 
+/* ---- data=journal (ext4_journalled_write_end, write_end_fn) ---- */
+
+/**
+ * The write side of data=journal: blocks are allocated at write_begin (no delayed
+ * allocation), and write_end copies each block the write touched into the block device's
+ * cache and journals it there, as metadata (do_journal_get_write_access +
+ * ext4_handle_dirty_metadata). That cache is where the file's latest data is until the
+ * checkpoint writes it home, so these files' pages are read through it (ext4_use_mpage is
+ * false for them), and a page not uptodate is filled from it before a partial write.
+ */
+async function ext4_journalled_write_begin(m: address_space, ei: ext4_inode_info, pos: number, len: number): Promise<page> {
+  if (ei.i_state_flags & EXT4_STATE_MAY_INLINE_DATA || ei.i_ext4_flags & EXT4_INLINE_DATA_FL) {
+    if (ei.i_sb.s_flags & SB_RDONLY) throw err(EROFS);
+    const page = await ext4_da_write_inline_data_begin(m, ei, pos, len);
+    if (page) return page;
+  }
+  ext4_check_shutdown(ei.i_sb);
+  if (ei.i_sb.s_flags & SB_RDONLY) throw err(EROFS);
+  const index = Math.floor(pos / PAGE_SIZE);
+  if (len < PAGE_SIZE && index * PAGE_SIZE < ei.i_size) {
+    const page = await find_or_create_page(m, index);
+    try {
+      if (!page.test(PG_uptodate)) {
+        const valid = Math.max(0, Math.min(PAGE_SIZE, ei.i_size - index * PAGE_SIZE));
+        await ext4_read_data(ei, index * PAGE_SIZE, page.data, 0, valid);
+        page.data.fill(0, valid);
+        page.set(PG_uptodate);
+      }
+    } finally { unlock_page(page); put_page(page); }
+  }
+  return ext4_write_begin_retry(ei, pos, len, () => block_write_begin(m, pos, len, ext4_get_block));
+}
+
+/** write_end_fn over [from, to) of a page: its blocks' bytes journalled in the block device's cache. */
+async function ext4_journal_page_blocks(handle: handle_t, ei: ext4_inode_info, page: page, from: number, to: number): Promise<void> {
+  const bhs = page_buffers(page);
+  if (!bhs) return;
+  for (const bh of bhs) {
+    if (bh.b_offset + bh.b_size <= from || bh.b_offset >= to || !bh.test(BH_Mapped) || !bh.b_blocknr) continue;
+    const dbh = await sb_getblk(ei.i_sb, bh.b_blocknr);
+    try {
+      await ext4_journal_get_write_access(handle, ei.i_sb, dbh);
+      dbh.b_data.set(page.data.subarray(bh.b_offset, bh.b_offset + bh.b_size));
+      dbh.set(BH_Uptodate);
+      await ext4_handle_dirty_metadata(handle, ei, dbh);
+    } finally { brelse(dbh); }
+  }
+}
+
+/** ext4_journalled_write_end: the copied bytes' blocks journalled, i_size and the on-disk size together. */
+async function ext4_journalled_write_end(ei: ext4_inode_info, pos: number, len: number, copied: number, page: page): Promise<number> {
+  const from = pos % PAGE_SIZE;
+  if (copied < len && !page.test(PG_uptodate)) copied = 0;
+  // __block_commit_write without the dirtying: the journal writes these blocks, and the
+  // checkpoint writes them home; the page itself stays clean (writeback has nothing to do).
+  const bhs = page_buffers(page);
+  if (bhs) {
+    let partial = false;
+    for (const bh of bhs) {
+      if (bh.b_offset + bh.b_size <= from || bh.b_offset >= from + copied) {
+        if (!bh.test(BH_Uptodate)) partial = true;
+      } else {
+        bh.set(BH_Uptodate);
+        bh.clear(BH_Dirty);
+      }
+      bh.clear(BH_New);
+    }
+    if (!partial) page.set(PG_uptodate);
+    if (!bhs.some((bh) => bh.test(BH_Dirty))) clear_page_dirty_for_io(page);
+  }
+  const bs = EXT4_SB(ei.i_sb).s_blocksize;
+  const handle = ext4_journal_start(ei, EXT4_HT_WRITE_PAGE, Math.ceil(PAGE_SIZE / bs) + 2);
+  try {
+    try {
+      await ext4_journal_page_blocks(handle, ei, page, from, from + copied);
+      if (pos + copied > ei.i_size) ei.i_size = pos + copied;
+      if (ei.i_size > ei.i_disksize) ei.i_disksize = ei.i_size;
+    } finally {
+      unlock_page(page);
+      put_page(page);
+    }
+    ext4_update_inode_fsync_trans(handle, ei, true);
+    await ext4_mark_inode_dirty(handle, ei);
+  } finally { await ext4_journal_stop(handle); }
+  return copied;
+}
+
 /** ext4_da_write_begin: the page for [pos, pos+len) with its new blocks reserved, not allocated. */
 async function ext4_da_write_begin(m: address_space, pos: number, len: number): Promise<page> {
   const ei = EXT4_I(m.host);
+  if (ext4_should_journal_data(ei)) return ext4_journalled_write_begin(m, ei, pos, len);
   if (ei.i_state_flags & EXT4_STATE_MAY_INLINE_DATA || ei.i_ext4_flags & EXT4_INLINE_DATA_FL) {
     if (ei.i_sb.s_flags & SB_RDONLY) throw err(EROFS);
     const page = await ext4_da_write_inline_data_begin(m, ei, pos, len);
@@ -596,6 +684,7 @@ async function ext4_da_write_begin(m: address_space, pos: number, len: number): 
  */
 async function ext4_da_write_end(m: address_space, pos: number, len: number, copied: number, page: page): Promise<number> {
   const ei = EXT4_I(m.host);
+  if (ext4_should_journal_data(ei) && !(ei.i_ext4_flags & EXT4_INLINE_DATA_FL)) return ext4_journalled_write_end(ei, pos, len, copied, page);
   if (ei.i_state_flags & EXT4_STATE_MAY_INLINE_DATA && ei.i_ext4_flags & EXT4_INLINE_DATA_FL)
     return ext4_write_inline_data_end(ei, pos, len, copied, page);
   const from = pos % PAGE_SIZE;
@@ -983,6 +1072,27 @@ export async function ext4_write_inode(inode: inode, sync: boolean): Promise<voi
 /* ---- truncation ---- */
 
 /**
+ * data=journal: the block that block_truncate_page zeroed past i_size is journalled too
+ * (ext4_block_zero_page_range does so in Linux), so the cache the file is read through
+ * has the zeros.
+ */
+async function ext4_journal_truncated_block(inode: ext4_inode_info): Promise<void> {
+  const page = find_get_page(inode.i_mapping, Math.floor(inode.i_size / PAGE_SIZE));
+  if (!page) return;
+  try {
+    await lock_page(page);
+    const handle = ext4_journal_start(inode, EXT4_HT_TRUNCATE, 3);
+    try {
+      const off = inode.i_size % PAGE_SIZE;
+      await ext4_journal_page_blocks(handle, inode, page, off, off + 1);
+    } finally {
+      unlock_page(page);
+      await ext4_journal_stop(handle);
+    }
+  } finally { put_page(page); }
+}
+
+/**
  * ext4_truncate: free the blocks past i_size (rounded up to a block) and zero the tail of
  * the last block. The caller has set i_size and dropped the page cache past it.
  */
@@ -995,8 +1105,10 @@ export async function ext4_truncate(inode: ext4_inode_info): Promise<void> {
   if (!(type === S_IFREG || type === S_IFDIR || type === S_IFLNK)) return;
   if (type === S_IFLNK && ext4_inode_is_fast_symlink(inode)) return;
   if (inode.i_ext4_flags & EXT4_INLINE_DATA_FL) return ext4_inline_data_truncate(inode);
-  if (inode.i_size % EXT4_SB(sb).s_blocksize && inode.i_mapping.a_ops === ext4_aops)
+  if (inode.i_size % EXT4_SB(sb).s_blocksize && inode.i_mapping.a_ops === ext4_aops) {
     await block_truncate_page(inode.i_mapping, inode.i_size, ext4_get_block);
+    if (ext4_should_journal_data(inode)) await ext4_journal_truncated_block(inode);
+  }
   const first = Math.ceil(inode.i_size / EXT4_SB(sb).s_blocksize);
   const handle = ext4_journal_start(inode, EXT4_HT_TRUNCATE, EXT4_DATA_TRANS_BLOCKS);
   try {

@@ -18,7 +18,8 @@
  * through it in data=ordered mode (fs/jbd2): needs_recovery is set while mounted, commits
  * happen on sync_fs/fsync, on the commit= timer and when the log fills, and unmount or
  * remount read-only commits, checkpoints, empties the log and clears needs_recovery.
- * External journals, noload, data=journal and unknown journal features stay read-only.
+ * External journals, noload and unknown journal features stay read-only; data=journal
+ * journals file data too (no delayed allocation then, as in Linux).
  * The superblock's free counts are written from the counters (outside the journal, as Linux).
  */
 import {
@@ -606,6 +607,10 @@ export async function ext4_fill_super_dev(sb: super_block, dev: Ext4Dev, data: s
   await ext4_load_super(sb, sbi, sbByteOff, silent, true);
   ext4_set_def_opts(sbi);
   ext4_parse_options(sb, sbi, data);
+  if ((sbi.s_mount_opt & EXT4_MOUNT_DATA_FLAGS) === EXT4_MOUNT_JOURNAL_DATA) {
+    ext4_msg(sb, 'KERN_WARNING', 'Warning: mounting with data=journal disables delayed allocation, dioread_nolock, O_DIRECT and fast_commit support!');
+    sbi.s_mount_opt &= ~EXT4_MOUNT_DELALLOC;
+  }
   if (!sbi.test_opt(EXT4_MOUNT_NO_MBCACHE)) {
     sbi.s_ea_block_cache = mb_cache_create(EXT4_CACHE_BUCKET_BITS);
     if (sbi.has_incompat(EXT4_FEATURE_INCOMPAT_EA_INODE)) sbi.s_ea_inode_cache = mb_cache_create(EXT4_CACHE_BUCKET_BITS);
@@ -706,7 +711,6 @@ function ext4_journal_write_unsupported(sbi: ext4_sb_info): string | null {
   if (!j) return 'writing a journalled filesystem without its journal (noload) is not supported';
   if (!sbi.sb.s_bdev) return 'writing the journal needs a block device';
   if (sbi.s_overlay.size) return 'the journal was replayed into memory only';
-  if ((sbi.s_mount_opt & EXT4_MOUNT_DATA_FLAGS) === EXT4_MOUNT_JOURNAL_DATA) return 'data=journal is not supported for writing';
   const jsb = j.j_sb;
   if (jsb.s_header.h_blocktype !== JBD2_SUPERBLOCK_V2) return 'writing a version 1 journal is not supported';
   if (jsb.s_blocksize !== sbi.s_blocksize) return 'the journal block size differs from the filesystem\'s';
