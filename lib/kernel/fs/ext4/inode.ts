@@ -584,11 +584,6 @@ const ext4_da_get_block_prep: BlockMapper = asMapper(async (inode, iblock, _max,
  * false for them), and a page not uptodate is filled from it before a partial write.
  */
 async function ext4_journalled_write_begin(m: address_space, ei: ext4_inode_info, pos: number, len: number): Promise<page> {
-  if (ei.i_state_flags & EXT4_STATE_MAY_INLINE_DATA || ei.i_ext4_flags & EXT4_INLINE_DATA_FL) {
-    if (ei.i_sb.s_flags & SB_RDONLY) throw err(EROFS);
-    const page = await ext4_da_write_inline_data_begin(m, ei, pos, len);
-    if (page) return page;
-  }
   ext4_check_shutdown(ei.i_sb);
   if (ei.i_sb.s_flags & SB_RDONLY) throw err(EROFS);
   const index = Math.floor(pos / PAGE_SIZE);
@@ -663,12 +658,12 @@ async function ext4_journalled_write_end(ei: ext4_inode_info, pos: number, len: 
 /** ext4_da_write_begin: the page for [pos, pos+len) with its new blocks reserved, not allocated. */
 async function ext4_da_write_begin(m: address_space, pos: number, len: number): Promise<page> {
   const ei = EXT4_I(m.host);
-  if (ext4_should_journal_data(ei)) return ext4_journalled_write_begin(m, ei, pos, len);
   if (ei.i_state_flags & EXT4_STATE_MAY_INLINE_DATA || ei.i_ext4_flags & EXT4_INLINE_DATA_FL) {
     if (ei.i_sb.s_flags & SB_RDONLY) throw err(EROFS);
     const page = await ext4_da_write_inline_data_begin(m, ei, pos, len);
     if (page) return page;
   }
+  if (ext4_should_journal_data(ei)) return ext4_journalled_write_begin(m, ei, pos, len);
   if (!ext4_use_delalloc(ei) || ext4_nonda_switch(EXT4_SB(ei.i_sb))) {
     return ext4_write_begin_retry(ei, pos, len, () => block_write_begin(m, pos, len, ext4_get_block));
   }
