@@ -61,7 +61,10 @@ export interface KernelMountOptions {
   readdirplus?: boolean;
   /** -o intr: interrupted read-only requests are answered EINTR (fuse-session.ts). */
   intr?: boolean;
-  /** The mounted filesystem keeps POSIX ACLs: ask for FUSE_POSIX_ACL and FUSE_DONT_MASK (fuse-session.ts). */
+  /**
+   * The mounted filesystem keeps POSIX ACLs: ask for FUSE_DONT_MASK, and for FUSE_POSIX_ACL
+   * with allow_other or default_permissions (fuse-session.ts, SessionOptions.hostChecks).
+   */
   posixAcl?: boolean;
 }
 
@@ -182,6 +185,7 @@ export class KernelFuseMount extends EventEmitter {
       maxWrite: opts.maxWrite, entryTimeout: opts.entryTimeout, attrTimeout: opts.attrTimeout,
       sysFor: opts.sysFor, log: opts.log, readOnly: opts.readOnly, serialize: opts.serialize,
       readdirplus: opts.readdirplus, intr: opts.intr, writeConsumesFrame: true, posixAcl: opts.posixAcl,
+      hostChecks: opts.allowOther || opts.defaultPermissions,
     });
     m.reader = makeReader(opts.reader, fd, opts.maxWrite + 4096 + 40 + 80);
     let reading = false;

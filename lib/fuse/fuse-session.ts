@@ -67,12 +67,21 @@ export interface SessionOptions {
    */
   writeConsumesFrame?: boolean;
   /**
-   * The filesystem keeps POSIX ACLs: offer FUSE_POSIX_ACL (the host kernel then checks
-   * permissions with the ACLs it reads through getxattr, and leaves the umask to the
-   * filesystem) and FUSE_DONT_MASK (creates carry the mode unmasked and the caller's umask,
-   * which the lkl-ts kernel applies unless the directory has a default ACL). Needs sysFor.
+   * The filesystem keeps POSIX ACLs: offer FUSE_DONT_MASK (creates carry the mode unmasked
+   * and the caller's umask, which the lkl-ts kernel applies unless the directory has a
+   * default ACL) and, with hostChecks, FUSE_POSIX_ACL (the host kernel then checks
+   * permissions with the ACLs it reads through getxattr). Needs sysFor.
    */
   posixAcl?: boolean;
+  /**
+   * Users other than the mounting one reach the mount (allow_other) or the host kernel is
+   * asked to check modes (default_permissions). FUSE_POSIX_ACL turns default_permissions on
+   * in the host kernel whatever the mount options say, and with it a GETATTR of each
+   * directory a path walk passes once its attributes time out (every walk with
+   * attr_timeout=0): on a mount only its owner (root: the kernel transport) can reach, the
+   * lkl-ts kernel's own checks, run with the caller's credentials, are all there is to do.
+   */
+  hostChecks?: boolean;
 }
 
 /* READ reply buffers kept for reuse (each in-flight READ holds one). */
@@ -359,8 +368,12 @@ export class FuseSession {
     // lookups in it) saves a LOOKUP per entry for ls -l, find, cp -r, diff -r, but makes a
     // names-only listing read every inode (noreaddirplus turns it off).
     let offered = this.opts.readdirplus === false ? want & ~(FUSE_DO_READDIRPLUS | FUSE_READDIRPLUS_AUTO) : want;
-    // ACLs (FUSE_POSIX_ACL since 7.26; the umask in CREATE/MKDIR/MKNOD since 7.12): see SessionOptions.posixAcl.
-    if (this.opts.posixAcl && this.opts.sysFor && this.minor >= 26) offered |= FUSE_POSIX_ACL | FUSE_DONT_MASK;
+    // ACLs (FUSE_POSIX_ACL since 7.26; the umask in CREATE/MKDIR/MKNOD since 7.12): see
+    // SessionOptions.posixAcl and hostChecks.
+    if (this.opts.posixAcl && this.opts.sysFor) {
+      offered |= FUSE_DONT_MASK;
+      if (this.opts.hostChecks && this.minor >= 26) offered |= FUSE_POSIX_ACL;
+    }
     const flags = (req.flags & offered) >>> 0;
     this.initFlags = flags;
     const maxPages = Math.ceil(this.opts.maxWrite / 4096);

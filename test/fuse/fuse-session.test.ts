@@ -52,7 +52,7 @@ let kernel: Kernel;
 t.before(async () => { kernel = await startKernel({ memMiB: 32 }); });
 t.teardown(async () => { await kernel.halt(); });
 
-async function session(t: Test, groups: Record<number, number[]> = {}, extra: { intr?: boolean; posixAcl?: boolean } = {}, root = '/') {
+async function session(t: Test, groups: Record<number, number[]> = {}, extra: { intr?: boolean; posixAcl?: boolean; hostChecks?: boolean } = {}, root = '/') {
   const ll = await LowLevelOps.create(kernel.sys, { root });
   if (typeof ll === 'number') throw new Error(`root: ${ll}`);
   const replies: Reply[] = [];
@@ -170,7 +170,7 @@ t.test('posixAcl: POSIX_ACL and DONT_MASK offered; creates then run with the req
   const createBody = (m: number, umask: number, name: string) => Buffer.concat([u32s(O_CREAT | O_RDWR, m, umask, 0), cstr(name)]);
   const mknodBody = (m: number, umask: number, name: string) => Buffer.concat([u32s(m, 0, umask, 0), cstr(name)]);
   {
-    const { call } = await session(t, {}, { posixAcl: true });
+    const { call } = await session(t, {}, { posixAcl: true, hostChecks: true });
     const r = await call({ opcode: FUSE_INIT }, initBody(31, 0x73fffffb));
     const flags = r.body.readUInt32LE(12);
     t.ok(flags & FUSE_POSIX_ACL, 'POSIX_ACL offered');
@@ -189,6 +189,19 @@ t.test('posixAcl: POSIX_ACL and DONT_MASK offered; creates then run with the req
     t.equal((await call({ opcode: FUSE_MKNOD, nodeid: um }, mknodBody(0o010666, 0o002, 'p'))).error, 0, 'MKNOD of a fifo as root');
     t.equal(await mode('/um/p'), 0o010664, 'with umask 002');
     t.equal(await kernel.sys.umask(0), 0, 'the daemon\'s own umask is untouched');
+  }
+  {
+    // A mount only root reaches (no allow_other, no default_permissions): the host need not
+    // check modes, so no POSIX_ACL (it would force default_permissions); the umask still
+    // travels with each create.
+    const { call } = await session(t, {}, { posixAcl: true });
+    const r = await call({ opcode: FUSE_INIT }, initBody(31, 0x73fffffb));
+    const flags = r.body.readUInt32LE(12);
+    t.notOk(flags & FUSE_POSIX_ACL, 'without hostChecks: no POSIX_ACL');
+    t.ok(flags & FUSE_DONT_MASK, 'but DONT_MASK');
+    const um = Number((await call({ opcode: FUSE_LOOKUP }, cstr('um'))).body.readBigUInt64LE(0));
+    t.equal((await call({ opcode: FUSE_MKDIR, nodeid: um }, mkdirBody(0o777, 0o022, 'd3'))).error, 0, 'MKDIR');
+    t.equal(await mode('/um/d3') & 0o7777, 0o755, 'made with the request\'s umask 022');
   }
   {
     const { call } = await session(t);

@@ -107,7 +107,9 @@ t.test('allow_other: the lkl-ts kernel decides with the caller\'s uid, gid and g
     fs.chmodSync(path.join(dir, 'groupdir'), 0o750);
   });
   const mnt = b.mnt();
-  // No default_permissions: the host kernel checks nothing, every decision is the lkl-ts kernel's.
+  // No default_permissions: every decision is the lkl-ts kernel's (on ext4, which keeps ACLs,
+  // allow_other makes lklfuse ask for FUSE_POSIX_ACL, which turns the host's checks on too:
+  // both are Linux's, and agree).
   const d = await startForeground(img, mnt, ['-o', 'ro,allow_other', ...KERNEL]);
   const m = (n: string) => path.join(mnt, n);
   const denied = (r: { status: number | null; stderr: string }) => r.status !== 0 && /Permission denied/.test(r.stderr);
