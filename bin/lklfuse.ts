@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=2
 /*
  * lklfuse IMAGE MOUNTPOINT [-o opt,...] [-f] [-d] [-s]: mount an ext2/ext3/ext4 or vfat
  * disk image through FUSE with the lkl-ts kernel. The command line only; lib/fuse/lklfuse.ts

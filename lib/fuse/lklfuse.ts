@@ -29,6 +29,7 @@ import { findMount } from './mountinfo.js';
 import { lklfuseOps } from './ops.js';
 import type { LklfuseOptions } from './options.js';
 import { OptionError, SUPPORTED_TYPES, escapeOption, normalizeType, parseOptions } from './options.js';
+import { daemonExecArgv } from './node-flags.js';
 
 const debug = createDebug('lkl:fuse');
 const kernelDebug = createDebug('lkl:kernel');
@@ -486,8 +487,9 @@ function fail(e: LklfuseError): number {
 }
 
 /**
- * Background run: starts `argv` again detached as a foreground daemon and waits until it
- * reports. Resolves to the exit status for this (parent) process.
+ * Background run: starts `argv` again detached as a foreground daemon (with
+ * DAEMON_NODE_FLAGS) and waits until it reports. Resolves to the exit status for this
+ * (parent) process.
  */
 export function runBackground(script: string, argv: string[], logFile?: string): Promise<number> {
   return new Promise((resolve) => {
@@ -495,7 +497,7 @@ export function runBackground(script: string, argv: string[], logFile?: string):
     if (logFile) {
       try { out = fs.openSync(path.resolve(logFile), 'a'); } catch { /* the daemon reports it */ }
     }
-    const child = spawn(process.execPath, [...process.execArgv, script, ...argv, '-f'], {
+    const child = spawn(process.execPath, [...daemonExecArgv(process.execArgv), script, ...argv, '-f'], {
       detached: true,
       stdio: ['ignore', out, out, 'pipe'],
       env: { ...process.env, [READY_FD_ENV]: '3' },

@@ -6,6 +6,8 @@ import {
 } from '../../lib/kernel/include/uapi.js';
 import { escapeOption, normalizeType, parseFsOptions, parseOptions, splitOptions } from '../../lib/fuse/options.js';
 import type { LklfuseOptions } from '../../lib/fuse/options.js';
+import { DAEMON_NODE_FLAGS, daemonExecArgv } from '../../lib/fuse/node-flags.js';
+import fs from 'node:fs';
 
 t.test('splitOptions', async (t) => {
   const rows: [string, string, string[]][] = [
@@ -88,4 +90,13 @@ t.test('normalizeType', async (t) => {
     ['fat32', 'vfat'], ['xfs', undefined], ['btrfs', undefined], ['', undefined],
   ];
   for (const [input, want] of rows) t.equal(normalizeType(input), want, input || '(empty)');
+});
+
+t.test('daemonExecArgv: the daemon\'s node flags, unless the caller set them', async (t) => {
+  t.same(daemonExecArgv([]), [...DAEMON_NODE_FLAGS], 'added to an empty execArgv');
+  t.same(daemonExecArgv(['--enable-source-maps']), ['--enable-source-maps', ...DAEMON_NODE_FLAGS], 'after the caller\'s own');
+  t.same(daemonExecArgv(['--max-semi-space-size=8']), ['--max-semi-space-size=8'], 'a semi-space size of the caller\'s stays');
+  t.same(daemonExecArgv(['--max_semi_space_size=8']), ['--max_semi_space_size=8'], 'also spelt with underscores');
+  const shebang = fs.readFileSync(new URL('../../../bin/lklfuse.ts', import.meta.url), 'utf8').split('\n')[0];
+  t.equal(shebang, `#!/usr/bin/env -S node ${DAEMON_NODE_FLAGS.join(' ')}`, 'the lklfuse command\'s #! line gives node the same flags');
 });

@@ -14,6 +14,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { readMountinfo } from '../../lib/fuse/mountinfo.js';
 import { which } from '../lib/sh.js';
+import { DAEMON_NODE_FLAGS } from '../../lib/fuse/node-flags.js';
 
 /** bin/lklfuse.js of the build this test file belongs to. */
 export const BIN = fileURLToPath(new URL('../../bin/lklfuse.js', import.meta.url));
@@ -125,9 +126,10 @@ export function sha256File(f: string): string {
  * How the tests start node for lklfuse: through `env -u NODE_OPTIONS`, because tap's
  * @tapjs/processinfo puts its --import into the NODE_OPTIONS of every child it sees spawned
  * (whatever env the spawn gives), which adds ~50-80 MiB and start-up time to each daemon.
- * The daemon then runs as a user runs it; env execs node, so the pid is the daemon's.
+ * The daemon then runs as a user runs it (the `lklfuse` command's #! line gives node
+ * DAEMON_NODE_FLAGS); env execs node, so the pid is the daemon's.
  */
-export const NODE_CMD = ['env', ['-u', 'NODE_OPTIONS', process.execPath]] as const;
+export const NODE_CMD = ['env', ['-u', 'NODE_OPTIONS', process.execPath, ...DAEMON_NODE_FLAGS]] as const;
 
 export interface RunResult { status: number | null; stdout: string; stderr: string }
 

@@ -18,6 +18,7 @@ import { scratchDir } from '../lib/scratch.js';
 import { which } from '../lib/sh.js';
 import { TRANSPORTS, fuseSkip, isMounted, realEnv, sha256File, transportSkip, waitFor, within } from '../fuse/real-helpers.js';
 import { PKG, PROGRAMS, REPO, binOf } from './helpers.js';
+import { DAEMON_NODE_FLAGS } from '../../lib/fuse/node-flags.js';
 
 const npm = which('npm');
 
@@ -131,6 +132,8 @@ t.test('npm pack, npm i -g --prefix, and the installed lklfuse', { skip: npm ? f
         const live = await waitFor(async () => (await isMounted(mnt)) || child.exitCode !== null, 30_000);
         t.ok(live && (await isMounted(mnt)), 'the mount is live', { stderr });
         if (!(await isMounted(mnt))) return;
+        const argv = fs.readFileSync(`/proc/${child.pid}/cmdline`, 'utf8').split('\0');
+        for (const f of DAEMON_NODE_FLAGS) t.ok(argv.includes(f), `the daemon's node runs with ${f} (the #! line)`, { argv });
         t.same(fs.readFileSync(path.join(mnt, 'file')), expected, '/file reads back as debugfs reads it');
         t.ok(fs.readdirSync(mnt).includes('shortfile'), 'the root directory lists shortfile');
         const u = spawnSync('fusermount', ['-u', mnt], { encoding: 'utf8' });
