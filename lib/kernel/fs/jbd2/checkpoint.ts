@@ -44,12 +44,23 @@ export async function jbd2_write_runs(j: journal_t, blocks: { pblk: number; data
 /**
  * jbd2_log_do_checkpoint: every pending copy home, a flush, then the tail moves up to the
  * oldest transaction that still has something pending (or to the head: the log is empty).
+ *
+ * A copy whose block a later transaction freed (cancelled_by) is not written: once that
+ * transaction commits the block may hold someone else's data. Until it commits, the copy
+ * pins its own transaction in the log, which a commit short of log space cannot wait out
+ * when the freeing transaction is the one committing (or the running one, committed after
+ * it). `pendingCancels` writes those copies home too: the caller holds j_commit_mutex, so
+ * no freeing transaction commits meanwhile, and a freed block stays out of the allocator's
+ * reach until its freeing transaction has committed (ext4's s_busy_blocks, Linux's
+ * ext4_free_data), so until then the block is still its old owner's and the copy is its
+ * last committed content. That frees the whole log but for the committing transaction.
  */
-export async function jbd2_log_do_checkpoint(j: journal_t): Promise<void> {
+export async function jbd2_log_do_checkpoint(j: journal_t, pendingCancels = false): Promise<void> {
   if (!j.j_ops || j.j_no_checkpoint) return;
   await j.j_checkpoint_mutex.lock();
   try {
-    const todo = [...j.j_cp.values()].filter((e) => e.cancelled_by === null).sort((a, b) => a.blocknr - b.blocknr);
+    jbd2_drop_cancelled(j);
+    const todo = [...j.j_cp.values()].filter((e) => e.cancelled_by === null || pendingCancels).sort((a, b) => a.blocknr - b.blocknr);
     await jbd2_write_runs(j, todo.map((e) => ({ pblk: e.blocknr, data: e.data })), false);
     if (todo.length) await j.j_ops.flush();
     for (const e of todo) if (j.j_cp.get(e.blocknr) === e) drop_entry(j, e);

@@ -169,6 +169,14 @@ async function jbd2_write_transaction(j: journal_t, t: transaction_t, snaps: cp_
   const total = ndesc + snaps.length + revokeBlocks.length + 1;
   if (jbd2_log_space_left(j) < total) {
     await jbd2_log_do_checkpoint(j);
+    // Still short: what is left is pinned by copies of blocks that this transaction (or the
+    // running one) freed. Linux never gets here (start_this_handle keeps a transaction's worth
+    // of log free before a handle may join); lkl-ts writes those copies home (see
+    // jbd2_log_do_checkpoint), which its caller, holding j_commit_mutex, may.
+    if (jbd2_log_space_left(j) < total) {
+      j.j_stats.pinned_checkpoints++;
+      await jbd2_log_do_checkpoint(j, true);
+    }
     if (jbd2_log_space_left(j) < total)
       throw err(EIO, `JBD2: transaction ${tid} needs ${total} log blocks, ${jbd2_log_space_left(j)} free`);
   }

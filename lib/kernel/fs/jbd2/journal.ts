@@ -119,7 +119,8 @@ export class journal_t {
   j_commit_work: work_struct | null = null;
   /** Test hook: commit, but never checkpoint (the log keeps everything). */
   j_no_checkpoint = false;
-  j_stats = { commits: 0, log_blocks: 0, checkpoints: 0, revokes: 0, wraps: 0 };
+  /** pinned_checkpoints: commits that had to write home copies of blocks freed by uncommitted transactions (jbd2_log_do_checkpoint). */
+  j_stats = { commits: 0, log_blocks: 0, checkpoints: 0, revokes: 0, wraps: 0, pinned_checkpoints: 0 };
   private bmapCache = new Map<number, number>();
   constructor(public readonly dev: JournalDev, public readonly devName: string) {}
 
