@@ -317,8 +317,11 @@ export class FuseSession {
         return n < 0 ? this.reply(u, n) : this.reply(u, 0, encodeU32Pair(n));
       }
       case 'release': case 'releasedir': return done(await ll.release(req.fh));
-      // close(2) of a dup would flush; the kernel fd stays open until release (as ops.ts).
-      case 'flush': return this.reply(u, 0);
+      // A FLUSH (each close(2), which waits for it) has nothing to do here: the kernel fd
+      // stays open until RELEASE (as ops.ts), writes are in the lkl-ts kernel's page cache
+      // already, and locks are the host's (no POSIX_LOCKS offered). ENOSYS tells the host
+      // kernel so once (fc->no_flush): it stops sending them, and close(2) saves a round trip.
+      case 'flush': return this.reply(u, -ENOSYS);
       case 'fsync': case 'fsyncdir': return done(await ll.fsync(sys, req.fh, (req.fsyncFlags & FUSE_FSYNC_FDATASYNC) !== 0));
       case 'readdir': case 'readdirplus': return this.readdir(req, sys);
       case 'statfs': {

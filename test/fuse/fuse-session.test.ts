@@ -12,7 +12,7 @@ import {
   FUSE_ASYNC_READ, FUSE_DO_READDIRPLUS, FUSE_INIT, FUSE_LOOKUP, FUSE_GETATTR, FUSE_MKDIR, FUSE_OPEN, FUSE_READ,
   FUSE_INTERRUPT, FUSE_WRITE, FUSE_POSIX_LOCKS, FUSE_MAX_PAGES, FUSE_READDIRPLUS, FUSE_OPENDIR, FUSE_CREATE,
   FUSE_FORGET, FUSE_BATCH_FORGET, FUSE_RELEASE, IN_HEADER_SIZE, OPCODE_NAMES, parseRequest, FUSE_POSIX_ACL, FUSE_DONT_MASK,
-  FUSE_MKNOD, FUSE_IOCTL, FUSE_IOCTL_DIR, FUSE_IOCTL_UNRESTRICTED, FUSE_HAS_IOCTL_DIR, FUSE_RELEASEDIR,
+  FUSE_MKNOD, FUSE_IOCTL, FUSE_IOCTL_DIR, FUSE_IOCTL_UNRESTRICTED, FUSE_HAS_IOCTL_DIR, FUSE_RELEASEDIR, FUSE_FLUSH,
 } from '../../lib/fuse/fuse-abi.js';
 import { e2fsckClean, makeExtImage } from '../lib/images.js';
 import { scratchDir } from '../lib/scratch.js';
@@ -20,7 +20,7 @@ import { whyNot } from '../lib/sh.js';
 import { FuseSession } from '../../lib/fuse/fuse-session.js';
 import { LowLevelOps } from '../../lib/fuse/ll-ops.js';
 import {
-  EACCES, EBADF, EINTR, EIO, ENOTTY, EPERM, O_CREAT, O_RDONLY, O_RDWR, FS_IOC_GETFLAGS, FS_IOC_SETFLAGS,
+  EACCES, EBADF, EINTR, EIO, ENOSYS, ENOTTY, EPERM, O_CREAT, O_RDONLY, O_RDWR, FS_IOC_GETFLAGS, FS_IOC_SETFLAGS,
   FS_IOC_GETVERSION, FS_EXTENT_FL, FS_NODUMP_FL, FS_IOC_FSGETXATTR, FS_XFLAG_NODUMP,
 } from '../../lib/kernel/include/uapi.js';
 
@@ -456,4 +456,19 @@ t.test('fuzz: malformed frames get errors, never a crash or a second reply', asy
   t.equal(r.error, 0, 'a good LOOKUP after the fuzz still works');
   t.doesNotThrow(() => parseRequest(frame({ opcode: FUSE_LOOKUP, unique: 1 }, cstr('x'))), 'the parser reads a good frame');
   t.throws(() => parseRequest(frame({ opcode: FUSE_LOOKUP, unique: 1 }, Buffer.from('no-nul'))), /not NUL-terminated/, 'and names a bad one');
+});
+
+t.test('FLUSH: ENOSYS, so that the host kernel stops sending one with every close(2)', async (t) => {
+  const { call } = await session(t);
+  await call({ opcode: FUSE_INIT }, initBody(31, 0));
+  const cr = await call({ opcode: FUSE_CREATE }, Buffer.concat([u32s(O_CREAT | O_RDWR, 0o100644, 0, 0), cstr('flushed')]));
+  t.equal(cr.error, 0, 'created');
+  const fh = cr.body.subarray(128, 136);
+  // fuse_flush_in: fh, unused, padding, lock_owner
+  const fl = await call({ opcode: FUSE_FLUSH }, Buffer.concat([fh, u32s(0, 0), u64(0)]));
+  t.equal(fl.error, -ENOSYS, 'FLUSH answered ENOSYS (fc->no_flush: close(2) then returns 0 without asking)');
+  const w = await call({ opcode: FUSE_WRITE }, Buffer.concat([fh, u64(0), u32s(2, 0), u64(0), u32s(0, 0), Buffer.from('ok')]));
+  t.equal(w.error, 0, 'the handle is still open after the FLUSH');
+  t.equal((await call({ opcode: FUSE_RELEASE }, Buffer.concat([fh, Buffer.alloc(16)]))).error, 0, 'and RELEASE closes it');
+  await kernel.sys.unlink('/flushed');
 });
