@@ -246,17 +246,22 @@ async function ext4_load_super(sb: super_block, sbi: ext4_sb_info, sbByteOff: nu
   if (es.s_magic !== EXT4_SUPER_MAGIC) fail(`VFS: Can't find ext4 filesystem`);
   if (ext4_has_metadata_csum(es) && !ext4_superblock_csum_verify(raw, 0))
     fail('VFS: Found ext4 filesystem with invalid superblock checksum.  Run e2fsck?', EFSBADCRC);
-  // ext4_super_check knows the non-bigalloc geometry; with bigalloc the per-group limit
-  // applies to clusters (Linux: "#clusters per group too big").
+  // ext4_handle_clustersize. ext4_super_check knows the non-bigalloc geometry; the cluster
+  // fields are checked with and without bigalloc, as Linux does since it shared the checks:
+  // every bitmap walk and checksum is s_clusters_per_group bits long, so a wild value there
+  // (0xfffffffe with the checksum fixed, found by the fuzzer) made each one a 512 MiB walk.
   const bigalloc = (es.s_feature_ro_compat & EXT4_FEATURE_RO_COMPAT_BIGALLOC) !== 0;
+  let ratio = 1;
   if (bigalloc) {
-    const ratio = 2 ** (es.s_log_cluster_size - es.s_log_block_size);
+    ratio = 2 ** (es.s_log_cluster_size - es.s_log_block_size);
     if (es.s_log_cluster_size < es.s_log_block_size || es.s_log_cluster_size - es.s_log_block_size > 16)
       fail(`Invalid log cluster size: ${es.s_log_cluster_size}`, EFSCORRUPTED);
-    if (es.s_clusters_per_group > ext4_block_size(es) * 8) fail(`#clusters per group too big: ${es.s_clusters_per_group}`, EFSCORRUPTED);
-    if (es.s_blocks_per_group !== es.s_clusters_per_group * ratio)
-      fail(`blocks per group (${es.s_blocks_per_group}) and clusters per group (${es.s_clusters_per_group}) inconsistent`, EFSCORRUPTED);
+  } else if (es.s_log_cluster_size !== es.s_log_block_size) {
+    fail(`fragment/cluster size (${1024 * 2 ** Math.min(es.s_log_cluster_size, 31)}) != block size (${1024 * 2 ** Math.min(es.s_log_block_size, 31)})`, EINVAL);
   }
+  if (es.s_clusters_per_group > ext4_block_size(es) * 8) fail(`#clusters per group too big: ${es.s_clusters_per_group}`, EINVAL);
+  if (es.s_blocks_per_group !== es.s_clusters_per_group * ratio)
+    fail(`blocks per group (${es.s_blocks_per_group}) and clusters per group (${es.s_clusters_per_group}) inconsistent`, EINVAL);
   // The remaining checks with the group geometry of a bigalloc filesystem: scale blocks to
   // clusters so that the codec's per-group limit and group count come out as Linux's.
   const why = ext4_super_check(bigalloc ? bigalloc_as_clusters(es) : es);
