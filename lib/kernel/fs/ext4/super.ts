@@ -36,7 +36,7 @@ import {
   EXT4_FEATURE_RO_COMPAT_SUPP, EXT4_DEFM_ACL, EXT4_DEFM_XATTR_USER, EXT4_DEFM_JMODE,
   EXT4_DEFM_JMODE_DATA, EXT4_DEFM_JMODE_WBACK, EXT4_DEFM_NOBARRIER, EXT4_DEFM_UID16,
   EXT4_DEFM_BLOCK_VALIDITY, EXT4_DEFM_DISCARD, EXT4_DEFM_NODELALLOC, EXT4_ROOT_INO,
-  EXT4_SUPER_MAGIC, EXT4_VALID_FS, EXT4_GOOD_OLD_INODE_SIZE, ext4_block_bitmap, ext4_block_size,
+  EXT4_SUPER_MAGIC, EXT4_VALID_FS, EXT4_GOOD_OLD_INODE_SIZE, ext4_block_bitmap, ext4_block_size, ext4_cluster_size,
   ext4_blocks_count, ext4_desc_size, ext4_first_ino, ext4_group_desc_decode,
   ext4_has_metadata_csum, ext4_hash_unsigned, ext4_inode_bitmap, ext4_inode_size, ext4_inode_table,
   ext4_super_check, ext4_super_decode, ext4_unknown_features, put_le32, EXT4_SB_OFF, le32,
@@ -257,7 +257,7 @@ async function ext4_load_super(sb: super_block, sbi: ext4_sb_info, sbByteOff: nu
     if (es.s_log_cluster_size < es.s_log_block_size || es.s_log_cluster_size - es.s_log_block_size > 16)
       fail(`Invalid log cluster size: ${es.s_log_cluster_size}`, EFSCORRUPTED);
   } else if (es.s_log_cluster_size !== es.s_log_block_size) {
-    fail(`fragment/cluster size (${1024 * 2 ** Math.min(es.s_log_cluster_size, 31)}) != block size (${1024 * 2 ** Math.min(es.s_log_block_size, 31)})`, EINVAL);
+    fail(`fragment/cluster size (${ext4_cluster_size(es)}) != block size (${ext4_block_size(es)})`, EINVAL);
   }
   if (es.s_clusters_per_group > ext4_block_size(es) * 8) fail(`#clusters per group too big: ${es.s_clusters_per_group}`, EINVAL);
   if (es.s_blocks_per_group !== es.s_clusters_per_group * ratio)
