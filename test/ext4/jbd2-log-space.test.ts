@@ -10,6 +10,11 @@
  * The test insists that the path ran (j_stats.pinned_checkpoints), that the journal did not
  * abort, and after unmount: e2fsck -fn clean, no recovery pending, and the host kernel sees
  * exactly the files that should be there, as written.
+ *
+ * The second test: a checkpoint copy that no pass can write (it stands for one freed by a
+ * transaction that never commits) must keep the log at unmount. jbd2_journal_destroy used to
+ * skip marking the log empty without a word, and ext4 then cleared needs_recovery over a log
+ * still holding what the disk lacked (e2fsck found the damage).
  */
 import t from 'tap';
 import path from 'node:path';
@@ -78,4 +83,36 @@ t.test('data=journal, 1 KiB blocks: the commit of a delete whose file\'s journal
     t.ok(fs.readFileSync(path.join(m, 'b')).equals(content('b', 1000 * 1024)), 'b as written');
     t.ok(fs.readFileSync(path.join(m, 'c')).equals(content('c', 2200 * 1024)), 'c as written');
   });
+});
+
+t.test('a checkpoint copy that cannot go home at unmount: the log is kept for recovery, not marked empty', { skip }, async (t) => {
+  const dir = scratchDir(t, 'jbd2-destroy');
+  const img = path.join(dir, 'd.img');
+  await makeExtImage({ type: 'ext4', sizeMiB: 32, blockSize: 1024, path: img });
+  const messages: string[] = [];
+  const k = await startKernel({ memMiB: 64, print: (m) => { messages.push(m); } });
+  t.teardown(() => k.halt());
+  const id = await k.diskAdd({ path: img });
+  const mnt = await k.mountDev(id, 0, 'ext4', 0, 'commit=60');
+  if (typeof mnt !== 'string') { t.fail(`mount: ${mnt}`); return; }
+  const j = jbd2_debug.last!;
+  await writeFile(k, `${mnt}/f`, content('f', 64 * 1024), true);
+  t.ok(j.j_cp.size > 0, `committed, not checkpointed (${j.j_cp.size} copies wait)`);
+  // One copy made unwritable: marked as freed by a transaction that will never commit. Every
+  // checkpoint pass must skip it, so unmount cannot empty the log.
+  const pinned = [...j.j_cp.values()][0]!;
+  pinned.cancelled_by = (j.j_commit_sequence + 1000) >>> 0;
+  t.equal(await k.umountDev(id, 0), 0, 'unmounted (umount(2) succeeds, as Linux\'s does after a journal error)');
+  t.ok(messages.some((m) => /checkpoint buffers left unwritten; the log is kept for recovery/.test(m) && /needs_recovery left set/.test(m)),
+    'the kernel says why the log is kept', { messages: messages.slice(-5) });
+  await k.diskRemove(id);
+  const dump = spawnSync('dumpe2fs', ['-h', img], { encoding: 'utf8' });
+  t.match(dump.stdout, /needs_recovery/, 'ext4 keeps needs_recovery set');
+  t.notMatch(dump.stdout, /Journal start:\s+0\b/, 'and the log is not marked empty');
+  // The host replays the log and finds the file as written.
+  await withLoopMount(img, {}, async (m) => {
+    t.ok(fs.readFileSync(path.join(m, 'f')).equals(content('f', 64 * 1024)), 'the host kernel replays the log and reads f as written');
+  });
+  const ck = await e2fsckClean(img);
+  t.ok(ck.clean, 'e2fsck -fn clean after the replay', { output: ck.output.slice(0, 3000) });
 });

@@ -8,7 +8,7 @@
  * Pure kernel code: the filesystem hands in block access (JournalDev).
  */
 import { err } from '../../include/errno.js';
-import { EFSBADCRC, EFSCORRUPTED, EINVAL } from '../../include/uapi.js';
+import { EFSBADCRC, EFSCORRUPTED, EINVAL, EIO } from '../../include/uapi.js';
 import {
   JBD2_MIN_FC_BLOCKS, jbd2_has_feature_fast_commit, jbd2_journal_has_csum_v2or3, jbd2_superblock_check,
   jbd2_superblock_decode, type journal_superblock_t,
@@ -291,7 +291,10 @@ export async function jbd2_journal_flush(j: journal_t): Promise<void> {
 
 /**
  * jbd2_journal_destroy: commit, checkpoint everything, mark the log empty, stop the
- * worker. After this the journal is read-only again.
+ * worker. After this the journal is read-only again. As Linux's, it checkpoints until no
+ * copy is left (a commit may have queued more while the first pass wrote); a pass that
+ * frees nothing ends it with EIO, the log left as it is for recovery (ext4 then keeps
+ * needs_recovery set), never marked empty over copies that did not reach their place.
  */
 export async function jbd2_journal_destroy(j: journal_t): Promise<void> {
   if (!j.j_ops) return;
@@ -299,7 +302,14 @@ export async function jbd2_journal_destroy(j: journal_t): Promise<void> {
   try {
     if (!j.j_aborted) {
       await jbd2_journal_flush(j);
-      if (!j.j_cp.size && !j.j_aborted) await jbd2_mark_journal_empty(j);
+      for (let left = j.j_cp.size; left && !j.j_aborted;) {
+        if (j.j_running_transaction?.t_buffers.size) await jbd2_journal_force_commit(j);
+        await jbd2_log_do_checkpoint(j);
+        if (j.j_cp.size >= left) break;
+        left = j.j_cp.size;
+      }
+      if (j.j_cp.size && !j.j_aborted) throw err(EIO, `JBD2: ${j.j_cp.size} checkpoint buffers left unwritten; the log is kept for recovery`);
+      if (!j.j_aborted) await jbd2_mark_journal_empty(j);
     }
   } catch (e) { failed = e; }
   const t = j.j_running_transaction;
