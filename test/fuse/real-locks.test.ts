@@ -435,14 +435,19 @@ print('\n'.join(out))
 /*
  * Where the kernel transport's answers are not the host's, all of it the lkl-ts ext4's (the
  * transport passes fallocate, lseek and copy_file_range through as they are). An entry
- * whose line turns out equal fails the test, so the table stays true.
+ * whose line turns out equal fails the test, so the table stays true; for an entry marked
+ * `hostVaries` (the host's own figure moves from run to run), only if none of its lines
+ * differs.
  */
-const IO_DIFFERENCES: { label: RegExp; why: string }[] = [
+const IO_DIFFERENCES: { label: RegExp; why: string; hostVaries?: string }[] = [
   {
     label: /^(after a write|after punch|after zero range|after zero range past EOF|falloc final) stat$/,
     why: 'st_blocks has one block more, the extent tree\'s index block: the lkl-ts ext4 leaves falloc in 7 extents where Linux has 3 '
       + '(ZERO_RANGE gives whole blocks newly allocated unwritten blocks instead of converting them in place, and neighbouring extents '
       + 'that became written one after the other are not merged)',
+    hostVaries: 'the host\'s st_blocks after the punch is 4080 in most runs and 4088, lkl-ts\'s figure, in some (seen under load, '
+      + 'about one run in five with a CPU hog): its own extent tree then has an index block too. The shape '
+      + 'it gets depends on the timing of its writeback and unwritten-extent conversion, not on the steps',
   },
   {
     label: /^dst (middle|extended|from sparse|final) stat$/,
@@ -530,13 +535,23 @@ t.test('fallocate, SEEK_DATA/SEEK_HOLE and copy_file_range through the kernel tr
   const fuse = runIo(mnt);
   await stopDaemon(t, mnt, d);
   const undocumented: string[] = [], stale: string[] = [];
+  const differed = new Set<(typeof IO_DIFFERENCES)[number]>();
+  const equalVarying: string[] = [];
   fuse.forEach((l, i) => {
     const label = l.split(': ')[0]!;
     const doc = IO_DIFFERENCES.find((d) => d.label.test(label));
     if (l !== host[i] && !doc) undocumented.push(`lklfuse: ${l}\n   host: ${host[i]}`);
-    if (l === host[i] && doc) stale.push(`${l} (documented as differing: ${doc.why})`);
-    if (l !== host[i] && doc) t.comment(`known difference: ${l} (host: ${(host[i] ?? '').split(': ').slice(1).join(': ')})`);
+    if (l === host[i] && doc && !doc.hostVaries) stale.push(`${l} (documented as differing: ${doc.why})`);
+    if (l === host[i] && doc?.hostVaries) equalVarying.push(l);
+    if (l !== host[i] && doc) {
+      differed.add(doc);
+      t.comment(`known difference: ${l} (host: ${(host[i] ?? '').split(': ').slice(1).join(': ')})`);
+    }
   });
+  for (const doc of IO_DIFFERENCES) {
+    if (doc.hostVaries && !differed.has(doc) && fuse.some((l) => doc.label.test(l.split(': ')[0]!))) stale.push(`${doc.label} (no line differs: ${doc.why})`);
+  }
+  for (const l of equalVarying) t.comment(`equal to the host's this time (its figure varies): ${l}`);
   t.same(undocumented, [], 'every answer, size, st_blocks, data/hole map and content is the host\'s, but for the differences documented below');
   t.same(stale, [], 'and each documented difference is still one');
   t.equal(fuse.length, host.length, 'and as many of them');
