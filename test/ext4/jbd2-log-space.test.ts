@@ -19,22 +19,18 @@
 import t from 'tap';
 import path from 'node:path';
 import fs from 'node:fs';
-import crypto from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import { makeExtImage, withLoopMount, e2fsckClean } from '../lib/images.js';
 import { whyNot } from '../lib/sh.js';
 import { scratchDir } from '../lib/scratch.js';
+import { prngBytes } from '../lib/tree.js';
 import { jbd2_debug } from '../../lib/kernel/fs/jbd2/journal.js';
 import { startKernel, O_CREAT, O_WRONLY, type Kernel } from '../../lib/index.js';
 
 const skip = whyNot(['mke2fs', 'e2fsck', 'losetup', 'mount'], { root: true });
 
-const content = (name: string, size: number): Buffer => {
-  const out = Buffer.alloc(size);
-  let seed = crypto.createHash('sha256').update(name).digest();
-  for (let o = 0; o < size; o += seed.length) { seed.copy(out, o); seed = crypto.createHash('sha256').update(seed).digest(); }
-  return out;
-};
+/** A file's bytes, different per name. */
+const content = (name: string, size: number): Buffer => prngBytes(name.charCodeAt(0), size);
 
 async function writeFile(k: Kernel, p: string, data: Buffer, sync: boolean): Promise<void> {
   const fd = await k.sys.open(p, O_CREAT | O_WRONLY, 0o644);

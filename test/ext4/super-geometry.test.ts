@@ -9,13 +9,13 @@
 import t from 'tap';
 import fs from 'node:fs';
 import path from 'node:path';
-import crypto from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import { makeExtImage } from '../lib/images.js';
 import { run, whyNot } from '../lib/sh.js';
 import { scratchDir } from '../lib/scratch.js';
 import { startKernel, type Kernel } from '../../lib/index.js';
 import { EINVAL } from '../../lib/kernel/include/uapi.js';
+import { sha256File } from './driver-util.js';
 
 const skip = whyNot(['mke2fs', 'debugfs', 'losetup', 'mount', 'dmesg'], { root: true });
 
@@ -24,8 +24,6 @@ const CASES: { field: string; value: string; message: RegExp }[] = [
   { field: 'clusters_per_group', value: '16384', message: /blocks per group \(32768\) and clusters per group \(16384\) inconsistent/ },
   { field: 'log_cluster_size', value: '3', message: /fragment\/cluster size \(8192\) != block size \(4096\)/ },
 ];
-
-const sha = (f: string) => crypto.createHash('sha256').update(fs.readFileSync(f)).digest('hex');
 
 /** The host's answer: a loop mount, read-only, and the last lines of its kernel log after it. */
 function hostMount(img: string, mnt: string): { mounted: boolean; log: string } {
@@ -48,13 +46,13 @@ t.test('cluster geometry without bigalloc: refused like the host refuses it', { 
     const host = hostMount(img, mnt);
     t.notOk(host.mounted, `${c.field} = ${c.value}: the host refuses it`);
     t.match(host.log, c.message, 'with this message');
-    const before = sha(img);
+    const before = await sha256File(img);
     const id = await k.diskAdd({ path: img });
     const r = await k.mountDev(id, 0, 'ext4', 0, '');
     t.equal(r, -EINVAL, 'lkl-ts refuses it: EINVAL, as Linux');
     t.match(lines.join('\n'), c.message, 'with the same message');
     lines.length = 0;
     await k.diskRemove(id);
-    t.equal(sha(img), before, 'the image is unchanged');
+    t.equal(await sha256File(img), before, 'the image is unchanged');
   }
 });
