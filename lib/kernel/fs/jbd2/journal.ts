@@ -302,13 +302,12 @@ export async function jbd2_journal_destroy(j: journal_t): Promise<void> {
   try {
     if (!j.j_aborted) {
       await jbd2_journal_flush(j);
-      for (let left = j.j_cp.size; left && !j.j_aborted;) {
+      while (j.j_cp.size && !j.j_aborted) {
+        const left = j.j_cp.size;
         if (j.j_running_transaction?.t_buffers.size) await jbd2_journal_force_commit(j);
         await jbd2_log_do_checkpoint(j);
-        if (j.j_cp.size >= left) break;
-        left = j.j_cp.size;
+        if (j.j_cp.size >= left) throw err(EIO, `JBD2: ${j.j_cp.size} checkpoint buffers left unwritten; the log is kept for recovery`);
       }
-      if (j.j_cp.size && !j.j_aborted) throw err(EIO, `JBD2: ${j.j_cp.size} checkpoint buffers left unwritten; the log is kept for recovery`);
       if (!j.j_aborted) await jbd2_mark_journal_empty(j);
     }
   } catch (e) { failed = e; }
