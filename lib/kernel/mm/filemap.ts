@@ -293,6 +293,33 @@ async function page_cache_async_ra(m: address_space, file: file, ra: file_ra_sta
   await ra_submit(m, file, ra, lastPage);
 }
 
+/** The file's read-ahead state, created on first use (file->f_ra). */
+function file_ra(file: file): file_ra_state {
+  let ra = raStates.get(file);
+  if (!ra) { ra = { start: 0, size: 0, async_size: 0, prev_index: -2 }; raStates.set(file, ra); }
+  return ra;
+}
+
+/** ra_has_index: is `index` inside the file's current read-ahead window? */
+export function ra_has_index(file: file, index: number): boolean {
+  const ra = raStates.get(file);
+  return !!ra && index >= ra.start && index < ra.start + ra.size;
+}
+
+/**
+ * page_cache_sync_readahead: pages [index, index + req) of `m` are about to be read and
+ * `index` is not cached; start the window the file's read-ahead state calls for. `m` may be
+ * another mapping than the file's own: ext4_readdir reads ahead on the block device's page
+ * cache with the directory file's state. The page at `index` is remembered as the last read
+ * (f_ra.prev_pos), so the file's next block after it counts as sequential.
+ */
+export async function page_cache_sync_readahead(m: address_space, file: file, index: number, req: number): Promise<void> {
+  const ra = file_ra(file);
+  const lastPage = Math.ceil(m.host.i_size / PAGE_SIZE) - 1;
+  if (index <= lastPage && !m.pages.has(index)) await page_cache_sync_ra(m, file, ra, index, req, lastPage);
+  ra.prev_index = index;
+}
+
 /** read_cache_page: the page at index, uptodate and unlocked, with a reference; EIO on failure. */
 export async function read_cache_page(m: address_space, index: number, file: file | null = null): Promise<page> {
   for (let attempt = 0; ; attempt++) {
@@ -323,8 +350,7 @@ export async function filemap_read(file: file, buf: Uint8Array, pos: number): Pr
   const m = inode.i_mapping;
   if (buf.length === 0) return 0;
   if (pos >= inode.i_size) { await file_accessed(file); return 0; }
-  let ra = raStates.get(file);
-  if (!ra) { ra = { start: 0, size: 0, async_size: 0, prev_index: -2 }; raStates.set(file, ra); }
+  const ra = file_ra(file);
   let done = 0;
   const lastByte = Math.min(pos + buf.length, inode.i_size);
   const lastIndex = Math.floor((lastByte - 1) / PAGE_SIZE);

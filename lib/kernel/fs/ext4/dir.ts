@@ -30,6 +30,9 @@ import { EXT4_I, EXT4_SB, type ext4_inode_info } from './ext4.js';
 import { ext4_csum_error, ext4_error } from './errors.js';
 import { ext4_sb_bread } from './super.js';
 import { ext4_map_blocks } from './inode.js';
+import { page_cache_sync_readahead, ra_has_index } from '../../mm/filemap.js';
+import { PAGE_SIZE } from '../../mm/page_alloc.js';
+import type { block_device } from '../../include/blk.js';
 import { ext4_force_commit } from './ext4_jbd2.js';
 import { ext4_inline_dir_view, INLINE_DOTDOT_OFFSET } from './inline.js';
 import { ext4fs_dirhash } from './hash.js';
@@ -123,7 +126,22 @@ export function hash2pos(major: number, minor: number): number {
 
 interface DxDirInfo { entries: { pos: number; name: string; ino: number; dtype: number }[] }
 
-async function ext4_readdir_linear(dir: ext4_inode_info, ctx: dir_context): Promise<void> {
+/**
+ * ext4_readdir's read-ahead: before a directory block is read, the block device's pages
+ * around it are read ahead with the directory file's read-ahead state, as Linux's
+ * ext4_readdir does (page_cache_sync_readahead on sb->s_bdev's mapping). A walk of many
+ * small directories whose blocks lie near each other then finds most of them cached.
+ */
+async function ext4_dir_readahead(file: file, dir: ext4_inode_info, lblk: number): Promise<void> {
+  const bdev = dir.i_sb.s_bdev as block_device | null;
+  if (!bdev) return;
+  const m = await ext4_map_blocks(dir, lblk, 1);
+  if (m.pblk === 0 || m.unwritten) return;
+  const index = Math.floor(m.pblk * EXT4_SB(dir.i_sb).s_blocksize / PAGE_SIZE);
+  if (!ra_has_index(file, index)) await page_cache_sync_readahead(bdev.bd_inode.i_mapping, file, index, 1);
+}
+
+async function ext4_readdir_linear(file: file | null, dir: ext4_inode_info, ctx: dir_context): Promise<void> {
   const sb = dir.i_sb;
   const bs = EXT4_SB(sb).s_blocksize;
   while (ctx.pos < dir.i_size) {
@@ -131,6 +149,7 @@ async function ext4_readdir_linear(dir: ext4_inode_info, ctx: dir_context): Prom
     const inBlk = ctx.pos % bs;
     let blk: { buf: Uint8Array; pblk: number } | null;
     try {
+      if (file) await ext4_dir_readahead(file, dir, lblk);
       blk = await ext4_read_dirblock(dir, lblk, 'leaf');
     } catch (e) {
       // A bad block is reported (by ext4_read_dirblock) and skipped, as Linux's readdir does.
@@ -260,7 +279,7 @@ export async function ext4_readdir(file: file, ctx: dir_context): Promise<void> 
       // ERR_BAD_DX_DIR without checksums: read it as a linear directory.
     }
   }
-  return ext4_readdir_linear(dir, ctx);
+  return ext4_readdir_linear(file, dir, ctx);
 }
 
 /** Thrown by dx_probe-like code for a malformed index that a linear walk can still read. */
