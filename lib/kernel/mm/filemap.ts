@@ -307,8 +307,8 @@ export function ra_has_index(file: file, index: number): boolean {
 }
 
 /**
- * page_cache_sync_readahead: pages [index, index + req) of `m` are about to be read and
- * `index` is not cached; start the window the file's read-ahead state calls for. `m` may be
+ * page_cache_sync_readahead: pages [index, index + req) of `m` are about to be read; if
+ * `index` is not cached, start the window the file's read-ahead state calls for. `m` may be
  * another mapping than the file's own: ext4_readdir reads ahead on the block device's page
  * cache with the directory file's state. The page at `index` is remembered as the last read
  * (f_ra.prev_pos), so the file's next block after it counts as sequential.

@@ -57,8 +57,9 @@ export type DirblockType = 'leaf' | 'index' | 'any';
 /**
  * ext4_read_dirblock: logical block `lblk` of a directory, checksum verified (leaf blocks by
  * their tail, index blocks by their dx tail). Returns null for a hole; `pblk` is reported.
+ * With `ra` (readdir's open file), the device is read ahead around the block first.
  */
-export async function ext4_read_dirblock(dir: ext4_inode_info, lblk: number, type: DirblockType):
+export async function ext4_read_dirblock(dir: ext4_inode_info, lblk: number, type: DirblockType, ra: file | null = null):
   Promise<{ buf: Uint8Array; pblk: number } | null> {
   const sb = dir.i_sb;
   const sbi = EXT4_SB(sb);
@@ -68,6 +69,7 @@ export async function ext4_read_dirblock(dir: ext4_inode_info, lblk: number, typ
       throw ext4_error(sb, 'ext4_read_dirblock', `Directory hole found for htree index block ${lblk}`, { ino: dir.i_ino });
     return null;
   }
+  if (ra) await ext4_dir_readahead(ra, dir, m.pblk);
   const buf = await ext4_sb_bread(sb, m.pblk, '__ext4_read_dirblock', dir.i_ino);
   const ctx = sbi.s_csum;
   if (ctx?.metadata_csum && !sbi.s_dirblock_verified.has(m.pblk)) {
@@ -132,16 +134,14 @@ interface DxDirInfo { entries: { pos: number; name: string; ino: number; dtype: 
  * ext4_readdir does (page_cache_sync_readahead on sb->s_bdev's mapping). A walk of many
  * small directories whose blocks lie near each other then finds most of them cached.
  */
-async function ext4_dir_readahead(file: file, dir: ext4_inode_info, lblk: number): Promise<void> {
+async function ext4_dir_readahead(file: file, dir: ext4_inode_info, pblk: number): Promise<void> {
   const bdev = dir.i_sb.s_bdev as block_device | null;
   if (!bdev) return;
-  const m = await ext4_map_blocks(dir, lblk, 1);
-  if (m.pblk === 0 || m.unwritten) return;
-  const index = Math.floor(m.pblk * EXT4_SB(dir.i_sb).s_blocksize / PAGE_SIZE);
+  const index = Math.floor(pblk * EXT4_SB(dir.i_sb).s_blocksize / PAGE_SIZE);
   if (!ra_has_index(file, index)) await page_cache_sync_readahead(bdev.bd_inode.i_mapping, file, index, 1);
 }
 
-async function ext4_readdir_linear(file: file | null, dir: ext4_inode_info, ctx: dir_context): Promise<void> {
+async function ext4_readdir_linear(file: file, dir: ext4_inode_info, ctx: dir_context): Promise<void> {
   const sb = dir.i_sb;
   const bs = EXT4_SB(sb).s_blocksize;
   while (ctx.pos < dir.i_size) {
@@ -149,8 +149,7 @@ async function ext4_readdir_linear(file: file | null, dir: ext4_inode_info, ctx:
     const inBlk = ctx.pos % bs;
     let blk: { buf: Uint8Array; pblk: number } | null;
     try {
-      if (file) await ext4_dir_readahead(file, dir, lblk);
-      blk = await ext4_read_dirblock(dir, lblk, 'leaf');
+      blk = await ext4_read_dirblock(dir, lblk, 'leaf', file);
     } catch (e) {
       // A bad block is reported (by ext4_read_dirblock) and skipped, as Linux's readdir does.
       if ((e as { errno?: number }).errno === 74 || (e as { errno?: number }).errno === 117) {
