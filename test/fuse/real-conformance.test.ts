@@ -44,7 +44,7 @@ function slots(o: Outcome): Map<string, string> {
 }
 
 /** A documented difference: a case's slot (or '*' for all of it) that differs, and why. */
-interface Difference { id: string; slot: string; why: string; bug?: boolean; transports?: Transport[] }
+interface Difference { id: string; slot: string; why: string; bug?: boolean; transports?: Transport[]; maybe?: boolean }
 
 interface Comparison { total: number; passed: number; undocumented: string[]; stale: string[]; documented: number }
 
@@ -65,7 +65,7 @@ function compare(ref: Outcomes, got: Outcomes, cases: Case[], table: Difference[
     }
     if (equal) passed++;
   }
-  const stale = table.filter((d) => !hit.has(d)).map((d) => `${d.id} ${d.slot}: documented as different, but equal (${d.why})`);
+  const stale = table.filter((d) => !hit.has(d) && !d.maybe).map((d) => `${d.id} ${d.slot}: documented as different, but equal (${d.why})`);
   return { total: cases.length, passed, undocumented, stale, documented: hit.size };
 }
 
@@ -154,6 +154,11 @@ const NATIVE = ['fuse-native'] as Transport[];
 const NO_CALLER = 'fuse-native: requests carry no caller uid/gid, every one runs as the daemon (root): what a user creates is root\'s';
 const NO_KILLPRIV = 'fuse-native: the host kernel\'s SETATTR before a non-owner\'s write or truncate reaches libfuse 2 with no mode to set (its -d log shows only a getattr), and the write itself runs as the daemon (root, CAP_FSETID), so S_ISGID stays';
 const PATH_NODES = 'fuse-native: libfuse 2\'s high-level API keeps a node per path, so after link() the host kernel still holds the old name\'s attributes (nlink, ctime) for attr_timeout (1 s) and a stat within it shows them';
+// Which of a hard link's other names show stale attributes after link, unlink or rename
+// depends on the host kernel's FUSE attribute invalidation: Linux 6.18 refreshes them after
+// link() (link-many op10 equal) but not after unlink() or rename(); earlier kernels the other
+// way round. These entries may be equal (maybe), and the slots differ only as PATH_NODES says.
+const PATH_NODES_STALE = `${PATH_NODES}; after unlink() or rename() over one of several names as well, depending on the host kernel`;
 const NO_RENAME2 = 'fuse-native: libfuse 2 has no renameat2 flags: RENAME_NOREPLACE and RENAME_EXCHANGE are EINVAL (README)';
 const MS_TIMES = 'fuse-native: times cross in whole milliseconds (README)';
 const ONE_SIDED = 'fuse-native: libfuse 2 drops a SETATTR that sets only one of atime/mtime (flag_utime_omit_ok, which fuse-native never sets; README "touch -m -d")';
@@ -166,7 +171,10 @@ FUSE_DIFFERENCES.push(
   ...['write-clears-2767-other', 'truncate-clears-2767-other', 'ftruncate-clears-2767-other'].map((id) => ({ id, slot: 'op1', why: NO_KILLPRIV, transports: NATIVE })),
   { id: 'link-new', slot: 'op1', why: PATH_NODES, transports: NATIVE },
   { id: 'link-new', slot: 'times:f', why: PATH_NODES, transports: NATIVE },
-  { id: 'link-many', slot: 'op10', why: PATH_NODES, transports: NATIVE },
+  { id: 'link-many', slot: 'op10', why: PATH_NODES, transports: NATIVE, maybe: true },
+  ...([['link-many', 'op21'], ['rename-file-ctime', 'times:keep'], ['rename-replace-file', 'op2'], ['rename-replace-file', 'times:g2'],
+    ['unlink-link', 'op1'], ['unlink-link', 'times:g'], ['times-rename-replace', 'times:h']] as const)
+    .map(([id, slot]) => ({ id, slot, why: PATH_NODES_STALE, transports: NATIVE, maybe: true })),
   { id: 'times-link-dst-dir', slot: 'times:f', why: PATH_NODES, transports: NATIVE },
   { id: 'rename-noreplace-new', slot: 'op0', why: NO_RENAME2, transports: NATIVE },
   ...['op0', 'op1', 'op2'].map((slot) => ({ id: 'rename-exchange', slot, why: NO_RENAME2, transports: NATIVE })),
@@ -202,6 +210,9 @@ for (const transport of ['kernel', 'fuse-native'] as Transport[]) {
     const ms = Date.now() - t0;
     const table = FUSE_DIFFERENCES.filter((x) => !x.transports || x.transports.includes(transport));
     report(t, `ext4 via lklfuse (${transport})`, compare(host.outcomes, outcomes, CASES, table), ms);
+    // fuse-native: attributes the host kernel cached under another name of a hard link
+    // (PATH_NODES_STALE) expire after attr_timeout (1 s); the tree is read once they have.
+    if (transport === 'fuse-native') await new Promise((r) => setTimeout(r, 1500));
     const seen = await hostManifest(root, { producer: `lklfuse ${transport}`, exclude: DEEP_EXCLUDE });
     await unmount(t, d, mnt);
 
