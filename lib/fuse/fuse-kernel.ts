@@ -185,7 +185,7 @@ export class KernelFuseMount extends EventEmitter {
       maxWrite: opts.maxWrite, entryTimeout: opts.entryTimeout, attrTimeout: opts.attrTimeout,
       sysFor: opts.sysFor, log: opts.log, readOnly: opts.readOnly, serialize: opts.serialize,
       readdirplus: opts.readdirplus, intr: opts.intr, writeConsumesFrame: true, posixAcl: opts.posixAcl,
-      hostChecks: opts.allowOther || opts.defaultPermissions,
+      hostChecks: opts.allowOther || opts.defaultPermissions, hostPermissions: opts.defaultPermissions,
     });
     m.reader = makeReader(opts.reader, fd, opts.maxWrite + 4096 + 40 + 80);
     let reading = false;

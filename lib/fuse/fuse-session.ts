@@ -34,8 +34,9 @@ import {
   encodeInitOut, encodeOpenOut, encodeStatfsOut, encodeU32Pair, encodeU64, parseHeader, parseRequest,
   replyFrame, writeDirent, writeEntry, writeOutHeader, type Entry, type FuseRequest, type InHeader,
   FUSE_AUTO_INVAL_DATA, FUSE_DONT_MASK, FUSE_POSIX_ACL, FUSE_HAS_IOCTL_DIR, encodeIoctlOut,
+  FUSE_IOCTL_DIR, FUSE_NO_OPENDIR_SUPPORT,
 } from './fuse-abi.js';
-import type { LowLevelOps } from './ll-ops.js';
+import type { DirEntryOut, LowLevelOps } from './ll-ops.js';
 
 const debug = createDebug('lkl:fuse:kernel');
 
@@ -82,6 +83,15 @@ export interface SessionOptions {
    * lkl-ts kernel's own checks, run with the caller's credentials, are all there is to do.
    */
   hostChecks?: boolean;
+  /** The host kernel checks file modes itself (default_permissions). */
+  hostPermissions?: boolean;
+  /**
+   * Answer OPENDIR with ENOSYS when the kernel supports it (FUSE_NO_OPENDIR_SUPPORT), so
+   * that it sends no OPENDIR/RELEASEDIR (ll-ops.ts, readdirNode). Default true; it is done
+   * only where OPENDIR checks nothing the host kernel does not: with hostPermissions (or
+   * FUSE_POSIX_ACL, which turns them on) or on a mount only its owner reaches (!hostChecks).
+   */
+  noOpendir?: boolean;
 }
 
 /* READ reply buffers kept for reuse (each in-flight READ holds one). */
@@ -108,6 +118,10 @@ export class FuseSession {
   minor = 0;
   /** The flags agreed in INIT. */
   initFlags = 0;
+  /** OPENDIR is answered ENOSYS (SessionOptions.noOpendir), decided at INIT. */
+  noOpendir = false;
+  /** The host kernel checks modes (default_permissions or FUSE_POSIX_ACL), decided at INIT. */
+  private hostPermissions = false;
   initialized = false;
   destroyed = false;
   /** Counters, for tests and the debug log. */
@@ -303,6 +317,8 @@ export class FuseSession {
         return fh < 0 ? this.reply(u, fh) : this.reply(u, 0, encodeOpenOut(fh, FOPEN_KEEP_CACHE));
       }
       case 'opendir': {
+        // ENOSYS once: the host kernel opens directories on its own from then on (fc->no_opendir)
+        if (this.noOpendir) return this.reply(u, -ENOSYS);
         const fh = await ll.opendir(sys, req.nodeid);
         return fh < 0 ? this.reply(u, fh) : this.reply(u, 0, encodeOpenOut(fh, FOPEN_KEEP_CACHE | FOPEN_CACHE_DIR));
       }
@@ -322,7 +338,9 @@ export class FuseSession {
       // already, and locks are the host's (no POSIX_LOCKS offered). ENOSYS tells the host
       // kernel so once (fc->no_flush): it stops sending them, and close(2) saves a round trip.
       case 'flush': return this.reply(u, -ENOSYS);
-      case 'fsync': case 'fsyncdir': return done(await ll.fsync(sys, req.fh, (req.fsyncFlags & FUSE_FSYNC_FDATASYNC) !== 0));
+      case 'fsync': case 'fsyncdir':
+        if (req.op === 'fsyncdir' && this.noOpendir) return done(await ll.fsyncDir(req.nodeid, (req.fsyncFlags & FUSE_FSYNC_FDATASYNC) !== 0));
+        return done(await ll.fsync(sys, req.fh, (req.fsyncFlags & FUSE_FSYNC_FDATASYNC) !== 0));
       case 'readdir': case 'readdirplus': return this.readdir(req, sys);
       case 'statfs': {
         const r = await ll.statfs(sys, req.nodeid);
@@ -346,7 +364,9 @@ export class FuseSession {
         return r < 0 ? this.reply(u, r) : this.reply(u, 0, encodeU32Pair(Math.min(r, 0xffffffff)));
       }
       case 'ioctl': {
-        const r = await ll.ioctl(sys, req.fh, req.cmd, req.flags, req.data, req.outSize);
+        const r = this.noOpendir && req.flags & FUSE_IOCTL_DIR
+          ? await ll.ioctlDir(sys, req.nodeid, req.cmd, req.flags, req.data, req.outSize)
+          : await ll.ioctl(sys, req.fh, req.cmd, req.flags, req.data, req.outSize);
         return typeof r === 'number' ? this.reply(u, r) : this.reply(u, 0, encodeIoctlOut(r.result, r.out));
       }
       // No locks in the lkl-ts kernel: POSIX_LOCKS/FLOCK_LOCKS are not offered in INIT, so the
@@ -379,6 +399,9 @@ export class FuseSession {
     }
     const flags = (req.flags & offered) >>> 0;
     this.initFlags = flags;
+    this.hostPermissions = !!this.opts.hostPermissions || (flags & FUSE_POSIX_ACL) !== 0;
+    this.noOpendir = this.opts.noOpendir !== false && (req.flags & FUSE_NO_OPENDIR_SUPPORT) !== 0 &&
+      this.minor >= 29 && (this.hostPermissions || !this.opts.hostChecks);
     const maxPages = Math.ceil(this.opts.maxWrite / 4096);
     this.initialized = true;
     debug('INIT: kernel %d.%d flags %s; answering 7.%d flags %s max_write %d', req.major, req.minor, req.flags.toString(16), this.minor, flags.toString(16), this.opts.maxWrite);
@@ -418,15 +441,17 @@ export class FuseSession {
     const buf = Buffer.allocUnsafe(OUT_HEADER_SIZE + req.size);
     let off = OUT_HEADER_SIZE;
     const size = (len: number) => plus ? direntplusSize(len) : direntSize(len);
-    const r = await this.ll.readdir(sys, req.fh, req.offset, plus,
-      (len) => off + size(len) <= buf.length,
-      (e) => {
+    const room = (len: number) => off + size(len) <= buf.length;
+    const add = (e: DirEntryOut) => {
         if (plus) {
           writeEntry(buf, off, e.entry ?? null, this.opts.entryTimeout, this.opts.attrTimeout);
           if (!e.entry) buf.fill(0, off, off + 128); // nodeid 0: "no attributes for this one"
           off = writeDirent(buf, off + 128, e.ino, e.off, e.type, e.name);
         } else off = writeDirent(buf, off, e.ino, e.off, e.type, e.name);
-      });
+    };
+    const r = this.noOpendir
+      ? await this.ll.readdirNode(sys, req.nodeid, !this.hostPermissions && sys !== this.sys, req.offset, plus, room, add)
+      : await this.ll.readdir(sys, req.fh, req.offset, plus, room, add);
     if (r < 0 && off === OUT_HEADER_SIZE) { this.reply(req.unique, r); return; }
     const f = this.inflight.get(req.unique);
     if (f?.answered) {

@@ -21,13 +21,21 @@
  * (nodeid, generation 0) is unique for the mount's life.
  *
  * Handles: kernel file descriptors (the fh of open/create/opendir), closed on release.
+ *
+ * Directories without OPENDIR (the session answers it ENOSYS, FUSE's no_opendir: the host
+ * kernel then sends neither OPENDIR nor RELEASEDIR, and READDIR, FSYNCDIR and a directory's
+ * IOCTL name the node with handle 0): a walk costs three requests a directory instead of
+ * five. READDIRs of a node share a descriptor the daemon opens and keeps (NODE_DIRS of them,
+ * the least recently read closed first, and on FORGET), seeking it to each request's
+ * offset, as a server answering NFS's stateless READDIR does; one that finds it busy opens
+ * its own for the request.
  */
 import type { linux_dirent64, stat, statfs, timespec64 } from '../kernel/include/uapi.js';
 import type { Sys } from '../kernel/include/sys.js';
 import {
   AT_EACCESS, AT_EMPTY_PATH, AT_REMOVEDIR, AT_SYMLINK_NOFOLLOW, EBADF, EINVAL, EIO, ENAMETOOLONG, ENOENT, EPERM,
-  ERANGE, ESTALE, O_CLOEXEC, O_CREAT, O_DIRECTORY, O_EXCL, O_NOCTTY, O_NOFOLLOW, O_PATH,
-  O_RDONLY, O_WRONLY, RENAME_EXCHANGE, W_OK, X_OK, SEEK_SET, S_IFMT, S_IFDIR, S_ISGID, S_ISUID, UTIME_NOW, UTIME_OMIT,
+  ENOTDIR, ERANGE, ESTALE, O_CLOEXEC, O_CREAT, O_DIRECTORY, O_EXCL, O_NOCTTY, O_NOFOLLOW, O_PATH,
+  O_NONBLOCK, O_RDONLY, O_WRONLY, R_OK, RENAME_EXCHANGE, W_OK, X_OK, SEEK_SET, S_IFMT, S_IFDIR, S_ISGID, S_ISUID, UTIME_NOW, UTIME_OMIT,
 } from '../kernel/include/uapi.js';
 import { nameBytesTooLong } from './names.js';
 import {
@@ -48,6 +56,9 @@ import {
 } from './fuse-abi.js';
 
 const GETDENTS_BYTES = 32768;
+const EMPTY_NAME = Buffer.alloc(0);
+/** Directory descriptors kept for READDIRs without OPENDIR (see the header). */
+const NODE_DIRS = 32;
 const COPY_CHUNK = 1 << 20;
 /** __FMODE_EXEC: the FUSE kernel module sets it in OPEN's flags when the open is for execve. */
 const FMODE_EXEC_BIT = 0x20;
@@ -67,8 +78,8 @@ interface Node {
   nlookup: number;
   /** Still reachable by its name (false once that name is unlinked or replaced). */
   live: boolean;
-  /** Its open handles: how an unlinked file is still reached (fstat, fchmod, ...). */
-  open: Set<number>;
+  /** Its open handles: how an unlinked file is still reached (fstat, fchmod, ...); null: none yet. */
+  open: Set<number> | null;
 }
 
 interface DirHandle { node: Node; pos: number; pending: linux_dirent64[]; eof: boolean }
@@ -86,6 +97,10 @@ export class LowLevelOps {
   private byIno = new Map<number, Node>();
   private byName = new Map<string, Node>();
   private dirs = new Map<number, DirHandle>();
+  /** Without OPENDIR: node id -> the handle its READDIRs share, least recently used first. */
+  private nodeDirs = new Map<number, number>();
+  /** Handles a READDIR is using now. */
+  private busyDirs = new Set<number>();
   /** Open handles (kernel fds) and the node each belongs to. */
   private handles = new Map<number, Node | null>();
   /** Set by closeAll: descriptors opened from then on are closed at once. */
@@ -102,7 +117,7 @@ export class LowLevelOps {
     const st = await sys.newfstatat(fd, '', AT_EMPTY_PATH);
     if (typeof st === 'number') { await sys.close(fd); return st; }
     const ll = new LowLevelOps(sys, rootPath);
-    const root: Node = { id: FUSE_ROOT_ID, fd, ino: st.ino, isDir: true, parent: null, name: Buffer.alloc(0), links: [], nlookup: 1, live: true, open: new Set() };
+    const root: Node = { id: FUSE_ROOT_ID, fd, ino: st.ino, isDir: true, parent: null, name: Buffer.alloc(0), links: [], nlookup: 1, live: true, open: null };
     ll.nodes.set(root.id, root);
     ll.byIno.set(root.ino, root);
     return ll;
@@ -134,14 +149,14 @@ export class LowLevelOps {
   /** An open handle of the node, for a node whose name is gone. */
   private anyHandle(n: Node): number | undefined {
     if (n.live || n.isDir) return undefined;
-    for (const fh of n.open) return fh;
+    for (const fh of n.open ?? []) return fh;
     return undefined;
   }
 
   private addHandle(fh: number, n: Node | null): void {
     if (this.closed) { void this.sys.close(fh); return; } // see closeAll
     this.handles.set(fh, n);
-    n?.open.add(fh);
+    if (n) (n.open ??= new Set()).add(fh);
   }
 
   /** The node itself for *at() calls: [dirfd, name, flags] (AT_EMPTY_PATH for directories). */
@@ -224,7 +239,7 @@ export class LowLevelOps {
       if (fd >= 0) await this.sys.close(fd);
       return -EIO;
     }
-    n = { id: this.nextId++, fd, ino: st2.ino, isDir: fd >= 0, parent: null, name: Buffer.alloc(0), links: [], nlookup: 1, live: true, open: new Set() };
+    n = { id: this.nextId++, fd, ino: st2.ino, isDir: fd >= 0, parent: null, name: EMPTY_NAME, links: [], nlookup: 1, live: true, open: null };
     this.nodes.set(n.id, n);
     this.byIno.set(n.ino, n);
     this.setName(n, parent, name);
@@ -241,6 +256,11 @@ export class LowLevelOps {
     for (const l of [...(n.parent ? [{ parent: n.parent, name: n.name }] : []), ...n.links]) {
       const k = this.key(l.parent, l.name);
       if (this.byName.get(k) === n) this.byName.delete(k);
+    }
+    const dh = this.nodeDirs.get(n.id);
+    if (dh !== undefined) {
+      this.nodeDirs.delete(n.id);
+      if (!this.busyDirs.has(dh)) await this.release(dh); // else its READDIR closes it
     }
     if (n.fd >= 0) await this.sys.close(n.fd);
   }
@@ -447,7 +467,7 @@ export class LowLevelOps {
   async release(fh: number): Promise<number> {
     this.dirs.delete(fh);
     if (!this.handles.has(fh)) return -EBADF;
-    this.handles.get(fh)?.open.delete(fh);
+    this.handles.get(fh)?.open?.delete(fh);
     this.handles.delete(fh);
     return this.sys.close(fh);
   }
@@ -565,6 +585,62 @@ export class LowLevelOps {
     }
   }
 
+  /**
+   * READDIR(PLUS) of a node without OPENDIR (handle 0; see the header): readdir() on the
+   * node's shared handle. With `check` (no host permission checks and a caller other than
+   * the daemon) the caller must be allowed to read the directory, as open(2) would require.
+   */
+  async readdirNode(sys: Sys, nodeid: number, check: boolean, offset: number, plus: boolean, room: (nameLen: number) => boolean, add: (e: DirEntryOut) => void): Promise<number> {
+    const n = this.node(nodeid);
+    if (!n) return -ESTALE;
+    if (!n.isDir) return -ENOTDIR;
+    if (check) {
+      const r = await sys.faccessat(n.fd, '', R_OK, AT_EMPTY_PATH | AT_EACCESS);
+      if (r < 0) return r;
+    }
+    let fh = this.nodeDirs.get(nodeid);
+    let own = false;
+    if (fh !== undefined && !this.busyDirs.has(fh)) {
+      this.nodeDirs.delete(nodeid);
+      this.nodeDirs.set(nodeid, fh); // most recently used last
+    } else {
+      const fd = await this.opendir(this.sys, nodeid);
+      if (fd < 0) return fd;
+      if (fh === undefined && this.node(nodeid) === n) {
+        this.nodeDirs.set(nodeid, fd);
+        await this.trimNodeDirs();
+      } else own = true;
+      fh = fd;
+    }
+    this.busyDirs.add(fh);
+    try {
+      return await this.readdir(sys, fh, offset, plus, room, add);
+    } finally {
+      this.busyDirs.delete(fh);
+      if (own || this.nodeDirs.get(nodeid) !== fh) await this.release(fh);
+    }
+  }
+
+  private async trimNodeDirs(): Promise<void> {
+    for (const [id, fh] of this.nodeDirs) {
+      if (this.nodeDirs.size <= NODE_DIRS) return;
+      if (this.busyDirs.has(fh)) continue;
+      this.nodeDirs.delete(id);
+      await this.release(fh);
+    }
+  }
+
+  /** FSYNCDIR without OPENDIR (handle 0): fsync of the directory node. */
+  async fsyncDir(nodeid: number, datasync: boolean): Promise<number> {
+    const fd = await this.opendir(this.sys, nodeid);
+    if (fd < 0) return fd;
+    try {
+      return await this.fsync(this.sys, fd, datasync);
+    } finally {
+      await this.release(fd);
+    }
+  }
+
   /* ---- ioctl ---- */
 
   /**
@@ -579,6 +655,25 @@ export class LowLevelOps {
   async ioctl(sys: Sys, fh: number, cmd: number, flags: number, input: Uint8Array, outSize: number): Promise<{ result: number; out?: Uint8Array } | number> {
     if (flags & FUSE_IOCTL_UNRESTRICTED) return -EPERM;
     if (!this.handles.has(fh)) return -EBADF;
+    return this.ioctlOn(sys, fh, cmd, input, outSize);
+  }
+
+  /** A directory's IOCTL without OPENDIR (handle 0): on the directory opened as the caller. */
+  async ioctlDir(sys: Sys, nodeid: number, cmd: number, flags: number, input: Uint8Array, outSize: number): Promise<{ result: number; out?: Uint8Array } | number> {
+    if (flags & FUSE_IOCTL_UNRESTRICTED) return -EPERM;
+    if (!IOCTL_ARG_SIZE.has(cmd >>> 0)) return -ENOTTY;
+    const n = this.node(nodeid);
+    if (!n) return -ESTALE;
+    const fd = await this.openDir(sys, n, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) return fd;
+    try {
+      return await this.ioctlOn(sys, fd, cmd, input, outSize);
+    } finally {
+      await this.sys.close(fd);
+    }
+  }
+
+  private async ioctlOn(sys: Sys, fh: number, cmd: number, input: Uint8Array, outSize: number): Promise<{ result: number; out?: Uint8Array } | number> {
     const size = IOCTL_ARG_SIZE.get(cmd >>> 0);
     if (size === undefined) return -ENOTTY;
     const dir = _IOC_DIR(cmd);
@@ -669,6 +764,7 @@ export class LowLevelOps {
     for (const fh of this.handles.keys()) await this.sys.close(fh);
     this.handles.clear();
     this.dirs.clear();
+    this.nodeDirs.clear();
     for (const n of this.nodes.values()) if (n.fd >= 0) await this.sys.close(n.fd);
     this.nodes.clear();
     this.byIno.clear();

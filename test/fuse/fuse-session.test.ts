@@ -13,6 +13,7 @@ import {
   FUSE_INTERRUPT, FUSE_WRITE, FUSE_POSIX_LOCKS, FUSE_MAX_PAGES, FUSE_READDIRPLUS, FUSE_OPENDIR, FUSE_CREATE,
   FUSE_FORGET, FUSE_BATCH_FORGET, FUSE_RELEASE, IN_HEADER_SIZE, OPCODE_NAMES, parseRequest, FUSE_POSIX_ACL, FUSE_DONT_MASK,
   FUSE_MKNOD, FUSE_IOCTL, FUSE_IOCTL_DIR, FUSE_IOCTL_UNRESTRICTED, FUSE_HAS_IOCTL_DIR, FUSE_RELEASEDIR, FUSE_FLUSH,
+  FUSE_NO_OPENDIR_SUPPORT, FUSE_READDIR, FUSE_FSYNCDIR, FUSE_READDIRPLUS_AUTO,
 } from '../../lib/fuse/fuse-abi.js';
 import { e2fsckClean, makeExtImage } from '../lib/images.js';
 import { scratchDir } from '../lib/scratch.js';
@@ -20,7 +21,7 @@ import { whyNot } from '../lib/sh.js';
 import { FuseSession } from '../../lib/fuse/fuse-session.js';
 import { LowLevelOps } from '../../lib/fuse/ll-ops.js';
 import {
-  EACCES, EBADF, EINTR, EIO, ENOSYS, ENOTTY, EPERM, O_CREAT, O_RDONLY, O_RDWR, FS_IOC_GETFLAGS, FS_IOC_SETFLAGS,
+  EACCES, EBADF, ENOTDIR, EINTR, EIO, ENOSYS, ENOTTY, EPERM, O_CREAT, O_RDONLY, O_RDWR, FS_IOC_GETFLAGS, FS_IOC_SETFLAGS,
   FS_IOC_GETVERSION, FS_EXTENT_FL, FS_NODUMP_FL, FS_IOC_FSGETXATTR, FS_XFLAG_NODUMP,
 } from '../../lib/kernel/include/uapi.js';
 
@@ -52,7 +53,7 @@ let kernel: Kernel;
 t.before(async () => { kernel = await startKernel({ memMiB: 32 }); });
 t.teardown(async () => { await kernel.halt(); });
 
-async function session(t: Test, groups: Record<number, number[]> = {}, extra: { intr?: boolean; posixAcl?: boolean; hostChecks?: boolean } = {}, root = '/') {
+async function session(t: Test, groups: Record<number, number[]> = {}, extra: { intr?: boolean; posixAcl?: boolean; hostChecks?: boolean; hostPermissions?: boolean } = {}, root = '/') {
   const ll = await LowLevelOps.create(kernel.sys, { root });
   if (typeof ll === 'number') throw new Error(`root: ${ll}`);
   const replies: Reply[] = [];
@@ -312,6 +313,125 @@ t.test('IOCTL: the inode flags of an ext4 file and directory, as the caller; ENO
   await kernel.diskRemove(id);
   const fsck = await e2fsckClean(img);
   t.ok(fsck.clean, 'e2fsck -fn clean', { output: fsck.output });
+});
+
+t.test('without OPENDIR (FUSE_NO_OPENDIR_SUPPORT): ENOSYS, then READDIR, FSYNCDIR and IOCTL of a directory by node id', { skip: whyNot(['mke2fs', 'e2fsck']) }, async (t) => {
+  const img = await makeExtImage({ path: `${scratchDir(t, 'fuse-noopendir')}/a.img`, type: 'ext4', sizeMiB: 16, blockSize: 1024 });
+  const id = await kernel.diskAdd({ path: img });
+  const mnt = await kernel.mountDev(id, 0, 'ext4', 0, '');
+  if (typeof mnt !== 'string') throw new Error(`mount: ${mnt}`);
+  const { s, ll, call, replies, nextUnique } = await session(t, {}, {}, mnt);
+  const init = await call({ opcode: FUSE_INIT }, initBody(31, FUSE_NO_OPENDIR_SUPPORT | FUSE_HAS_IOCTL_DIR | FUSE_DO_READDIRPLUS | FUSE_READDIRPLUS_AUTO));
+  t.equal(init.error, 0, 'INIT');
+  t.equal(s.noOpendir, true, 'OPENDIR will be refused (the kernel supports it, only root reaches this mount)');
+  t.equal((await call({ opcode: FUSE_OPENDIR }, u32s(O_RDONLY, 0))).error, -ENOSYS, 'OPENDIR: ENOSYS');
+  // A directory of 300 names (ext4 makes it an htree: hash offsets) and a small one.
+  const names = Array.from({ length: 300 }, (_, i) => `entry-${String(i).padStart(4, '0')}-${'x'.repeat(i % 40)}`);
+  await kernel.sys.mkdir(`${mnt}/big`, 0o755);
+  for (const n of names) await kernel.sys.close(await kernel.sys.open(`${mnt}/big/${n}`, O_CREAT | O_RDWR, 0o644));
+  await kernel.sys.mkdir(`${mnt}/secret`, 0o700);
+  const lookup = async (parent: number, name: string) => Number((await call({ opcode: FUSE_LOOKUP, nodeid: parent }, cstr(name))).body.readBigUInt64LE(0));
+  const big = await lookup(1, 'big');
+  const secret = await lookup(1, 'secret');
+  const handlesBefore = ll.openHandles;
+  // fuse_read_in with handle 0: fh, offset, size, read_flags, lock_owner, flags, padding
+  const readIn = (offset: number, size: number) => Buffer.concat([u64(0), u64(offset), u32s(size, 0), u64(0), u32s(0, 0)]);
+  const dirents = (b: Buffer) => {
+    const out: { name: string; off: number }[] = [];
+    for (let o = 0; o + 24 <= b.length;) {
+      const len = b.readUInt32LE(o + 16);
+      out.push({ off: Number(b.readBigUInt64LE(o + 8)), name: b.subarray(o + 24, o + 24 + len).toString() });
+      o += Math.ceil((24 + len) / 8) * 8;
+    }
+    return out;
+  };
+  /** One READDIR of `node` at `offset`: its entries, or the error. */
+  const readdir = async (node: number, offset: number, uid = 0) => {
+    const r = await call({ opcode: FUSE_READDIR, nodeid: node, uid, gid: uid }, readIn(offset, 1024));
+    return r.error ? r.error : dirents(r.body);
+  };
+  /** A whole listing, one READDIR after another from the last entry's offset. */
+  const list = async (node: number, between?: () => Promise<void>) => {
+    const got: string[] = [];
+    let off = 0, rounds = 0;
+    for (;;) {
+      const e = await readdir(node, off);
+      if (typeof e === 'number') throw new Error(`READDIR: ${e}`);
+      if (e.length === 0) return { got, rounds };
+      got.push(...e.map((x) => x.name));
+      off = e[e.length - 1]!.off;
+      rounds++;
+      if (between) await between();
+    }
+  };
+  const expected = ['.', '..', ...names].sort();
+  const a = await list(big);
+  t.ok(a.rounds > 5, `the listing took ${a.rounds} READDIRs of 1 KiB`);
+  t.same([...a.got].sort(), expected, 'READDIR with handle 0 lists the directory: every name once');
+  // Two listings interleaved on the node's one shared descriptor: each seeks to its offset.
+  let other = 0;
+  const inner: string[] = [];
+  const b = await list(big, async () => {
+    const e = await readdir(big, other);
+    if (typeof e === 'number' || e.length === 0) return;
+    inner.push(...e.map((x) => x.name));
+    other = e[e.length - 1]!.off;
+  });
+  t.same([...b.got].sort(), expected, 'a listing interleaved with another is whole');
+  t.same([...new Set(inner)].length, inner.length, 'and so far the other has no name twice');
+  // Concurrent READDIRs (the shared descriptor is busy: the second opens its own).
+  const us = [nextUnique(), nextUnique(), nextUnique()];
+  for (const u of us) s.handle(frame({ opcode: FUSE_READDIR, unique: u, nodeid: big }, readIn(0, 4096)));
+  await s.idle();
+  const firsts = us.map((u) => replies.find((r) => r.unique === BigInt(u))!);
+  t.ok(firsts.every((r) => r && r.error === 0), 'three READDIRs at once all answered');
+  t.same(firsts.map((r) => dirents(r.body).map((x) => x.name)), [0, 1, 2].map(() => dirents(firsts[0]!.body).map((x) => x.name)), 'with the same first entries');
+  t.equal(ll.openHandles, handlesBefore + 1, 'one descriptor kept for the node (the others closed)');
+  // READDIRPLUS by node id: offset 0 names only, as with a handle.
+  const plus = await call({ opcode: FUSE_READDIRPLUS, nodeid: big }, readIn(0, 4096));
+  t.equal(plus.error, 0, 'READDIRPLUS with handle 0');
+  t.equal(plus.body.readBigUInt64LE(0), 0n, 'offset 0: names only');
+  // Permission: with no host checks, READDIR runs the open(2) check as the caller.
+  t.equal(await readdir(secret, 0, 1000), -EACCES, 'uid 1000 cannot list a 0700 root directory: EACCES');
+  const rootSecret = await readdir(secret, 0);
+  t.same(typeof rootSecret === 'number' ? rootSecret : rootSecret.map((x) => x.name).sort(), ['.', '..'], 'root lists it');
+  t.equal(await readdir(await lookup(big, names[0]!), 0), -ENOTDIR, 'READDIR of a file node: ENOTDIR');
+  // FSYNCDIR and a directory's IOCTL with handle 0.
+  const fs = await call({ opcode: FUSE_FSYNCDIR, nodeid: big }, Buffer.concat([u64(0), u32s(0, 0)]));
+  t.equal(fs.error, 0, 'FSYNCDIR with handle 0');
+  const dg = await call({ opcode: FUSE_IOCTL, nodeid: big }, ioctlIn(u64(0), FUSE_IOCTL_DIR, FS_IOC_GETFLAGS, 4));
+  t.equal(dg.error, 0, 'FS_IOC_GETFLAGS of a directory with handle 0');
+  t.equal(dg.body.readUInt32LE(16) & FS_EXTENT_FL, FS_EXTENT_FL, 'a new ext4 directory: e');
+  const ds = await call({ opcode: FUSE_IOCTL, nodeid: big, uid: 1000, gid: 1000 }, ioctlIn(u64(0), FUSE_IOCTL_DIR, FS_IOC_SETFLAGS, 0, u32s(FS_EXTENT_FL | FS_NODUMP_FL)));
+  t.equal(ds.error, -EPERM, 'another user\'s FS_IOC_SETFLAGS on it: EPERM (as the caller)');
+  t.equal(ll.openHandles, handlesBefore + 2, 'FSYNCDIR and IOCTL keep nothing open (the two listed directories do)');
+  // FORGET of the node closes its descriptor.
+  s.handle(frame({ opcode: FUSE_FORGET, unique: 0, nodeid: big }, u64(3)));
+  s.handle(frame({ opcode: FUSE_FORGET, unique: 0, nodeid: secret }, u64(1)));
+  await new Promise((r) => setTimeout(r, 50));
+  t.equal(ll.openHandles, handlesBefore, 'FORGET closes the directories\' READDIR descriptors');
+  await ll.closeAll();
+  t.equal(await kernel.umountDev(id, 0), 0, 'unmounted');
+  await kernel.diskRemove(id);
+  const fsck = await e2fsckClean(img);
+  t.ok(fsck.clean, 'e2fsck -fn clean', { output: fsck.output });
+});
+
+t.test('OPENDIR is kept where it checks what the host does not, or the kernel cannot do without it', async (t) => {
+  for (const [what, extra, flags] of [
+    ['allow_other without default_permissions', { hostChecks: true }, FUSE_NO_OPENDIR_SUPPORT],
+    ['a kernel without FUSE_NO_OPENDIR_SUPPORT', {}, 0],
+  ] as const) {
+    const { s, call } = await session(t, {}, extra);
+    await call({ opcode: FUSE_INIT }, initBody(31, flags));
+    t.equal(s.noOpendir, false, `${what}: OPENDIR served`);
+    const od = await call({ opcode: FUSE_OPENDIR }, u32s(O_RDONLY, 0));
+    t.equal(od.error, 0, `${what}: OPENDIR answers a handle`);
+    await call({ opcode: FUSE_RELEASEDIR }, Buffer.concat([od.body.subarray(0, 8), Buffer.alloc(16)]));
+  }
+  const { s, call } = await session(t, {}, { hostChecks: true, hostPermissions: true });
+  await call({ opcode: FUSE_INIT }, initBody(31, FUSE_NO_OPENDIR_SUPPORT));
+  t.equal(s.noOpendir, true, 'default_permissions (the host checks the open): no OPENDIR');
 });
 
 t.test('nodes of non-directories pin no kernel descriptor; FORGET releases directories\' ones', async (t) => {
