@@ -57,7 +57,7 @@ export function d_alloc(parent: dentry, name: string): dentry {
   dget(parent);
   const old = parent.d_subdirs.get(name);
   if (old) d_unhash(old);
-  parent.d_subdirs.set(name, d);
+  parent.d_subdirs_rw.set(name, d);
   dc.nrDentry++;
   return d;
 }
@@ -226,7 +226,7 @@ export async function d_move(d: dentry, target: dentry): Promise<void> {
   }
   const old = newParent.d_subdirs.get(d.d_name);
   if (old && old !== d) d_unhash(old);
-  newParent.d_subdirs.set(d.d_name, d);
+  newParent.d_subdirs_rw.set(d.d_name, d);
   d.d_unhashed = false;
   if (oldParent !== newParent) await dput(oldParent);
 }
@@ -238,8 +238,8 @@ export function d_exchange(a: dentry, b: dentry): void {
   pb.d_subdirs.delete(nb);
   a.d_name = nb; a.d_parent = pb;
   b.d_name = na; b.d_parent = pa;
-  pb.d_subdirs.set(nb, a);
-  pa.d_subdirs.set(na, b);
+  pb.d_subdirs_rw.set(nb, a);
+  pa.d_subdirs_rw.set(na, b);
   // Each still holds one reference on a parent: if they swapped parents, the counts balance.
 }
 

@@ -16,7 +16,7 @@ import {
   CAP_DAC_OVERRIDE, CAP_SYS_CHROOT, FMODE_LSEEK, FMODE_PATH, FMODE_PREAD, FMODE_PWRITE, FMODE_READ,
   FMODE_WRITE, LOOKUP_DIRECTORY, LOOKUP_FOLLOW, MAY_APPEND, MAY_EXEC, MAY_OPEN, MAY_READ,
   MAY_WRITE, MNT_NODEV, MNT_NOEXEC, S_APPEND, S_IMMUTABLE,
-  type cred, type file, type iattr, type path,
+  empty_fops, type cred, type file, type iattr, type path,
 } from '../include/fs.js';
 import { err } from '../include/errno.js';
 import {
@@ -98,7 +98,7 @@ async function may_open(path: path, accMode: number, flags: number): Promise<voi
  */
 async function do_dentry_open(path: path, flags: number): Promise<file> {
   const inode = path.dentry.d_inode!;
-  if (flags & O_PATH) return alloc_file(path, flags & ~O_CLOEXEC, FMODE_PATH, {});
+  if (flags & O_PATH) return alloc_file(path, flags & ~O_CLOEXEC, FMODE_PATH, empty_fops);
   let fmode = FMODE_LSEEK | FMODE_PREAD | FMODE_PWRITE;
   const a = flags & O_ACCMODE;
   if (a === O_RDONLY || a === O_RDWR) fmode |= FMODE_READ;

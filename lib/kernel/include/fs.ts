@@ -210,8 +210,23 @@ export interface address_space_operations {
 }
 
 /** struct address_space: the page cache of one inode (or block device). */
+/**
+ * What an empty d_subdirs or pages map reads as until its first entry: most dentries never
+ * have children and most cached inodes no pages, and a Map each is ~250 bytes (a walk of a
+ * large tree holds tens of thousands). Adding goes through d_subdirs_rw / pages_rw.
+ */
+class EmptyMap<K, V> extends Map<K, V> {
+  override set(): this { throw new Error('BUG: an entry added to the shared empty map'); }
+}
+const NO_PAGES: Map<number, page> = new EmptyMap();
+const NO_SUBDIRS: Map<string, dentry> = new EmptyMap();
+
 export class address_space {
-  readonly pages = new Map<number, page>();
+  private _pages: Map<number, page> | null = null;
+  /** The cached pages by index (read-only view while there are none: see pages_rw). */
+  get pages(): Map<number, page> { return this._pages ?? NO_PAGES; }
+  /** `pages`, made on first use, for adding a page (add_to_page_cache). */
+  get pages_rw(): Map<number, page> { return (this._pages ??= new Map()); }
   a_ops: address_space_operations | null = null;
   /** Number of dirty pages (kept by set/clear dirty helpers). */
   nrdirty = 0;
@@ -230,6 +245,10 @@ export class address_space {
   private_list: unknown[] = [];
   constructor(public readonly host: inode) {}
 }
+
+/** What an inode has until its filesystem sets i_op / i_fop, and O_PATH files' f_op: nothing. */
+export const no_inode_operations: inode_operations = Object.freeze({});
+export const empty_fops: file_operations = Object.freeze({});
 
 let nextInodeSeq = 1;
 export class inode {
@@ -253,8 +272,8 @@ export class inode {
   i_state = 0;
   /** In-core references (iget/iput). */
   i_count = 1;
-  i_op: inode_operations = {};
-  i_fop: file_operations = {};
+  i_op: inode_operations = no_inode_operations;
+  i_fop: file_operations = empty_fops;
   readonly i_mapping: address_space;
   readonly i_rwsem = new rw_semaphore('i_rwsem');
   /** Cached symlink target (fast symlinks), byte string. */
@@ -277,8 +296,11 @@ let nextDentrySeq = 1;
 export class dentry {
   d_inode: inode | null = null;
   d_parent: dentry;
-  /** Children in the dcache, by name (positive and negative). */
-  readonly d_subdirs = new Map<string, dentry>();
+  private _subdirs: Map<string, dentry> | null = null;
+  /** Children in the dcache, by name (positive and negative); read-only while there are none. */
+  get d_subdirs(): Map<string, dentry> { return this._subdirs ?? NO_SUBDIRS; }
+  /** `d_subdirs`, made on first use, for adding a child. */
+  get d_subdirs_rw(): Map<string, dentry> { return (this._subdirs ??= new Map()); }
   d_count = 1;
   /** A vfsmount is mounted on this dentry (count of mounts). */
   d_mounted = 0;

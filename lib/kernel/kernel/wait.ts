@@ -14,16 +14,18 @@ import { add_timer, del_timer, type timer_list } from './timer.js';
 interface WaitEntry { task: task_struct; exclusive: boolean }
 
 export class wait_queue_head {
-  private entries: WaitEntry[] = [];
-  get active(): boolean { return this.entries.length > 0; }
-  get length(): number { return this.entries.length; }
-  add(e: WaitEntry): void { this.entries.push(e); }
+  /** The waiters; null until the first (every inode and file has queues that never get one). */
+  private entries: WaitEntry[] | null = null;
+  get active(): boolean { return this.entries !== null && this.entries.length > 0; }
+  get length(): number { return this.entries?.length ?? 0; }
+  add(e: WaitEntry): void { (this.entries ??= []).push(e); }
   remove(e: WaitEntry): void {
-    const i = this.entries.indexOf(e);
-    if (i >= 0) this.entries.splice(i, 1);
+    const i = this.entries?.indexOf(e) ?? -1;
+    if (i >= 0) this.entries!.splice(i, 1);
   }
   /** Wake every non-exclusive waiter and up to `nrExclusive` exclusive ones. */
   wakeUp(nrExclusive = 1): void {
+    if (!this.entries?.length) return;
     let excl = nrExclusive;
     for (const e of [...this.entries]) {
       if (e.exclusive) {

@@ -161,7 +161,7 @@ function add_to_page_cache_lru(m: address_space, p: page, index: number): void {
   p.mapping = m;
   p.index = index;
   p.set(PG_locked);
-  m.pages.set(index, p);
+  m.pages_rw.set(index, p);
   p.lru_stamp = ++lruClock;
   lru.add(p);
 }

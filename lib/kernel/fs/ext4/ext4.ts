@@ -27,6 +27,11 @@ export interface Ext4Dev {
   setBlockSize(bs: number): void;
   /** sb_bread: the bytes of block `blk` (the caller must not modify them). EIO on failure. */
   bread(blk: number): Promise<Uint8Array>;
+  /**
+   * Copy `out.length` bytes at `offset` in block `blk` into `out` (a part of one page-sized
+   * buffer, e.g. an inode), without copying the whole block as bread does. EIO on failure.
+   */
+  read_range?(blk: number, offset: number, out: Uint8Array): Promise<void>;
   /** Write one block and (flush) make writes durable: used by journal replay only, for now. */
   write?(blk: number, data: Uint8Array): Promise<void>;
   flush?(): Promise<void>;
@@ -172,6 +177,8 @@ export class ext4_sb_info {
   test_opt(mask: number): boolean { return (this.s_mount_opt & mask) !== 0; }
 }
 
+const NO_RAW = new Uint8Array(0);
+
 /** struct ext4_inode_info: the VFS inode plus ext4's per-inode state. */
 export class ext4_inode_info extends inode {
   /** i_data_sem: the block map / extent tree (readers map blocks, writers change it). */
@@ -186,7 +193,7 @@ export class ext4_inode_info extends inode {
   i_disksize = 0;
   i_extra_isize = 0;
   /** The raw on-disk inode (s_inode_size bytes): in-inode xattrs live after the fields. */
-  i_raw: Uint8Array = new Uint8Array(0);
+  i_raw: Uint8Array = NO_RAW;
   i_csum_seed = 0;
   i_projid = 0;
   i_state_flags = 0;

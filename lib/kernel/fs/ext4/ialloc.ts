@@ -36,6 +36,7 @@ import {
   brelse, ext4_handle_dirty_metadata, ext4_journal_get_write_access, type handle_t,
 } from './ext4_jbd2.js';
 import type { buffer_head } from '../buffer.js';
+import { kzalloc } from '../../mm/slab.js';
 
 /** Flags a new inode inherits from its directory (EXT4_FL_INHERITED), masked by type. */
 export const EXT4_FL_INHERITED = 0x00000001 | 0x00000002 | 0x00000004 | 0x00000008 | 0x00000010 | 0x00000020 |
@@ -222,7 +223,7 @@ export async function __ext4_new_inode(handle: handle_t, dir: ext4_inode_info, m
   inode.i_file_acl = 0;
   inode.i_dtime = 0;
   inode.i_extra_isize = sbi.s_inode_size > EXT4_GOOD_OLD_INODE_SIZE ? sbi.s_want_extra_isize : 0;
-  inode.i_raw = new Uint8Array(sbi.s_inode_size);
+  inode.i_raw = kzalloc(sbi.s_inode_size);
   if (sbi.s_csum?.metadata_csum) inode.i_csum_seed = ext4_inode_csum_seed(sbi.s_csum, ino, inode.i_generation);
   const type = mode & S_IFMT;
   if (sbi.has_incompat(EXT4_FEATURE_INCOMPAT_EXTENTS) && (type === S_IFREG || type === S_IFDIR || type === S_IFLNK)) {

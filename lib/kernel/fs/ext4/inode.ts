@@ -81,6 +81,7 @@ import {
 import { ext4_file_inode_operations, ext4_file_operations } from './file.js';
 import { ext4_dir_inode_operations, ext4_special_inode_operations } from './namei.js';
 import { ext4_dir_operations } from './dir.js';
+import { kmalloc } from '../../mm/slab.js';
 import {
   ext4_encrypted_symlink_inode_operations, ext4_fast_symlink_inode_operations, ext4_symlink_inode_operations,
 } from './symlink.js';
@@ -128,22 +129,26 @@ async function ext4_inode_table_readahead(sb: super_block, block: number, group:
   }
 }
 
-/** The raw on-disk inode bytes (a copy). */
+/** The raw on-disk inode bytes (a copy of them). */
 export async function ext4_read_raw_inode(sb: super_block, ino: number, func = 'ext4_get_inode_loc'): Promise<{ raw: Uint8Array; block: number; offset: number }> {
   const sbi = EXT4_SB(sb);
   const loc = ext4_inode_loc(sb, ino);
   if (!ext4_block_valid(sb, loc.block))
     throw ext4_error(sb, func, `Invalid inode table block ${loc.block} in block_group ${loc.group}`, { ino });
   await ext4_inode_table_readahead(sb, loc.block, loc.group);
-  let buf: Uint8Array;
+  const isz = sbi.s_inode_size;
+  // Kept by the in-core inode (i_raw) for as long as it is cached: from a slab, not a
+  // buffer of its own; read out of the block's buffer, not out of a copy of the block.
+  const raw = kmalloc(isz);
   try {
-    buf = await ext4_sb_bread(sb, loc.block, func, ino);
+    if (sbi.s_dev.read_range && !sbi.s_overlay.has(loc.block)) await sbi.s_dev.read_range(loc.block, loc.offset, raw);
+    else raw.set((await ext4_sb_bread(sb, loc.block, func, ino)).subarray(loc.offset, loc.offset + isz));
   } catch (e) {
     // __ext4_get_inode_loc: a failed read is an ext4 error (errors= applies); the call fails with EIO.
     if ((e as { errno?: number }).errno === EIO) ext4_error(sb, func, 'unable to read itable block', { ino, block: loc.block });
     throw e;
   }
-  return { raw: buf.slice(loc.offset, loc.offset + sbi.s_inode_size), block: loc.block, offset: loc.offset };
+  return { raw, block: loc.block, offset: loc.offset };
 }
 
 function ino_valid(sb: super_block, ino: number, flags: number): boolean {

@@ -1049,6 +1049,12 @@ export function ext4_bdev_dev(sb: super_block): Ext4Dev {
       }
       return out;
     },
+    async read_range(blk: number, offset: number, out: Uint8Array) {
+      const n = bs / sub, i = Math.floor(offset / sub), at = offset - i * sub;
+      if (at + out.length > sub) { out.set((await this.bread(blk)).subarray(offset, offset + out.length)); return; }
+      const bh = await bread(bdev as Parameters<typeof bread>[0], blk * n + i, sub);
+      try { out.set(bh.b_data.subarray(at, at + out.length)); } finally { brelse(bh); }
+    },
     async write(blk: number, data: Uint8Array) {
       const n = bs / sub;
       for (let i = 0; i < n; i++) {
