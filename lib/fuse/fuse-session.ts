@@ -135,6 +135,8 @@ export class FuseSession {
   private idleWaiters: (() => void)[] = [];
   private tail: Promise<void> = Promise.resolve();
   private readPool: Buffer[] = [];
+  /** READDIR reply buffers kept for reuse, as readPool (a walk makes one per directory). */
+  private dirPool: Buffer[] = [];
 
   constructor(private readonly ll: LowLevelOps, private readonly sys: Sys,
     private readonly write: (frame: Buffer) => void, private readonly opts: SessionOptions) {}
@@ -438,16 +440,29 @@ export class FuseSession {
     const plus = req.op === 'readdirplus';
     // Not zeroed (a getdents of 32 KiB asks for 32 KiB, however few entries are left, and
     // zeroing it showed in the profile): every byte sent is written below, padding too.
-    const buf = Buffer.allocUnsafe(OUT_HEADER_SIZE + req.size);
+    // Reused where the write is done with it on return: a new 32 KiB buffer for each of a
+    // walk's READDIRs is memory outside the heap that the collector keeps count of.
+    const need = OUT_HEADER_SIZE + req.size;
+    const pooled = this.opts.writeConsumesFrame === true;
+    let buf = pooled ? this.dirPool.pop() : undefined;
+    if (!buf || buf.length < need) buf = Buffer.allocUnsafe(need);
+    try {
+      await this.readdirInto(req, sys, plus, buf, need);
+    } finally {
+      if (pooled && this.dirPool.length < READ_POOL_MAX) this.dirPool.push(buf);
+    }
+  }
+
+  private async readdirInto(req: FuseRequest & { fh: number; offset: number; size: number }, sys: Sys, plus: boolean, buf: Buffer, need: number): Promise<void> {
     let off = OUT_HEADER_SIZE;
     const size = (len: number) => plus ? direntplusSize(len) : direntSize(len);
-    const room = (len: number) => off + size(len) <= buf.length;
+    const room = (len: number) => off + size(len) <= need;
     const add = (e: DirEntryOut) => {
-        if (plus) {
-          writeEntry(buf, off, e.entry ?? null, this.opts.entryTimeout, this.opts.attrTimeout);
-          if (!e.entry) buf.fill(0, off, off + 128); // nodeid 0: "no attributes for this one"
-          off = writeDirent(buf, off + 128, e.ino, e.off, e.type, e.name);
-        } else off = writeDirent(buf, off, e.ino, e.off, e.type, e.name);
+      if (plus) {
+        writeEntry(buf, off, e.entry ?? null, this.opts.entryTimeout, this.opts.attrTimeout);
+        if (!e.entry) buf.fill(0, off, off + 128); // nodeid 0: "no attributes for this one"
+        off = writeDirent(buf, off + 128, e.ino, e.off, e.type, e.name);
+      } else off = writeDirent(buf, off, e.ino, e.off, e.type, e.name);
     };
     const r = this.noOpendir
       ? await this.ll.readdirNode(sys, req.nodeid, !this.hostPermissions && sys !== this.sys, req.offset, plus, room, add)
