@@ -62,6 +62,9 @@ const OPTIONS_HELP = `Options for -o (comma-separated; repeat -o as you like; "\
   noreaddirplus        kernel transport: no READDIRPLUS at all (by default a directory's
                        first read gets names only, later reads the host marks as
                        followed by stat get full entries)
+  busy_poll=US         kernel transport: keep polling /dev/fuse for US microseconds after
+                       each reply, so that a request right after it is read at once
+                       instead of waking the daemon (default 100; 0: off)
   entry_timeout=S      seconds the host may cache names (default 1)
   attr_timeout=S       seconds the host may cache attributes (default 1)
   hard_remove          libfuse's hard_remove (unlinked open files then stop being readable;

@@ -154,6 +154,39 @@ class WorkerReader implements DevReader {
   }
 }
 
+/**
+ * Busy polling after a reply (as the networking stack's busy_poll): for `windowUs` after
+ * the last reply the event loop is kept from blocking (a setImmediate callback per turn, so
+ * libuv polls with a zero timeout), and a request that follows at once is read without
+ * waking the thread from sleep. The caller of a FUSE request sleeps until its reply and
+ * sends the next right after; a thread that went to sleep in between is woken through the
+ * host's scheduler, on a virtual machine ~40 µs (measured here, 2 vCPUs: one caller's
+ * stat() rate 8,700/s without, 15,800/s with a 100 µs window; a find over 66,000
+ * directories 19.5 s -> 14.7 s). The cost is CPU for at most the window after each reply;
+ * an idle mount costs nothing. 0 turns it off.
+ */
+export class BusyPoll {
+  private last = 0;
+  private spinning = false;
+  /** Turns of the event loop spent polling (for tests). */
+  turns = 0;
+  constructor(private readonly windowUs: number) {}
+  get active(): boolean { return this.spinning; }
+  /** A reply was sent: poll for the window from now. */
+  kick(): void {
+    if (this.windowUs <= 0) return;
+    this.last = performance.now();
+    if (this.spinning) return;
+    this.spinning = true;
+    setImmediate(this.spin);
+  }
+  private spin = (): void => {
+    this.turns++;
+    if ((performance.now() - this.last) * 1000 < this.windowUs) setImmediate(this.spin);
+    else this.spinning = false;
+  };
+}
+
 export function makeReader(kind: ReaderKind, fd: number, bufSize: number): DevReader {
   if (kind === 'poll' && pollAvailable()) return new PollReader(fd, bufSize);
   return new WorkerReader(fd, bufSize);

@@ -30,7 +30,7 @@ import os from 'node:os';
 import path from 'node:path';
 import createDebug from 'debug';
 import type { Sys } from '../kernel/include/sys.js';
-import { makeReader, type DevReader, type ReaderKind } from './dev-reader.js';
+import { BusyPoll, makeReader, type DevReader, type ReaderKind } from './dev-reader.js';
 import { FuseSession, type Caller } from './fuse-session.js';
 import type { LowLevelOps } from './ll-ops.js';
 import { findMount } from './mountinfo.js';
@@ -51,6 +51,8 @@ export interface KernelMountOptions {
   entryTimeout: number;
   attrTimeout: number;
   reader: ReaderKind;
+  /** busy_poll=: µs the event loop keeps polling after each reply (dev-reader.ts, BusyPoll). */
+  busyPollUs: number;
   /** The Sys of a caller (kernel.sysAs). */
   sysFor?: (c: Caller) => Sys;
   log: (msg: string) => void;
@@ -180,7 +182,8 @@ export class KernelFuseMount extends EventEmitter {
     debug('mount %o', args);
     const m = new KernelFuseMount(mnt, fd);
     m.log = opts.log;
-    const write = (frame: Buffer) => { fs.writeSync(fd, frame); };
+    const busy = new BusyPoll(opts.busyPollUs);
+    const write = (frame: Buffer) => { fs.writeSync(fd, frame); busy.kick(); };
     m.session = new FuseSession(ll, sys, write, {
       maxWrite: opts.maxWrite, entryTimeout: opts.entryTimeout, attrTimeout: opts.attrTimeout,
       sysFor: opts.sysFor, log: opts.log, readOnly: opts.readOnly, serialize: opts.serialize,

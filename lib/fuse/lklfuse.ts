@@ -99,6 +99,8 @@ const FUSE_DEVICE = () => process.env.LKLFUSE_TEST_FUSE_DEVICE || '/dev/fuse';
 const MAX_WRITE = 131072;
 /** max_write of the kernel transport: 1 MiB (max_pages 256, the FUSE module's limit). */
 const KERNEL_MAX_WRITE = 1 << 20;
+/** busy_poll= default, µs (dev-reader.ts, BusyPoll). */
+export const DEFAULT_BUSY_POLL_US = 100;
 const UMOUNT_TIMEOUT_MS = 60_000;
 
 let logFd: number | undefined;
@@ -390,7 +392,7 @@ export async function runDaemon(args: LklfuseArgs): Promise<number> {
         allowOther: opts.allowOther, defaultPermissions: opts.defaultPermissions,
         extra: opts.fuse, maxWrite: KERNEL_MAX_WRITE,
         entryTimeout: opts.entryTimeout ?? 1, attrTimeout: opts.attrTimeout ?? 1,
-        reader: opts.reader ?? 'poll', serialize: args.singleThreaded, readdirplus: !opts.noReaddirplus, intr: opts.intr,
+        reader: opts.reader ?? 'poll', busyPollUs: opts.busyPollUs ?? DEFAULT_BUSY_POLL_US, serialize: args.singleThreaded, readdirplus: !opts.noReaddirplus, intr: opts.intr,
         sysFor: k.sysAs ? (c) => k.sysAs!(c) : undefined, posixAcl,
         log,
       }).catch(async (e: Error) => {

@@ -604,8 +604,11 @@ export class LowLevelOps {
       this.nodeDirs.delete(nodeid);
       this.nodeDirs.set(nodeid, fh); // most recently used last
     } else {
-      const fd = await this.opendir(this.sys, nodeid);
+      // The daemon's own open (root: "." from the node's descriptor needs no permission)
+      const fd = await this.sys.openat(n.fd, '.', O_RDONLY | O_DIRECTORY | O_CLOEXEC);
       if (fd < 0) return fd;
+      this.addHandle(fd, null);
+      this.dirs.set(fd, { node: n, pos: 0, pending: [], eof: false });
       if (fh === undefined && this.node(nodeid) === n) {
         this.nodeDirs.set(nodeid, fd);
         await this.trimNodeDirs();

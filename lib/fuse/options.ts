@@ -45,6 +45,8 @@ export interface LklfuseOptions {
   transport?: 'kernel' | 'fuse-native';
   /** reader= (kernel transport): how /dev/fuse is read, 'poll' (default) or 'worker'. */
   reader?: 'poll' | 'worker';
+  /** busy_poll= (kernel transport): µs of polling after each reply (default 100, 0 off). */
+  busyPollUs?: number;
   /** noreaddirplus (kernel transport): plain READDIR only. */
   noReaddirplus?: boolean;
   /** entry_timeout= / attr_timeout= in seconds (libfuse's names; both transports). */
@@ -202,6 +204,12 @@ export function parseOptions(lists: string[]): LklfuseOptions {
           break;
         }
         case 'noreaddirplus': o.noReaddirplus = true; break;
+        case 'busy_poll': {
+          const v = need();
+          if (!/^\d+$/.test(v) || Number(v) > 1_000_000) throw new OptionError(`busy_poll must be microseconds from 0 to 1000000: '${v}'`);
+          o.busyPollUs = Number(v);
+          break;
+        }
         case 'entry_timeout': case 'attr_timeout': {
           const v = need();
           if (!/^\d+(\.\d+)?$/.test(v)) throw new OptionError(`invalid value for ${name}: '${v}'`);
@@ -227,7 +235,7 @@ export function parseOptions(lists: string[]): LklfuseOptions {
 /** lklfuse's own -o options as --help lists them, "=" where a value follows (for shell completion). */
 export const OWN_OPTIONS = [
   'type=', 'part=', 'ro', 'rw', 'mb=', 'opts=', 'lock=', 'nolock', 'log=', 'fsname=', 'subtype=',
-  'allow_other', 'default_permissions', 'transport=', 'noreaddirplus', 'entry_timeout=', 'attr_timeout=',
+  'allow_other', 'default_permissions', 'transport=', 'noreaddirplus', 'busy_poll=', 'entry_timeout=', 'attr_timeout=',
   'hard_remove', 'intr', 'hung_task_timeout=',
 ] as const;
 const OPTION_VALUES: Record<string, readonly string[]> = { type: SUPPORTED_TYPES, transport: ['kernel', 'fuse-native'] };

@@ -65,6 +65,8 @@ t.test('parseOptions', async (t) => {
     // Both transports take these (lklfuse hands them to libfuse for fuse-native).
     ['cache timeouts, value 0 kept', ['entry_timeout=0,attr_timeout=1.5'], { entryTimeout: 0, attrTimeout: 1.5, fuse: [] }],
     ['transport and reader', ['transport=kernel,reader=worker,noreaddirplus'], { transport: 'kernel', reader: 'worker', noReaddirplus: true }],
+    ['busy polling, 0 kept', ['busy_poll=0'], { busyPollUs: 0, fuse: [] }],
+    ['busy polling', ['busy_poll=250'], { busyPollUs: 250, fuse: [] }],
     ['mount.fuse / fstab noise is ignored', ['rw,dev,suid,exec,auto,noauto,user,users,nofail,_netdev,defaults,x-systemd.automount,comment=foo'],
       { readOnly: false, fuse: [], ignored: ['dev', 'suid', 'exec', 'auto', 'noauto', 'user', 'users', 'nofail', '_netdev', 'defaults', 'x-systemd.automount', 'comment=foo'] }],
     ['what mount -t fuse.lklfuse passes', ['rw,nosuid,nodev,relatime,type=vfat'], { type: 'vfat', fuse: ['nosuid', 'nodev', 'relatime'] }],
@@ -73,6 +75,8 @@ t.test('parseOptions', async (t) => {
 
   const bad: [string, string, RegExp][] = [
     ['part not a number', 'part=x', /invalid value for part/],
+    ['busy_poll not microseconds', 'busy_poll=0.5', /busy_poll must be microseconds/],
+    ['busy_poll too long', 'busy_poll=2000000', /busy_poll must be microseconds/],
     ['part out of range', 'part=300', /part must be between 0 and 255/],
     ['mb too small', 'mb=1', /mb must be between/],
     ['type without value', 'type=', /type needs a value/],
