@@ -19,7 +19,7 @@ let used = 0;
 /** `size` bytes, not zeroed (the caller fills them all). A plain Uint8Array: slice() copies. */
 export function kmalloc(size: number): Uint8Array {
   if (size > KMALLOC_MAX_SLAB) return new Uint8Array(size);
-  const need = (size + 7) & ~7; // size <= 1024: the 32-bit operator is exact here
+  const need = Math.ceil(size / 8) * 8;
   if (used + need > SLAB_BYTES) { slab = new ArrayBuffer(SLAB_BYTES); used = 0; }
   const b = new Uint8Array(slab, used, size);
   used += need;
