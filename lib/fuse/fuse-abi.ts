@@ -303,12 +303,15 @@ export function writeOutHeader(b: Buffer, unique: bigint, error: number): void {
 }
 
 function w64(b: Buffer, off: number, v: number): void {
-  b.writeBigInt64LE(BigInt(Math.trunc(v)), off); // signed: times before 1970 stay negative
+  // signed: times before 1970 stay negative (two's complement: hi is floor(v / 2^32))
+  const n = Math.trunc(v), hi = Math.floor(n / U32);
+  const d = viewOf(b);
+  d.setUint32(off, n - hi * U32, true); d.setInt32(off + 4, hi, true);
 }
 function wu64(b: Buffer, off: number, v: number): void {
   const n = v > 0 ? Math.floor(v) : 0;
-  b.writeUInt32LE(n % U32, off);
-  b.writeUInt32LE(Math.floor(n / U32) % U32, off + 4);
+  const d = viewOf(b);
+  d.setUint32(off, n % U32, true); d.setUint32(off + 4, Math.floor(n / U32) % U32, true);
 }
 
 /** What struct fuse_attr carries (the kernel's struct stat fits). */
@@ -318,29 +321,30 @@ export interface AttrSource {
   atime: { sec: number; nsec: number }; mtime: { sec: number; nsec: number }; ctime: { sec: number; nsec: number };
 }
 
-/** struct fuse_attr at `off`. */
+/** struct fuse_attr at `off` (u32 fields as DataView stores them: modulo 2^32, like >>> 0). */
 export function writeAttr(b: Buffer, off: number, a: AttrSource): void {
   wu64(b, off, a.ino); wu64(b, off + 8, a.size); wu64(b, off + 16, a.blocks);
   w64(b, off + 24, a.atime.sec); w64(b, off + 32, a.mtime.sec); w64(b, off + 40, a.ctime.sec);
-  b.writeUInt32LE(a.atime.nsec >>> 0, off + 48); b.writeUInt32LE(a.mtime.nsec >>> 0, off + 52); b.writeUInt32LE(a.ctime.nsec >>> 0, off + 56);
-  b.writeUInt32LE(a.mode >>> 0, off + 60); b.writeUInt32LE(a.nlink >>> 0, off + 64);
-  b.writeUInt32LE(a.uid >>> 0, off + 68); b.writeUInt32LE(a.gid >>> 0, off + 72);
-  b.writeUInt32LE(a.rdev >>> 0, off + 76); b.writeUInt32LE(a.blksize >>> 0, off + 80); // bits32: u32 fields of fuse_attr
-  b.writeUInt32LE(0, off + 84);
+  const d = viewOf(b);
+  d.setUint32(off + 48, a.atime.nsec, true); d.setUint32(off + 52, a.mtime.nsec, true); d.setUint32(off + 56, a.ctime.nsec, true);
+  d.setUint32(off + 60, a.mode, true); d.setUint32(off + 64, a.nlink, true);
+  d.setUint32(off + 68, a.uid, true); d.setUint32(off + 72, a.gid, true);
+  d.setUint32(off + 76, a.rdev, true); d.setUint32(off + 80, a.blksize, true);
+  d.setUint32(off + 84, 0, true);
 }
 
 /** A timeout in seconds as (u64 seconds, u32 nanoseconds). */
 function writeValid(b: Buffer, secOff: number, nsecOff: number, seconds: number): void {
   const s = Math.floor(seconds);
   wu64(b, secOff, s);
-  b.writeUInt32LE(Math.round((seconds - s) * 1e9) >>> 0, nsecOff);
+  viewOf(b).setUint32(nsecOff, Math.round((seconds - s) * 1e9), true);
 }
 
 export interface Entry { nodeid: number; generation: number; attr: AttrSource }
 
 /** struct fuse_entry_out at `off` (nodeid 0 = a negative entry). */
 export function writeEntry(b: Buffer, off: number, e: Entry | null, entryValid: number, attrValid: number): void {
-  b.fill(0, off, off + ENTRY_OUT_SIZE);
+  fillBytes.call(b, 0, off, off + ENTRY_OUT_SIZE);
   if (!e) { writeValid(b, off + 16, off + 32, entryValid); return; }
   wu64(b, off, e.nodeid); wu64(b, off + 8, e.generation);
   writeValid(b, off + 16, off + 32, entryValid);
@@ -414,12 +418,31 @@ export function encodeIoctlOut(result: number, data?: Uint8Array): Buffer {
 export const direntSize = (nameLen: number) => (DIRENT_SIZE + nameLen + 7) & ~7;
 export const direntplusSize = (nameLen: number) => ENTRY_OUT_SIZE + direntSize(nameLen);
 
+/*
+ * Directory replies are written through a DataView and TypedArray builtins rather than
+ * Buffer's methods, whose argument checks are JavaScript: a listing runs this once per
+ * entry, and right after the daemon starts (a cold `ls`) that code is still interpreted.
+ */
+let dvBuf: Uint8Array | null = null;
+let dvView: DataView | null = null;
+function viewOf(b: Uint8Array): DataView {
+  if (b !== dvBuf) { dvBuf = b; dvView = new DataView(b.buffer, b.byteOffset, b.byteLength); }
+  return dvView!;
+}
+const fillBytes = Uint8Array.prototype.fill;
+
+/** Zeroes bytes [from, to) of `b` (Uint8Array's fill, without Buffer's argument checks). */
+export function zeroBytes(b: Uint8Array, from: number, to: number): void { fillBytes.call(b, 0, from, to); }
+
 /** struct fuse_dirent at `off`; returns the next offset. */
 export function writeDirent(b: Buffer, off: number, ino: number, nextOff: number, type: number, name: Uint8Array): number {
   const n = direntSize(name.length);
-  wu64(b, off, ino); wu64(b, off + 8, nextOff);
-  b.writeUInt32LE(name.length, off + 16); b.writeUInt32LE(type >>> 0, off + 20);
+  const v = viewOf(b);
+  const i = ino > 0 ? Math.floor(ino) : 0, o = nextOff > 0 ? Math.floor(nextOff) : 0;
+  v.setUint32(off, i % U32, true); v.setUint32(off + 4, Math.floor(i / U32) % U32, true);
+  v.setUint32(off + 8, o % U32, true); v.setUint32(off + 12, Math.floor(o / U32) % U32, true);
+  v.setUint32(off + 16, name.length, true); v.setUint32(off + 20, type, true);
   b.set(name, off + DIRENT_SIZE);
-  b.fill(0, off + DIRENT_SIZE + name.length, off + n);
+  fillBytes.call(b, 0, off + DIRENT_SIZE + name.length, off + n);
   return off + n;
 }

@@ -34,7 +34,7 @@ import {
   encodeInitOut, encodeOpenOut, encodeStatfsOut, encodeU32Pair, encodeU64, parseHeader, parseRequest,
   replyFrame, writeDirent, writeEntry, writeOutHeader, type Entry, type FuseRequest, type InHeader,
   FUSE_AUTO_INVAL_DATA, FUSE_DONT_MASK, FUSE_POSIX_ACL, FUSE_HAS_IOCTL_DIR, encodeIoctlOut,
-  FUSE_IOCTL_DIR, FUSE_NO_OPENDIR_SUPPORT,
+  FUSE_IOCTL_DIR, FUSE_NO_OPENDIR_SUPPORT, zeroBytes,
 } from './fuse-abi.js';
 import type { DirEntryOut, LowLevelOps } from './ll-ops.js';
 
@@ -459,8 +459,8 @@ export class FuseSession {
     const room = (len: number) => off + size(len) <= need;
     const add = (e: DirEntryOut) => {
       if (plus) {
-        writeEntry(buf, off, e.entry ?? null, this.opts.entryTimeout, this.opts.attrTimeout);
-        if (!e.entry) buf.fill(0, off, off + 128); // nodeid 0: "no attributes for this one"
+        if (e.entry) writeEntry(buf, off, e.entry, this.opts.entryTimeout, this.opts.attrTimeout);
+        else zeroBytes(buf, off, off + 128); // nodeid 0: "no attributes for this one"
         off = writeDirent(buf, off + 128, e.ino, e.off, e.type, e.name);
       } else off = writeDirent(buf, off, e.ino, e.off, e.type, e.name);
     };
