@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { makeExtImage, makeVfatImage } from '../lib/images.js';
-import { E2FSPROGS_FIXTURES, unpackFixture } from '../lib/fixtures.js';
+import { E2FSPROGS_FIXTURES, fixturesSkip, unpackFixture } from '../lib/fixtures.js';
 import { readMountinfo } from '../../lib/fuse/mountinfo.js';
 import { BIN, box, type Box, fuseSkip, lklfuse, realEnv, sha256File, overTransports } from './real-helpers.js';
 
@@ -21,6 +21,8 @@ interface Case {
   message: RegExp;
   /** Also run with -f (the foreground daemon reports the same line). */
   foreground?: boolean;
+  /** Uses the shared e2fsprogs fixtures (skipped, saying where they were looked for, without). */
+  fixtures?: boolean;
 }
 
 const ext4 = (b: Box, name = 'ext4.img') => makeExtImage({ type: 'ext4', sizeMiB: 8, path: b.path(name) });
@@ -117,6 +119,7 @@ const cases: Case[] = [
       fs.writeFileSync(image, img);
       return { image, mnt: b.mnt() };
     },
+    fixtures: true,
     message: /^lklfuse: .*fc\.img: cannot mount the ext4 filesystem: Operation not supported \[kernel: EXT4-fs \(vda\): the journal holds fast commits \(transaction 6\) that lkl-ts cannot replay: mount read-only, or replay them with e2fsck -fy \(or the Linux kernel\) first\]$/,
   },
   {
@@ -179,7 +182,7 @@ function runAsNobody(args: string[], env: NodeJS.ProcessEnv): { status: number |
 overTransports(t, (t) => {
   for (const c of cases) {
     for (const mode of c.foreground ? ['background', 'foreground'] as const : ['background'] as const) {
-      t.test(`${c.name} (${mode})`, { skip }, async (t) => {
+      t.test(`${c.name} (${mode})`, { skip: skip || (c.fixtures ? fixturesSkip() : false) }, async (t) => {
         const b = box(t, 'err');
         const s = await c.setup(b);
         const before = await mountsAt(s.mnt);
