@@ -344,7 +344,7 @@ export interface Entry { nodeid: number; generation: number; attr: AttrSource }
 
 /** struct fuse_entry_out at `off` (nodeid 0 = a negative entry). */
 export function writeEntry(b: Buffer, off: number, e: Entry | null, entryValid: number, attrValid: number): void {
-  fillBytes.call(b, 0, off, off + ENTRY_OUT_SIZE);
+  zeroBytes(b, off, off + ENTRY_OUT_SIZE);
   if (!e) { writeValid(b, off + 16, off + 32, entryValid); return; }
   wu64(b, off, e.nodeid); wu64(b, off + 8, e.generation);
   writeValid(b, off + 16, off + 32, entryValid);
@@ -437,12 +437,10 @@ export function zeroBytes(b: Uint8Array, from: number, to: number): void { fillB
 /** struct fuse_dirent at `off`; returns the next offset. */
 export function writeDirent(b: Buffer, off: number, ino: number, nextOff: number, type: number, name: Uint8Array): number {
   const n = direntSize(name.length);
+  wu64(b, off, ino); wu64(b, off + 8, nextOff);
   const v = viewOf(b);
-  const i = ino > 0 ? Math.floor(ino) : 0, o = nextOff > 0 ? Math.floor(nextOff) : 0;
-  v.setUint32(off, i % U32, true); v.setUint32(off + 4, Math.floor(i / U32) % U32, true);
-  v.setUint32(off + 8, o % U32, true); v.setUint32(off + 12, Math.floor(o / U32) % U32, true);
   v.setUint32(off + 16, name.length, true); v.setUint32(off + 20, type, true);
   b.set(name, off + DIRENT_SIZE);
-  fillBytes.call(b, 0, off + DIRENT_SIZE + name.length, off + n);
+  zeroBytes(b, off + DIRENT_SIZE + name.length, off + n);
   return off + n;
 }

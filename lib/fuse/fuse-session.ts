@@ -85,13 +85,6 @@ export interface SessionOptions {
   hostChecks?: boolean;
   /** The host kernel checks file modes itself (default_permissions). */
   hostPermissions?: boolean;
-  /**
-   * Answer OPENDIR with ENOSYS when the kernel supports it (FUSE_NO_OPENDIR_SUPPORT), so
-   * that it sends no OPENDIR/RELEASEDIR (ll-ops.ts, readdirNode). Default true; it is done
-   * only where OPENDIR checks nothing the host kernel does not: with hostPermissions (or
-   * FUSE_POSIX_ACL, which turns them on) or on a mount only its owner reaches (!hostChecks).
-   */
-  noOpendir?: boolean;
 }
 
 /* READ reply buffers kept for reuse (each in-flight READ holds one). */
@@ -118,7 +111,12 @@ export class FuseSession {
   minor = 0;
   /** The flags agreed in INIT. */
   initFlags = 0;
-  /** OPENDIR is answered ENOSYS (SessionOptions.noOpendir), decided at INIT. */
+  /**
+   * OPENDIR is answered ENOSYS, decided at INIT: where the kernel supports it
+   * (FUSE_NO_OPENDIR_SUPPORT) it then sends no OPENDIR/RELEASEDIR (ll-ops.ts, readdirNode).
+   * Only where OPENDIR checks nothing the host kernel does not: with hostPermissions (or
+   * FUSE_POSIX_ACL, which turns them on) or on a mount only its owner reaches (!hostChecks).
+   */
   noOpendir = false;
   /** The host kernel checks modes (default_permissions or FUSE_POSIX_ACL), decided at INIT. */
   private hostPermissions = false;
@@ -402,8 +400,7 @@ export class FuseSession {
     const flags = (req.flags & offered) >>> 0;
     this.initFlags = flags;
     this.hostPermissions = !!this.opts.hostPermissions || (flags & FUSE_POSIX_ACL) !== 0;
-    this.noOpendir = this.opts.noOpendir !== false && (req.flags & FUSE_NO_OPENDIR_SUPPORT) !== 0 &&
-      this.minor >= 29 && (this.hostPermissions || !this.opts.hostChecks);
+    this.noOpendir = (req.flags & FUSE_NO_OPENDIR_SUPPORT) !== 0 && (this.hostPermissions || !this.opts.hostChecks);
     const maxPages = Math.ceil(this.opts.maxWrite / 4096);
     this.initialized = true;
     debug('INIT: kernel %d.%d flags %s; answering 7.%d flags %s max_write %d', req.major, req.minor, req.flags.toString(16), this.minor, flags.toString(16), this.opts.maxWrite);

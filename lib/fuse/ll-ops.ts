@@ -528,11 +528,20 @@ export class LowLevelOps {
   async opendir(sys: Sys, nodeid: number): Promise<number> {
     const n = this.node(nodeid);
     if (!n) return -ESTALE;
-    const fd = await this.openDir(sys, n, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    return this.dirHandle(n, await this.openDir(sys, n, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  }
+
+  /** `fd` (or an error) as a directory handle of `n`: readdir() and release() know it. */
+  private dirHandle(n: Node, fd: number): number {
     if (fd < 0) return fd;
     this.addHandle(fd, null);
     this.dirs.set(fd, { node: n, pos: 0, pending: [], eof: false });
     return fd;
+  }
+
+  /** A directory handle of `n` opened by the daemon (root: "." from its descriptor needs no permission). */
+  private async daemonDirHandle(n: Node): Promise<number> {
+    return this.dirHandle(n, await this.sys.openat(n.fd, '.', O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   }
 
   /**
@@ -604,11 +613,8 @@ export class LowLevelOps {
       this.nodeDirs.delete(nodeid);
       this.nodeDirs.set(nodeid, fh); // most recently used last
     } else {
-      // The daemon's own open (root: "." from the node's descriptor needs no permission)
-      const fd = await this.sys.openat(n.fd, '.', O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      const fd = await this.daemonDirHandle(n);
       if (fd < 0) return fd;
-      this.addHandle(fd, null);
-      this.dirs.set(fd, { node: n, pos: 0, pending: [], eof: false });
       if (fh === undefined && this.node(nodeid) === n) {
         this.nodeDirs.set(nodeid, fd);
         await this.trimNodeDirs();
@@ -635,7 +641,9 @@ export class LowLevelOps {
 
   /** FSYNCDIR without OPENDIR (handle 0): fsync of the directory node. */
   async fsyncDir(nodeid: number, datasync: boolean): Promise<number> {
-    const fd = await this.opendir(this.sys, nodeid);
+    const n = this.node(nodeid);
+    if (!n) return -ESTALE;
+    const fd = await this.daemonDirHandle(n);
     if (fd < 0) return fd;
     try {
       return await this.fsync(this.sys, fd, datasync);

@@ -209,7 +209,6 @@ export interface address_space_operations {
   bmap?(mapping: address_space, block: number): Promise<number>;
 }
 
-/** struct address_space: the page cache of one inode (or block device). */
 /**
  * What an empty d_subdirs or pages map reads as until its first entry: most dentries never
  * have children and most cached inodes no pages, and a Map each is ~250 bytes (a walk of a
@@ -221,6 +220,7 @@ class EmptyMap<K, V> extends Map<K, V> {
 const NO_PAGES: Map<number, page> = new EmptyMap();
 const NO_SUBDIRS: Map<string, dentry> = new EmptyMap();
 
+/** struct address_space: the page cache of one inode (or block device). */
 export class address_space {
   private _pages: Map<number, page> | null = null;
   /** The cached pages by index (read-only view while there are none: see pages_rw). */
